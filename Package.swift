@@ -1,0 +1,48 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// The CPU kernels need a real vector ISA: without one Swift lowers `addingProduct` to `fmaf`
+// library calls. x86-64-v3 (AVX2 + FMA) is the floor; `CPUFeatures` checks it at run time so a
+// binary refuses with a clear error instead of dying with SIGILL on an older CPU.
+let cpuKernelFlags: [SwiftSetting] = [
+  .unsafeFlags(["-Xcc", "-march=x86-64-v3", "-Ounchecked"], .when(platforms: [.linux])),
+]
+
+let package = Package(
+  name: "flash-attention-swift",
+  platforms: [.macOS(.v15)],
+  products: [
+    .library(name: "FlashAttention", targets: ["FlashAttention"]),
+    .executable(name: "flash-attention", targets: ["flash-attention"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+  ],
+  targets: [
+    .target(name: "FlashAttentionCore"),
+    .target(
+      name: "FlashAttentionCPU",
+      dependencies: ["FlashAttentionCore"],
+      swiftSettings: cpuKernelFlags),
+    .target(name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore"]),
+    .target(
+      name: "FlashAttention",
+      dependencies: ["FlashAttentionCore", "FlashAttentionCPU", "FlashAttentionCUDA"]),
+    .executableTarget(
+      name: "flash-attention",
+      dependencies: [
+        "FlashAttention",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .target(name: "FlashAttentionTestSupport", dependencies: ["FlashAttention"], path: "Tests/Support"),
+    .testTarget(
+      name: "FlashAttentionCoreTests", dependencies: ["FlashAttentionCore", "FlashAttentionTestSupport"]),
+    .testTarget(
+      name: "FlashAttentionCPUTests", dependencies: ["FlashAttentionCPU", "FlashAttentionTestSupport"]),
+    .testTarget(
+      name: "FlashAttentionCUDATests", dependencies: ["FlashAttentionCUDA", "FlashAttentionTestSupport"]),
+    .testTarget(
+      name: "FlashAttentionTests", dependencies: ["FlashAttention", "FlashAttentionTestSupport"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

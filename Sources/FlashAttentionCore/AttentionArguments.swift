@@ -1,0 +1,172 @@
+/// A validated forward call: tensors checked against each other and the options resolved.
+/// Backends receive only this, so they never re-validate.
+public struct ForwardArguments: Sendable {
+  public let q: TensorView
+  public let k: TensorView
+  public let v: TensorView
+  /// `[batch, seqlen_q, heads_q, head_dim_v]`, same dtype as q.
+  public let out: TensorView
+  /// float32 `[batch, heads_q, seqlen_q]`, natural log. A row with no visible key gets -inf.
+  public let lse: TensorView
+  public let shape: AttentionShape
+  public let options: AttentionOptions
+  public let scale: Float
+  public let mask: AttentionMask
+
+  /// Checks ranks, sizes, dtypes, strides and options, and names the first offending argument.
+  public init(
+    q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView,
+    options: AttentionOptions
+  ) throws(FlashAttentionError) {
+    let shape = try TensorChecks.shape(q: q, k: k, v: v)
+    try options.validate()
+    try TensorChecks.expect(out, "out", shape: shape.oShape, dtype: q.dtype, location: q.location)
+    try TensorChecks.expect(lse, "lse", shape: shape.lseShape, dtype: .float32, location: q.location)
+    self.q = q
+    self.k = k
+    self.v = v
+    self.out = out
+    self.lse = lse
+    self.shape = shape
+    self.options = options
+    self.scale = options.resolvedScale(headDim: shape.headDim)
+    self.mask = AttentionMask(options: options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK)
+  }
+}
+
+/// A validated backward call. dK and dV are summed over the query heads of a GQA group.
+public struct BackwardArguments: Sendable {
+  public let q: TensorView
+  public let k: TensorView
+  public let v: TensorView
+  public let out: TensorView
+  public let lse: TensorView
+  public let dOut: TensorView
+  public let dQ: TensorView
+  public let dK: TensorView
+  public let dV: TensorView
+  public let shape: AttentionShape
+  public let options: AttentionOptions
+  public let scale: Float
+  public let mask: AttentionMask
+
+  public init(
+    q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView,
+    dOut: TensorView, dQ: TensorView, dK: TensorView, dV: TensorView, options: AttentionOptions
+  ) throws(FlashAttentionError) {
+    let shape = try TensorChecks.shape(q: q, k: k, v: v)
+    try options.validate()
+    let dtype = q.dtype
+    let location = q.location
+    try TensorChecks.expect(out, "out", shape: shape.oShape, dtype: dtype, location: location)
+    try TensorChecks.expect(lse, "lse", shape: shape.lseShape, dtype: .float32, location: location)
+    try TensorChecks.expect(dOut, "dout", shape: shape.oShape, dtype: dtype, location: location)
+    try TensorChecks.expect(dQ, "dq", shape: shape.qShape, dtype: dtype, location: location)
+    try TensorChecks.expect(dK, "dk", shape: shape.kShape, dtype: dtype, location: location)
+    try TensorChecks.expect(dV, "dv", shape: shape.vShape, dtype: dtype, location: location)
+    self.q = q
+    self.k = k
+    self.v = v
+    self.out = out
+    self.lse = lse
+    self.dOut = dOut
+    self.dQ = dQ
+    self.dK = dK
+    self.dV = dV
+    self.shape = shape
+    self.options = options
+    self.scale = options.resolvedScale(headDim: shape.headDim)
+    self.mask = AttentionMask(options: options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK)
+  }
+}
+
+/// The shared tensor checks behind both argument types.
+enum TensorChecks {
+  static func shape(q: TensorView, k: TensorView, v: TensorView) throws(FlashAttentionError) -> AttentionShape {
+    try rank4(q, "q")
+    try rank4(k, "k")
+    try rank4(v, "v")
+    for (tensor, name) in [(k, "k"), (v, "v")] {
+      if tensor.dtype != q.dtype {
+        throw .invalidArgument(name: "\(name).dtype", value: "\(tensor.dtype)", reason: "must match q.dtype (\(q.dtype))")
+      }
+      if tensor.location != q.location {
+        throw .invalidArgument(
+          name: "\(name).location", value: "\(tensor.location)", reason: "must match q's (\(q.location))")
+      }
+      if tensor.shape[0] != q.shape[0] {
+        throw .invalidArgument(
+          name: "\(name).shape[0]", value: "\(tensor.shape[0])", reason: "batch must match q.shape[0] (\(q.shape[0]))")
+      }
+    }
+    if v.shape[1] != k.shape[1] {
+      throw .invalidArgument(
+        name: "v.shape[1]", value: "\(v.shape[1])", reason: "seqlen_k must match k.shape[1] (\(k.shape[1]))")
+    }
+    if v.shape[2] != k.shape[2] {
+      throw .invalidArgument(
+        name: "v.shape[2]", value: "\(v.shape[2])", reason: "heads_kv must match k.shape[2] (\(k.shape[2]))")
+    }
+    if k.shape[3] != q.shape[3] {
+      throw .invalidArgument(
+        name: "k.shape[3]", value: "\(k.shape[3])", reason: "head_dim must match q.shape[3] (\(q.shape[3]))")
+    }
+    let shape = AttentionShape(
+      batch: q.shape[0], seqlenQ: q.shape[1], seqlenK: k.shape[1], headsQ: q.shape[2],
+      headsKV: k.shape[2], headDim: q.shape[3], headDimV: v.shape[3])
+    try shape.validate()
+    return shape
+  }
+
+  static func rank4(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
+    if tensor.shape.count != 4 {
+      throw .invalidArgument(
+        name: "\(name).shape", value: "\(tensor.shape)", reason: "must have rank 4 [batch, seqlen, heads, head_dim]")
+    }
+    try strides(tensor, name)
+  }
+
+  static func strides(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
+    if tensor.strides.count != tensor.shape.count {
+      throw .invalidArgument(
+        name: "\(name).strides", value: "\(tensor.strides)", reason: "needs one stride per dimension of \(tensor.shape)")
+    }
+    if let last = tensor.strides.last, last != 1, (tensor.shape.last ?? 0) > 1 {
+      throw .invalidArgument(name: "\(name).strides", value: "\(tensor.strides)", reason: "the last stride must be 1")
+    }
+    if tensor.strides.contains(where: { $0 < 0 }) {
+      throw .invalidArgument(name: "\(name).strides", value: "\(tensor.strides)", reason: "strides must be >= 0")
+    }
+  }
+
+  static func expect(
+    _ tensor: TensorView, _ name: String, shape: [Int], dtype: DType, location: MemoryLocation
+  ) throws(FlashAttentionError) {
+    if tensor.shape != shape {
+      throw .invalidArgument(name: "\(name).shape", value: "\(tensor.shape)", reason: "must be \(shape)")
+    }
+    try strides(tensor, name)
+    if tensor.dtype != dtype {
+      throw .invalidArgument(name: "\(name).dtype", value: "\(tensor.dtype)", reason: "must be \(dtype)")
+    }
+    if tensor.location != location {
+      throw .invalidArgument(name: "\(name).location", value: "\(tensor.location)", reason: "must be \(location) like q")
+    }
+  }
+}
+
+/// A compute backend. Arguments arrive validated; a backend throws only for what it cannot do
+/// (`.unsupported`) or what fails underneath it (memory, driver).
+public protocol AttentionBackend: Sendable {
+  /// Short name for tables and messages ("cpu", "cuda:0").
+  var name: String { get }
+  func forward(_ arguments: ForwardArguments) throws(FlashAttentionError)
+  func backward(_ arguments: BackwardArguments) throws(FlashAttentionError)
+}
+
+extension ForwardArguments {
+  /// The problem shape implied by q, k, v (validated), for callers that allocate outputs.
+  public static func inferredShape(q: TensorView, k: TensorView, v: TensorView) throws(FlashAttentionError) -> AttentionShape {
+    try TensorChecks.shape(q: q, k: k, v: v)
+  }
+}

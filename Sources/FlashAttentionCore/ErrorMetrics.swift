@@ -1,0 +1,41 @@
+/// How far a result is from the float64 reference: the measures the tests, `verify` and the
+/// benchmarks share.
+public struct ErrorMetrics: Sendable, CustomStringConvertible {
+  /// ‖out − ref‖₂ / ‖ref‖₂ (absolute ‖out − ref‖₂ when ‖ref‖₂ = 0).
+  public var relativeL2: Double
+  /// max |out − ref|.
+  public var maxAbsolute: Double
+  /// Elements of `out` that are NaN (or infinite where the reference is finite).
+  public var nonFiniteCount: Int
+
+  public init(actual: [Float], expected: [Double]) {
+    precondition(actual.count == expected.count, "ErrorMetrics: \(actual.count) vs \(expected.count) elements")
+    var diffSquares = 0.0
+    var refSquares = 0.0
+    var maxAbs = 0.0
+    var nonFinite = 0
+    for index in 0..<actual.count {
+      let a = Double(actual[index])
+      let e = expected[index]
+      if e.isInfinite && a == e { continue }
+      if !a.isFinite {
+        nonFinite += 1
+        continue
+      }
+      let diff = a - e
+      diffSquares += diff * diff
+      refSquares += e * e
+      maxAbs = Swift.max(maxAbs, abs(diff))
+    }
+    self.relativeL2 = refSquares > 0 ? (diffSquares / refSquares).squareRoot() : diffSquares.squareRoot()
+    self.maxAbsolute = maxAbs
+    self.nonFiniteCount = nonFinite
+  }
+
+  /// True when no element is non-finite and the relative error is at most `tolerance`.
+  public func passes(tolerance: Double) -> Bool { nonFiniteCount == 0 && relativeL2 <= tolerance }
+
+  public var description: String {
+    "rel=\(relativeL2) max=\(maxAbsolute)" + (nonFiniteCount > 0 ? " nonfinite=\(nonFiniteCount)" : "")
+  }
+}
