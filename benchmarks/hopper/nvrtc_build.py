@@ -1,0 +1,54 @@
+"""Compiles hopper_forward.cu with NVRTC (ctypes, no CUDA headers) for one kernel configuration."""
+import ctypes, glob, os, pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SRC = ROOT / "Sources/FlashAttentionCUDA/Hopper/hopper_forward.cu"
+
+
+def _load_nvrtc():
+    cands = [os.environ.get("FLASH_ATTENTION_NVRTC", ""), "/usr/local/cuda/lib64/libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so"]
+    import site
+    for sp in site.getsitepackages():
+        cands += glob.glob(os.path.join(sp, "nvidia/cu13/lib/libnvrtc.so*"))
+    for c in cands:
+        if not c:
+            continue
+        try:
+            return ctypes.CDLL(c)
+        except OSError:
+            pass
+    raise RuntimeError("libnvrtc not found")
+
+
+_nv = None
+
+
+def config_defines(cfg: dict) -> str:
+    keys = ["HEAD_DIM", "HEAD_DIM_V", "BLOCK_N", "STAGES", "FP16", "CAUSAL", "WINDOW", "SOFTCAP", "PINGPONG", "OVERLAP"]
+    return "".join(f"#define FA_{k} {int(cfg[k.lower()])}\n" for k in keys if k.lower() in cfg)
+
+
+def compile_cubin(cfg: dict, arch="sm_90a", extra_opts=()):
+    global _nv
+    if _nv is None:
+        _nv = _load_nvrtc()
+    nv = _nv
+    src = (config_defines(cfg) + SRC.read_text()).encode()
+    prog = ctypes.c_void_p()
+    r = nv.nvrtcCreateProgram(ctypes.byref(prog), src, b"hopper_forward.cu", 0, None, None)
+    assert r == 0, r
+    opts = [f"-arch={arch}".encode(), b"-std=c++17", b"-default-device", b"-Xptxas=-v", *[o.encode() for o in extra_opts]]
+    arr = (ctypes.c_char_p * len(opts))(*opts)
+    rc = nv.nvrtcCompileProgram(prog, len(opts), arr)
+    n = ctypes.c_size_t()
+    nv.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
+    log = ctypes.create_string_buffer(n.value)
+    nv.nvrtcGetProgramLog(prog, log)
+    logs = log.value.decode(errors="replace")
+    if rc != 0:
+        raise RuntimeError(f"NVRTC failed ({rc}):\n{logs}")
+    nv.nvrtcGetCUBINSize(prog, ctypes.byref(n))
+    buf = ctypes.create_string_buffer(n.value)
+    nv.nvrtcGetCUBIN(prog, buf)
+    nv.nvrtcDestroyProgram(ctypes.byref(prog))
+    return buf.raw, logs
