@@ -93,15 +93,21 @@ public struct Verification: Sendable {
   }
 }
 
-/// The inputs of a verification case. A strided input lives in a buffer with 8 extra NaN
-/// elements per row, so a kernel that ignores the strides reads NaN and fails.
-struct VerificationRandom: RandomNumberGenerator {
+/// Seeded random inputs (SplitMix64, Box–Muller normals) for verification and demos. A strided
+/// input lives in a buffer with 8 extra NaN elements per row, so a kernel that ignores the
+/// strides reads NaN and fails.
+public struct VerificationRandom: RandomNumberGenerator, Sendable {
   var state: UInt64
 
-  init(seed: UInt64) { state = seed }
+  public init(seed: UInt64) { state = seed }
+
+  /// A host tensor of standard normal values.
+  public mutating func tensor(_ shape: [Int], dtype: DType) -> HostTensor {
+    input(shape, dtype: dtype, strided: false).storage
+  }
 
   /// SplitMix64.
-  mutating func next() -> UInt64 {
+  public mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -118,21 +124,13 @@ struct VerificationRandom: RandomNumberGenerator {
 
   /// A rank-4 tensor of standard normal values, owning its storage for the view it returns.
   mutating func input(_ shape: [Int], dtype: DType, strided: Bool) -> StridedInput {
-    let padding = strided ? 8 : 0
     var storageShape = shape
-    storageShape[3] += padding
+    if strided { storageShape[storageShape.count - 1] += 8 }
     let storage = HostTensor(shape: storageShape, dtype: dtype)
     let view = TensorView(
       baseAddress: storage.storage, dtype: dtype, shape: shape,
       strides: TensorView.contiguousStrides(for: storageShape))
-    for a in 0..<shape[0] {
-      for b in 0..<shape[1] {
-        for c in 0..<shape[2] {
-          let base = view.offset([a, b, c, 0])
-          for d in 0..<shape[3] { view.storeFloat(normal(), atElementOffset: base + d) }
-        }
-      }
-    }
+    for offset in view.elementOffsets() { view.storeFloat(normal(), atElementOffset: offset) }
     return StridedInput(storage: storage, view: view)
   }
 }
@@ -147,4 +145,20 @@ struct StridedInput {
 private func seconds(since start: ContinuousClock.Instant) -> Double {
   let parts = (ContinuousClock.now - start).components
   return Double(parts.seconds) + Double(parts.attoseconds) * 1e-18
+}
+
+extension TensorView {
+  /// The element offsets of every element, in row-major order of the shape (any rank).
+  public func elementOffsets() -> [Int] {
+    var offsets = [0]
+    for axis in 0..<shape.count {
+      offsets = offsets.flatMap { base in (0..<shape[axis]).map { base + $0 * strides[axis] } }
+    }
+    return offsets
+  }
+
+  /// Every element widened to Float, in row-major order of the shape (any strides).
+  public func gatherFloats() -> [Float] {
+    elementOffsets().map { loadFloat(atElementOffset: $0) }
+  }
 }

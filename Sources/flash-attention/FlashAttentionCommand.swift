@@ -1,13 +1,37 @@
 import ArgumentParser
+import FlashAttention
 
 @main
-struct FlashAttentionCommand: ParsableCommand {
+struct FlashAttentionCommand: AsyncParsableCommand {
+  /// The tool's and the library's version.
+  static let version = "0.1.0"
+
   static let configuration = CommandConfiguration(
     commandName: "flash-attention",
     abstract: "Exact scaled dot-product attention with FlashAttention, on NVIDIA GPUs and CPUs.",
+    discussion: """
+      With no subcommand it runs `demo`: attention forward and backward on random data, checked \
+      against a float64 reference.
+      """,
+    version: version,
     subcommands: [
       DemoCommand.self, RunCommand.self, VerifyCommand.self, InfoCommand.self, BenchCommand.self,
       KernelsCommand.self,
     ],
     defaultSubcommand: DemoCommand.self)
+
+  /// Parses, runs, and maps every error to one line on stderr and an exit code (see
+  /// ``ExitStatus``); subcommands may be synchronous or async.
+  static func main() async {
+    do {
+      var command = try parseAsRoot()
+      if var asyncCommand = command as? any AsyncParsableCommand {
+        try await asyncCommand.run()
+      } else {
+        try command.run()
+      }
+    } catch {
+      ExitStatus.exit(for: error)
+    }
+  }
 }

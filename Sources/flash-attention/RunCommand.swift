@@ -1,11 +1,104 @@
 import ArgumentParser
+import FlashAttention
 
-// Placeholder until its owner lands the real command.
+/// `flash-attention run`: attention on `.npy` files.
 struct RunCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "run", abstract: "(not implemented yet)")
+  static let configuration = CommandConfiguration(
+    commandName: "run",
+    abstract: "Attention forward (and backward with --dout) on .npy files.",
+    discussion: """
+      Inputs are .npy arrays, little-endian float32 or float16, C order, laid out \
+      [batch, seqlen, heads, head_dim]; outputs have the inputs' dtype, LSE is float32 \
+      [batch, heads_q, seqlen_q]. Every output appears only when the whole run succeeded.
+      """)
+
+  @Option(help: "Queries [batch, seqlen_q, heads_q, head_dim].")
+  var q: String
+
+  @Option(help: "Keys [batch, seqlen_k, heads_kv, head_dim].")
+  var k: String
+
+  @Option(help: "Values [batch, seqlen_k, heads_kv, head_dim_v].")
+  var v: String
+
+  @Option(help: "Output O [batch, seqlen_q, heads_q, head_dim_v].")
+  var out: String
+
+  @Option(help: "Log-sum-exp of each row, float32 [batch, heads_q, seqlen_q] (-inf for a row that sees no key).")
+  var lse: String?
+
+  @Flag(help: "Causal mask aligned to the bottom-right corner (key j visible to query i iff j <= i + seqlen_k - seqlen_q).")
+  var causal = false
+
+  @Option(name: .customLong("window-left"), help: "Sliding window: keys visible up to L before the diagonal (-1: unbounded).")
+  var windowLeft: Int?
+
+  @Option(name: .customLong("window-right"), help: "Sliding window: keys visible up to R after the diagonal (-1: unbounded).")
+  var windowRight: Int?
+
+  @Option(help: "Soft-capping of the scores, s = C * tanh(s / C) (0 disables it).")
+  var softcap: Float?
+
+  @Option(help: "Score scale (default 1/sqrt(head_dim)).")
+  var scale: Float?
+
+  @Option(help: "Gradient of the output, for the backward pass (needs --dq, --dk, --dv).")
+  var dout: String?
+
+  @Option(help: "Output dQ, like q.")
+  var dq: String?
+
+  @Option(help: "Output dK, like k (summed over the query heads of a group).")
+  var dk: String?
+
+  @Option(help: "Output dV, like v (summed over the query heads of a group).")
+  var dv: String?
+
+  @Option(help: "Backend: cpu, cuda, cuda:N or auto.")
+  var device: BackendChoice = .automatic
 
   func run() throws {
-    print("flash-attention run: not implemented yet")
-    throw ExitCode(1)
+    let backwardFlags = [dout, dq, dk, dv].filter { $0 != nil }.count
+    if backwardFlags != 0 && backwardFlags != 4 {
+      throw CommandLineFailure("--dout, --dq, --dk and --dv go together: give all four or none")
+    }
+    let options = try attentionOptions()
+    let q = try NPYFile.read(path: self.q, argument: "q")
+    let k = try NPYFile.read(path: self.k, argument: "k")
+    let v = try NPYFile.read(path: self.v, argument: "v")
+    let dOut = try dout.map { path throws(FlashAttentionError) in try NPYFile.read(path: path, argument: "dout") }
+    let engine = try AttentionEngine(backend: device)
+    let (out, lse) = try engine.forward(q: q, k: k, v: v, options: options)
+    var outputs = AtomicFileGroup()
+    try outputs.add(npy: out, path: self.out, argument: "out")
+    if let path = self.lse { try outputs.add(npy: lse, path: path, argument: "lse") }
+    if let dOut, let dq, let dk, let dv {
+      let gradients = try engine.backward(q: q, k: k, v: v, out: out, lse: lse, dOut: dOut, options: options)
+      try outputs.add(npy: gradients.dQ, path: dq, argument: "dq")
+      try outputs.add(npy: gradients.dK, path: dk, argument: "dk")
+      try outputs.add(npy: gradients.dV, path: dv, argument: "dv")
+    }
+    try outputs.commit()
+    print("wrote \(outputs.paths.joined(separator: ", ")) (\(q.dtype), \(engine.backend.name))")
+  }
+
+  /// The options from the flags, with the window's FlashAttention convention (-1 unbounded).
+  func attentionOptions() throws -> AttentionOptions {
+    for (flag, value) in [("--window-left", windowLeft), ("--window-right", windowRight)] {
+      if let value, value < -1 {
+        throw CommandLineFailure("\(flag) \(value) makes no sense: use a bound >= 0, or -1 for unbounded")
+      }
+    }
+    if causal, let windowRight, windowRight != 0 {
+      throw CommandLineFailure(
+        "--window-right \(windowRight) conflicts with --causal (causal means a right bound of 0)")
+    }
+    var window: SlidingWindow?
+    if windowLeft != nil || windowRight != nil {
+      window = SlidingWindow(flashAttentionLeft: windowLeft ?? -1, right: windowRight ?? -1)
+    }
+    let options = AttentionOptions(scale: scale, causal: causal, window: window, softcap: softcap ?? 0)
+    try options.validate()
+    return options
   }
 }

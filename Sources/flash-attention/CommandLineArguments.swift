@@ -1,0 +1,26 @@
+import ArgumentParser
+import FlashAttention
+
+// Shared option types of every subcommand (`--device`, `--dtype`), defined once here so that
+// each command parses them the same way.
+
+extension BackendChoice: ExpressibleByArgument {
+  /// `cpu`, `cuda`, `cuda:N`, `auto`.
+  public init?(argument: String) {
+    self.init(parsing: argument)
+  }
+
+  public static var allValueStrings: [String] { ["cpu", "cuda", "cuda:N", "auto"] }
+}
+
+extension DType: ExpressibleByArgument {
+  /// `float32`/`fp32`/`f32`, `float16`/`fp16`/`f16`/`half`, `bfloat16`/`bf16`.
+  public init?(argument: String) {
+    switch argument.lowercased() {
+    case "float32", "fp32", "f32": self = .float32
+    case "float16", "fp16", "f16", "half": self = .float16
+    case "bfloat16", "bf16": self = .bfloat16
+    default: return nil
+    }
+  }
+}
