@@ -19,6 +19,13 @@ public struct AttentionEngine: Sendable {
   /// Why this backend was chosen (for `.automatic`: why CUDA was not, when it was not).
   public let selectionReason: String
 
+  /// Runs the calls on a backend the caller built (a custom or instrumented one); the engine
+  /// still validates every call and handles empty problems.
+  public init(backend: any AttentionBackend, selectionReason: String = "given by the caller") {
+    self.backend = backend
+    self.selectionReason = selectionReason
+  }
+
   /// Resolves `backend`. `.automatic` never throws for a missing GPU; `.cuda` does.
   ///
   /// - Throws: `FlashAttentionError.backendUnavailable` when the requested backend cannot run.
