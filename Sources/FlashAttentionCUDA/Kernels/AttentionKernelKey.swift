@@ -1,0 +1,109 @@
+import FlashAttentionCore
+
+/// Tile sizes of one kernel variant: query rows per CTA (16 per warp), keys per inner step, and
+/// whether each warp keeps its Q fragments in registers (they do not fit beside O for d > 128).
+public struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
+  public var blockM: Int
+  public var blockN: Int
+  public var warps: Int
+  public var qInRegisters: Bool
+
+  public var description: String {
+    "\(blockM)x\(blockN)/\(warps)w" + (qInRegisters ? "/qreg" : "")
+  }
+}
+
+/// Everything that selects one compiled attention kernel; problem sizes (sequence lengths,
+/// batch, heads, strides) are kernel arguments, so one compile serves every size.
+public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
+  public enum Kind: String, Sendable, CaseIterable {
+    case forward
+  }
+
+  public var kind: Kind
+  public var headDim: Int
+  public var headDimV: Int
+  /// `.float16` or `.bfloat16` (fp32 inputs are converted on the device first).
+  public var dtype: DType
+  /// Causal or sliding window: per-row key ranges and whole-tile skipping.
+  public var masked: Bool
+  public var softcap: Bool
+  /// Backward only: dQ accumulated by one CTA per query block instead of atomics.
+  public var deterministic: Bool
+  public var tile: AttentionTile
+  public var arch: String
+
+  public var description: String {
+    var text = "\(kind.rawValue) d=\(headDim)"
+    if headDimV != headDim { text += " dv=\(headDimV)" }
+    text += " \(dtype == .bfloat16 ? "bf16" : "fp16") \(tile)"
+    if masked { text += " masked" }
+    if softcap { text += " softcap" }
+    if deterministic { text += " deterministic" }
+    return text + " \(arch)"
+  }
+
+  /// The head dims the kernels support: every multiple of 8 up to 256.
+  public static func supportsHeadDim(_ value: Int) -> Bool {
+    value >= 8 && value <= 256 && value % 8 == 0
+  }
+
+  static func paddedTo16(_ value: Int) -> Int { (value + 15) / 16 * 16 }
+
+  /// The forward tile for a head-dim bucket (the larger of d and d_v decides the registers).
+  public static func forwardTile(headDim: Int, headDimV: Int) -> AttentionTile {
+    let width = max(paddedTo16(headDim), paddedTo16(headDimV))
+    if width <= 64 { return AttentionTile(blockM: 128, blockN: 128, warps: 8, qInRegisters: true) }
+    if width <= 128 { return AttentionTile(blockM: 128, blockN: 64, warps: 8, qInRegisters: true) }
+    return AttentionTile(blockM: 128, blockN: 64, warps: 8, qInRegisters: false)
+  }
+
+  /// Dynamic shared memory of the forward kernel: Q, K and V tiles with 16-byte padded rows.
+  public var sharedMemoryBytes: Int {
+    let qkPitch = Self.paddedTo16(headDim) + 8
+    let vPitch = Self.paddedTo16(headDimV) + 8
+    switch kind {
+    case .forward:
+      return (tile.blockM * qkPitch + tile.blockN * qkPitch + tile.blockN * vPitch) * 2
+    }
+  }
+
+  public var threads: Int { tile.warps * 32 }
+
+  /// The NVRTC program: the feature `#define`s, then the shared primitives, then the kernel.
+  public var program: CUDAProgram {
+    let body: String
+    let entry: String
+    switch kind {
+    case .forward:
+      body = KernelSource.forward
+      entry = "flash_forward"
+    }
+    var defines = [
+      "FA_D \(headDim)", "FA_DV \(headDimV)", "FA_BM \(tile.blockM)", "FA_BN \(tile.blockN)",
+      "FA_WARPS \(tile.warps)", "FA_BF16 \(dtype == .bfloat16 ? 1 : 0)",
+      "FA_CAUSAL_OR_WINDOW \(masked ? 1 : 0)", "FA_SOFTCAP \(softcap ? 1 : 0)",
+      "FA_Q_IN_REGS \(tile.qInRegisters ? 1 : 0)", "FA_DETERMINISTIC \(deterministic ? 1 : 0)",
+    ]
+    defines.append("FA_ENTRY_\(entry) 1")
+    defines.sort()
+    let header = defines.map { "#define \($0)\n" }.joined()
+    return CUDAProgram(entry: entry, source: header + KernelSource.common + body)
+  }
+}
+
+extension AttentionKernelKey {
+  /// The key with the tile table's choice for `kind` and the head dims.
+  public static func make(
+    kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
+    deterministic: Bool, arch: String
+  ) -> AttentionKernelKey {
+    let tile: AttentionTile
+    switch kind {
+    case .forward: tile = forwardTile(headDim: headDim, headDimV: headDimV)
+    }
+    return AttentionKernelKey(
+      kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
+      deterministic: deterministic, tile: tile, arch: arch)
+  }
+}

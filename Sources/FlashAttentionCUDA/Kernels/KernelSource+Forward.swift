@@ -1,0 +1,236 @@
+// Embedded CUDA C++ source; compiled at run time by NVRTC (no CUDA headers needed).
+extension KernelSource {
+  /// The FlashAttention-2 forward kernel (sm80+: mma.sync m16n8k16, ldmatrix, cp.async).
+  static let forward = #"""
+// FlashAttention-2 forward. One CTA per (query block, head, batch); each warp owns 16 query
+// rows. K and V tiles stream through shared memory with cp.async so that the V load overlaps
+// S = Q K^T and the next K load overlaps O += P V. Softmax runs online in registers.
+//
+// Compile-time: FA_D, FA_DV (multiples of 8), FA_BM (16 * warps), FA_BN, FA_WARPS, FA_BF16,
+// FA_CAUSAL_OR_WINDOW (masking by key range), FA_SOFTCAP, FA_Q_IN_REGS.
+#define D_PAD ((FA_D + 15) / 16 * 16)
+#define DV_PAD ((FA_DV + 15) / 16 * 16)
+#define THREADS (FA_WARPS * 32)
+// Row pitch padded by 16 bytes: consecutive rows start 16 bytes apart mod 128, so the eight
+// row addresses of one ldmatrix hit eight different bank groups.
+#define QK_PITCH (D_PAD + 8)
+#define V_PITCH (DV_PAD + 8)
+
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
+flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
+              u16* __restrict__ o, float* __restrict__ lse,
+              i64 q_bs, i64 q_rs, i64 q_hs, i64 k_bs, i64 k_rs, i64 k_hs,
+              i64 v_bs, i64 v_rs, i64 v_hs, i64 o_bs, i64 o_rs, i64 o_hs,
+              i64 lse_bs, i64 lse_hs,
+              int sq, int sk, int group, float scale, float softcap, int left, int right) {
+  extern __shared__ __align__(128) u16 smem[];
+  u16* sQ = smem;
+  u16* sK = sQ + FA_BM * QK_PITCH;
+  u16* sV = sK + FA_BN * QK_PITCH;
+
+  const int tid = threadIdx.x;
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+  const int m_block = blockIdx.x;
+  const int head = blockIdx.y;
+  const int batch = blockIdx.z;
+  const int kv_head = head / group;
+  const int m0 = m_block * FA_BM;
+
+  const u16* gQ = q + batch * q_bs + head * q_hs + (i64)m0 * q_rs;
+  const u16* gK = k + batch * k_bs + kv_head * k_hs;
+  const u16* gV = v + batch * v_bs + kv_head * v_hs;
+
+  // Keys visible to any row of this block; whole tiles outside are never loaded.
+  int n_lo = 0, n_hi = sk;
+#if FA_CAUSAL_OR_WINDOW
+  {
+    KeyRange first = visible_keys(m0, sq, sk, left, right);
+    KeyRange last = visible_keys(min(m0 + FA_BM, sq) - 1, sq, sk, left, right);
+    n_lo = first.lo;
+    n_hi = last.hi;
+  }
+#endif
+  const int tile_lo = n_lo / FA_BN;
+  const int tile_hi = n_hi > n_lo ? (n_hi + FA_BN - 1) / FA_BN : tile_lo;
+
+  load_tile<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQ, gQ, q_rs, sq - m0, tid);
+  if (tile_lo < tile_hi) {
+    int n0 = tile_lo * FA_BN;
+    load_tile<FA_BN, FA_D, D_PAD, QK_PITCH, THREADS>(sK, gK + (i64)n0 * k_rs, k_rs, sk - n0, tid);
+  }
+  cp_async_commit();
+
+  const int g = lane / 4;       // row within the 8-row group of an mma fragment
+  const int t = lane % 4;       // column pair within the fragment
+  const int row0 = m0 + warp * 16 + g;   // this thread's two rows: row0 and row0 + 8
+
+  float acc_o[DV_PAD / 8][4];
+  #pragma unroll
+  for (int i = 0; i < DV_PAD / 8; ++i) { acc_o[i][0] = acc_o[i][1] = acc_o[i][2] = acc_o[i][3] = 0.f; }
+  float row_max[2] = {-FA_INF, -FA_INF};
+  float row_sum[2] = {0.f, 0.f};
+
+#if FA_SOFTCAP
+  const float pre = scale / softcap;   // s = softcap * tanh(qk * scale / softcap)
+  const float scale_log2 = FA_LOG2E;
+#else
+  const float scale_log2 = scale * FA_LOG2E;
+#endif
+
+  // ldmatrix lane addresses (element offsets inside a 16x16 operand tile).
+  const int a_row = lane % 16, a_col = (lane / 16) * 8;                     // A, row-major
+  const int b_row = (lane & 7) + ((lane >> 4) << 3), b_col = ((lane >> 3) & 1) * 8;  // B = K rows
+  const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3), v_col = (lane >> 4) * 8;  // B = V^T
+
+#if FA_Q_IN_REGS
+  u32 q_frag[D_PAD / 16][4];
+  bool q_loaded = false;
+#endif
+
+  for (int tile = tile_lo; tile < tile_hi; ++tile) {
+    const int n0 = tile * FA_BN;
+    cp_async_wait<0>();
+    __syncthreads();   // K[tile] landed; every warp finished P V of the previous tile
+    load_tile<FA_BN, FA_DV, DV_PAD, V_PITCH, THREADS>(sV, gV + (i64)n0 * v_rs, v_rs, sk - n0, tid);
+    cp_async_commit();
+
+#if FA_Q_IN_REGS
+    if (!q_loaded) {
+      #pragma unroll
+      for (int kk = 0; kk < D_PAD / 16; ++kk)
+        ldmatrix_x4(smem_u32(sQ + (warp * 16 + a_row) * QK_PITCH + kk * 16 + a_col),
+                    q_frag[kk][0], q_frag[kk][1], q_frag[kk][2], q_frag[kk][3]);
+      q_loaded = true;
+    }
+#endif
+
+    // S = Q K^T for this warp's 16 rows and FA_BN keys.
+    float acc_s[FA_BN / 8][4];
+    #pragma unroll
+    for (int i = 0; i < FA_BN / 8; ++i) { acc_s[i][0] = acc_s[i][1] = acc_s[i][2] = acc_s[i][3] = 0.f; }
+    #pragma unroll
+    for (int kk = 0; kk < D_PAD / 16; ++kk) {
+      u32 a0, a1, a2, a3;
+#if FA_Q_IN_REGS
+      a0 = q_frag[kk][0]; a1 = q_frag[kk][1]; a2 = q_frag[kk][2]; a3 = q_frag[kk][3];
+#else
+      ldmatrix_x4(smem_u32(sQ + (warp * 16 + a_row) * QK_PITCH + kk * 16 + a_col), a0, a1, a2, a3);
+#endif
+      #pragma unroll
+      for (int nn = 0; nn < FA_BN / 16; ++nn) {
+        u32 b0, b1, b2, b3;
+        ldmatrix_x4(smem_u32(sK + (nn * 16 + b_row) * QK_PITCH + kk * 16 + b_col), b0, b1, b2, b3);
+        mma16816(acc_s[2 * nn], a0, a1, a2, a3, b0, b1);
+        mma16816(acc_s[2 * nn + 1], a0, a1, a2, a3, b2, b3);
+      }
+    }
+
+#if FA_SOFTCAP
+    #pragma unroll
+    for (int i = 0; i < FA_BN / 8; ++i)
+      #pragma unroll
+      for (int e = 0; e < 4; ++e) acc_s[i][e] = softcap * fast_tanh(acc_s[i][e] * pre);
+#endif
+
+    // Mask only tiles that need it: the ragged last tile and tiles crossing a mask boundary.
+    bool need_mask = n0 + FA_BN > sk;
+#if FA_CAUSAL_OR_WINDOW
+    {
+      KeyRange first = visible_keys(m0, sq, sk, left, right);
+      KeyRange last = visible_keys(min(m0 + FA_BM, sq) - 1, sq, sk, left, right);
+      need_mask = need_mask || n0 < last.lo || n0 + FA_BN > first.hi;
+    }
+#endif
+    if (need_mask) {
+      #pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        KeyRange r;
+#if FA_CAUSAL_OR_WINDOW
+        r = visible_keys(row0 + half * 8, sq, sk, left, right);
+#else
+        r.lo = 0; r.hi = sk;
+#endif
+        #pragma unroll
+        for (int i = 0; i < FA_BN / 8; ++i)
+          #pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            int j = n0 + i * 8 + 2 * t + e;
+            if (j < r.lo || j >= r.hi) acc_s[i][half * 2 + e] = -FA_INF;
+          }
+      }
+    }
+
+    // Online softmax: new running max, rescale O and the running sum, P = 2^(s*c - m*c).
+    #pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float mx = row_max[half];
+      #pragma unroll
+      for (int i = 0; i < FA_BN / 8; ++i) mx = fmaxf(mx, fmaxf(acc_s[i][half * 2], acc_s[i][half * 2 + 1]));
+      mx = quad_max(mx);
+      // A row with nothing visible yet keeps max -inf; use 0 so exponents stay -inf, not NaN.
+      float base = mx == -FA_INF ? 0.f : mx * scale_log2;
+      float corr = ex2(row_max[half] * scale_log2 - base);
+      row_max[half] = mx;
+      float sum = 0.f;
+      #pragma unroll
+      for (int i = 0; i < FA_BN / 8; ++i)
+        #pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float p = ex2(acc_s[i][half * 2 + e] * scale_log2 - base);
+          acc_s[i][half * 2 + e] = p;
+          sum += p;
+        }
+      row_sum[half] = row_sum[half] * corr + sum;
+      #pragma unroll
+      for (int i = 0; i < DV_PAD / 8; ++i) { acc_o[i][half * 2] *= corr; acc_o[i][half * 2 + 1] *= corr; }
+    }
+
+    cp_async_wait<0>();
+    __syncthreads();   // V[tile] landed; every warp finished reading K[tile]
+    if (tile + 1 < tile_hi) {
+      int n1 = n0 + FA_BN;
+      load_tile<FA_BN, FA_D, D_PAD, QK_PITCH, THREADS>(sK, gK + (i64)n1 * k_rs, k_rs, sk - n1, tid);
+    }
+    cp_async_commit();
+
+    // O += P V: P's accumulator layout is the A-operand layout, so it never leaves registers.
+    #pragma unroll
+    for (int kk = 0; kk < FA_BN / 16; ++kk) {
+      u32 a0 = pack2(acc_s[2 * kk][0], acc_s[2 * kk][1]);
+      u32 a1 = pack2(acc_s[2 * kk][2], acc_s[2 * kk][3]);
+      u32 a2 = pack2(acc_s[2 * kk + 1][0], acc_s[2 * kk + 1][1]);
+      u32 a3 = pack2(acc_s[2 * kk + 1][2], acc_s[2 * kk + 1][3]);
+      #pragma unroll
+      for (int nn = 0; nn < DV_PAD / 16; ++nn) {
+        u32 b0, b1, b2, b3;
+        ldmatrix_x4_trans(smem_u32(sV + (kk * 16 + v_row) * V_PITCH + nn * 16 + v_col), b0, b1, b2, b3);
+        mma16816(acc_o[2 * nn], a0, a1, a2, a3, b0, b1);
+        mma16816(acc_o[2 * nn + 1], a0, a1, a2, a3, b2, b3);
+      }
+    }
+  }
+
+  // Epilogue: O / l and LSE; a row with no visible key gets O = 0 and LSE = -inf.
+  #pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    float total = quad_sum(row_sum[half]);
+    int row = row0 + half * 8;
+    float inv = total > 0.f ? 1.f / total : 0.f;
+    if (row < sq) {
+      u16* gO = o + batch * o_bs + head * o_hs + (i64)row * o_rs;
+      #pragma unroll
+      for (int i = 0; i < DV_PAD / 8; ++i) {
+        int col = i * 8 + 2 * t;
+        if (col < FA_DV)
+          *(u32*)(gO + col) = pack2(acc_o[i][half * 2] * inv, acc_o[i][half * 2 + 1] * inv);
+      }
+      if (t == 0) {
+        float value = total > 0.f ? (row_max[half] * scale_log2 + __log2f(total)) * FA_LN2 : -FA_INF;
+        lse[batch * lse_bs + head * lse_hs + row] = value;
+      }
+    }
+  }
+}
+"""#
+}
