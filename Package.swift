@@ -20,9 +20,11 @@ let package = Package(
   ],
   targets: [
     .target(name: "FlashAttentionCore"),
+    // The CPU-feature probe, compiled for the baseline ISA so it can run on any x86-64 CPU.
+    .target(name: "_CPUFeatureShims"),
     .target(
       name: "FlashAttentionCPU",
-      dependencies: ["FlashAttentionCore"],
+      dependencies: ["FlashAttentionCore", "_CPUFeatureShims"],
       swiftSettings: cpuKernelFlags),
     .target(name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore"]),
     .target(

@@ -1,16 +1,86 @@
 import FlashAttentionCore
 
-/// The CPU backend. (Skeleton: the CPU kernels issue fills this in.)
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// The CPU backend: FlashAttention forward and backward in Swift SIMD, on a persistent pool of
+/// worker threads.
+///
+/// Q is tiled into blocks of `TileSizes.queries` rows, K and V stream through in blocks of
+/// `TileSizes.keys` rows, every product runs on `TileGEMM`'s 6 × 16 micro-kernel, and the
+/// softmax is online (running max and sum per row). Extra memory is a few tiles per thread plus,
+/// in the backward pass, one float per query row (D) and, for fp16/bf16 storage, an fp32 dQ
+/// accumulator.
 public struct CPUBackend: AttentionBackend {
   public var name: String { "cpu" }
 
-  public init() throws(FlashAttentionError) {}
+  /// Threads that run the kernels (the calling thread included).
+  public let threads: Int
+
+  let pool: WorkerPool
+
+  /// Checks that this CPU can run the kernels, then binds a worker pool.
+  ///
+  /// - Parameter threads: worker threads including the caller; `nil` means the environment
+  ///   variable `FLASH_ATTENTION_CPU_THREADS` if set, else every core this process may use.
+  /// - Throws: `.backendUnavailable` when the CPU lacks an instruction set the kernels were
+  ///   compiled for (checked before any kernel code runs); `.invalidArgument` for `threads < 1`.
+  public init(threads: Int? = nil) throws(FlashAttentionError) {
+    try CPUBackend.checkInstructionSet()
+    let count = threads ?? CPUBackend.defaultThreadCount
+    if count < 1 {
+      throw .invalidArgument(name: "threads", value: "\(count)", reason: "must be >= 1")
+    }
+    self.threads = count
+    self.pool = WorkerPool.shared(threads: count)
+  }
+
+  /// `FLASH_ATTENTION_CPU_THREADS` when set to a positive integer, else the usable cores.
+  public static var defaultThreadCount: Int {
+    if let text = getenv("FLASH_ATTENTION_CPU_THREADS"), let value = Int(String(cString: text)), value > 0 {
+      return value
+    }
+    return CPUFeatures.current.logicalCores
+  }
+
+  /// Throws when the running CPU lacks what `-march=x86-64-v3` lets the compiler use.
+  static func checkInstructionSet() throws(FlashAttentionError) {
+    let features = CPUFeatures.current
+    if !features.missingRequired.isEmpty {
+      throw .backendUnavailable(
+        backend: "cpu",
+        reason: "the CPU kernels are built for \(CPUFeatures.requiredLevel) but this CPU lacks "
+          + features.missingRequired.joined(separator: ", "))
+    }
+  }
 
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
-    throw .unsupported(backend: name, feature: "forward (not implemented yet)")
+    try CPUBackend.requireHost(arguments.q.location)
+    FlashForward(arguments, pool: pool).run()
   }
 
   public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
-    throw .unsupported(backend: name, feature: "backward (not implemented yet)")
+    try CPUBackend.requireHost(arguments.q.location)
+    try FlashBackward(arguments, pool: pool).run()
+  }
+
+  static func requireHost(_ location: MemoryLocation) throws(FlashAttentionError) {
+    if location != .host {
+      throw .unsupported(backend: "cpu", feature: "tensors in \(location) memory (pass host memory)")
+    }
   }
 }
+
+/// Block sizes of the CPU kernels. Queries are both the vector dimension of Sᵀ (16 lanes) and
+/// the row dimension of P·V (6 rows), so their block is a multiple of 48; keys are rows of
+/// Kᵀ·Q (6 at a time). 96 × 96 fp32 tiles keep Q, K, V, S and O of one block within L2.
+enum TileSizes {
+  static let queries = 96
+  static let keys = 96
+}
+
+let log2e: Float = 1.442_695_04
+let ln2: Float = 0.693_147_18

@@ -1,0 +1,121 @@
+import FlashAttentionCore
+
+/// The element-wise steps on a transposed score tile `Sᵀ[key][query]` (leading dimension
+/// `TileSizes.queries`): softcap, masking, the online softmax of the forward pass, and the
+/// probabilities and dS of the backward pass. Queries run along the 16 SIMD lanes, so the row
+/// statistics (max, sum, LSE) of 16 queries are updated with vertical vector operations.
+struct ScoreTile {
+  typealias Vector = SIMD16<Float>
+
+  let scores: UnsafeMutablePointer<Float>
+  /// Keys (tile rows) that hold real scores.
+  let keyCount: Int
+  /// Query columns in use, a multiple of 16.
+  let paddedQueries: Int
+  static let leading = TileSizes.queries
+
+  @inline(__always)
+  func row(_ key: Int, _ chunk: Int) -> UnsafeMutablePointer<Float> {
+    scores + key * ScoreTile.leading + chunk * 16
+  }
+
+  /// Replaces each raw dot product `s` by `c · tanh(scale · s / c) · log2(e)` (Gemma-2 softcap,
+  /// in base-2 units); when `tanhOut` is given, stores the tanh there (the backward pass needs
+  /// `1 − tanh²`).
+  func applySoftcap(scale: Float, cap: Float, tanhOut: UnsafeMutablePointer<Float>?) {
+    let inner = Vector(repeating: scale / cap)
+    let outer = Vector(repeating: cap * log2e)
+    for key in 0..<keyCount {
+      for chunk in 0..<paddedQueries / 16 {
+        let pointer = row(key, chunk)
+        let t = VectorMath.tanh(TileGEMM.load(pointer) * inner)
+        if let tanhOut { TileGEMM.store(t, tanhOut + (pointer - scores)) }
+        TileGEMM.store(t * outer, pointer)
+      }
+    }
+  }
+
+  /// Sets the scores of invisible (query, key) pairs to -inf. `firstQuery`/`firstKey` are the
+  /// tile's origin in the sequence; only queries below `queryCount` are touched.
+  func applyMask(_ mask: AttentionMask, firstQuery: Int, queryCount: Int, firstKey: Int) {
+    for query in 0..<queryCount {
+      let visible = mask.visibleKeys(forQuery: firstQuery + query)
+      for key in 0..<keyCount {
+        let j = firstKey + key
+        if j < visible.lowerBound || j >= visible.upperBound {
+          scores[key * ScoreTile.leading + query] = -.infinity
+        }
+      }
+    }
+  }
+
+  /// One online-softmax step: updates the running max `rowMax` (in score units) and sum
+  /// `rowSum` of every query, turns the tile into unnormalized probabilities
+  /// `2^((s − max) · unit)`, and writes each query's rescale factor for its output row to
+  /// `alpha`. Returns whether any factor differs from 1 (the max grew somewhere).
+  func softmaxStep(
+    unit: Float, rowMax: UnsafeMutablePointer<Float>, rowSum: UnsafeMutablePointer<Float>,
+    alpha: UnsafeMutablePointer<Float>
+  ) -> Bool {
+    let unitVector = Vector(repeating: unit)
+    let negativeInfinity = Vector(repeating: -.infinity)
+    var grew = false
+    for chunk in 0..<paddedQueries / 16 {
+      let oldMax = TileGEMM.load(rowMax + chunk * 16)
+      var newMax = oldMax
+      for key in 0..<keyCount { newMax = VectorMath.max(newMax, TileGEMM.load(row(key, chunk))) }
+      // A query that has seen only masked keys keeps max -inf; subtracting 0 keeps its
+      // probabilities at exactly 0 instead of NaN.
+      let reference = newMax.replacing(with: 0, where: newMax .== negativeInfinity)
+      let offset = -reference * unitVector
+      var sum = Vector()
+      for key in 0..<keyCount {
+        let pointer = row(key, chunk)
+        let p = VectorMath.exp2(offset.addingProduct(TileGEMM.load(pointer), unitVector))
+        TileGEMM.store(p, pointer)
+        sum += p
+      }
+      let factor = VectorMath.exp2((oldMax - reference) * unitVector)
+      grew = grew || any(factor .!= Vector(repeating: 1))
+      TileGEMM.store(factor, alpha + chunk * 16)
+      TileGEMM.store(sum.addingProduct(TileGEMM.load(rowSum + chunk * 16), factor), rowSum + chunk * 16)
+      TileGEMM.store(newMax, rowMax + chunk * 16)
+    }
+    return grew
+  }
+
+  /// Recomputes probabilities from the forward pass's log-sum-exp: `P = 2^(s · unit − lse₂)`
+  /// with `lse₂` the LSE in base 2 (+inf for padding and rows that saw no key, giving P = 0).
+  func probabilities(unit: Float, lse2: UnsafePointer<Float>) {
+    let unitVector = Vector(repeating: unit)
+    for chunk in 0..<paddedQueries / 16 {
+      let negativeLSE = -TileGEMM.load(lse2 + chunk * 16)
+      for key in 0..<keyCount {
+        let pointer = row(key, chunk)
+        TileGEMM.store(VectorMath.exp2(negativeLSE.addingProduct(TileGEMM.load(pointer), unitVector)), pointer)
+      }
+    }
+  }
+
+  /// Turns `dP` (in `gradient`, same layout) into the gradient of the raw dot products:
+  /// `dS = P · (dP − D) · scale`, times `1 − tanh²` under softcap.
+  func scoreGradient(
+    gradient: UnsafeMutablePointer<Float>, rowD: UnsafePointer<Float>, scale: Float,
+    tanh: UnsafePointer<Float>?
+  ) {
+    let scaleVector = Vector(repeating: scale)
+    for chunk in 0..<paddedQueries / 16 {
+      let d = TileGEMM.load(rowD + chunk * 16)
+      for key in 0..<keyCount {
+        let offset = key * ScoreTile.leading + chunk * 16
+        let p = TileGEMM.load(scores + offset)
+        var ds = p * (TileGEMM.load(gradient + offset) - d) * scaleVector
+        if let tanh {
+          let t = TileGEMM.load(tanh + offset)
+          ds *= Vector(repeating: 1) - t * t
+        }
+        TileGEMM.store(ds, gradient + offset)
+      }
+    }
+  }
+}

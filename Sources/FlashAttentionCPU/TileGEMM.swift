@@ -1,0 +1,112 @@
+/// The one register-blocked micro-kernel behind every product in the CPU kernels, and its tile
+/// driver.
+///
+/// `C[r][n..<n+16] (+)= Σ_k A[r, k] · B[k][n..<n+16]` for 6 rows at a time: each step
+/// broadcasts 6 scalars of A and loads one 16-wide vector of B (two ymm registers on
+/// x86-64-v3), so the 6 × 16 accumulators fill 12 of the 16 ymm registers. A is addressed with
+/// two strides, which lets the same kernel read a tile or its transpose (Kᵀ·Q, Pᵀ·V, dSᵀ·Q ...)
+/// without copying it.
+enum TileGEMM {
+  typealias Vector = SIMD16<Float>
+
+  /// Rows of C per micro-kernel call.
+  static let rowBlock = 6
+  /// Columns of C per micro-kernel call (one `Vector`).
+  static let columnBlock = 16
+
+  /// `C (+)= A · B` over `rows × columns`, both rounded up to the micro-kernel's 6 × 16 blocks:
+  /// the caller's buffers must hold the rounded-up rows and columns (padding rows of A and
+  /// padding columns of B hold finite values; what lands in C's padding is ignored).
+  ///
+  /// - Parameters:
+  ///   - depth: the summed dimension, exact (no padding).
+  ///   - a: `A[r, k]` is `a[r * aRow + k * aK]`.
+  ///   - b: `B[k][n]` is `b[k * bK + n]`, contiguous in `n`.
+  ///   - c: `C[r][n]` is `c[r * cRow + n]`.
+  ///   - accumulate: add to C (true) or overwrite it (false).
+  @inline(__always)
+  static func multiply(
+    rows: Int, columns: Int, depth: Int,
+    a: UnsafePointer<Float>, aRow: Int, aK: Int,
+    b: UnsafePointer<Float>, bK: Int,
+    c: UnsafeMutablePointer<Float>, cRow: Int, accumulate: Bool
+  ) {
+    var column = 0
+    while column < columns {
+      var row = 0
+      while row < rows {
+        microKernel(
+          depth: depth, a: a + row * aRow, aRow: aRow, aK: aK, b: b + column, bK: bK,
+          c: c + row * cRow + column, cRow: cRow, accumulate: accumulate)
+        row += rowBlock
+      }
+      column += columnBlock
+    }
+  }
+
+  @inline(__always)
+  static func microKernel(
+    depth: Int, a: UnsafePointer<Float>, aRow: Int, aK: Int, b: UnsafePointer<Float>, bK: Int,
+    c: UnsafeMutablePointer<Float>, cRow: Int, accumulate: Bool
+  ) {
+    var c0 = Vector()
+    var c1 = Vector()
+    var c2 = Vector()
+    var c3 = Vector()
+    var c4 = Vector()
+    var c5 = Vector()
+    if accumulate {
+      c0 = load(c)
+      c1 = load(c + cRow)
+      c2 = load(c + 2 * cRow)
+      c3 = load(c + 3 * cRow)
+      c4 = load(c + 4 * cRow)
+      c5 = load(c + 5 * cRow)
+    }
+    var ap = a
+    var bp = b
+    let a1 = aRow
+    let a2 = 2 * aRow
+    let a3 = 3 * aRow
+    let a4 = 4 * aRow
+    let a5 = 5 * aRow
+    for _ in 0..<depth {
+      let bv = load(bp)
+      c0 = c0.addingProduct(Vector(repeating: ap[0]), bv)
+      c1 = c1.addingProduct(Vector(repeating: ap[a1]), bv)
+      c2 = c2.addingProduct(Vector(repeating: ap[a2]), bv)
+      c3 = c3.addingProduct(Vector(repeating: ap[a3]), bv)
+      c4 = c4.addingProduct(Vector(repeating: ap[a4]), bv)
+      c5 = c5.addingProduct(Vector(repeating: ap[a5]), bv)
+      ap += aK
+      bp += bK
+    }
+    store(c0, c)
+    store(c1, c + cRow)
+    store(c2, c + 2 * cRow)
+    store(c3, c + 3 * cRow)
+    store(c4, c + 4 * cRow)
+    store(c5, c + 5 * cRow)
+  }
+
+  @inline(__always)
+  static func load(_ pointer: UnsafePointer<Float>) -> Vector {
+    UnsafeRawPointer(pointer).loadUnaligned(as: Vector.self)
+  }
+
+  @inline(__always)
+  static func load(_ pointer: UnsafeMutablePointer<Float>) -> Vector {
+    UnsafeRawPointer(pointer).loadUnaligned(as: Vector.self)
+  }
+
+  @inline(__always)
+  static func store(_ value: Vector, _ pointer: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: Vector.self)
+  }
+}
+
+/// Rounds `value` up to a multiple of `multiple`.
+@inline(__always)
+func roundUp(_ value: Int, _ multiple: Int) -> Int {
+  (value + multiple - 1) / multiple * multiple
+}

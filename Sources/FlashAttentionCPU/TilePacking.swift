@@ -1,0 +1,88 @@
+import FlashAttentionCore
+
+/// The rows of one (batch, head) slice of a `[batch, seqlen, heads, dim]` tensor: where row
+/// `i` starts and how far apart rows are, in elements of `dtype`.
+struct HeadRows: @unchecked Sendable {
+  let base: UnsafeMutableRawPointer
+  let dtype: DType
+  let rowStride: Int
+  let width: Int
+
+  init(_ tensor: TensorView, batch: Int, head: Int) {
+    let offset = batch * tensor.strides[0] + head * tensor.strides[2]
+    base = tensor.baseAddress + offset * tensor.dtype.byteSize
+    dtype = tensor.dtype
+    rowStride = tensor.strides[1]
+    width = tensor.shape[3]
+  }
+
+  /// Copies rows `start..<start + count` into `destination` as float32 rows of `leading`
+  /// elements, zero-filling the columns past `width` and the rows `count..<paddedRows`.
+  func pack(
+    rows start: Int, count: Int, paddedRows: Int, into destination: UnsafeMutablePointer<Float>,
+    leading: Int
+  ) {
+    for row in 0..<count {
+      let target = destination + row * leading
+      let source = base + (start + row) * rowStride * dtype.byteSize
+      convert(source, count: width, into: target)
+      if leading > width { (target + width).update(repeating: 0, count: leading - width) }
+    }
+    if paddedRows > count {
+      (destination + count * leading).update(repeating: 0, count: (paddedRows - count) * leading)
+    }
+  }
+
+  /// Copies rows `start..<start + count` transposed: `destination[c * leading + r]` holds
+  /// element `c` of row `start + r`; columns `count..<paddedRows` are zero-filled.
+  func packTransposed(
+    rows start: Int, count: Int, paddedRows: Int, into destination: UnsafeMutablePointer<Float>,
+    leading: Int, staging: UnsafeMutablePointer<Float>
+  ) {
+    for row in 0..<count {
+      let source = base + (start + row) * rowStride * dtype.byteSize
+      convert(source, count: width, into: staging)
+      for column in 0..<width { destination[column * leading + row] = staging[column] }
+    }
+    if paddedRows > count {
+      for column in 0..<width {
+        (destination + column * leading + count).update(repeating: 0, count: paddedRows - count)
+      }
+    }
+  }
+
+  /// Writes float32 `values` (one row) to row `row`, rounding to the storage dtype.
+  func store(row: Int, _ values: UnsafePointer<Float>) {
+    let target = base + row * rowStride * dtype.byteSize
+    switch dtype {
+    case .float32:
+      target.assumingMemoryBound(to: Float.self).update(from: values, count: width)
+    case .float16:
+      let typed = target.assumingMemoryBound(to: Float16.self)
+      for column in 0..<width { typed[column] = Float16(values[column]) }
+    case .bfloat16:
+      let typed = target.assumingMemoryBound(to: UInt16.self)
+      for column in 0..<width { typed[column] = BFloat16Conversion.bits(from: values[column]) }
+    }
+  }
+
+  /// Writes zeros to row `row`.
+  func storeZeros(row: Int) {
+    let target = base + row * rowStride * dtype.byteSize
+    target.initializeMemory(as: UInt8.self, repeating: 0, count: width * dtype.byteSize)
+  }
+
+  @inline(__always)
+  private func convert(_ source: UnsafeMutableRawPointer, count: Int, into target: UnsafeMutablePointer<Float>) {
+    switch dtype {
+    case .float32:
+      target.update(from: source.assumingMemoryBound(to: Float.self), count: count)
+    case .float16:
+      let typed = source.assumingMemoryBound(to: Float16.self)
+      for column in 0..<count { target[column] = Float(typed[column]) }
+    case .bfloat16:
+      let typed = source.assumingMemoryBound(to: UInt16.self)
+      for column in 0..<count { target[column] = BFloat16Conversion.float(fromBits: typed[column]) }
+    }
+  }
+}

@@ -1,0 +1,45 @@
+#ifndef CPU_FEATURE_SHIMS_H
+#define CPU_FEATURE_SHIMS_H
+
+#include <stdint.h>
+
+/// Bits of `fa_cpu_feature_bits()`. Compiled for the baseline ISA (no -march), so calling the
+/// probe can never itself execute an instruction the CPU lacks.
+enum {
+  FA_CPU_SSE42 = 1u << 0,
+  FA_CPU_AVX = 1u << 1,
+  FA_CPU_AVX2 = 1u << 2,
+  FA_CPU_FMA = 1u << 3,
+  FA_CPU_F16C = 1u << 4,
+  FA_CPU_BMI1 = 1u << 5,
+  FA_CPU_BMI2 = 1u << 6,
+  FA_CPU_LZCNT = 1u << 7,
+  FA_CPU_MOVBE = 1u << 8,
+  FA_CPU_AVX512F = 1u << 9,
+  FA_CPU_AVX512BW = 1u << 10,
+  FA_CPU_AVX512DQ = 1u << 11,
+  FA_CPU_AVX512VL = 1u << 12,
+  FA_CPU_OS_YMM = 1u << 13,
+  FA_CPU_OS_ZMM = 1u << 14,
+  FA_CPU_X86 = 1u << 31,
+};
+
+/// The features of the running CPU that the kernels may use, as `FA_CPU_*` bits; AVX and
+/// AVX-512 bits are set only when the OS saves the wider registers (XGETBV).
+uint32_t fa_cpu_feature_bits(void);
+
+/// Whether the running CPU can execute code built for x86-64-v3 (AVX2, FMA, F16C, BMI1/2,
+/// LZCNT, MOVBE, with OS support for ymm state). Always 1 on non-x86 machines.
+int fa_cpu_supports_x86_64_v3(void);
+
+/// CPUs this process may run on (its affinity mask, which containers narrow); 0 if unknown.
+int fa_cpu_affinity_count(void);
+
+/// A spin-wait hint (`pause` on x86), for the worker pool's wait loops.
+static inline void fa_spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__ volatile("pause");
+#endif
+}
+
+#endif
