@@ -83,12 +83,14 @@ struct CaseInputs {
 
 /// Runs forward and backward of `c` on the CPU backend and expects every output to match the
 /// float64 reference, with no element left unwritten (outputs start as NaN).
-func expectMatchesReference(_ c: AttentionCase, backward: Bool = true) throws {
+func expectMatchesReference(
+  _ c: AttentionCase, backward: Bool = true, backend chosen: (any AttentionBackend)? = nil
+) throws {
   var random = TestRandom()
   let seed = random.seed
   let inputs = CaseInputs(c, random: &random)
   let shape = c.shape
-  let backend = try CPUBackend(threads: c.threads)
+  let backend = try chosen ?? CPUBackend(threads: c.threads)
 
   let out = HostTensor(shape: shape.oShape, dtype: c.dtype)
   let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
