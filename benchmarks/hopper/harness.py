@@ -58,8 +58,9 @@ class Kernel:
         tq, tk, tv = self.tmap(q, 128), self.tmap(k, self.cfg["block_n"]), self.tmap(v, self.cfg["block_n"])
         args = [tq, tk, tv,
                 ctypes.c_uint64(o.data_ptr()), ctypes.c_uint64(lse.data_ptr()),
-                ctypes.c_int(sq), ctypes.c_int(sk), ctypes.c_int(hq), ctypes.c_int(hq // hkv),
+                ctypes.c_int(sq), ctypes.c_int(sk), ctypes.c_int(hq // hkv),
                 ctypes.c_int64(o.stride(0)), ctypes.c_int64(o.stride(1)), ctypes.c_int64(o.stride(2)),
+                ctypes.c_int64(lse.stride(0)), ctypes.c_int64(lse.stride(1)),
                 ctypes.c_float(scale * l2e),
                 ctypes.c_float(scale / softcap if softcap > 0 else 0.0),
                 ctypes.c_float(softcap * l2e),

@@ -37,7 +37,7 @@ def compile_cubin(cfg: dict, arch="sm_90a", extra_opts=()):
     prog = ctypes.c_void_p()
     r = nv.nvrtcCreateProgram(ctypes.byref(prog), src, b"hopper_forward.cu", 0, None, None)
     assert r == 0, r
-    opts = [f"-arch={arch}".encode(), b"-std=c++17", b"-default-device", b"-Xptxas=-v", *[o.encode() for o in extra_opts]]
+    opts = [f"-arch={arch}".encode(), b"-std=c++17", b"-default-device", b"--use_fast_math", b"-Xptxas=-v", *[o.encode() for o in extra_opts]]
     arr = (ctypes.c_char_p * len(opts))(*opts)
     rc = nv.nvrtcCompileProgram(prog, len(opts), arr)
     n = ctypes.c_size_t()

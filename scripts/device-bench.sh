@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One device call: our benchmark, the PyTorch SDPA peers on the same shapes, and ncu's DRAM
+# bytes of one forward, everything written under $OUT (at most 8 files come back).
+#
+#   scripts/device-bench.sh full    # ours (flash + standard) + peers + long context + ncu  (~8 min)
+#   scripts/device-bench.sh peers   # peers + ncu of torch's math and flash forward only   (~6 min)
+#
+# Our binary is built on the developer machine (no Swift on the device) and carried:
+#   swift build -c release --static-swift-stdlib --product flash-attention --scratch-path .build-bench
+#   mkdir -p .devbin && cp .build-bench/release/flash-attention .devbin/flash-attention-bench
+# then run `scripts/device-bench.sh full` on the device with carry [".devbin"].
+set -u -o pipefail
+mode="${1:-full}"
+OUT="${OUT:-$PWD/bench-out}"
+mkdir -p "$OUT"
+BIN="${FLASH_ATTENTION_BIN:-.devbin/flash-attention-bench}"
+export PYTHONUNBUFFERED=1
+log="$OUT/device-bench.log"
+started=$(date +%s)
+elapsed() { echo $(( $(date +%s) - started )); }
+
+{
+  echo "== device-bench $mode, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader
+  python3 -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())'
+} 2>&1 | tee "$log"
+
+if [ "$mode" = "full" ]; then
+  if [ ! -x "$BIN" ]; then echo "no binary at $BIN" | tee -a "$log"; exit 2; fi
+  # Correctness first: a benchmark of a wrong kernel is worthless.
+  "$BIN" verify --device cuda 2>&1 | tail -n 15 | tee -a "$log"
+  # Ours and the peers on the FlashAttention grid (bf16), then fp16 while time allows.
+  "$BIN" bench --device cuda --grid flash --dtypes bf16 --impls flash,standard \
+    --json "$OUT/ours-cuda.json" 2>>"$log" | tail -n 40
+  python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 \
+    --impls cudnn,flash,math --deadline-s 170 --json "$OUT/torch-cuda.json" 2>>"$log" >/dev/null
+  echo "== peers done at $(elapsed) s" | tee -a "$log"
+  # Long context: one head, 1M tokens; standard attention must fail cleanly.
+  "$BIN" bench --device cuda --grid long-gpu --dtypes bf16 --impls flash,standard --passes forward,backward \
+    --json "$OUT/ours-cuda-long.json" 2>&1 | tee -a "$log" | tail -n 8
+  python3 benchmarks/ncu_dram.py --impls torch-math,torch-flash,flash,standard --seqlens 1024,4096,16384 \
+    --binary "$BIN" --json "$OUT/ncu-dram.json" 2>&1 | tee -a "$log"
+else
+  python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16,fp16 \
+    --deadline-s 300 --json "$OUT/torch-cuda.json" 2>>"$log" | tail -n 30
+  echo "== peers done at $(elapsed) s" | tee -a "$log"
+  python3 benchmarks/ncu_dram.py --impls torch-math,torch-flash \
+    --json "$OUT/ncu-dram-torch.json" 2>&1 | tee -a "$log"
+fi
+echo "== device-bench $mode done in $(elapsed) s" | tee -a "$log"
