@@ -36,16 +36,17 @@ struct ScoreTile {
   }
 
   /// Sets the scores of invisible (query, key) pairs to -inf. `firstQuery`/`firstKey` are the
-  /// tile's origin in the sequence; only queries below `queryCount` are touched.
+  /// tile's origin in the sequence; only queries below `queryCount` are touched. The queries
+  /// that see one key form a contiguous range, so each tile row is two runs of stores.
   func applyMask(_ mask: AttentionMask, firstQuery: Int, queryCount: Int, firstKey: Int) {
-    for query in 0..<queryCount {
-      let visible = mask.visibleKeys(forQuery: firstQuery + query)
-      for key in 0..<keyCount {
-        let j = firstKey + key
-        if j < visible.lowerBound || j >= visible.upperBound {
-          scores[key * ScoreTile.leading + query] = -.infinity
-        }
-      }
+    for key in 0..<keyCount {
+      // Key j is visible to query i iff j - offset - right <= i <= j - offset + left.
+      let j = firstKey + key - mask.offset
+      let lower = mask.right.map { min(queryCount, max(0, j - $0 - firstQuery)) } ?? 0
+      let upper = mask.left.map { max(lower, min(queryCount, j + $0 + 1 - firstQuery)) } ?? queryCount
+      let pointer = scores + key * ScoreTile.leading
+      pointer.update(repeating: -.infinity, count: lower)
+      (pointer + upper).update(repeating: -.infinity, count: queryCount - upper)
     }
   }
 
@@ -71,11 +72,11 @@ struct ScoreTile {
       var sum = Vector()
       for key in 0..<keyCount {
         let pointer = row(key, chunk)
-        let p = VectorMath.exp2(offset.addingProduct(TileGEMM.load(pointer), unitVector))
+        let p = VectorMath.exp2(nonPositive: offset.addingProduct(TileGEMM.load(pointer), unitVector))
         TileGEMM.store(p, pointer)
         sum += p
       }
-      let factor = VectorMath.exp2((oldMax - reference) * unitVector)
+      let factor = VectorMath.exp2(nonPositive: (oldMax - reference) * unitVector)
       grew = grew || any(factor .!= Vector(repeating: 1))
       TileGEMM.store(factor, alpha + chunk * 16)
       TileGEMM.store(sum.addingProduct(TileGEMM.load(rowSum + chunk * 16), factor), rowSum + chunk * 16)
@@ -92,7 +93,7 @@ struct ScoreTile {
       let negativeLSE = -TileGEMM.load(lse2 + chunk * 16)
       for key in 0..<keyCount {
         let pointer = row(key, chunk)
-        TileGEMM.store(VectorMath.exp2(negativeLSE.addingProduct(TileGEMM.load(pointer), unitVector)), pointer)
+        TileGEMM.store(VectorMath.exp2(nonPositive: negativeLSE.addingProduct(TileGEMM.load(pointer), unitVector)), pointer)
       }
     }
   }

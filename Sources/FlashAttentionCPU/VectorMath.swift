@@ -9,9 +9,16 @@ enum VectorMath {
   /// polynomial on [-0.5, 0.5]).
   @inline(__always)
   static func exp2(_ x: Vector) -> Vector {
-    let low = Vector(repeating: -127)
     let high = Vector(repeating: 127)
-    let clamped = x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
+    return exp2(nonPositive: x.replacing(with: high, where: x .> high))
+  }
+
+  /// 2^x for x ≤ 127, the softmax case (arguments are at most 0 up to rounding): one clamp
+  /// fewer than `exp2(_:)`.
+  @inline(__always)
+  static func exp2(nonPositive x: Vector) -> Vector {
+    let low = Vector(repeating: -127)
+    let clamped = x.replacing(with: low, where: x .< low)
     // Adding 1.5·2^23 rounds to an integer held in the low mantissa bits.
     let magic = Vector(repeating: 0x1.8p23)
     let shifted = clamped + magic
