@@ -15,6 +15,18 @@ struct KernelsCommand: ParsableCommand {
   @Flag(help: "Cross every dtype and mask/softcap flag instead of the representative set.")
   var exhaustive = false
 
+  @Flag(help: "Instead of compiling, time forward and backward on the GPU over the FlashAttention grid (bf16; N 1k-16k, batch 16384/N, heads 2048/d).")
+  var time = false
+
+  @Option(help: "With --time: comma-separated head dims.")
+  var headDims: String = "64,128,256"
+
+  @Option(help: "With --time: comma-separated sequence lengths.")
+  var seqlens: String = "1024,2048,4096,8192,16384"
+
+  @Flag(help: "With --time: forward only.")
+  var forwardOnly = false
+
   func validate() throws {
     let digits = arch.dropFirst(3).filter(\.isNumber)
     guard arch.hasPrefix("sm_"), let number = Int(digits), number >= 80 else {
@@ -23,6 +35,7 @@ struct KernelsCommand: ParsableCommand {
   }
 
   func run() throws {
+    if time { return try timeKernels() }
     let keys = AttentionKernelCatalog.keys(arch: arch, exhaustive: exhaustive)
     print("kernel".padding(66) + "regs".padding(6) + "smem".padding(9) + "stack".padding(7) + "spills".padding(8) + "compile")
     var failures = 0
@@ -53,7 +66,43 @@ struct KernelsCommand: ParsableCommand {
   }
 }
 
+extension KernelsCommand {
+  /// The timing table: our TFLOP/s per shape, for comparison with the PyTorch peers run in the
+  /// same device call (benchmarks/peers/torch_sdpa.py on the same grid).
+  func timeKernels() throws {
+    let backend = try CUDABackend(device: 0)
+    let timer = CUDAAttentionTimer(backend: backend)
+    print("\(backend.device.name), \(backend.device.arch)")
+    print("d".padding(5) + "N".padding(7) + "b".padding(4) + "h".padding(4) + "causal".padding(8)
+      + "fwd ms".padding(10) + "fwd TF/s".padding(10) + "bwd ms".padding(10) + "bwd TF/s")
+    for d in headDims.split(separator: ",").compactMap({ Int($0) }) {
+      for n in seqlens.split(separator: ",").compactMap({ Int($0) }) {
+        for causal in [false, true] {
+          let shape = AttentionShape(batch: max(16384 / n, 1), seqlenQ: n, headsQ: 2048 / d, headDim: d)
+          do {
+            let m = try timer.measure(shape: shape, causal: causal, dtype: .bfloat16, backward: !forwardOnly)
+            func f(_ x: Double?) -> String { x.map { String(Int(($0 * 1000).rounded())).withDecimals(3) } ?? "-" }
+            func t(_ x: Double?) -> String { x.map { String(Int($0.rounded())) } ?? "-" }
+            print("\(d)".padding(5) + "\(n)".padding(7) + "\(shape.batch)".padding(4) + "\(shape.headsQ)".padding(4)
+              + "\(causal)".padding(8) + f(m.forwardMilliseconds).padding(10) + t(m.forwardTFLOPs).padding(10)
+              + f(m.backwardMilliseconds).padding(10) + t(m.backwardTFLOPs))
+          } catch {
+            print("d=\(d) N=\(n) causal=\(causal): \(error)")
+          }
+        }
+      }
+    }
+  }
+}
+
 extension String {
+  /// "12345" thousandths → "12.345".
+  fileprivate func withDecimals(_ places: Int) -> String {
+    let padded = String(repeating: "0", count: max(places + 1 - count, 0)) + self
+    return String(padded.dropLast(places)) + "." + String(padded.suffix(places))
+  }
+
+
   fileprivate func padding(_ width: Int) -> String {
     count >= width ? self + " " : self + String(repeating: " ", count: width - count)
   }

@@ -2,7 +2,107 @@ import FlashAttentionCore
 
 extension CUDABackend {
   /// Queues the backward pass on `stream` without waiting; all views must be on this device.
+  ///
+  /// Three steps: D = rowsum(dO ∘ O) (preprocess), dK/dV per key block with dQ added into an
+  /// fp32 accumulator by atomics, then dQ converted to the storage dtype. The fp32 atomics
+  /// make dQ's rounding order vary between runs; `deterministic` is not supported yet.
   public func enqueueBackward(_ arguments: BackwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
-    throw .unsupported(backend: name, feature: "backward (in progress)")
+    let shape = arguments.shape
+    if arguments.options.deterministic {
+      throw .unsupported(backend: name, feature: "deterministic backward (dQ is accumulated with fp32 atomics)")
+    }
+    if shape.batch == 0 { return }
+    try checkKernelSupport(shape: shape, dtype: arguments.q.dtype)
+    for (tensor, label) in [
+      (arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out"),
+      (arguments.dOut, "dout"), (arguments.dQ, "dq"), (arguments.dK, "dk"), (arguments.dV, "dv"),
+    ] {
+      try checkAligned(tensor, label)
+    }
+    let dtype = arguments.q.dtype
+    let rows = shape.batch * shape.headsQ * shape.seqlenQ
+    let accumulatorCount = shape.batch * shape.seqlenQ * shape.headsQ * shape.headDim
+    let workspace = try CUDABuffer(device: device, byteCount: (2 * rows + accumulatorCount) * 4)
+    let lse2 = workspace.address
+    let delta = lse2 + UInt64(rows * 4)
+    let accumulator = delta + UInt64(rows * 4)
+    try device.api.check(
+      device.api.cuMemsetD32Async(accumulator, 0, accumulatorCount, stream.handle), "cuMemsetD32Async(dQ accumulator)")
+
+    func key(_ kind: AttentionKernelKey.Kind, pass: Int = 0) -> AttentionKernelKey {
+      AttentionKernelKey.make(
+        kind: kind, headDim: shape.headDim, headDimV: shape.headDimV, dtype: dtype,
+        masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false,
+        pass: pass, arch: device.arch)
+    }
+    func strides(_ tensor: TensorView, into args: inout CUDAKernelArguments) {
+      args.append(Int64(tensor.strides[0]))
+      args.append(Int64(tensor.strides[1]))
+      args.append(Int64(tensor.strides[2]))
+    }
+
+    if shape.seqlenQ > 0 {
+      let preprocess = key(.backwardPreprocess)
+      var args = CUDAKernelArguments()
+      args.append(arguments.out.deviceAddress)
+      args.append(arguments.dOut.deviceAddress)
+      args.append(arguments.lse.deviceAddress)
+      args.append(lse2)
+      args.append(delta)
+      strides(arguments.out, into: &args)
+      strides(arguments.dOut, into: &args)
+      args.append(Int64(arguments.lse.strides[0]))
+      args.append(Int64(arguments.lse.strides[1]))
+      args.append(Int32(shape.seqlenQ))
+      args.append(Int32(shape.headsQ))
+      try loadedFunction(preprocess).launch(
+        grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1),
+        arguments: args, stream: stream)
+    }
+
+    if shape.seqlenK > 0 {
+      let (left, right) = windowBounds(arguments.mask)
+      for pass in AttentionKernelKey.backwardPasses(headDim: shape.headDim, headDimV: shape.headDimV) {
+        let kv = key(.backwardKeyValue, pass: pass)
+        var args = CUDAKernelArguments()
+        for tensor in [arguments.q, arguments.k, arguments.v, arguments.dOut] { args.append(tensor.deviceAddress) }
+        args.append(lse2)
+        args.append(delta)
+        args.append(accumulator)
+        args.append(arguments.dK.deviceAddress)
+        args.append(arguments.dV.deviceAddress)
+        for tensor in [arguments.q, arguments.k, arguments.v, arguments.dOut, arguments.dK, arguments.dV] {
+          strides(tensor, into: &args)
+        }
+        args.append(Int32(shape.seqlenQ))
+        args.append(Int32(shape.seqlenK))
+        args.append(Int32(shape.groupSize))
+        args.append(arguments.scale)
+        args.append(arguments.options.softcap)
+        args.append(left)
+        args.append(right)
+        let blocks = (shape.seqlenK + kv.tile.blockN - 1) / kv.tile.blockN
+        try loadedFunction(kv).launch(
+          grid: (blocks, shape.headsKV, shape.batch), block: (kv.threads, 1, 1),
+          sharedMemory: kv.sharedMemoryBytes, arguments: args, stream: stream)
+      }
+    }
+
+    if shape.seqlenQ > 0 {
+      let convert = key(.backwardConvert)
+      var args = CUDAKernelArguments()
+      args.append(accumulator)
+      args.append(arguments.dQ.deviceAddress)
+      strides(arguments.dQ, into: &args)
+      args.append(Int32(shape.seqlenQ))
+      args.append(Int32(shape.headsQ))
+      args.append(arguments.scale)
+      let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
+      try loadedFunction(convert).launch(
+        grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1),
+        arguments: args, stream: stream)
+    }
+    // The workspace is freed when this call returns; wait so the kernels never see freed memory.
+    try stream.synchronize()
   }
 }

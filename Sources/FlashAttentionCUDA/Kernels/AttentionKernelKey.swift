@@ -18,6 +18,12 @@ public struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
 public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
   public enum Kind: String, Sendable, CaseIterable {
     case forward
+    /// D = rowsum(dO ∘ O) and the LSE in log2 units, per query row.
+    case backwardPreprocess
+    /// dK and dV for one key block, and dQ added into an fp32 accumulator.
+    case backwardKeyValue
+    /// dQ accumulator × scale → storage dtype.
+    case backwardConvert
   }
 
   public var kind: Kind
@@ -31,6 +37,9 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
   /// Backward only: dQ accumulated by one CTA per query block instead of atomics.
   public var deterministic: Bool
   public var tile: AttentionTile
+  /// `backwardKeyValue` only: 0 computes dK, dV and dQ together; for wide heads whose dK and dV
+  /// accumulators do not fit in registers together, pass 1 computes dV and pass 2 dK and dQ.
+  public var pass: Int = 0
   public var arch: String
 
   public var description: String {
@@ -40,6 +49,7 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     if masked { text += " masked" }
     if softcap { text += " softcap" }
     if deterministic { text += " deterministic" }
+    if pass > 0 { text += " pass\(pass)" }
     return text + " \(arch)"
   }
 
@@ -65,6 +75,12 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     switch kind {
     case .forward:
       return (tile.blockM * qkPitch + tile.blockN * qkPitch + tile.blockN * vPitch) * 2
+    case .backwardKeyValue:
+      // K, V (blockN keys), Q, dO (blockM queries), dS^T, then LSE and D as floats.
+      let halves = tile.blockN * (qkPitch + vPitch) + tile.blockM * (qkPitch + vPitch) + tile.blockN * (tile.blockM + 8)
+      return halves * 2 + 2 * tile.blockM * 4
+    case .backwardPreprocess, .backwardConvert:
+      return 0
     }
   }
 
@@ -78,12 +94,21 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     case .forward:
       body = KernelSource.forward
       entry = "flash_forward"
+    case .backwardPreprocess:
+      body = KernelSource.backward
+      entry = "flash_backward_preprocess"
+    case .backwardKeyValue:
+      body = KernelSource.backward
+      entry = "flash_backward_kv"
+    case .backwardConvert:
+      body = KernelSource.backward
+      entry = "flash_backward_convert_dq"
     }
     var defines = [
       "FA_D \(headDim)", "FA_DV \(headDimV)", "FA_BM \(tile.blockM)", "FA_BN \(tile.blockN)",
       "FA_WARPS \(tile.warps)", "FA_BF16 \(dtype == .bfloat16 ? 1 : 0)",
       "FA_CAUSAL_OR_WINDOW \(masked ? 1 : 0)", "FA_SOFTCAP \(softcap ? 1 : 0)",
-      "FA_Q_IN_REGS \(tile.qInRegisters ? 1 : 0)", "FA_DETERMINISTIC \(deterministic ? 1 : 0)",
+      "FA_Q_IN_REGS \(tile.qInRegisters ? 1 : 0)", "FA_DETERMINISTIC \(deterministic ? 1 : 0)", "FA_BWD_PASS \(pass)",
     ]
     defines.append("FA_ENTRY_\(entry) 1")
     defines.sort()
@@ -96,14 +121,38 @@ extension AttentionKernelKey {
   /// The key with the tile table's choice for `kind` and the head dims.
   public static func make(
     kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
-    deterministic: Bool, arch: String
+    deterministic: Bool, pass: Int = 0, arch: String
   ) -> AttentionKernelKey {
-    let tile: AttentionTile
     switch kind {
-    case .forward: tile = forwardTile(headDim: headDim, headDimV: headDimV)
+    case .forward:
+      return AttentionKernelKey(
+        kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
+        deterministic: deterministic, tile: forwardTile(headDim: headDim, headDimV: headDimV), arch: arch)
+    case .backwardKeyValue:
+      return AttentionKernelKey(
+        kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
+        deterministic: deterministic, tile: backwardTile(headDim: headDim, headDimV: headDimV, pass: pass),
+        pass: pass, arch: arch)
+    case .backwardPreprocess, .backwardConvert:
+      // Elementwise kernels: only the head dims and the dtype matter.
+      return AttentionKernelKey(
+        kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: false, softcap: false,
+        deterministic: false, tile: AttentionTile(blockM: 0, blockN: 0, warps: kind == .backwardConvert ? 8 : 4, qInRegisters: false),
+        arch: arch)
     }
-    return AttentionKernelKey(
-      kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
-      deterministic: deterministic, tile: tile, arch: arch)
+  }
+
+  /// Whether the backward pass of these head dims runs as two key/value passes.
+  public static func backwardPasses(headDim: Int, headDimV: Int) -> [Int] {
+    max(paddedTo16(headDim), paddedTo16(headDimV)) <= 128 ? [0] : [1, 2]
+  }
+
+  /// The backward key/value tile: 16 keys per warp (blockN), blockM queries per step. Sizes
+  /// chosen so that no variant spills (see docs/perf-notes/cuda-sm80.md).
+  public static func backwardTile(headDim: Int, headDimV: Int, pass: Int) -> AttentionTile {
+    let width = max(paddedTo16(headDim), paddedTo16(headDimV))
+    if width <= 128 { return AttentionTile(blockM: 32, blockN: 128, warps: 8, qInRegisters: false) }
+    let blockM = pass == 2 && paddedTo16(headDim) > 224 ? 16 : 32
+    return AttentionTile(blockM: blockM, blockN: 64, warps: 4, qInRegisters: false)
   }
 }

@@ -83,6 +83,12 @@ flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* _
   const int b_row = (lane & 7) + ((lane >> 4) << 3), b_col = ((lane >> 3) & 1) * 8;  // B = K rows
   const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3), v_col = (lane >> 4) * 8;  // B = V^T
 
+  // Per-lane shared-memory byte addresses; every fragment below is base + a constant, so the
+  // offsets fold into the ldmatrix immediates instead of occupying registers.
+  const u32 q_base = smem_u32(sQ + (warp * 16 + a_row) * QK_PITCH + a_col);
+  const u32 k_base = smem_u32(sK + b_row * QK_PITCH + b_col);
+  const u32 v_base = smem_u32(sV + v_row * V_PITCH + v_col);
+
 #if FA_Q_IN_REGS
   u32 q_frag[D_PAD / 16][4];
   bool q_loaded = false;
@@ -99,7 +105,7 @@ flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* _
     if (!q_loaded) {
       #pragma unroll
       for (int kk = 0; kk < D_PAD / 16; ++kk)
-        ldmatrix_x4(smem_u32(sQ + (warp * 16 + a_row) * QK_PITCH + kk * 16 + a_col),
+        ldmatrix_x4(q_base + kk * 32,
                     q_frag[kk][0], q_frag[kk][1], q_frag[kk][2], q_frag[kk][3]);
       q_loaded = true;
     }
@@ -115,12 +121,12 @@ flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* _
 #if FA_Q_IN_REGS
       a0 = q_frag[kk][0]; a1 = q_frag[kk][1]; a2 = q_frag[kk][2]; a3 = q_frag[kk][3];
 #else
-      ldmatrix_x4(smem_u32(sQ + (warp * 16 + a_row) * QK_PITCH + kk * 16 + a_col), a0, a1, a2, a3);
+      ldmatrix_x4(q_base + kk * 32, a0, a1, a2, a3);
 #endif
       #pragma unroll
       for (int nn = 0; nn < FA_BN / 16; ++nn) {
         u32 b0, b1, b2, b3;
-        ldmatrix_x4(smem_u32(sK + (nn * 16 + b_row) * QK_PITCH + kk * 16 + b_col), b0, b1, b2, b3);
+        ldmatrix_x4(k_base + (nn * 16 * QK_PITCH + kk * 16) * 2, b0, b1, b2, b3);
         mma16816(acc_s[2 * nn], a0, a1, a2, a3, b0, b1);
         mma16816(acc_s[2 * nn + 1], a0, a1, a2, a3, b2, b3);
       }
@@ -204,7 +210,7 @@ flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* _
       #pragma unroll
       for (int nn = 0; nn < DV_PAD / 16; ++nn) {
         u32 b0, b1, b2, b3;
-        ldmatrix_x4_trans(smem_u32(sV + (kk * 16 + v_row) * V_PITCH + nn * 16 + v_col), b0, b1, b2, b3);
+        ldmatrix_x4_trans(v_base + (kk * 16 * V_PITCH + nn * 16) * 2, b0, b1, b2, b3);
         mma16816(acc_o[2 * nn], a0, a1, a2, a3, b0, b1);
         mma16816(acc_o[2 * nn + 1], a0, a1, a2, a3, b2, b3);
       }
