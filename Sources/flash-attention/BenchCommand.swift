@@ -1,11 +1,180 @@
 import ArgumentParser
+import FlashAttention
+import FlashAttentionCPU
+import FlashAttentionCUDA
+import Foundation
 
-// Placeholder until its owner lands the real command.
+/// `flash-attention bench`: timing sweeps of our FlashAttention and our standard attention.
 struct BenchCommand: ParsableCommand {
-  static let configuration = CommandConfiguration(commandName: "bench", abstract: "(not implemented yet)")
+  static let configuration = CommandConfiguration(
+    commandName: "bench",
+    abstract: "Time FlashAttention against standard attention on a grid of shapes.",
+    discussion: """
+      Grids (--grid): flash = the FlashAttention papers' grid (N 512..16k, batch 16384/N, heads \
+      2048/d, d 64/128/256); cpu = the CPU default (N 512..4096, batch 4096/N, 8 heads, d 64/128, \
+      a few minutes on 2 cores); cpu-kernels = N 1024..16384, batch 1, 8 heads, d 64/128; \
+      long-gpu = one head, N 1,048,576, d 128; long-cpu = one head, N 131,072, d 64, causal; \
+      smoke; custom (--batch --heads --seqlens --head-dims). GPU: CUDA events, median of --reps \
+      runs after --warmup, inputs rotated past twice the L2 cache. CPU: median of 3..--reps runs \
+      within --cpu-budget seconds per case, and the probed FMA peak for percent-of-peak. A table \
+      goes to stdout, progress to stderr, and --json FILE writes the schema of benchmarks/README.md.
+      """)
+
+  @Option(help: "cpu or cuda (default: cuda when usable, else cpu).")
+  var device: String?
+
+  @Option(help: "flash | cpu | cpu-kernels | long-gpu | long-cpu | smoke | custom (default: flash on cuda, cpu on cpu).")
+  var grid: String?
+
+  @Option(help: "Comma list of dtypes: bf16, fp16, fp32 (default: bf16,fp16 on cuda, fp32 on cpu).")
+  var dtypes: String?
+
+  @Option(help: "Comma list of head dims, overriding the grid's.")
+  var headDims: String?
+
+  @Option(help: "Comma list of sequence lengths, overriding the grid's.")
+  var seqlens: String?
+
+  @Option(help: "both, yes or no.")
+  var causal = "both"
+
+  @Option(help: "Batch of the custom grid.")
+  var batch = 1
+
+  @Option(help: "Heads of the custom grid.")
+  var heads = 8
+
+  @Option(help: "Comma list: flash, standard.")
+  var impls = "flash,standard"
+
+  @Option(help: "Comma list: forward, backward, forward_backward.")
+  var passes = "forward,backward,forward_backward"
+
+  @Option(help: "Timed runs (GPU: exactly; CPU: at most).")
+  var reps = 20
+
+  @Option(help: "Untimed runs first.")
+  var warmup = 3
+
+  @Option(help: "CPU: timed seconds per case.")
+  var cpuBudget = 2.0
+
+  @Option(help: "CPU threads (default: FLASH_ATTENTION_CPU_THREADS or every core).")
+  var threads: Int?
+
+  @Flag(help: "One run per case and pass, no warm-up or timing loop (for profilers).")
+  var once = false
+
+  @Option(help: "Write the records as JSON to this file.")
+  var json: String?
+
+  @Flag(help: "No progress on stderr.")
+  var quiet = false
 
   func run() throws {
-    print("flash-attention bench: not implemented yet")
-    throw ExitCode(1)
+    let onGPU: Bool
+    switch device?.lowercased() {
+    case "cpu": onGPU = false
+    case "cuda", "gpu": onGPU = true
+    case nil: onGPU = CUDAEnvironmentReport.probe().isUsable
+    case let other?: throw CommandLineFailure("--device must be cpu or cuda, not \(other)")
+    }
+    let dtypeList = try (dtypes ?? (onGPU ? "bf16,fp16" : "fp32")).split(separator: ",").map { text in
+      guard let dtype = DType(argument: String(text)) else { throw CommandLineFailure("unknown dtype \(text)") }
+      return dtype
+    }
+    let gridName = grid ?? (onGPU ? "flash" : "cpu")
+    guard let preset = BenchmarkGrid(rawValue: gridName) else {
+      throw CommandLineFailure("unknown grid \(gridName); use \(BenchmarkGrid.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    let causalList: [Bool]
+    switch causal {
+    case "both": causalList = [false, true]
+    case "yes": causalList = [true]
+    case "no": causalList = [false]
+    default: throw CommandLineFailure("--causal must be both, yes or no")
+    }
+    let passList = try passes.split(separator: ",").map { text in
+      guard let pass = BenchmarkPass(rawValue: String(text)) else { throw CommandLineFailure("unknown pass \(text)") }
+      return pass
+    }
+    let implList = impls.split(separator: ",").map(String.init)
+    for impl in implList where impl != "flash" && impl != "standard" {
+      throw CommandLineFailure("unknown implementation \(impl); use flash, standard")
+    }
+    let cases = preset.cases(
+      dtypes: dtypeList, headDims: try integers(headDims, "--head-dims"), seqlens: try integers(seqlens, "--seqlens"),
+      causal: causalList, batch: batch, heads: heads)
+
+    var settings = BenchmarkSettings()
+    settings.repetitions = reps
+    settings.warmup = warmup
+    settings.cpuBudgetSeconds = cpuBudget
+    settings.once = once
+    let total = cases.count * implList.count * passList.count
+    if !quiet {
+      let counter = BenchProgress(total: total)
+      settings.progress = { record in counter.report(record) }
+    }
+
+    let records: [BenchmarkRecord]
+    var software: [String: String] = [:]
+    var peak: Double?
+    let deviceName: String
+    if onGPU {
+      let runner = try CUDABenchmarkRunner(device: 0, settings: settings)
+      deviceName = runner.deviceName
+      let environment = CUDAEnvironmentReport.probe()
+      software["cuda_driver"] = environment.driverVersion.map(String.init)
+      software["nvrtc"] = environment.nvrtcVersion.map { "\($0.major).\($0.minor)" }
+      var checkedImpls = implList
+      if implList.contains("standard") && !once {
+        for dtype in Set(dtypeList).sorted(by: { $0.rawValue < $1.rawValue }) {
+          let check = runner.checkStandard(dtype: dtype)
+          software["standard_check_\(dtype)"] = (check.passed ? "pass: " : "FAIL: ") + check.summary
+          writeStandardError("standard attention \(dtype) vs float64 reference: \(check.passed ? "pass" : "FAIL") (\(check.summary))\n")
+          if !check.passed { checkedImpls.removeAll { $0 == "standard" } }
+        }
+      }
+      var measured = runner.run(cases: cases, impls: checkedImpls, passes: passList)
+      if checkedImpls.count < implList.count {
+        measured += cases.flatMap { benchmarkCase in
+          passList.map {
+            BenchmarkRecord(
+              backend: "cuda", impl: "standard", case: benchmarkCase, pass: $0, device: deviceName, status: .error,
+              note: "standard attention failed its reference check")
+          }
+        }
+      }
+      records = measured
+    } else {
+      let runner = try CPUBenchmarkRunner(threads: threads, settings: settings)
+      deviceName = runner.deviceName
+      if !once {
+        peak = FMAPeakProbe.measure(threads: runner.flash.threads)
+        writeStandardError("FMA peak of \(runner.flash.threads) threads: \(String(format: "%.1f", peak ?? 0)) GFLOP/s\n")
+      }
+      software["threads"] = String(runner.flash.threads)
+      software["cpu_features"] = CPUFeatures.current.available.joined(separator: " ")
+      records = runner.run(cases: cases, impls: implList, passes: passList)
+    }
+    software["swift_bench_settings"] = "reps \(reps), warmup \(warmup)" + (onGPU ? "" : ", cpu budget \(cpuBudget) s")
+    if let json {
+      let report = BenchmarkReport(
+        backend: onGPU ? "cuda" : "cpu", device: deviceName, software: software, fmaPeakGFLOPs: peak, records: records)
+      try report.write(to: json)
+    }
+    print("device: \(deviceName)" + (peak.map { String(format: ", FMA peak %.1f GFLOP/s", $0) } ?? ""))
+    let output = BenchTable(cpuPeakGFLOPs: onGPU ? nil : peak)
+    print(output.header)
+    for record in records { print(output.row(record)) }
+  }
+
+  private func integers(_ text: String?, _ flag: String) throws -> [Int]? {
+    guard let text else { return nil }
+    return try text.split(separator: ",").map { part in
+      guard let value = Int(part), value > 0 else { throw CommandLineFailure("\(flag): \(part) is not a positive integer") }
+      return value
+    }
   }
 }

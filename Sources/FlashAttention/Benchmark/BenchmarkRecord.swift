@@ -1,0 +1,145 @@
+import Foundation
+
+/// One measured case of `flash-attention bench`, in the JSON schema shared with the peer scripts
+/// (`benchmarks/README.md`): snake_case keys, times in milliseconds, `null` where a case did not
+/// run (`status` says why).
+public struct BenchmarkRecord: Codable, Sendable, Equatable {
+  /// `"cuda"` or `"cpu"`.
+  public var backend: String
+  /// `"flash"` or `"standard"` for ours; `"torch-cudnn"`, `"numpy-standard"`, ... for peers.
+  public var impl: String
+  /// `"bfloat16"`, `"float16"` or `"float32"`.
+  public var dtype: String
+  public var batch: Int
+  public var headsQ: Int
+  public var headsKV: Int
+  public var seqlenQ: Int
+  public var seqlenK: Int
+  public var headDim: Int
+  public var causal: Bool
+  /// `"forward"`, `"backward"` or `"forward_backward"`.
+  public var pass: String
+  /// `"ok"`, `"out_of_memory"`, `"unsupported"`, `"error"` or `"skipped"`.
+  public var status: String
+  public var medianMs: Double?
+  public var minMs: Double?
+  public var runs: Int
+  /// FLOPs by PERFORMANCE.md's count over the median time, in TFLOP/s.
+  public var tflops: Double?
+  /// Most memory the case held at once for one call (inputs, outputs, workspace), in bytes.
+  public var peakBytes: Int?
+  /// Device (GPU name, or CPU model and thread count).
+  public var device: String
+  public var note: String
+
+  enum CodingKeys: String, CodingKey {
+    case backend, impl, dtype, batch
+    case headsQ = "heads_q"
+    case headsKV = "heads_kv"
+    case seqlenQ = "seqlen_q"
+    case seqlenK = "seqlen_k"
+    case headDim = "head_dim"
+    case causal, pass, status
+    case medianMs = "median_ms"
+    case minMs = "min_ms"
+    case runs, tflops
+    case peakBytes = "peak_bytes"
+    case device, note
+  }
+
+  /// A record of `benchmarkCase` run through `pass`; the statistics come from `samples` (ms).
+  public init(
+    backend: String, impl: String, case benchmarkCase: BenchmarkCase, pass: BenchmarkPass,
+    device: String, status: BenchmarkStatus, samples: [Double] = [], peakBytes: Int? = nil,
+    note: String = ""
+  ) {
+    self.backend = backend
+    self.impl = impl
+    self.dtype = benchmarkCase.dtype.rawValue
+    self.batch = benchmarkCase.shape.batch
+    self.headsQ = benchmarkCase.shape.headsQ
+    self.headsKV = benchmarkCase.shape.headsKV
+    self.seqlenQ = benchmarkCase.shape.seqlenQ
+    self.seqlenK = benchmarkCase.shape.seqlenK
+    self.headDim = benchmarkCase.shape.headDim
+    self.causal = benchmarkCase.causal
+    self.pass = pass.rawValue
+    self.status = status.rawValue
+    let statistics = SampleStatistics(samples)
+    self.medianMs = statistics?.median
+    self.minMs = statistics?.minimum
+    self.runs = samples.count
+    self.tflops = statistics.map { benchmarkCase.flops(pass) / ($0.median * 1e-3) / 1e12 }
+    self.peakBytes = peakBytes
+    self.device = device
+    self.note = note
+  }
+}
+
+/// Why a record has, or lacks, a time.
+public enum BenchmarkStatus: String, Sendable {
+  case ok
+  case outOfMemory = "out_of_memory"
+  case unsupported
+  case error
+  case skipped
+
+  /// The status a library error maps to: memory → `out_of_memory`, a missing feature →
+  /// `unsupported`, anything else → `error`.
+  public init(_ error: FlashAttentionError) {
+    switch error {
+    case .outOfMemory: self = .outOfMemory
+    case .unsupported: self = .unsupported
+    default: self = .error
+    }
+  }
+}
+
+/// A whole benchmark file: where and when it was measured, and its records.
+public struct BenchmarkReport: Codable, Sendable {
+  public static let schemaName = "flash-attention-bench/1"
+
+  public var schema: String
+  public var generator: String
+  public var backend: String
+  public var device: String
+  /// ISO 8601 UTC time the file was written.
+  public var created: String
+  public var host: String
+  public var software: [String: String]
+  /// The probed FMA peak of the host, GFLOP/s (CPU runs).
+  public var fmaPeakGFLOPs: Double?
+  public var records: [BenchmarkRecord]
+
+  enum CodingKeys: String, CodingKey {
+    case schema, generator, backend, device, created, host, software
+    case fmaPeakGFLOPs = "fma_peak_gflops"
+    case records
+  }
+
+  public init(
+    backend: String, device: String, software: [String: String], fmaPeakGFLOPs: Double?,
+    records: [BenchmarkRecord]
+  ) {
+    self.schema = BenchmarkReport.schemaName
+    self.generator = "flash-attention bench"
+    self.backend = backend
+    self.device = device
+    let formatter = ISO8601DateFormatter()
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    self.created = formatter.string(from: Date())
+    self.host = ProcessInfo.processInfo.hostName
+    self.software = software
+    self.fmaPeakGFLOPs = fmaPeakGFLOPs
+    self.records = records
+  }
+
+  /// Writes pretty JSON to `path` through a temporary file renamed into place.
+  public func write(to path: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    let data = try encoder.encode(self)
+    let url = URL(fileURLWithPath: path)
+    try (data + Data("\n".utf8)).write(to: url, options: .atomic)
+  }
+}

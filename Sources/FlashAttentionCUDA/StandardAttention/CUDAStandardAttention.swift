@@ -1,0 +1,187 @@
+import FlashAttentionCore
+
+/// "Standard attention" on the GPU: the baseline FlashAttention is measured against. It
+/// materializes the scores S and probabilities P of the whole `batch × heads × seqlen_q ×
+/// seqlen_k` problem in fp32 device memory: a GEMM (S = scale·QKᵀ, masked), a row softmax
+/// (P, LSE), a GEMM (O = PV); the backward pass recomputes P from the LSE, forms dP = dO·Vᵀ and
+/// dS = P∘(dP − rowsum(dO∘O)) in memory, and runs three more GEMMs (dV = Pᵀ·dO, dQ = scale·dS·K,
+/// dK = scale·dSᵀ·Q, summed over GQA groups).
+///
+/// The GEMMs are plain fp32 CUDA-core tilings (64 × 64 tiles through shared memory), so this
+/// is a baseline for memory traffic and scaling, not a tuned GEMM. Storage fp16 or bf16, any
+/// strides with unit last stride; causal and window masks; no softcap. The caller provides the
+/// workspace (`forwardWorkspaceBytes` / `backwardWorkspaceBytes`), so a benchmark allocates it
+/// once, outside the timed region, and an allocation that does not fit fails cleanly as
+/// `.outOfMemory` before any kernel runs.
+public struct CUDAStandardAttention: Sendable {
+  public let device: CUDADevice
+
+  public init(device: CUDADevice) {
+    self.device = device
+  }
+
+  /// Bytes of the fp32 S/P matrix the forward pass needs.
+  public static func forwardWorkspaceBytes(for shape: AttentionShape) -> Int {
+    shape.batch * shape.headsQ * shape.seqlenQ * shape.seqlenK * 4
+  }
+
+  /// Bytes of the fp32 P and dP/dS matrices the backward pass needs.
+  public static func backwardWorkspaceBytes(for shape: AttentionShape) -> Int {
+    2 * forwardWorkspaceBytes(for: shape)
+  }
+
+  /// Queues the forward pass: S into `workspace`, softmax in place, O = PV.
+  public func enqueueForward(
+    _ arguments: ForwardArguments, workspace: CUDABuffer, on stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let shape = arguments.shape
+    try check(arguments.q, arguments.options, workspace: workspace, needs: Self.forwardWorkspaceBytes(for: shape))
+    let scores = workspace.address
+    try launchScores(
+      a: arguments.q, b: arguments.k, into: scores, shape: shape, mode: 0, scale: arguments.scale,
+      mask: arguments.mask, lse: arguments.lse, stream: stream)
+    var softmax = CUDAKernelArguments()
+    softmax.append(scores)
+    softmax.append(arguments.lse.deviceAddress)
+    softmax.append(Int64(arguments.lse.strides[0]))
+    softmax.append(Int64(arguments.lse.strides[1]))
+    softmax.append(Int32(shape.seqlenQ))
+    softmax.append(Int32(shape.seqlenK))
+    softmax.append(Int32(shape.headsQ))
+    try function("standard_softmax", arguments.q.dtype).launch(
+      grid: (shape.seqlenQ, shape.batch * shape.headsQ, 1), block: (256, 1, 1), arguments: softmax, stream: stream)
+    try launchProduct(
+      "standard_gemm_pb", p: scores, b: arguments.v, out: arguments.out, shape: shape, rows: shape.seqlenQ,
+      width: shape.headDimV, outerHeads: shape.headsQ, factor: 1, stream: stream)
+  }
+
+  /// Queues the backward pass: P and dS in `workspace`, then dV, dQ, dK.
+  public func enqueueBackward(
+    _ arguments: BackwardArguments, workspace: CUDABuffer, on stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let shape = arguments.shape
+    try check(arguments.q, arguments.options, workspace: workspace, needs: Self.backwardWorkspaceBytes(for: shape))
+    let probabilities = workspace.address
+    let gradient = workspace.address + UInt64(Self.forwardWorkspaceBytes(for: shape))
+    try launchScores(
+      a: arguments.q, b: arguments.k, into: probabilities, shape: shape, mode: 1, scale: arguments.scale,
+      mask: arguments.mask, lse: arguments.lse, stream: stream)
+    try launchScores(
+      a: arguments.dOut, b: arguments.v, into: gradient, shape: shape, mode: 2, scale: 1,
+      mask: arguments.mask, lse: arguments.lse, stream: stream)
+    var softmax = CUDAKernelArguments()
+    softmax.append(probabilities)
+    softmax.append(gradient)
+    for tensor in [arguments.dOut, arguments.out] {
+      softmax.append(tensor.deviceAddress)
+      softmax.append(Int64(tensor.strides[0]))
+      softmax.append(Int64(tensor.strides[1]))
+      softmax.append(Int64(tensor.strides[2]))
+    }
+    softmax.append(Int32(shape.seqlenQ))
+    softmax.append(Int32(shape.seqlenK))
+    softmax.append(Int32(shape.headDimV))
+    softmax.append(Int32(shape.headsQ))
+    try function("standard_softmax_backward", arguments.q.dtype).launch(
+      grid: (shape.seqlenQ, shape.batch * shape.headsQ, 1), block: (256, 1, 1), arguments: softmax, stream: stream)
+    try launchProduct(
+      "standard_gemm_ptb", p: probabilities, b: arguments.dOut, out: arguments.dV, shape: shape, rows: shape.seqlenK,
+      width: shape.headDimV, outerHeads: shape.headsKV, factor: 1, stream: stream)
+    try launchProduct(
+      "standard_gemm_pb", p: gradient, b: arguments.k, out: arguments.dQ, shape: shape, rows: shape.seqlenQ,
+      width: shape.headDim, outerHeads: shape.headsQ, factor: arguments.scale, stream: stream)
+    try launchProduct(
+      "standard_gemm_ptb", p: gradient, b: arguments.q, out: arguments.dK, shape: shape, rows: shape.seqlenK,
+      width: shape.headDim, outerHeads: shape.headsKV, factor: arguments.scale, stream: stream)
+  }
+
+  /// `standard_gemm_abt`: a [sq × sk] fp32 matrix per query head from A·Bᵀ over the head dim.
+  private func launchScores(
+    a: TensorView, b: TensorView, into matrix: UInt64, shape: AttentionShape, mode: Int32, scale: Float,
+    mask: AttentionMask, lse: TensorView, stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    var args = CUDAKernelArguments()
+    for tensor in [a, b] {
+      args.append(tensor.deviceAddress)
+      args.append(Int64(tensor.strides[0]))
+      args.append(Int64(tensor.strides[1]))
+      args.append(Int64(tensor.strides[2]))
+    }
+    args.append(matrix)
+    args.append(lse.deviceAddress)
+    args.append(Int64(lse.strides[0]))
+    args.append(Int64(lse.strides[1]))
+    args.append(Int32(shape.seqlenQ))
+    args.append(Int32(shape.seqlenK))
+    args.append(Int32(a.shape[3]))
+    args.append(Int32(shape.headsQ))
+    args.append(Int32(shape.groupSize))
+    args.append(scale)
+    args.append(Int32(mask.left ?? -1))
+    args.append(Int32(mask.right ?? -1))
+    args.append(mode)
+    try function("standard_gemm_abt", a.dtype).launch(
+      grid: (Self.tiles(shape.seqlenK), Self.tiles(shape.seqlenQ), shape.batch * shape.headsQ), block: (256, 1, 1),
+      arguments: args, stream: stream)
+  }
+
+  /// `standard_gemm_pb` / `standard_gemm_ptb`: an fp32 matrix (or its transpose) times a tensor.
+  private func launchProduct(
+    _ entry: String, p: UInt64, b: TensorView, out: TensorView, shape: AttentionShape, rows: Int,
+    width: Int, outerHeads: Int, factor: Float, stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    var args = CUDAKernelArguments()
+    args.append(p)
+    for tensor in [b, out] {
+      args.append(tensor.deviceAddress)
+      args.append(Int64(tensor.strides[0]))
+      args.append(Int64(tensor.strides[1]))
+      args.append(Int64(tensor.strides[2]))
+    }
+    args.append(Int32(shape.seqlenQ))
+    args.append(Int32(shape.seqlenK))
+    args.append(Int32(width))
+    args.append(Int32(shape.headsQ))
+    args.append(Int32(shape.groupSize))
+    args.append(factor)
+    try function(entry, b.dtype).launch(
+      grid: (Self.tiles(width), Self.tiles(rows), shape.batch * outerHeads), block: (256, 1, 1),
+      arguments: args, stream: stream)
+  }
+
+  private static func tiles(_ count: Int) -> Int { (count + 63) / 64 }
+
+  private func check(
+    _ q: TensorView, _ options: AttentionOptions, workspace: CUDABuffer, needs bytes: Int
+  ) throws(FlashAttentionError) {
+    if q.dtype == .float32 {
+      throw .unsupported(backend: "cuda-standard", feature: "float32 storage (fp16 and bf16 only)")
+    }
+    if options.softcap > 0 {
+      throw .unsupported(backend: "cuda-standard", feature: "softcap")
+    }
+    if q.location != .cuda(device: device.ordinal) {
+      throw .invalidArgument(name: "q.location", value: "\(q.location)", reason: "must be cuda:\(device.ordinal)")
+    }
+    if workspace.byteCount < bytes {
+      throw .invalidArgument(
+        name: "workspace.byteCount", value: "\(workspace.byteCount)", reason: "must be at least \(bytes)")
+    }
+  }
+
+  /// The loaded kernel `entry` for `dtype` (compiled once per process and device).
+  func function(_ entry: String, _ dtype: DType) throws(FlashAttentionError) -> CUDAFunction {
+    try KernelCache.shared.function(for: Self.program(entry, dtype), device: device)
+  }
+
+  /// The NVRTC program of one kernel entry for a storage dtype.
+  static func program(_ entry: String, _ dtype: DType) -> CUDAProgram {
+    let defines = "#define FA_BF16 \(dtype == .bfloat16 ? 1 : 0)\n"
+    return CUDAProgram(entry: entry, source: defines + KernelSource.common + KernelSource.standardAttention)
+  }
+
+  /// Every kernel entry, for compile checks.
+  public static let entries = [
+    "standard_gemm_abt", "standard_softmax", "standard_gemm_pb", "standard_gemm_ptb", "standard_softmax_backward",
+  ]
+}
