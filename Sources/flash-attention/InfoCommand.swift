@@ -48,6 +48,7 @@ struct InfoCommand: ParsableCommand {
     print("cpu:")
     print("  logical cores:    \(features.logicalCores)")
     print("  SIMD features:    \(features.available.isEmpty ? "(none found)" : features.available.joined(separator: " "))")
+    print("  kernels built for \(CPUFeatures.requiredLevel)" + (features.hasAVX512 ? " (AVX-512 present)" : ""))
     if !features.missingRequired.isEmpty {
       print("  missing required: \(features.missingRequired.joined(separator: " "))")
     }
@@ -55,7 +56,7 @@ struct InfoCommand: ParsableCommand {
 
   private func printCUDA(_ report: CUDAEnvironmentReport) {
     print("cuda:")
-    print("  driver:        \(report.driverLibrary ?? "not found")" + (report.driverVersion.map { " (version \($0))" } ?? ""))
+    print("  driver:        \(report.driverLibrary ?? "not found")" + (report.driverVersion.map { " (CUDA \($0 / 1000).\($0 % 1000 / 10))" } ?? ""))
     let nvrtcVersion = report.nvrtcVersion.map { " (version \($0.major).\($0.minor))" } ?? ""
     print("  nvrtc:         \(report.nvrtcLibrary ?? "not found")\(nvrtcVersion)")
     if report.devices.isEmpty {
