@@ -2,7 +2,7 @@
 # One device call: our benchmark, the PyTorch SDPA peers on the same shapes, and ncu's DRAM
 # bytes of one forward, everything written under $OUT (at most 8 files come back).
 #
-#   scripts/device-bench.sh full    # ours (flash + standard) + peers + long context + ncu  (~8 min)
+#   scripts/device-bench.sh full    # verify, ours + peers (bf16 grid), scaling, long context, ncu of ours (~6 min)
 #   scripts/device-bench.sh peers   # peers + ncu of torch's math and flash forward only   (~6 min)
 #
 # Our binary is built on the developer machine (no Swift on the device) and carried:
@@ -28,18 +28,24 @@ elapsed() { echo $(( $(date +%s) - started )); }
 if [ "$mode" = "full" ]; then
   if [ ! -x "$BIN" ]; then echo "no binary at $BIN" | tee -a "$log"; exit 2; fi
   # Correctness first: a benchmark of a wrong kernel is worthless.
-  "$BIN" verify --device cuda 2>&1 | tail -n 15 | tee -a "$log"
-  # Ours and the peers on the FlashAttention grid (bf16), then fp16 while time allows.
-  "$BIN" bench --device cuda --grid flash --dtypes bf16 --impls flash,standard \
-    --json "$OUT/ours-cuda.json" 2>>"$log" | tail -n 40
+  timeout 90 "$BIN" verify --device cuda 2>&1 | tail -n 12 | tee -a "$log"
+  # The FlashAttention grid, bf16: ours (flash: every pass; standard: forward) and the peers
+  # that matter (cuDNN, FA2) in the same run.
+  "$BIN" bench --device cuda --grid flash --dtypes bf16 --impls flash \
+    --json "$OUT/ours-cuda.json" 2>>"$log" | tail -n 4
+  "$BIN" bench --device cuda --grid flash --dtypes bf16 --impls standard --passes forward \
+    --json "$OUT/ours-cuda-standard.json" 2>>"$log" | tail -n 4
   python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 \
-    --impls cudnn,flash,math --deadline-s 170 --json "$OUT/torch-cuda.json" 2>>"$log" >/dev/null
-  echo "== peers done at $(elapsed) s" | tee -a "$log"
-  # Long context: one head, 1M tokens; standard attention must fail cleanly.
-  "$BIN" bench --device cuda --grid long-gpu --dtypes bf16 --impls flash,standard --passes forward,backward \
-    --json "$OUT/ours-cuda-long.json" 2>&1 | tee -a "$log" | tail -n 8
-  python3 benchmarks/ncu_dram.py --impls torch-math,torch-flash,flash,standard --seqlens 1024,4096,16384 \
-    --binary "$BIN" --json "$OUT/ncu-dram.json" 2>&1 | tee -a "$log"
+    --impls cudnn,flash --deadline-s 120 --json "$OUT/torch-cuda.json" 2>>"$log" | tail -n 2
+  echo "== grid done at $(elapsed) s" | tee -a "$log"
+  # Scaling at fixed batch and heads: standard attention grows as N² and runs out of memory.
+  "$BIN" bench --device cuda --grid scaling-gpu --dtypes bf16 --causal no --passes forward \
+    --json "$OUT/ours-cuda-scaling.json" 2>>"$log" | tee -a "$log" | tail -n 18
+  # Long context: one head, 1M tokens; few runs (each forward is over a second).
+  "$BIN" bench --device cuda --grid long-gpu --dtypes bf16 --passes forward,backward --reps 3 --warmup 1 \
+    --json "$OUT/ours-cuda-long.json" 2>>"$log" | tee -a "$log" | tail -n 6
+  python3 benchmarks/ncu_dram.py --impls flash,standard --seqlens 1024,4096,16384 \
+    --binary "$BIN" --json "$OUT/ncu-dram-ours.json" 2>&1 | tee -a "$log"
 else
   python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16,fp16 \
     --deadline-s 300 --json "$OUT/torch-cuda.json" 2>>"$log" | tail -n 30

@@ -13,6 +13,7 @@ struct BenchCommand: ParsableCommand {
       Grids (--grid): flash = the FlashAttention papers' grid (N 512..16k, batch 16384/N, heads \
       2048/d, d 64/128/256); cpu = the CPU default (N 512..4096, batch 4096/N, 8 heads, d 64/128, \
       a few minutes on 2 cores); cpu-kernels = N 1024..16384, batch 1, 8 heads, d 64/128; \
+      scaling-gpu = batch 1, 16 heads, d 128, N 1k..128k; scaling-cpu = batch 1, one head, d 64, N 1k..64k; \
       long-gpu = one head, N 1,048,576, d 128; long-cpu = one head, N 131,072, d 64, causal; \
       smoke; custom (--batch --heads --seqlens --head-dims). GPU: CUDA events, median of --reps \
       runs after --warmup, inputs rotated past twice the L2 cache. CPU: median of 3..--reps runs \
@@ -23,7 +24,7 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "cpu or cuda (default: cuda when usable, else cpu).")
   var device: String?
 
-  @Option(help: "flash | cpu | cpu-kernels | long-gpu | long-cpu | smoke | custom (default: flash on cuda, cpu on cpu).")
+  @Option(help: "flash | cpu | cpu-kernels | scaling-gpu | scaling-cpu | long-gpu | long-cpu | smoke | custom (default: flash on cuda, cpu on cpu).")
   var grid: String?
 
   @Option(help: "Comma list of dtypes: bf16, fp16, fp32 (default: bf16,fp16 on cuda, fp32 on cpu).")

@@ -67,7 +67,7 @@ for d, n, causal, labels in plan.get("bench", []):
     out["step"] = f"bench {d} {n} {causal}"
     wd = watchdog(120)
     try:
-        r = hz.bench_peers_and_ours([(l, kerns[l]) for l in labels if l in kerns], d, n, causal)
+        r = hz.bench_peers_and_ours([(l, kerns[l.split('@')[0]]) for l in labels if l.split('@')[0] in kerns], d, n, causal)
     except Exception as e:  # noqa: BLE001
         r = dict(d=d, n=n, causal=causal, error=traceback.format_exc()[-800:])
     wd.cancel()

@@ -52,6 +52,8 @@ def grid(preset: str, dtypes: list[str], head_dims: list[int] | None = None,
     flash        FA2/FA3 paper grid: N 512..16k, batch = 16384/N, heads = 2048/d, d 64/128/256.
     cpu          CPU default: N 512..4096, batch = 4096/N, 8 heads, d 64/128 (minutes on 2 cores).
     cpu-kernels  CPU kernel study: N 1024..16384, batch 1, 8 heads, d 64/128.
+    scaling-gpu  batch 1, 16 heads, d 128, N 1024..131072 (standard attention runs out of memory).
+    scaling-cpu  batch 1, one head, d 64, N 1024..65536.
     long-gpu     one head, batch 1, N = 1,048,576, d 128 (GPU long context).
     long-cpu     one head, batch 1, N = 131,072, d 64, causal (CPU long context).
     smoke        tiny shapes for a quick check of the tooling.
@@ -82,6 +84,13 @@ def grid(preset: str, dtypes: list[str], head_dims: list[int] | None = None,
                 for c in causal:
                     for n in lens:
                         cases.append(Case(1, 8, n, d, c, dtype))
+    elif preset in ("scaling-gpu", "scaling-cpu"):
+        gpu = preset == "scaling-gpu"
+        for dtype in dtypes:
+            for d in head_dims or [128 if gpu else 64]:
+                for c in causal:
+                    for n in seqlens or [1 << k for k in range(10, 18 if gpu else 17)]:
+                        cases.append(Case(1, 16 if gpu else 1, n, d, c, dtype))
     elif preset == "long-gpu":
         for dtype in dtypes:
             for n in seqlens or [1 << 20]:

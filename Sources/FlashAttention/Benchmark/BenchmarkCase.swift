@@ -52,6 +52,11 @@ public enum BenchmarkGrid: String, Sendable, CaseIterable {
   case cpu
   /// The CPU kernel study: N 1024…16384, batch 1, 8 heads, d 64 / 128.
   case cpuKernels = "cpu-kernels"
+  /// GPU scaling: batch 1, 16 heads, d 128, N 1024…131072, where standard attention's S and P
+  /// outgrow the device.
+  case scalingGPU = "scaling-gpu"
+  /// CPU scaling: batch 1, one head, d 64, N 1024…65536.
+  case scalingCPU = "scaling-cpu"
   /// GPU long context: batch 1, one head, N = 1,048,576, d 128.
   case longGPU = "long-gpu"
   /// CPU long context: batch 1, one head, N = 131,072, d 64, causal.
@@ -92,6 +97,10 @@ public enum BenchmarkGrid: String, Sendable, CaseIterable {
       return sweep([64, 128], [1024, 2048, 4096, 8192, 16384]) { n, d in
         AttentionShape(batch: 1, seqlenQ: n, headsQ: 8, headDim: d)
       }
+    case .scalingGPU:
+      return sweep([128], (10...17).map { 1 << $0 }) { n, d in AttentionShape(batch: 1, seqlenQ: n, headsQ: 16, headDim: d) }
+    case .scalingCPU:
+      return sweep([64], (10...16).map { 1 << $0 }) { n, d in AttentionShape(batch: 1, seqlenQ: n, headsQ: 1, headDim: d) }
     case .longGPU:
       return BenchmarkGrid.custom.cases(
         dtypes: dtypes, headDims: headDims ?? [128], seqlens: seqlens ?? [1 << 20],

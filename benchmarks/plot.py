@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Figures and tables from benchmark JSON files (schema: benchmarks/README.md).
+
+    python3 benchmarks/plot.py --gpu docs/benchmarks/h100-ours.json docs/benchmarks/h100-torch.json \
+        --ncu docs/benchmarks/h100-ncu-dram.json --cpu docs/benchmarks/cpu-ours.json \
+        docs/benchmarks/cpu-numpy.json --out docs/benchmarks
+
+Writes, for each backend given:
+  <prefix>-throughput-<pass>.png  TFLOP/s (GFLOP/s on the CPU) vs seqlen, one panel per head dim
+                                  and mask, ours against each peer                  (figure a)
+  <prefix>-scaling.png            time and memory vs N, log-log, standard vs flash, with the
+                                  out-of-memory point                               (figure b)
+  gpu-memory-access.png           device-memory bytes per forward: analytic model and ncu (figure c)
+  summary.md                      tables: ours / peer ratios, scaling, long context, ncu bytes
+Only records with status "ok" are drawn; nothing is interpolated or invented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from hbm_model import flash_forward_bytes, standard_forward_bytes  # noqa: E402
+
+STYLE = {
+    "flash": ("ours: flash", "#d62728", "o", "-"),
+    "standard": ("ours: standard", "#7f7f7f", "s", "--"),
+    "torch-cudnn": ("torch SDPA cuDNN", "#1f77b4", "^", "-"),
+    "torch-flash": ("torch SDPA flash (FA2)", "#2ca02c", "v", "-"),
+    "torch-efficient": ("torch SDPA mem-efficient", "#9467bd", "D", ":"),
+    "torch-math": ("torch SDPA math", "#8c564b", "x", "--"),
+    "torch-cpu-flash": ("torch CPU flash", "#1f77b4", "^", "-"),
+    "torch-cpu-math": ("torch CPU math", "#8c564b", "x", "--"),
+    "numpy-standard": ("NumPy standard", "#ff7f0e", "x", "--"),
+}
+
+
+def load(paths: list[str]) -> tuple[list[dict], list[dict]]:
+    """Records of all files (a later file wins on the same case) and the files' headers."""
+    merged: dict[tuple, dict] = {}
+    headers = []
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        headers.append({k: v for k, v in report.items() if k != "records"} | {"path": path})
+        for r in report["records"]:
+            key = (r["impl"], r["dtype"], r["batch"], r["heads_q"], r["seqlen_q"], r["seqlen_k"], r["head_dim"],
+                   r["causal"], r["pass"])
+            merged[key] = r
+    return list(merged.values()), headers
+
+
+def rate(r: dict, cpu: bool) -> float:
+    return r["tflops"] * (1000 if cpu else 1)
+
+
+def is_grid(r: dict, cpu: bool) -> bool:
+    """Records of the throughput grid (batch·seqlen fixed) rather than the scaling or long runs."""
+    tokens = r["batch"] * r["seqlen_q"]
+    return (tokens == 4096 and r["heads_q"] == 8) if cpu else (tokens == 16384 and r["heads_q"] * r["head_dim"] == 2048)
+
+
+def throughput_figures(records, out_dir, prefix, cpu, dtype) -> list[str]:
+    written = []
+    grid = [r for r in records if r["dtype"] == dtype and is_grid(r, cpu)]
+    dims = sorted({r["head_dim"] for r in grid})
+    if not dims:
+        return written
+    for pass_name in ("forward", "backward", "forward_backward"):
+        rows = [r for r in grid if r["pass"] == pass_name]
+        if not any(r["status"] == "ok" for r in rows):
+            continue
+        fig, axes = plt.subplots(len(dims), 2, figsize=(11, 3.3 * len(dims)), squeeze=False)
+        for row, d in enumerate(dims):
+            for col, causal in enumerate((False, True)):
+                ax = axes[row][col]
+                for impl, (label, color, marker, line) in STYLE.items():
+                    pts = sorted((r["seqlen_q"], rate(r, cpu)) for r in rows
+                                 if r["impl"] == impl and r["head_dim"] == d and r["causal"] == causal
+                                 and r["status"] == "ok")
+                    if pts:
+                        ax.plot(*zip(*pts), marker=marker, linestyle=line, color=color, label=label)
+                ax.set_xscale("log", base=2)
+                ax.set_title(f"head_dim {d}, {'causal' if causal else 'non-causal'}", fontsize=10)
+                ax.set_xlabel("sequence length N")
+                ax.set_ylabel("GFLOP/s" if cpu else "TFLOP/s")
+                ax.set_ylim(bottom=0)
+                ax.grid(alpha=0.3)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        device = grid[0]["device"]
+        fig.suptitle(f"{pass_name.replace('_', ' + ')}, {dtype}, {device}", y=0.995, fontsize=11)
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.975), ncol=min(len(labels), 6),
+                   fontsize=9)
+        fig.tight_layout(rect=(0, 0, 1, 0.94))
+        name = f"{prefix}-throughput-{pass_name}.png"
+        fig.savefig(os.path.join(out_dir, name), dpi=110)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def scaling_records(records, cpu):
+    """Fixed batch and heads, growing N: the scaling sweep (batch 1)."""
+    return [r for r in records if r["batch"] == 1 and r["pass"] == "forward" and not r["causal"]
+            and r["heads_q"] == (1 if cpu else 16) and r["impl"] in ("flash", "standard")]
+
+
+def scaling_figure(records, out_dir, prefix, cpu) -> str | None:
+    rows = scaling_records(records, cpu)
+    if not any(r["status"] == "ok" for r in rows):
+        return None
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4))
+    for impl in ("standard", "flash"):
+        label, color, marker, line = STYLE[impl]
+        ok = sorted((r["seqlen_q"], r["median_ms"], r["peak_bytes"]) for r in rows
+                    if r["impl"] == impl and r["status"] == "ok")
+        if ok:
+            ax_t.plot([p[0] for p in ok], [p[1] for p in ok], marker=marker, linestyle=line, color=color, label=label)
+            ax_m.plot([p[0] for p in ok], [p[2] / 2**20 for p in ok], marker=marker, linestyle=line, color=color,
+                      label=label)
+        oom = sorted(r["seqlen_q"] for r in rows if r["impl"] == impl and r["status"] == "out_of_memory")
+        if oom:
+            for ax in (ax_t, ax_m):
+                ax.axvline(oom[0], color=color, linestyle=":", alpha=0.8)
+                ax.annotate(f"{label}:\nout of memory\nat N={oom[0]}", xy=(oom[0], 0.5), xycoords=("data", "axes fraction"),
+                            fontsize=8, color=color, ha="right")
+    d = rows[0]["head_dim"]
+    h = rows[0]["heads_q"]
+    for ax, title, unit in ((ax_t, "forward time", "ms"), (ax_m, "peak memory", "MiB")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length N")
+        ax.set_ylabel(unit)
+        ax.set_title(f"{title} (batch 1, {h} head{'s' if h > 1 else ''}, d={d}, {rows[0]['dtype']})", fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(rows[0]["device"], fontsize=10)
+    fig.tight_layout()
+    name = f"{prefix}-scaling.png"
+    fig.savefig(os.path.join(out_dir, name), dpi=110)
+    plt.close(fig)
+    return name
+
+
+def memory_access_figure(ncu_paths: list[str], out_dir: str) -> tuple[str | None, list[str]]:
+    recs, device = [], ""
+    for path in ncu_paths:
+        with open(path) as f:
+            report = json.load(f)
+        device = report["device"]
+        recs += [r for r in report["records"] if r.get("status") == "ok"]
+    if not recs:
+        return None, []
+    first = recs[0]
+    b, h, d = first["batch"], first["heads"], first["head_dim"]
+    element = 2 if first["dtype"] in ("bf16", "fp16", "bfloat16", "float16") else 4
+    lengths = sorted({r["seqlen"] for r in recs})
+    span = [2 ** k for k in range(int(math.log2(lengths[0])), int(math.log2(lengths[-1])) + 1)]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    ax.plot(span, [b * h * standard_forward_bytes(n, d, element, score_bytes=element) for n in span], color="#8c564b",
+            linestyle="--", label=f"model: standard, S/P in {8 * element}-bit  (4Nd + 4N² accesses)")
+    ax.plot(span, [b * h * standard_forward_bytes(n, d, element, score_bytes=4) for n in span], color="#7f7f7f",
+            linestyle="--", label="model: standard, S/P in fp32")
+    ax.plot(span, [b * h * flash_forward_bytes(n, d, element, block_rows=128) for n in span], color="#d62728",
+            linestyle="--", label="model: flash, K/V re-read per 128-row Q block (Θ(N²d²/M))")
+    ax.plot(span, [b * h * 4 * n * d * element for n in span], color="#d62728", linestyle=":", alpha=0.6,
+            label="lower bound: read Q, K, V, write O once (4Nd)")
+    table = []
+    for impl in sorted({r["impl"] for r in recs}):
+        pts = sorted((r["seqlen"], r["bytes_read"] + r["bytes_written"]) for r in recs if r["impl"] == impl)
+        label, color, marker, _ = STYLE.get(impl, (impl, "black", "o", "-"))
+        ax.plot(*zip(*pts), marker=marker, linestyle="none", markersize=8, color=color, label=f"ncu: {label}")
+        for n, total in pts:
+            table.append(f"| {label} | {n} | {total / 1e6:,.1f} | "
+                         f"{total / (b * h * 4 * n * d * element):.1f} |")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length N")
+    ax.set_ylabel("bytes read + written in device memory")
+    ax.set_title(f"one forward, batch {b}, {h} heads, d={d}: {device}", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7.5)
+    fig.tight_layout()
+    name = "gpu-memory-access.png"
+    fig.savefig(os.path.join(out_dir, name), dpi=110)
+    plt.close(fig)
+    lines = ["| implementation | N | MB read + written (ncu) | × minimum (4·N·d per head) |", "|---|---|---|---|"] + table
+    return name, lines
+
+
+def ratio_table(records, cpu, dtype) -> list[str]:
+    """Ours (flash) against each peer present, per case of the throughput grid."""
+    grid = [r for r in records if r["dtype"] == dtype and is_grid(r, cpu) and r["status"] == "ok"]
+    by_key = defaultdict(dict)
+    for r in grid:
+        by_key[(r["pass"], r["head_dim"], r["causal"], r["seqlen_q"])][r["impl"]] = rate(r, cpu)
+    peers = [p for p in STYLE if p not in ("flash",) and any(p in v for v in by_key.values())]
+    if not any("flash" in v for v in by_key.values()):
+        return []
+    unit = "GFLOP/s" if cpu else "TFLOP/s"
+    head = f"| pass | d | causal | N | ours flash {unit} | " + " | ".join(f"{STYLE[p][0]}" for p in peers) + " |"
+    lines = [head, "|" + "---|" * (5 + len(peers))]
+    order = {"forward": 0, "backward": 1, "forward_backward": 2}
+    for key in sorted(by_key, key=lambda k: (order[k[0]], k[1], k[2], k[3])):
+        v = by_key[key]
+        if "flash" not in v:
+            continue
+        cells = [f"{v[p]:.1f} ({v['flash'] / v[p]:.2f}×)" if p in v else "-" for p in peers]
+        lines.append(f"| {key[0]} | {key[1]} | {'yes' if key[2] else 'no'} | {key[3]} | {v['flash']:.1f} | "
+                     + " | ".join(cells) + " |")
+    return lines
+
+
+def plain_table(rows: list[dict], cpu: bool) -> list[str]:
+    lines = ["| impl | pass | b | h | N | d | causal | median ms | peak MiB | status |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["impl"], r["pass"], r["seqlen_q"])):
+        ms = f"{r['median_ms']:.2f}" if r["median_ms"] is not None else "-"
+        pk = f"{r['peak_bytes'] / 2**20:,.1f}" if r["peak_bytes"] is not None else "-"
+        status = r["status"] + (f": {r['note'][:90]}" if r["status"] != "ok" and r["note"] else "")
+        lines.append(f"| {r['impl']} | {r['pass']} | {r['batch']} | {r['heads_q']} | {r['seqlen_q']} | {r['head_dim']} | "
+                     f"{'yes' if r['causal'] else 'no'} | {ms} | {pk} | {status} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gpu", nargs="*", default=[], help="GPU JSON files (ours and peers)")
+    parser.add_argument("--cpu", nargs="*", default=[], help="CPU JSON files (ours and peers)")
+    parser.add_argument("--ncu", nargs="*", default=[], help="ncu_dram.py JSON files")
+    parser.add_argument("--gpu-dtype", default="bfloat16")
+    parser.add_argument("--out", default="docs/benchmarks")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    summary = ["# Benchmark summary", "", "Generated by `benchmarks/plot.py` from the JSON files named below; "
+               "ratios are ours / peer (above 1 means ours is faster).", ""]
+    for prefix, paths, cpu, dtype in (("gpu", args.gpu, False, args.gpu_dtype), ("cpu", args.cpu, True, "float32")):
+        if not paths:
+            continue
+        records, headers = load(paths)
+        summary.append(f"## {'GPU' if not cpu else 'CPU'}: {headers[0]['device']}")
+        summary.append("")
+        for header in headers:
+            extra = f", FMA peak {header['fma_peak_gflops']:.0f} GFLOP/s" if header.get("fma_peak_gflops") else ""
+            summary.append(f"- `{os.path.basename(header['path'])}`: {header['generator']}, {header['created']}{extra}")
+        summary.append("")
+        names = throughput_figures(records, args.out, prefix, cpu, dtype)
+        scaling = scaling_figure(records, args.out, prefix, cpu)
+        for name in names + ([scaling] if scaling else []):
+            summary.append(f"![{name}]({name})")
+        summary.append("")
+        table = ratio_table(records, cpu, dtype)
+        if table:
+            summary += [f"### Throughput, {dtype} (ours / peer in parentheses)", ""] + table + [""]
+        rows = scaling_records(records, cpu)
+        if rows:
+            summary += ["### Scaling (forward, batch 1)", ""] + plain_table(rows, cpu) + [""]
+        longs = [r for r in records if r["batch"] == 1 and r["heads_q"] == 1 and r["seqlen_q"] >= (1 << 17)]
+        if longs:
+            summary += ["### Long context (one head)", ""] + plain_table(longs, cpu) + [""]
+    if args.ncu:
+        name, lines = memory_access_figure(args.ncu, args.out)
+        if name:
+            summary += ["## Device-memory traffic of one forward (ncu)", "", f"![{name}]({name})", ""] + lines + [""]
+    with open(os.path.join(args.out, "summary.md"), "w") as f:
+        f.write("\n".join(summary) + "\n")
+    print(f"wrote {args.out}/summary.md")
+
+
+if __name__ == "__main__":
+    main()
