@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import _CPUFeatureShims
 
 #if canImport(Glibc)
   import Glibc
@@ -28,6 +29,7 @@ public struct CPUBackend: AttentionBackend {
   ///   variable `FLASH_ATTENTION_CPU_THREADS` if set, else every core this process may use.
   /// - Throws: `.backendUnavailable` when the CPU lacks an instruction set the kernels were
   ///   compiled for (checked before any kernel code runs); `.invalidArgument` for `threads < 1`.
+  @_optimize(none)  // keeps the refusal path free of AVX moves; see `checkInstructionSet`
   public init(threads: Int? = nil) throws(FlashAttentionError) {
     try CPUBackend.checkInstructionSet()
     let count = threads ?? CPUBackend.defaultThreadCount
@@ -47,13 +49,15 @@ public struct CPUBackend: AttentionBackend {
   }
 
   /// Throws when the running CPU lacks what `-march=x86-64-v3` lets the compiler use.
+  ///
+  /// The code here is built for x86-64-v3 too, so the refusal path must not run any of it
+  /// beyond a call and a branch: the probe and the message are C (`_CPUFeatureShims`) and the
+  /// error is built and thrown in Core, both compiled for the baseline ISA. Checked under
+  /// `qemu-x86_64 -cpu Nehalem` (no AVX) and `-cpu SandyBridge` (AVX, no AVX2/FMA).
+  @inline(never) @_optimize(none)
   static func checkInstructionSet() throws(FlashAttentionError) {
-    let features = CPUFeatures.current
-    if !features.missingRequired.isEmpty {
-      throw .backendUnavailable(
-        backend: "cpu",
-        reason: "the CPU kernels are built for \(CPUFeatures.requiredLevel) but this CPU lacks "
-          + features.missingRequired.joined(separator: ", "))
+    if let reason = fa_cpu_refusal_reason() {
+      try FlashAttentionError.throwBackendUnavailable(backend: "cpu", reason: reason)
     }
   }
 

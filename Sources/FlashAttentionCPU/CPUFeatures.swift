@@ -26,20 +26,24 @@ public struct CPUFeatures: Sendable {
     self.logicalCores = logicalCores
   }
 
-  /// Probes the running CPU.
+  /// Probes the running CPU. Runs on CPUs that cannot run the kernels (that is its point), so
+  /// it is compiled without optimization, which keeps vector moves out of it (checked under
+  /// `qemu-x86_64 -cpu Nehalem`).
   public static var current: CPUFeatures {
-    let bits = fa_cpu_feature_bits()
-    let isX86 = bits & FA_CPU_X86 != 0
-    var available: [String] = []
-    var missing: [String] = []
-    for (bit, name, required) in featureTable {
-      if bits & bit != 0 {
-        available.append(name)
-      } else if required && isX86 {
-        missing.append(name)
+    @_optimize(none) get {
+      let bits = fa_cpu_feature_bits()
+      let isX86 = bits & FA_CPU_X86 != 0
+      var available: [String] = []
+      var missing: [String] = []
+      for (bit, name, required) in featureTable {
+        if bits & bit != 0 {
+          available.append(name)
+        } else if required && isX86 {
+          missing.append(name)
+        }
       }
+      return CPUFeatures(available: available, missingRequired: missing, logicalCores: onlineCores())
     }
-    return CPUFeatures(available: available, missingRequired: missing, logicalCores: onlineCores())
   }
 
   /// Whether the CPU has AVX-512 (F, BW, DQ, VL) with OS support for zmm state.

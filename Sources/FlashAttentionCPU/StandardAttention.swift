@@ -19,6 +19,7 @@ public struct StandardAttention: AttentionBackend {
   public let threads: Int
   let pool: WorkerPool
 
+  @_optimize(none)  // keeps the refusal path free of AVX moves; see `CPUBackend.checkInstructionSet`
   public init(threads: Int? = nil) throws(FlashAttentionError) {
     try CPUBackend.checkInstructionSet()
     let count = threads ?? CPUBackend.defaultThreadCount

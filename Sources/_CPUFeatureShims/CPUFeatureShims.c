@@ -57,15 +57,49 @@ uint32_t fa_cpu_feature_bits(void) {
   return bits;
 }
 
-int fa_cpu_supports_x86_64_v3(void) {
-  const uint32_t need = FA_CPU_SSE42 | FA_CPU_AVX | FA_CPU_AVX2 | FA_CPU_FMA | FA_CPU_F16C |
-                        FA_CPU_BMI1 | FA_CPU_BMI2 | FA_CPU_LZCNT | FA_CPU_MOVBE;
-  return (fa_cpu_feature_bits() & need) == need;
+static const struct {
+  uint32_t bit;
+  const char *name;
+} required_v3[] = {
+  {FA_CPU_SSE42, "sse4.2"}, {FA_CPU_AVX, "avx"}, {FA_CPU_AVX2, "avx2"}, {FA_CPU_FMA, "fma"},
+  {FA_CPU_F16C, "f16c"}, {FA_CPU_BMI1, "bmi1"}, {FA_CPU_BMI2, "bmi2"}, {FA_CPU_LZCNT, "lzcnt"},
+  {FA_CPU_MOVBE, "movbe"},
+};
+
+const char *fa_cpu_missing_x86_64_v3(void) {
+  static char text[128];
+  uint32_t bits = fa_cpu_feature_bits();
+  size_t used = 0;
+  text[0] = 0;
+  for (size_t i = 0; i < sizeof(required_v3) / sizeof(required_v3[0]); i++) {
+    if (bits & required_v3[i].bit) continue;
+    const char *name = required_v3[i].name;
+    if (used > 0 && used + 2 < sizeof(text)) {
+      text[used++] = ',';
+      text[used++] = ' ';
+    }
+    while (*name && used + 1 < sizeof(text)) text[used++] = *name++;
+    text[used] = 0;
+  }
+  return used == 0 ? 0 : text;
+}
+
+const char *fa_cpu_refusal_reason(void) {
+  static char text[256];
+  const char *missing = fa_cpu_missing_x86_64_v3();
+  if (missing == 0) return 0;
+  const char *prefix = "the CPU kernels are built for x86-64-v3 (AVX2, FMA) but this CPU lacks ";
+  size_t used = 0;
+  while (*prefix && used + 1 < sizeof(text)) text[used++] = *prefix++;
+  while (*missing && used + 1 < sizeof(text)) text[used++] = *missing++;
+  text[used] = 0;
+  return text;
 }
 
 #else
 
 uint32_t fa_cpu_feature_bits(void) { return 0; }
-int fa_cpu_supports_x86_64_v3(void) { return 1; }
+const char *fa_cpu_missing_x86_64_v3(void) { return 0; }
+const char *fa_cpu_refusal_reason(void) { return 0; }
 
 #endif

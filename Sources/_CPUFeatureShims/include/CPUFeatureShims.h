@@ -28,9 +28,14 @@ enum {
 /// AVX-512 bits are set only when the OS saves the wider registers (XGETBV).
 uint32_t fa_cpu_feature_bits(void);
 
-/// Whether the running CPU can execute code built for x86-64-v3 (AVX2, FMA, F16C, BMI1/2,
-/// LZCNT, MOVBE, with OS support for ymm state). Always 1 on non-x86 machines.
-int fa_cpu_supports_x86_64_v3(void);
+/// NULL when the CPU can run x86-64-v3 code (AVX2, FMA, F16C, BMI1/2, LZCNT, MOVBE, with OS
+/// support for ymm state; always on non-x86 machines), else a static string naming what it lacks
+/// ("avx2, fma"). Lets the caller refuse without running any code built for x86-64-v3.
+const char *fa_cpu_missing_x86_64_v3(void);
+
+/// NULL when the CPU can run x86-64-v3 code, else the sentence that says why the CPU kernels
+/// refuse to run ("the CPU kernels are built for x86-64-v3 but this CPU lacks avx2, fma").
+const char *fa_cpu_refusal_reason(void);
 
 /// CPUs this process may run on (its affinity mask, which containers narrow); 0 if unknown.
 int fa_cpu_affinity_count(void);
