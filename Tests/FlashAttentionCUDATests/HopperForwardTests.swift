@@ -1,0 +1,61 @@
+import FlashAttentionCore
+import Foundation
+import Testing
+
+@testable import FlashAttentionCUDA
+
+/// The Hopper kernel's embedded source, its key and its tile table; GPU numerics run on the device.
+@Suite struct HopperForwardTests {
+  /// The .cu file is the single source: the embedded Swift string must be regenerated from it.
+  @Test func embeddedSourceMatchesCUFile() throws {
+    let cu = URL(fileURLWithPath: #filePath)
+      .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+      .appendingPathComponent("Sources/FlashAttentionCUDA/Hopper/hopper_forward.cu")
+    let text = try String(contentsOf: cu, encoding: .utf8)
+    // The generator drops nothing but the trailing newline of the file (Swift's closing delimiter).
+    #expect(
+      HopperForwardSource.text + "\n" == text,
+      "HopperForwardSource.swift is stale: run python3 benchmarks/hopper/gen_swift_source.py")
+  }
+
+  @Test func keysCoverTheRequiredHeadDimsAndDtypes() {
+    for (d, dv) in [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)] {
+      for dtype in [DType.float16, .bfloat16] {
+        let key = HopperForwardKey(headDim: d, headDimV: dv, dtype: dtype, mask: .causal, softcap: false)
+        #expect(key != nil, "no Hopper key for d=\(d) dv=\(dv) \(dtype)")
+        if let key {
+          #expect(key.sharedMemoryBytes <= 227 * 1024, "\(key) needs \(key.sharedMemoryBytes) bytes")
+          #expect(key.program.source.contains("#define FA_HEAD_DIM \(d)\n"))
+        }
+      }
+    }
+    #expect(HopperForwardKey(headDim: 128, headDimV: 128, dtype: .float32, mask: .none, softcap: false) == nil)
+    #expect(HopperForwardKey(headDim: 80, headDimV: 80, dtype: .bfloat16, mask: .none, softcap: false) == nil)
+  }
+
+  @Test func variantsAreDistinctPrograms() {
+    let variants = HopperForwardKey.allVariants
+    #expect(variants.count == 5 * 2 * 3 * 2)
+    #expect(Set(variants.map(\.program)).count == variants.count)
+  }
+}
+
+/// Compiles one Hopper variant per head dim with NVRTC (no GPU needed) and checks the resource
+/// report: no spills, and the register cap of a 384-thread block (setmaxnreg rebalances later).
+@Suite struct HopperForwardCompileTests {
+  @Test func everyHeadDimCompilesForSM90aWithoutSpills() throws {
+    guard (try? KernelCompiler.nvrtcVersion()) != nil else {
+      print("NVRTC not found: Hopper compile check skipped (pip install nvidia-cuda-nvrtc)")
+      return
+    }
+    for (d, dv) in HopperForwardKey.supportedHeadDims {
+      let key = try #require(HopperForwardKey(headDim: d, headDimV: dv, dtype: .bfloat16, mask: .causal, softcap: false))
+      let kernel = try KernelCompiler.compile(key.program, arch: "sm_90a")
+      let resources = try #require(kernel.resources, "no ptxas report for \(key):\n\(kernel.log)")
+      #expect(!resources.spills, "\(key) spills: \(kernel.log)")
+      #expect(resources.stackFrame == 0, "\(key) uses a stack frame: \(kernel.log)")
+      #expect(resources.registers <= 168, "\(key) uses \(resources.registers) registers")
+      #expect(!kernel.log.contains("C7508"), "setmaxnreg ignored for \(key): \(kernel.log)")
+    }
+  }
+}

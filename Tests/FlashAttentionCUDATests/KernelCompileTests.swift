@@ -1,0 +1,149 @@
+import Testing
+import FlashAttentionCore
+@testable import FlashAttentionCUDA
+
+/// True when NVRTC can be loaded here (CI installs it from PyPI: nvidia-cuda-nvrtc).
+let nvrtcAvailable: Bool = (try? KernelCompiler.nvrtcVersion()) != nil
+
+@Suite("Kernel compilation (NVRTC, no GPU)")
+struct KernelCompileTests {
+  @Test(
+    "every kernel variant compiles without spills",
+    .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"),
+    arguments: ["sm_80", "sm_90a"])
+  func catalogCompiles(arch: String) throws {
+    for key in AttentionKernelCatalog.keys(arch: arch) {
+      let kernel = try KernelCompiler.compile(key.program, arch: arch)
+      let resources = try #require(kernel.resources, "no ptxas report for \(key)")
+      #expect(!resources.spills, "\(key) spills: \(resources.spillStores) B stored, \(resources.spillLoads) B loaded")
+      #expect(resources.stackFrame == 0, "\(key) has a \(resources.stackFrame) B stack frame")
+      #expect(resources.registers <= 255)
+      #expect(kernel.cubin.starts(with: [0x7F, 0x45, 0x4C, 0x46]), "\(key): CUBIN is not an ELF file")
+    }
+  }
+
+  @Test(
+    "a compile error carries NVRTC's log",
+    .enabled(if: nvrtcAvailable, "skipped: NVRTC not found"))
+  func compileErrorHasLog() {
+    let program = CUDAProgram(entry: "broken", source: "extern \"C\" __global__ void broken() { undeclared_name(); }")
+    do {
+      _ = try KernelCompiler.compile(program, arch: "sm_80")
+      Issue.record("a broken kernel compiled")
+    } catch {
+      guard case let .compilation(kernel, log) = error else {
+        Issue.record("expected .compilation, got \(error)")
+        return
+      }
+      #expect(kernel.contains("broken"))
+      #expect(log.contains("undeclared_name"))
+    }
+  }
+
+  @Test(
+    "the disk cache returns what it stored",
+    .enabled(if: nvrtcAvailable, "skipped: NVRTC not found"))
+  func diskCacheRoundTrip() throws {
+    let directory = "/tmp/flash-attention-cache-test-\(UInt32.random(in: 0...UInt32.max))"
+    let cache = KernelDiskCache(directory: directory)
+    let program = CUDAProgram(entry: "tiny", source: "extern \"C\" __global__ void tiny(float* x) { x[threadIdx.x] = 1.f; }")
+    let nvrtc = try KernelCompiler.nvrtcVersion()
+    #expect(cache.load(program, arch: "sm_80", nvrtc: nvrtc) == nil)
+    let kernel = try KernelCompiler.compile(program, arch: "sm_80")
+    cache.store(kernel, program: program, nvrtc: nvrtc)
+    #expect(cache.load(program, arch: "sm_80", nvrtc: nvrtc) == kernel.cubin)
+    // Another architecture or NVRTC version is another entry.
+    #expect(cache.load(program, arch: "sm_90a", nvrtc: nvrtc) == nil)
+    #expect(cache.load(program, arch: "sm_80", nvrtc: (nvrtc.major, nvrtc.minor + 1)) == nil)
+  }
+}
+
+@Suite("Kernel keys and resources (no NVRTC)")
+struct KernelKeyTests {
+  @Test("ptxas verbose lines are parsed")
+  func parsesResources() throws {
+    let log = """
+      ptxas info    : Compiling entry function 'flash_forward' for 'sm_90a'
+      ptxas info    : Function properties for flash_forward
+      ptxas         .     24 bytes stack frame, 16 bytes spill stores, 12 bytes spill loads
+      ptxas info    : Used 168 registers, used 1 barriers, 1024 bytes smem, 532 bytes cmem[0]
+      """
+    let resources = try #require(KernelCompiler.parseResources(log: log))
+    #expect(resources == KernelResources(registers: 168, staticSharedMemory: 1024, stackFrame: 24, spillStores: 16, spillLoads: 12))
+    #expect(resources.spills)
+    #expect(KernelCompiler.parseResources(log: "no report") == nil)
+  }
+
+  @Test("every catalog key fits the Hopper shared-memory limit and its tile shape")
+  func tilesAreConsistent() {
+    for key in AttentionKernelCatalog.keys(arch: "sm_90a", exhaustive: true) {
+      #expect(key.sharedMemoryBytes <= 227 * 1024, "\(key)")
+      switch key.kind {
+      case .forward:
+        #expect(key.tile.blockM == 16 * key.tile.warps, "\(key)")
+      case .backwardKeyValue:
+        #expect(key.tile.blockN == 16 * key.tile.warps, "\(key)")
+        #expect(key.tile.blockM % 16 == 0, "\(key)")
+      case .backwardPreprocess, .backwardConvert:
+        break
+      }
+    }
+  }
+
+  @Test("the program depends on every field of the key")
+  func programsDiffer() {
+    let base = AttentionKernelKey.make(
+      kind: .forward, headDim: 64, headDimV: 64, dtype: .float16, masked: false, softcap: false,
+      deterministic: false, arch: "sm_80")
+    var variants = [base]
+    var masked = base
+    masked.masked = true
+    variants.append(masked)
+    var softcap = base
+    softcap.softcap = true
+    variants.append(softcap)
+    var bf16 = base
+    bf16.dtype = .bfloat16
+    variants.append(bf16)
+    var wide = base
+    wide.headDimV = 128
+    variants.append(wide)
+    #expect(Set(variants.map(\.program)).count == variants.count)
+  }
+
+  @Test("head dims: multiples of 8 up to 256")
+  func headDims() {
+    #expect(AttentionKernelKey.supportsHeadDim(8))
+    #expect(AttentionKernelKey.supportsHeadDim(200))
+    #expect(AttentionKernelKey.supportsHeadDim(256))
+    #expect(!AttentionKernelKey.supportsHeadDim(12))
+    #expect(!AttentionKernelKey.supportsHeadDim(264))
+  }
+
+  @Test("the stable hash is stable and separates fields")
+  func stableHash() {
+    var a = StableHash()
+    a.combine("ab")
+    a.combine("c")
+    var b = StableHash()
+    b.combine("a")
+    b.combine("bc")
+    var c = StableHash()
+    c.combine("ab")
+    c.combine("c")
+    #expect(a.hexDigest != b.hexDigest)
+    #expect(a.hexDigest == c.hexDigest)
+    #expect(a.hexDigest.count == 32)
+  }
+
+  @Test("kernel arguments are packed at natural alignment")
+  func argumentPacking() {
+    var args = CUDAKernelArguments()
+    args.append(Int32(7))
+    args.append(UInt64(0x1122_3344_5566_7788))
+    args.append(Float(1.5))
+    #expect(args.offsets == [0, 8, 16])
+    #expect(args.bytes.count == 20)
+    #expect(args.bytes[8] == 0x88)
+  }
+}
