@@ -7,7 +7,7 @@ enum VectorMath {
   /// 2^x. Inputs below -126 give exactly 0 (so a masked -inf score gives probability 0);
   /// inputs above 127 saturate at 2^127 · 2^f. Relative error about 2e-7 (Cephes' exp2f
   /// polynomial on [-0.5, 0.5]).
-  @inline(__always)
+  @_transparent
   static func exp2(_ x: Vector) -> Vector {
     let high = Vector(repeating: 127)
     return exp2(nonPositive: x.replacing(with: high, where: x .> high))
@@ -15,7 +15,7 @@ enum VectorMath {
 
   /// 2^x for x ≤ 127, the softmax case (arguments are at most 0 up to rounding): one clamp
   /// fewer than `exp2(_:)`.
-  @inline(__always)
+  @_transparent
   static func exp2(nonPositive x: Vector) -> Vector {
     let low = Vector(repeating: -127)
     let clamped = x.replacing(with: low, where: x .< low)
@@ -37,7 +37,7 @@ enum VectorMath {
   }
 
   /// tanh(x) = sign(x) · (1 − 2 / (e^{2|x|} + 1)); absolute error about 1e-7.
-  @inline(__always)
+  @_transparent
   static func tanh(_ x: Vector) -> Vector {
     let magnitude = unsafeBitCast(
       unsafeBitCast(x, to: SIMD16<UInt32>.self) & SIMD16(repeating: 0x7FFF_FFFF), to: Vector.self)
@@ -48,7 +48,7 @@ enum VectorMath {
   }
 
   /// Lane-wise maximum without the scalar chain that `pointwiseMax` can become.
-  @inline(__always)
+  @_transparent
   static func max(_ a: Vector, _ b: Vector) -> Vector {
     a.replacing(with: b, where: b .> a)
   }
