@@ -7,13 +7,17 @@
 #
 # Our binary is built on the developer machine (no Swift on the device) and carried:
 #   swift build -c release --static-swift-stdlib --product flash-attention --scratch-path .build-bench
-#   mkdir -p .devbin && cp .build-bench/release/flash-attention .devbin/flash-attention-bench
-# then run `scripts/device-bench.sh full` on the device with carry [".devbin"].
+#   mkdir -p .devbin && strip -o /tmp/fa .build-bench/release/flash-attention && xz -T2 -c /tmp/fa > .devbin/flash-attention-bench.xz
+# then run `scripts/device-bench.sh full` on the device with carry [".devbin/flash-attention-bench.xz"]
+# (xz keeps the carried tree under the 64 MiB limit).
 set -u -o pipefail
 mode="${1:-full}"
 OUT="${OUT:-$PWD/bench-out}"
 mkdir -p "$OUT"
-BIN="${FLASH_ATTENTION_BIN:-.devbin/flash-attention-bench}"
+BIN="${FLASH_ATTENTION_BIN:-/tmp/flash-attention-bench}"
+if [ -z "${FLASH_ATTENTION_BIN:-}" ] && [ -f .devbin/flash-attention-bench.xz ]; then
+  xz -dc .devbin/flash-attention-bench.xz > "$BIN" && chmod +x "$BIN"
+fi
 export PYTHONUNBUFFERED=1
 log="$OUT/device-bench.log"
 started=$(date +%s)

@@ -47,6 +47,31 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
     case device, note
   }
 
+  /// Writes every key, `null` included (the synthesized encoder would drop nil values, and the
+  /// schema promises each key in each record).
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(backend, forKey: .backend)
+    try container.encode(impl, forKey: .impl)
+    try container.encode(dtype, forKey: .dtype)
+    try container.encode(batch, forKey: .batch)
+    try container.encode(headsQ, forKey: .headsQ)
+    try container.encode(headsKV, forKey: .headsKV)
+    try container.encode(seqlenQ, forKey: .seqlenQ)
+    try container.encode(seqlenK, forKey: .seqlenK)
+    try container.encode(headDim, forKey: .headDim)
+    try container.encode(causal, forKey: .causal)
+    try container.encode(pass, forKey: .pass)
+    try container.encode(status, forKey: .status)
+    try container.encode(medianMs, forKey: .medianMs)
+    try container.encode(minMs, forKey: .minMs)
+    try container.encode(runs, forKey: .runs)
+    try container.encode(tflops, forKey: .tflops)
+    try container.encode(peakBytes, forKey: .peakBytes)
+    try container.encode(device, forKey: .device)
+    try container.encode(note, forKey: .note)
+  }
+
   /// A record of `benchmarkCase` run through `pass`; the statistics come from `samples` (ms).
   public init(
     backend: String, impl: String, case benchmarkCase: BenchmarkCase, pass: BenchmarkPass,
@@ -132,6 +157,19 @@ public struct BenchmarkReport: Codable, Sendable {
     self.software = software
     self.fmaPeakGFLOPs = fmaPeakGFLOPs
     self.records = records
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(schema, forKey: .schema)
+    try container.encode(generator, forKey: .generator)
+    try container.encode(backend, forKey: .backend)
+    try container.encode(device, forKey: .device)
+    try container.encode(created, forKey: .created)
+    try container.encode(host, forKey: .host)
+    try container.encode(software, forKey: .software)
+    try container.encode(fmaPeakGFLOPs, forKey: .fmaPeakGFLOPs)
+    try container.encode(records, forKey: .records)
   }
 
   /// Writes pretty JSON to `path` through a temporary file renamed into place.
