@@ -49,13 +49,16 @@ import Testing
       return
     }
     for (d, dv) in HopperForwardKey.supportedHeadDims {
-      let key = try #require(HopperForwardKey(headDim: d, headDimV: dv, dtype: .bfloat16, mask: .causal, softcap: false))
-      let kernel = try KernelCompiler.compile(key.program, arch: "sm_90a")
-      let resources = try #require(kernel.resources, "no ptxas report for \(key):\n\(kernel.log)")
-      #expect(!resources.spills, "\(key) spills: \(kernel.log)")
-      #expect(resources.stackFrame == 0, "\(key) uses a stack frame: \(kernel.log)")
-      #expect(resources.registers <= 168, "\(key) uses \(resources.registers) registers")
-      #expect(!kernel.log.contains("C7508"), "setmaxnreg ignored for \(key): \(kernel.log)")
+      for mask in [HopperForwardKey.MaskKind.none, .causal] {
+        let softcap = mask == .causal
+        let key = try #require(HopperForwardKey(headDim: d, headDimV: dv, dtype: .bfloat16, mask: mask, softcap: softcap))
+        let kernel = try KernelCompiler.compile(key.program, arch: "sm_90a")
+        let resources = try #require(kernel.resources, "no ptxas report for \(key):\n\(kernel.log)")
+        #expect(!resources.spills, "\(key) spills: \(kernel.log)")
+        #expect(resources.stackFrame == 0, "\(key) uses a stack frame: \(kernel.log)")
+        #expect(resources.registers <= 168, "\(key) uses \(resources.registers) registers")
+        #expect(!kernel.log.contains("C7508"), "setmaxnreg ignored for \(key): \(kernel.log)")
+      }
     }
   }
 }

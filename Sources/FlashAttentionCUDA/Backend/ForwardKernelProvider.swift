@@ -15,7 +15,7 @@ public protocol ForwardKernelProvider: Sendable {
 
 /// The providers `CUDABackend` consults, in order.
 public enum ForwardKernelProviders {
-  private static let registered = Mutex<[any ForwardKernelProvider]>([])
+  private static let registered = Mutex<[any ForwardKernelProvider]>([HopperForwardProvider()])
 
   /// Adds a provider ahead of the built-in FlashAttention-2 kernels (later ones are asked first).
   public static func register(_ provider: any ForwardKernelProvider) {

@@ -161,6 +161,12 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {
   return r;
 }
 
+// A value the compiler cannot see through, so it recomputes what depends on it at each use.
+__device__ __forceinline__ u64 opaque_u64(u64 x) {
+  asm volatile("" : "+l"(x));
+  return x;
+}
+
 // Shared-memory matrix descriptor, 128-byte swizzle (layout type 1 in bits 62-63).
 __device__ __forceinline__ u64 desc_sw128(u32 addr, u32 lbo_bytes, u32 sbo_bytes) {
   return (u64)((addr & 0x3FFFF) >> 4) | ((u64)((lbo_bytes >> 4) & 0x3FFF) << 16) |
@@ -344,33 +350,67 @@ struct MaskInfo {
   int right;
 };
 
-__device__ __forceinline__ bool key_visible(const MaskInfo& mi, int i, int j) {
-  if (j >= mi.seqlen_k) return false;
-#if FA_CAUSAL || FA_WINDOW
-  if (mi.right >= 0 && j > i + mi.offset + mi.right) return false;
-  if (mi.left >= 0 && j < i + mi.offset - mi.left) return false;
-#endif
-  return true;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The kernel
 // ---------------------------------------------------------------------------------------------
 
 struct Smem {
-  u32 q, k0, v0, bar_q, bar_full_k, bar_full_v, bar_empty;
+  u32 q, k0, v0, bar_q, bar_q_empty, bar_full_k, bar_full_v, bar_empty_k, bar_empty_v;
   __device__ __forceinline__ u32 k(int s) const { return k0 + s * SK_BYTES; }
   __device__ __forceinline__ u32 v(int s) const { return v0 + s * SV_BYTES; }
   __device__ __forceinline__ u32 full_k(int s) const { return bar_full_k + 8 * s; }
   __device__ __forceinline__ u32 full_v(int s) const { return bar_full_v + 8 * s; }
-  __device__ __forceinline__ u32 empty(int s) const { return bar_empty + 8 * s; }
+  __device__ __forceinline__ u32 empty_k(int s) const { return bar_empty_k + 8 * s; }
+  __device__ __forceinline__ u32 empty_v(int s) const { return bar_empty_v + 8 * s; }
 };
 
+// One work tile: 128 query rows of one (batch, head), and the key blocks they can see.
+struct Tile {
+  int m0, head, batch, n_lo, n_hi;
+  __device__ __forceinline__ int iters() const { return max(0, n_hi - n_lo); }
+};
+
+// Work item w is a pair of query blocks of one (batch, head): m = M-1-j and m = j (one block
+// when they coincide). Under a causal mask their key-tile counts add up to about M+1 whatever
+// j is, so taking items round-robin balances the blocks; items of one head are consecutive, so
+// the blocks resident at once share that head's K/V in L2.
+__device__ __forceinline__ int pair_count(int m_blocks) { return (m_blocks + 1) / 2; }
+
+__device__ __forceinline__ bool item_has_tile(int w, int sub, int m_blocks) {
+  const int j = w % pair_count(m_blocks);
+  return sub == 0 || j != m_blocks - 1 - j;
+}
+
+__device__ __forceinline__ Tile tile_at(int w, int sub, int m_blocks, int heads_q, const MaskInfo& mi) {
+  Tile tl;
+  const int bh = w / pair_count(m_blocks);
+  const int j = w % pair_count(m_blocks);
+  tl.m0 = (sub == 0 ? m_blocks - 1 - j : j) * BM;
+  tl.head = bh % heads_q;
+  tl.batch = bh / heads_q;
+  tl.n_hi = (mi.seqlen_k + BN - 1) / BN;
+  tl.n_lo = 0;
+  if (mi.right >= 0) {
+    const int last = tl.m0 + BM - 1 + mi.offset + mi.right;  // last visible key of the last row
+    tl.n_hi = min(tl.n_hi, last < 0 ? 0 : last / BN + 1);
+  }
+  if (mi.left >= 0) {
+    const int first = tl.m0 + mi.offset - mi.left;
+    tl.n_lo = first < 0 ? 0 : first / BN;
+  }
+  return tl;
+}
+
+// Work items are taken round-robin, w = blockIdx.x, blockIdx.x + gridDim.x, ...: the host
+// launches one block per item, or one per SM (persistent). Either way the producer loads the
+// next tile's Q and K/V while the consumers finish the current one.
 extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
   const __grid_constant__ TmaMap tm_q, const __grid_constant__ TmaMap tm_k, const __grid_constant__ TmaMap tm_v,
   void* __restrict__ o_ptr, float* __restrict__ lse_ptr,
-  int seqlen_q, int seqlen_k, int heads_q, int group,
+  int seqlen_q, int seqlen_k, int heads_q, int group, int m_blocks, int num_items,
   long long o_stride_b, long long o_stride_s, long long o_stride_h,
+  long long lse_stride_b, long long lse_stride_h,
   float scale_log2, float softcap_over, float softcap_log2,
   int window_left, int window_right) {
   extern __shared__ unsigned char smem_raw[];
@@ -380,18 +420,14 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
   sm.k0 = sm.q + SQ_BYTES;
   sm.v0 = sm.k0 + ST * SK_BYTES;
   sm.bar_q = sm.v0 + ST * SV_BYTES;
-  sm.bar_full_k = sm.bar_q + 8;
+  sm.bar_q_empty = sm.bar_q + 8;
+  sm.bar_full_k = sm.bar_q_empty + 8;
   sm.bar_full_v = sm.bar_full_k + 8 * ST;
-  sm.bar_empty = sm.bar_full_v + 8 * ST;
+  sm.bar_empty_k = sm.bar_full_v + 8 * ST;
+  sm.bar_empty_v = sm.bar_empty_k + 8 * ST;
 
   const int tid = threadIdx.x;
   const int wg = tid / 128;
-  // Heavy (causal) query blocks first: they have the most key blocks.
-  const int m_block = gridDim.x - 1 - blockIdx.x;
-  const int head = blockIdx.y;
-  const int batch = blockIdx.z;
-  const int kv_head = head / group;
-  const int m0 = m_block * BM;
 
   MaskInfo mi;
   mi.seqlen_k = seqlen_k;
@@ -407,26 +443,14 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
   mi.right = -1;
 #endif
 
-  // Key blocks this query block can see.
-  const int n_blocks_total = (seqlen_k + BN - 1) / BN;
-  int n_hi = n_blocks_total;
-  int n_lo = 0;
-  if (mi.right >= 0) {
-    const int last = m0 + BM - 1 + mi.offset + mi.right;  // last visible key of the last row
-    n_hi = min(n_hi, last < 0 ? 0 : last / BN + 1);
-  }
-  if (mi.left >= 0) {
-    const int first = m0 + mi.offset - mi.left;
-    n_lo = max(0, first < 0 ? 0 : first / BN);
-  }
-  const int n_iters = max(0, n_hi - n_lo);
-
   if (tid == 0) {
     mbar_init(sm.bar_q, 1);
+    mbar_init(sm.bar_q_empty, CONSUMER_THREADS);
     for (int s = 0; s < ST; ++s) {
       mbar_init(sm.full_k(s), 1);
       mbar_init(sm.full_v(s), 1);
-      mbar_init(sm.empty(s), CONSUMER_THREADS);
+      mbar_init(sm.empty_k(s), CONSUMER_THREADS);
+      mbar_init(sm.empty_v(s), CONSUMER_THREADS);
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
@@ -435,23 +459,49 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
   if (wg == 0) {
     // ---------------- producer ----------------
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
-    if (tid == 0 && n_iters > 0) {
+    if (tid == 0) {
       prefetch_map(&tm_q);
       prefetch_map(&tm_k);
       prefetch_map(&tm_v);
-      mbar_expect_tx(sm.bar_q, SQ_BYTES);
+      int ring = 0;     // K/V tiles loaded so far (ring position across work tiles)
+      int q_loads = 0;  // Q tiles loaded so far
+      for (int w = blockIdx.x; w < num_items; w += gridDim.x) {
+        for (int sub = 0; sub < 2; ++sub) {
+          if (!item_has_tile(w, sub, m_blocks)) continue;
+          const Tile tl = tile_at(w, sub, m_blocks, heads_q, mi);
+          const int n_iters = tl.iters();
+          if (n_iters == 0) continue;
+          const int kv_head = tl.head / group;
+          // The consumers release Q once the last QK^T of their previous tile has completed.
+          if (q_loads > 0) mbar_wait(sm.bar_q_empty, (q_loads - 1) & 1);
+          mbar_expect_tx(sm.bar_q, SQ_BYTES);
 #pragma unroll
-      for (int p = 0; p < DP / 64; ++p) tma_load_4d(sm.q + p * BM * 128, &tm_q, sm.bar_q, p * 64, m0, head, batch);
-      for (int it = 0; it < n_iters; ++it) {
-        const int s = it % ST;
-        const int n0 = (n_hi - 1 - it) * BN;
-        if (it >= ST) mbar_wait(sm.empty(s), ((it / ST) - 1) & 1);
-        mbar_expect_tx(sm.full_k(s), SK_BYTES);
+          for (int p = 0; p < DP / 64; ++p) tma_load_4d(sm.q + p * BM * 128, &tm_q, sm.bar_q, p * 64, tl.m0, tl.head, tl.batch);
+          ++q_loads;
+          // K runs one tile ahead of V: the consumers need K(j+1) (for QK^T) before V(j) (for PV).
+          auto load_k = [&](int it) {
+            const int r = ring + it, s = r % ST;
+            if (r >= ST) mbar_wait(sm.empty_k(s), ((r / ST) - 1) & 1);
+            mbar_expect_tx(sm.full_k(s), SK_BYTES);
 #pragma unroll
-        for (int p = 0; p < DP / 64; ++p) tma_load_4d(sm.k(s) + p * BN * 128, &tm_k, sm.full_k(s), p * 64, n0, kv_head, batch);
-        mbar_expect_tx(sm.full_v(s), SV_BYTES);
+            for (int p = 0; p < DP / 64; ++p)
+              tma_load_4d(sm.k(s) + p * BN * 128, &tm_k, sm.full_k(s), p * 64, (tl.n_hi - 1 - it) * BN, kv_head, tl.batch);
+          };
+          auto load_v = [&](int it) {
+            const int r = ring + it, s = r % ST;
+            if (r >= ST) mbar_wait(sm.empty_v(s), ((r / ST) - 1) & 1);
+            mbar_expect_tx(sm.full_v(s), SV_BYTES);
 #pragma unroll
-        for (int p = 0; p < DVP / 64; ++p) tma_load_4d(sm.v(s) + p * BN * 128, &tm_v, sm.full_v(s), p * 64, n0, kv_head, batch);
+            for (int p = 0; p < DVP / 64; ++p)
+              tma_load_4d(sm.v(s) + p * BN * 128, &tm_v, sm.full_v(s), p * 64, (tl.n_hi - 1 - it) * BN, kv_head, tl.batch);
+          };
+          load_k(0);
+          for (int it = 0; it < n_iters; ++it) {
+            if (it + 1 < n_iters) load_k(it + 1);
+            load_v(it);
+          }
+          ring += n_iters;
+        }
       }
     }
     return;
@@ -460,78 +510,86 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
   // ---------------- consumers ----------------
   asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
   const int cw = wg - 1;               // consumer warpgroup 0 or 1
-  const int ctid = tid - 128;          // 0..255 over both consumers
   const int warp = (tid / 32) % 4;     // warp in the warpgroup
   const int lane = tid % 32;
-  const int row_a = m0 + cw * 64 + warp * 16 + lane / 4;  // this thread's two query rows
-  const int row_b = row_a + 8;
   const int tq = lane % 4;
-  (void)ctid;
-
-  float o[NV / 2];
-#pragma unroll
-  for (int i = 0; i < NV / 2; ++i) o[i] = 0.f;
-  float m_a = -FA_INF, m_b = -FA_INF;  // running max, already times scale*log2(e)
-  float l_a = 0.f, l_b = 0.f;              // this thread's partial row sums
 
 #if FA_PINGPONG
   // Consumer 0 goes first: pre-arrive on its own scheduling barrier.
   if (cw == 0) named_arrive(1, 256);
 #endif
 
-  if (n_iters > 0) mbar_wait(sm.bar_q, 0);
-
   const u32 q_base = sm.q + cw * 64 * 128;
   float s[BN / 2];
+  u32 p[BN / 16][4];
+  float o[NV / 2];
+  float m_a, m_b;  // running max, already times scale*log2(e)
+  float l_a, l_b;  // this thread's partial row sums
+  int m0 = 0, n_hi = 0, row_a = 0, row_b = 0;
 
+  // Descriptors are rebuilt from an opaque base at each use: hoisted out of the loop, the
+  // per-k-step descriptors would hold 2 registers each for the whole tile (and spill at d=256).
   auto qk_gemm = [&](int st) {
-    const u32 kb = sm.k(st);
+    const u64 qa = opaque_u64(desc_sw128(q_base, 16, 1024));
+    const u64 kb = opaque_u64(desc_sw128(sm.k(st), 16, 1024));
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
       const u32 panel = kk / 4, within = (kk % 4) * 32;
-      const u64 da = desc_sw128(q_base + panel * BM * 128 + within, 16, 1024);
-      const u64 db = desc_sw128(kb + panel * BN * 128 + within, 16, 1024);
+      const u64 da = qa + ((panel * BM * 128 + within) >> 4);
+      const u64 db = kb + ((panel * BN * 128 + within) >> 4);
       Wgmma<BN>::ss(s, da, db, kk > 0);
     }
     wg_commit();
   };
 
-  u32 p[BN / 16][4];
   auto pv_gemm = [&](int st) {
-    const u32 vb = sm.v(st);
+    const u64 vb = opaque_u64(desc_sw128(sm.v(st), BN * 128, 1024));
     wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      const u64 db = desc_sw128(vb + kk * 16 * 128, BN * 128, 1024);
-      Wgmma<NV>::rs(o, p[kk], db, 1);
-    }
+    for (int kk = 0; kk < BN / 16; ++kk) Wgmma<NV>::rs(o, p[kk], vb + ((kk * 16 * 128) >> 4), 1);
     wg_commit();
   };
 
-  // Scales, masks and exponentiates S (in place into p), updating the running max and sums,
-  // and rescales O. `n0` is the tile's first key; `masked` says whether any key may be hidden.
+  // Masks and exponentiates S in place (scale folded in), updates the running max and sums,
+  // and returns the factors that rescale O. `n0` is the tile's first key; `masked` says
+  // whether any key of the tile may be hidden.
   auto softmax = [&](int n0, bool masked) {
-#pragma unroll
-    for (int i = 0; i < BN / 2; ++i) {
 #if FA_SOFTCAP
-      s[i] = tanh_approx(s[i] * softcap_over) * softcap_log2;
+#pragma unroll
+    for (int i = 0; i < BN / 2; ++i) s[i] = tanh_approx(s[i] * softcap_over) * softcap_log2;
+    const float mul = 1.f;
 #else
-      s[i] *= scale_log2;
+    // Raw scores: the max commutes with the positive scale, which is folded into one FFMA below.
+    const float mul = scale_log2;
 #endif
-    }
     if (masked) {
+      // Visible keys of each row as a range of column offsets from this thread's first column,
+      // so each element costs two compares against compile-time offsets.
+      const int first = n0 + tq * 2;
+      int hi_a = seqlen_k - 1 - first, hi_b = hi_a;
+      int lo_a = -(1 << 30), lo_b = -(1 << 30);
+#if FA_CAUSAL || FA_WINDOW
+      if (mi.right >= 0) {
+        hi_a = min(hi_a, row_a + mi.offset + mi.right - first);
+        hi_b = min(hi_b, row_b + mi.offset + mi.right - first);
+      }
+      if (mi.left >= 0) {
+        lo_a = row_a + mi.offset - mi.left - first;
+        lo_b = row_b + mi.offset - mi.left - first;
+      }
+#endif
 #pragma unroll
       for (int c = 0; c < BN / 8; ++c) {
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const int j = n0 + c * 8 + tq * 2 + e;
-          if (!key_visible(mi, row_a, j)) s[c * 4 + e] = -FA_INF;
-          if (!key_visible(mi, row_b, j)) s[c * 4 + 2 + e] = -FA_INF;
+          const int r = c * 8 + e;
+          if (r > hi_a || r < lo_a) s[c * 4 + e] = -FA_INF;
+          if (r > hi_b || r < lo_b) s[c * 4 + 2 + e] = -FA_INF;
         }
       }
     }
-    float mx_a = m_a, mx_b = m_b;
+    float mx_a = -FA_INF, mx_b = -FA_INF;
 #pragma unroll
     for (int c = 0; c < BN / 8; ++c) {
       mx_a = fmaxf(mx_a, fmaxf(s[c * 4 + 0], s[c * 4 + 1]));
@@ -541,6 +599,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
     mx_a = fmaxf(mx_a, shfl_xor(mx_a, 2));
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 1));
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 2));
+    // Running max in the scaled log2 domain.
+    mx_a = fmaxf(m_a, mx_a * mul);
+    mx_b = fmaxf(m_b, mx_b * mul);
     // A row that has seen only hidden keys keeps max -inf; subtract 0 then so exp2 gives 0, not NaN.
     const float use_a = mx_a == -FA_INF ? 0.f : mx_a;
     const float use_b = mx_b == -FA_INF ? 0.f : mx_b;
@@ -551,10 +612,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
     float sum_a = 0.f, sum_b = 0.f;
 #pragma unroll
     for (int c = 0; c < BN / 8; ++c) {
-      s[c * 4 + 0] = ex2(s[c * 4 + 0] - use_a);
-      s[c * 4 + 1] = ex2(s[c * 4 + 1] - use_a);
-      s[c * 4 + 2] = ex2(s[c * 4 + 2] - use_b);
-      s[c * 4 + 3] = ex2(s[c * 4 + 3] - use_b);
+      s[c * 4 + 0] = ex2(fmaf(s[c * 4 + 0], mul, -use_a));
+      s[c * 4 + 1] = ex2(fmaf(s[c * 4 + 1], mul, -use_a));
+      s[c * 4 + 2] = ex2(fmaf(s[c * 4 + 2], mul, -use_b));
+      s[c * 4 + 3] = ex2(fmaf(s[c * 4 + 3], mul, -use_b));
       sum_a += s[c * 4 + 0] + s[c * 4 + 1];
       sum_b += s[c * 4 + 2] + s[c * 4 + 3];
     }
@@ -595,108 +656,141 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
     return false;
   };
 
+  int ring = 0;
+  int q_loads = 0;
+  for (int w = blockIdx.x; w < num_items; w += gridDim.x)
+  for (int sub = 0; sub < 2; ++sub) {
+    if (!item_has_tile(w, sub, m_blocks)) continue;
+    const Tile tl = tile_at(w, sub, m_blocks, heads_q, mi);
+    const int n_iters = tl.iters();
+    const int head = tl.head;
+    const int batch = tl.batch;
+    m0 = tl.m0;
+    n_hi = tl.n_hi;
+    row_a = m0 + cw * 64 + warp * 16 + lane / 4;  // this thread's two query rows
+    row_b = row_a + 8;
+#pragma unroll
+    for (int i = 0; i < NV / 2; ++i) o[i] = 0.f;
+    m_a = -FA_INF;
+    m_b = -FA_INF;
+    l_a = 0.f;
+    l_b = 0.f;
+    if (n_iters > 0) mbar_wait(sm.bar_q, q_loads & 1);
+
 #if FA_OVERLAP
-  // Software pipeline inside the warpgroup: S(j+1) = Q K(j+1)^T is issued before P(j) V(j),
-  // so the tensor cores work while this warpgroup does the softmax of tile j+1.
-  if (n_iters > 0) {
-    {
-      const int n0 = (n_hi - 1) * BN;
-      mbar_wait(sm.full_k(0), 0);
+    // Software pipeline inside the warpgroup: S(j+1) = Q K(j+1)^T is issued before P(j) V(j),
+    // so the tensor cores work while this warpgroup does the softmax of tile j+1.
+    if (n_iters > 0) {
+      {
+        const int n0 = (n_hi - 1) * BN;
+        mbar_wait(sm.full_k(ring % ST), (ring / ST) & 1);
 #if FA_PINGPONG
-      named_sync(1 + cw, 256);
+        named_sync(1 + cw, 256);
 #endif
-      qk_gemm(0);
+        qk_gemm(ring % ST);
 #if FA_PINGPONG
-      named_arrive(2 - cw, 256);
+        named_arrive(2 - cw, 256);
 #endif
-      wg_wait<0>();
-      fence_regs(s);
-      const float2 f = softmax(n0, tile_masked(n0));
-      convert_p();
-      rescale_o(f);
+        wg_wait<0>();
+        fence_regs(s);
+        mbar_arrive(sm.empty_k(ring % ST));
+        const float2 f = softmax(n0, tile_masked(n0));
+        convert_p();
+        rescale_o(f);
+      }
+      for (int it = 1; it < n_iters; ++it) {
+        const int st = (ring + it) % ST;
+        const int prev = (ring + it - 1) % ST;
+        const int n0 = (n_hi - 1 - it) * BN;
+        mbar_wait(sm.full_k(st), ((ring + it) / ST) & 1);
+#if FA_PINGPONG
+        named_sync(1 + cw, 256);
+#endif
+        qk_gemm(st);
+        mbar_wait(sm.full_v(prev), ((ring + it - 1) / ST) & 1);
+        fence_regs(o);
+        pv_gemm(prev);
+#if FA_PINGPONG
+        named_arrive(2 - cw, 256);
+#endif
+        wg_wait<1>();
+        fence_regs(s);
+        mbar_arrive(sm.empty_k(st));
+        const float2 f = softmax(n0, tile_masked(n0));
+        wg_wait<0>();
+        fence_regs(o);
+        mbar_arrive(sm.empty_v(prev));
+        convert_p();
+        rescale_o(f);
+      }
+      {
+        // Every QK^T of this tile has completed: Q may be overwritten by the next tile's.
+        mbar_arrive(sm.bar_q_empty);
+        const int last = (ring + n_iters - 1) % ST;
+        mbar_wait(sm.full_v(last), ((ring + n_iters - 1) / ST) & 1);
+        fence_regs(o);
+        pv_gemm(last);
+        wg_wait<0>();
+        fence_regs(o);
+        mbar_arrive(sm.empty_v(last));
+      }
     }
-    for (int it = 1; it < n_iters; ++it) {
-      const int st = it % ST;
-      const int prev = (it - 1) % ST;
+#else
+    for (int it = 0; it < n_iters; ++it) {
+      const int st = (ring + it) % ST;
       const int n0 = (n_hi - 1 - it) * BN;
-      mbar_wait(sm.full_k(st), (it / ST) & 1);
+      mbar_wait(sm.full_k(st), ((ring + it) / ST) & 1);
 #if FA_PINGPONG
       named_sync(1 + cw, 256);
 #endif
       qk_gemm(st);
-      mbar_wait(sm.full_v(prev), ((it - 1) / ST) & 1);
+      wg_wait<0>();
+      fence_regs(s);
+      mbar_arrive(sm.empty_k(st));
+      if (it == n_iters - 1) mbar_arrive(sm.bar_q_empty);
+      const float2 f = softmax(n0, tile_masked(n0));
+      convert_p();
+      rescale_o(f);
+      mbar_wait(sm.full_v(st), ((ring + it) / ST) & 1);
       fence_regs(o);
-      pv_gemm(prev);
+      pv_gemm(st);
 #if FA_PINGPONG
       named_arrive(2 - cw, 256);
 #endif
-      wg_wait<1>();
-      fence_regs(s);
-      const float2 f = softmax(n0, tile_masked(n0));
       wg_wait<0>();
       fence_regs(o);
-      mbar_arrive(sm.empty(prev));
-      convert_p();
-      rescale_o(f);
+      mbar_arrive(sm.empty_v(st));
     }
-    {
-      const int last = (n_iters - 1) % ST;
-      mbar_wait(sm.full_v(last), ((n_iters - 1) / ST) & 1);
-      fence_regs(o);
-      pv_gemm(last);
-      wg_wait<0>();
-      fence_regs(o);
-      mbar_arrive(sm.empty(last));
-    }
-  }
-#else
-  for (int it = 0; it < n_iters; ++it) {
-    const int st = it % ST;
-    const int n0 = (n_hi - 1 - it) * BN;
-    mbar_wait(sm.full_k(st), (it / ST) & 1);
-#if FA_PINGPONG
-    named_sync(1 + cw, 256);
-#endif
-    qk_gemm(st);
-    wg_wait<0>();
-    fence_regs(s);
-    const float2 f = softmax(n0, tile_masked(n0));
-    convert_p();
-    rescale_o(f);
-    mbar_wait(sm.full_v(st), (it / ST) & 1);
-    fence_regs(o);
-    pv_gemm(st);
-#if FA_PINGPONG
-    named_arrive(2 - cw, 256);
-#endif
-    wg_wait<0>();
-    fence_regs(o);
-    mbar_arrive(sm.empty(st));
-  }
 #endif
 
-  // ---------------- epilogue ----------------
-  l_a += shfl_xor(l_a, 1);
-  l_a += shfl_xor(l_a, 2);
-  l_b += shfl_xor(l_b, 1);
-  l_b += shfl_xor(l_b, 2);
-  const float inv_a = l_a > 0.f ? 1.f / l_a : 0.f;
-  const float inv_b = l_b > 0.f ? 1.f / l_b : 0.f;
-  const float ln2 = 0.6931471805599453f;
-  if (tq == 0) {
-    float* lse_row = lse_ptr + ((long long)batch * heads_q + head) * seqlen_q;
-    if (row_a < seqlen_q) lse_row[row_a] = l_a > 0.f ? (m_a + lg2(l_a)) * ln2 : -FA_INF;
-    if (row_b < seqlen_q) lse_row[row_b] = l_b > 0.f ? (m_b + lg2(l_b)) * ln2 : -FA_INF;
-  }
-  u16* out = reinterpret_cast<u16*>(o_ptr) + batch * o_stride_b + head * o_stride_h;
-  u32* out_a = reinterpret_cast<u32*>(out + row_a * o_stride_s);
-  u32* out_b = reinterpret_cast<u32*>(out + row_b * o_stride_s);
+    if (n_iters > 0) {
+      ++q_loads;
+      ring += n_iters;
+    }
+
+    // ---------------- epilogue ----------------
+    l_a += shfl_xor(l_a, 1);
+    l_a += shfl_xor(l_a, 2);
+    l_b += shfl_xor(l_b, 1);
+    l_b += shfl_xor(l_b, 2);
+    const float inv_a = l_a > 0.f ? 1.f / l_a : 0.f;
+    const float inv_b = l_b > 0.f ? 1.f / l_b : 0.f;
+    const float ln2 = 0.6931471805599453f;
+    if (tq == 0) {
+      float* lse_row = lse_ptr + batch * lse_stride_b + head * lse_stride_h;
+      if (row_a < seqlen_q) lse_row[row_a] = l_a > 0.f ? (m_a + lg2(l_a)) * ln2 : -FA_INF;
+      if (row_b < seqlen_q) lse_row[row_b] = l_b > 0.f ? (m_b + lg2(l_b)) * ln2 : -FA_INF;
+    }
+    u16* out = reinterpret_cast<u16*>(o_ptr) + batch * o_stride_b + head * o_stride_h;
+    u32* out_a = reinterpret_cast<u32*>(out + row_a * o_stride_s);
+    u32* out_b = reinterpret_cast<u32*>(out + row_b * o_stride_s);
 #pragma unroll
-  for (int c = 0; c < NV / 8; ++c) {
-    const int col = c * 8 + tq * 2;
-    if (col < DV) {
-      if (row_a < seqlen_q) out_a[col / 2] = pack2(o[c * 4 + 0] * inv_a, o[c * 4 + 1] * inv_a);
-      if (row_b < seqlen_q) out_b[col / 2] = pack2(o[c * 4 + 2] * inv_b, o[c * 4 + 3] * inv_b);
+    for (int c = 0; c < NV / 8; ++c) {
+      const int col = c * 8 + tq * 2;
+      if (col < DV) {
+        if (row_a < seqlen_q) out_a[col / 2] = pack2(o[c * 4 + 0] * inv_a, o[c * 4 + 1] * inv_a);
+        if (row_b < seqlen_q) out_b[col / 2] = pack2(o[c * 4 + 2] * inv_b, o[c * 4 + 3] * inv_b);
+      }
     }
   }
 }

@@ -1,0 +1,95 @@
+import FlashAttentionCore
+
+/// The compile-time specialization of the Hopper forward kernel: everything that changes its
+/// machine code. Sequence lengths, batch, heads and strides are kernel arguments instead, so
+/// one compiled kernel serves every problem size.
+public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
+  /// The mask kinds compiled as separate kernels (no-mask kernels skip the index arithmetic).
+  public enum MaskKind: String, Hashable, Sendable, CaseIterable {
+    case none
+    case causal
+    case window
+  }
+
+  public var headDim: Int
+  public var headDimV: Int
+  /// `.float16` or `.bfloat16`.
+  public var dtype: DType
+  public var mask: MaskKind
+  public var softcap: Bool
+  /// Keys per tile.
+  public var blockN: Int
+  /// Depth of the K/V shared-memory rings.
+  public var stages: Int
+  /// The two consumer warpgroups take turns issuing their GEMMs (named barriers).
+  public var pingPong: Bool
+  /// Each warpgroup issues its next QKᵀ before the current softmax (more registers).
+  public var overlap: Bool
+
+  /// Head dims (Q/K, V) the kernel is built and verified for.
+  public static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
+
+  /// The key for a problem, with tile sizes from `HopperTileTable`; nil when the Hopper kernel
+  /// does not cover it (fp32 storage, an unsupported head dim).
+  public init?(headDim: Int, headDimV: Int, dtype: DType, mask: MaskKind, softcap: Bool) {
+    guard dtype == .float16 || dtype == .bfloat16,
+      HopperForwardKey.supportedHeadDims.contains(where: { $0 == (headDim, headDimV) }),
+      let tile = HopperTileTable.tile(headDim: headDim, headDimV: headDimV, masked: mask != .none)
+    else { return nil }
+    self.headDim = headDim
+    self.headDimV = headDimV
+    self.dtype = dtype
+    self.mask = mask
+    self.softcap = softcap
+    self.blockN = tile.blockN
+    self.stages = tile.stages
+    self.pingPong = tile.pingPong
+    self.overlap = tile.overlap
+  }
+
+  /// Rows of Q per block: two consumer warpgroups of 64.
+  public static let blockM = 128
+  /// Threads per block: one producer and two consumer warpgroups.
+  public static let threads = 384
+
+  /// Dynamic shared memory the kernel needs: the Q tile, the K/V ring (head dims rounded up to
+  /// 64-column panels), barriers, and slack to align the base to 1024 bytes.
+  public var sharedMemoryBytes: Int {
+    let dimQK = (headDim + 63) / 64 * 64
+    let dimV = (headDimV + 63) / 64 * 64
+    return HopperForwardKey.blockM * dimQK * 2 + stages * blockN * (dimQK + dimV) * 2 + 2048
+  }
+
+  /// The NVRTC program: the configuration as #defines in front of the embedded source.
+  public var program: CUDAProgram {
+    let defines = [
+      ("FA_HEAD_DIM", headDim), ("FA_HEAD_DIM_V", headDimV), ("FA_BLOCK_N", blockN), ("FA_STAGES", stages),
+      ("FA_FP16", dtype == .float16 ? 1 : 0), ("FA_CAUSAL", mask == .causal ? 1 : 0),
+      ("FA_WINDOW", mask == .window ? 1 : 0), ("FA_SOFTCAP", softcap ? 1 : 0),
+      ("FA_PINGPONG", pingPong ? 1 : 0), ("FA_OVERLAP", overlap ? 1 : 0),
+    ].map { "#define \($0.0) \($0.1)\n" }.joined()
+    return CUDAProgram(entry: "flash_fwd_hopper", source: defines + HopperForwardSource.text)
+  }
+
+  public var description: String {
+    "hopper_fwd d\(headDim)x\(headDimV) \(dtype) \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
+      + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")"
+  }
+
+  /// Every variant the library can launch, for the `kernels` report and compile checks.
+  public static var allVariants: [HopperForwardKey] {
+    var keys: [HopperForwardKey] = []
+    for (d, dv) in supportedHeadDims {
+      for dtype in [DType.bfloat16, .float16] {
+        for mask in MaskKind.allCases {
+          for softcap in [false, true] {
+            if let key = HopperForwardKey(headDim: d, headDimV: dv, dtype: dtype, mask: mask, softcap: softcap) {
+              keys.append(key)
+            }
+          }
+        }
+      }
+    }
+    return keys
+  }
+}
