@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--causal", choices=["both", "yes", "no"], default="both")
     parser.add_argument("--passes", default="forward,backward,forward_backward")
     parser.add_argument("--reps", type=int, default=20)
-    parser.add_argument("--cpu-budget-s", type=float, default=2.0)
+    parser.add_argument("--cpu-budget-s", type=float, default=1.0)
     parser.add_argument("--json", default=None)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -121,6 +121,7 @@ def main() -> None:
     cases = bc.grid(args.grid, ["float32"], ints(args.head_dims), ints(args.seqlens), causal)
     passes = args.passes.split(",")
     device = bc.cpu_name()
+    load_start = " ".join(open("/proc/loadavg").read().split()[:3]) if os.path.exists("/proc/loadavg") else ""
     progress = bc.Progress(len(cases) * len(passes), args.quiet)
     records = []
     for case in cases:
@@ -137,7 +138,9 @@ def main() -> None:
         except (KeyError, TypeError):
             pass
         bc.write_report(args.json, "benchmarks/peers/numpy_standard.py", "cpu", device, records,
-                        {"numpy": np.__version__, "blas": blas, "python": sys.version.split()[0]})
+                        {"numpy": np.__version__, "blas": blas, "python": sys.version.split()[0],
+                         "loadavg_start": load_start,
+                         "loadavg_end": " ".join(open("/proc/loadavg").read().split()[:3]) if load_start else ""})
     bc.print_table(records)
 
 

@@ -212,7 +212,7 @@ def main() -> None:
     parser.add_argument("--passes", default="forward,backward,forward_backward")
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--cpu-budget-s", type=float, default=2.0, help="CPU: timed seconds per case (3..reps runs)")
+    parser.add_argument("--cpu-budget-s", type=float, default=1.0, help="CPU: timed seconds per case (3..reps runs)")
     parser.add_argument("--deadline-s", type=float, default=0, help="mark cases after this many seconds as skipped")
     parser.add_argument("--json", default=None)
     parser.add_argument("--quiet", action="store_true")

@@ -8,7 +8,7 @@ public struct BenchmarkSettings: Sendable {
   public var warmup = 3
   /// CPU only: timed seconds per case; the run count is `budget / (time of one run)` clamped to
   /// `min(3, repetitions)...repetitions`, so long cases stay affordable on a small machine.
-  public var cpuBudgetSeconds = 2.0
+  public var cpuBudgetSeconds = 1.0
   /// One untimed call per case and pass, nothing else (for profilers such as ncu).
   public var once = false
   /// Called after each record (progress on stderr).
