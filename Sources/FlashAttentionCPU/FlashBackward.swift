@@ -5,7 +5,8 @@ import Synchronization
 /// of (batch, kv head, key block). Each item keeps its dK and dV tile in registers' reach for
 /// the whole pass over the query blocks that see it (all query heads of the GQA group), so dK
 /// and dV need no synchronization; P is recomputed from the LSE, and the dQ contribution of each
-/// (key block, query block) pair is added under a per-query-block spin lock.
+/// (key block, query block) pair is added under a per-query-block spin lock (in a fixed order
+/// when `options.deterministic` asks for bit-reproducible results).
 struct FlashBackward {
   let arguments: BackwardArguments
   let pool: WorkerPool
@@ -53,14 +54,26 @@ struct FlashBackward {
       accumulator.zero(batch: task / shape.headsQ, head: task % shape.headsQ)
     }
 
-    let items = WorkOrder.heaviestFirst(count: shape.batch * shape.headsKV * keyBlocks) { item in
-      queryRange(forKeyBlock: item % keyBlocks).count
-    }
     let floats = scratchFloats
-    items.withUnsafeBufferPointer { order in
-      pool.run(tasks: order.count) { task, worker in
+    if arguments.options.deterministic {
+      // One task per (batch, kv head) walks its key blocks in order, so every dQ row receives
+      // its contributions in the same order on every run.
+      pool.run(tasks: shape.batch * shape.headsKV) { task, worker in
         let scratch = pool.scratch(worker: worker, bytes: floats * 4).assumingMemoryBound(to: Float.self)
-        process(item: order[task], scratch: scratch, rowD: rowD, accumulator: accumulator, locks: locks)
+        for block in 0..<keyBlocks {
+          process(
+            item: task * keyBlocks + block, scratch: scratch, rowD: rowD, accumulator: accumulator, locks: locks)
+        }
+      }
+    } else {
+      let items = WorkOrder.heaviestFirst(count: shape.batch * shape.headsKV * keyBlocks) { item in
+        queryRange(forKeyBlock: item % keyBlocks).count
+      }
+      items.withUnsafeBufferPointer { order in
+        pool.run(tasks: order.count) { task, worker in
+          let scratch = pool.scratch(worker: worker, bytes: floats * 4).assumingMemoryBound(to: Float.self)
+          process(item: order[task], scratch: scratch, rowD: rowD, accumulator: accumulator, locks: locks)
+        }
       }
     }
     if accumulator.needsConversion {

@@ -74,3 +74,35 @@ struct CPUBackendTests {
     try expectMatchesReference(AttentionCase(seqlenQ: 0, seqlenK: 9, headDim: 16))
   }
 }
+
+@Suite("CPU backend determinism")
+struct CPUDeterminismTests {
+  @Test("deterministic backward gives identical bits on every run, and matches the reference")
+  func deterministicBackward() throws {
+    let c = AttentionCase(
+      batch: 1, seqlenQ: 300, seqlenK: 300, headsQ: 2, headsKV: 1, headDim: 32,
+      options: AttentionOptions(causal: true, deterministic: true), threads: 2)
+    try expectMatchesReference(c)
+    var random = TestRandom()
+    let inputs = CaseInputs(c, random: &random)
+    let shape = c.shape
+    let backend = try CPUBackend(threads: 2)
+    let out = HostTensor(shape: shape.oShape, dtype: .float32)
+    let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
+    try backend.forward(
+      ForwardArguments(q: inputs.q, k: inputs.k, v: inputs.v, out: out.view, lse: lse.view, options: c.options))
+    var runs: [[Float]] = []
+    for _ in 0..<3 {
+      let dQ = HostTensor(shape: shape.qShape, dtype: .float32)
+      let dK = HostTensor(shape: shape.kShape, dtype: .float32)
+      let dV = HostTensor(shape: shape.vShape, dtype: .float32)
+      try backend.backward(
+        BackwardArguments(
+          q: inputs.q, k: inputs.k, v: inputs.v, out: out.view, lse: lse.view, dOut: inputs.dOut.view,
+          dQ: dQ.view, dK: dK.view, dV: dV.view, options: c.options))
+      runs.append(dQ.floats() + dK.floats() + dV.floats())
+    }
+    #expect(runs[0].map(\.bitPattern) == runs[1].map(\.bitPattern), "seed \(random.seed)")
+    #expect(runs[0].map(\.bitPattern) == runs[2].map(\.bitPattern), "seed \(random.seed)")
+  }
+}
