@@ -142,8 +142,10 @@ struct FlashBackward {
 
     let kRows = HeadRows(arguments.k, batch: batch, head: kvHead)
     let vRows = HeadRows(arguments.v, batch: batch, head: kvHead)
-    kRows.pack(rows: firstKey, count: keyCount, paddedRows: paddedKeys, into: kTile, leading: paddedDim)
-    vRows.pack(rows: firstKey, count: keyCount, paddedRows: paddedKeys, into: vTile, leading: paddedDimV)
+    let keyTile = kRows.tile(
+      rows: firstKey, count: keyCount, paddedRows: paddedKeys, buffer: kTile, leading: paddedDim)
+    let valueTile = vRows.tile(
+      rows: firstKey, count: keyCount, paddedRows: paddedKeys, buffer: vTile, leading: paddedDimV)
     dKTile.update(repeating: 0, count: bc * paddedDim)
     dVTile.update(repeating: 0, count: bc * paddedDimV)
 
@@ -167,10 +169,12 @@ struct FlashBackward {
           let firstQuery = block * br
           let queryCount = min(br, shape.seqlenQ - firstQuery)
           let paddedQueries = roundUp(queryCount, 16)
-          qRows.pack(rows: firstQuery, count: queryCount, paddedRows: queryCount, into: qTile, leading: paddedDim)
+          let queryTile = qRows.tile(
+            rows: firstQuery, count: queryCount, paddedRows: queryCount, buffer: qTile, leading: paddedDim)
           qRows.packTransposed(
             rows: firstQuery, count: queryCount, paddedRows: paddedQueries, into: qT, leading: br, staging: staging)
-          dORows.pack(rows: firstQuery, count: queryCount, paddedRows: queryCount, into: doTile, leading: paddedDimV)
+          let gradientTile = dORows.tile(
+            rows: firstQuery, count: queryCount, paddedRows: queryCount, buffer: doTile, leading: paddedDimV)
           dORows.packTransposed(
             rows: firstQuery, count: queryCount, paddedRows: paddedQueries, into: doT, leading: br, staging: staging)
           for row in 0..<paddedQueries {
@@ -187,7 +191,7 @@ struct FlashBackward {
 
           // Sᵀ = K · Qᵀ, then P from the LSE.
           TileGEMM.multiply(
-            rows: keyCount, columns: paddedQueries, depth: shape.headDim, a: kTile, aRow: paddedDim, aK: 1,
+            rows: keyCount, columns: paddedQueries, depth: shape.headDim, a: keyTile.rows, aRow: keyTile.leading, aK: 1,
             b: qT, bK: br, c: pTile, cRow: br, accumulate: false)
           let tile = ScoreTile(scores: pTile, keyCount: keyCount, paddedQueries: paddedQueries)
           if softcap > 0 { tile.applySoftcap(scale: arguments.scale, cap: softcap, tanhOut: tanhTile) }
@@ -198,21 +202,21 @@ struct FlashBackward {
           tile.probabilities(unit: unit, lse2: lse2)
           // dPᵀ = V · dOᵀ, then dS.
           TileGEMM.multiply(
-            rows: keyCount, columns: paddedQueries, depth: shape.headDimV, a: vTile, aRow: paddedDimV, aK: 1,
+            rows: keyCount, columns: paddedQueries, depth: shape.headDimV, a: valueTile.rows, aRow: valueTile.leading, aK: 1,
             b: doT, bK: br, c: dsTile, cRow: br, accumulate: false)
           tile.scoreGradient(
             gradient: dsTile, rowD: dRow, scale: arguments.scale, tanh: softcap > 0 ? tanhTile : nil)
           // dV += Pᵀ · dO and dK += dSᵀ · Q (keys are rows).
           TileGEMM.multiply(
             rows: keyCount, columns: paddedDimV, depth: queryCount, a: pTile, aRow: br, aK: 1,
-            b: doTile, bK: paddedDimV, c: dVTile, cRow: paddedDimV, accumulate: true)
+            b: gradientTile.rows, bK: gradientTile.leading, c: dVTile, cRow: paddedDimV, accumulate: true)
           TileGEMM.multiply(
             rows: keyCount, columns: paddedDim, depth: queryCount, a: dsTile, aRow: br, aK: 1,
-            b: qTile, bK: paddedDim, c: dKTile, cRow: paddedDim, accumulate: true)
+            b: queryTile.rows, bK: queryTile.leading, c: dKTile, cRow: paddedDim, accumulate: true)
           // dQ += dS · K, into a private tile first, then under the query block's lock.
           TileGEMM.multiply(
             rows: queryCount, columns: paddedDim, depth: keyCount, a: dsTile, aRow: 1, aK: br,
-            b: kTile, bK: paddedDim, c: dQTile, cRow: paddedDim, accumulate: false)
+            b: keyTile.rows, bK: keyTile.leading, c: dQTile, cRow: paddedDim, accumulate: false)
           let lock = locks + (batch * shape.headsQ + head) * queryBlocks + block
           while !lock.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {}
           accumulator.add(

@@ -89,14 +89,15 @@ struct FlashForward {
     var firstKey = keys.lowerBound
     while firstKey < keys.upperBound {
       let keyCount = min(bc, keys.upperBound - firstKey)
-      kRows.pack(
-        rows: firstKey, count: keyCount, paddedRows: roundUp(keyCount, TileGEMM.rowBlock), into: kTile,
+      let keyTile = kRows.tile(
+        rows: firstKey, count: keyCount, paddedRows: roundUp(keyCount, TileGEMM.rowBlock), buffer: kTile,
         leading: paddedDim)
-      vRows.pack(rows: firstKey, count: keyCount, paddedRows: keyCount, into: vTile, leading: paddedDimV)
+      let valueTile = vRows.tile(
+        rows: firstKey, count: keyCount, paddedRows: keyCount, buffer: vTile, leading: paddedDimV)
       // Sᵀ = K · Qᵀ: keys are rows, the 16-lane vectors run over queries.
       TileGEMM.multiply(
-        rows: keyCount, columns: paddedQueries, depth: shape.headDim, a: kTile, aRow: paddedDim, aK: 1,
-        b: qT, bK: br, c: sTile, cRow: br, accumulate: false)
+        rows: keyCount, columns: paddedQueries, depth: shape.headDim, a: keyTile.rows, aRow: keyTile.leading,
+        aK: 1, b: qT, bK: br, c: sTile, cRow: br, accumulate: false)
       let tile = ScoreTile(scores: sTile, keyCount: keyCount, paddedQueries: paddedQueries)
       if softcap > 0 { tile.applySoftcap(scale: arguments.scale, cap: softcap, tanhOut: nil) }
       let tileKeys = firstKey..<(firstKey + keyCount)
@@ -109,7 +110,7 @@ struct FlashForward {
       // O += P · V, reading P from the transposed tile.
       TileGEMM.multiply(
         rows: queryCount, columns: paddedDimV, depth: keyCount, a: sTile, aRow: 1, aK: br,
-        b: vTile, bK: paddedDimV, c: oTile, cRow: paddedDimV, accumulate: true)
+        b: valueTile.rows, bK: valueTile.leading, c: oTile, cRow: paddedDimV, accumulate: true)
       firstKey += keyCount
     }
     writeOutput(

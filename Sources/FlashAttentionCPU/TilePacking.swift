@@ -7,6 +7,8 @@ struct HeadRows: @unchecked Sendable {
   let dtype: DType
   let rowStride: Int
   let width: Int
+  /// Rows in the sequence.
+  let count: Int
 
   init(_ tensor: TensorView, batch: Int, head: Int) {
     let offset = batch * tensor.strides[0] + head * tensor.strides[2]
@@ -14,6 +16,27 @@ struct HeadRows: @unchecked Sendable {
     dtype = tensor.dtype
     rowStride = tensor.strides[1]
     width = tensor.shape[3]
+    count = tensor.shape[1]
+  }
+
+  /// A tile of rows as the kernels read it: a pointer and the distance between rows.
+  struct Tile {
+    let rows: UnsafeMutablePointer<Float>
+    let leading: Int
+  }
+
+  /// Rows `start..<start + count` as a float32 tile whose columns are padded to 16 and whose
+  /// rows `count..<paddedRows` are readable: the tensor's own memory when it already is one
+  /// (fp32, width a multiple of 16, the padding rows exist), which saves a copy per tile;
+  /// otherwise a packed copy in `buffer` with row pitch `leading`.
+  func tile(
+    rows start: Int, count rows: Int, paddedRows: Int, buffer: UnsafeMutablePointer<Float>, leading: Int
+  ) -> Tile {
+    if dtype == .float32, width % 16 == 0, start + paddedRows <= count {
+      return Tile(rows: base.assumingMemoryBound(to: Float.self) + start * rowStride, leading: rowStride)
+    }
+    pack(rows: start, count: rows, paddedRows: paddedRows, into: buffer, leading: leading)
+    return Tile(rows: buffer, leading: leading)
   }
 
   /// Copies rows `start..<start + count` into `destination` as float32 rows of `leading`
