@@ -7,12 +7,9 @@ extension NPYFile {
 
     static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // "\x93NUMPY"
 
-    /// Parses the magic, the version, the length and the Python-literal dictionary
-    /// `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` (keys in any order).
-    static func parse(_ bytes: [UInt8], argument: String, path: String) throws(FlashAttentionError) -> Header {
-      func fail(_ reason: String) -> FlashAttentionError {
-        .invalidArgument(name: argument, value: NPYFile.quoted(path), reason: reason)
-      }
+    /// Where the header dictionary lies, from the magic, the version and the length field (the
+    /// first 10 or 12 bytes); `bytes` may stop there.
+    static func extent(_ bytes: [UInt8], fail: (String) -> FlashAttentionError) throws(FlashAttentionError) -> Range<Int> {
       guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
         throw fail("not a .npy file (no \\x93NUMPY magic)")
       }
@@ -26,9 +23,21 @@ extension NPYFile {
       var headerLength = 0
       for index in 0..<lengthBytes { headerLength |= Int(bytes[8 + index]) << (8 * index) }
       let start = 8 + lengthBytes
-      guard headerLength <= bytes.count - start else {
-        throw fail("truncated .npy header: \(headerLength) bytes announced, \(bytes.count - start) present")
+      return start..<(start + headerLength)
+    }
+
+    /// Parses the magic, the version, the length and the Python-literal dictionary
+    /// `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` (keys in any order).
+    /// `bytes` must hold at least the whole header.
+    static func parse(_ bytes: [UInt8], argument: String, path: String) throws(FlashAttentionError) -> Header {
+      func fail(_ reason: String) -> FlashAttentionError {
+        .invalidArgument(name: argument, value: NPYFile.quoted(path), reason: reason)
       }
+      let extent = try extent(bytes, fail: fail)
+      guard extent.upperBound <= bytes.count else {
+        throw fail("truncated .npy header: \(extent.count) bytes announced, \(bytes.count - extent.lowerBound) present")
+      }
+      let (start, headerLength) = (extent.lowerBound, extent.count)
       let text = bytes[start..<(start + headerLength)]
       guard text.allSatisfy({ $0 < 0x80 }) else { throw fail("the .npy header is not ASCII") }
       guard text.last == UInt8(ascii: "\n") else { throw fail("the .npy header does not end with a newline") }
@@ -44,6 +53,31 @@ extension NPYFile {
       }
       let dtype = try dtype(descr: fields.descr, fail: fail)
       return Header(dtype: dtype, shape: fields.shape, dataOffset: start + headerLength)
+    }
+
+    /// The byte count of the data the shape announces, checked against the `available` bytes
+    /// after the header: fewer is a truncated file, more a corrupt one.
+    func dataByteCount(available: Int, argument: String, path: String) throws(FlashAttentionError) -> Int {
+      func fail(_ reason: String) -> FlashAttentionError {
+        .invalidArgument(name: argument, value: NPYFile.quoted(path), reason: reason)
+      }
+      var elements = 1
+      var overflow = false
+      for size in shape {
+        let product = elements.multipliedReportingOverflow(by: size)
+        elements = product.partialValue
+        overflow = overflow || product.overflow
+      }
+      let bytes = elements.multipliedReportingOverflow(by: dtype.byteSize)
+      if overflow || bytes.overflow { throw fail("shape \(shape) is too large") }
+      if available < bytes.partialValue {
+        throw fail(
+          "truncated .npy: shape \(shape) needs \(bytes.partialValue) data bytes, the file has \(available)")
+      }
+      if available > bytes.partialValue {
+        throw fail("corrupt .npy: \(available - bytes.partialValue) bytes beyond the data of shape \(shape)")
+      }
+      return bytes.partialValue
     }
 
     /// Maps a NumPy type string to a storage dtype, with a remedy for each refusal.

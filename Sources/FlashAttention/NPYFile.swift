@@ -30,8 +30,21 @@ public enum NPYFile {
   /// - Throws: `FlashAttentionError.invalidArgument` naming `argument` when the file is missing,
   ///   unreadable or not a supported `.npy`.
   public static func read(path: String, argument: String) throws(FlashAttentionError) -> HostTensor {
-    let bytes = try FileBytes.contents(path: path, argument: argument)
-    return try decode(bytes, argument: argument, path: path)
+    let file = try ReadableFile(path: path, argument: argument)
+    defer { file.close() }
+    func fail(_ reason: String) -> FlashAttentionError {
+      .invalidArgument(name: argument, value: quoted(path), reason: reason)
+    }
+    // The header's length sits in its first 12 bytes; the data is then read straight into the
+    // tensor, so a large file is never held twice.
+    let extent = try Header.extent(try file.bytes(at: 0, count: min(file.size, 12)), fail: fail)
+    let header = try Header.parse(
+      try file.bytes(at: 0, count: min(file.size, extent.upperBound)), argument: argument, path: path)
+    let byteCount = try header.dataByteCount(
+      available: file.size - header.dataOffset, argument: argument, path: path)
+    let tensor = HostTensor(shape: header.shape, dtype: header.dtype)
+    try file.read(into: tensor.storage, at: header.dataOffset, count: byteCount)
+    return tensor
   }
 
   /// Parses the bytes of a `.npy` file.
@@ -44,30 +57,12 @@ public enum NPYFile {
     _ bytes: [UInt8], argument: String, path: String = "<memory>"
   ) throws(FlashAttentionError) -> HostTensor {
     let header = try Header.parse(bytes, argument: argument, path: path)
-    let dataBytes = bytes.count - header.dataOffset
-    let (elements, overflow) = header.shape.reduce((1, false)) { partial, size in
-      let product = partial.0.multipliedReportingOverflow(by: size)
-      return (product.partialValue, partial.1 || product.overflow)
-    }
-    let (expectedBytes, byteOverflow) = elements.multipliedReportingOverflow(by: header.dtype.byteSize)
-    if overflow || byteOverflow {
-      throw .invalidArgument(
-        name: argument, value: quoted(path), reason: "shape \(header.shape) is too large")
-    }
-    if dataBytes < expectedBytes {
-      throw .invalidArgument(
-        name: argument, value: quoted(path),
-        reason: "truncated .npy: shape \(header.shape) needs \(expectedBytes) data bytes, the file has \(dataBytes)")
-    }
-    if dataBytes > expectedBytes {
-      throw .invalidArgument(
-        name: argument, value: quoted(path),
-        reason: "corrupt .npy: \(dataBytes - expectedBytes) bytes beyond the data of shape \(header.shape)")
-    }
+    let byteCount = try header.dataByteCount(
+      available: bytes.count - header.dataOffset, argument: argument, path: path)
     let tensor = HostTensor(shape: header.shape, dtype: header.dtype)
     bytes.withUnsafeBytes { raw in
-      guard expectedBytes > 0, let base = raw.baseAddress else { return }
-      tensor.storage.copyMemory(from: base + header.dataOffset, byteCount: expectedBytes)
+      guard byteCount > 0, let base = raw.baseAddress else { return }
+      tensor.storage.copyMemory(from: base + header.dataOffset, byteCount: byteCount)
     }
     return tensor
   }

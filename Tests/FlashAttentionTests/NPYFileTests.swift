@@ -86,18 +86,29 @@ struct NPYFileTests {
   ]
 
   @Test("corrupt and unsupported files are typed errors naming the argument", arguments: 0..<badFiles.count)
-  func badFile(index: Int) {
+  func badFile(index: Int) throws {
     let (label, bytes, phrase) = Self.badFiles[index]
-    do {
-      _ = try NPYFile.decode(bytes, argument: "k", path: "k.npy")
-      Issue.record("\(label): accepted")
-    } catch {
-      guard case let .invalidArgument(name, value, reason) = error else {
-        Issue.record("\(label): \(error)")
-        return
+    let directory = try Self.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let path = directory.appendingPathComponent("k.npy").path
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    // The same verdict from memory and from the file (which is read header first, then data).
+    for source in ["memory", "file"] {
+      do {
+        if source == "memory" {
+          _ = try NPYFile.decode(bytes, argument: "k", path: path)
+        } else {
+          _ = try NPYFile.read(path: path, argument: "k")
+        }
+        Issue.record("\(label) from \(source): accepted")
+      } catch {
+        guard case let .invalidArgument(name, value, reason) = error else {
+          Issue.record("\(label) from \(source): \(error)")
+          continue
+        }
+        #expect(name == "k" && value == "\"\(path)\"", "\(label) from \(source): \(error)")
+        #expect(reason.contains(phrase), "\(label) from \(source): \(error)")
       }
-      #expect(name == "k" && value == "\"k.npy\"", "\(label): \(error)")
-      #expect(reason.contains(phrase), "\(label): \(error)")
     }
   }
 
