@@ -67,19 +67,46 @@ struct RunCommand: ParsableCommand {
     let k = try NPYFile.read(path: self.k, argument: "k")
     let v = try NPYFile.read(path: self.v, argument: "v")
     let dOut = try dout.map { path throws(FlashAttentionError) in try NPYFile.read(path: path, argument: "dout") }
-    let engine = try AttentionEngine(backend: device)
-    let (out, lse) = try engine.forward(q: q, k: k, v: v, options: options)
+    var engine = try AttentionEngine(backend: device)
+    let results: Results
+    let first = Result { [engine] () throws(FlashAttentionError) -> Results in
+      try compute(engine: engine, q: q, k: k, v: v, dOut: dOut, options: options)
+    }
+    switch first {
+    case let .success(value):
+      results = value
+    case let .failure(error):
+      // `auto` means the GPU when it can do the job: what its kernels lack (float32 storage, a
+      // head dim) runs on the CPU instead, and the tool says so.
+      guard device == .automatic, engine.backend.name != "cpu", case .unsupported = error else { throw error }
+      writeStandardError("flash-attention: \(error); running on the CPU instead\n")
+      engine = try AttentionEngine(backend: .cpu)
+      results = try compute(engine: engine, q: q, k: k, v: v, dOut: dOut, options: options)
+    }
     var outputs = AtomicFileGroup()
-    try outputs.add(npy: out, path: self.out, argument: "out")
-    if let path = self.lse { try outputs.add(npy: lse, path: path, argument: "lse") }
-    if let dOut, let dq, let dk, let dv {
-      let gradients = try engine.backward(q: q, k: k, v: v, out: out, lse: lse, dOut: dOut, options: options)
+    try outputs.add(npy: results.out, path: self.out, argument: "out")
+    if let path = self.lse { try outputs.add(npy: results.lse, path: path, argument: "lse") }
+    if let gradients = results.gradients, let dq, let dk, let dv {
       try outputs.add(npy: gradients.dQ, path: dq, argument: "dq")
       try outputs.add(npy: gradients.dK, path: dk, argument: "dk")
       try outputs.add(npy: gradients.dV, path: dv, argument: "dv")
     }
     try outputs.commit()
     print("wrote \(outputs.paths.joined(separator: ", ")) (\(q.dtype), \(engine.backend.name))")
+  }
+
+  typealias Results = (out: HostTensor, lse: HostTensor, gradients: (dQ: HostTensor, dK: HostTensor, dV: HostTensor)?)
+
+  /// Forward, and backward when `dOut` is given.
+  private func compute(
+    engine: AttentionEngine, q: HostTensor, k: HostTensor, v: HostTensor, dOut: HostTensor?,
+    options: AttentionOptions
+  ) throws(FlashAttentionError) -> Results {
+    let (out, lse) = try engine.forward(q: q, k: k, v: v, options: options)
+    let gradients = try dOut.map { dOut throws(FlashAttentionError) in
+      try engine.backward(q: q, k: k, v: v, out: out, lse: lse, dOut: dOut, options: options)
+    }
+    return (out, lse, gradients)
   }
 
   /// The options from the flags, with the window's FlashAttention convention (-1 unbounded).
