@@ -2,6 +2,7 @@ import ArgumentParser
 import FlashAttention
 import FlashAttentionCPU
 import FlashAttentionCUDA
+import Foundation
 
 /// `flash-attention info`: what this machine offers and why a backend is not available.
 struct InfoCommand: ParsableCommand {
@@ -17,6 +18,16 @@ struct InfoCommand: ParsableCommand {
     printCPU(CPUFeatures.current)
     print("")
     printCUDA(CUDAEnvironmentReport.probe())
+    printEnvironment()
+  }
+
+  /// The library's settings from the environment, when any is set.
+  private func printEnvironment() {
+    let settings = ProcessInfo.processInfo.environment.filter { $0.key.hasPrefix("FLASH_ATTENTION_") }
+    guard !settings.isEmpty else { return }
+    print("")
+    print("environment:")
+    for (key, value) in settings.sorted(by: { $0.key < $1.key }) { print("  \(key)=\(value)") }
   }
 
   private func printBackends() {

@@ -23,7 +23,7 @@ struct CommandLineTests {
     return directory.appendingPathComponent("flash-attention").path
   }
 
-  static func run(_ arguments: [String], in directory: URL) throws -> Outcome {
+  static func run(_ arguments: [String], in directory: URL, backend: String? = nil) throws -> Outcome {
     let path = executable
     try #require(FileManager.default.isExecutableFile(atPath: path), "no flash-attention executable at \(path)")
     let process = Process()
@@ -31,7 +31,7 @@ struct CommandLineTests {
     process.arguments = arguments
     process.currentDirectoryURL = directory
     var environment = ProcessInfo.processInfo.environment
-    environment["FLASH_ATTENTION_BACKEND"] = nil
+    environment["FLASH_ATTENTION_BACKEND"] = backend
     process.environment = environment
     let output = Pipe()
     let error = Pipe()
@@ -247,6 +247,15 @@ struct CommandLineTests {
   func verifyNoMatch() throws {
     let outcome = try Self.run(["verify", "--filter", "no-such-case"], in: FileManager.default.temporaryDirectory)
     #expect(outcome.status == 2)
+  }
+
+  @Test("an invalid FLASH_ATTENTION_BACKEND is bad input; a valid one is shown by info")
+  func backendVariable() throws {
+    let directory = FileManager.default.temporaryDirectory
+    let bad = try Self.run(["demo", "--seqlen", "16"], in: directory, backend: "tpu")
+    #expect(bad.status == 2 && bad.standardError.contains("FLASH_ATTENTION_BACKEND"), "\(bad.standardError)")
+    let info = try Self.run(["info"], in: directory, backend: "cpu")
+    #expect(info.status == 0 && info.standardOutput.contains("FLASH_ATTENTION_BACKEND=cpu"), "\(info.standardOutput)")
   }
 
   @Test("info reports version, backends and CPU features")
