@@ -33,7 +33,9 @@ def compile_cubin(cfg: dict, arch="sm_90a", extra_opts=()):
     if _nv is None:
         _nv = _load_nvrtc()
     nv = _nv
-    src = (config_defines(cfg) + SRC.read_text()).encode()
+    # cfg["source"]: another version of the kernel (a file under benchmarks/hopper/) to A/B against.
+    path = ROOT / "benchmarks/hopper" / cfg["source"] if "source" in cfg else SRC
+    src = (config_defines(cfg) + path.read_text()).encode()
     prog = ctypes.c_void_p()
     r = nv.nvrtcCreateProgram(ctypes.byref(prog), src, b"hopper_forward.cu", 0, None, None)
     assert r == 0, r

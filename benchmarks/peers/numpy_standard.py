@@ -71,7 +71,7 @@ def needed_bytes(case: bc.Case, pass_name: str) -> int:
 def run_case(case: bc.Case, pass_name: str, args, device: str) -> dict:
     need = needed_bytes(case, pass_name)
     avail = bc.available_host_bytes()
-    if avail is not None and need > 0.9 * avail:
+    if avail is not None and need > 0.5 * avail:  # a shared machine: never near the OOM killer
         return bc.record("cpu", "numpy-standard", case, pass_name, device, status="out_of_memory",
                          note=f"S and P need ~{need / 2**30:.1f} GiB, {avail / 2**30:.1f} GiB available")
     try:

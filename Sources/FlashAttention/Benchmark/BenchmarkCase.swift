@@ -55,7 +55,7 @@ public enum BenchmarkGrid: String, Sendable, CaseIterable {
   /// GPU scaling: batch 1, 16 heads, d 128, N 1024…131072, where standard attention's S and P
   /// outgrow the device.
   case scalingGPU = "scaling-gpu"
-  /// CPU scaling: batch 1, one head, d 64, N 1024…65536.
+  /// CPU scaling: batch 1, one head, d 64, N 1024…65536 (standard attention stops fitting at 64k).
   case scalingCPU = "scaling-cpu"
   /// GPU long context: batch 1, one head, N = 1,048,576, d 128.
   case longGPU = "long-gpu"

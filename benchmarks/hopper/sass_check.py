@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Compiles every Hopper forward variant (the tile table of HopperTileTable.swift) for sm_90a with
+NVRTC and reads its SASS with cuobjdump: HGMMA (wgmma) and UTMALDG (TMA loads) must be there,
+LDL/STL (local memory, spills) must not. No GPU needed.
+
+    python3 benchmarks/hopper/sass_check.py [--json OUT]
+"""
+import argparse, glob, json, os, re, site, subprocess, sys, tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nvrtc_build as nb
+
+# Mirror of HopperTileTable.swift: (d, dv, masked) -> (block_n, stages, pingpong, overlap)
+TABLE = {
+    (64, 64, False): (176, 3, 0, 1), (64, 64, True): (128, 3, 1, 1),
+    (96, 96, False): (128, 2, 0, 1), (96, 96, True): (128, 2, 0, 1),
+    (128, 128, False): (176, 2, 0, 1), (128, 128, True): (128, 2, 1, 1),
+    (192, 128, False): (96, 2, 0, 1), (192, 128, True): (96, 2, 0, 1),
+    (256, 256, False): (64, 2, 0, 1), (256, 256, True): (80, 2, 0, 0),
+}
+
+
+def cuobjdump():
+    for sp in site.getsitepackages():
+        for c in glob.glob(os.path.join(sp, "nvidia/cu13/bin/cuobjdump")):
+            return c
+    return "cuobjdump"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    rows, bad = [], 0
+    for (d, dv, masked), (bn, st, pp, ov) in TABLE.items():
+        for fp16 in (0, 1):
+            for causal, window in ((1, 0), (0, 1)) if masked else ((0, 0),):
+                for softcap in (0, 1):
+                    cfg = dict(head_dim=d, head_dim_v=dv, block_n=bn, stages=st, fp16=fp16, causal=causal,
+                               window=window, softcap=softcap, pingpong=pp, overlap=ov)
+                    cubin, log = nb.compile_cubin(cfg)
+                    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+                        f.write(cubin)
+                        f.flush()
+                        sass = subprocess.run([cuobjdump(), "-sass", f.name], capture_output=True, text=True).stdout
+                    regs = int(re.search(r"Used (\d+) registers", log).group(1))
+                    spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", log)
+                    row = dict(cfg, registers=regs, spill_stores=int(spill.group(1)), spill_loads=int(spill.group(2)),
+                               hgmma=len(re.findall(r"\bHGMMA\.", sass)), utmaldg=len(re.findall(r"\bUTMALDG\b", sass)),
+                               local=len(re.findall(r"\b(LDL|STL)\b", sass)),
+                               setmaxreg=len(re.findall(r"USETMAXREG", sass)))
+                    ok = row["hgmma"] > 0 and row["utmaldg"] > 0 and row["local"] == 0 and row["spill_stores"] == 0
+                    bad += not ok
+                    rows.append(row)
+                    print(f"{'ok  ' if ok else 'BAD '} d{d}x{dv} {'fp16' if fp16 else 'bf16'} causal={causal} window={window} "
+                          f"softcap={softcap} bn{bn} st{st}: {regs} regs, HGMMA {row['hgmma']}, UTMALDG {row['utmaldg']}, "
+                          f"LDL/STL {row['local']}, spill {row['spill_stores']}/{row['spill_loads']} B, USETMAXREG {row['setmaxreg']}",
+                          flush=True)
+    print(f"{len(rows)} variants, {bad} bad")
+    if a.json:
+        json.dump(rows, open(a.json, "w"), indent=1)
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
