@@ -11,6 +11,8 @@ public struct CUDABackend: AttentionBackend {
   public let device: CUDADevice
   /// The stream every call of this backend queues on.
   public let stream: CUDAStream
+  /// Tile overrides for tuning runs (`flash-attention kernels --time --forward-tiles ...`).
+  public var tuning = CUDAKernelTuning()
   public var name: String { "cuda:\(device.ordinal)" }
 
   /// Opens the driver and NVRTC and makes `device` usable, or says why it cannot.
@@ -26,6 +28,13 @@ public struct CUDABackend: AttentionBackend {
     _ = try KernelCompiler.nvrtcVersion()
     self.device = opened
     self.stream = try CUDAStream(device: opened)
+    // Tuning runs can swap tiles for a whole process (verify included) without a rebuild.
+    if let text = ProcessEnvironment.value("FLASH_ATTENTION_FORWARD_TILE") {
+      tuning.forwardTile = AttentionTile.forward(parsing: text, headDim: 256, headDimV: 256)
+    }
+    if let text = ProcessEnvironment.value("FLASH_ATTENTION_BACKWARD_TILE") {
+      tuning.backwardTile = AttentionTile.backward(parsing: text)
+    }
   }
 
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {

@@ -27,6 +27,12 @@ struct KernelsCommand: ParsableCommand {
   @Flag(help: "With --time: forward only.")
   var forwardOnly = false
 
+  @Option(help: "With --time: forward tiles to compare, BMxBNxWARPS comma-separated (e.g. 128x64x8,128x64x4).")
+  var forwardTiles: String?
+
+  @Option(help: "With --time: backward tiles to compare (head dims <= 128), BMxWARPS comma-separated (e.g. 32x8,32x4).")
+  var backwardTiles: String?
+
   func validate() throws {
     let digits = arch.dropFirst(3).filter(\.isNumber)
     guard arch.hasPrefix("sm_"), let number = Int(digits), number >= 80 else {
@@ -70,24 +76,42 @@ extension KernelsCommand {
   /// The timing table: our TFLOP/s per shape, for comparison with the PyTorch peers run in the
   /// same device call (benchmarks/peers/torch_sdpa.py on the same grid).
   func timeKernels() throws {
-    let backend = try CUDABackend(device: 0)
-    let timer = CUDAAttentionTimer(backend: backend)
+    var backend = try CUDABackend(device: 0)
     print("\(backend.device.name), \(backend.device.arch)")
-    print("d".padding(5) + "N".padding(7) + "b".padding(4) + "h".padding(4) + "causal".padding(8)
+    print("d".padding(5) + "N".padding(7) + "b".padding(4) + "h".padding(4) + "causal".padding(8) + "tile".padding(12)
       + "fwd ms".padding(10) + "fwd TF/s".padding(10) + "bwd ms".padding(10) + "bwd TF/s")
     for d in headDims.split(separator: ",").compactMap({ Int($0) }) {
+      // (label, tuning, time the backward?) per row.
+      var runs: [(String, CUDAKernelTuning, Bool)] = []
+      for text in (forwardTiles ?? "").split(separator: ",") {
+        guard let tile = AttentionTile.forward(parsing: String(text), headDim: d, headDimV: d) else {
+          throw ValidationError("bad forward tile \(text) for d=\(d) (BMxBNxWARPS, BM a multiple of 16·WARPS)")
+        }
+        runs.append(("f" + text, CUDAKernelTuning(forwardTile: tile), false))
+      }
+      for text in (backwardTiles ?? "").split(separator: ",") {
+        guard let tile = AttentionTile.backward(parsing: String(text)) else {
+          throw ValidationError("bad backward tile \(text) (BMxWARPS)")
+        }
+        runs.append(("b" + text, CUDAKernelTuning(backwardTile: tile), true))
+      }
+      if runs.isEmpty { runs = [("table", CUDAKernelTuning(), !forwardOnly)] }
       for n in seqlens.split(separator: ",").compactMap({ Int($0) }) {
         for causal in [false, true] {
           let shape = AttentionShape(batch: max(16384 / n, 1), seqlenQ: n, headsQ: 2048 / d, headDim: d)
-          do {
-            let m = try timer.measure(shape: shape, causal: causal, dtype: .bfloat16, backward: !forwardOnly)
-            func f(_ x: Double?) -> String { x.map { String(Int(($0 * 1000).rounded())).withDecimals(3) } ?? "-" }
-            func t(_ x: Double?) -> String { x.map { String(Int($0.rounded())) } ?? "-" }
-            print("\(d)".padding(5) + "\(n)".padding(7) + "\(shape.batch)".padding(4) + "\(shape.headsQ)".padding(4)
-              + "\(causal)".padding(8) + f(m.forwardMilliseconds).padding(10) + t(m.forwardTFLOPs).padding(10)
-              + f(m.backwardMilliseconds).padding(10) + t(m.backwardTFLOPs))
-          } catch {
-            print("d=\(d) N=\(n) causal=\(causal): \(error)")
+          for (label, tuning, withBackward) in runs {
+            backend.tuning = tuning
+            let timer = CUDAAttentionTimer(backend: backend)
+            do {
+              let m = try timer.measure(shape: shape, causal: causal, dtype: .bfloat16, backward: withBackward)
+              func f(_ x: Double?) -> String { x.map { String(Int(($0 * 1000).rounded())).withDecimals(3) } ?? "-" }
+              func t(_ x: Double?) -> String { x.map { String(Int($0.rounded())) } ?? "-" }
+              print("\(d)".padding(5) + "\(n)".padding(7) + "\(shape.batch)".padding(4) + "\(shape.headsQ)".padding(4)
+                + "\(causal)".padding(8) + label.padding(12) + f(m.forwardMilliseconds).padding(10) + t(m.forwardTFLOPs).padding(10)
+                + f(m.backwardMilliseconds).padding(10) + t(m.backwardTFLOPs))
+            } catch {
+              print("d=\(d) N=\(n) causal=\(causal) \(label): \(error)")
+            }
           }
         }
       }

@@ -33,7 +33,7 @@ extension CUDABackend {
       AttentionKernelKey.make(
         kind: kind, headDim: shape.headDim, headDimV: shape.headDimV, dtype: dtype,
         masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false,
-        pass: pass, arch: device.arch)
+        pass: pass, arch: device.arch, tuning: tuning)
     }
     func strides(_ tensor: TensorView, into args: inout CUDAKernelArguments) {
       args.append(Int64(tensor.strides[0]))

@@ -45,11 +45,10 @@ extension CUDABackend {
   /// The kernel key of a forward call on this device.
   public func forwardKey(_ arguments: ForwardArguments) -> AttentionKernelKey {
     let shape = arguments.shape
-    return AttentionKernelKey(
+    return AttentionKernelKey.make(
       kind: .forward, headDim: shape.headDim, headDimV: shape.headDimV, dtype: arguments.q.dtype,
       masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false,
-      tile: AttentionKernelKey.forwardTile(headDim: shape.headDim, headDimV: shape.headDimV),
-      arch: device.arch)
+      arch: device.arch, tuning: tuning)
   }
 
   /// The loaded kernel for `key`, with its shared-memory limit raised once per load.

@@ -1,15 +1,51 @@
 import FlashAttentionCore
 
-/// Tile sizes of one kernel variant: query rows per CTA (16 per warp), keys per inner step, and
-/// whether each warp keeps its Q fragments in registers (they do not fit beside O for d > 128).
+/// Tile sizes of one kernel variant: query rows per CTA (forward: 16 · m-tiles per warp),
+/// keys per CTA or step, warps, and whether each warp keeps its Q fragments in registers
+/// (forward with one m-tile per warp and d ≤ 128 only).
 public struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
   public var blockM: Int
   public var blockN: Int
   public var warps: Int
   public var qInRegisters: Bool
 
+  public init(blockM: Int, blockN: Int, warps: Int, qInRegisters: Bool) {
+    self.blockM = blockM
+    self.blockN = blockN
+    self.warps = warps
+    self.qInRegisters = qInRegisters
+  }
+
   public var description: String {
     "\(blockM)x\(blockN)/\(warps)w" + (qInRegisters ? "/qreg" : "")
+  }
+
+  /// Parses a forward tile `BMxBNxWARPS` (e.g. `128x64x4`); Q stays in registers when each
+  /// warp has one m16 tile and the head is at most 128 wide.
+  public static func forward(parsing text: String, headDim: Int, headDimV: Int) -> AttentionTile? {
+    let parts = text.split(separator: "x").compactMap { Int($0) }
+    guard parts.count == 3, parts[2] > 0, parts[0] % (16 * parts[2]) == 0, parts[1] % 16 == 0, parts[1] > 0 else { return nil }
+    let width = max(AttentionKernelKey.paddedTo16(headDim), AttentionKernelKey.paddedTo16(headDimV))
+    return AttentionTile(blockM: parts[0], blockN: parts[1], warps: parts[2], qInRegisters: parts[0] == 16 * parts[2] && width <= 128)
+  }
+
+  /// Parses a backward key/value tile `BMxWARPS` (BM queries per step, 16 keys per warp).
+  public static func backward(parsing text: String) -> AttentionTile? {
+    let parts = text.split(separator: "x").compactMap { Int($0) }
+    guard parts.count == 2, parts[0] % 16 == 0, parts[0] > 0, parts[1] > 0 else { return nil }
+    return AttentionTile(blockM: parts[0], blockN: 16 * parts[1], warps: parts[1], qInRegisters: false)
+  }
+}
+
+/// Tile choices that replace the built-in table (for tuning runs); nil keeps the table.
+public struct CUDAKernelTuning: Sendable, Hashable {
+  public var forwardTile: AttentionTile?
+  /// Applies to head dims up to 128 (single-pass backward).
+  public var backwardTile: AttentionTile?
+
+  public init(forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil) {
+    self.forwardTile = forwardTile
+    self.backwardTile = backwardTile
   }
 }
 
@@ -76,9 +112,10 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     case .forward:
       return (tile.blockM * qkPitch + tile.blockN * qkPitch + tile.blockN * vPitch) * 2
     case .backwardKeyValue:
-      // K, V (blockN keys), Q, dO (blockM queries), dS^T, then LSE and D as floats.
-      let halves = tile.blockN * (qkPitch + vPitch) + tile.blockM * (qkPitch + vPitch) + tile.blockN * (tile.blockM + 8)
-      return halves * 2 + 2 * tile.blockM * 4
+      // K, V (blockN keys), two buffers of Q and dO (blockM queries), dS^T, then two buffers
+      // of LSE and D as floats.
+      let halves = tile.blockN * (qkPitch + vPitch) + 2 * tile.blockM * (qkPitch + vPitch) + tile.blockN * (tile.blockM + 8)
+      return halves * 2 + 4 * tile.blockM * 4
     case .backwardPreprocess, .backwardConvert:
       return 0
     }
@@ -121,17 +158,21 @@ extension AttentionKernelKey {
   /// The key with the tile table's choice for `kind` and the head dims.
   public static func make(
     kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
-    deterministic: Bool, pass: Int = 0, arch: String
+    deterministic: Bool, pass: Int = 0, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning()
   ) -> AttentionKernelKey {
     switch kind {
     case .forward:
       return AttentionKernelKey(
         kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
-        deterministic: deterministic, tile: forwardTile(headDim: headDim, headDimV: headDimV), arch: arch)
+        deterministic: deterministic, tile: tuned(tuning.forwardTile, headDim: headDim, headDimV: headDimV)
+          ?? forwardTile(headDim: headDim, headDimV: headDimV),
+        arch: arch)
     case .backwardKeyValue:
+      let singlePass = backwardPasses(headDim: headDim, headDimV: headDimV) == [0]
+      let tile = singlePass ? tuning.backwardTile : nil
       return AttentionKernelKey(
         kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
-        deterministic: deterministic, tile: backwardTile(headDim: headDim, headDimV: headDimV, pass: pass),
+        deterministic: deterministic, tile: tile ?? backwardTile(headDim: headDim, headDimV: headDimV, pass: pass),
         pass: pass, arch: arch)
     case .backwardPreprocess, .backwardConvert:
       // Elementwise kernels: only the head dims and the dtype matter.
@@ -140,6 +181,14 @@ extension AttentionKernelKey {
         deterministic: false, tile: AttentionTile(blockM: 0, blockN: 0, warps: kind == .backwardConvert ? 8 : 4, qInRegisters: false),
         arch: arch)
     }
+  }
+
+  /// A forward tile override with Q-in-registers decided for these head dims.
+  static func tuned(_ tile: AttentionTile?, headDim: Int, headDimV: Int) -> AttentionTile? {
+    guard var tile else { return nil }
+    let width = max(paddedTo16(headDim), paddedTo16(headDimV))
+    tile.qInRegisters = tile.blockM == 16 * tile.warps && width <= 128
+    return tile
   }
 
   /// Whether the backward pass of these head dims runs as two key/value passes.
@@ -151,6 +200,8 @@ extension AttentionKernelKey {
   /// chosen so that no variant spills (see docs/perf-notes/cuda-sm80.md).
   public static func backwardTile(headDim: Int, headDimV: Int, pass: Int) -> AttentionTile {
     let width = max(paddedTo16(headDim), paddedTo16(headDimV))
+    // d <= 64: 4 warps (two CTAs per SM) measured 7-11% faster than 8 (run 2); d <= 128: 8.
+    if width <= 64 { return AttentionTile(blockM: 32, blockN: 64, warps: 4, qInRegisters: false) }
     if width <= 128 { return AttentionTile(blockM: 32, blockN: 128, warps: 8, qInRegisters: false) }
     let blockM = pass == 2 && paddedTo16(headDim) > 224 ? 16 : 32
     return AttentionTile(blockM: blockM, blockN: 64, warps: 4, qInRegisters: false)

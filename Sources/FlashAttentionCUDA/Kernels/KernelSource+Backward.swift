@@ -9,7 +9,8 @@ extension KernelSource {
 //                              query blocks of every query head of the GQA group; adds
 //                              dQ += dS K into an fp32 buffer with atomics;
 //   flash_backward_convert_dq  dQ = scale * accumulator, to the storage dtype.
-// Each warp owns 16 keys. FA_BWD_PASS 1 computes dV only and 2 computes dK and dQ only, for
+// Each warp owns 16 keys. Q, dO, LSE and D of the next query block are prefetched with
+// cp.async into a second buffer while the current block computes. FA_BWD_PASS 1 computes dV only and 2 computes dK and dQ only, for
 // head dims whose dK and dV accumulators do not fit in registers together (0: both at once).
 #define D_PAD ((FA_D + 15) / 16 * 16)
 #define DV_PAD ((FA_DV + 15) / 16 * 16)
@@ -67,8 +68,14 @@ flash_backward_convert_dq(const float* __restrict__ accum, u16* __restrict__ dq,
 #endif
 
 #ifdef FA_ENTRY_flash_backward_kv
-__device__ __forceinline__ void red_add(float* address, float value) {
-  asm volatile("red.global.add.f32 [%0], %1;\n" :: "l"(address), "f"(value) : "memory");
+// dQ accumulation: one vector reduction of a column pair on Hopper, two scalar ones before.
+__device__ __forceinline__ void red_add2(float* address, float a, float b) {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" :: "l"(address), "f"(a), "f"(b) : "memory");
+#else
+  asm volatile("red.global.add.f32 [%0], %1;\n" :: "l"(address), "f"(a) : "memory");
+  asm volatile("red.global.add.f32 [%0], %1;\n" :: "l"(address + 1), "f"(b) : "memory");
+#endif
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
@@ -84,11 +91,11 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   constexpr int BN = FA_WARPS * 16;
   u16* sK = smem;
   u16* sV = sK + BN * QK_PITCH;
-  u16* sQ = sV + BN * V_PITCH;
-  u16* sdO = sQ + FA_BM * QK_PITCH;
-  u16* sdS = sdO + FA_BM * V_PITCH;
-  float* sLSE = (float*)(sdS + BN * DS_PITCH);
-  float* sDelta = sLSE + FA_BM;
+  u16* sQbuf = sV + BN * V_PITCH;                 // [2][FA_BM][QK_PITCH]
+  u16* sdObuf = sQbuf + 2 * FA_BM * QK_PITCH;      // [2][FA_BM][V_PITCH]
+  u16* sdS = sdObuf + 2 * FA_BM * V_PITCH;
+  float* sLSEbuf = (float*)(sdS + BN * DS_PITCH);  // [2][FA_BM]
+  float* sDeltabuf = sLSEbuf + 2 * FA_BM;          // [2][FA_BM]
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
@@ -124,10 +131,6 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   // Per-lane shared-memory byte addresses; fragments are base + constant offsets.
   const u32 k_a = smem_u32(sK + (warp * 16 + a_row) * QK_PITCH + a_col);
   const u32 v_a = smem_u32(sV + (warp * 16 + a_row) * V_PITCH + a_col);
-  const u32 q_b = smem_u32(sQ + b_row * QK_PITCH + b_col);
-  const u32 q_t = smem_u32(sQ + t_row * QK_PITCH + t_col);
-  const u32 do_b = smem_u32(sdO + b_row * V_PITCH + b_col);
-  const u32 do_t = smem_u32(sdO + t_row * V_PITCH + t_col);
   const u32 k_t = smem_u32(sK + t_row * QK_PITCH + t_col);
 
 #if WANT_DK
@@ -141,25 +144,48 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   for (int i = 0; i < DV_PAD / 8; ++i) acc_dv[i][0] = acc_dv[i][1] = acc_dv[i][2] = acc_dv[i][3] = 0.f;
 #endif
 
-  for (int hg = 0; hg < group; ++hg) {
-    const int head = kv_head * group + hg;
-    const u16* gQ = q + batch * q_bs + head * q_hs;
-    const u16* gdO = dout + batch * do_bs + head * do_hs;
+  // Steps run over (query head of the group, query block); step s uses buffer s % 2.
+  const int blocks_per_head = m_last - m_first;
+  const int steps = group * blocks_per_head;
+  auto issue_load = [&](int step) {
+    const int head = kv_head * group + step / blocks_per_head;
+    const int m0 = (m_first + step % blocks_per_head) * FA_BM;
+    const int buf = step & 1;
+    load_tile<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQbuf + buf * FA_BM * QK_PITCH,
+        q + batch * q_bs + head * q_hs + (i64)m0 * q_rs, q_rs, sq - m0, tid);
+    load_tile<FA_BM, FA_DV, DV_PAD, V_PITCH, THREADS>(sdObuf + buf * FA_BM * V_PITCH,
+        dout + batch * do_bs + head * do_hs + (i64)m0 * do_rs, do_rs, sq - m0, tid);
     const i64 ws = ((i64)batch * hq + head) * sq;
-    for (int mb = m_first; mb < m_last; ++mb) {
-      const int m0 = mb * FA_BM;
-      __syncthreads();   // the previous step is done with sQ, sdO, sdS
-      load_tile<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQ, gQ + (i64)m0 * q_rs, q_rs, sq - m0, tid);
-      load_tile<FA_BM, FA_DV, DV_PAD, V_PITCH, THREADS>(sdO, gdO + (i64)m0 * do_rs, do_rs, sq - m0, tid);
-      cp_async_commit();
-      for (int r = tid; r < FA_BM; r += THREADS) {
-        bool in = m0 + r < sq;
-        sLSE[r] = in ? lse2[ws + m0 + r] : FA_INF;
-        sDelta[r] = in ? delta[ws + m0 + r] : 0.f;
-      }
-      cp_async_wait<0>();
-      __syncthreads();
+    for (int r = tid; r < FA_BM; r += THREADS) {
+      // Rows past sq are masked out below; their LSE and D are zero-filled.
+      bool in = m0 + r < sq;
+      cp_async4(smem_u32(sLSEbuf + buf * FA_BM + r), lse2 + (in ? ws + m0 + r : 0), in);
+      cp_async4(smem_u32(sDeltabuf + buf * FA_BM + r), delta + (in ? ws + m0 + r : 0), in);
+    }
+    cp_async_commit();
+  };
+  if (steps > 0) issue_load(0);
 
+  for (int step = 0; step < steps; ++step) {
+    const int head = kv_head * group + step / blocks_per_head;
+    const int m0 = (m_first + step % blocks_per_head) * FA_BM;
+    const int buf = step & 1;
+    const u16* sQ = sQbuf + buf * FA_BM * QK_PITCH;
+    const u16* sdO = sdObuf + buf * FA_BM * V_PITCH;
+    const float* sLSE = sLSEbuf + buf * FA_BM;
+    const float* sDelta = sDeltabuf + buf * FA_BM;
+    if (step + 1 < steps) {
+      issue_load(step + 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();   // this step's Q, dO, LSE, D (and K, V on the first step) landed
+    const u32 q_b = smem_u32(sQ + b_row * QK_PITCH + b_col);
+    const u32 q_t = smem_u32(sQ + t_row * QK_PITCH + t_col);
+    const u32 do_b = smem_u32(sdO + b_row * V_PITCH + b_col);
+    const u32 do_t = smem_u32(sdO + t_row * V_PITCH + t_col);
+    {
       // S^T = K Q^T: this warp's 16 keys against FA_BM queries.
       float acc_s[FA_BM / 8][4];
       #pragma unroll
@@ -318,8 +344,7 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
               for (int i = 0; i < 4; ++i) {
                 int col = chunk * 32 + i * 8 + 2 * t;
                 if (col < FA_D) {
-                  red_add(dst + col, acc_dq[i][half * 2]);
-                  red_add(dst + col + 1, acc_dq[i][half * 2 + 1]);
+                  red_add2(dst + col, acc_dq[i][half * 2], acc_dq[i][half * 2 + 1]);
                 }
               }
             }
@@ -328,6 +353,7 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
       }
 #endif
     }
+    __syncthreads();   // done with this buffer and sdS before the next load overwrites them
   }
 
   // Write dK (scaled) and dV for this warp's keys.

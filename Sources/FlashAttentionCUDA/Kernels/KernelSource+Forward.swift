@@ -2,15 +2,19 @@
 extension KernelSource {
   /// The FlashAttention-2 forward kernel (sm80+: mma.sync m16n8k16, ldmatrix, cp.async).
   static let forward = #"""
-// FlashAttention-2 forward. One CTA per (query block, head, batch); each warp owns 16 query
-// rows. K and V tiles stream through shared memory with cp.async so that the V load overlaps
+// FlashAttention-2 forward. One CTA per (query block, head, batch); each warp owns
+// 16 * FA_MT query rows (FA_MT m16 tiles share every K and V fragment it loads). K and V tiles stream through shared memory with cp.async so that the V load overlaps
 // S = Q K^T and the next K load overlaps O += P V. Softmax runs online in registers.
 //
-// Compile-time: FA_D, FA_DV (multiples of 8), FA_BM (16 * warps), FA_BN, FA_WARPS, FA_BF16,
+// Compile-time: FA_D, FA_DV (multiples of 8), FA_BM (16 * FA_MT * warps), FA_BN, FA_WARPS, FA_BF16,
 // FA_CAUSAL_OR_WINDOW (masking by key range), FA_SOFTCAP, FA_Q_IN_REGS.
 #define D_PAD ((FA_D + 15) / 16 * 16)
 #define DV_PAD ((FA_DV + 15) / 16 * 16)
 #define THREADS (FA_WARPS * 32)
+#define FA_MT (FA_BM / (16 * FA_WARPS))
+#if FA_Q_IN_REGS && FA_MT > 1
+#error "Q fragments in registers need one m16 tile per warp"
+#endif
 // Row pitch padded by 16 bytes: consecutive rows start 16 bytes apart mod 128, so the eight
 // row addresses of one ldmatrix hit eight different bank groups.
 #define QK_PITCH (D_PAD + 8)
@@ -63,13 +67,18 @@ flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* _
 
   const int g = lane / 4;       // row within the 8-row group of an mma fragment
   const int t = lane % 4;       // column pair within the fragment
-  const int row0 = m0 + warp * 16 + g;   // this thread's two rows: row0 and row0 + 8
+  // This thread's rows: row0 + 16 * mt and row0 + 16 * mt + 8.
+  const int row0 = m0 + warp * 16 * FA_MT + g;
 
-  float acc_o[DV_PAD / 8][4];
+  float acc_o[FA_MT][DV_PAD / 8][4];
+  float row_max[FA_MT][2], row_sum[FA_MT][2];
   #pragma unroll
-  for (int i = 0; i < DV_PAD / 8; ++i) { acc_o[i][0] = acc_o[i][1] = acc_o[i][2] = acc_o[i][3] = 0.f; }
-  float row_max[2] = {-FA_INF, -FA_INF};
-  float row_sum[2] = {0.f, 0.f};
+  for (int mt = 0; mt < FA_MT; ++mt) {
+    #pragma unroll
+    for (int i = 0; i < DV_PAD / 8; ++i) acc_o[mt][i][0] = acc_o[mt][i][1] = acc_o[mt][i][2] = acc_o[mt][i][3] = 0.f;
+    row_max[mt][0] = row_max[mt][1] = -FA_INF;
+    row_sum[mt][0] = row_sum[mt][1] = 0.f;
+  }
 
 #if FA_SOFTCAP
   const float pre = scale / softcap;   // s = softcap * tanh(qk * scale / softcap)
@@ -85,7 +94,7 @@ flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* _
 
   // Per-lane shared-memory byte addresses; every fragment below is base + a constant, so the
   // offsets fold into the ldmatrix immediates instead of occupying registers.
-  const u32 q_base = smem_u32(sQ + (warp * 16 + a_row) * QK_PITCH + a_col);
+  const u32 q_base = smem_u32(sQ + (warp * 16 * FA_MT + a_row) * QK_PITCH + a_col);
   const u32 k_base = smem_u32(sK + b_row * QK_PITCH + b_col);
   const u32 v_base = smem_u32(sV + v_row * V_PITCH + v_col);
 
@@ -111,32 +120,42 @@ flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* _
     }
 #endif
 
-    // S = Q K^T for this warp's 16 rows and FA_BN keys.
-    float acc_s[FA_BN / 8][4];
+    // S = Q K^T for this warp's rows and FA_BN keys.
+    float acc_s[FA_MT][FA_BN / 8][4];
     #pragma unroll
-    for (int i = 0; i < FA_BN / 8; ++i) { acc_s[i][0] = acc_s[i][1] = acc_s[i][2] = acc_s[i][3] = 0.f; }
+    for (int mt = 0; mt < FA_MT; ++mt)
+      #pragma unroll
+      for (int i = 0; i < FA_BN / 8; ++i) acc_s[mt][i][0] = acc_s[mt][i][1] = acc_s[mt][i][2] = acc_s[mt][i][3] = 0.f;
     #pragma unroll
     for (int kk = 0; kk < D_PAD / 16; ++kk) {
-      u32 a0, a1, a2, a3;
+      u32 a[FA_MT][4];
+      #pragma unroll
+      for (int mt = 0; mt < FA_MT; ++mt) {
 #if FA_Q_IN_REGS
-      a0 = q_frag[kk][0]; a1 = q_frag[kk][1]; a2 = q_frag[kk][2]; a3 = q_frag[kk][3];
+        a[mt][0] = q_frag[kk][0]; a[mt][1] = q_frag[kk][1]; a[mt][2] = q_frag[kk][2]; a[mt][3] = q_frag[kk][3];
 #else
-      ldmatrix_x4(q_base + kk * 32, a0, a1, a2, a3);
+        ldmatrix_x4(q_base + (mt * 16 * QK_PITCH + kk * 16) * 2, a[mt][0], a[mt][1], a[mt][2], a[mt][3]);
 #endif
+      }
       #pragma unroll
       for (int nn = 0; nn < FA_BN / 16; ++nn) {
         u32 b0, b1, b2, b3;
         ldmatrix_x4(k_base + (nn * 16 * QK_PITCH + kk * 16) * 2, b0, b1, b2, b3);
-        mma16816(acc_s[2 * nn], a0, a1, a2, a3, b0, b1);
-        mma16816(acc_s[2 * nn + 1], a0, a1, a2, a3, b2, b3);
+        #pragma unroll
+        for (int mt = 0; mt < FA_MT; ++mt) {
+          mma16816(acc_s[mt][2 * nn], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b0, b1);
+          mma16816(acc_s[mt][2 * nn + 1], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b2, b3);
+        }
       }
     }
 
 #if FA_SOFTCAP
     #pragma unroll
-    for (int i = 0; i < FA_BN / 8; ++i)
+    for (int mt = 0; mt < FA_MT; ++mt)
       #pragma unroll
-      for (int e = 0; e < 4; ++e) acc_s[i][e] = softcap * fast_tanh(acc_s[i][e] * pre);
+      for (int i = 0; i < FA_BN / 8; ++i)
+        #pragma unroll
+        for (int e = 0; e < 4; ++e) acc_s[mt][i][e] = softcap * fast_tanh(acc_s[mt][i][e] * pre);
 #endif
 
     // Mask only tiles that need it: the ragged last tile and tiles crossing a mask boundary.
@@ -150,47 +169,51 @@ flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* _
 #endif
     if (need_mask) {
       #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        KeyRange r;
-#if FA_CAUSAL_OR_WINDOW
-        r = visible_keys(row0 + half * 8, sq, sk, left, right);
-#else
-        r.lo = 0; r.hi = sk;
-#endif
+      for (int mt = 0; mt < FA_MT; ++mt)
         #pragma unroll
-        for (int i = 0; i < FA_BN / 8; ++i)
+        for (int half = 0; half < 2; ++half) {
+          KeyRange r;
+#if FA_CAUSAL_OR_WINDOW
+          r = visible_keys(row0 + mt * 16 + half * 8, sq, sk, left, right);
+#else
+          r.lo = 0; r.hi = sk;
+#endif
           #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            int j = n0 + i * 8 + 2 * t + e;
-            if (j < r.lo || j >= r.hi) acc_s[i][half * 2 + e] = -FA_INF;
-          }
-      }
+          for (int i = 0; i < FA_BN / 8; ++i)
+            #pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              int j = n0 + i * 8 + 2 * t + e;
+              if (j < r.lo || j >= r.hi) acc_s[mt][i][half * 2 + e] = -FA_INF;
+            }
+        }
     }
 
     // Online softmax: new running max, rescale O and the running sum, P = 2^(s*c - m*c).
     #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      float mx = row_max[half];
+    for (int mt = 0; mt < FA_MT; ++mt)
       #pragma unroll
-      for (int i = 0; i < FA_BN / 8; ++i) mx = fmaxf(mx, fmaxf(acc_s[i][half * 2], acc_s[i][half * 2 + 1]));
-      mx = quad_max(mx);
-      // A row with nothing visible yet keeps max -inf; use 0 so exponents stay -inf, not NaN.
-      float base = mx == -FA_INF ? 0.f : mx * scale_log2;
-      float corr = ex2(row_max[half] * scale_log2 - base);
-      row_max[half] = mx;
-      float sum = 0.f;
-      #pragma unroll
-      for (int i = 0; i < FA_BN / 8; ++i)
+      for (int half = 0; half < 2; ++half) {
+        float mx = row_max[mt][half];
         #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float p = ex2(acc_s[i][half * 2 + e] * scale_log2 - base);
-          acc_s[i][half * 2 + e] = p;
-          sum += p;
-        }
-      row_sum[half] = row_sum[half] * corr + sum;
-      #pragma unroll
-      for (int i = 0; i < DV_PAD / 8; ++i) { acc_o[i][half * 2] *= corr; acc_o[i][half * 2 + 1] *= corr; }
-    }
+        for (int i = 0; i < FA_BN / 8; ++i) mx = fmaxf(mx, fmaxf(acc_s[mt][i][half * 2], acc_s[mt][i][half * 2 + 1]));
+        mx = quad_max(mx);
+        // A row with nothing visible yet keeps max -inf; use 0 so exponents stay -inf, not NaN.
+        float base = mx == -FA_INF ? 0.f : mx * scale_log2;
+        float corr = ex2(row_max[mt][half] * scale_log2 - base);
+        row_max[mt][half] = mx;
+        float sum = 0.f;
+        #pragma unroll
+        for (int i = 0; i < FA_BN / 8; ++i)
+          #pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float p = ex2(acc_s[mt][i][half * 2 + e] * scale_log2 - base);
+            acc_s[mt][i][half * 2 + e] = p;
+            sum += p;
+          }
+        row_sum[mt][half] = row_sum[mt][half] * corr + sum;
+        #pragma unroll
+        for (int i = 0; i < DV_PAD / 8; ++i) { acc_o[mt][i][half * 2] *= corr; acc_o[mt][i][half * 2 + 1] *= corr; }
+      }
 
     cp_async_wait<0>();
     __syncthreads();   // V[tile] landed; every warp finished reading K[tile]
@@ -203,40 +226,49 @@ flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* _
     // O += P V: P's accumulator layout is the A-operand layout, so it never leaves registers.
     #pragma unroll
     for (int kk = 0; kk < FA_BN / 16; ++kk) {
-      u32 a0 = pack2(acc_s[2 * kk][0], acc_s[2 * kk][1]);
-      u32 a1 = pack2(acc_s[2 * kk][2], acc_s[2 * kk][3]);
-      u32 a2 = pack2(acc_s[2 * kk + 1][0], acc_s[2 * kk + 1][1]);
-      u32 a3 = pack2(acc_s[2 * kk + 1][2], acc_s[2 * kk + 1][3]);
+      u32 a[FA_MT][4];
+      #pragma unroll
+      for (int mt = 0; mt < FA_MT; ++mt) {
+        a[mt][0] = pack2(acc_s[mt][2 * kk][0], acc_s[mt][2 * kk][1]);
+        a[mt][1] = pack2(acc_s[mt][2 * kk][2], acc_s[mt][2 * kk][3]);
+        a[mt][2] = pack2(acc_s[mt][2 * kk + 1][0], acc_s[mt][2 * kk + 1][1]);
+        a[mt][3] = pack2(acc_s[mt][2 * kk + 1][2], acc_s[mt][2 * kk + 1][3]);
+      }
       #pragma unroll
       for (int nn = 0; nn < DV_PAD / 16; ++nn) {
         u32 b0, b1, b2, b3;
         ldmatrix_x4_trans(v_base + (kk * 16 * V_PITCH + nn * 16) * 2, b0, b1, b2, b3);
-        mma16816(acc_o[2 * nn], a0, a1, a2, a3, b0, b1);
-        mma16816(acc_o[2 * nn + 1], a0, a1, a2, a3, b2, b3);
+        #pragma unroll
+        for (int mt = 0; mt < FA_MT; ++mt) {
+          mma16816(acc_o[mt][2 * nn], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b0, b1);
+          mma16816(acc_o[mt][2 * nn + 1], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b2, b3);
+        }
       }
     }
   }
 
   // Epilogue: O / l and LSE; a row with no visible key gets O = 0 and LSE = -inf.
   #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    float total = quad_sum(row_sum[half]);
-    int row = row0 + half * 8;
-    float inv = total > 0.f ? 1.f / total : 0.f;
-    if (row < sq) {
-      u16* gO = o + batch * o_bs + head * o_hs + (i64)row * o_rs;
-      #pragma unroll
-      for (int i = 0; i < DV_PAD / 8; ++i) {
-        int col = i * 8 + 2 * t;
-        if (col < FA_DV)
-          *(u32*)(gO + col) = pack2(acc_o[i][half * 2] * inv, acc_o[i][half * 2 + 1] * inv);
-      }
-      if (t == 0) {
-        float value = total > 0.f ? (row_max[half] * scale_log2 + __log2f(total)) * FA_LN2 : -FA_INF;
-        lse[batch * lse_bs + head * lse_hs + row] = value;
+  for (int mt = 0; mt < FA_MT; ++mt)
+    #pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float total = quad_sum(row_sum[mt][half]);
+      int row = row0 + mt * 16 + half * 8;
+      float inv = total > 0.f ? 1.f / total : 0.f;
+      if (row < sq) {
+        u16* gO = o + batch * o_bs + head * o_hs + (i64)row * o_rs;
+        #pragma unroll
+        for (int i = 0; i < DV_PAD / 8; ++i) {
+          int col = i * 8 + 2 * t;
+          if (col < FA_DV)
+            *(u32*)(gO + col) = pack2(acc_o[mt][i][half * 2] * inv, acc_o[mt][i][half * 2 + 1] * inv);
+        }
+        if (t == 0) {
+          float value = total > 0.f ? (row_max[mt][half] * scale_log2 + __log2f(total)) * FA_LN2 : -FA_INF;
+          lse[batch * lse_bs + head * lse_hs + row] = value;
+        }
       }
     }
-  }
 }
 """#
 }
