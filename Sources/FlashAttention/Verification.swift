@@ -116,7 +116,7 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
   }
 
   /// A standard normal value (Box–Muller).
-  mutating func normal() -> Float {
+  public mutating func normal() -> Float {
     let u1 = Double.random(in: Double.ulpOfOne..<1, using: &self)
     let u2 = Double.random(in: 0..<1, using: &self)
     return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
