@@ -12,46 +12,46 @@ struct RunCommand: ParsableCommand {
       [batch, heads_q, seqlen_q]. Every output appears only when the whole run succeeded.
       """)
 
-  @Option(help: "Queries [batch, seqlen_q, heads_q, head_dim].")
+  @Option(help: ArgumentHelp("Queries [batch, seqlen_q, heads_q, head_dim].", valueName: "Q.npy"))
   var q: String
 
-  @Option(help: "Keys [batch, seqlen_k, heads_kv, head_dim].")
+  @Option(help: ArgumentHelp("Keys [batch, seqlen_k, heads_kv, head_dim].", valueName: "K.npy"))
   var k: String
 
-  @Option(help: "Values [batch, seqlen_k, heads_kv, head_dim_v].")
+  @Option(help: ArgumentHelp("Values [batch, seqlen_k, heads_kv, head_dim_v].", valueName: "V.npy"))
   var v: String
 
-  @Option(help: "Output O [batch, seqlen_q, heads_q, head_dim_v].")
+  @Option(help: ArgumentHelp("Output O [batch, seqlen_q, heads_q, head_dim_v].", valueName: "O.npy"))
   var out: String
 
-  @Option(help: "Log-sum-exp of each row, float32 [batch, heads_q, seqlen_q] (-inf for a row that sees no key).")
+  @Option(help: ArgumentHelp("Log-sum-exp of each row, float32 [batch, heads_q, seqlen_q] (-inf for a row that sees no key).", valueName: "LSE.npy"))
   var lse: String?
 
   @Flag(help: "Causal mask aligned to the bottom-right corner (key j visible to query i iff j <= i + seqlen_k - seqlen_q).")
   var causal = false
 
-  @Option(name: .customLong("window-left"), help: "Sliding window: keys visible up to L before the diagonal (-1: unbounded).")
+  @Option(name: .customLong("window-left"), help: ArgumentHelp("Sliding window: keys visible up to L before the diagonal (-1: unbounded).", valueName: "L"))
   var windowLeft: Int?
 
-  @Option(name: .customLong("window-right"), help: "Sliding window: keys visible up to R after the diagonal (-1: unbounded).")
+  @Option(name: .customLong("window-right"), help: ArgumentHelp("Sliding window: keys visible up to R after the diagonal (-1: unbounded).", valueName: "R"))
   var windowRight: Int?
 
-  @Option(help: "Soft-capping of the scores, s = C * tanh(s / C) (0 disables it).")
+  @Option(help: ArgumentHelp("Soft-capping of the scores, s = C * tanh(s / C) (0 disables it).", valueName: "C"))
   var softcap: Float?
 
-  @Option(help: "Score scale (default 1/sqrt(head_dim)).")
+  @Option(help: ArgumentHelp("Score scale (default 1/sqrt(head_dim)).", valueName: "S"))
   var scale: Float?
 
-  @Option(help: "Gradient of the output, for the backward pass (needs --dq, --dk, --dv).")
+  @Option(help: ArgumentHelp("Gradient of the output, for the backward pass (needs --dq, --dk, --dv).", valueName: "dO.npy"))
   var dout: String?
 
-  @Option(help: "Output dQ, like q.")
+  @Option(help: ArgumentHelp("Output dQ, like q.", valueName: "dQ.npy"))
   var dq: String?
 
-  @Option(help: "Output dK, like k (summed over the query heads of a group).")
+  @Option(help: ArgumentHelp("Output dK, like k (summed over the query heads of a group).", valueName: "dK.npy"))
   var dk: String?
 
-  @Option(help: "Output dV, like v (summed over the query heads of a group).")
+  @Option(help: ArgumentHelp("Output dV, like v (summed over the query heads of a group).", valueName: "dV.npy"))
   var dv: String?
 
   @Option(help: "Backend: cpu, cuda, cuda:N or auto.")
