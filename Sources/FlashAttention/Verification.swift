@@ -122,7 +122,7 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
     return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
   }
 
-  /// A rank-4 tensor of standard normal values, owning its storage for the view it returns.
+  /// A tensor of standard normal values, owning its storage for the view it returns.
   mutating func input(_ shape: [Int], dtype: DType, strided: Bool) -> StridedInput {
     var storageShape = shape
     if strided { storageShape[storageShape.count - 1] += 8 }
@@ -130,7 +130,11 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
     let view = TensorView(
       baseAddress: storage.storage, dtype: dtype, shape: shape,
       strides: TensorView.contiguousStrides(for: storageShape))
-    for offset in view.elementOffsets() { view.storeFloat(normal(), atElementOffset: offset) }
+    if strided {
+      for offset in view.elementOffsets() { view.storeFloat(normal(), atElementOffset: offset) }
+    } else {
+      for offset in 0..<view.elementCount { view.storeFloat(normal(), atElementOffset: offset) }
+    }
     return StridedInput(storage: storage, view: view)
   }
 }
