@@ -10,7 +10,7 @@ struct VerificationTests {
     enum Damage: Sendable, CaseIterable {
       /// Writes nothing: the NaN poison stays.
       case skipsOutput
-      /// Moves one output element by 10% + 0.05 (a bug in one row of one tile).
+      /// Moves one output element by 0.1 (a bug in one row of one tile).
       case perturbsOneElement
       /// Leaves the last row of dV unwritten.
       case skipsLastGradientRow
@@ -25,7 +25,7 @@ struct VerificationTests {
       try inner.forward(arguments)
       if damage == .perturbsOneElement {
         let value = arguments.out.loadFloat(atElementOffset: 3)
-        arguments.out.storeFloat(value * 1.1 + 0.05, atElementOffset: 3)
+        arguments.out.storeFloat(value + 0.1, atElementOffset: 3)
       }
     }
 
