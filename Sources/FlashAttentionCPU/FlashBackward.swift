@@ -189,34 +189,44 @@ struct FlashBackward {
             }
           }
 
+          let blockQueries = firstQuery..<(firstQuery + queryCount)
+          let masked = !mask.isFullyVisible(queries: blockQueries, keys: keys)
+          // On a tile the mask cuts, only the 6 × 16 blocks with visible pairs are computed:
+          // the rest of Sᵀ is masked to -inf below, and P = 0 there zeroes dS whatever dPᵀ held.
+          let queriesPerKey = masked ? mask.queriesPerKey(firstQuery: firstQuery, firstKey: firstKey) : nil
+          let keysPerQuery = masked ? mask.keysPerQuery(firstQuery: firstQuery, firstKey: firstKey) : nil
+
           // Sᵀ = K · Qᵀ, then P from the LSE.
           TileGEMM.multiply(
-            rows: keyCount, columns: paddedQueries, depth: shape.headDim, a: keyTile.rows, aRow: keyTile.leading, aK: 1,
-            b: qT, bK: br, c: pTile, cRow: br, accumulate: false)
+            rows: keyCount, columns: paddedQueries, depth: shape.headDim, a: keyTile.rows, aRow: keyTile.leading,
+            aK: 1, b: qT, bK: br, c: pTile, cRow: br, accumulate: false, columnBand: queriesPerKey, depthBand: nil)
           let tile = ScoreTile(scores: pTile, keyCount: keyCount, paddedQueries: paddedQueries)
           if softcap > 0 { tile.applySoftcap(scale: arguments.scale, cap: softcap, tanhOut: tanhTile) }
-          let blockQueries = firstQuery..<(firstQuery + queryCount)
-          if !mask.isFullyVisible(queries: blockQueries, keys: keys) {
+          if masked {
             tile.applyMask(mask, firstQuery: firstQuery, queryCount: queryCount, firstKey: firstKey)
           }
           tile.probabilities(unit: unit, lse2: lse2)
           // dPᵀ = V · dOᵀ, then dS.
           TileGEMM.multiply(
-            rows: keyCount, columns: paddedQueries, depth: shape.headDimV, a: valueTile.rows, aRow: valueTile.leading, aK: 1,
-            b: doT, bK: br, c: dsTile, cRow: br, accumulate: false)
+            rows: keyCount, columns: paddedQueries, depth: shape.headDimV, a: valueTile.rows,
+            aRow: valueTile.leading, aK: 1, b: doT, bK: br, c: dsTile, cRow: br, accumulate: false,
+            columnBand: queriesPerKey, depthBand: nil)
           tile.scoreGradient(
             gradient: dsTile, rowD: dRow, scale: arguments.scale, tanh: softcap > 0 ? tanhTile : nil)
           // dV += Pᵀ · dO and dK += dSᵀ · Q (keys are rows).
           TileGEMM.multiply(
             rows: keyCount, columns: paddedDimV, depth: queryCount, a: pTile, aRow: br, aK: 1,
-            b: gradientTile.rows, bK: gradientTile.leading, c: dVTile, cRow: paddedDimV, accumulate: true)
+            b: gradientTile.rows, bK: gradientTile.leading, c: dVTile, cRow: paddedDimV, accumulate: true,
+            columnBand: nil, depthBand: queriesPerKey)
           TileGEMM.multiply(
             rows: keyCount, columns: paddedDim, depth: queryCount, a: dsTile, aRow: br, aK: 1,
-            b: queryTile.rows, bK: queryTile.leading, c: dKTile, cRow: paddedDim, accumulate: true)
+            b: queryTile.rows, bK: queryTile.leading, c: dKTile, cRow: paddedDim, accumulate: true,
+            columnBand: nil, depthBand: queriesPerKey)
           // dQ += dS · K, into a private tile first, then under the query block's lock.
           TileGEMM.multiply(
             rows: queryCount, columns: paddedDim, depth: keyCount, a: dsTile, aRow: 1, aK: br,
-            b: keyTile.rows, bK: keyTile.leading, c: dQTile, cRow: paddedDim, accumulate: false)
+            b: keyTile.rows, bK: keyTile.leading, c: dQTile, cRow: paddedDim, accumulate: false,
+            columnBand: nil, depthBand: keysPerQuery)
           let lock = locks + (batch * shape.headsQ + head) * queryBlocks + block
           while !lock.pointee.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {}
           accumulator.add(

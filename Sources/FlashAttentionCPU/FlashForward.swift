@@ -94,23 +94,30 @@ struct FlashForward {
         leading: paddedDim)
       let valueTile = vRows.tile(
         rows: firstKey, count: keyCount, paddedRows: keyCount, buffer: vTile, leading: paddedDimV)
-      // Sᵀ = K · Qᵀ: keys are rows, the 16-lane vectors run over queries.
+      let tileKeys = firstKey..<(firstKey + keyCount)
+      let masked = !mask.isFullyVisible(queries: queries, keys: tileKeys)
+      // Sᵀ = K · Qᵀ: keys are rows, the 16-lane vectors run over queries. On a tile the mask
+      // cuts, the blocks without a visible pair are skipped (and masked below).
       TileGEMM.multiply(
         rows: keyCount, columns: paddedQueries, depth: shape.headDim, a: keyTile.rows, aRow: keyTile.leading,
-        aK: 1, b: qT, bK: br, c: sTile, cRow: br, accumulate: false)
+        aK: 1, b: qT, bK: br, c: sTile, cRow: br, accumulate: false,
+        columnBand: masked ? mask.queriesPerKey(firstQuery: firstQuery, firstKey: firstKey) : nil,
+        depthBand: nil)
       let tile = ScoreTile(scores: sTile, keyCount: keyCount, paddedQueries: paddedQueries)
       if softcap > 0 { tile.applySoftcap(scale: arguments.scale, cap: softcap, tanhOut: nil) }
-      let tileKeys = firstKey..<(firstKey + keyCount)
-      if !mask.isFullyVisible(queries: queries, keys: tileKeys) {
+      if masked {
         tile.applyMask(mask, firstQuery: firstQuery, queryCount: queryCount, firstKey: firstKey)
       }
       if tile.softmaxStep(unit: unit, rowMax: rowMax, rowSum: rowSum, alpha: alpha) {
         rescale(oTile, rows: queryCount, by: alpha)
       }
-      // O += P · V, reading P from the transposed tile.
+      // O += P · V, reading P from the transposed tile; each query group sums only the keys
+      // it sees.
       TileGEMM.multiply(
         rows: queryCount, columns: paddedDimV, depth: keyCount, a: sTile, aRow: 1, aK: br,
-        b: valueTile.rows, bK: valueTile.leading, c: oTile, cRow: paddedDimV, accumulate: true)
+        b: valueTile.rows, bK: valueTile.leading, c: oTile, cRow: paddedDimV, accumulate: true,
+        columnBand: nil,
+        depthBand: masked ? mask.keysPerQuery(firstQuery: firstQuery, firstKey: firstKey) : nil)
       firstKey += keyCount
     }
     writeOutput(

@@ -120,3 +120,19 @@ struct ScoreTile {
     }
   }
 }
+
+extension AttentionMask {
+  /// For a tile whose rows are keys from `firstKey` and whose columns are queries from
+  /// `firstQuery`: the queries each key row is visible to, in tile coordinates.
+  func queriesPerKey(firstQuery: Int, firstKey: Int) -> TileGEMM.Band {
+    let origin = firstKey - offset - firstQuery
+    return TileGEMM.Band(low: right.map { origin - $0 }, high: left.map { origin + $0 })
+  }
+
+  /// For a tile whose rows are queries from `firstQuery` and whose summed index runs over keys
+  /// from `firstKey`: the keys each query row sees, in tile coordinates.
+  func keysPerQuery(firstQuery: Int, firstKey: Int) -> TileGEMM.Band {
+    let origin = firstQuery + offset - firstKey
+    return TileGEMM.Band(low: left.map { origin - $0 }, high: right.map { origin + $0 })
+  }
+}

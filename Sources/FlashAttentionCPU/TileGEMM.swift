@@ -44,6 +44,60 @@ enum TileGEMM {
     }
   }
 
+  /// `multiply` for a tile that a causal or window mask cuts diagonally: only the 6 × 16
+  /// blocks that hold visible pairs are computed. `columnBand` limits the columns of each
+  /// 6-row group (the blocks left out keep whatever C held: the caller masks them), and
+  /// `depthBand` limits the summed range of each group (exact: the terms left out are zero).
+  /// Without bands it is the plain `multiply`.
+  @inline(__always)
+  static func multiply(
+    rows: Int, columns: Int, depth: Int,
+    a: UnsafePointer<Float>, aRow: Int, aK: Int,
+    b: UnsafePointer<Float>, bK: Int,
+    c: UnsafeMutablePointer<Float>, cRow: Int, accumulate: Bool,
+    columnBand: Band?, depthBand: Band?
+  ) {
+    if columnBand == nil && depthBand == nil {
+      multiply(
+        rows: rows, columns: columns, depth: depth, a: a, aRow: aRow, aK: aK, b: b, bK: bK, c: c, cRow: cRow,
+        accumulate: accumulate)
+      return
+    }
+    var column = 0
+    while column < columns {
+      var row = 0
+      while row < rows {
+        defer { row += rowBlock }
+        if let columnBand {
+          let visible = columnBand.range(rows: row..<(row + rowBlock), limit: columns)
+          if column + columnBlock <= visible.lowerBound || column >= visible.upperBound { continue }
+        }
+        var terms = 0..<depth
+        if let depthBand { terms = depthBand.range(rows: row..<(row + rowBlock), limit: depth) }
+        microKernel(
+          depth: terms.count, a: a + row * aRow + terms.lowerBound * aK, aRow: aRow, aK: aK,
+          b: b + column + terms.lowerBound * bK, bK: bK, c: c + row * cRow + column, cRow: cRow,
+          accumulate: accumulate)
+      }
+      column += columnBlock
+    }
+  }
+
+  /// The indices that row `r` of a masked tile pairs with: `r + low ... r + high` (inclusive,
+  /// `nil` for unbounded), the tile-local form of a causal or window mask.
+  struct Band {
+    let low: Int?
+    let high: Int?
+
+    /// Indices in `0..<limit` that any of `rows` pairs with (empty range when none).
+    @inline(__always)
+    func range(rows: Range<Int>, limit: Int) -> Range<Int> {
+      let lower = low.map { max(0, rows.lowerBound + $0) } ?? 0
+      let upper = high.map { min(limit, rows.upperBound - 1 + $0 + 1) } ?? limit
+      return lower < upper ? lower..<upper : 0..<0
+    }
+  }
+
   @inline(__always)
   static func microKernel(
     depth: Int, a: UnsafePointer<Float>, aRow: Int, aK: Int, b: UnsafePointer<Float>, bK: Int,
