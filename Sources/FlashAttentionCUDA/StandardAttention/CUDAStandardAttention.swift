@@ -177,7 +177,8 @@ public struct CUDAStandardAttention: Sendable {
   /// The NVRTC program of one kernel entry for a storage dtype.
   static func program(_ entry: String, _ dtype: DType) -> CUDAProgram {
     let defines = "#define FA_BF16 \(dtype == .bfloat16 ? 1 : 0)\n"
-    return CUDAProgram(entry: entry, source: defines + KernelSource.common + KernelSource.standardAttention)
+    // The shared primitives end without a newline (a Swift multi-line literal drops the last one).
+    return CUDAProgram(entry: entry, source: defines + KernelSource.common + "\n" + KernelSource.standardAttention)
   }
 
   /// Every kernel entry, for compile checks.
