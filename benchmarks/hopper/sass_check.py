@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compiles every Hopper forward variant (the tile table of HopperTileTable.swift) for sm_90a with
 NVRTC and reads its SASS with cuobjdump: HGMMA (wgmma) and UTMALDG (TMA loads) must be there,
-LDL/STL (local memory, spills) must not. No GPU needed.
+LDL/STL (local memory, spills) must not, nor ptxas's C7514–C7517 notes (wgmma serialized
+because ordinary instructions touch accumulators while a wgmma is in flight). No GPU needed.
 
     python3 benchmarks/hopper/sass_check.py [--json OUT]
 """
@@ -48,13 +49,15 @@ def main():
                     row = dict(cfg, registers=regs, spill_stores=int(spill.group(1)), spill_loads=int(spill.group(2)),
                                hgmma=len(re.findall(r"\bHGMMA\.", sass)), utmaldg=len(re.findall(r"\bUTMALDG\b", sass)),
                                local=len(re.findall(r"\b(LDL|STL)\b", sass)),
-                               setmaxreg=len(re.findall(r"USETMAXREG", sass)))
-                    ok = row["hgmma"] > 0 and row["utmaldg"] > 0 and row["local"] == 0 and row["spill_stores"] == 0
+                               setmaxreg=len(re.findall(r"USETMAXREG", sass)),
+                               serialized=len(re.findall(r"C751[4-7]", log)))
+                    ok = (row["hgmma"] > 0 and row["utmaldg"] > 0 and row["local"] == 0 and row["spill_stores"] == 0
+                          and row["serialized"] == 0)
                     bad += not ok
                     rows.append(row)
                     print(f"{'ok  ' if ok else 'BAD '} d{d}x{dv} {'fp16' if fp16 else 'bf16'} causal={causal} window={window} "
                           f"softcap={softcap} bn{bn} st{st}: {regs} regs, HGMMA {row['hgmma']}, UTMALDG {row['utmaldg']}, "
-                          f"LDL/STL {row['local']}, spill {row['spill_stores']}/{row['spill_loads']} B, USETMAXREG {row['setmaxreg']}",
+                          f"LDL/STL {row['local']}, serialized {row['serialized']}, spill {row['spill_stores']}/{row['spill_loads']} B, USETMAXREG {row['setmaxreg']}",
                           flush=True)
     print(f"{len(rows)} variants, {bad} bad")
     if a.json:

@@ -9,6 +9,8 @@ public enum HopperForward {
   /// output is written as 4-byte pairs and the LSE rows must be contiguous.
   public static func unsupportedReason(_ arguments: ForwardArguments, device: CUDADevice) -> String? {
     if device.arch != "sm_90a" { return "device arch \(device.arch) is not sm_90a" }
+    // No keys: nothing for TMA to describe; the generic kernels write the zeros and -inf.
+    if arguments.shape.seqlenK == 0 { return "seqlen_k is 0" }
     guard key(for: arguments) != nil else {
       return "dtype \(arguments.q.dtype), head dims \(arguments.shape.headDim)/\(arguments.shape.headDimV)"
     }
