@@ -97,11 +97,14 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
   static func paddedTo16(_ value: Int) -> Int { (value + 15) / 16 * 16 }
 
   /// The forward tile for a head-dim bucket (the larger of d and d_v decides the registers).
+  /// Measured on the H100 (run 3, N=8k, docs/perf-notes/cuda-sm80.md): 4 warps with two m16
+  /// tiles each (every K/V fragment feeds two MMAs) beat 8 warps of one tile by 30% at d=64.
+  /// At d=128 two tiles per warp measured faster still but spill 40 bytes on sm_90a, so d=128
+  /// keeps one tile per warp (Q in registers) on 4 warps, as do wider heads.
   public static func forwardTile(headDim: Int, headDimV: Int) -> AttentionTile {
     let width = max(paddedTo16(headDim), paddedTo16(headDimV))
-    if width <= 64 { return AttentionTile(blockM: 128, blockN: 128, warps: 8, qInRegisters: true) }
-    if width <= 128 { return AttentionTile(blockM: 128, blockN: 64, warps: 8, qInRegisters: true) }
-    return AttentionTile(blockM: 128, blockN: 64, warps: 8, qInRegisters: false)
+    if width <= 112 { return AttentionTile(blockM: 128, blockN: 64, warps: 4, qInRegisters: false) }
+    return AttentionTile(blockM: 64, blockN: 64, warps: 4, qInRegisters: width <= 128)
   }
 
   /// Dynamic shared memory of the forward kernel: Q, K and V tiles with 16-byte padded rows.
