@@ -13,6 +13,7 @@ public struct CUDABackend: AttentionBackend {
   public let stream: CUDAStream
   /// Tile overrides for tuning runs (`flash-attention kernels --time --forward-tiles ...`).
   public var tuning = CUDAKernelTuning()
+  let workspace = BackwardWorkspace()
   public var name: String { "cuda:\(device.ordinal)" }
 
   /// Opens the driver and NVRTC and makes `device` usable, or says why it cannot.

@@ -6,6 +6,8 @@ extension CUDABackend {
   /// Three steps: D = rowsum(dO ∘ O) (preprocess), dK/dV per key block with dQ added into an
   /// fp32 accumulator by atomics, then dQ converted to the storage dtype. The fp32 atomics
   /// make dQ's rounding order vary between runs; `deterministic` is not supported yet.
+  /// On the backend's own stream the call returns without waiting (its scratch is reused in
+  /// stream order); on another stream it waits, because its scratch is freed on return.
   public func enqueueBackward(_ arguments: BackwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
     let shape = arguments.shape
     if arguments.options.deterministic {
@@ -19,11 +21,32 @@ extension CUDABackend {
     ] {
       try checkAligned(tensor, label)
     }
+    let rows = shape.batch * shape.headsQ * shape.seqlenQ
+    let accumulatorCount = shape.batch * shape.seqlenQ * shape.headsQ * shape.headDim
+    let bytes = (2 * rows + accumulatorCount) * 4
+    if stream === self.stream {
+      try workspace.withBuffer(device: device, byteCount: bytes, stream: stream) { (buffer) throws(FlashAttentionError) in
+        try enqueueBackward(arguments, scratch: buffer.address, on: stream)
+      }
+    } else {
+      // Another stream may run concurrently with the backend's: private scratch, freed on
+      // return, so wait for the kernels first.
+      let scratch = try CUDABuffer(device: device, byteCount: bytes)
+      try enqueueBackward(arguments, scratch: scratch.address, on: stream)
+      try stream.synchronize()
+    }
+  }
+
+  /// Queues the three backward steps using `scratch` (LSE2 and D per query row, then the dQ
+  /// accumulator, all fp32).
+  private func enqueueBackward(
+    _ arguments: BackwardArguments, scratch: UInt64, on stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let shape = arguments.shape
     let dtype = arguments.q.dtype
     let rows = shape.batch * shape.headsQ * shape.seqlenQ
     let accumulatorCount = shape.batch * shape.seqlenQ * shape.headsQ * shape.headDim
-    let workspace = try CUDABuffer(device: device, byteCount: (2 * rows + accumulatorCount) * 4)
-    let lse2 = workspace.address
+    let lse2 = scratch
     let delta = lse2 + UInt64(rows * 4)
     let accumulator = delta + UInt64(rows * 4)
     try device.api.check(
@@ -102,7 +125,5 @@ extension CUDABackend {
         grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1),
         arguments: args, stream: stream)
     }
-    // The workspace is freed when this call returns; wait so the kernels never see freed memory.
-    try stream.synchronize()
   }
 }
