@@ -40,28 +40,31 @@ import Testing
   }
 }
 
-/// Compiles one Hopper variant per head dim with NVRTC (no GPU needed) and checks the resource
-/// report: no spills, and the register cap of a 384-thread block (setmaxnreg rebalances later).
+/// Compiles Hopper variants with NVRTC (no GPU needed) and checks the resource report: no spills,
+/// the register cap of a 384-thread block (setmaxnreg rebalances later), no serialized wgmma.
 @Suite struct HopperForwardCompileTests {
-  @Test func everyHeadDimCompilesForSM90aWithoutSpills() throws {
+  @Test func heaviestVariantsCompileForSM90aWithoutSpills() throws {
     guard (try? KernelCompiler.nvrtcVersion()) != nil else {
       print("NVRTC not found: Hopper compile check skipped (pip install nvidia-cuda-nvrtc)")
       return
     }
-    for (d, dv) in HopperForwardKey.supportedHeadDims {
-      for mask in [HopperForwardKey.MaskKind.none, .causal] {
-        let softcap = mask == .causal
-        let key = try #require(HopperForwardKey(headDim: d, headDimV: dv, dtype: .bfloat16, mask: mask, softcap: softcap))
-        let kernel = try KernelCompiler.compile(key.program, arch: "sm_90a")
-        let resources = try #require(kernel.resources, "no ptxas report for \(key):\n\(kernel.log)")
-        #expect(!resources.spills, "\(key) spills: \(kernel.log)")
-        #expect(resources.stackFrame == 0, "\(key) uses a stack frame: \(kernel.log)")
-        #expect(resources.registers <= 168, "\(key) uses \(resources.registers) registers")
-        #expect(!kernel.log.contains("C7508"), "setmaxnreg ignored for \(key): \(kernel.log)")
-        // C7514-C7517: ptxas serialized the wgmma pipeline (seen once: -20% at d = 128).
-        for note in ["C7514", "C7515", "C7516", "C7517"] {
-          #expect(!kernel.log.contains(note), "wgmma serialized (\(note)) in \(key): \(kernel.log)")
-        }
+    // The variants with the most live registers: softcap on, masked (every head dim) and the
+    // wide unmasked d=128 tile. benchmarks/hopper/sass_check.py checks all 60 offline.
+    var keys: [HopperForwardKey?] = HopperForwardKey.supportedHeadDims.map {
+      HopperForwardKey(headDim: $0.0, headDimV: $0.1, dtype: .bfloat16, mask: .causal, softcap: true)
+    }
+    keys.append(HopperForwardKey(headDim: 128, headDimV: 128, dtype: .bfloat16, mask: .none, softcap: true))
+    for candidate in keys {
+      let key = try #require(candidate)
+      let kernel = try KernelCompiler.compile(key.program, arch: "sm_90a")
+      let resources = try #require(kernel.resources, "no ptxas report for \(key):\n\(kernel.log)")
+      #expect(!resources.spills, "\(key) spills: \(kernel.log)")
+      #expect(resources.stackFrame == 0, "\(key) uses a stack frame: \(kernel.log)")
+      #expect(resources.registers <= 168, "\(key) uses \(resources.registers) registers")
+      #expect(!kernel.log.contains("C7508"), "setmaxnreg ignored for \(key): \(kernel.log)")
+      // C7514-C7517: ptxas serialized the wgmma pipeline (seen once: -20% at d = 128).
+      for note in ["C7514", "C7515", "C7516", "C7517"] {
+        #expect(!kernel.log.contains(note), "wgmma serialized (\(note)) in \(key): \(kernel.log)")
       }
     }
   }
