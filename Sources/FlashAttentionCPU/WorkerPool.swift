@@ -11,25 +11,47 @@ import _CPUFeatureShims
 ///
 /// `concurrentPerform`-style fork/join costs microseconds per call; these workers spin briefly
 /// on a generation counter after each job (then sleep on a condition variable), so a short call
-/// starts in well under a microsecond when calls come back to back. The caller runs tasks too.
-/// Each worker also owns a scratch buffer that lives across calls, so kernels allocate nothing
-/// per call.
+/// starts in well under a microsecond when calls come back to back. The caller runs tasks too
+/// and waits only for tasks that a worker has claimed, never for a worker to wake up: on a
+/// loaded machine a sleeping worker may take milliseconds to be scheduled, and by then the
+/// caller has done its work alone. Each worker also owns a scratch buffer that lives across
+/// calls, so kernels allocate nothing per call.
 final class WorkerPool: @unchecked Sendable {
   /// Workers including the calling thread.
   let threadCount: Int
 
   private let generation = Atomic<Int>(0)
-  private let nextTask = Atomic<Int>(0)
-  private let running = Atomic<Int>(0)
-  private var taskCount = 0
-  private var job: ((Int, Int) -> Void)?
+  private let current = Mutex<Job?>(nil)
   private let sleepLock: UnsafeMutablePointer<pthread_mutex_t>
   private let wake: UnsafeMutablePointer<pthread_cond_t>
   /// Serializes callers: one job at a time.
   private let callerLock = Mutex<Void>(())
-  private var scratch: [ScratchBuffer]
+  private let scratch: [ScratchBuffer]
 
   private static let pools = Mutex<[Int: WorkerPool]>([:])
+
+  /// One call's tasks. A worker that wakes late may still hold it after the call returned; it
+  /// then finds no task left to claim and never touches `body`.
+  private final class Job: @unchecked Sendable {
+    let count: Int
+    let body: UnsafePointer<(Int, Int) -> Void>
+    let next = Atomic<Int>(0)
+    let finished = Atomic<Int>(0)
+
+    init(count: Int, body: UnsafePointer<(Int, Int) -> Void>) {
+      self.count = count
+      self.body = body
+    }
+
+    func drain(worker: Int) {
+      while true {
+        let task = next.add(1, ordering: .relaxed).oldValue
+        if task >= count { return }
+        body.pointee(task, worker)
+        finished.add(1, ordering: .releasing)
+      }
+    }
+  }
 
   /// The process-wide pool with `threads` threads (created on first use, kept for reuse).
   static func shared(threads: Int) -> WorkerPool {
@@ -67,25 +89,23 @@ final class WorkerPool: @unchecked Sendable {
   /// and identifies the thread (for its scratch buffer). Returns when every task has finished.
   func run(tasks: Int, _ body: (Int, Int) -> Void) {
     if tasks <= 0 { return }
-    if threadCount == 1 || tasks == 1 {
-      callerLock.withLock { _ in
-        for task in 0..<tasks { body(task, 0) }
-      }
-      return
-    }
     callerLock.withLock { _ in
+      if threadCount == 1 || tasks == 1 {
+        for task in 0..<tasks { body(task, 0) }
+        return
+      }
       withoutActuallyEscaping(body) { escapable in
-        job = escapable
-        taskCount = tasks
-        nextTask.store(0, ordering: .relaxed)
-        running.store(threadCount - 1, ordering: .relaxed)
-        generation.add(1, ordering: .releasing)
-        pthread_mutex_lock(sleepLock)
-        pthread_cond_broadcast(wake)
-        pthread_mutex_unlock(sleepLock)
-        drain(worker: 0)
-        while running.load(ordering: .acquiring) > 0 { spinPause() }
-        job = nil
+        withUnsafePointer(to: escapable) { pointer in
+          let job = Job(count: tasks, body: pointer)
+          current.withLock { $0 = job }
+          generation.add(1, ordering: .releasing)
+          pthread_mutex_lock(sleepLock)
+          pthread_cond_broadcast(wake)
+          pthread_mutex_unlock(sleepLock)
+          job.drain(worker: 0)
+          while job.finished.load(ordering: .acquiring) < tasks { spinPause() }
+          current.withLock { $0 = nil }
+        }
       }
     }
   }
@@ -94,15 +114,6 @@ final class WorkerPool: @unchecked Sendable {
   /// the same worker asks again; only that worker may use it during a job.
   func scratch(worker: Int, bytes: Int) -> UnsafeMutableRawPointer {
     scratch[worker].reserve(bytes)
-  }
-
-  private func drain(worker: Int) {
-    guard let job else { return }
-    while true {
-      let task = nextTask.add(1, ordering: .relaxed).oldValue
-      if task >= taskCount { return }
-      job(task, worker)
-    }
   }
 
   private func workerLoop(index: Int) {
@@ -120,15 +131,12 @@ final class WorkerPool: @unchecked Sendable {
         }
       }
       seen = generation.load(ordering: .acquiring)
-      drain(worker: index)
-      running.subtract(1, ordering: .releasing)
+      if let job = current.withLock({ $0 }) { job.drain(worker: index) }
     }
   }
 
   @inline(__always) private func spinPause() {
-    #if arch(x86_64)
-      fa_spin_pause()
-    #endif
+    fa_spin_pause()
   }
 }
 
