@@ -48,8 +48,8 @@ enum TileGEMM {
   /// blocks that hold visible pairs are computed. `columnBand` limits the columns of each
   /// 6-row group (the blocks left out keep whatever C held: the caller masks them), and
   /// `depthBand` limits the summed range of each group (exact: the terms left out are zero).
-  /// Without bands it is the plain `multiply`.
-  @inline(__always)
+  /// Without bands it is the plain `multiply` (inlined here: one out-of-line copy serves every
+  /// call site, and a call per tile costs nothing next to the tile's work).
   static func multiply(
     rows: Int, columns: Int, depth: Int,
     a: UnsafePointer<Float>, aRow: Int, aK: Int,
