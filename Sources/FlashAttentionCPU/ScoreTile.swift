@@ -115,6 +115,9 @@ struct ScoreTile {
           let t = TileGEMM.load(tanh + offset)
           ds *= Vector(repeating: 1) - t * t
         }
+        // Masked entries (P = 0) may sit over dPᵀ the banded GEMM never wrote this call: stale
+        // scratch can hold NaN, and 0 · NaN is NaN. Select instead of multiply.
+        ds.replace(with: 0, where: p .== Vector(repeating: 0))
         TileGEMM.store(ds, gradient + offset)
       }
     }
