@@ -26,7 +26,11 @@ let package = Package(
       name: "FlashAttentionCPU",
       dependencies: ["FlashAttentionCore", "_CPUFeatureShims"],
       swiftSettings: cpuKernelFlags),
-    .target(name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore"]),
+    .target(
+      name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore"],
+      // The .cu file is the one source of the Hopper kernel; the binary embeds it through the
+      // generated HopperForwardSource.swift (a test keeps the two in sync).
+      exclude: ["Hopper/hopper_forward.cu"]),
     .target(
       name: "FlashAttention",
       dependencies: ["FlashAttentionCore", "FlashAttentionCPU", "FlashAttentionCUDA"]),
