@@ -126,6 +126,7 @@ def scaling_figure(records, out_dir, prefix, cpu, dtype) -> str | None:
     if not any(r["status"] == "ok" for r in rows):
         return None
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    marks = 0  # out-of-memory labels are stacked so that two at one N stay readable
     for impl in ("standard", "torch-math", "numpy-standard", "torch-cpu-math", "torch-cudnn", "flash"):
         label, color, marker, line = STYLE[impl]
         # Where the sweep (batch 1) and the grid (batch 16384 / N) share an N, the larger batch
@@ -144,8 +145,9 @@ def scaling_figure(records, out_dir, prefix, cpu, dtype) -> str | None:
         if oom:
             for ax in (ax_t, ax_m):
                 ax.axvline(oom[0], color=color, linestyle=":", alpha=0.8)
-                ax.annotate(f"{label}:\nout of memory\nat N={oom[0]}", xy=(oom[0], 0.35),
+                ax.annotate(f"{label}:\nout of memory\nat N={oom[0]}", xy=(oom[0], 0.42 - 0.17 * marks),
                             xycoords=("data", "axes fraction"), fontsize=8, color=color, ha="right")
+            marks += 1
     dtype = rows[0]["dtype"]
     h, d = rows[0]["heads_q"], rows[0]["head_dim"]
     for ax, title, unit in ((ax_t, "forward time per sequence", "ms"), (ax_m, "peak memory per sequence", "MiB")):
@@ -201,7 +203,7 @@ def memory_access_figure(ncu_paths: list[str], out_dir: str) -> tuple[str | None
     ax.set_ylabel("bytes read + written in device memory")
     ax.set_title(f"one forward, batch {b}, {h} heads, d={d}: {device}", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7.5)
+    ax.legend(fontsize=7.5, loc="lower right")
     fig.tight_layout()
     name = "gpu-memory-access.png"
     fig.savefig(os.path.join(out_dir, name), dpi=110)
@@ -267,6 +269,9 @@ def main() -> None:
         summary.append("")
         for header in headers:
             extra = f", FMA peak {header['fma_peak_gflops']:.0f} GFLOP/s" if header.get("fma_peak_gflops") else ""
+            software = header.get("software") or {}
+            if software.get("loadavg_start"):
+                extra += f", load average {software['loadavg_start'].split()[0]} → {software.get('loadavg_end', '?').split()[0]} (2 cores)"
             summary.append(f"- `{os.path.basename(header['path'])}`: {header['generator']}, {header['created']}{extra}")
         summary.append("")
         names = throughput_figures(records, args.out, prefix, cpu, dtype)
