@@ -103,7 +103,7 @@ public struct CPUBenchmarkRunner {
       try step()
       let once = monotonicSeconds() - started
       let peak = tensorBytes + max(declared, memory.peakBytes() ?? 0)
-      if settings.once { return record(.ok, [once * 1e3], peak: peak, note: "one untimed-warm-up run") }
+      if settings.once { return record(.ok, [once * 1e3], peak: peak, note: "one run, no warm-up") }
       for _ in 1..<max(1, settings.warmup) { try step() }
       let limit = max(1, settings.repetitions)
       let runs = min(limit, max(min(3, limit), Int(settings.cpuBudgetSeconds / max(once, 1e-9))))
