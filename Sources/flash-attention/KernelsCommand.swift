@@ -40,34 +40,49 @@ struct KernelsCommand: ParsableCommand {
     }
   }
 
+  @Flag(help: "Also disassemble each cubin with cuobjdump (PATH, FLASH_ATTENTION_CUOBJDUMP, or the nvidia-cuda-cuobjdump wheel) and count HGMMA, UTMALDG and local-memory (LDL/STL) instructions.")
+  var sass = false
+
   func run() throws {
     if time { return try timeKernels() }
-    let keys = AttentionKernelCatalog.keys(arch: arch, exhaustive: exhaustive)
-    print("kernel".padding(66) + "regs".padding(6) + "smem".padding(9) + "stack".padding(7) + "spills".padding(8) + "compile")
+    let variants = KernelVariant.all(arch: arch, exhaustive: exhaustive)
+    let disassembler = sass ? try SASSInspector.locate() : nil
+    print(
+      "kernel".padding(66) + "regs".padding(6) + "smem".padding(9) + "stack".padding(7) + "spills".padding(8)
+        + "compile".padding(9) + (disassembler == nil ? "" : "HGMMA".padding(7) + "UTMALDG".padding(9) + "LDL/STL"))
     var failures = 0
-    for key in keys {
-      let label = "\(key)".padding(66)
+    for variant in variants {
+      let label = variant.label.padding(66)
       do {
-        let kernel = try KernelCompiler.compile(key.program, arch: arch)
+        let kernel = try KernelCompiler.compile(variant.program, arch: arch)
         guard let resources = kernel.resources else {
           print(label + "no ptxas resource report")
           failures += 1
           continue
         }
-        let smem = resources.staticSharedMemory + key.sharedMemoryBytes
+        let smem = resources.staticSharedMemory + variant.dynamicSharedMemory
         let spills = resources.spillStores + resources.spillLoads
         let seconds = (kernel.compileSeconds * 100).rounded() / 100
-        print(
+        var line =
           label + "\(resources.registers)".padding(6) + "\(smem)".padding(9) + "\(resources.stackFrame)".padding(7)
-            + "\(spills)".padding(8) + "\(seconds) s" + (resources.spills ? "  SPILLS" : ""))
+          + "\(spills)".padding(8) + "\(seconds) s".padding(9)
         if resources.spills { failures += 1 }
+        if let disassembler {
+          let counts = try disassembler.opcodeCounts(cubin: kernel.cubin)
+          line += "\(counts.hgmma)".padding(7) + "\(counts.utmaldg)".padding(9) + "\(counts.localMemory)"
+          if counts.localMemory > 0 || (variant.isHopper && (counts.hgmma == 0 || counts.utmaldg == 0)) {
+            line += "  UNEXPECTED SASS"
+            failures += 1
+          }
+        }
+        print(line + (resources.spills ? "  SPILLS" : ""))
       } catch {
         print(label + "FAILED")
         print(error)
         failures += 1
       }
     }
-    print("\(keys.count) kernels for \(arch), \(failures) problem(s)")
+    print("\(variants.count) kernels for \(arch), \(failures) problem(s)")
     if failures > 0 { throw ExitCode(1) }
   }
 }
