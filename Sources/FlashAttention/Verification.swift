@@ -89,7 +89,8 @@ public struct Verification: Sendable {
     let baselineError = baseline.map { ErrorMetrics(actual: $0.map { Float($0) }, expected: expected).relativeL2 }
     return VerificationCheck(
       name: name, metrics: metrics, baselineError: baselineError,
-      tolerance: VerificationRule.tolerance(dtype: dtype, baselineError: baselineError))
+      tolerance: VerificationRule.tolerance(
+        dtype: dtype, baselineError: baselineError, referenceIsZero: metrics.referenceIsZero))
   }
 }
 

@@ -7,6 +7,9 @@ public struct ErrorMetrics: Sendable, CustomStringConvertible {
   public var maxAbsolute: Double
   /// Elements of `out` that are NaN (or infinite where the reference is finite).
   public var nonFiniteCount: Int
+  /// True when every finite reference element is exactly 0: `relativeL2` is then an absolute
+  /// L2 norm, and a tolerance must be absolute too.
+  public var referenceIsZero: Bool
 
   public init(actual: [Float], expected: [Double]) {
     precondition(actual.count == expected.count, "ErrorMetrics: \(actual.count) vs \(expected.count) elements")
@@ -30,6 +33,7 @@ public struct ErrorMetrics: Sendable, CustomStringConvertible {
     self.relativeL2 = refSquares > 0 ? (diffSquares / refSquares).squareRoot() : diffSquares.squareRoot()
     self.maxAbsolute = maxAbs
     self.nonFiniteCount = nonFinite
+    self.referenceIsZero = refSquares == 0
   }
 
   /// True when no element is non-finite and the relative error is at most `tolerance`.

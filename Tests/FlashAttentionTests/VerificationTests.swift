@@ -79,6 +79,20 @@ struct VerificationTests {
     #expect(VerificationRule.tolerance(dtype: .bfloat16, baselineError: nil) == 1e-4)
   }
 
+  @Test("an exactly-zero reference gets an absolute tolerance of one unit roundoff, not 1e-6")
+  func zeroReference() {
+    // A one-key row has dQ = dK = 0 exactly; float32 rounding in a kernel leaves ~1e-6 there.
+    let rounding = ErrorMetrics(actual: [2e-6, -1e-6], expected: [0, 0])
+    #expect(rounding.referenceIsZero)
+    let tolerance = VerificationRule.tolerance(
+      dtype: .bfloat16, baselineError: rounding.referenceIsZero ? 0 : nil, referenceIsZero: true)
+    #expect(rounding.passes(tolerance: tolerance))
+    // Garbage where zero belongs still fails.
+    let garbage = ErrorMetrics(actual: [0.5, 0], expected: [0, 0])
+    #expect(!garbage.passes(tolerance: tolerance))
+    #expect(!ErrorMetrics(actual: [1], expected: [1]).referenceIsZero)
+  }
+
   @Test("the same seed gives the same inputs and results")
   func replay() throws {
     let verification = Verification(engine: try TestEngines.cpu())
