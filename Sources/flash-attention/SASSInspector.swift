@@ -1,3 +1,4 @@
+import FlashAttentionCUDA
 import Foundation
 
 /// Reads a cubin's machine code with `cuobjdump -sass` to show that the hardware paths are
@@ -20,27 +21,13 @@ struct SASSInspector {
     if let explicit = environment["FLASH_ATTENTION_CUOBJDUMP"] { candidates.append(explicit) }
     for folder in (environment["PATH"] ?? "").split(separator: ":") { candidates.append("\(folder)/cuobjdump") }
     candidates.append("/usr/local/cuda/bin/cuobjdump")
-    candidates += sitePackagesFolders().map { "\($0)/nvidia/cu13/bin/cuobjdump" }
+    candidates += PythonSitePackages.folders().map { "\($0)/nvidia/cu13/bin/cuobjdump" }
     let files = FileManager.default
     guard let found = candidates.first(where: { files.isExecutableFile(atPath: $0) }) else {
       throw CommandLineFailure(
         "--sass needs cuobjdump: install it with `python3 -m pip install nvidia-cuda-cuobjdump` or set FLASH_ATTENTION_CUOBJDUMP")
     }
     return SASSInspector(executable: found)
-  }
-
-  /// Site-packages folders of the `python3` on PATH, asked from Python itself.
-  private static func sitePackagesFolders() -> [String] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import site; print('\\n'.join(site.getsitepackages()))"]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return [] }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
   }
 
   func opcodeCounts(cubin: [UInt8]) throws -> OpcodeCounts {

@@ -49,22 +49,7 @@ struct NVRTCAPI: @unchecked Sendable {
       roots.append(cudaHome + "/lib64")
     }
     roots.append("/usr/local/cuda/lib64")
-    var sitePackages: [String] = []
-    if let pythonPath = ProcessEnvironment.value("PYTHONPATH") {
-      sitePackages += pythonPath.split(separator: ":").map(String.init)
-    }
-    for prefix in [ProcessEnvironment.value("VIRTUAL_ENV"), ProcessEnvironment.value("CONDA_PREFIX")] {
-      if let prefix { sitePackages += ProcessEnvironment.glob(prefix + "/lib/python3*/site-packages") }
-    }
-    if let home = ProcessEnvironment.value("HOME") {
-      sitePackages += ProcessEnvironment.glob(home + "/.local/lib/python3*/site-packages")
-      sitePackages += ProcessEnvironment.glob(home + "/.pyenv/versions/*/lib/python3*/site-packages")
-    }
-    sitePackages += ProcessEnvironment.glob("/usr/local/lib/python3*/site-packages")
-    sitePackages += ProcessEnvironment.glob("/usr/local/lib/python3*/dist-packages")
-    sitePackages += ProcessEnvironment.glob("/usr/lib/python3*/site-packages")
-    sitePackages += ProcessEnvironment.glob("/usr/lib/python3/dist-packages")
-    for site in sitePackages {
+    for site in PythonSitePackages.folders() {
       roots.append(site + "/nvidia/cu13/lib")
       roots.append(site + "/nvidia/cuda_nvrtc/lib")
     }
