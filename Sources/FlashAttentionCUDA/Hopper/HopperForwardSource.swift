@@ -60,6 +60,8 @@ constexpr int SQ_BYTES = BM * DP * 2;
 constexpr int SK_BYTES = BN * DP * 2;
 constexpr int SV_BYTES = BN * DVP * 2;
 constexpr int CONSUMER_THREADS = 256;
+// How far (log2 units) a row's running max may lag the true max before O is rescaled.
+constexpr float RESCALE_SLACK = 8.f;
 
 static_assert(D % 16 == 0 && DV % 16 == 0 && D <= 256 && DV <= 256, "head dims");
 static_assert(BN % 16 == 0 && BN <= 256, "block N");
@@ -157,6 +159,13 @@ __device__ __forceinline__ float shfl_xor(float v, int m) {
   float r;
   asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(m));
   return r;
+}
+
+__device__ __forceinline__ bool warp_any(bool v) {
+  u32 r;
+  asm volatile("{\n.reg .pred p, q;\nsetp.ne.u32 p, %1, 0;\nvote.sync.any.pred q, p, 0xffffffff;\nselp.u32 %0, 1, 0, q;\n}\n"
+               : "=r"(r) : "r"((u32)v));
+  return r != 0;
 }
 
 // Two floats to one register of two 16-bit values; `lo` lands in the low half (lower column).
@@ -604,14 +613,20 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
     mx_a = fmaxf(mx_a, shfl_xor(mx_a, 2));
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 1));
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 2));
-    // Running max in the scaled log2 domain.
+    // Running max in the scaled log2 domain. A row keeps its old max unless the new one is more
+    // than RESCALE_SLACK above it: P then stays below 2^RESCALE_SLACK (no overflow in fp32 sums
+    // nor in the 16-bit P), O needs no rescale (factor exactly 1), and the result is the same
+    // because O, l and the LSE all use the max that was kept. After the first tiles of a row the
+    // max rarely jumps that far, so most tiles skip the rescale of O.
     mx_a = fmaxf(m_a, mx_a * mul);
     mx_b = fmaxf(m_b, mx_b * mul);
+    if (mx_a - m_a <= RESCALE_SLACK) mx_a = m_a;
+    if (mx_b - m_b <= RESCALE_SLACK) mx_b = m_b;
     // A row that has seen only hidden keys keeps max -inf; subtract 0 then so exp2 gives 0, not NaN.
     const float use_a = mx_a == -FA_INF ? 0.f : mx_a;
     const float use_b = mx_b == -FA_INF ? 0.f : mx_b;
-    const float fa = ex2(m_a - use_a);
-    const float fb = ex2(m_b - use_b);
+    const float fa = mx_a == m_a ? 1.f : ex2(m_a - use_a);
+    const float fb = mx_b == m_b ? 1.f : ex2(m_b - use_b);
     m_a = mx_a;
     m_b = mx_b;
     float sum_a = 0.f, sum_b = 0.f;
@@ -641,7 +656,13 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
     }
   };
 
+  // Skipped when no row of the warp changed its max (the common case, see softmax): one vote
+  // instead of NV/2 multiplies per thread. Not in softcap kernels: there the branch made the
+  // d=128, BN=176 variant spill (20 bytes), and the tanh per score outweighs the rescale.
   auto rescale_o = [&](float2 f) {
+#if !FA_SOFTCAP
+    if (!warp_any(f.x != 1.f || f.y != 1.f)) return;
+#endif
 #pragma unroll
     for (int c = 0; c < NV / 8; ++c) {
       o[c * 4 + 0] *= f.x;
