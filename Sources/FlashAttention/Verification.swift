@@ -130,7 +130,7 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
     let storage = HostTensor(shape: storageShape, dtype: dtype)
     let view = TensorView(
       baseAddress: storage.storage, dtype: dtype, shape: shape,
-      strides: TensorView.contiguousStrides(for: storageShape))
+      strides: TensorView.contiguousStrides(for: storageShape), owner: storage)
     if strided {
       for offset in view.elementOffsets() { view.storeFloat(normal(), atElementOffset: offset) }
     } else {

@@ -26,7 +26,7 @@ public final class HostTensor: @unchecked Sendable {
 
   deinit { storage.deallocate() }
 
-  public var view: TensorView { TensorView(baseAddress: storage, dtype: dtype, shape: shape) }
+  public var view: TensorView { TensorView(baseAddress: storage, dtype: dtype, shape: shape, owner: self) }
 
   public var byteCount: Int { elementCount * dtype.byteSize }
 

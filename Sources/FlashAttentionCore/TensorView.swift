@@ -23,6 +23,11 @@ public struct TensorView: @unchecked Sendable {
   /// Strides in elements (not bytes), one per dimension.
   public var strides: [Int]
   public var location: MemoryLocation
+  /// The object that owns the memory when an owner lent the view (`HostTensor.view`, a CUDA
+  /// buffer's `view`), else nil. Holding it keeps the memory alive for as long as any copy of
+  /// the view exists: Swift may end an owner's lifetime at its last use, which can come before a
+  /// call that reads through the view (a use-after-free seen in optimized builds only).
+  public var owner: AnyObject?
 
   public init(
     baseAddress: UnsafeMutableRawPointer, dtype: DType, shape: [Int], strides: [Int]? = nil,
@@ -33,6 +38,15 @@ public struct TensorView: @unchecked Sendable {
     self.shape = shape
     self.strides = strides ?? TensorView.contiguousStrides(for: shape)
     self.location = location
+  }
+
+  /// A view of memory that `owner` keeps alive (see `owner`).
+  public init(
+    baseAddress: UnsafeMutableRawPointer, dtype: DType, shape: [Int], strides: [Int]? = nil,
+    location: MemoryLocation = .host, owner: AnyObject
+  ) {
+    self.init(baseAddress: baseAddress, dtype: dtype, shape: shape, strides: strides, location: location)
+    self.owner = owner
   }
 
   /// A view of a CUDA device pointer (`CUdeviceptr`) owned elsewhere.

@@ -31,7 +31,7 @@ public final class CUDABuffer: @unchecked Sendable {
   public func view(dtype: DType, shape: [Int], strides: [Int]? = nil) -> TensorView {
     TensorView(
       baseAddress: UnsafeMutableRawPointer(bitPattern: UInt(address)) ?? UnsafeMutableRawPointer(bitPattern: 1)!,
-      dtype: dtype, shape: shape, strides: strides, location: .cuda(device: device.ordinal))
+      dtype: dtype, shape: shape, strides: strides, location: .cuda(device: device.ordinal), owner: self)
   }
 
   /// Copies `byteCount` bytes from host memory into this buffer at `offset`, queued on `stream`.
