@@ -30,7 +30,7 @@ struct KernelsCommand: ParsableCommand {
   @Option(help: "With --time: forward tiles to compare, BMxBNxWARPS comma-separated (e.g. 128x64x8,128x64x4).")
   var forwardTiles: String?
 
-  @Option(help: "With --time: backward tiles to compare (head dims <= 128), BMxWARPS comma-separated (e.g. 32x8,32x4).")
+  @Option(help: "With --time: backward tiles to compare, BMxBNxWARPS comma-separated (e.g. 64x128x8,64x64x8).")
   var backwardTiles: String?
 
   func validate() throws {
@@ -106,7 +106,7 @@ extension KernelsCommand {
       }
       for text in (backwardTiles ?? "").split(separator: ",") {
         guard let tile = AttentionTile.backward(parsing: String(text)) else {
-          throw ValidationError("bad backward tile \(text) (BMxWARPS)")
+          throw ValidationError("bad backward tile \(text) (BMxBNxWARPS)")
         }
         runs.append(("b" + text, CUDAKernelTuning(backwardTile: tile), true))
       }

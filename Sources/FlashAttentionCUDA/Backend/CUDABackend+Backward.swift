@@ -52,11 +52,11 @@ extension CUDABackend {
     try device.api.check(
       device.api.cuMemsetD32Async(accumulator, 0, accumulatorCount, stream.handle), "cuMemsetD32Async(dQ accumulator)")
 
-    func key(_ kind: AttentionKernelKey.Kind, pass: Int = 0) -> AttentionKernelKey {
+    func key(_ kind: AttentionKernelKey.Kind) -> AttentionKernelKey {
       AttentionKernelKey.make(
         kind: kind, headDim: shape.headDim, headDimV: shape.headDimV, dtype: dtype,
         masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false,
-        pass: pass, arch: device.arch, tuning: tuning)
+        arch: device.arch, tuning: tuning)
     }
     func strides(_ tensor: TensorView, into args: inout CUDAKernelArguments) {
       args.append(Int64(tensor.strides[0]))
@@ -85,30 +85,28 @@ extension CUDABackend {
 
     if shape.seqlenK > 0 {
       let (left, right) = windowBounds(arguments.mask)
-      for pass in AttentionKernelKey.backwardPasses(headDim: shape.headDim, headDimV: shape.headDimV) {
-        let kv = key(.backwardKeyValue, pass: pass)
-        var args = CUDAKernelArguments()
-        for tensor in [arguments.q, arguments.k, arguments.v, arguments.dOut] { args.append(tensor.deviceAddress) }
-        args.append(lse2)
-        args.append(delta)
-        args.append(accumulator)
-        args.append(arguments.dK.deviceAddress)
-        args.append(arguments.dV.deviceAddress)
-        for tensor in [arguments.q, arguments.k, arguments.v, arguments.dOut, arguments.dK, arguments.dV] {
-          strides(tensor, into: &args)
-        }
-        args.append(Int32(shape.seqlenQ))
-        args.append(Int32(shape.seqlenK))
-        args.append(Int32(shape.groupSize))
-        args.append(arguments.scale)
-        args.append(arguments.options.softcap)
-        args.append(left)
-        args.append(right)
-        let blocks = (shape.seqlenK + kv.tile.blockN - 1) / kv.tile.blockN
-        try loadedFunction(kv).launch(
-          grid: (blocks, shape.headsKV, shape.batch), block: (kv.threads, 1, 1),
-          sharedMemory: kv.sharedMemoryBytes, arguments: args, stream: stream)
+      let kv = key(.backwardKeyValue)
+      var args = CUDAKernelArguments()
+      for tensor in [arguments.q, arguments.k, arguments.v, arguments.dOut] { args.append(tensor.deviceAddress) }
+      args.append(lse2)
+      args.append(delta)
+      args.append(accumulator)
+      args.append(arguments.dK.deviceAddress)
+      args.append(arguments.dV.deviceAddress)
+      for tensor in [arguments.q, arguments.k, arguments.v, arguments.dOut, arguments.dK, arguments.dV] {
+        strides(tensor, into: &args)
       }
+      args.append(Int32(shape.seqlenQ))
+      args.append(Int32(shape.seqlenK))
+      args.append(Int32(shape.groupSize))
+      args.append(arguments.scale)
+      args.append(arguments.options.softcap)
+      args.append(left)
+      args.append(right)
+      let blocks = (shape.seqlenK + kv.tile.blockN - 1) / kv.tile.blockN
+      try loadedFunction(kv).launch(
+        grid: (blocks, shape.headsKV, shape.batch), block: (kv.threads, 1, 1),
+        sharedMemory: kv.sharedMemoryBytes, arguments: args, stream: stream)
     }
 
     if shape.seqlenQ > 0 {

@@ -30,13 +30,10 @@ public enum AttentionKernelCatalog {
   public static func variants(
     headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool, arch: String
   ) -> [AttentionKernelKey] {
-    AttentionKernelKey.Kind.allCases.flatMap { kind in
-      let passes = kind == .backwardKeyValue ? AttentionKernelKey.backwardPasses(headDim: headDim, headDimV: headDimV) : [0]
-      return passes.map { pass in
-        AttentionKernelKey.make(
-          kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
-          deterministic: false, pass: pass, arch: arch)
-      }
+    AttentionKernelKey.Kind.allCases.map { kind in
+      AttentionKernelKey.make(
+        kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
+        deterministic: false, arch: arch)
     }
   }
 }

@@ -29,18 +29,20 @@ public struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
     return AttentionTile(blockM: parts[0], blockN: parts[1], warps: parts[2], qInRegisters: parts[0] == 16 * parts[2] && width <= 128)
   }
 
-  /// Parses a backward key/value tile `BMxWARPS` (BM queries per step, 16 keys per warp).
+  /// Parses a backward key/value tile `BMxBNxWARPS` (BM queries per step, BN keys per CTA).
   public static func backward(parsing text: String) -> AttentionTile? {
     let parts = text.split(separator: "x").compactMap { Int($0) }
-    guard parts.count == 2, parts[0] % 16 == 0, parts[0] > 0, parts[1] > 0 else { return nil }
-    return AttentionTile(blockM: parts[0], blockN: 16 * parts[1], warps: parts[1], qInRegisters: false)
+    guard parts.count == 3, parts[0] % 16 == 0, parts[0] > 0, parts[1] % 16 == 0, parts[1] > 0,
+      [1, 2, 4, 8].contains(parts[2])
+    else { return nil }
+    return AttentionTile(blockM: parts[0], blockN: parts[1], warps: parts[2], qInRegisters: false)
   }
 }
 
 /// Tile choices that replace the built-in table (for tuning runs); nil keeps the table.
 public struct CUDAKernelTuning: Sendable, Hashable {
   public var forwardTile: AttentionTile?
-  /// Applies to head dims up to 128 (single-pass backward).
+  /// Replaces the backward table's tile at every head dim.
   public var backwardTile: AttentionTile?
 
   public init(forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil) {
@@ -73,9 +75,6 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
   /// Backward only: dQ accumulated by one CTA per query block instead of atomics.
   public var deterministic: Bool
   public var tile: AttentionTile
-  /// `backwardKeyValue` only: 0 computes dK, dV and dQ together; for wide heads whose dK and dV
-  /// accumulators do not fit in registers together, pass 1 computes dV and pass 2 dK and dQ.
-  public var pass: Int = 0
   public var arch: String
 
   public var description: String {
@@ -85,7 +84,6 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     if masked { text += " masked" }
     if softcap { text += " softcap" }
     if deterministic { text += " deterministic" }
-    if pass > 0 { text += " pass\(pass)" }
     return text + " \(arch)"
   }
 
@@ -115,10 +113,8 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     case .forward:
       return (tile.blockM * qkPitch + tile.blockN * qkPitch + tile.blockN * vPitch) * 2
     case .backwardKeyValue:
-      // K, V (blockN keys), two buffers of Q and dO (blockM queries), dS^T, then two buffers
-      // of LSE and D as floats.
-      let halves = tile.blockN * (qkPitch + vPitch) + 2 * tile.blockM * (qkPitch + vPitch) + tile.blockN * (tile.blockM + 8)
-      return halves * 2 + 4 * tile.blockM * 4
+      return Self.backwardSharedMemory(
+        tile: tile, headDim: headDim, headDimV: headDimV, buffers: Self.backwardBuffers(tile: tile, headDim: headDim, headDimV: headDimV, arch: arch))
     case .backwardPreprocess, .backwardConvert:
       return 0
     }
@@ -148,8 +144,18 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
       "FA_D \(headDim)", "FA_DV \(headDimV)", "FA_BM \(tile.blockM)", "FA_BN \(tile.blockN)",
       "FA_WARPS \(tile.warps)", "FA_BF16 \(dtype == .bfloat16 ? 1 : 0)",
       "FA_CAUSAL_OR_WINDOW \(masked ? 1 : 0)", "FA_SOFTCAP \(softcap ? 1 : 0)",
-      "FA_Q_IN_REGS \(tile.qInRegisters ? 1 : 0)", "FA_DETERMINISTIC \(deterministic ? 1 : 0)", "FA_BWD_PASS \(pass)",
+      "FA_Q_IN_REGS \(tile.qInRegisters ? 1 : 0)", "FA_DETERMINISTIC \(deterministic ? 1 : 0)",
     ]
+    if kind == .backwardKeyValue {
+      let widths = [Self.paddedTo32(headDim), Self.paddedTo32(headDimV)]
+      let buffers = Self.backwardBuffers(tile: tile, headDim: headDim, headDimV: headDimV, arch: arch)
+      defines += [
+        "FA_BWD_WM_S \(Self.warpRows(rows: tile.blockM, columns: [tile.blockN], warps: tile.warps))",
+        "FA_BWD_WN_KV \(Self.warpRows(rows: tile.blockN, columns: widths, warps: tile.warps))",
+        "FA_BWD_WM_Q \(Self.warpRows(rows: tile.blockM, columns: [widths[0]], warps: tile.warps))",
+        "FA_BWD_DOUBLE \(buffers == 2 ? 1 : 0)", "FA_BWD_UNROLL 1",
+      ]
+    }
     defines.append("FA_ENTRY_\(entry) 1")
     defines.sort()
     let header = defines.map { "#define \($0)\n" }.joined()
@@ -161,7 +167,7 @@ extension AttentionKernelKey {
   /// The key with the tile table's choice for `kind` and the head dims.
   public static func make(
     kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
-    deterministic: Bool, pass: Int = 0, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning()
+    deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning()
   ) -> AttentionKernelKey {
     switch kind {
     case .forward:
@@ -171,12 +177,11 @@ extension AttentionKernelKey {
           ?? forwardTile(headDim: headDim, headDimV: headDimV),
         arch: arch)
     case .backwardKeyValue:
-      let singlePass = backwardPasses(headDim: headDim, headDimV: headDimV) == [0]
-      let tile = singlePass ? tuning.backwardTile : nil
+      let tile = tuning.backwardTile.flatMap { backwardTileFits($0, headDim: headDim, headDimV: headDimV, arch: arch) ? $0 : nil }
       return AttentionKernelKey(
         kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
-        deterministic: deterministic, tile: tile ?? backwardTile(headDim: headDim, headDimV: headDimV, pass: pass),
-        pass: pass, arch: arch)
+        deterministic: deterministic, tile: tile ?? backwardTile(headDim: headDim, headDimV: headDimV, arch: arch),
+        arch: arch)
     case .backwardPreprocess, .backwardConvert:
       // Elementwise kernels: only the head dims and the dtype matter.
       return AttentionKernelKey(
@@ -194,19 +199,76 @@ extension AttentionKernelKey {
     return tile
   }
 
-  /// Whether the backward pass of these head dims runs as two key/value passes.
-  public static func backwardPasses(headDim: Int, headDimV: Int) -> [Int] {
-    max(paddedTo16(headDim), paddedTo16(headDimV)) <= 128 ? [0] : [1, 2]
+  static func paddedTo32(_ value: Int) -> Int { (value + 31) / 32 * 32 }
+
+  /// Dynamic shared memory per block that an architecture allows (opt-in maximum).
+  static func sharedMemoryLimit(arch: String) -> Int {
+    switch arch {
+    case "sm_80", "sm_87": return 163 * 1024
+    case "sm_86", "sm_89", "sm_120", "sm_121": return 99 * 1024
+    default: return 227 * 1024   // sm_90a, sm_100 and later data-center parts
+    }
   }
 
-  /// The backward key/value tile: 16 keys per warp (blockN), blockM queries per step. Sizes
-  /// chosen so that no variant spills (see docs/perf-notes/cuda-sm80.md).
-  public static func backwardTile(headDim: Int, headDimV: Int, pass: Int) -> AttentionTile {
-    let width = max(paddedTo16(headDim), paddedTo16(headDimV))
-    // d <= 64: 4 warps (two CTAs per SM) measured 7-11% faster than 8 (run 2); d <= 128: 8.
-    if width <= 64 { return AttentionTile(blockM: 32, blockN: 64, warps: 4, qInRegisters: false) }
-    if width <= 128 { return AttentionTile(blockM: 32, blockN: 128, warps: 8, qInRegisters: false) }
-    let blockM = pass == 2 && paddedTo16(headDim) > 224 ? 16 : 32
-    return AttentionTile(blockM: blockM, blockN: 64, warps: 4, qInRegisters: false)
+  /// The backward key/value kernel's shared memory: K and V (blockN keys; head dims padded to
+  /// 32, rows padded by 8 elements), `buffers` copies of Q and dO (blockM queries), P and dS
+  /// (blockM × blockN), then `buffers` copies of LSE and D as floats.
+  static func backwardSharedMemory(tile: AttentionTile, headDim: Int, headDimV: Int, buffers: Int) -> Int {
+    let rowHalves = paddedTo32(headDim) + paddedTo32(headDimV) + 16
+    let halves = (tile.blockN + buffers * tile.blockM) * rowHalves + 2 * tile.blockM * (tile.blockN + 8)
+    return halves * 2 + 2 * buffers * tile.blockM * 4
+  }
+
+  /// Two Q/dO buffers (the next query block prefetched) where they fit, else one.
+  static func backwardBuffers(tile: AttentionTile, headDim: Int, headDimV: Int, arch: String) -> Int {
+    let two = backwardSharedMemory(tile: tile, headDim: headDim, headDimV: headDimV, buffers: 2)
+    return two <= sharedMemoryLimit(arch: arch) ? 2 : 1
+  }
+
+  /// Whether a backward tile can run: every GEMM's warp grid exists and one buffer fits.
+  static func backwardTileFits(_ tile: AttentionTile, headDim: Int, headDimV: Int, arch: String) -> Bool {
+    let widths = [paddedTo32(headDim), paddedTo32(headDimV)]
+    return warpGridExists(rows: tile.blockM, columns: [tile.blockN], warps: tile.warps)
+      && warpGridExists(rows: tile.blockN, columns: widths, warps: tile.warps)
+      && warpGridExists(rows: tile.blockM, columns: [widths[0]], warps: tile.warps)
+      && backwardSharedMemory(tile: tile, headDim: headDim, headDimV: headDimV, buffers: 1) <= sharedMemoryLimit(arch: arch)
+  }
+
+  /// Warp-grid row counts that split `rows` into m16 tiles and each of `columns` (dK and dV
+  /// share one grid) into n8 tiles.
+  private static func warpRowChoices(rows: Int, columns: [Int], warps: Int) -> [Int] {
+    [1, 2, 4, 8].filter { choice in
+      warps % choice == 0 && rows % (16 * choice) == 0 && columns.allSatisfy { $0 % (8 * (warps / choice)) == 0 }
+    }
+  }
+
+  static func warpGridExists(rows: Int, columns: [Int], warps: Int) -> Bool {
+    !warpRowChoices(rows: rows, columns: columns, warps: warps).isEmpty
+  }
+
+  /// Warps along the rows of a rows × columns GEMM of the backward (warp tiles of whole m16
+  /// rows and n8 columns): the smallest warp-tile perimeter, i.e. the fewest fragment loads
+  /// per MMA; ties go to more warps along the rows.
+  static func warpRows(rows: Int, columns: [Int], warps: Int) -> Int {
+    var best = (perimeter: Int.max, rows: 1)
+    let width = columns.max() ?? 0
+    for choice in warpRowChoices(rows: rows, columns: columns, warps: warps) {
+      let perimeter = rows / choice + width / (warps / choice)
+      if perimeter <= best.perimeter { best = (perimeter, choice) }
+    }
+    return best.rows
+  }
+
+  /// The backward key/value tile (FlashAttention-2's sm80 table): 8 warps; 128 queries × 128
+  /// keys up to d = 64, 64 × 128 up to 128, 64 × 64 wider. Architectures with less shared
+  /// memory take the first tile of the list that fits with one Q/dO buffer.
+  public static func backwardTile(headDim: Int, headDimV: Int, arch: String) -> AttentionTile {
+    let width = max(paddedTo32(headDim), paddedTo32(headDimV))
+    let candidates: [(Int, Int, Int)] =
+      width <= 64 ? [(128, 128, 8), (64, 128, 8), (64, 64, 8)]
+      : width <= 128 ? [(64, 128, 8), (64, 64, 8), (32, 64, 8)]
+      : [(64, 64, 8), (32, 64, 8), (32, 32, 4)]
+    let tiles = candidates.map { AttentionTile(blockM: $0.0, blockN: $0.1, warps: $0.2, qInRegisters: false) }
+    return tiles.first { backwardTileFits($0, headDim: headDim, headDimV: headDimV, arch: arch) } ?? tiles[tiles.count - 1]
   }
 }

@@ -1,25 +1,29 @@
 // Embedded CUDA C++ source; compiled at run time by NVRTC (no CUDA headers needed).
 extension KernelSource {
-  /// The FlashAttention-2 backward kernels: D = rowsum(dO * O), dK/dV per key block, dQ in fp32.
+  /// The FlashAttention-2 backward kernels: D = rowsum(dO * O), dK/dV per key block (P and dS
+  /// staged in shared memory), dQ in fp32.
   static let backward = #"""
 // FlashAttention-2 backward, three kernels:
 //   flash_backward_preprocess  D = rowsum(dO * O) and the LSE in log2 units, per query row;
-//   flash_backward_kv          one CTA per (key block, kv head, batch): recomputes P, and
-//                              accumulates dV = P^T dO and dK = dS^T Q in registers over the
-//                              query blocks of every query head of the GQA group; adds
-//                              dQ += dS K into an fp32 buffer with atomics;
+//   flash_backward_kv          one CTA per (FA_BN keys, kv head, batch): steps over the query
+//                              blocks (FA_BM rows) of every query head of the GQA group, and per
+//                              step recomputes S = Q K^T and dP = dO V^T, stages P and dS in
+//                              shared memory (16-bit), then accumulates dV += P^T dO and
+//                              dK += dS^T Q in registers and adds dQ += dS K into an fp32
+//                              buffer with atomics;
 //   flash_backward_convert_dq  dQ = scale * accumulator, to the storage dtype.
-// Each warp owns 16 keys. Q, dO, LSE and D of the next query block are prefetched with
-// cp.async into a second buffer while the current block computes. FA_BWD_PASS 1 computes dV only and 2 computes dK and dQ only, for
-// head dims whose dK and dV accumulators do not fit in registers together (0: both at once).
-#define D_PAD ((FA_D + 15) / 16 * 16)
-#define DV_PAD ((FA_DV + 15) / 16 * 16)
+// The P/dS round trip through shared memory is what lets every GEMM use a large warp tile: the
+// FA_WARPS warps form a different 2-D grid for each GEMM (FA_BWD_WM_S x .. over queries x keys
+// for S and dP, FA_BWD_WN_KV x .. over keys x head dim for dK and dV, FA_BWD_WM_Q x .. over
+// queries x head dim for dQ), so each ldmatrix feeds two or more MMAs. With FA_BWD_DOUBLE the
+// next step's Q, dO, LSE and D are prefetched with cp.async into a second buffer.
 #define THREADS (FA_WARPS * 32)
+// Head dims padded to 32 so that up to four warps split them into tiles of whole n8 columns.
+#define D_PAD ((FA_D + 31) / 32 * 32)
+#define DV_PAD ((FA_DV + 31) / 32 * 32)
 #define QK_PITCH (D_PAD + 8)
 #define V_PITCH (DV_PAD + 8)
-#define DS_PITCH (FA_BM + 8)
-#define WANT_DV (FA_BWD_PASS != 2)
-#define WANT_DK (FA_BWD_PASS != 1)
+#define P_PITCH (FA_BN + 8)
 
 #ifdef FA_ENTRY_flash_backward_preprocess
 // One warp per query row; lanes stride over the head dim.
@@ -78,6 +82,68 @@ __device__ __forceinline__ void red_add2(float* address, float a, float b) {
 #endif
 }
 
+template <int MT, int NT>
+__device__ __forceinline__ void zero(float (&acc)[MT][NT][4]) {
+  #pragma unroll
+  for (int i = 0; i < MT; ++i)
+    #pragma unroll
+    for (int j = 0; j < NT; ++j) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
+}
+
+// One warp: acc (MT*16 x NT*8) += A (MT*16 x KSTEPS*16) * B (KSTEPS*16 x NT*8), operands in
+// shared memory. `a` is the tile's origin: A[m][k] rows (A_T false) or A stored transposed as
+// [k][m] (A_T true, read with ldmatrix.trans). `b` likewise: B^T stored as [n][k] (B_T false)
+// or B as [k][n] (B_T true). Pitches in elements.
+template <int MT, int NT, int KSTEPS, bool A_T, bool B_T, int A_PITCH, int B_PITCH>
+__device__ __forceinline__ void warp_gemm(float (&acc)[MT][NT][4], const u16* a, const u16* b, int lane) {
+  const u32 a_base = A_T
+      ? smem_u32(a + ((lane & 7) + ((lane >> 4) << 3)) * A_PITCH + ((lane >> 3) & 1) * 8)
+      : smem_u32(a + (lane % 16) * A_PITCH + (lane / 16) * 8);
+  const u32 b_base = B_T
+      ? smem_u32(b + ((lane & 7) + (((lane >> 3) & 1) << 3)) * B_PITCH + (lane >> 4) * 8)
+      : smem_u32(b + ((lane & 7) + ((lane >> 4) << 3)) * B_PITCH + ((lane >> 3) & 1) * 8);
+  // FA_BWD_UNROLL k-steps at a time: fully unrolled loops let ptxas hoist the next step's
+  // fragments and run out of registers beside the dK and dV accumulators.
+  #pragma unroll FA_BWD_UNROLL
+  for (int ks = 0; ks < KSTEPS; ++ks) {
+    u32 af[MT][4], bf[NT][2];
+    #pragma unroll
+    for (int i = 0; i < MT; ++i) {
+      const int off = A_T ? (ks * 16 * A_PITCH + i * 16) * 2 : (i * 16 * A_PITCH + ks * 16) * 2;
+      if (A_T) ldmatrix_x4_trans(a_base + off, af[i][0], af[i][1], af[i][2], af[i][3]);
+      else ldmatrix_x4(a_base + off, af[i][0], af[i][1], af[i][2], af[i][3]);
+    }
+    #pragma unroll
+    for (int j = 0; j < NT; j += 2) {
+      const int off = B_T ? (ks * 16 * B_PITCH + j * 8) * 2 : (j * 8 * B_PITCH + ks * 16) * 2;
+      if (j + 1 < NT) {
+        if (B_T) ldmatrix_x4_trans(b_base + off, bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+        else ldmatrix_x4(b_base + off, bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+      } else {
+        if (B_T) ldmatrix_x2_trans(b_base + off, bf[j][0], bf[j][1]);
+        else ldmatrix_x2(b_base + off, bf[j][0], bf[j][1]);
+      }
+    }
+    #pragma unroll
+    for (int i = 0; i < MT; ++i)
+      #pragma unroll
+      for (int j = 0; j < NT; ++j) mma16816(acc[i][j], af[i][0], af[i][1], af[i][2], af[i][3], bf[j][0], bf[j][1]);
+  }
+}
+
+// Warp grids of the three GEMM shapes (rows x columns of warps) and each warp's tile.
+#define WN_S (FA_WARPS / FA_BWD_WM_S)
+#define TM_S (FA_BM / FA_BWD_WM_S)
+#define TN_S (FA_BN / WN_S)
+#define WD_KV (FA_WARPS / FA_BWD_WN_KV)
+#define TN_KV (FA_BN / FA_BWD_WN_KV)
+#define TD_K (D_PAD / WD_KV)
+#define TD_V (DV_PAD / WD_KV)
+#define WD_Q (FA_WARPS / FA_BWD_WM_Q)
+#define TM_Q (FA_BM / FA_BWD_WM_Q)
+#define TD_Q (D_PAD / WD_Q)
+#define NBUF (FA_BWD_DOUBLE ? 2 : 1)
+
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
 flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
                   const u16* __restrict__ dout, const float* __restrict__ lse2,
@@ -87,32 +153,34 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
                   i64 v_bs, i64 v_rs, i64 v_hs, i64 do_bs, i64 do_rs, i64 do_hs,
                   i64 dk_bs, i64 dk_rs, i64 dk_hs, i64 dv_bs, i64 dv_rs, i64 dv_hs,
                   int sq, int sk, int group, float scale, float softcap, int left, int right) {
+  static_assert(TM_S % 16 == 0 && TN_S % 8 == 0 && TN_KV % 16 == 0 && TD_K % 8 == 0 && TD_V % 8 == 0
+                && TM_Q % 16 == 0 && TD_Q % 8 == 0 && FA_BM % 16 == 0 && FA_BN % 16 == 0, "warp tiles");
   extern __shared__ __align__(128) u16 smem[];
-  constexpr int BN = FA_WARPS * 16;
-  u16* sK = smem;
-  u16* sV = sK + BN * QK_PITCH;
-  u16* sQbuf = sV + BN * V_PITCH;                 // [2][FA_BM][QK_PITCH]
-  u16* sdObuf = sQbuf + 2 * FA_BM * QK_PITCH;      // [2][FA_BM][V_PITCH]
-  u16* sdS = sdObuf + 2 * FA_BM * V_PITCH;
-  float* sLSEbuf = (float*)(sdS + BN * DS_PITCH);  // [2][FA_BM]
-  float* sDeltabuf = sLSEbuf + 2 * FA_BM;          // [2][FA_BM]
+  u16* sK = smem;                                   // [FA_BN][QK_PITCH]
+  u16* sV = sK + FA_BN * QK_PITCH;                  // [FA_BN][V_PITCH]
+  u16* sQbuf = sV + FA_BN * V_PITCH;                // [NBUF][FA_BM][QK_PITCH]
+  u16* sdObuf = sQbuf + NBUF * FA_BM * QK_PITCH;    // [NBUF][FA_BM][V_PITCH]
+  u16* sP = sdObuf + NBUF * FA_BM * V_PITCH;        // [FA_BM][P_PITCH], queries x keys
+  u16* sdS = sP + FA_BM * P_PITCH;                  // [FA_BM][P_PITCH]
+  float* sLSEbuf = (float*)(sdS + FA_BM * P_PITCH); // [NBUF][FA_BM]
+  float* sDeltabuf = sLSEbuf + NBUF * FA_BM;        // [NBUF][FA_BM]
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
-  const int n0 = blockIdx.x * BN;
+  const int n0 = blockIdx.x * FA_BN;
   const int kv_head = blockIdx.y, batch = blockIdx.z;
   const int hq = gridDim.y * group;
   const int off = sk - sq;   // bottom-right alignment
 
-  load_tile<BN, FA_D, D_PAD, QK_PITCH, THREADS>(sK, k + batch * k_bs + kv_head * k_hs + (i64)n0 * k_rs, k_rs, sk - n0, tid);
-  load_tile<BN, FA_DV, DV_PAD, V_PITCH, THREADS>(sV, v + batch * v_bs + kv_head * v_hs + (i64)n0 * v_rs, v_rs, sk - n0, tid);
+  load_tile<FA_BN, FA_D, D_PAD, QK_PITCH, THREADS>(sK, k + batch * k_bs + kv_head * k_hs + (i64)n0 * k_rs, k_rs, sk - n0, tid);
+  load_tile<FA_BN, FA_DV, DV_PAD, V_PITCH, THREADS>(sV, v + batch * v_bs + kv_head * v_hs + (i64)n0 * v_rs, v_rs, sk - n0, tid);
   cp_async_commit();
 
   // Queries that see any key of this block.
   int i_lo = 0, i_hi = sq;
 #if FA_CAUSAL_OR_WINDOW
   if (right >= 0) i_lo = max(0, n0 - off - right);
-  if (left >= 0) i_hi = min(sq, min(n0 + BN, sk) - 1 - off + left + 1);
+  if (left >= 0) i_hi = min(sq, min(n0 + FA_BN, sk) - 1 - off + left + 1);
 #endif
   const int m_first = i_lo / FA_BM;
   const int m_last = i_hi > i_lo ? (i_hi + FA_BM - 1) / FA_BM : m_first;
@@ -124,33 +192,23 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   const float scale_log2 = scale * FA_LOG2E;
 #endif
 
-  const int a_row = lane % 16, a_col = (lane / 16) * 8;
-  const int b_row = (lane & 7) + ((lane >> 4) << 3), b_col = ((lane >> 3) & 1) * 8;
-  const int t_row = (lane & 7) + (((lane >> 3) & 1) << 3), t_col = (lane >> 4) * 8;
-  const int key_row0 = n0 + warp * 16 + g;
-  // Per-lane shared-memory byte addresses; fragments are base + constant offsets.
-  const u32 k_a = smem_u32(sK + (warp * 16 + a_row) * QK_PITCH + a_col);
-  const u32 v_a = smem_u32(sV + (warp * 16 + a_row) * V_PITCH + a_col);
-  const u32 k_t = smem_u32(sK + t_row * QK_PITCH + t_col);
+  // This warp's tiles in the three warp grids.
+  const int s_m = (warp / WN_S) * TM_S, s_n = (warp % WN_S) * TN_S;
+  const int kv_n = (warp / WD_KV) * TN_KV, kv_d = (warp % WD_KV);
+  const int q_m = (warp / WD_Q) * TM_Q, q_d = (warp % WD_Q) * TD_Q;
 
-#if WANT_DK
-  float acc_dk[D_PAD / 8][4];
-  #pragma unroll
-  for (int i = 0; i < D_PAD / 8; ++i) acc_dk[i][0] = acc_dk[i][1] = acc_dk[i][2] = acc_dk[i][3] = 0.f;
-#endif
-#if WANT_DV
-  float acc_dv[DV_PAD / 8][4];
-  #pragma unroll
-  for (int i = 0; i < DV_PAD / 8; ++i) acc_dv[i][0] = acc_dv[i][1] = acc_dv[i][2] = acc_dv[i][3] = 0.f;
-#endif
+  float acc_dk[TN_KV / 16][TD_K / 8][4];
+  float acc_dv[TN_KV / 16][TD_V / 8][4];
+  zero(acc_dk);
+  zero(acc_dv);
 
-  // Steps run over (query head of the group, query block); step s uses buffer s % 2.
+  // Steps run over (query head of the group, query block); step s uses buffer s % NBUF.
   const int blocks_per_head = m_last - m_first;
   const int steps = group * blocks_per_head;
   auto issue_load = [&](int step) {
     const int head = kv_head * group + step / blocks_per_head;
     const int m0 = (m_first + step % blocks_per_head) * FA_BM;
-    const int buf = step & 1;
+    const int buf = step % NBUF;
     load_tile<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQbuf + buf * FA_BM * QK_PITCH,
         q + batch * q_bs + head * q_hs + (i64)m0 * q_rs, q_rs, sq - m0, tid);
     load_tile<FA_BM, FA_DV, DV_PAD, V_PITCH, THREADS>(sdObuf + buf * FA_BM * V_PITCH,
@@ -169,214 +227,136 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   for (int step = 0; step < steps; ++step) {
     const int head = kv_head * group + step / blocks_per_head;
     const int m0 = (m_first + step % blocks_per_head) * FA_BM;
-    const int buf = step & 1;
+    const int buf = step % NBUF;
     const u16* sQ = sQbuf + buf * FA_BM * QK_PITCH;
     const u16* sdO = sdObuf + buf * FA_BM * V_PITCH;
     const float* sLSE = sLSEbuf + buf * FA_BM;
     const float* sDelta = sDeltabuf + buf * FA_BM;
-    if (step + 1 < steps) {
-      issue_load(step + 1);
-      cp_async_wait<1>();
-    } else {
-      cp_async_wait<0>();
-    }
-    __syncthreads();   // this step's Q, dO, LSE, D (and K, V on the first step) landed
-    const u32 q_b = smem_u32(sQ + b_row * QK_PITCH + b_col);
-    const u32 q_t = smem_u32(sQ + t_row * QK_PITCH + t_col);
-    const u32 do_b = smem_u32(sdO + b_row * V_PITCH + b_col);
-    const u32 do_t = smem_u32(sdO + t_row * V_PITCH + t_col);
-    {
-      // S^T = K Q^T: this warp's 16 keys against FA_BM queries.
-      float acc_s[FA_BM / 8][4];
-      #pragma unroll
-      for (int i = 0; i < FA_BM / 8; ++i) acc_s[i][0] = acc_s[i][1] = acc_s[i][2] = acc_s[i][3] = 0.f;
-      #pragma unroll
-      for (int kk = 0; kk < D_PAD / 16; ++kk) {
-        u32 a0, a1, a2, a3;
-        ldmatrix_x4(k_a + kk * 32, a0, a1, a2, a3);
-        #pragma unroll
-        for (int nn = 0; nn < FA_BM / 16; ++nn) {
-          u32 b0, b1, b2, b3;
-          ldmatrix_x4(q_b + (nn * 16 * QK_PITCH + kk * 16) * 2, b0, b1, b2, b3);
-          mma16816(acc_s[2 * nn], a0, a1, a2, a3, b0, b1);
-          mma16816(acc_s[2 * nn + 1], a0, a1, a2, a3, b2, b3);
-        }
-      }
+    cp_async_wait<0>();
+    // This step's Q, dO, LSE, D (and K, V on the first step) landed; every warp is done with
+    // the previous step, so the other buffer, sP and sdS may be overwritten.
+    __syncthreads();
+    if (FA_BWD_DOUBLE && step + 1 < steps) issue_load(step + 1);
 
-      // P^T = exp2(s * c - lse2), zero where masked or out of range.
-#if FA_SOFTCAP
-      float dcap[FA_BM / 8][4];
-#endif
-      bool need_mask = m0 + FA_BM > sq || n0 + BN > sk;
+    {
+      // S = Q K^T and dP = dO V^T for this warp's TM_S queries x TN_S keys.
+      float acc_s[TM_S / 16][TN_S / 8][4];
+      float acc_dp[TM_S / 16][TN_S / 8][4];
+      zero(acc_s);
+      zero(acc_dp);
+      warp_gemm<TM_S / 16, TN_S / 8, D_PAD / 16, false, false, QK_PITCH, QK_PITCH>(
+          acc_s, sQ + s_m * QK_PITCH, sK + s_n * QK_PITCH, lane);
+      warp_gemm<TM_S / 16, TN_S / 8, DV_PAD / 16, false, false, V_PITCH, V_PITCH>(
+          acc_dp, sdO + s_m * V_PITCH, sV + s_n * V_PITCH, lane);
+
+      // P = exp2(s * c - lse2), zero where masked or out of range; dS = P * (dP - D)
+      // (times the softcap derivative). Both to shared memory as [query][key].
+      bool need_mask = m0 + FA_BM > sq || n0 + FA_BN > sk;
 #if FA_CAUSAL_OR_WINDOW
       {
         KeyRange first = visible_keys(m0, sq, sk, left, right);
         KeyRange last = visible_keys(min(m0 + FA_BM, sq) - 1, sq, sk, left, right);
-        need_mask = need_mask || n0 < last.lo || n0 + BN > first.hi;
+        need_mask = need_mask || n0 < last.lo || n0 + FA_BN > first.hi;
       }
 #endif
       #pragma unroll
-      for (int i = 0; i < FA_BM / 8; ++i) {
+      for (int i = 0; i < TM_S / 16; ++i) {
         #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = i * 8 + 2 * t + (e & 1);     // query within the block
-          const int key = key_row0 + (e >> 1) * 8;
-          float s = acc_s[i][e];
-#if FA_SOFTCAP
-          float th = fast_tanh(s * pre);
-          s = softcap * th;
-          dcap[i][e] = 1.f - th * th;
-#endif
-          float p = ex2(s * scale_log2 - sLSE[col]);
-          if (need_mask) {
-            KeyRange r;
-            int qi = m0 + col;
+        for (int h = 0; h < 2; ++h) {
+          const int row = s_m + i * 16 + h * 8 + g;   // query within the block
+          const float row_lse = sLSE[row], row_delta = sDelta[row];
+          KeyRange r;
+          r.lo = 0;
+          r.hi = sk;
 #if FA_CAUSAL_OR_WINDOW
-            r = visible_keys(qi, sq, sk, left, right);
-#else
-            r.lo = 0; r.hi = sk;
+          if (need_mask) r = visible_keys(m0 + row, sq, sk, left, right);
 #endif
-            if (qi >= sq || key < r.lo || key >= r.hi) p = 0.f;
-          }
-          acc_s[i][e] = p;
-        }
-      }
-
-#if WANT_DV
-      // dV += P^T dO (A = P^T from registers, B = dO rows via ldmatrix.trans).
-      #pragma unroll
-      for (int kk = 0; kk < FA_BM / 16; ++kk) {
-        u32 a0 = pack2(acc_s[2 * kk][0], acc_s[2 * kk][1]);
-        u32 a1 = pack2(acc_s[2 * kk][2], acc_s[2 * kk][3]);
-        u32 a2 = pack2(acc_s[2 * kk + 1][0], acc_s[2 * kk + 1][1]);
-        u32 a3 = pack2(acc_s[2 * kk + 1][2], acc_s[2 * kk + 1][3]);
-        #pragma unroll
-        for (int nn = 0; nn < DV_PAD / 16; ++nn) {
-          u32 b0, b1, b2, b3;
-          ldmatrix_x4_trans(do_t + (kk * 16 * V_PITCH + nn * 16) * 2, b0, b1, b2, b3);
-          mma16816(acc_dv[2 * nn], a0, a1, a2, a3, b0, b1);
-          mma16816(acc_dv[2 * nn + 1], a0, a1, a2, a3, b2, b3);
-        }
-      }
-#endif
-
-#if WANT_DK
-      // dP^T = V dO^T.
-      float acc_dp[FA_BM / 8][4];
-      #pragma unroll
-      for (int i = 0; i < FA_BM / 8; ++i) acc_dp[i][0] = acc_dp[i][1] = acc_dp[i][2] = acc_dp[i][3] = 0.f;
-      #pragma unroll
-      for (int kk = 0; kk < DV_PAD / 16; ++kk) {
-        u32 a0, a1, a2, a3;
-        ldmatrix_x4(v_a + kk * 32, a0, a1, a2, a3);
-        #pragma unroll
-        for (int nn = 0; nn < FA_BM / 16; ++nn) {
-          u32 b0, b1, b2, b3;
-          ldmatrix_x4(do_b + (nn * 16 * V_PITCH + kk * 16) * 2, b0, b1, b2, b3);
-          mma16816(acc_dp[2 * nn], a0, a1, a2, a3, b0, b1);
-          mma16816(acc_dp[2 * nn + 1], a0, a1, a2, a3, b2, b3);
-        }
-      }
-      // dS^T = P^T * (dP^T - D) (* dtanh for softcap), kept in acc_dp; also staged in smem
-      // as [key][query] for dQ.
-      #pragma unroll
-      for (int i = 0; i < FA_BM / 8; ++i) {
-        #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = i * 8 + 2 * t + (e & 1);
-          float ds = acc_s[i][e] * (acc_dp[i][e] - sDelta[col]);
-#if FA_SOFTCAP
-          ds *= dcap[i][e];
-#endif
-          acc_dp[i][e] = ds;
-        }
-        *(u32*)(sdS + (warp * 16 + g) * DS_PITCH + i * 8 + 2 * t) = pack2(acc_dp[i][0], acc_dp[i][1]);
-        *(u32*)(sdS + (warp * 16 + g + 8) * DS_PITCH + i * 8 + 2 * t) = pack2(acc_dp[i][2], acc_dp[i][3]);
-      }
-      // dK += dS^T Q.
-      #pragma unroll
-      for (int kk = 0; kk < FA_BM / 16; ++kk) {
-        u32 a0 = pack2(acc_dp[2 * kk][0], acc_dp[2 * kk][1]);
-        u32 a1 = pack2(acc_dp[2 * kk][2], acc_dp[2 * kk][3]);
-        u32 a2 = pack2(acc_dp[2 * kk + 1][0], acc_dp[2 * kk + 1][1]);
-        u32 a3 = pack2(acc_dp[2 * kk + 1][2], acc_dp[2 * kk + 1][3]);
-        #pragma unroll
-        for (int nn = 0; nn < D_PAD / 16; ++nn) {
-          u32 b0, b1, b2, b3;
-          ldmatrix_x4_trans(q_t + (kk * 16 * QK_PITCH + nn * 16) * 2, b0, b1, b2, b3);
-          mma16816(acc_dk[2 * nn], a0, a1, a2, a3, b0, b1);
-          mma16816(acc_dk[2 * nn + 1], a0, a1, a2, a3, b2, b3);
-        }
-      }
-      __syncthreads();   // sdS complete
-
-      // dQ[m0.., :] += dS K: warps split the FA_BM/16 row groups and 32-column chunks.
-      {
-        constexpr int ROW_GROUPS = FA_BM / 16;
-        constexpr int CHUNKS = (D_PAD + 31) / 32;
-        const int rg = warp % ROW_GROUPS;
-        const int dq_row_a = m0 + rg * 16 + g;
-        const int sa_key = (lane & 7) + ((lane >> 4) << 3), sa_query = ((lane >> 3) & 1) * 8;
-        for (int chunk = warp / ROW_GROUPS; chunk < CHUNKS; chunk += FA_WARPS / ROW_GROUPS) {
-          float acc_dq[4][4];
+          const bool row_in = m0 + row < sq;
           #pragma unroll
-          for (int i = 0; i < 4; ++i) acc_dq[i][0] = acc_dq[i][1] = acc_dq[i][2] = acc_dq[i][3] = 0.f;
-          #pragma unroll
-          for (int kk = 0; kk < BN / 16; ++kk) {
-            u32 a0, a1, a2, a3;
-            ldmatrix_x4_trans(smem_u32(sdS + (kk * 16 + sa_key) * DS_PITCH + rg * 16 + sa_query), a0, a1, a2, a3);
+          for (int j = 0; j < TN_S / 8; ++j) {
+            float pv[2], dsv[2];
             #pragma unroll
-            for (int nn = 0; nn < 2; ++nn) {
-              if (chunk * 32 + nn * 16 < D_PAD) {
-                u32 b0, b1, b2, b3;
-                ldmatrix_x4_trans(k_t + (kk * 16 * QK_PITCH + chunk * 32 + nn * 16) * 2, b0, b1, b2, b3);
-                mma16816(acc_dq[2 * nn], a0, a1, a2, a3, b0, b1);
-                mma16816(acc_dq[2 * nn + 1], a0, a1, a2, a3, b2, b3);
+            for (int e = 0; e < 2; ++e) {
+              float s = acc_s[i][j][h * 2 + e];
+#if FA_SOFTCAP
+              const float th = fast_tanh(s * pre);
+              s = softcap * th;
+#endif
+              float p = ex2(s * scale_log2 - row_lse);
+              if (need_mask) {
+                const int key = n0 + s_n + j * 8 + 2 * t + e;
+                if (!row_in || key < r.lo || key >= r.hi) p = 0.f;
               }
+              float ds = p * (acc_dp[i][j][h * 2 + e] - row_delta);
+#if FA_SOFTCAP
+              ds *= 1.f - th * th;
+#endif
+              pv[e] = p;
+              dsv[e] = ds;
             }
+            const int col = s_n + j * 8 + 2 * t;
+            *(u32*)(sP + row * P_PITCH + col) = pack2(pv[0], pv[1]);
+            *(u32*)(sdS + row * P_PITCH + col) = pack2(dsv[0], dsv[1]);
           }
-          #pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            int row = dq_row_a + half * 8;
-            if (row < sq) {
-              float* dst = dq_accum + (((i64)batch * sq + row) * hq + head) * FA_D;
-              #pragma unroll
-              for (int i = 0; i < 4; ++i) {
-                int col = chunk * 32 + i * 8 + 2 * t;
-                if (col < FA_D) {
-                  red_add2(dst + col, acc_dq[i][half * 2], acc_dq[i][half * 2 + 1]);
-                }
-              }
+        }
+      }
+    }
+    __syncthreads();   // sP and sdS complete
+
+    // dV += P^T dO and dK += dS^T Q for this warp's TN_KV keys x head-dim slice.
+    warp_gemm<TN_KV / 16, TD_V / 8, FA_BM / 16, true, true, P_PITCH, V_PITCH>(
+        acc_dv, sP + kv_n, sdO + kv_d * TD_V, lane);
+    warp_gemm<TN_KV / 16, TD_K / 8, FA_BM / 16, true, true, P_PITCH, QK_PITCH>(
+        acc_dk, sdS + kv_n, sQ + kv_d * TD_K, lane);
+
+    {
+      // dQ[m0.., :] += dS K for this warp's TM_Q queries x TD_Q columns.
+      float acc_dq[TM_Q / 16][TD_Q / 8][4];
+      zero(acc_dq);
+      warp_gemm<TM_Q / 16, TD_Q / 8, FA_BN / 16, false, true, P_PITCH, QK_PITCH>(
+          acc_dq, sdS + q_m * P_PITCH, sK + q_d, lane);
+      #pragma unroll
+      for (int i = 0; i < TM_Q / 16; ++i) {
+        #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = m0 + q_m + i * 16 + h * 8 + g;
+          if (row < sq) {
+            float* dst = dq_accum + (((i64)batch * sq + row) * hq + head) * FA_D;
+            #pragma unroll
+            for (int j = 0; j < TD_Q / 8; ++j) {
+              const int col = q_d + j * 8 + 2 * t;
+              if (col < FA_D) red_add2(dst + col, acc_dq[i][j][h * 2], acc_dq[i][j][h * 2 + 1]);
             }
           }
         }
       }
-#endif
     }
-    __syncthreads();   // done with this buffer and sdS before the next load overwrites them
+    if (!FA_BWD_DOUBLE && step + 1 < steps) {
+      __syncthreads();   // the single buffer is free
+      issue_load(step + 1);
+    }
   }
 
   // Write dK (scaled) and dV for this warp's keys.
   #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    int key = key_row0 + half * 8;
-    if (key < sk) {
-#if WANT_DK
-      u16* pk = dk + batch * dk_bs + kv_head * dk_hs + (i64)key * dk_rs;
-      #pragma unroll
-      for (int i = 0; i < D_PAD / 8; ++i) {
-        int col = i * 8 + 2 * t;
-        if (col < FA_D) *(u32*)(pk + col) = pack2(acc_dk[i][half * 2] * scale, acc_dk[i][half * 2 + 1] * scale);
+  for (int i = 0; i < TN_KV / 16; ++i) {
+    #pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int key = n0 + kv_n + i * 16 + h * 8 + g;
+      if (key < sk) {
+        u16* pk = dk + batch * dk_bs + kv_head * dk_hs + (i64)key * dk_rs;
+        #pragma unroll
+        for (int j = 0; j < TD_K / 8; ++j) {
+          const int col = kv_d * TD_K + j * 8 + 2 * t;
+          if (col < FA_D) *(u32*)(pk + col) = pack2(acc_dk[i][j][h * 2] * scale, acc_dk[i][j][h * 2 + 1] * scale);
+        }
+        u16* pv = dv + batch * dv_bs + kv_head * dv_hs + (i64)key * dv_rs;
+        #pragma unroll
+        for (int j = 0; j < TD_V / 8; ++j) {
+          const int col = kv_d * TD_V + j * 8 + 2 * t;
+          if (col < FA_DV) *(u32*)(pv + col) = pack2(acc_dv[i][j][h * 2], acc_dv[i][j][h * 2 + 1]);
+        }
       }
-#endif
-#if WANT_DV
-      u16* pv = dv + batch * dv_bs + kv_head * dv_hs + (i64)key * dv_rs;
-      #pragma unroll
-      for (int i = 0; i < DV_PAD / 8; ++i) {
-        int col = i * 8 + 2 * t;
-        if (col < FA_DV) *(u32*)(pv + col) = pack2(acc_dv[i][half * 2], acc_dv[i][half * 2 + 1]);
-      }
-#endif
     }
   }
 }

@@ -1,0 +1,84 @@
+"""The backward kernel source as the Swift package embeds it (KernelSource+Common.swift and
+KernelSource+Backward.swift), with a configuration's #defines, compiled by NVRTC (ctypes)."""
+import ctypes, glob, os, pathlib, re, site
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+KERNELS = ROOT / "Sources/FlashAttentionCUDA/Kernels"
+
+
+def swift_literal(path: pathlib.Path) -> str:
+    text = path.read_text()
+    return text[text.index('#"""\n') + 5:text.index('"""#')]
+
+
+def pad32(x):
+    return (x + 31) // 32 * 32
+
+
+def defines(cfg: dict, entry: str) -> str:
+    """cfg: d, dv, bf16, masked, softcap, bm, bn, warps, wm_s, wn_kv, wm_q, double, unroll."""
+    items = {
+        "FA_D": cfg["d"], "FA_DV": cfg["dv"], "FA_BM": cfg["bm"], "FA_BN": cfg["bn"], "FA_WARPS": cfg["warps"],
+        "FA_BF16": int(cfg["bf16"]), "FA_CAUSAL_OR_WINDOW": int(cfg["masked"]), "FA_SOFTCAP": int(cfg["softcap"]),
+        "FA_BWD_WM_S": cfg["wm_s"], "FA_BWD_WN_KV": cfg["wn_kv"], "FA_BWD_WM_Q": cfg["wm_q"],
+        "FA_BWD_DOUBLE": int(cfg["double"]), "FA_BWD_UNROLL": cfg.get("unroll", 1), f"FA_ENTRY_{entry}": 1,
+    }
+    return "".join(f"#define {k} {v}\n" for k, v in sorted(items.items()))
+
+
+def source(cfg: dict, entry: str) -> str:
+    # FA_BWD_SOURCE: an experimental copy of the backward source (plain CUDA) to A/B against.
+    body = pathlib.Path(cfg["source"]).read_text() if cfg.get("source") else swift_literal(KERNELS / "KernelSource+Backward.swift")
+    extra = "".join(f"#define {k} {v}\n" for k, v in cfg.get("extra", {}).items())
+    return defines(cfg, entry) + extra + swift_literal(KERNELS / "KernelSource+Common.swift") + body
+
+
+def smem_bytes(cfg: dict) -> int:
+    qk, vp = pad32(cfg["d"]) + 8, pad32(cfg["dv"]) + 8
+    nbuf = 2 if cfg["double"] else 1
+    halves = cfg["bn"] * (qk + vp) + nbuf * cfg["bm"] * (qk + vp) + 2 * cfg["bm"] * (cfg["bn"] + 8)
+    return halves * 2 + 2 * nbuf * cfg["bm"] * 4
+
+
+_nv = None
+
+
+def _load_nvrtc():
+    cands = [os.environ.get("FLASH_ATTENTION_NVRTC", ""), "/usr/local/cuda/lib64/libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so"]
+    for sp in site.getsitepackages():
+        cands += glob.glob(os.path.join(sp, "nvidia/cu13/lib/libnvrtc.so*"))
+    for c in cands:
+        if c:
+            try:
+                return ctypes.CDLL(c)
+            except OSError:
+                pass
+    raise RuntimeError("libnvrtc not found")
+
+
+def compile_cubin(cfg: dict, entry: str, arch="sm_90a"):
+    """Returns (cubin bytes, log, registers, spill bytes)."""
+    global _nv
+    if _nv is None:
+        _nv = _load_nvrtc()
+    nv = _nv
+    prog = ctypes.c_void_p()
+    assert nv.nvrtcCreateProgram(ctypes.byref(prog), source(cfg, entry).encode(), b"backward.cu", 0, None, None) == 0
+    opts = [f"-arch={arch}".encode(), b"-std=c++17", b"-default-device", b"-Xptxas=-v"]
+    arr = (ctypes.c_char_p * len(opts))(*opts)
+    rc = nv.nvrtcCompileProgram(prog, len(opts), arr)
+    n = ctypes.c_size_t()
+    nv.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
+    log = ctypes.create_string_buffer(n.value)
+    nv.nvrtcGetProgramLog(prog, log)
+    logs = log.value.decode(errors="replace")
+    if rc != 0:
+        raise RuntimeError(f"NVRTC failed ({rc}):\n{logs}")
+    nv.nvrtcGetCUBINSize(prog, ctypes.byref(n))
+    buf = ctypes.create_string_buffer(n.value)
+    nv.nvrtcGetCUBIN(prog, buf)
+    nv.nvrtcDestroyProgram(ctypes.byref(prog))
+    regs = int(m.group(1)) if (m := re.search(r"Used (\d+) registers", logs)) else -1
+    spills = sum(int(x) for x in re.findall(r"(\d+) bytes spill", logs))
+    stack = sum(int(x) for x in re.findall(r"(\d+) bytes stack frame", logs))
+    return buf.raw, logs, regs, spills + stack
