@@ -33,7 +33,7 @@ class Kernel:
         dp = (cfg["head_dim"] + 63) // 64 * 64
         dvp = (cfg["head_dim_v"] + 63) // 64 * 64
         bn, st = cfg["block_n"], cfg["stages"]
-        self.smem = 128 * dp * 2 + st * bn * (dp + dvp) * 2 + 2048
+        self.smem = cfg.get("q_stages", 1) * 128 * dp * 2 + st * bn * (dp + dvp) * 2 + 2048
         ck(cu.cuFuncSetAttribute(self.fn, 8, self.smem), "smem attr")
         regs = ctypes.c_int()
         cu.cuFuncGetAttribute(ctypes.byref(regs), 4, self.fn)
@@ -144,7 +144,8 @@ def rel(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30)).item()
 
 
-def verify_case(kern, b, sq, sk, hq, hkv, causal=False, window=(-1, -1), softcap=0.0, persistent=0, amp=1.0):
+def verify_case(kern, b, sq, sk, hq, hkv, causal=False, window=(-1, -1), softcap=0.0, persistent=0, amp=1.0,
+                o_misaligned=False):
     cfg = kern.cfg
     dt = torch.float16 if cfg["fp16"] else torch.bfloat16
     d, dv = cfg["head_dim"], cfg["head_dim_v"]
@@ -153,7 +154,11 @@ def verify_case(kern, b, sq, sk, hq, hkv, causal=False, window=(-1, -1), softcap
     q = torch.randn(b, sq, hq, d, device="cuda", dtype=dt) * amp
     k = torch.randn(b, sk, hkv, d, device="cuda", dtype=dt)
     v = torch.randn(b, sk, hkv, dv, device="cuda", dtype=dt)
-    o = torch.full((b, sq, hq, dv), float("nan"), device="cuda", dtype=dt)
+    if o_misaligned:
+        # Output rows 4 bytes off a 16-byte boundary: the kernel must take its 4-byte store path.
+        o = torch.full((b * sq * hq * dv + 2,), float("nan"), device="cuda", dtype=dt)[2:].view(b, sq, hq, dv)
+    else:
+        o = torch.full((b, sq, hq, dv), float("nan"), device="cuda", dtype=dt)
     lse = torch.full((b, hq, sq), float("nan"), device="cuda", dtype=torch.float32)
     run = kern.prepare(q, k, v, o, lse, causal, window, softcap, persistent=persistent)
     run()
@@ -167,7 +172,7 @@ def verify_case(kern, b, sq, sk, hq, hkv, causal=False, window=(-1, -1), softcap
     lse_err = (lse[fin] - ref_lse[fin]).abs().max().item() if fin.any() else 0.0
     lse_inf_ok = bool((lse[~fin] == float("-inf")).all().item()) if (~fin).any() else True
     ok = nan_o == 0 and err <= max(2 * err_lp, 1e-4) and lse_err < 1e-2 and lse_inf_ok and not math.isnan(err)
-    return dict(b=b, sq=sq, sk=sk, hq=hq, hkv=hkv, causal=causal, window=list(window), softcap=softcap, amp=amp,
+    return dict(b=b, sq=sq, sk=sk, hq=hq, hkv=hkv, causal=causal, window=list(window), softcap=softcap, amp=amp, o_misaligned=o_misaligned,
                 err=err, err_lowp=err_lp, lse_err=lse_err, nan=nan_o, ok=ok)
 
 

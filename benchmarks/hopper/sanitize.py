@@ -9,6 +9,8 @@ cases = [
     (V(128, 128, 2, causal=1, pingpong=1), dict(b=1, sq=257, sk=300, hq=2, hkv=2, causal=True, persistent=3)),
     (V(64, 128, 3, window=1, softcap=1), dict(b=1, sq=200, sk=130, hq=2, hkv=2, window=(10, 0), softcap=5.0)),
     (V(256, 80, 2, causal=1, overlap=0), dict(b=1, sq=129, sk=129, hq=1, hkv=1, causal=True)),
+    (V(128, 128, 2, q_stages=2), dict(b=1, sq=600, sk=300, hq=2, hkv=1, persistent=3)),
+    (V(64, 176, 3, q_stages=2), dict(b=2, sq=300, sk=400, hq=2, hkv=2, persistent=2, o_misaligned=True)),
 ]
 bad = 0
 for cfg, case in cases:

@@ -10,6 +10,7 @@ enum HopperForwardSource {
 //   FA_HEAD_DIM, FA_HEAD_DIM_V   head dims of Q/K and of V (multiples of 16, at most 256)
 //   FA_BLOCK_N                   keys per tile (a multiple of 16, at most 256)
 //   FA_STAGES                    depth of the K/V shared-memory ring
+//   FA_Q_STAGES                  Q tile buffers (2: the next tile's Q loads during this tile)
 //   FA_FP16                      1: fp16 storage, 0: bf16 storage
 //   FA_CAUSAL, FA_WINDOW         mask kinds (causal is the window (left, 0), bottom-right aligned)
 //   FA_SOFTCAP                   s = c * tanh(s / c) before masking
@@ -33,6 +34,9 @@ typedef unsigned short u16;
 #ifndef FA_OVERLAP
 #define FA_OVERLAP 1
 #endif
+#ifndef FA_Q_STAGES
+#define FA_Q_STAGES 1
+#endif
 
 #if FA_FP16
 #define FA_WG_T "f16"
@@ -51,6 +55,7 @@ constexpr int DV = FA_HEAD_DIM_V;
 constexpr int BM = 128;
 constexpr int BN = FA_BLOCK_N;
 constexpr int ST = FA_STAGES;
+constexpr int QST = FA_Q_STAGES;
 // Head dims rounded up to whole 64-column panels; TMA fills the padding columns with zeros.
 constexpr int DP = (D + 63) / 64 * 64;
 constexpr int DVP = (DV + 63) / 64 * 64;
@@ -166,6 +171,33 @@ __device__ __forceinline__ bool warp_any(bool v) {
   asm volatile("{\n.reg .pred p, q;\nsetp.ne.u32 p, %1, 0;\nvote.sync.any.pred q, p, 0xffffffff;\nselp.u32 %0, 1, 0, q;\n}\n"
                : "=r"(r) : "r"((u32)v));
   return r != 0;
+}
+
+__device__ __forceinline__ u32 shfl_xor_u32(u32 v, int m) {
+  u32 r;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=r"(r) : "r"(v), "r"(m));
+  return r;
+}
+
+// 4x4 transpose over the 4 threads of a quad: thread t passes v[i] = M[t][i] and gets
+// r[j] = M[j][t]. Two exchange rounds (partners t^1, then t^2), two shuffles each.
+__device__ __forceinline__ void quad_transpose(const u32 (&v)[4], u32 (&r)[4], int t) {
+  const bool b = t & 1, h = t & 2;
+  // Round 1: keep the columns of our parity, trade the others.
+  const u32 k0 = b ? v[1] : v[0], k1 = b ? v[3] : v[2];              // M[t][b], M[t][b+2]
+  const u32 x0 = shfl_xor_u32(b ? v[0] : v[1], 1);                     // M[t^1][b]
+  const u32 x1 = shfl_xor_u32(b ? v[2] : v[3], 1);                     // M[t^1][b+2]
+  // Round 2: keep column t, trade column t^2.
+  const u32 own0 = h ? k1 : k0, own1 = h ? x1 : x0;                    // M[t][t], M[t^1][t]
+  const u32 y0 = shfl_xor_u32(h ? k0 : k1, 2);                         // M[t^2][t]
+  const u32 y1 = shfl_xor_u32(h ? x0 : x1, 2);                         // M[t^3][t]
+  // Order by source thread j: rows 2h, 2h+1 are ours (own*), rows 2(1-h), 2(1-h)+1 came in (y*).
+  const u32 lo_own = b ? own1 : own0, hi_own = b ? own0 : own1;
+  const u32 lo_y = b ? y1 : y0, hi_y = b ? y0 : y1;
+  r[0] = h ? lo_y : lo_own;
+  r[1] = h ? hi_y : hi_own;
+  r[2] = h ? lo_own : lo_y;
+  r[3] = h ? hi_own : hi_y;
 }
 
 // Two floats to one register of two 16-bit values; `lo` lands in the low half (lower column).
@@ -370,7 +402,10 @@ struct MaskInfo {
 // ---------------------------------------------------------------------------------------------
 
 struct Smem {
-  u32 q, k0, v0, bar_q, bar_q_empty, bar_full_k, bar_full_v, bar_empty_k, bar_empty_v;
+  u32 q0, k0, v0, bar_q_full, bar_q_empty, bar_full_k, bar_full_v, bar_empty_k, bar_empty_v;
+  __device__ __forceinline__ u32 q(int s) const { return q0 + s * SQ_BYTES; }
+  __device__ __forceinline__ u32 q_full(int s) const { return bar_q_full + 8 * s; }
+  __device__ __forceinline__ u32 q_empty(int s) const { return bar_q_empty + 8 * s; }
   __device__ __forceinline__ u32 k(int s) const { return k0 + s * SK_BYTES; }
   __device__ __forceinline__ u32 v(int s) const { return v0 + s * SV_BYTES; }
   __device__ __forceinline__ u32 full_k(int s) const { return bar_full_k + 8 * s; }
@@ -430,12 +465,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
   extern __shared__ unsigned char smem_raw[];
   const u32 base = (smem_u32(smem_raw) + 1023u) & ~1023u;
   Smem sm;
-  sm.q = base;
-  sm.k0 = sm.q + SQ_BYTES;
+  sm.q0 = base;
+  sm.k0 = sm.q0 + QST * SQ_BYTES;
   sm.v0 = sm.k0 + ST * SK_BYTES;
-  sm.bar_q = sm.v0 + ST * SV_BYTES;
-  sm.bar_q_empty = sm.bar_q + 8;
-  sm.bar_full_k = sm.bar_q_empty + 8;
+  sm.bar_q_full = sm.v0 + ST * SV_BYTES;
+  sm.bar_q_empty = sm.bar_q_full + 8 * QST;
+  sm.bar_full_k = sm.bar_q_empty + 8 * QST;
   sm.bar_full_v = sm.bar_full_k + 8 * ST;
   sm.bar_empty_k = sm.bar_full_v + 8 * ST;
   sm.bar_empty_v = sm.bar_empty_k + 8 * ST;
@@ -458,8 +493,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
 #endif
 
   if (tid == 0) {
-    mbar_init(sm.bar_q, 1);
-    mbar_init(sm.bar_q_empty, CONSUMER_THREADS);
+    for (int s = 0; s < QST; ++s) {
+      mbar_init(sm.q_full(s), 1);
+      mbar_init(sm.q_empty(s), CONSUMER_THREADS);
+    }
     for (int s = 0; s < ST; ++s) {
       mbar_init(sm.full_k(s), 1);
       mbar_init(sm.full_v(s), 1);
@@ -486,11 +523,15 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
           const int n_iters = tl.iters();
           if (n_iters == 0) continue;
           const int kv_head = tl.head / group;
-          // The consumers release Q once the last QK^T of their previous tile has completed.
-          if (q_loads > 0) mbar_wait(sm.bar_q_empty, (q_loads - 1) & 1);
-          mbar_expect_tx(sm.bar_q, SQ_BYTES);
+          // The consumers release a Q buffer once the last QK^T of the tile that used it has
+          // completed. With two buffers this wait has long passed: the producer gets here once
+          // it has issued the previous tile's last V load, a few key tiles before that tile ends.
+          const int qs = q_loads % QST;
+          if (q_loads >= QST) mbar_wait(sm.q_empty(qs), ((q_loads / QST) - 1) & 1);
+          mbar_expect_tx(sm.q_full(qs), SQ_BYTES);
 #pragma unroll
-          for (int p = 0; p < DP / 64; ++p) tma_load_4d(sm.q + p * BM * 128, &tm_q, sm.bar_q, p * 64, tl.m0, tl.head, tl.batch);
+          for (int p = 0; p < DP / 64; ++p)
+            tma_load_4d(sm.q(qs) + p * BM * 128, &tm_q, sm.q_full(qs), p * 64, tl.m0, tl.head, tl.batch);
           ++q_loads;
           // K runs one tile ahead of V: the consumers need K(j+1) (for QK^T) before V(j) (for PV).
           auto load_k = [&](int it) {
@@ -527,13 +568,15 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
   const int warp = (tid / 32) % 4;     // warp in the warpgroup
   const int lane = tid % 32;
   const int tq = lane % 4;
+  // 16-byte output stores need 16-byte aligned rows; otherwise O goes out as 4-byte pairs.
+  const bool o_vec16 = ((reinterpret_cast<u64>(o_ptr) & 15) | ((o_stride_b | o_stride_s | o_stride_h) & 7)) == 0;
 
 #if FA_PINGPONG
   // Consumer 0 goes first: pre-arrive on its own scheduling barrier.
   if (cw == 0) named_arrive(1, 256);
 #endif
 
-  const u32 q_base = sm.q + cw * 64 * 128;
+  u32 q_base = sm.q(0) + cw * 64 * 128;  // this warpgroup's 64 rows of the current Q buffer
   float s[BN / 2];
   u32 p[BN / 16][4];
   float o[NV / 2];
@@ -701,7 +744,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
     m_b = -FA_INF;
     l_a = 0.f;
     l_b = 0.f;
-    if (n_iters > 0) mbar_wait(sm.bar_q, q_loads & 1);
+    const int qs = q_loads % QST;
+    q_base = sm.q(qs) + cw * 64 * 128;
+    if (n_iters > 0) mbar_wait(sm.q_full(qs), (q_loads / QST) & 1);
 
 #if FA_OVERLAP
     // Software pipeline inside the warpgroup: S(j+1) = Q K(j+1)^T is issued before P(j) V(j),
@@ -751,7 +796,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
       }
       {
         // Every QK^T of this tile has completed: Q may be overwritten by the next tile's.
-        mbar_arrive(sm.bar_q_empty);
+        mbar_arrive(sm.q_empty(qs));
         const int last = (ring + n_iters - 1) % ST;
         mbar_wait(sm.full_v(last), ((ring + n_iters - 1) / ST) & 1);
         fence_regs(o);
@@ -773,7 +818,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
       wg_wait<0>();
       fence_regs(s);
       mbar_arrive(sm.empty_k(st));
-      if (it == n_iters - 1) mbar_arrive(sm.bar_q_empty);
+      if (it == n_iters - 1) mbar_arrive(sm.q_empty(qs));
       const float2 f = softmax(n0, tile_masked(n0));
       convert_p();
       rescale_o(f);
@@ -808,14 +853,39 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
       if (row_b < seqlen_q) lse_row[row_b] = l_b > 0.f ? (m_b + lg2(l_b)) * ln2 : -FA_INF;
     }
     u16* out = reinterpret_cast<u16*>(o_ptr) + batch * o_stride_b + head * o_stride_h;
-    u32* out_a = reinterpret_cast<u32*>(out + row_a * o_stride_s);
-    u32* out_b = reinterpret_cast<u32*>(out + row_b * o_stride_s);
+    if (o_vec16) {
+      // A quad holds 8-column chunks of its two rows as 4-byte pairs, one pair per thread; a 4x4
+      // transpose over the quad gives each thread one whole chunk, stored as 16 bytes: a quarter
+      // of the store instructions and whole 32-byte sectors.
+      uint4* out_a = reinterpret_cast<uint4*>(out + row_a * o_stride_s);
+      uint4* out_b = reinterpret_cast<uint4*>(out + row_b * o_stride_s);
 #pragma unroll
-    for (int c = 0; c < NV / 8; ++c) {
-      const int col = c * 8 + tq * 2;
-      if (col < DV) {
-        if (row_a < seqlen_q) out_a[col / 2] = pack2(o[c * 4 + 0] * inv_a, o[c * 4 + 1] * inv_a);
-        if (row_b < seqlen_q) out_b[col / 2] = pack2(o[c * 4 + 2] * inv_b, o[c * 4 + 3] * inv_b);
+      for (int g = 0; g < NV / 32; ++g) {
+        u32 va[4], vb[4], ra[4], rb[4];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int c = g * 4 + i;
+          va[i] = pack2(o[c * 4 + 0] * inv_a, o[c * 4 + 1] * inv_a);
+          vb[i] = pack2(o[c * 4 + 2] * inv_b, o[c * 4 + 3] * inv_b);
+        }
+        quad_transpose(va, ra, tq);
+        quad_transpose(vb, rb, tq);
+        const int chunk = g * 4 + tq;
+        if (chunk * 8 < DV) {
+          if (row_a < seqlen_q) out_a[chunk] = make_uint4(ra[0], ra[1], ra[2], ra[3]);
+          if (row_b < seqlen_q) out_b[chunk] = make_uint4(rb[0], rb[1], rb[2], rb[3]);
+        }
+      }
+    } else {
+      u32* out_a = reinterpret_cast<u32*>(out + row_a * o_stride_s);
+      u32* out_b = reinterpret_cast<u32*>(out + row_b * o_stride_s);
+#pragma unroll
+      for (int c = 0; c < NV / 8; ++c) {
+        const int col = c * 8 + tq * 2;
+        if (col < DV) {
+          if (row_a < seqlen_q) out_a[col / 2] = pack2(o[c * 4 + 0] * inv_a, o[c * 4 + 1] * inv_a);
+          if (row_b < seqlen_q) out_b[col / 2] = pack2(o[c * 4 + 2] * inv_b, o[c * 4 + 3] * inv_b);
+        }
       }
     }
   }
