@@ -71,7 +71,8 @@ def is_grid(r: dict, cpu: bool) -> bool:
     return (tokens == 4096 and r["heads_q"] == 8) if cpu else (tokens == 16384 and r["heads_q"] * r["head_dim"] == 2048)
 
 
-def throughput_figures(records, out_dir, prefix, cpu, dtype) -> list[str]:
+def throughput_figures(records, out_dir, prefix, cpu, dtype, tag="") -> list[str]:
+    """Figure (a) for one dtype; `tag` goes into the file names of every dtype but the first."""
     written = []
     grid = [r for r in records if r["dtype"] == dtype and is_grid(r, cpu)]
     dims = sorted({r["head_dim"] for r in grid})
@@ -103,7 +104,7 @@ def throughput_figures(records, out_dir, prefix, cpu, dtype) -> list[str]:
         fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.975), ncol=min(len(labels), 6),
                    fontsize=9)
         fig.tight_layout(rect=(0, 0, 1, 0.94))
-        name = f"{prefix}-throughput-{pass_name}.png"
+        name = f"{prefix}{tag}-throughput-{pass_name}.png"
         fig.savefig(os.path.join(out_dir, name), dpi=110)
         plt.close(fig)
         written.append(name)
@@ -225,13 +226,25 @@ def ratio_table(records, cpu, dtype) -> list[str]:
     head = f"| pass | d | causal | N | ours flash {unit} | " + " | ".join(f"{STYLE[p][0]}" for p in peers) + " |"
     lines = [head, "|" + "---|" * (5 + len(peers))]
     order = {"forward": 0, "backward": 1, "forward_backward": 2}
+    ratios = defaultdict(list)  # (pass, peer) -> ours / peer over the grid
     for key in sorted(by_key, key=lambda k: (order[k[0]], k[1], k[2], k[3])):
         v = by_key[key]
         if "flash" not in v:
             continue
+        for p in peers:
+            if p in v:
+                ratios[(key[0], p)].append(v["flash"] / v[p])
         cells = [f"{v[p]:.1f} ({v['flash'] / v[p]:.2f}×)" if p in v else "-" for p in peers]
         lines.append(f"| {key[0]} | {key[1]} | {'yes' if key[2] else 'no'} | {key[3]} | {v['flash']:.1f} | "
                      + " | ".join(cells) + " |")
+    lines += ["", "Geometric mean of ours / peer over the cases above that both measured:", "",
+              "| pass | " + " | ".join(STYLE[p][0] for p in peers) + " |", "|" + "---|" * (1 + len(peers))]
+    for pass_name in sorted({k[0] for k in ratios}, key=order.get):
+        cells = []
+        for p in peers:
+            values = ratios.get((pass_name, p), [])
+            cells.append(f"{math.exp(sum(map(math.log, values)) / len(values)):.3f} ({len(values)} cases)" if values else "-")
+        lines.append(f"| {pass_name} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -251,7 +264,8 @@ def main() -> None:
     parser.add_argument("--gpu", nargs="*", default=[], help="GPU JSON files (ours and peers)")
     parser.add_argument("--cpu", nargs="*", default=[], help="CPU JSON files (ours and peers)")
     parser.add_argument("--ncu", nargs="*", default=[], help="ncu_dram.py JSON files")
-    parser.add_argument("--gpu-dtype", default="bfloat16")
+    parser.add_argument("--gpu-dtypes", default="bfloat16,float16",
+                        help="comma list; figure (b) and the file names without a dtype tag use the first")
     parser.add_argument("--out", default="docs/benchmarks")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -261,9 +275,11 @@ def main() -> None:
                "[benchmarks/README.md](../../benchmarks/README.md).", "",
                "Reproduce: GPU, one device call: `scripts/device-bench.sh full` (carry the release binary, see the "
                "script); CPU: `benchmarks/cpu-bench.sh`; then `benchmarks/plot.py` with the files below.", ""]
-    for prefix, paths, cpu, dtype in (("gpu", args.gpu, False, args.gpu_dtype), ("cpu", args.cpu, True, "float32")):
+    gpu_dtypes = args.gpu_dtypes.split(",")
+    for prefix, paths, cpu, dtypes in (("gpu", args.gpu, False, gpu_dtypes), ("cpu", args.cpu, True, ["float32"])):
         if not paths:
             continue
+        dtype = dtypes[0]
         records, headers = load(paths)
         summary.append(f"## {'GPU' if not cpu else 'CPU'}: {headers[0]['device']}")
         summary.append("")
@@ -279,9 +295,14 @@ def main() -> None:
         for name in names + ([scaling] if scaling else []):
             summary.append(f"![{name}]({name})")
         summary.append("")
-        table = ratio_table(records, cpu, dtype)
-        if table:
-            summary += [f"### Throughput, {dtype} (ours / peer in parentheses)", ""] + table + [""]
+        for other in dtypes:
+            if other != dtype:
+                tag = "-" + {"float16": "fp16", "bfloat16": "bf16"}.get(other, other)
+                summary += [f"![{name}]({name})" for name in throughput_figures(records, args.out, prefix, cpu, other, tag)]
+                summary.append("")
+            table = ratio_table(records, cpu, other)
+            if table:
+                summary += [f"### Throughput, {other} (ours / peer in parentheses)", ""] + table + [""]
         rows = scaling_records(records, cpu, dtype)
         if rows:
             summary += ["### Scaling (forward; per-sequence problem fixed, N grows)", ""] + plain_table(rows, cpu) + [""]

@@ -1,62 +1,65 @@
 #!/usr/bin/env bash
-# One device call: our benchmark, the PyTorch SDPA peers on the same shapes, and ncu's DRAM
-# bytes of one forward, everything written under $OUT (at most 8 files come back).
+# Two device calls that produce every GPU number in docs/benchmarks/, written under $OUT
+# (each call stays under 8 files and about 8 minutes):
 #
-#   scripts/device-bench.sh full    # verify, ours + peers (bf16 grid), scaling, long context, ncu of ours (~6 min)
-#   scripts/device-bench.sh peers   # peers + ncu of torch's math and flash forward only   (~6 min)
+#   scripts/device-bench.sh ours    # verify, our flash grid (bf16: every pass; fp16: forward,
+#                                   # backward), scaling with our standard attention (N^2 memory,
+#                                   # out-of-memory point), 1M-token long context
+#   scripts/device-bench.sh peers   # PyTorch SDPA cuDNN + flash (FA2) on the same grid, bf16 and
+#                                   # fp16; torch math forward; ncu DRAM bytes of ours and torch's
 #
-# Our binary is built on the developer machine (no Swift on the device) and carried:
-#   swift build -c release --static-swift-stdlib --product flash-attention --scratch-path .build-bench
-#   mkdir -p .devbin && strip -o /tmp/fa .build-bench/release/flash-attention && xz -T2 -c /tmp/fa > .devbin/flash-attention-bench.xz
-# then run `scripts/device-bench.sh full` on the device with carry [".devbin/flash-attention-bench.xz"]
-# (xz keeps the carried tree under the 64 MiB limit).
+# Build the static binary here first (no Swift on the device): scripts/build-static.sh, which
+# writes .devbin-cuda/flash-attention.xz; carry [".devbin-cuda"] (or set FLASH_ATTENTION_BIN_XZ
+# to another carried file). Then: benchmarks/plot.py --gpu <the JSON files> --ncu <ncu files>.
 set -u -o pipefail
-mode="${1:-full}"
+mode="${1:-ours}"
 OUT="${OUT:-$PWD/bench-out}"
 mkdir -p "$OUT"
-BIN="${FLASH_ATTENTION_BIN:-/tmp/flash-attention-bench}"
-if [ -z "${FLASH_ATTENTION_BIN:-}" ] && [ -f .devbin/flash-attention-bench.xz ]; then
-  xz -dc .devbin/flash-attention-bench.xz > "$BIN" && chmod +x "$BIN"
-fi
-export PYTHONUNBUFFERED=1
-log="$OUT/device-bench.log"
+BIN=/tmp/flash-attention-bench
+xz -dc "${FLASH_ATTENTION_BIN_XZ:-.devbin-cuda/flash-attention.xz}" > "$BIN" 2>/dev/null && chmod +x "$BIN"
+export PYTHONUNBUFFERED=1 FLASH_ATTENTION_CACHE_DIR=/tmp/fa-cache
+log="$OUT/device-bench-$mode.log"
 started=$(date +%s)
-elapsed() { echo $(( $(date +%s) - started )); }
-
+step() { echo "== $1 at $(( $(date +%s) - started )) s" | tee -a "$log"; }
 {
   echo "== device-bench $mode, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv,noheader
   python3 -c 'import torch; print("torch", torch.__version__, "cudnn", torch.backends.cudnn.version())'
 } 2>&1 | tee "$log"
 
-if [ "$mode" = "full" ]; then
-  if [ ! -x "$BIN" ]; then echo "no binary at $BIN" | tee -a "$log"; exit 2; fi
+if [ "$mode" = "ours" ]; then
+  if [ ! -x "$BIN" ]; then echo "no binary (see the header)" | tee -a "$log"; exit 2; fi
   # Correctness first: a benchmark of a wrong kernel is worthless.
-  timeout 45 "$BIN" verify --device cuda 2>&1 | tail -n 12 | tee -a "$log"
-  # Scaling at fixed batch and heads: standard attention grows as N² and runs out of memory.
-  "$BIN" bench --device cuda --grid scaling-gpu --dtypes bf16 --causal no --passes forward \
-    --json "$OUT/ours-cuda-scaling.json" 2>>"$log" | tee -a "$log" | tail -n 18
-  # Long context: one head, 1M tokens; few runs (each forward is over a second).
-  "$BIN" bench --device cuda --grid long-gpu --dtypes bf16 --passes forward --reps 3 --warmup 1 \
-    --json "$OUT/ours-cuda-long.json" 2>>"$log" | tee -a "$log" | tail -n 6
-  # The FlashAttention grid, bf16: ours (flash: every pass; standard: forward) and the peers
-  # that matter (cuDNN, FA2) in the same run.
-  timeout 110 "$BIN" bench --device cuda --grid flash --dtypes bf16 --impls flash \
-    --json "$OUT/ours-cuda.json" 2>>"$log" | tail -n 4
-  if [ "${BENCH_STANDARD_GRID:-0}" = 1 ]; then
-    "$BIN" bench --device cuda --grid flash --dtypes bf16 --head-dims 128 --impls standard --passes forward \
-      --json "$OUT/ours-cuda-standard.json" 2>>"$log" | tail -n 4
-  fi
-  python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 \
-    --impls cudnn,flash --deadline-s 50 --json "$OUT/torch-cuda.json" 2>>"$log" | tail -n 2
-  echo "== grid done at $(elapsed) s" | tee -a "$log"
-  python3 benchmarks/ncu_dram.py --impls flash,standard --seqlens 1024,16384 \
-    --binary "$BIN" --json "$OUT/ncu-dram-ours.json" 2>&1 | tee -a "$log"
+  timeout 150 "$BIN" verify --device cuda > "$OUT/verify.log" 2>&1
+  echo "verify exit $?: $(tail -n 1 "$OUT/verify.log")" | tee -a "$log"
+  grep FAIL "$OUT/verify.log" | head -n 5 | tee -a "$log"
+  step "verify done"
+  "$BIN" bench --device cuda --grid flash --dtypes bf16 --impls flash --quiet \
+    --json "$OUT/ours-cuda-bf16.json" >> "$log" 2>&1
+  step "bf16 grid done"
+  "$BIN" bench --device cuda --grid flash --dtypes fp16 --impls flash --passes forward,backward --quiet \
+    --json "$OUT/ours-cuda-fp16.json" >> "$log" 2>&1
+  step "fp16 grid done"
+  # Scaling at fixed batch and heads: standard attention grows as N^2 and runs out of memory.
+  "$BIN" bench --device cuda --grid scaling-gpu --dtypes bf16 --causal no --passes forward,backward \
+    --impls flash,standard --reps 10 --quiet --json "$OUT/ours-cuda-scaling.json" >> "$log" 2>&1
+  step "scaling done"
+  # Long context: one head, 1M tokens; few runs (each forward takes over a second).
+  "$BIN" bench --device cuda --grid long-gpu --dtypes bf16 --passes forward --reps 3 --warmup 1 --quiet \
+    --json "$OUT/ours-cuda-long.json" >> "$log" 2>&1
+  step "long context done"
 else
-  python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16,fp16 \
-    --deadline-s 300 --json "$OUT/torch-cuda.json" 2>>"$log" | tail -n 30
-  echo "== peers done at $(elapsed) s" | tee -a "$log"
-  python3 benchmarks/ncu_dram.py --impls torch-math,torch-flash \
-    --json "$OUT/ncu-dram-torch.json" 2>&1 | tee -a "$log"
+  python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16,fp16 --impls cudnn,flash \
+    --deadline-s 240 --quiet --json "$OUT/torch-cuda.json" >> "$log" 2>&1
+  step "cudnn + flash done"
+  python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 --head-dims 128 --causal no \
+    --impls math --passes forward --deadline-s 60 --quiet --json "$OUT/torch-cuda-math.json" >> "$log" 2>&1
+  step "math done"
+  if [ -x "$BIN" ]; then
+    python3 benchmarks/ncu_dram.py --impls flash,standard --seqlens 1024,16384 --binary "$BIN" \
+      --json "$OUT/ncu-dram-ours.json" >> "$log" 2>&1
+  fi
+  python3 benchmarks/ncu_dram.py --impls torch-math,torch-flash --json "$OUT/ncu-dram-torch.json" >> "$log" 2>&1
+  step "ncu done"
 fi
-echo "== device-bench $mode done in $(elapsed) s" | tee -a "$log"
+step "device-bench $mode finished"
