@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
-# The CPU benchmark in one command: ours (flash + standard, with the probed FMA peak), the NumPy
-# standard attention, and PyTorch's CPU SDPA when torch imports; JSON into docs/benchmarks/
-# (or $1), then the figures. Build first:
-#   swift build -c release --product flash-attention --scratch-path .build-bench
+# The CPU benchmark in one command, JSON into docs/benchmarks/ (or $2), then the figures:
+#
+#   benchmarks/cpu-bench.sh kernels   # the CPU-kernel grid (batch 1, 8 heads, d 64/128, N 1024-16384,
+#                                     # causal and not; forward + backward): ours (flash + standard,
+#                                     # with the probed FMA peak) and PyTorch's CPU SDPA, ~30 min
+#   benchmarks/cpu-bench.sh full      # the throughput grid (batch x N = 4096), scaling to the
+#                                     # out-of-memory point, N = 131072 long context, NumPy and torch
+#
+# Build first: swift build -c release --product flash-attention --scratch-path .build-bench
+# PyTorch is measured when it imports (e.g. PYTHONPATH=<pip install --target dir of a CPU wheel>).
 set -u -o pipefail
-out="${1:-docs/benchmarks}"
+mode="${1:-kernels}"
+out="${2:-docs/benchmarks}"
 bin="${FLASH_ATTENTION_BIN:-.build-bench/release/flash-attention}"
 mkdir -p "$out"
+torch_or_note() {
+  python3 benchmarks/peers/torch_sdpa.py --device cpu "$@" \
+    || echo "PyTorch CPU SDPA not measured (torch is not importable here)"
+}
+if [ "$mode" = "kernels" ]; then
+  "$bin" bench --device cpu --grid cpu-kernels --passes forward,backward --json "$out/cpu-kernels-ours.json"
+  torch_or_note --grid cpu-kernels --passes forward,backward --json "$out/cpu-kernels-torch.json"
+  exit 0
+fi
 "$bin" bench --device cpu --grid cpu --json "$out/cpu-ours.json"
 "$bin" bench --device cpu --grid scaling-cpu --causal no --passes forward --json "$out/cpu-ours-scaling.json"
 "$bin" bench --device cpu --grid long-cpu --passes forward --reps 1 --warmup 0 --json "$out/cpu-ours-long.json"
 python3 benchmarks/peers/numpy_standard.py --grid cpu --json "$out/cpu-numpy.json"
 python3 benchmarks/peers/numpy_standard.py --grid scaling-cpu --causal no --passes forward --json "$out/cpu-numpy-scaling.json"
-python3 benchmarks/peers/torch_sdpa.py --device cpu --grid cpu --json "$out/cpu-torch.json" \
-  || echo "PyTorch CPU SDPA not measured (torch is not importable here)"
+torch_or_note --grid cpu --json "$out/cpu-torch.json"

@@ -71,10 +71,16 @@ def is_grid(r: dict, cpu: bool) -> bool:
     return (tokens == 4096 and r["heads_q"] == 8) if cpu else (tokens == 16384 and r["heads_q"] * r["head_dim"] == 2048)
 
 
-def throughput_figures(records, out_dir, prefix, cpu, dtype, tag="") -> list[str]:
+def is_kernel_grid(r: dict) -> bool:
+    """Records of the CPU-kernel grid: batch 1, 8 heads, N 1024-16384."""
+    return r["batch"] == 1 and r["heads_q"] == 8 and r["seqlen_q"] >= 1024
+
+
+def throughput_figures(records, out_dir, prefix, cpu, dtype, tag="", select=None) -> list[str]:
     """Figure (a) for one dtype; `tag` goes into the file names of every dtype but the first."""
     written = []
-    grid = [r for r in records if r["dtype"] == dtype and is_grid(r, cpu)]
+    select = select or (lambda r: is_grid(r, cpu))
+    grid = [r for r in records if r["dtype"] == dtype and select(r)]
     dims = sorted({r["head_dim"] for r in grid})
     if not dims:
         return written
@@ -213,9 +219,11 @@ def memory_access_figure(ncu_paths: list[str], out_dir: str) -> tuple[str | None
     return name, lines
 
 
-def ratio_table(records, cpu, dtype) -> list[str]:
-    """Ours (flash) against each peer present, per case of the throughput grid."""
-    grid = [r for r in records if r["dtype"] == dtype and is_grid(r, cpu) and r["status"] == "ok"]
+def ratio_table(records, cpu, dtype, select=None, peak=None) -> list[str]:
+    """Ours (flash) against each peer present, per case of the throughput grid; with `peak`
+    (the probed FMA peak, GFLOP/s) ours also as a percentage of it."""
+    select = select or (lambda r: is_grid(r, cpu))
+    grid = [r for r in records if r["dtype"] == dtype and select(r) and r["status"] == "ok"]
     by_key = defaultdict(dict)
     for r in grid:
         by_key[(r["pass"], r["head_dim"], r["causal"], r["seqlen_q"])][r["impl"]] = rate(r, cpu)
@@ -235,7 +243,8 @@ def ratio_table(records, cpu, dtype) -> list[str]:
             if p in v:
                 ratios[(key[0], p)].append(v["flash"] / v[p])
         cells = [f"{v[p]:.1f} ({v['flash'] / v[p]:.2f}×)" if p in v else "-" for p in peers]
-        lines.append(f"| {key[0]} | {key[1]} | {'yes' if key[2] else 'no'} | {key[3]} | {v['flash']:.1f} | "
+        ours = f"{v['flash']:.1f}" + (f" ({100 * v['flash'] / peak:.0f} %)" if peak else "")
+        lines.append(f"| {key[0]} | {key[1]} | {'yes' if key[2] else 'no'} | {key[3]} | {ours} | "
                      + " | ".join(cells) + " |")
     lines += ["", "Geometric mean of ours / peer over the cases above that both measured:", "",
               "| pass | " + " | ".join(STYLE[p][0] for p in peers) + " |", "|" + "---|" * (1 + len(peers))]
@@ -264,6 +273,8 @@ def main() -> None:
     parser.add_argument("--gpu", nargs="*", default=[], help="GPU JSON files (ours and peers)")
     parser.add_argument("--cpu", nargs="*", default=[], help="CPU JSON files (ours and peers)")
     parser.add_argument("--ncu", nargs="*", default=[], help="ncu_dram.py JSON files")
+    parser.add_argument("--cpu-kernels", nargs="*", default=[],
+                        help="CPU-kernel grid JSON files (benchmarks/cpu-bench.sh kernels: ours and torch)")
     parser.add_argument("--gpu-dtypes", default="bfloat16,float16",
                         help="comma list; figure (b) and the file names without a dtype tag use the first")
     parser.add_argument("--out", default="docs/benchmarks")
@@ -309,6 +320,23 @@ def main() -> None:
         longs = [r for r in records if r["batch"] == 1 and r["heads_q"] == 1 and r["seqlen_q"] >= (1 << 17)]
         if longs:
             summary += ["### Long context (one head)", ""] + plain_table(longs, cpu) + [""]
+    if args.cpu_kernels:
+        records, headers = load(args.cpu_kernels)
+        peak = next((h["fma_peak_gflops"] for h in headers if h.get("fma_peak_gflops")), None)
+        summary += [f"## CPU kernels: batch 1, 8 heads, N 1024-16384 ({headers[0]['device']})", ""]
+        for header in headers:
+            software = header.get("software") or {}
+            load_text = (f", load average {software['loadavg_start'].split()[0]} → "
+                         f"{software.get('loadavg_end', '?').split()[0]}") if software.get("loadavg_start") else ""
+            peak_text = f", FMA peak {header['fma_peak_gflops']:.0f} GFLOP/s" if header.get("fma_peak_gflops") else ""
+            summary.append(f"- `{os.path.basename(header['path'])}`: {header['generator']}, {header['created']}"
+                           f"{peak_text}{load_text}")
+        summary.append("")
+        names = throughput_figures(records, args.out, "cpu-kernels", True, "float32", select=is_kernel_grid)
+        summary += [f"![{name}]({name})" for name in names] + [""]
+        table = ratio_table(records, True, "float32", select=is_kernel_grid, peak=peak)
+        if table:
+            summary += ["### Throughput, float32, ours (percent of the probed peak) / peer", ""] + table + [""]
     if args.ncu:
         name, lines = memory_access_figure(args.ncu, args.out)
         if name:
