@@ -11,13 +11,14 @@ import argparse, glob, json, os, re, site, subprocess, sys, tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nvrtc_build as nb
 
-# Mirror of HopperTileTable.swift: (d, dv, masked) -> (block_n, stages, pingpong, overlap)
+# Mirror of HopperTileTable.swift: (d, dv, masked, persistent) -> (block_n, stages, pingpong, overlap, q_stages)
 TABLE = {
-    (64, 64, False): (176, 3, 0, 1), (64, 64, True): (128, 3, 1, 1),
-    (96, 96, False): (128, 2, 0, 1), (96, 96, True): (128, 2, 0, 1),
-    (128, 128, False): (176, 2, 0, 1), (128, 128, True): (128, 2, 1, 1),
-    (192, 128, False): (96, 2, 0, 1), (192, 128, True): (96, 2, 0, 1),
-    (256, 256, False): (64, 2, 0, 1), (256, 256, True): (80, 2, 0, 0),
+    (64, 64, False, False): (176, 3, 0, 1, 2), (64, 64, True, False): (128, 3, 1, 1, 2),
+    (96, 96, False, False): (128, 2, 0, 1, 1), (96, 96, True, False): (128, 2, 0, 1, 1),
+    (128, 128, False, False): (176, 2, 0, 1, 1), (128, 128, False, True): (128, 2, 0, 1, 2),
+    (128, 128, True, False): (128, 2, 1, 1, 2),
+    (192, 128, False, False): (96, 2, 0, 1, 1), (192, 128, True, False): (96, 2, 0, 1, 1),
+    (256, 256, False, False): (64, 2, 0, 1, 1), (256, 256, True, False): (64, 2, 0, 1, 1),
 }
 
 
@@ -33,12 +34,12 @@ def main():
     ap.add_argument("--json")
     a = ap.parse_args()
     rows, bad = [], 0
-    for (d, dv, masked), (bn, st, pp, ov) in TABLE.items():
+    for (d, dv, masked, _), (bn, st, pp, ov, qst) in TABLE.items():
         for fp16 in (0, 1):
             for causal, window in ((1, 0), (0, 1)) if masked else ((0, 0),):
                 for softcap in (0, 1):
                     cfg = dict(head_dim=d, head_dim_v=dv, block_n=bn, stages=st, fp16=fp16, causal=causal,
-                               window=window, softcap=softcap, pingpong=pp, overlap=ov)
+                               window=window, softcap=softcap, pingpong=pp, overlap=ov, q_stages=qst)
                     cubin, log = nb.compile_cubin(cfg)
                     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
                         f.write(cubin)
@@ -51,12 +52,14 @@ def main():
                                local=len(re.findall(r"\b(LDL|STL)\b", sass)),
                                setmaxreg=len(re.findall(r"USETMAXREG", sass)),
                                serialized=len(re.findall(r"C751[4-7]", log)))
-                    ok = (row["hgmma"] > 0 and row["utmaldg"] > 0 and row["local"] == 0 and row["spill_stores"] == 0
+                    smem = qst * 128 * ((d + 63) // 64 * 64) * 2 + st * bn * ((d + 63) // 64 * 64 + (dv + 63) // 64 * 64) * 2 + 2048
+                    row["smem"] = smem
+                    ok = (smem <= 227 * 1024 and row["hgmma"] > 0 and row["utmaldg"] > 0 and row["local"] == 0 and row["spill_stores"] == 0
                           and row["serialized"] == 0)
                     bad += not ok
                     rows.append(row)
                     print(f"{'ok  ' if ok else 'BAD '} d{d}x{dv} {'fp16' if fp16 else 'bf16'} causal={causal} window={window} "
-                          f"softcap={softcap} bn{bn} st{st}: {regs} regs, HGMMA {row['hgmma']}, UTMALDG {row['utmaldg']}, "
+                          f"softcap={softcap} bn{bn} st{st} q{qst}: {regs} regs, HGMMA {row['hgmma']}, UTMALDG {row['utmaldg']}, "
                           f"LDL/STL {row['local']}, serialized {row['serialized']}, spill {row['spill_stores']}/{row['spill_loads']} B, USETMAXREG {row['setmaxreg']}",
                           flush=True)
     print(f"{len(rows)} variants, {bad} bad")

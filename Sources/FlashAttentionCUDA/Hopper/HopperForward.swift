@@ -36,7 +36,8 @@ public enum HopperForward {
       resolved.right == 0 ? .causal : resolved.isMasking ? .window : .none
     return HopperForwardKey(
       headDim: arguments.shape.headDim, headDimV: arguments.shape.headDimV, dtype: arguments.q.dtype,
-      mask: mask, softcap: arguments.options.softcap > 0)
+      mask: mask, softcap: arguments.options.softcap > 0,
+      persistent: arguments.shape.seqlenK <= persistentMaxSeqlenK)
   }
 
   /// Sequence lengths up to which one block per SM walking the work items beats one block per

@@ -21,6 +21,8 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
   public var blockN: Int
   /// Depth of the K/V shared-memory rings.
   public var stages: Int
+  /// Q tile buffers (2: the next work tile's Q loads during this one).
+  public var qStages: Int
   /// The two consumer warpgroups take turns issuing their GEMMs (named barriers).
   public var pingPong: Bool
   /// Each warpgroup issues its next QKᵀ before the current softmax (more registers).
@@ -30,11 +32,13 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
   public static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
 
   /// The key for a problem, with tile sizes from `HopperTileTable`; nil when the Hopper kernel
-  /// does not cover it (fp32 storage, an unsupported head dim).
-  public init?(headDim: Int, headDimV: Int, dtype: DType, mask: MaskKind, softcap: Bool) {
+  /// does not cover it (fp32 storage, an unsupported head dim). `persistent`: the launch runs
+  /// one block per SM over many work tiles (see `HopperForward.persistentMaxSeqlenK`).
+  public init?(headDim: Int, headDimV: Int, dtype: DType, mask: MaskKind, softcap: Bool, persistent: Bool = false) {
     guard dtype == .float16 || dtype == .bfloat16,
       HopperForwardKey.supportedHeadDims.contains(where: { $0 == (headDim, headDimV) }),
-      let tile = HopperTileTable.tile(headDim: headDim, headDimV: headDimV, masked: mask != .none)
+      let tile = HopperTileTable.tile(
+        headDim: headDim, headDimV: headDimV, masked: mask != .none, persistent: persistent)
     else { return nil }
     self.headDim = headDim
     self.headDimV = headDimV
@@ -43,6 +47,7 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
     self.softcap = softcap
     self.blockN = tile.blockN
     self.stages = tile.stages
+    self.qStages = tile.qStages
     self.pingPong = tile.pingPong
     self.overlap = tile.overlap
   }
@@ -52,12 +57,12 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
   /// Threads per block: one producer and two consumer warpgroups.
   public static let threads = 384
 
-  /// Dynamic shared memory the kernel needs: the Q tile, the K/V ring (head dims rounded up to
-  /// 64-column panels), barriers, and slack to align the base to 1024 bytes.
+  /// Dynamic shared memory the kernel needs: the Q buffers, the K/V ring (head dims rounded up
+  /// to 64-column panels), barriers, and slack to align the base to 1024 bytes.
   public var sharedMemoryBytes: Int {
     let dimQK = (headDim + 63) / 64 * 64
     let dimV = (headDimV + 63) / 64 * 64
-    return HopperForwardKey.blockM * dimQK * 2 + stages * blockN * (dimQK + dimV) * 2 + 2048
+    return qStages * HopperForwardKey.blockM * dimQK * 2 + stages * blockN * (dimQK + dimV) * 2 + 2048
   }
 
   /// The NVRTC program: the configuration as #defines in front of the embedded source.
@@ -66,26 +71,30 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
       ("FA_HEAD_DIM", headDim), ("FA_HEAD_DIM_V", headDimV), ("FA_BLOCK_N", blockN), ("FA_STAGES", stages),
       ("FA_FP16", dtype == .float16 ? 1 : 0), ("FA_CAUSAL", mask == .causal ? 1 : 0),
       ("FA_WINDOW", mask == .window ? 1 : 0), ("FA_SOFTCAP", softcap ? 1 : 0),
-      ("FA_PINGPONG", pingPong ? 1 : 0), ("FA_OVERLAP", overlap ? 1 : 0),
+      ("FA_PINGPONG", pingPong ? 1 : 0), ("FA_OVERLAP", overlap ? 1 : 0), ("FA_Q_STAGES", qStages),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     return CUDAProgram(entry: "flash_fwd_hopper", source: defines + HopperForwardSource.text)
   }
 
   public var description: String {
     "hopper_fwd d\(headDim)x\(headDimV) \(dtype) \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
+      + "\(qStages > 1 ? " q\(qStages)" : "")"
       + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")"
   }
 
-  /// Every variant the library can launch, for the `kernels` report and compile checks.
+  /// Every variant the library can launch, for the `kernels` report and compile checks: one per
+  /// head dims, dtype, mask and softcap, plus the persistent-grid tile where it differs.
   public static var allVariants: [HopperForwardKey] {
     var keys: [HopperForwardKey] = []
     for (d, dv) in supportedHeadDims {
       for dtype in [DType.bfloat16, .float16] {
         for mask in MaskKind.allCases {
           for softcap in [false, true] {
-            if let key = HopperForwardKey(headDim: d, headDimV: dv, dtype: dtype, mask: mask, softcap: softcap) {
-              keys.append(key)
-            }
+            let long = HopperForwardKey(headDim: d, headDimV: dv, dtype: dtype, mask: mask, softcap: softcap)
+            let short = HopperForwardKey(
+              headDim: d, headDimV: dv, dtype: dtype, mask: mask, softcap: softcap, persistent: true)
+            if let long { keys.append(long) }
+            if let short, short != long { keys.append(short) }
           }
         }
       }
