@@ -131,6 +131,29 @@ __device__ __forceinline__ void warp_gemm(float (&acc)[MT][NT][4], const u16* a,
   }
 }
 
+// Q and dO tile loads with a compile-time trip count (each thread copies one 16-byte column
+// chunk of rows r0, r0 + THREADS / CHUNKS, ...): the per-step address arithmetic of load_tile's
+// generic loop cost 3-4% at d = 64 and 128 (run 4 in docs/perf-notes/cuda-sm80.md). Only where
+// it measured faster and fits the registers: unpadded heads up to 128 wide, no mask, whole
+// rows per pass.
+#define FIXED_LOADS (FA_D == D_PAD && FA_DV == DV_PAD && D_PAD <= 128 && !FA_CAUSAL_OR_WINDOW \
+    && THREADS % (D_PAD / 8) == 0 && THREADS % (DV_PAD / 8) == 0 \
+    && FA_BM % (THREADS / (D_PAD / 8)) == 0 && FA_BM % (THREADS / (DV_PAD / 8)) == 0)
+template <int ROWS, int COLS, int PITCH>
+__device__ __forceinline__ void load_rows(u16* smem, const u16* gmem, i64 row_stride, int valid_rows, int tid) {
+  constexpr int CHUNKS = COLS / 8;
+  constexpr int STEP = THREADS / CHUNKS;
+  static_assert(THREADS % CHUNKS == 0 && ROWS % STEP == 0, "whole rows per pass");
+  const int r0 = tid / CHUNKS, c = tid % CHUNKS;
+  const u16* src = gmem + r0 * row_stride + c * 8;
+  const u32 dst = smem_u32(smem + r0 * PITCH + c * 8);
+  #pragma unroll
+  for (int it = 0; it < ROWS / STEP; ++it) {
+    const bool valid = r0 + it * STEP < valid_rows;
+    cp_async16(dst + it * STEP * PITCH * 2, valid ? src + it * STEP * row_stride : gmem, valid);
+  }
+}
+
 // Warp grids of the three GEMM shapes (rows x columns of warps) and each warp's tile.
 #define WN_S (FA_WARPS / FA_BWD_WM_S)
 #define TM_S (FA_BM / FA_BWD_WM_S)
@@ -209,10 +232,15 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
     const int head = kv_head * group + step / blocks_per_head;
     const int m0 = (m_first + step % blocks_per_head) * FA_BM;
     const int buf = step % NBUF;
-    load_tile<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQbuf + buf * FA_BM * QK_PITCH,
-        q + batch * q_bs + head * q_hs + (i64)m0 * q_rs, q_rs, sq - m0, tid);
-    load_tile<FA_BM, FA_DV, DV_PAD, V_PITCH, THREADS>(sdObuf + buf * FA_BM * V_PITCH,
-        dout + batch * do_bs + head * do_hs + (i64)m0 * do_rs, do_rs, sq - m0, tid);
+    const u16* q_tile = q + batch * q_bs + head * q_hs + (i64)m0 * q_rs;
+    const u16* do_tile = dout + batch * do_bs + head * do_hs + (i64)m0 * do_rs;
+#if FIXED_LOADS
+    load_rows<FA_BM, FA_D, QK_PITCH>(sQbuf + buf * FA_BM * QK_PITCH, q_tile, q_rs, sq - m0, tid);
+    load_rows<FA_BM, FA_DV, V_PITCH>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
+#else
+    load_tile<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQbuf + buf * FA_BM * QK_PITCH, q_tile, q_rs, sq - m0, tid);
+    load_tile<FA_BM, FA_DV, DV_PAD, V_PITCH, THREADS>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
+#endif
     const i64 ws = ((i64)batch * hq + head) * sq;
     for (int r = tid; r < FA_BM; r += THREADS) {
       // Rows past sq are masked out below; their LSE and D are zero-filled.

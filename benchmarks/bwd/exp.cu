@@ -1,0 +1,615 @@
+// FlashAttention-2 backward, three kernels:
+//   flash_backward_preprocess  D = rowsum(dO * O) and the LSE in log2 units, per query row;
+//   flash_backward_kv          one CTA per (FA_BN keys, kv head, batch): steps over the query
+//                              blocks (FA_BM rows) of every query head of the GQA group, and per
+//                              step recomputes S = Q K^T and dP = dO V^T, stages P and dS in
+//                              shared memory (16-bit), then accumulates dV += P^T dO and
+//                              dK += dS^T Q in registers and adds dQ += dS K into an fp32
+//                              buffer with atomics;
+//   flash_backward_convert_dq  dQ = scale * accumulator, to the storage dtype.
+// The P/dS round trip through shared memory is what lets every GEMM use a large warp tile: the
+// FA_WARPS warps form a different 2-D grid for each GEMM (FA_BWD_WM_S x .. over queries x keys
+// for S and dP, FA_BWD_WN_KV x .. over keys x head dim for dK and dV, FA_BWD_WM_Q x .. over
+// queries x head dim for dQ), so each ldmatrix feeds two or more MMAs. With FA_BWD_DOUBLE the
+// next step's Q, dO, LSE and D are prefetched with cp.async into a second buffer.
+#define THREADS (FA_WARPS * 32)
+// Head dims padded to 32 so that up to four warps split them into tiles of whole n8 columns.
+#define D_PAD ((FA_D + 31) / 32 * 32)
+#define DV_PAD ((FA_DV + 31) / 32 * 32)
+#define QK_PITCH (D_PAD + 8)
+#define V_PITCH (DV_PAD + 8)
+#define P_PITCH (FA_BN + 8)
+
+#ifdef FA_ENTRY_flash_backward_preprocess
+// One warp per query row; lanes stride over the head dim.
+extern "C" __global__ void __launch_bounds__(128)
+flash_backward_preprocess(const u16* __restrict__ o, const u16* __restrict__ dout,
+                          const float* __restrict__ lse, float* __restrict__ lse2_out,
+                          float* __restrict__ delta_out,
+                          i64 o_bs, i64 o_rs, i64 o_hs, i64 do_bs, i64 do_rs, i64 do_hs,
+                          i64 lse_bs, i64 lse_hs, int sq, int hq) {
+  const int row = blockIdx.x * 4 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int head = blockIdx.y, batch = blockIdx.z;
+  if (row >= sq) return;
+  const u16* po = o + batch * o_bs + head * o_hs + (i64)row * o_rs;
+  const u16* pd = dout + batch * do_bs + head * do_hs + (i64)row * do_rs;
+  float sum = 0.f;
+  for (int c = lane; c < FA_DV; c += 32) sum += to_float(po[c]) * to_float(pd[c]);
+  #pragma unroll
+  for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffff, sum, off);
+  if (lane == 0) {
+    i64 idx = ((i64)batch * hq + head) * sq + row;
+    float l = lse[batch * lse_bs + head * lse_hs + row];
+    // A row that saw no key has LSE -inf and P = 0 everywhere: +inf makes exp2(s - lse) = 0.
+    lse2_out[idx] = l == -FA_INF ? FA_INF : l * FA_LOG2E;
+    delta_out[idx] = sum;
+  }
+}
+#endif
+
+#ifdef FA_ENTRY_flash_backward_convert_dq
+extern "C" __global__ void __launch_bounds__(256)
+flash_backward_convert_dq(const float* __restrict__ accum, u16* __restrict__ dq,
+                          i64 dq_bs, i64 dq_rs, i64 dq_hs, int sq, int hq, float scale) {
+  // accum is [batch, sq, hq, FA_D] contiguous; each thread converts one pair.
+  i64 pairs = (i64)sq * hq * (FA_D / 2);
+  const int batch = blockIdx.y;
+  for (i64 p = (i64)blockIdx.x * blockDim.x + threadIdx.x; p < pairs; p += (i64)gridDim.x * blockDim.x) {
+    int c = (int)(p % (FA_D / 2)) * 2;
+    i64 rest = p / (FA_D / 2);
+    int h = (int)(rest % hq);
+    int i = (int)(rest / hq);
+    const float* src = accum + (((i64)batch * sq + i) * hq + h) * FA_D + c;
+    *(u32*)(dq + batch * dq_bs + (i64)i * dq_rs + h * dq_hs + c) = pack2(src[0] * scale, src[1] * scale);
+  }
+}
+#endif
+
+#ifdef FA_ENTRY_flash_backward_kv
+// dQ accumulation: one vector reduction of a column pair on Hopper, two scalar ones before.
+__device__ __forceinline__ void red_add2(float* address, float a, float b) {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" :: "l"(address), "f"(a), "f"(b) : "memory");
+#else
+  asm volatile("red.global.add.f32 [%0], %1;\n" :: "l"(address), "f"(a) : "memory");
+  asm volatile("red.global.add.f32 [%0], %1;\n" :: "l"(address + 1), "f"(b) : "memory");
+#endif
+}
+
+__device__ __forceinline__ void unpack2(u32 x, float& lo, float& hi) {
+#if FA_BF16
+  lo = __uint_as_float(x << 16);
+  hi = __uint_as_float(x & 0xffff0000u);
+#else
+  asm("{.reg .f16 a, b;\n mov.b32 {a, b}, %2;\n cvt.f32.f16 %0, a;\n cvt.f32.f16 %1, b;}\n" : "=f"(lo), "=f"(hi) : "r"(x));
+#endif
+}
+
+template <int MT, int NT>
+__device__ __forceinline__ void zero(float (&acc)[MT][NT][4]) {
+  #pragma unroll
+  for (int i = 0; i < MT; ++i)
+    #pragma unroll
+    for (int j = 0; j < NT; ++j) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
+}
+
+
+#if PIPE
+template <int MT, int NT, bool A_T, bool B_T, int A_PITCH, int B_PITCH>
+__device__ __forceinline__ void frag_load(u32 (&af)[MT][4], u32 (&bf)[NT][2], u32 a_base, u32 b_base, int ks) {
+  #pragma unroll
+  for (int i = 0; i < MT; ++i) {
+    const int off = A_T ? (ks * 16 * A_PITCH + i * 16) * 2 : (i * 16 * A_PITCH + ks * 16) * 2;
+    if (A_T) ldmatrix_x4_trans(a_base + off, af[i][0], af[i][1], af[i][2], af[i][3]);
+    else ldmatrix_x4(a_base + off, af[i][0], af[i][1], af[i][2], af[i][3]);
+  }
+  #pragma unroll
+  for (int j = 0; j < NT; j += 2) {
+    const int off = B_T ? (ks * 16 * B_PITCH + j * 8) * 2 : (j * 8 * B_PITCH + ks * 16) * 2;
+    if (j + 1 < NT) {
+      if (B_T) ldmatrix_x4_trans(b_base + off, bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+      else ldmatrix_x4(b_base + off, bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+    } else {
+      if (B_T) ldmatrix_x2_trans(b_base + off, bf[j][0], bf[j][1]);
+      else ldmatrix_x2(b_base + off, bf[j][0], bf[j][1]);
+    }
+  }
+}
+template <int MT, int NT>
+__device__ __forceinline__ void frag_mma(float (&acc)[MT][NT][4], const u32 (&af)[MT][4], const u32 (&bf)[NT][2]) {
+  #pragma unroll
+  for (int i = 0; i < MT; ++i)
+    #pragma unroll
+    for (int j = 0; j < NT; ++j) mma16816(acc[i][j], af[i][0], af[i][1], af[i][2], af[i][3], bf[j][0], bf[j][1]);
+}
+#endif
+// One warp: acc (MT*16 x NT*8) += A (MT*16 x KSTEPS*16) * B (KSTEPS*16 x NT*8), operands in
+// shared memory. `a` is the tile's origin: A[m][k] rows (A_T false) or A stored transposed as
+// [k][m] (A_T true, read with ldmatrix.trans). `b` likewise: B^T stored as [n][k] (B_T false)
+// or B as [k][n] (B_T true). Pitches in elements.
+template <int MT, int NT, int KSTEPS, bool A_T, bool B_T, int A_PITCH, int B_PITCH, int UNROLL>
+__device__ __forceinline__ void warp_gemm(float (&acc)[MT][NT][4], const u16* a, const u16* b, int lane) {
+  const u32 a_base = A_T
+      ? smem_u32(a + ((lane & 7) + ((lane >> 4) << 3)) * A_PITCH + ((lane >> 3) & 1) * 8)
+      : smem_u32(a + (lane % 16) * A_PITCH + (lane / 16) * 8);
+  const u32 b_base = B_T
+      ? smem_u32(b + ((lane & 7) + (((lane >> 3) & 1) << 3)) * B_PITCH + (lane >> 4) * 8)
+      : smem_u32(b + ((lane & 7) + ((lane >> 4) << 3)) * B_PITCH + ((lane >> 3) & 1) * 8);
+  // FA_BWD_UNROLL k-steps at a time: fully unrolled loops let ptxas hoist the next step's
+  // fragments and run out of registers beside the dK and dV accumulators.
+#if PIPE
+  // Two fragment sets: step ks + 1 loads while step ks multiplies (KSTEPS is even).
+  u32 af0[MT][4], bf0[NT][2], af1[MT][4], bf1[NT][2];
+  frag_load<MT, NT, A_T, B_T, A_PITCH, B_PITCH>(af0, bf0, a_base, b_base, 0);
+  #pragma unroll 1
+  for (int ks = 0; ks < KSTEPS; ks += 2) {
+    frag_load<MT, NT, A_T, B_T, A_PITCH, B_PITCH>(af1, bf1, a_base, b_base, ks + 1);
+    frag_mma(acc, af0, bf0);
+    if (ks + 2 < KSTEPS) frag_load<MT, NT, A_T, B_T, A_PITCH, B_PITCH>(af0, bf0, a_base, b_base, ks + 2);
+    frag_mma(acc, af1, bf1);
+  }
+  if (false)
+#endif
+  #pragma unroll UNROLL
+  for (int ks = 0; ks < KSTEPS; ++ks) {
+    u32 af[MT][4], bf[NT][2];
+    #pragma unroll
+    for (int i = 0; i < MT; ++i) {
+      const int off = A_T ? (ks * 16 * A_PITCH + i * 16) * 2 : (i * 16 * A_PITCH + ks * 16) * 2;
+      if (A_T) ldmatrix_x4_trans(a_base + off, af[i][0], af[i][1], af[i][2], af[i][3]);
+      else ldmatrix_x4(a_base + off, af[i][0], af[i][1], af[i][2], af[i][3]);
+    }
+    #pragma unroll
+    for (int j = 0; j < NT; j += 2) {
+      const int off = B_T ? (ks * 16 * B_PITCH + j * 8) * 2 : (j * 8 * B_PITCH + ks * 16) * 2;
+      if (j + 1 < NT) {
+        if (B_T) ldmatrix_x4_trans(b_base + off, bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+        else ldmatrix_x4(b_base + off, bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+      } else {
+        if (B_T) ldmatrix_x2_trans(b_base + off, bf[j][0], bf[j][1]);
+        else ldmatrix_x2(b_base + off, bf[j][0], bf[j][1]);
+      }
+    }
+    #pragma unroll
+    for (int i = 0; i < MT; ++i)
+      #pragma unroll
+      for (int j = 0; j < NT; ++j) mma16816(acc[i][j], af[i][0], af[i][1], af[i][2], af[i][3], bf[j][0], bf[j][1]);
+  }
+}
+
+
+// Like load_tile, with a compile-time trip count: each thread copies one 16-byte column chunk
+// of rows r0, r0 + THREADS / CHUNKS, ... (THREADS a multiple of CHUNKS).
+template <int ROWS, int COLS, int COLS_PAD, int PITCH, int NTHREADS>
+__device__ __forceinline__ void load_rows(u16* smem, const u16* gmem, i64 row_stride, int valid_rows, int tid) {
+  constexpr int CHUNKS = COLS_PAD / 8;
+  if constexpr (NTHREADS % CHUNKS != 0 || ROWS % (NTHREADS / CHUNKS) != 0 || !FIXLOAD) {
+    load_tile<ROWS, COLS, COLS_PAD, PITCH, NTHREADS>(smem, gmem, row_stride, valid_rows, tid);
+  } else {
+    constexpr int STEP = NTHREADS / CHUNKS;
+    const int r0 = tid / CHUNKS, c = tid % CHUNKS;
+    const bool col_ok = c * 8 < COLS;
+    const u16* src = gmem + r0 * row_stride + c * 8;
+    const u32 dst = smem_u32(smem + r0 * PITCH + c * 8);
+    #pragma unroll
+    for (int it = 0; it < ROWS / STEP; ++it) {
+      const bool valid = col_ok && r0 + it * STEP < valid_rows;
+      cp_async16(dst + it * STEP * PITCH * 2, valid ? src + it * STEP * row_stride : gmem, valid);
+    }
+  }
+}
+// Warp grids of the three GEMM shapes (rows x columns of warps) and each warp's tile.
+#define WN_S (FA_WARPS / FA_BWD_WM_S)
+#define TM_S (FA_BM / FA_BWD_WM_S)
+#define TN_S (FA_BN / WN_S)
+#define WD_KV (FA_WARPS / FA_BWD_WN_KV)
+#define TN_KV (FA_BN / FA_BWD_WN_KV)
+#define TD_K (D_PAD / WD_KV)
+#define TD_V (DV_PAD / WD_KV)
+#define WD_Q (FA_WARPS / FA_BWD_WM_Q)
+#define TM_Q (FA_BM / FA_BWD_WM_Q)
+#define TD_Q (D_PAD / WD_Q)
+#define NBUF (FA_BWD_DOUBLE ? 2 : 1)
+
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
+flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
+                  const u16* __restrict__ dout, const float* __restrict__ lse2,
+                  const float* __restrict__ delta, float* __restrict__ dq_accum,
+                  u16* __restrict__ dk, u16* __restrict__ dv,
+                  i64 q_bs, i64 q_rs, i64 q_hs, i64 k_bs, i64 k_rs, i64 k_hs,
+                  i64 v_bs, i64 v_rs, i64 v_hs, i64 do_bs, i64 do_rs, i64 do_hs,
+                  i64 dk_bs, i64 dk_rs, i64 dk_hs, i64 dv_bs, i64 dv_rs, i64 dv_hs,
+                  int sq, int sk, int group, float scale, float softcap, int left, int right) {
+  static_assert(TM_S % 16 == 0 && TN_S % 8 == 0 && TN_KV % 16 == 0 && TD_K % 8 == 0 && TD_V % 8 == 0
+                && TM_Q % 16 == 0 && TD_Q % 8 == 0 && FA_BM % 16 == 0 && FA_BN % 16 == 0, "warp tiles");
+  extern __shared__ __align__(128) u16 smem[];
+  u16* sK = smem;                                   // [FA_BN][QK_PITCH]
+  u16* sV = sK + FA_BN * QK_PITCH;                  // [FA_BN][V_PITCH]
+  u16* sQbuf = sV + FA_BN * V_PITCH;                // [NBUF][FA_BM][QK_PITCH]
+  u16* sdObuf = sQbuf + NBUF * FA_BM * QK_PITCH;    // [NBUF][FA_BM][V_PITCH]
+  u16* sP = sdObuf + NBUF * FA_BM * V_PITCH;        // [FA_BM][P_PITCH], queries x keys
+  u16* sdS = sP + FA_BM * P_PITCH;                  // [FA_BM][P_PITCH]
+  float* sLSEbuf = (float*)(sdS + FA_BM * P_PITCH); // [NBUF][FA_BM]
+  float* sDeltabuf = sLSEbuf + NBUF * FA_BM;        // [NBUF][FA_BM]
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int n0 = blockIdx.x * FA_BN;
+  const int kv_head = blockIdx.y, batch = blockIdx.z;
+  const int hq = gridDim.y * group;
+  const int off = sk - sq;   // bottom-right alignment
+
+  load_tile<FA_BN, FA_D, D_PAD, QK_PITCH, THREADS>(sK, k + batch * k_bs + kv_head * k_hs + (i64)n0 * k_rs, k_rs, sk - n0, tid);
+  load_tile<FA_BN, FA_DV, DV_PAD, V_PITCH, THREADS>(sV, v + batch * v_bs + kv_head * v_hs + (i64)n0 * v_rs, v_rs, sk - n0, tid);
+  cp_async_commit();
+
+  // Queries that see any key of this block.
+  int i_lo = 0, i_hi = sq;
+#if FA_CAUSAL_OR_WINDOW
+  if (right >= 0) i_lo = max(0, n0 - off - right);
+  if (left >= 0) i_hi = min(sq, min(n0 + FA_BN, sk) - 1 - off + left + 1);
+#endif
+  const int m_first = i_lo / FA_BM;
+  const int m_last = i_hi > i_lo ? (i_hi + FA_BM - 1) / FA_BM : m_first;
+
+#if FA_SOFTCAP
+  const float pre = scale / softcap;
+  const float scale_log2 = FA_LOG2E;
+#else
+  const float scale_log2 = scale * FA_LOG2E;
+#endif
+
+  // This warp's tiles in the three warp grids.
+  const int s_m = (warp / WN_S) * TM_S, s_n = (warp % WN_S) * TN_S;
+  const int kv_n = (warp / WD_KV) * TN_KV, kv_d = (warp % WD_KV);
+  const int q_m = (warp / WD_Q) * TM_Q, q_d = (warp % WD_Q) * TD_Q;
+
+  float acc_dk[TN_KV / 16][TD_K / 8][4];
+  float acc_dv[TN_KV / 16][TD_V / 8][4];
+  zero(acc_dk);
+  zero(acc_dv);
+
+  // Steps run over (query head of the group, query block); step s uses buffer s % NBUF.
+  const int blocks_per_head = m_last - m_first;
+  const int steps = group * blocks_per_head;
+  auto issue_load = [&](int step) {
+    const int head = kv_head * group + step / blocks_per_head;
+    const int m0 = (m_first + step % blocks_per_head) * FA_BM;
+    const int buf = step % NBUF;
+    load_rows<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQbuf + buf * FA_BM * QK_PITCH,
+        q + batch * q_bs + head * q_hs + (i64)m0 * q_rs, q_rs, sq - m0, tid);
+    load_rows<FA_BM, FA_DV, DV_PAD, V_PITCH, THREADS>(sdObuf + buf * FA_BM * V_PITCH,
+        dout + batch * do_bs + head * do_hs + (i64)m0 * do_rs, do_rs, sq - m0, tid);
+    const i64 ws = ((i64)batch * hq + head) * sq;
+    for (int r = tid; r < FA_BM; r += THREADS) {
+      // Rows past sq are masked out below; their LSE and D are zero-filled.
+      bool in = m0 + r < sq;
+      cp_async4(smem_u32(sLSEbuf + buf * FA_BM + r), lse2 + (in ? ws + m0 + r : 0), in);
+      cp_async4(smem_u32(sDeltabuf + buf * FA_BM + r), delta + (in ? ws + m0 + r : 0), in);
+    }
+    cp_async_commit();
+  };
+  if (steps > 0) issue_load(0);
+
+  for (int step = 0; step < steps; ++step) {
+    const int head = kv_head * group + step / blocks_per_head;
+    const int m0 = (m_first + step % blocks_per_head) * FA_BM;
+    const int buf = step % NBUF;
+    const u16* sQ = sQbuf + buf * FA_BM * QK_PITCH;
+    const u16* sdO = sdObuf + buf * FA_BM * V_PITCH;
+    const float* sLSE = sLSEbuf + buf * FA_BM;
+    const float* sDelta = sDeltabuf + buf * FA_BM;
+    cp_async_wait<0>();
+    // This step's Q, dO, LSE, D (and K, V on the first step) landed; every warp is done with
+    // the previous step, so the other buffer, sP and sdS may be overwritten.
+    __syncthreads();
+    if (FA_BWD_DOUBLE && step + 1 < steps && (!X_NO_PREFETCH || step == 0)) issue_load(step + 1);
+
+    {
+      // S = Q K^T and dP = dO V^T for this warp's TM_S queries x TN_S keys.
+      bool need_mask = m0 + FA_BM > sq || n0 + FA_BN > sk;
+#if FA_CAUSAL_OR_WINDOW
+      {
+        KeyRange first = visible_keys(m0, sq, sk, left, right);
+        KeyRange last = visible_keys(min(m0 + FA_BM, sq) - 1, sq, sk, left, right);
+        need_mask = need_mask || n0 < last.lo || n0 + FA_BN > first.hi;
+      }
+#endif
+#if PACKED && !FA_SOFTCAP
+      u32 pk[TM_S / 16][TN_S / 8][2];
+      {
+        float acc_s[TM_S / 16][TN_S / 8][4];
+        zero(acc_s);
+        warp_gemm<TM_S / 16, TN_S / 8, D_PAD / 16, false, false, QK_PITCH, QK_PITCH, US>(
+            acc_s, sQ + s_m * QK_PITCH, sK + s_n * QK_PITCH, lane);
+        #pragma unroll
+        for (int i = 0; i < TM_S / 16; ++i) {
+          #pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int row = s_m + i * 16 + h * 8 + g;
+            const float row_lse = sLSE[row];
+            KeyRange r;
+            r.lo = 0;
+            r.hi = sk;
+#if FA_CAUSAL_OR_WINDOW
+            if (need_mask) r = visible_keys(m0 + row, sq, sk, left, right);
+#endif
+            const bool row_in = m0 + row < sq;
+            #pragma unroll
+            for (int j = 0; j < TN_S / 8; ++j) {
+              float pv[2];
+              #pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                float p = ex2(acc_s[i][j][h * 2 + e] * scale_log2 - row_lse);
+                if (need_mask) {
+                  const int key = n0 + s_n + j * 8 + 2 * t + e;
+                  if (!row_in || key < r.lo || key >= r.hi) p = 0.f;
+                }
+                pv[e] = p;
+              }
+              pk[i][j][h] = pack2(pv[0], pv[1]);
+              *(u32*)(sP + row * P_PITCH + s_n + j * 8 + 2 * t) = pk[i][j][h];
+            }
+          }
+        }
+      }
+      {
+        float acc_dp[TM_S / 16][TN_S / 8][4];
+        zero(acc_dp);
+        warp_gemm<TM_S / 16, TN_S / 8, DV_PAD / 16, false, false, V_PITCH, V_PITCH, US>(
+            acc_dp, sdO + s_m * V_PITCH, sV + s_n * V_PITCH, lane);
+        #pragma unroll
+        for (int i = 0; i < TM_S / 16; ++i) {
+          #pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int row = s_m + i * 16 + h * 8 + g;
+            const float row_delta = sDelta[row];
+            #pragma unroll
+            for (int j = 0; j < TN_S / 8; ++j) {
+              float p0, p1;
+              unpack2(pk[i][j][h], p0, p1);
+              *(u32*)(sdS + row * P_PITCH + s_n + j * 8 + 2 * t) =
+                  pack2(p0 * (acc_dp[i][j][h * 2] - row_delta), p1 * (acc_dp[i][j][h * 2 + 1] - row_delta));
+            }
+          }
+        }
+      }
+#else
+      float acc_s[TM_S / 16][TN_S / 8][4];
+      float acc_dp[TM_S / 16][TN_S / 8][4];
+      zero(acc_s);
+      zero(acc_dp);
+      warp_gemm<TM_S / 16, TN_S / 8, D_PAD / 16, false, false, QK_PITCH, QK_PITCH, US>(
+          acc_s, sQ + s_m * QK_PITCH, sK + s_n * QK_PITCH, lane);
+      warp_gemm<TM_S / 16, TN_S / 8, DV_PAD / 16, false, false, V_PITCH, V_PITCH, US>(
+          acc_dp, sdO + s_m * V_PITCH, sV + s_n * V_PITCH, lane);
+
+      // P = exp2(s * c - lse2), zero where masked or out of range; dS = P * (dP - D)
+      // (times the softcap derivative). Both to shared memory as [query][key].
+      #pragma unroll
+      for (int i = 0; i < TM_S / 16; ++i) {
+        #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = s_m + i * 16 + h * 8 + g;   // query within the block
+          const float row_lse = sLSE[row], row_delta = sDelta[row];
+          KeyRange r;
+          r.lo = 0;
+          r.hi = sk;
+#if FA_CAUSAL_OR_WINDOW
+          if (need_mask) r = visible_keys(m0 + row, sq, sk, left, right);
+#endif
+          const bool row_in = m0 + row < sq;
+          #pragma unroll
+          for (int j = 0; j < TN_S / 8; ++j) {
+            float pv[2], dsv[2];
+            #pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              float s = acc_s[i][j][h * 2 + e];
+#if FA_SOFTCAP
+              const float th = fast_tanh(s * pre);
+              s = softcap * th;
+#endif
+              float p = X_NO_EXP ? s : ex2(s * scale_log2 - row_lse);
+              if (need_mask) {
+                const int key = n0 + s_n + j * 8 + 2 * t + e;
+                if (!row_in || key < r.lo || key >= r.hi) p = 0.f;
+              }
+              float ds = p * (acc_dp[i][j][h * 2 + e] - row_delta);
+#if FA_SOFTCAP
+              ds *= 1.f - th * th;
+#endif
+              pv[e] = p;
+              dsv[e] = ds;
+            }
+            const int col = s_n + j * 8 + 2 * t;
+            *(u32*)(sP + row * P_PITCH + col) = pack2(pv[0], pv[1]);
+            *(u32*)(sdS + row * P_PITCH + col) = pack2(dsv[0], dsv[1]);
+          }
+        }
+      }
+#endif
+    }
+    __syncthreads();   // sP and sdS complete
+
+#if AORDER == 1
+    warp_gemm<TN_KV / 16, TD_V / 8, FA_BM / 16, true, true, P_PITCH, V_PITCH, UKV>(
+        acc_dv, sP + kv_n, sdO + kv_d * TD_V, lane);
+    {
+      // dQ[m0.., :] += dS K for this warp's TM_Q queries x TD_Q columns.
+      float acc_dq[TM_Q / 16][TD_Q / 8][4];
+      zero(acc_dq);
+      warp_gemm<TM_Q / 16, TD_Q / 8, FA_BN / 16, false, true, P_PITCH, QK_PITCH, UQ>(
+          acc_dq, sdS + q_m * P_PITCH, sK + q_d, lane);
+#if RED4 && __CUDA_ARCH__ >= 900
+      // Lane pairs (t, t ^ 1) swap halves: even t gets 4 columns of row g, odd t of row g + 8.
+      #pragma unroll
+      for (int i = 0; i < TM_Q / 16; ++i) {
+        const int odd = t & 1;
+        const int row = m0 + q_m + i * 16 + odd * 8 + g;
+        float* dst = dq_accum + (((i64)batch * sq + row) * hq + head) * FA_D;
+        #pragma unroll
+        for (int j = 0; j < TD_Q / 8; ++j) {
+          const float send0 = odd ? acc_dq[i][j][0] : acc_dq[i][j][2];
+          const float send1 = odd ? acc_dq[i][j][1] : acc_dq[i][j][3];
+          const float got0 = __shfl_xor_sync(0xffffffff, send0, 1);
+          const float got1 = __shfl_xor_sync(0xffffffff, send1, 1);
+          float v0, v1, v2, v3;
+          if (odd) { v0 = got0; v1 = got1; v2 = acc_dq[i][j][2]; v3 = acc_dq[i][j][3]; }
+          else { v0 = acc_dq[i][j][0]; v1 = acc_dq[i][j][1]; v2 = got0; v3 = got1; }
+          const int col = q_d + j * 8 + 4 * (t >> 1);
+          if (row < sq && col < FA_D)
+            asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" :: "l"(dst + col), "f"(v0), "f"(v1), "f"(v2), "f"(v3) : "memory");
+        }
+      }
+#else
+      #pragma unroll
+      for (int i = 0; i < TM_Q / 16; ++i) {
+        #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = m0 + q_m + i * 16 + h * 8 + g;
+          if (row < sq) {
+            float* dst = dq_accum + (((i64)batch * sq + row) * hq + head) * FA_D;
+            #pragma unroll
+            for (int j = 0; j < TD_Q / 8; ++j) {
+              const int col = q_d + j * 8 + 2 * t;
+              if (col < FA_D && !X_NO_DQ) red_add2(dst + col, acc_dq[i][j][h * 2], acc_dq[i][j][h * 2 + 1]);
+            }
+          }
+        }
+      }
+#endif
+    }
+    warp_gemm<TN_KV / 16, TD_K / 8, FA_BM / 16, true, true, P_PITCH, QK_PITCH, UKV>(
+        acc_dk, sdS + kv_n, sQ + kv_d * TD_K, lane);
+#elif AORDER == 2
+    {
+      // dQ[m0.., :] += dS K for this warp's TM_Q queries x TD_Q columns.
+      float acc_dq[TM_Q / 16][TD_Q / 8][4];
+      zero(acc_dq);
+      warp_gemm<TM_Q / 16, TD_Q / 8, FA_BN / 16, false, true, P_PITCH, QK_PITCH, UQ>(
+          acc_dq, sdS + q_m * P_PITCH, sK + q_d, lane);
+#if RED4 && __CUDA_ARCH__ >= 900
+      // Lane pairs (t, t ^ 1) swap halves: even t gets 4 columns of row g, odd t of row g + 8.
+      #pragma unroll
+      for (int i = 0; i < TM_Q / 16; ++i) {
+        const int odd = t & 1;
+        const int row = m0 + q_m + i * 16 + odd * 8 + g;
+        float* dst = dq_accum + (((i64)batch * sq + row) * hq + head) * FA_D;
+        #pragma unroll
+        for (int j = 0; j < TD_Q / 8; ++j) {
+          const float send0 = odd ? acc_dq[i][j][0] : acc_dq[i][j][2];
+          const float send1 = odd ? acc_dq[i][j][1] : acc_dq[i][j][3];
+          const float got0 = __shfl_xor_sync(0xffffffff, send0, 1);
+          const float got1 = __shfl_xor_sync(0xffffffff, send1, 1);
+          float v0, v1, v2, v3;
+          if (odd) { v0 = got0; v1 = got1; v2 = acc_dq[i][j][2]; v3 = acc_dq[i][j][3]; }
+          else { v0 = acc_dq[i][j][0]; v1 = acc_dq[i][j][1]; v2 = got0; v3 = got1; }
+          const int col = q_d + j * 8 + 4 * (t >> 1);
+          if (row < sq && col < FA_D)
+            asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" :: "l"(dst + col), "f"(v0), "f"(v1), "f"(v2), "f"(v3) : "memory");
+        }
+      }
+#else
+      #pragma unroll
+      for (int i = 0; i < TM_Q / 16; ++i) {
+        #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = m0 + q_m + i * 16 + h * 8 + g;
+          if (row < sq) {
+            float* dst = dq_accum + (((i64)batch * sq + row) * hq + head) * FA_D;
+            #pragma unroll
+            for (int j = 0; j < TD_Q / 8; ++j) {
+              const int col = q_d + j * 8 + 2 * t;
+              if (col < FA_D && !X_NO_DQ) red_add2(dst + col, acc_dq[i][j][h * 2], acc_dq[i][j][h * 2 + 1]);
+            }
+          }
+        }
+      }
+#endif
+    }
+    warp_gemm<TN_KV / 16, TD_V / 8, FA_BM / 16, true, true, P_PITCH, V_PITCH, UKV>(
+        acc_dv, sP + kv_n, sdO + kv_d * TD_V, lane);
+    warp_gemm<TN_KV / 16, TD_K / 8, FA_BM / 16, true, true, P_PITCH, QK_PITCH, UKV>(
+        acc_dk, sdS + kv_n, sQ + kv_d * TD_K, lane);
+#else
+    warp_gemm<TN_KV / 16, TD_V / 8, FA_BM / 16, true, true, P_PITCH, V_PITCH, UKV>(
+        acc_dv, sP + kv_n, sdO + kv_d * TD_V, lane);
+    warp_gemm<TN_KV / 16, TD_K / 8, FA_BM / 16, true, true, P_PITCH, QK_PITCH, UKV>(
+        acc_dk, sdS + kv_n, sQ + kv_d * TD_K, lane);
+    {
+      // dQ[m0.., :] += dS K for this warp's TM_Q queries x TD_Q columns.
+      float acc_dq[TM_Q / 16][TD_Q / 8][4];
+      zero(acc_dq);
+      warp_gemm<TM_Q / 16, TD_Q / 8, FA_BN / 16, false, true, P_PITCH, QK_PITCH, UQ>(
+          acc_dq, sdS + q_m * P_PITCH, sK + q_d, lane);
+#if RED4 && __CUDA_ARCH__ >= 900
+      // Lane pairs (t, t ^ 1) swap halves: even t gets 4 columns of row g, odd t of row g + 8.
+      #pragma unroll
+      for (int i = 0; i < TM_Q / 16; ++i) {
+        const int odd = t & 1;
+        const int row = m0 + q_m + i * 16 + odd * 8 + g;
+        float* dst = dq_accum + (((i64)batch * sq + row) * hq + head) * FA_D;
+        #pragma unroll
+        for (int j = 0; j < TD_Q / 8; ++j) {
+          const float send0 = odd ? acc_dq[i][j][0] : acc_dq[i][j][2];
+          const float send1 = odd ? acc_dq[i][j][1] : acc_dq[i][j][3];
+          const float got0 = __shfl_xor_sync(0xffffffff, send0, 1);
+          const float got1 = __shfl_xor_sync(0xffffffff, send1, 1);
+          float v0, v1, v2, v3;
+          if (odd) { v0 = got0; v1 = got1; v2 = acc_dq[i][j][2]; v3 = acc_dq[i][j][3]; }
+          else { v0 = acc_dq[i][j][0]; v1 = acc_dq[i][j][1]; v2 = got0; v3 = got1; }
+          const int col = q_d + j * 8 + 4 * (t >> 1);
+          if (row < sq && col < FA_D)
+            asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" :: "l"(dst + col), "f"(v0), "f"(v1), "f"(v2), "f"(v3) : "memory");
+        }
+      }
+#else
+      #pragma unroll
+      for (int i = 0; i < TM_Q / 16; ++i) {
+        #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = m0 + q_m + i * 16 + h * 8 + g;
+          if (row < sq) {
+            float* dst = dq_accum + (((i64)batch * sq + row) * hq + head) * FA_D;
+            #pragma unroll
+            for (int j = 0; j < TD_Q / 8; ++j) {
+              const int col = q_d + j * 8 + 2 * t;
+              if (col < FA_D && !X_NO_DQ) red_add2(dst + col, acc_dq[i][j][h * 2], acc_dq[i][j][h * 2 + 1]);
+            }
+          }
+        }
+      }
+#endif
+    }
+#endif
+    if (!FA_BWD_DOUBLE && step + 1 < steps) {
+      __syncthreads();   // the single buffer is free
+      issue_load(step + 1);
+    }
+  }
+
+  // Write dK (scaled) and dV for this warp's keys.
+  #pragma unroll
+  for (int i = 0; i < TN_KV / 16; ++i) {
+    #pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int key = n0 + kv_n + i * 16 + h * 8 + g;
+      if (key < sk) {
+        u16* pk = dk + batch * dk_bs + kv_head * dk_hs + (i64)key * dk_rs;
+        #pragma unroll
+        for (int j = 0; j < TD_K / 8; ++j) {
+          const int col = kv_d * TD_K + j * 8 + 2 * t;
+          if (col < FA_D) *(u32*)(pk + col) = pack2(acc_dk[i][j][h * 2] * scale, acc_dk[i][j][h * 2 + 1] * scale);
+        }
+        u16* pv = dv + batch * dv_bs + kv_head * dv_hs + (i64)key * dv_rs;
+        #pragma unroll
+        for (int j = 0; j < TD_V / 8; ++j) {
+          const int col = kv_d * TD_V + j * 8 + 2 * t;
+          if (col < FA_DV) *(u32*)(pv + col) = pack2(acc_dv[i][j][h * 2], acc_dv[i][j][h * 2 + 1]);
+        }
+      }
+    }
+  }
+}
+#endif
