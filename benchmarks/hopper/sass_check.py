@@ -13,7 +13,8 @@ import nvrtc_build as nb
 
 # Mirror of HopperTileTable.swift: (d, dv, masked, persistent) -> (block_n, stages, pingpong, overlap, q_stages)
 TABLE = {
-    (64, 64, False, False): (176, 3, 0, 1, 2), (64, 64, True, False): (128, 3, 1, 1, 2),
+    (64, 64, False, False): (176, 3, 0, 1, 2), (64, 64, False, True): (128, 3, 0, 1, 2),
+    (64, 64, True, False): (128, 3, 1, 1, 2),
     (96, 96, False, False): (128, 2, 0, 1, 1), (96, 96, True, False): (128, 2, 0, 1, 1),
     (128, 128, False, False): (176, 2, 0, 1, 1), (128, 128, False, True): (128, 2, 0, 1, 2),
     (128, 128, True, False): (128, 2, 1, 1, 2),

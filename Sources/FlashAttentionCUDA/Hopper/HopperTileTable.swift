@@ -19,11 +19,13 @@ enum HopperTileTable {
   /// `persistent`: the launch runs one block per SM over many work tiles (short sequences).
   static func tile(headDim: Int, headDimV: Int, masked: Bool, persistent: Bool) -> Tile? {
     switch (headDim, headDimV, masked) {
+    // Short sequences (d = 64 and 128 unmasked): BN = 128 tiles N = 512·2^k exactly, where 176
+    // leaves a partial, masked last tile (+6% at N = 512, runs 8 and 10), and leaves room for a
+    // second Q buffer at d = 128 (+4–7%); long ones: BN = 176 (fewer per-tile fixed costs).
+    case (64, 64, false) where persistent: Tile(blockN: 128, stages: 3, qStages: 2, pingPong: false, overlap: true)
     case (64, 64, false): Tile(blockN: 176, stages: 3, qStages: 2, pingPong: false, overlap: true)
     case (64, 64, true): Tile(blockN: 128, stages: 3, qStages: 2, pingPong: true, overlap: true)
     case (96, 96, _): Tile(blockN: 128, stages: 2, qStages: 1, pingPong: false, overlap: true)
-    // Short sequences: BN = 128 leaves room for a second Q buffer (+6–9% at N = 512–1k, run 8);
-    // long ones: BN = 176 (fewer per-tile fixed costs).
     case (128, 128, false) where persistent: Tile(blockN: 128, stages: 2, qStages: 2, pingPong: false, overlap: true)
     case (128, 128, false): Tile(blockN: 176, stages: 2, qStages: 1, pingPong: false, overlap: true)
     case (128, 128, true): Tile(blockN: 128, stages: 2, qStages: 2, pingPong: true, overlap: true)
