@@ -273,9 +273,12 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   // Steps run over (query head of the group, query block); step s uses buffer s % NBUF.
   const int blocks_per_head = m_last - m_first;
   const int steps = group * blocks_per_head;
+  // ROT: each key block starts at another query block, so concurrent CTAs add into different dQ rows.
+  const int rot0 = ROT && steps > 0 ? (int)(blockIdx.x % (unsigned)steps) : 0;
   auto issue_load = [&](int step) {
-    const int head = kv_head * group + step / blocks_per_head;
-    const int m0 = (m_first + step % blocks_per_head) * FA_BM;
+    const int rs = step + rot0 < steps ? step + rot0 : step + rot0 - steps;
+    const int head = kv_head * group + rs / blocks_per_head;
+    const int m0 = (m_first + rs % blocks_per_head) * FA_BM;
     const int buf = step % NBUF;
     load_rows<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQbuf + buf * FA_BM * QK_PITCH,
         q + batch * q_bs + head * q_hs + (i64)m0 * q_rs, q_rs, sq - m0, tid);
@@ -293,8 +296,9 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   if (steps > 0) issue_load(0);
 
   for (int step = 0; step < steps; ++step) {
-    const int head = kv_head * group + step / blocks_per_head;
-    const int m0 = (m_first + step % blocks_per_head) * FA_BM;
+    const int rs = step + rot0 < steps ? step + rot0 : step + rot0 - steps;
+    const int head = kv_head * group + rs / blocks_per_head;
+    const int m0 = (m_first + rs % blocks_per_head) * FA_BM;
     const int buf = step % NBUF;
     const u16* sQ = sQbuf + buf * FA_BM * QK_PITCH;
     const u16* sdO = sdObuf + buf * FA_BM * V_PITCH;

@@ -225,12 +225,16 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   zero(acc_dk);
   zero(acc_dv);
 
-  // Steps run over (query head of the group, query block); step s uses buffer s % NBUF.
+  // Steps run over (query head of the group, query block), each key block starting at another
+  // one (rotated by blockIdx.x), so the CTAs running at the same time add into different dQ rows
+  // instead of all into the same ones (neutral to +2%, run 5); step s uses buffer s % NBUF.
   const int blocks_per_head = m_last - m_first;
   const int steps = group * blocks_per_head;
+  const int rot0 = steps > 0 ? (int)(blockIdx.x % (unsigned)steps) : 0;
   auto issue_load = [&](int step) {
-    const int head = kv_head * group + step / blocks_per_head;
-    const int m0 = (m_first + step % blocks_per_head) * FA_BM;
+    const int rs = step + rot0 < steps ? step + rot0 : step + rot0 - steps;
+    const int head = kv_head * group + rs / blocks_per_head;
+    const int m0 = (m_first + rs % blocks_per_head) * FA_BM;
     const int buf = step % NBUF;
     const u16* q_tile = q + batch * q_bs + head * q_hs + (i64)m0 * q_rs;
     const u16* do_tile = dout + batch * do_bs + head * do_hs + (i64)m0 * do_rs;
@@ -253,8 +257,9 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   if (steps > 0) issue_load(0);
 
   for (int step = 0; step < steps; ++step) {
-    const int head = kv_head * group + step / blocks_per_head;
-    const int m0 = (m_first + step % blocks_per_head) * FA_BM;
+    const int rs = step + rot0 < steps ? step + rot0 : step + rot0 - steps;
+    const int head = kv_head * group + rs / blocks_per_head;
+    const int m0 = (m_first + rs % blocks_per_head) * FA_BM;
     const int buf = step % NBUF;
     const u16* sQ = sQbuf + buf * FA_BM * QK_PITCH;
     const u16* sdO = sdObuf + buf * FA_BM * V_PITCH;
