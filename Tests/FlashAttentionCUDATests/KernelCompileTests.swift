@@ -112,6 +112,30 @@ struct KernelKeyTests {
     #expect(Set(variants.map(\.program)).count == variants.count)
   }
 
+  @Test("backward warp grids reproduce FlashAttention-2's sm80 layouts")
+  func backwardWarpGrids() {
+    // (d, expected FA_BWD_WM_S, FA_BWD_WN_KV, FA_BWD_WM_Q): FA2's AtomLayoutMSdP, NdKV, MdQ.
+    for (d, s, kv, q) in [(64, 4, 4, 4), (128, 2, 4, 2), (256, 4, 2, 2)] {
+      let key = AttentionKernelKey.make(
+        kind: .backwardKeyValue, headDim: d, headDimV: d, dtype: .bfloat16, masked: false, softcap: false,
+        deterministic: false, arch: "sm_90a")
+      let source = key.program.source
+      #expect(source.contains("#define FA_BWD_WM_S \(s)\n"), "d=\(d)")
+      #expect(source.contains("#define FA_BWD_WN_KV \(kv)\n"), "d=\(d)")
+      #expect(source.contains("#define FA_BWD_WM_Q \(q)\n"), "d=\(d)")
+    }
+  }
+
+  @Test("the backward tile fits every architecture's shared memory")
+  func backwardTilesFit() {
+    for arch in ["sm_80", "sm_86", "sm_89", "sm_90a"] {
+      for (d, dv) in AttentionKernelCatalog.headDims {
+        let tile = AttentionKernelKey.backwardTile(headDim: d, headDimV: dv, arch: arch)
+        #expect(AttentionKernelKey.backwardTileFits(tile, headDim: d, headDimV: dv, arch: arch), "\(arch) d=\(d) dv=\(dv) \(tile)")
+      }
+    }
+  }
+
   @Test("head dims: multiples of 8 up to 256")
   func headDims() {
     #expect(AttentionKernelKey.supportsHeadDim(8))
