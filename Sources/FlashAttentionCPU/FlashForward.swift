@@ -103,6 +103,17 @@ struct FlashForward {
         aK: 1, b: qT, bK: br, c: sTile, cRow: br, accumulate: false,
         columnBand: masked ? mask.queriesPerKey(firstQuery: firstQuery, firstKey: firstKey) : nil,
         depthBand: nil)
+      // The next tile's K and V rows, asked for now so that they arrive during this tile's
+      // softmax and P·V. Rows of one head are `heads · d` floats apart (2–4 KiB here), which the
+      // hardware prefetchers do not follow across pages, so at large N every tile would
+      // otherwise wait for L3 or DRAM (d = 64, N = 16384, one core: 64 → 85 GFLOP/s; see
+      // docs/perf-notes/cpu.md, item 8).
+      // Issued here, between the two products, the requests use load slots the softmax leaves
+      // free; spread over the GEMMs they measured slower.
+      let nextKey = firstKey + keyCount
+      let nextCount = min(bc, keys.upperBound - nextKey)
+      kRows.prefetch(rows: nextKey, count: nextCount)
+      vRows.prefetch(rows: nextKey, count: nextCount)
       let tile = ScoreTile(scores: sTile, keyCount: keyCount, paddedQueries: paddedQueries)
       if softcap > 0 { tile.applySoftcap(scale: arguments.scale, cap: softcap, tanhOut: nil) }
       if masked {
