@@ -30,7 +30,12 @@ def cfg(d, dv, bm, bn, warps, double=True, **over):
     return c
 
 
+LIMITS = {"sm_80": 163 * 1024, "sm_87": 163 * 1024, "sm_86": 99 * 1024, "sm_89": 99 * 1024}
+
+
 def table(d, dv, arch="sm_90a"):
+    """The H100/A100 table tile; two Q/dO buffers where they fit the arch (as the Swift key)."""
+    import kernel_source as ks
     width = max(pad32(d), pad32(dv))
     if width <= 64:
         t = cfg(d, dv, 128, 128, 8)
@@ -38,4 +43,5 @@ def table(d, dv, arch="sm_90a"):
         t = cfg(d, dv, 64, 128, 8)
     else:
         t = cfg(d, dv, 64, 64, 8)
+    t["double"] = ks.smem_bytes(dict(t, double=True)) <= LIMITS.get(arch, 227 * 1024)
     return {"table": t}

@@ -133,10 +133,10 @@ __device__ __forceinline__ void warp_gemm(float (&acc)[MT][NT][4], const u16* a,
 
 // Q and dO tile loads with a compile-time trip count (each thread copies one 16-byte column
 // chunk of rows r0, r0 + THREADS / CHUNKS, ...): the per-step address arithmetic of load_tile's
-// generic loop cost 3-4% at d = 64 and 128 (run 4 in docs/perf-notes/cuda-sm80.md). Only where
-// it measured faster and fits the registers: unpadded heads up to 128 wide, no mask, whole
+// generic loop cost 3-4% at d = 64 and 128 (runs 4 and 5 in docs/perf-notes/cuda-sm80.md).
+// Only where it measured faster and fits the registers: unpadded heads up to 128 wide, whole
 // rows per pass.
-#define FIXED_LOADS (FA_D == D_PAD && FA_DV == DV_PAD && D_PAD <= 128 && !FA_CAUSAL_OR_WINDOW \
+#define FIXED_LOADS (FA_D == D_PAD && FA_DV == DV_PAD && D_PAD <= 128 \
     && THREADS % (D_PAD / 8) == 0 && THREADS % (DV_PAD / 8) == 0 \
     && FA_BM % (THREADS / (D_PAD / 8)) == 0 && FA_BM % (THREADS / (DV_PAD / 8)) == 0)
 template <int ROWS, int COLS, int PITCH>
