@@ -1,0 +1,33 @@
+@testable import FlashAttentionCPU
+import FlashAttentionCore
+import FlashAttentionTestSupport
+import Testing
+
+@Suite("CPU backend scratch memory")
+struct ScratchPoisonTests {
+  /// Masked tiles leave parts of the score tiles unwritten (the banded products); these cases
+  /// have such tiles in both passes, with softcap's extra tanh tile in one of them.
+  static let maskedCases = [
+    AttentionCase(seqlenQ: 200, seqlenK: 130, headDim: 64, options: AttentionOptions(causal: true)),
+    AttentionCase(
+      seqlenQ: 150, seqlenK: 150, headsQ: 2, headsKV: 1, headDim: 32,
+      options: AttentionOptions(window: SlidingWindow(left: 16, right: 8), softcap: 2)),
+    AttentionCase(seqlenQ: 100, seqlenK: 100, headDim: 48, headDimV: 16, options: AttentionOptions(causal: true)),
+  ]
+
+  @Test("NaN left in the workers' scratch memory never reaches outputs or gradients")
+  func poisonedScratch() throws {
+    // A thread count no other test uses, so that no other call shares this pool while its
+    // scratch is overwritten.
+    let threads = 5
+    let pool = WorkerPool.shared(threads: threads)
+    let backend = try CPUBackend(threads: threads)
+    for testCase in ScratchPoisonTests.maskedCases {
+      let bytes = 4 << 20
+      for worker in 0..<pool.threadCount {
+        pool.scratch(worker: worker, bytes: bytes).initializeMemory(as: Float.self, repeating: .nan, count: bytes / 4)
+      }
+      try expectMatchesReference(testCase, backend: backend)
+    }
+  }
+}
