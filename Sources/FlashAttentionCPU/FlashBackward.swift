@@ -148,13 +148,6 @@ struct FlashBackward {
       rows: firstKey, count: keyCount, paddedRows: paddedKeys, buffer: vTile, leading: paddedDimV)
     dKTile.update(repeating: 0, count: bc * paddedDim)
     dVTile.update(repeating: 0, count: bc * paddedDimV)
-    // On tiles the mask cuts, the banded products leave the blocks without visible pairs of Sᵀ
-    // and dPᵀ unwritten, and dS = P · (dP − D) relies on P = 0 there. That is exact only if
-    // what they hold is finite: zeroed here, they hold only this item's own finite values
-    // later, never an earlier call's NaN or -inf (0 · NaN = NaN). Once per key block instead
-    // of a select per 16 dS values (which cost 5–15 % of the backward at d = 64).
-    pTile.update(repeating: 0, count: bc * br)
-    dsTile.update(repeating: 0, count: bc * br)
 
     let mask = arguments.mask
     let softcap = arguments.options.softcap
@@ -199,8 +192,7 @@ struct FlashBackward {
           let blockQueries = firstQuery..<(firstQuery + queryCount)
           let masked = !mask.isFullyVisible(queries: blockQueries, keys: keys)
           // On a tile the mask cuts, only the 6 × 16 blocks with visible pairs are computed:
-          // the rest of Sᵀ is masked to -inf below, and P = 0 there zeroes dS (dPᵀ there holds
-          // finite values, see the zeroing above).
+          // the rest of Sᵀ is masked to -inf below, and P = 0 there zeroes dS whatever dPᵀ held.
           let queriesPerKey = masked ? mask.queriesPerKey(firstQuery: firstQuery, firstKey: firstKey) : nil
           let keysPerQuery = masked ? mask.keysPerQuery(firstQuery: firstQuery, firstKey: firstKey) : nil
 

@@ -99,8 +99,7 @@ struct ScoreTile {
   }
 
   /// Turns `dP` (in `gradient`, same layout) into the gradient of the raw dot products:
-  /// `dS = P · (dP − D) · scale`, times `1 − tanh²` under softcap. Where P = 0 the result is 0
-  /// only if `gradient` and `tanh` hold finite values there: the caller keeps them finite.
+  /// `dS = P · (dP − D) · scale`, times `1 − tanh²` under softcap.
   func scoreGradient(
     gradient: UnsafeMutablePointer<Float>, rowD: UnsafePointer<Float>, scale: Float,
     tanh: UnsafePointer<Float>?
@@ -116,6 +115,9 @@ struct ScoreTile {
           let t = TileGEMM.load(tanh + offset)
           ds *= Vector(repeating: 1) - t * t
         }
+        // Masked entries (P = 0) may sit over dPᵀ the banded GEMM never wrote this call: stale
+        // scratch can hold NaN, and 0 · NaN is NaN. Select instead of multiply.
+        ds.replace(with: 0, where: p .== Vector(repeating: 0))
         TileGEMM.store(ds, gradient + offset)
       }
     }
