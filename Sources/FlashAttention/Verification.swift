@@ -76,10 +76,25 @@ public struct Verification: Sendable {
       checks.append(check("dq", dQ.floats(), gradients.dQ, baselineGradients?.dQ, dtype: dtype))
       checks.append(check("dk", dK.floats(), gradients.dK, baselineGradients?.dK, dtype: dtype))
       checks.append(check("dv", dV.floats(), gradients.dV, baselineGradients?.dV, dtype: dtype))
+      if options.deterministic {
+        // Deterministic means the same bits on every run, not only a small error.
+        let again = [shape.qShape, shape.kShape, shape.vShape].map { HostTensor(shape: $0, dtype: dtype) }
+        try engine.backward(
+          q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, dOut: dOut.view, dQ: again[0].view,
+          dK: again[1].view, dV: again[2].view, options: options)
+        for (name, first, second) in [("dq", dQ, again[0]), ("dk", dK, again[1]), ("dv", dV, again[2])]
+        where !sameBytes(first, second) {
+          return result("deterministic backward: \(name) differs between two runs on the same inputs")
+        }
+      }
       return result(nil)
     } catch {
       return result(error.description)
     }
+  }
+
+  private func sameBytes(_ a: HostTensor, _ b: HostTensor) -> Bool {
+    a.byteCount == b.byteCount && memcmp(a.storage, b.storage, a.byteCount) == 0
   }
 
   private func check(

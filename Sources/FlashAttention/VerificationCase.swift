@@ -27,6 +27,7 @@ public struct VerificationCase: Sendable, Hashable, CustomStringConvertible {
     if let window = options.window { parts.append("window=\(window)") }
     if options.softcap > 0 { parts.append("softcap=\(options.softcap)") }
     if let scale = options.scale { parts.append("scale=\(scale)") }
+    if options.deterministic { parts.append("deterministic") }
     if stridedInputs { parts.append("strided") }
     return parts.isEmpty ? "-" : parts.joined(separator: " ")
   }
@@ -80,6 +81,9 @@ public enum VerificationMatrix {
       VerificationCase(
         "strided-gqa2", S(batch: 2, seqlenQ: 37, seqlenK: 53, headsQ: 4, headsKV: 2, headDim: 64),
         O(causal: true), stridedInputs: true),
+      VerificationCase(
+        "deterministic-gqa", S(batch: 1, seqlenQ: 200, seqlenK: 300, headsQ: 4, headsKV: 2, headDim: 64),
+        O(causal: true, deterministic: true)),
       VerificationCase("no-keys", S(batch: 1, seqlenQ: 5, seqlenK: 0, headsQ: 2, headDim: 64)),
       VerificationCase("empty-sq", S(batch: 1, seqlenQ: 0, seqlenK: 10, headsQ: 2, headDim: 64)),
       VerificationCase("decode-mqa", S(batch: 2, seqlenQ: 1, seqlenK: 1000, headsQ: 8, headsKV: 1, headDim: 128)),

@@ -69,7 +69,7 @@ class Backward:
         a_kv = [P(q), P(k), P(v), P(do), P(lse2), P(delta), P(acc), P(dk), P(dv),
                 *st(q), *st(k), *st(v), *st(do), *st(dk), *st(dv),
                 ctypes.c_int(sq), ctypes.c_int(sk), ctypes.c_int(hq // hkv), ctypes.c_float(scale),
-                ctypes.c_float(softcap), ctypes.c_int(window[0]), ctypes.c_int(window[1])]
+                ctypes.c_float(softcap), ctypes.c_int(window[0]), ctypes.c_int(window[1]), ctypes.c_int(0)]
         a_conv = [P(acc), P(dq), *st(dq), ctypes.c_int(sq), ctypes.c_int(hq), ctypes.c_float(scale)]
         bn, threads = self.cfg["bn"], self.cfg["warps"] * 32
         pairs = sq * hq * d // 2

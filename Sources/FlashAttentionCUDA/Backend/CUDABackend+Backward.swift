@@ -5,14 +5,14 @@ extension CUDABackend {
   ///
   /// Three steps: D = rowsum(dO ∘ O) (preprocess), dK/dV per key block with dQ added into an
   /// fp32 accumulator by atomics, then dQ converted to the storage dtype. The fp32 atomics
-  /// make dQ's rounding order vary between runs; `deterministic` is not supported yet.
+  /// make dQ's rounding order vary between runs; with `options.deterministic` the key blocks
+  /// run one launch after another instead (each dQ element then gets at most one addition per
+  /// launch, in a fixed order), which gives the same bits every run at a large cost in speed:
+  /// each launch has only batch × kv-heads CTAs.
   /// On the backend's own stream the call returns without waiting (its scratch is reused in
   /// stream order); on another stream it waits, because its scratch is freed on return.
   public func enqueueBackward(_ arguments: BackwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
     let shape = arguments.shape
-    if arguments.options.deterministic {
-      throw .unsupported(backend: name, feature: "deterministic backward (dQ is accumulated with fp32 atomics)")
-    }
     if shape.batch == 0 { return }
     try checkKernelSupport(shape: shape, dtype: arguments.q.dtype)
     for (tensor, label) in [
@@ -104,9 +104,21 @@ extension CUDABackend {
       args.append(left)
       args.append(right)
       let blocks = (shape.seqlenK + kv.tile.blockN - 1) / kv.tile.blockN
-      try loadedFunction(kv).launch(
-        grid: (blocks, shape.headsKV, shape.batch), block: (kv.threads, 1, 1),
-        sharedMemory: kv.sharedMemoryBytes, arguments: args, stream: stream)
+      let function = try loadedFunction(kv)
+      if arguments.options.deterministic {
+        for base in 0..<blocks {
+          var launchArgs = args
+          launchArgs.append(Int32(base))
+          try function.launch(
+            grid: (1, shape.headsKV, shape.batch), block: (kv.threads, 1, 1),
+            sharedMemory: kv.sharedMemoryBytes, arguments: launchArgs, stream: stream)
+        }
+      } else {
+        args.append(Int32(0))
+        try function.launch(
+          grid: (blocks, shape.headsKV, shape.batch), block: (kv.threads, 1, 1),
+          sharedMemory: kv.sharedMemoryBytes, arguments: args, stream: stream)
+      }
     }
 
     if shape.seqlenQ > 0 {

@@ -175,7 +175,8 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
                   i64 q_bs, i64 q_rs, i64 q_hs, i64 k_bs, i64 k_rs, i64 k_hs,
                   i64 v_bs, i64 v_rs, i64 v_hs, i64 do_bs, i64 do_rs, i64 do_hs,
                   i64 dk_bs, i64 dk_rs, i64 dk_hs, i64 dv_bs, i64 dv_rs, i64 dv_hs,
-                  int sq, int sk, int group, float scale, float softcap, int left, int right) {
+                  int sq, int sk, int group, float scale, float softcap, int left, int right,
+                  int key_block_base) {
   static_assert(TM_S % 16 == 0 && TN_S % 8 == 0 && TN_KV % 16 == 0 && TD_K % 8 == 0 && TD_V % 8 == 0
                 && TM_Q % 16 == 0 && TD_Q % 8 == 0 && FA_BM % 16 == 0 && FA_BN % 16 == 0, "warp tiles");
   extern __shared__ __align__(128) u16 smem[];
@@ -190,7 +191,9 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
-  const int n0 = blockIdx.x * FA_BN;
+  // key_block_base > 0 only in the deterministic mode, which launches one key block at a time.
+  const int key_block = blockIdx.x + key_block_base;
+  const int n0 = key_block * FA_BN;
   const int kv_head = blockIdx.y, batch = blockIdx.z;
   const int hq = gridDim.y * group;
   const int off = sk - sq;   // bottom-right alignment
@@ -230,7 +233,7 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   // instead of all into the same ones (neutral to +2%, run 5); step s uses buffer s % NBUF.
   const int blocks_per_head = m_last - m_first;
   const int steps = group * blocks_per_head;
-  const int rot0 = steps > 0 ? (int)(blockIdx.x % (unsigned)steps) : 0;
+  const int rot0 = steps > 0 ? (int)((unsigned)key_block % (unsigned)steps) : 0;
   auto issue_load = [&](int step) {
     const int rs = step + rot0 < steps ? step + rot0 : step + rot0 - steps;
     const int head = kv_head * group + rs / blocks_per_head;
