@@ -22,6 +22,26 @@ struct KernelCompileTests {
     }
   }
 
+  /// sm_86 and sm_89 have less shared memory per block than sm_80, so the backward picks
+  /// smaller fallback tiles there: those variants need their own spill check.
+  @Test(
+    "the backward's fallback tiles for sm_86 and sm_89 compile without spills",
+    .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"),
+    arguments: ["sm_86", "sm_89"])
+  func backwardFallbackTilesCompile(arch: String) throws {
+    let fallbacks = AttentionKernelCatalog.keys(arch: arch).filter {
+      $0.kind == .backwardKeyValue
+        && $0.tile != AttentionKernelKey.backwardTile(headDim: $0.headDim, headDimV: $0.headDimV, arch: "sm_80")
+    }
+    #expect(!fallbacks.isEmpty, "no backward variant on \(arch) differs from sm_80's; this test checks nothing")
+    for key in fallbacks {
+      let kernel = try KernelCompiler.compile(key.program, arch: arch)
+      let resources = try #require(kernel.resources, "no ptxas report for \(key)")
+      #expect(!resources.spills, "\(key) spills: \(resources.spillStores) B stored, \(resources.spillLoads) B loaded")
+      #expect(resources.stackFrame == 0, "\(key) has a \(resources.stackFrame) B stack frame")
+    }
+  }
+
   @Test(
     "a compile error carries NVRTC's log",
     .enabled(if: nvrtcAvailable, "skipped: NVRTC not found"))
