@@ -33,7 +33,9 @@ class Kernel:
         dp = (cfg["head_dim"] + 63) // 64 * 64
         dvp = (cfg["head_dim_v"] + 63) // 64 * 64
         bn, st = cfg["block_n"], cfg["stages"]
-        self.smem = cfg.get("q_stages", 1) * 128 * dp * 2 + st * bn * (dp + dvp) * 2 + 2048
+        # "consumers": consumer warpgroups of 64 query rows (2 unless a variant says 3).
+        self.bm = 64 * cfg.get("consumers", 2)
+        self.smem = cfg.get("q_stages", 1) * self.bm * dp * 2 + st * bn * (dp + dvp) * 2 + 2048
         ck(cu.cuFuncSetAttribute(self.fn, 8, self.smem), "smem attr")
         regs = ctypes.c_int()
         cu.cuFuncGetAttribute(ctypes.byref(regs), 4, self.fn)
@@ -58,9 +60,9 @@ class Kernel:
         sk, hkv = k.shape[1], k.shape[2]
         scale = scale if scale is not None else 1.0 / math.sqrt(d)
         l2e = 1.4426950408889634
-        m_blocks = (sq + 127) // 128
+        m_blocks = (sq + self.bm - 1) // self.bm
         num_items = (m_blocks + 1) // 2 * hq * b
-        tq, tk, tv = self.tmap(q, 128), self.tmap(k, self.cfg["block_n"]), self.tmap(v, self.cfg["block_n"])
+        tq, tk, tv = self.tmap(q, self.bm), self.tmap(k, self.cfg["block_n"]), self.tmap(v, self.cfg["block_n"])
         args = [tq, tk, tv,
                 ctypes.c_uint64(o.data_ptr()), ctypes.c_uint64(lse.data_ptr()),
                 ctypes.c_int(sq), ctypes.c_int(sk), ctypes.c_int(hq), ctypes.c_int(hq // hkv),
@@ -77,7 +79,7 @@ class Kernel:
 
         def launch():
             stream = torch.cuda.current_stream().cuda_stream
-            ck(cu.cuLaunchKernel(self.fn, grid[0], grid[1], grid[2], 384, 1, 1, self.smem, ctypes.c_void_p(stream), ptrs, None), "launch")
+            ck(cu.cuLaunchKernel(self.fn, grid[0], grid[1], grid[2], 2 * self.bm + 128, 1, 1, self.smem, ctypes.c_void_p(stream), ptrs, None), "launch")
         launch.keep = keep
         return launch
 

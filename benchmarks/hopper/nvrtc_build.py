@@ -24,7 +24,7 @@ _nv = None
 
 
 def config_defines(cfg: dict) -> str:
-    keys = ["HEAD_DIM", "HEAD_DIM_V", "BLOCK_N", "STAGES", "FP16", "CAUSAL", "WINDOW", "SOFTCAP", "PINGPONG", "OVERLAP", "Q_STAGES"]
+    keys = ["HEAD_DIM", "HEAD_DIM_V", "BLOCK_N", "STAGES", "FP16", "CAUSAL", "WINDOW", "SOFTCAP", "PINGPONG", "OVERLAP", "Q_STAGES", "EXP_POLY", "CONSUMERS"]
     return "".join(f"#define FA_{k} {int(cfg[k.lower()])}\n" for k in keys if k.lower() in cfg)
 
 

@@ -37,7 +37,7 @@ public enum HopperForward {
     return HopperForwardKey(
       headDim: arguments.shape.headDim, headDimV: arguments.shape.headDimV, dtype: arguments.q.dtype,
       mask: mask, softcap: arguments.options.softcap > 0,
-      persistent: arguments.shape.seqlenK <= persistentMaxSeqlenK)
+      persistent: arguments.shape.seqlenK <= persistentMaxSeqlenK, seqlenK: arguments.shape.seqlenK)
   }
 
   /// Sequence lengths up to which one block per SM walking the work items beats one block per
@@ -58,7 +58,7 @@ public enum HopperForward {
 
     let shape = arguments.shape
     let maps = try HopperTensorMaps(
-      q: arguments.q, k: arguments.k, v: arguments.v, blockN: key.blockN, device: device)
+      q: arguments.q, k: arguments.k, v: arguments.v, blockM: key.blockM, blockN: key.blockN, device: device)
     let log2e: Float = 1.442_695_04
     let softcap = arguments.options.softcap
     let left = arguments.mask.left ?? -1
@@ -68,7 +68,7 @@ public enum HopperForward {
     maps.append(to: &packed)
     packed.append(arguments.out.deviceAddress)
     packed.append(arguments.lse.deviceAddress)
-    let mBlocks = (shape.seqlenQ + HopperForwardKey.blockM - 1) / HopperForwardKey.blockM
+    let mBlocks = (shape.seqlenQ + key.blockM - 1) / key.blockM
     // Work items pair query blocks m and M-1-m of one (batch, head) (see the kernel's tile_at).
     let items = (mBlocks + 1) / 2 * shape.headsQ * shape.batch
     packed.append(Int32(shape.seqlenQ))
@@ -91,7 +91,7 @@ public enum HopperForward {
     let persistent = shape.seqlenK <= persistentMaxSeqlenK
     let blocks = persistent ? min(items, device.multiprocessors) : items
     try function.launch(
-      grid: (blocks, 1, 1), block: (HopperForwardKey.threads, 1, 1),
+      grid: (blocks, 1, 1), block: (key.threads, 1, 1),
       sharedMemory: key.sharedMemoryBytes, arguments: packed, stream: stream)
   }
 }

@@ -27,18 +27,25 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
   public var pingPong: Bool
   /// Each warpgroup issues its next QKᵀ before the current softmax (more registers).
   public var overlap: Bool
+  /// Consumer warpgroups of 64 query rows (2 or 3).
+  public var consumers: Int
 
   /// Head dims (Q/K, V) the kernel is built and verified for.
   public static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
 
   /// The key for a problem, with tile sizes from `HopperTileTable`; nil when the Hopper kernel
   /// does not cover it (fp32 storage, an unsupported head dim). `persistent`: the launch runs
-  /// one block per SM over many work tiles (see `HopperForward.persistentMaxSeqlenK`).
-  public init?(headDim: Int, headDimV: Int, dtype: DType, mask: MaskKind, softcap: Bool, persistent: Bool = false) {
+  /// one block per SM over many work tiles (see `HopperForward.persistentMaxSeqlenK`);
+  /// `seqlenK`: the problem's keys per row, which picks among the persistent tiles (0: shortest).
+  public init?(
+    headDim: Int, headDimV: Int, dtype: DType, mask: MaskKind, softcap: Bool, persistent: Bool = false,
+    seqlenK: Int = 0
+  ) {
     guard dtype == .float16 || dtype == .bfloat16,
       HopperForwardKey.supportedHeadDims.contains(where: { $0 == (headDim, headDimV) }),
       let tile = HopperTileTable.tile(
-        headDim: headDim, headDimV: headDimV, masked: mask != .none, persistent: persistent)
+        headDim: headDim, headDimV: headDimV, masked: mask != .none, softcap: softcap, persistent: persistent,
+        seqlenK: seqlenK)
     else { return nil }
     self.headDim = headDim
     self.headDimV = headDimV
@@ -50,19 +57,20 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
     self.qStages = tile.qStages
     self.pingPong = tile.pingPong
     self.overlap = tile.overlap
+    self.consumers = tile.consumers
   }
 
-  /// Rows of Q per block: two consumer warpgroups of 64.
-  public static let blockM = 128
-  /// Threads per block: one producer and two consumer warpgroups.
-  public static let threads = 384
+  /// Rows of Q per block: one consumer warpgroup per 64.
+  public var blockM: Int { 64 * consumers }
+  /// Threads per block: one producer warpgroup and the consumers.
+  public var threads: Int { 128 * (consumers + 1) }
 
   /// Dynamic shared memory the kernel needs: the Q buffers, the K/V ring (head dims rounded up
   /// to 64-column panels), barriers, and slack to align the base to 1024 bytes.
   public var sharedMemoryBytes: Int {
     let dimQK = (headDim + 63) / 64 * 64
     let dimV = (headDimV + 63) / 64 * 64
-    return qStages * HopperForwardKey.blockM * dimQK * 2 + stages * blockN * (dimQK + dimV) * 2 + 2048
+    return qStages * blockM * dimQK * 2 + stages * blockN * (dimQK + dimV) * 2 + 2048
   }
 
   /// The NVRTC program: the configuration as #defines in front of the embedded source.
@@ -72,6 +80,7 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
       ("FA_FP16", dtype == .float16 ? 1 : 0), ("FA_CAUSAL", mask == .causal ? 1 : 0),
       ("FA_WINDOW", mask == .window ? 1 : 0), ("FA_SOFTCAP", softcap ? 1 : 0),
       ("FA_PINGPONG", pingPong ? 1 : 0), ("FA_OVERLAP", overlap ? 1 : 0), ("FA_Q_STAGES", qStages),
+      ("FA_CONSUMERS", consumers),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     return CUDAProgram(entry: "flash_fwd_hopper", source: defines + HopperForwardSource.text)
   }
@@ -79,22 +88,24 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
   public var description: String {
     "hopper_fwd d\(headDim)x\(headDimV) \(dtype) \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
       + "\(qStages > 1 ? " q\(qStages)" : "")"
-      + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")"
+      + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")\(consumers != 2 ? " wg\(consumers)" : "")"
   }
 
   /// Every variant the library can launch, for the `kernels` report and compile checks: one per
-  /// head dims, dtype, mask and softcap, plus the persistent-grid tile where it differs.
+  /// head dims, dtype, mask and softcap, plus the persistent-grid tiles where they differ.
   public static var allVariants: [HopperForwardKey] {
     var keys: [HopperForwardKey] = []
     for (d, dv) in supportedHeadDims {
       for dtype in [DType.bfloat16, .float16] {
         for mask in MaskKind.allCases {
           for softcap in [false, true] {
-            let long = HopperForwardKey(headDim: d, headDimV: dv, dtype: dtype, mask: mask, softcap: softcap)
-            let short = HopperForwardKey(
-              headDim: d, headDimV: dv, dtype: dtype, mask: mask, softcap: softcap, persistent: true)
-            if let long { keys.append(long) }
-            if let short, short != long { keys.append(short) }
+            // The long-sequence grid, then the persistent one at its shortest and longest lengths.
+            for (persistent, seqlenK) in [(false, 0), (true, 0), (true, HopperForward.persistentMaxSeqlenK)] {
+              let key = HopperForwardKey(
+                headDim: d, headDimV: dv, dtype: dtype, mask: mask, softcap: softcap, persistent: persistent,
+                seqlenK: seqlenK)
+              if let key, !keys.contains(key) { keys.append(key) }
+            }
           }
         }
       }

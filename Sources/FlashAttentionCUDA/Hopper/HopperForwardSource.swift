@@ -16,13 +16,15 @@ enum HopperForwardSource {
 //   FA_SOFTCAP                   s = c * tanh(s / c) before masking
 //   FA_PINGPONG                  order the two consumer warpgroups' GEMMs with named barriers
 //   FA_OVERLAP                   issue the next QK^T before the current softmax
+//   FA_CONSUMERS                 consumer warpgroups of 64 query rows: 2, or 3 (no ping-pong)
 // Sizes, strides and the mask bounds are kernel arguments: one compile serves every problem size.
 //
-// Block: 3 warpgroups. Warpgroup 0 is the producer (one thread issues TMA loads of the Q tile
-// and of the K/V ring); warpgroups 1 and 2 are consumers, each owning 64 query rows of the
-// 128-row tile. S = Q K^T and O += P V run on wgmma (P from registers); softmax is online in
-// the log2 domain. Shared tiles are stored as 64-column panels with the 128-byte swizzle, the
-// layout TMA writes and wgmma descriptors read.
+// Block: 1 + FA_CONSUMERS warpgroups. Warpgroup 0 is the producer (one thread issues TMA loads
+// of the Q tile and of the K/V ring); the others are consumers, each owning 64 query rows of the
+// 128- or 192-row tile (three consumers: a third warp per scheduler hides the softmax's
+// dependency latencies, which bound d = 64 with two). S = Q K^T and O += P V run on wgmma (P
+// from registers); softmax is online in the log2 domain. Shared tiles are stored as 64-column
+// panels with the 128-byte swizzle, the layout TMA writes and wgmma descriptors read.
 
 typedef unsigned long long u64;
 typedef unsigned int u32;
@@ -36,6 +38,9 @@ typedef unsigned short u16;
 #endif
 #ifndef FA_Q_STAGES
 #define FA_Q_STAGES 1
+#endif
+#ifndef FA_CONSUMERS
+#define FA_CONSUMERS 2
 #endif
 
 #if FA_FP16
@@ -52,7 +57,8 @@ namespace fa_hopper {
 
 constexpr int D = FA_HEAD_DIM;
 constexpr int DV = FA_HEAD_DIM_V;
-constexpr int BM = 128;
+constexpr int NC = FA_CONSUMERS;  // consumer warpgroups of 64 rows
+constexpr int BM = 64 * NC;
 constexpr int BN = FA_BLOCK_N;
 constexpr int ST = FA_STAGES;
 constexpr int QST = FA_Q_STAGES;
@@ -64,7 +70,8 @@ constexpr int NV = DV <= 64 ? 64 : DV <= 128 ? 128 : 256;
 constexpr int SQ_BYTES = BM * DP * 2;
 constexpr int SK_BYTES = BN * DP * 2;
 constexpr int SV_BYTES = BN * DVP * 2;
-constexpr int CONSUMER_THREADS = 256;
+constexpr int CONSUMER_THREADS = 128 * NC;
+static_assert(NC == 2 || (NC == 3 && !FA_PINGPONG), "three consumers: no ping-pong");
 // How far (log2 units) a row's running max may lag the true max before O is rescaled.
 constexpr float RESCALE_SLACK = 8.f;
 
@@ -454,7 +461,7 @@ __device__ __forceinline__ Tile tile_at(int w, int sub, int m_blocks, int heads_
 // Work items are taken round-robin, w = blockIdx.x, blockIdx.x + gridDim.x, ...: the host
 // launches one block per item, or one per SM (persistent). Either way the producer loads the
 // next tile's Q and K/V while the consumers finish the current one.
-extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
+extern "C" __global__ void __launch_bounds__(128 * (NC + 1), 1) flash_fwd_hopper(
   const __grid_constant__ TmaMap tm_q, const __grid_constant__ TmaMap tm_k, const __grid_constant__ TmaMap tm_v,
   void* __restrict__ o_ptr, float* __restrict__ lse_ptr,
   int seqlen_q, int seqlen_k, int heads_q, int group, int m_blocks, int num_items,
@@ -563,8 +570,13 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_fwd_hopper(
   }
 
   // ---------------- consumers ----------------
+  #if FA_CONSUMERS == 3
+  // 512 threads: 128 x 24 (producer) + 384 x 160 fits the 64K registers of the SM.
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 160;");
+#else
   asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
-  const int cw = wg - 1;               // consumer warpgroup 0 or 1
+#endif
+  const int cw = wg - 1;               // consumer warpgroup 0 .. NC-1
   const int warp = (tid / 32) % 4;     // warp in the warpgroup
   const int lane = tid % 32;
   const int tq = lane % 4;

@@ -10,8 +10,10 @@ struct HopperTensorMaps {
   /// 3 × 128 bytes; the driver writes each map, the launch copies them as kernel parameters.
   private var storage = [UInt8](repeating: 0, count: 3 * 128)
 
-  init(q: TensorView, k: TensorView, v: TensorView, blockN: Int, device: CUDADevice) throws(FlashAttentionError) {
-    let rows = [HopperForwardKey.blockM, blockN, blockN]
+  init(
+    q: TensorView, k: TensorView, v: TensorView, blockM: Int, blockN: Int, device: CUDADevice
+  ) throws(FlashAttentionError) {
+    let rows = [blockM, blockN, blockN]
     for (index, tensor) in [q, k, v].enumerated() {
       let element = tensor.dtype.byteSize
       let dims = [tensor.shape[3], tensor.shape[1], tensor.shape[2], tensor.shape[0]].map { UInt64(max($0, 1)) }
