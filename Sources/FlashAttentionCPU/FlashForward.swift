@@ -6,9 +6,9 @@ import FlashAttentionCore
   import Darwin
 #endif
 
-/// One forward call: work items are (batch, query head, query block), heaviest first so that
-/// causal and windowed problems end balanced; each item streams its visible key blocks
-/// through the online softmax, skipping the blocks that are fully masked.
+/// One forward call: work items are (batch, query head, query block), head by head and heaviest
+/// first within a head so that causal and windowed problems end balanced; each item streams its
+/// visible key blocks through the online softmax, skipping the blocks that are fully masked.
 struct FlashForward {
   let arguments: ForwardArguments
   let pool: WorkerPool
@@ -35,7 +35,12 @@ struct FlashForward {
   }
 
   func run() {
-    let items = WorkOrder.heaviestFirst(count: shape.batch * shape.headsQ * queryBlocks) { item in
+    // Blocks of one (batch, head) stay together so that both threads stream the same head's K
+    // and V at the same time (shared in L3); within a head the heaviest go first, so a call
+    // ends on the small blocks of its last head.
+    let items = WorkOrder.heaviestFirst(
+      count: shape.batch * shape.headsQ * queryBlocks, groupSize: queryBlocks
+    ) { item in
       let block = item % queryBlocks
       let first = block * TileSizes.queries
       let rows = first..<min(shape.seqlenQ, first + TileSizes.queries)
@@ -183,7 +188,16 @@ struct FlashForward {
 /// scheduling), which keeps threads busy to the end when item costs differ (causal, windows).
 enum WorkOrder {
   static func heaviestFirst(count: Int, cost: (Int) -> Int) -> [Int] {
+    heaviestFirst(count: count, groupSize: count, cost: cost)
+  }
+
+  /// Groups of `groupSize` consecutive items in their order, each group sorted heaviest first.
+  static func heaviestFirst(count: Int, groupSize: Int, cost: (Int) -> Int) -> [Int] {
     let costs = (0..<count).map(cost)
-    return (0..<count).sorted { costs[$0] > costs[$1] || (costs[$0] == costs[$1] && $0 < $1) }
+    let size = max(groupSize, 1)
+    return (0..<count).sorted { a, b in
+      if a / size != b / size { return a < b }
+      return costs[a] > costs[b] || (costs[a] == costs[b] && a < b)
+    }
   }
 }
