@@ -4,7 +4,10 @@ import json, math, sys
 r = json.load(open(sys.argv[1]))
 rows, logs = [], []
 for b in r["bench"]:
-    ours = [v for k, v in b.items() if k.startswith("t") and isinstance(v, float)]
+    # Our kernels are every timed label that is not a peer ("t..." two-consumer, "w3..."
+    # three-consumer tiles); a label starting with "o" is an A/B baseline, not part of the grid.
+    peers = {"cudnn", "fa2", "cudnn_again", "fa2_again"}
+    ours = [v for k, v in b.items() if k not in peers and not k.startswith("o") and isinstance(v, float)]
     # A/B entries (a baseline "o..." kernel beside ours) are not part of the grid.
     if not ours or not b.get("cudnn") or any(k.startswith("o") for k in b):
         continue
