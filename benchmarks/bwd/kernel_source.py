@@ -1,8 +1,11 @@
 """The backward kernel source as the Swift package embeds it (KernelSource+Common.swift and
 KernelSource+Backward.swift), with a configuration's #defines, compiled by NVRTC (ctypes)."""
-import ctypes, glob, os, pathlib, re, site
+import pathlib, re, sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks/hopper"))
+import nvrtc_build  # noqa: E402  (the one NVRTC loader and compile routine of the harnesses)
+
 KERNELS = ROOT / "Sources/FlashAttentionCUDA/Kernels"
 
 
@@ -40,45 +43,10 @@ def smem_bytes(cfg: dict) -> int:
     return halves * 2 + 2 * nbuf * cfg["bm"] * 4
 
 
-_nv = None
-
-
-def _load_nvrtc():
-    cands = [os.environ.get("FLASH_ATTENTION_NVRTC", ""), "/usr/local/cuda/lib64/libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so"]
-    for sp in site.getsitepackages():
-        cands += glob.glob(os.path.join(sp, "nvidia/cu13/lib/libnvrtc.so*"))
-    for c in cands:
-        if c:
-            try:
-                return ctypes.CDLL(c)
-            except OSError:
-                pass
-    raise RuntimeError("libnvrtc not found")
-
-
 def compile_cubin(cfg: dict, entry: str, arch="sm_90a"):
     """Returns (cubin bytes, log, registers, spill bytes)."""
-    global _nv
-    if _nv is None:
-        _nv = _load_nvrtc()
-    nv = _nv
-    prog = ctypes.c_void_p()
-    assert nv.nvrtcCreateProgram(ctypes.byref(prog), source(cfg, entry).encode(), b"backward.cu", 0, None, None) == 0
-    opts = [f"-arch={arch}".encode(), b"-std=c++17", b"-default-device", b"-Xptxas=-v"]
-    arr = (ctypes.c_char_p * len(opts))(*opts)
-    rc = nv.nvrtcCompileProgram(prog, len(opts), arr)
-    n = ctypes.c_size_t()
-    nv.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
-    log = ctypes.create_string_buffer(n.value)
-    nv.nvrtcGetProgramLog(prog, log)
-    logs = log.value.decode(errors="replace")
-    if rc != 0:
-        raise RuntimeError(f"NVRTC failed ({rc}):\n{logs}")
-    nv.nvrtcGetCUBINSize(prog, ctypes.byref(n))
-    buf = ctypes.create_string_buffer(n.value)
-    nv.nvrtcGetCUBIN(prog, buf)
-    nv.nvrtcDestroyProgram(ctypes.byref(prog))
+    cubin, logs = nvrtc_build.compile_source(source(cfg, entry), "backward.cu", arch)
     regs = int(m.group(1)) if (m := re.search(r"Used (\d+) registers", logs)) else -1
     spills = sum(int(x) for x in re.findall(r"(\d+) bytes spill", logs))
     stack = sum(int(x) for x in re.findall(r"(\d+) bytes stack frame", logs))
-    return buf.raw, logs, regs, spills + stack
+    return cubin, logs, regs, spills + stack

@@ -28,29 +28,36 @@ def config_defines(cfg: dict) -> str:
     return "".join(f"#define FA_{k} {int(cfg[k.lower()])}\n" for k in keys if k.lower() in cfg)
 
 
-def compile_cubin(cfg: dict, arch="sm_90a", extra_opts=()):
+def compile_source(src: str, name: str, arch: str, opts=()):
+    """NVRTC: CUDA C++ source -> (CUBIN bytes, log). Raises with the log on a compile error.
+    Shared by this harness and benchmarks/bwd/kernel_source.py."""
     global _nv
     if _nv is None:
         _nv = _load_nvrtc()
     nv = _nv
-    # cfg["source"]: another version of the kernel (a file under benchmarks/hopper/) to A/B against.
-    path = ROOT / "benchmarks/hopper" / cfg["source"] if "source" in cfg else SRC
-    src = (config_defines(cfg) + path.read_text()).encode()
     prog = ctypes.c_void_p()
-    r = nv.nvrtcCreateProgram(ctypes.byref(prog), src, b"hopper_forward.cu", 0, None, None)
+    r = nv.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), name.encode(), 0, None, None)
     assert r == 0, r
-    opts = [f"-arch={arch}".encode(), b"-std=c++17", b"-default-device", b"--use_fast_math", b"-Xptxas=-v", *[o.encode() for o in extra_opts]]
-    arr = (ctypes.c_char_p * len(opts))(*opts)
-    rc = nv.nvrtcCompileProgram(prog, len(opts), arr)
+    options = [f"-arch={arch}".encode(), b"-std=c++17", b"-default-device", b"-Xptxas=-v", *[o.encode() for o in opts]]
+    arr = (ctypes.c_char_p * len(options))(*options)
+    rc = nv.nvrtcCompileProgram(prog, len(options), arr)
     n = ctypes.c_size_t()
     nv.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
     log = ctypes.create_string_buffer(n.value)
     nv.nvrtcGetProgramLog(prog, log)
     logs = log.value.decode(errors="replace")
     if rc != 0:
+        nv.nvrtcDestroyProgram(ctypes.byref(prog))
         raise RuntimeError(f"NVRTC failed ({rc}):\n{logs}")
     nv.nvrtcGetCUBINSize(prog, ctypes.byref(n))
     buf = ctypes.create_string_buffer(n.value)
     nv.nvrtcGetCUBIN(prog, buf)
     nv.nvrtcDestroyProgram(ctypes.byref(prog))
     return buf.raw, logs
+
+
+def compile_cubin(cfg: dict, arch="sm_90a", extra_opts=()):
+    # cfg["source"]: another version of the kernel (a file under benchmarks/hopper/) to A/B against.
+    path = ROOT / "benchmarks/hopper" / cfg["source"] if "source" in cfg else SRC
+    return compile_source(config_defines(cfg) + path.read_text(), "hopper_forward.cu", arch,
+                          ("--use_fast_math", *extra_opts))
