@@ -4,9 +4,8 @@
 enum VectorMath {
   typealias Vector = SIMD16<Float>
 
-  /// 2^x. Inputs below -126 give exactly 0 (so a masked -inf score gives probability 0);
-  /// inputs above 127 saturate at 2^127 · 2^f. Relative error about 2e-7 (Cephes' exp2f
-  /// polynomial on [-0.5, 0.5]).
+  /// 2^x. Inputs of -127 and below (-inf included) give exactly 0, so a masked score gives
+  /// probability 0; inputs above 127 saturate at 2^127 · 2^f. Relative error about 2e-7.
   @_transparent
   static func exp2(_ x: Vector) -> Vector {
     let high = Vector(repeating: 127)
@@ -15,6 +14,14 @@ enum VectorMath {
 
   /// 2^x for x ≤ 127, the softmax case (arguments are at most 0 up to rounding): one clamp
   /// fewer than `exp2(_:)`.
+  ///
+  /// Inputs of -127 and below give exactly +0: the clamp makes n = -127 and f = 0, so p = 1 and
+  /// adding n · 2^23 to 1.0's bit pattern gives 0's. That is why no select after the
+  /// polynomial is needed (the backward pass relies on P = 0 exactly where a score is -inf).
+  /// Inputs in (-127, -126) give a positive value below 2^-126 (not 2^x, but far below any
+  /// softmax term that matters). The polynomial is a degree-5 minimax fit of 2^f on
+  /// [-0.5, 0.5] (relative error 9e-8; 1.9e-7 evaluated in Float), one FMA fewer than
+  /// Cephes' degree 6 at the same 2-ULP class of accuracy (docs/perf-notes/cpu.md, item 12).
   @_transparent
   static func exp2(nonPositive x: Vector) -> Vector {
     let low = Vector(repeating: -127)
@@ -24,16 +31,14 @@ enum VectorMath {
     let shifted = clamped + magic
     let n = shifted - magic
     let f = clamped - n
-    var p = Vector(repeating: 1.535336188319500e-4)
-    p = Vector(repeating: 1.339887440266574e-3).addingProduct(p, f)
-    p = Vector(repeating: 9.618437357674640e-3).addingProduct(p, f)
-    p = Vector(repeating: 5.550332471162809e-2).addingProduct(p, f)
-    p = Vector(repeating: 2.402264791363012e-1).addingProduct(p, f)
-    p = Vector(repeating: 6.931472028550421e-1).addingProduct(p, f)
+    var p = Vector(repeating: 1.326469588093460e-3)
+    p = Vector(repeating: 9.671508334577084e-3).addingProduct(p, f)
+    p = Vector(repeating: 5.550733953714371e-2).addingProduct(p, f)
+    p = Vector(repeating: 2.402224242687225e-1).addingProduct(p, f)
+    p = Vector(repeating: 6.931470036506653e-1).addingProduct(p, f)
     p = Vector(repeating: 1).addingProduct(p, f)
     let bits = unsafeBitCast(shifted, to: SIMD16<UInt32>.self) &<< 23
-    let scaled = unsafeBitCast(unsafeBitCast(p, to: SIMD16<UInt32>.self) &+ bits, to: Vector.self)
-    return scaled.replacing(with: 0, where: x .< Vector(repeating: -126))
+    return unsafeBitCast(unsafeBitCast(p, to: SIMD16<UInt32>.self) &+ bits, to: Vector.self)
   }
 
   /// tanh(x) = sign(x) · (1 − 2 / (e^{2|x|} + 1)); absolute error about 1e-7.
