@@ -86,6 +86,7 @@ struct FlashForward {
     rowSum.update(repeating: 0, count: br)
     oTile.update(repeating: 0, count: br * paddedDimV)
 
+    let valuePanels = vRows.rowsShareOneL1Set
     let mask = arguments.mask
     let queries = firstQuery..<(firstQuery + queryCount)
     let keys = mask.visibleKeys(forQueries: queries)
@@ -97,8 +98,11 @@ struct FlashForward {
       let keyTile = kRows.tile(
         rows: firstKey, count: keyCount, paddedRows: roundUp(keyCount, TileGEMM.rowBlock), buffer: kTile,
         leading: paddedDim)
-      let valueTile = vRows.tile(
-        rows: firstKey, count: keyCount, paddedRows: keyCount, buffer: vTile, leading: paddedDimV)
+      // V in 16-column panels when its rows, read in place, would share one L1 set; else as
+      // rows (in place or packed).
+      let valueTile = valuePanels
+        ? nil
+        : vRows.tile(rows: firstKey, count: keyCount, paddedRows: keyCount, buffer: vTile, leading: paddedDimV)
       let tileKeys = firstKey..<(firstKey + keyCount)
       let masked = !mask.isFullyVisible(queries: queries, keys: tileKeys)
       // Sᵀ = K · Qᵀ: keys are rows, the 16-lane vectors run over queries. On a tile the mask
@@ -129,11 +133,22 @@ struct FlashForward {
       }
       // O += P · V, reading P from the transposed tile; each query group sums only the keys
       // it sees.
-      TileGEMM.multiply(
-        rows: queryCount, columns: paddedDimV, depth: keyCount, a: sTile, aRow: 1, aK: br,
-        b: valueTile.rows, bK: valueTile.leading, c: oTile, cRow: paddedDimV, accumulate: true,
-        columnBand: nil,
-        depthBand: masked ? mask.keysPerQuery(firstQuery: firstQuery, firstKey: firstKey) : nil)
+      let keysSeen = masked ? mask.keysPerQuery(firstQuery: firstQuery, firstKey: firstKey) : nil
+      if let valueTile {
+        TileGEMM.multiply(
+          rows: queryCount, columns: paddedDimV, depth: keyCount, a: sTile, aRow: 1, aK: br,
+          b: valueTile.rows, bK: valueTile.leading, c: oTile, cRow: paddedDimV, accumulate: true,
+          columnBand: nil, depthBand: keysSeen)
+      } else {
+        // Packed here, after the softmax, so that the prefetched rows have had the most time.
+        vRows.packPanels(rows: firstKey, count: keyCount, into: vTile, panelStride: bc * 16)
+        for panel in 0..<paddedDimV / 16 {
+          TileGEMM.multiply(
+            rows: queryCount, columns: 16, depth: keyCount, a: sTile, aRow: 1, aK: br,
+            b: vTile + panel * bc * 16, bK: 16, c: oTile + panel * 16, cRow: paddedDimV, accumulate: true,
+            columnBand: nil, depthBand: keysSeen)
+        }
+      }
       firstKey += keyCount
     }
     writeOutput(

@@ -40,6 +40,31 @@ struct HeadRows: @unchecked Sendable {
     return Tile(rows: buffer, leading: leading)
   }
 
+  /// Whether rows read in place would all fall into one L1 set per 16-column panel: fp32 rows
+  /// (width a multiple of 16, as `tile` reads them in place) whose pitch is a multiple of 4 KiB,
+  /// e.g. d = 128 with 8 heads or d = 64 with 16 heads in the `[b, s, h, d]` layout. A 96-row
+  /// panel then competes for the 8 ways of a single set, and P·V, which streams a panel once per
+  /// 6 queries, reads every row from L2 (docs/perf-notes/cpu.md, item 13).
+  var rowsShareOneL1Set: Bool {
+    dtype == .float32 && width % 16 == 0 && (rowStride * dtype.byteSize) % 4096 == 0
+  }
+
+  /// Copies fp32 rows `start..<start + count` into 16-column panels: element `c` of row
+  /// `start + r` goes to `destination[(c / 16) * panelStride + r * 16 + c % 16]`, so each panel
+  /// is one contiguous block (`TileGEMM`'s B with `bK = 16`). Requires `rowsShareOneL1Set`'s
+  /// dtype and width conditions and `panelStride >= count * 16`.
+  func packPanels(
+    rows start: Int, count: Int, into destination: UnsafeMutablePointer<Float>, panelStride: Int
+  ) {
+    let source = base.assumingMemoryBound(to: Float.self) + start * rowStride
+    for row in 0..<count {
+      let sourceRow = source + row * rowStride
+      for panel in 0..<width / 16 {
+        TileGEMM.store(TileGEMM.load(sourceRow + panel * 16), destination + panel * panelStride + row * 16)
+      }
+    }
+  }
+
   /// Copies rows `start..<start + count` into `destination` as float32 rows of `leading`
   /// elements, zero-filling the columns past `width` and the rows `count..<paddedRows`.
   func pack(
