@@ -146,6 +146,43 @@ struct KernelKeyTests {
     }
   }
 
+  @Test("the backward's dQ reduction: bulk pieces from sm_90 on, atomics before; convert follows")
+  func backwardPlans() {
+    func kv(_ d: Int, _ dv: Int, _ arch: String) -> AttentionKernelKey {
+      AttentionKernelKey.make(
+        kind: .backwardKeyValue, headDim: d, headDimV: dv, dtype: .bfloat16, masked: true, softcap: false,
+        deterministic: false, arch: arch)
+    }
+    // The H100 plans measured in docs/perf-notes/cuda-sm80.md (runs 8 and 9).
+    #expect(kv(64, 64, "sm_90a").backwardPlan == .init(reduction: .bulk, buffers: 2, unroll: 2))
+    #expect(kv(128, 128, "sm_90a").backwardPlan == .init(reduction: .bulk, buffers: 2, unroll: 2))
+    #expect(kv(256, 256, "sm_90a").backwardPlan == .init(reduction: .bulkInQueryBuffer, buffers: 2, unroll: 1))
+    for arch in ["sm_80", "sm_86", "sm_89"] {
+      for (d, dv) in AttentionKernelCatalog.headDims {
+        #expect(kv(d, dv, arch).backwardPlan.reduction == .atomics, "\(arch) d=\(d)")
+      }
+    }
+    for (d, dv) in AttentionKernelCatalog.headDims {
+      let key = kv(d, dv, "sm_90a")
+      // Every sm_90 head dim gets a bulk plan, and its shared memory fits.
+      #expect(key.backwardPlan.reduction != .atomics, "d=\(d) dv=\(dv)")
+      #expect(key.sharedMemoryBytes <= AttentionKernelKey.sharedMemoryLimit(arch: "sm_90a"), "d=\(d) dv=\(dv)")
+      // The conversion kernel reads the accumulator in the key/value kernel's pieces.
+      let convert = AttentionKernelKey.make(
+        kind: .backwardConvert, headDim: d, headDimV: dv, dtype: .bfloat16, masked: true, softcap: false,
+        deterministic: false, arch: "sm_90a")
+      #expect(convert.tile == key.tile, "d=\(d)")
+      #expect(convert.program.source.contains("#define FA_DQ_BULK \(key.backwardPlan.reduction.rawValue)\n"))
+      // Whole padded query blocks: at least one float per dQ element, 7 rows -> one block.
+      #expect(key.dqAccumulatorFloats(batch: 2, seqlenQ: 7, headsQ: 3) == 2 * 3 * key.tile.blockM * ((d + 31) / 32 * 32))
+    }
+    let sm80 = AttentionKernelKey.make(
+      kind: .backwardConvert, headDim: 64, headDimV: 64, dtype: .bfloat16, masked: false, softcap: false,
+      deterministic: false, arch: "sm_80")
+    #expect(sm80.tile.blockM == 0 && sm80.program.source.contains("#define FA_DQ_BULK 0\n"))
+    #expect(kv(64, 64, "sm_80").dqAccumulatorFloats(batch: 2, seqlenQ: 7, headsQ: 3) == 2 * 7 * 3 * 64)
+  }
+
   @Test("the backward tile fits every architecture's shared memory")
   func backwardTilesFit() {
     for arch in ["sm_80", "sm_86", "sm_89", "sm_90a"] {

@@ -19,12 +19,13 @@ def pad32(x):
 
 
 def defines(cfg: dict, entry: str) -> str:
-    """cfg: d, dv, bf16, masked, softcap, bm, bn, warps, wm_s, wn_kv, wm_q, double, unroll."""
+    """cfg: d, dv, bf16, masked, softcap, bm, bn, warps, wm_s, wn_kv, wm_q, double, unroll, dq_bulk."""
     items = {
         "FA_D": cfg["d"], "FA_DV": cfg["dv"], "FA_BM": cfg["bm"], "FA_BN": cfg["bn"], "FA_WARPS": cfg["warps"],
         "FA_BF16": int(cfg["bf16"]), "FA_CAUSAL_OR_WINDOW": int(cfg["masked"]), "FA_SOFTCAP": int(cfg["softcap"]),
         "FA_BWD_WM_S": cfg["wm_s"], "FA_BWD_WN_KV": cfg["wn_kv"], "FA_BWD_WM_Q": cfg["wm_q"],
         "FA_BWD_DOUBLE": int(cfg["double"]), "FA_BWD_UNROLL": cfg.get("unroll", 1), f"FA_ENTRY_{entry}": 1,
+        "FA_DQ_BULK": int(cfg.get("dq_bulk", 0)),
     }
     return "".join(f"#define {k} {v}\n" for k, v in sorted(items.items()))
 
@@ -40,7 +41,15 @@ def smem_bytes(cfg: dict) -> int:
     qk, vp = pad32(cfg["d"]) + 8, pad32(cfg["dv"]) + 8
     nbuf = 2 if cfg["double"] else 1
     halves = cfg["bn"] * (qk + vp) + nbuf * cfg["bm"] * (qk + vp) + 2 * cfg["bm"] * (cfg["bn"] + 8)
-    return halves * 2 + 2 * nbuf * cfg["bm"] * 4
+    staging = cfg["bm"] * pad32(cfg["d"]) * 4 if cfg.get("dq_bulk") == 1 else 0   # the dQ pieces
+    return halves * 2 + 2 * nbuf * cfg["bm"] * 4 + staging
+
+
+def accumulator_floats(cfg: dict, b: int, sq: int, hq: int) -> int:
+    """The dQ accumulator: [b, sq, hq, d], or whole padded query blocks with FA_DQ_BULK."""
+    if cfg.get("dq_bulk"):
+        return b * hq * ((sq + cfg["bm"] - 1) // cfg["bm"]) * cfg["bm"] * pad32(cfg["d"])
+    return b * sq * hq * cfg["d"]
 
 
 def compile_cubin(cfg: dict, entry: str, arch="sm_90a"):

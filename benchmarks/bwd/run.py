@@ -60,7 +60,7 @@ class Backward:
         scale = scale if scale is not None else 1.0 / math.sqrt(d)
         lse2 = torch.empty(b, hq, sq, device="cuda", dtype=torch.float32)
         delta = torch.empty_like(lse2)
-        acc = torch.empty(b, sq, hq, d, device="cuda", dtype=torch.float32)
+        acc = torch.empty(ks.accumulator_floats(self.cfg, b, sq, hq), device="cuda", dtype=torch.float32)
         P = lambda t: ctypes.c_uint64(t.data_ptr())
         I = ctypes.c_int64
         st = lambda t: [I(t.stride(0)), I(t.stride(1)), I(t.stride(2))]
@@ -245,4 +245,5 @@ def main():
     save()
 
 
-main()
+if __name__ == "__main__":
+    main()

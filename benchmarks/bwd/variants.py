@@ -33,8 +33,10 @@ def cfg(d, dv, bm, bn, warps, double=True, **over):
 LIMITS = {"sm_80": 163 * 1024, "sm_87": 163 * 1024, "sm_86": 99 * 1024, "sm_89": 99 * 1024}
 
 
-def table(d, dv, arch="sm_90a"):
-    """The H100/A100 table tile; two Q/dO buffers where they fit the arch (as the Swift key)."""
+def table(d, dv, arch="sm_90a", dq_bulk=None):
+    """The H100/A100 table tile with the Swift key's plan (AttentionKernelKey.backwardPlan):
+    on sm_90 bulk dQ reductions with two Q/dO buffers, else with the pieces in the Q/dO buffer,
+    else with one buffer; atomics before sm_90. dq_bulk forces a reduction mode (0/1/2)."""
     import kernel_source as ks
     width = max(pad32(d), pad32(dv))
     if width <= 64:
@@ -43,5 +45,22 @@ def table(d, dv, arch="sm_90a"):
         t = cfg(d, dv, 64, 128, 8)
     else:
         t = cfg(d, dv, 64, 64, 8)
-    t["double"] = ks.smem_bytes(dict(t, double=True)) <= LIMITS.get(arch, 227 * 1024)
+    limit = LIMITS.get(arch, 227 * 1024)
+    fits = lambda mode, double: ks.smem_bytes(dict(t, dq_bulk=mode, double=double)) <= limit
+    if dq_bulk is not None:
+        plans = [(dq_bulk, True), (dq_bulk, False)] if dq_bulk != 2 else [(2, True)]
+    elif arch.startswith("sm_9") or arch.startswith("sm_1"):
+        plans = [(1, True)] + ([(2, True)] if pieces_fit_query_buffer(t) else []) + [(1, False), (0, True), (0, False)]
+    else:
+        plans = [(0, True), (0, False)]
+    mode, double = next((p for p in plans if fits(*p)), plans[-1])
+    t.update(dq_bulk=mode, double=double, unroll=2 if mode == 1 else 1)
     return {"table": t}
+
+
+def pieces_fit_query_buffer(t):
+    """Mirrors AttentionKernelKey.dqPiecesFitQueryBuffer."""
+    width, warps, bm = pad32(t["d"]), t["warps"], t["bm"]
+    piece = (bm // t["wm_q"]) * (width // (warps // t["wm_q"])) * 4
+    in_q = min(warps, bm * (width + 8) * 2 // piece)
+    return warps - in_q <= bm * (pad32(t["dv"]) + 8) * 2 // piece

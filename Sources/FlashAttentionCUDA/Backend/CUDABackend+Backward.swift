@@ -4,8 +4,9 @@ extension CUDABackend {
   /// Queues the backward pass on `stream` without waiting; all views must be on this device.
   ///
   /// Three steps: D = rowsum(dO ∘ O) (preprocess), dK/dV per key block with dQ added into an
-  /// fp32 accumulator by atomics, then dQ converted to the storage dtype. The fp32 atomics
-  /// make dQ's rounding order vary between runs; with `options.deterministic` the key blocks
+  /// fp32 accumulator (bulk reductions of per-warp tiles on sm_90 and later, atomics before),
+  /// then dQ converted to the storage dtype. The fp32 additions from many key blocks make
+  /// dQ's rounding order vary between runs; with `options.deterministic` the key blocks
   /// run one launch after another instead (each dQ element then gets at most one addition per
   /// launch, in a fixed order), which gives the same bits every run at a large cost in speed:
   /// each launch has only batch × kv-heads CTAs.
@@ -21,9 +22,7 @@ extension CUDABackend {
     ] {
       try checkAligned(tensor, label)
     }
-    let rows = shape.batch * shape.headsQ * shape.seqlenQ
-    let accumulatorCount = shape.batch * shape.seqlenQ * shape.headsQ * shape.headDim
-    let bytes = (2 * rows + accumulatorCount) * 4
+    let bytes = scratchLayout(arguments).bytes
     if stream === self.stream {
       try workspace.withBuffer(device: device, byteCount: bytes, stream: stream) { (buffer) throws(FlashAttentionError) in
         try enqueueBackward(arguments, scratch: buffer.address, on: stream)
@@ -37,27 +36,41 @@ extension CUDABackend {
     }
   }
 
-  /// Queues the three backward steps using `scratch` (LSE2 and D per query row, then the dQ
-  /// accumulator, all fp32).
+  /// The scratch of one backward call: LSE2 and D per query row, then the dQ accumulator
+  /// (all fp32; the accumulator 256-byte aligned, as the bulk reductions need 16 bytes).
+  private func scratchLayout(_ arguments: BackwardArguments) -> (accumulatorOffset: Int, accumulatorCount: Int, bytes: Int) {
+    let shape = arguments.shape
+    let rows = shape.batch * shape.headsQ * shape.seqlenQ
+    let count = backwardKey(.backwardKeyValue, arguments).dqAccumulatorFloats(
+      batch: shape.batch, seqlenQ: shape.seqlenQ, headsQ: shape.headsQ)
+    let offset = (2 * rows * 4 + 255) / 256 * 256
+    return (offset, count, offset + count * 4)
+  }
+
+  /// The kernel of `kind` for these arguments on this device.
+  private func backwardKey(_ kind: AttentionKernelKey.Kind, _ arguments: BackwardArguments) -> AttentionKernelKey {
+    let shape = arguments.shape
+    return AttentionKernelKey.make(
+      kind: kind, headDim: shape.headDim, headDimV: shape.headDimV, dtype: arguments.q.dtype,
+      masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false,
+      arch: device.arch, tuning: tuning)
+  }
+
+  /// Queues the three backward steps using `scratch` (see `scratchLayout`).
   private func enqueueBackward(
     _ arguments: BackwardArguments, scratch: UInt64, on stream: CUDAStream
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
-    let dtype = arguments.q.dtype
     let rows = shape.batch * shape.headsQ * shape.seqlenQ
-    let accumulatorCount = shape.batch * shape.seqlenQ * shape.headsQ * shape.headDim
+    let layout = scratchLayout(arguments)
     let lse2 = scratch
     let delta = lse2 + UInt64(rows * 4)
-    let accumulator = delta + UInt64(rows * 4)
+    let accumulator = scratch + UInt64(layout.accumulatorOffset)
     try device.api.check(
-      device.api.cuMemsetD32Async(accumulator, 0, accumulatorCount, stream.handle), "cuMemsetD32Async(dQ accumulator)")
+      device.api.cuMemsetD32Async(accumulator, 0, layout.accumulatorCount, stream.handle),
+      "cuMemsetD32Async(dQ accumulator)")
 
-    func key(_ kind: AttentionKernelKey.Kind) -> AttentionKernelKey {
-      AttentionKernelKey.make(
-        kind: kind, headDim: shape.headDim, headDimV: shape.headDimV, dtype: dtype,
-        masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false,
-        arch: device.arch, tuning: tuning)
-    }
+    func key(_ kind: AttentionKernelKey.Kind) -> AttentionKernelKey { backwardKey(kind, arguments) }
     func strides(_ tensor: TensorView, into args: inout CUDAKernelArguments) {
       args.append(Int64(tensor.strides[0]))
       args.append(Int64(tensor.strides[1]))

@@ -113,8 +113,9 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     case .forward:
       return (tile.blockM * qkPitch + tile.blockN * qkPitch + tile.blockN * vPitch) * 2
     case .backwardKeyValue:
+      let plan = backwardPlan
       return Self.backwardSharedMemory(
-        tile: tile, headDim: headDim, headDimV: headDimV, buffers: Self.backwardBuffers(tile: tile, headDim: headDim, headDimV: headDimV, arch: arch))
+        tile: tile, headDim: headDim, headDimV: headDimV, buffers: plan.buffers, dqStaging: plan.reduction == .bulk)
     case .backwardPreprocess, .backwardConvert:
       return 0
     }
@@ -148,13 +149,22 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     ]
     if kind == .backwardKeyValue {
       let widths = [Self.paddedTo32(headDim), Self.paddedTo32(headDimV)]
-      let buffers = Self.backwardBuffers(tile: tile, headDim: headDim, headDimV: headDimV, arch: arch)
+      let plan = backwardPlan
       defines += [
         "FA_BWD_WM_S \(Self.warpRows(rows: tile.blockM, columns: [tile.blockN], warps: tile.warps))",
         "FA_BWD_WN_KV \(Self.warpRows(rows: tile.blockN, columns: widths, warps: tile.warps))",
         "FA_BWD_WM_Q \(Self.warpRows(rows: tile.blockM, columns: [widths[0]], warps: tile.warps))",
-        "FA_BWD_DOUBLE \(buffers == 2 ? 1 : 0)", "FA_BWD_UNROLL 1",
+        "FA_BWD_DOUBLE \(plan.buffers == 2 ? 1 : 0)", "FA_BWD_UNROLL \(plan.unroll)",
+        "FA_DQ_BULK \(plan.reduction.rawValue)",
       ]
+    }
+    if kind == .backwardConvert {
+      // The accumulator's layout follows the key/value kernel's tile (carried in `tile`).
+      let reduction = tile.blockM > 0 ? Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, arch: arch).reduction : .atomics
+      defines.append("FA_DQ_BULK \(reduction.rawValue)")
+      if reduction != .atomics {
+        defines.append("FA_BWD_WM_Q \(Self.warpRows(rows: tile.blockM, columns: [Self.paddedTo32(headDim)], warps: tile.warps))")
+      }
     }
     defines.append("FA_ENTRY_\(entry) 1")
     defines.sort()
@@ -183,12 +193,87 @@ extension AttentionKernelKey {
         deterministic: deterministic, tile: tile ?? backwardTile(headDim: headDim, headDimV: headDimV, arch: arch),
         arch: arch)
     case .backwardPreprocess, .backwardConvert:
-      // Elementwise kernels: only the head dims and the dtype matter.
+      // Elementwise kernels: only the head dims and the dtype matter, and for the dQ conversion
+      // the key/value kernel's tile where that kernel lays the accumulator out in its tiles.
+      var tile = AttentionTile(blockM: 0, blockN: 0, warps: kind == .backwardConvert ? 8 : 4, qInRegisters: false)
+      if kind == .backwardConvert {
+        let keyValue = make(
+          kind: .backwardKeyValue, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked,
+          softcap: softcap, deterministic: deterministic, arch: arch, tuning: tuning)
+        if keyValue.backwardPlan.reduction != .atomics { tile = keyValue.tile }
+      }
       return AttentionKernelKey(
         kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: false, softcap: false,
-        deterministic: false, tile: AttentionTile(blockM: 0, blockN: 0, warps: kind == .backwardConvert ? 8 : 4, qInRegisters: false),
-        arch: arch)
+        deterministic: false, tile: tile, arch: arch)
     }
+  }
+
+  /// How the backward adds dQ into its fp32 accumulator (the kernels' `FA_DQ_BULK`).
+  public enum DQReduction: Int, Sendable {
+    /// Each thread adds its fragments' column pairs with `red.global.add` (every architecture);
+    /// the accumulator is `[batch, seqlenQ, headsQ, headDim]`.
+    case atomics = 0
+    /// Each warp stages its piece of a step's dQ in a shared-memory buffer of its own and adds
+    /// it with one bulk reduction (`cp.reduce.async.bulk`, sm_90 and later); the accumulator is
+    /// laid out in those pieces, per (batch, head, query block).
+    case bulk = 1
+    /// As `bulk`, with the pieces staged in the step's own Q/dO buffer (d = 256: a buffer of
+    /// their own does not fit beside two Q/dO buffers).
+    case bulkInQueryBuffer = 2
+  }
+
+  /// The backward key/value kernel's layout for a tile: dQ reduction, Q/dO buffers, k-loop unroll.
+  struct BackwardPlan: Equatable {
+    var reduction: DQReduction
+    var buffers: Int
+    var unroll: Int
+  }
+
+  /// This key's plan (meaningful for `.backwardKeyValue`).
+  var backwardPlan: BackwardPlan {
+    Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, arch: arch)
+  }
+
+  /// The fastest layout that fits, in the order measured on the H100 (runs 8 and 9 of
+  /// docs/perf-notes/cuda-sm80.md): bulk dQ reductions with two Q/dO buffers, then with the
+  /// pieces in the Q/dO buffer, then with one buffer; atomics before sm_90. The GEMM k-loops
+  /// run two k-steps per iteration where that measured faster without spilling (bulk only).
+  static func backwardPlan(tile: AttentionTile, headDim: Int, headDimV: Int, arch: String) -> BackwardPlan {
+    let limit = sharedMemoryLimit(arch: arch)
+    func fits(_ buffers: Int, staging: Bool) -> Bool {
+      backwardSharedMemory(tile: tile, headDim: headDim, headDimV: headDimV, buffers: buffers, dqStaging: staging) <= limit
+    }
+    if supportsBulkReduction(arch: arch) {
+      if fits(2, staging: true) { return BackwardPlan(reduction: .bulk, buffers: 2, unroll: 2) }
+      if fits(2, staging: false) && dqPiecesFitQueryBuffer(tile: tile, headDim: headDim, headDimV: headDimV) {
+        return BackwardPlan(reduction: .bulkInQueryBuffer, buffers: 2, unroll: 1)
+      }
+      if fits(1, staging: true) { return BackwardPlan(reduction: .bulk, buffers: 1, unroll: 2) }
+    }
+    return BackwardPlan(reduction: .atomics, buffers: fits(2, staging: false) ? 2 : 1, unroll: 1)
+  }
+
+  /// `cp.reduce.async.bulk` exists from sm_90 on.
+  static func supportsBulkReduction(arch: String) -> Bool {
+    let digits = arch.dropFirst(3).prefix { $0.isNumber }
+    return arch.hasPrefix("sm_") && (Int(digits) ?? 0) >= 90
+  }
+
+  /// Whether the warps' dQ pieces fit one Q buffer and one dO buffer (`FA_DQ_BULK 2`).
+  static func dqPiecesFitQueryBuffer(tile: AttentionTile, headDim: Int, headDimV: Int) -> Bool {
+    let width = paddedTo32(headDim)
+    let warpRowsQ = warpRows(rows: tile.blockM, columns: [width], warps: tile.warps)
+    let pieceBytes = (tile.blockM / warpRowsQ) * (width / (tile.warps / warpRowsQ)) * 4
+    let inQuery = min(tile.warps, tile.blockM * (width + 8) * 2 / pieceBytes)
+    return tile.warps - inQuery <= tile.blockM * (paddedTo32(headDimV) + 8) * 2 / pieceBytes
+  }
+
+  /// Floats of the dQ accumulator for a `.backwardKeyValue` key: whole padded query blocks
+  /// when the bulk reductions lay it out in pieces.
+  func dqAccumulatorFloats(batch: Int, seqlenQ: Int, headsQ: Int) -> Int {
+    if backwardPlan.reduction == .atomics { return batch * seqlenQ * headsQ * headDim }
+    let blocks = (seqlenQ + tile.blockM - 1) / tile.blockM
+    return batch * headsQ * blocks * tile.blockM * Self.paddedTo32(headDim)
   }
 
   /// A forward tile override with Q-in-registers decided for these head dims.
@@ -212,17 +297,15 @@ extension AttentionKernelKey {
 
   /// The backward key/value kernel's shared memory: K and V (blockN keys; head dims padded to
   /// 32, rows padded by 8 elements), `buffers` copies of Q and dO (blockM queries), P and dS
-  /// (blockM × blockN), then `buffers` copies of LSE and D as floats.
-  static func backwardSharedMemory(tile: AttentionTile, headDim: Int, headDimV: Int, buffers: Int) -> Int {
+  /// (blockM × blockN), then `buffers` copies of LSE and D as floats, then with `dqStaging`
+  /// the dQ pieces (blockM × head dim padded to 32, fp32).
+  static func backwardSharedMemory(
+    tile: AttentionTile, headDim: Int, headDimV: Int, buffers: Int, dqStaging: Bool = false
+  ) -> Int {
     let rowHalves = paddedTo32(headDim) + paddedTo32(headDimV) + 16
     let halves = (tile.blockN + buffers * tile.blockM) * rowHalves + 2 * tile.blockM * (tile.blockN + 8)
-    return halves * 2 + 2 * buffers * tile.blockM * 4
-  }
-
-  /// Two Q/dO buffers (the next query block prefetched) where they fit, else one.
-  static func backwardBuffers(tile: AttentionTile, headDim: Int, headDimV: Int, arch: String) -> Int {
-    let two = backwardSharedMemory(tile: tile, headDim: headDim, headDimV: headDimV, buffers: 2)
-    return two <= sharedMemoryLimit(arch: arch) ? 2 : 1
+    let staging = dqStaging ? tile.blockM * paddedTo32(headDim) * 4 : 0
+    return halves * 2 + 2 * buffers * tile.blockM * 4 + staging
   }
 
   /// Whether a backward tile can run: every GEMM's warp grid exists and one buffer fits.

@@ -25,6 +25,29 @@ extension KernelSource {
 #define V_PITCH (DV_PAD + 8)
 #define P_PITCH (FA_BN + 8)
 
+// The dQ accumulator (fp32). FA_DQ_BULK 0: [batch, sq, hq, FA_D], each thread adds its MMA
+// fragments element pair by element pair (red.global). FA_DQ_BULK 1 (sm_90 and later): each warp
+// stages its TM_Q x TD_Q piece of a step's dQ in shared memory and adds the whole piece with one
+// bulk reduction (cp.reduce.async.bulk), which the TMA unit carries out while the warp goes on
+// with the next step; the accumulator is laid out in those pieces, [batch, hq, query block,
+// warp, TM_Q x TD_Q], and within a piece the 8-column chunks of row r are permuted (chunk index
+// XOR r mod DQ_SWIZZLE) so that the fragment stores of one warp do not conflict in shared memory
+// banks. The pieces live in a buffer of their own (FA_DQ_BULK 1) or, where that does not fit
+// beside two Q/dO buffers (d = 256), in the step's own Q and dO buffer once every warp is done
+// with it (FA_DQ_BULK 2; the next loads into that buffer wait until the pieces have been read).
+// The convert kernel is compiled with the same tile and undoes the layout.
+#define WD_Q (FA_WARPS / FA_BWD_WM_Q)
+#define TM_Q (FA_BM / FA_BWD_WM_Q)
+#define TD_Q (D_PAD / WD_Q)
+#define DQ_PIECE (TM_Q * TD_Q)
+#define DQ_SWIZZLE ((TD_Q / 8) % 8 == 0 ? 8 : (TD_Q / 8) % 4 == 0 ? 4 : (TD_Q / 8) % 2 == 0 ? 2 : 1)
+#if FA_DQ_BULK
+// Element (r, c) of a piece (r < TM_Q, c < TD_Q), in floats from the piece's start.
+__device__ __forceinline__ int dq_piece_offset(int r, int c) {
+  return r * TD_Q + (c ^ ((r & (DQ_SWIZZLE - 1)) * 8));
+}
+#endif
+
 #ifdef FA_ENTRY_flash_backward_preprocess
 // One warp per query row; lanes stride over the head dim.
 extern "C" __global__ void __launch_bounds__(128)
@@ -57,7 +80,8 @@ flash_backward_preprocess(const u16* __restrict__ o, const u16* __restrict__ dou
 extern "C" __global__ void __launch_bounds__(256)
 flash_backward_convert_dq(const float* __restrict__ accum, u16* __restrict__ dq,
                           i64 dq_bs, i64 dq_rs, i64 dq_hs, int sq, int hq, float scale) {
-  // accum is [batch, sq, hq, FA_D] contiguous; each thread converts one pair.
+  // Each thread converts one column pair of one (row, head); the accumulator's layout is
+  // described above FA_DQ_BULK.
   i64 pairs = (i64)sq * hq * (FA_D / 2);
   const int batch = blockIdx.y;
   for (i64 p = (i64)blockIdx.x * blockDim.x + threadIdx.x; p < pairs; p += (i64)gridDim.x * blockDim.x) {
@@ -65,13 +89,30 @@ flash_backward_convert_dq(const float* __restrict__ accum, u16* __restrict__ dq,
     i64 rest = p / (FA_D / 2);
     int h = (int)(rest % hq);
     int i = (int)(rest / hq);
+#if FA_DQ_BULK
+    const int r = i % FA_BM, warp = (r / TM_Q) * WD_Q + c / TD_Q;
+    const i64 piece = (((i64)batch * hq + h) * ((sq + FA_BM - 1) / FA_BM) + i / FA_BM) * FA_WARPS + warp;
+    const float* src = accum + piece * DQ_PIECE + dq_piece_offset(r % TM_Q, c % TD_Q);
+#else
     const float* src = accum + (((i64)batch * sq + i) * hq + h) * FA_D + c;
+#endif
     *(u32*)(dq + batch * dq_bs + (i64)i * dq_rs + h * dq_hs + c) = pack2(src[0] * scale, src[1] * scale);
   }
 }
 #endif
 
 #ifdef FA_ENTRY_flash_backward_kv
+#if FA_DQ_BULK
+// Bulk reduction of a staged dQ piece into the accumulator (one thread issues it), and the
+// waits: until the pieces' shared memory has been read, and until the additions are done.
+__device__ __forceinline__ void bulk_reduce_add(float* dst, u32 src, int bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
+               :: "l"(dst), "r"(src), "r"(bytes) : "memory");
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+#else
 // dQ accumulation: one vector reduction of a column pair on Hopper, two scalar ones before.
 __device__ __forceinline__ void red_add2(float* address, float a, float b) {
 #if __CUDA_ARCH__ >= 900
@@ -81,6 +122,7 @@ __device__ __forceinline__ void red_add2(float* address, float a, float b) {
   asm volatile("red.global.add.f32 [%0], %1;\n" :: "l"(address + 1), "f"(b) : "memory");
 #endif
 }
+#endif
 
 template <int MT, int NT>
 __device__ __forceinline__ void zero(float (&acc)[MT][NT][4]) {
@@ -162,9 +204,6 @@ __device__ __forceinline__ void load_rows(u16* smem, const u16* gmem, i64 row_st
 #define TN_KV (FA_BN / FA_BWD_WN_KV)
 #define TD_K (D_PAD / WD_KV)
 #define TD_V (DV_PAD / WD_KV)
-#define WD_Q (FA_WARPS / FA_BWD_WM_Q)
-#define TM_Q (FA_BM / FA_BWD_WM_Q)
-#define TD_Q (D_PAD / WD_Q)
 #define NBUF (FA_BWD_DOUBLE ? 2 : 1)
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
@@ -188,6 +227,15 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   u16* sdS = sP + FA_BM * P_PITCH;                  // [FA_BM][P_PITCH]
   float* sLSEbuf = (float*)(sdS + FA_BM * P_PITCH); // [NBUF][FA_BM]
   float* sDeltabuf = sLSEbuf + NBUF * FA_BM;        // [NBUF][FA_BM]
+  // Then, with FA_DQ_BULK, the dQ pieces: [FA_WARPS][DQ_PIECE] floats, addressed as a constant
+  // offset from the shared window (a pointer kept live through the loop costs registers).
+#define SDQ_BYTES ((FA_BN * (QK_PITCH + V_PITCH) + NBUF * FA_BM * (QK_PITCH + V_PITCH) \
+    + 2 * FA_BM * P_PITCH) * 2 + 2 * NBUF * FA_BM * 4)
+  // With FA_DQ_BULK 2 the first PIECES_IN_Q pieces fill the Q buffer, the rest the dO buffer.
+#define PIECES_IN_Q (FA_BM * QK_PITCH * 2 / (DQ_PIECE * 4) < FA_WARPS ? FA_BM * QK_PITCH * 2 / (DQ_PIECE * 4) : FA_WARPS)
+#if FA_DQ_BULK == 2
+  static_assert(FA_BWD_DOUBLE && FA_WARPS - PIECES_IN_Q <= FA_BM * V_PITCH * 2 / (DQ_PIECE * 4), "dQ pieces fit the Q/dO buffer");
+#endif
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
@@ -231,13 +279,23 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   // Steps run over (query head of the group, query block), each key block starting at another
   // one (rotated by blockIdx.x), so the CTAs running at the same time add into different dQ rows
   // instead of all into the same ones (neutral to +2%, run 5); step s uses buffer s % NBUF.
+  // The walk keeps (head in the group, block) and advances it, rather than dividing the step
+  // index by blocks_per_head every step (two integer divisions, ~50 instructions per step).
   const int blocks_per_head = m_last - m_first;
   const int steps = group * blocks_per_head;
   const int rot0 = steps > 0 ? (int)((unsigned)key_block % (unsigned)steps) : 0;
-  auto issue_load = [&](int step) {
-    const int rs = step + rot0 < steps ? step + rot0 : step + rot0 - steps;
-    const int head = kv_head * group + rs / blocks_per_head;
-    const int m0 = (m_first + rs % blocks_per_head) * FA_BM;
+  int walk_head = steps > 0 ? rot0 / blocks_per_head : 0;
+  int walk_block = steps > 0 ? rot0 - walk_head * blocks_per_head : 0;
+  // The (head, block) after (h, b).
+  auto advance = [&](int& h, int& b) {
+    if (++b == blocks_per_head) {
+      b = 0;
+      h = h + 1 == group ? 0 : h + 1;
+    }
+  };
+  auto issue_load = [&](int step, int head_in_group, int block) {
+    const int head = kv_head * group + head_in_group;
+    const int m0 = (m_first + block) * FA_BM;
     const int buf = step % NBUF;
     const u16* q_tile = q + batch * q_bs + head * q_hs + (i64)m0 * q_rs;
     const u16* do_tile = dout + batch * do_bs + head * do_hs + (i64)m0 * do_rs;
@@ -249,21 +307,28 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
     load_tile<FA_BM, FA_DV, DV_PAD, V_PITCH, THREADS>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
 #endif
     const i64 ws = ((i64)batch * hq + head) * sq;
-    for (int r = tid; r < FA_BM; r += THREADS) {
-      // Rows past sq are masked out below; their LSE and D are zero-filled.
-      bool in = m0 + r < sq;
-      cp_async4(smem_u32(sLSEbuf + buf * FA_BM + r), lse2 + (in ? ws + m0 + r : 0), in);
-      cp_async4(smem_u32(sDeltabuf + buf * FA_BM + r), delta + (in ? ws + m0 + r : 0), in);
+    // A compile-time trip count (usually one pass, FA_BM <= THREADS): the generic strided
+    // loop compiled into an unrolled loop with a remainder, ~35 instructions for one row.
+    #pragma unroll
+    for (int pass = 0; pass < (FA_BM + THREADS - 1) / THREADS; ++pass) {
+      const int r = tid + pass * THREADS;
+      if (FA_BM % THREADS == 0 || r < FA_BM) {
+        // Rows past sq are masked out below; their LSE and D are zero-filled.
+        bool in = m0 + r < sq;
+        cp_async4(smem_u32(sLSEbuf + buf * FA_BM + r), lse2 + (in ? ws + m0 + r : 0), in);
+        cp_async4(smem_u32(sDeltabuf + buf * FA_BM + r), delta + (in ? ws + m0 + r : 0), in);
+      }
     }
     cp_async_commit();
   };
-  if (steps > 0) issue_load(0);
+  if (steps > 0) issue_load(0, walk_head, walk_block);
 
   for (int step = 0; step < steps; ++step) {
-    const int rs = step + rot0 < steps ? step + rot0 : step + rot0 - steps;
-    const int head = kv_head * group + rs / blocks_per_head;
-    const int m0 = (m_first + rs % blocks_per_head) * FA_BM;
+    const int head = kv_head * group + walk_head;
+    const int m0 = (m_first + walk_block) * FA_BM;
     const int buf = step % NBUF;
+    int next_head = walk_head, next_block = walk_block;
+    advance(next_head, next_block);
     const u16* sQ = sQbuf + buf * FA_BM * QK_PITCH;
     const u16* sdO = sdObuf + buf * FA_BM * V_PITCH;
     const float* sLSE = sLSEbuf + buf * FA_BM;
@@ -272,7 +337,6 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
     // This step's Q, dO, LSE, D (and K, V on the first step) landed; every warp is done with
     // the previous step, so the other buffer, sP and sdS may be overwritten.
     __syncthreads();
-    if (FA_BWD_DOUBLE && step + 1 < steps) issue_load(step + 1);
 
     {
       // S = Q K^T and dP = dO V^T for this warp's TM_S queries x TN_S keys.
@@ -284,6 +348,10 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
           acc_s, sQ + s_m * QK_PITCH, sK + s_n * QK_PITCH, lane);
       warp_gemm<TM_S / 16, TN_S / 8, DV_PAD / 16, false, false, V_PITCH, V_PITCH>(
           acc_dp, sdO + s_m * V_PITCH, sV + s_n * V_PITCH, lane);
+      // The next step's loads into the other buffer (free since the barrier above), issued
+      // here rather than before the GEMMs: their address arithmetic then fills issue slots
+      // while the MMAs drain instead of delaying the GEMMs' start.
+      if (FA_BWD_DOUBLE && FA_DQ_BULK != 2 && step + 1 < steps) issue_load(step + 1, next_head, next_block);
 
       // P = exp2(s * c - lse2), zero where masked or out of range; dS = P * (dP - D)
       // (times the softcap derivative). Both to shared memory as [query][key].
@@ -337,7 +405,14 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
         }
       }
     }
+#if FA_DQ_BULK == 2
+    // The previous step's pieces, in the buffer the next loads go to, must have been read.
+    if (lane == 0) bulk_wait_read();
+#endif
     __syncthreads();   // sP and sdS complete
+#if FA_DQ_BULK == 2
+    if (step + 1 < steps) issue_load(step + 1, next_head, next_block);
+#endif
 
     // dV += P^T dO and dK += dS^T Q for this warp's TN_KV keys x head-dim slice.
     warp_gemm<TN_KV / 16, TD_V / 8, FA_BM / 16, true, true, P_PITCH, V_PITCH>(
@@ -351,6 +426,42 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
       zero(acc_dq);
       warp_gemm<TM_Q / 16, TD_Q / 8, FA_BN / 16, false, true, P_PITCH, QK_PITCH>(
           acc_dq, sdS + q_m * P_PITCH, sK + q_d, lane);
+#if FA_DQ_BULK
+      // This warp's piece: wait until the previous step's reduction has read it, stage the
+      // fragments, make them visible to the async proxy, and hand the piece to the TMA unit.
+      // The lane is read from %laneid here so that ptxas computes the store addresses in the
+      // loop: hoisted out of it, they stay live through the GEMMs and spill.
+      u32 lane_now;
+      asm volatile("mov.u32 %0, %%laneid;\n" : "=r"(lane_now));
+#if FA_DQ_BULK == 2
+      __syncthreads();   // every warp is done with this step's Q and dO
+      const u32 piece = warp < PIECES_IN_Q ? smem_u32(sQ) + warp * DQ_PIECE * 4
+                                           : smem_u32(sdO) + (warp - PIECES_IN_Q) * DQ_PIECE * 4;
+#else
+      const u32 piece = smem_u32(smem) + SDQ_BYTES + warp * DQ_PIECE * 4;
+      if (lane == 0) bulk_wait_read();
+      __syncwarp();
+#endif
+      #pragma unroll
+      for (int i = 0; i < TM_Q / 16; ++i) {
+        #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int r = i * 16 + h * 8 + (int)(lane_now / 4);
+          #pragma unroll
+          for (int j = 0; j < TD_Q / 8; ++j) {
+            asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n"
+                         :: "r"(piece + dq_piece_offset(r, j * 8 + 2 * (int)(lane_now % 4)) * 4),
+                            "f"(acc_dq[i][j][h * 2]), "f"(acc_dq[i][j][h * 2 + 1]));
+          }
+        }
+      }
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      __syncwarp();
+      if (lane == 0) {
+        const i64 index = (((i64)batch * hq + head) * ((sq + FA_BM - 1) / FA_BM) + m0 / FA_BM) * FA_WARPS + warp;
+        bulk_reduce_add(dq_accum + index * DQ_PIECE, piece, DQ_PIECE * 4);
+      }
+#else
       #pragma unroll
       for (int i = 0; i < TM_Q / 16; ++i) {
         #pragma unroll
@@ -366,13 +477,19 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
           }
         }
       }
+#endif
     }
     if (!FA_BWD_DOUBLE && step + 1 < steps) {
       __syncthreads();   // the single buffer is free
-      issue_load(step + 1);
+      issue_load(step + 1, next_head, next_block);
     }
+    walk_head = next_head;
+    walk_block = next_block;
   }
 
+#if FA_DQ_BULK
+  if (lane == 0) bulk_wait_all();   // the shared memory stays until the reductions have read it
+#endif
   // Write dK (scaled) and dV for this warp's keys.
   #pragma unroll
   for (int i = 0; i < TN_KV / 16; ++i) {
