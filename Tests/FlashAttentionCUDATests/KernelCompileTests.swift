@@ -156,7 +156,7 @@ struct KernelKeyTests {
     // The H100 plans measured in docs/perf-notes/cuda-sm80.md (runs 8 and 9).
     #expect(kv(64, 64, "sm_90a").backwardPlan == .init(reduction: .bulk, buffers: 2, unroll: 2))
     #expect(kv(128, 128, "sm_90a").backwardPlan == .init(reduction: .bulk, buffers: 2, unroll: 2))
-    #expect(kv(256, 256, "sm_90a").backwardPlan == .init(reduction: .bulkInQueryBuffer, buffers: 2, unroll: 1))
+    #expect(kv(256, 256, "sm_90a").backwardPlan == .init(reduction: .bulkInQueryBuffer, buffers: 2, unroll: 2))
     for arch in ["sm_80", "sm_86", "sm_89"] {
       for (d, dv) in AttentionKernelCatalog.headDims {
         #expect(kv(d, dv, arch).backwardPlan.reduction == .atomics, "\(arch) d=\(d)")

@@ -26,6 +26,8 @@ for (d, dv), (bf16, masked, softcap) in itertools.product(dims, flags):
         if a.only and label != a.only:
             continue
         cfg = dict(cfg, bf16=bf16, masked=masked, softcap=softcap, source=a.source, extra=extra)
+        if softcap and cfg.get("dq_bulk"):
+            cfg["unroll"] = 1   # as AttentionKernelKey.backwardPlan
         if a.single:
             cfg["double"] = False
         try:

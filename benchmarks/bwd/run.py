@@ -192,7 +192,12 @@ def main():
         key = (label, d, dv, bf16, masked, softcap)
         if key not in cache:
             spec = dict(plan["variants"][label])
-            base = vs.cfg(d, dv, spec["bm"], spec["bn"], spec["warps"], spec.get("double", True))
+            if spec.pop("table", False):   # the Swift key's tile and plan (variants.table)
+                base = vs.table(d, dv)["table"]
+                if softcap and base["dq_bulk"]:
+                    base["unroll"] = 1
+            else:
+                base = vs.cfg(d, dv, spec["bm"], spec["bn"], spec["warps"], spec.get("double", True))
             base.update(spec)
             base.update(d=d, dv=dv, bf16=bf16, masked=masked, softcap=softcap)
             try:

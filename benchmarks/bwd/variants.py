@@ -54,7 +54,7 @@ def table(d, dv, arch="sm_90a", dq_bulk=None):
     else:
         plans = [(0, True), (0, False)]
     mode, double = next((p for p in plans if fits(*p)), plans[-1])
-    t.update(dq_bulk=mode, double=double, unroll=2 if mode == 1 else 1)
+    t.update(dq_bulk=mode, double=double, unroll=2 if mode else 1)
     return {"table": t}
 
 

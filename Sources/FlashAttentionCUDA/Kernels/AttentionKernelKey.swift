@@ -160,7 +160,10 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     }
     if kind == .backwardConvert {
       // The accumulator's layout follows the key/value kernel's tile (carried in `tile`).
-      let reduction = tile.blockM > 0 ? Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, arch: arch).reduction : .atomics
+      let reduction =
+        tile.blockM > 0
+        ? Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, softcap: false, arch: arch).reduction
+        : .atomics
       defines.append("FA_DQ_BULK \(reduction.rawValue)")
       if reduction != .atomics {
         defines.append("FA_BWD_WM_Q \(Self.warpRows(rows: tile.blockM, columns: [Self.paddedTo32(headDim)], warps: tile.warps))")
@@ -231,24 +234,28 @@ extension AttentionKernelKey {
 
   /// This key's plan (meaningful for `.backwardKeyValue`).
   var backwardPlan: BackwardPlan {
-    Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, arch: arch)
+    Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, softcap: softcap, arch: arch)
   }
 
   /// The fastest layout that fits, in the order measured on the H100 (runs 8 and 9 of
   /// docs/perf-notes/cuda-sm80.md): bulk dQ reductions with two Q/dO buffers, then with the
   /// pieces in the Q/dO buffer, then with one buffer; atomics before sm_90. The GEMM k-loops
-  /// run two k-steps per iteration where that measured faster without spilling (bulk only).
-  static func backwardPlan(tile: AttentionTile, headDim: Int, headDimV: Int, arch: String) -> BackwardPlan {
+  /// run two k-steps per iteration with the bulk reductions (0–1% faster, run 8), except with
+  /// softcap, whose d = 64 kernels then spill.
+  static func backwardPlan(
+    tile: AttentionTile, headDim: Int, headDimV: Int, softcap: Bool, arch: String
+  ) -> BackwardPlan {
     let limit = sharedMemoryLimit(arch: arch)
     func fits(_ buffers: Int, staging: Bool) -> Bool {
       backwardSharedMemory(tile: tile, headDim: headDim, headDimV: headDimV, buffers: buffers, dqStaging: staging) <= limit
     }
     if supportsBulkReduction(arch: arch) {
-      if fits(2, staging: true) { return BackwardPlan(reduction: .bulk, buffers: 2, unroll: 2) }
+      let unroll = softcap ? 1 : 2
+      if fits(2, staging: true) { return BackwardPlan(reduction: .bulk, buffers: 2, unroll: unroll) }
       if fits(2, staging: false) && dqPiecesFitQueryBuffer(tile: tile, headDim: headDim, headDimV: headDimV) {
-        return BackwardPlan(reduction: .bulkInQueryBuffer, buffers: 2, unroll: 1)
+        return BackwardPlan(reduction: .bulkInQueryBuffer, buffers: 2, unroll: unroll)
       }
-      if fits(1, staging: true) { return BackwardPlan(reduction: .bulk, buffers: 1, unroll: 2) }
+      if fits(1, staging: true) { return BackwardPlan(reduction: .bulk, buffers: 1, unroll: unroll) }
     }
     return BackwardPlan(reduction: .atomics, buffers: fits(2, staging: false) ? 2 : 1, unroll: 1)
   }

@@ -178,9 +178,14 @@ __device__ __forceinline__ void warp_gemm(float (&acc)[MT][NT][4], const u16* a,
 // generic loop cost 3-4% at d = 64 and 128 (runs 4 and 5 in docs/perf-notes/cuda-sm80.md).
 // Only where it measured faster and fits the registers: unpadded heads up to 128 wide, whole
 // rows per pass.
-#define FIXED_LOADS (FA_D == D_PAD && FA_DV == DV_PAD && D_PAD <= 128 \
+#define WHOLE_ROW_LOADS (FA_D == D_PAD && FA_DV == DV_PAD \
     && THREADS % (D_PAD / 8) == 0 && THREADS % (DV_PAD / 8) == 0 \
     && FA_BM % (THREADS / (D_PAD / 8)) == 0 && FA_BM % (THREADS / (DV_PAD / 8)) == 0)
+#define FIXED_LOADS (WHOLE_ROW_LOADS && D_PAD <= 128)
+// Wider heads (8 or more rows per thread) walk the rows in a loop with one pointer increment
+// per row: unrolled, the addresses spill (68 bytes at d = 256), and load_tile's generic loop
+// recomputes a 64-bit row offset per chunk (~430 instructions per step at d = 256).
+#define STRIDED_LOADS (WHOLE_ROW_LOADS && !FIXED_LOADS)
 template <int ROWS, int COLS, int PITCH>
 __device__ __forceinline__ void load_rows(u16* smem, const u16* gmem, i64 row_stride, int valid_rows, int tid) {
   constexpr int CHUNKS = COLS / 8;
@@ -193,6 +198,25 @@ __device__ __forceinline__ void load_rows(u16* smem, const u16* gmem, i64 row_st
   for (int it = 0; it < ROWS / STEP; ++it) {
     const bool valid = r0 + it * STEP < valid_rows;
     cp_async16(dst + it * STEP * PITCH * 2, valid ? src + it * STEP * row_stride : gmem, valid);
+  }
+}
+
+template <int ROWS, int COLS, int PITCH>
+__device__ __forceinline__ void load_rows_strided(u16* smem, const u16* gmem, i64 row_stride, int valid_rows, int tid) {
+  constexpr int CHUNKS = COLS / 8;
+  constexpr int STEP = THREADS / CHUNKS;
+  static_assert(THREADS % CHUNKS == 0 && ROWS % STEP == 0, "whole rows per pass");
+  int row = tid / CHUNKS;
+  const u16* src = gmem + row * row_stride + (tid % CHUNKS) * 8;
+  const i64 src_step = STEP * row_stride;
+  u32 dst = smem_u32(smem + row * PITCH + (tid % CHUNKS) * 8);
+  #pragma unroll 2
+  for (int it = 0; it < ROWS / STEP; ++it) {
+    const bool valid = row < valid_rows;
+    cp_async16(dst, valid ? src : gmem, valid);
+    src += src_step;
+    dst += STEP * PITCH * 2;
+    row += STEP;
   }
 }
 
@@ -302,6 +326,9 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
 #if FIXED_LOADS
     load_rows<FA_BM, FA_D, QK_PITCH>(sQbuf + buf * FA_BM * QK_PITCH, q_tile, q_rs, sq - m0, tid);
     load_rows<FA_BM, FA_DV, V_PITCH>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
+#elif STRIDED_LOADS
+    load_rows_strided<FA_BM, FA_D, QK_PITCH>(sQbuf + buf * FA_BM * QK_PITCH, q_tile, q_rs, sq - m0, tid);
+    load_rows_strided<FA_BM, FA_DV, V_PITCH>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
 #else
     load_tile<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQbuf + buf * FA_BM * QK_PITCH, q_tile, q_rs, sq - m0, tid);
     load_tile<FA_BM, FA_DV, DV_PAD, V_PITCH, THREADS>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
@@ -442,15 +469,21 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
       if (lane == 0) bulk_wait_read();
       __syncwarp();
 #endif
+      // dq_piece_offset(r, c) for r = 16 i + 8 h + g and c = 8 j + 2 t, spelled out: every row
+      // of this lane has r mod 8 = g, so column chunk j lands in chunk j ^ (g mod DQ_SWIZZLE)
+      // and the (i, h) rows are immediate offsets from one address per chunk.
+      const u32 g_now = (lane_now >> 2) & 7, t_now = lane_now & 3;
+      const u32 row_base = piece + (g_now * TD_Q + 2 * t_now) * 4;
+      const u32 chunk_xor = (g_now & (DQ_SWIZZLE - 1)) * 32;
       #pragma unroll
-      for (int i = 0; i < TM_Q / 16; ++i) {
+      for (int j = 0; j < TD_Q / 8; ++j) {
+        const u32 address = row_base + (((u32)j * 32) ^ chunk_xor);
         #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int r = i * 16 + h * 8 + (int)(lane_now / 4);
+        for (int i = 0; i < TM_Q / 16; ++i) {
           #pragma unroll
-          for (int j = 0; j < TD_Q / 8; ++j) {
+          for (int h = 0; h < 2; ++h) {
             asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n"
-                         :: "r"(piece + dq_piece_offset(r, j * 8 + 2 * (int)(lane_now % 4)) * 4),
+                         :: "r"(address + (i * 16 + h * 8) * TD_Q * 4),
                             "f"(acc_dq[i][j][h * 2]), "f"(acc_dq[i][j][h * 2 + 1]));
           }
         }
