@@ -89,6 +89,10 @@ public enum VerificationMatrix {
       VerificationCase("decode-mqa", S(batch: 2, seqlenQ: 1, seqlenK: 1000, headsQ: 8, headsKV: 1, headDim: 128)),
       VerificationCase("batch3-gqa2-257", S(batch: 3, seqlenQ: 257, headsQ: 4, headsKV: 2, headDim: 64)),
       VerificationCase("long-1000", S(batch: 1, seqlenQ: 1000, headsQ: 1, headDim: 64)),
+      // fp32 V rows 4 KiB apart (8 heads of 128): the CPU forward's V-panel copy.
+      VerificationCase(
+        "d128-kv8-causal", S(batch: 1, seqlenQ: 130, seqlenK: 201, headsQ: 8, headsKV: 8, headDim: 128),
+        O(causal: true)),
     ]
   }()
 }
