@@ -66,6 +66,9 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "One run per case and pass, no warm-up or timing loop (for profilers).")
   var once = false
 
+  @Flag(help: "Deterministic mode (bit-identical backward; on the GPU one launch per key block, slow by design). Records are named flash-deterministic.")
+  var deterministic = false
+
   @Option(help: "Write the records as JSON to this file.")
   var json: String?
 
@@ -112,6 +115,7 @@ struct BenchCommand: ParsableCommand {
     settings.warmup = warmup
     settings.cpuBudgetSeconds = cpuBudget
     settings.once = once
+    settings.deterministic = deterministic
     let total = cases.count * implList.count * passList.count
     if !quiet {
       let counter = BenchProgress(total: total)
@@ -120,6 +124,7 @@ struct BenchCommand: ParsableCommand {
 
     let records: [BenchmarkRecord]
     var software: [String: String] = [:]
+    if deterministic { software["deterministic"] = "true" }
     var peak: Double?
     let deviceName: String
     if onGPU {

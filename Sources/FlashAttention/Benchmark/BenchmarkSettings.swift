@@ -11,10 +11,18 @@ public struct BenchmarkSettings: Sendable {
   public var cpuBudgetSeconds = 1.0
   /// One untimed call per case and pass, nothing else (for profilers such as ncu).
   public var once = false
+  /// Runs with `AttentionOptions.deterministic` (on the GPU the backward's one-launch-per-key-
+  /// block mode); the records name the implementation `flash-deterministic`.
+  public var deterministic = false
   /// Called after each record (progress on stderr).
   public var progress: (@Sendable (BenchmarkRecord) -> Void)?
 
   public init() {}
+
+  /// The implementation's name in the records: `flash-deterministic` in the deterministic mode.
+  func label(_ impl: String) -> String {
+    deterministic && impl == "flash" ? "flash-deterministic" : impl
+  }
 }
 
 /// Fills host tensors with uniform random values in [-1, 1): never zeros, which can hide

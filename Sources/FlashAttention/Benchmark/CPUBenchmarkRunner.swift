@@ -44,7 +44,7 @@ public struct CPUBenchmarkRunner {
   func measure(_ benchmarkCase: BenchmarkCase, impl: String, pass: BenchmarkPass, seed: UInt64) -> BenchmarkRecord {
     func record(_ status: BenchmarkStatus, _ samples: [Double] = [], peak: Int? = nil, note: String = "") -> BenchmarkRecord {
       BenchmarkRecord(
-        backend: "cpu", impl: impl, case: benchmarkCase, pass: pass, device: deviceName, status: status,
+        backend: "cpu", impl: settings.label(impl), case: benchmarkCase, pass: pass, device: deviceName, status: status,
         samples: samples, peakBytes: peak, note: note)
     }
     let backend: any AttentionBackend
@@ -73,7 +73,7 @@ public struct CPUBenchmarkRunner {
       let v = random.tensor(shape.vShape, dtype: dtype)
       let out = HostTensor(shape: shape.oShape, dtype: dtype)
       let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
-      let options = AttentionOptions(causal: benchmarkCase.causal)
+      let options = AttentionOptions(causal: benchmarkCase.causal, deterministic: settings.deterministic)
       let forward = try ForwardArguments(q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, options: options)
       var step: () throws(FlashAttentionError) -> Void = { () throws(FlashAttentionError) in try backend.forward(forward) }
       var gradients: [HostTensor] = []

@@ -26,7 +26,9 @@ public struct CUDABenchmarkRunner {
     let forward: ForwardArguments
     let backward: BackwardArguments
 
-    init(_ benchmarkCase: BenchmarkCase, device: CUDADevice, stream: CUDAStream, seed: UInt64) throws(FlashAttentionError) {
+    init(
+      _ benchmarkCase: BenchmarkCase, device: CUDADevice, stream: CUDAStream, seed: UInt64, deterministic: Bool
+    ) throws(FlashAttentionError) {
       let shape = benchmarkCase.shape
       let dtype = benchmarkCase.dtype
       var random = BenchmarkRandom(seed: seed)
@@ -49,7 +51,7 @@ public struct CUDABenchmarkRunner {
       }
       try stream.synchronize()
       self.buffers = buffers
-      let options = AttentionOptions(causal: benchmarkCase.causal)
+      let options = AttentionOptions(causal: benchmarkCase.causal, deterministic: deterministic)
       forward = try ForwardArguments(q: views[0], k: views[1], v: views[2], out: views[3], lse: views[4], options: options)
       backward = try BackwardArguments(
         q: views[0], k: views[1], v: views[2], out: views[3], lse: views[4], dOut: views[5], dQ: views[6],
@@ -79,19 +81,20 @@ public struct CUDABenchmarkRunner {
     func record(_ impl: String, _ pass: BenchmarkPass, _ status: BenchmarkStatus, _ samples: [Double] = [],
                 peak: Int? = nil, note: String = "") -> BenchmarkRecord {
       BenchmarkRecord(
-        backend: "cuda", impl: impl, case: benchmarkCase, pass: pass, device: deviceName, status: status,
+        backend: "cuda", impl: settings.label(impl), case: benchmarkCase, pass: pass, device: deviceName, status: status,
         samples: samples, peakBytes: peak, note: note)
     }
     let device = flash.device
     let stream = flash.stream
     var sets: [TensorSet] = []
     do throws(FlashAttentionError) {
-      let first = try TensorSet(benchmarkCase, device: device, stream: stream, seed: seed)
+      let first = try TensorSet(benchmarkCase, device: device, stream: stream, seed: seed, deterministic: settings.deterministic)
       sets = [first]
       let inputBytes = first.buffers.prefix(3).reduce(0) { $0 + $1.byteCount } + first.buffers[5].byteCount
       let wanted = settings.once ? 1 : min(8, max(1, (2 * device.l2CacheBytes + inputBytes - 1) / max(inputBytes, 1)))
       for index in 1..<wanted {
-        sets.append(try TensorSet(benchmarkCase, device: device, stream: stream, seed: seed &+ UInt64(index)))
+        sets.append(try TensorSet(
+          benchmarkCase, device: device, stream: stream, seed: seed &+ UInt64(index), deterministic: settings.deterministic))
       }
     } catch {
       return impls.flatMap { impl in passes.map { record(impl, $0, BenchmarkStatus(error), note: error.description) } }
