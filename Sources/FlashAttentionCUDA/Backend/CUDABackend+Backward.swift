@@ -22,29 +22,36 @@ extension CUDABackend {
     ] {
       try checkAligned(tensor, label)
     }
-    let bytes = scratchLayout(arguments).bytes
+    let layout = scratchLayout(arguments)
     if stream === self.stream {
-      try workspace.withBuffer(device: device, byteCount: bytes, stream: stream) { (buffer) throws(FlashAttentionError) in
-        try enqueueBackward(arguments, scratch: buffer.address, on: stream)
+      try workspace.withBuffer(device: device, byteCount: layout.bytes, stream: stream) { (buffer) throws(FlashAttentionError) in
+        try enqueueBackward(arguments, scratch: buffer.address, layout: layout, on: stream)
       }
     } else {
       // Another stream may run concurrently with the backend's: private scratch, freed on
       // return, so wait for the kernels first.
-      let scratch = try CUDABuffer(device: device, byteCount: bytes)
-      try enqueueBackward(arguments, scratch: scratch.address, on: stream)
+      let scratch = try CUDABuffer(device: device, byteCount: layout.bytes)
+      try enqueueBackward(arguments, scratch: scratch.address, layout: layout, on: stream)
       try stream.synchronize()
     }
   }
 
   /// The scratch of one backward call: LSE2 and D per query row, then the dQ accumulator
   /// (all fp32; the accumulator 256-byte aligned, as the bulk reductions need 16 bytes).
-  private func scratchLayout(_ arguments: BackwardArguments) -> (accumulatorOffset: Int, accumulatorCount: Int, bytes: Int) {
+  private func scratchLayout(_ arguments: BackwardArguments) -> ScratchLayout {
     let shape = arguments.shape
     let rows = shape.batch * shape.headsQ * shape.seqlenQ
     let count = backwardKey(.backwardKeyValue, arguments).dqAccumulatorFloats(
       batch: shape.batch, seqlenQ: shape.seqlenQ, headsQ: shape.headsQ)
     let offset = (2 * rows * 4 + 255) / 256 * 256
-    return (offset, count, offset + count * 4)
+    return ScratchLayout(accumulatorOffset: offset, accumulatorCount: count, bytes: offset + count * 4)
+  }
+
+  /// Byte offset and float count of the dQ accumulator in the scratch, and the scratch's size.
+  private struct ScratchLayout {
+    let accumulatorOffset: Int
+    let accumulatorCount: Int
+    let bytes: Int
   }
 
   /// The kernel of `kind` for these arguments on this device.
@@ -56,13 +63,12 @@ extension CUDABackend {
       arch: device.arch, tuning: tuning)
   }
 
-  /// Queues the three backward steps using `scratch` (see `scratchLayout`).
+  /// Queues the three backward steps using `scratch`, laid out as `layout`.
   private func enqueueBackward(
-    _ arguments: BackwardArguments, scratch: UInt64, on stream: CUDAStream
+    _ arguments: BackwardArguments, scratch: UInt64, layout: ScratchLayout, on stream: CUDAStream
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     let rows = shape.batch * shape.headsQ * shape.seqlenQ
-    let layout = scratchLayout(arguments)
     let lse2 = scratch
     let delta = lse2 + UInt64(rows * 4)
     let accumulator = scratch + UInt64(layout.accumulatorOffset)

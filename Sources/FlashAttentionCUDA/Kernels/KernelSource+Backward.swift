@@ -46,6 +46,10 @@ extension KernelSource {
 __device__ __forceinline__ int dq_piece_offset(int r, int c) {
   return r * TD_Q + (c ^ ((r & (DQ_SWIZZLE - 1)) * 8));
 }
+// The piece of warp `warp` for query block `block` of (batch, head), in pieces from the start.
+__device__ __forceinline__ i64 dq_piece_index(int batch, int head, int hq, int sq, int block, int warp) {
+  return (((i64)batch * hq + head) * ((sq + FA_BM - 1) / FA_BM) + block) * FA_WARPS + warp;
+}
 #endif
 
 #ifdef FA_ENTRY_flash_backward_preprocess
@@ -91,8 +95,8 @@ flash_backward_convert_dq(const float* __restrict__ accum, u16* __restrict__ dq,
     int i = (int)(rest / hq);
 #if FA_DQ_BULK
     const int r = i % FA_BM, warp = (r / TM_Q) * WD_Q + c / TD_Q;
-    const i64 piece = (((i64)batch * hq + h) * ((sq + FA_BM - 1) / FA_BM) + i / FA_BM) * FA_WARPS + warp;
-    const float* src = accum + piece * DQ_PIECE + dq_piece_offset(r % TM_Q, c % TD_Q);
+    const float* src = accum + dq_piece_index(batch, h, hq, sq, i / FA_BM, warp) * DQ_PIECE
+                       + dq_piece_offset(r % TM_Q, c % TD_Q);
 #else
     const float* src = accum + (((i64)batch * sq + i) * hq + h) * FA_D + c;
 #endif
@@ -491,8 +495,7 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
       __syncwarp();
       if (lane == 0) {
-        const i64 index = (((i64)batch * hq + head) * ((sq + FA_BM - 1) / FA_BM) + m0 / FA_BM) * FA_WARPS + warp;
-        bulk_reduce_add(dq_accum + index * DQ_PIECE, piece, DQ_PIECE * 4);
+        bulk_reduce_add(dq_accum + dq_piece_index(batch, head, hq, sq, m0 / FA_BM, warp) * DQ_PIECE, piece, DQ_PIECE * 4);
       }
 #else
       #pragma unroll
