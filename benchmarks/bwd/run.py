@@ -12,31 +12,19 @@ import argparse, ctypes, json, math, os, sys, threading, time, traceback
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kernel_source as ks
+import kernel_source as ks  # also puts benchmarks/hopper (nvrtc_build, cuda_driver) on the path
 import variants as vs
 
-cu = ctypes.CDLL("libcuda.so.1")
-torch.zeros(1, device="cuda")
+torch.zeros(1, device="cuda")   # torch makes the primary context current for the driver calls
 torch.cuda.synchronize()
-
-
-def ck(r, what):
-    if r != 0:
-        name = ctypes.c_char_p()
-        cu.cuGetErrorName(r, ctypes.byref(name))
-        raise RuntimeError(f"{what}: {r} {name.value}")
+from cuda_driver import cu, ck, load_function  # noqa: E402
 
 
 class Fn:
     def __init__(self, cfg, entry, smem=0):
         self.cubin, self.log, self.regs, self.spill = ks.compile_cubin(cfg, entry, "sm_90a")
-        self.mod = ctypes.c_void_p()
-        ck(cu.cuModuleLoadData(ctypes.byref(self.mod), self.cubin), "load")
-        self.fn = ctypes.c_void_p()
-        ck(cu.cuModuleGetFunction(ctypes.byref(self.fn), self.mod, entry.encode()), "getfn")
+        self.mod, self.fn = load_function(self.cubin, entry, smem)
         self.smem = smem
-        if smem > 48 * 1024:
-            ck(cu.cuFuncSetAttribute(self.fn, 8, smem), "smem attr")
 
     def launch(self, grid, block, args):
         ptrs = (ctypes.c_void_p * len(args))(*[ctypes.addressof(a) for a in args])

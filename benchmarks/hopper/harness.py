@@ -7,17 +7,10 @@ import argparse, ctypes, json, math, os, sys, time
 import torch
 import nvrtc_build as nb
 
-cu = ctypes.CDLL("libcuda.so.1")
 # Let torch create and make current the primary context that the driver calls below use.
 torch.zeros(1, device="cuda")
 torch.cuda.synchronize()
-
-
-def ck(r, what):
-    if r != 0:
-        name = ctypes.c_char_p()
-        cu.cuGetErrorName(r, ctypes.byref(name))
-        raise RuntimeError(f"{what}: {r} {name.value}")
+from cuda_driver import cu, ck, load_function  # noqa: E402
 
 
 class Kernel:
@@ -26,17 +19,13 @@ class Kernel:
         t = time.time()
         self.cubin, self.log = nb.compile_cubin(cfg)
         self.compile_s = time.time() - t
-        self.mod = ctypes.c_void_p()
-        ck(cu.cuModuleLoadData(ctypes.byref(self.mod), self.cubin), "cuModuleLoadData")
-        self.fn = ctypes.c_void_p()
-        ck(cu.cuModuleGetFunction(ctypes.byref(self.fn), self.mod, b"flash_fwd_hopper"), "getfn")
         dp = (cfg["head_dim"] + 63) // 64 * 64
         dvp = (cfg["head_dim_v"] + 63) // 64 * 64
         bn, st = cfg["block_n"], cfg["stages"]
         # "consumers": consumer warpgroups of 64 query rows (2 unless a variant says 3).
         self.bm = 64 * cfg.get("consumers", 2)
         self.smem = cfg.get("q_stages", 1) * self.bm * dp * 2 + st * bn * (dp + dvp) * 2 + 2048
-        ck(cu.cuFuncSetAttribute(self.fn, 8, self.smem), "smem attr")
+        self.mod, self.fn = load_function(self.cubin, "flash_fwd_hopper", self.smem)
         regs = ctypes.c_int()
         cu.cuFuncGetAttribute(ctypes.byref(regs), 4, self.fn)
         self.regs = regs.value
