@@ -2,7 +2,7 @@ import FlashAttention
 import FlashAttentionCUDA
 
 /// One compilable kernel for the `kernels` report: the sm80 FlashAttention-2 family on every
-/// architecture, plus the wgmma/TMA forward family on Hopper (sm_90a).
+/// architecture, plus the wgmma/TMA forward and backward families on Hopper (sm_90a).
 struct KernelVariant {
   var label: String
   var program: CUDAProgram
@@ -17,6 +17,9 @@ struct KernelVariant {
     // wgmma and setmaxnreg exist only on the arch-specific sm_90a target.
     if arch == "sm_90a" {
       variants += HopperForwardKey.allVariants.map {
+        KernelVariant(label: "\($0)", program: $0.program, dynamicSharedMemory: $0.sharedMemoryBytes, isHopper: true)
+      }
+      variants += HopperBackwardKey.allVariants.map {
         KernelVariant(label: "\($0)", program: $0.program, dynamicSharedMemory: $0.sharedMemoryBytes, isHopper: true)
       }
     }

@@ -6,16 +6,22 @@ import Testing
 
 /// The Hopper kernel's embedded source, its key and its tile table; GPU numerics run on the device.
 @Suite struct HopperForwardTests {
-  /// The .cu file is the single source: the embedded Swift string must be regenerated from it.
-  @Test func embeddedSourceMatchesCUFile() throws {
-    let cu = URL(fileURLWithPath: #filePath)
+  /// The .cu/.cuh files are the single source: the embedded Swift strings must be regenerated
+  /// from them.
+  @Test func embeddedSourcesMatchTheCUFiles() throws {
+    let hopper = URL(fileURLWithPath: #filePath)
       .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-      .appendingPathComponent("Sources/FlashAttentionCUDA/Hopper/hopper_forward.cu")
-    let text = try String(contentsOf: cu, encoding: .utf8)
-    // The generator drops nothing but the trailing newline of the file (Swift's closing delimiter).
-    #expect(
-      HopperForwardSource.text + "\n" == text,
-      "HopperForwardSource.swift is stale: run python3 benchmarks/hopper/gen_swift_source.py")
+      .appendingPathComponent("Sources/FlashAttentionCUDA/Hopper")
+    for (embedded, file) in [
+      (HopperCommonSource.text, "hopper_common.cuh"), (HopperForwardSource.text, "hopper_forward.cu"),
+      (HopperBackwardSource.text, "hopper_backward.cu"),
+    ] {
+      let text = try String(contentsOf: hopper.appendingPathComponent(file), encoding: .utf8)
+      // The generator drops nothing but the trailing newline of the file (Swift's closing delimiter).
+      #expect(
+        embedded + "\n" == text,
+        "the embedding of \(file) is stale: run python3 benchmarks/hopper/gen_swift_source.py")
+    }
   }
 
   @Test func keysCoverTheRequiredHeadDimsAndDtypes() {

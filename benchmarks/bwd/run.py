@@ -71,6 +71,80 @@ class Backward:
         return run
 
 
+class HopperBackward:
+    """The wgmma backward (Sources/FlashAttentionCUDA/Hopper/hopper_backward.cu) between the sm80
+    module's preprocess and convert kernels (compiled for the [b, sq, hq, d] accumulator)."""
+    def __init__(self, cfg):
+        import nvrtc_build as nb
+        self.cfg = cfg
+        t = time.time()
+        side = dict(vs.table(cfg["d"], cfg["dv"])["table"], d=cfg["d"], dv=cfg["dv"], bf16=cfg["bf16"],
+                    masked=cfg["masked"], softcap=cfg["softcap"], dq_bulk=0)
+        self.side = side
+        self.pre = Fn(side, "flash_backward_preprocess")
+        self.conv = Fn(side, "flash_backward_convert_dq")
+        hcfg = dict(kernel="backward", head_dim=cfg["d"], fp16=int(not cfg["bf16"]), causal=0,
+                    window=int(cfg["masked"] or cfg.get("force_masked", False)), q_stages=cfg.get("q_stages", 2))
+        cubin, log = nb.compile_cubin(hcfg)
+        self.log = log
+        d, qst = cfg["d"], hcfg["q_stages"]
+        # Mirrors HopperBackwardKey.sharedMemoryBytes: alignment slack, K/V, Q/dO buffers, dS
+        # buffers, LSE/D rows, barriers.
+        self.smem = 1024 + 2 * 128 * d * 2 + 2 * qst * 64 * d * 2 + 2 * 64 * 128 * 2 + qst * 2 * 64 * 4 + 8 + 32 * qst
+        self.mod, self.fn = load_function(cubin, "flash_bwd_hopper", self.smem)
+        regs = ctypes.c_int()
+        cu.cuFuncGetAttribute(ctypes.byref(regs), 4, self.fn)
+        self.regs = regs.value
+        self.spill = sum(int(x) for x in __import__("re").findall(r"(\d+) bytes spill", log))
+        self.kv = self
+        self.compile_s = time.time() - t
+
+    @staticmethod
+    def tmap(t, box_rows):
+        b, s, h, d = t.shape
+        assert t.stride(3) == 1
+        m = (ctypes.c_uint64 * 16)()
+        dims = (ctypes.c_uint64 * 4)(d, s, h, b)
+        es = t.element_size()
+        strides = (ctypes.c_uint64 * 3)(t.stride(1) * es, t.stride(2) * es, t.stride(0) * es)
+        box = (ctypes.c_uint32 * 4)(64, box_rows, 1, 1)
+        estr = (ctypes.c_uint32 * 4)(1, 1, 1, 1)
+        dt = 6 if t.dtype == torch.float16 else 9
+        ck(cu.cuTensorMapEncodeTiled(m, dt, 4, ctypes.c_void_p(t.data_ptr()), dims, strides, box, estr, 0, 3, 2, 0), "tensormap")
+        return m
+
+    def prepare(self, q, k, v, o, lse, do, dq, dk, dv, window=(-1, -1), softcap=0.0, scale=None):
+        assert softcap == 0.0
+        b, sq, hq, d = q.shape
+        sk, hkv = k.shape[1], k.shape[2]
+        scale = scale if scale is not None else 1.0 / math.sqrt(d)
+        lse2 = torch.empty(b, hq, sq, device="cuda", dtype=torch.float32)
+        delta = torch.empty_like(lse2)
+        acc = torch.empty(b * sq * hq * d, device="cuda", dtype=torch.float32)
+        P = lambda t: ctypes.c_uint64(t.data_ptr())
+        I = ctypes.c_int64
+        st = lambda t: [I(t.stride(0)), I(t.stride(1)), I(t.stride(2))]
+        a_pre = [P(o), P(do), P(lse), P(lse2), P(delta), *st(o), *st(do), I(lse.stride(0)), I(lse.stride(1)),
+                 ctypes.c_int(sq), ctypes.c_int(hq)]
+        maps = [self.tmap(q, 64), self.tmap(k, 128), self.tmap(v, 128), self.tmap(do, 64)]
+        a_kv = [*maps, P(lse2), P(delta), P(acc), P(dk), P(dv), *st(dk), *st(dv),
+                ctypes.c_int(sq), ctypes.c_int(sk), ctypes.c_int(hq), ctypes.c_int(hq // hkv),
+                ctypes.c_float(scale), ctypes.c_float(scale * 1.4426950408889634),
+                ctypes.c_int(window[0]), ctypes.c_int(window[1])]
+        a_conv = [P(acc), P(dq), *st(dq), ctypes.c_int(sq), ctypes.c_int(hq), ctypes.c_float(scale)]
+        pairs = sq * hq * d // 2
+        kv_ptrs = (ctypes.c_void_p * len(a_kv))(*[ctypes.addressof(a) for a in a_kv])
+
+        def run():
+            acc.zero_()
+            self.pre.launch(((sq + 3) // 4, hq, b), 128, a_pre)
+            stream = torch.cuda.current_stream().cuda_stream
+            ck(cu.cuLaunchKernel(self.fn, (sk + 127) // 128, hkv, b, 384, 1, 1, self.smem, ctypes.c_void_p(stream), kv_ptrs, None), "launch hopper bwd")
+            self.conv.launch((max(1, min((pairs + 255) // 256, 4096)), b, 1), 256, a_conv)
+        run.keep = (a_pre, a_kv, kv_ptrs, maps, a_conv, lse2, delta, acc)
+        return run
+
+
 def visible(sq, sk, window, device):
     i = torch.arange(sq, device=device)[:, None]
     j = torch.arange(sk, device=device)[None, :]
@@ -184,12 +258,14 @@ def main():
                 base = vs.table(d, dv)["table"]
                 if softcap and base["dq_bulk"]:
                     base["unroll"] = 1
+            elif spec.get("hopper"):
+                base = {}
             else:
                 base = vs.cfg(d, dv, spec["bm"], spec["bn"], spec["warps"], spec.get("double", True))
             base.update(spec)
             base.update(d=d, dv=dv, bf16=bf16, masked=masked, softcap=softcap)
             try:
-                cache[key] = Backward(base)
+                cache[key] = HopperBackward(base) if base.get("hopper") else Backward(base)
                 kv = cache[key].kv
                 out["variants"][f"{label} d={d} dv={dv} bf16={int(bf16)} m={int(masked)} c={int(softcap)}"] = dict(cfg=base, regs=kv.regs, spill=kv.spill, smem=kv.smem)
             except Exception as e:  # noqa: BLE001

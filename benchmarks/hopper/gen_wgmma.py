@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Writes the wgmma wrapper block of hopper_forward.cu (between the GENERATED markers).
+"""Writes the wgmma wrapper block of hopper_common.cuh (between the GENERATED markers).
 
 Inline PTX needs every accumulator register spelled out as an asm operand, so each N gets its
 own wrapper; this script writes them instead of hand-typing 128-operand lists.
 """
 import pathlib, re, sys
 
-NS = [64, 80, 96, 112, 128, 144, 160, 176, 192, 256]
-SRC = pathlib.Path(__file__).resolve().parents[2] / "Sources/FlashAttentionCUDA/Hopper/hopper_forward.cu"
+NS = [32, 64, 80, 96, 112, 128, 144, 160, 176, 192, 256]
+SRC = pathlib.Path(__file__).resolve().parents[2] / "Sources/FlashAttentionCUDA/Hopper/hopper_common.cuh"
 
 
 def wrapper(n: int) -> str:
@@ -23,6 +23,8 @@ def wrapper(n: int) -> str:
         f"      : \"l\"(da), \"l\"(db), \"r\"(accumulate));\n"
         f"  }}\n"
     )
+    # B from shared memory stored MN-major (transposed), as the backward's dQ = dS K reads K.
+    ss_tb = ss.replace("void ss(", "void ss_tb(").replace("p, 1, 1, 0, 0;", "p, 1, 1, 0, 1;")
     rs = (
         f"  static __device__ __forceinline__ void rs(float (&d)[{r}], const u32 (&a)[4], u64 db, int accumulate) {{\n"
         f"    asm volatile(\"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{r + 5}, 0;\\n\"\n"
@@ -32,7 +34,7 @@ def wrapper(n: int) -> str:
         f"      : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"l\"(db), \"r\"(accumulate));\n"
         f"  }}\n"
     )
-    return f"template <> struct Wgmma<{n}> {{\n{ss}{rs}}};\n"
+    return f"template <> struct Wgmma<{n}> {{\n{ss}{ss_tb}{rs}}};\n"
 
 
 def block() -> str:

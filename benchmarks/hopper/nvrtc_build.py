@@ -1,8 +1,12 @@
-"""Compiles hopper_forward.cu with NVRTC (ctypes, no CUDA headers) for one kernel configuration."""
+"""Compiles the Hopper kernels (hopper_common.cuh + hopper_forward.cu or hopper_backward.cu) with NVRTC
+(ctypes, no CUDA headers) for one kernel configuration."""
 import ctypes, glob, os, pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SRC = ROOT / "Sources/FlashAttentionCUDA/Hopper/hopper_forward.cu"
+HOPPER = ROOT / "Sources/FlashAttentionCUDA/Hopper"
+SRC = HOPPER / "hopper_forward.cu"
+BWD_SRC = HOPPER / "hopper_backward.cu"
+COMMON = HOPPER / "hopper_common.cuh"
 
 
 def _load_nvrtc():
@@ -58,6 +62,8 @@ def compile_source(src: str, name: str, arch: str, opts=()):
 
 def compile_cubin(cfg: dict, arch="sm_90a", extra_opts=()):
     # cfg["source"]: another version of the kernel (a file under benchmarks/hopper/) to A/B against.
-    path = ROOT / "benchmarks/hopper" / cfg["source"] if "source" in cfg else SRC
-    return compile_source(config_defines(cfg) + path.read_text(), "hopper_forward.cu", arch,
+    # cfg["kernel"] == "backward": the backward kernel instead of the forward.
+    default = BWD_SRC if cfg.get("kernel") == "backward" else SRC
+    path = ROOT / "benchmarks/hopper" / cfg["source"] if "source" in cfg else default
+    return compile_source(config_defines(cfg) + COMMON.read_text() + path.read_text(), path.name, arch,
                           ("--use_fast_math", *extra_opts))

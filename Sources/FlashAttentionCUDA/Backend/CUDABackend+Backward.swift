@@ -4,8 +4,10 @@ extension CUDABackend {
   /// Queues the backward pass on `stream` without waiting; all views must be on this device.
   ///
   /// Three steps: D = rowsum(dO ∘ O) (preprocess), dK/dV per key block with dQ added into an
-  /// fp32 accumulator (bulk reductions of per-warp tiles on sm_90 and later, atomics before),
-  /// then dQ converted to the storage dtype. The fp32 additions from many key blocks make
+  /// fp32 accumulator, then dQ converted to the storage dtype. The middle step runs the wgmma
+  /// kernel of `HopperBackward` on sm_90a where it covers the call (d = d_v = 64 or 128, no
+  /// softcap, not deterministic); otherwise the FlashAttention-2 kernel (bulk reductions of
+  /// per-warp tiles on sm_90 and later, atomics before). The fp32 additions from many key blocks make
   /// dQ's rounding order vary between runs; with `options.deterministic` the key blocks
   /// run one launch after another instead (each dQ element then gets at most one addition per
   /// launch, in a fixed order), which gives the same bits every run at a large cost in speed:
@@ -37,18 +39,26 @@ extension CUDABackend {
   }
 
   /// The scratch of one backward call: LSE2 and D per query row, then the dQ accumulator
-  /// (all fp32; the accumulator 256-byte aligned, as the bulk reductions need 16 bytes).
+  /// (all fp32; the accumulator 256-byte aligned, as the bulk reductions need 16 bytes), laid
+  /// out for the key/value kernel that will run.
   private func scratchLayout(_ arguments: BackwardArguments) -> ScratchLayout {
     let shape = arguments.shape
     let rows = shape.batch * shape.headsQ * shape.seqlenQ
-    let count = backwardKey(.backwardKeyValue, arguments).dqAccumulatorFloats(
-      batch: shape.batch, seqlenQ: shape.seqlenQ, headsQ: shape.headsQ)
+    let hopper = HopperBackward.unsupportedReason(arguments, device: device) == nil
+    let count =
+      hopper
+      ? shape.batch * shape.seqlenQ * shape.headsQ * shape.headDim
+      : backwardKey(.backwardKeyValue, arguments).dqAccumulatorFloats(
+        batch: shape.batch, seqlenQ: shape.seqlenQ, headsQ: shape.headsQ)
     let offset = (2 * rows * 4 + 255) / 256 * 256
-    return ScratchLayout(accumulatorOffset: offset, accumulatorCount: count, bytes: offset + count * 4)
+    return ScratchLayout(hopper: hopper, accumulatorOffset: offset, accumulatorCount: count, bytes: offset + count * 4)
   }
 
-  /// Byte offset and float count of the dQ accumulator in the scratch, and the scratch's size.
+  /// Which key/value kernel runs, byte offset and float count of the dQ accumulator in the
+  /// scratch, and the scratch's size.
   private struct ScratchLayout {
+    /// The Hopper kernel (accumulator `[batch, seqlenQ, headsQ, headDim]`) instead of the sm80 one.
+    let hopper: Bool
     let accumulatorOffset: Int
     let accumulatorCount: Int
     let bytes: Int
@@ -102,7 +112,10 @@ extension CUDABackend {
         arguments: args, stream: stream)
     }
 
-    if shape.seqlenK > 0 {
+    if layout.hopper {
+      try HopperBackward.launch(
+        arguments, lse2: lse2, delta: delta, accumulator: accumulator, device: device, stream: stream)
+    } else if shape.seqlenK > 0 {
       let (left, right) = windowBounds(arguments.mask)
       let kv = key(.backwardKeyValue)
       var args = CUDAKernelArguments()
@@ -141,7 +154,9 @@ extension CUDABackend {
     }
 
     if shape.seqlenQ > 0 {
-      let convert = key(.backwardConvert)
+      // The Hopper kernel adds into the atomics layout, which a convert key without a tile reads.
+      var convert = key(.backwardConvert)
+      if layout.hopper { convert.tile = AttentionKernelKey.untiledConvertTile }
       var args = CUDAKernelArguments()
       args.append(accumulator)
       args.append(arguments.dQ.deviceAddress)

@@ -1,20 +1,27 @@
 import FlashAttentionCore
 
-/// The three TMA descriptors (`CUtensorMap`, 128 bytes each) of one forward call.
+/// The TMA descriptors (`CUtensorMap`, 128 bytes each) of one Hopper kernel call: Q, K, V for
+/// the forward, Q, K, V, dO for the backward.
 ///
 /// Each `[batch, seqlen, heads, head_dim]` tensor is described as 4-D (head_dim, seqlen, heads,
 /// batch) with its own strides, boxes of 64 columns (128 bytes, the 128-byte swizzle span) by a
 /// tile of rows. Rows and columns past the tensor's end read as zeros, which is how the kernel
 /// handles sequence tails and head dims that are not a multiple of 64.
 struct HopperTensorMaps {
-  /// 3 × 128 bytes; the driver writes each map, the launch copies them as kernel parameters.
-  private var storage = [UInt8](repeating: 0, count: 3 * 128)
+  /// 128 bytes per map; the driver writes each map, the launch copies them as kernel parameters.
+  private var storage: [UInt8]
 
+  /// The forward's maps: Q in tiles of `blockM` rows, K and V in tiles of `blockN`.
   init(
     q: TensorView, k: TensorView, v: TensorView, blockM: Int, blockN: Int, device: CUDADevice
   ) throws(FlashAttentionError) {
-    let rows = [blockM, blockN, blockN]
-    for (index, tensor) in [q, k, v].enumerated() {
+    try self.init([(q, blockM), (k, blockN), (v, blockN)], device: device)
+  }
+
+  /// One map per tensor, each read in boxes of 64 columns by `rows`.
+  init(_ tensors: [(tensor: TensorView, rows: Int)], device: CUDADevice) throws(FlashAttentionError) {
+    storage = [UInt8](repeating: 0, count: tensors.count * 128)
+    for (index, (tensor, boxRows)) in tensors.enumerated() {
       let element = tensor.dtype.byteSize
       let dims = [tensor.shape[3], tensor.shape[1], tensor.shape[2], tensor.shape[0]].map { UInt64(max($0, 1)) }
       // Strides of dims 1...3 in bytes; a size-1 dim's stride is free, so give it a legal one.
@@ -22,7 +29,7 @@ struct HopperTensorMaps {
         .map { $0 == 0 ? 16 : $0 }
       // CU_TENSOR_MAP_DATA_TYPE_FLOAT16 = 6, BFLOAT16 = 9; SWIZZLE_128B = 3; L2 promotion 128B = 2.
       let dataType: Int32 = tensor.dtype == .float16 ? 6 : 9
-      let box = [UInt32(64), UInt32(rows[index]), 1, 1]
+      let box = [UInt32(64), UInt32(boxRows), 1, 1]
       let status: FlashAttentionError? = storage.withUnsafeMutableBytes { raw in
         do throws(FlashAttentionError) {
           try device.encodeTensorMapTiled(
@@ -38,10 +45,10 @@ struct HopperTensorMaps {
     }
   }
 
-  /// Appends the maps as the kernel's first three (`__grid_constant__`, 64-byte aligned) parameters.
+  /// Appends the maps as the kernel's first (`__grid_constant__`, 64-byte aligned) parameters.
   func append(to arguments: inout CUDAKernelArguments) {
     storage.withUnsafeBytes { raw in
-      for index in 0..<3 {
+      for index in 0..<storage.count / 128 {
         arguments.appendBytes(UnsafeRawBufferPointer(rebasing: raw[index * 128..<(index + 1) * 128]), alignment: 64)
       }
     }

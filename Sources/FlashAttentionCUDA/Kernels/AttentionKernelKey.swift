@@ -198,7 +198,7 @@ extension AttentionKernelKey {
     case .backwardPreprocess, .backwardConvert:
       // Elementwise kernels: only the head dims and the dtype matter, and for the dQ conversion
       // the key/value kernel's tile where that kernel lays the accumulator out in its tiles.
-      var tile = AttentionTile(blockM: 0, blockN: 0, warps: kind == .backwardConvert ? 8 : 4, qInRegisters: false)
+      var tile = kind == .backwardConvert ? untiledConvertTile : AttentionTile(blockM: 0, blockN: 0, warps: 4, qInRegisters: false)
       if kind == .backwardConvert {
         let keyValue = make(
           kind: .backwardKeyValue, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked,
@@ -210,6 +210,10 @@ extension AttentionKernelKey {
         deterministic: false, tile: tile, arch: arch)
     }
   }
+
+  /// The convert kernel's tile when the accumulator is in the atomics layout
+  /// `[batch, seqlenQ, headsQ, headDim]` (no key/value tile to undo).
+  static let untiledConvertTile = AttentionTile(blockM: 0, blockN: 0, warps: 8, qInRegisters: false)
 
   /// How the backward adds dQ into its fp32 accumulator (the kernels' `FA_DQ_BULK`).
   public enum DQReduction: Int, Sendable {

@@ -1,0 +1,63 @@
+import FlashAttentionCore
+
+/// The compile-time specialization of the Hopper backward kernel (`hopper_backward.cu`). Its
+/// tile is fixed: 128 keys per block (64 per consumer warpgroup), 64 queries per step.
+public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
+  public var headDim: Int
+  /// `.float16` or `.bfloat16`.
+  public var dtype: DType
+  public var mask: HopperForwardKey.MaskKind
+  /// Q/dO (and LSE/D) buffers: the next steps' loads run while this one computes.
+  public var qStages: Int
+
+  /// Head dims the kernel is built and verified for (d = d_v); others use the sm80 backward.
+  public static let supportedHeadDims = [64, 128]
+  public static let blockM = 64
+  public static let blockN = 128
+  public static let threads = 384
+
+  /// Nil when the kernel does not cover the configuration (fp32, another head dim).
+  public init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind, qStages: Int = 2) {
+    guard dtype == .float16 || dtype == .bfloat16, Self.supportedHeadDims.contains(headDim), qStages >= 1 else {
+      return nil
+    }
+    self.headDim = headDim
+    self.dtype = dtype
+    self.mask = mask
+    self.qStages = qStages
+  }
+
+  /// K and V (blockN rows), `qStages` Q and dO buffers (blockM rows), two dS buffers
+  /// (blockM × blockN), `qStages` LSE/D rows, the mbarriers, and 1024 bytes to align the base
+  /// (the 128-byte swizzle repeats every 1024).
+  public var sharedMemoryBytes: Int {
+    let (m, n) = (Self.blockM, Self.blockN)
+    let tiles = 2 * n * headDim * 2 + 2 * qStages * m * headDim * 2 + 2 * m * n * 2
+    let stats = qStages * 2 * m * 4
+    let barriers = 8 + 4 * 8 * qStages
+    return 1024 + tiles + stats + barriers
+  }
+
+  /// The NVRTC program: the configuration as #defines, the common part, then the kernel.
+  public var program: CUDAProgram {
+    let defines = [
+      ("FA_HEAD_DIM", headDim), ("FA_Q_STAGES", qStages), ("FA_FP16", dtype == .float16 ? 1 : 0),
+      ("FA_CAUSAL", mask == .causal ? 1 : 0), ("FA_WINDOW", mask == .window ? 1 : 0),
+    ].map { "#define \($0.0) \($0.1)\n" }.joined()
+    return CUDAProgram(
+      entry: "flash_bwd_hopper", source: defines + HopperCommonSource.text + "\n" + HopperBackwardSource.text)
+  }
+
+  public var description: String {
+    "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(Self.blockN)\(qStages != 2 ? " q\(qStages)" : "")"
+  }
+
+  /// Every variant the library can launch, for the `kernels` report and the compile checks.
+  public static var allVariants: [HopperBackwardKey] {
+    supportedHeadDims.flatMap { d in
+      [DType.bfloat16, .float16].flatMap { dtype in
+        HopperForwardKey.MaskKind.allCases.compactMap { HopperBackwardKey(headDim: d, dtype: dtype, mask: $0) }
+      }
+    }
+  }
+}

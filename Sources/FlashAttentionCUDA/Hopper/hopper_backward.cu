@@ -1,0 +1,394 @@
+// FlashAttention backward for Hopper (sm_90a): dK and dV per key block on wgmma, dQ added into an
+// fp32 accumulator. FA3's design without its dQ warpgroup: TMA + mbarrier ring for Q and dO, K/V
+// resident, the transposed products S^T = K Q^T and dP^T = V dO^T so that P^T and dS^T come out
+// of the accumulators already in the register layout of a wgmma A operand.
+//
+// The host prepends the configuration #defines and hopper_common.cuh:
+//   FA_HEAD_DIM        head dim of Q, K, V and dO (64 or 128)
+//   FA_Q_STAGES        Q/dO buffers (2: the next step's loads run during this step)
+//   FA_FP16            1: fp16 storage, 0: bf16 storage
+//   FA_CAUSAL, FA_WINDOW   mask kinds (causal is the window (left, 0), bottom-right aligned)
+// Sizes, strides and the window are kernel arguments.
+//
+// Block: 3 warpgroups for one key block of 128 keys, one (kv head, batch). Warpgroup 0 is the
+// producer: one thread loads K and V once, then Q and dO of every step (a query block of 64 rows
+// of one query head of the GQA group) into a ring. Warpgroups 1 and 2 own 64 keys each and keep
+// their dK and dV (64 x d, fp32) in registers for the whole walk. Per step each consumer:
+//   S^T  = K_w Q^T            (SS wgmma, 64 x 64)     P^T  = exp2(S^T * scale log2 e - LSE2)
+//   dP^T = V_w dO^T           (SS wgmma, 64 x 64)     dS^T = P^T * (dP^T - D)
+//   dV  += P^T dO             (RS wgmma, P^T from registers, dO read transposed)
+//   dK  += dS^T Q             (RS wgmma)
+// and stores dS^T transposed (stmatrix) into shared memory as dS, [query][key]. After a named
+// barrier both consumers compute half of dQ = dS K each (SS wgmma, K read transposed; 64 x d/2)
+// and add it into the accumulator [batch, seqlen_q, heads_q, d] with red.global.add.v2.f32;
+// flash_backward_convert_dq (the sm80 module's, compiled for that layout) scales and converts.
+// Keys and queries past the sequence ends need no mask on S for the sums: TMA zero-fills their
+// rows, LSE2 is +inf for padded query columns, and rows of dK/dV past seqlen_k are not stored.
+// The tail key block still masks its P, so that a zero score against a very small LSE cannot
+// overflow into the dQ sum.
+
+namespace fa_hopper {
+
+#ifndef FA_Q_STAGES
+#define FA_Q_STAGES 2
+#endif
+
+constexpr int D = FA_HEAD_DIM;
+constexpr int BM = 64;             // queries per step
+constexpr int BN = 128;            // keys per block: 64 per consumer warpgroup
+constexpr int QST = FA_Q_STAGES;
+constexpr int NQ = D / 2;          // dQ columns per consumer warpgroup
+constexpr int PANELS = D / 64;     // 64-column (128-byte) panels per row
+constexpr int SQ_BYTES = BM * D * 2;
+constexpr int SK_BYTES = BN * D * 2;
+constexpr int SDS_BYTES = BM * BN * 2;
+constexpr int CONSUMER_THREADS = 256;
+static_assert(D == 64 || D == 128, "the Hopper backward covers head dims 64 and 128");
+
+struct Smem {
+  u32 k, v, q0, do0, ds0, stats0, bar;
+  __device__ __forceinline__ u32 q(int s) const { return q0 + s * SQ_BYTES; }
+  __device__ __forceinline__ u32 dout(int s) const { return do0 + s * SQ_BYTES; }
+  __device__ __forceinline__ u32 ds(int s) const { return ds0 + s * SDS_BYTES; }
+  // LSE2 (64 floats) then D (64 floats) of stage s's query rows.
+  __device__ __forceinline__ u32 stats(int s) const { return stats0 + s * 2 * BM * 4; }
+  __device__ __forceinline__ u32 kv_full() const { return bar; }
+  __device__ __forceinline__ u32 q_full(int s) const { return bar + 8 + 8 * s; }
+  __device__ __forceinline__ u32 do_full(int s) const { return bar + 8 + 8 * QST + 8 * s; }
+  __device__ __forceinline__ u32 empty(int s) const { return bar + 8 + 16 * QST + 8 * s; }
+  __device__ __forceinline__ u32 stats_full(int s) const { return bar + 8 + 24 * QST + 8 * s; }
+};
+
+// The query blocks whose rows can see a key of [n0, n0 + BN): [lo, hi).
+struct StepRange {
+  int lo, hi;
+};
+
+__device__ __forceinline__ StepRange step_range(int n0, int seqlen_q, int offset, int left, int right) {
+  StepRange r;
+  r.lo = 0;
+  r.hi = (seqlen_q + BM - 1) / BM;
+  if (right >= 0) {
+    const int first = n0 - offset - right;  // first query row that sees key n0
+    r.lo = first <= 0 ? 0 : first / BM;
+  }
+  if (left >= 0) {
+    const int last = n0 + BN - 1 - offset + left;  // last query row that sees the block's last key
+    r.hi = min(r.hi, last < 0 ? 0 : last / BM + 1);
+  }
+  return r;
+}
+
+extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
+  const __grid_constant__ TmaMap tm_q, const __grid_constant__ TmaMap tm_k, const __grid_constant__ TmaMap tm_v,
+  const __grid_constant__ TmaMap tm_do,
+  const float* __restrict__ lse2, const float* __restrict__ delta, float* __restrict__ dq_accum,
+  void* __restrict__ dk_ptr, void* __restrict__ dv_ptr,
+  long long dk_stride_b, long long dk_stride_s, long long dk_stride_h,
+  long long dv_stride_b, long long dv_stride_s, long long dv_stride_h,
+  int seqlen_q, int seqlen_k, int heads_q, int group,
+  float scale, float scale_log2, int window_left, int window_right) {
+  extern __shared__ unsigned char smem_raw[];
+  Smem sm;
+  sm.k = (smem_u32(smem_raw) + 1023u) & ~1023u;
+  sm.v = sm.k + SK_BYTES;
+  sm.q0 = sm.v + SK_BYTES;
+  sm.do0 = sm.q0 + QST * SQ_BYTES;
+  sm.ds0 = sm.do0 + QST * SQ_BYTES;
+  sm.stats0 = sm.ds0 + 2 * SDS_BYTES;
+  sm.bar = sm.stats0 + QST * 2 * BM * 4;
+
+  const int tid = threadIdx.x;
+  const int wg = tid / 128;
+  const int n_block = blockIdx.x, kv_head = blockIdx.y, batch = blockIdx.z;
+  const int n0 = n_block * BN;
+  const int offset = seqlen_k - seqlen_q;
+#if FA_CAUSAL
+  const int left = window_left, right = 0;
+#elif FA_WINDOW
+  const int left = window_left, right = window_right;
+#else
+  const int left = -1, right = -1;
+#endif
+  const StepRange range = step_range(n0, seqlen_q, offset, left, right);
+  const int steps_per_head = max(0, range.hi - range.lo);
+  const int steps = steps_per_head * group;
+
+  if (tid == 0) {
+    mbar_init(sm.kv_full(), 1);
+    for (int s = 0; s < QST; ++s) {
+      mbar_init(sm.q_full(s), 1);
+      mbar_init(sm.do_full(s), 1);
+      mbar_init(sm.empty(s), CONSUMER_THREADS);
+      mbar_init(sm.stats_full(s), 32);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // ---------------- producer ----------------
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
+    if (tid == 0) {
+      prefetch_map(&tm_q);
+      prefetch_map(&tm_do);
+      mbar_expect_tx(sm.kv_full(), 2 * SK_BYTES);
+#pragma unroll
+      for (int p = 0; p < PANELS; ++p) {
+        tma_load_4d(sm.k + p * BN * 128, &tm_k, sm.kv_full(), p * 64, n0, kv_head, batch);
+        tma_load_4d(sm.v + p * BN * 128, &tm_v, sm.kv_full(), p * 64, n0, kv_head, batch);
+      }
+      int head = kv_head * group, m = range.lo;
+      for (int step = 0; step < steps; ++step) {
+        const int s = step % QST;
+        if (step >= QST) mbar_wait(sm.empty(s), ((step / QST) - 1) & 1);
+        mbar_expect_tx(sm.q_full(s), SQ_BYTES);
+#pragma unroll
+        for (int p = 0; p < PANELS; ++p)
+          tma_load_4d(sm.q(s) + p * BM * 128, &tm_q, sm.q_full(s), p * 64, m * BM, head, batch);
+        mbar_expect_tx(sm.do_full(s), SQ_BYTES);
+#pragma unroll
+        for (int p = 0; p < PANELS; ++p)
+          tma_load_4d(sm.dout(s) + p * BM * 128, &tm_do, sm.do_full(s), p * 64, m * BM, head, batch);
+        if (++m == range.hi) {
+          m = range.lo;
+          ++head;
+        }
+      }
+    } else if (tid / 32 == 1) {
+      // Warp 1 stages each step's LSE2 and D in shared memory, so that the consumers read them
+      // there instead of waiting on global loads in the middle of the step.
+      const int lane = tid % 32;
+      int head = kv_head * group, m = range.lo;
+      for (int step = 0; step < steps; ++step) {
+        const int s = step % QST;
+        if (step >= QST) mbar_wait(sm.empty(s), ((step / QST) - 1) & 1);
+        const long long row0 = ((long long)batch * heads_q + head) * seqlen_q;
+        float* rows = reinterpret_cast<float*>(smem_raw + (sm.stats(s) - smem_u32(smem_raw)));
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int qi = m * BM + lane * 2 + e;
+          rows[lane * 2 + e] = qi < seqlen_q ? lse2[row0 + qi] : FA_INF;
+          rows[BM + lane * 2 + e] = qi < seqlen_q ? delta[row0 + qi] : 0.f;
+        }
+        mbar_arrive(sm.stats_full(s));
+        if (++m == range.hi) {
+          m = range.lo;
+          ++head;
+        }
+      }
+    }
+    return;
+  }
+
+  // ---------------- consumers ----------------
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+  const int cw = wg - 1;            // consumer warpgroup: keys cw * 64 .. cw * 64 + 63 of the block
+  const int warp = (tid / 32) % 4;  // warp in the warpgroup
+  const int lane = tid % 32;
+  const int g = lane / 4, tq = lane % 4;
+  const int key_a = n0 + cw * 64 + warp * 16 + g;  // this thread's two rows of S^T (keys)
+  const int key_b = key_a + 8;
+
+  float dv[D / 2], dk[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) {
+    dv[i] = 0.f;
+    dk[i] = 0.f;
+  }
+  float s[BM / 2], dp[BM / 2], dq[NQ / 2];
+  u32 pa[BM / 16][4], da[BM / 16][4];  // P^T and dS^T as A fragments (both in flight at once)
+
+  if (steps > 0) mbar_wait(sm.kv_full(), 0);
+  const u32 k_rows = sm.k + cw * 64 * 128;  // this warpgroup's 64 rows in each K panel
+  const u32 v_rows = sm.v + cw * 64 * 128;
+  // dQ = dS K reads its d/2 columns of K transposed: panel cw (d = 128) or half a panel (d = 64).
+  const u32 k_cols = sm.k + (cw * NQ / 64) * BN * 128 + (cw * NQ % 64) * 2;
+
+  int head = kv_head * group, m = range.lo;
+  for (int step = 0; step < steps; ++step) {
+    const int st = step % QST;
+    const u32 phase = (step / QST) & 1;
+    const int m0 = m * BM;
+    const float* stats = reinterpret_cast<const float*>(smem_raw + (sm.stats(st) - smem_u32(smem_raw)));
+
+    // S^T = K_w Q^T and dP^T = V_w dO^T: both operands K-major (rows of 128-byte panels).
+    mbar_wait(sm.q_full(st), phase);
+    {
+      const u64 ka = opaque_u64(desc_sw128(k_rows, 16, 1024));
+      const u64 qb = opaque_u64(desc_sw128(sm.q(st), 16, 1024));
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const u32 panel = kk / 4, within = (kk % 4) * 32;
+        Wgmma<BM>::ss(s, ka + ((panel * BN * 128 + within) >> 4), qb + ((panel * BM * 128 + within) >> 4), kk > 0);
+      }
+      wg_commit();
+    }
+    mbar_wait(sm.do_full(st), phase);
+    {
+      const u64 va = opaque_u64(desc_sw128(v_rows, 16, 1024));
+      const u64 dob = opaque_u64(desc_sw128(sm.dout(st), 16, 1024));
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const u32 panel = kk / 4, within = (kk % 4) * 32;
+        Wgmma<BM>::ss(dp, va + ((panel * BN * 128 + within) >> 4), dob + ((panel * BM * 128 + within) >> 4), kk > 0);
+      }
+      wg_commit();
+    }
+
+    // Whether any (key, query) pair of this step is hidden: a window edge or the tail key block.
+    bool masked = n0 + BN > seqlen_k;
+#if FA_CAUSAL || FA_WINDOW
+    if (right >= 0 && n0 + BN - 1 > m0 + offset + right) masked = true;
+    if (left >= 0 && n0 < m0 + BM - 1 + offset - left) masked = true;
+#endif
+
+    mbar_wait(sm.stats_full(st), phase);
+    wg_wait<1>();
+    fence_regs(s);
+    // Visible query columns of each key row, as offsets j = 8c + e from this thread's first column
+    // m0 + 2 tq: each element then costs two compares against compile-time offsets.
+    int lo_a = -(1 << 30), hi_a = 1 << 30, lo_b = -(1 << 30), hi_b = 1 << 30;
+    if (masked) {
+      if (key_a >= seqlen_k) hi_a = lo_a;
+      if (key_b >= seqlen_k) hi_b = lo_b;
+#if FA_CAUSAL || FA_WINDOW
+      const int first = m0 + tq * 2;
+      if (right >= 0) {  // key <= query + offset + right
+        lo_a = max(lo_a, key_a - offset - right - first);
+        lo_b = max(lo_b, key_b - offset - right - first);
+      }
+      if (left >= 0) {   // key >= query + offset - left
+        hi_a = min(hi_a, key_a - offset + left - first);
+        hi_b = min(hi_b, key_b - offset + left - first);
+      }
+#endif
+    }
+#pragma unroll
+    for (int c = 0; c < BM / 8; ++c) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int j = c * 8 + e;
+        const float l = stats[c * 8 + tq * 2 + e];
+        const float pa_ = ex2(fmaf(s[c * 4 + e], scale_log2, -l));
+        const float pb_ = ex2(fmaf(s[c * 4 + 2 + e], scale_log2, -l));
+        s[c * 4 + e] = j < lo_a || j > hi_a ? 0.f : pa_;
+        s[c * 4 + 2 + e] = j < lo_b || j > hi_b ? 0.f : pb_;
+      }
+    }
+    wg_wait<0>();
+    fence_regs(dp);
+#pragma unroll
+    for (int c = 0; c < BM / 8; ++c) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float dl = stats[BM + c * 8 + tq * 2 + e];
+        dp[c * 4 + e] = s[c * 4 + e] * (dp[c * 4 + e] - dl);
+        dp[c * 4 + 2 + e] = s[c * 4 + 2 + e] * (dp[c * 4 + 2 + e] - dl);
+      }
+    }
+
+    // dV += P^T dO: P^T from registers; dO (queries x d) is the transposed (MN-major) B.
+#pragma unroll
+    for (int kk = 0; kk < BM / 16; ++kk) {
+      pa[kk][0] = pack2(s[kk * 8 + 0], s[kk * 8 + 1]);
+      pa[kk][1] = pack2(s[kk * 8 + 2], s[kk * 8 + 3]);
+      pa[kk][2] = pack2(s[kk * 8 + 4], s[kk * 8 + 5]);
+      pa[kk][3] = pack2(s[kk * 8 + 6], s[kk * 8 + 7]);
+    }
+    {
+      const u64 dob = opaque_u64(desc_sw128(sm.dout(st), BM * 128, 1024));
+      fence_regs(dv);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) Wgmma<D>::rs(dv, pa[kk], dob + ((kk * 16 * 128) >> 4), 1);
+      wg_commit();
+    }
+
+    // dS^T to 16 bits: the A operand of dK += dS^T Q, and (stored transposed) dQ's A operand.
+#pragma unroll
+    for (int kk = 0; kk < BM / 16; ++kk) {
+      da[kk][0] = pack2(dp[kk * 8 + 0], dp[kk * 8 + 1]);
+      da[kk][1] = pack2(dp[kk * 8 + 2], dp[kk * 8 + 3]);
+      da[kk][2] = pack2(dp[kk * 8 + 4], dp[kk * 8 + 5]);
+      da[kk][3] = pack2(dp[kk * 8 + 6], dp[kk * 8 + 7]);
+    }
+    // dS [query][key] in 128-byte swizzled panels of 64 keys; this warpgroup's keys are panel cw.
+    // Matrix i of an x4 store covers queries 8 (2 kk + i / 2) .. +7 and keys 16 warp + 8 (i % 2) .. +7.
+    {
+      const u32 ds_panel = sm.ds(step & 1) + cw * BM * 128;
+      const int i = lane / 8, j = lane % 8;
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) {
+        const int qrow = (2 * kk + i / 2) * 8 + j;
+        const u32 chunk = (u32)(2 * warp + (i % 2)) ^ (u32)(qrow & 7);
+        // da[kk] = {(rows g, queries 16kk..+7), (rows g+8, same), (rows g, +8..+15), (rows g+8, +8..)}
+        stmatrix_x4_trans(ds_panel + qrow * 128 + chunk * 16, da[kk][0], da[kk][1], da[kk][2], da[kk][3]);
+      }
+    }
+    {
+      const u64 qb = opaque_u64(desc_sw128(sm.q(st), BM * 128, 1024));
+      fence_regs(dk);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) Wgmma<D>::rs(dk, da[kk], qb + ((kk * 16 * 128) >> 4), 1);
+      wg_commit();
+    }
+    fence_async_shared();
+    named_sync(1, CONSUMER_THREADS);
+
+    // dQ (64 x d/2 of this warpgroup) = dS K: dS K-major, K transposed.
+    {
+      const u64 da = opaque_u64(desc_sw128(sm.ds(step & 1), 16, 1024));
+      const u64 kb = opaque_u64(desc_sw128(k_cols, BN * 128, 1024));
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        const u32 panel = kk / 4, within = (kk % 4) * 32;
+        Wgmma<NQ>::ss_tb(dq, da + ((panel * BM * 128 + within) >> 4), kb + ((kk * 16 * 128) >> 4), kk > 0);
+      }
+      wg_commit();
+    }
+    wg_wait<0>();
+    fence_regs(dv);
+    fence_regs(dk);
+    fence_regs(dq);
+    mbar_arrive(sm.empty(st));
+
+    {
+      const int qa = m0 + warp * 16 + g, qb_ = qa + 8;
+      float* row_a = dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + head) * D + cw * NQ + tq * 2;
+      float* row_b = row_a + 8LL * heads_q * D;
+#pragma unroll
+      for (int c = 0; c < NQ / 8; ++c) {
+        if (qa < seqlen_q) red_add_v2(row_a + c * 8, dq[c * 4 + 0], dq[c * 4 + 1]);
+        if (qb_ < seqlen_q) red_add_v2(row_b + c * 8, dq[c * 4 + 2], dq[c * 4 + 3]);
+      }
+    }
+
+    if (++m == range.hi) {
+      m = range.lo;
+      ++head;
+    }
+  }
+
+  // ---------------- epilogue: dK (scaled) and dV, rows key_a and key_b ----------------
+  u16* dk_out = reinterpret_cast<u16*>(dk_ptr) + batch * dk_stride_b + kv_head * dk_stride_h;
+  u16* dv_out = reinterpret_cast<u16*>(dv_ptr) + batch * dv_stride_b + kv_head * dv_stride_h;
+#pragma unroll
+  for (int c = 0; c < D / 8; ++c) {
+    const int col = c * 8 + tq * 2;
+    if (key_a < seqlen_k) {
+      *reinterpret_cast<u32*>(dk_out + key_a * dk_stride_s + col) = pack2(dk[c * 4 + 0] * scale, dk[c * 4 + 1] * scale);
+      *reinterpret_cast<u32*>(dv_out + key_a * dv_stride_s + col) = pack2(dv[c * 4 + 0], dv[c * 4 + 1]);
+    }
+    if (key_b < seqlen_k) {
+      *reinterpret_cast<u32*>(dk_out + key_b * dk_stride_s + col) = pack2(dk[c * 4 + 2] * scale, dk[c * 4 + 3] * scale);
+      *reinterpret_cast<u32*>(dv_out + key_b * dv_stride_s + col) = pack2(dv[c * 4 + 2], dv[c * 4 + 3]);
+    }
+  }
+}
+
+}  // namespace fa_hopper
