@@ -88,9 +88,11 @@ class HopperBackward:
         cubin, log = nb.compile_cubin(hcfg)
         self.log = log
         d, qst = cfg["d"], hcfg["q_stages"]
+        self.bn = 64 if d == 256 else 128
         # Mirrors HopperBackwardKey.sharedMemoryBytes: alignment slack, K/V, Q/dO buffers, dS
-        # buffers, LSE/D rows, barriers.
-        self.smem = 1024 + 2 * 128 * d * 2 + 2 * qst * 64 * d * 2 + 2 * 64 * 128 * 2 + qst * 2 * 64 * 4 + 8 + 32 * qst
+        # (and for d = 256 P) buffers, LSE/D rows, barriers.
+        self.smem = (1024 + 2 * self.bn * d * 2 + 2 * qst * 64 * d * 2 + 2 * 64 * self.bn * 2 * (2 if d == 256 else 1)
+                     + qst * 2 * 64 * 4 + 8 + 32 * qst)
         self.mod, self.fn = load_function(cubin, "flash_bwd_hopper", self.smem)
         regs = ctypes.c_int()
         cu.cuFuncGetAttribute(ctypes.byref(regs), 4, self.fn)
@@ -126,7 +128,7 @@ class HopperBackward:
         st = lambda t: [I(t.stride(0)), I(t.stride(1)), I(t.stride(2))]
         a_pre = [P(o), P(do), P(lse), P(lse2), P(delta), *st(o), *st(do), I(lse.stride(0)), I(lse.stride(1)),
                  ctypes.c_int(sq), ctypes.c_int(hq)]
-        maps = [self.tmap(q, 64), self.tmap(k, 128), self.tmap(v, 128), self.tmap(do, 64)]
+        maps = [self.tmap(q, 64), self.tmap(k, self.bn), self.tmap(v, self.bn), self.tmap(do, 64)]
         a_kv = [*maps, P(lse2), P(delta), P(acc), P(dk), P(dv), *st(dk), *st(dv),
                 ctypes.c_int(sq), ctypes.c_int(sk), ctypes.c_int(hq), ctypes.c_int(hq // hkv),
                 ctypes.c_float(scale), ctypes.c_float(scale * 1.4426950408889634),
@@ -139,7 +141,7 @@ class HopperBackward:
             acc.zero_()
             self.pre.launch(((sq + 3) // 4, hq, b), 128, a_pre)
             stream = torch.cuda.current_stream().cuda_stream
-            ck(cu.cuLaunchKernel(self.fn, (sk + 127) // 128, hkv, b, 384, 1, 1, self.smem, ctypes.c_void_p(stream), kv_ptrs, None), "launch hopper bwd")
+            ck(cu.cuLaunchKernel(self.fn, (sk + self.bn - 1) // self.bn, hkv, b, 384, 1, 1, self.smem, ctypes.c_void_p(stream), kv_ptrs, None), "launch hopper bwd")
             self.conv.launch((max(1, min((pairs + 255) // 256, 4096)), b, 1), 256, a_conv)
         run.keep = (a_pre, a_kv, kv_ptrs, maps, a_conv, lse2, delta, acc)
         return run

@@ -25,6 +25,8 @@ def wrapper(n: int) -> str:
     )
     # B from shared memory stored MN-major (transposed), as the backward's dQ = dS K reads K.
     ss_tb = ss.replace("void ss(", "void ss_tb(").replace("p, 1, 1, 0, 0;", "p, 1, 1, 0, 1;")
+    # Both from shared memory stored MN-major, as the d = 256 backward's dV += P^T dO reads P.
+    ss_ta_tb = ss.replace("void ss(", "void ss_ta_tb(").replace("p, 1, 1, 0, 0;", "p, 1, 1, 1, 1;")
     rs = (
         f"  static __device__ __forceinline__ void rs(float (&d)[{r}], const u32 (&a)[4], u64 db, int accumulate) {{\n"
         f"    asm volatile(\"{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{r + 5}, 0;\\n\"\n"
@@ -34,7 +36,7 @@ def wrapper(n: int) -> str:
         f"      : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"l\"(db), \"r\"(accumulate));\n"
         f"  }}\n"
     )
-    return f"template <> struct Wgmma<{n}> {{\n{ss}{ss_tb}{rs}}};\n"
+    return f"template <> struct Wgmma<{n}> {{\n{ss}{ss_tb}{ss_ta_tb}{rs}}};\n"
 
 
 def block() -> str:

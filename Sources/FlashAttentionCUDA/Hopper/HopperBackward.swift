@@ -7,13 +7,13 @@ import FlashAttentionCore
 public enum HopperBackward {
   /// Why the Hopper kernel does not cover a call with these features, or nil when it does.
   /// Softcap and the deterministic mode stay on the sm80 kernel (their dS and launch order
-  /// are not in this kernel); so do head dims other than 64 and 128 (d = d_v).
+  /// are not in this kernel); so do head dims other than 64, 128 and 256 (d = d_v).
   public static func coverage(
     headDim: Int, headDimV: Int, dtype: DType, softcap: Float, deterministic: Bool, arch: String
   ) -> String? {
     if arch != "sm_90a" { return "device arch \(arch) is not sm_90a" }
     if headDim != headDimV || !HopperBackwardKey.supportedHeadDims.contains(headDim) {
-      return "head dims \(headDim)/\(headDimV) (the Hopper backward covers d = d_v = 64 or 128)"
+      return "head dims \(headDim)/\(headDimV) (the Hopper backward covers d = d_v = 64, 128 or 256)"
     }
     if dtype != .float16 && dtype != .bfloat16 { return "dtype \(dtype)" }
     if softcap > 0 { return "softcap" }
@@ -57,7 +57,7 @@ public enum HopperBackward {
     try function.setMaxDynamicSharedMemory(key.sharedMemoryBytes)
 
     let shape = arguments.shape
-    let (m, n) = (HopperBackwardKey.blockM, HopperBackwardKey.blockN)
+    let (m, n) = (HopperBackwardKey.blockM, key.blockN)
     let maps = try HopperTensorMaps(
       [(arguments.q, m), (arguments.k, n), (arguments.v, n), (arguments.dOut, m)], device: device)
     var packed = CUDAKernelArguments()

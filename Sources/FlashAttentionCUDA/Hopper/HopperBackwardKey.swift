@@ -1,7 +1,9 @@
 import FlashAttentionCore
 
 /// The compile-time specialization of the Hopper backward kernel (`hopper_backward.cu`). Its
-/// tile is fixed: 128 keys per block (64 per consumer warpgroup), 64 queries per step.
+/// tile follows the head dim: 64 queries per step; 128 keys per block (64 per consumer
+/// warpgroup) for d = 64 and 128, 64 keys shared by both warpgroups (each owning half of the
+/// head dim) for d = 256.
 public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
   public var headDim: Int
   /// `.float16` or `.bfloat16`.
@@ -11,10 +13,12 @@ public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
   public var qStages: Int
 
   /// Head dims the kernel is built and verified for (d = d_v); others use the sm80 backward.
-  public static let supportedHeadDims = [64, 128]
+  public static let supportedHeadDims = [64, 128, 256]
   public static let blockM = 64
-  public static let blockN = 128
   public static let threads = 384
+
+  /// Keys per block.
+  public var blockN: Int { headDim == 256 ? 64 : 128 }
 
   /// Nil when the kernel does not cover the configuration (fp32, another head dim).
   public init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind, qStages: Int = 2) {
@@ -28,11 +32,12 @@ public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
   }
 
   /// K and V (blockN rows), `qStages` Q and dO buffers (blockM rows), two dS buffers
-  /// (blockM × blockN), `qStages` LSE/D rows, the mbarriers, and 1024 bytes to align the base
-  /// (the 128-byte swizzle repeats every 1024).
+  /// (blockM × blockN; d = 256 also two P buffers), `qStages` LSE/D rows, the mbarriers, and
+  /// 1024 bytes to align the base (the 128-byte swizzle repeats every 1024).
   public var sharedMemoryBytes: Int {
-    let (m, n) = (Self.blockM, Self.blockN)
-    let tiles = 2 * n * headDim * 2 + 2 * qStages * m * headDim * 2 + 2 * m * n * 2
+    let (m, n) = (Self.blockM, blockN)
+    let scoreBuffers = headDim == 256 ? 4 : 2
+    let tiles = 2 * n * headDim * 2 + 2 * qStages * m * headDim * 2 + scoreBuffers * m * n * 2
     let stats = qStages * 2 * m * 4
     let barriers = 8 + 4 * 8 * qStages
     return 1024 + tiles + stats + barriers
@@ -49,7 +54,7 @@ public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
   }
 
   public var description: String {
-    "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(Self.blockN)\(qStages != 2 ? " q\(qStages)" : "")"
+    "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)\(qStages != 2 ? " q\(qStages)" : "")"
   }
 
   /// Every variant the library can launch, for the `kernels` report and the compile checks.

@@ -34,22 +34,27 @@ namespace fa_hopper {
 #endif
 
 constexpr int D = FA_HEAD_DIM;
-constexpr int BM = 64;             // queries per step
-constexpr int BN = 128;            // keys per block: 64 per consumer warpgroup
+// d = 256: dK and dV of 64 keys x 256 columns do not fit one warpgroup's registers, so both
+// consumer warpgroups share one block of 64 keys, each owning half of the head dim (see below).
+constexpr bool WIDE = D == 256;
+constexpr int BM = 64;                     // queries per step
+constexpr int BN = WIDE ? 64 : 128;        // keys per block (64 per consumer warpgroup if not WIDE)
 constexpr int QST = FA_Q_STAGES;
-constexpr int NQ = D / 2;          // dQ columns per consumer warpgroup
-constexpr int PANELS = D / 64;     // 64-column (128-byte) panels per row
+constexpr int NQ = WIDE ? 64 : D / 2;      // dQ columns per wgmma
+constexpr int PANELS = D / 64;             // 64-column (128-byte) panels per row
 constexpr int SQ_BYTES = BM * D * 2;
 constexpr int SK_BYTES = BN * D * 2;
 constexpr int SDS_BYTES = BM * BN * 2;
+constexpr int SP_BYTES = WIDE ? SDS_BYTES : 0;  // P in shared memory (WIDE only)
 constexpr int CONSUMER_THREADS = 256;
-static_assert(D == 64 || D == 128, "the Hopper backward covers head dims 64 and 128");
+static_assert(D == 64 || D == 128 || D == 256, "the Hopper backward covers head dims 64, 128 and 256");
 
 struct Smem {
-  u32 k, v, q0, do0, ds0, stats0, bar;
+  u32 k, v, q0, do0, ds0, p0, stats0, bar;
   __device__ __forceinline__ u32 q(int s) const { return q0 + s * SQ_BYTES; }
   __device__ __forceinline__ u32 dout(int s) const { return do0 + s * SQ_BYTES; }
   __device__ __forceinline__ u32 ds(int s) const { return ds0 + s * SDS_BYTES; }
+  __device__ __forceinline__ u32 p(int s) const { return p0 + s * SP_BYTES; }
   // LSE2 (64 floats) then D (64 floats) of stage s's query rows.
   __device__ __forceinline__ u32 stats(int s) const { return stats0 + s * 2 * BM * 4; }
   __device__ __forceinline__ u32 kv_full() const { return bar; }
@@ -95,7 +100,8 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
   sm.q0 = sm.v + SK_BYTES;
   sm.do0 = sm.q0 + QST * SQ_BYTES;
   sm.ds0 = sm.do0 + QST * SQ_BYTES;
-  sm.stats0 = sm.ds0 + 2 * SDS_BYTES;
+  sm.p0 = sm.ds0 + 2 * SDS_BYTES;
+  sm.stats0 = sm.p0 + 2 * SP_BYTES;
   sm.bar = sm.stats0 + QST * 2 * BM * 4;
 
   const int tid = threadIdx.x;
@@ -181,6 +187,206 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
     return;
   }
 
+#if FA_HEAD_DIM == 256
+  // ---------------- consumers, d = 256 ----------------
+  // Both warpgroups hold the same 64 keys (warp w: keys 16 w .. 16 w + 15) and own dK and dV
+  // columns 128 cw .. 128 cw + 127. Per step warpgroup 0 computes S^T and P^T, stores P (as
+  // [query][key], stmatrix) and signals barrier 1; warpgroup 1 computes dP^T, reads P^T back
+  // (ldmatrix, the same addresses), forms dS^T, stores dS and signals barrier 2. Then each
+  // warpgroup runs dV += P^T dO, dK += dS^T Q (its half of the columns; P^T and dS^T read
+  // transposed from shared memory) and its half of dQ = dS K in two passes of 64 columns.
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+  const int cw = wg - 1;
+  const int warp = (tid / 32) % 4;
+  const int lane = tid % 32;
+  const int g = lane / 4, tq = lane % 4;
+  const int key_a = n0 + warp * 16 + g;
+  const int key_b = key_a + 8;
+  constexpr int HALF = D / 2;
+
+  float dv[HALF / 2], dk[HALF / 2];
+#pragma unroll
+  for (int i = 0; i < HALF / 2; ++i) {
+    dv[i] = 0.f;
+    dk[i] = 0.f;
+  }
+  float acc[BM / 2], dq[NQ / 2];
+  u32 frag[BM / 16][4];
+  // Row and 16-byte chunk of this lane's address in an x4 transposed store/load of k-step kk:
+  // matrix i = lane / 8 covers queries 8 (2 kk + i / 2) .. +7 and keys 16 warp + 8 (i % 2) .. +7.
+  auto pk_address = [&](u32 buffer, int kk) {
+    const int i = lane / 8, j = lane % 8;
+    const int qrow = (2 * kk + i / 2) * 8 + j;
+    return buffer + qrow * 128 + (((u32)(2 * warp + (i % 2)) ^ (u32)(qrow & 7)) * 16);
+  };
+
+  if (steps > 0) mbar_wait(sm.kv_full(), 0);
+  int head = kv_head * group, m = range.lo;
+  for (int step = 0; step < steps; ++step) {
+    const int st = step % QST;
+    const u32 phase = (step / QST) & 1;
+    const int m0 = m * BM;
+    const float* stats = reinterpret_cast<const float*>(smem_raw + (sm.stats(st) - smem_u32(smem_raw)));
+    const u32 pbuf = sm.p(step & 1), dsbuf = sm.ds(step & 1);
+
+    // S^T = K Q^T (warpgroup 0) or dP^T = V dO^T (warpgroup 1): 64 x 64, K-major operands.
+    mbar_wait(cw == 0 ? sm.q_full(st) : sm.do_full(st), phase);
+    {
+      const u64 ka = opaque_u64(desc_sw128(cw == 0 ? sm.k : sm.v, 16, 1024));
+      const u64 qb = opaque_u64(desc_sw128(cw == 0 ? sm.q(st) : sm.dout(st), 16, 1024));
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const u32 panel = kk / 4, within = (kk % 4) * 32;
+        Wgmma<BM>::ss(acc, ka + ((panel * BN * 128 + within) >> 4), qb + ((panel * BM * 128 + within) >> 4), kk > 0);
+      }
+      wg_commit();
+    }
+    mbar_wait(sm.stats_full(st), phase);
+    wg_wait<0>();
+    fence_regs(acc);
+
+    if (cw == 0) {
+      bool masked = n0 + BN > seqlen_k;
+#if FA_CAUSAL || FA_WINDOW
+      if (right >= 0 && n0 + BN - 1 > m0 + offset + right) masked = true;
+      if (left >= 0 && n0 < m0 + BM - 1 + offset - left) masked = true;
+#endif
+      int lo_a = -(1 << 30), hi_a = 1 << 30, lo_b = -(1 << 30), hi_b = 1 << 30;
+      if (masked) {
+        if (key_a >= seqlen_k) hi_a = lo_a;
+        if (key_b >= seqlen_k) hi_b = lo_b;
+#if FA_CAUSAL || FA_WINDOW
+        const int first = m0 + tq * 2;
+        if (right >= 0) {
+          lo_a = max(lo_a, key_a - offset - right - first);
+          lo_b = max(lo_b, key_b - offset - right - first);
+        }
+        if (left >= 0) {
+          hi_a = min(hi_a, key_a - offset + left - first);
+          hi_b = min(hi_b, key_b - offset + left - first);
+        }
+#endif
+      }
+#pragma unroll
+      for (int c = 0; c < BM / 8; ++c) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int j = c * 8 + e;
+          const float l = stats[c * 8 + tq * 2 + e];
+          const float pa_ = ex2(fmaf(acc[c * 4 + e], scale_log2, -l));
+          const float pb_ = ex2(fmaf(acc[c * 4 + 2 + e], scale_log2, -l));
+          acc[c * 4 + e] = j < lo_a || j > hi_a ? 0.f : pa_;
+          acc[c * 4 + 2 + e] = j < lo_b || j > hi_b ? 0.f : pb_;
+        }
+      }
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) {
+        frag[kk][0] = pack2(acc[kk * 8 + 0], acc[kk * 8 + 1]);
+        frag[kk][1] = pack2(acc[kk * 8 + 2], acc[kk * 8 + 3]);
+        frag[kk][2] = pack2(acc[kk * 8 + 4], acc[kk * 8 + 5]);
+        frag[kk][3] = pack2(acc[kk * 8 + 6], acc[kk * 8 + 7]);
+        stmatrix_x4_trans(pk_address(pbuf, kk), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
+      }
+      fence_async_shared();
+      named_arrive(1, CONSUMER_THREADS);
+      mbar_wait(sm.do_full(st), phase);
+    } else {
+      named_sync(1, CONSUMER_THREADS);
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) {
+        ldmatrix_x4_trans(pk_address(pbuf, kk), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          // frag[kk][r] holds P^T at acc[kk * 8 + 2 r], acc[kk * 8 + 2 r + 1] (dP^T there now).
+          float p0, p1;
+          unpack2(frag[kk][r], p0, p1);
+          const int c = kk * 2 + r / 2, e0 = (r % 2) * 2;  // accumulator chunk and row half
+          const float d0 = stats[BM + c * 8 + tq * 2], d1 = stats[BM + c * 8 + tq * 2 + 1];
+          acc[c * 4 + e0] = p0 * (acc[c * 4 + e0] - d0);
+          acc[c * 4 + e0 + 1] = p1 * (acc[c * 4 + e0 + 1] - d1);
+        }
+        frag[kk][0] = pack2(acc[kk * 8 + 0], acc[kk * 8 + 1]);
+        frag[kk][1] = pack2(acc[kk * 8 + 2], acc[kk * 8 + 3]);
+        frag[kk][2] = pack2(acc[kk * 8 + 4], acc[kk * 8 + 5]);
+        frag[kk][3] = pack2(acc[kk * 8 + 6], acc[kk * 8 + 7]);
+        stmatrix_x4_trans(pk_address(dsbuf, kk), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
+      }
+      fence_async_shared();
+      named_arrive(2, CONSUMER_THREADS);
+      mbar_wait(sm.q_full(st), phase);
+    }
+
+    // dV[:, half] += P^T dO[:, half]: P^T read transposed (M-major) from P, dO transposed.
+    {
+      const u64 pa = opaque_u64(desc_sw128(pbuf, BM * 128, 1024));
+      const u64 dob = opaque_u64(desc_sw128(sm.dout(st) + cw * 2 * BM * 128, BM * 128, 1024));
+      fence_regs(dv);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk)
+        Wgmma<HALF>::ss_ta_tb(dv, pa + ((kk * 16 * 128) >> 4), dob + ((kk * 16 * 128) >> 4), 1);
+      wg_commit();
+    }
+    if (cw == 0) named_sync(2, CONSUMER_THREADS);
+    // dK[:, half] += dS^T Q[:, half].
+    {
+      const u64 da = opaque_u64(desc_sw128(dsbuf, BM * 128, 1024));
+      const u64 qb = opaque_u64(desc_sw128(sm.q(st) + cw * 2 * BM * 128, BM * 128, 1024));
+      fence_regs(dk);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk)
+        Wgmma<HALF>::ss_ta_tb(dk, da + ((kk * 16 * 128) >> 4), qb + ((kk * 16 * 128) >> 4), 1);
+      wg_commit();
+    }
+    // dQ[:, 64-column pass] = dS K[:, pass]: dS K-major, K transposed; columns 128 cw + 64 h.
+    const int qa = m0 + warp * 16 + g, qb_ = qa + 8;
+    float* row_a = dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + head) * D + cw * HALF + tq * 2;
+    float* row_b = row_a + 8LL * heads_q * D;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const u64 da = opaque_u64(desc_sw128(dsbuf, 16, 1024));
+      const u64 kb = opaque_u64(desc_sw128(sm.k + (2 * cw + h) * BN * 128, BN * 128, 1024));
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk)
+        Wgmma<NQ>::ss_tb(dq, da + (((kk % 4) * 32) >> 4), kb + ((kk * 16 * 128) >> 4), kk > 0);
+      wg_commit();
+      wg_wait<0>();
+      fence_regs(dq);
+#pragma unroll
+      for (int c = 0; c < NQ / 8; ++c) {
+        if (qa < seqlen_q) red_add_v2(row_a + h * 64 + c * 8, dq[c * 4 + 0], dq[c * 4 + 1]);
+        if (qb_ < seqlen_q) red_add_v2(row_b + h * 64 + c * 8, dq[c * 4 + 2], dq[c * 4 + 3]);
+      }
+    }
+    fence_regs(dv);
+    fence_regs(dk);
+    mbar_arrive(sm.empty(st));
+
+    if (++m == range.hi) {
+      m = range.lo;
+      ++head;
+    }
+  }
+
+  // ---------------- epilogue: dK (scaled) and dV, columns 128 cw .. +127 ----------------
+  u16* dk_out = reinterpret_cast<u16*>(dk_ptr) + batch * dk_stride_b + kv_head * dk_stride_h + cw * HALF;
+  u16* dv_out = reinterpret_cast<u16*>(dv_ptr) + batch * dv_stride_b + kv_head * dv_stride_h + cw * HALF;
+#pragma unroll
+  for (int c = 0; c < HALF / 8; ++c) {
+    const int col = c * 8 + tq * 2;
+    if (key_a < seqlen_k) {
+      *reinterpret_cast<u32*>(dk_out + key_a * dk_stride_s + col) = pack2(dk[c * 4 + 0] * scale, dk[c * 4 + 1] * scale);
+      *reinterpret_cast<u32*>(dv_out + key_a * dv_stride_s + col) = pack2(dv[c * 4 + 0], dv[c * 4 + 1]);
+    }
+    if (key_b < seqlen_k) {
+      *reinterpret_cast<u32*>(dk_out + key_b * dk_stride_s + col) = pack2(dk[c * 4 + 2] * scale, dk[c * 4 + 3] * scale);
+      *reinterpret_cast<u32*>(dv_out + key_b * dv_stride_s + col) = pack2(dv[c * 4 + 2], dv[c * 4 + 3]);
+    }
+  }
+#else
   // ---------------- consumers ----------------
   asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
   const int cw = wg - 1;            // consumer warpgroup: keys cw * 64 .. cw * 64 + 63 of the block
@@ -389,6 +595,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
       *reinterpret_cast<u32*>(dv_out + key_b * dv_stride_s + col) = pack2(dv[c * 4 + 2], dv[c * 4 + 3]);
     }
   }
+#endif
 }
 
 }  // namespace fa_hopper
