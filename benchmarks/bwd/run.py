@@ -84,7 +84,8 @@ class HopperBackward:
         self.pre = Fn(side, "flash_backward_preprocess")
         self.conv = Fn(side, "flash_backward_convert_dq")
         hcfg = dict(kernel="backward", head_dim=cfg["d"], fp16=int(not cfg["bf16"]), causal=0,
-                    window=int(cfg["masked"] or cfg.get("force_masked", False)), q_stages=cfg.get("q_stages", 2))
+                    window=int(cfg["masked"] or cfg.get("force_masked", False)), q_stages=cfg.get("q_stages", 2),
+                    extra=cfg.get("extra", {}))
         cubin, log = nb.compile_cubin(hcfg)
         self.log = log
         d, qst = cfg["d"], hcfg["q_stages"]

@@ -65,5 +65,7 @@ def compile_cubin(cfg: dict, arch="sm_90a", extra_opts=()):
     # cfg["kernel"] == "backward": the backward kernel instead of the forward.
     default = BWD_SRC if cfg.get("kernel") == "backward" else SRC
     path = ROOT / "benchmarks/hopper" / cfg["source"] if "source" in cfg else default
-    return compile_source(config_defines(cfg) + COMMON.read_text() + path.read_text(), path.name, arch,
+    # cfg["extra"]: further #defines of an experiment, {name: value}.
+    extra = "".join(f"#define {k} {v}\n" for k, v in cfg.get("extra", {}).items())
+    return compile_source(config_defines(cfg) + extra + COMMON.read_text() + path.read_text(), path.name, arch,
                           ("--use_fast_math", *extra_opts))

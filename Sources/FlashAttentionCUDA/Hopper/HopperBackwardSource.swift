@@ -37,6 +37,9 @@ namespace fa_hopper {
 #ifndef FA_Q_STAGES
 #define FA_Q_STAGES 2
 #endif
+#ifndef FA_WIDE_DQ_PASSES
+#define FA_WIDE_DQ_PASSES 2
+#endif
 
 constexpr int D = FA_HEAD_DIM;
 // d = 256: dK and dV of 64 keys x 256 columns do not fit one warpgroup's registers, so both
@@ -45,7 +48,7 @@ constexpr bool WIDE = D == 256;
 constexpr int BM = 64;                     // queries per step
 constexpr int BN = WIDE ? 64 : 128;        // keys per block (64 per consumer warpgroup if not WIDE)
 constexpr int QST = FA_Q_STAGES;
-constexpr int NQ = WIDE ? 64 : D / 2;      // dQ columns per wgmma
+constexpr int NQ = D / 2;                  // dQ columns per consumer warpgroup (d = 64, 128)
 constexpr int PANELS = D / 64;             // 64-column (128-byte) panels per row
 constexpr int SQ_BYTES = BM * D * 2;
 constexpr int SK_BYTES = BN * D * 2;
@@ -215,7 +218,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
     dv[i] = 0.f;
     dk[i] = 0.f;
   }
-  float acc[BM / 2], dq[NQ / 2];
+  float acc[BM / 2], dq[HALF / FA_WIDE_DQ_PASSES / 2];
   u32 frag[BM / 16][4];
   // Row and 16-byte chunk of this lane's address in an x4 transposed store/load of k-step kk:
   // matrix i = lane / 8 covers queries 8 (2 kk + i / 2) .. +7 and keys 16 warp + 8 (i % 2) .. +7.
@@ -345,25 +348,27 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
         Wgmma<HALF>::ss_ta_tb(dk, da + ((kk * 16 * 128) >> 4), qb + ((kk * 16 * 128) >> 4), 1);
       wg_commit();
     }
-    // dQ[:, 64-column pass] = dS K[:, pass]: dS K-major, K transposed; columns 128 cw + 64 h.
+    // dQ[:, 128 cw ..] = dS K[:, 128 cw ..]: dS K-major, K transposed; in FA_WIDE_DQ_PASSES
+    // passes of 128 / FA_WIDE_DQ_PASSES columns (one pass: 64 more registers, one wait).
     const int qa = m0 + warp * 16 + g, qb_ = qa + 8;
     float* row_a = dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + head) * D + cw * HALF + tq * 2;
     float* row_b = row_a + 8LL * heads_q * D;
+    constexpr int PASS = HALF / FA_WIDE_DQ_PASSES;
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < FA_WIDE_DQ_PASSES; ++h) {
       const u64 da = opaque_u64(desc_sw128(dsbuf, 16, 1024));
-      const u64 kb = opaque_u64(desc_sw128(sm.k + (2 * cw + h) * BN * 128, BN * 128, 1024));
+      const u64 kb = opaque_u64(desc_sw128(sm.k + (2 * cw + h * PASS / 64) * BN * 128, BN * 128, 1024));
       wg_fence();
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk)
-        Wgmma<NQ>::ss_tb(dq, da + (((kk % 4) * 32) >> 4), kb + ((kk * 16 * 128) >> 4), kk > 0);
+        Wgmma<PASS>::ss_tb(dq, da + (((kk % 4) * 32) >> 4), kb + ((kk * 16 * 128) >> 4), kk > 0);
       wg_commit();
       wg_wait<0>();
       fence_regs(dq);
 #pragma unroll
-      for (int c = 0; c < NQ / 8; ++c) {
-        if (qa < seqlen_q) red_add_v2(row_a + h * 64 + c * 8, dq[c * 4 + 0], dq[c * 4 + 1]);
-        if (qb_ < seqlen_q) red_add_v2(row_b + h * 64 + c * 8, dq[c * 4 + 2], dq[c * 4 + 3]);
+      for (int c = 0; c < PASS / 8; ++c) {
+        if (qa < seqlen_q) red_add_v2(row_a + h * PASS + c * 8, dq[c * 4 + 0], dq[c * 4 + 1]);
+        if (qb_ < seqlen_q) red_add_v2(row_b + h * PASS + c * 8, dq[c * 4 + 2], dq[c * 4 + 3]);
       }
     }
     fence_regs(dv);
