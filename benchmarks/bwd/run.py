@@ -86,6 +86,8 @@ class HopperBackward:
         hcfg = dict(kernel="backward", head_dim=cfg["d"], fp16=int(not cfg["bf16"]), causal=0,
                     window=int(cfg["masked"] or cfg.get("force_masked", False)), q_stages=cfg.get("q_stages", 2),
                     extra=cfg.get("extra", {}))
+        if cfg.get("source"):   # another version of the kernel under benchmarks/hopper/, to A/B against
+            hcfg["source"] = cfg["source"]
         cubin, log = nb.compile_cubin(hcfg)
         self.log = log
         d, qst = cfg["d"], hcfg["q_stages"]
@@ -174,7 +176,11 @@ def attention(q, k, v, window, softcap, scale):
 
 
 def rel(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
+    """Relative L2 error; the absolute L2 error where the reference is all zeros (as the Swift
+    verify's ErrorMetrics: e.g. dQ and dK of a single key, whose exact gradients are 0)."""
+    ref = b.double().norm()
+    diff = (a.double() - b.double()).norm()
+    return (diff / ref if ref > 0 else diff).item()
 
 
 def verify_case(bwd, b, sq, sk, hq, hkv, window=(-1, -1), softcap=0.0):
