@@ -87,16 +87,7 @@ import Testing
     keys.append(HopperForwardKey(headDim: 64, headDimV: 64, dtype: .bfloat16, mask: .window, softcap: false))
     for candidate in keys {
       let key = try #require(candidate)
-      let kernel = try KernelCompiler.compile(key.program, arch: "sm_90a")
-      let resources = try #require(kernel.resources, "no ptxas report for \(key):\n\(kernel.log)")
-      #expect(!resources.spills, "\(key) spills: \(kernel.log)")
-      #expect(resources.stackFrame == 0, "\(key) uses a stack frame: \(kernel.log)")
-      #expect(resources.registers <= 168, "\(key) uses \(resources.registers) registers")
-      #expect(!kernel.log.contains("C7508"), "setmaxnreg ignored for \(key): \(kernel.log)")
-      // C7514-C7517: ptxas serialized the wgmma pipeline (seen once: -20% at d = 128).
-      for note in ["C7514", "C7515", "C7516", "C7517"] {
-        #expect(!kernel.log.contains(note), "wgmma serialized (\(note)) in \(key): \(kernel.log)")
-      }
+      try expectCleanHopperCompile(key.program, "\(key)")
     }
   }
 }

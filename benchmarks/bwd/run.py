@@ -17,7 +17,7 @@ import variants as vs
 
 torch.zeros(1, device="cuda")   # torch makes the primary context current for the driver calls
 torch.cuda.synchronize()
-from cuda_driver import cu, ck, load_function  # noqa: E402
+from cuda_driver import cu, ck, load_function, tensor_map  # noqa: E402
 
 
 class Fn:
@@ -104,20 +104,6 @@ class HopperBackward:
         self.kv = self
         self.compile_s = time.time() - t
 
-    @staticmethod
-    def tmap(t, box_rows):
-        b, s, h, d = t.shape
-        assert t.stride(3) == 1
-        m = (ctypes.c_uint64 * 16)()
-        dims = (ctypes.c_uint64 * 4)(d, s, h, b)
-        es = t.element_size()
-        strides = (ctypes.c_uint64 * 3)(t.stride(1) * es, t.stride(2) * es, t.stride(0) * es)
-        box = (ctypes.c_uint32 * 4)(64, box_rows, 1, 1)
-        estr = (ctypes.c_uint32 * 4)(1, 1, 1, 1)
-        dt = 6 if t.dtype == torch.float16 else 9
-        ck(cu.cuTensorMapEncodeTiled(m, dt, 4, ctypes.c_void_p(t.data_ptr()), dims, strides, box, estr, 0, 3, 2, 0), "tensormap")
-        return m
-
     def prepare(self, q, k, v, o, lse, do, dq, dk, dv, window=(-1, -1), softcap=0.0, scale=None):
         assert softcap == 0.0
         b, sq, hq, d = q.shape
@@ -131,7 +117,7 @@ class HopperBackward:
         st = lambda t: [I(t.stride(0)), I(t.stride(1)), I(t.stride(2))]
         a_pre = [P(o), P(do), P(lse), P(lse2), P(delta), *st(o), *st(do), I(lse.stride(0)), I(lse.stride(1)),
                  ctypes.c_int(sq), ctypes.c_int(hq)]
-        maps = [self.tmap(q, 64), self.tmap(k, self.bn), self.tmap(v, self.bn), self.tmap(do, 64)]
+        maps = [tensor_map(q, 64), tensor_map(k, self.bn), tensor_map(v, self.bn), tensor_map(do, 64)]
         a_kv = [*maps, P(lse2), P(delta), P(acc), P(dk), P(dv), *st(dk), *st(dv),
                 ctypes.c_int(sq), ctypes.c_int(sk), ctypes.c_int(hq), ctypes.c_int(hq // hkv),
                 ctypes.c_float(scale), ctypes.c_float(scale * 1.4426950408889634),
@@ -211,7 +197,10 @@ def verify_case(bwd, b, sq, sk, hq, hkv, window=(-1, -1), softcap=0.0):
         nan = int(torch.isnan(ours).sum().item())
         e, el = rel(ours, want), rel(lp, want)
         r["grad_" + name] = [e, el, nan]
-        ok = ok and nan == 0 and not math.isnan(e) and e <= 2 * el + 1e-6
+        # An all-zero reference (dQ, dK of a single key) is judged by the absolute error, up to one
+        # unit roundoff of the storage dtype, as the Swift verify does.
+        limit = (2.0 ** -8 if cfg["bf16"] else 2.0 ** -11) if want.abs().max().item() == 0 else 2 * el + 1e-6
+        ok = ok and nan == 0 and not math.isnan(e) and e <= limit
     r["ok"] = ok
     return r
 

@@ -10,7 +10,7 @@ import nvrtc_build as nb
 # Let torch create and make current the primary context that the driver calls below use.
 torch.zeros(1, device="cuda")
 torch.cuda.synchronize()
-from cuda_driver import cu, ck, load_function  # noqa: E402
+from cuda_driver import cu, ck, load_function, tensor_map  # noqa: E402
 
 
 class Kernel:
@@ -30,20 +30,6 @@ class Kernel:
         cu.cuFuncGetAttribute(ctypes.byref(regs), 4, self.fn)
         self.regs = regs.value
 
-    def tmap(self, t, box_rows):
-        # t: [b, s, h, d] view with unit last stride
-        b, s, h, d = t.shape
-        assert t.stride(3) == 1
-        m = (ctypes.c_uint64 * 16)()
-        dims = (ctypes.c_uint64 * 4)(d, s, h, b)
-        es = t.element_size()
-        strides = (ctypes.c_uint64 * 3)(t.stride(1) * es, t.stride(2) * es, t.stride(0) * es)
-        box = (ctypes.c_uint32 * 4)(64, box_rows, 1, 1)
-        estr = (ctypes.c_uint32 * 4)(1, 1, 1, 1)
-        dt = 6 if t.dtype == torch.float16 else 9
-        ck(cu.cuTensorMapEncodeTiled(m, dt, 4, ctypes.c_void_p(t.data_ptr()), dims, strides, box, estr, 0, 3, 2, 0), "tensormap")
-        return m
-
     def prepare(self, q, k, v, o, lse, causal=False, window=(-1, -1), softcap=0.0, scale=None, persistent=0):
         b, sq, hq, d = q.shape
         sk, hkv = k.shape[1], k.shape[2]
@@ -51,7 +37,7 @@ class Kernel:
         l2e = 1.4426950408889634
         m_blocks = (sq + self.bm - 1) // self.bm
         num_items = (m_blocks + 1) // 2 * hq * b
-        tq, tk, tv = self.tmap(q, self.bm), self.tmap(k, self.cfg["block_n"]), self.tmap(v, self.cfg["block_n"])
+        tq, tk, tv = tensor_map(q, self.bm), tensor_map(k, self.cfg["block_n"]), tensor_map(v, self.cfg["block_n"])
         args = [tq, tk, tv,
                 ctypes.c_uint64(o.data_ptr()), ctypes.c_uint64(lse.data_ptr()),
                 ctypes.c_int(sq), ctypes.c_int(sk), ctypes.c_int(hq), ctypes.c_int(hq // hkv),

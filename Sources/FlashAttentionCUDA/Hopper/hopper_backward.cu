@@ -43,7 +43,6 @@ constexpr bool WIDE = D == 256;
 constexpr int BM = 64;                     // queries per step
 constexpr int BN = WIDE ? 64 : 128;        // keys per block (64 per consumer warpgroup if not WIDE)
 constexpr int QST = FA_Q_STAGES;
-constexpr int NQ = D / 2;                  // dQ columns per consumer warpgroup (d = 64, 128)
 constexpr int PANELS = D / 64;             // 64-column (128-byte) panels per row
 constexpr int SQ_BYTES = BM * D * 2;
 constexpr int SK_BYTES = BN * D * 2;
@@ -85,6 +84,138 @@ __device__ __forceinline__ StepRange step_range(int n0, int seqlen_q, int offset
     r.hi = min(r.hi, last < 0 ? 0 : last / BM + 1);
   }
   return r;
+}
+
+// The walk over a key block's steps: query blocks [lo, hi) of each query head of the GQA group.
+struct StepWalk {
+  int head, m;
+  __device__ __forceinline__ void next(const StepRange& r) {
+    if (++m == r.hi) {
+      m = r.lo;
+      ++head;
+    }
+  }
+};
+
+// Whether a step (queries m0 .. m0 + BM - 1, keys n0 .. n0 + BN - 1) has a hidden pair: a window
+// edge, or the tail key block.
+__device__ __forceinline__ bool step_masked(int n0, int m0, int seqlen_k, int offset, int left, int right) {
+  bool masked = n0 + BN > seqlen_k;
+#if FA_CAUSAL || FA_WINDOW
+  if (right >= 0 && n0 + BN - 1 > m0 + offset + right) masked = true;
+  if (left >= 0 && n0 < m0 + BM - 1 + offset - left) masked = true;
+#endif
+  return masked;
+}
+
+// Visible query columns of the key rows key_a and key_b, as offsets j = 8c + e from the thread's
+// first column `first` = m0 + 2 tq: each element then costs two compares against compile-time
+// offsets.
+struct ColumnBounds {
+  int lo_a, hi_a, lo_b, hi_b;
+};
+
+__device__ __forceinline__ ColumnBounds column_bounds(
+  bool masked, int key_a, int key_b, int first, int seqlen_k, int offset, int left, int right) {
+  int lo_a = -(1 << 30), hi_a = 1 << 30, lo_b = -(1 << 30), hi_b = 1 << 30;
+  if (masked) {
+    if (key_a >= seqlen_k) hi_a = lo_a;
+    if (key_b >= seqlen_k) hi_b = lo_b;
+#if FA_CAUSAL || FA_WINDOW
+    if (right >= 0) {  // key <= query + offset + right
+      lo_a = max(lo_a, key_a - offset - right - first);
+      lo_b = max(lo_b, key_b - offset - right - first);
+    }
+    if (left >= 0) {   // key >= query + offset - left
+      hi_a = min(hi_a, key_a - offset + left - first);
+      hi_b = min(hi_b, key_b - offset + left - first);
+    }
+#endif
+  }
+  return ColumnBounds{lo_a, hi_a, lo_b, hi_b};
+}
+
+// S^T (in `acc`, 64 keys x 64 queries) to P^T = exp2(S^T scale log2(e) - LSE2), zero where hidden.
+__device__ __forceinline__ void exponentiate(float (&acc)[BM / 2], const float* lse, const ColumnBounds& b,
+                                             float scale_log2, int tq) {
+#pragma unroll
+  for (int c = 0; c < BM / 8; ++c) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int j = c * 8 + e;
+      const float l = lse[c * 8 + tq * 2 + e];
+      const float pa = ex2(fmaf(acc[c * 4 + e], scale_log2, -l));
+      const float pb = ex2(fmaf(acc[c * 4 + 2 + e], scale_log2, -l));
+      acc[c * 4 + e] = j < b.lo_a || j > b.hi_a ? 0.f : pa;
+      acc[c * 4 + 2 + e] = j < b.lo_b || j > b.hi_b ? 0.f : pb;
+    }
+  }
+}
+
+// A 64 x 64 accumulator as 16-bit wgmma A fragments (one per k-step of 16 columns).
+__device__ __forceinline__ void to_fragments(const float (&acc)[BM / 2], u32 (&frag)[BM / 16][4]) {
+#pragma unroll
+  for (int kk = 0; kk < BM / 16; ++kk) {
+    frag[kk][0] = pack2(acc[kk * 8 + 0], acc[kk * 8 + 1]);
+    frag[kk][1] = pack2(acc[kk * 8 + 2], acc[kk * 8 + 3]);
+    frag[kk][2] = pack2(acc[kk * 8 + 4], acc[kk * 8 + 5]);
+    frag[kk][3] = pack2(acc[kk * 8 + 6], acc[kk * 8 + 7]);
+  }
+}
+
+// This lane's address in an x4 transposed store or load of k-step kk between the fragments of a
+// warp's 16 key rows (keys 16 warp ..) and a [query][key] panel of 64 keys (128-byte swizzle):
+// matrix i = lane / 8 covers queries 8 (2 kk + i / 2) .. +7 and keys 16 warp + 8 (i % 2) .. +7.
+__device__ __forceinline__ u32 transposed_address(u32 panel, int kk, int warp, int lane) {
+  const int i = lane / 8, j = lane % 8;
+  const int qrow = (2 * kk + i / 2) * 8 + j;
+  return panel + qrow * 128 + (((u32)(2 * warp + (i % 2)) ^ (u32)(qrow & 7)) * 16);
+}
+
+// acc (64 x 64) = A B^T over the head dim: A's 64 rows start at `a_rows` in panels BN * 128
+// bytes apart (K or V), B's at `b_rows` in panels BM * 128 apart (Q or dO). One commit group.
+__device__ __forceinline__ void gemm_over_head_dim(float (&acc)[BM / 2], u32 a_rows, u32 b_rows) {
+  const u64 ka = opaque_u64(desc_sw128(a_rows, 16, 1024));
+  const u64 qb = opaque_u64(desc_sw128(b_rows, 16, 1024));
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const u32 panel = kk / 4, within = (kk % 4) * 32;
+    Wgmma<BM>::ss(acc, ka + ((panel * BN * 128 + within) >> 4), qb + ((panel * BM * 128 + within) >> 4), kk > 0);
+  }
+  wg_commit();
+}
+
+// Adds N columns of dQ (an m64nN accumulator; rows qa and qa + 8 of the step) at `row_a`, the
+// accumulator address of row qa's first column; rows past seqlen_q are skipped.
+template <int N>
+__device__ __forceinline__ void add_dq(float* row_a, long long row_stride, const float (&dq)[N / 2], int qa,
+                                       int seqlen_q) {
+  float* row_b = row_a + 8 * row_stride;
+#pragma unroll
+  for (int c = 0; c < N / 8; ++c) {
+    if (qa < seqlen_q) red_add_v2(row_a + c * 8, dq[c * 4 + 0], dq[c * 4 + 1]);
+    if (qa + 8 < seqlen_q) red_add_v2(row_b + c * 8, dq[c * 4 + 2], dq[c * 4 + 3]);
+  }
+}
+
+// Writes N columns of dK (times `scale`) and dV for the key rows key_a and key_b (those before
+// seqlen_k); dk_out and dv_out point at column 2 tq of key row 0.
+template <int N>
+__device__ __forceinline__ void store_dk_dv(const float (&dk)[N / 2], const float (&dv)[N / 2], u16* dk_out,
+                                            u16* dv_out, long long dk_stride_s, long long dv_stride_s, int key_a,
+                                            int seqlen_k, float scale) {
+#pragma unroll
+  for (int c = 0; c < N / 8; ++c) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int key = key_a + half * 8, i = c * 4 + half * 2;
+      if (key < seqlen_k) {
+        *reinterpret_cast<u32*>(dk_out + key * dk_stride_s + c * 8) = pack2(dk[i] * scale, dk[i + 1] * scale);
+        *reinterpret_cast<u32*>(dv_out + key * dv_stride_s + c * 8) = pack2(dv[i], dv[i + 1]);
+      }
+    }
+  }
 }
 
 extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
@@ -147,48 +278,49 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
         tma_load_4d(sm.k + p * BN * 128, &tm_k, sm.kv_full(), p * 64, n0, kv_head, batch);
         tma_load_4d(sm.v + p * BN * 128, &tm_v, sm.kv_full(), p * 64, n0, kv_head, batch);
       }
-      int head = kv_head * group, m = range.lo;
-      for (int step = 0; step < steps; ++step) {
+      StepWalk walk{kv_head * group, range.lo};
+      for (int step = 0; step < steps; ++step, walk.next(range)) {
         const int s = step % QST;
         if (step >= QST) mbar_wait(sm.empty(s), ((step / QST) - 1) & 1);
         mbar_expect_tx(sm.q_full(s), SQ_BYTES);
 #pragma unroll
         for (int p = 0; p < PANELS; ++p)
-          tma_load_4d(sm.q(s) + p * BM * 128, &tm_q, sm.q_full(s), p * 64, m * BM, head, batch);
+          tma_load_4d(sm.q(s) + p * BM * 128, &tm_q, sm.q_full(s), p * 64, walk.m * BM, walk.head, batch);
         mbar_expect_tx(sm.do_full(s), SQ_BYTES);
 #pragma unroll
         for (int p = 0; p < PANELS; ++p)
-          tma_load_4d(sm.dout(s) + p * BM * 128, &tm_do, sm.do_full(s), p * 64, m * BM, head, batch);
-        if (++m == range.hi) {
-          m = range.lo;
-          ++head;
-        }
+          tma_load_4d(sm.dout(s) + p * BM * 128, &tm_do, sm.do_full(s), p * 64, walk.m * BM, walk.head, batch);
       }
     } else if (tid / 32 == 1) {
       // Warp 1 stages each step's LSE2 and D in shared memory, so that the consumers read them
       // there instead of waiting on global loads in the middle of the step.
       const int lane = tid % 32;
-      int head = kv_head * group, m = range.lo;
-      for (int step = 0; step < steps; ++step) {
+      StepWalk walk{kv_head * group, range.lo};
+      for (int step = 0; step < steps; ++step, walk.next(range)) {
         const int s = step % QST;
         if (step >= QST) mbar_wait(sm.empty(s), ((step / QST) - 1) & 1);
-        const long long row0 = ((long long)batch * heads_q + head) * seqlen_q;
+        const long long row0 = ((long long)batch * heads_q + walk.head) * seqlen_q;
         float* rows = reinterpret_cast<float*>(smem_raw + (sm.stats(s) - smem_u32(smem_raw)));
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const int qi = m * BM + lane * 2 + e;
+          const int qi = walk.m * BM + lane * 2 + e;
           rows[lane * 2 + e] = qi < seqlen_q ? lse2[row0 + qi] : FA_INF;
           rows[BM + lane * 2 + e] = qi < seqlen_q ? delta[row0 + qi] : 0.f;
         }
         mbar_arrive(sm.stats_full(s));
-        if (++m == range.hi) {
-          m = range.lo;
-          ++head;
-        }
       }
     }
     return;
   }
+
+  // ---------------- consumers ----------------
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+  const int warp = (tid / 32) % 4;  // warp in the warpgroup
+  const int lane = tid % 32;
+  const int tq = lane % 4;
+  const int cw = wg - 1;            // consumer warpgroup
+  StepWalk walk{kv_head * group, range.lo};
+  if (steps > 0) mbar_wait(sm.kv_full(), 0);
 
 #if FA_HEAD_DIM == 256
   // ---------------- consumers, d = 256 ----------------
@@ -197,15 +329,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
   // [query][key], stmatrix) and signals barrier 1; warpgroup 1 computes dP^T, reads P^T back
   // (ldmatrix, the same addresses), forms dS^T, stores dS and signals barrier 2. Then each
   // warpgroup runs dV += P^T dO, dK += dS^T Q (its half of the columns; P^T and dS^T read
-  // transposed from shared memory) and its half of dQ = dS K in two passes of 64 columns.
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
-  const int cw = wg - 1;
-  const int warp = (tid / 32) % 4;
-  const int lane = tid % 32;
-  const int g = lane / 4, tq = lane % 4;
-  const int key_a = n0 + warp * 16 + g;
-  const int key_b = key_a + 8;
+  // transposed from shared memory) and its half of dQ = dS K in passes of 128 / FA_WIDE_DQ_PASSES
+  // columns (one pass: 64 more registers, one wait instead of two; measured the same, run 22).
   constexpr int HALF = D / 2;
+  constexpr int PASS = HALF / FA_WIDE_DQ_PASSES;
+  const int key_a = n0 + warp * 16 + lane / 4;  // this thread's two key rows: key_a, key_a + 8
 
   float dv[HALF / 2], dk[HALF / 2];
 #pragma unroll
@@ -213,84 +341,31 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
     dv[i] = 0.f;
     dk[i] = 0.f;
   }
-  float acc[BM / 2], dq[HALF / FA_WIDE_DQ_PASSES / 2];
+  float acc[BM / 2], dq[PASS / 2];
   u32 frag[BM / 16][4];
-  // Row and 16-byte chunk of this lane's address in an x4 transposed store/load of k-step kk:
-  // matrix i = lane / 8 covers queries 8 (2 kk + i / 2) .. +7 and keys 16 warp + 8 (i % 2) .. +7.
-  auto pk_address = [&](u32 buffer, int kk) {
-    const int i = lane / 8, j = lane % 8;
-    const int qrow = (2 * kk + i / 2) * 8 + j;
-    return buffer + qrow * 128 + (((u32)(2 * warp + (i % 2)) ^ (u32)(qrow & 7)) * 16);
-  };
 
-  if (steps > 0) mbar_wait(sm.kv_full(), 0);
-  int head = kv_head * group, m = range.lo;
   for (int step = 0; step < steps; ++step) {
     const int st = step % QST;
     const u32 phase = (step / QST) & 1;
-    const int m0 = m * BM;
+    const int m0 = walk.m * BM;
     const float* stats = reinterpret_cast<const float*>(smem_raw + (sm.stats(st) - smem_u32(smem_raw)));
     const u32 pbuf = sm.p(step & 1), dsbuf = sm.ds(step & 1);
 
-    // S^T = K Q^T (warpgroup 0) or dP^T = V dO^T (warpgroup 1): 64 x 64, K-major operands.
+    // S^T = K Q^T (warpgroup 0) or dP^T = V dO^T (warpgroup 1).
     mbar_wait(cw == 0 ? sm.q_full(st) : sm.do_full(st), phase);
-    {
-      const u64 ka = opaque_u64(desc_sw128(cw == 0 ? sm.k : sm.v, 16, 1024));
-      const u64 qb = opaque_u64(desc_sw128(cw == 0 ? sm.q(st) : sm.dout(st), 16, 1024));
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const u32 panel = kk / 4, within = (kk % 4) * 32;
-        Wgmma<BM>::ss(acc, ka + ((panel * BN * 128 + within) >> 4), qb + ((panel * BM * 128 + within) >> 4), kk > 0);
-      }
-      wg_commit();
-    }
+    gemm_over_head_dim(acc, cw == 0 ? sm.k : sm.v, cw == 0 ? sm.q(st) : sm.dout(st));
     mbar_wait(sm.stats_full(st), phase);
     wg_wait<0>();
     fence_regs(acc);
 
     if (cw == 0) {
-      bool masked = n0 + BN > seqlen_k;
-#if FA_CAUSAL || FA_WINDOW
-      if (right >= 0 && n0 + BN - 1 > m0 + offset + right) masked = true;
-      if (left >= 0 && n0 < m0 + BM - 1 + offset - left) masked = true;
-#endif
-      int lo_a = -(1 << 30), hi_a = 1 << 30, lo_b = -(1 << 30), hi_b = 1 << 30;
-      if (masked) {
-        if (key_a >= seqlen_k) hi_a = lo_a;
-        if (key_b >= seqlen_k) hi_b = lo_b;
-#if FA_CAUSAL || FA_WINDOW
-        const int first = m0 + tq * 2;
-        if (right >= 0) {
-          lo_a = max(lo_a, key_a - offset - right - first);
-          lo_b = max(lo_b, key_b - offset - right - first);
-        }
-        if (left >= 0) {
-          hi_a = min(hi_a, key_a - offset + left - first);
-          hi_b = min(hi_b, key_b - offset + left - first);
-        }
-#endif
-      }
+      const bool masked = step_masked(n0, m0, seqlen_k, offset, left, right);
+      exponentiate(acc, stats, column_bounds(masked, key_a, key_a + 8, m0 + tq * 2, seqlen_k, offset, left, right),
+                   scale_log2, tq);
+      to_fragments(acc, frag);
 #pragma unroll
-      for (int c = 0; c < BM / 8; ++c) {
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int j = c * 8 + e;
-          const float l = stats[c * 8 + tq * 2 + e];
-          const float pa_ = ex2(fmaf(acc[c * 4 + e], scale_log2, -l));
-          const float pb_ = ex2(fmaf(acc[c * 4 + 2 + e], scale_log2, -l));
-          acc[c * 4 + e] = j < lo_a || j > hi_a ? 0.f : pa_;
-          acc[c * 4 + 2 + e] = j < lo_b || j > hi_b ? 0.f : pb_;
-        }
-      }
-#pragma unroll
-      for (int kk = 0; kk < BM / 16; ++kk) {
-        frag[kk][0] = pack2(acc[kk * 8 + 0], acc[kk * 8 + 1]);
-        frag[kk][1] = pack2(acc[kk * 8 + 2], acc[kk * 8 + 3]);
-        frag[kk][2] = pack2(acc[kk * 8 + 4], acc[kk * 8 + 5]);
-        frag[kk][3] = pack2(acc[kk * 8 + 6], acc[kk * 8 + 7]);
-        stmatrix_x4_trans(pk_address(pbuf, kk), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
-      }
+      for (int kk = 0; kk < BM / 16; ++kk)
+        stmatrix_x4_trans(transposed_address(pbuf, kk, warp, lane), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
       fence_async_shared();
       named_arrive(1, CONSUMER_THREADS);
       mbar_wait(sm.do_full(st), phase);
@@ -298,10 +373,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
       named_sync(1, CONSUMER_THREADS);
 #pragma unroll
       for (int kk = 0; kk < BM / 16; ++kk) {
-        ldmatrix_x4_trans(pk_address(pbuf, kk), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
+        ldmatrix_x4_trans(transposed_address(pbuf, kk, warp, lane), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
-          // frag[kk][r] holds P^T at acc[kk * 8 + 2 r], acc[kk * 8 + 2 r + 1] (dP^T there now).
+          // frag[kk][r] holds P^T where acc[kk * 8 + 2 r], acc[kk * 8 + 2 r + 1] hold dP^T.
           float p0, p1;
           unpack2(frag[kk][r], p0, p1);
           const int c = kk * 2 + r / 2, e0 = (r % 2) * 2;  // accumulator chunk and row half
@@ -309,12 +384,11 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
           acc[c * 4 + e0] = p0 * (acc[c * 4 + e0] - d0);
           acc[c * 4 + e0 + 1] = p1 * (acc[c * 4 + e0 + 1] - d1);
         }
-        frag[kk][0] = pack2(acc[kk * 8 + 0], acc[kk * 8 + 1]);
-        frag[kk][1] = pack2(acc[kk * 8 + 2], acc[kk * 8 + 3]);
-        frag[kk][2] = pack2(acc[kk * 8 + 4], acc[kk * 8 + 5]);
-        frag[kk][3] = pack2(acc[kk * 8 + 6], acc[kk * 8 + 7]);
-        stmatrix_x4_trans(pk_address(dsbuf, kk), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
       }
+      to_fragments(acc, frag);
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk)
+        stmatrix_x4_trans(transposed_address(dsbuf, kk, warp, lane), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
       fence_async_shared();
       named_arrive(2, CONSUMER_THREADS);
       mbar_wait(sm.q_full(st), phase);
@@ -343,12 +417,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
         Wgmma<HALF>::ss_ta_tb(dk, da + ((kk * 16 * 128) >> 4), qb + ((kk * 16 * 128) >> 4), 1);
       wg_commit();
     }
-    // dQ[:, 128 cw ..] = dS K[:, 128 cw ..]: dS K-major, K transposed; in FA_WIDE_DQ_PASSES
-    // passes of 128 / FA_WIDE_DQ_PASSES columns (one pass: 64 more registers, one wait).
-    const int qa = m0 + warp * 16 + g, qb_ = qa + 8;
-    float* row_a = dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + head) * D + cw * HALF + tq * 2;
-    float* row_b = row_a + 8LL * heads_q * D;
-    constexpr int PASS = HALF / FA_WIDE_DQ_PASSES;
+    // dQ[:, 128 cw + PASS h ..] = dS K[:, same]: dS K-major, K transposed.
+    const int qa = m0 + warp * 16 + lane / 4;
+    float* row_a = dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + walk.head) * D + cw * HALF + tq * 2;
 #pragma unroll
     for (int h = 0; h < FA_WIDE_DQ_PASSES; ++h) {
       const u64 da = opaque_u64(desc_sw128(dsbuf, 16, 1024));
@@ -360,46 +431,19 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
       wg_commit();
       wg_wait<0>();
       fence_regs(dq);
-#pragma unroll
-      for (int c = 0; c < PASS / 8; ++c) {
-        if (qa < seqlen_q) red_add_v2(row_a + h * PASS + c * 8, dq[c * 4 + 0], dq[c * 4 + 1]);
-        if (qb_ < seqlen_q) red_add_v2(row_b + h * PASS + c * 8, dq[c * 4 + 2], dq[c * 4 + 3]);
-      }
+      add_dq<PASS>(row_a + h * PASS, (long long)heads_q * D, dq, qa, seqlen_q);
     }
     fence_regs(dv);
     fence_regs(dk);
     mbar_arrive(sm.empty(st));
-
-    if (++m == range.hi) {
-      m = range.lo;
-      ++head;
-    }
+    walk.next(range);
   }
-
-  // ---------------- epilogue: dK (scaled) and dV, columns 128 cw .. +127 ----------------
-  u16* dk_out = reinterpret_cast<u16*>(dk_ptr) + batch * dk_stride_b + kv_head * dk_stride_h + cw * HALF;
-  u16* dv_out = reinterpret_cast<u16*>(dv_ptr) + batch * dv_stride_b + kv_head * dv_stride_h + cw * HALF;
-#pragma unroll
-  for (int c = 0; c < HALF / 8; ++c) {
-    const int col = c * 8 + tq * 2;
-    if (key_a < seqlen_k) {
-      *reinterpret_cast<u32*>(dk_out + key_a * dk_stride_s + col) = pack2(dk[c * 4 + 0] * scale, dk[c * 4 + 1] * scale);
-      *reinterpret_cast<u32*>(dv_out + key_a * dv_stride_s + col) = pack2(dv[c * 4 + 0], dv[c * 4 + 1]);
-    }
-    if (key_b < seqlen_k) {
-      *reinterpret_cast<u32*>(dk_out + key_b * dk_stride_s + col) = pack2(dk[c * 4 + 2] * scale, dk[c * 4 + 3] * scale);
-      *reinterpret_cast<u32*>(dv_out + key_b * dv_stride_s + col) = pack2(dv[c * 4 + 2], dv[c * 4 + 3]);
-    }
-  }
+  const int col0 = cw * HALF + tq * 2;  // this thread's first column of dK and dV
 #else
-  // ---------------- consumers ----------------
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
-  const int cw = wg - 1;            // consumer warpgroup: keys cw * 64 .. cw * 64 + 63 of the block
-  const int warp = (tid / 32) % 4;  // warp in the warpgroup
-  const int lane = tid % 32;
-  const int g = lane / 4, tq = lane % 4;
-  const int key_a = n0 + cw * 64 + warp * 16 + g;  // this thread's two rows of S^T (keys)
-  const int key_b = key_a + 8;
+  // ---------------- consumers, d = 64 and 128 ----------------
+  // Each warpgroup owns 64 keys (warp w: keys 64 cw + 16 w ..) and their dK, dV (64 x d).
+  constexpr int NQ = D / 2;  // dQ columns per warpgroup
+  const int key_a = n0 + cw * 64 + warp * 16 + lane / 4;  // this thread's key rows key_a, key_a + 8
 
   float dv[D / 2], dk[D / 2];
 #pragma unroll
@@ -409,86 +453,29 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
   }
   float s[BM / 2], dp[BM / 2], dq[NQ / 2];
   u32 pa[BM / 16][4], da[BM / 16][4];  // P^T and dS^T as A fragments (both in flight at once)
-
-  if (steps > 0) mbar_wait(sm.kv_full(), 0);
   const u32 k_rows = sm.k + cw * 64 * 128;  // this warpgroup's 64 rows in each K panel
   const u32 v_rows = sm.v + cw * 64 * 128;
   // dQ = dS K reads its d/2 columns of K transposed: panel cw (d = 128) or half a panel (d = 64).
   const u32 k_cols = sm.k + (cw * NQ / 64) * BN * 128 + (cw * NQ % 64) * 2;
 
-  int head = kv_head * group, m = range.lo;
   for (int step = 0; step < steps; ++step) {
     const int st = step % QST;
     const u32 phase = (step / QST) & 1;
-    const int m0 = m * BM;
+    const int m0 = walk.m * BM;
     const float* stats = reinterpret_cast<const float*>(smem_raw + (sm.stats(st) - smem_u32(smem_raw)));
 
-    // S^T = K_w Q^T and dP^T = V_w dO^T: both operands K-major (rows of 128-byte panels).
+    // S^T = K_w Q^T and dP^T = V_w dO^T, this warpgroup's 64 rows of K and V.
     mbar_wait(sm.q_full(st), phase);
-    {
-      const u64 ka = opaque_u64(desc_sw128(k_rows, 16, 1024));
-      const u64 qb = opaque_u64(desc_sw128(sm.q(st), 16, 1024));
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const u32 panel = kk / 4, within = (kk % 4) * 32;
-        Wgmma<BM>::ss(s, ka + ((panel * BN * 128 + within) >> 4), qb + ((panel * BM * 128 + within) >> 4), kk > 0);
-      }
-      wg_commit();
-    }
+    gemm_over_head_dim(s, k_rows, sm.q(st));
     mbar_wait(sm.do_full(st), phase);
-    {
-      const u64 va = opaque_u64(desc_sw128(v_rows, 16, 1024));
-      const u64 dob = opaque_u64(desc_sw128(sm.dout(st), 16, 1024));
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const u32 panel = kk / 4, within = (kk % 4) * 32;
-        Wgmma<BM>::ss(dp, va + ((panel * BN * 128 + within) >> 4), dob + ((panel * BM * 128 + within) >> 4), kk > 0);
-      }
-      wg_commit();
-    }
+    gemm_over_head_dim(dp, v_rows, sm.dout(st));
 
-    // Whether any (key, query) pair of this step is hidden: a window edge or the tail key block.
-    bool masked = n0 + BN > seqlen_k;
-#if FA_CAUSAL || FA_WINDOW
-    if (right >= 0 && n0 + BN - 1 > m0 + offset + right) masked = true;
-    if (left >= 0 && n0 < m0 + BM - 1 + offset - left) masked = true;
-#endif
-
+    const bool masked = step_masked(n0, m0, seqlen_k, offset, left, right);
     mbar_wait(sm.stats_full(st), phase);
     wg_wait<1>();
     fence_regs(s);
-    // Visible query columns of each key row, as offsets j = 8c + e from this thread's first column
-    // m0 + 2 tq: each element then costs two compares against compile-time offsets.
-    int lo_a = -(1 << 30), hi_a = 1 << 30, lo_b = -(1 << 30), hi_b = 1 << 30;
-    if (masked) {
-      if (key_a >= seqlen_k) hi_a = lo_a;
-      if (key_b >= seqlen_k) hi_b = lo_b;
-#if FA_CAUSAL || FA_WINDOW
-      const int first = m0 + tq * 2;
-      if (right >= 0) {  // key <= query + offset + right
-        lo_a = max(lo_a, key_a - offset - right - first);
-        lo_b = max(lo_b, key_b - offset - right - first);
-      }
-      if (left >= 0) {   // key >= query + offset - left
-        hi_a = min(hi_a, key_a - offset + left - first);
-        hi_b = min(hi_b, key_b - offset + left - first);
-      }
-#endif
-    }
-#pragma unroll
-    for (int c = 0; c < BM / 8; ++c) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int j = c * 8 + e;
-        const float l = stats[c * 8 + tq * 2 + e];
-        const float pa_ = ex2(fmaf(s[c * 4 + e], scale_log2, -l));
-        const float pb_ = ex2(fmaf(s[c * 4 + 2 + e], scale_log2, -l));
-        s[c * 4 + e] = j < lo_a || j > hi_a ? 0.f : pa_;
-        s[c * 4 + 2 + e] = j < lo_b || j > hi_b ? 0.f : pb_;
-      }
-    }
+    exponentiate(s, stats, column_bounds(masked, key_a, key_a + 8, m0 + tq * 2, seqlen_k, offset, left, right),
+                 scale_log2, tq);
     wg_wait<0>();
     fence_regs(dp);
 #pragma unroll
@@ -502,13 +489,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
     }
 
     // dV += P^T dO: P^T from registers; dO (queries x d) is the transposed (MN-major) B.
-#pragma unroll
-    for (int kk = 0; kk < BM / 16; ++kk) {
-      pa[kk][0] = pack2(s[kk * 8 + 0], s[kk * 8 + 1]);
-      pa[kk][1] = pack2(s[kk * 8 + 2], s[kk * 8 + 3]);
-      pa[kk][2] = pack2(s[kk * 8 + 4], s[kk * 8 + 5]);
-      pa[kk][3] = pack2(s[kk * 8 + 6], s[kk * 8 + 7]);
-    }
+    to_fragments(s, pa);
     {
       const u64 dob = opaque_u64(desc_sw128(sm.dout(st), BM * 128, 1024));
       fence_regs(dv);
@@ -517,27 +498,14 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
       for (int kk = 0; kk < BM / 16; ++kk) Wgmma<D>::rs(dv, pa[kk], dob + ((kk * 16 * 128) >> 4), 1);
       wg_commit();
     }
-
-    // dS^T to 16 bits: the A operand of dK += dS^T Q, and (stored transposed) dQ's A operand.
-#pragma unroll
-    for (int kk = 0; kk < BM / 16; ++kk) {
-      da[kk][0] = pack2(dp[kk * 8 + 0], dp[kk * 8 + 1]);
-      da[kk][1] = pack2(dp[kk * 8 + 2], dp[kk * 8 + 3]);
-      da[kk][2] = pack2(dp[kk * 8 + 4], dp[kk * 8 + 5]);
-      da[kk][3] = pack2(dp[kk * 8 + 6], dp[kk * 8 + 7]);
-    }
-    // dS [query][key] in 128-byte swizzled panels of 64 keys; this warpgroup's keys are panel cw.
-    // Matrix i of an x4 store covers queries 8 (2 kk + i / 2) .. +7 and keys 16 warp + 8 (i % 2) .. +7.
+    // dS^T to 16 bits: the A operand of dK += dS^T Q, and, stored transposed as dS [query][key]
+    // (this warpgroup's keys are panel cw), dQ's A operand.
+    to_fragments(dp, da);
     {
       const u32 ds_panel = sm.ds(step & 1) + cw * BM * 128;
-      const int i = lane / 8, j = lane % 8;
 #pragma unroll
-      for (int kk = 0; kk < BM / 16; ++kk) {
-        const int qrow = (2 * kk + i / 2) * 8 + j;
-        const u32 chunk = (u32)(2 * warp + (i % 2)) ^ (u32)(qrow & 7);
-        // da[kk] = {(rows g, queries 16kk..+7), (rows g+8, same), (rows g, +8..+15), (rows g+8, +8..)}
-        stmatrix_x4_trans(ds_panel + qrow * 128 + chunk * 16, da[kk][0], da[kk][1], da[kk][2], da[kk][3]);
-      }
+      for (int kk = 0; kk < BM / 16; ++kk)
+        stmatrix_x4_trans(transposed_address(ds_panel, kk, warp, lane), da[kk][0], da[kk][1], da[kk][2], da[kk][3]);
     }
     {
       const u64 qb = opaque_u64(desc_sw128(sm.q(st), BM * 128, 1024));
@@ -552,13 +520,13 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
 
     // dQ (64 x d/2 of this warpgroup) = dS K: dS K-major, K transposed.
     {
-      const u64 da = opaque_u64(desc_sw128(sm.ds(step & 1), 16, 1024));
+      const u64 dsa = opaque_u64(desc_sw128(sm.ds(step & 1), 16, 1024));
       const u64 kb = opaque_u64(desc_sw128(k_cols, BN * 128, 1024));
       wg_fence();
 #pragma unroll
       for (int kk = 0; kk < BN / 16; ++kk) {
         const u32 panel = kk / 4, within = (kk % 4) * 32;
-        Wgmma<NQ>::ss_tb(dq, da + ((panel * BM * 128 + within) >> 4), kb + ((kk * 16 * 128) >> 4), kk > 0);
+        Wgmma<NQ>::ss_tb(dq, dsa + ((panel * BM * 128 + within) >> 4), kb + ((kk * 16 * 128) >> 4), kk > 0);
       }
       wg_commit();
     }
@@ -567,40 +535,19 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
     fence_regs(dk);
     fence_regs(dq);
     mbar_arrive(sm.empty(st));
-
-    {
-      const int qa = m0 + warp * 16 + g, qb_ = qa + 8;
-      float* row_a = dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + head) * D + cw * NQ + tq * 2;
-      float* row_b = row_a + 8LL * heads_q * D;
-#pragma unroll
-      for (int c = 0; c < NQ / 8; ++c) {
-        if (qa < seqlen_q) red_add_v2(row_a + c * 8, dq[c * 4 + 0], dq[c * 4 + 1]);
-        if (qb_ < seqlen_q) red_add_v2(row_b + c * 8, dq[c * 4 + 2], dq[c * 4 + 3]);
-      }
-    }
-
-    if (++m == range.hi) {
-      m = range.lo;
-      ++head;
-    }
+    const int qa = m0 + warp * 16 + lane / 4;
+    add_dq<NQ>(dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + walk.head) * D + cw * NQ + tq * 2,
+               (long long)heads_q * D, dq, qa, seqlen_q);
+    walk.next(range);
   }
-
-  // ---------------- epilogue: dK (scaled) and dV, rows key_a and key_b ----------------
-  u16* dk_out = reinterpret_cast<u16*>(dk_ptr) + batch * dk_stride_b + kv_head * dk_stride_h;
-  u16* dv_out = reinterpret_cast<u16*>(dv_ptr) + batch * dv_stride_b + kv_head * dv_stride_h;
-#pragma unroll
-  for (int c = 0; c < D / 8; ++c) {
-    const int col = c * 8 + tq * 2;
-    if (key_a < seqlen_k) {
-      *reinterpret_cast<u32*>(dk_out + key_a * dk_stride_s + col) = pack2(dk[c * 4 + 0] * scale, dk[c * 4 + 1] * scale);
-      *reinterpret_cast<u32*>(dv_out + key_a * dv_stride_s + col) = pack2(dv[c * 4 + 0], dv[c * 4 + 1]);
-    }
-    if (key_b < seqlen_k) {
-      *reinterpret_cast<u32*>(dk_out + key_b * dk_stride_s + col) = pack2(dk[c * 4 + 2] * scale, dk[c * 4 + 3] * scale);
-      *reinterpret_cast<u32*>(dv_out + key_b * dv_stride_s + col) = pack2(dv[c * 4 + 2], dv[c * 4 + 3]);
-    }
-  }
+  const int col0 = tq * 2;  // this thread's first column of dK and dV
 #endif
+
+  // ---------------- epilogue: dK (scaled) and dV, key rows key_a and key_a + 8 ----------------
+  constexpr int COLUMNS = sizeof(dk) / sizeof(dk[0]) * 2;
+  store_dk_dv<COLUMNS>(dk, dv, reinterpret_cast<u16*>(dk_ptr) + batch * dk_stride_b + kv_head * dk_stride_h + col0,
+                       reinterpret_cast<u16*>(dv_ptr) + batch * dv_stride_b + kv_head * dv_stride_h + col0,
+                       dk_stride_s, dv_stride_s, key_a, seqlen_k, scale);
 }
 
 }  // namespace fa_hopper
