@@ -30,7 +30,7 @@ let package = Package(
       name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore"],
       // The .cu file is the one source of the Hopper kernel; the binary embeds it through the
       // generated HopperForwardSource.swift (a test keeps the two in sync).
-      exclude: ["Hopper/hopper_common.cuh", "Hopper/hopper_forward.cu", "Hopper/hopper_backward.cu"]),
+      exclude: ["Hopper/hopper_common.cuh", "Hopper/hopper_forward.cu", "Hopper/hopper_backward.cu", "Hopper/hopper_backward_dq.cu"]),
     .target(
       name: "FlashAttention",
       dependencies: ["FlashAttentionCore", "FlashAttentionCPU", "FlashAttentionCUDA"]),

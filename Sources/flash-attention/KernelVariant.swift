@@ -22,6 +22,9 @@ struct KernelVariant {
       variants += HopperBackwardKey.allVariants.map {
         KernelVariant(label: "\($0)", program: $0.program, dynamicSharedMemory: $0.sharedMemoryBytes, isHopper: true)
       }
+      variants += HopperBackwardDQKey.allVariants.map {
+        KernelVariant(label: "\($0)", program: $0.program, dynamicSharedMemory: $0.sharedMemoryBytes, isHopper: true)
+      }
     }
     return variants
   }

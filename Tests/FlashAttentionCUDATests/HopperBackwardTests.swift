@@ -20,8 +20,16 @@ import Testing
     #expect(HopperBackwardKey(headDim: 96, dtype: .bfloat16, mask: .none) == nil)
     #expect(HopperBackwardKey(headDim: 192, dtype: .bfloat16, mask: .none) == nil)
     let variants = HopperBackwardKey.allVariants
-    #expect(variants.count == 3 * 2 * 3)
+    #expect(variants.count == 3 * 2 * 3 * 2)
     #expect(Set(variants.map(\.program)).count == variants.count)
+    let dq = HopperBackwardDQKey.allVariants
+    #expect(dq.count == 3 * 2 * 3)
+    #expect(Set(dq.map(\.program)).count == dq.count)
+    for key in dq {
+      #expect(key.sharedMemoryBytes <= 227 * 1024, "\(key) needs \(key.sharedMemoryBytes) bytes")
+      #expect(key.program.entry == "flash_bwd_dq_hopper")
+    }
+    #expect(HopperBackwardDQKey(headDim: 96, dtype: .bfloat16, mask: .none) == nil)
   }
 
   /// The layout in the kernel: 1024-byte alignment slack, K and V, two Q/dO buffers, two dS
@@ -37,17 +45,29 @@ import Testing
     #expect(wide.sharedMemoryBytes <= 227 * 1024)
   }
 
-  /// The kernel's A/B choice per call: supported head dims and dtypes, no softcap, no
-  /// deterministic mode, sm_90a only.
-  @Test func coverageRules() {
-    #expect(HopperBackward.coverage(headDim: 128, headDimV: 128, dtype: .bfloat16, softcap: 0, deterministic: false, arch: "sm_90a") == nil)
-    #expect(HopperBackward.coverage(headDim: 64, headDimV: 64, dtype: .float16, softcap: 0, deterministic: false, arch: "sm_90a") == nil)
-    #expect(HopperBackward.coverage(headDim: 128, headDimV: 128, dtype: .bfloat16, softcap: 0, deterministic: false, arch: "sm_80") != nil)
-    #expect(HopperBackward.coverage(headDim: 128, headDimV: 128, dtype: .bfloat16, softcap: 30, deterministic: false, arch: "sm_90a") != nil)
-    #expect(HopperBackward.coverage(headDim: 128, headDimV: 128, dtype: .bfloat16, softcap: 0, deterministic: true, arch: "sm_90a") != nil)
-    #expect(HopperBackward.coverage(headDim: 192, headDimV: 128, dtype: .bfloat16, softcap: 0, deterministic: false, arch: "sm_90a") != nil)
-    #expect(HopperBackward.coverage(headDim: 256, headDimV: 256, dtype: .bfloat16, softcap: 0, deterministic: false, arch: "sm_90a") == nil)
-    #expect(HopperBackward.coverage(headDim: 96, headDimV: 96, dtype: .bfloat16, softcap: 0, deterministic: false, arch: "sm_90a") != nil)
+  /// Which calls the Hopper kernels take (supported head dims and dtypes, no softcap, sm_90a),
+  /// and which form: split from d = 128 on and in the deterministic mode, fused at d = 64.
+  @Test func coverageAndForm() {
+    func covered(_ d: Int, _ dv: Int, _ dtype: DType = .bfloat16, softcap: Float = 0, arch: String = "sm_90a") -> Bool {
+      HopperBackward.coverage(headDim: d, headDimV: dv, dtype: dtype, softcap: softcap, arch: arch) == nil
+    }
+    #expect(covered(64, 64) && covered(128, 128, .float16) && covered(256, 256))
+    #expect(!covered(128, 128, arch: "sm_80"))
+    #expect(!covered(128, 128, softcap: 30))
+    #expect(!covered(192, 128) && !covered(96, 96) && !covered(128, 128, .float32))
+    #expect(!HopperBackward.isSplit(headDim: 64, deterministic: false))
+    #expect(HopperBackward.isSplit(headDim: 64, deterministic: true))
+    #expect(HopperBackward.isSplit(headDim: 128, deterministic: false))
+    #expect(HopperBackward.isSplit(headDim: 256, deterministic: false))
+  }
+
+  /// The dQ kernel's tile: 32 keys at d = 256 (two K/V stages beside Q and dO), 64 elsewhere.
+  @Test func dqKernelTiles() throws {
+    let wide = try #require(HopperBackwardDQKey(headDim: 256, dtype: .bfloat16, mask: .causal))
+    #expect(wide.blockN == 32)
+    #expect(wide.sharedMemoryBytes == 1024 + 128 * 1024 + 64 * 1024 + 72)
+    let narrow = try #require(HopperBackwardDQKey(headDim: 128, dtype: .float16, mask: .none))
+    #expect(narrow.blockN == 64)
   }
 
   /// Every variant compiles for sm_90a cleanly (`expectCleanHopperCompile`).
@@ -55,6 +75,9 @@ import Testing
     .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"))
   func everyVariantCompilesWithoutSpills() throws {
     for key in HopperBackwardKey.allVariants {
+      try expectCleanHopperCompile(key.program, "\(key)")
+    }
+    for key in HopperBackwardDQKey.allVariants {
       try expectCleanHopperCompile(key.program, "\(key)")
     }
   }

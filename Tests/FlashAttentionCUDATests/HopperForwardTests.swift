@@ -14,7 +14,7 @@ import Testing
       .appendingPathComponent("Sources/FlashAttentionCUDA/Hopper")
     for (embedded, file) in [
       (HopperCommonSource.text, "hopper_common.cuh"), (HopperForwardSource.text, "hopper_forward.cu"),
-      (HopperBackwardSource.text, "hopper_backward.cu"),
+      (HopperBackwardSource.text, "hopper_backward.cu"), (HopperBackwardDQSource.text, "hopper_backward_dq.cu"),
     ] {
       let text = try String(contentsOf: hopper.appendingPathComponent(file), encoding: .utf8)
       // The generator drops nothing but the trailing newline of the file (Swift's closing delimiter).

@@ -88,6 +88,16 @@ class HopperBackward:
                     extra=cfg.get("extra", {}))
         if cfg.get("source"):   # another version of the kernel under benchmarks/hopper/, to A/B against
             hcfg["source"] = cfg["source"]
+        # "split": dQ from its own kernel (hopper_backward_dq.cu), the key/value kernel without it.
+        self.split = bool(cfg.get("split"))
+        if self.split:
+            hcfg["bwd_skip_dq"] = 1
+            dq_cfg = dict(kernel="backward_dq", head_dim=cfg["d"], fp16=hcfg["fp16"], causal=0, window=hcfg["window"],
+                          dq_block_n=cfg.get("dq_block_n", 32))
+            dq_cubin, _ = nb.compile_cubin(dq_cfg)
+            self.dq_bn = dq_cfg["dq_block_n"]
+            self.dq_smem = 1024 + 2 * 128 * cfg["d"] * 2 + 2 * 2 * self.dq_bn * cfg["d"] * 2 + 8 + 32 * 2
+            self.dq_mod, self.dq_fn = load_function(dq_cubin, "flash_bwd_dq_hopper", self.dq_smem)
         cubin, log = nb.compile_cubin(hcfg)
         self.log = log
         d, qst = cfg["d"], hcfg["q_stages"]
@@ -111,7 +121,7 @@ class HopperBackward:
         scale = scale if scale is not None else 1.0 / math.sqrt(d)
         lse2 = torch.empty(b, hq, sq, device="cuda", dtype=torch.float32)
         delta = torch.empty_like(lse2)
-        acc = torch.empty(b * sq * hq * d, device="cuda", dtype=torch.float32)
+        acc = torch.empty(0 if self.split else b * sq * hq * d, device="cuda", dtype=torch.float32)
         P = lambda t: ctypes.c_uint64(t.data_ptr())
         I = ctypes.c_int64
         st = lambda t: [I(t.stride(0)), I(t.stride(1)), I(t.stride(2))]
@@ -125,14 +135,24 @@ class HopperBackward:
         a_conv = [P(acc), P(dq), *st(dq), ctypes.c_int(sq), ctypes.c_int(hq), ctypes.c_float(scale)]
         pairs = sq * hq * d // 2
         kv_ptrs = (ctypes.c_void_p * len(a_kv))(*[ctypes.addressof(a) for a in a_kv])
+        if self.split:
+            dq_maps = [tensor_map(q, 128), tensor_map(k, self.dq_bn), tensor_map(v, self.dq_bn), tensor_map(do, 128)]
+            a_dq = [*dq_maps, P(lse2), P(delta), P(dq), *st(dq), ctypes.c_int(sq), ctypes.c_int(sk), ctypes.c_int(hq),
+                    ctypes.c_int(hq // hkv), ctypes.c_float(scale), ctypes.c_float(scale * 1.4426950408889634),
+                    ctypes.c_int(window[0]), ctypes.c_int(window[1])]
+            dq_ptrs = (ctypes.c_void_p * len(a_dq))(*[ctypes.addressof(a) for a in a_dq])
 
         def run():
-            acc.zero_()
-            self.pre.launch(((sq + 3) // 4, hq, b), 128, a_pre)
             stream = torch.cuda.current_stream().cuda_stream
+            if not self.split:
+                acc.zero_()
+            self.pre.launch(((sq + 3) // 4, hq, b), 128, a_pre)
             ck(cu.cuLaunchKernel(self.fn, (sk + self.bn - 1) // self.bn, hkv, b, 384, 1, 1, self.smem, ctypes.c_void_p(stream), kv_ptrs, None), "launch hopper bwd")
-            self.conv.launch((max(1, min((pairs + 255) // 256, 4096)), b, 1), 256, a_conv)
-        run.keep = (a_pre, a_kv, kv_ptrs, maps, a_conv, lse2, delta, acc)
+            if self.split:
+                ck(cu.cuLaunchKernel(self.dq_fn, (sq + 127) // 128, hq, b, 384, 1, 1, self.dq_smem, ctypes.c_void_p(stream), dq_ptrs, None), "launch hopper dq")
+            else:
+                self.conv.launch((max(1, min((pairs + 255) // 256, 4096)), b, 1), 256, a_conv)
+        run.keep = (a_pre, a_kv, kv_ptrs, maps, a_conv, lse2, delta, acc) + ((a_dq, dq_ptrs, dq_maps) if self.split else ())
         return run
 
 

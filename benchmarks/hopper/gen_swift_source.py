@@ -13,6 +13,7 @@ SOURCES = [
     ("HopperCommonSource", "hopper_common.cuh", "The Hopper kernels' shared CUDA C++ (types, PTX wrappers, wgmma), prepended to each."),
     ("HopperForwardSource", "hopper_forward.cu", "The Hopper forward kernel's CUDA C++ source (no CUDA headers), embedded for NVRTC."),
     ("HopperBackwardSource", "hopper_backward.cu", "The Hopper backward kernel's CUDA C++ source (no CUDA headers), embedded for NVRTC."),
+    ("HopperBackwardDQSource", "hopper_backward_dq.cu", "The Hopper split backward's dQ kernel (no CUDA headers), embedded for NVRTC."),
 ]
 
 

@@ -6,6 +6,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 HOPPER = ROOT / "Sources/FlashAttentionCUDA/Hopper"
 SRC = HOPPER / "hopper_forward.cu"
 BWD_SRC = HOPPER / "hopper_backward.cu"
+BWD_DQ_SRC = HOPPER / "hopper_backward_dq.cu"
 COMMON = HOPPER / "hopper_common.cuh"
 
 
@@ -28,7 +29,7 @@ _nv = None
 
 
 def config_defines(cfg: dict) -> str:
-    keys = ["HEAD_DIM", "HEAD_DIM_V", "BLOCK_N", "STAGES", "FP16", "CAUSAL", "WINDOW", "SOFTCAP", "PINGPONG", "OVERLAP", "Q_STAGES", "EXP_POLY", "CONSUMERS"]
+    keys = ["HEAD_DIM", "HEAD_DIM_V", "BLOCK_N", "STAGES", "FP16", "CAUSAL", "WINDOW", "SOFTCAP", "PINGPONG", "OVERLAP", "Q_STAGES", "EXP_POLY", "CONSUMERS", "DQ_BLOCK_N", "BWD_SKIP_DQ"]
     return "".join(f"#define FA_{k} {int(cfg[k.lower()])}\n" for k in keys if k.lower() in cfg)
 
 
@@ -62,8 +63,8 @@ def compile_source(src: str, name: str, arch: str, opts=()):
 
 def compile_cubin(cfg: dict, arch="sm_90a", extra_opts=()):
     # cfg["source"]: another version of the kernel (a file under benchmarks/hopper/) to A/B against.
-    # cfg["kernel"] == "backward": the backward kernel instead of the forward.
-    default = BWD_SRC if cfg.get("kernel") == "backward" else SRC
+    # cfg["kernel"]: "backward" (key/value kernel) or "backward_dq" (the split backward's dQ).
+    default = {"backward": BWD_SRC, "backward_dq": BWD_DQ_SRC}.get(cfg.get("kernel"), SRC)
     path = ROOT / "benchmarks/hopper" / cfg["source"] if "source" in cfg else default
     # cfg["extra"]: further #defines of an experiment, {name: value}.
     extra = "".join(f"#define {k} {v}\n" for k, v in cfg.get("extra", {}).items())

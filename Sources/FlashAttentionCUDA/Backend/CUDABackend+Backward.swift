@@ -4,14 +4,16 @@ extension CUDABackend {
   /// Queues the backward pass on `stream` without waiting; all views must be on this device.
   ///
   /// Three steps: D = rowsum(dO ∘ O) (preprocess), dK/dV per key block with dQ added into an
-  /// fp32 accumulator, then dQ converted to the storage dtype. The middle step runs the wgmma
-  /// kernel of `HopperBackward` on sm_90a where it covers the call (d = d_v = 64 or 128, no
-  /// softcap, not deterministic); otherwise the FlashAttention-2 kernel (bulk reductions of
-  /// per-warp tiles on sm_90 and later, atomics before). The fp32 additions from many key blocks make
-  /// dQ's rounding order vary between runs; with `options.deterministic` the key blocks
-  /// run one launch after another instead (each dQ element then gets at most one addition per
-  /// launch, in a fixed order), which gives the same bits every run at a large cost in speed:
-  /// each launch has only batch × kv-heads CTAs.
+  /// fp32 accumulator, then dQ converted to the storage dtype. On sm_90a, where the wgmma
+  /// kernels of `HopperBackward` cover the call (d = d_v = 64, 128 or 256, no softcap), they
+  /// run the middle step, or (the split form: d ≥ 128, or deterministic) the last two steps
+  /// become the key/value kernel without dQ and a dQ kernel that writes dQ itself. Otherwise the
+  /// FlashAttention-2 kernel runs (bulk reductions of per-warp tiles on sm_90 and later, atomics
+  /// before). The fp32 additions from many key blocks make dQ's rounding order vary between
+  /// runs; with `options.deterministic` the Hopper split form has no such additions, and the
+  /// FlashAttention-2 kernel runs its key blocks one launch after another (each dQ element then
+  /// gets at most one addition per launch, in a fixed order), which gives the same bits every
+  /// run at a large cost in speed: each launch has only batch × kv-heads CTAs.
   /// On the backend's own stream the call returns without waiting (its scratch is reused in
   /// stream order); on another stream it waits, because its scratch is freed on return.
   public func enqueueBackward(_ arguments: BackwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
@@ -44,12 +46,18 @@ extension CUDABackend {
   private func scratchLayout(_ arguments: BackwardArguments) -> ScratchLayout {
     let shape = arguments.shape
     let rows = shape.batch * shape.headsQ * shape.seqlenQ
-    let hopper = HopperBackward.unsupportedReason(arguments, device: device) == nil
-    let count =
-      hopper
-      ? shape.batch * shape.seqlenQ * shape.headsQ * shape.headDim
-      : backwardKey(.backwardKeyValue, arguments).dqAccumulatorFloats(
+    let hopper: ScratchLayout.HopperForm? =
+      HopperBackward.unsupportedReason(arguments, device: device) != nil
+      ? nil
+      : HopperBackward.isSplit(headDim: shape.headDim, deterministic: arguments.options.deterministic) ? .split : .fused
+    let count: Int
+    switch hopper {
+    case .split: count = 0
+    case .fused: count = shape.batch * shape.seqlenQ * shape.headsQ * shape.headDim
+    case nil:
+      count = backwardKey(.backwardKeyValue, arguments).dqAccumulatorFloats(
         batch: shape.batch, seqlenQ: shape.seqlenQ, headsQ: shape.headsQ)
+    }
     let offset = (2 * rows * 4 + 255) / 256 * 256
     return ScratchLayout(hopper: hopper, accumulatorOffset: offset, accumulatorCount: count, bytes: offset + count * 4)
   }
@@ -57,8 +65,10 @@ extension CUDABackend {
   /// Which key/value kernel runs, byte offset and float count of the dQ accumulator in the
   /// scratch, and the scratch's size.
   private struct ScratchLayout {
-    /// The Hopper kernel (accumulator `[batch, seqlenQ, headsQ, headDim]`) instead of the sm80 one.
-    let hopper: Bool
+    /// The Hopper kernels' form: fused (accumulator `[batch, seqlenQ, headsQ, headDim]`) or
+    /// split (no accumulator); nil: the sm80 kernels.
+    enum HopperForm { case fused, split }
+    let hopper: HopperForm?
     let accumulatorOffset: Int
     let accumulatorCount: Int
     let bytes: Int
@@ -82,9 +92,11 @@ extension CUDABackend {
     let lse2 = scratch
     let delta = lse2 + UInt64(rows * 4)
     let accumulator = scratch + UInt64(layout.accumulatorOffset)
-    try device.api.check(
-      device.api.cuMemsetD32Async(accumulator, 0, layout.accumulatorCount, stream.handle),
-      "cuMemsetD32Async(dQ accumulator)")
+    if layout.accumulatorCount > 0 {
+      try device.api.check(
+        device.api.cuMemsetD32Async(accumulator, 0, layout.accumulatorCount, stream.handle),
+        "cuMemsetD32Async(dQ accumulator)")
+    }
 
     func key(_ kind: AttentionKernelKey.Kind) -> AttentionKernelKey { backwardKey(kind, arguments) }
     func strides(_ tensor: TensorView, into args: inout CUDAKernelArguments) {
@@ -112,9 +124,14 @@ extension CUDABackend {
         arguments: args, stream: stream)
     }
 
-    if layout.hopper {
-      try HopperBackward.launch(
-        arguments, lse2: lse2, delta: delta, accumulator: accumulator, device: device, stream: stream)
+    if let form = layout.hopper {
+      try HopperBackward.launchKeyValue(
+        arguments, lse2: lse2, delta: delta, accumulator: form == .fused ? accumulator : nil, device: device,
+        stream: stream)
+      if form == .split {
+        try HopperBackward.launchDQ(arguments, lse2: lse2, delta: delta, device: device, stream: stream)
+        return
+      }
     } else if shape.seqlenK > 0 {
       let (left, right) = windowBounds(arguments.mask)
       let kv = key(.backwardKeyValue)
@@ -156,7 +173,7 @@ extension CUDABackend {
     if shape.seqlenQ > 0 {
       // The Hopper kernel adds into the atomics layout, which a convert key without a tile reads.
       var convert = key(.backwardConvert)
-      if layout.hopper { convert.tile = AttentionKernelKey.untiledConvertTile }
+      if layout.hopper != nil { convert.tile = AttentionKernelKey.untiledConvertTile }
       var args = CUDAKernelArguments()
       args.append(accumulator)
       args.append(arguments.dQ.deviceAddress)

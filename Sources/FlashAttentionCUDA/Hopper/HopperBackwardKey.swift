@@ -11,6 +11,8 @@ public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
   public var mask: HopperForwardKey.MaskKind
   /// Q/dO (and LSE/D) buffers: the next steps' loads run while this one computes.
   public var qStages: Int
+  /// dK and dV only: dQ comes from `HopperBackwardDQKey`'s kernel (the split backward).
+  public var skipDQ: Bool
 
   /// Head dims the kernel is built and verified for (d = d_v); others use the sm80 backward.
   public static let supportedHeadDims = [64, 128, 256]
@@ -21,13 +23,14 @@ public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
   public var blockN: Int { headDim == 256 ? 64 : 128 }
 
   /// Nil when the kernel does not cover the configuration (fp32, another head dim).
-  public init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind, qStages: Int = 2) {
+  public init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind, skipDQ: Bool = false, qStages: Int = 2) {
     guard dtype == .float16 || dtype == .bfloat16, Self.supportedHeadDims.contains(headDim), qStages >= 1 else {
       return nil
     }
     self.headDim = headDim
     self.dtype = dtype
     self.mask = mask
+    self.skipDQ = skipDQ
     self.qStages = qStages
   }
 
@@ -48,20 +51,74 @@ public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
     let defines = [
       ("FA_HEAD_DIM", headDim), ("FA_Q_STAGES", qStages), ("FA_FP16", dtype == .float16 ? 1 : 0),
       ("FA_CAUSAL", mask == .causal ? 1 : 0), ("FA_WINDOW", mask == .window ? 1 : 0),
+      ("FA_BWD_SKIP_DQ", skipDQ ? 1 : 0),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     return CUDAProgram(
       entry: "flash_bwd_hopper", source: defines + HopperCommonSource.text + "\n" + HopperBackwardSource.text)
   }
 
   public var description: String {
-    "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)\(qStages != 2 ? " q\(qStages)" : "")"
+    "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)\(skipDQ ? " no-dq" : "")"
+      + "\(qStages != 2 ? " q\(qStages)" : "")"
   }
 
-  /// Every variant the library can launch, for the `kernels` report and the compile checks.
+  /// Every variant the library can launch, for the `kernels` report and the compile checks:
+  /// with and without dQ at every head dim (d = 64 splits only in the deterministic mode).
   public static var allVariants: [HopperBackwardKey] {
     supportedHeadDims.flatMap { d in
       [DType.bfloat16, .float16].flatMap { dtype in
-        HopperForwardKey.MaskKind.allCases.compactMap { HopperBackwardKey(headDim: d, dtype: dtype, mask: $0) }
+        HopperForwardKey.MaskKind.allCases.flatMap { mask in
+          [false, true].compactMap { HopperBackwardKey(headDim: d, dtype: dtype, mask: mask, skipDQ: $0) }
+        }
+      }
+    }
+  }
+}
+
+/// The compile-time specialization of the split backward's dQ kernel (`hopper_backward_dq.cu`):
+/// 128 query rows per block (64 per consumer warpgroup), K and V in tiles of `blockN` keys.
+public struct HopperBackwardDQKey: Hashable, Sendable, CustomStringConvertible {
+  public var headDim: Int
+  /// `.float16` or `.bfloat16`.
+  public var dtype: DType
+  public var mask: HopperForwardKey.MaskKind
+
+  public static let blockM = 128
+  public static let threads = 384
+
+  public init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind) {
+    guard dtype == .float16 || dtype == .bfloat16, HopperBackwardKey.supportedHeadDims.contains(headDim) else {
+      return nil
+    }
+    self.headDim = headDim
+    self.dtype = dtype
+    self.mask = mask
+  }
+
+  /// Keys per K/V tile: 32 at d = 256, where two stages of 64 would not fit beside Q and dO;
+  /// 64 elsewhere (run 28: +5–8 % over 32 at d = 128).
+  public var blockN: Int { headDim == 256 ? 32 : 64 }
+
+  /// Q and dO (blockM rows), two stages of K and V, the mbarriers, 1024 bytes of alignment.
+  public var sharedMemoryBytes: Int {
+    1024 + 2 * Self.blockM * headDim * 2 + 2 * 2 * blockN * headDim * 2 + 8 + 4 * 8 * 2
+  }
+
+  public var program: CUDAProgram {
+    let defines = [
+      ("FA_HEAD_DIM", headDim), ("FA_DQ_BLOCK_N", blockN), ("FA_FP16", dtype == .float16 ? 1 : 0),
+      ("FA_CAUSAL", mask == .causal ? 1 : 0), ("FA_WINDOW", mask == .window ? 1 : 0),
+    ].map { "#define \($0.0) \($0.1)\n" }.joined()
+    return CUDAProgram(
+      entry: "flash_bwd_dq_hopper", source: defines + HopperCommonSource.text + "\n" + HopperBackwardDQSource.text)
+  }
+
+  public var description: String { "hopper_bwd_dq d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)" }
+
+  public static var allVariants: [HopperBackwardDQKey] {
+    HopperBackwardKey.supportedHeadDims.flatMap { d in
+      [DType.bfloat16, .float16].flatMap { dtype in
+        HopperForwardKey.MaskKind.allCases.compactMap { HopperBackwardDQKey(headDim: d, dtype: dtype, mask: $0) }
       }
     }
   }

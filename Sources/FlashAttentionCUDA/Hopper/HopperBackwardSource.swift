@@ -9,10 +9,12 @@ enum HopperBackwardSource {
 // of the accumulators already in the register layout of a wgmma A operand.
 //
 // The host prepends the configuration #defines and hopper_common.cuh:
-//   FA_HEAD_DIM        head dim of Q, K, V and dO (64 or 128)
+//   FA_HEAD_DIM        head dim of Q, K, V and dO (64, 128 or 256)
 //   FA_Q_STAGES        Q/dO buffers (2: the next step's loads run during this step)
 //   FA_FP16            1: fp16 storage, 0: bf16 storage
 //   FA_CAUSAL, FA_WINDOW   mask kinds (causal is the window (left, 0), bottom-right aligned)
+//   FA_BWD_SKIP_DQ     1: no dQ here; flash_bwd_dq_hopper (hopper_backward_dq.cu) computes it
+//                      without atomics (the split backward)
 // Sizes, strides and the window are kernel arguments.
 //
 // Block: 3 warpgroups for one key block of 128 keys, one (kv head, batch). Warpgroup 0 is the
@@ -36,6 +38,9 @@ namespace fa_hopper {
 
 #ifndef FA_Q_STAGES
 #define FA_Q_STAGES 2
+#endif
+#ifndef FA_BWD_SKIP_DQ
+#define FA_BWD_SKIP_DQ 0
 #endif
 #ifndef FA_WIDE_DQ_PASSES
 #define FA_WIDE_DQ_PASSES 2
@@ -197,6 +202,9 @@ template <int N>
 __device__ __forceinline__ void add_dq(float* row_a, long long row_stride, const float (&dq)[N / 2], int qa,
                                        int seqlen_q) {
   float* row_b = row_a + 8 * row_stride;
+#ifdef FA_ABLATE_DQ_REDUCTION  // timing experiments only: dQ is not added (wrong gradients)
+  if (qa >= 0) return;
+#endif
 #pragma unroll
   for (int c = 0; c < N / 8; ++c) {
     if (qa < seqlen_q) red_add_v2(row_a + c * 8, dq[c * 4 + 0], dq[c * 4 + 1]);
@@ -346,7 +354,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
     dv[i] = 0.f;
     dk[i] = 0.f;
   }
-  float acc[BM / 2], dq[PASS / 2];
+  float acc[BM / 2];
+#if !FA_BWD_SKIP_DQ
+  float dq[PASS / 2];
+#endif
   u32 frag[BM / 16][4];
 
   for (int step = 0; step < steps; ++step) {
@@ -422,6 +433,9 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
         Wgmma<HALF>::ss_ta_tb(dk, da + ((kk * 16 * 128) >> 4), qb + ((kk * 16 * 128) >> 4), 1);
       wg_commit();
     }
+#if FA_BWD_SKIP_DQ
+    wg_wait<0>();  // dQ comes from flash_bwd_dq_hopper (hopper_backward_dq.cu)
+#else
     // dQ[:, 128 cw + PASS h ..] = dS K[:, same]: dS K-major, K transposed.
     const int qa = m0 + warp * 16 + lane / 4;
     float* row_a = dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + walk.head) * D + cw * HALF + tq * 2;
@@ -438,6 +452,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
       fence_regs(dq);
       add_dq<PASS>(row_a + h * PASS, (long long)heads_q * D, dq, qa, seqlen_q);
     }
+#endif
     fence_regs(dv);
     fence_regs(dk);
     mbar_arrive(sm.empty(st));
@@ -456,12 +471,17 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
     dv[i] = 0.f;
     dk[i] = 0.f;
   }
-  float s[BM / 2], dp[BM / 2], dq[NQ / 2];
+  float s[BM / 2], dp[BM / 2];
+#if !FA_BWD_SKIP_DQ
+  float dq[NQ / 2];
+#endif
   u32 pa[BM / 16][4], da[BM / 16][4];  // P^T and dS^T as A fragments (both in flight at once)
   const u32 k_rows = sm.k + cw * 64 * 128;  // this warpgroup's 64 rows in each K panel
   const u32 v_rows = sm.v + cw * 64 * 128;
+#if !FA_BWD_SKIP_DQ
   // dQ = dS K reads its d/2 columns of K transposed: panel cw (d = 128) or half a panel (d = 64).
   const u32 k_cols = sm.k + (cw * NQ / 64) * BN * 128 + (cw * NQ % 64) * 2;
+#endif
 
   for (int step = 0; step < steps; ++step) {
     const int st = step % QST;
@@ -506,12 +526,14 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
     // dS^T to 16 bits: the A operand of dK += dS^T Q, and, stored transposed as dS [query][key]
     // (this warpgroup's keys are panel cw), dQ's A operand.
     to_fragments(dp, da);
+#if !FA_BWD_SKIP_DQ
     {
       const u32 ds_panel = sm.ds(step & 1) + cw * BM * 128;
 #pragma unroll
       for (int kk = 0; kk < BM / 16; ++kk)
         stmatrix_x4_trans(transposed_address(ds_panel, kk, warp, lane), da[kk][0], da[kk][1], da[kk][2], da[kk][3]);
     }
+#endif
     {
       const u64 qb = opaque_u64(desc_sw128(sm.q(st), BM * 128, 1024));
       fence_regs(dk);
@@ -520,6 +542,12 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
       for (int kk = 0; kk < BM / 16; ++kk) Wgmma<D>::rs(dk, da[kk], qb + ((kk * 16 * 128) >> 4), 1);
       wg_commit();
     }
+#if FA_BWD_SKIP_DQ
+    wg_wait<0>();  // dQ comes from flash_bwd_dq_hopper (hopper_backward_dq.cu)
+    fence_regs(dv);
+    fence_regs(dk);
+    mbar_arrive(sm.empty(st));
+#else
     fence_async_shared();
     named_sync(1, CONSUMER_THREADS);
 
@@ -543,6 +571,7 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
     const int qa = m0 + warp * 16 + lane / 4;
     add_dq<NQ>(dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + walk.head) * D + cw * NQ + tq * 2,
                (long long)heads_q * D, dq, qa, seqlen_q);
+#endif
     walk.next(range);
   }
   const int col0 = tq * 2;  // this thread's first column of dK and dV
