@@ -63,15 +63,9 @@ public enum HopperBackward {
       let key = HopperBackwardKey(
         headDim: shape.headDim, dtype: arguments.q.dtype, mask: maskKind(arguments.mask), skipDQ: accumulator == nil)
     else { throw unsupported(arguments, device) }
-    let function = try cache.function(for: key.program, device: device)
-    try function.setMaxDynamicSharedMemory(key.sharedMemoryBytes)
-    let (m, n) = (HopperBackwardKey.blockM, key.blockN)
-    let maps = try HopperTensorMaps(
-      [(arguments.q, m), (arguments.k, n), (arguments.v, n), (arguments.dOut, m)], device: device)
-    var packed = CUDAKernelArguments()
-    maps.append(to: &packed)
-    packed.append(lse2)
-    packed.append(delta)
+    var (function, packed) = try begin(
+      key.program, sharedMemory: key.sharedMemoryBytes, queryRows: HopperBackwardKey.blockM, keyRows: key.blockN,
+      arguments, lse2: lse2, delta: delta, device: device, cache: cache)
     packed.append(accumulator ?? 0)
     packed.append(arguments.dK.deviceAddress)
     packed.append(arguments.dV.deviceAddress)
@@ -79,8 +73,8 @@ public enum HopperBackward {
     append(strides: arguments.dV, to: &packed)
     appendProblem(arguments, to: &packed)
     try function.launch(
-      grid: ((shape.seqlenK + n - 1) / n, shape.headsKV, shape.batch), block: (HopperBackwardKey.threads, 1, 1),
-      sharedMemory: key.sharedMemoryBytes, arguments: packed, stream: stream)
+      grid: ((shape.seqlenK + key.blockN - 1) / key.blockN, shape.headsKV, shape.batch),
+      block: (HopperBackwardKey.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, arguments: packed, stream: stream)
   }
 
   /// The split form's dQ kernel: writes `arguments.dQ` (scaled, storage dtype) directly.
@@ -91,21 +85,35 @@ public enum HopperBackward {
     let shape = arguments.shape
     guard let key = HopperBackwardDQKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: maskKind(arguments.mask))
     else { throw unsupported(arguments, device) }
-    let function = try cache.function(for: key.program, device: device)
-    try function.setMaxDynamicSharedMemory(key.sharedMemoryBytes)
-    let (m, n) = (HopperBackwardDQKey.blockM, key.blockN)
-    let maps = try HopperTensorMaps(
-      [(arguments.q, m), (arguments.k, n), (arguments.v, n), (arguments.dOut, m)], device: device)
-    var packed = CUDAKernelArguments()
-    maps.append(to: &packed)
-    packed.append(lse2)
-    packed.append(delta)
+    let rows = HopperBackwardDQKey.blockM
+    var (function, packed) = try begin(
+      key.program, sharedMemory: key.sharedMemoryBytes, queryRows: rows, keyRows: key.blockN,
+      arguments, lse2: lse2, delta: delta, device: device, cache: cache)
     packed.append(arguments.dQ.deviceAddress)
     append(strides: arguments.dQ, to: &packed)
     appendProblem(arguments, to: &packed)
     try function.launch(
-      grid: ((shape.seqlenQ + m - 1) / m, shape.headsQ, shape.batch), block: (HopperBackwardDQKey.threads, 1, 1),
+      grid: ((shape.seqlenQ + rows - 1) / rows, shape.headsQ, shape.batch), block: (HopperBackwardDQKey.threads, 1, 1),
       sharedMemory: key.sharedMemoryBytes, arguments: packed, stream: stream)
+  }
+
+  /// The compiled kernel with its shared memory opted in, and its leading arguments, which both
+  /// kernels share: TMA maps of Q and dO (boxes of `queryRows`) and K and V (`keyRows`), then the
+  /// preprocess's LSE2 and D.
+  private static func begin(
+    _ program: CUDAProgram, sharedMemory: Int, queryRows: Int, keyRows: Int, _ arguments: BackwardArguments,
+    lse2: UInt64, delta: UInt64, device: CUDADevice, cache: KernelCache
+  ) throws(FlashAttentionError) -> (CUDAFunction, CUDAKernelArguments) {
+    let function = try cache.function(for: program, device: device)
+    try function.setMaxDynamicSharedMemory(sharedMemory)
+    let maps = try HopperTensorMaps(
+      [(arguments.q, queryRows), (arguments.k, keyRows), (arguments.v, keyRows), (arguments.dOut, queryRows)],
+      device: device)
+    var packed = CUDAKernelArguments()
+    maps.append(to: &packed)
+    packed.append(lse2)
+    packed.append(delta)
+    return (function, packed)
   }
 
   private static func unsupported(_ arguments: BackwardArguments, _ device: CUDADevice) -> FlashAttentionError {
