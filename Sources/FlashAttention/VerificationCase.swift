@@ -93,6 +93,11 @@ public enum VerificationMatrix {
       VerificationCase(
         "d128-kv8-causal", S(batch: 1, seqlenQ: 130, seqlenK: 201, headsQ: 8, headsKV: 8, headDim: 128),
         O(causal: true)),
+      // On the H100: the split Hopper backward at d = 256 (its dQ kernel's 32-key tiles), causal
+      // with more queries than keys (the first rows see none), GQA.
+      VerificationCase(
+        "d256-causal-gqa2", S(batch: 1, seqlenQ: 150, seqlenK: 97, headsQ: 4, headsKV: 2, headDim: 256),
+        O(causal: true)),
     ]
   }()
 }
