@@ -7,6 +7,13 @@ import PackageDescription
 let cpuKernelFlags: [SwiftSetting] = [
   .unsafeFlags(["-Xcc", "-march=x86-64-v3", "-Ounchecked"], .when(platforms: [.linux])),
 ]
+// The same kernel sources again for x86-64-v4 (AVX-512): `_FlashAttentionCPUKernelsAVX512` holds
+// symbolic links to `_FlashAttentionCPUKernels`' files, and `CPUBackend` runs this copy only
+// where `cpuid` reports AVX-512 F/BW/CD/DQ/VL.
+let cpuAVX512KernelFlags: [SwiftSetting] = [
+  .unsafeFlags(["-Xcc", "-march=x86-64-v4", "-Ounchecked"], .when(platforms: [.linux])),
+  .define("FLASH_ATTENTION_AVX512"),
+]
 
 let package = Package(
   name: "flash-attention-swift",
@@ -22,9 +29,22 @@ let package = Package(
     .target(name: "FlashAttentionCore"),
     // The CPU-feature probe, compiled for the baseline ISA so it can run on any x86-64 CPU.
     .target(name: "_CPUFeatureShims"),
+    // The worker pool both kernel builds run on (plain Swift, no vector code).
+    .target(name: "_FlashAttentionCPURuntime", dependencies: ["_CPUFeatureShims"]),
+    .target(
+      name: "_FlashAttentionCPUKernels",
+      dependencies: ["FlashAttentionCore", "_CPUFeatureShims", "_FlashAttentionCPURuntime"],
+      swiftSettings: cpuKernelFlags),
+    .target(
+      name: "_FlashAttentionCPUKernelsAVX512",
+      dependencies: ["FlashAttentionCore", "_CPUFeatureShims", "_FlashAttentionCPURuntime"],
+      swiftSettings: cpuAVX512KernelFlags),
     .target(
       name: "FlashAttentionCPU",
-      dependencies: ["FlashAttentionCore", "_CPUFeatureShims"],
+      dependencies: [
+        "FlashAttentionCore", "_CPUFeatureShims", "_FlashAttentionCPURuntime", "_FlashAttentionCPUKernels",
+        "_FlashAttentionCPUKernelsAVX512",
+      ],
       swiftSettings: cpuKernelFlags),
     .target(
       name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore"],
@@ -44,7 +64,10 @@ let package = Package(
     .testTarget(
       name: "FlashAttentionCoreTests", dependencies: ["FlashAttentionCore", "FlashAttentionTestSupport"]),
     .testTarget(
-      name: "FlashAttentionCPUTests", dependencies: ["FlashAttentionCPU", "FlashAttentionTestSupport"]),
+      name: "FlashAttentionCPUTests",
+      dependencies: [
+        "FlashAttentionCPU", "_FlashAttentionCPUKernels", "_FlashAttentionCPURuntime", "FlashAttentionTestSupport",
+      ]),
     .testTarget(
       name: "FlashAttentionCUDATests", dependencies: ["FlashAttentionCUDA", "FlashAttentionTestSupport"]),
     .testTarget(

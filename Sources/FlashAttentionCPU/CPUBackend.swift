@@ -1,5 +1,8 @@
 import FlashAttentionCore
 import _CPUFeatureShims
+import _FlashAttentionCPUKernels
+import _FlashAttentionCPUKernelsAVX512
+import _FlashAttentionCPURuntime
 
 #if canImport(Glibc)
   import Glibc
@@ -8,10 +11,11 @@ import _CPUFeatureShims
 #endif
 
 /// The CPU backend: FlashAttention forward and backward in Swift SIMD, on a persistent pool of
-/// worker threads.
+/// worker threads, with the kernels compiled for the widest instruction set the CPU runs.
 ///
-/// Q is tiled into blocks of `TileSizes.queries` rows, K and V stream through in blocks of
-/// `TileSizes.keys` rows, every product runs on `TileGEMM`'s 6 × 16 micro-kernel, and the
+/// Q is tiled into blocks of 96 rows, K and V stream through in blocks of 96 rows, every
+/// product runs on `TileGEMM`'s register-blocked micro-kernel (6 × 16 on AVX2, 6 × 32 on
+/// AVX-512), and the
 /// softmax is online (running max and sum per row). Extra memory is a few tiles per thread plus,
 /// in the backward pass, one float per query row (D) and, for fp16/bf16 storage, an fp32 dQ
 /// accumulator.
@@ -21,22 +25,30 @@ public struct CPUBackend: AttentionBackend {
   /// Threads that run the kernels (the calling thread included).
   public let threads: Int
 
+  /// The compiled copy of the kernels this backend runs.
+  public let instructionSet: CPUInstructionSet
+
   let pool: WorkerPool
 
   /// Checks that this CPU can run the kernels, then binds a worker pool.
   ///
-  /// - Parameter threads: worker threads including the caller; `nil` means the environment
-  ///   variable `FLASH_ATTENTION_CPU_THREADS` if set, else every core this process may use.
+  /// - Parameters:
+  ///   - threads: worker threads including the caller; `nil` means the environment variable
+  ///     `FLASH_ATTENTION_CPU_THREADS` if set, else every core this process may use.
+  ///   - instructionSet: which build of the kernels to run; `nil` means
+  ///     `FLASH_ATTENTION_CPU_ISA` if set, else the widest this CPU supports.
   /// - Throws: `.backendUnavailable` when the CPU lacks an instruction set the kernels were
-  ///   compiled for (checked before any kernel code runs); `.invalidArgument` for `threads < 1`.
+  ///   compiled for (checked before any kernel code runs) or the one asked for;
+  ///   `.invalidArgument` for `threads < 1` or an unknown `FLASH_ATTENTION_CPU_ISA`.
   @_optimize(none)  // keeps the refusal path free of AVX moves; see `checkInstructionSet`
-  public init(threads: Int? = nil) throws(FlashAttentionError) {
+  public init(threads: Int? = nil, instructionSet: CPUInstructionSet? = nil) throws(FlashAttentionError) {
     try CPUBackend.checkInstructionSet()
     let count = threads ?? CPUBackend.defaultThreadCount
     if count < 1 {
       throw .invalidArgument(name: "threads", value: "\(count)", reason: "must be >= 1")
     }
     self.threads = count
+    self.instructionSet = try CPUInstructionSet.resolve(instructionSet)
     self.pool = WorkerPool.shared(threads: count)
   }
 
@@ -63,12 +75,18 @@ public struct CPUBackend: AttentionBackend {
 
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
     try CPUBackend.requireHost(arguments.q.location)
-    FlashForward(arguments, pool: pool).run()
+    switch instructionSet {
+    case .avx2: _FlashAttentionCPUKernels.FlashForward(arguments, pool: pool).run()
+    case .avx512: _FlashAttentionCPUKernelsAVX512.FlashForward(arguments, pool: pool).run()
+    }
   }
 
   public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
     try CPUBackend.requireHost(arguments.q.location)
-    try FlashBackward(arguments, pool: pool).run()
+    switch instructionSet {
+    case .avx2: try _FlashAttentionCPUKernels.FlashBackward(arguments, pool: pool).run()
+    case .avx512: try _FlashAttentionCPUKernelsAVX512.FlashBackward(arguments, pool: pool).run()
+    }
   }
 
   static func requireHost(_ location: MemoryLocation) throws(FlashAttentionError) {
@@ -77,14 +95,3 @@ public struct CPUBackend: AttentionBackend {
     }
   }
 }
-
-/// Block sizes of the CPU kernels. Queries are both the vector dimension of Sᵀ (16 lanes) and
-/// the row dimension of P·V (6 rows), so their block is a multiple of 48; keys are rows of
-/// Kᵀ·Q (6 at a time). 96 × 96 fp32 tiles keep Q, K, V, S and O of one block within L2.
-enum TileSizes {
-  static let queries = 96
-  static let keys = 96
-}
-
-let log2e: Float = 1.442_695_04
-let ln2: Float = 0.693_147_18

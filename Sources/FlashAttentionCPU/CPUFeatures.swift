@@ -46,9 +46,9 @@ public struct CPUFeatures: Sendable {
     }
   }
 
-  /// Whether the CPU has AVX-512 (F, BW, DQ, VL) with OS support for zmm state.
+  /// Whether the CPU has AVX-512 (F, BW, CD, DQ, VL) with OS support for zmm state.
   public var hasAVX512: Bool {
-    ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(available.contains)
+    ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"].allSatisfy(available.contains)
   }
 
   /// `(bit, name, required by x86-64-v3)`.
@@ -64,6 +64,7 @@ public struct CPUFeatures: Sendable {
     (FA_CPU_MOVBE, "movbe", true),
     (FA_CPU_AVX512F, "avx512f", false),
     (FA_CPU_AVX512BW, "avx512bw", false),
+    (FA_CPU_AVX512CD, "avx512cd", false),
     (FA_CPU_AVX512DQ, "avx512dq", false),
     (FA_CPU_AVX512VL, "avx512vl", false),
   ]

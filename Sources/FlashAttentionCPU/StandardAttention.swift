@@ -1,4 +1,7 @@
 import FlashAttentionCore
+import _FlashAttentionCPUKernels
+import _FlashAttentionCPUKernelsAVX512
+import _FlashAttentionCPURuntime
 
 #if canImport(Glibc)
   import Glibc
@@ -17,42 +20,55 @@ import FlashAttentionCore
 public struct StandardAttention: AttentionBackend {
   public var name: String { "cpu-standard" }
   public let threads: Int
+  /// The compiled copy of the kernels it runs (the same choice as `CPUBackend`'s).
+  public let instructionSet: CPUInstructionSet
   let pool: WorkerPool
 
   @_optimize(none)  // keeps the refusal path free of AVX moves; see `CPUBackend.checkInstructionSet`
-  public init(threads: Int? = nil) throws(FlashAttentionError) {
+  public init(threads: Int? = nil, instructionSet: CPUInstructionSet? = nil) throws(FlashAttentionError) {
     try CPUBackend.checkInstructionSet()
     let count = threads ?? CPUBackend.defaultThreadCount
     if count < 1 { throw .invalidArgument(name: "threads", value: "\(count)", reason: "must be >= 1") }
     self.threads = count
+    self.instructionSet = try CPUInstructionSet.resolve(instructionSet)
     pool = WorkerPool.shared(threads: count)
   }
 
   /// Bytes the forward pass allocates for `shape`: the score matrix S (= P) plus fp32 copies of
   /// Kᵀ and V.
   public func requiredBytes(for shape: AttentionShape) -> Int {
-    Layout(shape).forwardBytes
+    _FlashAttentionCPUKernels.StandardLayout(shape).forwardBytes
   }
 
   /// Bytes the backward pass allocates: P and dS, plus fp32 copies of K, Kᵀ, Vᵀ, Q and dO.
   public func requiredBackwardBytes(for shape: AttentionShape) -> Int {
-    Layout(shape).backwardBytes
+    _FlashAttentionCPUKernels.StandardLayout(shape).backwardBytes
   }
 
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
     try checkSupported(arguments.q, arguments.options)
-    let layout = Layout(arguments.shape)
+    let layout = _FlashAttentionCPUKernels.StandardLayout(arguments.shape)
     let memory = try Allocation(bytes: layout.forwardBytes, context: "standard attention forward (\(arguments.shape))")
     defer { memory.release() }
-    StandardForward(arguments: arguments, layout: layout, memory: memory.base, pool: pool).run()
+    switch instructionSet {
+    case .avx2:
+      _FlashAttentionCPUKernels.StandardForward(arguments: arguments, memory: memory.base, pool: pool).run()
+    case .avx512:
+      _FlashAttentionCPUKernelsAVX512.StandardForward(arguments: arguments, memory: memory.base, pool: pool).run()
+    }
   }
 
   public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
     try checkSupported(arguments.q, arguments.options)
-    let layout = Layout(arguments.shape)
+    let layout = _FlashAttentionCPUKernels.StandardLayout(arguments.shape)
     let memory = try Allocation(bytes: layout.backwardBytes, context: "standard attention backward (\(arguments.shape))")
     defer { memory.release() }
-    StandardBackward(arguments: arguments, layout: layout, memory: memory.base, pool: pool).run()
+    switch instructionSet {
+    case .avx2:
+      _FlashAttentionCPUKernels.StandardBackward(arguments: arguments, memory: memory.base, pool: pool).run()
+    case .avx512:
+      _FlashAttentionCPUKernelsAVX512.StandardBackward(arguments: arguments, memory: memory.base, pool: pool).run()
+    }
   }
 
   private func checkSupported(_ q: TensorView, _ options: AttentionOptions) throws(FlashAttentionError) {
@@ -64,41 +80,6 @@ public struct StandardAttention: AttentionBackend {
   }
 
   /// Sizes of the materialized matrices; rows padded to the micro-kernel's 6, columns to 16.
-  struct Layout {
-    let shape: AttentionShape
-    let paddedQueries: Int
-    let paddedKeys: Int
-    let paddedDim: Int
-    let paddedDimV: Int
-
-    init(_ shape: AttentionShape) {
-      self.shape = shape
-      paddedQueries = roundUp(max(shape.seqlenQ, 1), TileGEMM.rowBlock)
-      paddedKeys = roundUp(max(shape.seqlenK, 1), 16)
-      paddedDim = roundUp(shape.headDim, 16)
-      paddedDimV = roundUp(shape.headDimV, 16)
-    }
-
-    /// Floats of one (batch, query head) score matrix.
-    var scoreFloats: Int { paddedQueries * paddedKeys }
-    var scoresFloats: Int { shape.batch * shape.headsQ * scoreFloats + slack }
-    var keysTransposedFloats: Int { shape.batch * shape.headsKV * shape.headDim * paddedKeys }
-    var valuesFloats: Int { shape.batch * shape.headsKV * paddedKeys * paddedDimV }
-    var valuesTransposedFloats: Int { shape.batch * shape.headsKV * shape.headDimV * paddedKeys }
-    var keysFloats: Int { shape.batch * shape.headsKV * paddedKeys * paddedDim }
-    var queriesFloats: Int { shape.batch * shape.headsQ * paddedQueries * paddedDim }
-    var gradientsFloats: Int { shape.batch * shape.headsQ * paddedQueries * paddedDimV }
-    /// Reading 6-row blocks of a transposed matrix may run a few floats past the end.
-    let slack = 64
-
-    var forwardBytes: Int { 4 * (scoresFloats + keysTransposedFloats + valuesFloats) }
-    var backwardBytes: Int {
-      4 * (2 * scoresFloats + keysTransposedFloats + keysFloats + valuesTransposedFloats + queriesFloats
-        + gradientsFloats + shape.batch * shape.headsQ * paddedQueries)
-    }
-  }
-
-  /// One big allocation, refused up front when the machine does not have the memory.
   struct Allocation {
     let base: UnsafeMutablePointer<Float>
 

@@ -47,6 +47,7 @@ uint32_t fa_cpu_feature_bits(void) {
     if (osZMM) {
       if (b & (1u << 16)) bits |= FA_CPU_AVX512F;
       if (b & (1u << 17)) bits |= FA_CPU_AVX512DQ;
+      if (b & (1u << 28)) bits |= FA_CPU_AVX512CD;
       if (b & (1u << 30)) bits |= FA_CPU_AVX512BW;
       if (b & (1u << 31)) bits |= FA_CPU_AVX512VL;
     }
@@ -84,6 +85,11 @@ const char *fa_cpu_missing_x86_64_v3(void) {
   return used == 0 ? 0 : text;
 }
 
+int fa_cpu_has_x86_64_v4(void) {
+  const uint32_t v4 = FA_CPU_AVX512F | FA_CPU_AVX512BW | FA_CPU_AVX512CD | FA_CPU_AVX512DQ | FA_CPU_AVX512VL;
+  return fa_cpu_missing_x86_64_v3() == 0 && (fa_cpu_feature_bits() & v4) == v4;
+}
+
 const char *fa_cpu_refusal_reason(void) {
   static char text[256];
   const char *missing = fa_cpu_missing_x86_64_v3();
@@ -99,6 +105,7 @@ const char *fa_cpu_refusal_reason(void) {
 #else
 
 uint32_t fa_cpu_feature_bits(void) { return 0; }
+int fa_cpu_has_x86_64_v4(void) { return 0; }
 const char *fa_cpu_missing_x86_64_v3(void) { return 0; }
 const char *fa_cpu_refusal_reason(void) { return 0; }
 

@@ -157,10 +157,11 @@ struct BenchCommand: ParsableCommand {
       let runner = try CPUBenchmarkRunner(threads: threads, settings: settings)
       deviceName = runner.deviceName
       if !once {
-        peak = FMAPeakProbe.measure(threads: runner.flash.threads)
+        peak = FMAPeakProbe.measure(threads: runner.flash.threads, instructionSet: runner.flash.instructionSet)
         writeStandardError("FMA peak of \(runner.flash.threads) threads: \(String(format: "%.1f", peak ?? 0)) GFLOP/s\n")
       }
       software["threads"] = String(runner.flash.threads)
+      software["cpu_isa"] = runner.flash.instructionSet.description
       // Other processes on a small machine move CPU numbers; the load says how much.
       software["loadavg_start"] = loadAverage()
       software["cpu_features"] = CPUFeatures.current.available.joined(separator: " ")

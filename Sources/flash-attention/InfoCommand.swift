@@ -59,7 +59,13 @@ struct InfoCommand: ParsableCommand {
     print("cpu:")
     print("  logical cores:    \(features.logicalCores)")
     print("  SIMD features:    \(features.available.isEmpty ? "(none found)" : features.available.joined(separator: " "))")
-    print("  kernels built for \(CPUFeatures.requiredLevel)" + (features.hasAVX512 ? " (AVX-512 present)" : ""))
+    let builds = CPUInstructionSet.allCases.map(\.description).joined(separator: ", ")
+    print("  kernel builds:    \(builds); needs at least \(CPUFeatures.requiredLevel)")
+    let supported = CPUInstructionSet.supported
+    if !supported.isEmpty {
+      print("  runs:             \(CPUInstructionSet.preferred)"
+        + (supported.count > 1 ? " (set FLASH_ATTENTION_CPU_ISA=avx2 for the other)" : ""))
+    }
     if !features.missingRequired.isEmpty {
       print("  missing required: \(features.missingRequired.joined(separator: " "))")
     }

@@ -17,6 +17,8 @@ struct AttentionCase: CustomStringConvertible, Sendable {
   var dtype = DType.float32
   var packedQKV = false
   var threads: Int? = nil
+  /// Which build of the kernels runs the case (`nil`: the one `CPUBackend` picks).
+  var instructionSet: CPUInstructionSet? = nil
 
   var shape: AttentionShape {
     AttentionShape(
@@ -31,6 +33,7 @@ struct AttentionCase: CustomStringConvertible, Sendable {
     if options.softcap > 0 { text += " softcap=\(options.softcap)" }
     if packedQKV { text += " packed" }
     if let threads { text += " threads=\(threads)" }
+    if let instructionSet { text += " \(instructionSet.rawValue)" }
     return text
   }
 
@@ -90,7 +93,7 @@ func expectMatchesReference(
   let seed = random.seed
   let inputs = CaseInputs(c, random: &random)
   let shape = c.shape
-  let backend = try chosen ?? CPUBackend(threads: c.threads)
+  let backend = try chosen ?? CPUBackend(threads: c.threads, instructionSet: c.instructionSet)
 
   let out = HostTensor(shape: shape.oShape, dtype: c.dtype)
   let lse = HostTensor(shape: shape.lseShape, dtype: .float32)

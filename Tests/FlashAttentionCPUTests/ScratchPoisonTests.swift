@@ -1,4 +1,6 @@
-@testable import FlashAttentionCPU
+@testable import _FlashAttentionCPUKernels
+import FlashAttentionCPU
+import _FlashAttentionCPURuntime
 import FlashAttentionCore
 import FlashAttentionTestSupport
 import Testing

@@ -1,4 +1,5 @@
-@testable import FlashAttentionCPU
+@testable import _FlashAttentionCPUKernels
+import FlashAttentionCPU
 import Testing
 
 #if canImport(Glibc)

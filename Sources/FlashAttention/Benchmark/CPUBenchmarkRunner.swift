@@ -19,9 +19,9 @@ public struct CPUBenchmarkRunner {
 
   public init(threads: Int?, settings: BenchmarkSettings) throws(FlashAttentionError) {
     flash = try CPUBackend(threads: threads)
-    standard = try StandardAttention(threads: flash.threads)
+    standard = try StandardAttention(threads: flash.threads, instructionSet: flash.instructionSet)
     self.settings = settings
-    deviceName = "\(CPUBenchmarkRunner.modelName()) (\(flash.threads) threads)"
+    deviceName = "\(CPUBenchmarkRunner.modelName()) (\(flash.threads) threads, \(flash.instructionSet.rawValue))"
   }
 
   /// Runs every case through every implementation (`"flash"`, `"standard"`) and pass.

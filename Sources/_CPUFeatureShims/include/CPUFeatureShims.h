@@ -21,6 +21,7 @@ enum {
   FA_CPU_AVX512VL = 1u << 12,
   FA_CPU_OS_YMM = 1u << 13,
   FA_CPU_OS_ZMM = 1u << 14,
+  FA_CPU_AVX512CD = 1u << 15,
   FA_CPU_X86 = 1u << 31,
 };
 
@@ -36,6 +37,10 @@ const char *fa_cpu_missing_x86_64_v3(void);
 /// NULL when the CPU can run x86-64-v3 code, else the sentence that says why the CPU kernels
 /// refuse to run ("the CPU kernels are built for x86-64-v3 but this CPU lacks avx2, fma").
 const char *fa_cpu_refusal_reason(void);
+
+/// 1 when the CPU can run x86-64-v4 code (x86-64-v3 plus AVX-512 F, BW, CD, DQ, VL with OS
+/// support for zmm state), else 0: whether the AVX-512 build of the kernels may run.
+int fa_cpu_has_x86_64_v4(void);
 
 /// CPUs this process may run on (its affinity mask, which containers narrow); 0 if unknown.
 int fa_cpu_affinity_count(void);

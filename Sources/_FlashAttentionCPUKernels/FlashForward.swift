@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import _FlashAttentionCPURuntime
 
 #if canImport(Glibc)
   import Glibc
@@ -9,7 +10,7 @@ import FlashAttentionCore
 /// One forward call: work items are (batch, query head, query block), head by head and heaviest
 /// first within a head so that causal and windowed problems end balanced; each item streams its
 /// visible key blocks through the online softmax, skipping the blocks that are fully masked.
-struct FlashForward {
+package struct FlashForward {
   let arguments: ForwardArguments
   let pool: WorkerPool
   let shape: AttentionShape
@@ -17,7 +18,7 @@ struct FlashForward {
   let paddedDimV: Int
   let queryBlocks: Int
 
-  init(_ arguments: ForwardArguments, pool: WorkerPool) {
+  package init(_ arguments: ForwardArguments, pool: WorkerPool) {
     self.arguments = arguments
     self.pool = pool
     shape = arguments.shape
@@ -34,7 +35,7 @@ struct FlashForward {
       + 3 * br + max(paddedDim, paddedDimV)
   }
 
-  func run() {
+  package func run() {
     // Blocks of one (batch, head) stay together so that both threads stream the same head's K
     // and V at the same time (shared in L3); within a head the heaviest go first, so a call
     // ends on the small blocks of its last head.
@@ -98,7 +99,7 @@ struct FlashForward {
       let keyTile = kRows.tile(
         rows: firstKey, count: keyCount, paddedRows: roundUp(keyCount, TileGEMM.rowBlock), buffer: kTile,
         leading: paddedDim)
-      // V in 16-column panels when its rows, read in place, would share one L1 set; else as
+      // V in column panels when its rows, read in place, would share one L1 set; else as
       // rows (in place or packed).
       let valueTile = valuePanels
         ? nil
@@ -141,12 +142,15 @@ struct FlashForward {
           columnBand: nil, depthBand: keysSeen)
       } else {
         // Packed here, after the softmax, so that the prefetched rows have had the most time.
-        vRows.packPanels(rows: firstKey, count: keyCount, into: vTile, panelStride: bc * 16)
-        for panel in 0..<paddedDimV / 16 {
+        vRows.packPanels(rows: firstKey, count: keyCount, into: vTile, rowCapacity: bc)
+        var column = 0
+        while column < paddedDimV {
+          let panelWidth = TileGEMM.blockWidth(at: column, of: paddedDimV)
           TileGEMM.multiply(
-            rows: queryCount, columns: 16, depth: keyCount, a: sTile, aRow: 1, aK: br,
-            b: vTile + panel * bc * 16, bK: 16, c: oTile + panel * 16, cRow: paddedDimV, accumulate: true,
+            rows: queryCount, columns: panelWidth, depth: keyCount, a: sTile, aRow: 1, aK: br,
+            b: vTile + column * bc, bK: panelWidth, c: oTile + column, cRow: paddedDimV, accumulate: true,
             columnBand: nil, depthBand: keysSeen)
+          column += panelWidth
         }
       }
       firstKey += keyCount

@@ -40,6 +40,20 @@ struct HeadRows: @unchecked Sendable {
     return Tile(rows: buffer, leading: leading)
   }
 
+  /// `tile` for rows that a product streams as its B operand (16 columns of every row per
+  /// pass): copied, with row pitch `leading`, also where the rows read in place would share one
+  /// L1 set (`rowsShareOneL1Set`). `paddedRows` defaults to `count`.
+  func streamedTile(
+    rows start: Int, count rows: Int, paddedRows: Int? = nil, buffer: UnsafeMutablePointer<Float>, leading: Int
+  ) -> Tile {
+    let padded = paddedRows ?? rows
+    if rowsShareOneL1Set {
+      pack(rows: start, count: rows, paddedRows: padded, into: buffer, leading: leading)
+      return Tile(rows: buffer, leading: leading)
+    }
+    return tile(rows: start, count: rows, paddedRows: padded, buffer: buffer, leading: leading)
+  }
+
   /// Whether rows read in place would all fall into one L1 set per 16-column panel: fp32 rows
   /// (width a multiple of 16, as `tile` reads them in place) whose pitch is a multiple of 4 KiB,
   /// e.g. d = 128 with 8 heads or d = 64 with 16 heads in the `[b, s, h, d]` layout. A 96-row
@@ -49,18 +63,26 @@ struct HeadRows: @unchecked Sendable {
     dtype == .float32 && width % 16 == 0 && (rowStride * dtype.byteSize) % 4096 == 0
   }
 
-  /// Copies fp32 rows `start..<start + count` into 16-column panels: element `c` of row
-  /// `start + r` goes to `destination[(c / 16) * panelStride + r * 16 + c % 16]`, so each panel
-  /// is one contiguous block (`TileGEMM`'s B with `bK = 16`). Requires `rowsShareOneL1Set`'s
-  /// dtype and width conditions and `panelStride >= count * 16`.
+  /// Copies fp32 rows `start..<start + count` into column panels as wide as `TileGEMM`'s blocks
+  /// (`TileGEMM.blockWidth`: 16, or 32 in the AVX-512 build with a last panel of 16): the panel
+  /// of columns `c..<c + w` starts at `destination + c * rowCapacity` and holds each row's `w`
+  /// elements contiguously (`TileGEMM`'s B with `bK = w`). Requires `rowsShareOneL1Set`'s dtype
+  /// and width conditions and `rowCapacity >= count`; the panels fill `width * rowCapacity`
+  /// floats.
   func packPanels(
-    rows start: Int, count: Int, into destination: UnsafeMutablePointer<Float>, panelStride: Int
+    rows start: Int, count: Int, into destination: UnsafeMutablePointer<Float>, rowCapacity: Int
   ) {
     let source = base.assumingMemoryBound(to: Float.self) + start * rowStride
     for row in 0..<count {
       let sourceRow = source + row * rowStride
-      for panel in 0..<width / 16 {
-        TileGEMM.store(TileGEMM.load(sourceRow + panel * 16), destination + panel * panelStride + row * 16)
+      var column = 0
+      while column < width {
+        let panelWidth = TileGEMM.blockWidth(at: column, of: width)
+        let target = destination + column * rowCapacity + row * panelWidth
+        for offset in stride(from: 0, to: panelWidth, by: 16) {
+          TileGEMM.store(TileGEMM.load(sourceRow + column + offset), target + offset)
+        }
+        column += panelWidth
       }
     }
   }

@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import _FlashAttentionCPURuntime
 import Synchronization
 
 /// One backward call (FlashAttention-2's algorithm): D = rowsum(dO ∘ O) first, then work items
@@ -7,7 +8,7 @@ import Synchronization
 /// and dV need no synchronization; P is recomputed from the LSE, and the dQ contribution of each
 /// (key block, query block) pair is added under a per-query-block spin lock (in a fixed order
 /// when `options.deterministic` asks for bit-reproducible results).
-struct FlashBackward {
+package struct FlashBackward {
   let arguments: BackwardArguments
   let pool: WorkerPool
   let shape: AttentionShape
@@ -16,7 +17,7 @@ struct FlashBackward {
   let queryBlocks: Int
   let keyBlocks: Int
 
-  init(_ arguments: BackwardArguments, pool: WorkerPool) {
+  package init(_ arguments: BackwardArguments, pool: WorkerPool) {
     self.arguments = arguments
     self.pool = pool
     shape = arguments.shape
@@ -26,15 +27,20 @@ struct FlashBackward {
     keyBlocks = (shape.seqlenK + TileSizes.keys - 1) / TileSizes.keys
   }
 
+  /// Row pitch of packed Q/K and dO tiles: 16 floats past the padded width, so that the 96
+  /// rows of a 16-column panel spread over the L1 sets (a pitch of 512 bytes would put them in 8).
+  private var pitch: Int { paddedDim + 16 }
+  private var pitchV: Int { paddedDimV + 16 }
+
   private var scratchFloats: Int {
     let br = TileSizes.queries
     let bc = TileSizes.keys
-    let keyTiles = 2 * bc * paddedDim + 2 * bc * paddedDimV
-    let queryTiles = br * paddedDim + shape.headDim * br + br * paddedDimV + shape.headDimV * br + br * paddedDim
-    return keyTiles + queryTiles + 3 * bc * br + 2 * br + max(paddedDim, paddedDimV)
+    let keyTiles = shape.headDim * bc + shape.headDimV * bc + bc * pitch + bc * paddedDim + bc * paddedDimV
+    let queryTiles = br * pitch + br * pitchV + br * paddedDim
+    return keyTiles + queryTiles + 3 * br * bc + 2 * br + max(paddedDim, paddedDimV)
   }
 
-  func run() throws(FlashAttentionError) {
+  package func run() throws(FlashAttentionError) {
     let rowCount = shape.batch * shape.headsQ * shape.seqlenQ
     let rowD = UnsafeMutablePointer<Float>.allocate(capacity: max(rowCount, 1))
     defer { rowD.deallocate() }
@@ -122,30 +128,32 @@ struct FlashBackward {
     let batch = item / (keyBlocks * shape.headsKV)
     let firstKey = keyBlock * bc
     let keyCount = min(bc, shape.seqlenK - firstKey)
-    let paddedKeys = roundUp(keyCount, TileGEMM.rowBlock)
+    // Key columns of the score tiles: every column a product over keys reads (the dK/dV
+    // products run over 6-row key blocks) and a multiple of 16; at most `bc`.
+    let paddedKeys = roundUp(roundUp(keyCount, TileGEMM.rowBlock), 16)
 
-    let kTile = scratch
-    let vTile = kTile + bc * paddedDim
-    let dKTile = vTile + bc * paddedDimV
+    let kT = scratch
+    let vT = kT + shape.headDim * bc
+    let kTile = vT + shape.headDimV * bc
+    let dKTile = kTile + bc * pitch
     let dVTile = dKTile + bc * paddedDim
     let qTile = dVTile + bc * paddedDimV
-    let qT = qTile + br * paddedDim
-    let doTile = qT + shape.headDim * br
-    let doT = doTile + br * paddedDimV
-    let dQTile = doT + shape.headDimV * br
+    let doTile = qTile + br * pitch
+    let dQTile = doTile + br * pitchV
     let pTile = dQTile + br * paddedDim
-    let dsTile = pTile + bc * br
-    let tanhTile = dsTile + bc * br
-    let lse2 = tanhTile + bc * br
+    let dsTile = pTile + br * bc
+    let tanhTile = dsTile + br * bc
+    let lse2 = tanhTile + br * bc
     let dRow = lse2 + br
     let staging = dRow + br
 
+    // Kᵀ and Vᵀ once per key block (zero columns past the keys): the B operands of S = Q·Kᵀ
+    // and dP = dO·Vᵀ. K as rows is dQ = dS·K's B operand.
     let kRows = HeadRows(arguments.k, batch: batch, head: kvHead)
     let vRows = HeadRows(arguments.v, batch: batch, head: kvHead)
-    let keyTile = kRows.tile(
-      rows: firstKey, count: keyCount, paddedRows: paddedKeys, buffer: kTile, leading: paddedDim)
-    let valueTile = vRows.tile(
-      rows: firstKey, count: keyCount, paddedRows: paddedKeys, buffer: vTile, leading: paddedDimV)
+    kRows.packTransposed(rows: firstKey, count: keyCount, paddedRows: bc, into: kT, leading: bc, staging: staging)
+    vRows.packTransposed(rows: firstKey, count: keyCount, paddedRows: bc, into: vT, leading: bc, staging: staging)
+    let keyTile = kRows.streamedTile(rows: firstKey, count: keyCount, buffer: kTile, leading: pitch)
     dKTile.update(repeating: 0, count: bc * paddedDim)
     dVTile.update(repeating: 0, count: bc * paddedDimV)
 
@@ -168,16 +176,13 @@ struct FlashBackward {
         for block in firstBlock...lastBlock {
           let firstQuery = block * br
           let queryCount = min(br, shape.seqlenQ - firstQuery)
-          let paddedQueries = roundUp(queryCount, 16)
-          let queryTile = qRows.tile(
-            rows: firstQuery, count: queryCount, paddedRows: queryCount, buffer: qTile, leading: paddedDim)
-          qRows.packTransposed(
-            rows: firstQuery, count: queryCount, paddedRows: paddedQueries, into: qT, leading: br, staging: staging)
-          let gradientTile = dORows.tile(
-            rows: firstQuery, count: queryCount, paddedRows: queryCount, buffer: doTile, leading: paddedDimV)
-          dORows.packTransposed(
-            rows: firstQuery, count: queryCount, paddedRows: paddedQueries, into: doT, leading: br, staging: staging)
-          for row in 0..<paddedQueries {
+          // Rows the products over queries write: whole 6-row blocks, all finite.
+          let paddedQueries = roundUp(queryCount, TileGEMM.rowBlock)
+          let queryTile = qRows.streamedTile(
+            rows: firstQuery, count: queryCount, paddedRows: paddedQueries, buffer: qTile, leading: pitch)
+          let gradientTile = dORows.streamedTile(
+            rows: firstQuery, count: queryCount, paddedRows: paddedQueries, buffer: doTile, leading: pitchV)
+          for row in 0..<br {
             if row < queryCount {
               let value = lseHead[(firstQuery + row) * lse.strides[2]]
               // A row that saw no key (LSE -inf) has P = 0 everywhere: +inf gives 2^(-inf).
@@ -192,39 +197,47 @@ struct FlashBackward {
           let blockQueries = firstQuery..<(firstQuery + queryCount)
           let masked = !mask.isFullyVisible(queries: blockQueries, keys: keys)
           // On a tile the mask cuts, only the 6 × 16 blocks with visible pairs are computed:
-          // the rest of Sᵀ is masked to -inf below, and P = 0 there zeroes dS whatever dPᵀ held.
+          // the rest of S is masked to -inf below, and P = 0 there zeroes dS whatever dP held.
           let queriesPerKey = masked ? mask.queriesPerKey(firstQuery: firstQuery, firstKey: firstKey) : nil
           let keysPerQuery = masked ? mask.keysPerQuery(firstQuery: firstQuery, firstKey: firstKey) : nil
 
-          // Sᵀ = K · Qᵀ, then P from the LSE.
+          // S = Q · Kᵀ, then P from the LSE.
           TileGEMM.multiply(
-            rows: keyCount, columns: paddedQueries, depth: shape.headDim, a: keyTile.rows, aRow: keyTile.leading,
-            aK: 1, b: qT, bK: br, c: pTile, cRow: br, accumulate: false, columnBand: queriesPerKey, depthBand: nil)
-          let tile = ScoreTile(scores: pTile, keyCount: keyCount, paddedQueries: paddedQueries)
+            rows: queryCount, columns: paddedKeys, depth: shape.headDim, a: queryTile.rows,
+            aRow: queryTile.leading, aK: 1, b: kT, bK: bc, c: pTile, cRow: bc, accumulate: false,
+            columnBand: keysPerQuery, depthBand: nil)
+          // The next query block's rows, asked for now so that they arrive during this pair's
+          // element-wise steps and products (rows of one head are `heads · d` floats apart,
+          // which the hardware prefetchers do not follow across pages).
+          if block < lastBlock {
+            qRows.prefetch(rows: firstQuery + br, count: br)
+            dORows.prefetch(rows: firstQuery + br, count: br)
+          }
+          let tile = QueryScoreTile(scores: pTile, rows: paddedQueries, keyCount: keyCount, paddedKeys: paddedKeys)
           if softcap > 0 { tile.applySoftcap(scale: arguments.scale, cap: softcap, tanhOut: tanhTile) }
-          if masked {
-            tile.applyMask(mask, firstQuery: firstQuery, queryCount: queryCount, firstKey: firstKey)
+          if masked || keyCount < paddedKeys {
+            tile.applyMask(masked ? mask : nil, firstQuery: firstQuery, firstKey: firstKey)
           }
           tile.probabilities(unit: unit, lse2: lse2)
-          // dPᵀ = V · dOᵀ, then dS.
+          // dP = dO · Vᵀ, then dS.
           TileGEMM.multiply(
-            rows: keyCount, columns: paddedQueries, depth: shape.headDimV, a: valueTile.rows,
-            aRow: valueTile.leading, aK: 1, b: doT, bK: br, c: dsTile, cRow: br, accumulate: false,
-            columnBand: queriesPerKey, depthBand: nil)
+            rows: queryCount, columns: paddedKeys, depth: shape.headDimV, a: gradientTile.rows,
+            aRow: gradientTile.leading, aK: 1, b: vT, bK: bc, c: dsTile, cRow: bc, accumulate: false,
+            columnBand: keysPerQuery, depthBand: nil)
           tile.scoreGradient(
             gradient: dsTile, rowD: dRow, scale: arguments.scale, tanh: softcap > 0 ? tanhTile : nil)
-          // dV += Pᵀ · dO and dK += dSᵀ · Q (keys are rows).
+          // dV += Pᵀ · dO and dK += dSᵀ · Q (keys are rows, read down the tiles' columns).
           TileGEMM.multiply(
-            rows: keyCount, columns: paddedDimV, depth: queryCount, a: pTile, aRow: br, aK: 1,
+            rows: keyCount, columns: paddedDimV, depth: queryCount, a: pTile, aRow: 1, aK: bc,
             b: gradientTile.rows, bK: gradientTile.leading, c: dVTile, cRow: paddedDimV, accumulate: true,
             columnBand: nil, depthBand: queriesPerKey)
           TileGEMM.multiply(
-            rows: keyCount, columns: paddedDim, depth: queryCount, a: dsTile, aRow: br, aK: 1,
+            rows: keyCount, columns: paddedDim, depth: queryCount, a: dsTile, aRow: 1, aK: bc,
             b: queryTile.rows, bK: queryTile.leading, c: dKTile, cRow: paddedDim, accumulate: true,
             columnBand: nil, depthBand: queriesPerKey)
           // dQ += dS · K, into a private tile first, then under the query block's lock.
           TileGEMM.multiply(
-            rows: queryCount, columns: paddedDim, depth: keyCount, a: dsTile, aRow: 1, aK: br,
+            rows: queryCount, columns: paddedDim, depth: keyCount, a: dsTile, aRow: bc, aK: 1,
             b: keyTile.rows, bK: keyTile.leading, c: dQTile, cRow: paddedDim, accumulate: false,
             columnBand: nil, depthBand: keysPerQuery)
           let lock = locks + (batch * shape.headsQ + head) * queryBlocks + block

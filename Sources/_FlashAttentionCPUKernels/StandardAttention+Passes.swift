@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import _FlashAttentionCPURuntime
 
 #if canImport(Glibc)
   import Glibc
@@ -11,13 +12,21 @@ private let standardRows = 96
 
 /// The forward pass of `StandardAttention`: pack Kᵀ and V, then per row block S = Q·Kᵀ into
 /// the full score matrix, a row softmax in place, and O = P·V.
-struct StandardForward {
+package struct StandardForward {
   let arguments: ForwardArguments
-  let layout: StandardAttention.Layout
+  let layout: StandardLayout
   let memory: UnsafeMutablePointer<Float>
   let pool: WorkerPool
 
-  func run() {
+  /// `memory` holds `StandardLayout(arguments.shape).forwardBytes` bytes.
+  package init(arguments: ForwardArguments, memory: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+    self.arguments = arguments
+    layout = StandardLayout(arguments.shape)
+    self.memory = memory
+    self.pool = pool
+  }
+
+  package func run() {
     let shape = arguments.shape
     let scores = memory
     let keysT = scores + layout.scoresFloats
@@ -71,13 +80,21 @@ struct StandardForward {
 /// The backward pass of `StandardAttention`: P recomputed into a full matrix, dP = dO·Vᵀ and
 /// dS = P ∘ (dP − D) into a second one, dQ = dS·K per row block, then dK = Σ dSᵀ·Q and
 /// dV = Σ Pᵀ·dO per key block, summed over the query heads of a GQA group.
-struct StandardBackward {
+package struct StandardBackward {
   let arguments: BackwardArguments
-  let layout: StandardAttention.Layout
+  let layout: StandardLayout
   let memory: UnsafeMutablePointer<Float>
   let pool: WorkerPool
 
-  func run() {
+  /// `memory` holds `StandardLayout(arguments.shape).backwardBytes` bytes.
+  package init(arguments: BackwardArguments, memory: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+    self.arguments = arguments
+    layout = StandardLayout(arguments.shape)
+    self.memory = memory
+    self.pool = pool
+  }
+
+  package func run() {
     let shape = arguments.shape
     let p = memory
     let ds = p + layout.scoresFloats
@@ -203,7 +220,7 @@ struct StandardBackward {
 
 /// Packs one (batch, head) of a tensor into the standard passes' fp32 operand layouts.
 struct StandardOperands {
-  let layout: StandardAttention.Layout
+  let layout: StandardLayout
   let batchHead: Int
   let pool: WorkerPool
   let worker: Int
@@ -267,5 +284,42 @@ enum StandardSoftmax {
       TileGEMM.store(TileGEMM.load(row + column) * inverse, row + column)
     }
     return rowMax * scale + logf(sum)
+  }
+}
+
+/// Where the standard passes keep their operands: one allocation holding every (batch, head)'s
+/// score matrix (and dS), fp32 copies of Kᵀ, V (Vᵀ, K, Q, dO in the backward pass), each padded
+/// to the micro-kernel's blocks.
+package struct StandardLayout {
+  let shape: AttentionShape
+  let paddedQueries: Int
+  let paddedKeys: Int
+  let paddedDim: Int
+  let paddedDimV: Int
+
+  package init(_ shape: AttentionShape) {
+    self.shape = shape
+    paddedQueries = roundUp(max(shape.seqlenQ, 1), TileGEMM.rowBlock)
+    paddedKeys = roundUp(max(shape.seqlenK, 1), 16)
+    paddedDim = roundUp(shape.headDim, 16)
+    paddedDimV = roundUp(shape.headDimV, 16)
+  }
+
+  /// Floats of one (batch, query head) score matrix.
+  var scoreFloats: Int { paddedQueries * paddedKeys }
+  var scoresFloats: Int { shape.batch * shape.headsQ * scoreFloats + slack }
+  var keysTransposedFloats: Int { shape.batch * shape.headsKV * shape.headDim * paddedKeys }
+  var valuesFloats: Int { shape.batch * shape.headsKV * paddedKeys * paddedDimV }
+  var valuesTransposedFloats: Int { shape.batch * shape.headsKV * shape.headDimV * paddedKeys }
+  var keysFloats: Int { shape.batch * shape.headsKV * paddedKeys * paddedDim }
+  var queriesFloats: Int { shape.batch * shape.headsQ * paddedQueries * paddedDim }
+  var gradientsFloats: Int { shape.batch * shape.headsQ * paddedQueries * paddedDimV }
+  /// Reading 6-row blocks of a transposed matrix may run a few floats past the end.
+  let slack = 64
+
+  package var forwardBytes: Int { 4 * (scoresFloats + keysTransposedFloats + valuesFloats) }
+  package var backwardBytes: Int {
+    4 * (2 * scoresFloats + keysTransposedFloats + keysFloats + valuesTransposedFloats + queriesFloats
+      + gradientsFloats + shape.batch * shape.headsQ * paddedQueries)
   }
 }

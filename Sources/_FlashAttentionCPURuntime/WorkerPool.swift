@@ -16,9 +16,9 @@ import _CPUFeatureShims
 /// loaded machine a sleeping worker may take milliseconds to be scheduled, and by then the
 /// caller has done its work alone. Each worker also owns a scratch buffer that lives across
 /// calls, so kernels allocate nothing per call.
-final class WorkerPool: @unchecked Sendable {
+package final class WorkerPool: @unchecked Sendable {
   /// Workers including the calling thread.
-  let threadCount: Int
+  package let threadCount: Int
 
   private let generation = Atomic<Int>(0)
   private let current = Mutex<Job?>(nil)
@@ -54,7 +54,7 @@ final class WorkerPool: @unchecked Sendable {
   }
 
   /// The process-wide pool with `threads` threads (created on first use, kept for reuse).
-  static func shared(threads: Int) -> WorkerPool {
+  package static func shared(threads: Int) -> WorkerPool {
     pools.withLock { pools in
       if let pool = pools[threads] { return pool }
       let pool = WorkerPool(threads: threads)
@@ -87,7 +87,7 @@ final class WorkerPool: @unchecked Sendable {
 
   /// Runs `body(task, worker)` for every task in `0..<tasks`; `worker` is in `0..<threadCount`
   /// and identifies the thread (for its scratch buffer). Returns when every task has finished.
-  func run(tasks: Int, _ body: (Int, Int) -> Void) {
+  package func run(tasks: Int, _ body: (Int, Int) -> Void) {
     if tasks <= 0 { return }
     callerLock.withLock { _ in
       if threadCount == 1 || tasks == 1 {
@@ -112,7 +112,7 @@ final class WorkerPool: @unchecked Sendable {
 
   /// The scratch memory of `worker`, at least `bytes` long and 64-byte aligned. Valid until
   /// the same worker asks again; only that worker may use it during a job.
-  func scratch(worker: Int, bytes: Int) -> UnsafeMutableRawPointer {
+  package func scratch(worker: Int, bytes: Int) -> UnsafeMutableRawPointer {
     scratch[worker].reserve(bytes)
   }
 

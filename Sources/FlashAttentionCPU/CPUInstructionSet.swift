@@ -1,0 +1,72 @@
+import FlashAttentionCore
+import _CPUFeatureShims
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Which compiled copy of the CPU kernels runs: the same Swift sources built for x86-64-v3
+/// (AVX2 + FMA) and for x86-64-v4 (AVX-512, whose 32 zmm registers hold a 6 × 32 micro-kernel;
+/// about 2× the FLOP/s where the CPU has two 512-bit FMA pipes, docs/perf-notes/cpu.md item 15).
+public enum CPUInstructionSet: String, Sendable, CaseIterable, CustomStringConvertible {
+  /// x86-64-v3: AVX2, FMA, F16C, BMI1/2, LZCNT, MOVBE.
+  case avx2
+  /// x86-64-v4: x86-64-v3 plus AVX-512 F, BW, CD, DQ, VL.
+  case avx512
+
+  /// The `-march` level the kernels are compiled for.
+  public var level: String {
+    switch self {
+    case .avx2: "x86-64-v3"
+    case .avx512: "x86-64-v4"
+    }
+  }
+
+  public var description: String { "\(rawValue) (\(level))" }
+
+  /// The instruction sets this CPU can run (empty when it lacks even x86-64-v3). Probed in C,
+  /// compiled for the baseline ISA.
+  public static var supported: [CPUInstructionSet] {
+    @_optimize(none) get {
+      if fa_cpu_refusal_reason() != nil { return [] }
+      return fa_cpu_has_x86_64_v4() != 0 ? [.avx2, .avx512] : [.avx2]
+    }
+  }
+
+  /// What `CPUBackend` uses by default: `FLASH_ATTENTION_CPU_ISA` when it names a supported
+  /// instruction set, else the widest this CPU runs.
+  public static var preferred: CPUInstructionSet {
+    (try? resolve(nil)) ?? (supported.contains(.avx512) ? .avx512 : .avx2)
+  }
+
+  /// The instruction set to run: `requested`, else `FLASH_ATTENTION_CPU_ISA` (`avx2` or
+  /// `avx512`), else the widest this CPU supports.
+  ///
+  /// - Throws: `.invalidArgument` for an unknown `FLASH_ATTENTION_CPU_ISA`;
+  ///   `.backendUnavailable` when the CPU cannot run the one asked for.
+  static func resolve(_ requested: CPUInstructionSet?) throws(FlashAttentionError) -> CPUInstructionSet {
+    let variable = getenv("FLASH_ATTENTION_CPU_ISA").map { String(cString: $0) }
+    return try resolve(requested, environment: variable, supported: supported)
+  }
+
+  /// `resolve(_:)` with the environment variable's value and the supported sets passed in.
+  static func resolve(
+    _ requested: CPUInstructionSet?, environment: String?, supported available: [CPUInstructionSet]
+  ) throws(FlashAttentionError) -> CPUInstructionSet {
+    var choice = requested
+    if choice == nil, let name = environment {
+      guard let parsed = CPUInstructionSet(rawValue: name.lowercased()) else {
+        throw .invalidArgument(name: "FLASH_ATTENTION_CPU_ISA", value: name, reason: "must be avx2 or avx512")
+      }
+      choice = parsed
+    }
+    guard let choice else { return available.contains(.avx512) ? .avx512 : .avx2 }
+    if !available.contains(choice) {
+      throw .backendUnavailable(
+        backend: "cpu", reason: "\(choice) kernels were asked for, but this CPU lacks \(choice.level)")
+    }
+    return choice
+  }
+}
