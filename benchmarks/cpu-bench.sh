@@ -6,18 +6,39 @@
 #                                     # with the probed FMA peak) and PyTorch's CPU SDPA, ~20 min
 #   benchmarks/cpu-bench.sh full      # the throughput grid (batch x N = 4096), scaling to the
 #                                     # out-of-memory point, N = 131072 long context, NumPy and torch
+#   benchmarks/cpu-bench.sh rounds [R] # the CPU-kernel grid, ours and torch alternated R times
+#                                     # (default 3), each side merged best-of-rounds by
+#                                     # cpu_best_of.py: for a machine whose cores neighbours share
 #
 # Build first: swift build -c release --product flash-attention --scratch-path .build-bench
 # PyTorch is measured when it imports (e.g. PYTHONPATH=<pip install --target dir of a CPU wheel>).
 set -u -o pipefail
 mode="${1:-kernels}"
-out="${2:-docs/benchmarks}"
+if [ "$mode" = "rounds" ]; then
+  rounds="${2:-3}"
+  out="${3:-docs/benchmarks}"
+else
+  out="${2:-docs/benchmarks}"
+fi
 bin="${FLASH_ATTENTION_BIN:-.build-bench/release/flash-attention}"
 mkdir -p "$out"
 torch_or_note() {
   python3 benchmarks/peers/torch_sdpa.py --device cpu "$@" \
     || echo "PyTorch CPU SDPA not measured (torch is not importable here)"
 }
+if [ "$mode" = "rounds" ]; then
+  mkdir -p "$out/rounds"
+  quick=(--grid cpu-kernels --passes forward,backward --warmup 1 --reps 3 --impls flash)
+  for round in $(seq 1 "$rounds"); do
+    "$bin" bench --device cpu "${quick[@]}" --json "$out/rounds/cpu-kernels-ours-$round.json"
+    torch_or_note "${quick[@]}" --json "$out/rounds/cpu-kernels-torch-$round.json"
+  done
+  python3 benchmarks/cpu_best_of.py --out "$out/cpu-kernels-ours.json" "$out"/rounds/cpu-kernels-ours-*.json
+  if ls "$out"/rounds/cpu-kernels-torch-*.json > /dev/null 2>&1; then
+    python3 benchmarks/cpu_best_of.py --out "$out/cpu-kernels-torch.json" "$out"/rounds/cpu-kernels-torch-*.json
+  fi
+  exit 0
+fi
 if [ "$mode" = "kernels" ]; then
   # Flash and torch first and back to back (the comparison), standard attention last (slow).
   quick=(--grid cpu-kernels --passes forward,backward --warmup 1 --reps 3)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call that checks the CUDA backend the same way after every change:
-#   1. `flash-attention verify --device cuda` (forward + backward case matrix vs float64),
+#   1. `flash-attention verify --device cuda` (forward + backward case matrix vs float64) and
+#      `scripts/check-run-npy.py` (the `run` subcommand on .npy files, forward + backward),
 #   2. our TFLOP/s on the FlashAttention grid (`flash-attention kernels --time`, bf16),
 #   3. PyTorch SDPA's flash (FA2) and cuDNN backends on the same shapes, in the same run.
 # Build first here: scripts/build-static.sh; then run on the device with carry [".devbin-cuda"]:
@@ -78,6 +79,10 @@ fi
 "$BIN" verify --device cuda --json "$OUT/verify.json" "${extra[@]}" > "$OUT/verify.log" 2>&1
 echo "verify exit $?" | tee -a "$OUT/check.log"
 grep -E "FAIL|passed|failed" "$OUT/verify.log" | tail -n 30 | tee -a "$OUT/check.log"
+# The `run` subcommand end to end: .npy in, forward + backward on the GPU, .npy out, float64
+# check; and a corrupt input refused with exit 2.
+timeout 60 python3 scripts/check-run-npy.py --binary "$BIN" --device cuda --json "$OUT/run-npy.json" > /dev/null 2>&1
+echo "run on .npy files (cuda, forward + backward): exit $?" | tee -a "$OUT/check.log"
 
 seqlens="4096,16384"
 [ "$mode" = "full" ] && seqlens="1024,2048,4096,8192,16384"
