@@ -329,8 +329,11 @@ def main() -> None:
             load_text = (f", load average {software['loadavg_start'].split()[0]} → "
                          f"{software.get('loadavg_end', '?').split()[0]}") if software.get("loadavg_start") else ""
             peak_text = f", FMA peak {header['fma_peak_gflops']:.0f} GFLOP/s" if header.get("fma_peak_gflops") else ""
+            rounds = header.get("rounds") or []
+            rounds_text = (f", best of {len(rounds)} alternated rounds per case ({rounds[0]['created']} … "
+                           f"{rounds[-1]['created']}, `cpu_best_of.py`)") if len(rounds) > 1 else ""
             summary.append(f"- `{os.path.basename(header['path'])}`: {header['generator']}, {header['created']}"
-                           f"{peak_text}{load_text}")
+                           f"{peak_text}{load_text}{rounds_text}")
         summary.append("")
         names = throughput_figures(records, args.out, "cpu-kernels", True, "float32", select=is_kernel_grid)
         summary += [f"![{name}]({name})" for name in names] + [""]

@@ -8,6 +8,10 @@ import Synchronization
 /// and dV need no synchronization; P is recomputed from the LSE, and the dQ contribution of each
 /// (key block, query block) pair is added under a per-query-block spin lock (in a fixed order
 /// when `options.deterministic` asks for bit-reproducible results).
+///
+/// The score tiles are `S = Q · Kᵀ` with queries as rows (`QueryScoreTile`): Kᵀ and Vᵀ are
+/// packed once per item, and Q and dO serve as they are (rows) in every product, so no
+/// transpose happens per (key block, query block) pair.
 package struct FlashBackward {
   let arguments: BackwardArguments
   let pool: WorkerPool

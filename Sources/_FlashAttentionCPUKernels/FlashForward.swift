@@ -125,7 +125,7 @@ package struct FlashForward {
       kRows.prefetch(rows: nextKey, count: nextCount)
       vRows.prefetch(rows: nextKey, count: nextCount)
       let tile = ScoreTile(scores: sTile, keyCount: keyCount, paddedQueries: paddedQueries)
-      if softcap > 0 { tile.applySoftcap(scale: arguments.scale, cap: softcap, tanhOut: nil) }
+      if softcap > 0 { tile.applySoftcap(scale: arguments.scale, cap: softcap) }
       if masked {
         tile.applyMask(mask, firstQuery: firstQuery, queryCount: queryCount, firstKey: firstKey)
       }

@@ -19,9 +19,10 @@ package enum KernelBuild {
   #endif
 }
 
-/// Block sizes of the CPU kernels. Queries are both the vector dimension of Sᵀ (16 lanes) and
-/// the row dimension of P·V (6 rows), so their block is a multiple of 48; keys are rows of
-/// Kᵀ·Q (6 at a time). 96 × 96 fp32 tiles keep Q, K, V, S and O of one block within L2.
+/// Block sizes of the CPU kernels. In the forward pass queries are both the vector dimension
+/// of Sᵀ (16 lanes) and the row dimension of P·V (6 rows), and keys are rows of K·Qᵀ; in the
+/// backward pass keys are the vector dimension of S and the rows of dK and dV. So both blocks
+/// are multiples of 48. 96 × 96 fp32 tiles keep the operands of one block pair within L2.
 enum TileSizes {
   static let queries = 96
   static let keys = 96

@@ -26,14 +26,13 @@ struct QueryScoreTile {
   /// `c · tanh(scale · s / c)` in base-2 units, as `ScoreTile.applySoftcap`; the tanh goes to
   /// `tanhOut` for the gradient's `1 − tanh²`.
   func applySoftcap(scale: Float, cap: Float, tanhOut: UnsafeMutablePointer<Float>) {
-    let inner = Vector(repeating: scale / cap)
-    let outer = Vector(repeating: cap * log2e)
+    let softcap = Softcap(scale: scale, cap: cap)
     for query in 0..<rows {
       for chunk in 0..<paddedKeys / 16 {
         let pointer = row(query) + chunk * 16
-        let t = VectorMath.tanh(TileGEMM.load(pointer) * inner)
+        let t = softcap.tanh(of: TileGEMM.load(pointer))
         TileGEMM.store(t, tanhOut + (pointer - scores))
-        TileGEMM.store(t * outer, pointer)
+        TileGEMM.store(softcap.capped(tanh: t), pointer)
       }
     }
   }
@@ -73,26 +72,19 @@ struct QueryScoreTile {
   }
 
   /// Turns `dP` (in `gradient`, same layout) into the gradient of the raw dot products:
-  /// `dS = P · (dP − D) · scale`, times `1 − tanh²` under softcap.
+  /// `dS = P · (dP − D) · scale`, times `1 − tanh²` under softcap (`ScoreGradient`, `Softcap`).
   func scoreGradient(
     gradient: UnsafeMutablePointer<Float>, rowD: UnsafePointer<Float>, scale: Float,
     tanh: UnsafePointer<Float>?
   ) {
     let scaleVector = Vector(repeating: scale)
-    let zero = Vector(repeating: 0)
     for query in 0..<rows {
       let d = Vector(repeating: rowD[query])
       for chunk in 0..<paddedKeys / 16 {
         let offset = query * QueryScoreTile.leading + chunk * 16
-        let p = TileGEMM.load(scores + offset)
-        var ds = p * (TileGEMM.load(gradient + offset) - d) * scaleVector
-        if let tanh {
-          let t = TileGEMM.load(tanh + offset)
-          ds *= Vector(repeating: 1) - t * t
-        }
-        // Masked entries (P = 0) may sit over dP the banded product never wrote this call:
-        // stale scratch can hold NaN, and 0 · NaN is NaN. Select instead of multiply.
-        ds.replace(with: zero, where: p .== zero)
+        var ds = ScoreGradient.of(
+          p: TileGEMM.load(scores + offset), dP: TileGEMM.load(gradient + offset), d: d, scale: scaleVector)
+        if let tanh { ds *= Softcap.derivative(tanh: TileGEMM.load(tanh + offset)) }
         TileGEMM.store(ds, gradient + offset)
       }
     }

@@ -1,9 +1,9 @@
 import FlashAttentionCore
 
-/// The element-wise steps on a transposed score tile `Sᵀ[key][query]` (leading dimension
-/// `TileSizes.queries`): softcap, masking, the online softmax of the forward pass, and the
-/// probabilities and dS of the backward pass. Queries run along the 16 SIMD lanes, so the row
-/// statistics (max, sum, LSE) of 16 queries are updated with vertical vector operations.
+/// The element-wise steps of the forward pass on a transposed score tile `Sᵀ[key][query]`
+/// (leading dimension `TileSizes.queries`): softcap, masking and the online softmax. Queries run
+/// along the 16 SIMD lanes, so the row statistics (max, sum) of 16 queries are updated with
+/// vertical vector operations. (The backward pass works on `S` itself: `QueryScoreTile`.)
 struct ScoreTile {
   typealias Vector = SIMD16<Float>
 
@@ -20,17 +20,13 @@ struct ScoreTile {
   }
 
   /// Replaces each raw dot product `s` by `c · tanh(scale · s / c) · log2(e)` (Gemma-2 softcap,
-  /// in base-2 units); when `tanhOut` is given, stores the tanh there (the backward pass needs
-  /// `1 − tanh²`).
-  func applySoftcap(scale: Float, cap: Float, tanhOut: UnsafeMutablePointer<Float>?) {
-    let inner = Vector(repeating: scale / cap)
-    let outer = Vector(repeating: cap * log2e)
+  /// in base-2 units).
+  func applySoftcap(scale: Float, cap: Float) {
+    let softcap = Softcap(scale: scale, cap: cap)
     for key in 0..<keyCount {
       for chunk in 0..<paddedQueries / 16 {
         let pointer = row(key, chunk)
-        let t = VectorMath.tanh(TileGEMM.load(pointer) * inner)
-        if let tanhOut { TileGEMM.store(t, tanhOut + (pointer - scores)) }
-        TileGEMM.store(t * outer, pointer)
+        TileGEMM.store(softcap.capped(tanh: softcap.tanh(of: TileGEMM.load(pointer))), pointer)
       }
     }
   }
@@ -83,44 +79,6 @@ struct ScoreTile {
       TileGEMM.store(newMax, rowMax + chunk * 16)
     }
     return grew
-  }
-
-  /// Recomputes probabilities from the forward pass's log-sum-exp: `P = 2^(s · unit − lse₂)`
-  /// with `lse₂` the LSE in base 2 (+inf for padding and rows that saw no key, giving P = 0).
-  func probabilities(unit: Float, lse2: UnsafePointer<Float>) {
-    let unitVector = Vector(repeating: unit)
-    for chunk in 0..<paddedQueries / 16 {
-      let negativeLSE = -TileGEMM.load(lse2 + chunk * 16)
-      for key in 0..<keyCount {
-        let pointer = row(key, chunk)
-        TileGEMM.store(VectorMath.exp2(nonPositive: negativeLSE.addingProduct(TileGEMM.load(pointer), unitVector)), pointer)
-      }
-    }
-  }
-
-  /// Turns `dP` (in `gradient`, same layout) into the gradient of the raw dot products:
-  /// `dS = P · (dP − D) · scale`, times `1 − tanh²` under softcap.
-  func scoreGradient(
-    gradient: UnsafeMutablePointer<Float>, rowD: UnsafePointer<Float>, scale: Float,
-    tanh: UnsafePointer<Float>?
-  ) {
-    let scaleVector = Vector(repeating: scale)
-    for chunk in 0..<paddedQueries / 16 {
-      let d = TileGEMM.load(rowD + chunk * 16)
-      for key in 0..<keyCount {
-        let offset = key * ScoreTile.leading + chunk * 16
-        let p = TileGEMM.load(scores + offset)
-        var ds = p * (TileGEMM.load(gradient + offset) - d) * scaleVector
-        if let tanh {
-          let t = TileGEMM.load(tanh + offset)
-          ds *= Vector(repeating: 1) - t * t
-        }
-        // Masked entries (P = 0) may sit over dPᵀ the banded GEMM never wrote this call: stale
-        // scratch can hold NaN, and 0 · NaN is NaN. Select instead of multiply.
-        ds.replace(with: 0, where: p .== Vector(repeating: 0))
-        TileGEMM.store(ds, gradient + offset)
-      }
-    }
   }
 }
 

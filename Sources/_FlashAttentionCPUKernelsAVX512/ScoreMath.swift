@@ -1,0 +1,1 @@
+../_FlashAttentionCPUKernels/ScoreMath.swift
