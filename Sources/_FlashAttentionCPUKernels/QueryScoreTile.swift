@@ -78,13 +78,16 @@ struct QueryScoreTile {
     tanh: UnsafePointer<Float>?
   ) {
     let scaleVector = Vector(repeating: scale)
+    let one = Vector(repeating: 1)
     for query in 0..<rows {
       let d = Vector(repeating: rowD[query])
       for chunk in 0..<paddedKeys / 16 {
         let offset = query * QueryScoreTile.leading + chunk * 16
-        var ds = ScoreGradient.of(
-          p: TileGEMM.load(scores + offset), dP: TileGEMM.load(gradient + offset), d: d, scale: scaleVector)
-        if let tanh { ds *= Softcap.derivative(tanh: TileGEMM.load(tanh + offset)) }
+        var factor = one
+        if let tanh { factor = Softcap.derivative(tanh: TileGEMM.load(tanh + offset)) }
+        let ds = ScoreGradient.of(
+          p: TileGEMM.load(scores + offset), dP: TileGEMM.load(gradient + offset), d: d, scale: scaleVector,
+          factor: factor)
         TileGEMM.store(ds, gradient + offset)
       }
     }

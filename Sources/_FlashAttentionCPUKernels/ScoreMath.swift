@@ -29,13 +29,13 @@ struct Softcap {
 enum ScoreGradient {
   typealias Vector = SIMD16<Float>
 
-  /// dS of 16 pairs without softcap: `P · (dP − D) · scale`, exactly 0 where P = 0 whatever dP
-  /// holds: a banded product leaves dP unwritten under masked entries, and stale scratch there
-  /// can be NaN (0 · NaN is NaN), so this selects instead of multiplying. (Under softcap the
-  /// caller multiplies by `Softcap.derivative`, which is finite, so the zeros stay.)
+  /// dS of 16 pairs: `P · (dP − D) · scale · factor`, with `factor` the softcap's
+  /// `1 − tanh²` (`Softcap.derivative`) or 1. Exactly 0 where P = 0, whatever the rest holds:
+  /// a banded product leaves dP (and the tanh of S) unwritten under masked entries, and stale
+  /// scratch there can be NaN (0 · NaN is NaN), so this selects, last, instead of multiplying.
   @_transparent
-  static func of(p: Vector, dP: Vector, d: Vector, scale: Vector) -> Vector {
-    let ds = p * (dP - d) * scale
+  static func of(p: Vector, dP: Vector, d: Vector, scale: Vector, factor: Vector) -> Vector {
+    let ds = p * (dP - d) * scale * factor
     return ds.replacing(with: Vector(repeating: 0), where: p .== Vector(repeating: 0))
   }
 }

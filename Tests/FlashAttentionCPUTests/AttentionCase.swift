@@ -85,9 +85,11 @@ struct CaseInputs {
 }
 
 /// Runs forward and backward of `c` on the CPU backend and expects every output to match the
-/// float64 reference, with no element left unwritten (outputs start as NaN).
+/// float64 reference, with no element left unwritten (outputs start as NaN). `beforeBackward`
+/// runs between the two passes.
 func expectMatchesReference(
-  _ c: AttentionCase, backward: Bool = true, backend chosen: (any AttentionBackend)? = nil
+  _ c: AttentionCase, backward: Bool = true, backend chosen: (any AttentionBackend)? = nil,
+  beforeBackward: () -> Void = {}
 ) throws {
   var random = TestRandom()
   let seed = random.seed
@@ -114,6 +116,7 @@ func expectMatchesReference(
   let dQ = HostTensor(shape: shape.qShape, dtype: c.dtype)
   let dK = HostTensor(shape: shape.kShape, dtype: c.dtype)
   let dV = HostTensor(shape: shape.vShape, dtype: c.dtype)
+  beforeBackward()
   try backend.backward(
     BackwardArguments(
       q: inputs.q, k: inputs.k, v: inputs.v, out: out.view, lse: lse.view, dOut: inputs.dOut.view,
