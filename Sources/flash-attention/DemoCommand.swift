@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionCPU
 import Foundation
 
 /// `flash-attention demo` (also what runs with no arguments): forward and backward on random
@@ -55,6 +56,7 @@ struct DemoCommand: ParsableCommand {
     print(
       "flash-attention demo: \(causal ? "causal " : "")attention of \(batch) x \(seqlen) tokens, \(heads) query heads "
         + "sharing \(kvHeads) key/value heads, head_dim \(headDim), \(dtype), on \(engine.backend.name) "
+        + ((engine.backend as? CPUBackend).map { "with the \($0.instructionSet) kernels " } ?? "")
         + "(\(engine.selectionReason))")
     var random = VerificationRandom(seed: UInt64.random(in: 1...UInt64.max))
     let q = random.tensor(shape.qShape, dtype: dtype)
