@@ -6,9 +6,12 @@
 #                                     # with the probed FMA peak) and PyTorch's CPU SDPA, ~20 min
 #   benchmarks/cpu-bench.sh full      # the throughput grid (batch x N = 4096), scaling to the
 #                                     # out-of-memory point, N = 131072 long context, NumPy and torch
-#   benchmarks/cpu-bench.sh rounds [R] # the CPU-kernel grid, ours and torch alternated R times
+#   benchmarks/cpu-bench.sh rounds [R [OUT [NAME]]]
+#                                     # the CPU-kernel grid, ours and torch alternated R times
 #                                     # (default 3), each side merged best-of-rounds by
-#                                     # cpu_best_of.py: for a machine whose cores neighbours share
+#                                     # cpu_best_of.py into OUT/NAME-{ours,torch}.json (default
+#                                     # docs/benchmarks/cpu-kernels-rounds), the rounds in
+#                                     # OUT/rounds/: for a machine whose cores neighbours share
 #
 # Build first: swift build -c release --product flash-attention --scratch-path .build-bench
 # PyTorch is measured when it imports (e.g. PYTHONPATH=<pip install --target dir of a CPU wheel>).
@@ -29,13 +32,14 @@ torch_or_note() {
 if [ "$mode" = "rounds" ]; then
   mkdir -p "$out/rounds"
   quick=(--grid cpu-kernels --passes forward,backward --warmup 1 --reps 3 --impls flash)
+  name="${4:-cpu-kernels-rounds}"
   for round in $(seq 1 "$rounds"); do
-    "$bin" bench --device cpu "${quick[@]}" --json "$out/rounds/cpu-kernels-ours-$round.json"
-    torch_or_note "${quick[@]}" --json "$out/rounds/cpu-kernels-torch-$round.json"
+    "$bin" bench --device cpu "${quick[@]}" --json "$out/rounds/$name-ours-$round.json"
+    torch_or_note "${quick[@]}" --json "$out/rounds/$name-torch-$round.json"
   done
-  python3 benchmarks/cpu_best_of.py --out "$out/cpu-kernels-ours.json" "$out"/rounds/cpu-kernels-ours-*.json
-  if ls "$out"/rounds/cpu-kernels-torch-*.json > /dev/null 2>&1; then
-    python3 benchmarks/cpu_best_of.py --out "$out/cpu-kernels-torch.json" "$out"/rounds/cpu-kernels-torch-*.json
+  python3 benchmarks/cpu_best_of.py --out "$out/$name-ours.json" "$out"/rounds/"$name"-ours-*.json
+  if ls "$out"/rounds/"$name"-torch-*.json > /dev/null 2>&1; then
+    python3 benchmarks/cpu_best_of.py --out "$out/$name-torch.json" "$out"/rounds/"$name"-torch-*.json
   fi
   exit 0
 fi
