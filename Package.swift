@@ -12,8 +12,12 @@ let cpuKernelFlags: [SwiftSetting] = [
 // where `cpuid` reports AVX-512 F/BW/CD/DQ/VL.
 let cpuAVX512KernelFlags: [SwiftSetting] = [
   .unsafeFlags(["-Xcc", "-march=x86-64-v4", "-Ounchecked"], .when(platforms: [.linux])),
-  .define("FLASH_ATTENTION_AVX512"),
+  .define("FLASH_ATTENTION_AVX512", .when(platforms: [.linux])),
 ]
+// Both builds define some of the same weak symbols (standard-library specializations, value
+// witnesses). The linker keeps the first definition it sees; SwiftPM links modules in name
+// order, so `_FlashAttentionCPUKernels` (x86-64-v3) always precedes its AVX-512 twin and v3
+// code never calls an AVX-512 copy. Keep the twin's name sorting after the v3 module's.
 
 let package = Package(
   name: "flash-attention-swift",

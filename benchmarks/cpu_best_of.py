@@ -15,8 +15,9 @@ import json
 
 
 def key(record):
-    return tuple(record.get(name) for name in (
-        "impl", "pass", "dtype", "batch", "heads_q", "heads_kv", "seqlen_q", "seqlen_k", "head_dim", "causal"))
+    return tuple(json.dumps(record.get(name)) for name in (
+        "impl", "pass", "dtype", "batch", "heads_q", "heads_kv", "seqlen_q", "seqlen_k", "head_dim", "head_dim_v",
+        "causal", "window", "softcap"))
 
 
 def main():
@@ -38,14 +39,16 @@ def main():
                 continue
             medians[k].append(record["median_ms"])
             current = best.get(k)
-            if current is None or current.get("median_ms") is None or record["median_ms"] < current["median_ms"]:
+            if (current is None or current.get("status") != "ok" or current.get("median_ms") is None
+                    or record["median_ms"] < current["median_ms"]):
                 best[k] = record
     records = []
     for k in order:
         record = dict(best[k])
         if medians[k]:
             listed = ", ".join(f"{m:.1f}" for m in medians[k])
-            record["note"] = (record.get("note") or "") + f"best of {len(medians[k])} rounds (medians ms: {listed})"
+            earlier = record.get("note") or ""
+            record["note"] = (earlier + "; " if earlier else "") + f"best of {len(medians[k])} rounds (medians ms: {listed})"
         records.append(record)
 
     merged = dict(documents[0])

@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import Foundation
 import _CPUFeatureShims
 
 #if canImport(Glibc)
@@ -36,7 +37,8 @@ public enum CPUInstructionSet: String, Sendable, CaseIterable, CustomStringConve
   }
 
   /// What `CPUBackend` uses by default: `FLASH_ATTENTION_CPU_ISA` when it names a supported
-  /// instruction set, else the widest this CPU runs.
+  /// instruction set, else the widest this CPU runs (`.avx2` on a CPU that runs neither, where
+  /// `CPUBackend` refuses anyway).
   public static var preferred: CPUInstructionSet {
     (try? resolve(nil)) ?? (supported.contains(.avx512) ? .avx512 : .avx2)
   }
@@ -45,8 +47,8 @@ public enum CPUInstructionSet: String, Sendable, CaseIterable, CustomStringConve
   /// `avx512`), else the widest this CPU supports.
   ///
   /// - Throws: `.invalidArgument` for an unknown `FLASH_ATTENTION_CPU_ISA`;
-  ///   `.backendUnavailable` when the CPU cannot run the one asked for.
-  static func resolve(_ requested: CPUInstructionSet?) throws(FlashAttentionError) -> CPUInstructionSet {
+  ///   `.backendUnavailable` when the CPU cannot run the one asked for, or neither build.
+  package static func resolve(_ requested: CPUInstructionSet?) throws(FlashAttentionError) -> CPUInstructionSet {
     let variable = getenv("FLASH_ATTENTION_CPU_ISA").map { String(cString: $0) }
     return try resolve(requested, environment: variable, supported: supported)
   }
@@ -55,8 +57,12 @@ public enum CPUInstructionSet: String, Sendable, CaseIterable, CustomStringConve
   static func resolve(
     _ requested: CPUInstructionSet?, environment: String?, supported available: [CPUInstructionSet]
   ) throws(FlashAttentionError) -> CPUInstructionSet {
+    if available.isEmpty {
+      throw .backendUnavailable(backend: "cpu", reason: "this CPU lacks x86-64-v3 (AVX2, FMA), the least the kernels need")
+    }
     var choice = requested
-    if choice == nil, let name = environment {
+    // Unset and empty (or blank) mean the same: the default.
+    if choice == nil, let name = environment?.trimmingCharacters(in: .whitespaces), !name.isEmpty {
       guard let parsed = CPUInstructionSet(rawValue: name.lowercased()) else {
         throw .invalidArgument(name: "FLASH_ATTENTION_CPU_ISA", value: name, reason: "must be avx2 or avx512")
       }

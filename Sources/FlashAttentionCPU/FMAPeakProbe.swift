@@ -21,8 +21,11 @@ public enum FMAPeakProbe {
   ///
   /// - Parameter instructionSet: whose vectors to time; the default is what `CPUBackend` picks.
   ///   An instruction set this CPU cannot run measures `.avx2` instead.
+  /// - Returns: GFLOP/s, or 0 on a CPU that can run neither build (nothing is executed there).
   public static func measure(threads: Int, instructionSet: CPUInstructionSet = .preferred) -> Double {
-    let isa = CPUInstructionSet.supported.contains(instructionSet) ? instructionSet : .avx2
+    let supported = CPUInstructionSet.supported
+    if supported.isEmpty { return 0 }
+    let isa = supported.contains(instructionSet) ? instructionSet : .avx2
     let pool = WorkerPool.shared(threads: max(1, threads))
     var iterations = 1 << 16
     // Calibrate to about 0.1 s per round.

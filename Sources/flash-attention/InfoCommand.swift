@@ -61,10 +61,13 @@ struct InfoCommand: ParsableCommand {
     print("  SIMD features:    \(features.available.isEmpty ? "(none found)" : features.available.joined(separator: " "))")
     let builds = CPUInstructionSet.allCases.map(\.description).joined(separator: ", ")
     print("  kernel builds:    \(builds); needs at least \(CPUFeatures.requiredLevel)")
-    let supported = CPUInstructionSet.supported
-    if !supported.isEmpty {
-      print("  runs:             \(CPUInstructionSet.preferred)"
-        + (supported.count > 1 ? " (set FLASH_ATTENTION_CPU_ISA=avx2 for the other)" : ""))
+    do {
+      let running = try CPUBackend().instructionSet
+      let others = CPUInstructionSet.supported.filter { $0 != running }
+      print("  runs:             \(running)"
+        + (others.isEmpty ? "" : " (FLASH_ATTENTION_CPU_ISA=\(others[0].rawValue) selects \(others[0].level))"))
+    } catch {
+      print("  runs:             nothing: \(error)")
     }
     if !features.missingRequired.isEmpty {
       print("  missing required: \(features.missingRequired.joined(separator: " "))")

@@ -55,6 +55,13 @@ struct InstructionSetTests {
       guard case .backendUnavailable(backend: "cpu", let reason) = error as? FlashAttentionError else { return false }
       return reason.contains("x86-64-v4")
     }
+    #expect(try CPUInstructionSet.resolve(nil, environment: " ", supported: [.avx2, .avx512]) == .avx512)
+    #expect {
+      try CPUInstructionSet.resolve(.avx2, environment: nil, supported: [])
+    } throws: { error in
+      guard case .backendUnavailable(backend: "cpu", let reason) = error as? FlashAttentionError else { return false }
+      return reason.contains("x86-64-v3")
+    }
     let backend = try CPUBackend(instructionSet: .avx2)
     #expect(backend.instructionSet == .avx2)
   }

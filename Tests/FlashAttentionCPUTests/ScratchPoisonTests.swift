@@ -21,9 +21,11 @@ struct ScratchPoisonTests {
     "NaN left in the workers' scratch memory never reaches outputs or gradients",
     arguments: CPUInstructionSet.supported)
   func poisonedScratch(_ instructionSet: CPUInstructionSet) throws {
-    // A thread count no other test uses, so that no other call shares this pool while its
-    // scratch is overwritten (one per instruction set: the two arguments may run in parallel).
-    let threads = instructionSet == .avx2 ? 5 : 7
+    // A thread count no other test uses (they take every core or 1–3 threads), so that no other
+    // call shares this pool while its scratch is overwritten; one per instruction set, since
+    // the two arguments may run in parallel.
+    let base = max(CPUFeatures.current.logicalCores, 3) + 2
+    let threads = instructionSet == .avx2 ? base : base + 1
     let pool = WorkerPool.shared(threads: threads)
     let backend = try CPUBackend(threads: threads, instructionSet: instructionSet)
     let bytes = 4 << 20

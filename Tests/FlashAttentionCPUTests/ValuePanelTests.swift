@@ -6,7 +6,7 @@ import Testing
 @Suite("CPU forward with V packed into panels")
 struct ValuePanelTests {
   /// Layouts whose V rows are a multiple of 4 KiB apart, which the forward pass copies into
-  /// 16-column panels instead of reading in place: odd lengths (a partial last key tile),
+  /// column panels (16 wide, or 32 in the AVX-512 build) instead of reading in place: odd lengths (a partial last key tile),
   /// causal and window masks (banded P·V on the panels), softcap, GQA, d ≠ d_v.
   static let cases = [
     AttentionCase(seqlenQ: 130, seqlenK: 200, headsQ: 8, headsKV: 8, headDim: 128),
@@ -17,6 +17,8 @@ struct ValuePanelTests {
       seqlenQ: 150, seqlenK: 150, headsQ: 16, headsKV: 16, headDim: 64,
       options: AttentionOptions(window: SlidingWindow(left: 40, right: 7), softcap: 5)),
     AttentionCase(seqlenQ: 97, seqlenK: 290, headsQ: 32, headsKV: 32, headDim: 32, threads: 3),
+    // Width 48: in the AVX-512 build a 32-column panel and a last 16-column one.
+    AttentionCase(seqlenQ: 70, seqlenK: 150, headsQ: 64, headsKV: 64, headDim: 48, options: AttentionOptions(causal: true)),
   ]
 
   @Test("matches the float64 reference", arguments: cases)
