@@ -35,39 +35,43 @@ enum TileGEMM {
     c: UnsafeMutablePointer<Float>, cRow: Int, accumulate: Bool
   ) {
     var column = 0
-    #if FLASH_ATTENTION_AVX512
-      while column + 2 * columnBlock <= columns {
-        var row = 0
-        while row < rows {
-          wideMicroKernel(
-            depth: depth, a: a + row * aRow, aRow: aRow, aK: aK, b: b + column, bK: bK,
-            c: c + row * cRow + column, cRow: cRow, accumulate: accumulate)
-          row += rowBlock
-        }
-        column += 2 * columnBlock
-      }
-    #endif
     while column < columns {
+      let width = blockWidth(at: column, of: columns)
       var row = 0
       while row < rows {
-        microKernel(
-          depth: depth, a: a + row * aRow, aRow: aRow, aK: aK, b: b + column, bK: bK,
+        block(
+          width: width, depth: depth, a: a + row * aRow, aRow: aRow, aK: aK, b: b + column, bK: bK,
           c: c + row * cRow + column, cRow: cRow, accumulate: accumulate)
         row += rowBlock
       }
-      column += columnBlock
+      column += width
     }
   }
 
-  /// Columns per block of the banded driver: 32 where the wide micro-kernel exists and 32
-  /// columns remain, else 16.
+  /// Columns per block of both drivers: 32 where the wide micro-kernel exists and 32 columns
+  /// remain, else 16.
   @inline(__always)
   static func blockWidth(at column: Int, of columns: Int) -> Int {
     KernelBuild.wideMicroKernel && column + 2 * columnBlock <= columns ? 2 * columnBlock : columnBlock
   }
 
-  /// `multiply` for a tile that a causal or window mask cuts diagonally: only the 6 × 16
-  /// blocks that hold visible pairs are computed. `columnBand` limits the columns of each
+  /// One 6-row block of `width` columns (`blockWidth`'s 16 or 32) on the micro-kernel for it.
+  @inline(__always)
+  static func block(
+    width: Int, depth: Int, a: UnsafePointer<Float>, aRow: Int, aK: Int, b: UnsafePointer<Float>, bK: Int,
+    c: UnsafeMutablePointer<Float>, cRow: Int, accumulate: Bool
+  ) {
+    #if FLASH_ATTENTION_AVX512
+      if width > columnBlock {
+        wideMicroKernel(depth: depth, a: a, aRow: aRow, aK: aK, b: b, bK: bK, c: c, cRow: cRow, accumulate: accumulate)
+        return
+      }
+    #endif
+    microKernel(depth: depth, a: a, aRow: aRow, aK: aK, b: b, bK: bK, c: c, cRow: cRow, accumulate: accumulate)
+  }
+
+  /// `multiply` for a tile that a causal or window mask cuts diagonally: only the 6-row blocks
+  /// that hold visible pairs are computed. `columnBand` limits the columns of each
   /// 6-row group (the blocks left out keep whatever C held: the caller masks them), and
   /// `depthBand` limits the summed range of each group (exact: the terms left out are zero).
   /// Without bands it is the plain `multiply` (inlined here: one out-of-line copy serves every
@@ -97,19 +101,9 @@ enum TileGEMM {
         }
         var terms = 0..<depth
         if let depthBand { terms = depthBand.range(rows: row..<(row + rowBlock), limit: depth) }
-        let aBlock = a + row * aRow + terms.lowerBound * aK
-        let bBlock = b + column + terms.lowerBound * bK
-        let cBlock = c + row * cRow + column
-        #if FLASH_ATTENTION_AVX512
-          if width > columnBlock {
-            wideMicroKernel(
-              depth: terms.count, a: aBlock, aRow: aRow, aK: aK, b: bBlock, bK: bK, c: cBlock, cRow: cRow,
-              accumulate: accumulate)
-            continue
-          }
-        #endif
-        microKernel(
-          depth: terms.count, a: aBlock, aRow: aRow, aK: aK, b: bBlock, bK: bK, c: cBlock, cRow: cRow,
+        block(
+          width: width, depth: terms.count, a: a + row * aRow + terms.lowerBound * aK, aRow: aRow, aK: aK,
+          b: b + column + terms.lowerBound * bK, bK: bK, c: c + row * cRow + column, cRow: cRow,
           accumulate: accumulate)
       }
       column += width
