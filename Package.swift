@@ -50,11 +50,14 @@ let package = Package(
         "_FlashAttentionCPUKernelsAVX512",
       ],
       swiftSettings: cpuKernelFlags),
+    // The CUDA kernels are .cu/.cuh files under Kernels/, the one copy of each; the
+    // EmbedKernelSources plugin compiles them into the binary as string constants for NVRTC.
     .target(
       name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore"],
-      // The .cu file is the one source of the Hopper kernel; the binary embeds it through the
-      // generated HopperForwardSource.swift (a test keeps the two in sync).
-      exclude: ["Hopper/hopper_common.cuh", "Hopper/hopper_forward.cu", "Hopper/hopper_backward.cu", "Hopper/hopper_backward_dq.cu"]),
+      exclude: ["Kernels"],
+      plugins: ["EmbedKernelSources"]),
+    .executableTarget(name: "embed-kernel-sources"),
+    .plugin(name: "EmbedKernelSources", capability: .buildTool(), dependencies: ["embed-kernel-sources"]),
     .target(
       name: "FlashAttention",
       dependencies: ["FlashAttentionCore", "FlashAttentionCPU", "FlashAttentionCUDA"]),

@@ -7,7 +7,7 @@ own wrapper; this script writes them instead of hand-typing 128-operand lists.
 import pathlib, re, sys
 
 NS = [32, 64, 80, 96, 112, 128, 144, 160, 176, 192, 256]
-SRC = pathlib.Path(__file__).resolve().parents[1] / "Sources/FlashAttentionCUDA/Hopper/hopper_common.cuh"
+SRC = pathlib.Path(__file__).resolve().parents[1] / "Sources/FlashAttentionCUDA/Kernels/hopper/common.cuh"
 
 
 def wrapper(n: int) -> str:

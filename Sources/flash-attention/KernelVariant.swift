@@ -14,6 +14,14 @@ struct KernelVariant {
     var variants = AttentionKernelCatalog.keys(arch: arch, exhaustive: exhaustive).map {
       KernelVariant(label: "\($0)", program: $0.program, dynamicSharedMemory: $0.sharedMemoryBytes, isHopper: false)
     }
+    // The standard-attention baseline's kernels (bench's `standard`), both storage types.
+    for dtype in [DType.bfloat16, .float16] {
+      variants += CUDAStandardAttention.entries.map {
+        KernelVariant(
+          label: "\($0) \(dtype == .bfloat16 ? "bf16" : "fp16") \(arch)",
+          program: CUDAStandardAttention.program($0, dtype), dynamicSharedMemory: 0, isHopper: false)
+      }
+    }
     // wgmma and setmaxnreg exist only on the arch-specific sm_90a target.
     if arch == "sm_90a" {
       variants += HopperForwardKey.allVariants.map {

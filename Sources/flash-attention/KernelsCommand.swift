@@ -40,12 +40,20 @@ struct KernelsCommand: ParsableCommand {
     }
   }
 
+  @Option(help: "Only the variants whose label contains this text.")
+  var filter: String?
+
+  @Option(help: "Write each variant's CUBIN and ptxas log into this folder (for SASS comparisons: scripts/sass-digest.py).")
+  var dump: String?
+
   @Flag(help: "Also disassemble each cubin with cuobjdump (PATH, FLASH_ATTENTION_CUOBJDUMP, or the nvidia-cuda-cuobjdump wheel) and count HGMMA, UTMALDG and local-memory (LDL/STL) instructions.")
   var sass = false
 
   func run() throws {
     if time { return try timeKernels() }
-    let variants = KernelVariant.all(arch: arch, exhaustive: exhaustive)
+    let variants = KernelVariant.all(arch: arch, exhaustive: exhaustive).filter { variant in
+      filter.map { variant.label.contains($0) } ?? true
+    }
     let disassembler = sass ? try SASSInspector.locate() : nil
     print(
       "kernel".padding(66) + "regs".padding(6) + "smem".padding(9) + "stack".padding(7) + "spills".padding(8)
@@ -75,6 +83,7 @@ struct KernelsCommand: ParsableCommand {
             failures += 1
           }
         }
+        if let dump { try KernelDump.write(kernel, label: variant.label, into: dump) }
         print(line + (resources.spills ? "  SPILLS" : ""))
       } catch {
         print(label + "FAILED")

@@ -54,7 +54,7 @@ public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
       ("FA_BWD_SKIP_DQ", skipDQ ? 1 : 0),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     return CUDAProgram(
-      entry: "flash_bwd_hopper", source: defines + HopperCommonSource.text + "\n" + HopperBackwardSource.text)
+      entry: "flash_bwd_hopper", source: defines + KernelSources.text("hopper/backward.cu"))
   }
 
   public var description: String {
@@ -110,7 +110,7 @@ public struct HopperBackwardDQKey: Hashable, Sendable, CustomStringConvertible {
       ("FA_CAUSAL", mask == .causal ? 1 : 0), ("FA_WINDOW", mask == .window ? 1 : 0),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     return CUDAProgram(
-      entry: "flash_bwd_dq_hopper", source: defines + HopperCommonSource.text + "\n" + HopperBackwardDQSource.text)
+      entry: "flash_bwd_dq_hopper", source: defines + KernelSources.text("hopper/backward_dq.cu"))
   }
 
   public var description: String { "hopper_bwd_dq d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)" }

@@ -82,7 +82,7 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
       ("FA_PINGPONG", pingPong ? 1 : 0), ("FA_OVERLAP", overlap ? 1 : 0), ("FA_Q_STAGES", qStages),
       ("FA_CONSUMERS", consumers),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
-    return CUDAProgram(entry: "flash_fwd_hopper", source: defines + HopperCommonSource.text + "\n" + HopperForwardSource.text)
+    return CUDAProgram(entry: "flash_fwd_hopper", source: defines + KernelSources.text("hopper/forward.cu"))
   }
 
   public var description: String {

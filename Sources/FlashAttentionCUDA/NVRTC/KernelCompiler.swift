@@ -65,8 +65,16 @@ public enum KernelCompiler {
     let api = try loaded()
     let start = monotonicSeconds()
     var handle: NVRTCAPI.Program?
-    let created = program.source.withCString { source in
-      program.entry.withCString { name in api.nvrtcCreateProgram(&handle, source, name, 0, nil, nil) }
+    // Every embedded kernel file is offered as a header; `#include` picks what it needs.
+    let headers = KernelSources.files
+    let created = withCStrings(headers.map(\.text)) { texts in
+      withCStrings(headers.map(\.name)) { names in
+        program.source.withCString { source in
+          program.entry.withCString { name in
+            api.nvrtcCreateProgram(&handle, source, name, Int32(texts.count), texts.baseAddress, names.baseAddress)
+          }
+        }
+      }
     }
     if created != 0 {
       throw .cuda(message: "nvrtcCreateProgram(\(program.entry)) failed: \(api.errorString(created))")

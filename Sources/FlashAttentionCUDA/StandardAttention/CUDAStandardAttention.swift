@@ -175,10 +175,9 @@ public struct CUDAStandardAttention: Sendable {
   }
 
   /// The NVRTC program of one kernel entry for a storage dtype.
-  static func program(_ entry: String, _ dtype: DType) -> CUDAProgram {
+  public static func program(_ entry: String, _ dtype: DType) -> CUDAProgram {
     let defines = "#define FA_BF16 \(dtype == .bfloat16 ? 1 : 0)\n"
-    // The shared primitives end without a newline (a Swift multi-line literal drops the last one).
-    return CUDAProgram(entry: entry, source: defines + KernelSource.common + "\n" + KernelSource.standardAttention)
+    return CUDAProgram(entry: entry, source: defines + KernelSources.text("standard/standard_attention.cu"))
   }
 
   /// Every kernel entry, for compile checks.

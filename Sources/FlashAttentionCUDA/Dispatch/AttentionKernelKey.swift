@@ -129,16 +129,16 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     let entry: String
     switch kind {
     case .forward:
-      body = KernelSource.forward
+      body = KernelSources.text("sm80/forward.cu")
       entry = "flash_forward"
     case .backwardPreprocess:
-      body = KernelSource.backward
+      body = KernelSources.text("sm80/backward.cu")
       entry = "flash_backward_preprocess"
     case .backwardKeyValue:
-      body = KernelSource.backward
+      body = KernelSources.text("sm80/backward.cu")
       entry = "flash_backward_kv"
     case .backwardConvert:
-      body = KernelSource.backward
+      body = KernelSources.text("sm80/backward.cu")
       entry = "flash_backward_convert_dq"
     }
     var defines = [
@@ -172,7 +172,7 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
     defines.append("FA_ENTRY_\(entry) 1")
     defines.sort()
     let header = defines.map { "#define \($0)\n" }.joined()
-    return CUDAProgram(entry: entry, source: header + KernelSource.common + body)
+    return CUDAProgram(entry: entry, source: header + body)
   }
 }
 

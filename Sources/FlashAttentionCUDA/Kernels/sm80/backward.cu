@@ -1,8 +1,4 @@
-// Embedded CUDA C++ source; compiled at run time by NVRTC (no CUDA headers needed).
-extension KernelSource {
-  /// The FlashAttention-2 backward kernels: D = rowsum(dO * O), dK/dV per key block (P and dS
-  /// staged in shared memory), dQ in fp32.
-  static let backward = #"""
+#include "sm80/common.cuh"
 // FlashAttention-2 backward, three kernels:
 //   flash_backward_preprocess  D = rowsum(dO * O) and the LSE in log2 units, per query row;
 //   flash_backward_kv          one CTA per (FA_BN keys, kv head, batch): steps over the query
@@ -550,5 +546,3 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
   }
 }
 #endif
-"""#
-}

@@ -1,7 +1,4 @@
-// Embedded CUDA C++ source; compiled at run time by NVRTC (no CUDA headers needed).
-extension KernelSource {
-  /// The FlashAttention-2 forward kernel (sm80+: mma.sync m16n8k16, ldmatrix, cp.async).
-  static let forward = #"""
+#include "sm80/common.cuh"
 // FlashAttention-2 forward. One CTA per (query block, head, batch); each warp owns
 // 16 * FA_MT query rows (FA_MT m16 tiles share every K and V fragment it loads). K and V tiles stream through shared memory with cp.async so that the V load overlaps
 // S = Q K^T and the next K load overlaps O += P V. Softmax runs online in registers.
@@ -269,6 +266,4 @@ flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* _
         }
       }
     }
-}
-"""#
 }

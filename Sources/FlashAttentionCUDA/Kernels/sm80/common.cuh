@@ -1,7 +1,4 @@
-// Embedded CUDA C++ source; compiled at run time by NVRTC (no CUDA headers needed).
-extension KernelSource {
-  /// PTX primitives shared by every attention kernel (cp.async, ldmatrix, mma.sync, packing, fast math, tile loads).
-  static let common = #"""
+#pragma once
 // Primitives shared by every attention kernel: types, cp.async, ldmatrix, mma.sync, packing,
 // fast math. Inline PTX only, so NVRTC needs no CUDA headers.
 typedef unsigned short u16;
@@ -125,6 +122,4 @@ __device__ __forceinline__ void load_tile(u16* smem, const u16* gmem, i64 row_st
     const u16* src = valid ? gmem + r * row_stride + c * 8 : gmem;
     cp_async16(smem_u32(smem + r * PITCH + c * 8), src, valid);
   }
-}
-"""#
 }

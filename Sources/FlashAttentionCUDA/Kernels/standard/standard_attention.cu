@@ -1,9 +1,4 @@
-// Embedded CUDA C++ source of standard attention; compiled at run time by NVRTC (no headers).
-extension KernelSource {
-  /// Standard attention kernels: S and P materialized in fp32 device memory, GEMMs on CUDA cores
-  /// in fp32 (a plain 64 × 64 shared-memory tiling), a row softmax between them. Built on
-  /// `KernelSource.common` for the storage conversions and fast exp2.
-  static let standardAttention = #"""
+#include "sm80/common.cuh"
 #define ST_TILE 64
 #define ST_K 16
 #define ST_THREADS 256
@@ -189,6 +184,4 @@ extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_softmax_backwa
   for (int w = 0; w < ST_THREADS / 32; ++w) D += partial[w];
   const i64 base = ((i64)bh * M + i) * N;
   for (int j = threadIdx.x; j < N; j += ST_THREADS) dP[base + j] = P[base + j] * (dP[base + j] - D);
-}
-"""#
 }

@@ -1,3 +1,4 @@
+#include "hopper/common.cuh"
 // FlashAttention backward for Hopper (sm_90a), the dQ half of the split backward: one CTA per
 // query block computes dQ = scale * sum over key blocks of dS K, recomputing S = Q K^T and
 // dP = dO V^T, and writes it once (no fp32 accumulator, no atomics). With the key/value kernel

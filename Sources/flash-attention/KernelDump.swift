@@ -1,0 +1,19 @@
+import FlashAttentionCUDA
+import Foundation
+
+/// Writes compiled kernels to a folder, one `<label>.cubin` and `<label>.log` per variant, so
+/// that two builds of the kernels can be compared instruction by instruction
+/// (`scripts/sass-digest.py`).
+enum KernelDump {
+  static func write(_ kernel: CompiledKernel, label: String, into folder: String) throws {
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let stem = (folder as NSString).appendingPathComponent(fileName(label))
+    try Data(kernel.cubin).write(to: URL(fileURLWithPath: stem + ".cubin"))
+    try Data(kernel.log.utf8).write(to: URL(fileURLWithPath: stem + ".log"))
+  }
+
+  /// The label with every character outside [A-Za-z0-9=._-] replaced by `_`.
+  static func fileName(_ label: String) -> String {
+    String(label.map { $0.isLetter || $0.isNumber || "=._-".contains($0) ? $0 : "_" })
+  }
+}
