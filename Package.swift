@@ -52,8 +52,10 @@ let package = Package(
       swiftSettings: cpuKernelFlags),
     // The CUDA kernels are .cu/.cuh files under Kernels/, the one copy of each; the
     // EmbedKernelSources plugin compiles them into the binary as string constants for NVRTC.
+    // The kernels' parameter structs, one C header that Swift and NVRTC both compile.
+    .target(name: "_FlashAttentionKernelABI"),
     .target(
-      name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore"],
+      name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore", "_FlashAttentionKernelABI"],
       exclude: ["Kernels"],
       plugins: ["EmbedKernelSources"]),
     .executableTarget(name: "embed-kernel-sources"),
@@ -76,7 +78,8 @@ let package = Package(
         "FlashAttentionCPU", "_FlashAttentionCPUKernels", "_FlashAttentionCPURuntime", "FlashAttentionTestSupport",
       ]),
     .testTarget(
-      name: "FlashAttentionCUDATests", dependencies: ["FlashAttentionCUDA", "FlashAttentionTestSupport"]),
+      name: "FlashAttentionCUDATests",
+      dependencies: ["FlashAttentionCUDA", "_FlashAttentionKernelABI", "FlashAttentionTestSupport"]),
     .testTarget(
       name: "FlashAttentionTests", dependencies: ["FlashAttention", "FlashAttentionTestSupport"]),
   ],

@@ -35,6 +35,10 @@ def cuobjdump() -> str:
 
 
 def instructions(cubin: str, tool: str) -> list[str]:
+    """The kernel's instructions, one per line (cached beside the cubin as .sass)."""
+    cached = cubin[: -len(".cubin")] + ".sass"
+    if os.path.exists(cached) and os.path.getmtime(cached) >= os.path.getmtime(cubin):
+        return open(cached).read().splitlines()
     text = subprocess.run([tool, "-sass", cubin], check=True, capture_output=True, text=True).stdout
     result = []
     for line in text.splitlines():
@@ -44,7 +48,41 @@ def instructions(cubin: str, tool: str) -> list[str]:
         match = INSTRUCTION.match(body)
         if match:
             result.append(" ".join(match.group(1).split()))
+    with open(cached, "w") as file:
+        file.write("\n".join(result) + "\n")
     return result
+
+
+# Opcodes that say what a loop iteration costs: tensor-core math, exponentials, shared-memory
+# and global traffic, barriers.
+KEY_OPCODES = ("HMMA", "HGMMA", "MUFU", "LDSM", "LDS", "STS", "LDG", "STG", "LDGSTS", "UTMALDG", "SYNCS", "BAR", "RED", "FFMA", "FMUL", "FADD")
+
+
+def mma_loops(lines: list[str]) -> tuple[collections.Counter, collections.Counter]:
+    """The opcodes of two loops holding tensor-core instructions: the innermost one (a GEMM's
+    k-loop, or the key-tile loop of a warp-specialized kernel) and the one holding the most of
+    them (the loop over tiles). Loops are the ranges [target, branch] of backward branches; with
+    16-byte instructions, a target address / 16 is the target's index."""
+    loops = []
+    for index, line in enumerate(lines):
+        match = re.search(r"\bBRA(?:\.\w+)* (?:\w+, )?0x([0-9a-f]+)", line)
+        if not match:
+            continue
+        target = int(match.group(1), 16) // 16
+        if target > index:
+            continue
+        body = opcode_counts(lines[target : index + 1])
+        if body["HMMA"] + body["HGMMA"]:
+            loops.append((index - target, body))
+    if not loops:
+        return collections.Counter(), collections.Counter()
+    innermost = min(loops, key=lambda loop: loop[0])[1]
+    busiest = max(loops, key=lambda loop: (loop[1]["HMMA"] + loop[1]["HGMMA"], -loop[0]))[1]
+    return innermost, busiest
+
+
+def loop_summary(counts: collections.Counter) -> str:
+    return " ".join(f"{op}={counts[op]}" for op in KEY_OPCODES if counts[op]) + f" total={sum(counts.values())}"
 
 
 def resources(log_path: str) -> str:
@@ -121,7 +159,9 @@ def main() -> int:
         fewer = opcode_counts(b["masked"]) - opcode_counts(a["masked"])
         print(
             f"DIFFERENT {name}: {len(b['lines'])} -> {len(a['lines'])} instructions; "
-            f"{b['resources']} -> {a['resources']}; +{dict(delta)} -{dict(fewer)}")
+            f"{b['resources']} -> {a['resources']}; +{dict(delta)} -{dict(fewer)}\n"
+            f"    innermost MMA loop: {loop_summary(mma_loops(b['lines'])[0])}  ->  {loop_summary(mma_loops(a['lines'])[0])}\n"
+            f"    busiest MMA loop:   {loop_summary(mma_loops(b['lines'])[1])}  ->  {loop_summary(mma_loops(a['lines'])[1])}")
     print("; ".join(f"{count} {label}" for label, count in tally.items()))
     return 1 if problems else 0
 

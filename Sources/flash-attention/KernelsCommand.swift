@@ -83,7 +83,7 @@ struct KernelsCommand: ParsableCommand {
             failures += 1
           }
         }
-        if let dump { try KernelDump.write(kernel, label: variant.label, into: dump) }
+        if let dump { try KernelDump.write(kernel, program: variant.program, label: variant.label, into: dump) }
         print(line + (resources.spills ? "  SPILLS" : ""))
       } catch {
         print(label + "FAILED")

@@ -217,15 +217,4 @@ struct KernelKeyTests {
     #expect(a.hexDigest == c.hexDigest)
     #expect(a.hexDigest.count == 32)
   }
-
-  @Test("kernel arguments are packed at natural alignment")
-  func argumentPacking() {
-    var args = CUDAKernelArguments()
-    args.append(Int32(7))
-    args.append(UInt64(0x1122_3344_5566_7788))
-    args.append(Float(1.5))
-    #expect(args.offsets == [0, 8, 16])
-    #expect(args.bytes.count == 20)
-    #expect(args.bytes[8] == 0x88)
-  }
 }

@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import _FlashAttentionKernelABI
 
 extension CUDABackend {
   /// Queues the backward pass on `stream` without waiting; all views must be on this device.
@@ -99,29 +100,18 @@ extension CUDABackend {
     }
 
     func key(_ kind: AttentionKernelKey.Kind) -> AttentionKernelKey { backwardKey(kind, arguments) }
-    func strides(_ tensor: TensorView, into args: inout CUDAKernelArguments) {
-      args.append(Int64(tensor.strides[0]))
-      args.append(Int64(tensor.strides[1]))
-      args.append(Int64(tensor.strides[2]))
-    }
 
     if shape.seqlenQ > 0 {
       let preprocess = key(.backwardPreprocess)
-      var args = CUDAKernelArguments()
-      args.append(arguments.out.deviceAddress)
-      args.append(arguments.dOut.deviceAddress)
-      args.append(arguments.lse.deviceAddress)
-      args.append(lse2)
-      args.append(delta)
-      strides(arguments.out, into: &args)
-      strides(arguments.dOut, into: &args)
-      args.append(Int64(arguments.lse.strides[0]))
-      args.append(Int64(arguments.lse.strides[1]))
-      args.append(Int32(shape.seqlenQ))
-      args.append(Int32(shape.headsQ))
+      let parameters = FABackwardPreprocessParams(
+        o: devicePointer(arguments.out.deviceAddress), dout: devicePointer(arguments.dOut.deviceAddress),
+        lse: devicePointer(arguments.lse.deviceAddress), lse2: deviceMutablePointer(lse2),
+        delta: deviceMutablePointer(delta), o_strides: FAStrides(arguments.out),
+        dout_strides: FAStrides(arguments.dOut), lse_strides: FAStatsStrides(arguments.lse),
+        seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ))
       try loadedFunction(preprocess).launch(
         grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1),
-        arguments: args, stream: stream)
+        parameters: parameters, stream: stream)
     }
 
     if let form = layout.hopper {
@@ -133,40 +123,31 @@ extension CUDABackend {
         return
       }
     } else if shape.seqlenK > 0 {
-      let (left, right) = windowBounds(arguments.mask)
+      let (left, right) = kernelWindow(arguments.mask)
       let kv = key(.backwardKeyValue)
-      var args = CUDAKernelArguments()
-      for tensor in [arguments.q, arguments.k, arguments.v, arguments.dOut] { args.append(tensor.deviceAddress) }
-      args.append(lse2)
-      args.append(delta)
-      args.append(accumulator)
-      args.append(arguments.dK.deviceAddress)
-      args.append(arguments.dV.deviceAddress)
-      for tensor in [arguments.q, arguments.k, arguments.v, arguments.dOut, arguments.dK, arguments.dV] {
-        strides(tensor, into: &args)
-      }
-      args.append(Int32(shape.seqlenQ))
-      args.append(Int32(shape.seqlenK))
-      args.append(Int32(shape.groupSize))
-      args.append(arguments.scale)
-      args.append(arguments.options.softcap)
-      args.append(left)
-      args.append(right)
+      var parameters = FABackwardKeyValueParams(
+        q: devicePointer(arguments.q.deviceAddress), k: devicePointer(arguments.k.deviceAddress),
+        v: devicePointer(arguments.v.deviceAddress), dout: devicePointer(arguments.dOut.deviceAddress),
+        lse2: devicePointer(lse2), delta: devicePointer(delta), dq_accum: deviceMutablePointer(accumulator),
+        dk: deviceMutablePointer(arguments.dK.deviceAddress), dv: deviceMutablePointer(arguments.dV.deviceAddress),
+        q_strides: FAStrides(arguments.q), k_strides: FAStrides(arguments.k), v_strides: FAStrides(arguments.v),
+        dout_strides: FAStrides(arguments.dOut), dk_strides: FAStrides(arguments.dK),
+        dv_strides: FAStrides(arguments.dV), seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK),
+        group: Int32(shape.groupSize), scale: arguments.scale, softcap: arguments.options.softcap,
+        window_left: left, window_right: right, key_block_base: 0)
       let blocks = (shape.seqlenK + kv.tile.blockN - 1) / kv.tile.blockN
       let function = try loadedFunction(kv)
       if arguments.options.deterministic {
         for base in 0..<blocks {
-          var launchArgs = args
-          launchArgs.append(Int32(base))
+          parameters.key_block_base = Int32(base)
           try function.launch(
             grid: (1, shape.headsKV, shape.batch), block: (kv.threads, 1, 1),
-            sharedMemory: kv.sharedMemoryBytes, arguments: launchArgs, stream: stream)
+            sharedMemory: kv.sharedMemoryBytes, parameters: parameters, stream: stream)
         }
       } else {
-        args.append(Int32(0))
         try function.launch(
           grid: (blocks, shape.headsKV, shape.batch), block: (kv.threads, 1, 1),
-          sharedMemory: kv.sharedMemoryBytes, arguments: args, stream: stream)
+          sharedMemory: kv.sharedMemoryBytes, parameters: parameters, stream: stream)
       }
     }
 
@@ -174,17 +155,14 @@ extension CUDABackend {
       // The Hopper kernel adds into the atomics layout, which a convert key without a tile reads.
       var convert = key(.backwardConvert)
       if layout.hopper != nil { convert.tile = AttentionKernelKey.untiledConvertTile }
-      var args = CUDAKernelArguments()
-      args.append(accumulator)
-      args.append(arguments.dQ.deviceAddress)
-      strides(arguments.dQ, into: &args)
-      args.append(Int32(shape.seqlenQ))
-      args.append(Int32(shape.headsQ))
-      args.append(arguments.scale)
+      let parameters = FABackwardConvertParams(
+        dq_accum: devicePointer(accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
+        dq_strides: FAStrides(arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
+        scale: arguments.scale)
       let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
       try loadedFunction(convert).launch(
         grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1),
-        arguments: args, stream: stream)
+        parameters: parameters, stream: stream)
     }
   }
 }

@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import _FlashAttentionKernelABI
 
 extension CUDABackend {
   /// Queues the forward pass on `stream` without waiting; all views must be on this device.
@@ -17,29 +18,19 @@ extension CUDABackend {
     }
     let key = forwardKey(arguments)
     let function = try loadedFunction(key)
-    var args = CUDAKernelArguments()
-    for tensor in [arguments.q, arguments.k, arguments.v, arguments.out, arguments.lse] {
-      args.append(tensor.deviceAddress)
-    }
-    for tensor in [arguments.q, arguments.k, arguments.v, arguments.out] {
-      args.append(Int64(tensor.strides[0]))
-      args.append(Int64(tensor.strides[1]))
-      args.append(Int64(tensor.strides[2]))
-    }
-    args.append(Int64(arguments.lse.strides[0]))
-    args.append(Int64(arguments.lse.strides[1]))
-    args.append(Int32(shape.seqlenQ))
-    args.append(Int32(shape.seqlenK))
-    args.append(Int32(shape.groupSize))
-    args.append(arguments.scale)
-    args.append(arguments.options.softcap)
-    let (left, right) = windowBounds(arguments.mask)
-    args.append(left)
-    args.append(right)
+    let (left, right) = kernelWindow(arguments.mask)
+    let parameters = FAForwardParams(
+      q: devicePointer(arguments.q.deviceAddress), k: devicePointer(arguments.k.deviceAddress),
+      v: devicePointer(arguments.v.deviceAddress), o: deviceMutablePointer(arguments.out.deviceAddress),
+      lse: deviceMutablePointer(arguments.lse.deviceAddress),
+      q_strides: FAStrides(arguments.q), k_strides: FAStrides(arguments.k), v_strides: FAStrides(arguments.v),
+      o_strides: FAStrides(arguments.out), lse_strides: FAStatsStrides(arguments.lse),
+      seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize),
+      scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right)
     let blocks = (shape.seqlenQ + key.tile.blockM - 1) / key.tile.blockM
     try function.launch(
       grid: (blocks, shape.headsQ, shape.batch), block: (key.threads, 1, 1),
-      sharedMemory: key.sharedMemoryBytes, arguments: args, stream: stream)
+      sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
   }
 
   /// The kernel key of a forward call on this device.
@@ -62,11 +53,6 @@ extension CUDABackend {
     let function = try KernelCache.shared.function(for: key.program, device: device)
     if bytes > 48 * 1024 { try function.setMaxDynamicSharedMemory(bytes) }
     return function
-  }
-
-  /// The mask's bounds in FlashAttention's integer convention for the kernels (-1 unbounded).
-  func windowBounds(_ mask: AttentionMask) -> (Int32, Int32) {
-    (Int32(mask.left ?? -1), Int32(mask.right ?? -1))
   }
 
   func checkKernelSupport(shape: AttentionShape, dtype: DType) throws(FlashAttentionError) {

@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import _FlashAttentionKernelABI
 
 /// The sm_90a backward kernels: when they apply, which form runs, and how to launch them. They
 /// sit after the sm80 module's preprocess (LSE in log2 units, D per query row).
@@ -63,18 +64,29 @@ public enum HopperBackward {
       let key = HopperBackwardKey(
         headDim: shape.headDim, dtype: arguments.q.dtype, mask: maskKind(arguments.mask), skipDQ: accumulator == nil)
     else { throw unsupported(arguments, device) }
-    var (function, packed) = try begin(
-      key.program, sharedMemory: key.sharedMemoryBytes, queryRows: HopperBackwardKey.blockM, keyRows: key.blockN,
-      arguments, lse2: lse2, delta: delta, device: device, cache: cache)
-    packed.append(accumulator ?? 0)
-    packed.append(arguments.dK.deviceAddress)
-    packed.append(arguments.dV.deviceAddress)
-    append(strides: arguments.dK, to: &packed)
-    append(strides: arguments.dV, to: &packed)
-    appendProblem(arguments, to: &packed)
+    let function = try loaded(key.program, sharedMemory: key.sharedMemoryBytes, device: device, cache: cache)
+    var parameters = FAHopperBackwardParams()
+    try encodeMaps(arguments, queryRows: HopperBackwardKey.blockM, keyRows: key.blockN, into: &parameters, device: device)
+    parameters.lse2 = devicePointer(lse2)
+    parameters.delta = devicePointer(delta)
+    parameters.dq_accum = deviceMutablePointer(accumulator ?? 0)
+    parameters.dk = deviceMutablePointer(arguments.dK.deviceAddress)
+    parameters.dv = deviceMutablePointer(arguments.dV.deviceAddress)
+    parameters.dk_strides = FAStrides(arguments.dK)
+    parameters.dv_strides = FAStrides(arguments.dV)
+    let problem = Problem(arguments)
+    parameters.seqlen_q = problem.seqlenQ
+    parameters.seqlen_k = problem.seqlenK
+    parameters.heads_q = problem.headsQ
+    parameters.group = problem.group
+    parameters.scale = problem.scale
+    parameters.scale_log2 = problem.scaleLog2
+    parameters.window_left = problem.windowLeft
+    parameters.window_right = problem.windowRight
     try function.launch(
       grid: ((shape.seqlenK + key.blockN - 1) / key.blockN, shape.headsKV, shape.batch),
-      block: (HopperBackwardKey.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, arguments: packed, stream: stream)
+      block: (HopperBackwardKey.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters,
+      stream: stream)
   }
 
   /// The split form's dQ kernel: writes `arguments.dQ` (scaled, storage dtype) directly.
@@ -86,34 +98,46 @@ public enum HopperBackward {
     guard let key = HopperBackwardDQKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: maskKind(arguments.mask))
     else { throw unsupported(arguments, device) }
     let rows = HopperBackwardDQKey.blockM
-    var (function, packed) = try begin(
-      key.program, sharedMemory: key.sharedMemoryBytes, queryRows: rows, keyRows: key.blockN,
-      arguments, lse2: lse2, delta: delta, device: device, cache: cache)
-    packed.append(arguments.dQ.deviceAddress)
-    append(strides: arguments.dQ, to: &packed)
-    appendProblem(arguments, to: &packed)
+    let function = try loaded(key.program, sharedMemory: key.sharedMemoryBytes, device: device, cache: cache)
+    var parameters = FAHopperBackwardDQParams()
+    try encodeMaps(arguments, queryRows: rows, keyRows: key.blockN, into: &parameters, device: device)
+    parameters.lse2 = devicePointer(lse2)
+    parameters.delta = devicePointer(delta)
+    parameters.dq = deviceMutablePointer(arguments.dQ.deviceAddress)
+    parameters.dq_strides = FAStrides(arguments.dQ)
+    let problem = Problem(arguments)
+    parameters.seqlen_q = problem.seqlenQ
+    parameters.seqlen_k = problem.seqlenK
+    parameters.heads_q = problem.headsQ
+    parameters.group = problem.group
+    parameters.scale = problem.scale
+    parameters.scale_log2 = problem.scaleLog2
+    parameters.window_left = problem.windowLeft
+    parameters.window_right = problem.windowRight
     try function.launch(
       grid: ((shape.seqlenQ + rows - 1) / rows, shape.headsQ, shape.batch), block: (HopperBackwardDQKey.threads, 1, 1),
-      sharedMemory: key.sharedMemoryBytes, arguments: packed, stream: stream)
+      sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
   }
 
-  /// The compiled kernel with its shared memory opted in, and its leading arguments, which both
-  /// kernels share: TMA maps of Q and dO (boxes of `queryRows`) and K and V (`keyRows`), then the
-  /// preprocess's LSE2 and D.
-  private static func begin(
-    _ program: CUDAProgram, sharedMemory: Int, queryRows: Int, keyRows: Int, _ arguments: BackwardArguments,
-    lse2: UInt64, delta: UInt64, device: CUDADevice, cache: KernelCache
-  ) throws(FlashAttentionError) -> (CUDAFunction, CUDAKernelArguments) {
+  /// The compiled kernel with its shared memory opted in.
+  private static func loaded(
+    _ program: CUDAProgram, sharedMemory: Int, device: CUDADevice, cache: KernelCache
+  ) throws(FlashAttentionError) -> CUDAFunction {
     let function = try cache.function(for: program, device: device)
     try function.setMaxDynamicSharedMemory(sharedMemory)
-    let maps = try HopperTensorMaps(
-      [(arguments.q, queryRows), (arguments.k, keyRows), (arguments.v, keyRows), (arguments.dOut, queryRows)],
-      device: device)
-    var packed = CUDAKernelArguments()
-    maps.append(to: &packed)
-    packed.append(lse2)
-    packed.append(delta)
-    return (function, packed)
+    return function
+  }
+
+  /// The TMA maps both kernels take: Q and dO in boxes of `queryRows`, K and V of `keyRows`.
+  private static func encodeMaps<Parameters>(
+    _ arguments: BackwardArguments, queryRows: Int, keyRows: Int, into parameters: inout Parameters,
+    device: CUDADevice
+  ) throws(FlashAttentionError) where Parameters: HopperBackwardParameters {
+    try HopperTensorMaps.encode(
+      [
+        (arguments.q, queryRows, Parameters.qMap), (arguments.k, keyRows, Parameters.kMap),
+        (arguments.v, keyRows, Parameters.vMap), (arguments.dOut, queryRows, Parameters.doutMap),
+      ], into: &parameters, device: device)
   }
 
   private static func unsupported(_ arguments: BackwardArguments, _ device: CUDADevice) -> FlashAttentionError {
@@ -122,25 +146,43 @@ public enum HopperBackward {
       feature: "Hopper backward kernel: \(unsupportedReason(arguments, device: device) ?? "no kernel key")")
   }
 
-  private static func append(strides tensor: TensorView, to packed: inout CUDAKernelArguments) {
-    packed.append(Int64(tensor.strides[0]))
-    packed.append(Int64(tensor.strides[1]))
-    packed.append(Int64(tensor.strides[2]))
-  }
+  /// Sizes, scales and the window, the fields both kernels share.
+  private struct Problem {
+    var seqlenQ, seqlenK, headsQ, group: Int32
+    var scale, scaleLog2: Float
+    var windowLeft, windowRight: Int32
 
-  /// Sizes, scales and the window, the trailing arguments of both kernels.
-  private static func appendProblem(_ arguments: BackwardArguments, to packed: inout CUDAKernelArguments) {
-    let shape = arguments.shape
-    packed.append(Int32(shape.seqlenQ))
-    packed.append(Int32(shape.seqlenK))
-    packed.append(Int32(shape.headsQ))
-    packed.append(Int32(shape.groupSize))
-    packed.append(arguments.scale)
-    packed.append(arguments.scale * 1.442_695_04)
-    // A bound of seqlenQ + seqlenK already shows every key to every row: clamping there keeps the
-    // kernels' index sums far from Int32 overflow.
-    let reach = shape.seqlenQ + shape.seqlenK
-    packed.append(Int32(clamping: arguments.mask.left.map { min($0, reach) } ?? -1))
-    packed.append(Int32(clamping: arguments.mask.right.map { min($0, reach) } ?? -1))
+    init(_ arguments: BackwardArguments) {
+      let shape = arguments.shape
+      seqlenQ = Int32(shape.seqlenQ)
+      seqlenK = Int32(shape.seqlenK)
+      headsQ = Int32(shape.headsQ)
+      group = Int32(shape.groupSize)
+      scale = arguments.scale
+      scaleLog2 = arguments.scale * 1.442_695_04
+      (windowLeft, windowRight) = kernelWindow(arguments.mask)
+    }
   }
+}
+
+/// The parameter structs of the two Hopper backward kernels, which start with the same maps.
+protocol HopperBackwardParameters {
+  static var qMap: WritableKeyPath<Self, FATensorMap> { get }
+  static var kMap: WritableKeyPath<Self, FATensorMap> { get }
+  static var vMap: WritableKeyPath<Self, FATensorMap> { get }
+  static var doutMap: WritableKeyPath<Self, FATensorMap> { get }
+}
+
+extension FAHopperBackwardParams: HopperBackwardParameters {
+  static var qMap: WritableKeyPath<Self, FATensorMap> { \.tm_q }
+  static var kMap: WritableKeyPath<Self, FATensorMap> { \.tm_k }
+  static var vMap: WritableKeyPath<Self, FATensorMap> { \.tm_v }
+  static var doutMap: WritableKeyPath<Self, FATensorMap> { \.tm_dout }
+}
+
+extension FAHopperBackwardDQParams: HopperBackwardParameters {
+  static var qMap: WritableKeyPath<Self, FATensorMap> { \.tm_q }
+  static var kMap: WritableKeyPath<Self, FATensorMap> { \.tm_k }
+  static var vMap: WritableKeyPath<Self, FATensorMap> { \.tm_v }
+  static var doutMap: WritableKeyPath<Self, FATensorMap> { \.tm_dout }
 }

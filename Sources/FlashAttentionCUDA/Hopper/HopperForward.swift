@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import _FlashAttentionKernelABI
 
 /// The sm_90a forward kernel family: when it applies, and how to launch it (TMA descriptors,
 /// argument packing, grid).
@@ -57,42 +58,35 @@ public enum HopperForward {
     try function.setMaxDynamicSharedMemory(key.sharedMemoryBytes)
 
     let shape = arguments.shape
-    let maps = try HopperTensorMaps(
-      q: arguments.q, k: arguments.k, v: arguments.v, blockM: key.blockM, blockN: key.blockN, device: device)
     let log2e: Float = 1.442_695_04
     let softcap = arguments.options.softcap
-    let left = arguments.mask.left ?? -1
-    let right = arguments.mask.right ?? -1
-
-    var packed = CUDAKernelArguments()
-    maps.append(to: &packed)
-    packed.append(arguments.out.deviceAddress)
-    packed.append(arguments.lse.deviceAddress)
     let mBlocks = (shape.seqlenQ + key.blockM - 1) / key.blockM
     // Work items pair query blocks m and M-1-m of one (batch, head) (see the kernel's tile_at).
     let items = (mBlocks + 1) / 2 * shape.headsQ * shape.batch
-    packed.append(Int32(shape.seqlenQ))
-    packed.append(Int32(shape.seqlenK))
-    packed.append(Int32(shape.headsQ))
-    packed.append(Int32(shape.groupSize))
-    packed.append(Int32(mBlocks))
-    packed.append(Int32(items))
-    packed.append(Int64(arguments.out.strides[0]))
-    packed.append(Int64(arguments.out.strides[1]))
-    packed.append(Int64(arguments.out.strides[2]))
-    packed.append(Int64(arguments.lse.strides[0]))
-    packed.append(Int64(arguments.lse.strides[1]))
-    packed.append(arguments.scale * log2e)
-    packed.append(softcap > 0 ? arguments.scale / softcap : 0)
-    packed.append(softcap * log2e)
-    packed.append(Int32(clamping: left))
-    packed.append(Int32(clamping: right))
+    var parameters = FAHopperForwardParams()
+    try HopperTensorMaps.encode(
+      [(arguments.q, key.blockM, \.tm_q), (arguments.k, key.blockN, \.tm_k), (arguments.v, key.blockN, \.tm_v)],
+      into: &parameters, device: device)
+    parameters.o = deviceMutablePointer(arguments.out.deviceAddress)
+    parameters.lse = deviceMutablePointer(arguments.lse.deviceAddress)
+    parameters.seqlen_q = Int32(shape.seqlenQ)
+    parameters.seqlen_k = Int32(shape.seqlenK)
+    parameters.heads_q = Int32(shape.headsQ)
+    parameters.group = Int32(shape.groupSize)
+    parameters.m_blocks = Int32(mBlocks)
+    parameters.num_items = Int32(items)
+    parameters.o_strides = FAStrides(arguments.out)
+    parameters.lse_strides = FAStatsStrides(arguments.lse)
+    parameters.scale_log2 = arguments.scale * log2e
+    parameters.softcap_over = softcap > 0 ? arguments.scale / softcap : 0
+    parameters.softcap_log2 = softcap * log2e
+    (parameters.window_left, parameters.window_right) = kernelWindow(arguments.mask)
 
     let persistent = shape.seqlenK <= persistentMaxSeqlenK
     let blocks = persistent ? min(items, device.multiprocessors) : items
     try function.launch(
       grid: (blocks, 1, 1), block: (key.threads, 1, 1),
-      sharedMemory: key.sharedMemoryBytes, arguments: packed, stream: stream)
+      sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
   }
 }
 

@@ -228,14 +228,21 @@ __device__ __forceinline__ void store_dk_dv(const float (&dk)[N / 2], const floa
 }
 
 extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
-  const __grid_constant__ TmaMap tm_q, const __grid_constant__ TmaMap tm_k, const __grid_constant__ TmaMap tm_v,
-  const __grid_constant__ TmaMap tm_do,
-  const float* __restrict__ lse2, const float* __restrict__ delta, float* __restrict__ dq_accum,
-  void* __restrict__ dk_ptr, void* __restrict__ dv_ptr,
-  long long dk_stride_b, long long dk_stride_s, long long dk_stride_h,
-  long long dv_stride_b, long long dv_stride_s, long long dv_stride_h,
-  int seqlen_q, int seqlen_k, int heads_q, int group,
-  float scale, float scale_log2, int window_left, int window_right) {
+  const __grid_constant__ FAHopperBackwardParams params) {
+  const TmaMap& tm_q = params.tm_q;
+  const TmaMap& tm_k = params.tm_k;
+  const TmaMap& tm_v = params.tm_v;
+  const TmaMap& tm_do = params.tm_dout;
+  const float* __restrict__ lse2 = params.lse2;
+  const float* __restrict__ delta = params.delta;
+  float* __restrict__ dq_accum = params.dq_accum;
+  void* __restrict__ dk_ptr = params.dk;
+  void* __restrict__ dv_ptr = params.dv;
+  const long long dk_stride_b = params.dk_strides.batch, dk_stride_s = params.dk_strides.row, dk_stride_h = params.dk_strides.head;
+  const long long dv_stride_b = params.dv_strides.batch, dv_stride_s = params.dv_strides.row, dv_stride_h = params.dv_strides.head;
+  const int seqlen_q = params.seqlen_q, seqlen_k = params.seqlen_k, heads_q = params.heads_q, group = params.group;
+  const float scale = params.scale, scale_log2 = params.scale_log2;
+  const int window_left = params.window_left, window_right = params.window_right;
   extern __shared__ unsigned char smem_raw[];
   Smem sm;
   sm.k = (smem_u32(smem_raw) + 1023u) & ~1023u;

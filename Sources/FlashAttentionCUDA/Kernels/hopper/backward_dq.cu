@@ -43,12 +43,18 @@ struct Smem {
 };
 
 extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_dq_hopper(
-  const __grid_constant__ TmaMap tm_q, const __grid_constant__ TmaMap tm_k, const __grid_constant__ TmaMap tm_v,
-  const __grid_constant__ TmaMap tm_do,
-  const float* __restrict__ lse2, const float* __restrict__ delta, void* __restrict__ dq_ptr,
-  long long dq_stride_b, long long dq_stride_s, long long dq_stride_h,
-  int seqlen_q, int seqlen_k, int heads_q, int group,
-  float scale, float scale_log2, int window_left, int window_right) {
+  const __grid_constant__ FAHopperBackwardDQParams params) {
+  const TmaMap& tm_q = params.tm_q;
+  const TmaMap& tm_k = params.tm_k;
+  const TmaMap& tm_v = params.tm_v;
+  const TmaMap& tm_do = params.tm_dout;
+  const float* __restrict__ lse2 = params.lse2;
+  const float* __restrict__ delta = params.delta;
+  void* __restrict__ dq_ptr = params.dq;
+  const long long dq_stride_b = params.dq_strides.batch, dq_stride_s = params.dq_strides.row, dq_stride_h = params.dq_strides.head;
+  const int seqlen_q = params.seqlen_q, seqlen_k = params.seqlen_k, heads_q = params.heads_q, group = params.group;
+  const float scale = params.scale, scale_log2 = params.scale_log2;
+  const int window_left = params.window_left, window_right = params.window_right;
   extern __shared__ unsigned char smem_raw[];
   Smem sm;
   sm.q = (smem_u32(smem_raw) + 1023u) & ~1023u;

@@ -1,4 +1,5 @@
 #pragma once
+#include "FlashAttentionKernelABI.h"
 // Shared by the Hopper (sm_90a) kernels: types, inline-PTX wrappers (mbarrier, TMA, wgmma,
 // named barriers, conversions) and the shared-memory descriptor. No CUDA headers: NVRTC alone
 // compiles it. The host prepends the configuration #defines, then this file, then one kernel
@@ -20,9 +21,7 @@ namespace fa_hopper {
 
 #define FA_INF __int_as_float(0x7f800000)
 
-struct __align__(64) TmaMap {
-  u64 words[16];
-};
+typedef FATensorMap TmaMap;
 
 // ---------------------------------------------------------------------------------------------
 // PTX wrappers

@@ -136,13 +136,19 @@ __device__ __forceinline__ Tile tile_at(int w, int sub, int m_blocks, int heads_
 // launches one block per item, or one per SM (persistent). Either way the producer loads the
 // next tile's Q and K/V while the consumers finish the current one.
 extern "C" __global__ void __launch_bounds__(128 * (NC + 1), 1) flash_fwd_hopper(
-  const __grid_constant__ TmaMap tm_q, const __grid_constant__ TmaMap tm_k, const __grid_constant__ TmaMap tm_v,
-  void* __restrict__ o_ptr, float* __restrict__ lse_ptr,
-  int seqlen_q, int seqlen_k, int heads_q, int group, int m_blocks, int num_items,
-  long long o_stride_b, long long o_stride_s, long long o_stride_h,
-  long long lse_stride_b, long long lse_stride_h,
-  float scale_log2, float softcap_over, float softcap_log2,
-  int window_left, int window_right) {
+  const __grid_constant__ FAHopperForwardParams params) {
+  const TmaMap& tm_q = params.tm_q;
+  const TmaMap& tm_k = params.tm_k;
+  const TmaMap& tm_v = params.tm_v;
+  // The pointers as restrict-qualified locals: restrict on a struct member is ignored.
+  void* __restrict__ o_ptr = params.o;
+  float* __restrict__ lse_ptr = params.lse;
+  const int seqlen_q = params.seqlen_q, seqlen_k = params.seqlen_k, heads_q = params.heads_q, group = params.group;
+  const int m_blocks = params.m_blocks, num_items = params.num_items;
+  const long long o_stride_b = params.o_strides.batch, o_stride_s = params.o_strides.row, o_stride_h = params.o_strides.head;
+  const long long lse_stride_b = params.lse_strides.batch, lse_stride_h = params.lse_strides.head;
+  const float scale_log2 = params.scale_log2, softcap_over = params.softcap_over, softcap_log2 = params.softcap_log2;
+  const int window_left = params.window_left, window_right = params.window_right;
   extern __shared__ unsigned char smem_raw[];
   const u32 base = (smem_u32(smem_raw) + 1023u) & ~1023u;
   Smem sm;

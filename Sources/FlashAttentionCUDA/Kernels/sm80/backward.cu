@@ -51,11 +51,16 @@ __device__ __forceinline__ i64 dq_piece_index(int batch, int head, int hq, int s
 #ifdef FA_ENTRY_flash_backward_preprocess
 // One warp per query row; lanes stride over the head dim.
 extern "C" __global__ void __launch_bounds__(128)
-flash_backward_preprocess(const u16* __restrict__ o, const u16* __restrict__ dout,
-                          const float* __restrict__ lse, float* __restrict__ lse2_out,
-                          float* __restrict__ delta_out,
-                          i64 o_bs, i64 o_rs, i64 o_hs, i64 do_bs, i64 do_rs, i64 do_hs,
-                          i64 lse_bs, i64 lse_hs, int sq, int hq) {
+flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams params) {
+  const u16* __restrict__ o = params.o;
+  const u16* __restrict__ dout = params.dout;
+  const float* __restrict__ lse = params.lse;
+  float* __restrict__ lse2_out = params.lse2;
+  float* __restrict__ delta_out = params.delta;
+  const i64 o_bs = params.o_strides.batch, o_rs = params.o_strides.row, o_hs = params.o_strides.head;
+  const i64 do_bs = params.dout_strides.batch, do_rs = params.dout_strides.row, do_hs = params.dout_strides.head;
+  const i64 lse_bs = params.lse_strides.batch, lse_hs = params.lse_strides.head;
+  const int sq = params.seqlen_q, hq = params.heads_q;
   const int row = blockIdx.x * 4 + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   const int head = blockIdx.y, batch = blockIdx.z;
@@ -78,8 +83,12 @@ flash_backward_preprocess(const u16* __restrict__ o, const u16* __restrict__ dou
 
 #ifdef FA_ENTRY_flash_backward_convert_dq
 extern "C" __global__ void __launch_bounds__(256)
-flash_backward_convert_dq(const float* __restrict__ accum, u16* __restrict__ dq,
-                          i64 dq_bs, i64 dq_rs, i64 dq_hs, int sq, int hq, float scale) {
+flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params) {
+  const float* __restrict__ accum = params.dq_accum;
+  u16* __restrict__ dq = params.dq;
+  const i64 dq_bs = params.dq_strides.batch, dq_rs = params.dq_strides.row, dq_hs = params.dq_strides.head;
+  const int sq = params.seqlen_q, hq = params.heads_q;
+  const float scale = params.scale;
   // Each thread converts one column pair of one (row, head); the accumulator's layout is
   // described above FA_DQ_BULK.
   i64 pairs = (i64)sq * hq * (FA_D / 2);
@@ -231,15 +240,25 @@ __device__ __forceinline__ void load_rows_strided(u16* smem, const u16* gmem, i6
 #define NBUF (FA_BWD_DOUBLE ? 2 : 1)
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
-flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
-                  const u16* __restrict__ dout, const float* __restrict__ lse2,
-                  const float* __restrict__ delta, float* __restrict__ dq_accum,
-                  u16* __restrict__ dk, u16* __restrict__ dv,
-                  i64 q_bs, i64 q_rs, i64 q_hs, i64 k_bs, i64 k_rs, i64 k_hs,
-                  i64 v_bs, i64 v_rs, i64 v_hs, i64 do_bs, i64 do_rs, i64 do_hs,
-                  i64 dk_bs, i64 dk_rs, i64 dk_hs, i64 dv_bs, i64 dv_rs, i64 dv_hs,
-                  int sq, int sk, int group, float scale, float softcap, int left, int right,
-                  int key_block_base) {
+flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
+  const u16* __restrict__ q = params.q;
+  const u16* __restrict__ k = params.k;
+  const u16* __restrict__ v = params.v;
+  const u16* __restrict__ dout = params.dout;
+  const float* __restrict__ lse2 = params.lse2;
+  const float* __restrict__ delta = params.delta;
+  float* __restrict__ dq_accum = params.dq_accum;
+  u16* __restrict__ dk = params.dk;
+  u16* __restrict__ dv = params.dv;
+  const i64 q_bs = params.q_strides.batch, q_rs = params.q_strides.row, q_hs = params.q_strides.head;
+  const i64 k_bs = params.k_strides.batch, k_rs = params.k_strides.row, k_hs = params.k_strides.head;
+  const i64 v_bs = params.v_strides.batch, v_rs = params.v_strides.row, v_hs = params.v_strides.head;
+  const i64 do_bs = params.dout_strides.batch, do_rs = params.dout_strides.row, do_hs = params.dout_strides.head;
+  const i64 dk_bs = params.dk_strides.batch, dk_rs = params.dk_strides.row, dk_hs = params.dk_strides.head;
+  const i64 dv_bs = params.dv_strides.batch, dv_rs = params.dv_strides.row, dv_hs = params.dv_strides.head;
+  const int sq = params.seqlen_q, sk = params.seqlen_k, group = params.group;
+  const float scale = params.scale, softcap = params.softcap;
+  const int left = params.window_left, right = params.window_right, key_block_base = params.key_block_base;
   static_assert(TM_S % 16 == 0 && TN_S % 8 == 0 && TN_KV % 16 == 0 && TD_K % 8 == 0 && TD_V % 8 == 0
                 && TM_Q % 16 == 0 && TD_Q % 8 == 0 && FA_BM % 16 == 0 && FA_BN % 16 == 0, "warp tiles");
   extern __shared__ __align__(128) u16 smem[];
@@ -402,33 +421,40 @@ flash_backward_kv(const u16* __restrict__ q, const u16* __restrict__ k, const u1
 #if FA_CAUSAL_OR_WINDOW
           if (need_mask) r = visible_keys(m0 + row, sq, sk, left, right);
 #endif
-          const bool row_in = m0 + row < sq;
-          #pragma unroll
-          for (int j = 0; j < TN_S / 8; ++j) {
-            float pv[2], dsv[2];
+          // A masked and an unmasked copy of the row, chosen per step: the unmasked one (most steps)
+          // spends no compare on its elements.
+          auto row_elements = [&](auto masked) {
+            constexpr bool MASKED = decltype(masked)::value;
+            const bool row_in = m0 + row < sq;
             #pragma unroll
-            for (int e = 0; e < 2; ++e) {
-              float s = acc_s[i][j][h * 2 + e];
+            for (int j = 0; j < TN_S / 8; ++j) {
+              float pv[2], dsv[2];
+              #pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                float s = acc_s[i][j][h * 2 + e];
 #if FA_SOFTCAP
-              const float th = fast_tanh(s * pre);
-              s = softcap * th;
+                const float th = fast_tanh(s * pre);
+                s = softcap * th;
 #endif
-              float p = ex2(s * scale_log2 - row_lse);
-              if (need_mask) {
-                const int key = n0 + s_n + j * 8 + 2 * t + e;
-                if (!row_in || key < r.lo || key >= r.hi) p = 0.f;
+                float p = ex2(s * scale_log2 - row_lse);
+                if (MASKED) {
+                  const int key = n0 + s_n + j * 8 + 2 * t + e;
+                  if (!row_in || key < r.lo || key >= r.hi) p = 0.f;
+                }
+                float ds = p * (acc_dp[i][j][h * 2 + e] - row_delta);
+#if FA_SOFTCAP
+                ds *= 1.f - th * th;
+#endif
+                pv[e] = p;
+                dsv[e] = ds;
               }
-              float ds = p * (acc_dp[i][j][h * 2 + e] - row_delta);
-#if FA_SOFTCAP
-              ds *= 1.f - th * th;
-#endif
-              pv[e] = p;
-              dsv[e] = ds;
+              const int col = s_n + j * 8 + 2 * t;
+              *(u32*)(sP + row * P_PITCH + col) = pack2(pv[0], pv[1]);
+              *(u32*)(sdS + row * P_PITCH + col) = pack2(dsv[0], dsv[1]);
             }
-            const int col = s_n + j * 8 + 2 * t;
-            *(u32*)(sP + row * P_PITCH + col) = pack2(pv[0], pv[1]);
-            *(u32*)(sdS + row * P_PITCH + col) = pack2(dsv[0], dsv[1]);
-          }
+          };
+          if (need_mask) row_elements(StaticFlag<true>());
+          else row_elements(StaticFlag<false>());
         }
       }
     }

@@ -1,4 +1,5 @@
 #pragma once
+#include "FlashAttentionKernelABI.h"
 // Primitives shared by every attention kernel: types, cp.async, ldmatrix, mma.sync, packing,
 // fast math. Inline PTX only, so NVRTC needs no CUDA headers.
 typedef unsigned short u16;
@@ -98,6 +99,10 @@ __device__ __forceinline__ float quad_sum(float x) {
   x += __shfl_xor_sync(0xffffffff, x, 1);
   return x + __shfl_xor_sync(0xffffffff, x, 2);
 }
+
+// A compile-time flag passed as a value, so that one generic lambda compiles to two copies (a
+// masked and an unmasked one) chosen by a uniform branch.
+template <bool V> struct StaticFlag { static constexpr bool value = V; };
 
 // Visible key range [lo, hi) of query row i (bottom-right aligned causal / window).
 struct KeyRange { int lo; int hi; };

@@ -18,12 +18,21 @@
 #define V_PITCH (DV_PAD + 8)
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
-flash_forward(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
-              u16* __restrict__ o, float* __restrict__ lse,
-              i64 q_bs, i64 q_rs, i64 q_hs, i64 k_bs, i64 k_rs, i64 k_hs,
-              i64 v_bs, i64 v_rs, i64 v_hs, i64 o_bs, i64 o_rs, i64 o_hs,
-              i64 lse_bs, i64 lse_hs,
-              int sq, int sk, int group, float scale, float softcap, int left, int right) {
+flash_forward(const __grid_constant__ FAForwardParams params) {
+  // The pointers as restrict-qualified locals: restrict on a struct member is ignored.
+  const u16* __restrict__ q = params.q;
+  const u16* __restrict__ k = params.k;
+  const u16* __restrict__ v = params.v;
+  u16* __restrict__ o = params.o;
+  float* __restrict__ lse = params.lse;
+  const i64 q_bs = params.q_strides.batch, q_rs = params.q_strides.row, q_hs = params.q_strides.head;
+  const i64 k_bs = params.k_strides.batch, k_rs = params.k_strides.row, k_hs = params.k_strides.head;
+  const i64 v_bs = params.v_strides.batch, v_rs = params.v_strides.row, v_hs = params.v_strides.head;
+  const i64 o_bs = params.o_strides.batch, o_rs = params.o_strides.row, o_hs = params.o_strides.head;
+  const i64 lse_bs = params.lse_strides.batch, lse_hs = params.lse_strides.head;
+  const int sq = params.seqlen_q, sk = params.seqlen_k, group = params.group;
+  const float scale = params.scale, softcap = params.softcap;
+  const int left = params.window_left, right = params.window_right;
   extern __shared__ __align__(128) u16 smem[];
   u16* sQ = smem;
   u16* sK = sQ + FA_BM * QK_PITCH;

@@ -30,9 +30,17 @@ __device__ __forceinline__ void st_tile_fma(float (*As)[ST_TILE + 4], float (*Bs
 // mode 0: S = scale·C, invisible keys -inf;  mode 1: P = exp(scale·C - lse), invisible 0;
 // mode 2: C as is (dP = dO·Vᵀ).
 extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_gemm_abt(
-    const u16* A, i64 a_sb, i64 a_ss, i64 a_sh, const u16* B, i64 b_sb, i64 b_ss, i64 b_sh,
-    float* C, const float* lse, i64 lse_sb, i64 lse_sh, int M, int N, int K, int heads, int group,
-    float scale, int left, int right, int mode) {
+    const __grid_constant__ FAStandardScoresParams params) {
+  const u16* A = params.a;
+  const i64 a_sb = params.a_strides.batch, a_ss = params.a_strides.row, a_sh = params.a_strides.head;
+  const u16* B = params.b;
+  const i64 b_sb = params.b_strides.batch, b_ss = params.b_strides.row, b_sh = params.b_strides.head;
+  float* C = params.c;
+  const float* lse = params.lse;
+  const i64 lse_sb = params.lse_strides.batch, lse_sh = params.lse_strides.head;
+  const int M = params.rows, N = params.columns, K = params.depth, heads = params.heads_q, group = params.group;
+  const float scale = params.scale;
+  const int left = params.window_left, right = params.window_right, mode = params.mode;
   __shared__ float As[ST_K][ST_TILE + 4];
   __shared__ float Bs[ST_K][ST_TILE + 4];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
@@ -73,7 +81,11 @@ extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_gemm_abt(
 // Row softmax in place: P = exp(S - max) / sum, lse = max + log(sum); a row that sees no key
 // gets P = 0 and lse = -inf. One block per row.
 extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_softmax(
-    float* S, float* lse, i64 lse_sb, i64 lse_sh, int M, int N, int heads) {
+    const __grid_constant__ FAStandardSoftmaxParams params) {
+  float* S = params.scores;
+  float* lse = params.lse;
+  const i64 lse_sb = params.lse_strides.batch, lse_sh = params.lse_strides.head;
+  const int M = params.seqlen_q, N = params.seqlen_k, heads = params.heads_q;
   __shared__ float partial[ST_THREADS / 32];
   const int i = blockIdx.x, bh = blockIdx.y, b = bh / heads, h = bh % heads;
   float* row = S + ((i64)bh * M + i) * N;
@@ -101,8 +113,14 @@ extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_softmax(
 
 // Out[b, i, h, :] = factor · sum_j P[bh, i, j] · B[b, j, h / group, :]   (P·V and dS·K).
 extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_gemm_pb(
-    const float* P, const u16* B, i64 b_sb, i64 b_ss, i64 b_sh, u16* Out, i64 o_sb, i64 o_ss, i64 o_sh,
-    int M, int N, int D, int heads, int group, float factor) {
+    const __grid_constant__ FAStandardProductParams params) {
+  const float* P = params.p;
+  const u16* B = params.b;
+  const i64 b_sb = params.b_strides.batch, b_ss = params.b_strides.row, b_sh = params.b_strides.head;
+  u16* Out = params.out;
+  const i64 o_sb = params.out_strides.batch, o_ss = params.out_strides.row, o_sh = params.out_strides.head;
+  const int M = params.seqlen_q, N = params.seqlen_k, D = params.width, heads = params.heads_q, group = params.group;
+  const float factor = params.factor;
   __shared__ float As[ST_K][ST_TILE + 4];
   __shared__ float Bs[ST_K][ST_TILE + 4];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
@@ -134,8 +152,14 @@ extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_gemm_pb(
 // Out[b, j, hk, :] = factor · sum_{h in group of hk} sum_i P[b·heads + h, i, j] · B[b, i, h, :]
 // (Pᵀ·dO and dSᵀ·Q; the GQA group sum happens here).
 extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_gemm_ptb(
-    const float* P, const u16* B, i64 b_sb, i64 b_ss, i64 b_sh, u16* Out, i64 o_sb, i64 o_ss, i64 o_sh,
-    int M, int N, int D, int heads, int group, float factor) {
+    const __grid_constant__ FAStandardProductParams params) {
+  const float* P = params.p;
+  const u16* B = params.b;
+  const i64 b_sb = params.b_strides.batch, b_ss = params.b_strides.row, b_sh = params.b_strides.head;
+  u16* Out = params.out;
+  const i64 o_sb = params.out_strides.batch, o_ss = params.out_strides.row, o_sh = params.out_strides.head;
+  const int M = params.seqlen_q, N = params.seqlen_k, D = params.width, heads = params.heads_q, group = params.group;
+  const float factor = params.factor;
   __shared__ float As[ST_K][ST_TILE + 4];
   __shared__ float Bs[ST_K][ST_TILE + 4];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
@@ -169,8 +193,14 @@ extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_gemm_ptb(
 
 // dS = P ∘ (dP - D) in place over dP, with D_i = sum_d dO[b, i, h, d] · O[b, i, h, d]. One block per row.
 extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_softmax_backward(
-    const float* P, float* dP, const u16* dO, i64 do_sb, i64 do_ss, i64 do_sh, const u16* O, i64 o_sb,
-    i64 o_ss, i64 o_sh, int M, int N, int Dv, int heads) {
+    const __grid_constant__ FAStandardSoftmaxBackwardParams params) {
+  const float* P = params.p;
+  float* dP = params.ds;
+  const u16* dO = params.dout;
+  const i64 do_sb = params.dout_strides.batch, do_ss = params.dout_strides.row, do_sh = params.dout_strides.head;
+  const u16* O = params.out;
+  const i64 o_sb = params.out_strides.batch, o_ss = params.out_strides.row, o_sh = params.out_strides.head;
+  const int M = params.seqlen_q, N = params.seqlen_k, Dv = params.head_dim_v, heads = params.heads_q;
   __shared__ float partial[ST_THREADS / 32];
   const int i = blockIdx.x, bh = blockIdx.y, b = bh / heads, h = bh % heads;
   const u16* dOrow = dO + b * do_sb + (i64)i * do_ss + h * do_sh;
