@@ -14,7 +14,10 @@ struct EmbedKernelSources: BuildToolPlugin {
   func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
     guard let target = target as? SourceModuleTarget else { return [] }
     var inputs: [(name: String, url: URL)] = []
-    inputs += try kernelFiles(under: URL(fileURLWithPath: target.directory.string).appending(path: "Kernels"))
+    // The target's conventional folder (SwiftPM 6.0 plugins have no URL of a target's own
+    // directory); were it elsewhere, nothing would be embedded and every kernel compile would fail
+    // with "no embedded kernel file", which the compile tests report.
+    inputs += try kernelFiles(under: context.package.directoryURL.appending(path: "Sources/\(target.name)/Kernels"))
     for case let .target(dependency) in target.dependencies {
       guard let headers = (dependency as? ClangSourceModuleTarget)?.publicHeadersDirectoryURL else { continue }
       inputs += try kernelFiles(under: headers)

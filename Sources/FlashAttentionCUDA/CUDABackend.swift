@@ -1,7 +1,8 @@
 import FlashAttentionCore
 
-/// The NVIDIA backend: FlashAttention-2 kernels compiled at run time by NVRTC for the device's
-/// exact architecture.
+/// The NVIDIA backend: FlashAttention kernels compiled at run time by NVRTC for the device's
+/// exact architecture (the Hopper kernels on sm_90a, the FlashAttention-2 kernels elsewhere and
+/// for what the Hopper ones do not cover).
 ///
 /// Views located `.cuda(device:)` are used in place (no copies); `.host` views are staged
 /// through device buffers and copied back, so the same call works for both. Storage must be
@@ -11,14 +12,18 @@ public struct CUDABackend: AttentionBackend {
   public let device: CUDADevice
   /// The stream every call of this backend queues on.
   public let stream: CUDAStream
-  /// Tile overrides for tuning runs (`flash-attention kernels --time --forward-tiles ...`).
-  public var tuning = CUDAKernelTuning()
+  /// Overrides of the tile tables for tuning runs (`--forward-tile`, `--backward-tile`,
+  /// `--forward-kernel` of the command-line tool); the default is the tables.
+  public var tuning: CUDAKernelTuning
   let workspace = BackwardWorkspace()
   public var name: String { "cuda:\(device.ordinal)" }
 
   /// Opens the driver and NVRTC and makes `device` usable, or says why it cannot.
+  /// - Parameters:
+  ///   - device: the CUDA device ordinal.
+  ///   - tuning: tile-table overrides for tuning runs (the default runs the tables).
   /// - Throws: `.backendUnavailable` naming what is missing (driver, NVRTC, an Ampere+ GPU).
-  public init(device: Int = 0) throws(FlashAttentionError) {
+  public init(device: Int = 0, tuning: CUDAKernelTuning = CUDAKernelTuning()) throws(FlashAttentionError) {
     let opened = try CUDADevice.open(ordinal: device)
     if opened.computeCapability.major < 8 {
       throw .backendUnavailable(
@@ -29,13 +34,7 @@ public struct CUDABackend: AttentionBackend {
     _ = try KernelCompiler.nvrtcVersion()
     self.device = opened
     self.stream = try CUDAStream(device: opened)
-    // Tuning runs can swap tiles for a whole process (verify included) without a rebuild.
-    if let text = ProcessEnvironment.value("FLASH_ATTENTION_FORWARD_TILE") {
-      tuning.forwardTile = AttentionTile.forward(parsing: text, headDim: 256, headDimV: 256)
-    }
-    if let text = ProcessEnvironment.value("FLASH_ATTENTION_BACKWARD_TILE") {
-      tuning.backwardTile = AttentionTile.backward(parsing: text)
-    }
+    self.tuning = tuning
   }
 
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {

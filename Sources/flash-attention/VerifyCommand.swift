@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionCUDA
 import Foundation
 
 /// `flash-attention verify`: the built-in case matrix against the float64 reference.
@@ -37,6 +38,9 @@ struct VerifyCommand: ParsableCommand {
   @Flag(help: "List the cases and exit.")
   var list = false
 
+  @OptionGroup(title: "CUDA tuning")
+  var cudaTuning: CUDATuningOptions
+
   func run() throws {
     var cases = VerificationMatrix.standard
     if let filter { cases = cases.filter { $0.name.contains(filter) } }
@@ -45,7 +49,7 @@ struct VerifyCommand: ParsableCommand {
       return
     }
     if cases.isEmpty { throw CommandLineFailure("--filter \(filter ?? "") matches no case (see --list)") }
-    let engine = try AttentionEngine(backend: device)
+    let engine = try makeEngine()
     let verification = Verification(engine: engine)
     let dtypes = dtype.isEmpty ? defaultDTypes(backend: engine.backend.name) : dtype
     let seed = self.seed ?? UInt64.random(in: 1...UInt64.max)
@@ -82,6 +86,19 @@ struct VerifyCommand: ParsableCommand {
   }
 
   /// fp32 storage is a CPU format; GPU kernels are checked in the formats they are built for.
+  /// The engine of `--device`; with tuning flags, a CUDA backend built with them.
+  private func makeEngine() throws -> AttentionEngine {
+    guard cudaTuning.isSet else { return try AttentionEngine(backend: device) }
+    let ordinal: Int
+    switch device {
+    case let .cuda(device): ordinal = device
+    case .automatic: ordinal = 0
+    case .cpu: throw CommandLineFailure("--forward-tile, --backward-tile and --forward-kernel need a CUDA --device")
+    }
+    let backend = try CUDABackend(device: ordinal, tuning: cudaTuning.tuning())
+    return AttentionEngine(backend: backend, selectionReason: "cuda:\(ordinal) requested, with tuning overrides")
+  }
+
   private func defaultDTypes(backend: String) -> [DType] {
     backend.hasPrefix("cuda") ? [.float16, .bfloat16] : [.float32, .float16, .bfloat16]
   }

@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import Synchronization
 
 /// A loaded module (`cuModuleLoadData` of a CUBIN) and one kernel in it, ready to launch.
 public final class CUDAFunction: @unchecked Sendable {
@@ -6,6 +7,7 @@ public final class CUDAFunction: @unchecked Sendable {
   public let entry: String
   let module: CUhandle?
   let handle: CUhandle?
+  private let dynamicSharedMemoryLimit = Atomic<Int>(48 * 1024)
 
   /// Loads `cubin` into `device`'s primary context and looks up `entry`.
   init(cubin: [UInt8], entry: String, device: CUDADevice) throws(FlashAttentionError) {
@@ -36,7 +38,15 @@ public final class CUDAFunction: @unchecked Sendable {
     try device.makeCurrent()
     // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
     try device.api.check(
-      device.api.cuFuncSetAttribute(handle, 8, Int32(bytes)), "cuFuncSetAttribute(\(entry), smem \(bytes))")
+      device.api.cuFuncSetAttribute(handle, 8, Int32(clamping: bytes)), "cuFuncSetAttribute(\(entry), smem \(bytes))")
+    dynamicSharedMemoryLimit.store(bytes, ordering: .relaxed)
+  }
+
+  /// Raises the dynamic shared-memory limit to at least `bytes`, calling the driver only the
+  /// first time (a kernel's launches all ask for the same amount).
+  func allowDynamicSharedMemory(_ bytes: Int) throws(FlashAttentionError) {
+    if dynamicSharedMemoryLimit.load(ordering: .relaxed) >= bytes { return }
+    try setMaxDynamicSharedMemory(bytes)
   }
 
   /// Registers per thread as loaded (`CU_FUNC_ATTRIBUTE_NUM_REGS`).

@@ -45,10 +45,10 @@ public struct CUDAStandardAttention: Sendable {
       scores: deviceMutablePointer(scores), lse: deviceMutablePointer(arguments.lse.deviceAddress),
       lse_strides: FAStatsStrides(arguments.lse), seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK),
       heads_q: Int32(shape.headsQ))
-    try function("standard_softmax", arguments.q.dtype).launch(
+    try kernel(.softmax, arguments.q.dtype).launch(
       grid: (shape.seqlenQ, shape.batch * shape.headsQ, 1), block: (256, 1, 1), parameters: softmax, stream: stream)
     try launchProduct(
-      "standard_gemm_pb", p: scores, b: arguments.v, out: arguments.out, shape: shape, rows: shape.seqlenQ,
+      .product, p: scores, b: arguments.v, out: arguments.out, shape: shape, rows: shape.seqlenQ,
       width: shape.headDimV, outerHeads: shape.headsQ, factor: 1, stream: stream)
   }
 
@@ -72,16 +72,16 @@ public struct CUDAStandardAttention: Sendable {
       out: devicePointer(arguments.out.deviceAddress), out_strides: FAStrides(arguments.out),
       seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK), head_dim_v: Int32(shape.headDimV),
       heads_q: Int32(shape.headsQ))
-    try function("standard_softmax_backward", arguments.q.dtype).launch(
+    try kernel(.softmaxBackward, arguments.q.dtype).launch(
       grid: (shape.seqlenQ, shape.batch * shape.headsQ, 1), block: (256, 1, 1), parameters: softmax, stream: stream)
     try launchProduct(
-      "standard_gemm_ptb", p: probabilities, b: arguments.dOut, out: arguments.dV, shape: shape, rows: shape.seqlenK,
+      .transposedProduct, p: probabilities, b: arguments.dOut, out: arguments.dV, shape: shape, rows: shape.seqlenK,
       width: shape.headDimV, outerHeads: shape.headsKV, factor: 1, stream: stream)
     try launchProduct(
-      "standard_gemm_pb", p: gradient, b: arguments.k, out: arguments.dQ, shape: shape, rows: shape.seqlenQ,
+      .product, p: gradient, b: arguments.k, out: arguments.dQ, shape: shape, rows: shape.seqlenQ,
       width: shape.headDim, outerHeads: shape.headsQ, factor: arguments.scale, stream: stream)
     try launchProduct(
-      "standard_gemm_ptb", p: gradient, b: arguments.q, out: arguments.dK, shape: shape, rows: shape.seqlenK,
+      .transposedProduct, p: gradient, b: arguments.q, out: arguments.dK, shape: shape, rows: shape.seqlenK,
       width: shape.headDim, outerHeads: shape.headsKV, factor: arguments.scale, stream: stream)
   }
 
@@ -96,14 +96,14 @@ public struct CUDAStandardAttention: Sendable {
       lse_strides: FAStatsStrides(lse), rows: Int32(shape.seqlenQ), columns: Int32(shape.seqlenK),
       depth: Int32(a.shape[3]), heads_q: Int32(shape.headsQ), group: Int32(shape.groupSize), scale: scale,
       window_left: kernelWindow(mask).left, window_right: kernelWindow(mask).right, mode: mode)
-    try function("standard_gemm_abt", a.dtype).launch(
+    try kernel(.scores, a.dtype).launch(
       grid: (Self.tiles(shape.seqlenK), Self.tiles(shape.seqlenQ), shape.batch * shape.headsQ), block: (256, 1, 1),
       parameters: parameters, stream: stream)
   }
 
   /// `standard_gemm_pb` / `standard_gemm_ptb`: an fp32 matrix (or its transpose) times a tensor.
   private func launchProduct(
-    _ entry: String, p: UInt64, b: TensorView, out: TensorView, shape: AttentionShape, rows: Int,
+    _ entry: StandardAttentionKey.Entry, p: UInt64, b: TensorView, out: TensorView, shape: AttentionShape, rows: Int,
     width: Int, outerHeads: Int, factor: Float, stream: CUDAStream
   ) throws(FlashAttentionError) {
     let parameters = FAStandardProductParams(
@@ -111,7 +111,7 @@ public struct CUDAStandardAttention: Sendable {
       out: deviceMutablePointer(out.deviceAddress), out_strides: FAStrides(out), seqlen_q: Int32(shape.seqlenQ),
       seqlen_k: Int32(shape.seqlenK), width: Int32(width), heads_q: Int32(shape.headsQ),
       group: Int32(shape.groupSize), factor: factor)
-    try function(entry, b.dtype).launch(
+    try kernel(entry, b.dtype).launch(
       grid: (Self.tiles(width), Self.tiles(rows), shape.batch * outerHeads), block: (256, 1, 1),
       parameters: parameters, stream: stream)
   }
@@ -137,18 +137,7 @@ public struct CUDAStandardAttention: Sendable {
   }
 
   /// The loaded kernel `entry` for `dtype` (compiled once per process and device).
-  func function(_ entry: String, _ dtype: DType) throws(FlashAttentionError) -> CUDAFunction {
-    try KernelCache.shared.function(for: Self.program(entry, dtype), device: device)
+  func kernel(_ entry: StandardAttentionKey.Entry, _ dtype: DType) throws(FlashAttentionError) -> CUDAFunction {
+    try device.loadedKernel(StandardAttentionKey(entry: entry, dtype: dtype))
   }
-
-  /// The NVRTC program of one kernel entry for a storage dtype.
-  public static func program(_ entry: String, _ dtype: DType) -> CUDAProgram {
-    let defines = "#define FA_BF16 \(dtype == .bfloat16 ? 1 : 0)\n"
-    return CUDAProgram(entry: entry, source: defines + KernelSources.text("standard/standard_attention.cu"))
-  }
-
-  /// Every kernel entry, for compile checks.
-  public static let entries = [
-    "standard_gemm_abt", "standard_softmax", "standard_gemm_pb", "standard_gemm_ptb", "standard_softmax_backward",
-  ]
 }

@@ -1,59 +1,8 @@
 import FlashAttentionCore
 
-/// Tile sizes of one kernel variant: query rows per CTA (forward: 16 · m-tiles per warp),
-/// keys per CTA or step, warps, and whether each warp keeps its Q fragments in registers
-/// (forward with one m-tile per warp and d ≤ 128 only).
-public struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
-  public var blockM: Int
-  public var blockN: Int
-  public var warps: Int
-  public var qInRegisters: Bool
-
-  public init(blockM: Int, blockN: Int, warps: Int, qInRegisters: Bool) {
-    self.blockM = blockM
-    self.blockN = blockN
-    self.warps = warps
-    self.qInRegisters = qInRegisters
-  }
-
-  public var description: String {
-    "\(blockM)x\(blockN)/\(warps)w" + (qInRegisters ? "/qreg" : "")
-  }
-
-  /// Parses a forward tile `BMxBNxWARPS` (e.g. `128x64x4`); Q stays in registers when each
-  /// warp has one m16 tile and the head is at most 128 wide.
-  public static func forward(parsing text: String, headDim: Int, headDimV: Int) -> AttentionTile? {
-    let parts = text.split(separator: "x").compactMap { Int($0) }
-    guard parts.count == 3, parts[2] > 0, parts[0] % (16 * parts[2]) == 0, parts[1] % 16 == 0, parts[1] > 0 else { return nil }
-    let width = max(AttentionKernelKey.paddedTo16(headDim), AttentionKernelKey.paddedTo16(headDimV))
-    return AttentionTile(blockM: parts[0], blockN: parts[1], warps: parts[2], qInRegisters: parts[0] == 16 * parts[2] && width <= 128)
-  }
-
-  /// Parses a backward key/value tile `BMxBNxWARPS` (BM queries per step, BN keys per CTA).
-  public static func backward(parsing text: String) -> AttentionTile? {
-    let parts = text.split(separator: "x").compactMap { Int($0) }
-    guard parts.count == 3, parts[0] % 16 == 0, parts[0] > 0, parts[1] % 16 == 0, parts[1] > 0,
-      [1, 2, 4, 8].contains(parts[2])
-    else { return nil }
-    return AttentionTile(blockM: parts[0], blockN: parts[1], warps: parts[2], qInRegisters: false)
-  }
-}
-
-/// Tile choices that replace the built-in table (for tuning runs); nil keeps the table.
-public struct CUDAKernelTuning: Sendable, Hashable {
-  public var forwardTile: AttentionTile?
-  /// Replaces the backward table's tile at every head dim.
-  public var backwardTile: AttentionTile?
-
-  public init(forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil) {
-    self.forwardTile = forwardTile
-    self.backwardTile = backwardTile
-  }
-}
-
-/// Everything that selects one compiled attention kernel; problem sizes (sequence lengths,
-/// batch, heads, strides) are kernel arguments, so one compile serves every size.
-public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
+/// The specialization of one FlashAttention-2 kernel (`Kernels/sm80/`: the forward and the
+/// three backward kernels), which run on every GPU since Ampere.
+public struct FlashAttention2Key: CUDAKernelKey {
   public enum Kind: String, Sendable, CaseIterable {
     case forward
     /// D = rowsum(dO ∘ O) and the LSE in log2 units, per query row.
@@ -94,17 +43,6 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
 
   static func paddedTo16(_ value: Int) -> Int { (value + 15) / 16 * 16 }
 
-  /// The forward tile for a head-dim bucket (the larger of d and d_v decides the registers).
-  /// Measured on the H100 (run 3, N=8k, docs/perf-notes/cuda-sm80.md): 4 warps with two m16
-  /// tiles each (every K/V fragment feeds two MMAs) beat 8 warps of one tile by 30% at d=64.
-  /// At d=128 two tiles per warp measured faster still but spill 40 bytes on sm_90a, so d=128
-  /// keeps one tile per warp (Q in registers) on 4 warps, as do wider heads.
-  public static func forwardTile(headDim: Int, headDimV: Int) -> AttentionTile {
-    let width = max(paddedTo16(headDim), paddedTo16(headDimV))
-    if width <= 112 { return AttentionTile(blockM: 128, blockN: 64, warps: 4, qInRegisters: false) }
-    return AttentionTile(blockM: 64, blockN: 64, warps: 4, qInRegisters: width <= 128)
-  }
-
   /// Dynamic shared memory of the forward kernel: Q, K and V tiles with 16-byte padded rows.
   public var sharedMemoryBytes: Int {
     let qkPitch = Self.paddedTo16(headDim) + 8
@@ -122,6 +60,7 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
   }
 
   public var threads: Int { tile.warps * 32 }
+  public var family: CUDAKernelFamily { .flashAttention2 }
 
   /// The NVRTC program: the feature `#define`s, then the shared primitives, then the kernel.
   public var program: CUDAProgram {
@@ -176,22 +115,22 @@ public struct AttentionKernelKey: Hashable, Sendable, CustomStringConvertible {
   }
 }
 
-extension AttentionKernelKey {
+extension FlashAttention2Key {
   /// The key with the tile table's choice for `kind` and the head dims.
   public static func make(
     kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
     deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning()
-  ) -> AttentionKernelKey {
+  ) -> FlashAttention2Key {
     switch kind {
     case .forward:
-      return AttentionKernelKey(
+      return FlashAttention2Key(
         kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
         deterministic: deterministic, tile: tuned(tuning.forwardTile, headDim: headDim, headDimV: headDimV)
-          ?? forwardTile(headDim: headDim, headDimV: headDimV),
+          ?? TileTables.flashAttention2Forward(headDim: headDim, headDimV: headDimV),
         arch: arch)
     case .backwardKeyValue:
       let tile = tuning.backwardTile.flatMap { backwardTileFits($0, headDim: headDim, headDimV: headDimV, arch: arch) ? $0 : nil }
-      return AttentionKernelKey(
+      return FlashAttention2Key(
         kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
         deterministic: deterministic, tile: tile ?? backwardTile(headDim: headDim, headDimV: headDimV, arch: arch),
         arch: arch)
@@ -205,7 +144,7 @@ extension AttentionKernelKey {
           softcap: softcap, deterministic: deterministic, arch: arch, tuning: tuning)
         if keyValue.backwardPlan.reduction != .atomics { tile = keyValue.tile }
       }
-      return AttentionKernelKey(
+      return FlashAttention2Key(
         kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: false, softcap: false,
         deterministic: false, tile: tile, arch: arch)
     }
@@ -353,16 +292,10 @@ extension AttentionKernelKey {
     return best.rows
   }
 
-  /// The backward key/value tile (FlashAttention-2's sm80 table): 8 warps; 128 queries × 128
-  /// keys up to d = 64, 64 × 128 up to 128, 64 × 64 wider. Architectures with less shared
-  /// memory take the first tile of the list that fits with one Q/dO buffer.
+  /// The backward key/value tile: the first of `TileTables.flashAttention2BackwardCandidates`
+  /// that fits this architecture's shared memory.
   public static func backwardTile(headDim: Int, headDimV: Int, arch: String) -> AttentionTile {
-    let width = max(paddedTo32(headDim), paddedTo32(headDimV))
-    let candidates: [(Int, Int, Int)] =
-      width <= 64 ? [(128, 128, 8), (64, 128, 8), (64, 64, 8)]
-      : width <= 128 ? [(64, 128, 8), (64, 64, 8), (32, 64, 8)]
-      : [(64, 64, 8), (32, 64, 8), (32, 32, 4)]
-    let tiles = candidates.map { AttentionTile(blockM: $0.0, blockN: $0.1, warps: $0.2, qInRegisters: false) }
+    let tiles = TileTables.flashAttention2BackwardCandidates(headDim: headDim, headDimV: headDimV)
     return tiles.first { backwardTileFits($0, headDim: headDim, headDimV: headDimV, arch: arch) } ?? tiles[tiles.count - 1]
   }
 }

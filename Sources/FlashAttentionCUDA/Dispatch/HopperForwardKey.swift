@@ -3,7 +3,7 @@ import FlashAttentionCore
 /// The compile-time specialization of the Hopper forward kernel: everything that changes its
 /// machine code. Sequence lengths, batch, heads and strides are kernel arguments instead, so
 /// one compiled kernel serves every problem size.
-public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
+public struct HopperForwardKey: CUDAKernelKey {
   /// The mask kinds compiled as separate kernels (no-mask kernels skip the index arithmetic).
   public enum MaskKind: String, Hashable, Sendable, CaseIterable {
     case none
@@ -33,9 +33,9 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
   /// Head dims (Q/K, V) the kernel is built and verified for.
   public static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
 
-  /// The key for a problem, with tile sizes from `HopperTileTable`; nil when the Hopper kernel
-  /// does not cover it (fp32 storage, an unsupported head dim). `persistent`: the launch runs
-  /// one block per SM over many work tiles (see `HopperForward.persistentMaxSeqlenK`);
+  /// The key for a problem, with tile sizes from `TileTables.hopperForward`; nil when the Hopper
+  /// kernel does not cover it (fp32 storage, an unsupported head dim). `persistent`: the launch
+  /// runs one block per SM over many work tiles (`TileTables.hopperForwardPersistentMaxSeqlenK`);
   /// `seqlenK`: the problem's keys per row, which picks among the persistent tiles (0: shortest).
   public init?(
     headDim: Int, headDimV: Int, dtype: DType, mask: MaskKind, softcap: Bool, persistent: Bool = false,
@@ -43,7 +43,7 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
   ) {
     guard dtype == .float16 || dtype == .bfloat16,
       HopperForwardKey.supportedHeadDims.contains(where: { $0 == (headDim, headDimV) }),
-      let tile = HopperTileTable.tile(
+      let tile = TileTables.hopperForward(
         headDim: headDim, headDimV: headDimV, masked: mask != .none, softcap: softcap, persistent: persistent,
         seqlenK: seqlenK)
     else { return nil }
@@ -64,6 +64,7 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
   public var blockM: Int { 64 * consumers }
   /// Threads per block: one producer warpgroup and the consumers.
   public var threads: Int { 128 * (consumers + 1) }
+  public var family: CUDAKernelFamily { .hopper }
 
   /// Dynamic shared memory the kernel needs: the Q buffers, the K/V ring (head dims rounded up
   /// to 64-column panels), barriers, and slack to align the base to 1024 bytes.
@@ -100,7 +101,7 @@ public struct HopperForwardKey: Hashable, Sendable, CustomStringConvertible {
         for mask in MaskKind.allCases {
           for softcap in [false, true] {
             // The long-sequence grid, then the persistent one at its shortest and longest lengths.
-            for (persistent, seqlenK) in [(false, 0), (true, 0), (true, HopperForward.persistentMaxSeqlenK)] {
+            for (persistent, seqlenK) in [(false, 0), (true, 0), (true, TileTables.hopperForwardPersistentMaxSeqlenK)] {
               let key = HopperForwardKey(
                 headDim: d, headDimV: dv, dtype: dtype, mask: mask, softcap: softcap, persistent: persistent,
                 seqlenK: seqlenK)

@@ -4,7 +4,7 @@ import FlashAttentionCore
 /// tile follows the head dim: 64 queries per step; 128 keys per block (64 per consumer
 /// warpgroup) for d = 64 and 128, 64 keys shared by both warpgroups (each owning half of the
 /// head dim) for d = 256.
-public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
+public struct HopperBackwardKey: CUDAKernelKey {
   public var headDim: Int
   /// `.float16` or `.bfloat16`.
   public var dtype: DType
@@ -17,10 +17,11 @@ public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
   /// Head dims the kernel is built and verified for (d = d_v); others use the sm80 backward.
   public static let supportedHeadDims = [64, 128, 256]
   public static let blockM = 64
-  public static let threads = 384
+  public var threads: Int { 384 }
+  public var family: CUDAKernelFamily { .hopper }
 
   /// Keys per block.
-  public var blockN: Int { headDim == 256 ? 64 : 128 }
+  public var blockN: Int { TileTables.hopperBackwardKeys(headDim: headDim) }
 
   /// Nil when the kernel does not cover the configuration (fp32, another head dim).
   public init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind, skipDQ: Bool = false, qStages: Int = 2) {
@@ -77,14 +78,15 @@ public struct HopperBackwardKey: Hashable, Sendable, CustomStringConvertible {
 
 /// The compile-time specialization of the split backward's dQ kernel (`hopper_backward_dq.cu`):
 /// 128 query rows per block (64 per consumer warpgroup), K and V in tiles of `blockN` keys.
-public struct HopperBackwardDQKey: Hashable, Sendable, CustomStringConvertible {
+public struct HopperBackwardDQKey: CUDAKernelKey {
   public var headDim: Int
   /// `.float16` or `.bfloat16`.
   public var dtype: DType
   public var mask: HopperForwardKey.MaskKind
 
   public static let blockM = 128
-  public static let threads = 384
+  public var threads: Int { 384 }
+  public var family: CUDAKernelFamily { .hopper }
 
   public init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind) {
     guard dtype == .float16 || dtype == .bfloat16, HopperBackwardKey.supportedHeadDims.contains(headDim) else {
@@ -95,9 +97,8 @@ public struct HopperBackwardDQKey: Hashable, Sendable, CustomStringConvertible {
     self.mask = mask
   }
 
-  /// Keys per K/V tile: 32 at d = 256, where two stages of 64 would not fit beside Q and dO;
-  /// 64 elsewhere (run 28: +5–8 % over 32 at d = 128).
-  public var blockN: Int { headDim == 256 ? 32 : 64 }
+  /// Keys per K/V tile (`TileTables.hopperBackwardDQKeys`).
+  public var blockN: Int { TileTables.hopperBackwardDQKeys(headDim: headDim) }
 
   /// Q and dO (blockM rows), two stages of K and V, the mbarriers, 1024 bytes of alignment.
   public var sharedMemoryBytes: Int {
