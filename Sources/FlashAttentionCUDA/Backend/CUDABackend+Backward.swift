@@ -1,7 +1,8 @@
 import FlashAttentionCore
 
 extension CUDABackend {
-  /// Queues the backward pass on `stream`; all views must be on this device.
+  /// Queues the backward pass on `stream` and returns without waiting; the views must be device
+  /// memory of this backend's device and `stream` may be a caller's.
   ///
   /// The kernels come from `KernelSelection.backward` (`BackwardKernelPlan`): the preprocess
   /// (D = rowsum(dO ∘ O), the LSE in log2 units), then dK and dV per key block with dQ added
@@ -11,32 +12,44 @@ extension CUDABackend {
   /// form has no such additions, and the FlashAttention-2 kernel runs its key blocks one launch
   /// after another (each dQ element then gets at most one addition per launch, in a fixed
   /// order), which gives the same bits every run at a large cost in speed.
-  /// On the backend's own stream the call returns without waiting (its scratch is reused in
-  /// stream order); on another stream it waits, because its scratch is freed on return.
-  public func enqueueBackward(_ arguments: BackwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
+  ///
+  /// The fp32 scratch (`backwardWorkspaceBytes(for:)`) comes from `workspace` when given, else
+  /// from the device's scratch pool, allocated and freed in `stream`'s order: calls on several
+  /// streams run concurrently, none waits.
+  /// - Throws: as `enqueueForward`, and `.invalidArgument` for a workspace that is too small or
+  ///   not 256-byte aligned.
+  public func enqueueBackward(
+    _ arguments: BackwardArguments, on stream: CUDAStream, workspace: CUDAWorkspace? = nil
+  ) throws(FlashAttentionError) {
     let shape = arguments.shape
+    try checkProblem(shape, dtype: arguments.q.dtype)
+    try checkDeviceCall(
+      [
+        (arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out"),
+        (arguments.dOut, "dout"), (arguments.dQ, "dq"), (arguments.dK, "dk"), (arguments.dV, "dv"),
+      ], location: arguments.q.location, stream: stream)
     if shape.batch == 0 { return }
-    try checkKernelSupport(shape: shape, dtype: arguments.q.dtype)
-    for (tensor, label) in [
-      (arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out"),
-      (arguments.dOut, "dout"), (arguments.dQ, "dq"), (arguments.dK, "dk"), (arguments.dV, "dv"),
-    ] {
-      try checkAligned(tensor, label)
-    }
     let plan = backwardPlan(arguments)
     let layout = BackwardScratch.Layout(plan: plan, shape: shape)
-    if stream === self.stream {
-      try workspace.withBuffer(device: device, byteCount: layout.bytes, stream: stream) {
-        (buffer) throws(FlashAttentionError) in
-        try enqueue(plan, arguments, scratch: BackwardScratch(address: buffer.address, layout: layout, shape: shape), on: stream)
+    if let workspace {
+      if workspace.byteCount < layout.bytes {
+        throw .invalidArgument(
+          name: "workspace.byteCount", value: "\(workspace.byteCount)", reason: "must be at least \(layout.bytes)")
       }
-    } else {
-      // Another stream may run concurrently with the backend's: private scratch, freed on
-      // return, so wait for the kernels first.
-      let buffer = try CUDABuffer(device: device, byteCount: layout.bytes)
-      try enqueue(plan, arguments, scratch: BackwardScratch(address: buffer.address, layout: layout, shape: shape), on: stream)
-      try stream.synchronize()
+      if workspace.address % 256 != 0 {
+        throw .invalidArgument(name: "workspace.address", value: "\(workspace.address)", reason: "must be 256-byte aligned")
+      }
+      try enqueue(plan, arguments, scratch: BackwardScratch(address: workspace.address, layout: layout, shape: shape), on: stream)
+      return
     }
+    try DeviceScratchPool.shared(for: device).withScratch(layout.bytes, on: stream) { (address) throws(FlashAttentionError) in
+      try enqueue(plan, arguments, scratch: BackwardScratch(address: address, layout: layout, shape: shape), on: stream)
+    }
+  }
+
+  /// The bytes of scratch a backward call needs (for a caller-provided `CUDAWorkspace`).
+  public func backwardWorkspaceBytes(for arguments: BackwardArguments) -> Int {
+    BackwardScratch.Layout(plan: backwardPlan(arguments), shape: arguments.shape).bytes
   }
 
   /// The kernels a backward call runs on this backend (its device and tuning).
