@@ -83,7 +83,7 @@ public struct FlashAttention2Key: CUDAKernelKey {
     var defines = [
       "FA_D \(headDim)", "FA_DV \(headDimV)", "FA_BM \(tile.blockM)", "FA_BN \(tile.blockN)",
       "FA_WARPS \(tile.warps)", "FA_BF16 \(dtype == .bfloat16 ? 1 : 0)",
-      "FA_CAUSAL_OR_WINDOW \(masked ? 1 : 0)", "FA_SOFTCAP \(softcap ? 1 : 0)",
+      "FA_MASK \(masked ? 2 : 0)", "FA_SOFTCAP \(softcap ? 1 : 0)",
       "FA_Q_IN_REGS \(tile.qInRegisters ? 1 : 0)", "FA_DETERMINISTIC \(deterministic ? 1 : 0)",
     ]
     if kind == .backwardKeyValue {

@@ -1,6 +1,6 @@
 import FlashAttentionCore
 
-/// The compile-time specialization of the Hopper backward kernel (`hopper_backward.cu`). Its
+/// The compile-time specialization of the Hopper backward kernel (`Kernels/hopper/backward.cu`). Its
 /// tile follows the head dim: 64 queries per step; 128 keys per block (64 per consumer
 /// warpgroup) for d = 64 and 128, 64 keys shared by both warpgroups (each owning half of the
 /// head dim) for d = 256.
@@ -50,8 +50,8 @@ public struct HopperBackwardKey: CUDAKernelKey {
   /// The NVRTC program: the configuration as #defines, the common part, then the kernel.
   public var program: CUDAProgram {
     let defines = [
-      ("FA_HEAD_DIM", headDim), ("FA_Q_STAGES", qStages), ("FA_FP16", dtype == .float16 ? 1 : 0),
-      ("FA_CAUSAL", mask == .causal ? 1 : 0), ("FA_WINDOW", mask == .window ? 1 : 0),
+      ("FA_HEAD_DIM", headDim), ("FA_Q_STAGES", qStages), ("FA_BF16", dtype == .bfloat16 ? 1 : 0),
+      ("FA_MASK", mask.kernelValue),
       ("FA_BWD_SKIP_DQ", skipDQ ? 1 : 0),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     return CUDAProgram(
@@ -76,7 +76,7 @@ public struct HopperBackwardKey: CUDAKernelKey {
   }
 }
 
-/// The compile-time specialization of the split backward's dQ kernel (`hopper_backward_dq.cu`):
+/// The compile-time specialization of the split backward's dQ kernel (`Kernels/hopper/backward_dq.cu`):
 /// 128 query rows per block (64 per consumer warpgroup), K and V in tiles of `blockN` keys.
 public struct HopperBackwardDQKey: CUDAKernelKey {
   public var headDim: Int
@@ -107,8 +107,8 @@ public struct HopperBackwardDQKey: CUDAKernelKey {
 
   public var program: CUDAProgram {
     let defines = [
-      ("FA_HEAD_DIM", headDim), ("FA_DQ_BLOCK_N", blockN), ("FA_FP16", dtype == .float16 ? 1 : 0),
-      ("FA_CAUSAL", mask == .causal ? 1 : 0), ("FA_WINDOW", mask == .window ? 1 : 0),
+      ("FA_HEAD_DIM", headDim), ("FA_DQ_BLOCK_N", blockN), ("FA_BF16", dtype == .bfloat16 ? 1 : 0),
+      ("FA_MASK", mask.kernelValue),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     return CUDAProgram(
       entry: "flash_bwd_dq_hopper", source: defines + KernelSources.text("hopper/backward_dq.cu"))

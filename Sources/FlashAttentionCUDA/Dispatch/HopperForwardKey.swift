@@ -9,6 +9,15 @@ public struct HopperForwardKey: CUDAKernelKey {
     case none
     case causal
     case window
+
+    /// The kernels' `FA_MASK` (`MaskKind` of Kernels/common/mask.cuh).
+    var kernelValue: Int {
+      switch self {
+      case .none: 0
+      case .causal: 1
+      case .window: 2
+      }
+    }
   }
 
   public var headDim: Int
@@ -78,8 +87,7 @@ public struct HopperForwardKey: CUDAKernelKey {
   public var program: CUDAProgram {
     let defines = [
       ("FA_HEAD_DIM", headDim), ("FA_HEAD_DIM_V", headDimV), ("FA_BLOCK_N", blockN), ("FA_STAGES", stages),
-      ("FA_FP16", dtype == .float16 ? 1 : 0), ("FA_CAUSAL", mask == .causal ? 1 : 0),
-      ("FA_WINDOW", mask == .window ? 1 : 0), ("FA_SOFTCAP", softcap ? 1 : 0),
+      ("FA_BF16", dtype == .bfloat16 ? 1 : 0), ("FA_MASK", mask.kernelValue), ("FA_SOFTCAP", softcap ? 1 : 0),
       ("FA_PINGPONG", pingPong ? 1 : 0), ("FA_OVERLAP", overlap ? 1 : 0), ("FA_Q_STAGES", qStages),
       ("FA_CONSUMERS", consumers),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()

@@ -1,22 +1,25 @@
-#include "hopper/common.cuh"
 // FlashAttention backward for Hopper (sm_90a), the dQ half of the split backward: one CTA per
 // query block computes dQ = scale * sum over key blocks of dS K, recomputing S = Q K^T and
 // dP = dO V^T, and writes it once (no fp32 accumulator, no atomics). With the key/value kernel
-// built with FA_BWD_SKIP_DQ (hopper_backward.cu) this replaces the fp32 dQ reductions, which
-// take half of the d = 256 kernel's time (L2 at 85 % of its peak, benchmarks/bwd run 26), at the
-// price of computing S and dP twice.
+// built with FA_BWD_SKIP_DQ (hopper/backward.cu) this replaces the fp32 dQ reductions, which
+// take half of the d = 256 kernel's time (L2 at 85 % of its peak, run 26 of
+// docs/perf-notes/cuda-hopper.md), at the price of computing S and dP twice.
 //
-// The host prepends the configuration #defines and hopper_common.cuh:
+// The host prepends the configuration #defines:
 //   FA_HEAD_DIM            head dim of Q, K, V and dO (a multiple of 64, at most 256)
 //   FA_DQ_BLOCK_N          keys per K/V tile (32: two stages of K and V fit beside Q and dO)
-//   FA_FP16                1: fp16 storage, 0: bf16 storage
-//   FA_CAUSAL, FA_WINDOW   mask kinds (causal is the window (left, 0), bottom-right aligned)
+//   FA_BF16                1: bf16 storage, 0: fp16 storage
+//   FA_MASK                MaskKind: 0 none, 1 causal, 2 window (common/mask.cuh)
+// Sizes, strides and the window are the parameters (FAHopperBackwardDQParams).
 //
 // Block: 3 warpgroups for 128 query rows of one (head, batch). Warpgroup 0 is the producer
 // (thread 0: Q and dO once, then K and V tiles into a 2-stage ring); warpgroups 1 and 2 own 64
 // rows each and keep their dQ (64 x d, fp32) in registers. Per key tile each consumer runs
 // S = Q_w K^T and dP = dO_w V^T (SS wgmma), P = exp2(S scale log2 e - LSE2), dS = P (dP - D),
 // and dQ += dS K (RS wgmma: dS from registers, K read transposed).
+#include "common/mask.cuh"
+#include "hopper/ptx.cuh"
+#include "hopper/wgmma.cuh"
 
 namespace fa_hopper {
 
@@ -28,11 +31,22 @@ constexpr int PANELS = D / 64;
 constexpr int SQ_BYTES = BM * D * 2;
 constexpr int SK_BYTES = BN * D * 2;
 constexpr int CONSUMER_THREADS = 256;
+constexpr MaskKind MASK = MaskKind(FA_MASK);
 static_assert(D % 64 == 0 && D <= 256, "head dim: a multiple of 64 up to 256");
 static_assert(BN % 16 == 0 && BN <= 64, "key tile");
 
-struct Smem {
+// Q and dO (loaded once), the K and V rings, and the mbarriers.
+struct DQSmem {
   u32 q, dout, k0, v0, bar;
+
+  __device__ __forceinline__ explicit DQSmem(const unsigned char* smem_raw) {
+    q = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    dout = q + SQ_BYTES;
+    k0 = dout + SQ_BYTES;
+    v0 = k0 + ST * SK_BYTES;
+    bar = v0 + ST * SK_BYTES;
+  }
+
   __device__ __forceinline__ u32 k(int s) const { return k0 + s * SK_BYTES; }
   __device__ __forceinline__ u32 v(int s) const { return v0 + s * SK_BYTES; }
   __device__ __forceinline__ u32 qdo_full() const { return bar; }
@@ -40,99 +54,72 @@ struct Smem {
   __device__ __forceinline__ u32 v_full(int s) const { return bar + 8 + 8 * ST + 8 * s; }
   __device__ __forceinline__ u32 k_empty(int s) const { return bar + 8 + 16 * ST + 8 * s; }
   __device__ __forceinline__ u32 v_empty(int s) const { return bar + 8 + 24 * ST + 8 * s; }
-};
 
-extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_dq_hopper(
-  const __grid_constant__ FAHopperBackwardDQParams params) {
-  const TmaMap& tm_q = params.tm_q;
-  const TmaMap& tm_k = params.tm_k;
-  const TmaMap& tm_v = params.tm_v;
-  const TmaMap& tm_do = params.tm_dout;
-  const float* __restrict__ lse2 = params.lse2;
-  const float* __restrict__ delta = params.delta;
-  void* __restrict__ dq_ptr = params.dq;
-  const long long dq_stride_b = params.dq_strides.batch, dq_stride_s = params.dq_strides.row, dq_stride_h = params.dq_strides.head;
-  const int seqlen_q = params.seqlen_q, seqlen_k = params.seqlen_k, heads_q = params.heads_q, group = params.group;
-  const float scale = params.scale, scale_log2 = params.scale_log2;
-  const int window_left = params.window_left, window_right = params.window_right;
-  extern __shared__ unsigned char smem_raw[];
-  Smem sm;
-  sm.q = (smem_u32(smem_raw) + 1023u) & ~1023u;
-  sm.dout = sm.q + SQ_BYTES;
-  sm.k0 = sm.dout + SQ_BYTES;
-  sm.v0 = sm.k0 + ST * SK_BYTES;
-  sm.bar = sm.v0 + ST * SK_BYTES;
-
-  const int tid = threadIdx.x;
-  const int wg = tid / 128;
-  const int m0 = blockIdx.x * BM, head = blockIdx.y, batch = blockIdx.z;
-  const int kv_head = head / group;
-  const int offset = seqlen_k - seqlen_q;
-#if FA_CAUSAL
-  const int left = window_left, right = 0;
-#elif FA_WINDOW
-  const int left = window_left, right = window_right;
-#else
-  const int left = -1, right = -1;
-#endif
-  // The key tiles that some row of the block can see: [n_lo, n_hi).
-  int n_lo = 0, n_hi = (seqlen_k + BN - 1) / BN;
-  if (right >= 0) {
-    const int last = m0 + BM - 1 + offset + right;
-    n_hi = min(n_hi, last < 0 ? 0 : last / BN + 1);
-  }
-  if (left >= 0) {
-    const int first = m0 + offset - left;
-    n_lo = first <= 0 ? 0 : first / BN;
-  }
-  const int tiles = max(0, n_hi - n_lo);
-
-  if (tid == 0) {
-    mbar_init(sm.qdo_full(), 1);
+  __device__ __forceinline__ void init_barriers() const {
+    mbar_init(qdo_full(), 1);
     for (int s = 0; s < ST; ++s) {
-      mbar_init(sm.k_full(s), 1);
-      mbar_init(sm.v_full(s), 1);
-      mbar_init(sm.k_empty(s), CONSUMER_THREADS);
-      mbar_init(sm.v_empty(s), CONSUMER_THREADS);
+      mbar_init(k_full(s), 1);
+      mbar_init(v_full(s), 1);
+      mbar_init(k_empty(s), CONSUMER_THREADS);
+      mbar_init(v_empty(s), CONSUMER_THREADS);
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
-  __syncthreads();
+};
 
-  if (wg == 0) {
-    // ---------------- producer ----------------
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
-    if (tid == 0 && tiles > 0) {
-      mbar_expect_tx(sm.qdo_full(), 2 * SQ_BYTES);
+// The producer: Q and dO once, then the key tiles [keys.lo, keys.hi) into the K and V rings.
+__device__ __forceinline__ void produce(
+  const FAHopperBackwardDQParams& params, const DQSmem& sm, int m0, int head, int kv_head, int batch, BlockRange keys) {
+  const int tiles = keys.count();
+  mbar_expect_tx(sm.qdo_full(), 2 * SQ_BYTES);
 #pragma unroll
-      for (int p = 0; p < PANELS; ++p) {
-        tma_load_4d(sm.q + p * BM * 128, &tm_q, sm.qdo_full(), p * 64, m0, head, batch);
-        tma_load_4d(sm.dout + p * BM * 128, &tm_do, sm.qdo_full(), p * 64, m0, head, batch);
-      }
-      for (int it = 0; it < tiles; ++it) {
-        const int s = it % ST, n0 = (n_lo + it) * BN;
-        if (it >= ST) mbar_wait(sm.k_empty(s), ((it / ST) - 1) & 1);
-        mbar_expect_tx(sm.k_full(s), SK_BYTES);
-#pragma unroll
-        for (int p = 0; p < PANELS; ++p) tma_load_4d(sm.k(s) + p * BN * 128, &tm_k, sm.k_full(s), p * 64, n0, kv_head, batch);
-        if (it >= ST) mbar_wait(sm.v_empty(s), ((it / ST) - 1) & 1);
-        mbar_expect_tx(sm.v_full(s), SK_BYTES);
-#pragma unroll
-        for (int p = 0; p < PANELS; ++p) tma_load_4d(sm.v(s) + p * BN * 128, &tm_v, sm.v_full(s), p * 64, n0, kv_head, batch);
-      }
-    }
-    return;
+  for (int p = 0; p < PANELS; ++p) {
+    tma_load_4d(sm.q + p * BM * 128, &params.tm_q, sm.qdo_full(), p * 64, m0, head, batch);
+    tma_load_4d(sm.dout + p * BM * 128, &params.tm_dout, sm.qdo_full(), p * 64, m0, head, batch);
   }
+  for (int it = 0; it < tiles; ++it) {
+    const int s = it % ST, n0 = (keys.lo + it) * BN;
+    if (it >= ST) mbar_wait(sm.k_empty(s), ((it / ST) - 1) & 1);
+    mbar_expect_tx(sm.k_full(s), SK_BYTES);
+#pragma unroll
+    for (int p = 0; p < PANELS; ++p) tma_load_4d(sm.k(s) + p * BN * 128, &params.tm_k, sm.k_full(s), p * 64, n0, kv_head, batch);
+    if (it >= ST) mbar_wait(sm.v_empty(s), ((it / ST) - 1) & 1);
+    mbar_expect_tx(sm.v_full(s), SK_BYTES);
+#pragma unroll
+    for (int p = 0; p < PANELS; ++p) tma_load_4d(sm.v(s) + p * BN * 128, &params.tm_v, sm.v_full(s), p * 64, n0, kv_head, batch);
+  }
+}
 
-  // ---------------- consumers ----------------
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
-  const int cw = wg - 1;
+// acc (64 x BN) = A B^T over the head dim: A's 64 rows (Q or dO) at `a_rows` in panels BM * 128
+// bytes apart, B's BN rows (K or V) at `b_tile` in panels BN * 128 apart. One commit group.
+__device__ __forceinline__ void gemm_over_head_dim(float (&acc)[BN / 2], u32 a_rows, u32 b_tile) {
+  const u64 qa = opaque_u64(desc_sw128(a_rows, 16, 1024));
+  const u64 kb = opaque_u64(desc_sw128(b_tile, 16, 1024));
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const u32 panel = kk / 4, within = (kk % 4) * 32;
+    Wgmma<BN>::ss(acc, qa + ((panel * BM * 128 + within) >> 4), kb + ((panel * BN * 128 + within) >> 4), kk > 0);
+  }
+  wg_commit();
+}
+
+// The consumers: per key tile S and dP, then P and dS in registers, then dQ += dS K; at the end
+// dQ (scaled) of this thread's rows row_a and row_a + 8.
+__device__ __forceinline__ void consume(
+  const FAHopperBackwardDQParams& params, const DQSmem& sm, const Mask<MASK>& mask, int m0, int head, int batch,
+  BlockRange keys) {
+  const int tid = threadIdx.x;
+  const int cw = tid / 128 - 1;
   const int warp = (tid / 32) % 4;
   const int lane = tid % 32;
   const int tq = lane % 4;
+  const int seqlen_q = params.seqlen_q;
   const int row_a = m0 + cw * 64 + warp * 16 + lane / 4;  // this thread's query rows: row_a, row_a + 8
   const int row_b = row_a + 8;
-  const long long stat_row = ((long long)batch * heads_q + head) * seqlen_q;
+  const float* __restrict__ lse2 = params.lse2;
+  const float* __restrict__ delta = params.delta;
+  const long long stat_row = ((long long)batch * params.heads_q + head) * seqlen_q;
   // Padded rows: LSE2 = +inf makes P = 0 there (TMA has zero-filled their Q and dO).
   const float lse_a = row_a < seqlen_q ? lse2[stat_row + row_a] : FA_INF;
   const float lse_b = row_b < seqlen_q ? lse2[stat_row + row_b] : FA_INF;
@@ -145,43 +132,24 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_dq_hopper(
   float s[BN / 2], dp[BN / 2];
   u32 ds[BN / 16][4];
 
+  const int tiles = keys.count();
   if (tiles > 0) mbar_wait(sm.qdo_full(), 0);
   const u32 q_rows = sm.q + cw * 64 * 128;
   const u32 do_rows = sm.dout + cw * 64 * 128;
   for (int it = 0; it < tiles; ++it) {
     const int st = it % ST;
     const u32 phase = (it / ST) & 1;
-    const int n0 = (n_lo + it) * BN;
+    const int n0 = (keys.lo + it) * BN;
 
     // S = Q_w K^T and dP = dO_w V^T over the head dim (K-major operands).
-    auto gemm = [&](float (&acc)[BN / 2], u32 a_rows, u32 b_tile) {
-      const u64 qa = opaque_u64(desc_sw128(a_rows, 16, 1024));
-      const u64 kb = opaque_u64(desc_sw128(b_tile, 16, 1024));
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const u32 panel = kk / 4, within = (kk % 4) * 32;
-        Wgmma<BN>::ss(acc, qa + ((panel * BM * 128 + within) >> 4), kb + ((panel * BN * 128 + within) >> 4), kk > 0);
-      }
-      wg_commit();
-    };
     mbar_wait(sm.k_full(st), phase);
-    gemm(s, q_rows, sm.k(st));
+    gemm_over_head_dim(s, q_rows, sm.k(st));
     mbar_wait(sm.v_full(st), phase);
-    gemm(dp, do_rows, sm.v(st));
+    gemm_over_head_dim(dp, do_rows, sm.v(st));
 
-    // Visible keys of each row as column offsets from this thread's first column n0 + 2 tq.
-    int hi_a = seqlen_k - 1 - (n0 + tq * 2), hi_b = hi_a, lo_a = -(1 << 30), lo_b = -(1 << 30);
-#if FA_CAUSAL || FA_WINDOW
-    if (right >= 0) {
-      hi_a = min(hi_a, row_a + offset + right - (n0 + tq * 2));
-      hi_b = min(hi_b, row_b + offset + right - (n0 + tq * 2));
-    }
-    if (left >= 0) {
-      lo_a = row_a + offset - left - (n0 + tq * 2);
-      lo_b = row_b + offset - left - (n0 + tq * 2);
-    }
-#endif
+    // P = exp2(S scale log2(e) - LSE2), zero where hidden: the visible keys of each row as
+    // column offsets from this thread's first column n0 + 2 tq.
+    const ColumnRange a = mask.key_columns(row_a, n0 + tq * 2), b = mask.key_columns(row_b, n0 + tq * 2);
     wg_wait<1>();
     fence_regs(s);
 #pragma unroll
@@ -189,12 +157,13 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_dq_hopper(
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int j = c * 8 + e;
-        const float pa = ex2(fmaf(s[c * 4 + e], scale_log2, -lse_a));
-        const float pb = ex2(fmaf(s[c * 4 + 2 + e], scale_log2, -lse_b));
-        s[c * 4 + e] = j > hi_a || j < lo_a ? 0.f : pa;
-        s[c * 4 + 2 + e] = j > hi_b || j < lo_b ? 0.f : pb;
+        const float pa = ex2(fmaf(s[c * 4 + e], params.scale_log2, -lse_a));
+        const float pb = ex2(fmaf(s[c * 4 + 2 + e], params.scale_log2, -lse_b));
+        s[c * 4 + e] = a.hides(j) ? 0.f : pa;
+        s[c * 4 + 2 + e] = b.hides(j) ? 0.f : pb;
       }
     }
+    // dS = P (dP - D).
     wg_wait<0>();
     fence_regs(dp);
     mbar_arrive(sm.v_empty(st));
@@ -227,15 +196,37 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_dq_hopper(
     mbar_arrive(sm.k_empty(st));
   }
 
-  // ---------------- epilogue: dQ (scaled), rows row_a and row_b ----------------
-  u16* out = reinterpret_cast<u16*>(dq_ptr) + batch * dq_stride_b + head * dq_stride_h + tq * 2;
+  // The epilogue: dQ (scaled), rows row_a and row_b.
+  u16* __restrict__ dq_out = params.dq;
+  u16* out = dq_out + batch * params.dq_strides.batch + head * params.dq_strides.head + tq * 2;
+  const long long row_stride = params.dq_strides.row;
+  const float scale = params.scale;
 #pragma unroll
   for (int c = 0; c < D / 8; ++c) {
     if (row_a < seqlen_q)
-      *reinterpret_cast<u32*>(out + row_a * dq_stride_s + c * 8) = pack2(dq[c * 4 + 0] * scale, dq[c * 4 + 1] * scale);
+      *reinterpret_cast<u32*>(out + row_a * row_stride + c * 8) = pack2(dq[c * 4 + 0] * scale, dq[c * 4 + 1] * scale);
     if (row_b < seqlen_q)
-      *reinterpret_cast<u32*>(out + row_b * dq_stride_s + c * 8) = pack2(dq[c * 4 + 2] * scale, dq[c * 4 + 3] * scale);
+      *reinterpret_cast<u32*>(out + row_b * row_stride + c * 8) = pack2(dq[c * 4 + 2] * scale, dq[c * 4 + 3] * scale);
   }
+}
+
+extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_dq_hopper(
+  const __grid_constant__ FAHopperBackwardDQParams params) {
+  extern __shared__ unsigned char smem_raw[];
+  const DQSmem sm(smem_raw);
+  const int m0 = blockIdx.x * BM, head = blockIdx.y, batch = blockIdx.z;
+  const Mask<MASK> mask(params.seqlen_q, params.seqlen_k, params.window_left, params.window_right);
+  // The key tiles that some row of the block can see.
+  const BlockRange keys = mask.key_blocks<BM, BN>(m0);
+  if (threadIdx.x == 0) sm.init_barriers();
+  __syncthreads();
+  if (threadIdx.x / 128 == 0) {
+    setmaxnreg_dec<24>();
+    if (threadIdx.x == 0 && keys.count() > 0) produce(params, sm, m0, head, head / params.group, batch, keys);
+    return;
+  }
+  setmaxnreg_inc<240>();
+  consume(params, sm, mask, m0, head, batch, keys);
 }
 
 }  // namespace fa_hopper

@@ -1,4 +1,9 @@
-#include "sm80/common.cuh"
+#include "common/mask.cuh"
+#include "common/math.cuh"
+#include "sm80/ptx.cuh"
+#include "sm80/tiles.cuh"
+
+constexpr MaskKind MASK = MaskKind(FA_MASK);
 // FlashAttention-2 backward, three kernels:
 //   flash_backward_preprocess  D = rowsum(dO * O) and the LSE in log2 units, per query row;
 //   flash_backward_kv          one CTA per (FA_BN keys, kv head, batch): steps over the query
@@ -287,20 +292,15 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
   const int n0 = key_block * FA_BN;
   const int kv_head = blockIdx.y, batch = blockIdx.z;
   const int hq = gridDim.y * group;
-  const int off = sk - sq;   // bottom-right alignment
+  const Mask<MASK> mask(sq, sk, left, right);
 
   load_tile<FA_BN, FA_D, D_PAD, QK_PITCH, THREADS>(sK, k + batch * k_bs + kv_head * k_hs + (i64)n0 * k_rs, k_rs, sk - n0, tid);
   load_tile<FA_BN, FA_DV, DV_PAD, V_PITCH, THREADS>(sV, v + batch * v_bs + kv_head * v_hs + (i64)n0 * v_rs, v_rs, sk - n0, tid);
   cp_async_commit();
 
-  // Queries that see any key of this block.
-  int i_lo = 0, i_hi = sq;
-#if FA_CAUSAL_OR_WINDOW
-  if (right >= 0) i_lo = max(0, n0 - off - right);
-  if (left >= 0) i_hi = min(sq, min(n0 + FA_BN, sk) - 1 - off + left + 1);
-#endif
-  const int m_first = i_lo / FA_BM;
-  const int m_last = i_hi > i_lo ? (i_hi + FA_BM - 1) / FA_BM : m_first;
+  // The query blocks that see a key of this block.
+  const BlockRange query_blocks = mask.query_blocks<FA_BM, FA_BN>(n0, sq);
+  const int m_first = query_blocks.lo;
 
 #if FA_SOFTCAP
   const float pre = scale / softcap;
@@ -324,7 +324,7 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
   // instead of all into the same ones (neutral to +2%, run 5); step s uses buffer s % NBUF.
   // The walk keeps (head in the group, block) and advances it, rather than dividing the step
   // index by blocks_per_head every step (two integer divisions, ~50 instructions per step).
-  const int blocks_per_head = m_last - m_first;
+  const int blocks_per_head = query_blocks.count();
   const int steps = group * blocks_per_head;
   const int rot0 = steps > 0 ? (int)((unsigned)key_block % (unsigned)steps) : 0;
   int walk_head = steps > 0 ? rot0 / blocks_per_head : 0;
@@ -401,31 +401,22 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
 
       // P = exp2(s * c - lse2), zero where masked or out of range; dS = P * (dP - D)
       // (times the softcap derivative). Both to shared memory as [query][key].
-      bool need_mask = m0 + FA_BM > sq || n0 + FA_BN > sk;
-#if FA_CAUSAL_OR_WINDOW
-      {
-        KeyRange first = visible_keys(m0, sq, sk, left, right);
-        KeyRange last = visible_keys(min(m0 + FA_BM, sq) - 1, sq, sk, left, right);
-        need_mask = need_mask || n0 < last.lo || n0 + FA_BN > first.hi;
-      }
-#endif
+      // Rows past seqlen_q have LSE 0 here, not +inf: they are masked too.
+      const bool need_mask = m0 + FA_BM > sq || mask.tile_needs_mask<FA_BM, FA_BN>(m0, n0);
       #pragma unroll
       for (int i = 0; i < TM_S / 16; ++i) {
         #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const int row = s_m + i * 16 + h * 8 + g;   // query within the block
           const float row_lse = sLSE[row], row_delta = sDelta[row];
-          KeyRange r;
-          r.lo = 0;
-          r.hi = sk;
-#if FA_CAUSAL_OR_WINDOW
-          if (need_mask) r = visible_keys(m0 + row, sq, sk, left, right);
-#endif
           // A masked and an unmasked copy of the row, chosen per step: the unmasked one (most steps)
           // spends no compare on its elements.
           auto row_elements = [&](auto masked) {
             constexpr bool MASKED = decltype(masked)::value;
-            const bool row_in = m0 + row < sq;
+            // The row's visible keys as offsets from this thread's first column; none for a row
+            // past seqlen_q.
+            ColumnRange keys = mask.key_columns(m0 + row, n0 + s_n + 2 * t);
+            if (m0 + row >= sq) keys.hi = -(1 << 30);
             #pragma unroll
             for (int j = 0; j < TN_S / 8; ++j) {
               float pv[2], dsv[2];
@@ -433,14 +424,11 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
               for (int e = 0; e < 2; ++e) {
                 float s = acc_s[i][j][h * 2 + e];
 #if FA_SOFTCAP
-                const float th = fast_tanh(s * pre);
+                const float th = tanh_approx(s * pre);
                 s = softcap * th;
 #endif
                 float p = ex2(s * scale_log2 - row_lse);
-                if (MASKED) {
-                  const int key = n0 + s_n + j * 8 + 2 * t + e;
-                  if (!row_in || key < r.lo || key >= r.hi) p = 0.f;
-                }
+                if (MASKED && keys.hides(j * 8 + e)) p = 0.f;
                 float ds = p * (acc_dp[i][j][h * 2 + e] - row_delta);
 #if FA_SOFTCAP
                 ds *= 1.f - th * th;

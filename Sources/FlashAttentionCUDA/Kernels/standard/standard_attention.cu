@@ -1,13 +1,13 @@
-#include "sm80/common.cuh"
+// Standard attention, the benchmark's baseline: S and P materialized in fp32 device memory,
+// GEMMs on CUDA cores in fp32 (a plain 64 x 64 shared-memory tiling), a row softmax between
+// them. Five kernels (one NVRTC program each, by entry): standard_gemm_abt, standard_softmax,
+// standard_gemm_pb, standard_gemm_ptb, standard_softmax_backward.
+#include "common/mask.cuh"
+#include "common/math.cuh"
 #define ST_TILE 64
 #define ST_K 16
 #define ST_THREADS 256
 
-__device__ __forceinline__ float st_lg2(float x) {
-  float y;
-  asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
 __device__ __forceinline__ u16 st_store(float x) { return (u16)(pack2(x, 0.f) & 0xffff); }
 
 // 64 x 64 fp32 output tile, each thread 4 x 4, K in steps of 16 through shared memory.
@@ -63,13 +63,13 @@ extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_gemm_abt(
   for (int r = 0; r < 4; ++r) {
     int i = i0 + ty * 4 + r;
     if (i >= M) continue;
-    KeyRange keys = visible_keys(i, M, N, left, right);
+    const ColumnRange keys = Mask<MaskKind::window>(M, N, left, right).key_columns(i, 0);
     float row_lse = mode == 1 ? lse[b * lse_sb + h * lse_sh + i] : 0.f;
     #pragma unroll
     for (int c = 0; c < 4; ++c) {
       int j = j0 + tx * 4 + c;
       if (j >= N) continue;
-      bool visible = j >= keys.lo && j < keys.hi;
+      const bool visible = !keys.hides(j);
       float value = acc[r][c];
       if (mode == 0) value = visible ? value * scale : -FA_INF;
       else if (mode == 1) value = visible ? ex2((value * scale - row_lse) * FA_LOG2E) : 0.f;
@@ -108,7 +108,7 @@ extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_softmax(
   for (int w = 0; w < ST_THREADS / 32; ++w) sum += partial[w];
   const float inverse = sum > 0.f ? 1.f / sum : 0.f;
   for (int j = threadIdx.x; j < N; j += ST_THREADS) row[j] = ex2(row[j] * FA_LOG2E - shift) * inverse;
-  if (threadIdx.x == 0) lse[b * lse_sb + h * lse_sh + i] = sum > 0.f ? (m + st_lg2(sum) * FA_LN2) : -FA_INF;
+  if (threadIdx.x == 0) lse[b * lse_sb + h * lse_sh + i] = sum > 0.f ? (m + lg2(sum) * FA_LN2) : -FA_INF;
 }
 
 // Out[b, i, h, :] = factor · sum_j P[bh, i, j] · B[b, j, h / group, :]   (P·V and dS·K).
