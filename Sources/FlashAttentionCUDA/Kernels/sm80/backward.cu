@@ -292,15 +292,17 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
   const int n0 = key_block * FA_BN;
   const int kv_head = blockIdx.y, batch = blockIdx.z;
   const int hq = gridDim.y * group;
-  const Mask<MASK> mask(sq, sk, left, right);
+  const int off = sk - sq;   // bottom-right alignment
 
   load_tile<FA_BN, FA_D, D_PAD, QK_PITCH, THREADS>(sK, k + batch * k_bs + kv_head * k_hs + (i64)n0 * k_rs, k_rs, sk - n0, tid);
   load_tile<FA_BN, FA_DV, DV_PAD, V_PITCH, THREADS>(sV, v + batch * v_bs + kv_head * v_hs + (i64)n0 * v_rs, v_rs, sk - n0, tid);
   cp_async_commit();
 
-  // The query blocks that see a key of this block.
+  // The query blocks that see a key of this block: [m_first, m_last).
+  const Mask<MASK> mask(sq, sk, left, right);
   const BlockRange query_blocks = mask.query_blocks<FA_BM, FA_BN>(n0, sq);
   const int m_first = query_blocks.lo;
+  const int m_last = query_blocks.hi;
 
 #if FA_SOFTCAP
   const float pre = scale / softcap;
@@ -324,7 +326,7 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
   // instead of all into the same ones (neutral to +2%, run 5); step s uses buffer s % NBUF.
   // The walk keeps (head in the group, block) and advances it, rather than dividing the step
   // index by blocks_per_head every step (two integer divisions, ~50 instructions per step).
-  const int blocks_per_head = query_blocks.count();
+  const int blocks_per_head = m_last - m_first;
   const int steps = group * blocks_per_head;
   const int rot0 = steps > 0 ? (int)((unsigned)key_block % (unsigned)steps) : 0;
   int walk_head = steps > 0 ? rot0 / blocks_per_head : 0;
@@ -401,7 +403,6 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
 
       // P = exp2(s * c - lse2), zero where masked or out of range; dS = P * (dP - D)
       // (times the softcap derivative). Both to shared memory as [query][key].
-      // Rows past seqlen_q have LSE 0 here, not +inf: they are masked too.
       const bool need_mask = m0 + FA_BM > sq || mask.tile_needs_mask<FA_BM, FA_BN>(m0, n0);
       #pragma unroll
       for (int i = 0; i < TM_S / 16; ++i) {
@@ -409,14 +410,17 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
         for (int h = 0; h < 2; ++h) {
           const int row = s_m + i * 16 + h * 8 + g;   // query within the block
           const float row_lse = sLSE[row], row_delta = sDelta[row];
+          // The row's visible keys (as absolute key indices: offsets from key 0). Relative to the
+          // thread's first column, as the other kernels take them, the d = 128 kernel spills.
+          ColumnRange keys;
+          keys.lo = 0;
+          keys.hi = sk - 1;
+          if (need_mask) keys = mask.key_columns(m0 + row, 0);
           // A masked and an unmasked copy of the row, chosen per step: the unmasked one (most steps)
           // spends no compare on its elements.
           auto row_elements = [&](auto masked) {
             constexpr bool MASKED = decltype(masked)::value;
-            // The row's visible keys as offsets from this thread's first column; none for a row
-            // past seqlen_q.
-            ColumnRange keys = mask.key_columns(m0 + row, n0 + s_n + 2 * t);
-            if (m0 + row >= sq) keys.hi = -(1 << 30);
+            const bool row_in = m0 + row < sq;
             #pragma unroll
             for (int j = 0; j < TN_S / 8; ++j) {
               float pv[2], dsv[2];
@@ -428,7 +432,10 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
                 s = softcap * th;
 #endif
                 float p = ex2(s * scale_log2 - row_lse);
-                if (MASKED && keys.hides(j * 8 + e)) p = 0.f;
+                if (MASKED) {
+                  const int key = n0 + s_n + j * 8 + 2 * t + e;
+                  if (!row_in || keys.hides(key)) p = 0.f;
+                }
                 float ds = p * (acc_dp[i][j][h * 2 + e] - row_delta);
 #if FA_SOFTCAP
                 ds *= 1.f - th * th;
