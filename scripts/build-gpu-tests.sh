@@ -5,7 +5,7 @@
 #   scripts/build-gpu-tests.sh
 # On the device (carry [".devbin-cuda"]):
 #   mkdir -p /tmp/gt && tar -xJf .devbin-cuda/gpu-tests.tar.xz -C /tmp/gt &&
-#   LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests --testing-library swift-testing --filter FlashAttentionCUDATests
+#   LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests --testing-library swift-testing --filter 'StreamTests|GPUAttentionTests|NonFiniteAndLargeScoreTests'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --build-tests > /dev/null
