@@ -58,13 +58,20 @@ let package = Package(
     .target(
       name: "FlashAttention",
       dependencies: ["FlashAttentionCore", "FlashAttentionCPU", "FlashAttentionCUDA"]),
+    // What the command-line tool and the tests use and the library product does not ship: the
+    // float64 reference, verification, benchmark runners and records, `.npy` I/O.
+    .target(
+      name: "FlashAttentionTools",
+      dependencies: ["FlashAttention", "FlashAttentionCPU", "FlashAttentionCUDA"]),
     .executableTarget(
       name: "flash-attention",
       dependencies: [
-        "FlashAttention",
+        "FlashAttention", "FlashAttentionTools",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
-    .target(name: "FlashAttentionTestSupport", dependencies: ["FlashAttention"], path: "Tests/Support"),
+    .target(
+      name: "FlashAttentionTestSupport", dependencies: ["FlashAttention", "FlashAttentionTools"],
+      path: "Tests/Support"),
     .testTarget(
       name: "FlashAttentionCoreTests", dependencies: ["FlashAttentionCore", "FlashAttentionTestSupport"]),
     .testTarget(

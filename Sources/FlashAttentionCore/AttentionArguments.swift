@@ -81,8 +81,8 @@ public struct BackwardArguments: Sendable {
 }
 
 /// The shared tensor checks behind both argument types.
-enum TensorChecks {
-  static func shape(q: TensorView, k: TensorView, v: TensorView) throws(FlashAttentionError) -> AttentionShape {
+package enum TensorChecks {
+  package static func shape(q: TensorView, k: TensorView, v: TensorView) throws(FlashAttentionError) -> AttentionShape {
     try rank4(q, "q")
     try rank4(k, "k")
     try rank4(v, "v")
@@ -118,7 +118,7 @@ enum TensorChecks {
     return shape
   }
 
-  static func rank4(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
+  package static func rank4(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
     if tensor.shape.count != 4 {
       throw .invalidArgument(
         name: "\(name).shape", value: "\(tensor.shape)", reason: "must have rank 4 [batch, seqlen, heads, head_dim]")
@@ -126,7 +126,7 @@ enum TensorChecks {
     try strides(tensor, name)
   }
 
-  static func strides(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
+  package static func strides(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
     if tensor.strides.count != tensor.shape.count {
       throw .invalidArgument(
         name: "\(name).strides", value: "\(tensor.strides)", reason: "needs one stride per dimension of \(tensor.shape)")
@@ -139,7 +139,7 @@ enum TensorChecks {
     }
   }
 
-  static func expect(
+  package static func expect(
     _ tensor: TensorView, _ name: String, shape: [Int], dtype: DType, location: MemoryLocation
   ) throws(FlashAttentionError) {
     if tensor.shape != shape {

@@ -5,6 +5,7 @@
 #endif
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 
 /// A semantic error in the command line (flags that conflict, a missing companion flag): the
 /// tool prints its message on one line and exits with code 2. Throw it from any `run()`.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 
 @main
 struct FlashAttentionCommand: AsyncParsableCommand {

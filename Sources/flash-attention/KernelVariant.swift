@@ -1,4 +1,5 @@
 import FlashAttention
+import FlashAttentionTools
 import FlashAttentionCUDA
 
 /// One compilable kernel for the `kernels` report: the sm80 FlashAttention-2 family on every

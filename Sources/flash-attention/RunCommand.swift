@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 
 /// `flash-attention run`: attention on `.npy` files.
 struct RunCommand: ParsableCommand {

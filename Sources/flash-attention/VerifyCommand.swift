@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 import Foundation
 
 /// `flash-attention verify`: the built-in case matrix against the float64 reference.

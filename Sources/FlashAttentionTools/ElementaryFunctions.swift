@@ -4,7 +4,7 @@
   import Darwin
 #endif
 
-// Core avoids Foundation; these name the libm functions the reference needs.
+// The library avoids Foundation; these name the libm functions the reference needs.
 extension Double {
   @inlinable var expValue: Double { exp(self) }
   @inlinable var logValue: Double { log(self) }
