@@ -206,7 +206,7 @@ __device__ __forceinline__ void red_add_v2(float* address, float a, float b) {
   asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" ::"l"(address), "f"(a), "f"(b) : "memory");
 }
 
-// BEGIN GENERATED WGMMA (scripts/gen_wgmma.py)
+// BEGIN GENERATED WGMMA (benchmarks/hopper/gen_wgmma.py)
 template <int N> struct Wgmma;
 template <> struct Wgmma<32> {
   static __device__ __forceinline__ void ss(float (&d)[16], u64 da, u64 db, int accumulate) {
