@@ -24,6 +24,9 @@ let package = Package(
   platforms: [.macOS(.v15)],
   products: [
     .library(name: "FlashAttention", targets: ["FlashAttention"]),
+    // The C interface (flash_attention.h) as libflashattention.so; build it self-contained with
+    // `swift build -c release --product flashattention -Xswiftc -static-stdlib`.
+    .library(name: "flashattention", type: .dynamic, targets: ["FlashAttentionCABI"]),
     .executable(name: "flash-attention", targets: ["flash-attention"]),
   ],
   dependencies: [
@@ -58,6 +61,9 @@ let package = Package(
     .target(
       name: "FlashAttention",
       dependencies: ["FlashAttentionCore", "FlashAttentionCPU", "FlashAttentionCUDA"]),
+    // The C interface: the header (and the per-thread error message) in C, the functions in Swift.
+    .target(name: "CFlashAttention"),
+    .target(name: "FlashAttentionCABI", dependencies: ["CFlashAttention", "FlashAttention"]),
     // What the command-line tool and the tests use and the library product does not ship: the
     // float64 reference, verification, benchmark runners and records, `.npy` I/O.
     .target(

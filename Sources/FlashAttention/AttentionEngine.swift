@@ -65,26 +65,38 @@ public struct AttentionEngine: Sendable {
   ///   - v: `[batch, seqlen_k, heads_kv, head_dim_v]`.
   ///   - out: `[batch, seqlen_q, heads_q, head_dim_v]`, q's dtype.
   ///   - lse: float32 `[batch, heads_q, seqlen_q]`; -inf for rows that see no key.
+  ///   - stream: for CUDA memory, a stream of the caller's: the work is queued there and the call
+  ///     returns without waiting. `nil` (the default) runs on the engine's own stream and returns
+  ///     when the results are ready.
   /// - Throws: `FlashAttentionError` naming the first invalid argument, or the backend's failure.
   public func forward(
     q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView,
-    options: AttentionOptions = AttentionOptions()
+    options: AttentionOptions = AttentionOptions(), stream: CallerStream? = nil
   ) throws(FlashAttentionError) {
     let arguments = try ForwardArguments(q: q, k: k, v: v, out: out, lse: lse, options: options)
     if arguments.shape.batch == 0 || arguments.shape.seqlenQ == 0 { return }
-    try backend.forward(arguments)
+    if let stream {
+      try backend.forward(arguments, stream: stream)
+    } else {
+      try backend.forward(arguments)
+    }
   }
 
-  /// Backward into caller-owned memory: dQ, dK, dV from dOut and the forward's out and lse.
+  /// Backward into caller-owned memory: dQ, dK, dV from dOut and the forward's out and lse
+  /// (`stream` as in `forward`).
   public func backward(
     q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView,
     dOut: TensorView, dQ: TensorView, dK: TensorView, dV: TensorView,
-    options: AttentionOptions = AttentionOptions()
+    options: AttentionOptions = AttentionOptions(), stream: CallerStream? = nil
   ) throws(FlashAttentionError) {
     let arguments = try BackwardArguments(
       q: q, k: k, v: v, out: out, lse: lse, dOut: dOut, dQ: dQ, dK: dK, dV: dV, options: options)
     if arguments.shape.batch == 0 || (arguments.shape.seqlenQ == 0 && arguments.shape.seqlenK == 0) { return }
-    try backend.backward(arguments)
+    if let stream {
+      try backend.backward(arguments, stream: stream)
+    } else {
+      try backend.backward(arguments)
+    }
   }
 
   /// Forward on host tensors, allocating the output and the LSE.

@@ -162,6 +162,21 @@ public protocol AttentionBackend: Sendable {
   var name: String { get }
   func forward(_ arguments: ForwardArguments) throws(FlashAttentionError)
   func backward(_ arguments: BackwardArguments) throws(FlashAttentionError)
+  /// Queues the forward on the caller's stream and returns without waiting (CUDA backends).
+  func forward(_ arguments: ForwardArguments, stream: CallerStream) throws(FlashAttentionError)
+  /// Queues the backward on the caller's stream and returns without waiting (CUDA backends).
+  func backward(_ arguments: BackwardArguments, stream: CallerStream) throws(FlashAttentionError)
+}
+
+extension AttentionBackend {
+  /// Backends without streams (the CPU) refuse one.
+  public func forward(_ arguments: ForwardArguments, stream: CallerStream) throws(FlashAttentionError) {
+    throw .unsupported(backend: name, feature: "a caller's CUDA stream")
+  }
+
+  public func backward(_ arguments: BackwardArguments, stream: CallerStream) throws(FlashAttentionError) {
+    throw .unsupported(backend: name, feature: "a caller's CUDA stream")
+  }
 }
 
 extension ForwardArguments {
