@@ -69,7 +69,7 @@ public func faBackendStatus(_ deviceType: Int32, _ deviceIndex: Int32) -> Int32 
 }
 
 /// The engine for q's memory; a stream only makes sense for CUDA memory.
-private func engine(for q: TensorView, stream: UnsafeMutableRawPointer?) throws(FlashAttentionError) -> AttentionEngine {
+func engine(for q: TensorView, stream: UnsafeMutableRawPointer?) throws(FlashAttentionError) -> AttentionEngine {
   if stream != nil, q.location == .host {
     throw .invalidArgument(name: "stream", value: "non-NULL", reason: "CPU tensors take no stream (pass NULL)")
   }

@@ -13,8 +13,32 @@ enum TensorDescriptor {
     guard let pointer else {
       throw .invalidArgument(name: name, value: "NULL", reason: "a tensor descriptor is required")
     }
-    let tensor = pointer.pointee
-    let dtype = try dtype(tensor.dtype, name: name)
+    let dtype = try dtype(pointer.pointee.dtype, name: name)
+    let (address, shape, strides, location) = try layout(pointer.pointee, elementBytes: dtype.byteSize, name: name)
+    return TensorView(baseAddress: address, dtype: dtype, shape: shape, strides: strides, location: location)
+  }
+
+  /// An int32 index tensor (`cu_seqlens`, `page_table` ...); nil for a NULL descriptor.
+  static func indexView(_ pointer: UnsafePointer<fa_tensor>?, name: String) throws(FlashAttentionError) -> IndexTensorView? {
+    guard let pointer else { return nil }
+    if pointer.pointee.dtype != Int32(FA_DTYPE_INT32.rawValue) {
+      throw .invalidArgument(
+        name: "\(name).dtype", value: "\(pointer.pointee.dtype)", reason: "index tensors must be FA_DTYPE_INT32 (3)")
+    }
+    let (address, shape, strides, location) = try layout(pointer.pointee, elementBytes: 4, name: name)
+    return IndexTensorView(baseAddress: address, shape: shape, strides: strides, location: location)
+  }
+
+  static func requiredIndexView(_ pointer: UnsafePointer<fa_tensor>?, name: String) throws(FlashAttentionError) -> IndexTensorView {
+    guard let view = try indexView(pointer, name: name) else {
+      throw .invalidArgument(name: name, value: "NULL", reason: "a tensor descriptor is required")
+    }
+    return view
+  }
+
+  private static func layout(
+    _ tensor: fa_tensor, elementBytes: Int, name: String
+  ) throws(FlashAttentionError) -> (UnsafeMutableRawPointer, [Int], [Int], MemoryLocation) {
     let location = try location(tensor, name: name)
     let rank = Int(tensor.rank)
     guard (1...Int(FA_MAX_RANK)).contains(rank) else {
@@ -29,7 +53,7 @@ enum TensorDescriptor {
       throw .invalidArgument(name: "\(name).strides[\(axis)]", value: "\(strides[axis])", reason: "must be >= 0")
     }
     let isEmpty = shape.contains(0)
-    if !isEmpty { try checkExtent(shape: shape, strides: strides, dtype: dtype, name: name) }
+    if !isEmpty { try checkExtent(shape: shape, strides: strides, elementBytes: elementBytes, name: name) }
     let address: UnsafeMutableRawPointer
     if let data = tensor.data {
       address = data
@@ -38,7 +62,7 @@ enum TensorDescriptor {
     } else {
       throw .invalidArgument(name: "\(name).data", value: "NULL", reason: "a tensor with elements needs memory")
     }
-    return TensorView(baseAddress: address, dtype: dtype, shape: shape, strides: strides, location: location)
+    return (address, shape, strides, location)
   }
 
   /// The first `count` entries of a C array of `int64_t` (imported as a tuple).
@@ -51,7 +75,7 @@ enum TensorDescriptor {
   /// The last element's byte offset, `Σ (shape[i] - 1) · strides[i] · size`, must not overflow:
   /// a descriptor claiming more memory than an address space holds is a caller's error, and
   /// every index computed later stays in range once this holds.
-  private static func checkExtent(shape: [Int], strides: [Int], dtype: DType, name: String) throws(FlashAttentionError) {
+  private static func checkExtent(shape: [Int], strides: [Int], elementBytes: Int, name: String) throws(FlashAttentionError) {
     var extent = 0
     for axis in 0..<shape.count {
       let (step, stepOverflow) = (shape[axis] - 1).multipliedReportingOverflow(by: strides[axis])
@@ -62,7 +86,7 @@ enum TensorDescriptor {
       }
       extent = sum
     }
-    let (bytes, overflow) = extent.multipliedReportingOverflow(by: dtype.byteSize)
+    let (bytes, overflow) = extent.multipliedReportingOverflow(by: elementBytes)
     if overflow || bytes > Int(Int64.max / 2) {
       throw .invalidArgument(
         name: "\(name).shape", value: "\(shape) with strides \(strides)", reason: "spans more memory than exists")
@@ -77,7 +101,8 @@ enum TensorDescriptor {
     default:
       throw .invalidArgument(
         name: "\(name).dtype", value: "\(raw)",
-        reason: "must be FA_DTYPE_FLOAT32 (0), FA_DTYPE_FLOAT16 (1) or FA_DTYPE_BFLOAT16 (2)")
+        reason: "must be FA_DTYPE_FLOAT32 (0), FA_DTYPE_FLOAT16 (1) or FA_DTYPE_BFLOAT16 (2)"
+          + (raw == Int32(FA_DTYPE_INT32.rawValue) ? " (int32 is for index tensors)" : ""))
     }
   }
 

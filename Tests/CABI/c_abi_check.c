@@ -307,6 +307,111 @@ static void check_bad_arguments(void) {
   free(q), free(k), free(v), free(out), free(lse);
 }
 
+static fa_tensor index_vector(int32_t *data, int64_t n) {
+  fa_tensor t;
+  memset(&t, 0, sizeof t);
+  t.data = data;
+  t.device_type = FA_DEVICE_CPU;
+  t.dtype = FA_DTYPE_INT32;
+  t.rank = 1;
+  t.shape[0] = n;
+  t.strides[0] = 1;
+  return t;
+}
+
+static fa_tensor rows3(float *data, int64_t total, int64_t h, int64_t d) {
+  fa_tensor t = contiguous4(data, 1, total, h, d);
+  t.rank = 3;
+  for (int i = 0; i < 3; i++) t.shape[i] = t.shape[i + 1], t.strides[i] = t.strides[i + 1];
+  return t;
+}
+
+// A packed batch of three causal sequences (lengths 5, 0, 19; keys 9, 4, 19) against the
+// reference run on each sequence alone.
+static void check_varlen(void) {
+  enum { h = 2, d = 16, total_q = 24, total_k = 32 };
+  int32_t cu_q[4] = {0, 5, 5, 24}, cu_k[4] = {0, 9, 13, 32};
+  float *q = random_floats(total_q * h * d), *k = random_floats(total_k * h * d), *v = random_floats(total_k * h * d);
+  float *out = poisoned(total_q * h * d), *lse = poisoned(h * total_q);
+  fa_tensor tq = rows3(q, total_q, h, d), tk = rows3(k, total_k, h, d), tv = rows3(v, total_k, h, d);
+  fa_tensor to = rows3(out, total_q, h, d), tl = lse3(lse, 1, h, total_q);
+  tl.rank = 2, tl.shape[0] = h, tl.shape[1] = total_q, tl.strides[0] = total_q, tl.strides[1] = 1;
+  fa_tensor cq = index_vector(cu_q, 4), ck = index_vector(cu_k, 4);
+  fa_options options = fa_options_default();
+  options.causal = 1;
+  int status = fa_varlen_forward(&tq, &tk, &tv, &to, &tl, &cq, &ck, NULL, NULL, 19, 19, &options, NULL);
+  CHECK(status == FA_SUCCESS, "varlen forward returned %d: %s", status, fa_last_error_message());
+  for (int b = 0; b < 3; b++) {
+    problem p = {1, cu_q[b + 1] - cu_q[b], cu_k[b + 1] - cu_k[b], h, h, d, d, 1, -1, -1, 0};
+    if (p.sq == 0) continue;
+    int64_t strides[4] = {0, h * d, d, 1};
+    double *ro = malloc(sizeof(double) * p.sq * h * d), *rl = malloc(sizeof(double) * h * p.sq);
+    reference(&p, 1.0 / sqrt(d), q + cu_q[b] * h * d, strides, k + cu_k[b] * h * d, strides, v + cu_k[b] * h * d,
+              strides, NULL, ro, rl, NULL, NULL, NULL);
+    double error = relative_error(out + cu_q[b] * h * d, ro, (size_t)p.sq * h * d);
+    CHECK(error <= 1e-4, "varlen sequence %d: out relative error %.3g", b, error);
+    for (int hh = 0; hh < h; hh++)
+      for (int i = 0; i < p.sq; i++)
+        CHECK(fabs(lse[hh * total_q + cu_q[b] + i] - rl[hh * p.sq + i]) <= 1e-4 * (1 + fabs(rl[hh * p.sq + i])),
+              "varlen sequence %d lse", b);
+    free(ro), free(rl);
+  }
+  cu_q[2] = 3;  // decreasing prefix sums: the message names the entry
+  expect_error(fa_varlen_forward(&tq, &tk, &tv, &to, &tl, &cq, &ck, NULL, NULL, 19, 19, &options, NULL),
+               FA_ERROR_INVALID_ARGUMENT, "cu_seqlens_q[2]", out, 0, "decreasing cu_seqlens");
+  cq.dtype = FA_DTYPE_FLOAT32;
+  expect_error(fa_varlen_forward(&tq, &tk, &tv, &to, &tl, &cq, &ck, NULL, NULL, 19, 19, &options, NULL),
+               FA_ERROR_INVALID_ARGUMENT, "cu_seqlens_q.dtype", out, 0, "float cu_seqlens");
+  printf("  varlen: 3 sequences checked\n");
+  free(q), free(k), free(v), free(out), free(lse);
+}
+
+// One decode step against a paged cache (page size 3, shuffled pages, NaN in every slot the
+// step must not read), appending one new token per sequence.
+static void check_paged_kvcache(void) {
+  enum { batch = 2, h = 4, hkv = 2, d = 16, page = 3, pages = 8, max_pages = 4 };
+  int32_t seqlens[batch] = {4, 7}, table[batch * max_pages] = {5, 1, -9, -9, 0, 6, 3, -9};
+  float *k_cache = poisoned(pages * page * hkv * d), *v_cache = poisoned(pages * page * hkv * d);
+  float *q = random_floats(batch * h * d), *k_new = random_floats(batch * hkv * d), *v_new = random_floats(batch * hkv * d);
+  float *out = poisoned(batch * h * d), *lse = poisoned(batch * h);
+  float *keys = malloc(sizeof(float) * 8 * hkv * d), *values = malloc(sizeof(float) * 8 * hkv * d);
+  for (int b = 0; b < batch; b++)
+    for (int t = 0; t < seqlens[b]; t++)
+      for (int c = 0; c < hkv * d; c++) {
+        size_t slot = ((size_t)table[b * max_pages + t / page] * page + t % page) * hkv * d + c;
+        k_cache[slot] = normal(), v_cache[slot] = normal();
+      }
+  fa_tensor tq = contiguous4(q, batch, 1, h, d), tkc = contiguous4(k_cache, pages, page, hkv, d);
+  fa_tensor tvc = contiguous4(v_cache, pages, page, hkv, d), tkn = contiguous4(k_new, batch, 1, hkv, d);
+  fa_tensor tvn = contiguous4(v_new, batch, 1, hkv, d), to = contiguous4(out, batch, 1, h, d), tl = lse3(lse, batch, h, 1);
+  fa_tensor ts = index_vector(seqlens, batch), tt = index_vector(table, batch * max_pages);
+  tt.rank = 2, tt.shape[0] = batch, tt.shape[1] = max_pages, tt.strides[0] = max_pages, tt.strides[1] = 1;
+  fa_options options = fa_options_default();
+  options.causal = 1;
+  int status = fa_kvcache_forward(&tq, &tkc, &tvc, &tkn, &tvn, &ts, NULL, &tt, &to, &tl, 0, &options, NULL);
+  CHECK(status == FA_SUCCESS, "kvcache forward returned %d: %s", status, fa_last_error_message());
+  for (int b = 0; b < batch; b++) {
+    int n = seqlens[b] + 1;
+    for (int t = 0; t < n; t++)
+      for (int c = 0; c < hkv * d; c++) {
+        size_t slot = ((size_t)table[b * max_pages + t / page] * page + t % page) * hkv * d + c;
+        keys[t * hkv * d + c] = k_cache[slot], values[t * hkv * d + c] = v_cache[slot];
+        if (t == n - 1) CHECK(k_cache[slot] == k_new[b * hkv * d + c], "the new key was appended in place");
+      }
+    problem p = {1, 1, n, h, hkv, d, d, 1, -1, -1, 0};
+    int64_t qs[4] = {h * d, h * d, d, 1}, ks[4] = {n * hkv * d, hkv * d, d, 1};
+    double ro[h * d], rl[h];
+    reference(&p, 1.0 / sqrt(d), q + b * h * d, qs, keys, ks, values, ks, NULL, ro, rl, NULL, NULL, NULL);
+    double error = relative_error(out + b * h * d, ro, h * d);
+    CHECK(error <= 1e-4, "paged kvcache sequence %d: out relative error %.3g", b, error);
+  }
+  table[1] = 99;  // a page the cache does not have
+  expect_error(fa_kvcache_forward(&tq, &tkc, &tvc, NULL, NULL, &ts, NULL, &tt, &to, &tl, 0, &options, NULL),
+               FA_ERROR_INVALID_ARGUMENT, "page_table[0, 1]", out, 0, "page out of range");
+  printf("  paged KV cache: decode step checked\n");
+  free(k_cache), free(v_cache), free(q), free(k_new), free(v_new), free(out), free(lse), free(keys), free(values);
+}
+
 int main(void) {
   char expected[32];
   snprintf(expected, sizeof expected, "%d.%d.%d", FA_VERSION_MAJOR, FA_VERSION_MINOR, FA_VERSION_PATCH);
@@ -327,6 +432,8 @@ int main(void) {
   for (size_t i = 0; i < sizeof problems / sizeof problems[0]; i++) check_problem(problems[i], 0);
   check_problem((problem){2, 33, 33, 2, 2, 32, 32, 1, -1, -1, 0}, 1);
   check_bad_arguments();
+  check_varlen();
+  check_paged_kvcache();
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

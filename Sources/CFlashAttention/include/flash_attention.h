@@ -84,11 +84,13 @@ typedef enum fa_status {
   FA_ERROR_INTERNAL = 7
 } fa_status;
 
-/* Storage types (the values of fa_tensor.dtype). */
+/* Storage types (the values of fa_tensor.dtype). INT32 is for index tensors only (cu_seqlens,
+ * seqused, cache_seqlens, cache_batch_idx, page_table). */
 typedef enum fa_dtype {
   FA_DTYPE_FLOAT32 = 0,
   FA_DTYPE_FLOAT16 = 1,
-  FA_DTYPE_BFLOAT16 = 2
+  FA_DTYPE_BFLOAT16 = 2,
+  FA_DTYPE_INT32 = 3
 } fa_dtype;
 
 /* Where a tensor's memory lives (the values of fa_tensor.device_type). */
@@ -145,6 +147,45 @@ int fa_forward(const fa_tensor *q, const fa_tensor *k, const fa_tensor *v, const
 int fa_backward(const fa_tensor *q, const fa_tensor *k, const fa_tensor *v, const fa_tensor *out,
                 const fa_tensor *lse, const fa_tensor *dout, const fa_tensor *dq, const fa_tensor *dk,
                 const fa_tensor *dv, const fa_options *options, void *stream);
+
+/* Variable-length (packed) batches, FlashAttention's flash_attn_varlen_func.
+ *   q [total_q, heads_q, head_dim], k [total_k, heads_kv, head_dim], v [total_k, heads_kv, head_dim_v],
+ *   out [total_q, heads_q, head_dim_v], lse float32 [heads_q, total_q].
+ *   cu_seqlens_q/k: int32 [batch + 1], prefix sums of the lengths starting at 0: sequence b is rows
+ *   cu_seqlens_q[b] ..< cu_seqlens_q[b + 1] of q. max_seqlen_q/k bound the lengths.
+ *   seqused_q/k (may be NULL): int32 [batch], only the first seqused[b] tokens of a sequence count;
+ *   the other rows get out = 0, lse = -inf and zero gradients.
+ *   Causal and window masks apply per sequence, with its own lengths. Index tensors live where q
+ *   lives; host index data is checked (a bad value is FA_ERROR_INVALID_ARGUMENT), device index
+ *   data is trusted. */
+int fa_varlen_forward(const fa_tensor *q, const fa_tensor *k, const fa_tensor *v, const fa_tensor *out,
+                      const fa_tensor *lse, const fa_tensor *cu_seqlens_q, const fa_tensor *cu_seqlens_k,
+                      const fa_tensor *seqused_q, const fa_tensor *seqused_k, int64_t max_seqlen_q,
+                      int64_t max_seqlen_k, const fa_options *options, void *stream);
+
+int fa_varlen_backward(const fa_tensor *q, const fa_tensor *k, const fa_tensor *v, const fa_tensor *out,
+                       const fa_tensor *lse, const fa_tensor *dout, const fa_tensor *dq, const fa_tensor *dk,
+                       const fa_tensor *dv, const fa_tensor *cu_seqlens_q, const fa_tensor *cu_seqlens_k,
+                       const fa_tensor *seqused_q, const fa_tensor *seqused_k, int64_t max_seqlen_q,
+                       int64_t max_seqlen_k, const fa_options *options, void *stream);
+
+/* Attention against a KV cache, FlashAttention's flash_attn_with_kvcache. Forward only.
+ *   q [batch, seqlen_q, heads_q, head_dim]; out [batch, seqlen_q, heads_q, head_dim_v];
+ *   lse float32 [batch, heads_q, seqlen_q].
+ *   k_cache/v_cache: [batch_cache, seqlen_cache, heads_kv, head_dim(_v)] (contiguous cache), or, when
+ *   page_table is given, [num_pages, page_size, heads_kv, head_dim(_v)] with any page_size >= 1.
+ *   cache_seqlens: int32 [batch], tokens already cached per sequence.
+ *   cache_batch_idx (may be NULL): int32 [batch], the cache row of each sequence (contiguous only).
+ *   page_table (may be NULL): int32 [batch, max_pages_per_sequence].
+ *   k_new/v_new (may be NULL, together): [batch, seqlen_new, heads_kv, head_dim(_v)], written into
+ *   the cache IN PLACE at cache_seqlens[b] before the attention, which then sees
+ *   cache_seqlens[b] + seqlen_new keys. Causal and window masks align to the end of the keys.
+ *   Cache slots past a sequence's keys and pages its table does not reach are never read.
+ *   num_splits: key chunks per sequence computed apart and merged by LSE; 0 chooses. */
+int fa_kvcache_forward(const fa_tensor *q, const fa_tensor *k_cache, const fa_tensor *v_cache,
+                       const fa_tensor *k_new, const fa_tensor *v_new, const fa_tensor *cache_seqlens,
+                       const fa_tensor *cache_batch_idx, const fa_tensor *page_table, const fa_tensor *out,
+                       const fa_tensor *lse, int32_t num_splits, const fa_options *options, void *stream);
 
 /* FA_SUCCESS when the backend for (device_type, device_index) can run here; otherwise its error
  * code, and fa_last_error_message() says why (for CUDA: no driver, no NVRTC, no such device). */
