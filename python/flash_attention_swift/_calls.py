@@ -10,6 +10,7 @@ The buffer is per thread because ctypes releases the GIL during the call.
 from __future__ import annotations
 
 import ctypes
+import math
 import struct
 import threading
 
@@ -37,6 +38,10 @@ _DTYPE_CODES = {
     torch.float16: C.FA_DTYPE_FLOAT16,
     torch.bfloat16: C.FA_DTYPE_BFLOAT16,
 }
+
+# Tests set this to fill every output with NaN before the library writes it, so an element the
+# library leaves unwritten fails the comparison instead of passing on leftover memory.
+poison_outputs = False
 
 _library = None
 _library_error: Exception | None = None
@@ -82,7 +87,7 @@ _buffers = _Buffers()
 def _raise_status(status: int) -> None:
     lib = library()
     message = lib.fa_last_error_message().decode("utf-8", "replace")
-    raise C.error_type(status)(f"flash_attention_swift: {message} ({C.STATUS_NAMES.get(status, status)})")
+    raise C.error_type(status)(f"flash_attention_swift: {message or C.STATUS_NAMES.get(status, status)}")
 
 
 def _dtype_code(tensor: torch.Tensor, name: str) -> int:
@@ -119,7 +124,7 @@ def unit_last_stride(tensor: torch.Tensor) -> torch.Tensor:
 def _input_fields(tensor: torch.Tensor, name: str, device: int, is_cuda: bool) -> tuple[torch.Tensor, tuple]:
     """The tensor as the library will read it (copied only if its last stride is not 1) and its
     fa_tensor fields. Its device must be q's: a foreign pointer would be read as host memory."""
-    if tensor.get_device() != device or tensor.is_cuda != is_cuda:
+    if tensor.get_device() != device or tensor.is_cuda != is_cuda or not (is_cuda or tensor.is_cpu):
         raise ValueError(f"flash_attention_swift: {name} is on {tensor.device}, expected the device of q")
     code = _DTYPE_CODES.get(tensor.dtype)
     if code is None:
@@ -198,6 +203,9 @@ def forward(
     head_dim_v = v_fields[8]
     out = q.new_empty((batch, seqlen_q, heads_q, head_dim_v))
     lse = q.new_empty((batch, heads_q, seqlen_q), dtype=torch.float32)
+    if poison_outputs:
+        out.fill_(math.nan)
+        lse.fill_(math.nan)
     device_type, device_index = q_fields[1], q_fields[2]
     row = heads_q * head_dim_v
     buffers = _buffers
@@ -251,6 +259,9 @@ def backward(
     dq = q.new_empty(q.shape)
     dk = k.new_empty(k.shape)
     dv = v.new_empty(v.shape)
+    if poison_outputs:
+        for gradient in (dq, dk, dv):
+            gradient.fill_(math.nan)
     _, dq_fields = _input_fields(dq, "dq", device, is_cuda)
     _, dk_fields = _input_fields(dk, "dk", device, is_cuda)
     _, dv_fields = _input_fields(dv, "dv", device, is_cuda)

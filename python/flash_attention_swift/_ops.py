@@ -22,6 +22,14 @@ from . import _calls
 _NON_DIFFERENTIABLE = (None,) * 6
 
 
+def _check_same_device(q: Tensor, **others: Tensor) -> None:
+    """The fake kernels' device check: the dispatcher sends a call that mixes meta tensors with
+    real ones to the fake kernel, which must refuse it as the real one would."""
+    for name, tensor in others.items():
+        if tensor.device != q.device:
+            raise ValueError(f"flash_attention_swift: {name} is on {tensor.device}, expected the device of q ({q.device})")
+
+
 @torch.library.custom_op("flash_attention_swift::fwd", mutates_args=(), device_types=("cpu", "cuda"))
 def fwd(
     q: Tensor,
@@ -47,6 +55,7 @@ def _fwd_fake(q, k, v, softmax_scale, causal, window_left, window_right, softcap
                 f"flash_attention_swift: {name} must have 4 dimensions (batch, seqlen, heads, head_dim), "
                 f"got shape {tuple(tensor.shape)}"
             )
+    _check_same_device(q, k=k, v=v)
     batch, seqlen_q, heads_q, _ = q.shape
     out = q.new_empty((batch, seqlen_q, heads_q, v.shape[3]))
     lse = q.new_empty((batch, heads_q, seqlen_q), dtype=torch.float32)
@@ -76,6 +85,7 @@ def bwd(
 
 @bwd.register_fake
 def _bwd_fake(dout, q, k, v, out, lse, softmax_scale, causal, window_left, window_right, softcap, deterministic):
+    _check_same_device(q, k=k, v=v, out=out, lse=lse, dout=dout)
     return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
 
 

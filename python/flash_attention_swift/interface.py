@@ -15,7 +15,6 @@ picks its own work split.
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Union
 
 import torch
@@ -77,7 +76,7 @@ def _scale(softmax_scale, head_dim: int) -> float:
 
 def _softcap(softcap) -> float:
     value = float(softcap)
-    if math.isnan(value) or value < 0.0:
+    if not value >= 0.0:  # negative or NaN
         raise ValueError(f"flash_attention_swift: softcap must be >= 0 (0 disables it), got {softcap}")
     return value
 

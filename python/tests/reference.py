@@ -3,7 +3,7 @@
 The rule is FlashAttention's: an fp16/bf16 result may be off the float64 reference by at most
 twice the error of a standard attention computed in the same precision (scores, softmax and
 output rounded to the storage dtype, as FlashAttention's `attention_ref(upcast=False)`), plus a
-small absolute epsilon; fp32 needs a relative L2 error of at most 1e-4. NaN never passes.
+small absolute epsilon; fp32 needs a relative L2 error of at most 1e-4 (plus a 1e-6 RMS floor). NaN never passes.
 """
 
 from __future__ import annotations
@@ -66,7 +66,12 @@ def check(name: str, actual: torch.Tensor, reference: torch.Tensor, same_precisi
     if same_precision is None:
         norm = reference.double().norm().item()
         error = (actual.double() - reference.double()).norm().item()
-        assert error <= 1e-4 * norm + 1e-7, f"{name}: relative L2 error {error / max(norm, 1e-300):.3g} > 1e-4"
+        # The floor (1e-6 RMS per element) covers a reference that is exactly zero, such as the
+        # gradient of a query that sees a single key, where fp32 accumulation leaves ~1e-7.
+        floor = 1e-6 * actual.numel() ** 0.5
+        assert error <= 1e-4 * norm + floor, (
+            f"{name}: L2 error {error:.3g} > 1e-4 x the reference's norm {norm:.3g} + {floor:.2g}"
+        )
         return
     allowed = 2 * _max_error(same_precision, reference) + epsilon(reference)
     error = _max_error(actual, reference)
