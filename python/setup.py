@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
 
 try:
@@ -65,16 +65,19 @@ class BuildWithLibrary(build_py):
             subprocess.run(["strip", "--strip-unneeded", str(target)], check=True)
 
 
-class PlatformWheel(bdist_wheel):
-    """A platform wheel (it carries a native library) that any Python 3 can use."""
+class BinaryDistribution(Distribution):
+    """Carries a native library: files go to platlib, the wheel gets a platform tag."""
 
-    def finalize_options(self) -> None:
-        super().finalize_options()
-        self.root_is_pure = False
+    def has_ext_modules(self) -> bool:
+        return True
+
+
+class PlatformWheel(bdist_wheel):
+    """A platform wheel that any Python 3 can use (the library is not a Python extension)."""
 
     def get_tag(self):
         _, _, platform = super().get_tag()
         return "py3", "none", platform
 
 
-setup(cmdclass={"build_py": BuildWithLibrary, "bdist_wheel": PlatformWheel})
+setup(distclass=BinaryDistribution, cmdclass={"build_py": BuildWithLibrary, "bdist_wheel": PlatformWheel})
