@@ -1,10 +1,13 @@
-"""The two library calls, forward and backward, on torch tensors: descriptors packed, outputs
+"""The two library calls, forward and backward, on torch tensors: descriptors filled, outputs
 allocated with torch (so CUDA memory comes from the caching allocator), errors raised.
 
-This is the hot path of every call, so it avoids per-call ctypes objects: each thread owns one
-preallocated buffer holding the descriptors of a call (fa_tensor x N, then fa_options), filled by
-a single struct.pack_into, and the functions take the buffer's addresses as plain integers.
-The buffer is per thread because ctypes releases the GIL during the call.
+This is the hot path of every call, so it makes no ctypes objects per call. Each thread owns one
+preallocated buffer per entry point holding that call's descriptors (fa_tensor x N, then
+fa_options), and the library gets the buffer's addresses as plain integers. A training loop
+calls attention with the same shapes, strides and options over and over: the buffer remembers
+what it describes (the "key"), and when the key matches only the data pointers are rewritten,
+one 64-bit word each; otherwise everything is checked and packed with one struct.pack_into.
+The buffers are per thread because ctypes releases the GIL during the call.
 """
 
 from __future__ import annotations
@@ -24,20 +27,20 @@ _TENSOR4 = "Q4i4q32x4q32x"
 _TENSOR3 = "Q4i3q40x3q40x"
 # fa_options: struct_size, softmax_scale, causal, (padding), window_left, window_right, softcap,
 # deterministic.
-_OPTIONS = "Ifi4xqqfi"
+_OPTIONS = struct.Struct("<Ifi4xqqfi")
 
-_FORWARD_LAYOUT = struct.Struct("<" + _TENSOR4 * 4 + _TENSOR3 + _OPTIONS)
-_BACKWARD_LAYOUT = struct.Struct("<" + _TENSOR4 * 4 + _TENSOR3 + _TENSOR4 * 4 + _OPTIONS)
 _TENSOR_SIZE = ctypes.sizeof(C.FaTensor)
 _OPTIONS_SIZE = ctypes.sizeof(C.FaOptions)
+_WORDS_PER_TENSOR = _TENSOR_SIZE // 8
 assert struct.calcsize("<" + _TENSOR4) == _TENSOR_SIZE == struct.calcsize("<" + _TENSOR3)
-assert struct.calcsize("<" + _OPTIONS) == _OPTIONS_SIZE
+assert _OPTIONS.size == _OPTIONS_SIZE and _TENSOR_SIZE % 8 == 0
 
 _DTYPE_CODES = {
     torch.float32: C.FA_DTYPE_FLOAT32,
     torch.float16: C.FA_DTYPE_FLOAT16,
     torch.bfloat16: C.FA_DTYPE_BFLOAT16,
 }
+_LAYOUT = "(batch, seqlen, heads, head_dim)"
 
 # Tests set this to fill every output with NaN before the library writes it, so an element the
 # library leaves unwritten fails the comparison instead of passing on leftover memory.
@@ -63,30 +66,52 @@ def _missing_library(*arguments) -> int:
     return C.FA_ERROR_INTERNAL
 
 
-# The entry points, bound once (an attribute lookup on the CDLL per call costs as much as the
-# rest of the packing).
+# The entry points, bound once (an attribute lookup on the CDLL per call costs as much as
+# rewriting the descriptors).
 _call_forward = _library.fa_forward if _library is not None else _missing_library
 _call_backward = _library.fa_backward if _library is not None else _missing_library
 
 
-class _Buffers(threading.local):
-    """This thread's descriptor buffers and their addresses."""
+class _Descriptors:
+    """One entry point's descriptors for one thread: fa_tensor x count, then fa_options."""
 
+    def __init__(self, layout: str) -> None:
+        self.tensors = struct.Struct("<" + layout)
+        self.count = self.tensors.size // _TENSOR_SIZE
+        self.buffer = ctypes.create_string_buffer(self.tensors.size + _OPTIONS_SIZE)
+        self.words = (ctypes.c_uint64 * (self.tensors.size // 8)).from_buffer(self.buffer)
+        base = ctypes.addressof(self.buffer)
+        self.addresses = tuple(base + i * _TENSOR_SIZE for i in range(self.count + 1))
+        self.key = None  # what the tensor descriptors hold (shapes, strides, dtypes, device)
+        self.derived = None  # what the key implies: output shapes, inputs to copy
+        self.options = None  # what fa_options holds
+
+    def set_options(self, options: tuple) -> None:
+        if options == self.options:
+            return
+        self.options = None
+        try:
+            _OPTIONS.pack_into(self.buffer, self.tensors.size, _OPTIONS_SIZE, *options)
+        except (struct.error, OverflowError) as error:
+            scale, _, left, right, softcap, _ = options
+            raise ValueError(
+                f"flash_attention_swift: an option is out of range ({error}): softmax_scale={scale}, "
+                f"window_size=({left}, {right}), softcap={softcap}"
+            ) from None
+        self.options = options
+
+
+class _Buffers(threading.local):
     def __init__(self) -> None:
-        self.forward = ctypes.create_string_buffer(_FORWARD_LAYOUT.size)
-        self.backward = ctypes.create_string_buffer(_BACKWARD_LAYOUT.size)
-        base = ctypes.addressof(self.forward)
-        self.forward_args = tuple(base + i * _TENSOR_SIZE for i in range(6))
-        base = ctypes.addressof(self.backward)
-        self.backward_args = tuple(base + i * _TENSOR_SIZE for i in range(10))
+        self.forward = _Descriptors(_TENSOR4 * 4 + _TENSOR3)  # q, k, v, out, lse
+        self.backward = _Descriptors(_TENSOR4 * 4 + _TENSOR3 + _TENSOR4 * 4)  # q, k, v, out, lse, dout, dq, dk, dv
 
 
 _buffers = _Buffers()
 
 
 def _raise_status(status: int) -> None:
-    lib = library()
-    message = lib.fa_last_error_message().decode("utf-8", "replace")
+    message = library().fa_last_error_message().decode("utf-8", "replace")
     raise C.error_type(status)(f"flash_attention_swift: {message or C.STATUS_NAMES.get(status, status)}")
 
 
@@ -100,54 +125,14 @@ def _dtype_code(tensor: torch.Tensor, name: str) -> int:
     return code
 
 
-def _lse_dtype_code(lse: torch.Tensor) -> int:
-    if lse.dtype != torch.float32:
-        raise TypeError(f"flash_attention_swift: lse must be torch.float32, got {lse.dtype}")
-    return C.FA_DTYPE_FLOAT32
+def _check_rank(tensor: torch.Tensor, name: str, rank: int = 4, layout: str = _LAYOUT) -> None:
+    if tensor.dim() != rank:
+        raise ValueError(
+            f"flash_attention_swift: {name} must have {rank} dimensions {layout}, got shape {tuple(tensor.shape)}"
+        )
 
 
-def _rank_error(tensor: torch.Tensor, name: str, layout: str = "(batch, seqlen, heads, head_dim)") -> ValueError:
-    return ValueError(
-        f"flash_attention_swift: {name} must have {layout.count(',') + 1} dimensions {layout}, "
-        f"got shape {tuple(tensor.shape)}"
-    )
-
-
-def unit_last_stride(tensor: torch.Tensor) -> torch.Tensor:
-    """The tensor itself when its last stride is 1 (any other strides are passed as they are);
-    otherwise a contiguous copy, the one case where the library cannot read the memory directly."""
-    if tensor.stride(-1) == 1 or tensor.size(-1) <= 1:
-        return tensor
-    return tensor.contiguous()
-
-
-def _input_fields(tensor: torch.Tensor, name: str, device: int, is_cuda: bool) -> tuple[torch.Tensor, tuple]:
-    """The tensor as the library will read it (copied only if its last stride is not 1) and its
-    fa_tensor fields. Its device must be q's: a foreign pointer would be read as host memory."""
-    if tensor.get_device() != device or tensor.is_cuda != is_cuda or not (is_cuda or tensor.is_cpu):
-        raise ValueError(f"flash_attention_swift: {name} is on {tensor.device}, expected the device of q")
-    code = _DTYPE_CODES.get(tensor.dtype)
-    if code is None:
-        code = _dtype_code(tensor, name)  # raises
-    strides = tensor.stride()
-    if strides[-1] != 1:
-        if tensor.size(-1) > 1:
-            tensor = tensor.contiguous()
-            strides = tensor.stride()
-        else:  # a last axis of size 0 or 1, whose stride torch leaves free
-            strides = (*strides[:-1], 1)
-    return tensor, (
-        tensor.data_ptr(),
-        C.FA_DEVICE_CUDA if is_cuda else C.FA_DEVICE_CPU,
-        device if is_cuda else 0,
-        code,
-        tensor.dim(),
-        *tensor.shape,
-        *strides,
-    )
-
-
-def _q_location(q: torch.Tensor) -> tuple[int, bool]:
+def _location(q: torch.Tensor) -> tuple[int, bool]:
     """q's device index (-1 for the CPU) and whether it is a CUDA tensor; other devices raise."""
     if q.is_cuda:
         return q.get_device(), True
@@ -156,76 +141,124 @@ def _q_location(q: torch.Tensor) -> tuple[int, bool]:
     return -1, False
 
 
-def _pack(layout: struct.Struct, buffer, *fields) -> None:
-    try:
-        layout.pack_into(buffer, 0, *fields)
-    except (struct.error, OverflowError) as error:
-        # Only the options can be out of range (shapes, strides and pointers come from torch).
-        scale, causal, left, right, softcap, deterministic = fields[-6:]
-        raise ValueError(
-            f"flash_attention_swift: an option is out of range ({error}): softmax_scale={scale}, "
-            f"window_size=({left}, {right}), softcap={softcap}"
-        ) from None
+def _check_device(tensor: torch.Tensor, name: str, device: int, is_cuda: bool) -> None:
+    """Every tensor on q's device: a foreign pointer would be read as the wrong kind of memory."""
+    if tensor.get_device() != device or tensor.is_cuda != is_cuda or not (is_cuda or tensor.is_cpu):
+        raise ValueError(f"flash_attention_swift: {name} is on {tensor.device}, expected the device of q")
+
+
+def needs_copy(tensor: torch.Tensor) -> bool:
+    """Whether the library cannot read the tensor in place: a last stride other than 1 (any
+    other strides are passed as they are). A last axis of size 0 or 1 has a free stride."""
+    return tensor.stride(-1) != 1 and tensor.size(-1) > 1
+
+
+# The driver's handle of the legacy default stream. torch's default stream is that stream, whose
+# handle torch reports as 0; but NULL means "the library's own stream" to fa_forward (a
+# non-blocking stream that would not wait for torch's queued work), so 0 goes in as this.
+CU_STREAM_LEGACY = 0x1
 
 
 def _current_stream_getter():
     raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    if raw is not None:
-        return raw
-    return lambda index: torch.cuda.current_stream(index).cuda_stream
+    if raw is None:
+
+        def raw(index: int) -> int:
+            return torch.cuda.current_stream(index).cuda_stream
+
+    def current(index: int) -> int:
+        return raw(index) or CU_STREAM_LEGACY
+
+    return current
 
 
 _current_stream = _current_stream_getter()
+_FLOAT32 = torch.float32
 
 
 def forward(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    softmax_scale: float,
+    softmax_scale: float | None,
     causal: bool,
     window_left: int,
     window_right: int,
     softcap: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """out [b, sq, hq, dv] (q's dtype) and lse float32 [b, hq, sq], new tensors on q's device."""
-    if q.dim() != 4:
-        raise _rank_error(q, "q")
-    if k.dim() != 4:
-        raise _rank_error(k, "k")
-    if v.dim() != 4:
-        raise _rank_error(v, "v")
-    device, is_cuda = _q_location(q)
-    q, q_fields = _input_fields(q, "q", device, is_cuda)
-    k, k_fields = _input_fields(k, "k", device, is_cuda)
-    v, v_fields = _input_fields(v, "v", device, is_cuda)
-    batch, seqlen_q, heads_q, _ = q_fields[5:9]
-    head_dim_v = v_fields[8]
-    out = q.new_empty((batch, seqlen_q, heads_q, head_dim_v))
-    lse = q.new_empty((batch, heads_q, seqlen_q), dtype=torch.float32)
+    """out [b, sq, hq, dv] (q's dtype) and lse float32 [b, hq, sq], new tensors on q's device.
+    softmax_scale None means 1/sqrt(head_dim)."""
+    if q.is_cuda:
+        device, is_cuda = q.get_device(), True
+    else:
+        device, is_cuda = _location(q)
+    q_shape, k_shape, v_shape = q.shape, k.shape, v.shape
+    key = (
+        q_shape, k_shape, v_shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype, v.dtype,
+        device, is_cuda, k.get_device(), k.is_cuda, v.get_device(), v.is_cuda,
+    )
+    descriptors = _buffers.forward
+    if key != descriptors.key:
+        descriptors.key = None
+        _check_rank(q, "q")
+        _check_rank(k, "k")
+        _check_rank(v, "v")
+        batch, seqlen_q, heads_q, _ = q_shape
+        out_shape = (batch, seqlen_q, heads_q, v_shape[3])
+        lse_shape = (batch, heads_q, seqlen_q)
+        # Describe the inputs with stand-ins for the outputs (same shapes, contiguous): only
+        # their data pointers change from call to call.
+        out_standin = torch.empty(out_shape, dtype=q.dtype, device="meta")
+        lse_standin = torch.empty(lse_shape, dtype=_FLOAT32, device="meta")
+        _check_device(k, "k", device, is_cuda)
+        _check_device(v, "v", device, is_cuda)
+        copies = _describe_forward(descriptors, q, k, v, out_standin, lse_standin, device, is_cuda)
+        descriptors.derived = (out_shape, lse_shape, copies)
+        descriptors.key = key
+    out_shape, lse_shape, copies = descriptors.derived
+    if copies is not None:
+        q, k, v = (t.contiguous() if copy else t for t, copy in zip((q, k, v), copies))
+    out = q.new_empty(out_shape)
+    lse = q.new_empty(lse_shape, dtype=_FLOAT32)
     if poison_outputs:
         out.fill_(math.nan)
         lse.fill_(math.nan)
-    device_type, device_index = q_fields[1], q_fields[2]
-    row = heads_q * head_dim_v
-    buffers = _buffers
-    _pack(
-        _FORWARD_LAYOUT,
-        buffers.forward,
-        *q_fields,
-        *k_fields,
-        *v_fields,
-        out.data_ptr(), device_type, device_index, q_fields[3], 4,
-        batch, seqlen_q, heads_q, head_dim_v, seqlen_q * row, row, head_dim_v, 1,
-        lse.data_ptr(), device_type, device_index, C.FA_DTYPE_FLOAT32, 3,
-        batch, heads_q, seqlen_q, heads_q * seqlen_q, seqlen_q, 1,
-        _OPTIONS_SIZE, softmax_scale, causal, window_left, window_right, softcap, 0,
-    )
-    stream = _current_stream(device) if is_cuda else None
-    status = _call_forward(*buffers.forward_args, stream)
+    words = descriptors.words
+    words[0] = q.data_ptr()
+    words[_WORDS_PER_TENSOR] = k.data_ptr()
+    words[2 * _WORDS_PER_TENSOR] = v.data_ptr()
+    words[3 * _WORDS_PER_TENSOR] = out.data_ptr()
+    words[4 * _WORDS_PER_TENSOR] = lse.data_ptr()
+    if softmax_scale is None:
+        head_dim = q_shape[3]
+        softmax_scale = head_dim ** -0.5 if head_dim > 0 else 1.0
+    descriptors.set_options((softmax_scale, causal, window_left, window_right, softcap, False))
+    status = _call_forward(*descriptors.addresses, _current_stream(device) if is_cuda else None)
     if status:
         _raise_status(status)
     return out, lse
+
+
+def _describe_forward(descriptors, q, k, v, out, lse, device, is_cuda):
+    for tensor, name in ((q, "q"), (k, "k"), (v, "v")):
+        _dtype_code(tensor, name)
+    copies = tuple(needs_copy(t) for t in (q, k, v))
+    q, k, v = (t.contiguous() if copy else t for t, copy in zip((q, k, v), copies))
+    device_type = C.FA_DEVICE_CUDA if is_cuda else C.FA_DEVICE_CPU
+    device_index = device if is_cuda else 0
+    fields = []
+    for tensor in (q, k, v, out, lse):
+        fields += _fields_of_shape(tensor, _DTYPE_CODES[tensor.dtype], device_type, device_index)
+    descriptors.tensors.pack_into(descriptors.buffer, 0, *fields)
+    return copies if any(copies) else None
+
+
+def _fields_of_shape(tensor: torch.Tensor, code: int, device_type: int, device_index: int) -> tuple:
+    """fa_tensor fields with a zero data pointer (written per call) for real or meta tensors."""
+    strides = tensor.stride()
+    if strides[-1] != 1:  # a last axis of size 0 or 1, whose stride torch leaves free
+        strides = (*strides[:-1], 1)
+    return (0, device_type, device_index, code, tensor.dim(), *tensor.shape, *strides)
 
 
 def backward(
@@ -235,7 +268,7 @@ def backward(
     v: torch.Tensor,
     out: torch.Tensor,
     lse: torch.Tensor,
-    softmax_scale: float,
+    softmax_scale: float | None,
     causal: bool,
     window_left: int,
     window_right: int,
@@ -243,45 +276,49 @@ def backward(
     deterministic: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dq, dk, dv (contiguous, the inputs' shapes and dtype) of sum(out * dout)."""
-    for tensor, name in ((dout, "dout"), (q, "q"), (k, "k"), (v, "v"), (out, "out")):
-        if tensor.dim() != 4:
-            raise _rank_error(tensor, name)
-    if lse.dim() != 3:
-        raise _rank_error(lse, "lse", "(batch, heads, seqlen)")
-    _lse_dtype_code(lse)
-    device, is_cuda = _q_location(q)
-    q, q_fields = _input_fields(q, "q", device, is_cuda)
-    k, k_fields = _input_fields(k, "k", device, is_cuda)
-    v, v_fields = _input_fields(v, "v", device, is_cuda)
-    out, out_fields = _input_fields(out, "out", device, is_cuda)
-    lse, lse_fields = _input_fields(lse, "lse", device, is_cuda)
-    dout, dout_fields = _input_fields(dout, "dout", device, is_cuda)
+    device, is_cuda = _location(q)
+    inputs = (q, k, v, out, lse, dout)
+    key = tuple((t.shape, t.stride(), t.dtype, t.get_device(), t.is_cuda) for t in inputs)
+    descriptors = _buffers.backward
+    if key != descriptors.key:
+        descriptors.key = None
+        names = ("q", "k", "v", "out", "lse", "dout")
+        ranks = (4, 4, 4, 4, 3, 4)
+        for tensor, name, rank in zip(inputs, names, ranks):
+            _check_rank(tensor, name, rank, _LAYOUT if rank == 4 else "(batch, heads, seqlen)")
+            _check_device(tensor, name, device, is_cuda)
+            _dtype_code(tensor, name)
+        if lse.dtype != _FLOAT32:
+            raise TypeError(f"flash_attention_swift: lse must be torch.float32, got {lse.dtype}")
+        copies = tuple(needs_copy(t) for t in inputs)
+        readable = [t.contiguous() if copy else t for t, copy in zip(inputs, copies)]
+        gradients = [torch.empty(t.shape, dtype=t.dtype, device="meta") for t in (q, k, v)]
+        device_type = C.FA_DEVICE_CUDA if is_cuda else C.FA_DEVICE_CPU
+        device_index = device if is_cuda else 0
+        fields = []
+        for tensor in (*readable, *gradients):
+            fields += _fields_of_shape(tensor, _DTYPE_CODES[tensor.dtype], device_type, device_index)
+        descriptors.tensors.pack_into(descriptors.buffer, 0, *fields)
+        descriptors.derived = copies if any(copies) else None
+        descriptors.key = key
+    copies = descriptors.derived
+    if copies is not None:
+        inputs = tuple(t.contiguous() if copy else t for t, copy in zip(inputs, copies))
+    q, k, v = inputs[:3]
     dq = q.new_empty(q.shape)
     dk = k.new_empty(k.shape)
     dv = v.new_empty(v.shape)
     if poison_outputs:
         for gradient in (dq, dk, dv):
             gradient.fill_(math.nan)
-    _, dq_fields = _input_fields(dq, "dq", device, is_cuda)
-    _, dk_fields = _input_fields(dk, "dk", device, is_cuda)
-    _, dv_fields = _input_fields(dv, "dv", device, is_cuda)
-    buffers = _buffers
-    _pack(
-        _BACKWARD_LAYOUT,
-        buffers.backward,
-        *q_fields,
-        *k_fields,
-        *v_fields,
-        *out_fields,
-        *lse_fields,
-        *dout_fields,
-        *dq_fields,
-        *dk_fields,
-        *dv_fields,
-        _OPTIONS_SIZE, softmax_scale, causal, window_left, window_right, softcap, deterministic,
-    )
-    stream = _current_stream(device) if is_cuda else None
-    status = _call_backward(*buffers.backward_args, stream)
+    words = descriptors.words
+    for index, tensor in enumerate((*inputs, dq, dk, dv)):
+        words[index * _WORDS_PER_TENSOR] = tensor.data_ptr()
+    if softmax_scale is None:
+        head_dim = q.shape[3]
+        softmax_scale = head_dim ** -0.5 if head_dim > 0 else 1.0
+    descriptors.set_options((softmax_scale, causal, window_left, window_right, softcap, deterministic))
+    status = _call_backward(*descriptors.addresses, _current_stream(device) if is_cuda else None)
     if status:
         _raise_status(status)
     return dq, dk, dv

@@ -149,22 +149,42 @@ def _plain_eager(q: Tensor, k: Tensor, v: Tensor) -> bool:
     )
 
 
+def check_tensor(tensor, name: str) -> None:
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(
+            f"flash_attention_swift: {name} must be a torch.Tensor (batch, seqlen, heads, head_dim), "
+            f"got {type(tensor).__name__}"
+        )
+
+
 def attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    softmax_scale: float,
+    softmax_scale: float | None,
     causal: bool,
     window_left: int,
     window_right: int,
     softcap: float,
     deterministic: bool,
 ) -> tuple[Tensor, Tensor]:
-    """(out, lse) with autograd: the registered op, or its eager fast path."""
+    """(out, lse) with autograd: the registered op, or its eager fast path. softmax_scale None
+    means 1/sqrt(head_dim)."""
     if _plain_eager(q, k, v):
         if _grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
             return _EagerAttention.apply(
                 q, k, v, softmax_scale, causal, window_left, window_right, softcap, deterministic
             )
         return _calls.forward(q, k, v, softmax_scale, causal, window_left, window_right, softcap)
+    check_tensor(q, "q")
+    check_tensor(k, "k")
+    check_tensor(v, "v")
+    if softmax_scale is None:
+        if q.dim() != 4:
+            raise ValueError(
+                f"flash_attention_swift: q must have 4 dimensions (batch, seqlen, heads, head_dim), "
+                f"got shape {tuple(q.shape)}"
+            )
+        head_dim = q.shape[3]
+        softmax_scale = head_dim ** -0.5 if head_dim > 0 else 1.0
     return fwd(q, k, v, softmax_scale, causal, window_left, window_right, softcap, deterministic)

@@ -21,7 +21,6 @@ import torch
 
 from . import _ops
 
-_LAYOUT = "(batch, seqlen, heads, head_dim)"
 
 
 def _not_implemented(feature: str, detail: str = "") -> NotImplementedError:
@@ -30,7 +29,8 @@ def _not_implemented(feature: str, detail: str = "") -> NotImplementedError:
 
 
 def _reject_unsupported(**arguments) -> None:
-    """Raises for the first argument given a value other than its neutral default."""
+    """Raises for the first argument given a value other than its neutral default (called only
+    when the caller's one-line check saw one)."""
     for name, value in arguments.items():
         if name in ("qv", "q_descale", "k_descale", "v_descale", "alibi_slopes"):
             if value is not None:
@@ -43,12 +43,11 @@ def _reject_unsupported(**arguments) -> None:
             raise _not_implemented(f"the argument {name}", f"got {value}; only 0")
 
 
-def _check_tensor(tensor, name: str) -> None:
-    if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"flash_attention_swift: {name} must be a torch.Tensor {_LAYOUT}, got {type(tensor).__name__}")
-
-
 def _window(window_size) -> tuple[int, int]:
+    if type(window_size) is tuple and len(window_size) == 2:
+        left, right = window_size
+        if type(left) is int and type(right) is int:
+            return left, right
     try:
         left, right = window_size
     except (TypeError, ValueError):
@@ -63,9 +62,10 @@ def _window(window_size) -> tuple[int, int]:
         raise TypeError(f"flash_attention_swift: window_size must hold ints, got {window_size!r}") from None
 
 
-def _scale(softmax_scale, head_dim: int) -> float:
+def _scale(softmax_scale) -> float | None:
+    """None stays None: 1/sqrt(head_dim), computed where the head dim is read anyway."""
     if softmax_scale is None:
-        return head_dim ** -0.5 if head_dim > 0 else 1.0
+        return None
     scale = float(softmax_scale)
     # The library reads 0 as "the default 1/sqrt(head_dim)", so a caller's explicit 0 (uniform
     # attention) cannot be passed through; nothing else is rejected here (the library checks).
@@ -89,21 +89,14 @@ def _check_num_splits(num_splits, pack_gqa) -> None:
 
 
 def _attention(q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs):
-    _check_tensor(q, "q")
-    _check_tensor(k, "k")
-    _check_tensor(v, "v")
-    if q.dim() != 4:
-        raise ValueError(f"flash_attention_swift: q must have 4 dimensions {_LAYOUT}, got shape {tuple(q.shape)}")
-    left, right = _window(window_size)
     out, softmax_lse = _ops.attention(
         q,
         k,
         v,
-        _scale(softmax_scale, q.shape[3]),
+        _scale(softmax_scale),
         bool(causal),
-        left,
-        right,
-        _softcap(softcap),
+        *_window(window_size),
+        0.0 if softcap == 0.0 else _softcap(softcap),
         bool(deterministic),
     )
     return (out, softmax_lse) if return_attn_probs else out
@@ -161,17 +154,22 @@ def flash_attn_func(
         softmax_lse [if return_attn_probs]: float32 (batch_size, nheads, seqlen_q), the natural
             log of each row's softmax denominator. No gradient flows through it.
     """
-    _reject_unsupported(
-        qv=qv,
-        q_descale=q_descale,
-        k_descale=k_descale,
-        v_descale=v_descale,
-        attention_chunk=attention_chunk,
-        sm_margin=sm_margin,
-        dropout_p=dropout_p,
-        alibi_slopes=alibi_slopes,
-    )
-    _check_num_splits(num_splits, pack_gqa)
+    if (
+        qv is not None or q_descale is not None or k_descale is not None or v_descale is not None
+        or attention_chunk != 0 or sm_margin != 0 or dropout_p != 0.0 or alibi_slopes is not None
+    ):
+        _reject_unsupported(
+            qv=qv,
+            q_descale=q_descale,
+            k_descale=k_descale,
+            v_descale=v_descale,
+            attention_chunk=attention_chunk,
+            sm_margin=sm_margin,
+            dropout_p=dropout_p,
+            alibi_slopes=alibi_slopes,
+        )
+    if num_splits != 1 or pack_gqa is not None:
+        _check_num_splits(num_splits, pack_gqa)
     return _attention(q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs)
 
 
@@ -208,7 +206,7 @@ def flash_attn_qkvpacked_func(
         dropout_p=dropout_p,
         alibi_slopes=alibi_slopes,
     )
-    _check_tensor(qkv, "qkv")
+    _ops.check_tensor(qkv, "qkv")
     if qkv.dim() == 5:
         if qkv.shape[2] != 3:
             raise ValueError(
@@ -254,7 +252,7 @@ def flash_attn_kvpacked_func(
     Returns out, or (out, softmax_lse) with return_attn_probs (FA3's convention: no S_dmask).
     """
     _reject_unsupported(dropout_p=dropout_p, alibi_slopes=alibi_slopes)
-    _check_tensor(kv, "kv")
+    _ops.check_tensor(kv, "kv")
     if kv.dim() != 5 or kv.shape[2] != 2:
         raise ValueError(
             f"flash_attention_swift: kv must be (batch, seqlen, 2, heads, head_dim), got shape {tuple(kv.shape)}"
