@@ -12,7 +12,9 @@ needed). Both paths run the same library calls and give the same results; everyt
 plain eager takes the registered op.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: torch.library infers the ops' schemas from these
+# annotations, and torch 2.4 needs them as types, not strings.
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -41,7 +43,7 @@ def fwd(
     window_right: int,
     softcap: float,
     deterministic: bool,
-) -> tuple[Tensor, Tensor]:
+) -> Tuple[Tensor, Tensor]:
     """out (batch, seqlen_q, heads_q, head_dim_v) and lse float32 (batch, heads_q, seqlen_q).
     `deterministic` only matters for the backward; it is an argument so autograd sees it."""
     return _calls.forward(q, k, v, softmax_scale, causal, window_left, window_right, softcap)
@@ -76,7 +78,7 @@ def bwd(
     window_right: int,
     softcap: float,
     deterministic: bool,
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> Tuple[Tensor, Tensor, Tensor]:
     """dq, dk, dv of sum(out * dout), from the forward's inputs, out and lse."""
     return _calls.backward(
         dout, q, k, v, out, lse, softmax_scale, causal, window_left, window_right, softcap, deterministic
@@ -161,13 +163,13 @@ def attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    softmax_scale: float | None,
+    softmax_scale: Optional[float],
     causal: bool,
     window_left: int,
     window_right: int,
     softcap: float,
     deterministic: bool,
-) -> tuple[Tensor, Tensor]:
+) -> Tuple[Tensor, Tensor]:
     """(out, lse) with autograd: the registered op, or its eager fast path. softmax_scale None
     means 1/sqrt(head_dim)."""
     if _plain_eager(q, k, v):

@@ -305,3 +305,33 @@ def test_bad_input_through_the_registered_op(exception, message, arguments):
     softcap = float(a.get("softcap", 0.0))
     with pytest.raises(exception, match=message):
         torch.ops.flash_attention_swift.fwd(a["q"], a["k"], a["v"], scale, False, -1, -1, softcap, False)
+
+
+def test_remembered_descriptors_follow_every_change(device):
+    """The per-thread descriptors are reused while shapes, strides, dtypes and options repeat;
+    any change, a failed call in between, or an input that must be copied again each time must
+    still give the result of a fresh call."""
+    dtype = torch.float32 if device == "cpu" else torch.float16
+    small = inputs(device, dtype, sq=9, sk=21)
+    large = inputs(device, dtype, sq=33, sk=40, hq=6, hkv=3, dv=32)
+    padded = [torch.nn.functional.pad(t, (0, 8))[..., : t.shape[-1]] for t in small]
+    last_stride = [t.transpose(2, 3).contiguous().transpose(2, 3) for t in small]
+
+    def expected(q, k, v, **options):
+        out, _ = reference.attention(q, k, v, **{("window" if key == "window_size" else key): value for key, value in options.items()})
+        same = None if dtype == torch.float32 else reference.attention(
+            q, k, v, compute_dtype=dtype, **{("window" if key == "window_size" else key): value for key, value in options.items()}
+        )[0]
+        return out, same
+
+    sequence = [
+        (small, {}), (small, {}), (large, {}), (small, dict(causal=True)), (padded, dict(causal=True)),
+        (last_stride, {}), (last_stride, {}), (small, dict(softcap=5.0)), (large, dict(window_size=(4, 2))),
+        (small, {}),
+    ]
+    for index, (tensors, options) in enumerate(sequence):
+        if index == 5:  # a refused call between two good ones
+            with pytest.raises(ValueError):
+                flash_attn_func(small[0], large[1], large[2])
+        out = flash_attn_func(*tensors, **options)
+        reference.check(f"call {index}", out, *expected(*[t.contiguous() for t in tensors], **options))
