@@ -147,7 +147,7 @@ def _check_device(tensor: torch.Tensor, name: str, device: int, is_cuda: bool) -
         raise ValueError(f"flash_attention_swift: {name} is on {tensor.device}, expected the device of q")
 
 
-def needs_copy(tensor: torch.Tensor) -> bool:
+def _needs_copy(tensor: torch.Tensor) -> bool:
     """Whether the library cannot read the tensor in place: a last stride other than 1 (any
     other strides are passed as they are). A last axis of size 0 or 1 has a free stride."""
     return tensor.stride(-1) != 1 and tensor.size(-1) > 1
@@ -176,6 +176,41 @@ _current_stream = _current_stream_getter()
 _FLOAT32 = torch.float32
 
 
+def _check_inputs(tensors, names, ranks, device: int, is_cuda: bool) -> None:
+    for tensor, name, rank in zip(tensors, names, ranks):
+        _check_rank(tensor, name, rank, _LAYOUT if rank == 4 else "(batch, heads, seqlen)")
+        _check_device(tensor, name, device, is_cuda)
+        _dtype_code(tensor, name)
+
+
+def _pack_descriptors(descriptors: _Descriptors, tensors, device: int, is_cuda: bool) -> None:
+    """Every fa_tensor of the call, data pointers left 0 (written per call). Outputs are given as
+    meta stand-ins of their shapes: only their data pointers change from call to call."""
+    device_type = C.FA_DEVICE_CUDA if is_cuda else C.FA_DEVICE_CPU
+    device_index = device if is_cuda else 0
+    fields = []
+    for tensor in tensors:
+        strides = tensor.stride()
+        if strides[-1] != 1:  # a last axis of size 0 or 1, whose stride torch leaves free
+            strides = (*strides[:-1], 1)
+        fields += (0, device_type, device_index, _DTYPE_CODES[tensor.dtype], tensor.dim(), *tensor.shape, *strides)
+    descriptors.tensors.pack_into(descriptors.buffer, 0, *fields)
+
+
+def _copies(tensors) -> tuple | None:
+    """Which inputs need a contiguous copy, or None when none does (the usual case)."""
+    copies = tuple(_needs_copy(t) for t in tensors)
+    return copies if any(copies) else None
+
+
+def _copied(tensors, copies):
+    return tuple(t.contiguous() if copy else t for t, copy in zip(tensors, copies))
+
+
+def _standin(shape, dtype) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
 def forward(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -192,32 +227,27 @@ def forward(
         device, is_cuda = q.get_device(), True
     else:
         device, is_cuda = _location(q)
-    q_shape, k_shape, v_shape = q.shape, k.shape, v.shape
+    q_shape, v_shape = q.shape, v.shape
     key = (
-        q_shape, k_shape, v_shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype, v.dtype,
+        q_shape, k.shape, v_shape, q.stride(), k.stride(), v.stride(), q.dtype, k.dtype, v.dtype,
         device, is_cuda, k.get_device(), k.is_cuda, v.get_device(), v.is_cuda,
     )
     descriptors = _buffers.forward
     if key != descriptors.key:
         descriptors.key = None
-        _check_rank(q, "q")
-        _check_rank(k, "k")
-        _check_rank(v, "v")
+        _check_inputs((q, k, v), ("q", "k", "v"), (4, 4, 4), device, is_cuda)
         batch, seqlen_q, heads_q, _ = q_shape
         out_shape = (batch, seqlen_q, heads_q, v_shape[3])
         lse_shape = (batch, heads_q, seqlen_q)
-        # Describe the inputs with stand-ins for the outputs (same shapes, contiguous): only
-        # their data pointers change from call to call.
-        out_standin = torch.empty(out_shape, dtype=q.dtype, device="meta")
-        lse_standin = torch.empty(lse_shape, dtype=_FLOAT32, device="meta")
-        _check_device(k, "k", device, is_cuda)
-        _check_device(v, "v", device, is_cuda)
-        copies = _describe_forward(descriptors, q, k, v, out_standin, lse_standin, device, is_cuda)
+        copies = _copies((q, k, v))
+        readable = _copied((q, k, v), copies) if copies else (q, k, v)
+        outputs = (_standin(out_shape, q.dtype), _standin(lse_shape, _FLOAT32))
+        _pack_descriptors(descriptors, (*readable, *outputs), device, is_cuda)
         descriptors.derived = (out_shape, lse_shape, copies)
         descriptors.key = key
     out_shape, lse_shape, copies = descriptors.derived
     if copies is not None:
-        q, k, v = (t.contiguous() if copy else t for t, copy in zip((q, k, v), copies))
+        q, k, v = _copied((q, k, v), copies)
     out = q.new_empty(out_shape)
     lse = q.new_empty(lse_shape, dtype=_FLOAT32)
     if poison_outputs:
@@ -237,28 +267,6 @@ def forward(
     if status:
         _raise_status(status)
     return out, lse
-
-
-def _describe_forward(descriptors, q, k, v, out, lse, device, is_cuda):
-    for tensor, name in ((q, "q"), (k, "k"), (v, "v")):
-        _dtype_code(tensor, name)
-    copies = tuple(needs_copy(t) for t in (q, k, v))
-    q, k, v = (t.contiguous() if copy else t for t, copy in zip((q, k, v), copies))
-    device_type = C.FA_DEVICE_CUDA if is_cuda else C.FA_DEVICE_CPU
-    device_index = device if is_cuda else 0
-    fields = []
-    for tensor in (q, k, v, out, lse):
-        fields += _fields_of_shape(tensor, _DTYPE_CODES[tensor.dtype], device_type, device_index)
-    descriptors.tensors.pack_into(descriptors.buffer, 0, *fields)
-    return copies if any(copies) else None
-
-
-def _fields_of_shape(tensor: torch.Tensor, code: int, device_type: int, device_index: int) -> tuple:
-    """fa_tensor fields with a zero data pointer (written per call) for real or meta tensors."""
-    strides = tensor.stride()
-    if strides[-1] != 1:  # a last axis of size 0 or 1, whose stride torch leaves free
-        strides = (*strides[:-1], 1)
-    return (0, device_type, device_index, code, tensor.dim(), *tensor.shape, *strides)
 
 
 def backward(
@@ -282,28 +290,18 @@ def backward(
     descriptors = _buffers.backward
     if key != descriptors.key:
         descriptors.key = None
-        names = ("q", "k", "v", "out", "lse", "dout")
-        ranks = (4, 4, 4, 4, 3, 4)
-        for tensor, name, rank in zip(inputs, names, ranks):
-            _check_rank(tensor, name, rank, _LAYOUT if rank == 4 else "(batch, heads, seqlen)")
-            _check_device(tensor, name, device, is_cuda)
-            _dtype_code(tensor, name)
+        _check_inputs(inputs, ("q", "k", "v", "out", "lse", "dout"), (4, 4, 4, 4, 3, 4), device, is_cuda)
         if lse.dtype != _FLOAT32:
             raise TypeError(f"flash_attention_swift: lse must be torch.float32, got {lse.dtype}")
-        copies = tuple(needs_copy(t) for t in inputs)
-        readable = [t.contiguous() if copy else t for t, copy in zip(inputs, copies)]
-        gradients = [torch.empty(t.shape, dtype=t.dtype, device="meta") for t in (q, k, v)]
-        device_type = C.FA_DEVICE_CUDA if is_cuda else C.FA_DEVICE_CPU
-        device_index = device if is_cuda else 0
-        fields = []
-        for tensor in (*readable, *gradients):
-            fields += _fields_of_shape(tensor, _DTYPE_CODES[tensor.dtype], device_type, device_index)
-        descriptors.tensors.pack_into(descriptors.buffer, 0, *fields)
-        descriptors.derived = copies if any(copies) else None
+        copies = _copies(inputs)
+        readable = _copied(inputs, copies) if copies else inputs
+        gradients = (_standin(t.shape, t.dtype) for t in (q, k, v))
+        _pack_descriptors(descriptors, (*readable, *gradients), device, is_cuda)
+        descriptors.derived = copies
         descriptors.key = key
     copies = descriptors.derived
     if copies is not None:
-        inputs = tuple(t.contiguous() if copy else t for t, copy in zip(inputs, copies))
+        inputs = _copied(inputs, copies)
     q, k, v = inputs[:3]
     dq = q.new_empty(q.shape)
     dk = k.new_empty(k.shape)
