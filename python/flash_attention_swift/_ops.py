@@ -129,11 +129,23 @@ class _EagerAttention(torch.autograd.Function):
 
 
 _Tensor = torch.Tensor
+_any_autocast = torch._C._is_any_autocast_enabled
 _is_compiling = torch.compiler.is_compiling
 _torch_function_mode_enabled = torch._C._is_torch_function_mode_enabled
 _dispatch_stack_depth = torch._C._len_torch_dispatch_stack
 _functorch_interpreter = torch._C._functorch.peek_interpreter_stack
 _grad_enabled = torch.is_grad_enabled
+
+
+def _autocast(q: Tensor, k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """Under torch.autocast for q's device, float32 inputs are cast to the autocast dtype, as
+    autocast does for F.scaled_dot_product_attention."""
+    check_tensor(q, "q")
+    device_type = q.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return q, k, v
+    dtype = torch.get_autocast_dtype(device_type)
+    return tuple(t.to(dtype) if isinstance(t, Tensor) and t.dtype == torch.float32 else t for t in (q, k, v))
 
 
 def _plain_eager(q: Tensor, k: Tensor, v: Tensor) -> bool:
@@ -172,6 +184,8 @@ def attention(
 ) -> Tuple[Tensor, Tensor]:
     """(out, lse) with autograd: the registered op, or its eager fast path. softmax_scale None
     means 1/sqrt(head_dim)."""
+    if _any_autocast():
+        q, k, v = _autocast(q, k, v)
     if _plain_eager(q, k, v):
         if _grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
             return _EagerAttention.apply(

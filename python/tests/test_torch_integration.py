@@ -269,3 +269,20 @@ def test_eager_fast_path_is_taken_only_in_plain_eager_mode():
         assert not _ops._plain_eager(*fake)
         out = flash_attn_func(*fake, causal=True)  # the fake kernel, no library call
         assert out.shape == (2, 33, 4, 32)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_autocast_casts_float32_inputs_like_sdpa(device, compiled):
+    q, k, v = (t.float().detach().requires_grad_() for t in _inputs(device))
+    dtype = torch.bfloat16
+
+    def attention(q, k, v):
+        return flash_attn_func(q, k, v, causal=True)
+
+    run = torch.compile(attention, fullgraph=True, backend="aot_eager") if compiled else attention
+    with torch.autocast(device, dtype=dtype):
+        out = run(q, k, v)
+    assert out.dtype == dtype
+    assert torch.equal(out, flash_attn_func(q.to(dtype), k.to(dtype), v.to(dtype), causal=True))
+    out.float().sum().backward()
+    assert q.grad.dtype == torch.float32 and torch.isfinite(q.grad).all()
