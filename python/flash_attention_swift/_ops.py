@@ -18,6 +18,7 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from . import _calls
 
@@ -122,6 +123,7 @@ class _EagerAttention(torch.autograd.Function):
         return out, lse
 
     @staticmethod
+    @once_differentiable  # no double backward (nor has FlashAttention): a clear error, not zeros
     def backward(ctx, dout, dlse):
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = _calls.backward(dout, q, k, v, out, lse, *ctx.options)
