@@ -4,8 +4,9 @@
 implementations and autograd, so torch.compile traces them into its graph, torch.export and
 opcheck see ordinary operators, and tensor subclasses and dispatch modes work.
 
-A custom op costs tens of microseconds of Python dispatch per call (measured: about 25 us
-without autograd and 90-100 us with it, against 6-13 us for F.scaled_dot_product_attention).
+A custom op costs tens of microseconds of Python dispatch per call (measured on the CPU with a
+1x1x1x8 problem: 23 us without autograd and 80-120 us with it, against 12 us and 19-38 us on this
+path, and 5 us and 7 us for F.scaled_dot_product_attention; python/benchmarks/overhead.py).
 So in plain eager mode, with plain tensors and no mode, transform or compiler active, `attention`
 calls the same implementation directly (through a torch.autograd.Function when a gradient is
 needed). Both paths run the same library calls and give the same results; everything that is not
