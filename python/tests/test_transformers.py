@@ -1,0 +1,137 @@
+"""Hugging Face transformers: small randomly initialised models (from configs, nothing
+downloaded) run with attn_implementation set to ours, against "sdpa" (Llama) and "eager"
+(Gemma 2: softcap and sliding windows, which sdpa refuses), fp32 on the CPU."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from flash_attention_swift import transformers_integration  # noqa: E402
+
+NAME = transformers_integration.register()
+TOLERANCE = dict(rtol=1e-4, atol=1e-5)
+
+
+def llama(attn_implementation: str, **overrides):
+    config = transformers.LlamaConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=256, **overrides,
+    )
+    config._attn_implementation = attn_implementation
+    return transformers.LlamaForCausalLM(config)
+
+
+def twin_models(factory, ours: str, theirs: str):
+    torch.manual_seed(0)
+    model = factory(theirs)
+    twin = factory(ours)
+    twin.load_state_dict(model.state_dict())
+    return twin, model
+
+
+def logits_and_gradients(model, input_ids):
+    model.zero_grad()
+    output = model(input_ids=input_ids, labels=input_ids)
+    output.loss.backward()
+    return output.logits.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def assert_same_training_step(ours, theirs, input_ids):
+    logits, gradients = logits_and_gradients(ours, input_ids)
+    expected_logits, expected_gradients = logits_and_gradients(theirs, input_ids)
+    torch.testing.assert_close(logits, expected_logits, **TOLERANCE)
+    assert gradients.keys() == expected_gradients.keys() and len(gradients) > 0
+    for name, gradient in gradients.items():
+        torch.testing.assert_close(gradient, expected_gradients[name], **TOLERANCE, msg=lambda m: f"{name}: {m}")
+
+
+def test_registered_name_is_valid():
+    assert NAME in transformers.AttentionInterface()
+    assert "flash" not in NAME
+    with pytest.raises(ValueError, match="flash"):
+        transformers_integration.register("flash_attention_swift")
+
+
+@pytest.mark.parametrize("seqlen", [1, 17, 64])
+def test_llama_logits_and_gradients_match_sdpa(seqlen):
+    ours, theirs = twin_models(llama, NAME, "sdpa")
+    assert ours.config._attn_implementation == NAME
+    input_ids = torch.randint(0, 128, (2, seqlen))
+    assert_same_training_step(ours, theirs, input_ids)
+
+
+def test_llama_from_config_with_attn_implementation_argument():
+    config = transformers.LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1,
+    )
+    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation=NAME)
+    assert model.config._attn_implementation == NAME
+    logits = model(input_ids=torch.randint(0, 64, (1, 9))).logits
+    assert torch.isfinite(logits).all()
+
+
+def test_llama_generation_matches_sdpa():
+    """Greedy decoding with a KV cache: one query against all cached keys, where FlashAttention's
+    bottom-right causal alignment is what makes causal=True correct."""
+    ours, theirs = twin_models(llama, NAME, "sdpa")
+    prompt = torch.randint(0, 128, (2, 11))
+    settings = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        tokens = ours.generate(prompt, attention_mask=torch.ones_like(prompt), **settings)
+        expected = theirs.generate(prompt, attention_mask=torch.ones_like(prompt), **settings)
+    assert torch.equal(tokens, expected)
+
+
+def gemma2(attn_implementation: str):
+    config = transformers.Gemma2Config(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, max_position_embeddings=256, sliding_window=16,
+        attn_logit_softcapping=20.0, final_logit_softcapping=None, query_pre_attn_scalar=16,
+    )
+    config._attn_implementation = attn_implementation
+    return transformers.Gemma2ForCausalLM(config)
+
+
+def test_gemma2_softcap_and_sliding_window_match_eager():
+    if not hasattr(transformers, "Gemma2Config"):
+        pytest.skip("this transformers has no Gemma 2")
+    ours, theirs = twin_models(gemma2, NAME, "eager")
+    assert_same_training_step(ours, theirs, torch.randint(0, 128, (2, 40)))
+
+
+def test_padding_is_refused_not_ignored():
+    model = llama(NAME)
+    input_ids = torch.randint(0, 128, (2, 9))
+    mask = torch.ones_like(input_ids)
+    mask[0, :3] = 0
+    with pytest.raises(NotImplementedError, match="mask"):
+        model(input_ids=input_ids, attention_mask=mask)
+
+
+def test_packed_sequences_are_refused_not_ignored():
+    model = llama(NAME)
+    input_ids = torch.randint(0, 128, (1, 12))
+    position_ids = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6]])
+    with pytest.raises(NotImplementedError, match="packed"):
+        model(input_ids=input_ids, position_ids=position_ids)
+
+
+def test_dropout_is_refused_not_ignored():
+    model = llama(NAME, attention_dropout=0.1)
+    model.train()
+    with pytest.raises(NotImplementedError, match="dropout"):
+        model(input_ids=torch.randint(0, 128, (1, 5)))
+
+
+def test_compiled_llama_fullgraph():
+    ours, theirs = twin_models(llama, NAME, "sdpa")
+    compiled = torch.compile(copy.deepcopy(ours), fullgraph=True, backend="aot_eager")
+    input_ids = torch.randint(0, 128, (2, 24))
+    logits = compiled(input_ids=input_ids).logits
+    torch.testing.assert_close(logits, theirs(input_ids=input_ids).logits, **TOLERANCE)
