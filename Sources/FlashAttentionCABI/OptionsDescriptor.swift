@@ -25,7 +25,7 @@ enum OptionsDescriptor {
     let scale = options.softmax_scale
     guard scale.isFinite, scale >= 0 else {
       throw .invalidArgument(
-        name: "options.softmax_scale", value: "\(scale)", reason: "must be finite and > 0 (0 means 1/sqrt(head_dim))")
+        name: "options.softmax_scale", value: "\(scale)", reason: "must be finite and >= 0 (0 means 1/sqrt(head_dim))")
     }
     guard options.softcap.isFinite, options.softcap >= 0 else {
       throw .invalidArgument(
