@@ -83,6 +83,8 @@ struct NPYFileTests {
     ("unknown key", npy(descr: "<f4', 'extra': 'x", shape: "(1,)", data: floatBytes([1])), "malformed"),
     ("garbage header", [0x93] + Array("NUMPY".utf8) + [1, 0, 6, 0] + Array("hello\n".utf8), "malformed"),
     ("huge shape", npy(descr: "<f4", shape: "(4611686018427387904, 4)", data: []), "too large"),
+    // No data, but no row-major strides either (2^40 · 2^40 · 8 overflows).
+    ("empty, huge shape", npy(descr: "<f4", shape: "(0, 1099511627776, 1099511627776, 8)", data: []), "too large"),
   ]
 
   @Test("corrupt and unsupported files are typed errors naming the argument", arguments: 0..<badFiles.count)
