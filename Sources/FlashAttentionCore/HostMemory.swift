@@ -32,14 +32,14 @@ package enum HostMemory {
   }
 
   /// The bytes this process can still allocate and touch without swapping to death: Linux's
-  /// `MemAvailable` plus free swap, lowered to the room left under this process's cgroup (v2)
-  /// limit; nil where neither can be read (the allocator's own failure is then the only check).
+  /// `MemAvailable` plus free swap, lowered to the room left under this process's cgroup (v1 or
+  /// v2) limit; nil where neither can be read (the allocator's own failure is then the only check).
   package static var availableBytes: Int? {
     #if os(Linux)
       var result: Int?
       if let meminfo = readSmallFile("/proc/meminfo") {
-        let available = meminfoValue(meminfo, key: "MemAvailable:")
-        let swap = meminfoValue(meminfo, key: "SwapFree:") ?? 0
+        let available = statValue(meminfo, key: "MemAvailable:")
+        let swap = statValue(meminfo, key: "SwapFree:") ?? 0
         if let available { result = CheckedSize.sum(available, swap) ?? Int.max }
       }
       if let room = cgroupRoom() { result = min(result ?? room, room) }
@@ -49,22 +49,42 @@ package enum HostMemory {
     #endif
   }
 
-  /// `memory.max - memory.current` of this process's cgroup v2, or nil without a limit.
+  /// The room left under this process's cgroup memory limit, or nil without a limit: the limit
+  /// less the usage, where the page cache in the usage counts as room (the kernel reclaims it
+  /// before it kills anyone). Containers usually mount their own cgroup at the root of the
+  /// hierarchy, so the root is tried after the path `/proc/self/cgroup` names.
   private static func cgroupRoom() -> Int? {
-    guard let membership = readSmallFile("/proc/self/cgroup") else { return nil }
-    // cgroup v2 has one line, "0::/path".
-    guard let line = membership.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else { return nil }
-    let directory = "/sys/fs/cgroup" + line.dropFirst(3)
-    guard let limitText = readSmallFile(directory + "/memory.max"),
-      let limit = Int(limitText.trimmingSpaces()),
-      let currentText = readSmallFile(directory + "/memory.current"),
-      let current = Int(currentText.trimmingSpaces())
-    else { return nil }  // "max" (no limit) does not parse as a number
-    return max(limit - current, 0)
+    let v2 = (limit: "memory.max", usage: "memory.current", cache: "file ")
+    let v1 = (limit: "memory.limit_in_bytes", usage: "memory.usage_in_bytes", cache: "total_cache ")
+    var candidates: [(directory: String, files: (limit: String, usage: String, cache: String))] = []
+    // Lines are "0::/path" (v2) or "4:memory:/path" (v1).
+    for line in (readSmallFile("/proc/self/cgroup") ?? "").split(separator: "\n") {
+      let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+      guard fields.count == 3 else { continue }
+      if fields[0] == "0" && fields[1].isEmpty {
+        candidates.append(("/sys/fs/cgroup" + fields[2], v2))
+      } else if fields[1].split(separator: ",").contains("memory") {
+        candidates.append(("/sys/fs/cgroup/memory" + fields[2], v1))
+      }
+    }
+    candidates += [("/sys/fs/cgroup", v2), ("/sys/fs/cgroup/memory", v1)]
+    for (directory, files) in candidates {
+      guard let limitText = readSmallFile(directory + "/" + files.limit),
+        let usageText = readSmallFile(directory + "/" + files.usage)
+      else { continue }
+      // "max" (v2) or a page-rounded Int.max (v1) means no limit.
+      guard let limit = Int(limitText.trimmingSpaces()), limit < CheckedSize.maximumBytes,
+        let usage = Int(usageText.trimmingSpaces())
+      else { return nil }
+      let cache = readSmallFile(directory + "/memory.stat").flatMap { statValue($0, key: files.cache) } ?? 0
+      return max(limit - usage + min(cache, usage), 0)
+    }
+    return nil
   }
 
-  /// The value of a `/proc/meminfo` line (`MemAvailable:   123456 kB`), in bytes.
-  private static func meminfoValue(_ text: String, key: String) -> Int? {
+  /// The value of a `/proc/meminfo` line (`MemAvailable:   123456 kB`) or a cgroup
+  /// `memory.stat` line (`file 123456`), in bytes.
+  private static func statValue(_ text: String, key: String) -> Int? {
     guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
     let fields = line.dropFirst(key.count).split(separator: " ")
     guard let number = fields.first.flatMap({ Int($0) }) else { return nil }
