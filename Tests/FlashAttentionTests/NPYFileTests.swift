@@ -158,8 +158,8 @@ struct NPYFileTests {
     #expect {
       try group.commit()
     } throws: { error in
-      guard case let .invalidArgument(name, _, _) = error as? FlashAttentionError else { return false }
-      return name == "dq"
+      guard let error = error as? OutputFileError else { return false }
+      return error.argument == "dq" && error.cause == .path
     }
     #expect(try Array(Data(contentsOf: existing)) == original)
     #expect(!FileManager.default.fileExists(atPath: fresh.path))
@@ -174,10 +174,10 @@ struct NPYFileTests {
     var twice = AtomicFileGroup()
     try twice.add(npy: HostTensor([1], shape: [1]), path: path, argument: "out")
     try twice.add(npy: HostTensor([1], shape: [1]), path: path, argument: "dq")
-    #expect(throws: FlashAttentionError.self) { try twice.commit() }
+    #expect(throws: OutputFileError.self) { try twice.commit() }
     var intoDirectory = AtomicFileGroup()
     try intoDirectory.add(npy: HostTensor([1], shape: [1]), path: directory.path, argument: "out")
-    #expect(throws: FlashAttentionError.self) { try intoDirectory.commit() }
+    #expect(throws: OutputFileError.self) { try intoDirectory.commit() }
     #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
   }
 
