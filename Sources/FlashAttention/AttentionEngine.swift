@@ -74,7 +74,7 @@ public struct AttentionEngine: Sendable {
     options: AttentionOptions = AttentionOptions(), stream: CallerStream? = nil
   ) throws(FlashAttentionError) {
     let arguments = try ForwardArguments(q: q, k: k, v: v, out: out, lse: lse, options: options)
-    if arguments.shape.batch == 0 || arguments.shape.seqlenQ == 0 { return }
+    if EmptyProblem.forward(arguments) { return }
     if let stream {
       try backend.forward(arguments, stream: stream)
     } else {
@@ -91,7 +91,7 @@ public struct AttentionEngine: Sendable {
   ) throws(FlashAttentionError) {
     let arguments = try BackwardArguments(
       q: q, k: k, v: v, out: out, lse: lse, dOut: dOut, dQ: dQ, dK: dK, dV: dV, options: options)
-    if arguments.shape.batch == 0 || (arguments.shape.seqlenQ == 0 && arguments.shape.seqlenK == 0) { return }
+    if EmptyProblem.backward(arguments) { return }
     if let stream {
       try backend.backward(arguments, stream: stream)
     } else {
@@ -100,12 +100,15 @@ public struct AttentionEngine: Sendable {
   }
 
   /// Forward on host tensors, allocating the output and the LSE.
+  ///
+  /// - Throws: as `forward(q:k:v:out:lse:)`, and `.outOfMemory` when the outputs do not fit in
+  ///   the memory left (checked before allocating).
   public func forward(
     q: HostTensor, k: HostTensor, v: HostTensor, options: AttentionOptions = AttentionOptions()
   ) throws(FlashAttentionError) -> (out: HostTensor, lse: HostTensor) {
     let shape = try ForwardArguments.inferredShape(q: q.view, k: k.view, v: v.view)
-    let out = HostTensor(shape: shape.oShape, dtype: q.dtype)
-    let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
+    let out = try HostTensor(shape: shape.oShape, dtype: q.dtype, name: "out")
+    let lse = try HostTensor(shape: shape.lseShape, dtype: .float32, name: "lse")
     try forward(q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, options: options)
     return (out, lse)
   }
@@ -116,9 +119,9 @@ public struct AttentionEngine: Sendable {
     options: AttentionOptions = AttentionOptions()
   ) throws(FlashAttentionError) -> (dQ: HostTensor, dK: HostTensor, dV: HostTensor) {
     let shape = try ForwardArguments.inferredShape(q: q.view, k: k.view, v: v.view)
-    let dQ = HostTensor(shape: shape.qShape, dtype: q.dtype)
-    let dK = HostTensor(shape: shape.kShape, dtype: q.dtype)
-    let dV = HostTensor(shape: shape.vShape, dtype: q.dtype)
+    let dQ = try HostTensor(shape: shape.qShape, dtype: q.dtype, name: "dq")
+    let dK = try HostTensor(shape: shape.kShape, dtype: q.dtype, name: "dk")
+    let dV = try HostTensor(shape: shape.vShape, dtype: q.dtype, name: "dv")
     try backward(
       q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, dOut: dOut.view,
       dQ: dQ.view, dK: dK.view, dV: dV.view, options: options)

@@ -123,10 +123,15 @@ package enum TensorChecks {
       throw .invalidArgument(
         name: "\(name).shape", value: "\(tensor.shape)", reason: "must have rank 4 [batch, seqlen, heads, head_dim]")
     }
-    try strides(tensor, name)
+    try layout(tensor, name)
   }
 
-  package static func strides(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
+  /// Checks the sizes and strides of one view: sizes >= 0, strides >= 0 with a unit last one,
+  /// and every offset the view can form addressable.
+  package static func layout(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
+    if let axis = tensor.shape.firstIndex(where: { $0 < 0 }) {
+      throw .invalidArgument(name: "\(name).shape[\(axis)]", value: "\(tensor.shape[axis])", reason: "must be >= 0")
+    }
     if tensor.strides.count != tensor.shape.count {
       throw .invalidArgument(
         name: "\(name).strides", value: "\(tensor.strides)", reason: "needs one stride per dimension of \(tensor.shape)")
@@ -137,6 +142,20 @@ package enum TensorChecks {
     if tensor.strides.contains(where: { $0 < 0 }) {
       throw .invalidArgument(name: "\(name).strides", value: "\(tensor.strides)", reason: "strides must be >= 0")
     }
+    // Every offset a kernel forms, of an element or of the start of a (possibly empty) row, is at
+    // most the extent; in bytes it must stay addressable.
+    guard let extent = CheckedSize.extent(shape: tensor.shape, strides: tensor.strides),
+      CheckedSize.byteCount(elements: extent, dtype: tensor.dtype) != nil
+    else {
+      if tensor.isContiguous {  // the default strides of a shape too large to lay out
+        throw .invalidArgument(
+          name: "\(name).shape", value: "\(tensor.shape)",
+          reason: "too large: its sizes (empty ones counted as 1) multiply to more than 2^62 bytes")
+      }
+      throw .invalidArgument(
+        name: "\(name).strides", value: "\(tensor.strides) for shape \(tensor.shape)",
+        reason: "the view spans more than 2^62 bytes")
+    }
   }
 
   package static func expect(
@@ -145,7 +164,7 @@ package enum TensorChecks {
     if tensor.shape != shape {
       throw .invalidArgument(name: "\(name).shape", value: "\(tensor.shape)", reason: "must be \(shape)")
     }
-    try strides(tensor, name)
+    try layout(tensor, name)
     if tensor.dtype != dtype {
       throw .invalidArgument(name: "\(name).dtype", value: "\(tensor.dtype)", reason: "must be \(dtype)")
     }

@@ -61,23 +61,20 @@ extension NPYFile {
       func fail(_ reason: String) -> FlashAttentionError {
         .invalidArgument(name: argument, value: NPYFile.quoted(path), reason: reason)
       }
-      var elements = 1
-      var overflow = false
-      for size in shape {
-        let product = elements.multipliedReportingOverflow(by: size)
-        elements = product.partialValue
-        overflow = overflow || product.overflow
+      // The row-major strides of the tensor count empty axes as 1, so an empty shape must be
+      // expressible too: (0, 2^40, 2^40, 8) holds no data but has no strides either.
+      guard let span = CheckedSize.denseSpan(shape), CheckedSize.byteCount(elements: span, dtype: dtype) != nil,
+        let elements = CheckedSize.elementCount(shape), let bytes = CheckedSize.byteCount(elements: elements, dtype: dtype)
+      else {
+        throw fail("shape \(shape) is too large: its sizes (empty ones counted as 1) multiply to more than 2^62 bytes")
       }
-      let bytes = elements.multipliedReportingOverflow(by: dtype.byteSize)
-      if overflow || bytes.overflow { throw fail("shape \(shape) is too large") }
-      if available < bytes.partialValue {
-        throw fail(
-          "truncated .npy: shape \(shape) needs \(bytes.partialValue) data bytes, the file has \(available)")
+      if available < bytes {
+        throw fail("truncated .npy: shape \(shape) needs \(bytes) data bytes, the file has \(available)")
       }
-      if available > bytes.partialValue {
-        throw fail("corrupt .npy: \(available - bytes.partialValue) bytes beyond the data of shape \(shape)")
+      if available > bytes {
+        throw fail("corrupt .npy: \(available - bytes) bytes beyond the data of shape \(shape)")
       }
-      return bytes.partialValue
+      return bytes
     }
 
     /// Maps a NumPy type string to a storage dtype, with a remedy for each refusal.

@@ -28,7 +28,8 @@ public enum NPYFile {
   ///   - path: the file to read.
   ///   - argument: the name errors use for this input (`"q"`, `"dout"`).
   /// - Throws: `FlashAttentionError.invalidArgument` naming `argument` when the file is missing,
-  ///   unreadable or not a supported `.npy`.
+  ///   not a regular file, unreadable or not a supported `.npy`; `.outOfMemory` when its data
+  ///   does not fit in the memory left.
   public static func read(path: String, argument: String) throws(FlashAttentionError) -> HostTensor {
     let file = try ReadableFile(path: path, argument: argument)
     defer { file.close() }
@@ -42,7 +43,7 @@ public enum NPYFile {
       try file.bytes(at: 0, count: min(file.size, extent.upperBound)), argument: argument, path: path)
     let byteCount = try header.dataByteCount(
       available: file.size - header.dataOffset, argument: argument, path: path)
-    let tensor = HostTensor(shape: header.shape, dtype: header.dtype)
+    let tensor = try HostTensor(shape: header.shape, dtype: header.dtype, name: argument)
     try file.read(into: tensor.storage, at: header.dataOffset, count: byteCount)
     return tensor
   }
@@ -59,7 +60,7 @@ public enum NPYFile {
     let header = try Header.parse(bytes, argument: argument, path: path)
     let byteCount = try header.dataByteCount(
       available: bytes.count - header.dataOffset, argument: argument, path: path)
-    let tensor = HostTensor(shape: header.shape, dtype: header.dtype)
+    let tensor = try HostTensor(shape: header.shape, dtype: header.dtype, name: argument)
     bytes.withUnsafeBytes { raw in
       guard byteCount > 0, let base = raw.baseAddress else { return }
       tensor.storage.copyMemory(from: base + header.dataOffset, byteCount: byteCount)

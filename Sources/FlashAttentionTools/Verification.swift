@@ -122,6 +122,16 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
     input(shape, dtype: dtype, strided: false).storage
   }
 
+  /// A host tensor of standard normal values whose shape may come from a user.
+  ///
+  /// - Throws: as `HostTensor(shape:dtype:name:)`: a shape too large, or not enough memory.
+  public mutating func tensor(_ shape: [Int], dtype: DType, name: String) throws(FlashAttentionError) -> HostTensor {
+    let tensor = try HostTensor(shape: shape, dtype: dtype, name: name)
+    let view = tensor.view
+    for offset in 0..<tensor.elementCount { view.storeFloat(normal(), atElementOffset: offset) }
+    return tensor
+  }
+
   /// SplitMix64.
   public mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15

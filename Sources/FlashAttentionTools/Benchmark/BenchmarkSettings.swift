@@ -54,8 +54,8 @@ struct BenchmarkRandom {
     }
   }
 
-  mutating func tensor(_ shape: [Int], dtype: DType) -> HostTensor {
-    let tensor = HostTensor(shape: shape, dtype: dtype)
+  mutating func tensor(_ shape: [Int], dtype: DType) throws(FlashAttentionError) -> HostTensor {
+    let tensor = try HostTensor(shape: shape, dtype: dtype, name: "input \(shape)")
     fill(tensor)
     return tensor
   }

@@ -68,19 +68,22 @@ public struct CPUBenchmarkRunner {
     do throws(FlashAttentionError) {
       var random = BenchmarkRandom(seed: seed)
       let dtype = benchmarkCase.dtype
-      let q = random.tensor(shape.qShape, dtype: dtype)
-      let k = random.tensor(shape.kShape, dtype: dtype)
-      let v = random.tensor(shape.vShape, dtype: dtype)
-      let out = HostTensor(shape: shape.oShape, dtype: dtype)
-      let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
+      let q = try random.tensor(shape.qShape, dtype: dtype)
+      let k = try random.tensor(shape.kShape, dtype: dtype)
+      let v = try random.tensor(shape.vShape, dtype: dtype)
+      let out = try HostTensor(shape: shape.oShape, dtype: dtype, name: "out")
+      let lse = try HostTensor(shape: shape.lseShape, dtype: .float32, name: "lse")
       let options = AttentionOptions(causal: benchmarkCase.causal, deterministic: settings.deterministic)
       let forward = try ForwardArguments(q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, options: options)
       var step: () throws(FlashAttentionError) -> Void = { () throws(FlashAttentionError) in try backend.forward(forward) }
       var gradients: [HostTensor] = []
       if pass != .forward {
-        let dOut = random.tensor(shape.oShape, dtype: dtype)
-        gradients = [dOut, HostTensor(shape: shape.qShape, dtype: dtype), HostTensor(shape: shape.kShape, dtype: dtype),
-                     HostTensor(shape: shape.vShape, dtype: dtype)]
+        let dOut = try random.tensor(shape.oShape, dtype: dtype)
+        gradients = [
+          dOut, try HostTensor(shape: shape.qShape, dtype: dtype, name: "dq"),
+          try HostTensor(shape: shape.kShape, dtype: dtype, name: "dk"),
+          try HostTensor(shape: shape.vShape, dtype: dtype, name: "dv"),
+        ]
         let backward = try BackwardArguments(
           q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, dOut: dOut.view, dQ: gradients[1].view,
           dK: gradients[2].view, dV: gradients[3].view, options: options)

@@ -32,7 +32,10 @@ extension CUDABenchmarkRunner {
     let stream = flash.stream
     var random = BenchmarkRandom(seed: 20_261_125 &+ (causal ? 1 : 0))
     let options = AttentionOptions(causal: causal)
-    let host = [shape.qShape, shape.kShape, shape.vShape, shape.oShape].map { random.tensor($0, dtype: dtype) }
+    var host: [HostTensor] = []
+    for tensorShape in [shape.qShape, shape.kShape, shape.vShape, shape.oShape] {
+      host.append(try random.tensor(tensorShape, dtype: dtype))
+    }
     let outputs: [([Int], DType)] = [
       (shape.oShape, dtype), (shape.lseShape, .float32), (shape.qShape, dtype), (shape.kShape, dtype),
       (shape.vShape, dtype),
@@ -60,7 +63,7 @@ extension CUDABenchmarkRunner {
     try stream.synchronize()
     var results: [HostTensor] = []
     for (index, (tensorShape, type)) in outputs.enumerated() {
-      let tensor = HostTensor(shape: tensorShape, dtype: type)
+      let tensor = try HostTensor(shape: tensorShape, dtype: type, name: "result \(tensorShape)")
       try buffers[4 + index].download(tensor, stream: stream)
       results.append(tensor)
     }

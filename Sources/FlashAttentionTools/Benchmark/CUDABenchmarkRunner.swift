@@ -42,7 +42,7 @@ public struct CUDABenchmarkRunner {
       for (tensorShape, tensorType, isInput) in layout {
         let buffer = try CUDABuffer(device: device, byteCount: tensorShape.reduce(1, *) * tensorType.byteSize)
         if isInput {
-          try buffer.upload(random.tensor(tensorShape, dtype: tensorType), stream: stream)
+          try buffer.upload(try random.tensor(tensorShape, dtype: tensorType), stream: stream)
         } else {
           try buffer.fill(byte: 0xFF, stream: stream)  // NaN until written
         }
