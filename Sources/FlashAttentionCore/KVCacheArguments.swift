@@ -161,6 +161,7 @@ enum KVCacheChecks {
       if table.location != location {
         throw .invalidArgument(name: "page_table.location", value: "\(table.location)", reason: "must be \(location) like q")
       }
+      try VarlenChecks.extent(table, "page_table")
       if cache.k.shape[1] < 1 {
         throw .invalidArgument(name: "k_cache.shape[1]", value: "\(cache.k.shape[1])", reason: "page_size must be >= 1")
       }

@@ -161,7 +161,7 @@ package enum VarlenChecks {
     if tensor.shape.count != rank {
       throw .invalidArgument(name: "\(name).shape", value: "\(tensor.shape)", reason: "must have rank \(rank) \(layout)")
     }
-    try TensorChecks.strides(tensor, name)
+    try TensorChecks.layout(tensor, name)
   }
 
   package static func index(_ tensor: IndexTensorView, _ name: String, location: MemoryLocation) throws(FlashAttentionError) {
@@ -173,6 +173,20 @@ package enum VarlenChecks {
     }
     if tensor.location != location {
       throw .invalidArgument(name: "\(name).location", value: "\(tensor.location)", reason: "must be \(location) like q")
+    }
+    try extent(tensor, name)
+  }
+
+  /// Index data whose offsets (in 4-byte elements) would overflow is refused before it is read.
+  package static func extent(_ tensor: IndexTensorView, _ name: String) throws(FlashAttentionError) {
+    if tensor.shape.contains(where: { $0 < 0 }) {
+      throw .invalidArgument(name: "\(name).shape", value: "\(tensor.shape)", reason: "sizes must be >= 0")
+    }
+    guard let extent = CheckedSize.extent(shape: tensor.shape, strides: tensor.strides),
+      CheckedSize.product(extent, 4) != nil
+    else {
+      throw .invalidArgument(
+        name: "\(name).strides", value: "\(tensor.strides) for shape \(tensor.shape)", reason: "the view spans more than 2^62 bytes")
     }
   }
 }
