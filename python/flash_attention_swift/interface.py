@@ -1,16 +1,21 @@
 """FlashAttention-3's `flash_attn_interface` functions (hopper/flash_attn_interface.py), with the
 same argument names, order, defaults and return conventions, so code switches by changing an
-import. FlashAttention-2's `flash_attn_kvpacked_func` (which FA3 lacks) keeps FA2's signature.
+import: flash_attn_func, flash_attn_qkvpacked_func, flash_attn_varlen_func,
+flash_attn_with_kvcache and flash_attn_combine. FlashAttention-2's `flash_attn_kvpacked_func`
+(which FA3 lacks) keeps FA2's signature.
 
-Return convention (FA3's, for every function here): `out`, or `(out, softmax_lse)` when
-`return_attn_probs=True`. FA2 returned a third value, the attention probabilities `S_dmask`
-(documented there as for testing only); no function here computes it.
+Return convention (FA3's): `out`, or `(out, softmax_lse)` when `return_attn_probs=True`; FA2
+returned a third value, the attention probabilities `S_dmask` (documented there as for testing
+only), which no function here computes. flash_attn_with_kvcache with `return_softmax_lse=True`
+returns FA3's `(out, softmax_lse, out_accum, softmax_lse_accum)`, the last two empty;
+flash_attn_combine returns `(out, softmax_lse)`.
 
 Arguments that this library does not implement yet raise NotImplementedError naming them, when
 given a value other than their default: `qv`, `q_descale`/`k_descale`/`v_descale` (fp8),
-`attention_chunk`, `sm_margin`, FA2's `dropout_p` and `alibi_slopes`. `num_splits` and `pack_gqa`
-are accepted: they are FA3's scheduling hints and do not change what is computed; the library
-picks its own work split.
+`attention_chunk`, `sm_margin`, FA2's `dropout_p` and `alibi_slopes`, and for the KV cache
+rotary embedding, `cache_leftpad`, the varlen-q form and `scheduler_metadata`. `num_splits` and
+`pack_gqa` are accepted: they are FA3's scheduling hints and do not change what is computed
+(the KV-cache call hands `num_splits` to the library's split-KV).
 """
 
 from __future__ import annotations
