@@ -20,6 +20,7 @@ from torch.autograd.function import once_differentiable
 from . import _ops, _varlen_calls
 
 _NON_DIFFERENTIABLE = (None,) * 12
+_increment_version = torch.autograd.graph.increment_version
 _FLOAT32 = torch.float32
 
 
@@ -238,8 +239,14 @@ def kvcache_attention(
     tensors = (q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, page_table)
     wants_grad = _ops._grad_enabled() and any(t is not None and t.requires_grad for t in (q, k_cache, v_cache, k, v))
     if _plain_eager(*tensors) and not wants_grad:
-        return _varlen_calls.kvcache_forward(
+        result = _varlen_calls.kvcache_forward(
             *tensors, softmax_scale, causal, window_left, window_right, softcap, num_splits
         )
+        if k is not None:
+            # The library wrote through the data pointers; tell autograd the caches changed, as
+            # the registered op (declared mutating) does.
+            _increment_version(k_cache)
+            _increment_version(v_cache)
+        return result
     scale = _default_scale(softmax_scale, q, 4, "(batch, seqlen, heads, head_dim)")
     return kvcache_fwd(*tensors, scale, causal, window_left, window_right, softcap, num_splits)

@@ -194,3 +194,19 @@ def test_varlen_autocast_casts_float32_inputs(device):
     assert torch.equal(out, expected)
     out.float().sum().backward()
     assert q.grad.dtype == torch.float32 and torch.isfinite(q.grad).all()
+
+
+def test_kvcache_append_bumps_the_caches_version_counters(device):
+    """Autograd learns that the caches changed (a tensor saved for backward and then appended to
+    is caught), on the eager path as through the registered op."""
+    q, k_cache, v_cache, k, v, cache_seqlens, page_table = _cache_inputs(device)
+    before = (k_cache._version, v_cache._version)
+    flash_attn_with_kvcache(q, k_cache, v_cache, k, v, cache_seqlens=cache_seqlens, page_table=page_table)
+    assert k_cache._version > before[0] and v_cache._version > before[1]
+    weight = torch.ones(1, device=device, dtype=k_cache.dtype, requires_grad=True)
+    product = (k_cache.nan_to_num() * weight).sum()  # saves k_cache's result, not k_cache itself
+    saved = k_cache.nan_to_num_().mul(weight).sum()  # saves k_cache for backward (it is mul's input)
+    flash_attn_with_kvcache(q, k_cache, v_cache, k, v, cache_seqlens=cache_seqlens, page_table=page_table)
+    product.backward()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        saved.backward()
