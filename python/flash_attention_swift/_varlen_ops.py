@@ -237,7 +237,10 @@ def kvcache_attention(
     """(out, lse) against a KV cache, k and v appended in place first: the registered op, or the
     library call itself in plain eager mode when no gradient is asked for."""
     tensors = (q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, page_table)
-    wants_grad = _ops._grad_enabled() and any(t is not None and t.requires_grad for t in (q, k_cache, v_cache, k, v))
+    wants_grad = _ops._grad_enabled() and (
+        q.requires_grad or k_cache.requires_grad or v_cache.requires_grad
+        or (k is not None and k.requires_grad) or (v is not None and v.requires_grad)
+    )
     if _plain_eager(*tensors) and not wants_grad:
         result = _varlen_calls.kvcache_forward(
             *tensors, softmax_scale, causal, window_left, window_right, softcap, num_splits

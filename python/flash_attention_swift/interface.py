@@ -485,25 +485,30 @@ def flash_attn_with_kvcache(
         FA3's split-KV partial results, which are always empty tensors here (the library merges
         its splits itself), as FA3's are when it does not split. `out, lse, *_ = ...` reads both.
     """
-    unsupported = {
-        "qv": qv, "rotary_cos": rotary_cos, "rotary_sin": rotary_sin, "cache_leftpad": cache_leftpad,
-        "cu_seqlens_q": cu_seqlens_q, "cu_seqlens_k_new": cu_seqlens_k_new, "max_seqlen_q": max_seqlen_q,
-        "rotary_seqlens": rotary_seqlens, "q_descale": q_descale, "k_descale": k_descale, "v_descale": v_descale,
-        "scheduler_metadata": scheduler_metadata,
-    }
-    for name, value in unsupported.items():
-        if value is not None:
-            raise _not_implemented(f"the argument {name}", _KVCACHE_UNSUPPORTED[name] or "")
+    if (
+        qv is not None or rotary_cos is not None or rotary_sin is not None or cache_leftpad is not None
+        or cu_seqlens_q is not None or cu_seqlens_k_new is not None or max_seqlen_q is not None
+        or rotary_seqlens is not None or q_descale is not None or k_descale is not None or v_descale is not None
+        or scheduler_metadata is not None
+    ):
+        unsupported = {
+            "qv": qv, "rotary_cos": rotary_cos, "rotary_sin": rotary_sin, "cache_leftpad": cache_leftpad,
+            "cu_seqlens_q": cu_seqlens_q, "cu_seqlens_k_new": cu_seqlens_k_new, "max_seqlen_q": max_seqlen_q,
+            "rotary_seqlens": rotary_seqlens, "q_descale": q_descale, "k_descale": k_descale,
+            "v_descale": v_descale, "scheduler_metadata": scheduler_metadata,
+        }
+        name = next(name for name, value in unsupported.items() if value is not None)
+        raise _not_implemented(f"the argument {name}", _KVCACHE_UNSUPPORTED[name] or "")
     if attention_chunk != 0 or sm_margin != 0:
         _reject_unsupported(attention_chunk=attention_chunk, sm_margin=sm_margin)
-    _check_num_splits(num_splits, pack_gqa)
-    for tensor, name in ((q, "q"), (k_cache, "k_cache"), (v_cache, "v_cache")):
-        _ops.check_tensor(tensor, name)
-    for tensor, name in ((k, "k"), (v, "v")):
+    if type(num_splits) is not int or num_splits < 0 or pack_gqa is not None:
+        _check_num_splits(num_splits, pack_gqa)
+    for tensor, name in ((q, "q"), (k_cache, "k_cache"), (v_cache, "v_cache"), (k, "k"), (v, "v")):
         if tensor is not None:
             _ops.check_tensor(tensor, name)
-    for value, name in ((cache_batch_idx, "cache_batch_idx"), (page_table, "page_table")):
-        _check_index_type(value, name)
+    if cache_batch_idx is not None or page_table is not None:
+        _check_index_type(cache_batch_idx, "cache_batch_idx")
+        _check_index_type(page_table, "page_table")
     cache_seqlens = _cache_seqlens(cache_seqlens, q, k_cache, page_table, appending=k is not None or v is not None)
     out, softmax_lse = _varlen_ops.kvcache_attention(
         q,
