@@ -221,3 +221,16 @@ def test_compiled_llama_fullgraph():
     input_ids = torch.randint(0, 128, (2, 24))
     logits = compiled(input_ids=input_ids).logits
     torch.testing.assert_close(logits, theirs(input_ids=input_ids).logits, **TOLERANCE)
+
+
+def test_compiled_llama_padded_batch_with_graph_breaks():
+    """Unpadding reads the mask (as transformers' mask function does), so fullgraph is out; a
+    plain torch.compile breaks the graph there and still gives sdpa's logits."""
+    ours, theirs = twin_models(llama, NAME, "sdpa")
+    input_ids, mask = padded_batch("left")
+    compiled = torch.compile(copy.deepcopy(ours), backend="aot_eager")
+    with torch.no_grad():
+        logits = compiled(input_ids=input_ids, attention_mask=mask).logits
+        expected = theirs(input_ids=input_ids, attention_mask=mask).logits
+    real = mask.bool()
+    torch.testing.assert_close(logits[real], expected[real], **TOLERANCE)
