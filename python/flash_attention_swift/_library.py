@@ -29,6 +29,7 @@ FA_ERROR_INTERNAL = 7
 FA_DTYPE_FLOAT32 = 0
 FA_DTYPE_FLOAT16 = 1
 FA_DTYPE_BFLOAT16 = 2
+FA_DTYPE_INT32 = 3  # index tensors only (cu_seqlens, seqused, cache_seqlens, cache_batch_idx, page_table)
 
 FA_DEVICE_CPU = 0
 FA_DEVICE_CUDA = 1
@@ -90,6 +91,19 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.fa_version_number.restype = ctypes.c_int32
     lib.fa_options_default.argtypes = []
     lib.fa_options_default.restype = FaOptions
+    # Variable-length and KV-cache entry points (header 0.1). A library without them still serves
+    # fa_forward/fa_backward; the calls that need them raise (see _varlen_calls).
+    int64, int32 = ctypes.c_int64, ctypes.c_int32
+    signatures = {
+        "fa_varlen_forward": [pointer] * 9 + [int64, int64] + [pointer] * 2,
+        "fa_varlen_backward": [pointer] * 13 + [int64, int64] + [pointer] * 2,
+        "fa_kvcache_forward": [pointer] * 10 + [int32] + [pointer] * 2,
+    }
+    for name, argtypes in signatures.items():
+        if hasattr(lib, name):
+            function = getattr(lib, name)
+            function.argtypes = argtypes
+            function.restype = ctypes.c_int
     return lib
 
 

@@ -114,3 +114,34 @@ def random_inputs(batch, seqlen_q, seqlen_k, heads_q, heads_kv, head_dim, head_d
 
 def poisoned_like(tensor: torch.Tensor) -> torch.Tensor:
     return torch.full_like(tensor, math.nan)
+
+
+def varlen_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, seqused_q=None, seqused_k=None, *, compute_dtype=torch.float64, **options):
+    """(out, lse) of a packed batch, sequence by sequence with `attention` (FlashAttention's
+    rule per sequence): out (total_q, heads, head_dim_v) in compute_dtype, lse float64 (heads,
+    total_q); rows past seqused_q[b] or past the last sequence get out 0 and lse -inf.
+    Differentiable; the index arguments are lists of ints."""
+    heads_q, head_dim_v = q.shape[1], v.shape[2]
+    outs, lses = [], []
+
+    def empty_rows(count):
+        outs.append(torch.zeros(count, heads_q, head_dim_v, dtype=compute_dtype, device=q.device))
+        lses.append(torch.full((heads_q, count), -math.inf, dtype=torch.float64, device=q.device))
+
+    for b in range(len(cu_seqlens_q) - 1):
+        start_q, end_q = cu_seqlens_q[b], cu_seqlens_q[b + 1]
+        start_k, end_k = cu_seqlens_k[b], cu_seqlens_k[b + 1]
+        used_q = seqused_q[b] if seqused_q is not None else end_q - start_q
+        used_k = seqused_k[b] if seqused_k is not None else end_k - start_k
+        out, lse = attention(
+            q[start_q : start_q + used_q].unsqueeze(0),
+            k[start_k : start_k + used_k].unsqueeze(0),
+            v[start_k : start_k + used_k].unsqueeze(0),
+            compute_dtype=compute_dtype,
+            **options,
+        )
+        outs.append(out[0])
+        lses.append(lse[0])
+        empty_rows(end_q - start_q - used_q)
+    empty_rows(q.shape[0] - cu_seqlens_q[-1])
+    return torch.cat(outs, dim=0), torch.cat(lses, dim=1)

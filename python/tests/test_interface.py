@@ -47,6 +47,15 @@ FA3_SIGNATURES = {
         ("deterministic", False), ("sm_margin", 0), ("return_attn_probs", False),
     ],
 }
+FA3_KVCACHE = [
+    ("q", inspect.Parameter.empty), ("k_cache", inspect.Parameter.empty), ("v_cache", inspect.Parameter.empty),
+    ("k", None), ("v", None), ("qv", None), ("rotary_cos", None), ("rotary_sin", None), ("cache_seqlens", None),
+    ("cache_batch_idx", None), ("cache_leftpad", None), ("page_table", None), ("cu_seqlens_q", None),
+    ("cu_seqlens_k_new", None), ("max_seqlen_q", None), ("rotary_seqlens", None), ("q_descale", None),
+    ("k_descale", None), ("v_descale", None), ("softmax_scale", None), ("causal", False), ("window_size", (-1, -1)),
+    ("attention_chunk", 0), ("softcap", 0.0), ("rotary_interleaved", True), ("scheduler_metadata", None),
+    ("num_splits", 0), ("pack_gqa", None), ("sm_margin", 0), ("return_softmax_lse", False),
+]
 # FlashAttention-2's flash_attn/flash_attn_interface.py (FA3 has no kvpacked function).
 FA2_KVPACKED = [
     ("q", inspect.Parameter.empty), ("kv", inspect.Parameter.empty), ("dropout_p", 0.0), ("softmax_scale", None),
@@ -70,10 +79,11 @@ def test_kvpacked_signature_is_flash_attention_2s():
     assert parameters == FA2_KVPACKED
 
 
-def test_kvcache_signature_starts_like_flash_attention_3s():
-    names = list(inspect.signature(flash_attn_with_kvcache).parameters)
-    assert names[:9] == ["q", "k_cache", "v_cache", "k", "v", "qv", "rotary_cos", "rotary_sin", "cache_seqlens"]
-    assert names[-1] == "return_softmax_lse"
+def test_kvcache_and_combine_signatures_are_flash_attention_3s():
+    assert [(p.name, p.default) for p in inspect.signature(flash_attn_with_kvcache).parameters.values()] == FA3_KVCACHE
+    assert [(p.name, p.default) for p in inspect.signature(flash_attn_combine).parameters.values()] == [
+        ("out_partial", inspect.Parameter.empty), ("lse_partial", inspect.Parameter.empty), ("out", None), ("out_dtype", None),
+    ]
 
 
 def inputs(device, dtype=torch.float32, batch=2, sq=17, sk=33, hq=4, hkv=2, d=64, dv=64):
@@ -242,17 +252,6 @@ def test_scheduling_hints_are_accepted():
     assert torch.equal(flash_attn_func(q, k, v, num_splits=0, pack_gqa=False), expected)
     with pytest.raises(ValueError, match="num_splits"):
         flash_attn_func(q, k, v, num_splits=-1)
-
-
-def test_varlen_kvcache_and_combine_are_not_implemented_yet():
-    q, k, v = inputs("cpu")
-    cu = torch.tensor([0, 17], dtype=torch.int32)
-    with pytest.raises(NotImplementedError, match="flash_attn_varlen_func"):
-        flash_attn_varlen_func(q[0], k[0], v[0], cu, cu, 17, 17)
-    with pytest.raises(NotImplementedError, match="flash_attn_with_kvcache"):
-        flash_attn_with_kvcache(q, k, v, cache_seqlens=5)
-    with pytest.raises(NotImplementedError, match="flash_attn_combine"):
-        flash_attn_combine(q, q)
 
 
 def _bad(**changes):

@@ -1,6 +1,7 @@
 """Hugging Face transformers: small randomly initialised models (from configs, nothing
 downloaded) run with attn_implementation set to ours, against "sdpa" (Llama) and "eager"
-(Gemma 2: softcap and sliding windows, which sdpa refuses), fp32 on the CPU."""
+(Gemma 2: softcap and sliding windows, which sdpa refuses), fp32 on the CPU: full batches,
+padded batches (the variable-length path), packed sequences, generation."""
 
 from __future__ import annotations
 
@@ -105,20 +106,105 @@ def test_gemma2_softcap_and_sliding_window_match_eager():
     assert_same_training_step(ours, theirs, torch.randint(0, 128, (2, 40)))
 
 
-def test_padding_is_refused_not_ignored():
-    model = llama(NAME)
-    input_ids = torch.randint(0, 128, (2, 9))
-    mask = torch.ones_like(input_ids)
-    mask[0, :3] = 0
-    with pytest.raises(NotImplementedError, match="mask"):
-        model(input_ids=input_ids, attention_mask=mask)
+def padded_batch(side: str, lengths=(9, 4, 1, 7)):
+    """Token ids padded to the longest length on `side`, and the (batch, seqlen) mask."""
+    longest = max(lengths)
+    input_ids = torch.randint(1, 128, (len(lengths), longest))
+    mask = torch.zeros(len(lengths), longest, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        if side == "left":
+            mask[row, longest - length :] = 1
+        else:
+            mask[row, :length] = 1
+    return input_ids.masked_fill(mask == 0, 0), mask
 
 
-def test_packed_sequences_are_refused_not_ignored():
-    model = llama(NAME)
-    input_ids = torch.randint(0, 128, (1, 12))
-    position_ids = torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6]])
-    with pytest.raises(NotImplementedError, match="packed"):
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_llama_padded_batch_matches_sdpa(side):
+    """Padding goes through the variable-length path (unpad, varlen, pad back): logits and one
+    training step's gradients at the real tokens equal sdpa's with the same mask."""
+    ours, theirs = twin_models(llama, NAME, "sdpa")
+    input_ids, mask = padded_batch(side)
+    weights = torch.randn(*input_ids.shape, 128) * mask[..., None]  # a loss that reads real tokens only
+
+    def step(model):
+        model.zero_grad()
+        logits = model(input_ids=input_ids, attention_mask=mask).logits
+        (logits * weights).sum().backward()
+        return logits.detach(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    logits, gradients = step(ours)
+    expected_logits, expected_gradients = step(theirs)
+    real = mask.bool()
+    torch.testing.assert_close(logits[real], expected_logits[real], **TOLERANCE)
+    assert gradients.keys() == expected_gradients.keys() and len(gradients) > 0
+    for name, gradient in gradients.items():
+        torch.testing.assert_close(gradient, expected_gradients[name], **TOLERANCE, msg=lambda m: f"{name}: {m}")
+
+
+def test_llama_generation_with_left_padding_matches_sdpa():
+    """Batched generation of prompts of different lengths (left padding): prefill and every
+    decode step take the variable-length path with the growing mask."""
+    ours, theirs = twin_models(llama, NAME, "sdpa")
+    input_ids, mask = padded_batch("left", lengths=(11, 3, 7))
+    settings = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        tokens = ours.generate(input_ids, attention_mask=mask, **settings)
+        expected = theirs.generate(input_ids, attention_mask=mask, **settings)
+    assert torch.equal(tokens, expected)
+
+
+def test_gemma2_padded_batch_matches_eager():
+    """Sliding window and softcap per sequence of a right-padded batch (right padding keeps
+    positions equal, so the window covers the same tokens as eager's mask)."""
+    if not hasattr(transformers, "Gemma2Config"):
+        pytest.skip("this transformers has no Gemma 2")
+    ours, theirs = twin_models(gemma2, NAME, "eager")
+    input_ids, mask = padded_batch("right", lengths=(40, 23, 1))
+    with torch.no_grad():
+        logits = ours(input_ids=input_ids, attention_mask=mask).logits
+        expected = theirs(input_ids=input_ids, attention_mask=mask).logits
+    real = mask.bool()
+    torch.testing.assert_close(logits[real], expected[real], **TOLERANCE)
+
+
+def packed_row(lengths=(5, 1, 9, 3)):
+    sequences = [torch.randint(0, 128, (1, length)) for length in lengths]
+    input_ids = torch.cat(sequences, dim=1)
+    position_ids = torch.cat([torch.arange(length) for length in lengths]).unsqueeze(0)
+    cu_seqlens = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32)
+    return sequences, input_ids, position_ids, cu_seqlens
+
+
+def test_packed_sequences_by_position_ids_match_separate_runs():
+    """Several sequences in one row, positions restarting (padding-free training): each
+    sequence's logits equal sdpa's on that sequence alone."""
+    ours, theirs = twin_models(llama, NAME, "sdpa")
+    sequences, input_ids, position_ids, cu_seqlens = packed_row()
+    with torch.no_grad():
+        logits = ours(input_ids=input_ids, position_ids=position_ids).logits[0]
+        for sequence, start, end in zip(sequences, cu_seqlens[:-1].tolist(), cu_seqlens[1:].tolist()):
+            torch.testing.assert_close(logits[start:end], theirs(input_ids=sequence).logits[0], **TOLERANCE)
+
+
+def test_packed_sequences_by_cu_seq_lens_keywords_match_separate_runs():
+    """transformers' flash-attention keyword arguments (DataCollatorWithFlattening with
+    return_flash_attn_kwargs=True) reach the attention and select the sequences."""
+    ours, theirs = twin_models(llama, NAME, "sdpa")
+    sequences, input_ids, position_ids, cu_seqlens = packed_row((4, 8, 2))
+    with torch.no_grad():
+        logits = ours(
+            input_ids=input_ids, position_ids=position_ids, cu_seq_lens_q=cu_seqlens, cu_seq_lens_k=cu_seqlens,
+            max_length_q=8, max_length_k=8,
+        ).logits[0]
+        for sequence, start, end in zip(sequences, cu_seqlens[:-1].tolist(), cu_seqlens[1:].tolist()):
+            torch.testing.assert_close(logits[start:end], theirs(input_ids=sequence).logits[0], **TOLERANCE)
+
+
+def test_packed_sequences_by_position_ids_under_compile_are_refused():
+    model = torch.compile(llama(NAME), fullgraph=True, backend="aot_eager")
+    _, input_ids, position_ids, _ = packed_row()
+    with pytest.raises(RuntimeError, match="packed sequences"):
         model(input_ids=input_ids, position_ids=position_ids)
 
 
@@ -135,3 +221,16 @@ def test_compiled_llama_fullgraph():
     input_ids = torch.randint(0, 128, (2, 24))
     logits = compiled(input_ids=input_ids).logits
     torch.testing.assert_close(logits, theirs(input_ids=input_ids).logits, **TOLERANCE)
+
+
+def test_compiled_llama_padded_batch_with_graph_breaks():
+    """Unpadding reads the mask (as transformers' mask function does), so fullgraph is out; a
+    plain torch.compile breaks the graph there and still gives sdpa's logits."""
+    ours, theirs = twin_models(llama, NAME, "sdpa")
+    input_ids, mask = padded_batch("left")
+    compiled = torch.compile(copy.deepcopy(ours), backend="aot_eager")
+    with torch.no_grad():
+        logits = compiled(input_ids=input_ids, attention_mask=mask).logits
+        expected = theirs(input_ids=input_ids, attention_mask=mask).logits
+    real = mask.bool()
+    torch.testing.assert_close(logits[real], expected[real], **TOLERANCE)
