@@ -43,13 +43,15 @@ let package = Package(
       name: "_FlashAttentionCPUKernelsAVX512",
       dependencies: ["FlashAttentionCore", "_CPUFeatureShims", "_FlashAttentionCPURuntime"],
       swiftSettings: cpuAVX512KernelFlags),
+    // The CPU kernels' vector code in C, one body compiled per instruction set with target
+    // attributes (no flags), chosen at run time.
+    .target(name: "_FlashAttentionCPUKernelsC", dependencies: ["_CPUFeatureShims"]),
     .target(
       name: "FlashAttentionCPU",
       dependencies: [
         "FlashAttentionCore", "_CPUFeatureShims", "_FlashAttentionCPURuntime", "_FlashAttentionCPUKernels",
-        "_FlashAttentionCPUKernelsAVX512",
-      ],
-      swiftSettings: cpuKernelFlags),
+        "_FlashAttentionCPUKernelsAVX512", "_FlashAttentionCPUKernelsC",
+      ]),
     .target(
       name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore"],
       // The .cu file is the one source of the Hopper kernel; the binary embeds it through the

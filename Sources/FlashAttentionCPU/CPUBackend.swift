@@ -29,6 +29,7 @@ public struct CPUBackend: AttentionBackend {
   public let instructionSet: CPUInstructionSet
 
   let pool: WorkerPool
+  let kernels: CPUKernels
 
   /// Checks that this CPU can run the kernels, then binds a worker pool.
   ///
@@ -49,7 +50,17 @@ public struct CPUBackend: AttentionBackend {
     }
     self.threads = count
     self.instructionSet = try CPUInstructionSet.resolve(instructionSet)
+    self.kernels = try CPUBackend.kernels(for: self.instructionSet)
     self.pool = WorkerPool.shared(threads: count)
+  }
+
+  /// The kernel table of `instructionSet`; throws where this CPU or build has none.
+  static func kernels(for instructionSet: CPUInstructionSet) throws(FlashAttentionError) -> CPUKernels {
+    guard let kernels = CPUKernels(instructionSet) else {
+      throw .backendUnavailable(
+        backend: "cpu", reason: "no \(instructionSet) kernels for this CPU (they need x86-64 with \(instructionSet.level))")
+    }
+    return kernels
   }
 
   /// `FLASH_ATTENTION_CPU_THREADS` when set to a positive integer, else the usable cores.
@@ -75,10 +86,7 @@ public struct CPUBackend: AttentionBackend {
 
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
     try CPUBackend.requireHost(arguments.q.location)
-    switch instructionSet {
-    case .avx2: _FlashAttentionCPUKernels.FlashForward(arguments, pool: pool).run()
-    case .avx512: _FlashAttentionCPUKernelsAVX512.FlashForward(arguments, pool: pool).run()
-    }
+    FlashForward(arguments, pool: pool, kernels: kernels).run()
   }
 
   public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {

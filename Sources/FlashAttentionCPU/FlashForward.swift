@@ -1,0 +1,155 @@
+import FlashAttentionCore
+import _FlashAttentionCPUKernelsC
+import _FlashAttentionCPURuntime
+
+/// One forward call: work items are (batch, query head, query block), head by head and heaviest
+/// first within a head so that causal and windowed problems end balanced; each item streams its
+/// visible key blocks through the online softmax, skipping the blocks that are fully masked.
+struct FlashForward {
+  let arguments: ForwardArguments
+  let pool: WorkerPool
+  let kernels: CPUKernels
+  let shape: AttentionShape
+  let mask: AttentionMask
+  let paddedDim: Int
+  let paddedDimV: Int
+  let queryBlocks: Int
+
+  init(_ arguments: ForwardArguments, pool: WorkerPool, kernels: CPUKernels) {
+    self.arguments = arguments
+    self.pool = pool
+    self.kernels = kernels
+    shape = arguments.shape
+    mask = arguments.mask.clampedForKernels
+    paddedDim = roundUp(shape.headDim, 16)
+    paddedDimV = roundUp(shape.headDimV, 16)
+    queryBlocks = (shape.seqlenQ + TileSizes.queries - 1) / TileSizes.queries
+  }
+
+  /// Floats of scratch per worker.
+  private var scratchFloats: Int {
+    let br = TileSizes.queries
+    let bc = TileSizes.keys
+    return shape.headDim * br + bc * paddedDim + bc * paddedDimV + bc * br + br * paddedDimV + 3 * br
+  }
+
+  func run() {
+    // Blocks of one (batch, head) stay together so that both threads stream the same head's K
+    // and V at the same time (shared in L3); within a head the heaviest go first, so a call
+    // ends on the small blocks of its last head.
+    let items = WorkOrder.heaviestFirst(
+      count: shape.batch * shape.headsQ * queryBlocks, groupSize: queryBlocks
+    ) { item in
+      let block = item % queryBlocks
+      let first = block * TileSizes.queries
+      return mask.visibleKeys(forQueries: first..<min(shape.seqlenQ, first + TileSizes.queries)).count
+    }
+    let floats = scratchFloats
+    items.withUnsafeBufferPointer { order in
+      pool.run(tasks: order.count) { task, worker in
+        let scratch = pool.scratch(worker: worker, bytes: floats * 4).assumingMemoryBound(to: Float.self)
+        process(item: order[task], scratch: scratch)
+      }
+    }
+  }
+
+  private func process(item: Int, scratch: UnsafeMutablePointer<Float>) {
+    let br = TileSizes.queries
+    let bc = TileSizes.keys
+    let block = item % queryBlocks
+    let head = (item / queryBlocks) % shape.headsQ
+    let batch = item / (queryBlocks * shape.headsQ)
+    let kvHead = shape.kvHead(forQueryHead: head)
+    let firstQuery = block * br
+    let queryCount = min(br, shape.seqlenQ - firstQuery)
+    let paddedQueries = roundUp(queryCount, 16)
+
+    let qT = scratch
+    let kTile = qT + shape.headDim * br
+    let vTile = kTile + bc * paddedDim
+    let sTile = vTile + bc * paddedDimV
+    let oTile = sTile + bc * br
+    let rowMax = oTile + br * paddedDimV
+    let rowSum = rowMax + br
+    let alpha = rowSum + br
+
+    let qRows = HeadRows(arguments.q, batch: batch, head: head)
+    let kRows = HeadRows(arguments.k, batch: batch, head: kvHead)
+    let vRows = HeadRows(arguments.v, batch: batch, head: kvHead)
+    qRows.packTransposed(
+      rows: firstQuery, count: queryCount, paddedRows: paddedQueries, into: qT, leading: br, kernels: kernels)
+    rowMax.update(repeating: -.infinity, count: br)
+    rowSum.update(repeating: 0, count: br)
+    oTile.update(repeating: 0, count: br * paddedDimV)
+
+    let valuePanels = vRows.rowsShareOneL1Set
+    let queries = firstQuery..<(firstQuery + queryCount)
+    let keys = mask.visibleKeys(forQueries: queries)
+    let softcap = arguments.options.softcap
+    // Scores leave the product already in base-2 units (scale · log2 e), so the softmax
+    // subtracts the running max exactly; under softcap the tanh takes the raw product.
+    let productScale = softcap > 0 ? 1 : arguments.scale * log2e
+    var step = fa_forward_step(
+      scores: sTile, leading: br, key_count: 0, query_count: queryCount, padded_queries: paddedQueries,
+      softcap: softcap > 0, softcap_inner: softcap > 0 ? arguments.scale / softcap : 0,
+      softcap_outer: softcap * log2e, mask: TileBand.c(nil), row_max: rowMax, row_sum: rowSum, alpha: alpha,
+      out: oTile, out_leading: paddedDimV, out_width: paddedDimV)
+    var firstKey = keys.lowerBound
+    while firstKey < keys.upperBound {
+      let keyCount = min(bc, keys.upperBound - firstKey)
+      let keyTile = kRows.tile(
+        rows: firstKey, count: keyCount, paddedRows: roundUp(keyCount, TileSizes.rowBlock), buffer: kTile,
+        leading: paddedDim, kernels: kernels)
+      // V in column panels when its rows, read in place, would share one L1 set; else as
+      // rows (in place or packed).
+      let valueTile =
+        valuePanels
+        ? nil
+        : vRows.tile(
+          rows: firstKey, count: keyCount, paddedRows: keyCount, buffer: vTile, leading: paddedDimV, kernels: kernels)
+      let tileKeys = firstKey..<(firstKey + keyCount)
+      let masked = !mask.isFullyVisible(queries: queries, keys: tileKeys)
+      let queriesPerKey = masked ? mask.queriesPerKey(firstQuery: firstQuery, firstKey: firstKey) : nil
+      // Sᵀ = K · Qᵀ: keys are rows, the vector lanes run over queries. On a tile the mask cuts,
+      // the blocks without a visible pair are skipped (and masked by the softmax step).
+      kernels.multiply(
+        rows: keyCount, columns: paddedQueries, depth: shape.headDim, a: keyTile.rows, aRow: keyTile.leading,
+        aK: 1, b: qT, bK: br, c: sTile, cRow: br, accumulate: false, scale: productScale,
+        columnBand: queriesPerKey)
+      // The next tile's K and V rows, asked for now so that they arrive during this tile's
+      // softmax and P·V. Rows of one head are `heads · d` floats apart (2–4 KiB here), which the
+      // hardware prefetchers do not follow across pages, so at large N every tile would
+      // otherwise wait for L3 or DRAM (docs/perf-notes/cpu.md, item 8).
+      let nextKey = firstKey + keyCount
+      let nextCount = min(bc, keys.upperBound - nextKey)
+      kRows.prefetch(rows: nextKey, count: nextCount)
+      vRows.prefetch(rows: nextKey, count: nextCount)
+      step.key_count = keyCount
+      step.mask = TileBand.c(queriesPerKey)
+      kernels.forwardStep(&step)
+      // O += P · V, reading P from the transposed tile; each query group sums only the keys it
+      // sees.
+      let keysSeen = masked ? mask.keysPerQuery(firstQuery: firstQuery, firstKey: firstKey) : nil
+      if let valueTile {
+        kernels.multiply(
+          rows: queryCount, columns: paddedDimV, depth: keyCount, a: sTile, aRow: 1, aK: br,
+          b: valueTile.rows, bK: valueTile.leading, c: oTile, cRow: paddedDimV, accumulate: true,
+          depthBand: keysSeen)
+      } else {
+        // Packed here, after the softmax, so that the prefetched rows have had the most time.
+        vRows.packPanels(rows: firstKey, count: keyCount, into: vTile, rowCapacity: bc, kernels: kernels)
+        kernels.multiply(
+          rows: queryCount, columns: paddedDimV, depth: keyCount, a: sTile, aRow: 1, aK: br,
+          b: vTile, bK: 0, bPanels: bc, c: oTile, cRow: paddedDimV, accumulate: true, depthBand: keysSeen)
+      }
+      firstKey += keyCount
+    }
+    let lse = arguments.lse
+    var epilogue = fa_forward_epilogue(
+      tile: oTile, leading: paddedDimV, count: queryCount, row_max: rowMax, row_sum: rowSum,
+      out: HeadRows(arguments.out, batch: batch, head: head).descriptor, first_row: firstQuery,
+      lse: lse.baseAddress.assumingMemoryBound(to: Float.self) + batch * lse.strides[0] + head * lse.strides[1],
+      lse_stride: lse.strides[2])
+    kernels.forwardEpilogue(&epilogue)
+  }
+}
