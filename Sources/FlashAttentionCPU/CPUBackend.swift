@@ -91,10 +91,7 @@ public struct CPUBackend: AttentionBackend {
 
   public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
     try CPUBackend.requireHost(arguments.q.location)
-    switch instructionSet {
-    case .avx2: try _FlashAttentionCPUKernels.FlashBackward(arguments, pool: pool).run()
-    case .avx512: try _FlashAttentionCPUKernelsAVX512.FlashBackward(arguments, pool: pool).run()
-    }
+    try FlashBackward(arguments, pool: pool, kernels: kernels).run()
   }
 
   static func requireHost(_ location: MemoryLocation) throws(FlashAttentionError) {
