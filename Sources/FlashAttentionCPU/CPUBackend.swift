@@ -35,19 +35,18 @@ public struct CPUBackend: AttentionBackend {
   ///
   /// - Parameters:
   ///   - threads: worker threads including the caller; `nil` means the environment variable
-  ///     `FLASH_ATTENTION_CPU_THREADS` if set, else every core this process may use.
+  ///     `FLASH_ATTENTION_CPU_THREADS` if set, else every core this process may use
+  ///     (`CPUThreadCount`).
   ///   - instructionSet: which build of the kernels to run; `nil` means
   ///     `FLASH_ATTENTION_CPU_ISA` if set, else the widest this CPU supports.
   /// - Throws: `.backendUnavailable` when the CPU lacks an instruction set the kernels were
   ///   compiled for (checked before any kernel code runs) or the one asked for;
-  ///   `.invalidArgument` for `threads < 1` or an unknown `FLASH_ATTENTION_CPU_ISA`.
+  ///   `.invalidArgument` for a thread count outside `1...CPUThreadCount.maximum` (given or from
+  ///   `FLASH_ATTENTION_CPU_THREADS`) or an unknown `FLASH_ATTENTION_CPU_ISA`.
   @_optimize(none)  // keeps the refusal path free of AVX moves; see `checkInstructionSet`
   public init(threads: Int? = nil, instructionSet: CPUInstructionSet? = nil) throws(FlashAttentionError) {
     try CPUBackend.checkInstructionSet()
-    let count = threads ?? CPUBackend.defaultThreadCount
-    if count < 1 {
-      throw .invalidArgument(name: "threads", value: "\(count)", reason: "must be >= 1")
-    }
+    let count = try CPUThreadCount.resolve(threads)
     self.threads = count
     self.instructionSet = try CPUInstructionSet.resolve(instructionSet)
     self.kernels = try CPUBackend.kernels(for: self.instructionSet)
@@ -61,14 +60,6 @@ public struct CPUBackend: AttentionBackend {
         backend: "cpu", reason: "no \(instructionSet) kernels for this CPU (they need x86-64 with \(instructionSet.level))")
     }
     return kernels
-  }
-
-  /// `FLASH_ATTENTION_CPU_THREADS` when set to a positive integer, else the usable cores.
-  public static var defaultThreadCount: Int {
-    if let text = getenv("FLASH_ATTENTION_CPU_THREADS"), let value = Int(String(cString: text)), value > 0 {
-      return value
-    }
-    return CPUFeatures.current.logicalCores
   }
 
   /// Throws when the running CPU lacks what `-march=x86-64-v3` lets the compiler use.

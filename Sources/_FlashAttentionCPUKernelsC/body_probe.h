@@ -1,35 +1,137 @@
 // The FMA-peak probe: enough independent FMA chains on full-width vectors to keep every FMA pipe
 // busy. Two pipes of 4-cycle latency need 8 chains; FA_PROBE_CHAINS leaves room for longer
-// latencies or more pipes (checked on the machine: docs/perf-notes/cpu.md).
-
-#define FA_PROBE_STEP(i) a##i = v_fma(a##i, x, y);
+// latencies or more pipes (checked on the machine: docs/perf-notes/cpu.md). Written in inline
+// assembly so that the loop is the same instructions at every optimization level (a debug build
+// of the package compiles C at -O0, which would keep the chains in memory).
 
 static float FA_NAME(fma_chains)(int64_t iterations, float seed) {
-  const fa_vf x = v_set1(0.999999f), y = v_set1(1e-7f * (seed + 1));
-  fa_vf a0 = v_set1(seed), a1 = v_add(a0, x), a2 = v_add(a1, x), a3 = v_add(a2, x);
-  fa_vf a4 = v_add(a3, x), a5 = v_add(a4, x), a6 = v_add(a5, x), a7 = v_add(a6, x);
-  fa_vf a8 = v_add(a7, x), a9 = v_add(a8, x), a10 = v_add(a9, x), a11 = v_add(a10, x);
-#if FA_PROBE_CHAINS == 24
-  fa_vf a12 = v_add(a11, x), a13 = v_add(a12, x), a14 = v_add(a13, x), a15 = v_add(a14, x);
-  fa_vf a16 = v_add(a15, x), a17 = v_add(a16, x), a18 = v_add(a17, x), a19 = v_add(a18, x);
-  fa_vf a20 = v_add(a19, x), a21 = v_add(a20, x), a22 = v_add(a21, x), a23 = v_add(a22, x);
+  const fa_vf x = v_set1(0.999999f), y = v_set1(1e-7f * (seed + 1)), a = v_set1(seed);
+  float lanes[FA_LANES];
+  if (iterations < 1) iterations = 1;
+#if FA_LANES == 16
+  __asm__ volatile(
+    "vmovaps %[a], %%zmm0\n"
+    "vmovaps %[a], %%zmm1\n"
+    "vmovaps %[a], %%zmm2\n"
+    "vmovaps %[a], %%zmm3\n"
+    "vmovaps %[a], %%zmm4\n"
+    "vmovaps %[a], %%zmm5\n"
+    "vmovaps %[a], %%zmm6\n"
+    "vmovaps %[a], %%zmm7\n"
+    "vmovaps %[a], %%zmm8\n"
+    "vmovaps %[a], %%zmm9\n"
+    "vmovaps %[a], %%zmm10\n"
+    "vmovaps %[a], %%zmm11\n"
+    "vmovaps %[a], %%zmm12\n"
+    "vmovaps %[a], %%zmm13\n"
+    "vmovaps %[a], %%zmm14\n"
+    "vmovaps %[a], %%zmm15\n"
+    "vmovaps %[a], %%zmm16\n"
+    "vmovaps %[a], %%zmm17\n"
+    "vmovaps %[a], %%zmm18\n"
+    "vmovaps %[a], %%zmm19\n"
+    "vmovaps %[a], %%zmm20\n"
+    "vmovaps %[a], %%zmm21\n"
+    "vmovaps %[a], %%zmm22\n"
+    "vmovaps %[a], %%zmm23\n"
+    "1:\n"
+    "vfmadd213ps %[y], %[x], %%zmm0\n"
+    "vfmadd213ps %[y], %[x], %%zmm1\n"
+    "vfmadd213ps %[y], %[x], %%zmm2\n"
+    "vfmadd213ps %[y], %[x], %%zmm3\n"
+    "vfmadd213ps %[y], %[x], %%zmm4\n"
+    "vfmadd213ps %[y], %[x], %%zmm5\n"
+    "vfmadd213ps %[y], %[x], %%zmm6\n"
+    "vfmadd213ps %[y], %[x], %%zmm7\n"
+    "vfmadd213ps %[y], %[x], %%zmm8\n"
+    "vfmadd213ps %[y], %[x], %%zmm9\n"
+    "vfmadd213ps %[y], %[x], %%zmm10\n"
+    "vfmadd213ps %[y], %[x], %%zmm11\n"
+    "vfmadd213ps %[y], %[x], %%zmm12\n"
+    "vfmadd213ps %[y], %[x], %%zmm13\n"
+    "vfmadd213ps %[y], %[x], %%zmm14\n"
+    "vfmadd213ps %[y], %[x], %%zmm15\n"
+    "vfmadd213ps %[y], %[x], %%zmm16\n"
+    "vfmadd213ps %[y], %[x], %%zmm17\n"
+    "vfmadd213ps %[y], %[x], %%zmm18\n"
+    "vfmadd213ps %[y], %[x], %%zmm19\n"
+    "vfmadd213ps %[y], %[x], %%zmm20\n"
+    "vfmadd213ps %[y], %[x], %%zmm21\n"
+    "vfmadd213ps %[y], %[x], %%zmm22\n"
+    "vfmadd213ps %[y], %[x], %%zmm23\n"
+    "dec %[n]\n"
+    "jnz 1b\n"
+    "vaddps %%zmm1, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm2, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm3, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm4, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm5, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm6, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm7, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm8, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm9, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm10, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm11, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm12, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm13, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm14, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm15, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm16, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm17, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm18, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm19, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm20, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm21, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm22, %%zmm0, %%zmm0\n"
+    "vaddps %%zmm23, %%zmm0, %%zmm0\n"
+    "vmovups %%zmm0, %[lanes]\n"
+    : [n] "+r"(iterations), [lanes] "=m"(lanes)
+    : [x] "v"(x), [y] "v"(y), [a] "v"(a)
+    : "zmm0", "zmm1", "zmm2", "zmm3", "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12", "zmm13", "zmm14", "zmm15", "zmm16", "zmm17", "zmm18", "zmm19", "zmm20", "zmm21", "zmm22", "zmm23", "cc");
+#else
+  __asm__ volatile(
+    "vmovaps %[a], %%ymm0\n"
+    "vmovaps %[a], %%ymm1\n"
+    "vmovaps %[a], %%ymm2\n"
+    "vmovaps %[a], %%ymm3\n"
+    "vmovaps %[a], %%ymm4\n"
+    "vmovaps %[a], %%ymm5\n"
+    "vmovaps %[a], %%ymm6\n"
+    "vmovaps %[a], %%ymm7\n"
+    "vmovaps %[a], %%ymm8\n"
+    "vmovaps %[a], %%ymm9\n"
+    "vmovaps %[a], %%ymm10\n"
+    "vmovaps %[a], %%ymm11\n"
+    "1:\n"
+    "vfmadd213ps %[y], %[x], %%ymm0\n"
+    "vfmadd213ps %[y], %[x], %%ymm1\n"
+    "vfmadd213ps %[y], %[x], %%ymm2\n"
+    "vfmadd213ps %[y], %[x], %%ymm3\n"
+    "vfmadd213ps %[y], %[x], %%ymm4\n"
+    "vfmadd213ps %[y], %[x], %%ymm5\n"
+    "vfmadd213ps %[y], %[x], %%ymm6\n"
+    "vfmadd213ps %[y], %[x], %%ymm7\n"
+    "vfmadd213ps %[y], %[x], %%ymm8\n"
+    "vfmadd213ps %[y], %[x], %%ymm9\n"
+    "vfmadd213ps %[y], %[x], %%ymm10\n"
+    "vfmadd213ps %[y], %[x], %%ymm11\n"
+    "dec %[n]\n"
+    "jnz 1b\n"
+    "vaddps %%ymm1, %%ymm0, %%ymm0\n"
+    "vaddps %%ymm2, %%ymm0, %%ymm0\n"
+    "vaddps %%ymm3, %%ymm0, %%ymm0\n"
+    "vaddps %%ymm4, %%ymm0, %%ymm0\n"
+    "vaddps %%ymm5, %%ymm0, %%ymm0\n"
+    "vaddps %%ymm6, %%ymm0, %%ymm0\n"
+    "vaddps %%ymm7, %%ymm0, %%ymm0\n"
+    "vaddps %%ymm8, %%ymm0, %%ymm0\n"
+    "vaddps %%ymm9, %%ymm0, %%ymm0\n"
+    "vaddps %%ymm10, %%ymm0, %%ymm0\n"
+    "vaddps %%ymm11, %%ymm0, %%ymm0\n"
+    "vmovups %%ymm0, %[lanes]\n"
+    : [n] "+r"(iterations), [lanes] "=m"(lanes)
+    : [x] "x"(x), [y] "x"(y), [a] "x"(a)
+    : "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9", "ymm10", "ymm11", "cc");
 #endif
-  for (int64_t i = 0; i < iterations; i++) {
-    FA_PROBE_STEP(0) FA_PROBE_STEP(1) FA_PROBE_STEP(2) FA_PROBE_STEP(3)
-    FA_PROBE_STEP(4) FA_PROBE_STEP(5) FA_PROBE_STEP(6) FA_PROBE_STEP(7)
-    FA_PROBE_STEP(8) FA_PROBE_STEP(9) FA_PROBE_STEP(10) FA_PROBE_STEP(11)
-#if FA_PROBE_CHAINS == 24
-    FA_PROBE_STEP(12) FA_PROBE_STEP(13) FA_PROBE_STEP(14) FA_PROBE_STEP(15)
-    FA_PROBE_STEP(16) FA_PROBE_STEP(17) FA_PROBE_STEP(18) FA_PROBE_STEP(19)
-    FA_PROBE_STEP(20) FA_PROBE_STEP(21) FA_PROBE_STEP(22) FA_PROBE_STEP(23)
-#endif
-  }
-  fa_vf total = v_add(v_add(v_add(a0, a1), v_add(a2, a3)), v_add(v_add(a4, a5), v_add(a6, a7)));
-  total = v_add(total, v_add(v_add(a8, a9), v_add(a10, a11)));
-#if FA_PROBE_CHAINS == 24
-  total = v_add(total, v_add(v_add(v_add(a12, a13), v_add(a14, a15)), v_add(v_add(a16, a17), v_add(a18, a19))));
-  total = v_add(total, v_add(v_add(a20, a21), v_add(a22, a23)));
-#endif
-  return v_reduce_add(total);
+  return v_reduce_add(v_load(lanes));
 }
-#undef FA_PROBE_STEP

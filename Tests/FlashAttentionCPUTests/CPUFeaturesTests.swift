@@ -24,7 +24,7 @@ struct CPUFeaturesTests {
 
   @Test("thread counts below 1 are refused with a named argument")
   func invalidThreads() {
-    #expect(throws: FlashAttentionError.invalidArgument(name: "threads", value: "0", reason: "must be >= 1")) {
+    #expect(throws: FlashAttentionError.invalidArgument(name: "threads", value: "0", reason: "must be from 1 to 1024")) {
       try CPUBackend(threads: 0)
     }
   }
