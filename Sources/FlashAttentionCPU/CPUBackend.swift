@@ -1,8 +1,5 @@
 import FlashAttentionCore
 import _CPUFeatureShims
-import _FlashAttentionCPUKernels
-import _FlashAttentionCPUKernelsAVX512
-import _FlashAttentionCPURuntime
 
 #if canImport(Glibc)
   import Glibc
@@ -10,15 +7,15 @@ import _FlashAttentionCPURuntime
   import Darwin
 #endif
 
-/// The CPU backend: FlashAttention forward and backward in Swift SIMD, on a persistent pool of
-/// worker threads, with the kernels compiled for the widest instruction set the CPU runs.
+/// The CPU backend: FlashAttention forward and backward on a persistent pool of worker threads,
+/// with the vector kernels (C, `_FlashAttentionCPUKernels`) of the widest instruction set the CPU
+/// runs.
 ///
 /// Q is tiled into blocks of 96 rows, K and V stream through in blocks of 96 rows, every
-/// product runs on `TileGEMM`'s register-blocked micro-kernel (6 × 16 on AVX2, 6 × 32 on
-/// AVX-512), and the
+/// product runs on a register-blocked micro-kernel (6 × 16 on AVX2, 6 × 32 on AVX-512), and the
 /// softmax is online (running max and sum per row). Extra memory is a few tiles per thread plus,
 /// in the backward pass, one float per query row (D) and, for fp16/bf16 storage, an fp32 dQ
-/// accumulator.
+/// accumulator. The backward pass is deterministic: the same bits for any thread count.
 public struct CPUBackend: AttentionBackend {
   public var name: String { "cpu" }
 
@@ -43,7 +40,6 @@ public struct CPUBackend: AttentionBackend {
   ///   compiled for (checked before any kernel code runs) or the one asked for;
   ///   `.invalidArgument` for a thread count outside `1...CPUThreadCount.maximum` (given or from
   ///   `FLASH_ATTENTION_CPU_THREADS`) or an unknown `FLASH_ATTENTION_CPU_ISA`.
-  @_optimize(none)  // keeps the refusal path free of AVX moves; see `checkInstructionSet`
   public init(threads: Int? = nil, instructionSet: CPUInstructionSet? = nil) throws(FlashAttentionError) {
     try CPUBackend.checkInstructionSet()
     let count = try CPUThreadCount.resolve(threads)
@@ -62,13 +58,11 @@ public struct CPUBackend: AttentionBackend {
     return kernels
   }
 
-  /// Throws when the running CPU lacks what `-march=x86-64-v3` lets the compiler use.
+  /// Throws when the running CPU lacks x86-64-v3, the least the kernels need.
   ///
-  /// The code here is built for x86-64-v3 too, so the refusal path must not run any of it
-  /// beyond a call and a branch: the probe and the message are C (`_CPUFeatureShims`) and the
-  /// error is built and thrown in Core, both compiled for the baseline ISA. Checked under
-  /// `qemu-x86_64 -cpu Nehalem` (no AVX) and `-cpu SandyBridge` (AVX, no AVX2/FMA).
-  @inline(never) @_optimize(none)
+  /// All Swift code and the table lookup are compiled for the baseline instruction set; only the
+  /// C kernels carry a CPU target, and they are reached only through a table that `cpuid`
+  /// approved, so a CPU without AVX2 gets this error, never SIGILL.
   static func checkInstructionSet() throws(FlashAttentionError) {
     if let reason = fa_cpu_refusal_reason() {
       try FlashAttentionError.throwBackendUnavailable(backend: "cpu", reason: reason)

@@ -1,4 +1,4 @@
-import _FlashAttentionCPUKernelsC
+import _FlashAttentionCPUKernels
 
 /// The vector kernels of one instruction set: a table of C functions (one build of
 /// `_FlashAttentionCPUKernels` per instruction set, compiled with target attributes), handed

@@ -1,5 +1,4 @@
 import Synchronization
-import _FlashAttentionCPURuntime
 
 #if canImport(Glibc)
   import Glibc

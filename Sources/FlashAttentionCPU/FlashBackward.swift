@@ -1,8 +1,7 @@
 import FlashAttentionCore
 import Synchronization
 import _CPUFeatureShims
-import _FlashAttentionCPUKernelsC
-import _FlashAttentionCPURuntime
+import _FlashAttentionCPUKernels
 
 #if canImport(Glibc)
   import Glibc

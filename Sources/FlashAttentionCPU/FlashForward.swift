@@ -1,6 +1,5 @@
 import FlashAttentionCore
-import _FlashAttentionCPUKernelsC
-import _FlashAttentionCPURuntime
+import _FlashAttentionCPUKernels
 
 /// One forward call: work items are (batch, query head, query block), head by head and heaviest
 /// first within a head so that causal and windowed problems end balanced; each item streams its

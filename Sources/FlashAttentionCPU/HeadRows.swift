@@ -1,6 +1,6 @@
 import FlashAttentionCore
 import _CPUFeatureShims
-import _FlashAttentionCPUKernelsC
+import _FlashAttentionCPUKernels
 
 /// The rows of one (batch, head) slice of a `[batch, seqlen, heads, dim]` tensor: where row `i`
 /// starts and how far apart rows are, in elements of `dtype`; and the kernels' ways of turning

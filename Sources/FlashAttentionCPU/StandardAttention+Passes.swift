@@ -1,6 +1,5 @@
 import FlashAttentionCore
-import _FlashAttentionCPUKernelsC
-import _FlashAttentionCPURuntime
+import _FlashAttentionCPUKernels
 
 /// Row-block size of the standard passes (a multiple of the micro-kernel's 6 rows).
 private let standardRows = 96

@@ -1,5 +1,4 @@
 import FlashAttentionCore
-import _FlashAttentionCPURuntime
 
 #if canImport(Glibc)
   import Glibc
@@ -23,7 +22,6 @@ public struct StandardAttention: AttentionBackend {
   let pool: WorkerPool
   let kernels: CPUKernels
 
-  @_optimize(none)  // keeps the refusal path free of AVX moves; see `CPUBackend.checkInstructionSet`
   public init(threads: Int? = nil, instructionSet: CPUInstructionSet? = nil) throws(FlashAttentionError) {
     try CPUBackend.checkInstructionSet()
     let count = try CPUThreadCount.resolve(threads)
