@@ -72,6 +72,7 @@ public struct CPUBackend: AttentionBackend {
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
     try CPUBackend.requireHost(arguments.q.location)
     FlashForward(arguments, pool: pool, kernels: kernels).run()
+    try ForwardRangeCheck.run(arguments)
   }
 
   public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {

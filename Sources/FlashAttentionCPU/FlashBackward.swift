@@ -20,6 +20,15 @@ import _FlashAttentionCPUKernels
 /// head) pairs, so the item before it in that order is another pair's or long finished, and
 /// waiting is rare once there are at least as many pairs as threads.
 ///
+/// P is `e^(s − LSE)` with the forward pass's scores bit for bit, which is as exact as the
+/// float32 LSE: half a unit in its last place, relative to P. And D = rowsum(dO ∘ O) equals
+/// `Σ_j P_j · dP_j` only up to O's rounding and its own; dQ and dK carry D's error times the
+/// scale. Where some |LSE| exceeds `exactStatisticsThreshold` (scores far beyond ordinary
+/// attention's) both pass a standard attention's error, so a first pass recomputes each row's
+/// max, sum and `D = Σ_j P_j · dP_j` from the same products as the main pass (a forward pass
+/// with dO in place of V, about two fifths of the backward's work), and P becomes
+/// `e^((s − max) − ln(sum))`: a one-hot row then gives P = 1 and dS = 0 exactly.
+///
 /// The score tiles are `S = Q · Kᵀ` with queries as rows: Kᵀ and Vᵀ are packed once per item,
 /// and Q and dO serve as they are (rows) in every product, so no transpose happens per
 /// (key block, query block) pair.
@@ -56,25 +65,39 @@ struct FlashBackward {
     let bc = TileSizes.keys
     let keyTiles = shape.headDim * bc + shape.headDimV * bc + bc * pitch + bc * paddedDim + bc * paddedDimV
     let queryTiles = br * pitch + br * pitchV + br * paddedDim
-    return keyTiles + queryTiles + 3 * br * bc + 2 * br
+    return keyTiles + queryTiles + 3 * br * bc + 3 * br
   }
+
+  /// |LSE| above which P and D come from recomputed row statistics: there half a unit in the
+  /// last place of the LSE (2^-19 relative) passes the few units of 2^-24 of a standard
+  /// attention's P. Ordinary attention stays far below it (|LSE| is about ln(seqlen_k) plus the
+  /// largest score).
+  static let exactStatisticsThreshold: Float = 64
 
   func run() throws(FlashAttentionError) {
     let rowCount = shape.batch * shape.headsQ * shape.seqlenQ
     let rowD = UnsafeMutablePointer<Float>.allocate(capacity: max(rowCount, 1))
     defer { rowD.deallocate() }
+    let statistics = try exactStatistics(rows: rowCount, d: rowD)
+    defer {
+      statistics?.max.deallocate()
+      statistics?.logSum.deallocate()
+    }
     let accumulator = try DQAccumulator(arguments, kernels: kernels)
     defer { accumulator.release() }
     let turns = DQTurns(count: shape.batch * shape.headsQ * queryBlocks)
     defer { turns.release() }
 
-    // D = rowsum(dO ∘ O) and a zeroed dQ accumulator, per (batch, query head).
+    // D = rowsum(dO ∘ O) (unless the row statistics gave it) and a zeroed dQ accumulator, per
+    // (batch, query head).
     pool.run(tasks: shape.batch * shape.headsQ) { task, _ in
       let batch = task / shape.headsQ
       let head = task % shape.headsQ
-      var out = HeadRows(arguments.out, batch: batch, head: head).descriptor
-      var dOut = HeadRows(arguments.dOut, batch: batch, head: head).descriptor
-      kernels.table.pointee.row_dot(&out, &dOut, 0, shape.seqlenQ, rowD + task * shape.seqlenQ)
+      if statistics == nil {
+        var out = HeadRows(arguments.out, batch: batch, head: head).descriptor
+        var dOut = HeadRows(arguments.dOut, batch: batch, head: head).descriptor
+        kernels.table.pointee.row_dot(&out, &dOut, 0, shape.seqlenQ, rowD + task * shape.seqlenQ)
+      }
       accumulator.zero(batch: batch, head: head)
     }
 
@@ -85,14 +108,51 @@ struct FlashBackward {
     pool.run(tasks: pairs * keyBlocks) { task, worker in
       let scratch = pool.scratch(worker: worker, bytes: floats * 4).assumingMemoryBound(to: Float.self)
       process(
-        pair: task % pairs, keyBlock: task / pairs, scratch: scratch, rowD: rowD, accumulator: accumulator,
-        turns: turns)
+        pair: task % pairs, keyBlock: task / pairs, scratch: scratch, rowD: rowD, statistics: statistics,
+        accumulator: accumulator, turns: turns)
     }
     if accumulator.needsConversion {
       pool.run(tasks: shape.batch * shape.headsQ) { task, _ in
         accumulator.convert(batch: task / shape.headsQ, head: task % shape.headsQ)
       }
     }
+  }
+
+  /// Each row's max and ln(sum), recomputed, and D into `d`, when some |LSE| passes the
+  /// threshold; else nil.
+  private func exactStatistics(
+    rows: Int, d: UnsafeMutablePointer<Float>
+  ) throws(FlashAttentionError) -> (max: UnsafeMutablePointer<Float>, logSum: UnsafeMutablePointer<Float>)? {
+    let lse = arguments.lse
+    let values = lse.baseAddress.assumingMemoryBound(to: Float.self)
+    var large = false
+    for batch in 0..<shape.batch where !large {
+      for head in 0..<shape.headsQ where !large {
+        let base = batch * lse.strides[0] + head * lse.strides[1]
+        for row in 0..<shape.seqlenQ {
+          let value = values[base + row * lse.strides[2]]
+          if value.isFinite && abs(value) > FlashBackward.exactStatisticsThreshold {
+            large = true
+            break
+          }
+        }
+      }
+    }
+    guard large else { return nil }
+    let max = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(rows, 1))
+    let logSum = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(rows, 1))
+    let forward = try ForwardArguments(
+      q: arguments.q, k: arguments.k, v: arguments.v, out: arguments.out, lse: arguments.lse,
+      options: arguments.options)
+    let statistics = FlashForward.RowStatistics(max: max, sum: logSum, d: d, dOut: arguments.dOut)
+    FlashForward(forward, pool: pool, kernels: kernels, results: .rowStatistics(statistics)).run()
+    for row in 0..<rows {
+      let sum = logSum[row]
+      // A row that saw no key gives P = 0: e^(s − inf) = 0.
+      if sum == 0 { max[row] = .infinity }
+      logSum[row] = logf(sum)
+    }
+    return (max, logSum)
   }
 
   /// Queries that see at least one key of key block `block`: the inverse of the mask's band.
@@ -114,6 +174,7 @@ struct FlashBackward {
 
   private func process(
     pair: Int, keyBlock: Int, scratch: UnsafeMutablePointer<Float>, rowD: UnsafePointer<Float>,
+    statistics: (max: UnsafeMutablePointer<Float>, logSum: UnsafeMutablePointer<Float>)?,
     accumulator: DQAccumulator, turns: DQTurns
   ) {
     let br = TileSizes.queries
@@ -139,6 +200,7 @@ struct FlashBackward {
     let tanhTile = dsTile + br * bc
     let lseRow = tanhTile + br * bc
     let dRow = lseRow + br
+    let logSumRow = dRow + br
 
     // Kᵀ and Vᵀ once per key block (zero columns past the keys): the B operands of S = Q·Kᵀ
     // and dP = dO·Vᵀ. K as rows is dQ = dS·K's B operand.
@@ -152,6 +214,9 @@ struct FlashBackward {
 
     let softcap = arguments.options.softcap
     let scale = arguments.scale
+    // The forward pass's scores, bit for bit: the same products (each element summed in the same
+    // order) with the same scale; under softcap the tanh takes the raw product.
+    let productScale = softcap > 0 ? 1 : scale
     let keys = firstKey..<(firstKey + keyCount)
     let queries = queryRange(forKeyBlock: keyBlock)
     let lse = arguments.lse
@@ -176,14 +241,21 @@ struct FlashBackward {
           let gradientTile = dORows.streamedTile(
             rows: firstQuery, count: queryCount, paddedRows: paddedQueries, buffer: doTile, leading: pitchV,
             kernels: kernels)
+          let statisticsBase = (batch * shape.headsQ + head) * shape.seqlenQ + firstQuery
           for row in 0..<br {
             if row < queryCount {
-              let value = lseHead[(firstQuery + row) * lse.strides[2]]
-              // A row that saw no key (LSE -inf) has P = 0 everywhere: e^(s − inf) = 0.
-              lseRow[row] = value == -.infinity ? .infinity : value
+              if let statistics {
+                lseRow[row] = statistics.max[statisticsBase + row]
+                logSumRow[row] = statistics.logSum[statisticsBase + row]
+              } else {
+                let value = lseHead[(firstQuery + row) * lse.strides[2]]
+                // A row that saw no key (LSE -inf) has P = 0 everywhere: e^(s − inf) = 0.
+                lseRow[row] = value == -.infinity ? .infinity : value
+              }
               dRow[row] = rowDHead[firstQuery + row]
             } else {
               lseRow[row] = .infinity
+              logSumRow[row] = 0
               dRow[row] = 0
             }
           }
@@ -198,8 +270,8 @@ struct FlashBackward {
           // S = scale · Q · Kᵀ, then P from the LSE.
           kernels.multiply(
             rows: queryCount, columns: paddedKeys, depth: shape.headDim, a: queryTile.rows,
-            aRow: queryTile.leading, aK: 1, b: kT, bK: bc, c: pTile, cRow: bc, accumulate: false, scale: scale,
-            columnBand: keysPerQuery)
+            aRow: queryTile.leading, aK: 1, b: kT, bK: bc, c: pTile, cRow: bc, accumulate: false,
+            scale: productScale, columnBand: keysPerQuery)
           // The next query block's rows, asked for now so that they arrive during this pair's
           // element-wise steps and products (rows of one head are `heads · d` floats apart,
           // which the hardware prefetchers do not follow across pages).
@@ -209,8 +281,9 @@ struct FlashBackward {
           }
           var probabilities = fa_backward_probabilities(
             scores: pTile, leading: bc, rows: paddedQueries, key_count: keyCount, padded_keys: paddedKeys,
-            softcap: softcap > 0, softcap_inner: softcap > 0 ? 1 / softcap : 0, softcap_outer: softcap,
-            tanh_out: softcap > 0 ? tanhTile : nil, mask: TileBand.c(keysPerQuery), lse: lseRow)
+            softcap: softcap > 0, softcap_inner: softcap > 0 ? scale / softcap : 0, softcap_outer: softcap,
+            tanh_out: softcap > 0 ? tanhTile : nil, mask: TileBand.c(keysPerQuery), lse: lseRow,
+            log_sum: statistics == nil ? nil : logSumRow)
           kernels.backwardProbabilities(&probabilities)
           // dP = dO · Vᵀ, then dS.
           kernels.multiply(

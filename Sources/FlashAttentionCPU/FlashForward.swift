@@ -5,19 +5,38 @@ import _FlashAttentionCPUKernels
 /// first within a head so that causal and windowed problems end balanced; each item streams its
 /// visible key blocks through the online softmax, skipping the blocks that are fully masked.
 struct FlashForward {
+  /// What a call produces: the attention output and LSE, or the backward pass's row statistics
+  /// at large scores (`FlashBackward`).
+  enum Results {
+    case attention
+    case rowStatistics(RowStatistics)
+  }
+
+  /// Each query row's max and sum of the softmax and `D = Σ_j P_j · dP_j` with
+  /// `dP_j = dO · v_j` (the same products, bit for bit, as the backward pass's), at
+  /// `[(batch · heads_q + head) · seqlen_q + row]`; no P·V.
+  struct RowStatistics {
+    let max: UnsafeMutablePointer<Float>
+    let sum: UnsafeMutablePointer<Float>
+    let d: UnsafeMutablePointer<Float>
+    let dOut: TensorView
+  }
+
   let arguments: ForwardArguments
   let pool: WorkerPool
   let kernels: CPUKernels
+  let results: Results
   let shape: AttentionShape
   let mask: AttentionMask
   let paddedDim: Int
   let paddedDimV: Int
   let queryBlocks: Int
 
-  init(_ arguments: ForwardArguments, pool: WorkerPool, kernels: CPUKernels) {
+  init(_ arguments: ForwardArguments, pool: WorkerPool, kernels: CPUKernels, results: Results = .attention) {
     self.arguments = arguments
     self.pool = pool
     self.kernels = kernels
+    self.results = results
     shape = arguments.shape
     mask = arguments.mask.clampedForKernels
     paddedDim = roundUp(shape.headDim, 16)
@@ -29,7 +48,9 @@ struct FlashForward {
   private var scratchFloats: Int {
     let br = TileSizes.queries
     let bc = TileSizes.keys
-    return shape.headDim * br + bc * paddedDim + bc * paddedDimV + bc * br + br * paddedDimV + 3 * br
+    let attention = shape.headDim * br + bc * paddedDim + bc * paddedDimV + bc * br + br * paddedDimV + 3 * br
+    guard case .rowStatistics = results else { return attention }
+    return attention + shape.headDimV * br + bc * br + br
   }
 
   func run() {
@@ -71,6 +92,10 @@ struct FlashForward {
     let rowMax = oTile + br * paddedDimV
     let rowSum = rowMax + br
     let alpha = rowSum + br
+    // Row statistics only: dOᵀ, dPᵀ and the running numerator of D.
+    let dOT = alpha + br
+    let dPTile = dOT + shape.headDimV * br
+    let dSum = dPTile + bc * br
 
     let qRows = HeadRows(arguments.q, batch: batch, head: head)
     let kRows = HeadRows(arguments.k, batch: batch, head: kvHead)
@@ -82,17 +107,25 @@ struct FlashForward {
     oTile.update(repeating: 0, count: br * paddedDimV)
 
     let valuePanels = vRows.rowsShareOneL1Set
+    var statistics: RowStatistics?
+    if case let .rowStatistics(rows) = results {
+      statistics = rows
+      HeadRows(rows.dOut, batch: batch, head: head).packTransposed(
+        rows: firstQuery, count: queryCount, paddedRows: paddedQueries, into: dOT, leading: br, kernels: kernels)
+      dSum.update(repeating: 0, count: br)
+    }
     let queries = firstQuery..<(firstQuery + queryCount)
     let keys = mask.visibleKeys(forQueries: queries)
     let softcap = arguments.options.softcap
-    // Scores leave the product already in base-2 units (scale · log2 e), so the softmax
-    // subtracts the running max exactly; under softcap the tanh takes the raw product.
-    let productScale = softcap > 0 ? 1 : arguments.scale * log2e
+    // Scores leave the product scaled, so the softmax subtracts the running max exactly (issue
+    // #16: a fused `s · unit − max · unit` rounds the max's product and, at large scores, can
+    // leave no term near 1); under softcap the tanh takes the raw product.
+    let productScale = softcap > 0 ? 1 : arguments.scale
     var step = fa_forward_step(
       scores: sTile, leading: br, key_count: 0, query_count: queryCount, padded_queries: paddedQueries,
       softcap: softcap > 0, softcap_inner: softcap > 0 ? arguments.scale / softcap : 0,
-      softcap_outer: softcap * log2e, mask: TileBand.c(nil), row_max: rowMax, row_sum: rowSum, alpha: alpha,
-      out: oTile, out_leading: paddedDimV, out_width: paddedDimV)
+      softcap_outer: softcap, mask: TileBand.c(nil), row_max: rowMax, row_sum: rowSum, alpha: alpha,
+      out: oTile, out_leading: paddedDimV, out_width: statistics == nil ? paddedDimV : 0)
     var firstKey = keys.lowerBound
     while firstKey < keys.upperBound {
       let keyCount = min(bc, keys.upperBound - firstKey)
@@ -102,7 +135,7 @@ struct FlashForward {
       // V in column panels when its rows, read in place, would share one L1 set; else as
       // rows (in place or packed).
       let valueTile =
-        valuePanels
+        valuePanels || statistics != nil
         ? nil
         : vRows.tile(
           rows: firstKey, count: keyCount, paddedRows: keyCount, buffer: vTile, leading: paddedDimV, kernels: kernels)
@@ -122,10 +155,23 @@ struct FlashForward {
       let nextKey = firstKey + keyCount
       let nextCount = min(bc, keys.upperBound - nextKey)
       kRows.prefetch(rows: nextKey, count: nextCount)
-      vRows.prefetch(rows: nextKey, count: nextCount)
+      if statistics == nil { vRows.prefetch(rows: nextKey, count: nextCount) }
       step.key_count = keyCount
       step.mask = TileBand.c(queriesPerKey)
       kernels.forwardStep(&step)
+      if statistics != nil {
+        // dPᵀ = V · dOᵀ (each element summed as the backward's dO · Vᵀ sums it), then D's
+        // numerator, rescaled like the sum.
+        let valueRows = vRows.tile(
+          rows: firstKey, count: keyCount, paddedRows: roundUp(keyCount, TileSizes.rowBlock), buffer: vTile,
+          leading: paddedDimV, kernels: kernels)
+        kernels.multiply(
+          rows: keyCount, columns: paddedQueries, depth: shape.headDimV, a: valueRows.rows, aRow: valueRows.leading,
+          aK: 1, b: dOT, bK: br, c: dPTile, cRow: br, accumulate: false, columnBand: queriesPerKey)
+        kernels.table.pointee.weighted_column_sums(sTile, dPTile, br, keyCount, paddedQueries, alpha, dSum)
+        firstKey += keyCount
+        continue
+      }
       // O += P · V, reading P from the transposed tile; each query group sums only the keys it
       // sees.
       let keysSeen = masked ? mask.keysPerQuery(firstQuery: firstQuery, firstKey: firstKey) : nil
@@ -142,6 +188,13 @@ struct FlashForward {
           b: vTile, bK: 0, bPanels: bc, c: oTile, cRow: paddedDimV, accumulate: true, depthBand: keysSeen)
       }
       firstKey += keyCount
+    }
+    if let statistics {
+      let first = (batch * shape.headsQ + head) * shape.seqlenQ + firstQuery
+      (statistics.max + first).update(from: rowMax, count: queryCount)
+      (statistics.sum + first).update(from: rowSum, count: queryCount)
+      for row in 0..<queryCount { statistics.d[first + row] = rowSum[row] > 0 ? dSum[row] / rowSum[row] : dSum[row] }
+      return
     }
     let lse = arguments.lse
     var epilogue = fa_forward_epilogue(

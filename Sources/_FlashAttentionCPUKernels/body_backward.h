@@ -21,13 +21,19 @@ static void FA_NAME(backward_probabilities)(const fa_backward_probabilities *t) 
     fa_band_range(&t->mask, r, 1, t->key_count, &lower, &upper);
     for (ptrdiff_t i = 0; i < lower; i++) row[i] = -__builtin_inff();
     for (ptrdiff_t i = upper; i < padded; i++) row[i] = -__builtin_inff();
-    // P = e^(s − LSE) with the subtraction done first, in natural units: s and the LSE are of the
-    // same magnitude, so the difference is exact or nearly (a fused s · scale − LSE would need the
-    // raw product; this keeps one rule with the softcap path). The difference can be a little
-    // above 0 from the LSE's rounding: v_exp2 takes any argument.
+    // P = e^(s − LSE), the difference taken first, as in the forward pass: the scores have the
+    // forward's bits and a one-hot row's LSE is its max, so its largest score gives exactly 1.
+    // The difference can be a little above 0 from the LSE's rounding: v_exp2 takes any argument.
     const fa_vf lse = v_set1(t->lse[r]);
-    for (ptrdiff_t c = 0; c < padded; c += FA_LANES) {
-      v_store(row + c, v_exp2(v_mul(v_sub(v_load(row + c), lse), log2e)));
+    if (t->log_sum) {
+      const fa_vf log_sum = v_set1(t->log_sum[r]);
+      for (ptrdiff_t c = 0; c < padded; c += FA_LANES) {
+        v_store(row + c, v_exp2(v_mul(v_sub(v_sub(v_load(row + c), lse), log_sum), log2e)));
+      }
+    } else {
+      for (ptrdiff_t c = 0; c < padded; c += FA_LANES) {
+        v_store(row + c, v_exp2(v_mul(v_sub(v_load(row + c), lse), log2e)));
+      }
     }
   }
 }

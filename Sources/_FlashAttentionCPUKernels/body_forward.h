@@ -29,11 +29,13 @@ static void FA_NAME(forward_step)(const fa_forward_step *t) {
   }
   if (t->mask.enabled) fa_mask_rows(scores, leading, keys, t->query_count, t->query_count, &t->mask);
 
-  // Per group of queries: the new max over this tile's keys, then P = 2^(s − max) and the sum.
-  // The max is subtracted exactly (s and max are both in base-2 units already), so the largest
-  // score gives exactly 2^0 = 1 whatever its magnitude. A NaN score (from a NaN or inf input)
-  // need not survive the max: 2^(NaN − max) is NaN, and so are the sum and the output row.
+  // Per group of queries: the new max over this tile's keys, then P = e^(s − max) and the sum.
+  // The max is subtracted first, exactly (same units), and only the difference goes to base 2,
+  // so the largest score gives exactly 1 whatever its magnitude, and the LSE of a one-hot row is
+  // its max, bit for bit what the backward pass's scores give. A NaN score (from a NaN or inf
+  // input) need not survive the max: e^(NaN − max) is NaN, and so are the sum and the output.
   const fa_vf negative_infinity = v_set1(-__builtin_inff()), zero = v_zero(), one = v_set1(1.0f);
+  const fa_vf log2e = v_set1(1.4426950408889634f);
   bool grew = false;
   for (ptrdiff_t q = 0; q < t->padded_queries; q += FA_LANES) {
     const fa_vf old_max = v_load(t->row_max + q);
@@ -55,8 +57,8 @@ static void FA_NAME(forward_step)(const fa_forward_step *t) {
     key = 0;
     for (; key + 2 <= keys; key += 2) {
       float *p0 = scores + key * leading + q, *p1 = p0 + leading;
-      const fa_vf e0 = v_exp2_nonpositive(v_sub(v_load(p0), reference));
-      const fa_vf e1 = v_exp2_nonpositive(v_sub(v_load(p1), reference));
+      const fa_vf e0 = v_exp2_nonpositive(v_mul(v_sub(v_load(p0), reference), log2e));
+      const fa_vf e1 = v_exp2_nonpositive(v_mul(v_sub(v_load(p1), reference), log2e));
       v_store(p0, e0);
       v_store(p1, e1);
       sum0 = v_add(sum0, e0);
@@ -64,11 +66,11 @@ static void FA_NAME(forward_step)(const fa_forward_step *t) {
     }
     if (key < keys) {
       float *p0 = scores + key * leading + q;
-      const fa_vf e0 = v_exp2_nonpositive(v_sub(v_load(p0), reference));
+      const fa_vf e0 = v_exp2_nonpositive(v_mul(v_sub(v_load(p0), reference), log2e));
       v_store(p0, e0);
       sum0 = v_add(sum0, e0);
     }
-    const fa_vf factor = v_exp2_nonpositive(v_sub(old_max, reference));
+    const fa_vf factor = v_exp2_nonpositive(v_mul(v_sub(old_max, reference), log2e));
     grew = grew || v_any_not_equal(factor, one);
     v_store(t->alpha + q, factor);
     v_store(t->row_sum + q, v_fma(v_load(t->row_sum + q), factor, v_add(sum0, sum1)));
@@ -84,6 +86,19 @@ static void FA_NAME(forward_step)(const fa_forward_step *t) {
   }
 }
 
+static void FA_NAME(weighted_column_sums)(
+  const float *p, const float *values, ptrdiff_t leading, ptrdiff_t keys, ptrdiff_t padded, const float *alpha,
+  float *sums) {
+  for (ptrdiff_t q = 0; q < padded; q += FA_LANES) {
+    fa_vf total = v_mul(v_load(sums + q), v_load(alpha + q));
+    for (ptrdiff_t key = 0; key < keys; key++) {
+      const fa_vf weight = v_load(p + key * leading + q);
+      total = v_add(total, v_zero_where_zero(v_mul(weight, v_load(values + key * leading + q)), weight));
+    }
+    v_store(sums + q, total);
+  }
+}
+
 static void FA_NAME(forward_epilogue)(const fa_forward_epilogue *e) {
   const ptrdiff_t width = e->out.width;
   for (ptrdiff_t r = 0; r < e->count; r++) {
@@ -94,8 +109,8 @@ static void FA_NAME(forward_epilogue)(const fa_forward_epilogue *e) {
       const fa_vf inverse = v_set1(1.0f / sum);
       for (ptrdiff_t c = 0; c < width; c += FA_LANES) v_store(row + c, v_mul(v_load(row + c), inverse));
       FA_NAME(store_row)(&e->out, e->first_row + r, row);
-      // In double: the max may be large (|scale · s| up to float32's range), the sum's log small.
-      *lse = (float)(((double)e->row_max[r] + log2((double)sum)) * 0.69314718055994530942);
+      // In double, rounded once: the max may be as large as float32 goes, the log small.
+      *lse = (float)((double)e->row_max[r] + log((double)sum));
     } else {
       char *target = (char *)e->out.base + (e->first_row + r) * e->out.row_stride * fa_dtype_size(e->out.dtype);
       memset(target, 0, (size_t)(width * fa_dtype_size(e->out.dtype)));

@@ -119,18 +119,71 @@ static void FA_NAME(pack_panels)(
   }
 }
 
+/// Eight lanes of a row from element `i`, widened to float32 (ymm in both builds: the transposes
+/// below are written for 8 × 8 blocks).
+FA_INLINE __m256 fa_load8(const void *row, int32_t dtype, ptrdiff_t i) {
+  switch (dtype) {
+  case FA_DTYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
+  case FA_DTYPE_BF16: {
+    __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  default: return _mm256_loadu_ps((const float *)row + i);
+  }
+}
+
+/// Transposes the 8 × 8 block in r[0..<8] in place.
+FA_INLINE void fa_transpose8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/// `destination[r] = Σ_c a[r][c] · b[r][c]` summed exactly as the GEMM sums a product's element:
+/// one fused multiply-add per column, in column order, from 0. The backward pass's D =
+/// rowsum(dO ∘ O) then equals the product dP = dO · v bit for bit where O is one value row v (a
+/// softmax that has become one-hot at large scores), so dS = P · (dP − D) is exactly 0 there, as
+/// the exact gradient is, instead of rounding noise times the scale. Eight rows at a time run as
+/// the lanes of one vector (8 × 8 blocks transposed in registers).
 static void FA_NAME(row_dot)(
   const fa_rows *a, const fa_rows *b, ptrdiff_t start, ptrdiff_t count, float *destination) {
-  const ptrdiff_t width = a->width;
-  for (ptrdiff_t r = 0; r < count; r++) {
-    const void *x = fa_row(a, start + r), *y = fa_row(b, start + r);
-    fa_vf sum = v_zero();
-    ptrdiff_t i = 0;
-    for (; i + FA_LANES <= width; i += FA_LANES) {
-      sum = v_fma(fa_vector_from(x, a->dtype, i), fa_vector_from(y, b->dtype, i), sum);
+  const ptrdiff_t width = a->width, full = width / 8 * 8;
+  ptrdiff_t r = 0;
+  for (; r + 8 <= count; r += 8) {
+    const void *x[8], *y[8];
+    for (int i = 0; i < 8; i++) x[i] = fa_row(a, start + r + i), y[i] = fa_row(b, start + r + i);
+    __m256 sum = _mm256_setzero_ps();
+    for (ptrdiff_t c = 0; c < full; c += 8) {
+      __m256 xs[8], ys[8];
+      for (int i = 0; i < 8; i++) xs[i] = fa_load8(x[i], a->dtype, c), ys[i] = fa_load8(y[i], b->dtype, c);
+      fa_transpose8(xs);
+      fa_transpose8(ys);
+      for (int k = 0; k < 8; k++) sum = _mm256_fmadd_ps(xs[k], ys[k], sum);
     }
-    float total = v_reduce_add(sum);
-    for (; i < width; i++) total += fa_scalar_from(x, a->dtype, i) * fa_scalar_from(y, b->dtype, i);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, sum);
+    for (int i = 0; i < 8; i++) {
+      for (ptrdiff_t c = full; c < width; c++) {
+        lanes[i] = __builtin_fmaf(fa_scalar_from(x[i], a->dtype, c), fa_scalar_from(y[i], b->dtype, c), lanes[i]);
+      }
+      destination[r + i] = lanes[i];
+    }
+  }
+  for (; r < count; r++) {
+    const void *x = fa_row(a, start + r), *y = fa_row(b, start + r);
+    float total = 0;
+    for (ptrdiff_t c = 0; c < width; c++) {
+      total = __builtin_fmaf(fa_scalar_from(x, a->dtype, c), fa_scalar_from(y, b->dtype, c), total);
+    }
     destination[r] = total;
   }
 }

@@ -1,6 +1,6 @@
 // Standard (materializing) attention's row softmax, the baseline the flash kernels are measured
 // against; the same exponent rule as the flash forward (scores scaled first, the max subtracted
-// exactly).
+// exactly, the difference taken to base 2).
 
 static float FA_NAME(standard_softmax_row)(
   float *row, ptrdiff_t padded, ptrdiff_t visible_low, ptrdiff_t visible_high, float scale) {
@@ -10,7 +10,7 @@ static float FA_NAME(standard_softmax_row)(
   }
   for (ptrdiff_t i = 0; i < visible_low; i++) row[i] = -__builtin_inff();
   for (ptrdiff_t i = visible_high; i < padded; i++) row[i] = -__builtin_inff();
-  const fa_vf unit = v_set1(scale * 1.4426950408889634f);
+  const fa_vf unit = v_set1(scale), log2e = v_set1(1.4426950408889634f);
   fa_vf m = v_set1(-__builtin_inff());
   for (ptrdiff_t c = 0; c < padded; c += FA_LANES) {
     const fa_vf s = v_mul(v_load(row + c), unit);
@@ -21,12 +21,12 @@ static float FA_NAME(standard_softmax_row)(
   const fa_vf reference = v_set1(row_max);
   fa_vf sum = v_zero();
   for (ptrdiff_t c = 0; c < padded; c += FA_LANES) {
-    const fa_vf p = v_exp2_nonpositive(v_sub(v_load(row + c), reference));
+    const fa_vf p = v_exp2_nonpositive(v_mul(v_sub(v_load(row + c), reference), log2e));
     v_store(row + c, p);
     sum = v_add(sum, p);
   }
   const float total = v_reduce_add(sum);
   const fa_vf inverse = v_set1(1.0f / total);
   for (ptrdiff_t c = 0; c < padded; c += FA_LANES) v_store(row + c, v_mul(v_load(row + c), inverse));
-  return (float)(((double)row_max + log2((double)total)) * 0.69314718055994530942);
+  return (float)((double)row_max + log((double)total));
 }

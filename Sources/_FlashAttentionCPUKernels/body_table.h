@@ -7,6 +7,7 @@ static const fa_cpu_kernels FA_NAME(fa_kernels) = {
   .gemm = FA_NAME(gemm),
   .forward_step = FA_NAME(forward_step),
   .forward_epilogue = FA_NAME(forward_epilogue),
+  .weighted_column_sums = FA_NAME(weighted_column_sums),
   .backward_probabilities = FA_NAME(backward_probabilities),
   .score_gradient = FA_NAME(score_gradient),
   .pack_rows = FA_NAME(pack_rows),

@@ -74,11 +74,10 @@ typedef struct fa_gemm {
 } fa_gemm;
 
 /// One online-softmax step of the forward pass on a transposed score tile `Sᵀ[key][query]`:
-/// the scores are in base-2 units (the product was scaled by `scale · log2(e)`), or, with
-/// `softcap` set, raw dot products that become `c · tanh(s · softcap_inner) · log2(e)` first
-/// (`softcap_outer = c · log2(e)`). Then the mask (`mask`, queries per key row, applied to the
+/// the scores are scaled already (the product was scaled by `scale`), or, with `softcap` set,
+/// raw dot products that become `c · tanh(s · softcap_inner)` first (`softcap_outer = c`). Then the mask (`mask`, queries per key row, applied to the
 /// first `query_count` columns), the running max and sum of every query (`row_max`, `row_sum`,
-/// `padded_queries` of each), the tile turned into `2^(s − max)`, and the output rows
+/// `padded_queries` of each), the tile turned into `e^(s − max)`, and the output rows
 /// `out[query][0..<out_width]` rescaled where a max grew. `alpha` is scratch for
 /// `padded_queries` floats.
 typedef struct fa_forward_step {
@@ -100,9 +99,10 @@ typedef struct fa_forward_step {
 } fa_forward_step;
 
 /// The forward epilogue of `count` query rows: `O / sum` into `out` rows `first_row...` (in its
-/// dtype) and `LSE = (max + log2(sum)) · ln 2` at `lse[(first_row + r) * lse_stride]`. A row
-/// whose sum is 0 (it saw no key) gets zeros and LSE -inf; a NaN sum (a NaN or inf input, or
-/// scores past float32's range) gives NaN, never a row that looks masked.
+/// dtype) and `LSE = max + ln(sum)` at `lse[(first_row + r) * lse_stride]` (in double, rounded
+/// once: where the softmax is one-hot the LSE is the max itself, so the backward pass recomputes
+/// P = 1 exactly). A row whose sum is 0 (it saw no key) gets zeros and LSE -inf; a NaN sum (a
+/// NaN or inf input, or scores past float32's range) gives NaN, never a row that looks masked.
 typedef struct fa_forward_epilogue {
   const float *_Nonnull tile;
   ptrdiff_t leading;
@@ -115,10 +115,12 @@ typedef struct fa_forward_epilogue {
   ptrdiff_t lse_stride;
 } fa_forward_epilogue;
 
-/// The probabilities of the backward pass on a score tile `S[query][key]` that the product
-/// scaled by `scale` (natural units): with `softcap`, `t = tanh(s · softcap_inner)` goes to
-/// `tanh_out` (same layout) and `s = c · t`; then the mask (`mask`, keys per query row, and
-/// always the columns `key_count..<padded_keys`) and `P = exp(s − lse[row])`. `lse` holds one
+/// The probabilities of the backward pass on a score tile `S[query][key]` (the product scaled by
+/// `scale`, as in the forward pass, so that each score has the forward's bits): with `softcap`,
+/// `t = tanh(s · softcap_inner)` goes to `tanh_out` (same layout) and `s = t · softcap_outer`;
+/// then the mask (`mask`, keys per query row, and always the columns `key_count..<padded_keys`)
+/// and `P = e^(s − lse[row])`, or `e^((s − lse[row]) − log_sum[row])` where `log_sum` is given
+/// (then `lse` holds each row's max: the exact row statistics of large scores). `lse` holds one
 /// value per row, +inf for rows that must give P = 0 (padding, rows that saw no key).
 typedef struct fa_backward_probabilities {
   float *_Nonnull scores;
@@ -132,6 +134,7 @@ typedef struct fa_backward_probabilities {
   float *_Nullable tanh_out;
   fa_band mask;
   const float *_Nonnull lse;
+  const float *_Nullable log_sum;
 } fa_backward_probabilities;
 
 /// `dS = P · (dP − D[row]) · scale`, times `1 − tanh²` where `tanh` is given, written over dP
@@ -161,6 +164,13 @@ typedef struct fa_cpu_kernels {
   void (*_Nonnull gemm)(const fa_gemm *_Nonnull);
   void (*_Nonnull forward_step)(const fa_forward_step *_Nonnull);
   void (*_Nonnull forward_epilogue)(const fa_forward_epilogue *_Nonnull);
+  /// After a `forward_step` on a tile of P (`Sᵀ[key][query]`, pitch `leading`):
+  /// `sums[q] = sums[q] · alpha[q] + Σ_key p[key][q] · values[key][q]` over `keys` rows and
+  /// `padded` columns, the running numerator of D = Σ_j P_j · dP_j; where p is 0 the term is
+  /// exactly 0, whatever `values` holds (stale scratch under a mask).
+  void (*_Nonnull weighted_column_sums)(
+    const float *_Nonnull p, const float *_Nonnull values, ptrdiff_t leading, ptrdiff_t keys, ptrdiff_t padded,
+    const float *_Nonnull alpha, float *_Nonnull sums);
   void (*_Nonnull backward_probabilities)(const fa_backward_probabilities *_Nonnull);
   void (*_Nonnull score_gradient)(const fa_score_gradient *_Nonnull);
 
@@ -184,7 +194,8 @@ typedef struct fa_cpu_kernels {
   void (*_Nonnull store_rows)(
     const fa_rows *_Nonnull, ptrdiff_t start, ptrdiff_t count, const float *_Nonnull source,
     ptrdiff_t leading);
-  /// `destination[r] = Σ_c a[start + r][c] · b[start + r][c]` (D = rowsum(dO ∘ O)).
+  /// `destination[r] = Σ_c a[start + r][c] · b[start + r][c]` (D = rowsum(dO ∘ O)), summed in
+  /// the order of a GEMM's element (one FMA per column, in order).
   void (*_Nonnull row_dot)(
     const fa_rows *_Nonnull a, const fa_rows *_Nonnull b, ptrdiff_t start, ptrdiff_t count,
     float *_Nonnull destination);
