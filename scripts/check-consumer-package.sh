@@ -118,21 +118,25 @@ func relativeError(_ actual: [Float], _ expected: [Double]) -> Double {
   return (difference / max(norm, 1e-300)).squareRoot()
 }
 
-var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-func random() -> Float {
-  state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-  return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 500_000
+/// Uniform values in [-2, 2] from a 64-bit linear congruential generator (fixed seed).
+struct Generator {
+  var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+  mutating func next() -> Float {
+    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+    return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 500_000
+  }
 }
+
+var generator = Generator()
 
 var failed = false
 do {
   let engine = try AttentionEngine(backend: .cpu)
   for causal in [false, true] {
     let shape = AttentionShape(batch: 2, seqlenQ: 37, seqlenK: 53, headsQ: 4, headsKV: 2, headDim: 24)
-    let q = (0..<shape.qShape.reduce(1, *)).map { _ in random() }
-    let k = (0..<shape.kShape.reduce(1, *)).map { _ in random() }
-    let v = (0..<shape.vShape.reduce(1, *)).map { _ in random() }
-    let dOut = (0..<shape.oShape.reduce(1, *)).map { _ in random() }
+    func values(_ count: Int) -> [Float] { (0..<count).map { _ in generator.next() } }
+    let q = values(shape.qShape.reduce(1, *)), k = values(shape.kShape.reduce(1, *))
+    let v = values(shape.vShape.reduce(1, *)), dOut = values(shape.oShape.reduce(1, *))
     let tensors = (
       q: HostTensor(q, shape: shape.qShape), k: HostTensor(k, shape: shape.kShape),
       v: HostTensor(v, shape: shape.vShape), dOut: HostTensor(dOut, shape: shape.oShape))
