@@ -12,10 +12,14 @@ import Synchronization
 /// Every thread runs the kernels' `fma_chains` loop (C, compiled for the chosen instruction set):
 /// 24 independent FMA chains of zmm vectors on AVX-512 (12 of ymm on AVX2), more than two FMA
 /// pipes of 4-cycle latency need (8), so neither the latency nor the chain count limits the rate
-/// on the machines we know (checked against longer chains: docs/perf-notes/cpu.md).
+/// on the machines we know (on the Intel Xeon of docs/perf-notes/cpu.md, session 6, 12 to 28
+/// zmm chains all read 176 GFLOP/s per core).
+///
+/// Other processes only ever slow a round down, so the rate is the best of many short rounds:
+/// on a shared machine a few rounds of 0.1 s read half the peak when a neighbour held a core.
 public enum FMAPeakProbe {
-  /// GFLOP/s of `threads` threads together (2 FLOPs per lane per FMA), best of a few rounds of
-  /// about 0.1 s each.
+  /// GFLOP/s of `threads` threads together (2 FLOPs per lane per FMA), best of 12 rounds of
+  /// about 0.05 s each.
   ///
   /// - Parameter instructionSet: whose vectors to time; the default is what `CPUBackend` picks.
   ///   An instruction set this CPU cannot run measures `.avx2` instead.
@@ -24,17 +28,17 @@ public enum FMAPeakProbe {
     guard let kernels = CPUKernels(instructionSet) ?? CPUKernels(.avx2) else { return 0 }
     let pool = WorkerPool.shared(threads: min(max(1, threads), CPUThreadCount.maximum))
     var iterations = 1 << 16
-    // Calibrate to about 0.1 s per round.
+    // Calibrate to about 0.05 s per round.
     while true {
       let seconds = round(pool: pool, iterations: iterations, kernels: kernels).seconds
       if seconds > 0.02 || iterations > 1 << 30 {
-        iterations = Int(Double(iterations) * 0.1 / max(seconds, 1e-6))
+        iterations = Int(Double(iterations) * 0.05 / max(seconds, 1e-6))
         break
       }
       iterations *= 4
     }
     var best = 0.0
-    for _ in 0..<3 {
+    for _ in 0..<12 {
       let result = round(pool: pool, iterations: iterations, kernels: kernels)
       best = max(best, result.flops / result.seconds / 1e9)
     }
