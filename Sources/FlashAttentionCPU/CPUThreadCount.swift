@@ -1,5 +1,11 @@
 import FlashAttentionCore
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// How many threads the CPU backend runs: the one place that reads `FLASH_ATTENTION_CPU_THREADS`.
 public enum CPUThreadCount {
   /// The most threads a backend accepts. Each is an OS thread with its own scratch memory, and
