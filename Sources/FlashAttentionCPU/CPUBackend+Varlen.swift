@@ -3,7 +3,8 @@ import FlashAttentionCore
 /// Packed batches and KV caches on the CPU: each sequence runs as an ordinary call on views of
 /// the caller's tensors (no copies, except the pages of a paged cache, which are gathered into
 /// one contiguous buffer per sequence). Within a sequence the work is split over heads and query
-/// blocks as usual.
+/// blocks, and over key chunks (split-KV) when those leave threads idle, as in a decode step with
+/// few heads: `num_splits` sets the chunks, 0 chooses.
 extension CPUBackend: VariableLengthBackend {
   public func varlenForward(_ arguments: VarlenForwardArguments, stream: CallerStream?) throws(FlashAttentionError) {
     try CPUBackend.requireNoStream(stream)
@@ -52,7 +53,8 @@ extension CPUBackend: VariableLengthBackend {
       try forward(
         ForwardArguments(
           q: arguments.q.batchSlice(b), k: keys, v: values, out: arguments.out.batchSlice(b),
-          lse: arguments.lse.batchSlice(b), options: arguments.options))
+          lse: arguments.lse.batchSlice(b), options: arguments.options),
+        keySplits: arguments.numSplits)
     }
   }
 

@@ -70,8 +70,13 @@ public struct CPUBackend: AttentionBackend {
   }
 
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
+    try forward(arguments, keySplits: 0)
+  }
+
+  /// The forward with `keySplits` key chunks per work item (split-KV; 0 chooses).
+  func forward(_ arguments: ForwardArguments, keySplits: Int) throws(FlashAttentionError) {
     try CPUBackend.requireHost(arguments.q.location)
-    FlashForward(arguments, pool: pool, kernels: kernels).run()
+    FlashForward(arguments, pool: pool, kernels: kernels, keySplits: keySplits).run()
     try ForwardRangeCheck.run(arguments)
   }
 

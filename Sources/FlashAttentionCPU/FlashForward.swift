@@ -1,6 +1,12 @@
 import FlashAttentionCore
 import _FlashAttentionCPUKernels
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// One forward call: work items are (batch, query head, query block), head by head and heaviest
 /// first within a head so that causal and windowed problems end balanced; each item streams its
 /// visible key blocks through the online softmax, skipping the blocks that are fully masked.
@@ -31,8 +37,18 @@ struct FlashForward {
   let paddedDim: Int
   let paddedDimV: Int
   let queryBlocks: Int
+  /// Key chunks per (batch, head, query block), run as separate work items and merged by their
+  /// softmax statistics (split-KV): how a decode step with few heads and one query keeps every
+  /// thread busy. 1 runs each item over all its keys.
+  let keySplits: Int
 
-  init(_ arguments: ForwardArguments, pool: WorkerPool, kernels: CPUKernels, results: Results = .attention) {
+  /// - Parameter keySplits: key chunks per work item; 0 chooses: enough chunks for every thread
+  ///   to have two items when the (batch, head, query block) items alone would leave threads
+  ///   idle, each chunk at least two key tiles long.
+  init(
+    _ arguments: ForwardArguments, pool: WorkerPool, kernels: CPUKernels, results: Results = .attention,
+    keySplits: Int = 0
+  ) {
     self.arguments = arguments
     self.pool = pool
     self.kernels = kernels
@@ -42,6 +58,18 @@ struct FlashForward {
     paddedDim = roundUp(shape.headDim, 16)
     paddedDimV = roundUp(shape.headDimV, 16)
     queryBlocks = (shape.seqlenQ + TileSizes.queries - 1) / TileSizes.queries
+    let items = shape.batch * shape.headsQ * queryBlocks
+    let keyTiles = (shape.seqlenK + TileSizes.keys - 1) / TileSizes.keys
+    if case .rowStatistics = results {
+      self.keySplits = 1
+    } else if keySplits > 0 {
+      self.keySplits = max(1, min(keySplits, keyTiles))
+    } else if items >= pool.threadCount {
+      self.keySplits = 1
+    } else {
+      let wanted = (2 * pool.threadCount + items - 1) / max(items, 1)
+      self.keySplits = max(1, min(wanted, keyTiles / 2, 64))
+    }
   }
 
   /// Floats of scratch per worker.
@@ -54,6 +82,10 @@ struct FlashForward {
   }
 
   func run() {
+    if keySplits > 1 {
+      runSplit()
+      return
+    }
     // Blocks of one (batch, head) stay together so that both threads stream the same head's K
     // and V at the same time (shared in L3); within a head the heaviest go first, so a call
     // ends on the small blocks of its last head.
@@ -73,7 +105,99 @@ struct FlashForward {
     }
   }
 
-  private func process(item: Int, scratch: UnsafeMutablePointer<Float>) {
+  /// Split-KV: every (item, chunk) pair is a task that leaves its unnormalized output rows and
+  /// its rows' max and sum in `partials`; a second pass merges each item's chunks exactly
+  /// (`O = Σ e^(m_c − m) O_c / Σ e^(m_c − m) ℓ_c`) and runs the ordinary epilogue.
+  private func runSplit() {
+    let items = shape.batch * shape.headsQ * queryBlocks
+    let rows = min(TileSizes.queries, shape.seqlenQ)
+    let partial = PartialLayout(rows: rows, width: paddedDimV)
+    let storage = UnsafeMutablePointer<Float>.allocate(capacity: items * keySplits * partial.floats)
+    defer { storage.deallocate() }
+    let floats = scratchFloats
+    pool.run(tasks: items * keySplits) { task, worker in
+      let scratch = pool.scratch(worker: worker, bytes: floats * 4).assumingMemoryBound(to: Float.self)
+      process(
+        item: task / keySplits, scratch: scratch, split: task % keySplits,
+        partial: storage + task * partial.floats, partialLayout: partial)
+    }
+    pool.run(tasks: items) { item, worker in
+      let scratch = pool.scratch(worker: worker, bytes: floats * 4).assumingMemoryBound(to: Float.self)
+      merge(item: item, chunks: storage + item * keySplits * partial.floats, layout: partial, scratch: scratch)
+    }
+  }
+
+  /// Where one (item, chunk) task leaves its result: `rows × width` output floats, then the rows'
+  /// max, then their sum.
+  struct PartialLayout {
+    let rows: Int
+    let width: Int
+    var floats: Int { rows * (width + 2) }
+    func output(_ base: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> { base }
+    func max(_ base: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> { base + rows * width }
+    func sum(_ base: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> { base + rows * (width + 1) }
+  }
+
+  private func merge(
+    item: Int, chunks: UnsafeMutablePointer<Float>, layout: PartialLayout, scratch: UnsafeMutablePointer<Float>
+  ) {
+    let block = item % queryBlocks
+    let head = (item / queryBlocks) % shape.headsQ
+    let batch = item / (queryBlocks * shape.headsQ)
+    let firstQuery = block * TileSizes.queries
+    let queryCount = min(TileSizes.queries, shape.seqlenQ - firstQuery)
+    let oTile = scratch
+    let rowMax = oTile + queryCount * paddedDimV
+    let rowSum = rowMax + queryCount
+    for row in 0..<queryCount {
+      // A NaN max (a NaN input among the chunk's keys) makes the row NaN, as the unsplit pass does.
+      var maximum = -Float.infinity
+      for chunk in 0..<keySplits {
+        let value = layout.max(chunks + chunk * layout.floats)[row]
+        if value.isNaN || maximum.isNaN {
+          maximum = .nan
+        } else if value > maximum {
+          maximum = value
+        }
+      }
+      let target = oTile + row * paddedDimV
+      target.update(repeating: 0, count: paddedDimV)
+      var sum: Float = 0
+      if maximum != -.infinity {
+        for chunk in 0..<keySplits {
+          let base = chunks + chunk * layout.floats
+          let chunkMax = layout.max(base)[row]
+          if chunkMax == -.infinity { continue }  // a chunk that saw no key adds nothing
+          let factor = expf(chunkMax - maximum)
+          sum += factor * layout.sum(base)[row]
+          let source = layout.output(base) + row * layout.width
+          for column in 0..<paddedDimV { target[column] += factor * source[column] }
+        }
+      }
+      rowMax[row] = maximum
+      rowSum[row] = sum
+    }
+    epilogue(batch: batch, head: head, firstQuery: firstQuery, queryCount: queryCount, oTile: oTile,
+      rowMax: rowMax, rowSum: rowSum)
+  }
+
+  private func epilogue(
+    batch: Int, head: Int, firstQuery: Int, queryCount: Int, oTile: UnsafeMutablePointer<Float>,
+    rowMax: UnsafeMutablePointer<Float>, rowSum: UnsafeMutablePointer<Float>
+  ) {
+    let lse = arguments.lse
+    var epilogue = fa_forward_epilogue(
+      tile: oTile, leading: paddedDimV, count: queryCount, row_max: rowMax, row_sum: rowSum,
+      out: HeadRows(arguments.out, batch: batch, head: head).descriptor, first_row: firstQuery,
+      lse: lse.baseAddress.assumingMemoryBound(to: Float.self) + batch * lse.strides[0] + head * lse.strides[1],
+      lse_stride: lse.strides[2])
+    kernels.forwardEpilogue(&epilogue)
+  }
+
+  private func process(
+    item: Int, scratch: UnsafeMutablePointer<Float>, split: Int = 0, partial: UnsafeMutablePointer<Float>? = nil,
+    partialLayout: PartialLayout? = nil
+  ) {
     let br = TileSizes.queries
     let bc = TileSizes.keys
     let block = item % queryBlocks
@@ -115,7 +239,7 @@ struct FlashForward {
       dSum.update(repeating: 0, count: br)
     }
     let queries = firstQuery..<(firstQuery + queryCount)
-    let keys = mask.visibleKeys(forQueries: queries)
+    let keys = chunk(split, of: mask.visibleKeys(forQueries: queries))
     let softcap = arguments.options.softcap
     // Scores leave the product scaled, so the softmax subtracts the running max exactly (issue
     // #16: a fused `s · unit − max · unit` rounds the max's product and, at large scores, can
@@ -196,12 +320,26 @@ struct FlashForward {
       for row in 0..<queryCount { statistics.d[first + row] = rowSum[row] > 0 ? dSum[row] / rowSum[row] : dSum[row] }
       return
     }
-    let lse = arguments.lse
-    var epilogue = fa_forward_epilogue(
-      tile: oTile, leading: paddedDimV, count: queryCount, row_max: rowMax, row_sum: rowSum,
-      out: HeadRows(arguments.out, batch: batch, head: head).descriptor, first_row: firstQuery,
-      lse: lse.baseAddress.assumingMemoryBound(to: Float.self) + batch * lse.strides[0] + head * lse.strides[1],
-      lse_stride: lse.strides[2])
-    kernels.forwardEpilogue(&epilogue)
+    if let partial, let layout = partialLayout {
+      for row in 0..<queryCount {
+        (layout.output(partial) + row * layout.width).update(from: oTile + row * paddedDimV, count: paddedDimV)
+      }
+      layout.max(partial).update(from: rowMax, count: queryCount)
+      layout.sum(partial).update(from: rowSum, count: queryCount)
+      return
+    }
+    epilogue(
+      batch: batch, head: head, firstQuery: firstQuery, queryCount: queryCount, oTile: oTile, rowMax: rowMax,
+      rowSum: rowSum)
+  }
+
+  /// Chunk `split` of `keySplits` of a visible key range, cut at key-tile boundaries.
+  private func chunk(_ split: Int, of keys: Range<Int>) -> Range<Int> {
+    if keySplits == 1 { return keys }
+    let tiles = (keys.count + TileSizes.keys - 1) / TileSizes.keys
+    let tilesPerChunk = (tiles + keySplits - 1) / keySplits
+    let lower = min(keys.upperBound, keys.lowerBound + split * tilesPerChunk * TileSizes.keys)
+    let upper = min(keys.upperBound, lower + tilesPerChunk * TileSizes.keys)
+    return lower..<upper
   }
 }
