@@ -30,15 +30,26 @@ echo "GPU tests: exit $? $(grep -E 'Test run with' "$OUT/tests.log" | tail -n 1)
 grep -E "✘|failed|error" "$OUT/tests.log" | head -n 20 | tee -a "$log"
 
 # 2. verify: the new binary with the default kernels and with the FlashAttention-2 forward.
-FLASH_ATTENTION_CACHE_DIR=/tmp/fa-cache-new "$new" verify --device cuda > "$OUT/verify.log" 2>&1
+FLASH_ATTENTION_CACHE_DIR=/tmp/fa-cache-new "$new" verify --device cuda --json "$OUT/verify.json" > "$OUT/verify.log" 2>&1
 echo "verify (new): exit $? $(tail -n 1 "$OUT/verify.log")" | tee -a "$log"
 FLASH_ATTENTION_CACHE_DIR=/tmp/fa-cache-new "$new" verify --device cuda --forward-kernel fa2 > "$OUT/verify-fa2.log" 2>&1
 echo "verify (new, --forward-kernel fa2): exit $? $(tail -n 1 "$OUT/verify-fa2.log")" | tee -a "$log"
+for tool in memcheck racecheck; do
+  FLASH_ATTENTION_CACHE_DIR=/tmp/fa-cache-new timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 9 "$new" \
+    verify --device cuda --dtype bfloat16 --filter "${SANITIZE_FILTER:-odd}" > "$OUT/sanitize-$tool.log" 2>&1
+  echo "compute-sanitizer $tool: exit $? $(grep -E 'ERROR SUMMARY' "$OUT/sanitize-$tool.log" | tr '\n' ' ')" | tee -a "$log"
+done
+
+# PyTorch SDPA (cuDNN, flash) on the same shapes, before the rounds so a time limit cuts rounds.
+python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 --impls flash,cudnn \
+  --seqlens 1024,4096,16384 --passes forward,backward --json "$OUT/torch.json" --quiet > "$OUT/torch.txt" 2>&1
+echo "torch: exit $? at ${SECONDS}s" | tee -a "$log"
 
 # 3. The grid, old and new alternated (order swapped each round). Head dims 64/128/256 run the
 # Hopper kernels; 96 and 192 the FlashAttention-2 backward; the fa2 lines its forward.
 grid=(--seqlens 1024,4096,16384)
 for round in $(seq 1 "$rounds"); do
+  if [ "$SECONDS" -gt "${ROUND_DEADLINE_S:-400}" ]; then echo "round $round skipped: ${SECONDS}s elapsed" | tee -a "$log"; break; fi
   order="old new"
   [ $((round % 2)) -eq 0 ] && order="new old"
   for side in $order; do
@@ -54,7 +65,3 @@ for round in $(seq 1 "$rounds"); do
 done
 unset FLASH_ATTENTION_CACHE_DIR
 
-# 4. PyTorch SDPA (cuDNN, flash) on the same shapes.
-python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 --impls flash,cudnn \
-  --seqlens 1024,4096,16384 --passes forward,backward --json "$OUT/torch.json" --quiet > "$OUT/torch.txt" 2>&1
-echo "torch: exit $?" | tee -a "$log"
