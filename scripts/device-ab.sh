@@ -65,3 +65,4 @@ for round in $(seq 1 "$rounds"); do
 done
 unset FLASH_ATTENTION_CACHE_DIR
 
+python3 scripts/ab-summary.py "$OUT" "$OUT/ab-summary.json" 2>&1 | tee -a "$log"
