@@ -13,10 +13,12 @@ DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch
 
 
 def inputs(batch, seqlen, heads, heads_kv, head_dim, dtype, device, seed):
-    """q, k, v, dout of the whole sequence (batch, seqlen, heads, dim), the same for every seed."""
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    """q, k, v, dout of the whole sequence (batch, seqlen, heads, dim), generated on `device` from
+    `seed`: the same values on every rank (devices of one kind), without a host copy of a
+    million-token sequence."""
+    generator = torch.Generator(device=device).manual_seed(seed)
     shapes = ((heads, head_dim), (heads_kv, head_dim), (heads_kv, head_dim), (heads, head_dim))
-    return [torch.randn(batch, seqlen, *shape, generator=generator).to(device, dtype) for shape in shapes]
+    return [torch.randn(batch, seqlen, *shape, generator=generator, device=device).to(dtype) for shape in shapes]
 
 
 def standard_attention(q, k, v, causal: bool, dtype):
