@@ -88,9 +88,7 @@ def simulated_ring_flash_attn_func(q_shards, k_shards, v_shards, softmax_scale=N
     """What ring_flash_attn_func returns on each of W = len(q_shards) ranks, computed in this
     process with the same block code (no communication): [(out, lse)] per rank, outs
     differentiable with respect to every shard."""
-    world = len(q_shards)
-    if not world or len(k_shards) != world or len(v_shards) != world:
-        raise ValueError("flash_attention_swift: q_shards, k_shards and v_shards must be equally long, non-empty lists")
+    world = _check_shards(q_shards, k_shards, v_shards)
     _layout.check_layout(layout)
     geometry = _blocks.FixedRows(q_shards[0].shape[1])
     scale = _blocks.default_scale(softmax_scale, q_shards[0])
@@ -103,13 +101,20 @@ def simulated_ring_flash_attn_varlen_func(
     deterministic=False,
 ):
     """The varlen form of simulated_ring_flash_attn_func (cu_seqlens, max_seqlen: the local ones)."""
-    world = len(q_shards)
+    world = _check_shards(q_shards, k_shards, v_shards)
     _layout.check_layout(layout)
     _check_cu_seqlens(cu_seqlens, q_shards[0], layout == "zigzag" and causal)
     geometry = _blocks.VarlenRows(cu_seqlens, int(max_seqlen), q_shards[0].shape[0], layout == "zigzag" and causal)
     scale = _blocks.default_scale(softmax_scale, q_shards[0])
     results = SimulatedRing.apply(geometry, scale, bool(causal), layout, bool(deterministic), *q_shards, *k_shards, *v_shards)
     return list(zip(results[:world], results[world:]))
+
+
+def _check_shards(q_shards, k_shards, v_shards) -> int:
+    world = len(q_shards)
+    if not world or len(k_shards) != world or len(v_shards) != world:
+        raise ValueError("flash_attention_swift: q_shards, k_shards and v_shards must be equally long, non-empty lists")
+    return world
 
 
 def _inputs(q, k, v, rank: int, layout: str):
