@@ -125,3 +125,36 @@ def test_cpu_backward_refuses_lse_beyond_its_recompute_threshold():
     with pytest.raises(NotImplementedError, match="LSE"):
         sum(o.sum() for o, _ in results).backward()
     assert math.isfinite(SEED)
+
+
+@pytest.mark.parametrize("part", ["all", "back"])
+def test_merge_equals_combine_with_rows_that_saw_no_key(part):
+    """The accumulator's in-place merge against flash_attn_combine, with rows where the running
+    result, the block, or both saw no key (out 0, LSE -inf: what the library returns there)."""
+    from flash_attention_swift import flash_attn_combine
+    from flash_attention_swift.context_parallel import _blocks
+
+    geometry = _blocks.FixedRows(8)
+    rows = slice(None) if part == "all" else slice(4, 8)
+    first_out, second_out = torch.randn(1, 8, 2, 16), torch.randn(1, 4 if part == "back" else 8, 2, 16).bfloat16()
+    first_lse, second_lse = torch.randn(1, 2, 8), torch.randn(1, 2, second_out.shape[1])
+    first_lse[..., [0, 4, 5]] = -math.inf  # rows the first block did not see
+    second_lse[..., [0, 1]] = -math.inf  # rows the second block did not see (rows 4, 5 for "back")
+    for out, lse in ((first_out, first_lse), (second_out, second_lse)):
+        out.transpose(1, 2)[torch.isneginf(lse)] = 0
+    accumulator = _blocks.Accumulator()
+    # (An fp32 block output becomes the accumulator itself, as the library's fresh output may.)
+    accumulator.merge(geometry, "all", first_out.clone(), first_lse)
+    accumulator.merge(geometry, part, second_out, second_lse)
+    out, lse = accumulator.result(geometry, torch.float32)
+    full_second_out = torch.zeros_like(first_out)
+    full_second_lse = torch.full_like(first_lse, -math.inf)
+    full_second_out[:, rows] = second_out.float()
+    full_second_lse[..., rows] = second_lse
+    expected, expected_lse = flash_attn_combine(
+        torch.stack((first_out, full_second_out)), torch.stack((first_lse, full_second_lse)).transpose(2, 3)
+    )
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(lse, expected_lse.transpose(1, 2), rtol=1e-6, atol=1e-6)
+    neither = 0 if part == "all" else 4
+    assert torch.isneginf(lse[..., neither]).all() and (out[:, neither] == 0).all()

@@ -19,7 +19,6 @@ from typing import Optional
 import torch
 
 from .. import _calls, _varlen_calls
-from .._combine import combine
 from ._layout import ALL, BACK, FRONT, Block
 
 _FLOAT32 = torch.float32
@@ -35,6 +34,7 @@ class FixedRows:
 
     seq_dim = 1
     lse_dim = 2
+    parts_are_views = True
 
     def __init__(self, seqlen: int) -> None:
         self.half = seqlen // 2
@@ -75,6 +75,7 @@ class VarlenRows:
 
     seq_dim = 0
     lse_dim = 1
+    parts_are_views = False
 
     def __init__(self, cu_seqlens: torch.Tensor, max_seqlen: int, total: int, zigzag: bool) -> None:
         self.cu_seqlens = cu_seqlens
@@ -137,14 +138,19 @@ class VarlenRows:
 
 
 class Accumulator:
-    """A rank's running output (float32) and LSE, both in out's row layout, merged block by block."""
+    """A rank's running output (float32) and LSE, both in out's row layout, merged block by block.
+
+    The merge is flash_attn_combine's (out = sum_i exp(lse_i - lse) out_i) for two parts, done in
+    place as out += w (out_block - out) with w = exp(lse_block - lse_new): combine would stack
+    copies of both partial outputs, about four times the memory traffic, which for small blocks
+    costs as much as their attention."""
 
     def __init__(self) -> None:
         self.out: Optional[torch.Tensor] = None
         self.lse: Optional[torch.Tensor] = None
 
     def merge(self, geometry, part: str, out: torch.Tensor, lse: torch.Tensor) -> None:
-        """Merges one block's (out, library LSE) for the rows `part` (flash_attn_combine's formula)."""
+        """Merges one block's (out, library LSE) into the rows `part`."""
         lse_rows = geometry.lse_rows(lse)
         if self.out is None:
             if part == ALL:
@@ -154,13 +160,15 @@ class Accumulator:
             self.out = out.new_zeros(_full_shape(geometry, part, out), dtype=_FLOAT32)
             self.lse = torch.full(self.out.shape[:-1], float("-inf"), device=out.device)
         dim = geometry.seq_dim
-        current_out = geometry.take(self.out, part, dim)
+        current_out = geometry.take(self.out, part, dim)  # a view for fixed rows, a copy for varlen halves
         current_lse = geometry.take(self.lse, part, dim)
-        merged_out, merged_lse = combine(
-            torch.stack((current_out, out.to(_FLOAT32))), torch.stack((current_lse, lse_rows)), out_dtype=_FLOAT32
-        )
-        geometry.put(self.out, part, dim, merged_out)
+        merged_lse = torch.logaddexp(current_lse, lse_rows)  # -inf where neither saw a key
+        # The block's share; 0 where it saw no key, and where neither did (-inf - -inf is NaN).
+        weight = torch.exp(lse_rows - merged_lse).nan_to_num_(nan=0.0).unsqueeze(-1)
+        current_out.lerp_(out.to(_FLOAT32), weight)
         geometry.put(self.lse, part, dim, merged_lse)
+        if part != ALL and not geometry.parts_are_views:
+            geometry.put(self.out, part, dim, current_out)
 
     def result(self, geometry, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """(out in `dtype`, LSE in the library's layout, float32)."""
