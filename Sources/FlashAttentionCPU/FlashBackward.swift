@@ -152,7 +152,36 @@ struct FlashBackward {
       if sum == 0 { max[row] = .infinity }
       logSum[row] = logf(sum)
     }
+    keepGivenStatistics(max: max, logSum: logSum, d: d)
     return (max, logSum)
+  }
+
+  /// Rows whose given LSE is not this call's own (a block of a longer softmax: ring attention,
+  /// split keys, a caller's merged LSE) keep the given LSE and D = rowsum(dO ∘ O), as the
+  /// backward's contract says; the recomputed statistics replace only an LSE they reproduce to
+  /// within a few units in its last place, where they are the same softmax, more exactly.
+  private func keepGivenStatistics(
+    max: UnsafeMutablePointer<Float>, logSum: UnsafeMutablePointer<Float>, d: UnsafeMutablePointer<Float>
+  ) {
+    let lse = arguments.lse
+    let values = lse.baseAddress.assumingMemoryBound(to: Float.self)
+    pool.run(tasks: shape.batch * shape.headsQ) { task, _ in
+      let batch = task / shape.headsQ
+      let head = task % shape.headsQ
+      let base = batch * lse.strides[0] + head * lse.strides[1]
+      var out = HeadRows(arguments.out, batch: batch, head: head).descriptor
+      var dOut = HeadRows(arguments.dOut, batch: batch, head: head).descriptor
+      for query in 0..<shape.seqlenQ {
+        let row = task * shape.seqlenQ + query
+        let given = values[base + query * lse.strides[2]]
+        let recomputed = max[row] + logSum[row]
+        if given == recomputed || abs(given - recomputed) <= abs(given) * 0x1p-20 { continue }
+        if !given.isFinite || recomputed.isNaN { continue }
+        max[row] = given
+        logSum[row] = 0
+        kernels.table.pointee.row_dot(&out, &dOut, query, 1, d + row)
+      }
+    }
   }
 
   /// Queries that see at least one key of key block `block`: the inverse of the mask's band.

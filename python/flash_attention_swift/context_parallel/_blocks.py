@@ -23,12 +23,6 @@ from ._layout import ALL, BACK, FRONT, Block
 
 _FLOAT32 = torch.float32
 
-# FlashBackward.exactStatisticsThreshold in the CPU backend: above it the CPU backward recomputes
-# each row's statistics from the keys it is given, which for one ring block are not the LSE of
-# the whole sequence.
-_CPU_RECOMPUTE_LSE = 64.0
-
-
 class FixedRows:
     """Rows of (batch, seqlen, heads, dim) tensors; the LSE is the library's (batch, heads, seqlen)."""
 
@@ -207,20 +201,6 @@ def backward_block(
     geometry.add(dq, queries, dim, gradients[0])
     geometry.add(dk, keys, dim, gradients[1])
     geometry.add(dv, keys, dim, gradients[2])
-
-
-def check_backward_lse(lse: torch.Tensor, world_size: int) -> None:
-    """Refuses what the CPU backend's backward cannot do for one block of a ring: rows whose
-    |LSE| passes its recompute threshold (scores beyond ordinary attention's)."""
-    if world_size == 1 or lse.is_cuda or lse.numel() == 0:
-        return
-    finite = lse[torch.isfinite(lse)]
-    if finite.numel() and finite.abs().max().item() > _CPU_RECOMPUTE_LSE:
-        raise NotImplementedError(
-            f"flash_attention_swift: ring attention's backward on the CPU needs |LSE| <= {_CPU_RECOMPUTE_LSE:g} "
-            f"(got {finite.abs().max().item():.4g}): beyond it the CPU backward recomputes each row's softmax "
-            "statistics from the keys of one block, not the whole sequence's"
-        )
 
 
 def default_scale(softmax_scale, q: torch.Tensor) -> float:

@@ -29,8 +29,6 @@ def simulated_forward(geometry, qs, ks, vs, scale: float, causal: bool, layout: 
 def simulated_backward(geometry, douts, qs, ks, vs, outs, lses, scale: float, causal: bool, layout: str, deterministic: bool):
     """(dqs, dks, dvs) per rank."""
     world = len(qs)
-    for lse in lses:
-        _blocks.check_backward_lse(lse, world)
     dqs = [torch.zeros(q.shape, dtype=_FLOAT32, device=q.device) for q in qs]
     dks = [torch.zeros(k.shape, dtype=_FLOAT32, device=k.device) for k in ks]
     dvs = [torch.zeros(v.shape, dtype=_FLOAT32, device=v.device) for v in vs]
