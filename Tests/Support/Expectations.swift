@@ -55,3 +55,9 @@ extension VerificationResult {
     return text
   }
 }
+
+/// Every combination of three argument lists, for `@Test(arguments:)` (which crosses at most
+/// two collections itself): `combinations(problems, dtypes, instructionSets)`.
+public func combinations<A, B, C>(_ first: [A], _ second: [B], _ third: [C]) -> [(A, B, C)] {
+  first.flatMap { a in second.flatMap { b in third.map { c in (a, b, c) } } }
+}
