@@ -27,11 +27,16 @@ let package = Package(
     .target(
       name: "FlashAttentionCPU",
       dependencies: ["FlashAttentionCore", "_CPUFeatureShims", "_FlashAttentionCPUKernels"]),
+    // The CUDA kernels are .cu/.cuh files under Kernels/, the one copy of each; the
+    // EmbedKernelSources plugin compiles them into the binary as string constants for NVRTC.
+    // The kernels' parameter structs, one C header that Swift and NVRTC both compile.
+    .target(name: "_FlashAttentionKernelABI"),
     .target(
-      name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore"],
-      // The .cu file is the one source of the Hopper kernel; the binary embeds it through the
-      // generated HopperForwardSource.swift (a test keeps the two in sync).
-      exclude: ["Hopper/hopper_common.cuh", "Hopper/hopper_forward.cu", "Hopper/hopper_backward.cu", "Hopper/hopper_backward_dq.cu"]),
+      name: "FlashAttentionCUDA", dependencies: ["FlashAttentionCore", "_FlashAttentionKernelABI"],
+      exclude: ["Kernels"],
+      plugins: ["EmbedKernelSources"]),
+    .executableTarget(name: "embed-kernel-sources"),
+    .plugin(name: "EmbedKernelSources", capability: .buildTool(), dependencies: ["embed-kernel-sources"]),
     .target(
       name: "FlashAttention",
       dependencies: ["FlashAttentionCore", "FlashAttentionCPU", "FlashAttentionCUDA"]),
@@ -60,7 +65,8 @@ let package = Package(
         "FlashAttentionCPU", "_FlashAttentionCPUKernels", "FlashAttentionTestSupport",
       ]),
     .testTarget(
-      name: "FlashAttentionCUDATests", dependencies: ["FlashAttentionCUDA", "FlashAttentionTestSupport"]),
+      name: "FlashAttentionCUDATests",
+      dependencies: ["FlashAttentionCUDA", "_FlashAttentionKernelABI", "FlashAttentionTestSupport"]),
     .testTarget(
       name: "FlashAttentionTests", dependencies: ["FlashAttention", "FlashAttentionTestSupport"]),
   ],

@@ -27,20 +27,19 @@ if [ "$mode" = "final" ]; then
   # full grid for ours and PyTorch's flash backend.
   "$BIN" verify --device cuda > "$OUT/verify.log" 2>&1
   echo "verify (default): exit $? $(tail -n 1 "$OUT/verify.log")" | tee -a "$OUT/check.log"
-  export FLASH_ATTENTION_FORWARD=fa2
-  "$BIN" verify --device cuda > "$OUT/verify-fa2.log" 2>&1
+  fa2="--forward-kernel fa2"
+  "$BIN" verify --device cuda $fa2 > "$OUT/verify-fa2.log" 2>&1
   echo "verify (fa2 forward): exit $? $(tail -n 1 "$OUT/verify-fa2.log")" | tee -a "$OUT/check.log"
   for tile in 128x64x4 64x64x4; do
-    FLASH_ATTENTION_FORWARD_TILE=$tile "$BIN" verify --device cuda > "$OUT/v.log" 2>&1
+    "$BIN" verify --device cuda $fa2 --forward-tile $tile > "$OUT/v.log" 2>&1
     echo "verify (fa2 forward, tile $tile): exit $? $(tail -n 1 "$OUT/v.log")" | tee -a "$OUT/check.log"
     grep FAIL "$OUT/v.log" | head -n 3 | tee -a "$OUT/check.log"
   done
-  t="$BIN kernels --time --seqlens 8192 --forward-only"
+  t="$BIN kernels --time --seqlens 8192 --forward-only $fa2"
   { $t --head-dims 64 --forward-tiles 128x128x8,64x128x4,128x64x4
     $t --head-dims 128 --forward-tiles 128x64x8,64x64x4,128x64x4
     $t --head-dims 256 --forward-tiles 128x64x8,64x64x4; } | grep -v H100 | tee "$OUT/tune.txt"
-  "$BIN" kernels --time --seqlens 1024,2048,4096,8192,16384 --forward-only | tee "$OUT/ours-fa2-fwd.txt"
-  unset FLASH_ATTENTION_FORWARD
+  "$BIN" kernels --time --seqlens 1024,2048,4096,8192,16384 --forward-only $fa2 | tee "$OUT/ours-fa2-fwd.txt"
   "$BIN" kernels --time --seqlens 1024,2048,4096,8192,16384 | tee "$OUT/ours.txt"
   python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 --impls flash \
     --seqlens 1024,2048,4096,8192,16384 --passes forward,backward --json "$OUT/torch.json" --quiet \
@@ -60,8 +59,8 @@ if [ "$mode" = "tune" ]; then
   $t --head-dims 256 --forward-tiles 128x64x8,64x64x4,64x32x4 --forward-only | tee -a "$OUT/tune.txt"
   $t --head-dims 64,128 --backward-tiles 32x8,32x4 | tee -a "$OUT/tune.txt"
   for pair in ${TUNE_VERIFY:-}; do
-    FLASH_ATTENTION_FORWARD_TILE="${pair%%:*}" FLASH_ATTENTION_BACKWARD_TILE="${pair##*:}" \
-      "$BIN" verify --device cuda > "$OUT/verify-$pair.log" 2>&1
+    "$BIN" verify --device cuda --forward-tile "${pair%%:*}" --backward-tile "${pair##*:}" \
+      > "$OUT/verify-$pair.log" 2>&1
     echo "verify with tiles $pair: exit $? $(tail -n 1 "$OUT/verify-$pair.log")" | tee -a "$OUT/check.log"
   done
   mode=sanitize

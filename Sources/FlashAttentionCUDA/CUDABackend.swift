@@ -1,24 +1,32 @@
 import FlashAttentionCore
 
-/// The NVIDIA backend: FlashAttention-2 kernels compiled at run time by NVRTC for the device's
-/// exact architecture.
+/// The NVIDIA backend: FlashAttention kernels compiled at run time by NVRTC for the device's
+/// exact architecture (the Hopper kernels on sm_90a, the FlashAttention-2 kernels elsewhere and
+/// for what the Hopper ones do not cover).
 ///
-/// Views located `.cuda(device:)` are used in place (no copies); `.host` views are staged
-/// through device buffers and copied back, so the same call works for both. Storage must be
-/// fp16 or bf16: fp32 views throw `.unsupported` (the tensor cores take 16-bit operands, and a
-/// silent down-conversion would not meet fp32 accuracy).
+/// `forward` and `backward` are synchronous: views located `.cuda(device:)` are used in place
+/// (no copies), `.host` views are staged through device memory and copied back, and the call
+/// returns when the results are there. `enqueueForward` and `enqueueBackward` only queue the
+/// work on a stream, the backend's own or a caller's (`CUDAStream(borrowing:device:)`), for
+/// device memory, and return at once; their scratch comes from a per-device pool in stream
+/// order, or from a caller's `CUDAWorkspace`. Storage must be fp16 or bf16: fp32 views throw
+/// `.unsupported` (the tensor cores take 16-bit operands, and a silent down-conversion would not
+/// meet fp32 accuracy).
 public struct CUDABackend: AttentionBackend {
   public let device: CUDADevice
-  /// The stream every call of this backend queues on.
+  /// The stream `forward` and `backward` queue on (enqueue calls take any stream).
   public let stream: CUDAStream
-  /// Tile overrides for tuning runs (`flash-attention kernels --time --forward-tiles ...`).
-  public var tuning = CUDAKernelTuning()
-  let workspace = BackwardWorkspace()
+  /// Overrides of the tile tables for tuning runs (`--forward-tile`, `--backward-tile`,
+  /// `--forward-kernel` of the command-line tool); the default is the tables.
+  public var tuning: CUDAKernelTuning
   public var name: String { "cuda:\(device.ordinal)" }
 
   /// Opens the driver and NVRTC and makes `device` usable, or says why it cannot.
+  /// - Parameters:
+  ///   - device: the CUDA device ordinal.
+  ///   - tuning: tile-table overrides for tuning runs (the default runs the tables).
   /// - Throws: `.backendUnavailable` naming what is missing (driver, NVRTC, an Ampere+ GPU).
-  public init(device: Int = 0) throws(FlashAttentionError) {
+  public init(device: Int = 0, tuning: CUDAKernelTuning = CUDAKernelTuning()) throws(FlashAttentionError) {
     let opened = try CUDADevice.open(ordinal: device)
     if opened.computeCapability.major < 8 {
       throw .backendUnavailable(
@@ -29,20 +37,14 @@ public struct CUDABackend: AttentionBackend {
     _ = try KernelCompiler.nvrtcVersion()
     self.device = opened
     self.stream = try CUDAStream(device: opened)
-    // Tuning runs can swap tiles for a whole process (verify included) without a rebuild.
-    if let text = ProcessEnvironment.value("FLASH_ATTENTION_FORWARD_TILE") {
-      tuning.forwardTile = AttentionTile.forward(parsing: text, headDim: 256, headDimV: 256)
-    }
-    if let text = ProcessEnvironment.value("FLASH_ATTENTION_BACKWARD_TILE") {
-      tuning.backwardTile = AttentionTile.backward(parsing: text)
-    }
+    self.tuning = tuning
   }
 
+  /// Forward, synchronously: device views in place, host views staged.
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
-    try checkStorage(arguments.q.dtype)
+    try checkProblem(arguments.shape, dtype: arguments.q.dtype)
     switch arguments.q.location {
-    case .cuda(let ordinal):
-      try checkDevice(ordinal)
+    case .cuda:
       try enqueueForward(arguments, on: stream)
       try stream.synchronize()
     case .host:
@@ -50,29 +52,15 @@ public struct CUDABackend: AttentionBackend {
     }
   }
 
+  /// Backward, synchronously: device views in place, host views staged.
   public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
-    try checkStorage(arguments.q.dtype)
+    try checkProblem(arguments.shape, dtype: arguments.q.dtype)
     switch arguments.q.location {
-    case .cuda(let ordinal):
-      try checkDevice(ordinal)
+    case .cuda:
       try enqueueBackward(arguments, on: stream)
       try stream.synchronize()
     case .host:
       try backwardStaged(arguments)
-    }
-  }
-
-  func checkStorage(_ dtype: DType) throws(FlashAttentionError) {
-    if dtype == .float32 {
-      throw .unsupported(
-        backend: name, feature: "float32 storage (use float16 or bfloat16 tensors; the kernels accumulate in fp32)")
-    }
-  }
-
-  func checkDevice(_ ordinal: Int) throws(FlashAttentionError) {
-    if ordinal != device.ordinal {
-      throw .invalidArgument(
-        name: "q.location", value: "cuda:\(ordinal)", reason: "this backend runs on cuda:\(device.ordinal)")
     }
   }
 }

@@ -76,6 +76,9 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "No progress on stderr.")
   var quiet = false
 
+  @OptionGroup(title: "CUDA tuning")
+  var cudaTuning: CUDATuningOptions
+
   func run() throws {
     let onGPU: Bool
     switch device?.lowercased() {
@@ -129,7 +132,7 @@ struct BenchCommand: ParsableCommand {
     var peak: Double?
     let deviceName: String
     if onGPU {
-      let runner = try CUDABenchmarkRunner(device: 0, settings: settings)
+      let runner = try CUDABenchmarkRunner(device: 0, tuning: cudaTuning.tuning(), settings: settings)
       deviceName = runner.deviceName
       let environment = CUDAEnvironmentReport.probe()
       software["cuda_driver"] = environment.driverVersion.map(String.init)

@@ -34,6 +34,9 @@ struct KernelsCommand: ParsableCommand {
   @Option(help: "With --time: backward tiles to compare, BMxBNxWARPS comma-separated (e.g. 64x128x8,64x64x8).")
   var backwardTiles: String?
 
+  @OptionGroup(title: "CUDA tuning (with --time: applied to every row)")
+  var cudaTuning: CUDATuningOptions
+
   func validate() throws {
     let digits = arch.dropFirst(3).filter(\.isNumber)
     guard arch.hasPrefix("sm_"), let number = Int(digits), number >= 80 else {
@@ -41,19 +44,27 @@ struct KernelsCommand: ParsableCommand {
     }
   }
 
+  @Option(help: "Only the variants whose label contains this text.")
+  var filter: String?
+
+  @Option(help: "Write each variant's CUBIN and ptxas log into this folder (for SASS comparisons: scripts/sass-digest.py).")
+  var dump: String?
+
   @Flag(help: "Also disassemble each cubin with cuobjdump (PATH, FLASH_ATTENTION_CUOBJDUMP, or the nvidia-cuda-cuobjdump wheel) and count HGMMA, UTMALDG and local-memory (LDL/STL) instructions.")
   var sass = false
 
   func run() throws {
     if time { return try timeKernels() }
-    let variants = KernelVariant.all(arch: arch, exhaustive: exhaustive)
+    let variants = CUDAKernelCatalog.keys(arch: arch, exhaustive: exhaustive).filter { key in
+      filter.map { label(key).contains($0) } ?? true
+    }
     let disassembler = sass ? try SASSInspector.locate() : nil
     print(
       "kernel".padding(66) + "regs".padding(6) + "smem".padding(9) + "stack".padding(7) + "spills".padding(8)
         + "compile".padding(9) + (disassembler == nil ? "" : "HGMMA".padding(7) + "UTMALDG".padding(9) + "LDL/STL"))
     var failures = 0
     for variant in variants {
-      let label = variant.label.padding(66)
+      let label = self.label(variant).padding(66)
       do {
         let kernel = try KernelCompiler.compile(variant.program, arch: arch)
         guard let resources = kernel.resources else {
@@ -61,7 +72,7 @@ struct KernelsCommand: ParsableCommand {
           failures += 1
           continue
         }
-        let smem = resources.staticSharedMemory + variant.dynamicSharedMemory
+        let smem = resources.staticSharedMemory + variant.sharedMemoryBytes
         let spills = resources.spillStores + resources.spillLoads
         let seconds = (kernel.compileSeconds * 100).rounded() / 100
         var line =
@@ -71,11 +82,12 @@ struct KernelsCommand: ParsableCommand {
         if let disassembler {
           let counts = try disassembler.opcodeCounts(cubin: kernel.cubin)
           line += "\(counts.hgmma)".padding(7) + "\(counts.utmaldg)".padding(9) + "\(counts.localMemory)"
-          if counts.localMemory > 0 || (variant.isHopper && (counts.hgmma == 0 || counts.utmaldg == 0)) {
+          if counts.localMemory > 0 || (variant.family == .hopper && (counts.hgmma == 0 || counts.utmaldg == 0)) {
             line += "  UNEXPECTED SASS"
             failures += 1
           }
         }
+        if let dump { try KernelDump.write(kernel, program: variant.program, label: self.label(variant), into: dump) }
         print(line + (resources.spills ? "  SPILLS" : ""))
       } catch {
         print(label + "FAILED")
@@ -89,10 +101,16 @@ struct KernelsCommand: ParsableCommand {
 }
 
 extension KernelsCommand {
+  /// A variant's row label: the key, and the architecture where the key does not name it.
+  func label(_ key: any CUDAKernelKey) -> String {
+    key.family == .standardAttention ? "\(key) \(arch)" : "\(key)"
+  }
+
   /// The timing table: our TFLOP/s per shape, for comparison with the PyTorch peers run in the
   /// same device call (benchmarks/peers/torch_sdpa.py on the same grid).
   func timeKernels() throws {
-    var backend = try CUDABackend(device: 0)
+    let base = try cudaTuning.tuning()
+    var backend = try CUDABackend(device: 0, tuning: base)
     print("\(backend.device.name), \(backend.device.arch)")
     print("d".padding(5) + "N".padding(7) + "b".padding(4) + "h".padding(4) + "causal".padding(8) + "tile".padding(12)
       + "fwd ms".padding(10) + "fwd TF/s".padding(10) + "bwd ms".padding(10) + "bwd TF/s")
@@ -100,18 +118,22 @@ extension KernelsCommand {
       // (label, tuning, time the backward?) per row.
       var runs: [(String, CUDAKernelTuning, Bool)] = []
       for text in (forwardTiles ?? "").split(separator: ",") {
-        guard let tile = AttentionTile.forward(parsing: String(text), headDim: d, headDimV: d) else {
-          throw ValidationError("bad forward tile \(text) for d=\(d) (BMxBNxWARPS, BM a multiple of 16·WARPS)")
+        guard let tile = AttentionTile.forward(parsing: String(text)) else {
+          throw ValidationError("bad forward tile \(text) (BMxBNxWARPS, BM a multiple of 16·WARPS)")
         }
-        runs.append(("f" + text, CUDAKernelTuning(forwardTile: tile), false))
+        var tuning = base
+        tuning.forwardTile = tile
+        runs.append(("f" + text, tuning, false))
       }
       for text in (backwardTiles ?? "").split(separator: ",") {
         guard let tile = AttentionTile.backward(parsing: String(text)) else {
           throw ValidationError("bad backward tile \(text) (BMxBNxWARPS)")
         }
-        runs.append(("b" + text, CUDAKernelTuning(backwardTile: tile), true))
+        var tuning = base
+        tuning.backwardTile = tile
+        runs.append(("b" + text, tuning, true))
       }
-      if runs.isEmpty { runs = [("table", CUDAKernelTuning(), !forwardOnly)] }
+      if runs.isEmpty { runs = [(cudaTuning.isSet ? "tuned" : "table", base, !forwardOnly)] }
       for n in seqlens.split(separator: ",").compactMap({ Int($0) }) {
         for causal in [false, true] {
           let shape = AttentionShape(batch: max(16384 / n, 1), seqlenQ: n, headsQ: 2048 / d, headDim: d)

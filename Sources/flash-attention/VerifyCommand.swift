@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionCUDA
 import FlashAttentionTools
 import Foundation
 
@@ -39,6 +40,9 @@ struct VerifyCommand: ParsableCommand {
   @Flag(help: "List the problems and exit.")
   var list = false
 
+  @OptionGroup(title: "CUDA tuning")
+  var cudaTuning: CUDATuningOptions
+
   func run() throws {
     var problems = VerificationMatrix.standard
     if let filter { problems = problems.filter { $0.name.contains(filter) } }
@@ -47,7 +51,7 @@ struct VerifyCommand: ParsableCommand {
       return
     }
     if problems.isEmpty { throw CommandLineFailure("--filter \(filter ?? "") matches no problem (see --list)") }
-    let engine = try AttentionEngine(backend: device)
+    let engine = try makeEngine()
     let verification = Verification(engine: engine)
     let dtypes = dtype.isEmpty ? defaultDTypes(backend: engine.backend.name) : dtype
     let seed = self.seed ?? UInt64.random(in: 1...UInt64.max)
@@ -81,6 +85,19 @@ struct VerifyCommand: ParsableCommand {
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
     for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
     return seed ^ hash
+  }
+
+  /// The engine of `--device`; with tuning flags, a CUDA backend built with them.
+  private func makeEngine() throws -> AttentionEngine {
+    guard cudaTuning.isSet else { return try AttentionEngine(backend: device) }
+    let ordinal: Int
+    switch device {
+    case let .cuda(device): ordinal = device
+    case .automatic: ordinal = 0
+    case .cpu: throw CommandLineFailure("--forward-tile, --backward-tile and --forward-kernel need a CUDA --device")
+    }
+    let backend = try CUDABackend(device: ordinal, tuning: cudaTuning.tuning())
+    return AttentionEngine(backend: backend, selectionReason: "cuda:\(ordinal) requested, with tuning overrides")
   }
 
   /// fp32 storage is a CPU format; GPU kernels are checked in the formats they are built for.

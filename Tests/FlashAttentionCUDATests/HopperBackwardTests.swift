@@ -49,16 +49,16 @@ import Testing
   /// and which form: split from d = 128 on and in the deterministic mode, fused at d = 64.
   @Test func coverageAndForm() {
     func covered(_ d: Int, _ dv: Int, _ dtype: DType = .bfloat16, softcap: Float = 0, arch: String = "sm_90a") -> Bool {
-      HopperBackward.coverage(headDim: d, headDimV: dv, dtype: dtype, softcap: softcap, arch: arch) == nil
+      KernelSelection.hopperBackwardCoverage(headDim: d, headDimV: dv, dtype: dtype, softcap: softcap, arch: arch) == nil
     }
     #expect(covered(64, 64) && covered(128, 128, .float16) && covered(256, 256))
     #expect(!covered(128, 128, arch: "sm_80"))
     #expect(!covered(128, 128, softcap: 30))
     #expect(!covered(192, 128) && !covered(96, 96) && !covered(128, 128, .float32))
-    #expect(!HopperBackward.isSplit(headDim: 64, deterministic: false))
-    #expect(HopperBackward.isSplit(headDim: 64, deterministic: true))
-    #expect(HopperBackward.isSplit(headDim: 128, deterministic: false))
-    #expect(HopperBackward.isSplit(headDim: 256, deterministic: false))
+    #expect(!TileTables.hopperBackwardIsSplit(headDim: 64, deterministic: false))
+    #expect(TileTables.hopperBackwardIsSplit(headDim: 64, deterministic: true))
+    #expect(TileTables.hopperBackwardIsSplit(headDim: 128, deterministic: false))
+    #expect(TileTables.hopperBackwardIsSplit(headDim: 256, deterministic: false))
   }
 
   /// The dQ kernel's tile: 32 keys at d = 256 (two K/V stages beside Q and dO), 64 elsewhere.

@@ -1,29 +1,10 @@
 import FlashAttentionCore
-import Foundation
 import Testing
 
 @testable import FlashAttentionCUDA
 
-/// The Hopper kernel's embedded source, its key and its tile table; GPU numerics run on the device.
+/// The Hopper kernel's key and its tile table; GPU numerics run on the device.
 @Suite struct HopperForwardTests {
-  /// The .cu/.cuh files are the single source: the embedded Swift strings must be regenerated
-  /// from them.
-  @Test func embeddedSourcesMatchTheCUFiles() throws {
-    let hopper = URL(fileURLWithPath: #filePath)
-      .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-      .appendingPathComponent("Sources/FlashAttentionCUDA/Hopper")
-    for (embedded, file) in [
-      (HopperCommonSource.text, "hopper_common.cuh"), (HopperForwardSource.text, "hopper_forward.cu"),
-      (HopperBackwardSource.text, "hopper_backward.cu"), (HopperBackwardDQSource.text, "hopper_backward_dq.cu"),
-    ] {
-      let text = try String(contentsOf: hopper.appendingPathComponent(file), encoding: .utf8)
-      // The generator drops nothing but the trailing newline of the file (Swift's closing delimiter).
-      #expect(
-        embedded + "\n" == text,
-        "the embedding of \(file) is stale: run python3 benchmarks/hopper/gen_swift_source.py")
-    }
-  }
-
   @Test func keysCoverTheRequiredHeadDimsAndDtypes() {
     for (d, dv) in [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)] {
       for dtype in [DType.float16, .bfloat16] {

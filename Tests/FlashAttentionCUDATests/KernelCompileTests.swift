@@ -12,7 +12,7 @@ struct KernelCompileTests {
     .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"),
     arguments: ["sm_80", "sm_90a"])
   func catalogCompiles(arch: String) throws {
-    for key in AttentionKernelCatalog.keys(arch: arch) {
+    for key in CUDAKernelCatalog.flashAttention2Keys(arch: arch) {
       let kernel = try KernelCompiler.compile(key.program, arch: arch)
       let resources = try #require(kernel.resources, "no ptxas report for \(key)")
       #expect(!resources.spills, "\(key) spills: \(resources.spillStores) B stored, \(resources.spillLoads) B loaded")
@@ -29,9 +29,9 @@ struct KernelCompileTests {
     .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"),
     arguments: ["sm_86", "sm_89"])
   func backwardFallbackTilesCompile(arch: String) throws {
-    let fallbacks = AttentionKernelCatalog.keys(arch: arch).filter {
+    let fallbacks = CUDAKernelCatalog.flashAttention2Keys(arch: arch).filter {
       $0.kind == .backwardKeyValue
-        && $0.tile != AttentionKernelKey.backwardTile(headDim: $0.headDim, headDimV: $0.headDimV, arch: "sm_80")
+        && $0.tile != FlashAttention2Key.backwardTile(headDim: $0.headDim, headDimV: $0.headDimV, arch: "sm_80")
     }
     #expect(!fallbacks.isEmpty, "no backward variant on \(arch) differs from sm_80's; this test checks nothing")
     for key in fallbacks {
@@ -92,11 +92,20 @@ struct KernelKeyTests {
     #expect(resources == KernelResources(registers: 168, staticSharedMemory: 1024, stackFrame: 24, spillStores: 16, spillLoads: 12))
     #expect(resources.spills)
     #expect(KernelCompiler.parseResources(log: "no report") == nil)
+    // A program with several kernels: the entry's own lines, not the last kernel's.
+    let two = """
+      ptxas info    : Compiling entry function 'first' for 'sm_80'
+      ptxas info    : Used 40 registers, used 0 barriers, 0 bytes smem
+      ptxas info    : Compiling entry function 'second' for 'sm_80'
+      ptxas info    : Used 64 registers, used 1 barriers, 8704 bytes smem
+      """
+    #expect(KernelCompiler.parseResources(log: two, entry: "first")?.registers == 40)
+    #expect(KernelCompiler.parseResources(log: two, entry: "second")?.staticSharedMemory == 8704)
   }
 
   @Test("every catalog key fits the Hopper shared-memory limit and its tile shape")
   func tilesAreConsistent() {
-    for key in AttentionKernelCatalog.keys(arch: "sm_90a", exhaustive: true) {
+    for key in CUDAKernelCatalog.flashAttention2Keys(arch: "sm_90a", exhaustive: true) {
       #expect(key.sharedMemoryBytes <= 227 * 1024, "\(key)")
       switch key.kind {
       case .forward:
@@ -104,7 +113,7 @@ struct KernelKeyTests {
         // Q fragments live in registers only with one m16 tile per warp.
         #expect(!key.tile.qInRegisters || key.tile.blockM == 16 * key.tile.warps, "\(key)")
       case .backwardKeyValue:
-        #expect(AttentionKernelKey.backwardTileFits(key.tile, headDim: key.headDim, headDimV: key.headDimV, arch: key.arch), "\(key)")
+        #expect(FlashAttention2Key.backwardTileFits(key.tile, headDim: key.headDim, headDimV: key.headDimV, arch: key.arch), "\(key)")
       case .backwardPreprocess, .backwardConvert:
         break
       }
@@ -113,7 +122,7 @@ struct KernelKeyTests {
 
   @Test("the program depends on every field of the key")
   func programsDiffer() {
-    let base = AttentionKernelKey.make(
+    let base = FlashAttention2Key.make(
       kind: .forward, headDim: 64, headDimV: 64, dtype: .float16, masked: false, softcap: false,
       deterministic: false, arch: "sm_80")
     var variants = [base]
@@ -136,7 +145,7 @@ struct KernelKeyTests {
   func backwardWarpGrids() {
     // (d, expected FA_BWD_WM_S, FA_BWD_WN_KV, FA_BWD_WM_Q): FA2's AtomLayoutMSdP, NdKV, MdQ.
     for (d, s, kv, q) in [(64, 4, 4, 4), (128, 2, 4, 2), (256, 4, 2, 2)] {
-      let key = AttentionKernelKey.make(
+      let key = FlashAttention2Key.make(
         kind: .backwardKeyValue, headDim: d, headDimV: d, dtype: .bfloat16, masked: false, softcap: false,
         deterministic: false, arch: "sm_90a")
       let source = key.program.source
@@ -148,8 +157,8 @@ struct KernelKeyTests {
 
   @Test("the backward's dQ reduction: bulk pieces from sm_90 on, atomics before; convert follows")
   func backwardPlans() {
-    func kv(_ d: Int, _ dv: Int, _ arch: String) -> AttentionKernelKey {
-      AttentionKernelKey.make(
+    func kv(_ d: Int, _ dv: Int, _ arch: String) -> FlashAttention2Key {
+      FlashAttention2Key.make(
         kind: .backwardKeyValue, headDim: d, headDimV: dv, dtype: .bfloat16, masked: true, softcap: false,
         deterministic: false, arch: arch)
     }
@@ -158,17 +167,17 @@ struct KernelKeyTests {
     #expect(kv(128, 128, "sm_90a").backwardPlan == .init(reduction: .bulk, buffers: 2, unroll: 2))
     #expect(kv(256, 256, "sm_90a").backwardPlan == .init(reduction: .bulkInQueryBuffer, buffers: 2, unroll: 2))
     for arch in ["sm_80", "sm_86", "sm_89"] {
-      for (d, dv) in AttentionKernelCatalog.headDims {
+      for (d, dv) in CUDAKernelCatalog.flashAttention2HeadDims {
         #expect(kv(d, dv, arch).backwardPlan.reduction == .atomics, "\(arch) d=\(d)")
       }
     }
-    for (d, dv) in AttentionKernelCatalog.headDims {
+    for (d, dv) in CUDAKernelCatalog.flashAttention2HeadDims {
       let key = kv(d, dv, "sm_90a")
       // Every sm_90 head dim gets a bulk plan, and its shared memory fits.
       #expect(key.backwardPlan.reduction != .atomics, "d=\(d) dv=\(dv)")
-      #expect(key.sharedMemoryBytes <= AttentionKernelKey.sharedMemoryLimit(arch: "sm_90a"), "d=\(d) dv=\(dv)")
+      #expect(key.sharedMemoryBytes <= FlashAttention2Key.sharedMemoryLimit(arch: "sm_90a"), "d=\(d) dv=\(dv)")
       // The conversion kernel reads the accumulator in the key/value kernel's pieces.
-      let convert = AttentionKernelKey.make(
+      let convert = FlashAttention2Key.make(
         kind: .backwardConvert, headDim: d, headDimV: dv, dtype: .bfloat16, masked: true, softcap: false,
         deterministic: false, arch: "sm_90a")
       #expect(convert.tile == key.tile, "d=\(d)")
@@ -176,7 +185,7 @@ struct KernelKeyTests {
       // Whole padded query blocks: at least one float per dQ element, 7 rows -> one block.
       #expect(key.dqAccumulatorFloats(batch: 2, seqlenQ: 7, headsQ: 3) == 2 * 3 * key.tile.blockM * ((d + 31) / 32 * 32))
     }
-    let sm80 = AttentionKernelKey.make(
+    let sm80 = FlashAttention2Key.make(
       kind: .backwardConvert, headDim: 64, headDimV: 64, dtype: .bfloat16, masked: false, softcap: false,
       deterministic: false, arch: "sm_80")
     #expect(sm80.tile.blockM == 0 && sm80.program.source.contains("#define FA_DQ_BULK 0\n"))
@@ -186,20 +195,20 @@ struct KernelKeyTests {
   @Test("the backward tile fits every architecture's shared memory")
   func backwardTilesFit() {
     for arch in ["sm_80", "sm_86", "sm_89", "sm_90a"] {
-      for (d, dv) in AttentionKernelCatalog.headDims {
-        let tile = AttentionKernelKey.backwardTile(headDim: d, headDimV: dv, arch: arch)
-        #expect(AttentionKernelKey.backwardTileFits(tile, headDim: d, headDimV: dv, arch: arch), "\(arch) d=\(d) dv=\(dv) \(tile)")
+      for (d, dv) in CUDAKernelCatalog.flashAttention2HeadDims {
+        let tile = FlashAttention2Key.backwardTile(headDim: d, headDimV: dv, arch: arch)
+        #expect(FlashAttention2Key.backwardTileFits(tile, headDim: d, headDimV: dv, arch: arch), "\(arch) d=\(d) dv=\(dv) \(tile)")
       }
     }
   }
 
   @Test("head dims: multiples of 8 up to 256")
   func headDims() {
-    #expect(AttentionKernelKey.supportsHeadDim(8))
-    #expect(AttentionKernelKey.supportsHeadDim(200))
-    #expect(AttentionKernelKey.supportsHeadDim(256))
-    #expect(!AttentionKernelKey.supportsHeadDim(12))
-    #expect(!AttentionKernelKey.supportsHeadDim(264))
+    #expect(FlashAttention2Key.supportsHeadDim(8))
+    #expect(FlashAttention2Key.supportsHeadDim(200))
+    #expect(FlashAttention2Key.supportsHeadDim(256))
+    #expect(!FlashAttention2Key.supportsHeadDim(12))
+    #expect(!FlashAttention2Key.supportsHeadDim(264))
   }
 
   @Test("the stable hash is stable and separates fields")
@@ -216,16 +225,5 @@ struct KernelKeyTests {
     #expect(a.hexDigest != b.hexDigest)
     #expect(a.hexDigest == c.hexDigest)
     #expect(a.hexDigest.count == 32)
-  }
-
-  @Test("kernel arguments are packed at natural alignment")
-  func argumentPacking() {
-    var args = CUDAKernelArguments()
-    args.append(Int32(7))
-    args.append(UInt64(0x1122_3344_5566_7788))
-    args.append(Float(1.5))
-    #expect(args.offsets == [0, 8, 16])
-    #expect(args.bytes.count == 20)
-    #expect(args.bytes[8] == 0x88)
   }
 }

@@ -1,89 +1,30 @@
 import FlashAttentionCore
 
 extension CUDABackend {
-  /// Queues the forward pass on `stream` without waiting; all views must be on this device.
-  ///
-  /// Registered `ForwardKernelProvider`s (the Hopper kernels) are asked first; otherwise the
-  /// FlashAttention-2 kernel for the call's key runs.
+  /// Queues the forward pass on `stream` and returns without waiting; the views must be device
+  /// memory of this backend's device (another framework's tensors too: `TensorView(devicePointer:
+  /// ...)`), and `stream` may be a caller's (`CUDAStream(borrowing:device:)`). The kernel comes
+  /// from `KernelSelection.forward`: the Hopper kernel where it covers the call, the
+  /// FlashAttention-2 kernel elsewhere. The forward needs no scratch memory.
+  /// - Throws: `.unsupported` for what the kernels cannot run (fp32 storage, a head dim, sizes,
+  ///   unaligned rows, host memory), `.invalidArgument` for views or a stream of another device.
   public func enqueueForward(_ arguments: ForwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
     let shape = arguments.shape
+    try checkProblem(shape, dtype: arguments.q.dtype)
+    try checkDeviceCall(
+      [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out")],
+      location: arguments.q.location, stream: stream)
     if shape.batch == 0 || shape.seqlenQ == 0 { return }
-    try checkKernelSupport(shape: shape, dtype: arguments.q.dtype)
-    for (tensor, label) in [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out")] {
-      try checkAligned(tensor, label)
-    }
-    for provider in ForwardKernelProviders.current {
-      if try provider.enqueueForward(arguments, device: device, stream: stream) { return }
-    }
-    let key = forwardKey(arguments)
-    let function = try loadedFunction(key)
-    var args = CUDAKernelArguments()
-    for tensor in [arguments.q, arguments.k, arguments.v, arguments.out, arguments.lse] {
-      args.append(tensor.deviceAddress)
-    }
-    for tensor in [arguments.q, arguments.k, arguments.v, arguments.out] {
-      args.append(Int64(tensor.strides[0]))
-      args.append(Int64(tensor.strides[1]))
-      args.append(Int64(tensor.strides[2]))
-    }
-    args.append(Int64(arguments.lse.strides[0]))
-    args.append(Int64(arguments.lse.strides[1]))
-    args.append(Int32(shape.seqlenQ))
-    args.append(Int32(shape.seqlenK))
-    args.append(Int32(shape.groupSize))
-    args.append(arguments.scale)
-    args.append(arguments.options.softcap)
-    let (left, right) = windowBounds(arguments.mask)
-    args.append(left)
-    args.append(right)
-    let blocks = (shape.seqlenQ + key.tile.blockM - 1) / key.tile.blockM
-    try function.launch(
-      grid: (blocks, shape.headsQ, shape.batch), block: (key.threads, 1, 1),
-      sharedMemory: key.sharedMemoryBytes, arguments: args, stream: stream)
-  }
-
-  /// The kernel key of a forward call on this device.
-  public func forwardKey(_ arguments: ForwardArguments) -> AttentionKernelKey {
-    let shape = arguments.shape
-    return AttentionKernelKey.make(
-      kind: .forward, headDim: shape.headDim, headDimV: shape.headDimV, dtype: arguments.q.dtype,
-      masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false,
-      arch: device.arch, tuning: tuning)
-  }
-
-  /// The loaded kernel for `key`, with its shared-memory limit raised once per load.
-  func loadedFunction(_ key: AttentionKernelKey) throws(FlashAttentionError) -> CUDAFunction {
-    let bytes = key.sharedMemoryBytes
-    if bytes > device.sharedMemoryPerBlockOptIn {
-      throw .unsupported(
-        backend: name,
-        feature: "\(key) (needs \(bytes) bytes of shared memory, \(device.name) allows \(device.sharedMemoryPerBlockOptIn))")
-    }
-    let function = try KernelCache.shared.function(for: key.program, device: device)
-    if bytes > 48 * 1024 { try function.setMaxDynamicSharedMemory(bytes) }
-    return function
-  }
-
-  /// The mask's bounds in FlashAttention's integer convention for the kernels (-1 unbounded).
-  func windowBounds(_ mask: AttentionMask) -> (Int32, Int32) {
-    (Int32(mask.left ?? -1), Int32(mask.right ?? -1))
-  }
-
-  func checkKernelSupport(shape: AttentionShape, dtype: DType) throws(FlashAttentionError) {
-    for (value, label) in [(shape.headDim, "head_dim"), (shape.headDimV, "head_dim_v")]
-    where !AttentionKernelKey.supportsHeadDim(value) {
-      throw .unsupported(backend: name, feature: "\(label) = \(value) (supported: multiples of 8 up to 256)")
+    switch forwardPlan(arguments) {
+    case let .hopper(key, persistent):
+      try HopperLaunch.forward(arguments, key: key, persistent: persistent, device: device, stream: stream)
+    case let .flashAttention2(key):
+      try FlashAttention2Launch.forward(arguments, key: key, device: device, stream: stream)
     }
   }
 
-  /// cp.async moves 16 bytes: every row of a device tensor must start 16-byte aligned.
-  func checkAligned(_ tensor: TensorView, _ label: String) throws(FlashAttentionError) {
-    let rowStridesAligned = tensor.strides.dropLast().allSatisfy { $0 % 8 == 0 }
-    if tensor.deviceAddress % 16 != 0 || !rowStridesAligned {
-      throw .unsupported(
-        backend: name,
-        feature: "\(label) with base \(tensor.deviceAddress) and strides \(tensor.strides) "
-          + "(device tensors need 16-byte aligned rows: base % 16 == 0, strides multiples of 8)")
-    }
+  /// The kernel a forward call runs on this backend (its device and tuning).
+  public func forwardPlan(_ arguments: ForwardArguments) -> ForwardKernelPlan {
+    KernelSelection.forward(arguments, arch: device.arch, tuning: tuning)
   }
 }

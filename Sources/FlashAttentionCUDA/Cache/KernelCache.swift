@@ -11,7 +11,12 @@ public final class KernelCache: Sendable {
   public static let shared = KernelCache()
 
   struct Key: Hashable, Sendable {
-    var program: CUDAProgram
+    /// A kernel key (hashed as it is, without building its program) or an ad-hoc program.
+    enum Kernel: Hashable, Sendable {
+      case key(AnyKernelKey)
+      case program(CUDAProgram)
+    }
+    var kernel: Kernel
     var device: Int
   }
 
@@ -25,11 +30,23 @@ public final class KernelCache: Sendable {
   /// How many NVRTC compiles this cache ran (tests use it to prove compile-once).
   public var compileCount: Int { compiles.load(ordering: .relaxed) }
 
-  /// The loaded kernel for `program` on `device`, compiled for `device.arch` if needed.
+  /// The loaded kernel for `key` on `device`, compiled for `device.arch` if needed. The lookup
+  /// hashes the key, not its program (tens of kilobytes of source), so a launch costs no more
+  /// than a dictionary probe once the kernel is loaded.
   /// - Throws: `.compilation` with NVRTC's log, `.cuda` when loading fails. A failure is cached
   ///   for the process so a broken kernel is not recompiled on every call.
+  public func function(for key: some CUDAKernelKey, device: CUDADevice) throws(FlashAttentionError) -> CUDAFunction {
+    try function(Key(kernel: .key(AnyKernelKey(key)), device: device.ordinal), device: device) { key.program }
+  }
+
+  /// The loaded kernel of an ad-hoc program (tests, experiments) on `device`.
   public func function(for program: CUDAProgram, device: CUDADevice) throws(FlashAttentionError) -> CUDAFunction {
-    let key = Key(program: program, device: device.ordinal)
+    try function(Key(kernel: .program(program), device: device.ordinal), device: device) { program }
+  }
+
+  private func function(
+    _ key: Key, device: CUDADevice, program makeProgram: () -> CUDAProgram
+  ) throws(FlashAttentionError) -> CUDAFunction {
     let slot = slots.withLock { slots in
       if let slot = slots[key] { return slot }
       let slot = Slot()
@@ -40,6 +57,7 @@ public final class KernelCache: Sendable {
       if let state { return state }
       let loaded: Result<CUDAFunction, FlashAttentionError>
       do throws(FlashAttentionError) {
+        let program = makeProgram()
         let cubin = try self.cubin(for: program, arch: device.arch)
         loaded = .success(try CUDAFunction(cubin: cubin, entry: program.entry, device: device))
       } catch {
@@ -59,5 +77,29 @@ public final class KernelCache: Sendable {
     let kernel = try KernelCompiler.compile(program, arch: arch)
     disk?.store(kernel, program: program, nvrtc: nvrtc)
     return kernel.cubin
+  }
+}
+
+/// A kernel key of any family as a dictionary key (equal when the type and the value are).
+struct AnyKernelKey: Hashable, Sendable {
+  let base: any CUDAKernelKey
+
+  init(_ base: any CUDAKernelKey) {
+    self.base = base
+  }
+
+  static func == (lhs: AnyKernelKey, rhs: AnyKernelKey) -> Bool {
+    lhs.base.isEqual(to: rhs.base)
+  }
+
+  func hash(into hasher: inout Hasher) {
+    hasher.combine(ObjectIdentifier(type(of: base)))
+    base.hash(into: &hasher)
+  }
+}
+
+extension CUDAKernelKey {
+  func isEqual(to other: any CUDAKernelKey) -> Bool {
+    (other as? Self) == self
   }
 }

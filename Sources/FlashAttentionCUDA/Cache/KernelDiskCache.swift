@@ -1,7 +1,7 @@
 import Glibc
 
-/// CUBINs on disk, keyed by a hash of the source, options, architecture and NVRTC version, so a
-/// new process skips NVRTC for kernels it compiled before.
+/// CUBINs on disk, keyed by a hash of the source, the embedded headers, options, architecture and
+/// NVRTC version, so a new process skips NVRTC for kernels it compiled before.
 ///
 /// Directory: `FLASH_ATTENTION_CACHE_DIR`, else `$XDG_CACHE_HOME/flash-attention`, else
 /// `~/.cache/flash-attention`; `FLASH_ATTENTION_CACHE_DIR=off` disables it. Each entry is
@@ -30,7 +30,10 @@ struct KernelDiskCache: Sendable {
 
   func fileStem(for program: CUDAProgram, arch: String, nvrtc: (major: Int, minor: Int)) -> String {
     var hasher = StableHash()
-    for part in [KernelDiskCache.formatVersion, program.entry, program.source, arch, "\(nvrtc.major).\(nvrtc.minor)"]
+    for part in [
+      KernelDiskCache.formatVersion, program.entry, program.source, KernelSources.digest, arch,
+      "\(nvrtc.major).\(nvrtc.minor)",
+    ]
       + KernelCompiler.baseOptions(arch: arch) + program.options
     {
       hasher.combine(part)

@@ -47,6 +47,13 @@ struct CUDADriverAPI: @unchecked Sendable {
     CUhandle?, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, CUhandle?,
     UnsafeMutablePointer<UnsafeMutableRawPointer?>?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?
   ) -> Status
+  /// Stream-ordered allocation from a memory pool (CUDA 11.2+), for scratch memory that needs
+  /// no synchronization to reuse; nil on older drivers (`DeviceScratchPool` then allocates
+  /// plainly and waits before freeing).
+  let cuMemPoolCreate: (@convention(c) (UnsafeMutablePointer<CUhandle?>, UnsafeRawPointer) -> Status)?
+  let cuMemPoolSetAttribute: (@convention(c) (CUhandle?, Int32, UnsafeMutableRawPointer) -> Status)?
+  let cuMemAllocFromPoolAsync: (@convention(c) (UnsafeMutablePointer<CUdeviceptr>, Int, CUhandle?, CUhandle?) -> Status)?
+  let cuMemFreeAsync: (@convention(c) (CUdeviceptr, CUhandle?) -> Status)?
   /// `cuTensorMapEncodeTiled` (CUDA 12+), for TMA descriptors of the Hopper kernels; nil on
   /// older drivers.
   let cuTensorMapEncodeTiled: (@convention(c) (
@@ -90,6 +97,10 @@ struct CUDADriverAPI: @unchecked Sendable {
     cuFuncGetAttribute = try library.function("cuFuncGetAttribute")
     cuLaunchKernel = try library.function("cuLaunchKernel")
     cuTensorMapEncodeTiled = library.optionalFunction("cuTensorMapEncodeTiled")
+    cuMemPoolCreate = library.optionalFunction("cuMemPoolCreate")
+    cuMemPoolSetAttribute = library.optionalFunction("cuMemPoolSetAttribute")
+    cuMemAllocFromPoolAsync = library.optionalFunction("cuMemAllocFromPoolAsync")
+    cuMemFreeAsync = library.optionalFunction("cuMemFreeAsync")
   }
 
   /// The driver library, loaded and initialized once per process; the failure says what is

@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import Synchronization
 
 /// A loaded module (`cuModuleLoadData` of a CUBIN) and one kernel in it, ready to launch.
 public final class CUDAFunction: @unchecked Sendable {
@@ -6,6 +7,7 @@ public final class CUDAFunction: @unchecked Sendable {
   public let entry: String
   let module: CUhandle?
   let handle: CUhandle?
+  private let dynamicSharedMemoryLimit = Atomic<Int>(48 * 1024)
 
   /// Loads `cubin` into `device`'s primary context and looks up `entry`.
   init(cubin: [UInt8], entry: String, device: CUDADevice) throws(FlashAttentionError) {
@@ -36,7 +38,15 @@ public final class CUDAFunction: @unchecked Sendable {
     try device.makeCurrent()
     // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
     try device.api.check(
-      device.api.cuFuncSetAttribute(handle, 8, Int32(bytes)), "cuFuncSetAttribute(\(entry), smem \(bytes))")
+      device.api.cuFuncSetAttribute(handle, 8, Int32(clamping: bytes)), "cuFuncSetAttribute(\(entry), smem \(bytes))")
+    dynamicSharedMemoryLimit.store(bytes, ordering: .relaxed)
+  }
+
+  /// Raises the dynamic shared-memory limit to at least `bytes`, calling the driver only the
+  /// first time (a kernel's launches all ask for the same amount).
+  func allowDynamicSharedMemory(_ bytes: Int) throws(FlashAttentionError) {
+    if dynamicSharedMemoryLimit.load(ordering: .relaxed) >= bytes { return }
+    try setMaxDynamicSharedMemory(bytes)
   }
 
   /// Registers per thread as loaded (`CU_FUNC_ATTRIBUTE_NUM_REGS`).
@@ -47,28 +57,36 @@ public final class CUDAFunction: @unchecked Sendable {
     return Int(value)
   }
 
-  /// Queues the kernel on `stream` and checks the launch status.
+  /// Queues the kernel on `stream` with its one parameter, a struct of the kernel ABI header
+  /// (`const __grid_constant__` on the device side), and checks the launch status.
   /// - Parameters:
-  ///   - grid: blocks in x, y, z.
+  ///   - grid: blocks in x, y, z (x below 2^31, y and z below 2^16, the driver's limits).
   ///   - block: threads in x, y, z.
   ///   - sharedMemory: dynamic shared memory bytes per block.
-  public func launch(
-    grid: (Int, Int, Int), block: (Int, Int, Int), sharedMemory: Int = 0,
-    arguments: CUDAKernelArguments, stream: CUDAStream
+  /// - Throws: `.unsupported` for a grid beyond the limits (a problem too large for one
+  ///   launch), `.cuda` when the driver refuses the launch.
+  public func launch<Parameters: BitwiseCopyable>(
+    grid: (Int, Int, Int), block: (Int, Int, Int), sharedMemory: Int = 0, parameters: Parameters,
+    stream: CUDAStream
   ) throws(FlashAttentionError) {
+    guard (1...Int(Int32.max)).contains(grid.0), (1...65535).contains(grid.1), (1...65535).contains(grid.2),
+      (1...1024).contains(block.0 * block.1 * block.2), (0...Int(Int32.max)).contains(sharedMemory)
+    else {
+      throw .unsupported(
+        backend: "cuda:\(device.ordinal)",
+        feature: "\(entry) with grid \(grid), block \(block) (a grid is at most 2^31 - 1 x 65535 x 65535 blocks)")
+    }
     let api = device.api
     try device.makeCurrent()
-    var storage = arguments.bytes
-    let offsets = arguments.offsets
-    let status = storage.withUnsafeMutableBytes { raw -> Int32 in
-      var pointers: [UnsafeMutableRawPointer?] = offsets.map { offset in raw.baseAddress.map { $0 + offset } }
+    var copy = parameters
+    let status = withUnsafeMutableBytes(of: &copy) { bytes -> Int32 in
+      var pointers: [UnsafeMutableRawPointer?] = [bytes.baseAddress]
       return pointers.withUnsafeMutableBufferPointer { list in
         api.cuLaunchKernel(
           handle, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1),
           UInt32(block.2), UInt32(sharedMemory), stream.handle, list.baseAddress, nil)
       }
     }
-    try api.check(
-      status, "cuLaunchKernel(\(entry), grid \(grid), block \(block), smem \(sharedMemory))")
+    try api.check(status, "cuLaunchKernel(\(entry), grid \(grid), block \(block), smem \(sharedMemory))")
   }
 }

@@ -1,9 +1,15 @@
 import FlashAttentionCore
 
 /// A driver stream on one device. Work queued on it runs in order; `synchronize` waits for it.
+///
+/// Either the library's own (`init(device:)`, destroyed with the object) or a caller's
+/// (`init(borrowing:device:)`: a `CUstream` of another framework, such as PyTorch's current
+/// stream, which the library queues on and never destroys).
 public final class CUDAStream: @unchecked Sendable {
   public let device: CUDADevice
   let handle: CUhandle?
+  /// Whether this object created the stream (and destroys it).
+  public let isOwned: Bool
 
   /// A new non-blocking stream (`CU_STREAM_NON_BLOCKING`), so it never waits on the legacy
   /// default stream of other libraries in the process.
@@ -13,9 +19,20 @@ public final class CUDAStream: @unchecked Sendable {
     var stream: CUhandle?
     try device.api.check(device.api.cuStreamCreate(&stream, 1), "cuStreamCreate")
     handle = stream
+    isOwned = true
+  }
+
+  /// A caller's stream (`CUstream`) on `device`, e.g. `torch.cuda.current_stream().cuda_stream`;
+  /// nil is the legacy default stream. The caller keeps it alive while work queued through this
+  /// object runs; the library never destroys it.
+  public init(borrowing rawHandle: OpaquePointer?, device: CUDADevice) {
+    self.device = device
+    handle = rawHandle
+    isOwned = false
   }
 
   deinit {
+    guard isOwned else { return }
     _ = try? device.makeCurrent()
     _ = device.api.cuStreamDestroy(handle)
   }

@@ -65,8 +65,16 @@ public enum KernelCompiler {
     let api = try loaded()
     let start = monotonicSeconds()
     var handle: NVRTCAPI.Program?
-    let created = program.source.withCString { source in
-      program.entry.withCString { name in api.nvrtcCreateProgram(&handle, source, name, 0, nil, nil) }
+    // Every embedded kernel file is offered as a header; `#include` picks what it needs.
+    let headers = KernelSources.files
+    let created = withCStrings(headers.map(\.text)) { texts in
+      withCStrings(headers.map(\.name)) { names in
+        program.source.withCString { source in
+          program.entry.withCString { name in
+            api.nvrtcCreateProgram(&handle, source, name, Int32(texts.count), texts.baseAddress, names.baseAddress)
+          }
+        }
+      }
     }
     if created != 0 {
       throw .cuda(message: "nvrtcCreateProgram(\(program.entry)) failed: \(api.errorString(created))")
@@ -88,17 +96,25 @@ public enum KernelCompiler {
     }
     try check(api, fetched, "nvrtcGetCUBIN")
     return CompiledKernel(
-      entry: program.entry, arch: arch, cubin: cubin, resources: parseResources(log: log),
+      entry: program.entry, arch: arch, cubin: cubin, resources: parseResources(log: log, entry: program.entry),
       compileSeconds: monotonicSeconds() - start, log: log)
   }
 
-  /// Reads registers, shared memory, stack and spills from ptxas's verbose lines.
-  static func parseResources(log: String) -> KernelResources? {
+  /// Reads registers, shared memory, stack and spills from ptxas's verbose lines, of `entry`
+  /// when the program holds several kernels (ptxas reports each after "Compiling entry
+  /// function 'NAME'"), else of the only one.
+  static func parseResources(log: String, entry: String? = nil) -> KernelResources? {
     var resources = KernelResources(registers: 0, staticSharedMemory: 0, stackFrame: 0, spillStores: 0, spillLoads: 0)
     var found = false
+    var inEntry = entry == nil
     // Lines look like "Used 168 registers, used 1 barriers, 1024 bytes smem" and
     // "0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads".
     for line in log.split(separator: "\n") {
+      if let entry, line.contains("Compiling entry function") {
+        inEntry = line.contains("'\(entry)'")
+        continue
+      }
+      guard inEntry else { continue }
       for part in line.split(separator: ",") {
         guard let value = part.split(separator: " ").lazy.compactMap({ Int($0) }).first else { continue }
         if part.contains("registers") {

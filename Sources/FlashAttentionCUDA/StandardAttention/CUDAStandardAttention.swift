@@ -1,4 +1,5 @@
 import FlashAttentionCore
+import _FlashAttentionKernelABI
 
 /// "Standard attention" on the GPU: the baseline FlashAttention is measured against. It
 /// materializes the scores S and probabilities P of the whole `batch × heads × seqlen_q ×
@@ -40,18 +41,14 @@ public struct CUDAStandardAttention: Sendable {
     try launchScores(
       a: arguments.q, b: arguments.k, into: scores, shape: shape, mode: 0, scale: arguments.scale,
       mask: arguments.mask, lse: arguments.lse, stream: stream)
-    var softmax = CUDAKernelArguments()
-    softmax.append(scores)
-    softmax.append(arguments.lse.deviceAddress)
-    softmax.append(Int64(arguments.lse.strides[0]))
-    softmax.append(Int64(arguments.lse.strides[1]))
-    softmax.append(Int32(shape.seqlenQ))
-    softmax.append(Int32(shape.seqlenK))
-    softmax.append(Int32(shape.headsQ))
-    try function("standard_softmax", arguments.q.dtype).launch(
-      grid: (shape.seqlenQ, shape.batch * shape.headsQ, 1), block: (256, 1, 1), arguments: softmax, stream: stream)
+    let softmax = FAStandardSoftmaxParams(
+      scores: deviceMutablePointer(scores), lse: deviceMutablePointer(arguments.lse.deviceAddress),
+      lse_strides: FAStatsStrides(arguments.lse), seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK),
+      heads_q: Int32(shape.headsQ))
+    try kernel(.softmax, arguments.q.dtype).launch(
+      grid: (shape.seqlenQ, shape.batch * shape.headsQ, 1), block: (256, 1, 1), parameters: softmax, stream: stream)
     try launchProduct(
-      "standard_gemm_pb", p: scores, b: arguments.v, out: arguments.out, shape: shape, rows: shape.seqlenQ,
+      .product, p: scores, b: arguments.v, out: arguments.out, shape: shape, rows: shape.seqlenQ,
       width: shape.headDimV, outerHeads: shape.headsQ, factor: 1, stream: stream)
   }
 
@@ -69,29 +66,22 @@ public struct CUDAStandardAttention: Sendable {
     try launchScores(
       a: arguments.dOut, b: arguments.v, into: gradient, shape: shape, mode: 2, scale: 1,
       mask: arguments.mask, lse: arguments.lse, stream: stream)
-    var softmax = CUDAKernelArguments()
-    softmax.append(probabilities)
-    softmax.append(gradient)
-    for tensor in [arguments.dOut, arguments.out] {
-      softmax.append(tensor.deviceAddress)
-      softmax.append(Int64(tensor.strides[0]))
-      softmax.append(Int64(tensor.strides[1]))
-      softmax.append(Int64(tensor.strides[2]))
-    }
-    softmax.append(Int32(shape.seqlenQ))
-    softmax.append(Int32(shape.seqlenK))
-    softmax.append(Int32(shape.headDimV))
-    softmax.append(Int32(shape.headsQ))
-    try function("standard_softmax_backward", arguments.q.dtype).launch(
-      grid: (shape.seqlenQ, shape.batch * shape.headsQ, 1), block: (256, 1, 1), arguments: softmax, stream: stream)
+    let softmax = FAStandardSoftmaxBackwardParams(
+      p: devicePointer(probabilities), ds: deviceMutablePointer(gradient),
+      dout: devicePointer(arguments.dOut.deviceAddress), dout_strides: FAStrides(arguments.dOut),
+      out: devicePointer(arguments.out.deviceAddress), out_strides: FAStrides(arguments.out),
+      seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK), head_dim_v: Int32(shape.headDimV),
+      heads_q: Int32(shape.headsQ))
+    try kernel(.softmaxBackward, arguments.q.dtype).launch(
+      grid: (shape.seqlenQ, shape.batch * shape.headsQ, 1), block: (256, 1, 1), parameters: softmax, stream: stream)
     try launchProduct(
-      "standard_gemm_ptb", p: probabilities, b: arguments.dOut, out: arguments.dV, shape: shape, rows: shape.seqlenK,
+      .transposedProduct, p: probabilities, b: arguments.dOut, out: arguments.dV, shape: shape, rows: shape.seqlenK,
       width: shape.headDimV, outerHeads: shape.headsKV, factor: 1, stream: stream)
     try launchProduct(
-      "standard_gemm_pb", p: gradient, b: arguments.k, out: arguments.dQ, shape: shape, rows: shape.seqlenQ,
+      .product, p: gradient, b: arguments.k, out: arguments.dQ, shape: shape, rows: shape.seqlenQ,
       width: shape.headDim, outerHeads: shape.headsQ, factor: arguments.scale, stream: stream)
     try launchProduct(
-      "standard_gemm_ptb", p: gradient, b: arguments.q, out: arguments.dK, shape: shape, rows: shape.seqlenK,
+      .transposedProduct, p: gradient, b: arguments.q, out: arguments.dK, shape: shape, rows: shape.seqlenK,
       width: shape.headDim, outerHeads: shape.headsKV, factor: arguments.scale, stream: stream)
   }
 
@@ -100,53 +90,30 @@ public struct CUDAStandardAttention: Sendable {
     a: TensorView, b: TensorView, into matrix: UInt64, shape: AttentionShape, mode: Int32, scale: Float,
     mask: AttentionMask, lse: TensorView, stream: CUDAStream
   ) throws(FlashAttentionError) {
-    var args = CUDAKernelArguments()
-    for tensor in [a, b] {
-      args.append(tensor.deviceAddress)
-      args.append(Int64(tensor.strides[0]))
-      args.append(Int64(tensor.strides[1]))
-      args.append(Int64(tensor.strides[2]))
-    }
-    args.append(matrix)
-    args.append(lse.deviceAddress)
-    args.append(Int64(lse.strides[0]))
-    args.append(Int64(lse.strides[1]))
-    args.append(Int32(shape.seqlenQ))
-    args.append(Int32(shape.seqlenK))
-    args.append(Int32(a.shape[3]))
-    args.append(Int32(shape.headsQ))
-    args.append(Int32(shape.groupSize))
-    args.append(scale)
-    args.append(Int32(mask.left ?? -1))
-    args.append(Int32(mask.right ?? -1))
-    args.append(mode)
-    try function("standard_gemm_abt", a.dtype).launch(
+    let parameters = FAStandardScoresParams(
+      a: devicePointer(a.deviceAddress), a_strides: FAStrides(a), b: devicePointer(b.deviceAddress),
+      b_strides: FAStrides(b), c: deviceMutablePointer(matrix), lse: devicePointer(lse.deviceAddress),
+      lse_strides: FAStatsStrides(lse), rows: Int32(shape.seqlenQ), columns: Int32(shape.seqlenK),
+      depth: Int32(a.shape[3]), heads_q: Int32(shape.headsQ), group: Int32(shape.groupSize), scale: scale,
+      window_left: kernelWindow(mask).left, window_right: kernelWindow(mask).right, mode: mode)
+    try kernel(.scores, a.dtype).launch(
       grid: (Self.tiles(shape.seqlenK), Self.tiles(shape.seqlenQ), shape.batch * shape.headsQ), block: (256, 1, 1),
-      arguments: args, stream: stream)
+      parameters: parameters, stream: stream)
   }
 
   /// `standard_gemm_pb` / `standard_gemm_ptb`: an fp32 matrix (or its transpose) times a tensor.
   private func launchProduct(
-    _ entry: String, p: UInt64, b: TensorView, out: TensorView, shape: AttentionShape, rows: Int,
+    _ entry: StandardAttentionKey.Entry, p: UInt64, b: TensorView, out: TensorView, shape: AttentionShape, rows: Int,
     width: Int, outerHeads: Int, factor: Float, stream: CUDAStream
   ) throws(FlashAttentionError) {
-    var args = CUDAKernelArguments()
-    args.append(p)
-    for tensor in [b, out] {
-      args.append(tensor.deviceAddress)
-      args.append(Int64(tensor.strides[0]))
-      args.append(Int64(tensor.strides[1]))
-      args.append(Int64(tensor.strides[2]))
-    }
-    args.append(Int32(shape.seqlenQ))
-    args.append(Int32(shape.seqlenK))
-    args.append(Int32(width))
-    args.append(Int32(shape.headsQ))
-    args.append(Int32(shape.groupSize))
-    args.append(factor)
-    try function(entry, b.dtype).launch(
+    let parameters = FAStandardProductParams(
+      p: devicePointer(p), b: devicePointer(b.deviceAddress), b_strides: FAStrides(b),
+      out: deviceMutablePointer(out.deviceAddress), out_strides: FAStrides(out), seqlen_q: Int32(shape.seqlenQ),
+      seqlen_k: Int32(shape.seqlenK), width: Int32(width), heads_q: Int32(shape.headsQ),
+      group: Int32(shape.groupSize), factor: factor)
+    try kernel(entry, b.dtype).launch(
       grid: (Self.tiles(width), Self.tiles(rows), shape.batch * outerHeads), block: (256, 1, 1),
-      arguments: args, stream: stream)
+      parameters: parameters, stream: stream)
   }
 
   private static func tiles(_ count: Int) -> Int { (count + 63) / 64 }
@@ -170,19 +137,7 @@ public struct CUDAStandardAttention: Sendable {
   }
 
   /// The loaded kernel `entry` for `dtype` (compiled once per process and device).
-  func function(_ entry: String, _ dtype: DType) throws(FlashAttentionError) -> CUDAFunction {
-    try KernelCache.shared.function(for: Self.program(entry, dtype), device: device)
+  func kernel(_ entry: StandardAttentionKey.Entry, _ dtype: DType) throws(FlashAttentionError) -> CUDAFunction {
+    try device.loadedKernel(StandardAttentionKey(entry: entry, dtype: dtype))
   }
-
-  /// The NVRTC program of one kernel entry for a storage dtype.
-  static func program(_ entry: String, _ dtype: DType) -> CUDAProgram {
-    let defines = "#define FA_BF16 \(dtype == .bfloat16 ? 1 : 0)\n"
-    // The shared primitives end without a newline (a Swift multi-line literal drops the last one).
-    return CUDAProgram(entry: entry, source: defines + KernelSource.common + "\n" + KernelSource.standardAttention)
-  }
-
-  /// Every kernel entry, for compile checks.
-  public static let entries = [
-    "standard_gemm_abt", "standard_softmax", "standard_gemm_pb", "standard_gemm_ptb", "standard_softmax_backward",
-  ]
 }

@@ -14,8 +14,10 @@ public struct CUDABenchmarkRunner {
   public let settings: BenchmarkSettings
   public var deviceName: String { flash.device.name }
 
-  public init(device: Int, settings: BenchmarkSettings) throws(FlashAttentionError) {
-    flash = try CUDABackend(device: device)
+  public init(
+    device: Int, tuning: CUDAKernelTuning = CUDAKernelTuning(), settings: BenchmarkSettings
+  ) throws(FlashAttentionError) {
+    flash = try CUDABackend(device: device, tuning: tuning)
     standard = CUDAStandardAttention(device: flash.device)
     self.settings = settings
   }

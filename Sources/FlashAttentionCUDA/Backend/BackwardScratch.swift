@@ -1,0 +1,40 @@
+import FlashAttentionCore
+
+/// The fp32 scratch of one backward call: LSE in log2 units and D = rowsum(dO ∘ O) per query
+/// row, then the dQ accumulator (256-byte aligned: the bulk reductions need 16 bytes), laid out
+/// for the key/value kernel of the plan.
+struct BackwardScratch {
+  /// Bytes, and the accumulator's byte offset and float count, for a plan and a shape.
+  struct Layout {
+    var bytes: Int
+    var accumulatorOffset: Int
+    var accumulatorFloats: Int
+
+    init(plan: BackwardKernelPlan, shape: AttentionShape) {
+      let rows = shape.batch * shape.headsQ * shape.seqlenQ
+      switch plan.form {
+      case let .flashAttention2(keyValue, _):
+        accumulatorFloats = keyValue.dqAccumulatorFloats(batch: shape.batch, seqlenQ: shape.seqlenQ, headsQ: shape.headsQ)
+      case .hopperFused:
+        accumulatorFloats = shape.batch * shape.seqlenQ * shape.headsQ * shape.headDim
+      case .hopperSplit:
+        accumulatorFloats = 0
+      }
+      accumulatorOffset = (2 * rows * 4 + 255) / 256 * 256
+      bytes = accumulatorOffset + accumulatorFloats * 4
+    }
+  }
+
+  let lse2: UInt64
+  let delta: UInt64
+  let accumulator: UInt64
+  let accumulatorFloats: Int
+
+  /// The scratch at `address` (at least `layout.bytes`, 256-byte aligned).
+  init(address: UInt64, layout: Layout, shape: AttentionShape) {
+    lse2 = address
+    delta = address + UInt64(shape.batch * shape.headsQ * shape.seqlenQ * 4)
+    accumulator = address + UInt64(layout.accumulatorOffset)
+    accumulatorFloats = layout.accumulatorFloats
+  }
+}

@@ -1,0 +1,81 @@
+import FlashAttentionCore
+
+/// The checks of every CUDA call path (`forward`, `backward`, `enqueueForward`,
+/// `enqueueBackward`) beyond what `ForwardArguments`/`BackwardArguments` already validated:
+/// what the kernels can run, as typed errors before any conversion that could trap. Static, so
+/// that they run (and are tested) without a GPU.
+enum CUDACallChecks {
+  /// The largest sequence length the kernels take: their row indices are 32-bit and sums such
+  /// as `row + seqlen_k - seqlen_q + window` (the window clamped at seqlen_q + seqlen_k) must not
+  /// overflow.
+  static let maxSequenceLength = 1 << 29
+
+  /// Storage, head dims and sizes (all call paths).
+  static func problem(_ shape: AttentionShape, dtype: DType, backend: String) throws(FlashAttentionError) {
+    if dtype == .float32 {
+      throw .unsupported(
+        backend: backend, feature: "float32 storage (use float16 or bfloat16 tensors; the kernels accumulate in fp32)")
+    }
+    for (value, label) in [(shape.headDim, "head_dim"), (shape.headDimV, "head_dim_v")]
+    where !FlashAttention2Key.supportsHeadDim(value) {
+      throw .unsupported(backend: backend, feature: "\(label) = \(value) (supported: multiples of 8 up to 256)")
+    }
+    for (value, label) in [(shape.seqlenQ, "seqlen_q"), (shape.seqlenK, "seqlen_k")] where value > maxSequenceLength {
+      throw .unsupported(backend: backend, feature: "\(label) = \(value) (the kernels take up to 2^29 tokens)")
+    }
+    // The grids' y and z dimensions hold heads and batch.
+    for (value, label) in [(shape.batch, "batch"), (shape.headsQ, "heads_q")] where value > 65535 {
+      throw .unsupported(backend: backend, feature: "\(label) = \(value) (the kernels take up to 65535)")
+    }
+  }
+
+  /// The views of an enqueue: device memory of `ordinal`, every row 16-byte aligned (cp.async
+  /// and TMA move 16 bytes).
+  static func deviceViews(
+    _ tensors: [(TensorView, String)], location: MemoryLocation, ordinal: Int, backend: String
+  ) throws(FlashAttentionError) {
+    switch location {
+    case .host:
+      throw .unsupported(
+        backend: backend,
+        feature: "tensors in host memory for an enqueue (pass device memory, or call forward/backward, which stage host tensors)")
+    case let .cuda(other) where other != ordinal:
+      throw .invalidArgument(name: "q.location", value: "cuda:\(other)", reason: "this backend runs on cuda:\(ordinal)")
+    case .cuda:
+      break
+    }
+    for (tensor, label) in tensors {
+      let rowStridesAligned = tensor.strides.dropLast().allSatisfy { $0 % 8 == 0 }
+      if tensor.deviceAddress % 16 != 0 || !rowStridesAligned {
+        throw .unsupported(
+          backend: backend,
+          feature: "\(label) with base \(tensor.deviceAddress) and strides \(tensor.strides) "
+            + "(device tensors need 16-byte aligned rows: base % 16 == 0, strides multiples of 8)")
+      }
+    }
+  }
+
+  /// A stream of the backend's device.
+  static func stream(ordinal streamOrdinal: Int, backendOrdinal: Int) throws(FlashAttentionError) {
+    if streamOrdinal != backendOrdinal {
+      throw .invalidArgument(
+        name: "stream", value: "a stream of cuda:\(streamOrdinal)", reason: "this backend runs on cuda:\(backendOrdinal)")
+    }
+  }
+}
+
+extension CUDABackend {
+  /// The largest sequence length the kernels take (see `CUDACallChecks.maxSequenceLength`).
+  public static var maxSequenceLength: Int { CUDACallChecks.maxSequenceLength }
+
+  func checkProblem(_ shape: AttentionShape, dtype: DType) throws(FlashAttentionError) {
+    try CUDACallChecks.problem(shape, dtype: dtype, backend: name)
+  }
+
+  func checkDeviceCall(
+    _ tensors: [(TensorView, String)], location: MemoryLocation, stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    try CUDACallChecks.deviceViews(tensors, location: location, ordinal: device.ordinal, backend: name)
+    try CUDACallChecks.stream(ordinal: stream.device.ordinal, backendOrdinal: device.ordinal)
+  }
+}

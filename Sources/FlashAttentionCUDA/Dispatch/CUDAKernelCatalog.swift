@@ -1,0 +1,50 @@
+import FlashAttentionCore
+
+/// Every kernel variant the library can launch on an architecture, for `flash-attention
+/// kernels` and the compile tests.
+public enum CUDAKernelCatalog {
+  /// Head dims (d, d_v) of the FlashAttention-2 variants: every tile bucket, a d that is not a
+  /// multiple of 16, and d_v ≠ d.
+  public static let flashAttention2HeadDims: [(Int, Int)] = [
+    (8, 8), (40, 40), (64, 64), (96, 96), (128, 128), (160, 160), (192, 192), (192, 128), (256, 256),
+  ]
+
+  /// The keys of every family that runs on `arch`: the FlashAttention-2 kernels (one per kind
+  /// and head dims, bf16 without masks and fp16 with masking and softcap, the most registers;
+  /// `exhaustive` crosses every dtype and flag instead), the standard-attention baseline, and on
+  /// sm_90a every Hopper variant.
+  public static func keys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
+    var keys: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive)
+    for dtype in [DType.bfloat16, .float16] {
+      keys += StandardAttentionKey.Entry.allCases.map { StandardAttentionKey(entry: $0, dtype: dtype) }
+    }
+    // wgmma and setmaxnreg exist only on the arch-specific sm_90a target.
+    if arch == "sm_90a" {
+      keys += HopperForwardKey.allVariants
+      keys += HopperBackwardKey.allVariants
+      keys += HopperBackwardDQKey.allVariants
+    }
+    return keys
+  }
+
+  /// The FlashAttention-2 keys alone (see `keys(arch:exhaustive:)`).
+  public static func flashAttention2Keys(arch: String, exhaustive: Bool = false) -> [FlashAttention2Key] {
+    let flagSets: [(DType, Bool, Bool)] =
+      exhaustive
+      ? [DType.float16, .bfloat16].flatMap { dtype in
+        [(dtype, false, false), (dtype, true, false), (dtype, false, true), (dtype, true, true)]
+      }
+      : [(.bfloat16, false, false), (.float16, true, true)]
+    var keys: [FlashAttention2Key] = []
+    for (d, dv) in flashAttention2HeadDims {
+      for (dtype, masked, softcap) in flagSets {
+        keys += FlashAttention2Key.Kind.allCases.map { kind in
+          FlashAttention2Key.make(
+            kind: kind, headDim: d, headDimV: dv, dtype: dtype, masked: masked, softcap: softcap,
+            deterministic: false, arch: arch)
+        }
+      }
+    }
+    return keys
+  }
+}

@@ -1,0 +1,301 @@
+import FlashAttentionCore
+
+/// The specialization of one FlashAttention-2 kernel (`Kernels/sm80/`: the forward and the
+/// three backward kernels), which run on every GPU since Ampere.
+public struct FlashAttention2Key: CUDAKernelKey {
+  public enum Kind: String, Sendable, CaseIterable {
+    case forward
+    /// D = rowsum(dO ∘ O) and the LSE in log2 units, per query row.
+    case backwardPreprocess
+    /// dK and dV for one key block, and dQ added into an fp32 accumulator.
+    case backwardKeyValue
+    /// dQ accumulator × scale → storage dtype.
+    case backwardConvert
+  }
+
+  public var kind: Kind
+  public var headDim: Int
+  public var headDimV: Int
+  /// `.float16` or `.bfloat16` (fp32 inputs are converted on the device first).
+  public var dtype: DType
+  /// Causal or sliding window: per-row key ranges and whole-tile skipping.
+  public var masked: Bool
+  public var softcap: Bool
+  /// Backward only: dQ accumulated by one CTA per query block instead of atomics.
+  public var deterministic: Bool
+  public var tile: AttentionTile
+  public var arch: String
+
+  public var description: String {
+    var text = "\(kind.rawValue) d=\(headDim)"
+    if headDimV != headDim { text += " dv=\(headDimV)" }
+    text += " \(dtype == .bfloat16 ? "bf16" : "fp16") \(tile)"
+    if masked { text += " masked" }
+    if softcap { text += " softcap" }
+    if deterministic { text += " deterministic" }
+    return text + " \(arch)"
+  }
+
+  /// The head dims the kernels support: every multiple of 8 up to 256.
+  public static func supportsHeadDim(_ value: Int) -> Bool {
+    value >= 8 && value <= 256 && value % 8 == 0
+  }
+
+  static func paddedTo16(_ value: Int) -> Int { (value + 15) / 16 * 16 }
+
+  /// Dynamic shared memory of the forward kernel: Q, K and V tiles with 16-byte padded rows.
+  public var sharedMemoryBytes: Int {
+    let qkPitch = Self.paddedTo16(headDim) + 8
+    let vPitch = Self.paddedTo16(headDimV) + 8
+    switch kind {
+    case .forward:
+      return (tile.blockM * qkPitch + tile.blockN * qkPitch + tile.blockN * vPitch) * 2
+    case .backwardKeyValue:
+      let plan = backwardPlan
+      return Self.backwardSharedMemory(
+        tile: tile, headDim: headDim, headDimV: headDimV, buffers: plan.buffers, dqStaging: plan.reduction == .bulk)
+    case .backwardPreprocess, .backwardConvert:
+      return 0
+    }
+  }
+
+  public var threads: Int { tile.warps * 32 }
+  public var family: CUDAKernelFamily { .flashAttention2 }
+
+  /// The NVRTC program: the feature `#define`s, then the shared primitives, then the kernel.
+  public var program: CUDAProgram {
+    let body: String
+    let entry: String
+    switch kind {
+    case .forward:
+      body = KernelSources.text("sm80/forward.cu")
+      entry = "flash_forward"
+    case .backwardPreprocess:
+      body = KernelSources.text("sm80/backward.cu")
+      entry = "flash_backward_preprocess"
+    case .backwardKeyValue:
+      body = KernelSources.text("sm80/backward.cu")
+      entry = "flash_backward_kv"
+    case .backwardConvert:
+      body = KernelSources.text("sm80/backward.cu")
+      entry = "flash_backward_convert_dq"
+    }
+    var defines = [
+      "FA_D \(headDim)", "FA_DV \(headDimV)", "FA_BM \(tile.blockM)", "FA_BN \(tile.blockN)",
+      "FA_WARPS \(tile.warps)", "FA_BF16 \(dtype == .bfloat16 ? 1 : 0)",
+      "FA_MASK \(masked ? 2 : 0)", "FA_SOFTCAP \(softcap ? 1 : 0)",
+      "FA_Q_IN_REGS \(tile.qInRegisters ? 1 : 0)", "FA_DETERMINISTIC \(deterministic ? 1 : 0)",
+    ]
+    if kind == .backwardKeyValue {
+      let widths = [Self.paddedTo32(headDim), Self.paddedTo32(headDimV)]
+      let plan = backwardPlan
+      defines += [
+        "FA_BWD_WM_S \(Self.warpRows(rows: tile.blockM, columns: [tile.blockN], warps: tile.warps))",
+        "FA_BWD_WN_KV \(Self.warpRows(rows: tile.blockN, columns: widths, warps: tile.warps))",
+        "FA_BWD_WM_Q \(Self.warpRows(rows: tile.blockM, columns: [widths[0]], warps: tile.warps))",
+        "FA_BWD_DOUBLE \(plan.buffers == 2 ? 1 : 0)", "FA_BWD_UNROLL \(plan.unroll)",
+        "FA_DQ_BULK \(plan.reduction.rawValue)",
+      ]
+    }
+    if kind == .backwardConvert {
+      // The accumulator's layout follows the key/value kernel's tile (carried in `tile`).
+      let reduction =
+        tile.blockM > 0
+        ? Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, softcap: false, arch: arch).reduction
+        : .atomics
+      defines.append("FA_DQ_BULK \(reduction.rawValue)")
+      if reduction != .atomics {
+        defines.append("FA_BWD_WM_Q \(Self.warpRows(rows: tile.blockM, columns: [Self.paddedTo32(headDim)], warps: tile.warps))")
+      }
+    }
+    defines.append("FA_ENTRY_\(entry) 1")
+    defines.sort()
+    let header = defines.map { "#define \($0)\n" }.joined()
+    return CUDAProgram(entry: entry, source: header + body)
+  }
+}
+
+extension FlashAttention2Key {
+  /// The key with the tile table's choice for `kind` and the head dims.
+  public static func make(
+    kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
+    deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning()
+  ) -> FlashAttention2Key {
+    switch kind {
+    case .forward:
+      return FlashAttention2Key(
+        kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
+        deterministic: deterministic, tile: tuned(tuning.forwardTile, headDim: headDim, headDimV: headDimV)
+          ?? TileTables.flashAttention2Forward(headDim: headDim, headDimV: headDimV),
+        arch: arch)
+    case .backwardKeyValue:
+      let tile = tuning.backwardTile.flatMap { backwardTileFits($0, headDim: headDim, headDimV: headDimV, arch: arch) ? $0 : nil }
+      return FlashAttention2Key(
+        kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
+        deterministic: deterministic, tile: tile ?? backwardTile(headDim: headDim, headDimV: headDimV, arch: arch),
+        arch: arch)
+    case .backwardPreprocess, .backwardConvert:
+      // Elementwise kernels: only the head dims and the dtype matter, and for the dQ conversion
+      // the key/value kernel's tile where that kernel lays the accumulator out in its tiles.
+      var tile = kind == .backwardConvert ? untiledConvertTile : AttentionTile(blockM: 0, blockN: 0, warps: 4, qInRegisters: false)
+      if kind == .backwardConvert {
+        let keyValue = make(
+          kind: .backwardKeyValue, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked,
+          softcap: softcap, deterministic: deterministic, arch: arch, tuning: tuning)
+        if keyValue.backwardPlan.reduction != .atomics { tile = keyValue.tile }
+      }
+      return FlashAttention2Key(
+        kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: false, softcap: false,
+        deterministic: false, tile: tile, arch: arch)
+    }
+  }
+
+  /// The convert kernel's tile when the accumulator is in the atomics layout
+  /// `[batch, seqlenQ, headsQ, headDim]` (no key/value tile to undo).
+  static let untiledConvertTile = AttentionTile(blockM: 0, blockN: 0, warps: 8, qInRegisters: false)
+
+  /// How the backward adds dQ into its fp32 accumulator (the kernels' `FA_DQ_BULK`).
+  public enum DQReduction: Int, Sendable {
+    /// Each thread adds its fragments' column pairs with `red.global.add` (every architecture);
+    /// the accumulator is `[batch, seqlenQ, headsQ, headDim]`.
+    case atomics = 0
+    /// Each warp stages its piece of a step's dQ in a shared-memory buffer of its own and adds
+    /// it with one bulk reduction (`cp.reduce.async.bulk`, sm_90 and later); the accumulator is
+    /// laid out in those pieces, per (batch, head, query block).
+    case bulk = 1
+    /// As `bulk`, with the pieces staged in the step's own Q/dO buffer (d = 256: a buffer of
+    /// their own does not fit beside two Q/dO buffers).
+    case bulkInQueryBuffer = 2
+  }
+
+  /// The backward key/value kernel's layout for a tile: dQ reduction, Q/dO buffers, k-loop unroll.
+  struct BackwardPlan: Equatable {
+    var reduction: DQReduction
+    var buffers: Int
+    var unroll: Int
+  }
+
+  /// This key's plan (meaningful for `.backwardKeyValue`).
+  var backwardPlan: BackwardPlan {
+    Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, softcap: softcap, arch: arch)
+  }
+
+  /// The fastest layout that fits, in the order measured on the H100 (runs 8 and 9 of
+  /// docs/perf-notes/cuda-sm80.md): bulk dQ reductions with two Q/dO buffers, then with the
+  /// pieces in the Q/dO buffer, then with one buffer; atomics before sm_90. The GEMM k-loops
+  /// run two k-steps per iteration with the bulk reductions (0–1% faster, run 8), except with
+  /// softcap, whose d = 64 kernels then spill.
+  static func backwardPlan(
+    tile: AttentionTile, headDim: Int, headDimV: Int, softcap: Bool, arch: String
+  ) -> BackwardPlan {
+    let limit = sharedMemoryLimit(arch: arch)
+    func fits(_ buffers: Int, staging: Bool) -> Bool {
+      backwardSharedMemory(tile: tile, headDim: headDim, headDimV: headDimV, buffers: buffers, dqStaging: staging) <= limit
+    }
+    if supportsBulkReduction(arch: arch) {
+      let unroll = softcap ? 1 : 2
+      if fits(2, staging: true) { return BackwardPlan(reduction: .bulk, buffers: 2, unroll: unroll) }
+      if fits(2, staging: false) && dqPiecesFitQueryBuffer(tile: tile, headDim: headDim, headDimV: headDimV) {
+        return BackwardPlan(reduction: .bulkInQueryBuffer, buffers: 2, unroll: unroll)
+      }
+      if fits(1, staging: true) { return BackwardPlan(reduction: .bulk, buffers: 1, unroll: unroll) }
+    }
+    return BackwardPlan(reduction: .atomics, buffers: fits(2, staging: false) ? 2 : 1, unroll: 1)
+  }
+
+  /// `cp.reduce.async.bulk` exists from sm_90 on.
+  static func supportsBulkReduction(arch: String) -> Bool {
+    let digits = arch.dropFirst(3).prefix { $0.isNumber }
+    return arch.hasPrefix("sm_") && (Int(digits) ?? 0) >= 90
+  }
+
+  /// Whether the warps' dQ pieces fit one Q buffer and one dO buffer (`FA_DQ_BULK 2`).
+  static func dqPiecesFitQueryBuffer(tile: AttentionTile, headDim: Int, headDimV: Int) -> Bool {
+    let width = paddedTo32(headDim)
+    let warpRowsQ = warpRows(rows: tile.blockM, columns: [width], warps: tile.warps)
+    let pieceBytes = (tile.blockM / warpRowsQ) * (width / (tile.warps / warpRowsQ)) * 4
+    let inQuery = min(tile.warps, tile.blockM * (width + 8) * 2 / pieceBytes)
+    return tile.warps - inQuery <= tile.blockM * (paddedTo32(headDimV) + 8) * 2 / pieceBytes
+  }
+
+  /// Floats of the dQ accumulator for a `.backwardKeyValue` key: whole padded query blocks
+  /// when the bulk reductions lay it out in pieces.
+  func dqAccumulatorFloats(batch: Int, seqlenQ: Int, headsQ: Int) -> Int {
+    if backwardPlan.reduction == .atomics { return batch * seqlenQ * headsQ * headDim }
+    let blocks = (seqlenQ + tile.blockM - 1) / tile.blockM
+    return batch * headsQ * blocks * tile.blockM * Self.paddedTo32(headDim)
+  }
+
+  /// A forward tile override with Q-in-registers decided for these head dims.
+  static func tuned(_ tile: AttentionTile?, headDim: Int, headDimV: Int) -> AttentionTile? {
+    guard var tile else { return nil }
+    let width = max(paddedTo16(headDim), paddedTo16(headDimV))
+    tile.qInRegisters = tile.blockM == 16 * tile.warps && width <= 128
+    return tile
+  }
+
+  static func paddedTo32(_ value: Int) -> Int { (value + 31) / 32 * 32 }
+
+  /// Dynamic shared memory per block that an architecture allows (opt-in maximum).
+  static func sharedMemoryLimit(arch: String) -> Int {
+    switch arch {
+    case "sm_80", "sm_87": return 163 * 1024
+    case "sm_86", "sm_89", "sm_120", "sm_121": return 99 * 1024
+    default: return 227 * 1024   // sm_90a, sm_100 and later data-center parts
+    }
+  }
+
+  /// The backward key/value kernel's shared memory: K and V (blockN keys; head dims padded to
+  /// 32, rows padded by 8 elements), `buffers` copies of Q and dO (blockM queries), P and dS
+  /// (blockM × blockN), then `buffers` copies of LSE and D as floats, then with `dqStaging`
+  /// the dQ pieces (blockM × head dim padded to 32, fp32).
+  static func backwardSharedMemory(
+    tile: AttentionTile, headDim: Int, headDimV: Int, buffers: Int, dqStaging: Bool = false
+  ) -> Int {
+    let rowHalves = paddedTo32(headDim) + paddedTo32(headDimV) + 16
+    let halves = (tile.blockN + buffers * tile.blockM) * rowHalves + 2 * tile.blockM * (tile.blockN + 8)
+    let staging = dqStaging ? tile.blockM * paddedTo32(headDim) * 4 : 0
+    return halves * 2 + 2 * buffers * tile.blockM * 4 + staging
+  }
+
+  /// Whether a backward tile can run: every GEMM's warp grid exists and one buffer fits.
+  static func backwardTileFits(_ tile: AttentionTile, headDim: Int, headDimV: Int, arch: String) -> Bool {
+    let widths = [paddedTo32(headDim), paddedTo32(headDimV)]
+    return warpGridExists(rows: tile.blockM, columns: [tile.blockN], warps: tile.warps)
+      && warpGridExists(rows: tile.blockN, columns: widths, warps: tile.warps)
+      && warpGridExists(rows: tile.blockM, columns: [widths[0]], warps: tile.warps)
+      && backwardSharedMemory(tile: tile, headDim: headDim, headDimV: headDimV, buffers: 1) <= sharedMemoryLimit(arch: arch)
+  }
+
+  /// Warp-grid row counts that split `rows` into m16 tiles and each of `columns` (dK and dV
+  /// share one grid) into n8 tiles.
+  private static func warpRowChoices(rows: Int, columns: [Int], warps: Int) -> [Int] {
+    [1, 2, 4, 8].filter { choice in
+      warps % choice == 0 && rows % (16 * choice) == 0 && columns.allSatisfy { $0 % (8 * (warps / choice)) == 0 }
+    }
+  }
+
+  static func warpGridExists(rows: Int, columns: [Int], warps: Int) -> Bool {
+    !warpRowChoices(rows: rows, columns: columns, warps: warps).isEmpty
+  }
+
+  /// Warps along the rows of a rows × columns GEMM of the backward (warp tiles of whole m16
+  /// rows and n8 columns): the smallest warp-tile perimeter, i.e. the fewest fragment loads
+  /// per MMA; ties go to more warps along the rows.
+  static func warpRows(rows: Int, columns: [Int], warps: Int) -> Int {
+    var best = (perimeter: Int.max, rows: 1)
+    let width = columns.max() ?? 0
+    for choice in warpRowChoices(rows: rows, columns: columns, warps: warps) {
+      let perimeter = rows / choice + width / (warps / choice)
+      if perimeter <= best.perimeter { best = (perimeter, choice) }
+    }
+    return best.rows
+  }
+
+  /// The backward key/value tile: the first of `TileTables.flashAttention2BackwardCandidates`
+  /// that fits this architecture's shared memory.
+  public static func backwardTile(headDim: Int, headDimV: Int, arch: String) -> AttentionTile {
+    let tiles = TileTables.flashAttention2BackwardCandidates(headDim: headDim, headDimV: headDimV)
+    return tiles.first { backwardTileFits($0, headDim: headDim, headDimV: headDimV, arch: arch) } ?? tiles[tiles.count - 1]
+  }
+}

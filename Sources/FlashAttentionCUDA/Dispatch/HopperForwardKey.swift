@@ -1,0 +1,124 @@
+import FlashAttentionCore
+
+/// The compile-time specialization of the Hopper forward kernel: everything that changes its
+/// machine code. Sequence lengths, batch, heads and strides are kernel arguments instead, so
+/// one compiled kernel serves every problem size.
+public struct HopperForwardKey: CUDAKernelKey {
+  /// The mask kinds compiled as separate kernels (no-mask kernels skip the index arithmetic).
+  public enum MaskKind: String, Hashable, Sendable, CaseIterable {
+    case none
+    case causal
+    case window
+
+    /// The kernels' `FA_MASK` (`MaskKind` of Kernels/common/mask.cuh).
+    var kernelValue: Int {
+      switch self {
+      case .none: 0
+      case .causal: 1
+      case .window: 2
+      }
+    }
+  }
+
+  public var headDim: Int
+  public var headDimV: Int
+  /// `.float16` or `.bfloat16`.
+  public var dtype: DType
+  public var mask: MaskKind
+  public var softcap: Bool
+  /// Keys per tile.
+  public var blockN: Int
+  /// Depth of the K/V shared-memory rings.
+  public var stages: Int
+  /// Q tile buffers (2: the next work tile's Q loads during this one).
+  public var qStages: Int
+  /// The two consumer warpgroups take turns issuing their GEMMs (named barriers).
+  public var pingPong: Bool
+  /// Each warpgroup issues its next QKᵀ before the current softmax (more registers).
+  public var overlap: Bool
+  /// Consumer warpgroups of 64 query rows (2 or 3).
+  public var consumers: Int
+
+  /// Head dims (Q/K, V) the kernel is built and verified for.
+  public static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
+
+  /// The key for a problem, with tile sizes from `TileTables.hopperForward`; nil when the Hopper
+  /// kernel does not cover it (fp32 storage, an unsupported head dim). `persistent`: the launch
+  /// runs one block per SM over many work tiles (`TileTables.hopperForwardPersistentMaxSeqlenK`);
+  /// `seqlenK`: the problem's keys per row, which picks among the persistent tiles (0: shortest).
+  public init?(
+    headDim: Int, headDimV: Int, dtype: DType, mask: MaskKind, softcap: Bool, persistent: Bool = false,
+    seqlenK: Int = 0
+  ) {
+    guard dtype == .float16 || dtype == .bfloat16,
+      HopperForwardKey.supportedHeadDims.contains(where: { $0 == (headDim, headDimV) }),
+      let tile = TileTables.hopperForward(
+        headDim: headDim, headDimV: headDimV, masked: mask != .none, softcap: softcap, persistent: persistent,
+        seqlenK: seqlenK)
+    else { return nil }
+    self.headDim = headDim
+    self.headDimV = headDimV
+    self.dtype = dtype
+    self.mask = mask
+    self.softcap = softcap
+    self.blockN = tile.blockN
+    self.stages = tile.stages
+    self.qStages = tile.qStages
+    self.pingPong = tile.pingPong
+    self.overlap = tile.overlap
+    self.consumers = tile.consumers
+  }
+
+  /// Rows of Q per block: one consumer warpgroup per 64.
+  public var blockM: Int { 64 * consumers }
+  /// Threads per block: one producer warpgroup and the consumers.
+  public var threads: Int { 128 * (consumers + 1) }
+  public var family: CUDAKernelFamily { .hopper }
+
+  /// Dynamic shared memory the kernel needs: the Q buffers, the K/V ring (head dims rounded up
+  /// to 64-column panels), barriers, and slack to align the base to 1024 bytes.
+  public var sharedMemoryBytes: Int {
+    let dimQK = (headDim + 63) / 64 * 64
+    let dimV = (headDimV + 63) / 64 * 64
+    return qStages * blockM * dimQK * 2 + stages * blockN * (dimQK + dimV) * 2 + 2048
+  }
+
+  /// The NVRTC program: the configuration as #defines in front of the embedded source.
+  public var program: CUDAProgram {
+    let defines = [
+      ("FA_HEAD_DIM", headDim), ("FA_HEAD_DIM_V", headDimV), ("FA_BLOCK_N", blockN), ("FA_STAGES", stages),
+      ("FA_BF16", dtype == .bfloat16 ? 1 : 0), ("FA_MASK", mask.kernelValue), ("FA_SOFTCAP", softcap ? 1 : 0),
+      ("FA_PINGPONG", pingPong ? 1 : 0), ("FA_OVERLAP", overlap ? 1 : 0), ("FA_Q_STAGES", qStages),
+      ("FA_CONSUMERS", consumers),
+    ].map { "#define \($0.0) \($0.1)\n" }.joined()
+    return CUDAProgram(entry: "flash_fwd_hopper", source: defines + KernelSources.text("hopper/forward.cu"))
+  }
+
+  public var description: String {
+    "hopper_fwd d\(headDim)x\(headDimV) \(dtype) \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
+      + "\(qStages > 1 ? " q\(qStages)" : "")"
+      + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")\(consumers != 2 ? " wg\(consumers)" : "")"
+  }
+
+  /// Every variant the library can launch, for the `kernels` report and compile checks: one per
+  /// head dims, dtype, mask and softcap, plus the persistent-grid tiles where they differ.
+  public static var allVariants: [HopperForwardKey] {
+    var keys: [HopperForwardKey] = []
+    for (d, dv) in supportedHeadDims {
+      for dtype in [DType.bfloat16, .float16] {
+        for mask in MaskKind.allCases {
+          for softcap in [false, true] {
+            // The long-sequence grid, then the persistent one at its shortest and longest lengths.
+            for (persistent, seqlenK) in [(false, 0), (true, 0), (true, TileTables.hopperForwardPersistentMaxSeqlenK)] {
+              let key = HopperForwardKey(
+                headDim: d, headDimV: dv, dtype: dtype, mask: mask, softcap: softcap, persistent: persistent,
+                seqlenK: seqlenK)
+              if let key, !keys.contains(key) { keys.append(key) }
+            }
+          }
+        }
+      }
+    }
+    return keys
+  }
+}

@@ -1,0 +1,123 @@
+/// Every tile table of the CUDA kernels, side by side (like FlashAttention-3's `tile_size.h`).
+///
+/// Each choice names the measurement behind it: a run in docs/perf-notes/cuda-sm80.md or
+/// cuda-hopper.md (H100, bf16, against PyTorch's FlashAttention-2 and cuDNN in the same device
+/// call) and the commit that adopted it. Every row compiles without spills on its target
+/// (`flash-attention kernels`, the compile tests).
+enum TileTables {
+  // MARK: FlashAttention-2 kernels (sm80 and later)
+
+  /// The forward tile for a head-dim bucket (the larger of d and d_v decides the registers).
+  /// Run 3 of cuda-sm80.md, N = 8k (3ae9779): 4 warps with two m16 tiles each (every K/V
+  /// fragment feeds two MMAs) beat 8 warps of one tile by 30 % at d = 64; at d = 128 two tiles
+  /// per warp measured faster still but spill 40 bytes on sm_90a, so d = 128 keeps one tile per
+  /// warp (Q in registers) on 4 warps (+42 % over 8 warps), as do wider heads (64 x 64: 262
+  /// TFLOP/s at d = 256).
+  static func flashAttention2Forward(headDim: Int, headDimV: Int) -> AttentionTile {
+    let width = max(FlashAttention2Key.paddedTo16(headDim), FlashAttention2Key.paddedTo16(headDimV))
+    if width <= 112 { return AttentionTile(blockM: 128, blockN: 64, warps: 4, qInRegisters: false) }
+    return AttentionTile(blockM: 64, blockN: 64, warps: 4, qInRegisters: width <= 128)
+  }
+
+  /// The backward key/value tiles to try, best first (FlashAttention-2's sm80 table, adopted in
+  /// 8f98bdb, runs 4-6: 0.75-0.86x FA2 at N = 8k, from 0.44-0.60x): 8 warps; 128 queries x 128
+  /// keys up to d = 64, 64 x 128 up to 128, 64 x 64 wider. GPUs with less shared memory per
+  /// block (sm_86, sm_89) take the first that fits with one Q/dO buffer.
+  static func flashAttention2BackwardCandidates(headDim: Int, headDimV: Int) -> [AttentionTile] {
+    let width = max(FlashAttention2Key.paddedTo32(headDim), FlashAttention2Key.paddedTo32(headDimV))
+    let candidates: [(Int, Int, Int)] =
+      width <= 64 ? [(128, 128, 8), (64, 128, 8), (64, 64, 8)]
+      : width <= 128 ? [(64, 128, 8), (64, 64, 8), (32, 64, 8)]
+      : [(64, 64, 8), (32, 64, 8), (32, 32, 4)]
+    return candidates.map { AttentionTile(blockM: $0.0, blockN: $0.1, warps: $0.2, qInRegisters: false) }
+  }
+
+  // MARK: Hopper forward (sm_90a)
+
+  /// The Hopper forward's schedule for one key: keys per tile, ring depths, consumer
+  /// warpgroups and their ordering.
+  struct HopperForwardTile: Hashable, Sendable {
+    var blockN: Int
+    /// Depth of the K/V shared-memory rings.
+    var stages: Int
+    /// Q tile buffers: 2 lets the producer load the next work tile's Q during this one (it
+    /// matters on the persistent grid, where a block runs many short tiles).
+    var qStages: Int
+    /// The consumer warpgroups take turns issuing their GEMMs (named barriers).
+    var pingPong: Bool
+    /// Each warpgroup issues its next QKᵀ before the current softmax.
+    var overlap: Bool
+    /// Consumer warpgroups of 64 rows: 3 gives each scheduler a third warp to hide the
+    /// softmax's latencies (what bounds d = 64 with 2), at 160 registers per consumer thread
+    /// instead of 240.
+    var consumers = 2
+  }
+
+  /// Sequence lengths up to which the Hopper forward runs one block per SM over the work items
+  /// (the persistent grid) instead of one block per item: +13-16 % at N ≤ 1k (run 3, 4aeb5b9);
+  /// rechecked in run 13 (df10f7e): +8 % at 2k, +3 % at 4k, even at 8k.
+  static let hopperForwardPersistentMaxSeqlenK = 4096
+
+  /// The Hopper forward's tile for head dims (d, d_v), nil where no kernel is built. Within the
+  /// 227 KiB of shared memory a block may use and 240 (160 with three consumers) registers per
+  /// consumer thread. `persistent`: the launch uses the persistent grid; `seqlenK`: the keys per
+  /// row (0 when listing variants).
+  static func hopperForward(
+    headDim: Int, headDimV: Int, masked: Bool, softcap: Bool, persistent: Bool, seqlenK: Int
+  ) -> HopperForwardTile? {
+    switch (headDim, headDimV, masked) {
+    // d = 64: three consumers (192 rows), +6-16 % at N = 8k-16k causal or not, +3-12 % at
+    // N = 1k-4k without a mask (run 14, df10f7e). Not below N = 1024, where a 192-row tile leaves
+    // much of the last one empty (N = 512: -20 %), nor causal on the persistent grid (N = 2k:
+    // -6 %), nor with softcap (spills at 160 registers).
+    case (64, 64, let masked) where !softcap && (!persistent || (!masked && seqlenK >= 1024)):
+      HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: false, overlap: true, consumers: 3)
+    // Short sequences (d = 64 and 128 unmasked): BN = 128 tiles N = 512·2^k exactly, where 176
+    // leaves a partial, masked last tile (+6 % at N = 512, runs 8 and 10: c101f38, 1a25afd), and
+    // leaves room for a second Q buffer at d = 128 (+4-7 %); long ones: BN = 176, fewer per-tile
+    // fixed costs (+17 % with separate K/V rings at d = 128, N = 16k, run 4, 4aeb5b9).
+    case (64, 64, false) where persistent:
+      HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: false, overlap: true)
+    case (64, 64, false):
+      HopperForwardTile(blockN: 176, stages: 3, qStages: 2, pingPong: false, overlap: true)
+    // Masked: ping-pong helps causal (+3 %, run 4) and costs 12 % unmasked (run 1).
+    case (64, 64, true):
+      HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: true, overlap: true)
+    case (96, 96, _):
+      HopperForwardTile(blockN: 128, stages: 2, qStages: 1, pingPong: false, overlap: true)
+    case (128, 128, false) where persistent:
+      HopperForwardTile(blockN: 128, stages: 2, qStages: 2, pingPong: false, overlap: true)
+    case (128, 128, false):
+      HopperForwardTile(blockN: 176, stages: 2, qStages: 1, pingPong: false, overlap: true)
+    case (128, 128, true):
+      HopperForwardTile(blockN: 128, stages: 2, qStages: 2, pingPong: true, overlap: true)
+    case (192, 128, _):
+      HopperForwardTile(blockN: 96, stages: 2, qStages: 1, pingPong: false, overlap: true)
+    // d = 256: BN = 64 with overlap beats BN = 80 without at every length for both masks (runs 7
+    // and 8, c101f38; BN = 80 spills with overlap).
+    case (256, 256, _):
+      HopperForwardTile(blockN: 64, stages: 2, qStages: 1, pingPong: false, overlap: true)
+    default: nil
+    }
+  }
+
+  // MARK: Hopper backward (sm_90a)
+
+  /// Keys per block of the Hopper key/value kernel: 128 (64 per consumer warpgroup) for d = 64
+  /// and 128 (b2aa2c3, runs 18-20); at d = 256 dK and dV of 64 keys fill a warpgroup's
+  /// registers, so both warpgroups share 64 keys and own half the head dim each (a5a2472, run
+  /// 21).
+  static func hopperBackwardKeys(headDim: Int) -> Int { headDim == 256 ? 64 : 128 }
+
+  /// Keys per K/V tile of the Hopper dQ kernel: 32 at d = 256, where two stages of 64 do not fit
+  /// beside Q and dO; 64 elsewhere (run 28, 3ba06e2: +5-8 % over 32 at d = 128).
+  static func hopperBackwardDQKeys(headDim: Int) -> Int { headDim == 256 ? 32 : 64 }
+
+  /// Whether the Hopper backward runs split (a key/value kernel without dQ, then a dQ kernel
+  /// per query block, no fp32 atomics) rather than fused. Runs 27-28 (3ba06e2): split +40-54 %
+  /// at d = 256 (the dQ reductions held the L2 at 85 %), +3-15 % at d = 128, -5..+5 % at d = 64;
+  /// the deterministic mode always splits (no atomics: the same bits every run).
+  static func hopperBackwardIsSplit(headDim: Int, deterministic: Bool) -> Bool {
+    deterministic || headDim >= 128
+  }
+}

@@ -1,0 +1,583 @@
+// FlashAttention backward for Hopper (sm_90a): dK and dV per key block on wgmma, dQ added into an
+// fp32 accumulator. FA3's design without its dQ warpgroup: TMA + mbarrier ring for Q and dO, K/V
+// resident, the transposed products S^T = K Q^T and dP^T = V dO^T so that P^T and dS^T come out
+// of the accumulators already in the register layout of a wgmma A operand.
+//
+// The host prepends the configuration #defines:
+//   FA_HEAD_DIM        head dim of Q, K, V and dO (64, 128 or 256)
+//   FA_Q_STAGES        Q/dO buffers (2: the next step's loads run during this step)
+//   FA_BF16            1: bf16 storage, 0: fp16 storage
+//   FA_MASK            MaskKind: 0 none, 1 causal, 2 window (common/mask.cuh)
+//   FA_BWD_SKIP_DQ     1: no dQ here; flash_bwd_dq_hopper (hopper/backward_dq.cu) computes it
+//                      without atomics (the split backward)
+// Sizes, strides and the window are the parameters (FAHopperBackwardParams).
+//
+// Block: 3 warpgroups for one key block of 128 keys, one (kv head, batch). Warpgroup 0 is the
+// producer: one thread loads K and V once, then Q and dO of every step (a query block of 64 rows
+// of one query head of the GQA group) into a ring. Warpgroups 1 and 2 own 64 keys each and keep
+// their dK and dV (64 x d, fp32) in registers for the whole walk. Per step each consumer:
+//   S^T  = K_w Q^T            (SS wgmma, 64 x 64)     P^T  = exp2(S^T * scale log2 e - LSE2)
+//   dP^T = V_w dO^T           (SS wgmma, 64 x 64)     dS^T = P^T * (dP^T - D)
+//   dV  += P^T dO             (RS wgmma, P^T from registers, dO read transposed)
+//   dK  += dS^T Q             (RS wgmma)
+// and stores dS^T transposed (stmatrix) into shared memory as dS, [query][key]. After a named
+// barrier both consumers compute half of dQ = dS K each (SS wgmma, K read transposed; 64 x d/2)
+// and add it into the accumulator [batch, seqlen_q, heads_q, d] with red.global.add.v2.f32;
+// flash_backward_convert_dq (sm80/backward.cu, compiled for that layout) scales and converts.
+// Keys and queries past the sequence ends need no mask on S for the sums: TMA zero-fills their
+// rows, LSE2 is +inf for padded query columns, and rows of dK/dV past seqlen_k are not stored.
+// The tail key block still masks its P, so that a zero score against a very small LSE cannot
+// overflow into the dQ sum.
+
+#include "common/mask.cuh"
+#include "hopper/ptx.cuh"
+#include "hopper/scheduler.cuh"
+#include "hopper/wgmma.cuh"
+
+namespace fa_hopper {
+
+#ifndef FA_Q_STAGES
+#define FA_Q_STAGES 2
+#endif
+#ifndef FA_BWD_SKIP_DQ
+#define FA_BWD_SKIP_DQ 0
+#endif
+#ifndef FA_WIDE_DQ_PASSES
+#define FA_WIDE_DQ_PASSES 2
+#endif
+
+constexpr int D = FA_HEAD_DIM;
+// d = 256: dK and dV of 64 keys x 256 columns do not fit one warpgroup's registers, so both
+// consumer warpgroups share one block of 64 keys, each owning half of the head dim (see below).
+constexpr bool WIDE = D == 256;
+constexpr int BM = 64;                     // queries per step
+constexpr int BN = WIDE ? 64 : 128;        // keys per block (64 per consumer warpgroup if not WIDE)
+constexpr int QST = FA_Q_STAGES;
+constexpr int PANELS = D / 64;             // 64-column (128-byte) panels per row
+constexpr int SQ_BYTES = BM * D * 2;
+constexpr int SK_BYTES = BN * D * 2;
+constexpr int SDS_BYTES = BM * BN * 2;
+constexpr int SP_BYTES = WIDE ? SDS_BYTES : 0;  // P in shared memory (WIDE only)
+constexpr int CONSUMER_THREADS = 256;
+constexpr MaskKind MASK = MaskKind(FA_MASK);
+static_assert(D == 64 || D == 128 || D == 256, "the Hopper backward covers head dims 64, 128 and 256");
+
+// K and V (loaded once), QST buffers of Q, dO and their LSE2/D rows, two dS buffers (d = 256:
+// and two P buffers), and the mbarriers.
+struct BackwardSmem {
+  u32 k, v, q0, do0, ds0, p0, stats0, bar;
+
+  __device__ __forceinline__ explicit BackwardSmem(const unsigned char* smem_raw) {
+    k = (smem_u32(smem_raw) + 1023u) & ~1023u;
+    v = k + SK_BYTES;
+    q0 = v + SK_BYTES;
+    do0 = q0 + QST * SQ_BYTES;
+    ds0 = do0 + QST * SQ_BYTES;
+    p0 = ds0 + 2 * SDS_BYTES;
+    stats0 = p0 + 2 * SP_BYTES;
+    bar = stats0 + QST * 2 * BM * 4;
+  }
+
+  __device__ __forceinline__ u32 q(int s) const { return q0 + s * SQ_BYTES; }
+  __device__ __forceinline__ u32 dout(int s) const { return do0 + s * SQ_BYTES; }
+  __device__ __forceinline__ u32 ds(int s) const { return ds0 + s * SDS_BYTES; }
+  __device__ __forceinline__ u32 p(int s) const { return p0 + s * SP_BYTES; }
+  // LSE2 (64 floats) then D (64 floats) of stage s's query rows.
+  __device__ __forceinline__ u32 stats(int s) const { return stats0 + s * 2 * BM * 4; }
+  __device__ __forceinline__ u32 kv_full() const { return bar; }
+  __device__ __forceinline__ u32 q_full(int s) const { return bar + 8 + 8 * s; }
+  __device__ __forceinline__ u32 do_full(int s) const { return bar + 8 + 8 * QST + 8 * s; }
+  __device__ __forceinline__ u32 empty(int s) const { return bar + 8 + 16 * QST + 8 * s; }
+  __device__ __forceinline__ u32 stats_full(int s) const { return bar + 8 + 24 * QST + 8 * s; }
+
+  __device__ __forceinline__ void init_barriers() const {
+    mbar_init(kv_full(), 1);
+    for (int s = 0; s < QST; ++s) {
+      mbar_init(q_full(s), 1);
+      mbar_init(do_full(s), 1);
+      mbar_init(empty(s), CONSUMER_THREADS);
+      mbar_init(stats_full(s), 32);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+
+  // Stage s's LSE2 and D rows as a pointer (for the warp that writes them and the consumers).
+  __device__ __forceinline__ float* stats_rows(unsigned char* smem_raw, int s) const {
+    return reinterpret_cast<float*>(smem_raw + (stats(s) - smem_u32(smem_raw)));
+  }
+};
+
+// Visible query columns of the key rows key_a and key_b, as offsets j = 8c + e from the thread's
+// first column `first` = m0 + 2 tq (the mask's transposed form): each element then costs two
+// compares against compile-time offsets. Everything is visible in a step that needs no mask.
+struct ColumnBounds {
+  ColumnRange a, b;
+};
+
+__device__ __forceinline__ ColumnBounds column_bounds(
+  const Mask<MASK>& mask, bool masked, int key_a, int key_b, int first) {
+  ColumnBounds bounds;
+  bounds.a.lo = bounds.b.lo = -(1 << 30);
+  bounds.a.hi = bounds.b.hi = 1 << 30;
+  if (masked) {
+    bounds.a = mask.query_columns(key_a, first);
+    bounds.b = mask.query_columns(key_b, first);
+  }
+  return bounds;
+}
+
+// S^T (in `acc`, 64 keys x 64 queries) to P^T = exp2(S^T scale log2(e) - LSE2), zero where hidden.
+__device__ __forceinline__ void exponentiate(float (&acc)[BM / 2], const float* lse, const ColumnBounds& b,
+                                             float scale_log2, int tq) {
+#pragma unroll
+  for (int c = 0; c < BM / 8; ++c) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int j = c * 8 + e;
+      const float l = lse[c * 8 + tq * 2 + e];
+      const float pa = ex2(fmaf(acc[c * 4 + e], scale_log2, -l));
+      const float pb = ex2(fmaf(acc[c * 4 + 2 + e], scale_log2, -l));
+      acc[c * 4 + e] = b.a.hides(j) ? 0.f : pa;
+      acc[c * 4 + 2 + e] = b.b.hides(j) ? 0.f : pb;
+    }
+  }
+}
+
+// A 64 x 64 accumulator as 16-bit wgmma A fragments (one per k-step of 16 columns).
+__device__ __forceinline__ void to_fragments(const float (&acc)[BM / 2], u32 (&frag)[BM / 16][4]) {
+#pragma unroll
+  for (int kk = 0; kk < BM / 16; ++kk) {
+    frag[kk][0] = pack2(acc[kk * 8 + 0], acc[kk * 8 + 1]);
+    frag[kk][1] = pack2(acc[kk * 8 + 2], acc[kk * 8 + 3]);
+    frag[kk][2] = pack2(acc[kk * 8 + 4], acc[kk * 8 + 5]);
+    frag[kk][3] = pack2(acc[kk * 8 + 6], acc[kk * 8 + 7]);
+  }
+}
+
+// This lane's address in an x4 transposed store or load of k-step kk between the fragments of a
+// warp's 16 key rows (keys 16 warp ..) and a [query][key] panel of 64 keys (128-byte swizzle):
+// matrix i = lane / 8 covers queries 8 (2 kk + i / 2) .. +7 and keys 16 warp + 8 (i % 2) .. +7.
+__device__ __forceinline__ u32 transposed_address(u32 panel, int kk, int warp, int lane) {
+  const int i = lane / 8, j = lane % 8;
+  const int qrow = (2 * kk + i / 2) * 8 + j;
+  return panel + qrow * 128 + (((u32)(2 * warp + (i % 2)) ^ (u32)(qrow & 7)) * 16);
+}
+
+// acc (64 x 64) = A B^T over the head dim: A's 64 rows start at `a_rows` in panels BN * 128
+// bytes apart (K or V), B's at `b_rows` in panels BM * 128 apart (Q or dO). One commit group.
+__device__ __forceinline__ void gemm_over_head_dim(float (&acc)[BM / 2], u32 a_rows, u32 b_rows) {
+  const u64 ka = opaque_u64(desc_sw128(a_rows, 16, 1024));
+  const u64 qb = opaque_u64(desc_sw128(b_rows, 16, 1024));
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const u32 panel = kk / 4, within = (kk % 4) * 32;
+    Wgmma<BM>::ss(acc, ka + ((panel * BN * 128 + within) >> 4), qb + ((panel * BM * 128 + within) >> 4), kk > 0);
+  }
+  wg_commit();
+}
+
+// Adds N columns of dQ (an m64nN accumulator; rows qa and qa + 8 of the step) at `row_a`, the
+// accumulator address of row qa's first column; rows past seqlen_q are skipped.
+template <int N>
+__device__ __forceinline__ void add_dq(float* row_a, long long row_stride, const float (&dq)[N / 2], int qa,
+                                       int seqlen_q) {
+  float* row_b = row_a + 8 * row_stride;
+#ifdef FA_ABLATE_DQ_REDUCTION  // timing experiments only: dQ is not added (wrong gradients)
+  if (qa >= 0) return;
+#endif
+#pragma unroll
+  for (int c = 0; c < N / 8; ++c) {
+    if (qa < seqlen_q) red_add_v2(row_a + c * 8, dq[c * 4 + 0], dq[c * 4 + 1]);
+    if (qa + 8 < seqlen_q) red_add_v2(row_b + c * 8, dq[c * 4 + 2], dq[c * 4 + 3]);
+  }
+}
+
+// Writes N columns of dK (times `scale`) and dV for the key rows key_a and key_b (those before
+// seqlen_k); dk_out and dv_out point at column 2 tq of key row 0.
+template <int N>
+__device__ __forceinline__ void store_dk_dv(const float (&dk)[N / 2], const float (&dv)[N / 2], u16* dk_out,
+                                            u16* dv_out, long long dk_stride_s, long long dv_stride_s, int key_a,
+                                            int seqlen_k, float scale) {
+#pragma unroll
+  for (int c = 0; c < N / 8; ++c) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int key = key_a + half * 8, i = c * 4 + half * 2;
+      if (key < seqlen_k) {
+        *reinterpret_cast<u32*>(dk_out + key * dk_stride_s + c * 8) = pack2(dk[i] * scale, dk[i + 1] * scale);
+        *reinterpret_cast<u32*>(dv_out + key * dv_stride_s + c * 8) = pack2(dv[i], dv[i + 1]);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The producer warpgroup: thread 0 loads K and V once, then Q and dO of every step into the
+// ring; warp 1 stages each step's LSE2 and D rows in shared memory, so that the consumers read
+// them there instead of waiting on global loads in the middle of the step (run 20: causal within
+// 10 % of non-causal, was 25-35 % slower).
+// ---------------------------------------------------------------------------------------------
+
+__device__ __forceinline__ void produce_tiles(
+  const FAHopperBackwardParams& params, const BackwardSmem& sm, int n0, int kv_head, int batch, BlockRange range,
+  int steps) {
+  prefetch_map(&params.tm_q);
+  prefetch_map(&params.tm_dout);
+  mbar_expect_tx(sm.kv_full(), 2 * SK_BYTES);
+#pragma unroll
+  for (int p = 0; p < PANELS; ++p) {
+    tma_load_4d(sm.k + p * BN * 128, &params.tm_k, sm.kv_full(), p * 64, n0, kv_head, batch);
+    tma_load_4d(sm.v + p * BN * 128, &params.tm_v, sm.kv_full(), p * 64, n0, kv_head, batch);
+  }
+  StepWalk walk{kv_head * params.group, range.lo};
+  for (int step = 0; step < steps; ++step, walk.next(range)) {
+    const int s = step % QST;
+    if (step >= QST) mbar_wait(sm.empty(s), ((step / QST) - 1) & 1);
+    mbar_expect_tx(sm.q_full(s), SQ_BYTES);
+#pragma unroll
+    for (int p = 0; p < PANELS; ++p)
+      tma_load_4d(sm.q(s) + p * BM * 128, &params.tm_q, sm.q_full(s), p * 64, walk.m * BM, walk.head, batch);
+    mbar_expect_tx(sm.do_full(s), SQ_BYTES);
+#pragma unroll
+    for (int p = 0; p < PANELS; ++p)
+      tma_load_4d(sm.dout(s) + p * BM * 128, &params.tm_dout, sm.do_full(s), p * 64, walk.m * BM, walk.head, batch);
+  }
+}
+
+__device__ __forceinline__ void produce_stats(
+  const FAHopperBackwardParams& params, const BackwardSmem& sm, unsigned char* smem_raw, int kv_head, int batch,
+  BlockRange range, int steps) {
+  const float* __restrict__ lse2 = params.lse2;
+  const float* __restrict__ delta = params.delta;
+  const int seqlen_q = params.seqlen_q;
+  const int lane = threadIdx.x % 32;
+  StepWalk walk{kv_head * params.group, range.lo};
+  for (int step = 0; step < steps; ++step, walk.next(range)) {
+    const int s = step % QST;
+    if (step >= QST) mbar_wait(sm.empty(s), ((step / QST) - 1) & 1);
+    const long long row0 = ((long long)batch * params.heads_q + walk.head) * seqlen_q;
+    float* rows = sm.stats_rows(smem_raw, s);
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int qi = walk.m * BM + lane * 2 + e;
+      rows[lane * 2 + e] = qi < seqlen_q ? lse2[row0 + qi] : FA_INF;
+      rows[BM + lane * 2 + e] = qi < seqlen_q ? delta[row0 + qi] : 0.f;
+    }
+    mbar_arrive(sm.stats_full(s));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The consumer warpgroups: per step (one query block of one head) S^T, dP^T, P^T, dS^T, dV, dK
+// and, in the fused form, dQ; then dK and dV of their key rows. Two layouts by head dim.
+// ---------------------------------------------------------------------------------------------
+
+#if FA_HEAD_DIM == 256
+__device__ __forceinline__ void consume(
+  const FAHopperBackwardParams& params, const BackwardSmem& sm, unsigned char* smem_raw, const Mask<MASK>& mask,
+  int n0, int kv_head, int batch, BlockRange range, int steps) {
+  float* __restrict__ dq_accum = params.dq_accum;
+  const int seqlen_q = params.seqlen_q, seqlen_k = params.seqlen_k, heads_q = params.heads_q;
+  const float scale_log2 = params.scale_log2;
+  const int tid = threadIdx.x;
+  const int warp = (tid / 32) % 4;  // warp in the warpgroup
+  const int lane = tid % 32;
+  const int tq = lane % 4;
+  const int cw = tid / 128 - 1;     // consumer warpgroup
+  StepWalk walk{kv_head * params.group, range.lo};
+  if (steps > 0) mbar_wait(sm.kv_full(), 0);
+  // Both warpgroups hold the same 64 keys (warp w: keys 16 w .. 16 w + 15) and own dK and dV
+  // columns 128 cw .. 128 cw + 127. Per step warpgroup 0 computes S^T and P^T, stores P (as
+  // [query][key], stmatrix) and signals barrier 1; warpgroup 1 computes dP^T, reads P^T back
+  // (ldmatrix, the same addresses), forms dS^T, stores dS and signals barrier 2. Then each
+  // warpgroup runs dV += P^T dO, dK += dS^T Q (its half of the columns; P^T and dS^T read
+  // transposed from shared memory) and its half of dQ = dS K in passes of 128 / FA_WIDE_DQ_PASSES
+  // columns (one pass: 64 more registers, one wait instead of two; measured the same, run 22).
+  constexpr int HALF = D / 2;
+  constexpr int PASS = HALF / FA_WIDE_DQ_PASSES;
+  const int key_a = n0 + warp * 16 + lane / 4;  // this thread's two key rows: key_a, key_a + 8
+
+  float dv[HALF / 2], dk[HALF / 2];
+#pragma unroll
+  for (int i = 0; i < HALF / 2; ++i) {
+    dv[i] = 0.f;
+    dk[i] = 0.f;
+  }
+  float acc[BM / 2];
+#if !FA_BWD_SKIP_DQ
+  float dq[PASS / 2];
+#endif
+  u32 frag[BM / 16][4];
+
+  for (int step = 0; step < steps; ++step) {
+    const int st = step % QST;
+    const u32 phase = (step / QST) & 1;
+    const int m0 = walk.m * BM;
+    const float* stats = sm.stats_rows(smem_raw, st);
+    const u32 pbuf = sm.p(step & 1), dsbuf = sm.ds(step & 1);
+
+    // S^T = K Q^T (warpgroup 0) or dP^T = V dO^T (warpgroup 1).
+    mbar_wait(cw == 0 ? sm.q_full(st) : sm.do_full(st), phase);
+    gemm_over_head_dim(acc, cw == 0 ? sm.k : sm.v, cw == 0 ? sm.q(st) : sm.dout(st));
+    mbar_wait(sm.stats_full(st), phase);
+    wg_wait<0>();
+    fence_regs(acc);
+
+    if (cw == 0) {
+      const bool masked = mask.tile_needs_mask<BM, BN>(m0, n0);
+      exponentiate(acc, stats, column_bounds(mask, masked, key_a, key_a + 8, m0 + tq * 2),
+                   scale_log2, tq);
+      to_fragments(acc, frag);
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk)
+        stmatrix_x4_trans(transposed_address(pbuf, kk, warp, lane), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
+      fence_async_shared();
+      named_arrive(1, CONSUMER_THREADS);
+      mbar_wait(sm.do_full(st), phase);
+    } else {
+      named_sync(1, CONSUMER_THREADS);
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) {
+        ldmatrix_x4_trans(transposed_address(pbuf, kk, warp, lane), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          // frag[kk][r] holds P^T where acc[kk * 8 + 2 r], acc[kk * 8 + 2 r + 1] hold dP^T.
+          float p0, p1;
+          unpack2(frag[kk][r], p0, p1);
+          const int c = kk * 2 + r / 2, e0 = (r % 2) * 2;  // accumulator chunk and row half
+          const float d0 = stats[BM + c * 8 + tq * 2], d1 = stats[BM + c * 8 + tq * 2 + 1];
+          acc[c * 4 + e0] = p0 * (acc[c * 4 + e0] - d0);
+          acc[c * 4 + e0 + 1] = p1 * (acc[c * 4 + e0 + 1] - d1);
+        }
+      }
+      to_fragments(acc, frag);
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk)
+        stmatrix_x4_trans(transposed_address(dsbuf, kk, warp, lane), frag[kk][0], frag[kk][1], frag[kk][2], frag[kk][3]);
+      fence_async_shared();
+      named_arrive(2, CONSUMER_THREADS);
+      mbar_wait(sm.q_full(st), phase);
+    }
+
+    // dV[:, half] += P^T dO[:, half]: P^T read transposed (M-major) from P, dO transposed.
+    {
+      const u64 pa = opaque_u64(desc_sw128(pbuf, BM * 128, 1024));
+      const u64 dob = opaque_u64(desc_sw128(sm.dout(st) + cw * 2 * BM * 128, BM * 128, 1024));
+      fence_regs(dv);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk)
+        Wgmma<HALF>::ss_ta_tb(dv, pa + ((kk * 16 * 128) >> 4), dob + ((kk * 16 * 128) >> 4), 1);
+      wg_commit();
+    }
+    if (cw == 0) named_sync(2, CONSUMER_THREADS);
+    // dK[:, half] += dS^T Q[:, half].
+    {
+      const u64 da = opaque_u64(desc_sw128(dsbuf, BM * 128, 1024));
+      const u64 qb = opaque_u64(desc_sw128(sm.q(st) + cw * 2 * BM * 128, BM * 128, 1024));
+      fence_regs(dk);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk)
+        Wgmma<HALF>::ss_ta_tb(dk, da + ((kk * 16 * 128) >> 4), qb + ((kk * 16 * 128) >> 4), 1);
+      wg_commit();
+    }
+#if FA_BWD_SKIP_DQ
+    wg_wait<0>();  // dQ comes from flash_bwd_dq_hopper (hopper/backward_dq.cu)
+#else
+    // dQ[:, 128 cw + PASS h ..] = dS K[:, same]: dS K-major, K transposed.
+    const int qa = m0 + warp * 16 + lane / 4;
+    float* row_a = dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + walk.head) * D + cw * HALF + tq * 2;
+#pragma unroll
+    for (int h = 0; h < FA_WIDE_DQ_PASSES; ++h) {
+      const u64 da = opaque_u64(desc_sw128(dsbuf, 16, 1024));
+      const u64 kb = opaque_u64(desc_sw128(sm.k + (2 * cw + h * PASS / 64) * BN * 128, BN * 128, 1024));
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk)
+        Wgmma<PASS>::ss_tb(dq, da + (((kk % 4) * 32) >> 4), kb + ((kk * 16 * 128) >> 4), kk > 0);
+      wg_commit();
+      wg_wait<0>();
+      fence_regs(dq);
+      add_dq<PASS>(row_a + h * PASS, (long long)heads_q * D, dq, qa, seqlen_q);
+    }
+#endif
+    fence_regs(dv);
+    fence_regs(dk);
+    mbar_arrive(sm.empty(st));
+    walk.next(range);
+  }
+  const int col0 = cw * HALF + tq * 2;  // this thread's first column of dK and dV
+  // ---------------- epilogue: dK (scaled) and dV, key rows key_a and key_a + 8 ----------------
+  constexpr int COLUMNS = sizeof(dk) / sizeof(dk[0]) * 2;
+  u16* __restrict__ dk_out = params.dk;
+  u16* __restrict__ dv_out = params.dv;
+  store_dk_dv<COLUMNS>(dk, dv, dk_out + batch * params.dk_strides.batch + kv_head * params.dk_strides.head + col0,
+                       dv_out + batch * params.dv_strides.batch + kv_head * params.dv_strides.head + col0,
+                       params.dk_strides.row, params.dv_strides.row, key_a, seqlen_k, params.scale);
+}
+#else
+__device__ __forceinline__ void consume(
+  const FAHopperBackwardParams& params, const BackwardSmem& sm, unsigned char* smem_raw, const Mask<MASK>& mask,
+  int n0, int kv_head, int batch, BlockRange range, int steps) {
+  float* __restrict__ dq_accum = params.dq_accum;
+  const int seqlen_q = params.seqlen_q, seqlen_k = params.seqlen_k, heads_q = params.heads_q;
+  const float scale_log2 = params.scale_log2;
+  const int tid = threadIdx.x;
+  const int warp = (tid / 32) % 4;  // warp in the warpgroup
+  const int lane = tid % 32;
+  const int tq = lane % 4;
+  const int cw = tid / 128 - 1;     // consumer warpgroup
+  StepWalk walk{kv_head * params.group, range.lo};
+  if (steps > 0) mbar_wait(sm.kv_full(), 0);
+  // Each warpgroup owns 64 keys (warp w: keys 64 cw + 16 w ..) and their dK, dV (64 x d).
+  constexpr int NQ = D / 2;  // dQ columns per warpgroup
+  const int key_a = n0 + cw * 64 + warp * 16 + lane / 4;  // this thread's key rows key_a, key_a + 8
+
+  float dv[D / 2], dk[D / 2];
+#pragma unroll
+  for (int i = 0; i < D / 2; ++i) {
+    dv[i] = 0.f;
+    dk[i] = 0.f;
+  }
+  float s[BM / 2], dp[BM / 2];
+#if !FA_BWD_SKIP_DQ
+  float dq[NQ / 2];
+#endif
+  u32 pa[BM / 16][4], da[BM / 16][4];  // P^T and dS^T as A fragments (both in flight at once)
+  const u32 k_rows = sm.k + cw * 64 * 128;  // this warpgroup's 64 rows in each K panel
+  const u32 v_rows = sm.v + cw * 64 * 128;
+#if !FA_BWD_SKIP_DQ
+  // dQ = dS K reads its d/2 columns of K transposed: panel cw (d = 128) or half a panel (d = 64).
+  const u32 k_cols = sm.k + (cw * NQ / 64) * BN * 128 + (cw * NQ % 64) * 2;
+#endif
+
+  for (int step = 0; step < steps; ++step) {
+    const int st = step % QST;
+    const u32 phase = (step / QST) & 1;
+    const int m0 = walk.m * BM;
+    const float* stats = sm.stats_rows(smem_raw, st);
+
+    // S^T = K_w Q^T and dP^T = V_w dO^T, this warpgroup's 64 rows of K and V.
+    mbar_wait(sm.q_full(st), phase);
+    gemm_over_head_dim(s, k_rows, sm.q(st));
+    mbar_wait(sm.do_full(st), phase);
+    gemm_over_head_dim(dp, v_rows, sm.dout(st));
+
+    const bool masked = mask.tile_needs_mask<BM, BN>(m0, n0);
+    mbar_wait(sm.stats_full(st), phase);
+    wg_wait<1>();
+    fence_regs(s);
+    exponentiate(s, stats, column_bounds(mask, masked, key_a, key_a + 8, m0 + tq * 2),
+                 scale_log2, tq);
+    wg_wait<0>();
+    fence_regs(dp);
+#pragma unroll
+    for (int c = 0; c < BM / 8; ++c) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float dl = stats[BM + c * 8 + tq * 2 + e];
+        dp[c * 4 + e] = s[c * 4 + e] * (dp[c * 4 + e] - dl);
+        dp[c * 4 + 2 + e] = s[c * 4 + 2 + e] * (dp[c * 4 + 2 + e] - dl);
+      }
+    }
+
+    // dV += P^T dO: P^T from registers; dO (queries x d) is the transposed (MN-major) B.
+    to_fragments(s, pa);
+    {
+      const u64 dob = opaque_u64(desc_sw128(sm.dout(st), BM * 128, 1024));
+      fence_regs(dv);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) Wgmma<D>::rs(dv, pa[kk], dob + ((kk * 16 * 128) >> 4), 1);
+      wg_commit();
+    }
+    // dS^T to 16 bits: the A operand of dK += dS^T Q, and, stored transposed as dS [query][key]
+    // (this warpgroup's keys are panel cw), dQ's A operand.
+    to_fragments(dp, da);
+#if !FA_BWD_SKIP_DQ
+    {
+      const u32 ds_panel = sm.ds(step & 1) + cw * BM * 128;
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk)
+        stmatrix_x4_trans(transposed_address(ds_panel, kk, warp, lane), da[kk][0], da[kk][1], da[kk][2], da[kk][3]);
+    }
+#endif
+    {
+      const u64 qb = opaque_u64(desc_sw128(sm.q(st), BM * 128, 1024));
+      fence_regs(dk);
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BM / 16; ++kk) Wgmma<D>::rs(dk, da[kk], qb + ((kk * 16 * 128) >> 4), 1);
+      wg_commit();
+    }
+#if FA_BWD_SKIP_DQ
+    wg_wait<0>();  // dQ comes from flash_bwd_dq_hopper (hopper/backward_dq.cu)
+    fence_regs(dv);
+    fence_regs(dk);
+    mbar_arrive(sm.empty(st));
+#else
+    fence_async_shared();
+    named_sync(1, CONSUMER_THREADS);
+
+    // dQ (64 x d/2 of this warpgroup) = dS K: dS K-major, K transposed.
+    {
+      const u64 dsa = opaque_u64(desc_sw128(sm.ds(step & 1), 16, 1024));
+      const u64 kb = opaque_u64(desc_sw128(k_cols, BN * 128, 1024));
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        const u32 panel = kk / 4, within = (kk % 4) * 32;
+        Wgmma<NQ>::ss_tb(dq, dsa + ((panel * BM * 128 + within) >> 4), kb + ((kk * 16 * 128) >> 4), kk > 0);
+      }
+      wg_commit();
+    }
+    wg_wait<0>();
+    fence_regs(dv);
+    fence_regs(dk);
+    fence_regs(dq);
+    mbar_arrive(sm.empty(st));
+    const int qa = m0 + warp * 16 + lane / 4;
+    add_dq<NQ>(dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + walk.head) * D + cw * NQ + tq * 2,
+               (long long)heads_q * D, dq, qa, seqlen_q);
+#endif
+    walk.next(range);
+  }
+  const int col0 = tq * 2;  // this thread's first column of dK and dV
+  // ---------------- epilogue: dK (scaled) and dV, key rows key_a and key_a + 8 ----------------
+  constexpr int COLUMNS = sizeof(dk) / sizeof(dk[0]) * 2;
+  u16* __restrict__ dk_out = params.dk;
+  u16* __restrict__ dv_out = params.dv;
+  store_dk_dv<COLUMNS>(dk, dv, dk_out + batch * params.dk_strides.batch + kv_head * params.dk_strides.head + col0,
+                       dv_out + batch * params.dv_strides.batch + kv_head * params.dv_strides.head + col0,
+                       params.dk_strides.row, params.dv_strides.row, key_a, seqlen_k, params.scale);
+}
+#endif
+
+extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
+  const __grid_constant__ FAHopperBackwardParams params) {
+  extern __shared__ unsigned char smem_raw[];
+  const BackwardSmem sm(smem_raw);
+  const int kv_head = blockIdx.y, batch = blockIdx.z;
+  const int n0 = blockIdx.x * BN;
+  const Mask<MASK> mask(params.seqlen_q, params.seqlen_k, params.window_left, params.window_right);
+  // The query blocks that see a key of this block, walked for every query head of the group.
+  const BlockRange range = mask.query_blocks<BM, BN>(n0, params.seqlen_q);
+  const int steps = range.count() * params.group;
+  if (threadIdx.x == 0) sm.init_barriers();
+  __syncthreads();
+  if (threadIdx.x / 128 == 0) {
+    setmaxnreg_dec<24>();
+    if (threadIdx.x == 0) {
+      produce_tiles(params, sm, n0, kv_head, batch, range, steps);
+    } else if (threadIdx.x / 32 == 1) {
+      produce_stats(params, sm, smem_raw, kv_head, batch, range, steps);
+    }
+    return;
+  }
+  setmaxnreg_inc<240>();
+  consume(params, sm, smem_raw, mask, n0, kv_head, batch, range, steps);
+}
+
+}  // namespace fa_hopper

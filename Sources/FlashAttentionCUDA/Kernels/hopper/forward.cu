@@ -1,0 +1,462 @@
+// FlashAttention forward for Hopper (sm_90a): TMA + mbarrier ring, wgmma, warp specialization.
+//
+// The host prepends the compile-time configuration (the kernel key) as #defines:
+//   FA_HEAD_DIM, FA_HEAD_DIM_V   head dims of Q/K and of V (multiples of 16, at most 256)
+//   FA_BLOCK_N                   keys per tile (a multiple of 16, at most 256)
+//   FA_STAGES                    depth of the K/V shared-memory rings
+//   FA_Q_STAGES                  Q tile buffers (2: the next tile's Q loads during this tile)
+//   FA_BF16                      1: bf16 storage, 0: fp16 storage
+//   FA_MASK                      MaskKind: 0 none, 1 causal, 2 window (common/mask.cuh)
+//   FA_SOFTCAP                   s = c * tanh(s / c) before masking
+//   FA_PINGPONG                  the two consumer warpgroups take turns issuing their GEMMs
+//   FA_OVERLAP                   issue the next QK^T before the current softmax
+//   FA_CONSUMERS                 consumer warpgroups of 64 query rows: 2, or 3 (no ping-pong)
+// Sizes, strides and the window are the parameters (FAHopperForwardParams): one compile serves
+// every problem size.
+//
+// Block: 1 + FA_CONSUMERS warpgroups. Warpgroup 0 is the producer (one thread issues TMA loads
+// of the Q tile and of the K/V rings); the others are consumers, each owning 64 query rows of the
+// 128- or 192-row tile (three consumers: a third warp per scheduler hides the softmax's
+// dependency latencies, which bound d = 64 with two). S = Q K^T and O += P V run on wgmma (P
+// from registers); the softmax is online in the log2 domain (common/softmax.cuh). Shared tiles
+// are stored as 64-column panels with the 128-byte swizzle, the layout TMA writes and wgmma
+// descriptors read. Work tiles come from hopper/scheduler.cuh, the output from
+// hopper/epilogue.cuh.
+#include "common/mask.cuh"
+#include "common/softmax.cuh"
+#include "hopper/epilogue.cuh"
+#include "hopper/ptx.cuh"
+#include "hopper/scheduler.cuh"
+#include "hopper/wgmma.cuh"
+
+namespace fa_hopper {
+
+constexpr int D = FA_HEAD_DIM;
+constexpr int DV = FA_HEAD_DIM_V;
+constexpr int NC = FA_CONSUMERS;  // consumer warpgroups of 64 rows
+constexpr int BM = 64 * NC;
+constexpr int BN = FA_BLOCK_N;
+constexpr int ST = FA_STAGES;
+constexpr int QST = FA_Q_STAGES;
+constexpr MaskKind MASK = MaskKind(FA_MASK);
+constexpr bool SOFTCAP = FA_SOFTCAP;
+constexpr bool PINGPONG = FA_PINGPONG;
+constexpr bool OVERLAP = FA_OVERLAP;
+// Head dims rounded up to whole 64-column panels; TMA fills the padding columns with zeros.
+constexpr int DP = (D + 63) / 64 * 64;
+constexpr int DVP = (DV + 63) / 64 * 64;
+// The PV GEMM's N: DV rounded to a supported wgmma width (the padded columns are zeros).
+constexpr int NV = DV <= 64 ? 64 : DV <= 128 ? 128 : 256;
+constexpr int SQ_BYTES = BM * DP * 2;
+constexpr int SK_BYTES = BN * DP * 2;
+constexpr int SV_BYTES = BN * DVP * 2;
+constexpr int CONSUMER_THREADS = 128 * NC;
+// 512 threads with three consumers: 128 x 24 (producer) + 384 x 160 fits the SM's 64K registers.
+constexpr int CONSUMER_REGISTERS = NC == 3 ? 160 : 240;
+static_assert(NC == 2 || (NC == 3 && !PINGPONG), "three consumers: no ping-pong");
+static_assert(D % 16 == 0 && DV % 16 == 0 && D <= 256 && DV <= 256, "head dims");
+static_assert(BN % 16 == 0 && BN <= 256, "block N");
+static_assert(NV >= DV && NV <= DVP, "PV width: head_dim_v must be 64, 96, 128 or 256 (or below 64)");
+
+typedef Mask<MASK> ForwardMask;
+typedef PairedScheduler<BM, BN> Scheduler;
+
+// ---------------------------------------------------------------------------------------------
+// Shared memory: QST Q buffers, the K and V rings (separate, so K(j+1) loads as soon as QK^T(j)
+// is done with K(j), run 4), and their mbarriers. K/V ring position r (counted across work
+// tiles) uses stage r % ST with parity (r / ST) & 1.
+// ---------------------------------------------------------------------------------------------
+
+struct ForwardSmem {
+  u32 q0, k0, v0, bar_q_full, bar_q_empty, bar_full_k, bar_full_v, bar_empty_k, bar_empty_v;
+
+  __device__ __forceinline__ explicit ForwardSmem(const unsigned char* smem_raw) {
+    q0 = (smem_u32(smem_raw) + 1023u) & ~1023u;  // the 128-byte swizzle repeats every 1024
+    k0 = q0 + QST * SQ_BYTES;
+    v0 = k0 + ST * SK_BYTES;
+    bar_q_full = v0 + ST * SV_BYTES;
+    bar_q_empty = bar_q_full + 8 * QST;
+    bar_full_k = bar_q_empty + 8 * QST;
+    bar_full_v = bar_full_k + 8 * ST;
+    bar_empty_k = bar_full_v + 8 * ST;
+    bar_empty_v = bar_empty_k + 8 * ST;
+  }
+
+  __device__ __forceinline__ u32 q(int s) const { return q0 + s * SQ_BYTES; }
+  __device__ __forceinline__ u32 q_full(int s) const { return bar_q_full + 8 * s; }
+  __device__ __forceinline__ u32 q_empty(int s) const { return bar_q_empty + 8 * s; }
+  __device__ __forceinline__ u32 k(int s) const { return k0 + s * SK_BYTES; }
+  __device__ __forceinline__ u32 v(int s) const { return v0 + s * SV_BYTES; }
+  __device__ __forceinline__ u32 full_k(int s) const { return bar_full_k + 8 * s; }
+  __device__ __forceinline__ u32 full_v(int s) const { return bar_full_v + 8 * s; }
+  __device__ __forceinline__ u32 empty_k(int s) const { return bar_empty_k + 8 * s; }
+  __device__ __forceinline__ u32 empty_v(int s) const { return bar_empty_v + 8 * s; }
+
+  // One thread, before every other touches them.
+  __device__ __forceinline__ void init_barriers() const {
+    for (int s = 0; s < QST; ++s) {
+      mbar_init(q_full(s), 1);
+      mbar_init(q_empty(s), CONSUMER_THREADS);
+    }
+    for (int s = 0; s < ST; ++s) {
+      mbar_init(full_k(s), 1);
+      mbar_init(full_v(s), 1);
+      mbar_init(empty_k(s), CONSUMER_THREADS);
+      mbar_init(empty_v(s), CONSUMER_THREADS);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+
+  // Waits until ring position r of K (of V) has landed.
+  __device__ __forceinline__ void wait_k(int r) const { mbar_wait(full_k(r % ST), (r / ST) & 1); }
+  __device__ __forceinline__ void wait_v(int r) const { mbar_wait(full_v(r % ST), (r / ST) & 1); }
+};
+
+// ---------------------------------------------------------------------------------------------
+// The producer: one thread issues every TMA load of the block.
+// ---------------------------------------------------------------------------------------------
+
+__device__ __forceinline__ void produce(
+  const FAHopperForwardParams& params, const ForwardSmem& sm, const Scheduler& scheduler, const ForwardMask& mask) {
+  prefetch_map(&params.tm_q);
+  prefetch_map(&params.tm_k);
+  prefetch_map(&params.tm_v);
+  int ring = 0;     // K/V tiles loaded so far (ring position across work tiles)
+  int q_loads = 0;  // Q tiles loaded so far
+  for_each_tile(scheduler, mask, [&](const WorkTile& tl) {
+    const int n_iters = tl.iters();
+    if (n_iters == 0) return;
+    const int kv_head = tl.head / params.group;
+    // The consumers release a Q buffer once the last QK^T of the tile that used it has
+    // completed. With two buffers this wait has long passed: the producer gets here once it has
+    // issued the previous tile's last V load, a few key tiles before that tile ends.
+    const int qs = q_loads % QST;
+    if (q_loads >= QST) mbar_wait(sm.q_empty(qs), ((q_loads / QST) - 1) & 1);
+    mbar_expect_tx(sm.q_full(qs), SQ_BYTES);
+#pragma unroll
+    for (int p = 0; p < DP / 64; ++p)
+      tma_load_4d(sm.q(qs) + p * BM * 128, &params.tm_q, sm.q_full(qs), p * 64, tl.m0, tl.head, tl.batch);
+    ++q_loads;
+    // Key tiles from the last to the first (the diagonal tile first under a causal mask); K runs
+    // one tile ahead of V, since the consumers need K(j+1) (for QK^T) before V(j) (for PV).
+    auto load_k = [&](int it) {
+      const int r = ring + it, s = r % ST;
+      if (r >= ST) mbar_wait(sm.empty_k(s), ((r / ST) - 1) & 1);
+      mbar_expect_tx(sm.full_k(s), SK_BYTES);
+#pragma unroll
+      for (int p = 0; p < DP / 64; ++p)
+        tma_load_4d(sm.k(s) + p * BN * 128, &params.tm_k, sm.full_k(s), p * 64, (tl.n_hi - 1 - it) * BN, kv_head, tl.batch);
+    };
+    auto load_v = [&](int it) {
+      const int r = ring + it, s = r % ST;
+      if (r >= ST) mbar_wait(sm.empty_v(s), ((r / ST) - 1) & 1);
+      mbar_expect_tx(sm.full_v(s), SV_BYTES);
+#pragma unroll
+      for (int p = 0; p < DVP / 64; ++p)
+        tma_load_4d(sm.v(s) + p * BN * 128, &params.tm_v, sm.full_v(s), p * 64, (tl.n_hi - 1 - it) * BN, kv_head, tl.batch);
+    };
+    load_k(0);
+    for (int it = 0; it < n_iters; ++it) {
+      if (it + 1 < n_iters) load_k(it + 1);
+      load_v(it);
+    }
+    ring += n_iters;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A consumer thread: its part of S, P and O in the wgmma accumulator layout (two rows, row_a and
+// row_b = row_a + 8, two adjacent columns per 8), the rows' softmax state, and the GEMMs.
+// ---------------------------------------------------------------------------------------------
+
+struct Consumer {
+  int cw;  // consumer warpgroup 0 .. NC-1
+  int tq;  // column pair within an 8-column chunk
+  u32 q_base;  // this warpgroup's 64 rows of the current Q buffer
+  float s[BN / 2];
+  u32 p[BN / 16][4];
+  float o[NV / 2];
+  float m_a, m_b;  // running max, already times scale*log2(e)
+  float l_a, l_b;  // this thread's partial row sums
+  int row_a, row_b;
+
+  // Descriptors are rebuilt from an opaque base at each use: hoisted out of the loop, the
+  // per-k-step descriptors would hold 2 registers each for the whole tile (and spill at d=256).
+  __device__ __forceinline__ void qk_gemm(const ForwardSmem& sm, int st) {
+    const u64 qa = opaque_u64(desc_sw128(q_base, 16, 1024));
+    const u64 kb = opaque_u64(desc_sw128(sm.k(st), 16, 1024));
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const u32 panel = kk / 4, within = (kk % 4) * 32;
+      const u64 da = qa + ((panel * BM * 128 + within) >> 4);
+      const u64 db = kb + ((panel * BN * 128 + within) >> 4);
+      Wgmma<BN>::ss(s, da, db, kk > 0);
+    }
+    wg_commit();
+  }
+
+  __device__ __forceinline__ void pv_gemm(const ForwardSmem& sm, int st) {
+    const u64 vb = opaque_u64(desc_sw128(sm.v(st), BN * 128, 1024));
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) Wgmma<NV>::rs(o, p[kk], vb + ((kk * 16 * 128) >> 4), 1);
+    wg_commit();
+  }
+
+  // Masks and exponentiates S in place (scale folded in), updates the running max and sums,
+  // and returns the factors that rescale O. `n0` is the tile's first key; `masked` says
+  // whether any key of the tile may be hidden.
+  __device__ __forceinline__ float2 softmax(
+    const FAHopperForwardParams& params, const ForwardMask& mask, int n0, bool masked) {
+    float mul;
+    if constexpr (SOFTCAP) {
+#pragma unroll
+      for (int i = 0; i < BN / 2; ++i) s[i] = tanh_approx(s[i] * params.softcap_over) * params.softcap_log2;
+      mul = 1.f;
+    } else {
+      // Raw scores: the max commutes with the positive scale, which is folded into one FFMA below.
+      mul = params.scale_log2;
+    }
+    if (masked) {
+      const int first = n0 + tq * 2;
+      const ColumnRange a = mask.key_columns(row_a, first), b = mask.key_columns(row_b, first);
+#pragma unroll
+      for (int c = 0; c < BN / 8; ++c) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          if (a.hides(c * 8 + e)) s[c * 4 + e] = -FA_INF;
+          if (b.hides(c * 8 + e)) s[c * 4 + 2 + e] = -FA_INF;
+        }
+      }
+    }
+    float mx_a = -FA_INF, mx_b = -FA_INF;
+#pragma unroll
+    for (int c = 0; c < BN / 8; ++c) {
+      mx_a = fmaxf(mx_a, fmaxf(s[c * 4 + 0], s[c * 4 + 1]));
+      mx_b = fmaxf(mx_b, fmaxf(s[c * 4 + 2], s[c * 4 + 3]));
+    }
+    mx_a = fmaxf(mx_a, shfl_xor(mx_a, 1));
+    mx_a = fmaxf(mx_a, shfl_xor(mx_a, 2));
+    mx_b = fmaxf(mx_b, shfl_xor(mx_b, 1));
+    mx_b = fmaxf(mx_b, shfl_xor(mx_b, 2));
+    // The lazy update (see RESCALE_SLACK).
+    mx_a = next_max<true>(m_a, mx_a * mul);
+    mx_b = next_max<true>(m_b, mx_b * mul);
+    const float use_a = exponent_offset(mx_a);
+    const float use_b = exponent_offset(mx_b);
+    const float fa = rescale_factor(m_a, mx_a);
+    const float fb = rescale_factor(m_b, mx_b);
+    m_a = mx_a;
+    m_b = mx_b;
+    float sum_a = 0.f, sum_b = 0.f;
+#pragma unroll
+    for (int c = 0; c < BN / 8; ++c) {
+      s[c * 4 + 0] = ex2(fmaf(s[c * 4 + 0], mul, -use_a));
+      s[c * 4 + 1] = ex2(fmaf(s[c * 4 + 1], mul, -use_a));
+      s[c * 4 + 2] = ex2(fmaf(s[c * 4 + 2], mul, -use_b));
+      s[c * 4 + 3] = ex2(fmaf(s[c * 4 + 3], mul, -use_b));
+      sum_a += s[c * 4 + 0] + s[c * 4 + 1];
+      sum_b += s[c * 4 + 2] + s[c * 4 + 3];
+    }
+    l_a = l_a * fa + sum_a;
+    l_b = l_b * fb + sum_b;
+    return make_float2(fa, fb);
+  }
+
+  // P (in S's registers) to 16-bit wgmma A fragments. Only after the previous P V has finished
+  // reading `p`.
+  __device__ __forceinline__ void convert_p() {
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      p[kk][0] = pack2(s[kk * 8 + 0], s[kk * 8 + 1]);
+      p[kk][1] = pack2(s[kk * 8 + 2], s[kk * 8 + 3]);
+      p[kk][2] = pack2(s[kk * 8 + 4], s[kk * 8 + 5]);
+      p[kk][3] = pack2(s[kk * 8 + 6], s[kk * 8 + 7]);
+    }
+  }
+
+  // Skipped when no row of the warp changed its max (the common case with the lazy update): one
+  // vote instead of NV/2 multiplies per thread. Not in softcap kernels: there the branch made the
+  // d=128, BN=176 variant spill (20 bytes), and the tanh per score outweighs the rescale.
+  __device__ __forceinline__ void rescale_o(float2 f) {
+    if constexpr (!SOFTCAP) {
+      if (!warp_any(f.x != 1.f || f.y != 1.f)) return;
+    }
+#pragma unroll
+    for (int c = 0; c < NV / 8; ++c) {
+      o[c * 4 + 0] *= f.x;
+      o[c * 4 + 1] *= f.x;
+      o[c * 4 + 2] *= f.y;
+      o[c * 4 + 3] *= f.y;
+    }
+  }
+
+  // The consumer warpgroups' turns (PINGPONG): wait for ours before issuing GEMMs, pass it on
+  // after.
+  __device__ __forceinline__ void wait_turn() const {
+    if constexpr (PINGPONG) named_sync(1 + cw, 256);
+  }
+  __device__ __forceinline__ void pass_turn() const {
+    if constexpr (PINGPONG) named_arrive(2 - cw, 256);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// The mainloop over a work tile's key tiles (from the last to the first), two schedules.
+// ---------------------------------------------------------------------------------------------
+
+// Overlapped: S(j+1) = Q K(j+1)^T is issued before P(j) V(j), so the tensor cores work while
+// this warpgroup does the softmax of tile j+1 (+5-10 %, run 1).
+__device__ __forceinline__ void mainloop_overlapped(
+  Consumer& c, const FAHopperForwardParams& params, const ForwardSmem& sm, const ForwardMask& mask,
+  const WorkTile& tl, int ring, int qs) {
+  const int n_iters = tl.iters();
+  {
+    const int n0 = (tl.n_hi - 1) * BN;
+    sm.wait_k(ring);
+    c.wait_turn();
+    c.qk_gemm(sm, ring % ST);
+    c.pass_turn();
+    wg_wait<0>();
+    fence_regs(c.s);
+    mbar_arrive(sm.empty_k(ring % ST));
+    const float2 f = c.softmax(params, mask, n0, mask.template tile_needs_mask<BM, BN>(tl.m0, n0));
+    c.convert_p();
+    c.rescale_o(f);
+  }
+  for (int it = 1; it < n_iters; ++it) {
+    const int st = (ring + it) % ST;
+    const int prev = (ring + it - 1) % ST;
+    const int n0 = (tl.n_hi - 1 - it) * BN;
+    sm.wait_k(ring + it);
+    c.wait_turn();
+    c.qk_gemm(sm, st);
+    sm.wait_v(ring + it - 1);
+    fence_regs(c.o);
+    c.pv_gemm(sm, prev);
+    c.pass_turn();
+    wg_wait<1>();
+    fence_regs(c.s);
+    mbar_arrive(sm.empty_k(st));
+    const float2 f = c.softmax(params, mask, n0, mask.template tile_needs_mask<BM, BN>(tl.m0, n0));
+    wg_wait<0>();
+    fence_regs(c.o);
+    mbar_arrive(sm.empty_v(prev));
+    c.convert_p();
+    c.rescale_o(f);
+  }
+  {
+    // Every QK^T of this tile has completed: Q may be overwritten by the next tile's.
+    mbar_arrive(sm.q_empty(qs));
+    const int last = (ring + n_iters - 1) % ST;
+    sm.wait_v(ring + n_iters - 1);
+    fence_regs(c.o);
+    c.pv_gemm(sm, last);
+    wg_wait<0>();
+    fence_regs(c.o);
+    mbar_arrive(sm.empty_v(last));
+  }
+}
+
+// Serial: QK^T, softmax, PV per key tile.
+__device__ __forceinline__ void mainloop_serial(
+  Consumer& c, const FAHopperForwardParams& params, const ForwardSmem& sm, const ForwardMask& mask,
+  const WorkTile& tl, int ring, int qs) {
+  const int n_iters = tl.iters();
+  for (int it = 0; it < n_iters; ++it) {
+    const int st = (ring + it) % ST;
+    const int n0 = (tl.n_hi - 1 - it) * BN;
+    sm.wait_k(ring + it);
+    c.wait_turn();
+    c.qk_gemm(sm, st);
+    wg_wait<0>();
+    fence_regs(c.s);
+    mbar_arrive(sm.empty_k(st));
+    if (it == n_iters - 1) mbar_arrive(sm.q_empty(qs));
+    const float2 f = c.softmax(params, mask, n0, mask.template tile_needs_mask<BM, BN>(tl.m0, n0));
+    c.convert_p();
+    c.rescale_o(f);
+    sm.wait_v(ring + it);
+    fence_regs(c.o);
+    c.pv_gemm(sm, st);
+    c.pass_turn();
+    wg_wait<0>();
+    fence_regs(c.o);
+    mbar_arrive(sm.empty_v(st));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The consumers: per work tile, the mainloop, then the epilogue (also for a tile with no visible
+// key, whose rows get O = 0 and LSE = -inf).
+// ---------------------------------------------------------------------------------------------
+
+__device__ __forceinline__ void consume(
+  const FAHopperForwardParams& params, const ForwardSmem& sm, const Scheduler& scheduler, const ForwardMask& mask) {
+  const int tid = threadIdx.x;
+  const int warp = (tid / 32) % 4;  // warp in the warpgroup
+  const int lane = tid % 32;
+  Consumer c;
+  c.cw = tid / 128 - 1;
+  c.tq = lane % 4;
+  c.q_base = sm.q(0) + c.cw * 64 * 128;
+  c.row_a = 0;
+  c.row_b = 0;
+  // The output's layout: 16-byte stores need 16-byte aligned rows, else O goes out as 4-byte pairs.
+  const OutputRows out = OutputRows::of(params);
+  if constexpr (PINGPONG) {
+    // Consumer 0 goes first: pre-arrive on its own scheduling barrier.
+    if (c.cw == 0) named_arrive(1, 256);
+  }
+
+  int ring = 0;
+  int q_loads = 0;
+  for_each_tile(scheduler, mask, [&](const WorkTile& tl) {
+    const int n_iters = tl.iters();
+    c.row_a = tl.m0 + c.cw * 64 + warp * 16 + lane / 4;  // this thread's two query rows
+    c.row_b = c.row_a + 8;
+#pragma unroll
+    for (int i = 0; i < NV / 2; ++i) c.o[i] = 0.f;
+    c.m_a = -FA_INF;
+    c.m_b = -FA_INF;
+    c.l_a = 0.f;
+    c.l_b = 0.f;
+    const int qs = q_loads % QST;
+    c.q_base = sm.q(qs) + c.cw * 64 * 128;
+    if (n_iters > 0) mbar_wait(sm.q_full(qs), (q_loads / QST) & 1);
+    if constexpr (OVERLAP) {
+      if (n_iters > 0) mainloop_overlapped(c, params, sm, mask, tl, ring, qs);
+    } else {
+      mainloop_serial(c, params, sm, mask, tl, ring, qs);
+    }
+    if (n_iters > 0) {
+      ++q_loads;
+      ring += n_iters;
+    }
+    store_output<NV, DV>(out, tl.batch, tl.head, c.o, c.m_a, c.m_b, c.l_a, c.l_b, c.row_a, c.tq, params.seqlen_q);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The kernel.
+// ---------------------------------------------------------------------------------------------
+
+extern "C" __global__ void __launch_bounds__(128 * (NC + 1), 1) flash_fwd_hopper(
+  const __grid_constant__ FAHopperForwardParams params) {
+  extern __shared__ unsigned char smem_raw[];
+  const ForwardSmem sm(smem_raw);
+  const ForwardMask mask(params.seqlen_q, params.seqlen_k, params.window_left, params.window_right);
+  const Scheduler scheduler{params.m_blocks, params.heads_q, params.num_items};
+  if (threadIdx.x == 0) sm.init_barriers();
+  __syncthreads();
+  if (threadIdx.x / 128 == 0) {
+    setmaxnreg_dec<24>();
+    if (threadIdx.x == 0) produce(params, sm, scheduler, mask);
+    return;
+  }
+  setmaxnreg_inc<CONSUMER_REGISTERS>();
+  consume(params, sm, scheduler, mask);
+}
+
+}  // namespace fa_hopper

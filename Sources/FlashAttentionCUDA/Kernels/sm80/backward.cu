@@ -1,0 +1,569 @@
+#include "common/mask.cuh"
+#include "common/math.cuh"
+#include "sm80/ptx.cuh"
+#include "sm80/tiles.cuh"
+
+constexpr MaskKind MASK = MaskKind(FA_MASK);
+// FlashAttention-2 backward, three kernels:
+//   flash_backward_preprocess  D = rowsum(dO * O) and the LSE in log2 units, per query row;
+//   flash_backward_kv          one CTA per (FA_BN keys, kv head, batch): steps over the query
+//                              blocks (FA_BM rows) of every query head of the GQA group, and per
+//                              step recomputes S = Q K^T and dP = dO V^T, stages P and dS in
+//                              shared memory (16-bit), then accumulates dV += P^T dO and
+//                              dK += dS^T Q in registers and adds dQ += dS K into an fp32
+//                              buffer with atomics;
+//   flash_backward_convert_dq  dQ = scale * accumulator, to the storage dtype.
+// The P/dS round trip through shared memory is what lets every GEMM use a large warp tile: the
+// FA_WARPS warps form a different 2-D grid for each GEMM (FA_BWD_WM_S x .. over queries x keys
+// for S and dP, FA_BWD_WN_KV x .. over keys x head dim for dK and dV, FA_BWD_WM_Q x .. over
+// queries x head dim for dQ), so each ldmatrix feeds two or more MMAs. With FA_BWD_DOUBLE the
+// next step's Q, dO, LSE and D are prefetched with cp.async into a second buffer.
+#define THREADS (FA_WARPS * 32)
+// Head dims padded to 32 so that up to four warps split them into tiles of whole n8 columns.
+#define D_PAD ((FA_D + 31) / 32 * 32)
+#define DV_PAD ((FA_DV + 31) / 32 * 32)
+#define QK_PITCH (D_PAD + 8)
+#define V_PITCH (DV_PAD + 8)
+#define P_PITCH (FA_BN + 8)
+
+// The dQ accumulator (fp32). FA_DQ_BULK 0: [batch, sq, hq, FA_D], each thread adds its MMA
+// fragments element pair by element pair (red.global). FA_DQ_BULK 1 (sm_90 and later): each warp
+// stages its TM_Q x TD_Q piece of a step's dQ in shared memory and adds the whole piece with one
+// bulk reduction (cp.reduce.async.bulk), which the TMA unit carries out while the warp goes on
+// with the next step; the accumulator is laid out in those pieces, [batch, hq, query block,
+// warp, TM_Q x TD_Q], and within a piece the 8-column chunks of row r are permuted (chunk index
+// XOR r mod DQ_SWIZZLE) so that the fragment stores of one warp do not conflict in shared memory
+// banks. The pieces live in a buffer of their own (FA_DQ_BULK 1) or, where that does not fit
+// beside two Q/dO buffers (d = 256), in the step's own Q and dO buffer once every warp is done
+// with it (FA_DQ_BULK 2; the next loads into that buffer wait until the pieces have been read).
+// The convert kernel is compiled with the same tile and undoes the layout.
+#define WD_Q (FA_WARPS / FA_BWD_WM_Q)
+#define TM_Q (FA_BM / FA_BWD_WM_Q)
+#define TD_Q (D_PAD / WD_Q)
+#define DQ_PIECE (TM_Q * TD_Q)
+#define DQ_SWIZZLE ((TD_Q / 8) % 8 == 0 ? 8 : (TD_Q / 8) % 4 == 0 ? 4 : (TD_Q / 8) % 2 == 0 ? 2 : 1)
+#if FA_DQ_BULK
+// Element (r, c) of a piece (r < TM_Q, c < TD_Q), in floats from the piece's start.
+__device__ __forceinline__ int dq_piece_offset(int r, int c) {
+  return r * TD_Q + (c ^ ((r & (DQ_SWIZZLE - 1)) * 8));
+}
+// The piece of warp `warp` for query block `block` of (batch, head), in pieces from the start.
+__device__ __forceinline__ i64 dq_piece_index(int batch, int head, int hq, int sq, int block, int warp) {
+  return (((i64)batch * hq + head) * ((sq + FA_BM - 1) / FA_BM) + block) * FA_WARPS + warp;
+}
+#endif
+
+#ifdef FA_ENTRY_flash_backward_preprocess
+// One warp per query row; lanes stride over the head dim.
+extern "C" __global__ void __launch_bounds__(128)
+flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams params) {
+  const u16* __restrict__ o = params.o;
+  const u16* __restrict__ dout = params.dout;
+  const float* __restrict__ lse = params.lse;
+  float* __restrict__ lse2_out = params.lse2;
+  float* __restrict__ delta_out = params.delta;
+  const i64 o_bs = params.o_strides.batch, o_rs = params.o_strides.row, o_hs = params.o_strides.head;
+  const i64 do_bs = params.dout_strides.batch, do_rs = params.dout_strides.row, do_hs = params.dout_strides.head;
+  const i64 lse_bs = params.lse_strides.batch, lse_hs = params.lse_strides.head;
+  const int sq = params.seqlen_q, hq = params.heads_q;
+  const int row = blockIdx.x * 4 + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int head = blockIdx.y, batch = blockIdx.z;
+  if (row >= sq) return;
+  const u16* po = o + batch * o_bs + head * o_hs + (i64)row * o_rs;
+  const u16* pd = dout + batch * do_bs + head * do_hs + (i64)row * do_rs;
+  float sum = 0.f;
+  for (int c = lane; c < FA_DV; c += 32) sum += to_float(po[c]) * to_float(pd[c]);
+  #pragma unroll
+  for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffff, sum, off);
+  if (lane == 0) {
+    i64 idx = ((i64)batch * hq + head) * sq + row;
+    float l = lse[batch * lse_bs + head * lse_hs + row];
+    // A row that saw no key has LSE -inf and P = 0 everywhere: +inf makes exp2(s - lse) = 0.
+    lse2_out[idx] = l == -FA_INF ? FA_INF : l * FA_LOG2E;
+    delta_out[idx] = sum;
+  }
+}
+#endif
+
+#ifdef FA_ENTRY_flash_backward_convert_dq
+extern "C" __global__ void __launch_bounds__(256)
+flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params) {
+  const float* __restrict__ accum = params.dq_accum;
+  u16* __restrict__ dq = params.dq;
+  const i64 dq_bs = params.dq_strides.batch, dq_rs = params.dq_strides.row, dq_hs = params.dq_strides.head;
+  const int sq = params.seqlen_q, hq = params.heads_q;
+  const float scale = params.scale;
+  // Each thread converts one column pair of one (row, head); the accumulator's layout is
+  // described above FA_DQ_BULK.
+  i64 pairs = (i64)sq * hq * (FA_D / 2);
+  const int batch = blockIdx.y;
+  for (i64 p = (i64)blockIdx.x * blockDim.x + threadIdx.x; p < pairs; p += (i64)gridDim.x * blockDim.x) {
+    int c = (int)(p % (FA_D / 2)) * 2;
+    i64 rest = p / (FA_D / 2);
+    int h = (int)(rest % hq);
+    int i = (int)(rest / hq);
+#if FA_DQ_BULK
+    const int r = i % FA_BM, warp = (r / TM_Q) * WD_Q + c / TD_Q;
+    const float* src = accum + dq_piece_index(batch, h, hq, sq, i / FA_BM, warp) * DQ_PIECE
+                       + dq_piece_offset(r % TM_Q, c % TD_Q);
+#else
+    const float* src = accum + (((i64)batch * sq + i) * hq + h) * FA_D + c;
+#endif
+    *(u32*)(dq + batch * dq_bs + (i64)i * dq_rs + h * dq_hs + c) = pack2(src[0] * scale, src[1] * scale);
+  }
+}
+#endif
+
+#ifdef FA_ENTRY_flash_backward_kv
+#if FA_DQ_BULK
+// Bulk reduction of a staged dQ piece into the accumulator (one thread issues it), and the
+// waits: until the pieces' shared memory has been read, and until the additions are done.
+__device__ __forceinline__ void bulk_reduce_add(float* dst, u32 src, int bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
+               :: "l"(dst), "r"(src), "r"(bytes) : "memory");
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+#else
+// dQ accumulation: one vector reduction of a column pair on Hopper, two scalar ones before.
+__device__ __forceinline__ void red_add2(float* address, float a, float b) {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" :: "l"(address), "f"(a), "f"(b) : "memory");
+#else
+  asm volatile("red.global.add.f32 [%0], %1;\n" :: "l"(address), "f"(a) : "memory");
+  asm volatile("red.global.add.f32 [%0], %1;\n" :: "l"(address + 1), "f"(b) : "memory");
+#endif
+}
+#endif
+
+template <int MT, int NT>
+__device__ __forceinline__ void zero(float (&acc)[MT][NT][4]) {
+  #pragma unroll
+  for (int i = 0; i < MT; ++i)
+    #pragma unroll
+    for (int j = 0; j < NT; ++j) acc[i][j][0] = acc[i][j][1] = acc[i][j][2] = acc[i][j][3] = 0.f;
+}
+
+// One warp: acc (MT*16 x NT*8) += A (MT*16 x KSTEPS*16) * B (KSTEPS*16 x NT*8), operands in
+// shared memory. `a` is the tile's origin: A[m][k] rows (A_T false) or A stored transposed as
+// [k][m] (A_T true, read with ldmatrix.trans). `b` likewise: B^T stored as [n][k] (B_T false)
+// or B as [k][n] (B_T true). Pitches in elements.
+template <int MT, int NT, int KSTEPS, bool A_T, bool B_T, int A_PITCH, int B_PITCH>
+__device__ __forceinline__ void warp_gemm(float (&acc)[MT][NT][4], const u16* a, const u16* b, int lane) {
+  const u32 a_base = A_T
+      ? smem_u32(a + ((lane & 7) + ((lane >> 4) << 3)) * A_PITCH + ((lane >> 3) & 1) * 8)
+      : smem_u32(a + (lane % 16) * A_PITCH + (lane / 16) * 8);
+  const u32 b_base = B_T
+      ? smem_u32(b + ((lane & 7) + (((lane >> 3) & 1) << 3)) * B_PITCH + (lane >> 4) * 8)
+      : smem_u32(b + ((lane & 7) + ((lane >> 4) << 3)) * B_PITCH + ((lane >> 3) & 1) * 8);
+  // FA_BWD_UNROLL k-steps at a time: fully unrolled loops let ptxas hoist the next step's
+  // fragments and run out of registers beside the dK and dV accumulators.
+  #pragma unroll FA_BWD_UNROLL
+  for (int ks = 0; ks < KSTEPS; ++ks) {
+    u32 af[MT][4], bf[NT][2];
+    #pragma unroll
+    for (int i = 0; i < MT; ++i) {
+      const int off = A_T ? (ks * 16 * A_PITCH + i * 16) * 2 : (i * 16 * A_PITCH + ks * 16) * 2;
+      if (A_T) ldmatrix_x4_trans(a_base + off, af[i][0], af[i][1], af[i][2], af[i][3]);
+      else ldmatrix_x4(a_base + off, af[i][0], af[i][1], af[i][2], af[i][3]);
+    }
+    #pragma unroll
+    for (int j = 0; j < NT; j += 2) {
+      const int off = B_T ? (ks * 16 * B_PITCH + j * 8) * 2 : (j * 8 * B_PITCH + ks * 16) * 2;
+      if (j + 1 < NT) {
+        if (B_T) ldmatrix_x4_trans(b_base + off, bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+        else ldmatrix_x4(b_base + off, bf[j][0], bf[j][1], bf[j + 1][0], bf[j + 1][1]);
+      } else {
+        if (B_T) ldmatrix_x2_trans(b_base + off, bf[j][0], bf[j][1]);
+        else ldmatrix_x2(b_base + off, bf[j][0], bf[j][1]);
+      }
+    }
+    #pragma unroll
+    for (int i = 0; i < MT; ++i)
+      #pragma unroll
+      for (int j = 0; j < NT; ++j) mma16816(acc[i][j], af[i][0], af[i][1], af[i][2], af[i][3], bf[j][0], bf[j][1]);
+  }
+}
+
+// Q and dO tile loads with a compile-time trip count (each thread copies one 16-byte column
+// chunk of rows r0, r0 + THREADS / CHUNKS, ...): the per-step address arithmetic of load_tile's
+// generic loop cost 3-4% at d = 64 and 128 (runs 4 and 5 in docs/perf-notes/cuda-sm80.md).
+// Only where it measured faster and fits the registers: unpadded heads up to 128 wide, whole
+// rows per pass.
+#define WHOLE_ROW_LOADS (FA_D == D_PAD && FA_DV == DV_PAD \
+    && THREADS % (D_PAD / 8) == 0 && THREADS % (DV_PAD / 8) == 0 \
+    && FA_BM % (THREADS / (D_PAD / 8)) == 0 && FA_BM % (THREADS / (DV_PAD / 8)) == 0)
+#define FIXED_LOADS (WHOLE_ROW_LOADS && D_PAD <= 128)
+// Wider heads (8 or more rows per thread) walk the rows in a loop with one pointer increment
+// per row: unrolled, the addresses spill (68 bytes at d = 256), and load_tile's generic loop
+// recomputes a 64-bit row offset per chunk (~430 instructions per step at d = 256).
+#define STRIDED_LOADS (WHOLE_ROW_LOADS && !FIXED_LOADS)
+template <int ROWS, int COLS, int PITCH>
+__device__ __forceinline__ void load_rows(u16* smem, const u16* gmem, i64 row_stride, int valid_rows, int tid) {
+  constexpr int CHUNKS = COLS / 8;
+  constexpr int STEP = THREADS / CHUNKS;
+  static_assert(THREADS % CHUNKS == 0 && ROWS % STEP == 0, "whole rows per pass");
+  const int r0 = tid / CHUNKS, c = tid % CHUNKS;
+  const u16* src = gmem + r0 * row_stride + c * 8;
+  const u32 dst = smem_u32(smem + r0 * PITCH + c * 8);
+  #pragma unroll
+  for (int it = 0; it < ROWS / STEP; ++it) {
+    const bool valid = r0 + it * STEP < valid_rows;
+    cp_async16(dst + it * STEP * PITCH * 2, valid ? src + it * STEP * row_stride : gmem, valid);
+  }
+}
+
+template <int ROWS, int COLS, int PITCH>
+__device__ __forceinline__ void load_rows_strided(u16* smem, const u16* gmem, i64 row_stride, int valid_rows, int tid) {
+  constexpr int CHUNKS = COLS / 8;
+  constexpr int STEP = THREADS / CHUNKS;
+  static_assert(THREADS % CHUNKS == 0 && ROWS % STEP == 0, "whole rows per pass");
+  int row = tid / CHUNKS;
+  const u16* src = gmem + row * row_stride + (tid % CHUNKS) * 8;
+  const i64 src_step = STEP * row_stride;
+  u32 dst = smem_u32(smem + row * PITCH + (tid % CHUNKS) * 8);
+  #pragma unroll 2
+  for (int it = 0; it < ROWS / STEP; ++it) {
+    const bool valid = row < valid_rows;
+    cp_async16(dst, valid ? src : gmem, valid);
+    src += src_step;
+    dst += STEP * PITCH * 2;
+    row += STEP;
+  }
+}
+
+// Warp grids of the three GEMM shapes (rows x columns of warps) and each warp's tile.
+#define WN_S (FA_WARPS / FA_BWD_WM_S)
+#define TM_S (FA_BM / FA_BWD_WM_S)
+#define TN_S (FA_BN / WN_S)
+#define WD_KV (FA_WARPS / FA_BWD_WN_KV)
+#define TN_KV (FA_BN / FA_BWD_WN_KV)
+#define TD_K (D_PAD / WD_KV)
+#define TD_V (DV_PAD / WD_KV)
+#define NBUF (FA_BWD_DOUBLE ? 2 : 1)
+
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
+flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
+  const u16* __restrict__ q = params.q;
+  const u16* __restrict__ k = params.k;
+  const u16* __restrict__ v = params.v;
+  const u16* __restrict__ dout = params.dout;
+  const float* __restrict__ lse2 = params.lse2;
+  const float* __restrict__ delta = params.delta;
+  float* __restrict__ dq_accum = params.dq_accum;
+  u16* __restrict__ dk = params.dk;
+  u16* __restrict__ dv = params.dv;
+  const i64 q_bs = params.q_strides.batch, q_rs = params.q_strides.row, q_hs = params.q_strides.head;
+  const i64 k_bs = params.k_strides.batch, k_rs = params.k_strides.row, k_hs = params.k_strides.head;
+  const i64 v_bs = params.v_strides.batch, v_rs = params.v_strides.row, v_hs = params.v_strides.head;
+  const i64 do_bs = params.dout_strides.batch, do_rs = params.dout_strides.row, do_hs = params.dout_strides.head;
+  const i64 dk_bs = params.dk_strides.batch, dk_rs = params.dk_strides.row, dk_hs = params.dk_strides.head;
+  const i64 dv_bs = params.dv_strides.batch, dv_rs = params.dv_strides.row, dv_hs = params.dv_strides.head;
+  const int sq = params.seqlen_q, sk = params.seqlen_k, group = params.group;
+  const float scale = params.scale, softcap = params.softcap;
+  const int left = params.window_left, right = params.window_right, key_block_base = params.key_block_base;
+  static_assert(TM_S % 16 == 0 && TN_S % 8 == 0 && TN_KV % 16 == 0 && TD_K % 8 == 0 && TD_V % 8 == 0
+                && TM_Q % 16 == 0 && TD_Q % 8 == 0 && FA_BM % 16 == 0 && FA_BN % 16 == 0, "warp tiles");
+  extern __shared__ __align__(128) u16 smem[];
+  u16* sK = smem;                                   // [FA_BN][QK_PITCH]
+  u16* sV = sK + FA_BN * QK_PITCH;                  // [FA_BN][V_PITCH]
+  u16* sQbuf = sV + FA_BN * V_PITCH;                // [NBUF][FA_BM][QK_PITCH]
+  u16* sdObuf = sQbuf + NBUF * FA_BM * QK_PITCH;    // [NBUF][FA_BM][V_PITCH]
+  u16* sP = sdObuf + NBUF * FA_BM * V_PITCH;        // [FA_BM][P_PITCH], queries x keys
+  u16* sdS = sP + FA_BM * P_PITCH;                  // [FA_BM][P_PITCH]
+  float* sLSEbuf = (float*)(sdS + FA_BM * P_PITCH); // [NBUF][FA_BM]
+  float* sDeltabuf = sLSEbuf + NBUF * FA_BM;        // [NBUF][FA_BM]
+  // Then, with FA_DQ_BULK, the dQ pieces: [FA_WARPS][DQ_PIECE] floats, addressed as a constant
+  // offset from the shared window (a pointer kept live through the loop costs registers).
+#define SDQ_BYTES ((FA_BN * (QK_PITCH + V_PITCH) + NBUF * FA_BM * (QK_PITCH + V_PITCH) \
+    + 2 * FA_BM * P_PITCH) * 2 + 2 * NBUF * FA_BM * 4)
+  // With FA_DQ_BULK 2 the first PIECES_IN_Q pieces fill the Q buffer, the rest the dO buffer.
+#define PIECES_IN_Q (FA_BM * QK_PITCH * 2 / (DQ_PIECE * 4) < FA_WARPS ? FA_BM * QK_PITCH * 2 / (DQ_PIECE * 4) : FA_WARPS)
+#if FA_DQ_BULK == 2
+  static_assert(FA_BWD_DOUBLE && FA_WARPS - PIECES_IN_Q <= FA_BM * V_PITCH * 2 / (DQ_PIECE * 4), "dQ pieces fit the Q/dO buffer");
+#endif
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t = lane % 4;
+  // key_block_base > 0 only in the deterministic mode, which launches one key block at a time.
+  const int key_block = blockIdx.x + key_block_base;
+  const int n0 = key_block * FA_BN;
+  const int kv_head = blockIdx.y, batch = blockIdx.z;
+  const int hq = gridDim.y * group;
+  const int off = sk - sq;   // bottom-right alignment
+
+  load_tile<FA_BN, FA_D, D_PAD, QK_PITCH, THREADS>(sK, k + batch * k_bs + kv_head * k_hs + (i64)n0 * k_rs, k_rs, sk - n0, tid);
+  load_tile<FA_BN, FA_DV, DV_PAD, V_PITCH, THREADS>(sV, v + batch * v_bs + kv_head * v_hs + (i64)n0 * v_rs, v_rs, sk - n0, tid);
+  cp_async_commit();
+
+  // The query blocks that see a key of this block: [m_first, m_last).
+  const Mask<MASK> mask(sq, sk, left, right);
+  const BlockRange query_blocks = mask.query_blocks<FA_BM, FA_BN>(n0, sq);
+  const int m_first = query_blocks.lo;
+  const int m_last = query_blocks.hi;
+
+#if FA_SOFTCAP
+  const float pre = scale / softcap;
+  const float scale_log2 = FA_LOG2E;
+#else
+  const float scale_log2 = scale * FA_LOG2E;
+#endif
+
+  // This warp's tiles in the three warp grids.
+  const int s_m = (warp / WN_S) * TM_S, s_n = (warp % WN_S) * TN_S;
+  const int kv_n = (warp / WD_KV) * TN_KV, kv_d = (warp % WD_KV);
+  const int q_m = (warp / WD_Q) * TM_Q, q_d = (warp % WD_Q) * TD_Q;
+
+  float acc_dk[TN_KV / 16][TD_K / 8][4];
+  float acc_dv[TN_KV / 16][TD_V / 8][4];
+  zero(acc_dk);
+  zero(acc_dv);
+
+  // Steps run over (query head of the group, query block), each key block starting at another
+  // one (rotated by blockIdx.x), so the CTAs running at the same time add into different dQ rows
+  // instead of all into the same ones (neutral to +2%, run 5); step s uses buffer s % NBUF.
+  // The walk keeps (head in the group, block) and advances it, rather than dividing the step
+  // index by blocks_per_head every step (two integer divisions, ~50 instructions per step).
+  const int blocks_per_head = m_last - m_first;
+  const int steps = group * blocks_per_head;
+  const int rot0 = steps > 0 ? (int)((unsigned)key_block % (unsigned)steps) : 0;
+  int walk_head = steps > 0 ? rot0 / blocks_per_head : 0;
+  int walk_block = steps > 0 ? rot0 - walk_head * blocks_per_head : 0;
+  // The (head, block) after (h, b).
+  auto advance = [&](int& h, int& b) {
+    if (++b == blocks_per_head) {
+      b = 0;
+      h = h + 1 == group ? 0 : h + 1;
+    }
+  };
+  auto issue_load = [&](int step, int head_in_group, int block) {
+    const int head = kv_head * group + head_in_group;
+    const int m0 = (m_first + block) * FA_BM;
+    const int buf = step % NBUF;
+    const u16* q_tile = q + batch * q_bs + head * q_hs + (i64)m0 * q_rs;
+    const u16* do_tile = dout + batch * do_bs + head * do_hs + (i64)m0 * do_rs;
+#if FIXED_LOADS
+    load_rows<FA_BM, FA_D, QK_PITCH>(sQbuf + buf * FA_BM * QK_PITCH, q_tile, q_rs, sq - m0, tid);
+    load_rows<FA_BM, FA_DV, V_PITCH>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
+#elif STRIDED_LOADS
+    load_rows_strided<FA_BM, FA_D, QK_PITCH>(sQbuf + buf * FA_BM * QK_PITCH, q_tile, q_rs, sq - m0, tid);
+    load_rows_strided<FA_BM, FA_DV, V_PITCH>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
+#else
+    load_tile<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQbuf + buf * FA_BM * QK_PITCH, q_tile, q_rs, sq - m0, tid);
+    load_tile<FA_BM, FA_DV, DV_PAD, V_PITCH, THREADS>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
+#endif
+    const i64 ws = ((i64)batch * hq + head) * sq;
+    // A compile-time trip count (usually one pass, FA_BM <= THREADS): the generic strided
+    // loop compiled into an unrolled loop with a remainder, ~35 instructions for one row.
+    #pragma unroll
+    for (int pass = 0; pass < (FA_BM + THREADS - 1) / THREADS; ++pass) {
+      const int r = tid + pass * THREADS;
+      if (FA_BM % THREADS == 0 || r < FA_BM) {
+        // Rows past sq are masked out below; their LSE and D are zero-filled.
+        bool in = m0 + r < sq;
+        cp_async4(smem_u32(sLSEbuf + buf * FA_BM + r), lse2 + (in ? ws + m0 + r : 0), in);
+        cp_async4(smem_u32(sDeltabuf + buf * FA_BM + r), delta + (in ? ws + m0 + r : 0), in);
+      }
+    }
+    cp_async_commit();
+  };
+  if (steps > 0) issue_load(0, walk_head, walk_block);
+
+  for (int step = 0; step < steps; ++step) {
+    const int head = kv_head * group + walk_head;
+    const int m0 = (m_first + walk_block) * FA_BM;
+    const int buf = step % NBUF;
+    int next_head = walk_head, next_block = walk_block;
+    advance(next_head, next_block);
+    const u16* sQ = sQbuf + buf * FA_BM * QK_PITCH;
+    const u16* sdO = sdObuf + buf * FA_BM * V_PITCH;
+    const float* sLSE = sLSEbuf + buf * FA_BM;
+    const float* sDelta = sDeltabuf + buf * FA_BM;
+    cp_async_wait<0>();
+    // This step's Q, dO, LSE, D (and K, V on the first step) landed; every warp is done with
+    // the previous step, so the other buffer, sP and sdS may be overwritten.
+    __syncthreads();
+
+    {
+      // S = Q K^T and dP = dO V^T for this warp's TM_S queries x TN_S keys.
+      float acc_s[TM_S / 16][TN_S / 8][4];
+      float acc_dp[TM_S / 16][TN_S / 8][4];
+      zero(acc_s);
+      zero(acc_dp);
+      warp_gemm<TM_S / 16, TN_S / 8, D_PAD / 16, false, false, QK_PITCH, QK_PITCH>(
+          acc_s, sQ + s_m * QK_PITCH, sK + s_n * QK_PITCH, lane);
+      warp_gemm<TM_S / 16, TN_S / 8, DV_PAD / 16, false, false, V_PITCH, V_PITCH>(
+          acc_dp, sdO + s_m * V_PITCH, sV + s_n * V_PITCH, lane);
+      // The next step's loads into the other buffer (free since the barrier above), issued
+      // here rather than before the GEMMs: their address arithmetic then fills issue slots
+      // while the MMAs drain instead of delaying the GEMMs' start.
+      if (FA_BWD_DOUBLE && FA_DQ_BULK != 2 && step + 1 < steps) issue_load(step + 1, next_head, next_block);
+
+      // P = exp2(s * c - lse2), zero where masked or out of range; dS = P * (dP - D)
+      // (times the softcap derivative). Both to shared memory as [query][key].
+      const bool need_mask = m0 + FA_BM > sq || mask.tile_needs_mask<FA_BM, FA_BN>(m0, n0);
+      #pragma unroll
+      for (int i = 0; i < TM_S / 16; ++i) {
+        #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = s_m + i * 16 + h * 8 + g;   // query within the block
+          const float row_lse = sLSE[row], row_delta = sDelta[row];
+          // The row's visible keys (as absolute key indices: offsets from key 0). Relative to the
+          // thread's first column, as the other kernels take them, the d = 128 kernel spills.
+          ColumnRange keys;
+          keys.lo = 0;
+          keys.hi = sk - 1;
+          if (need_mask) keys = mask.key_columns(m0 + row, 0);
+          // A masked and an unmasked copy of the row, chosen per step: the unmasked one (most steps)
+          // spends no compare on its elements.
+          auto row_elements = [&](auto masked) {
+            constexpr bool MASKED = decltype(masked)::value;
+            const bool row_in = m0 + row < sq;
+            #pragma unroll
+            for (int j = 0; j < TN_S / 8; ++j) {
+              float pv[2], dsv[2];
+              #pragma unroll
+              for (int e = 0; e < 2; ++e) {
+                float s = acc_s[i][j][h * 2 + e];
+#if FA_SOFTCAP
+                const float th = tanh_approx(s * pre);
+                s = softcap * th;
+#endif
+                float p = ex2(s * scale_log2 - row_lse);
+                if (MASKED) {
+                  const int key = n0 + s_n + j * 8 + 2 * t + e;
+                  if (!row_in || keys.hides(key)) p = 0.f;
+                }
+                float ds = p * (acc_dp[i][j][h * 2 + e] - row_delta);
+#if FA_SOFTCAP
+                ds *= 1.f - th * th;
+#endif
+                pv[e] = p;
+                dsv[e] = ds;
+              }
+              const int col = s_n + j * 8 + 2 * t;
+              *(u32*)(sP + row * P_PITCH + col) = pack2(pv[0], pv[1]);
+              *(u32*)(sdS + row * P_PITCH + col) = pack2(dsv[0], dsv[1]);
+            }
+          };
+          if (need_mask) row_elements(StaticFlag<true>());
+          else row_elements(StaticFlag<false>());
+        }
+      }
+    }
+#if FA_DQ_BULK == 2
+    // The previous step's pieces, in the buffer the next loads go to, must have been read.
+    if (lane == 0) bulk_wait_read();
+#endif
+    __syncthreads();   // sP and sdS complete
+#if FA_DQ_BULK == 2
+    if (step + 1 < steps) issue_load(step + 1, next_head, next_block);
+#endif
+
+    // dV += P^T dO and dK += dS^T Q for this warp's TN_KV keys x head-dim slice.
+    warp_gemm<TN_KV / 16, TD_V / 8, FA_BM / 16, true, true, P_PITCH, V_PITCH>(
+        acc_dv, sP + kv_n, sdO + kv_d * TD_V, lane);
+    warp_gemm<TN_KV / 16, TD_K / 8, FA_BM / 16, true, true, P_PITCH, QK_PITCH>(
+        acc_dk, sdS + kv_n, sQ + kv_d * TD_K, lane);
+
+    {
+      // dQ[m0.., :] += dS K for this warp's TM_Q queries x TD_Q columns.
+      float acc_dq[TM_Q / 16][TD_Q / 8][4];
+      zero(acc_dq);
+      warp_gemm<TM_Q / 16, TD_Q / 8, FA_BN / 16, false, true, P_PITCH, QK_PITCH>(
+          acc_dq, sdS + q_m * P_PITCH, sK + q_d, lane);
+#if FA_DQ_BULK
+      // This warp's piece: wait until the previous step's reduction has read it, stage the
+      // fragments, make them visible to the async proxy, and hand the piece to the TMA unit.
+      // The lane is read from %laneid here so that ptxas computes the store addresses in the
+      // loop: hoisted out of it, they stay live through the GEMMs and spill.
+      u32 lane_now;
+      asm volatile("mov.u32 %0, %%laneid;\n" : "=r"(lane_now));
+#if FA_DQ_BULK == 2
+      __syncthreads();   // every warp is done with this step's Q and dO
+      const u32 piece = warp < PIECES_IN_Q ? smem_u32(sQ) + warp * DQ_PIECE * 4
+                                           : smem_u32(sdO) + (warp - PIECES_IN_Q) * DQ_PIECE * 4;
+#else
+      const u32 piece = smem_u32(smem) + SDQ_BYTES + warp * DQ_PIECE * 4;
+      if (lane == 0) bulk_wait_read();
+      __syncwarp();
+#endif
+      // dq_piece_offset(r, c) for r = 16 i + 8 h + g and c = 8 j + 2 t, spelled out: every row
+      // of this lane has r mod 8 = g, so column chunk j lands in chunk j ^ (g mod DQ_SWIZZLE)
+      // and the (i, h) rows are immediate offsets from one address per chunk.
+      const u32 g_now = (lane_now >> 2) & 7, t_now = lane_now & 3;
+      const u32 row_base = piece + (g_now * TD_Q + 2 * t_now) * 4;
+      const u32 chunk_xor = (g_now & (DQ_SWIZZLE - 1)) * 32;
+      #pragma unroll
+      for (int j = 0; j < TD_Q / 8; ++j) {
+        const u32 address = row_base + (((u32)j * 32) ^ chunk_xor);
+        #pragma unroll
+        for (int i = 0; i < TM_Q / 16; ++i) {
+          #pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n"
+                         :: "r"(address + (i * 16 + h * 8) * TD_Q * 4),
+                            "f"(acc_dq[i][j][h * 2]), "f"(acc_dq[i][j][h * 2 + 1]));
+          }
+        }
+      }
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+      __syncwarp();
+      if (lane == 0) {
+        bulk_reduce_add(dq_accum + dq_piece_index(batch, head, hq, sq, m0 / FA_BM, warp) * DQ_PIECE, piece, DQ_PIECE * 4);
+      }
+#else
+      #pragma unroll
+      for (int i = 0; i < TM_Q / 16; ++i) {
+        #pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row = m0 + q_m + i * 16 + h * 8 + g;
+          if (row < sq) {
+            float* dst = dq_accum + (((i64)batch * sq + row) * hq + head) * FA_D;
+            #pragma unroll
+            for (int j = 0; j < TD_Q / 8; ++j) {
+              const int col = q_d + j * 8 + 2 * t;
+              if (col < FA_D) red_add2(dst + col, acc_dq[i][j][h * 2], acc_dq[i][j][h * 2 + 1]);
+            }
+          }
+        }
+      }
+#endif
+    }
+    if (!FA_BWD_DOUBLE && step + 1 < steps) {
+      __syncthreads();   // the single buffer is free
+      issue_load(step + 1, next_head, next_block);
+    }
+    walk_head = next_head;
+    walk_block = next_block;
+  }
+
+#if FA_DQ_BULK
+  if (lane == 0) bulk_wait_all();   // the shared memory stays until the reductions have read it
+#endif
+  // Write dK (scaled) and dV for this warp's keys.
+  #pragma unroll
+  for (int i = 0; i < TN_KV / 16; ++i) {
+    #pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int key = n0 + kv_n + i * 16 + h * 8 + g;
+      if (key < sk) {
+        u16* pk = dk + batch * dk_bs + kv_head * dk_hs + (i64)key * dk_rs;
+        #pragma unroll
+        for (int j = 0; j < TD_K / 8; ++j) {
+          const int col = kv_d * TD_K + j * 8 + 2 * t;
+          if (col < FA_D) *(u32*)(pk + col) = pack2(acc_dk[i][j][h * 2] * scale, acc_dk[i][j][h * 2 + 1] * scale);
+        }
+        u16* pv = dv + batch * dv_bs + kv_head * dv_hs + (i64)key * dv_rs;
+        #pragma unroll
+        for (int j = 0; j < TD_V / 8; ++j) {
+          const int col = kv_d * TD_V + j * 8 + 2 * t;
+          if (col < FA_DV) *(u32*)(pv + col) = pack2(acc_dv[i][j][h * 2], acc_dv[i][j][h * 2 + 1]);
+        }
+      }
+    }
+  }
+}
+#endif

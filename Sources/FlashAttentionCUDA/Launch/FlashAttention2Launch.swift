@@ -1,0 +1,93 @@
+import FlashAttentionCore
+import _FlashAttentionKernelABI
+
+/// Launches of the FlashAttention-2 kernels (`Kernels/sm80/`): each fills its kernel's
+/// parameter struct and grid.
+enum FlashAttention2Launch {
+  /// O and LSE: one CTA per (query block, head, batch).
+  static func forward(
+    _ arguments: ForwardArguments, key: FlashAttention2Key, device: CUDADevice, stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let shape = arguments.shape
+    let (left, right) = kernelWindow(arguments.mask)
+    let parameters = FAForwardParams(
+      q: devicePointer(arguments.q.deviceAddress), k: devicePointer(arguments.k.deviceAddress),
+      v: devicePointer(arguments.v.deviceAddress), o: deviceMutablePointer(arguments.out.deviceAddress),
+      lse: deviceMutablePointer(arguments.lse.deviceAddress),
+      q_strides: FAStrides(arguments.q), k_strides: FAStrides(arguments.k), v_strides: FAStrides(arguments.v),
+      o_strides: FAStrides(arguments.out), lse_strides: FAStatsStrides(arguments.lse),
+      seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize),
+      scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right)
+    try device.loadedKernel(key).launch(
+      grid: ((shape.seqlenQ + key.tile.blockM - 1) / key.tile.blockM, shape.headsQ, shape.batch),
+      block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
+  }
+
+  /// D = rowsum(dO ∘ O) and the LSE in log2 units into the scratch, one warp per query row.
+  static func preprocess(
+    _ arguments: BackwardArguments, key: FlashAttention2Key, scratch: BackwardScratch, device: CUDADevice,
+    stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let shape = arguments.shape
+    let parameters = FABackwardPreprocessParams(
+      o: devicePointer(arguments.out.deviceAddress), dout: devicePointer(arguments.dOut.deviceAddress),
+      lse: devicePointer(arguments.lse.deviceAddress), lse2: deviceMutablePointer(scratch.lse2),
+      delta: deviceMutablePointer(scratch.delta), o_strides: FAStrides(arguments.out),
+      dout_strides: FAStrides(arguments.dOut), lse_strides: FAStatsStrides(arguments.lse),
+      seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ))
+    try device.loadedKernel(key).launch(
+      grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
+      stream: stream)
+  }
+
+  /// dK and dV per key block, dQ added into the scratch's accumulator. In the deterministic mode
+  /// the key blocks run one launch after another, so each dQ element gets at most one addition
+  /// per launch, in a fixed order.
+  static func keyValue(
+    _ arguments: BackwardArguments, key: FlashAttention2Key, scratch: BackwardScratch, device: CUDADevice,
+    stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let shape = arguments.shape
+    let (left, right) = kernelWindow(arguments.mask)
+    var parameters = FABackwardKeyValueParams(
+      q: devicePointer(arguments.q.deviceAddress), k: devicePointer(arguments.k.deviceAddress),
+      v: devicePointer(arguments.v.deviceAddress), dout: devicePointer(arguments.dOut.deviceAddress),
+      lse2: devicePointer(scratch.lse2), delta: devicePointer(scratch.delta),
+      dq_accum: deviceMutablePointer(scratch.accumulator), dk: deviceMutablePointer(arguments.dK.deviceAddress),
+      dv: deviceMutablePointer(arguments.dV.deviceAddress), q_strides: FAStrides(arguments.q),
+      k_strides: FAStrides(arguments.k), v_strides: FAStrides(arguments.v), dout_strides: FAStrides(arguments.dOut),
+      dk_strides: FAStrides(arguments.dK), dv_strides: FAStrides(arguments.dV), seqlen_q: Int32(shape.seqlenQ),
+      seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize), scale: arguments.scale,
+      softcap: arguments.options.softcap, window_left: left, window_right: right, key_block_base: 0)
+    let blocks = (shape.seqlenK + key.tile.blockN - 1) / key.tile.blockN
+    let function = try device.loadedKernel(key)
+    if arguments.options.deterministic {
+      for base in 0..<blocks {
+        parameters.key_block_base = Int32(base)
+        try function.launch(
+          grid: (1, shape.headsKV, shape.batch), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes,
+          parameters: parameters, stream: stream)
+      }
+    } else {
+      try function.launch(
+        grid: (blocks, shape.headsKV, shape.batch), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes,
+        parameters: parameters, stream: stream)
+    }
+  }
+
+  /// dQ = scale · accumulator in the storage dtype; `key`'s tile says the accumulator's layout.
+  static func convert(
+    _ arguments: BackwardArguments, key: FlashAttention2Key, scratch: BackwardScratch, device: CUDADevice,
+    stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let shape = arguments.shape
+    let parameters = FABackwardConvertParams(
+      dq_accum: devicePointer(scratch.accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
+      dq_strides: FAStrides(arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
+      scale: arguments.scale)
+    let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
+    try device.loadedKernel(key).launch(
+      grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,
+      stream: stream)
+  }
+}

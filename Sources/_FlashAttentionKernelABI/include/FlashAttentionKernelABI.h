@@ -1,0 +1,497 @@
+// The parameters of every CUDA kernel of FlashAttentionCUDA: one struct per kernel, declared
+// once here and read by both sides of the launch. Swift imports this header through the Clang
+// importer (the `_FlashAttentionKernelABI` module) and fills a struct; NVRTC compiles it into the
+// kernels (the EmbedKernelSources plugin embeds it beside them), which take that struct as one
+// `const __grid_constant__` parameter. The static asserts at the end pin every field's offset
+// and every struct's size on both compilers; `KernelABILayoutTests` checks what Swift imported.
+//
+// Conventions: element strides (not bytes) of `[batch, seqlen, heads, dim]` tensors with a unit
+// last stride; LSE-like row statistics `[batch, heads, seqlen]`; a window bound of -1 is
+// unbounded. Device pointers are plain pointers here; kernels bind them to `__restrict__` locals
+// (restrict on a struct member is ignored, and the read-only loads need it).
+#ifndef FLASH_ATTENTION_KERNEL_ABI_H
+#define FLASH_ATTENTION_KERNEL_ABI_H
+
+#ifdef __CUDACC_RTC__
+// NVRTC has no C library headers.
+typedef long long fa_i64;
+typedef unsigned long long fa_u64;
+typedef int fa_i32;
+typedef unsigned short fa_u16;
+#define FA_ABI_ASSERT(condition, message) static_assert(condition, message)
+#else
+#include <stdint.h>
+typedef int64_t fa_i64;
+typedef uint64_t fa_u64;
+typedef int32_t fa_i32;
+typedef uint16_t fa_u16;
+#ifdef __cplusplus
+#define FA_ABI_ASSERT(condition, message) static_assert(condition, message)
+#else
+#define FA_ABI_ASSERT(condition, message) _Static_assert(condition, message)
+#endif
+#endif
+
+#ifdef __CUDACC_RTC__
+// NVRTC has neither `offsetof` nor `__builtin_offsetof`; its front end's constant-folding
+// address builtin gives the same number.
+#define FA_ABI_OFFSET(type, field) __INTADDR__(&(((type*)0)->field))
+#else
+#define FA_ABI_OFFSET(type, field) __builtin_offsetof(type, field)
+#endif
+
+/// Element strides of a `[batch, seqlen, heads, dim]` tensor (the last stride is 1).
+typedef struct FAStrides {
+  fa_i64 batch;
+  fa_i64 row;
+  fa_i64 head;
+} FAStrides;
+
+/// Element strides of row statistics (LSE) `[batch, heads, seqlen]` (the last stride is 1).
+typedef struct FAStatsStrides {
+  fa_i64 batch;
+  fa_i64 head;
+} FAStatsStrides;
+
+/// A TMA descriptor (`CUtensorMap`), written by `cuTensorMapEncodeTiled` in place. The device
+/// needs it 64-byte aligned; Swift cannot import a type aligned beyond 16 bytes, so the host sees
+/// it without the attribute, and the structs that hold it keep every map at a multiple of 64
+/// bytes and end in explicit padding, so both sides agree on every offset and on the size.
+#ifdef __CUDACC_RTC__
+#define FA_TENSOR_MAP_ALIGNMENT __attribute__((aligned(64)))
+#else
+#define FA_TENSOR_MAP_ALIGNMENT
+#endif
+typedef struct FA_TENSOR_MAP_ALIGNMENT FATensorMap {
+  fa_u64 words[16];
+} FATensorMap;
+
+// -------------------------------------------------------------------------------------------
+// FlashAttention-2 kernels (sm80 and later): sm80/forward.cu, sm80/backward.cu
+// -------------------------------------------------------------------------------------------
+
+/// `flash_forward`: O and LSE for one (query block, head, batch) per CTA.
+typedef struct FAForwardParams {
+  const fa_u16* q;
+  const fa_u16* k;
+  const fa_u16* v;
+  fa_u16* o;
+  float* lse;
+  FAStrides q_strides;
+  FAStrides k_strides;
+  FAStrides v_strides;
+  FAStrides o_strides;
+  FAStatsStrides lse_strides;
+  fa_i32 seqlen_q;
+  fa_i32 seqlen_k;
+  /// Query heads per kv head (GQA).
+  fa_i32 group;
+  float scale;
+  /// 0: no softcap.
+  float softcap;
+  fa_i32 window_left;
+  fa_i32 window_right;
+} FAForwardParams;
+
+/// `flash_backward_preprocess`: D = rowsum(dO * O) and the LSE in log2 units, per query row.
+typedef struct FABackwardPreprocessParams {
+  const fa_u16* o;
+  const fa_u16* dout;
+  const float* lse;
+  /// `[batch, heads_q, seqlen_q]`, contiguous.
+  float* lse2;
+  float* delta;
+  FAStrides o_strides;
+  FAStrides dout_strides;
+  FAStatsStrides lse_strides;
+  fa_i32 seqlen_q;
+  fa_i32 heads_q;
+} FABackwardPreprocessParams;
+
+/// `flash_backward_kv`: dK and dV of one key block, dQ added into an fp32 accumulator.
+typedef struct FABackwardKeyValueParams {
+  const fa_u16* q;
+  const fa_u16* k;
+  const fa_u16* v;
+  const fa_u16* dout;
+  const float* lse2;
+  const float* delta;
+  float* dq_accum;
+  fa_u16* dk;
+  fa_u16* dv;
+  FAStrides q_strides;
+  FAStrides k_strides;
+  FAStrides v_strides;
+  FAStrides dout_strides;
+  FAStrides dk_strides;
+  FAStrides dv_strides;
+  fa_i32 seqlen_q;
+  fa_i32 seqlen_k;
+  fa_i32 group;
+  float scale;
+  float softcap;
+  fa_i32 window_left;
+  fa_i32 window_right;
+  /// The first key block of this launch (the deterministic mode launches one at a time).
+  fa_i32 key_block_base;
+} FABackwardKeyValueParams;
+
+/// `flash_backward_convert_dq`: dQ = scale * accumulator, in the storage dtype.
+typedef struct FABackwardConvertParams {
+  const float* dq_accum;
+  fa_u16* dq;
+  FAStrides dq_strides;
+  fa_i32 seqlen_q;
+  fa_i32 heads_q;
+  float scale;
+} FABackwardConvertParams;
+
+// -------------------------------------------------------------------------------------------
+// Hopper kernels (sm_90a): hopper/forward.cu, hopper/backward.cu, hopper/backward_dq.cu
+// -------------------------------------------------------------------------------------------
+
+/// `flash_fwd_hopper`: work items (pairs of query blocks) taken round-robin by the blocks.
+typedef struct FAHopperForwardParams {
+  FATensorMap tm_q;
+  FATensorMap tm_k;
+  FATensorMap tm_v;
+  fa_u16* o;
+  float* lse;
+  fa_i32 seqlen_q;
+  fa_i32 seqlen_k;
+  fa_i32 heads_q;
+  fa_i32 group;
+  /// Query blocks per (batch, head), and work items in all.
+  fa_i32 m_blocks;
+  fa_i32 num_items;
+  FAStrides o_strides;
+  FAStatsStrides lse_strides;
+  /// scale * log2(e).
+  float scale_log2;
+  /// scale / softcap (0 without softcap).
+  float softcap_over;
+  /// softcap * log2(e).
+  float softcap_log2;
+  fa_i32 window_left;
+  fa_i32 window_right;
+  /// To a multiple of 64 bytes, the device's alignment of the struct.
+  fa_i32 padding[7];
+} FAHopperForwardParams;
+
+/// `flash_bwd_hopper`: dK and dV of one key block (and, in the fused form, dQ additions).
+typedef struct FAHopperBackwardParams {
+  FATensorMap tm_q;
+  FATensorMap tm_k;
+  FATensorMap tm_v;
+  FATensorMap tm_dout;
+  /// The preprocess's LSE2 and D, `[batch, heads_q, seqlen_q]`, contiguous.
+  const float* lse2;
+  const float* delta;
+  /// `[batch, seqlen_q, heads_q, head_dim]` fp32 (fused form; unused in the split form).
+  float* dq_accum;
+  fa_u16* dk;
+  fa_u16* dv;
+  FAStrides dk_strides;
+  FAStrides dv_strides;
+  fa_i32 seqlen_q;
+  fa_i32 seqlen_k;
+  fa_i32 heads_q;
+  fa_i32 group;
+  float scale;
+  /// scale * log2(e).
+  float scale_log2;
+  fa_i32 window_left;
+  fa_i32 window_right;
+  /// To a multiple of 64 bytes, the device's alignment of the struct.
+  fa_i32 padding[2];
+} FAHopperBackwardParams;
+
+/// `flash_bwd_dq_hopper`: dQ of one query block, written once (the split backward).
+typedef struct FAHopperBackwardDQParams {
+  FATensorMap tm_q;
+  FATensorMap tm_k;
+  FATensorMap tm_v;
+  FATensorMap tm_dout;
+  const float* lse2;
+  const float* delta;
+  fa_u16* dq;
+  FAStrides dq_strides;
+  fa_i32 seqlen_q;
+  fa_i32 seqlen_k;
+  fa_i32 heads_q;
+  fa_i32 group;
+  float scale;
+  float scale_log2;
+  fa_i32 window_left;
+  fa_i32 window_right;
+  /// To a multiple of 64 bytes, the device's alignment of the struct.
+  fa_i32 padding[12];
+} FAHopperBackwardDQParams;
+
+// -------------------------------------------------------------------------------------------
+// Standard attention (the benchmark's baseline): standard/standard_attention.cu
+// -------------------------------------------------------------------------------------------
+
+/// `standard_gemm_abt`: C = A B^T per (batch, query head) over the head dim, then by `mode`:
+/// 0 S = scale C (hidden keys -inf), 1 P = exp(scale C - LSE) (hidden 0), 2 C (dP = dO V^T).
+typedef struct FAStandardScoresParams {
+  const fa_u16* a;
+  FAStrides a_strides;
+  const fa_u16* b;
+  FAStrides b_strides;
+  float* c;
+  const float* lse;
+  FAStatsStrides lse_strides;
+  fa_i32 rows;
+  fa_i32 columns;
+  fa_i32 depth;
+  fa_i32 heads_q;
+  fa_i32 group;
+  float scale;
+  fa_i32 window_left;
+  fa_i32 window_right;
+  fa_i32 mode;
+} FAStandardScoresParams;
+
+/// `standard_softmax`: each row of S to P in place, and its LSE.
+typedef struct FAStandardSoftmaxParams {
+  float* scores;
+  float* lse;
+  FAStatsStrides lse_strides;
+  fa_i32 seqlen_q;
+  fa_i32 seqlen_k;
+  fa_i32 heads_q;
+} FAStandardSoftmaxParams;
+
+/// `standard_gemm_pb` (P B) and `standard_gemm_ptb` (P^T B): an fp32 matrix per (batch, query
+/// head) times a tensor, times `factor`, into the storage dtype (P^T B sums the GQA group).
+typedef struct FAStandardProductParams {
+  const float* p;
+  const fa_u16* b;
+  FAStrides b_strides;
+  fa_u16* out;
+  FAStrides out_strides;
+  fa_i32 seqlen_q;
+  fa_i32 seqlen_k;
+  fa_i32 width;
+  fa_i32 heads_q;
+  fa_i32 group;
+  float factor;
+} FAStandardProductParams;
+
+/// `standard_softmax_backward`: dS = P (dP - rowsum(dO O)) in place of dP.
+typedef struct FAStandardSoftmaxBackwardParams {
+  const float* p;
+  float* ds;
+  const fa_u16* dout;
+  FAStrides dout_strides;
+  const fa_u16* out;
+  FAStrides out_strides;
+  fa_i32 seqlen_q;
+  fa_i32 seqlen_k;
+  fa_i32 head_dim_v;
+  fa_i32 heads_q;
+} FAStandardSoftmaxBackwardParams;
+
+// -------------------------------------------------------------------------------------------
+// The layout, pinned: Swift (Clang) and NVRTC must agree on every offset, or a kernel reads
+// garbage. Append new fields at the end of a struct and add their lines here.
+// -------------------------------------------------------------------------------------------
+
+#define FA_ABI_SIZE(type, size) FA_ABI_ASSERT(sizeof(type) == size, #type " size")
+#define FA_ABI_FIELD(type, field, offset) \
+  FA_ABI_ASSERT(FA_ABI_OFFSET(type, field) == offset, #type "." #field " offset")
+
+FA_ABI_SIZE(FAStrides, 24);
+FA_ABI_FIELD(FAStrides, batch, 0);
+FA_ABI_FIELD(FAStrides, row, 8);
+FA_ABI_FIELD(FAStrides, head, 16);
+
+FA_ABI_SIZE(FAStatsStrides, 16);
+FA_ABI_FIELD(FAStatsStrides, batch, 0);
+FA_ABI_FIELD(FAStatsStrides, head, 8);
+
+FA_ABI_SIZE(FATensorMap, 128);
+#ifdef __CUDACC_RTC__
+FA_ABI_ASSERT(alignof(FATensorMap) == 64 && alignof(FAHopperForwardParams) == 64, "tensor maps 64-byte aligned");
+#endif
+FA_ABI_FIELD(FATensorMap, words, 0);
+
+FA_ABI_SIZE(FAForwardParams, 184);
+FA_ABI_FIELD(FAForwardParams, q, 0);
+FA_ABI_FIELD(FAForwardParams, k, 8);
+FA_ABI_FIELD(FAForwardParams, v, 16);
+FA_ABI_FIELD(FAForwardParams, o, 24);
+FA_ABI_FIELD(FAForwardParams, lse, 32);
+FA_ABI_FIELD(FAForwardParams, q_strides, 40);
+FA_ABI_FIELD(FAForwardParams, k_strides, 64);
+FA_ABI_FIELD(FAForwardParams, v_strides, 88);
+FA_ABI_FIELD(FAForwardParams, o_strides, 112);
+FA_ABI_FIELD(FAForwardParams, lse_strides, 136);
+FA_ABI_FIELD(FAForwardParams, seqlen_q, 152);
+FA_ABI_FIELD(FAForwardParams, seqlen_k, 156);
+FA_ABI_FIELD(FAForwardParams, group, 160);
+FA_ABI_FIELD(FAForwardParams, scale, 164);
+FA_ABI_FIELD(FAForwardParams, softcap, 168);
+FA_ABI_FIELD(FAForwardParams, window_left, 172);
+FA_ABI_FIELD(FAForwardParams, window_right, 176);
+
+FA_ABI_SIZE(FABackwardPreprocessParams, 112);
+FA_ABI_FIELD(FABackwardPreprocessParams, o, 0);
+FA_ABI_FIELD(FABackwardPreprocessParams, dout, 8);
+FA_ABI_FIELD(FABackwardPreprocessParams, lse, 16);
+FA_ABI_FIELD(FABackwardPreprocessParams, lse2, 24);
+FA_ABI_FIELD(FABackwardPreprocessParams, delta, 32);
+FA_ABI_FIELD(FABackwardPreprocessParams, o_strides, 40);
+FA_ABI_FIELD(FABackwardPreprocessParams, dout_strides, 64);
+FA_ABI_FIELD(FABackwardPreprocessParams, lse_strides, 88);
+FA_ABI_FIELD(FABackwardPreprocessParams, seqlen_q, 104);
+FA_ABI_FIELD(FABackwardPreprocessParams, heads_q, 108);
+
+FA_ABI_SIZE(FABackwardKeyValueParams, 248);
+FA_ABI_FIELD(FABackwardKeyValueParams, q, 0);
+FA_ABI_FIELD(FABackwardKeyValueParams, k, 8);
+FA_ABI_FIELD(FABackwardKeyValueParams, v, 16);
+FA_ABI_FIELD(FABackwardKeyValueParams, dout, 24);
+FA_ABI_FIELD(FABackwardKeyValueParams, lse2, 32);
+FA_ABI_FIELD(FABackwardKeyValueParams, delta, 40);
+FA_ABI_FIELD(FABackwardKeyValueParams, dq_accum, 48);
+FA_ABI_FIELD(FABackwardKeyValueParams, dk, 56);
+FA_ABI_FIELD(FABackwardKeyValueParams, dv, 64);
+FA_ABI_FIELD(FABackwardKeyValueParams, q_strides, 72);
+FA_ABI_FIELD(FABackwardKeyValueParams, k_strides, 96);
+FA_ABI_FIELD(FABackwardKeyValueParams, v_strides, 120);
+FA_ABI_FIELD(FABackwardKeyValueParams, dout_strides, 144);
+FA_ABI_FIELD(FABackwardKeyValueParams, dk_strides, 168);
+FA_ABI_FIELD(FABackwardKeyValueParams, dv_strides, 192);
+FA_ABI_FIELD(FABackwardKeyValueParams, seqlen_q, 216);
+FA_ABI_FIELD(FABackwardKeyValueParams, seqlen_k, 220);
+FA_ABI_FIELD(FABackwardKeyValueParams, group, 224);
+FA_ABI_FIELD(FABackwardKeyValueParams, scale, 228);
+FA_ABI_FIELD(FABackwardKeyValueParams, softcap, 232);
+FA_ABI_FIELD(FABackwardKeyValueParams, window_left, 236);
+FA_ABI_FIELD(FABackwardKeyValueParams, window_right, 240);
+FA_ABI_FIELD(FABackwardKeyValueParams, key_block_base, 244);
+
+FA_ABI_SIZE(FABackwardConvertParams, 56);
+FA_ABI_FIELD(FABackwardConvertParams, dq_accum, 0);
+FA_ABI_FIELD(FABackwardConvertParams, dq, 8);
+FA_ABI_FIELD(FABackwardConvertParams, dq_strides, 16);
+FA_ABI_FIELD(FABackwardConvertParams, seqlen_q, 40);
+FA_ABI_FIELD(FABackwardConvertParams, heads_q, 44);
+FA_ABI_FIELD(FABackwardConvertParams, scale, 48);
+
+FA_ABI_SIZE(FAHopperForwardParams, 512);
+FA_ABI_FIELD(FAHopperForwardParams, tm_q, 0);
+FA_ABI_FIELD(FAHopperForwardParams, tm_k, 128);
+FA_ABI_FIELD(FAHopperForwardParams, tm_v, 256);
+FA_ABI_FIELD(FAHopperForwardParams, o, 384);
+FA_ABI_FIELD(FAHopperForwardParams, lse, 392);
+FA_ABI_FIELD(FAHopperForwardParams, seqlen_q, 400);
+FA_ABI_FIELD(FAHopperForwardParams, seqlen_k, 404);
+FA_ABI_FIELD(FAHopperForwardParams, heads_q, 408);
+FA_ABI_FIELD(FAHopperForwardParams, group, 412);
+FA_ABI_FIELD(FAHopperForwardParams, m_blocks, 416);
+FA_ABI_FIELD(FAHopperForwardParams, num_items, 420);
+FA_ABI_FIELD(FAHopperForwardParams, o_strides, 424);
+FA_ABI_FIELD(FAHopperForwardParams, lse_strides, 448);
+FA_ABI_FIELD(FAHopperForwardParams, scale_log2, 464);
+FA_ABI_FIELD(FAHopperForwardParams, softcap_over, 468);
+FA_ABI_FIELD(FAHopperForwardParams, softcap_log2, 472);
+FA_ABI_FIELD(FAHopperForwardParams, window_left, 476);
+FA_ABI_FIELD(FAHopperForwardParams, window_right, 480);
+FA_ABI_FIELD(FAHopperForwardParams, padding, 484);
+
+FA_ABI_SIZE(FAHopperBackwardParams, 640);
+FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);
+FA_ABI_FIELD(FAHopperBackwardParams, tm_k, 128);
+FA_ABI_FIELD(FAHopperBackwardParams, tm_v, 256);
+FA_ABI_FIELD(FAHopperBackwardParams, tm_dout, 384);
+FA_ABI_FIELD(FAHopperBackwardParams, lse2, 512);
+FA_ABI_FIELD(FAHopperBackwardParams, delta, 520);
+FA_ABI_FIELD(FAHopperBackwardParams, dq_accum, 528);
+FA_ABI_FIELD(FAHopperBackwardParams, dk, 536);
+FA_ABI_FIELD(FAHopperBackwardParams, dv, 544);
+FA_ABI_FIELD(FAHopperBackwardParams, dk_strides, 552);
+FA_ABI_FIELD(FAHopperBackwardParams, dv_strides, 576);
+FA_ABI_FIELD(FAHopperBackwardParams, seqlen_q, 600);
+FA_ABI_FIELD(FAHopperBackwardParams, seqlen_k, 604);
+FA_ABI_FIELD(FAHopperBackwardParams, heads_q, 608);
+FA_ABI_FIELD(FAHopperBackwardParams, group, 612);
+FA_ABI_FIELD(FAHopperBackwardParams, scale, 616);
+FA_ABI_FIELD(FAHopperBackwardParams, scale_log2, 620);
+FA_ABI_FIELD(FAHopperBackwardParams, window_left, 624);
+FA_ABI_FIELD(FAHopperBackwardParams, window_right, 628);
+FA_ABI_FIELD(FAHopperBackwardParams, padding, 632);
+
+FA_ABI_SIZE(FAHopperBackwardDQParams, 640);
+FA_ABI_FIELD(FAHopperBackwardDQParams, tm_q, 0);
+FA_ABI_FIELD(FAHopperBackwardDQParams, tm_k, 128);
+FA_ABI_FIELD(FAHopperBackwardDQParams, tm_v, 256);
+FA_ABI_FIELD(FAHopperBackwardDQParams, tm_dout, 384);
+FA_ABI_FIELD(FAHopperBackwardDQParams, lse2, 512);
+FA_ABI_FIELD(FAHopperBackwardDQParams, delta, 520);
+FA_ABI_FIELD(FAHopperBackwardDQParams, dq, 528);
+FA_ABI_FIELD(FAHopperBackwardDQParams, dq_strides, 536);
+FA_ABI_FIELD(FAHopperBackwardDQParams, seqlen_q, 560);
+FA_ABI_FIELD(FAHopperBackwardDQParams, seqlen_k, 564);
+FA_ABI_FIELD(FAHopperBackwardDQParams, heads_q, 568);
+FA_ABI_FIELD(FAHopperBackwardDQParams, group, 572);
+FA_ABI_FIELD(FAHopperBackwardDQParams, scale, 576);
+FA_ABI_FIELD(FAHopperBackwardDQParams, scale_log2, 580);
+FA_ABI_FIELD(FAHopperBackwardDQParams, window_left, 584);
+FA_ABI_FIELD(FAHopperBackwardDQParams, window_right, 588);
+FA_ABI_FIELD(FAHopperBackwardDQParams, padding, 592);
+
+FA_ABI_SIZE(FAStandardScoresParams, 136);
+FA_ABI_FIELD(FAStandardScoresParams, a, 0);
+FA_ABI_FIELD(FAStandardScoresParams, a_strides, 8);
+FA_ABI_FIELD(FAStandardScoresParams, b, 32);
+FA_ABI_FIELD(FAStandardScoresParams, b_strides, 40);
+FA_ABI_FIELD(FAStandardScoresParams, c, 64);
+FA_ABI_FIELD(FAStandardScoresParams, lse, 72);
+FA_ABI_FIELD(FAStandardScoresParams, lse_strides, 80);
+FA_ABI_FIELD(FAStandardScoresParams, rows, 96);
+FA_ABI_FIELD(FAStandardScoresParams, columns, 100);
+FA_ABI_FIELD(FAStandardScoresParams, depth, 104);
+FA_ABI_FIELD(FAStandardScoresParams, heads_q, 108);
+FA_ABI_FIELD(FAStandardScoresParams, group, 112);
+FA_ABI_FIELD(FAStandardScoresParams, scale, 116);
+FA_ABI_FIELD(FAStandardScoresParams, window_left, 120);
+FA_ABI_FIELD(FAStandardScoresParams, window_right, 124);
+FA_ABI_FIELD(FAStandardScoresParams, mode, 128);
+
+FA_ABI_SIZE(FAStandardSoftmaxParams, 48);
+FA_ABI_FIELD(FAStandardSoftmaxParams, scores, 0);
+FA_ABI_FIELD(FAStandardSoftmaxParams, lse, 8);
+FA_ABI_FIELD(FAStandardSoftmaxParams, lse_strides, 16);
+FA_ABI_FIELD(FAStandardSoftmaxParams, seqlen_q, 32);
+FA_ABI_FIELD(FAStandardSoftmaxParams, seqlen_k, 36);
+FA_ABI_FIELD(FAStandardSoftmaxParams, heads_q, 40);
+
+FA_ABI_SIZE(FAStandardProductParams, 96);
+FA_ABI_FIELD(FAStandardProductParams, p, 0);
+FA_ABI_FIELD(FAStandardProductParams, b, 8);
+FA_ABI_FIELD(FAStandardProductParams, b_strides, 16);
+FA_ABI_FIELD(FAStandardProductParams, out, 40);
+FA_ABI_FIELD(FAStandardProductParams, out_strides, 48);
+FA_ABI_FIELD(FAStandardProductParams, seqlen_q, 72);
+FA_ABI_FIELD(FAStandardProductParams, seqlen_k, 76);
+FA_ABI_FIELD(FAStandardProductParams, width, 80);
+FA_ABI_FIELD(FAStandardProductParams, heads_q, 84);
+FA_ABI_FIELD(FAStandardProductParams, group, 88);
+FA_ABI_FIELD(FAStandardProductParams, factor, 92);
+
+FA_ABI_SIZE(FAStandardSoftmaxBackwardParams, 96);
+FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, p, 0);
+FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, ds, 8);
+FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, dout, 16);
+FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, dout_strides, 24);
+FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, out, 48);
+FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, out_strides, 56);
+FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, seqlen_q, 80);
+FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, seqlen_k, 84);
+FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, head_dim_v, 88);
+FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, heads_q, 92);
+
+#endif  // FLASH_ATTENTION_KERNEL_ABI_H

@@ -1,0 +1,43 @@
+import ArgumentParser
+import FlashAttentionCUDA
+
+/// Overrides of the CUDA tile tables for tuning runs, shared by `bench`, `verify` and
+/// `kernels`. They reach the library as a `CUDAKernelTuning` in `CUDABackend(device:tuning:)`;
+/// the library reads no environment variable for them.
+struct CUDATuningOptions: ParsableArguments {
+  @Option(help: "CUDA: the FlashAttention-2 forward tile at every head dim, BMxBNxWARPS (e.g. 128x64x4; BM a multiple of 16·WARPS).")
+  var forwardTile: String?
+
+  @Option(help: "CUDA: the FlashAttention-2 backward key/value tile, BMxBNxWARPS (e.g. 64x128x8), where it fits.")
+  var backwardTile: String?
+
+  @Option(help: "CUDA: the forward kernels allowed: auto (Hopper where it applies) or fa2 (FlashAttention-2 only).")
+  var forwardKernel: CUDAKernelTuning.ForwardKernels = .automatic
+
+  func validate() throws {
+    _ = try tuning()
+  }
+
+  /// The overrides, or a validation error naming the flag.
+  func tuning() throws -> CUDAKernelTuning {
+    var tuning = CUDAKernelTuning(forwardKernels: forwardKernel)
+    if let forwardTile {
+      guard let tile = AttentionTile.forward(parsing: forwardTile) else {
+        throw ValidationError("--forward-tile must be BMxBNxWARPS with BM a multiple of 16·WARPS and BN of 16, got \(forwardTile)")
+      }
+      tuning.forwardTile = tile
+    }
+    if let backwardTile {
+      guard let tile = AttentionTile.backward(parsing: backwardTile) else {
+        throw ValidationError("--backward-tile must be BMxBNxWARPS (multiples of 16, WARPS 1, 2, 4 or 8), got \(backwardTile)")
+      }
+      tuning.backwardTile = tile
+    }
+    return tuning
+  }
+
+  /// Whether any flag was given.
+  var isSet: Bool { forwardTile != nil || backwardTile != nil || forwardKernel != .automatic }
+}
+
+extension CUDAKernelTuning.ForwardKernels: ExpressibleByArgument {}
