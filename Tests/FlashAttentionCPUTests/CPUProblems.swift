@@ -14,6 +14,7 @@ enum CPUProblems {
     var problems = [
       AttentionProblem("1x1-d1", S(batch: 1, seqlenQ: 1, headsQ: 1, headDim: 1)),
       AttentionProblem("7x17-d7-dv9", S(batch: 1, seqlenQ: 7, seqlenK: 17, headsQ: 2, headDim: 7, headDimV: 9)),
+      AttentionProblem("b2-129x129", S(batch: 2, seqlenQ: 129, headsQ: 2, headDim: 64)),
       AttentionProblem("97x193-d128", S(batch: 1, seqlenQ: 97, seqlenK: 193, headsQ: 1, headDim: 128)),
       AttentionProblem("decode-1x1000-d128", S(batch: 1, seqlenQ: 1, seqlenK: 1000, headsQ: 1, headDim: 128)),
       AttentionProblem("200x45-d40-dv24", S(batch: 1, seqlenQ: 200, seqlenK: 45, headsQ: 1, headDim: 40, headDimV: 24)),
@@ -40,6 +41,8 @@ enum CPUProblems {
   /// without a visible key), softcap, scale.
   static let masks: [AttentionProblem] = [
     AttentionProblem("causal-129", S(batch: 1, seqlenQ: 129, headsQ: 2, headDim: 64), O(causal: true)),
+    AttentionProblem("causal-7x129", S(batch: 1, seqlenQ: 7, seqlenK: 129, headsQ: 2, headDim: 64), O(causal: true)),
+    AttentionProblem("causal-129x7", S(batch: 1, seqlenQ: 129, seqlenK: 7, headsQ: 2, headDim: 64), O(causal: true)),
     // Bottom-right alignment leaves the first 70 rows without keys.
     AttentionProblem("causal-200x130-d33", S(batch: 1, seqlenQ: 200, seqlenK: 130, headsQ: 2, headDim: 33), O(causal: true)),
     AttentionProblem("causal-100x300-d16", S(batch: 1, seqlenQ: 100, seqlenK: 300, headsQ: 2, headDim: 16), O(causal: true)),
@@ -88,6 +91,8 @@ enum CPUProblems {
 
   /// Problems for fp16 and bf16 storage beyond the verify matrix: GQA, masks, softcap, d = 256.
   static let halfPrecision: [AttentionProblem] = [
+    AttentionProblem(
+      "causal-gqa2-45x60", S(batch: 1, seqlenQ: 45, seqlenK: 60, headsQ: 4, headsKV: 2, headDim: 64), O(causal: true)),
     AttentionProblem("mqa3-d80", S(batch: 1, seqlenQ: 150, seqlenK: 97, headsQ: 3, headsKV: 1, headDim: 80)),
     AttentionProblem(
       "causal-gqa2-129x200", S(batch: 1, seqlenQ: 129, seqlenK: 200, headsQ: 4, headsKV: 2, headDim: 64), O(causal: true)),
@@ -103,8 +108,9 @@ enum CPUProblems {
   /// V rows a multiple of 4 KiB apart, which the forward copies into column panels (16 wide,
   /// or 32 in the AVX-512 build): a partial last key tile, banded P·V under masks, softcap,
   /// GQA, d ≠ d_v, and width 48 (a 32-column panel and a 16-column one in the AVX-512 build).
+  /// The panels are a forward-pass layout; the first problem checks the backward too.
   static let valuePanels: [AttentionProblem] = [
-    AttentionProblem("panels-h8-d128", S(batch: 1, seqlenQ: 130, seqlenK: 200, headsQ: 8, headDim: 128), backward: false),
+    AttentionProblem("panels-h8-d128", S(batch: 1, seqlenQ: 130, seqlenK: 200, headsQ: 8, headDim: 128)),
     AttentionProblem(
       "panels-causal-gqa2-dv128", S(batch: 1, seqlenQ: 193, headsQ: 16, headsKV: 8, headDim: 48, headDimV: 128),
       O(causal: true), backward: false),
@@ -134,5 +140,7 @@ enum CPUProblems {
     AttentionProblem("300-mqa2", S(batch: 1, seqlenQ: 300, headsQ: 2, headsKV: 1, headDim: 64)),
     AttentionProblem("causal-b2-gqa2", S(batch: 2, seqlenQ: 131, seqlenK: 77, headsQ: 4, headsKV: 2, headDim: 40), O(causal: true)),
     AttentionProblem("decode-1x1000", S(batch: 1, seqlenQ: 1, seqlenK: 1000, headsQ: 1, headDim: 64)),
+    // V in column panels, split over threads.
+    AttentionProblem("panels-h32-d32", S(batch: 1, seqlenQ: 97, seqlenK: 290, headsQ: 32, headDim: 32), backward: false),
   ]
 }
