@@ -21,6 +21,9 @@ enum CPUProblems {
       AttentionProblem("1000x17-d256", S(batch: 1, seqlenQ: 1000, seqlenK: 17, headsQ: 1, headDim: 256)),
       AttentionProblem("dv72-d40", S(batch: 1, seqlenQ: 21, seqlenK: 30, headsQ: 2, headDim: 40, headDimV: 72), O(causal: true)),
       AttentionProblem("gqa3-d80", S(batch: 1, seqlenQ: 150, seqlenK: 97, headsQ: 6, headsKV: 2, headDim: 80)),
+      // Empty sequences: rows without keys (O = 0, LSE = -inf, dQ = 0), keys without rows (dK = dV = 0).
+      AttentionProblem("no-keys-d16", S(batch: 1, seqlenQ: 5, seqlenK: 0, headsQ: 2, headDim: 16)),
+      AttentionProblem("no-queries-d16", S(batch: 1, seqlenQ: 0, seqlenK: 9, headsQ: 2, headDim: 16)),
     ]
     for seqlen in [1, 7, 17, 129] {
       problems.append(
