@@ -15,7 +15,8 @@ struct GPUAttentionTests {
   static let forwardKernels = CUDAKernelTuning.ForwardKernels.allCases
 
   /// Problems beyond the verify matrix: GQA with causal at d = 128, a window with softcap and
-  /// MQA, d ≠ d_v at 192/128, and a window that leaves rows without keys at d = 256.
+  /// MQA, d ≠ d_v at 192/128, a window that leaves rows without keys at d = 256, and Q, K, V as
+  /// slices of one fused-QKV buffer.
   static let problems: [AttentionProblem] = [
     AttentionProblem(
       "causal-gqa2-129-d128", AttentionShape(batch: 1, seqlenQ: 129, headsQ: 4, headsKV: 2, headDim: 128),
@@ -32,6 +33,9 @@ struct GPUAttentionTests {
     AttentionProblem(
       "causal-129x17", AttentionShape(batch: 1, seqlenQ: 129, seqlenK: 17, headsQ: 2, headDim: 64),
       AttentionOptions(causal: true)),
+    AttentionProblem(
+      "packed-qkv-causal-d128", AttentionShape(batch: 2, seqlenQ: 130, headsQ: 2, headDim: 128),
+      AttentionOptions(causal: true), layout: .packedQKV),
   ]
 
   /// A CUDA engine on device 0 whose forward pass may use `kernels`.
