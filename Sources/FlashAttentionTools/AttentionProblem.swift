@@ -1,6 +1,15 @@
 /// One attention problem to check against the float64 reference: a shape, options, how the
 /// inputs lie in memory, and whether the backward pass is checked too. The `verify` matrix and
 /// every backend's test matrix are lists of these; ``Verification`` runs one on an engine.
+///
+/// ```swift
+/// let problem = AttentionProblem(
+///   "window-7-3-gqa2", AttentionShape(batch: 1, seqlenQ: 17, seqlenK: 129, headsQ: 4, headsKV: 2, headDim: 64),
+///   AttentionOptions(window: SlidingWindow(left: 7, right: 3)))
+/// let result = Verification(engine: engine).run(problem, dtype: .bfloat16)  // result.passed
+/// ```
+///
+/// Tests/README.md says where each backend's list is and how to add a case.
 public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
   /// How Q, K and V lie in memory (dO and the outputs are always contiguous).
   public enum Layout: String, Sendable, Hashable, CaseIterable {
