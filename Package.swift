@@ -68,7 +68,8 @@ let package = Package(
       name: "FlashAttentionCUDATests",
       dependencies: ["FlashAttentionCUDA", "_FlashAttentionKernelABI", "FlashAttentionTestSupport"]),
     .testTarget(
-      name: "FlashAttentionTests", dependencies: ["FlashAttention", "FlashAttentionTestSupport"]),
+      name: "FlashAttentionTests",
+      dependencies: ["FlashAttention", "FlashAttentionCABI", "CFlashAttention", "FlashAttentionTestSupport"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -4,16 +4,17 @@ import FlashAttentionCUDA
 import FlashAttentionTools
 import Foundation
 
-/// `flash-attention verify`: the built-in case matrix against the float64 reference.
+/// `flash-attention verify`: the built-in problem matrix against the float64 reference.
 struct VerifyCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "verify",
-    abstract: "Check forward and backward on a built-in case matrix against a float64 reference.",
+    abstract: "Check forward and backward on a built-in problem matrix against a float64 reference.",
     discussion: """
-      Every case runs on fresh random inputs with NaN-poisoned outputs. float32 passes at a \
+      Every problem runs on fresh random inputs with NaN-poisoned outputs. float32 passes at a \
       relative L2 error <= 1e-4; float16 and bfloat16 pass when their error is at most 2x that \
       of standard attention computed in the same precision (plus 1e-6). LSE always needs 1e-4. \
-      Exits with 1 when any case fails.
+      NaN never passes; rows that see no key must give exactly O = 0, LSE = -inf and dQ = 0, \
+      keys no row sees exactly dK = dV = 0. Exits with 1 when any problem fails.
       """)
 
   @Option(help: "Backend: cpu, cuda, cuda:N or auto.")
@@ -24,7 +25,7 @@ struct VerifyCommand: ParsableCommand {
     help: "Storage dtypes to check: float32, float16, bfloat16 (default: all three on the CPU, float16 and bfloat16 on CUDA).")
   var dtype: [DType] = []
 
-  @Option(help: "Only the cases whose name contains this text.")
+  @Option(help: "Only the problems whose name contains this text.")
   var filter: String?
 
   @Option(help: "Seed of the random inputs (default: fresh each run; printed for replay).")
@@ -36,20 +37,20 @@ struct VerifyCommand: ParsableCommand {
   @Option(help: "Also write the results as JSON to this file.")
   var json: String?
 
-  @Flag(help: "List the cases and exit.")
+  @Flag(help: "List the problems and exit.")
   var list = false
 
   @OptionGroup(title: "CUDA tuning")
   var cudaTuning: CUDATuningOptions
 
   func run() throws {
-    var cases = VerificationMatrix.standard
-    if let filter { cases = cases.filter { $0.name.contains(filter) } }
+    var problems = VerificationMatrix.standard
+    if let filter { problems = problems.filter { $0.name.contains(filter) } }
     if list {
-      for testCase in cases { print(testCase) }
+      for problem in problems { print(problem) }
       return
     }
-    if cases.isEmpty { throw CommandLineFailure("--filter \(filter ?? "") matches no case (see --list)") }
+    if problems.isEmpty { throw CommandLineFailure("--filter \(filter ?? "") matches no problem (see --list)") }
     let engine = try makeEngine()
     let verification = Verification(engine: engine)
     let dtypes = dtype.isEmpty ? defaultDTypes(backend: engine.backend.name) : dtype
@@ -59,9 +60,9 @@ struct VerifyCommand: ParsableCommand {
     print(table.header)
     var results: [VerificationResult] = []
     for dtype in dtypes {
-      for var testCase in cases {
-        if forwardOnly { testCase.backward = false }
-        let result = verification.run(testCase, dtype: dtype, seed: caseSeed(seed, testCase.name))
+      for var problem in problems {
+        if forwardOnly { problem.backward = false }
+        let result = verification.run(problem, dtype: dtype, seed: problemSeed(seed, problem.name))
         print(table.row(result))
         results.append(result)
       }
@@ -78,15 +79,14 @@ struct VerifyCommand: ParsableCommand {
     if !failures.isEmpty { throw ExitCode(1) }
   }
 
-  /// The seed of one case: the run's seed mixed with the case name (FNV-1a), so that
-  /// `--seed S --filter NAME` replays a case whatever else runs.
-  private func caseSeed(_ seed: UInt64, _ name: String) -> UInt64 {
+  /// The seed of one problem: the run's seed mixed with its name (FNV-1a), so that
+  /// `--seed S --filter NAME` replays a problem whatever else runs.
+  private func problemSeed(_ seed: UInt64, _ name: String) -> UInt64 {
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
     for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
     return seed ^ hash
   }
 
-  /// fp32 storage is a CPU format; GPU kernels are checked in the formats they are built for.
   /// The engine of `--device`; with tuning flags, a CUDA backend built with them.
   private func makeEngine() throws -> AttentionEngine {
     guard cudaTuning.isSet else { return try AttentionEngine(backend: device) }
@@ -100,6 +100,7 @@ struct VerifyCommand: ParsableCommand {
     return AttentionEngine(backend: backend, selectionReason: "cuda:\(ordinal) requested, with tuning overrides")
   }
 
+  /// fp32 storage is a CPU format; GPU kernels are checked in the formats they are built for.
   private func defaultDTypes(backend: String) -> [DType] {
     backend.hasPrefix("cuda") ? [.float16, .bfloat16] : [.float32, .float16, .bfloat16]
   }
@@ -115,9 +116,9 @@ struct VerificationReport: Encodable {
   var results: [VerificationResult]
 }
 
-/// The text table of `verify`: one row per case and dtype, relative L2 errors per output.
+/// The text table of `verify`: one row per problem and dtype, relative L2 errors per output.
 struct VerificationTable {
-  private let columns = [("case", 20), ("dtype", 9), ("shape", 44), ("options", 26)]
+  private let columns = [("problem", 20), ("dtype", 9), ("shape", 44), ("options", 26)]
   private let checks = ["out", "lse", "dq", "dk", "dv"]
 
   var header: String {
@@ -137,6 +138,7 @@ struct VerificationTable {
   func failureDetail(_ result: VerificationResult) -> String {
     var text = "FAIL \(result.name) \(result.dtype) [\(result.shape)] \(result.options) seed \(result.seed):"
     if let error = result.error { text += " backend error: \(error)" }
+    for violation in result.violations { text += " \(violation);" }
     for check in result.checks where !check.passed {
       text += " \(check.name) rel \(String(format: "%.3e", check.relativeL2)) > tol \(String(format: "%.3e", check.tolerance))"
       if let baseline = check.baselineError { text += " (same-precision baseline \(String(format: "%.3e", baseline)))" }

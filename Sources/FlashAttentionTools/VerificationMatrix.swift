@@ -1,0 +1,66 @@
+/// The built-in problem matrix behind `flash-attention verify` and every backend's tests: broad in features
+/// (odd sizes, every head-dim bucket, GQA/MQA, causal with seqlen_q < and > seqlen_k, windows,
+/// softcap, rows with no visible key, empty sequences, strided inputs), small in sizes so the
+/// float64 reference stays quick.
+public enum VerificationMatrix {
+  public static let standard: [AttentionProblem] = {
+    typealias S = AttentionShape
+    typealias O = AttentionOptions
+    return [
+      AttentionProblem("single", S(batch: 1, seqlenQ: 1, headsQ: 1, headDim: 64)),
+      AttentionProblem("odd-7x17-d40", S(batch: 2, seqlenQ: 7, seqlenK: 17, headsQ: 3, headDim: 40)),
+      AttentionProblem("odd-17x129-d80", S(batch: 1, seqlenQ: 17, seqlenK: 129, headsQ: 2, headDim: 80)),
+      AttentionProblem("seq129-d8", S(batch: 2, seqlenQ: 129, headsQ: 2, headDim: 8)),
+      AttentionProblem("d32", S(batch: 1, seqlenQ: 45, seqlenK: 70, headsQ: 2, headDim: 32)),
+      AttentionProblem("d96-gqa4", S(batch: 1, seqlenQ: 50, headsQ: 8, headsKV: 2, headDim: 96)),
+      AttentionProblem("d128-gqa2", S(batch: 1, seqlenQ: 64, seqlenK: 100, headsQ: 4, headsKV: 2, headDim: 128)),
+      AttentionProblem("d160", S(batch: 1, seqlenQ: 23, seqlenK: 41, headsQ: 2, headDim: 160)),
+      AttentionProblem("d256", S(batch: 1, seqlenQ: 33, seqlenK: 47, headsQ: 2, headDim: 256)),
+      AttentionProblem("mqa8", S(batch: 1, seqlenQ: 20, seqlenK: 77, headsQ: 8, headsKV: 1, headDim: 64)),
+      AttentionProblem(
+        "dv128-d192", S(batch: 1, seqlenQ: 31, seqlenK: 45, headsQ: 2, headsKV: 1, headDim: 192, headDimV: 128)),
+      AttentionProblem("causal-sq<sk", S(batch: 1, seqlenQ: 17, seqlenK: 129, headsQ: 2, headDim: 64), O(causal: true)),
+      AttentionProblem(
+        "causal-sq>sk", S(batch: 1, seqlenQ: 129, seqlenK: 17, headsQ: 2, headDim: 64), O(causal: true)),
+      AttentionProblem(
+        "causal-square-d128", S(batch: 2, seqlenQ: 100, headsQ: 2, headDim: 128), O(causal: true)),
+      AttentionProblem(
+        "window-16-8", S(batch: 1, seqlenQ: 100, seqlenK: 150, headsQ: 2, headDim: 64),
+        O(window: SlidingWindow(left: 16, right: 8))),
+      AttentionProblem(
+        "window-10-causal", S(batch: 1, seqlenQ: 90, headsQ: 2, headsKV: 1, headDim: 64),
+        O(causal: true, window: SlidingWindow(left: 10, right: nil))),
+      AttentionProblem(
+        "window-right-5", S(batch: 1, seqlenQ: 60, seqlenK: 40, headsQ: 2, headDim: 40),
+        O(window: SlidingWindow(left: nil, right: 5))),
+      AttentionProblem(
+        "window-empty-rows", S(batch: 1, seqlenQ: 60, seqlenK: 20, headsQ: 2, headDim: 64),
+        O(window: SlidingWindow(left: 3, right: 0))),
+      AttentionProblem(
+        "softcap-2.5", S(batch: 1, seqlenQ: 65, headsQ: 2, headDim: 64), O(scale: 0.5, softcap: 2.5)),
+      AttentionProblem(
+        "softcap-causal-gqa", S(batch: 1, seqlenQ: 48, seqlenK: 80, headsQ: 4, headsKV: 2, headDim: 128),
+        O(causal: true, softcap: 5)),
+      AttentionProblem(
+        "strided-gqa2", S(batch: 2, seqlenQ: 37, seqlenK: 53, headsQ: 4, headsKV: 2, headDim: 64),
+        O(causal: true), layout: .strided),
+      AttentionProblem(
+        "deterministic-gqa", S(batch: 1, seqlenQ: 200, seqlenK: 300, headsQ: 4, headsKV: 2, headDim: 64),
+        O(causal: true, deterministic: true)),
+      AttentionProblem("no-keys", S(batch: 1, seqlenQ: 5, seqlenK: 0, headsQ: 2, headDim: 64)),
+      AttentionProblem("empty-sq", S(batch: 1, seqlenQ: 0, seqlenK: 10, headsQ: 2, headDim: 64)),
+      AttentionProblem("decode-mqa", S(batch: 2, seqlenQ: 1, seqlenK: 1000, headsQ: 8, headsKV: 1, headDim: 128)),
+      AttentionProblem("batch3-gqa2-257", S(batch: 3, seqlenQ: 257, headsQ: 4, headsKV: 2, headDim: 64)),
+      AttentionProblem("long-1000", S(batch: 1, seqlenQ: 1000, headsQ: 1, headDim: 64)),
+      // fp32 V rows 4 KiB apart (8 heads of 128): the CPU forward's V-panel copy.
+      AttentionProblem(
+        "d128-kv8-causal", S(batch: 1, seqlenQ: 130, seqlenK: 201, headsQ: 8, headsKV: 8, headDim: 128),
+        O(causal: true)),
+      // On the H100: the split Hopper backward at d = 256 (its dQ kernel's 32-key tiles), causal
+      // with more queries than keys (the first rows see none), GQA.
+      AttentionProblem(
+        "d256-causal-gqa2", S(batch: 1, seqlenQ: 150, seqlenK: 97, headsQ: 4, headsKV: 2, headDim: 256),
+        O(causal: true)),
+    ]
+  }()
+}
