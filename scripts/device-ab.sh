@@ -25,7 +25,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader | tee
 # compile-only suites run without a GPU, so they are left out here).
 mkdir -p /tmp/gt && tar -xJf .devbin-cuda/gpu-tests.tar.xz -C /tmp/gt
 FLASH_ATTENTION_CACHE_DIR=/tmp/fa-cache-new LD_LIBRARY_PATH=/tmp/gt/lib \
-  /tmp/gt/tests --testing-library swift-testing --filter "StreamTests|GPUAttentionTests|NonFiniteAndLargeScoreTests" > "$OUT/tests.log" 2>&1
+  timeout "${TESTS_TIMEOUT_S:-180}" /tmp/gt/tests --testing-library swift-testing --filter "StreamTests|GPUAttentionTests|NonFiniteAndLargeScoreTests" > "$OUT/tests.log" 2>&1
 echo "GPU tests: exit $? $(grep -E 'Test run with' "$OUT/tests.log" | tail -n 1)" | tee -a "$log"
 grep -E "✘|failed|error" "$OUT/tests.log" | head -n 20 | tee -a "$log"
 
