@@ -12,12 +12,21 @@
 #                                     # cpu_best_of.py into OUT/NAME-{ours,torch}.json (default
 #                                     # docs/benchmarks/cpu-kernels-rounds), the rounds in
 #                                     # OUT/rounds/: for a machine whose cores neighbours share
+#   benchmarks/cpu-bench.sh ab [R [OUT [NAME]]]
+#                                     # a same-window A/B of two builds on the CPU-kernel grid:
+#                                     # per round, for each instruction set in CPU_BENCH_ISAS
+#                                     # (default "avx512 avx2"), the baseline binary
+#                                     # ($FLASH_ATTENTION_BIN_A) then this one, then PyTorch; each
+#                                     # side merged best-of-rounds into OUT/NAME-{a,b}-ISA.json and
+#                                     # OUT/NAME-torch.json, and the ratios printed
+#                                     # (cpu_best_of.py --compare). CPU_BENCH_SEQLENS narrows the
+#                                     # grid (e.g. 2048,4096,8192).
 #
 # Build first: swift build -c release --product flash-attention --scratch-path .build-bench
 # PyTorch is measured when it imports (e.g. PYTHONPATH=<pip install --target dir of a CPU wheel>).
 set -u -o pipefail
 mode="${1:-kernels}"
-if [ "$mode" = "rounds" ]; then
+if [ "$mode" = "rounds" ] || [ "$mode" = "ab" ]; then
   rounds="${2:-3}"
   out="${3:-docs/benchmarks}"
 else
@@ -29,6 +38,35 @@ torch_or_note() {
   python3 benchmarks/peers/torch_sdpa.py --device cpu "$@" \
     || echo "PyTorch CPU SDPA not measured (torch is not importable here)"
 }
+if [ "$mode" = "ab" ]; then
+  mkdir -p "$out/rounds"
+  baseline="${FLASH_ATTENTION_BIN_A:?set FLASH_ATTENTION_BIN_A to the baseline binary}"
+  name="${4:-cpu-kernels-ab}"
+  quick=(--grid cpu-kernels --passes forward,backward --warmup 1 --reps 3 --impls flash)
+  if [ -n "${CPU_BENCH_SEQLENS:-}" ]; then quick+=(--seqlens "$CPU_BENCH_SEQLENS"); fi
+  isas=(${CPU_BENCH_ISAS:-avx512 avx2})
+  for round in $(seq 1 "$rounds"); do
+    echo "== round $round, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+    for isa in "${isas[@]}"; do
+      FLASH_ATTENTION_CPU_ISA="$isa" "$baseline" bench --device cpu "${quick[@]}" --quiet \
+        --json "$out/rounds/$name-a-$isa-$round.json" > /dev/null
+      FLASH_ATTENTION_CPU_ISA="$isa" "$bin" bench --device cpu "${quick[@]}" --quiet \
+        --json "$out/rounds/$name-b-$isa-$round.json" > /dev/null
+    done
+    torch_or_note "${quick[@]}" --json "$out/rounds/$name-torch-$round.json" > /dev/null
+  done
+  for isa in "${isas[@]}"; do
+    for side in a b; do
+      python3 benchmarks/cpu_best_of.py --out "$out/$name-$side-$isa.json" "$out"/rounds/"$name-$side-$isa"-*.json
+    done
+    python3 benchmarks/cpu_best_of.py --compare "$out/$name-a-$isa.json" "$out/$name-b-$isa.json"
+  done
+  if ls "$out"/rounds/"$name"-torch-*.json > /dev/null 2>&1; then
+    python3 benchmarks/cpu_best_of.py --out "$out/$name-torch.json" "$out"/rounds/"$name"-torch-*.json
+    python3 benchmarks/cpu_best_of.py --compare "$out/$name-torch.json" "$out/$name-b-${isas[0]}.json"
+  fi
+  exit 0
+fi
 if [ "$mode" = "rounds" ]; then
   mkdir -p "$out/rounds"
   quick=(--grid cpu-kernels --passes forward,backward --warmup 1 --reps 3 --impls flash)

@@ -65,35 +65,50 @@ public struct AttentionEngine: Sendable {
   ///   - v: `[batch, seqlen_k, heads_kv, head_dim_v]`.
   ///   - out: `[batch, seqlen_q, heads_q, head_dim_v]`, q's dtype.
   ///   - lse: float32 `[batch, heads_q, seqlen_q]`; -inf for rows that see no key.
+  ///   - stream: for CUDA memory, a stream of the caller's: the work is queued there and the call
+  ///     returns without waiting. `nil` (the default) runs on the engine's own stream and returns
+  ///     when the results are ready.
   /// - Throws: `FlashAttentionError` naming the first invalid argument, or the backend's failure.
   public func forward(
     q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView,
-    options: AttentionOptions = AttentionOptions()
+    options: AttentionOptions = AttentionOptions(), stream: CallerStream? = nil
   ) throws(FlashAttentionError) {
     let arguments = try ForwardArguments(q: q, k: k, v: v, out: out, lse: lse, options: options)
-    if arguments.shape.batch == 0 || arguments.shape.seqlenQ == 0 { return }
-    try backend.forward(arguments)
+    if EmptyProblem.forward(arguments) { return }
+    if let stream {
+      try backend.forward(arguments, stream: stream)
+    } else {
+      try backend.forward(arguments)
+    }
   }
 
-  /// Backward into caller-owned memory: dQ, dK, dV from dOut and the forward's out and lse.
+  /// Backward into caller-owned memory: dQ, dK, dV from dOut and the forward's out and lse
+  /// (`stream` as in `forward`).
   public func backward(
     q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView,
     dOut: TensorView, dQ: TensorView, dK: TensorView, dV: TensorView,
-    options: AttentionOptions = AttentionOptions()
+    options: AttentionOptions = AttentionOptions(), stream: CallerStream? = nil
   ) throws(FlashAttentionError) {
     let arguments = try BackwardArguments(
       q: q, k: k, v: v, out: out, lse: lse, dOut: dOut, dQ: dQ, dK: dK, dV: dV, options: options)
-    if arguments.shape.batch == 0 || (arguments.shape.seqlenQ == 0 && arguments.shape.seqlenK == 0) { return }
-    try backend.backward(arguments)
+    if EmptyProblem.backward(arguments) { return }
+    if let stream {
+      try backend.backward(arguments, stream: stream)
+    } else {
+      try backend.backward(arguments)
+    }
   }
 
   /// Forward on host tensors, allocating the output and the LSE.
+  ///
+  /// - Throws: as `forward(q:k:v:out:lse:)`, and `.outOfMemory` when the outputs do not fit in
+  ///   the memory left (checked before allocating).
   public func forward(
     q: HostTensor, k: HostTensor, v: HostTensor, options: AttentionOptions = AttentionOptions()
   ) throws(FlashAttentionError) -> (out: HostTensor, lse: HostTensor) {
     let shape = try ForwardArguments.inferredShape(q: q.view, k: k.view, v: v.view)
-    let out = HostTensor(shape: shape.oShape, dtype: q.dtype)
-    let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
+    let out = try HostTensor(shape: shape.oShape, dtype: q.dtype, name: "out")
+    let lse = try HostTensor(shape: shape.lseShape, dtype: .float32, name: "lse")
     try forward(q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, options: options)
     return (out, lse)
   }
@@ -104,9 +119,9 @@ public struct AttentionEngine: Sendable {
     options: AttentionOptions = AttentionOptions()
   ) throws(FlashAttentionError) -> (dQ: HostTensor, dK: HostTensor, dV: HostTensor) {
     let shape = try ForwardArguments.inferredShape(q: q.view, k: k.view, v: v.view)
-    let dQ = HostTensor(shape: shape.qShape, dtype: q.dtype)
-    let dK = HostTensor(shape: shape.kShape, dtype: q.dtype)
-    let dV = HostTensor(shape: shape.vShape, dtype: q.dtype)
+    let dQ = try HostTensor(shape: shape.qShape, dtype: q.dtype, name: "dq")
+    let dK = try HostTensor(shape: shape.kShape, dtype: q.dtype, name: "dk")
+    let dV = try HostTensor(shape: shape.vShape, dtype: q.dtype, name: "dv")
     try backward(
       q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, dOut: dOut.view,
       dQ: dQ.view, dK: dK.view, dV: dV.view, options: options)

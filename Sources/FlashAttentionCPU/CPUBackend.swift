@@ -1,8 +1,5 @@
 import FlashAttentionCore
 import _CPUFeatureShims
-import _FlashAttentionCPUKernels
-import _FlashAttentionCPUKernelsAVX512
-import _FlashAttentionCPURuntime
 
 #if canImport(Glibc)
   import Glibc
@@ -10,15 +7,15 @@ import _FlashAttentionCPURuntime
   import Darwin
 #endif
 
-/// The CPU backend: FlashAttention forward and backward in Swift SIMD, on a persistent pool of
-/// worker threads, with the kernels compiled for the widest instruction set the CPU runs.
+/// The CPU backend: FlashAttention forward and backward on a persistent pool of worker threads,
+/// with the vector kernels (C, `_FlashAttentionCPUKernels`) of the widest instruction set the CPU
+/// runs.
 ///
 /// Q is tiled into blocks of 96 rows, K and V stream through in blocks of 96 rows, every
-/// product runs on `TileGEMM`'s register-blocked micro-kernel (6 × 16 on AVX2, 6 × 32 on
-/// AVX-512), and the
+/// product runs on a register-blocked micro-kernel (6 × 16 on AVX2, 6 × 32 on AVX-512), and the
 /// softmax is online (running max and sum per row). Extra memory is a few tiles per thread plus,
 /// in the backward pass, one float per query row (D) and, for fp16/bf16 storage, an fp32 dQ
-/// accumulator.
+/// accumulator. The backward pass is deterministic: the same bits for any thread count.
 public struct CPUBackend: AttentionBackend {
   public var name: String { "cpu" }
 
@@ -29,44 +26,43 @@ public struct CPUBackend: AttentionBackend {
   public let instructionSet: CPUInstructionSet
 
   let pool: WorkerPool
+  let kernels: CPUKernels
 
   /// Checks that this CPU can run the kernels, then binds a worker pool.
   ///
   /// - Parameters:
   ///   - threads: worker threads including the caller; `nil` means the environment variable
-  ///     `FLASH_ATTENTION_CPU_THREADS` if set, else every core this process may use.
+  ///     `FLASH_ATTENTION_CPU_THREADS` if set, else every core this process may use
+  ///     (`CPUThreadCount`).
   ///   - instructionSet: which build of the kernels to run; `nil` means
   ///     `FLASH_ATTENTION_CPU_ISA` if set, else the widest this CPU supports.
   /// - Throws: `.backendUnavailable` when the CPU lacks an instruction set the kernels were
   ///   compiled for (checked before any kernel code runs) or the one asked for;
-  ///   `.invalidArgument` for `threads < 1` or an unknown `FLASH_ATTENTION_CPU_ISA`.
-  @_optimize(none)  // keeps the refusal path free of AVX moves; see `checkInstructionSet`
+  ///   `.invalidArgument` for a thread count outside `1...CPUThreadCount.maximum` (given or from
+  ///   `FLASH_ATTENTION_CPU_THREADS`) or an unknown `FLASH_ATTENTION_CPU_ISA`.
   public init(threads: Int? = nil, instructionSet: CPUInstructionSet? = nil) throws(FlashAttentionError) {
     try CPUBackend.checkInstructionSet()
-    let count = threads ?? CPUBackend.defaultThreadCount
-    if count < 1 {
-      throw .invalidArgument(name: "threads", value: "\(count)", reason: "must be >= 1")
-    }
+    let count = try CPUThreadCount.resolve(threads)
     self.threads = count
     self.instructionSet = try CPUInstructionSet.resolve(instructionSet)
+    self.kernels = try CPUBackend.kernels(for: self.instructionSet)
     self.pool = WorkerPool.shared(threads: count)
   }
 
-  /// `FLASH_ATTENTION_CPU_THREADS` when set to a positive integer, else the usable cores.
-  public static var defaultThreadCount: Int {
-    if let text = getenv("FLASH_ATTENTION_CPU_THREADS"), let value = Int(String(cString: text)), value > 0 {
-      return value
+  /// The kernel table of `instructionSet`; throws where this CPU or build has none.
+  static func kernels(for instructionSet: CPUInstructionSet) throws(FlashAttentionError) -> CPUKernels {
+    guard let kernels = CPUKernels(instructionSet) else {
+      throw .backendUnavailable(
+        backend: "cpu", reason: "no \(instructionSet) kernels for this CPU (they need x86-64 with \(instructionSet.level))")
     }
-    return CPUFeatures.current.logicalCores
+    return kernels
   }
 
-  /// Throws when the running CPU lacks what `-march=x86-64-v3` lets the compiler use.
+  /// Throws when the running CPU lacks x86-64-v3, the least the kernels need.
   ///
-  /// The code here is built for x86-64-v3 too, so the refusal path must not run any of it
-  /// beyond a call and a branch: the probe and the message are C (`_CPUFeatureShims`) and the
-  /// error is built and thrown in Core, both compiled for the baseline ISA. Checked under
-  /// `qemu-x86_64 -cpu Nehalem` (no AVX) and `-cpu SandyBridge` (AVX, no AVX2/FMA).
-  @inline(never) @_optimize(none)
+  /// All Swift code and the table lookup are compiled for the baseline instruction set; only the
+  /// C kernels carry a CPU target, and they are reached only through a table that `cpuid`
+  /// approved, so a CPU without AVX2 gets this error, never SIGILL.
   static func checkInstructionSet() throws(FlashAttentionError) {
     if let reason = fa_cpu_refusal_reason() {
       try FlashAttentionError.throwBackendUnavailable(backend: "cpu", reason: reason)
@@ -74,19 +70,19 @@ public struct CPUBackend: AttentionBackend {
   }
 
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
+    try forward(arguments, keySplits: 0)
+  }
+
+  /// The forward with `keySplits` key chunks per work item (split-KV; 0 chooses).
+  func forward(_ arguments: ForwardArguments, keySplits: Int) throws(FlashAttentionError) {
     try CPUBackend.requireHost(arguments.q.location)
-    switch instructionSet {
-    case .avx2: _FlashAttentionCPUKernels.FlashForward(arguments, pool: pool).run()
-    case .avx512: _FlashAttentionCPUKernelsAVX512.FlashForward(arguments, pool: pool).run()
-    }
+    FlashForward(arguments, pool: pool, kernels: kernels, keySplits: keySplits).run()
+    try ForwardRangeCheck.run(arguments)
   }
 
   public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
     try CPUBackend.requireHost(arguments.q.location)
-    switch instructionSet {
-    case .avx2: try _FlashAttentionCPUKernels.FlashBackward(arguments, pool: pool).run()
-    case .avx512: try _FlashAttentionCPUKernelsAVX512.FlashBackward(arguments, pool: pool).run()
-    }
+    try FlashBackward(arguments, pool: pool, kernels: kernels).run()
   }
 
   static func requireHost(_ location: MemoryLocation) throws(FlashAttentionError) {

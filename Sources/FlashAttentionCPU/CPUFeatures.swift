@@ -17,7 +17,7 @@ public struct CPUFeatures: Sendable {
   public var missingRequired: [String]
   public var logicalCores: Int
 
-  /// The ISA level the kernels are compiled for (Package.swift: `-march=x86-64-v3`).
+  /// The least instruction-set level the kernels run on (their AVX2 build's target).
   public static let requiredLevel = "x86-64-v3"
 
   public init(available: [String], missingRequired: [String], logicalCores: Int) {
@@ -26,24 +26,20 @@ public struct CPUFeatures: Sendable {
     self.logicalCores = logicalCores
   }
 
-  /// Probes the running CPU. Runs on CPUs that cannot run the kernels (that is its point), so
-  /// it is compiled without optimization, which keeps vector moves out of it (checked under
-  /// `qemu-x86_64 -cpu Nehalem`).
+  /// Probes the running CPU (C, `cpuid`; safe on any x86-64 CPU).
   public static var current: CPUFeatures {
-    @_optimize(none) get {
-      let bits = fa_cpu_feature_bits()
-      let isX86 = bits & FA_CPU_X86 != 0
-      var available: [String] = []
-      var missing: [String] = []
-      for (bit, name, required) in featureTable {
-        if bits & bit != 0 {
-          available.append(name)
-        } else if required && isX86 {
-          missing.append(name)
-        }
+    let bits = fa_cpu_feature_bits()
+    let isX86 = bits & FA_CPU_X86 != 0
+    var available: [String] = []
+    var missing: [String] = []
+    for (bit, name, required) in featureTable {
+      if bits & bit != 0 {
+        available.append(name)
+      } else if required && isX86 {
+        missing.append(name)
       }
-      return CPUFeatures(available: available, missingRequired: missing, logicalCores: onlineCores())
     }
+    return CPUFeatures(available: available, missingRequired: missing, logicalCores: onlineCores())
   }
 
   /// Whether the CPU has AVX-512 (F, BW, CD, DQ, VL) with OS support for zmm state.

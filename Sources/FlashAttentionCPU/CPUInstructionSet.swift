@@ -1,5 +1,4 @@
 import FlashAttentionCore
-import Foundation
 import _CPUFeatureShims
 
 #if canImport(Glibc)
@@ -8,7 +7,7 @@ import _CPUFeatureShims
   import Darwin
 #endif
 
-/// Which compiled copy of the CPU kernels runs: the same Swift sources built for x86-64-v3
+/// Which compiled copy of the CPU kernels runs: the same C kernel body built for x86-64-v3
 /// (AVX2 + FMA) and for x86-64-v4 (AVX-512, whose 32 zmm registers hold a 6 × 32 micro-kernel;
 /// about 2× the FLOP/s where the CPU has two 512-bit FMA pipes, docs/perf-notes/cpu.md item 15).
 public enum CPUInstructionSet: String, Sendable, CaseIterable, CustomStringConvertible {
@@ -17,7 +16,7 @@ public enum CPUInstructionSet: String, Sendable, CaseIterable, CustomStringConve
   /// x86-64-v4: x86-64-v3 plus AVX-512 F, BW, CD, DQ, VL.
   case avx512
 
-  /// The `-march` level the kernels are compiled for.
+  /// The instruction-set level the kernels are compiled for (as a target attribute).
   public var level: String {
     switch self {
     case .avx2: "x86-64-v3"
@@ -27,13 +26,10 @@ public enum CPUInstructionSet: String, Sendable, CaseIterable, CustomStringConve
 
   public var description: String { "\(rawValue) (\(level))" }
 
-  /// The instruction sets this CPU can run (empty when it lacks even x86-64-v3). Probed in C,
-  /// compiled for the baseline ISA.
+  /// The instruction sets this CPU can run: those whose kernel table `cpuid` approves (empty
+  /// when the CPU lacks even x86-64-v3, and off x86-64).
   public static var supported: [CPUInstructionSet] {
-    @_optimize(none) get {
-      if fa_cpu_refusal_reason() != nil { return [] }
-      return fa_cpu_has_x86_64_v4() != 0 ? [.avx2, .avx512] : [.avx2]
-    }
+    allCases.filter { CPUKernels($0) != nil }
   }
 
   /// What `CPUBackend` uses by default: `FLASH_ATTENTION_CPU_ISA` when it names a supported
@@ -62,7 +58,7 @@ public enum CPUInstructionSet: String, Sendable, CaseIterable, CustomStringConve
     }
     var choice = requested
     // Unset and empty (or blank) mean the same: the default.
-    if choice == nil, let name = environment?.trimmingCharacters(in: .whitespaces), !name.isEmpty {
+    if choice == nil, let name = environment?.trimmedOfWhitespace, !name.isEmpty {
       guard let parsed = CPUInstructionSet(rawValue: name.lowercased()) else {
         throw .invalidArgument(name: "FLASH_ATTENTION_CPU_ISA", value: name, reason: "must be avx2 or avx512")
       }

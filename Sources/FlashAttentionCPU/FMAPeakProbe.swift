@@ -1,7 +1,4 @@
 import Synchronization
-import _FlashAttentionCPURuntime
-import _FlashAttentionCPUKernels
-import _FlashAttentionCPUKernelsAVX512
 
 #if canImport(Glibc)
   import Glibc
@@ -12,41 +9,44 @@ import _FlashAttentionCPUKernelsAVX512
 /// Measures this machine's fused multiply-add peak: the ceiling the benchmark compares the
 /// kernels with.
 ///
-/// Every thread runs 12 independent FMA chains on the widest vectors the chosen kernels use
-/// (ymm for `.avx2`, zmm for `.avx512`; 12 chains cover the FMA latency of both pipes), all
-/// threads at once.
+/// Every thread runs the kernels' `fma_chains` loop (C, compiled for the chosen instruction set):
+/// 24 independent FMA chains of zmm vectors on AVX-512 (12 of ymm on AVX2), more than two FMA
+/// pipes of 4-cycle latency need (8), so neither the latency nor the chain count limits the rate
+/// on the machines we know (on the Intel Xeon of docs/perf-notes/cpu.md, session 6, 12 to 28
+/// zmm chains all read 176 GFLOP/s per core).
+///
+/// Other processes only ever slow a round down, so the rate is the best of many short rounds:
+/// on a shared machine a few rounds of 0.1 s read half the peak when a neighbour held a core.
 public enum FMAPeakProbe {
-  /// GFLOP/s of `threads` threads together (2 FLOPs per lane per FMA), best of a few rounds of
-  /// about 0.1 s each.
+  /// GFLOP/s of `threads` threads together (2 FLOPs per lane per FMA), best of 12 rounds of
+  /// about 0.05 s each.
   ///
   /// - Parameter instructionSet: whose vectors to time; the default is what `CPUBackend` picks.
   ///   An instruction set this CPU cannot run measures `.avx2` instead.
   /// - Returns: GFLOP/s, or 0 on a CPU that can run neither build (nothing is executed there).
   public static func measure(threads: Int, instructionSet: CPUInstructionSet = .preferred) -> Double {
-    let supported = CPUInstructionSet.supported
-    if supported.isEmpty { return 0 }
-    let isa = supported.contains(instructionSet) ? instructionSet : .avx2
-    let pool = WorkerPool.shared(threads: max(1, threads))
+    guard let kernels = CPUKernels(instructionSet) ?? CPUKernels(.avx2) else { return 0 }
+    let pool = WorkerPool.shared(threads: min(max(1, threads), CPUThreadCount.maximum))
     var iterations = 1 << 16
-    // Calibrate to about 0.1 s per round.
+    // Calibrate to about 0.05 s per round.
     while true {
-      let seconds = round(pool: pool, iterations: iterations, isa: isa).seconds
+      let seconds = round(pool: pool, iterations: iterations, kernels: kernels).seconds
       if seconds > 0.02 || iterations > 1 << 30 {
-        iterations = Int(Double(iterations) * 0.1 / max(seconds, 1e-6))
+        iterations = Int(Double(iterations) * 0.05 / max(seconds, 1e-6))
         break
       }
       iterations *= 4
     }
     var best = 0.0
-    for _ in 0..<3 {
-      let result = round(pool: pool, iterations: iterations, isa: isa)
+    for _ in 0..<12 {
+      let result = round(pool: pool, iterations: iterations, kernels: kernels)
       best = max(best, result.flops / result.seconds / 1e9)
     }
     return best
   }
 
   private static func round(
-    pool: WorkerPool, iterations: Int, isa: CPUInstructionSet
+    pool: WorkerPool, iterations: Int, kernels: CPUKernels
   ) -> (flops: Double, seconds: Double) {
     let threads = pool.threadCount
     let started = Atomic<Int>(0)
@@ -57,14 +57,12 @@ public enum FMAPeakProbe {
       // Every task waits until all have started, so each thread runs exactly one.
       started.add(1, ordering: .relaxed)
       while started.load(ordering: .relaxed) < threads {}
-      switch isa {
-      case .avx2: sink[task] = _FlashAttentionCPUKernels.FMAChains.run(iterations: iterations, seed: Float(task))
-      case .avx512: sink[task] = _FlashAttentionCPUKernelsAVX512.FMAChains.run(iterations: iterations, seed: Float(task))
-      }
+      sink[task] = kernels.table.pointee.fma_chains(Int64(iterations), Float(task))
     }
     let seconds = now() - start
-    let lanes = isa == .avx512 ? _FlashAttentionCPUKernelsAVX512.FMAChains.lanes : _FlashAttentionCPUKernels.FMAChains.lanes
-    return (Double(threads) * Double(iterations) * 12 * Double(lanes) * 2, seconds)
+    let table = kernels.table.pointee
+    let flopsPerIteration = Double(table.fma_chain_count) * Double(table.lanes) * 2
+    return (Double(threads) * Double(iterations) * flopsPerIteration, seconds)
   }
 
   private static func now() -> Double {

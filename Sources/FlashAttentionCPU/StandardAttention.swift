@@ -1,7 +1,4 @@
 import FlashAttentionCore
-import _FlashAttentionCPUKernels
-import _FlashAttentionCPUKernelsAVX512
-import _FlashAttentionCPURuntime
 
 #if canImport(Glibc)
   import Glibc
@@ -23,52 +20,42 @@ public struct StandardAttention: AttentionBackend {
   /// The compiled copy of the kernels it runs (the same choice as `CPUBackend`'s).
   public let instructionSet: CPUInstructionSet
   let pool: WorkerPool
+  let kernels: CPUKernels
 
-  @_optimize(none)  // keeps the refusal path free of AVX moves; see `CPUBackend.checkInstructionSet`
   public init(threads: Int? = nil, instructionSet: CPUInstructionSet? = nil) throws(FlashAttentionError) {
     try CPUBackend.checkInstructionSet()
-    let count = threads ?? CPUBackend.defaultThreadCount
-    if count < 1 { throw .invalidArgument(name: "threads", value: "\(count)", reason: "must be >= 1") }
+    let count = try CPUThreadCount.resolve(threads)
     self.threads = count
     self.instructionSet = try CPUInstructionSet.resolve(instructionSet)
+    kernels = try CPUBackend.kernels(for: self.instructionSet)
     pool = WorkerPool.shared(threads: count)
   }
 
   /// Bytes the forward pass allocates for `shape`: the score matrix S (= P) plus fp32 copies of
   /// Kᵀ and V.
   public func requiredBytes(for shape: AttentionShape) -> Int {
-    _FlashAttentionCPUKernels.StandardLayout(shape).forwardBytes
+    StandardLayout(shape).forwardBytes
   }
 
   /// Bytes the backward pass allocates: P and dS, plus fp32 copies of K, Kᵀ, Vᵀ, Q and dO.
   public func requiredBackwardBytes(for shape: AttentionShape) -> Int {
-    _FlashAttentionCPUKernels.StandardLayout(shape).backwardBytes
+    StandardLayout(shape).backwardBytes
   }
 
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
     try checkSupported(arguments.q, arguments.options)
-    let layout = _FlashAttentionCPUKernels.StandardLayout(arguments.shape)
+    let layout = StandardLayout(arguments.shape)
     let memory = try Allocation(bytes: layout.forwardBytes, context: "standard attention forward (\(arguments.shape))")
     defer { memory.release() }
-    switch instructionSet {
-    case .avx2:
-      _FlashAttentionCPUKernels.StandardForward(arguments: arguments, memory: memory.base, pool: pool).run()
-    case .avx512:
-      _FlashAttentionCPUKernelsAVX512.StandardForward(arguments: arguments, memory: memory.base, pool: pool).run()
-    }
+    StandardForward(arguments: arguments, memory: memory.base, pool: pool, kernels: kernels).run()
   }
 
   public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
     try checkSupported(arguments.q, arguments.options)
-    let layout = _FlashAttentionCPUKernels.StandardLayout(arguments.shape)
+    let layout = StandardLayout(arguments.shape)
     let memory = try Allocation(bytes: layout.backwardBytes, context: "standard attention backward (\(arguments.shape))")
     defer { memory.release() }
-    switch instructionSet {
-    case .avx2:
-      _FlashAttentionCPUKernels.StandardBackward(arguments: arguments, memory: memory.base, pool: pool).run()
-    case .avx512:
-      _FlashAttentionCPUKernelsAVX512.StandardBackward(arguments: arguments, memory: memory.base, pool: pool).run()
-    }
+    StandardBackward(arguments: arguments, memory: memory.base, pool: pool, kernels: kernels).run()
   }
 
   private func checkSupported(_ q: TensorView, _ options: AttentionOptions) throws(FlashAttentionError) {

@@ -81,8 +81,8 @@ public struct BackwardArguments: Sendable {
 }
 
 /// The shared tensor checks behind both argument types.
-enum TensorChecks {
-  static func shape(q: TensorView, k: TensorView, v: TensorView) throws(FlashAttentionError) -> AttentionShape {
+package enum TensorChecks {
+  package static func shape(q: TensorView, k: TensorView, v: TensorView) throws(FlashAttentionError) -> AttentionShape {
     try rank4(q, "q")
     try rank4(k, "k")
     try rank4(v, "v")
@@ -118,15 +118,20 @@ enum TensorChecks {
     return shape
   }
 
-  static func rank4(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
+  package static func rank4(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
     if tensor.shape.count != 4 {
       throw .invalidArgument(
         name: "\(name).shape", value: "\(tensor.shape)", reason: "must have rank 4 [batch, seqlen, heads, head_dim]")
     }
-    try strides(tensor, name)
+    try layout(tensor, name)
   }
 
-  static func strides(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
+  /// Checks the sizes and strides of one view: sizes >= 0, strides >= 0 with a unit last one,
+  /// and every offset the view can form addressable.
+  package static func layout(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {
+    if let axis = tensor.shape.firstIndex(where: { $0 < 0 }) {
+      throw .invalidArgument(name: "\(name).shape[\(axis)]", value: "\(tensor.shape[axis])", reason: "must be >= 0")
+    }
     if tensor.strides.count != tensor.shape.count {
       throw .invalidArgument(
         name: "\(name).strides", value: "\(tensor.strides)", reason: "needs one stride per dimension of \(tensor.shape)")
@@ -137,15 +142,29 @@ enum TensorChecks {
     if tensor.strides.contains(where: { $0 < 0 }) {
       throw .invalidArgument(name: "\(name).strides", value: "\(tensor.strides)", reason: "strides must be >= 0")
     }
+    // Every offset a kernel forms, of an element or of the start of a (possibly empty) row, is at
+    // most the extent; in bytes it must stay addressable.
+    guard let extent = CheckedSize.extent(shape: tensor.shape, strides: tensor.strides),
+      CheckedSize.byteCount(elements: extent, dtype: tensor.dtype) != nil
+    else {
+      if tensor.isContiguous {  // the default strides of a shape too large to lay out
+        throw .invalidArgument(
+          name: "\(name).shape", value: "\(tensor.shape)",
+          reason: "too large: its sizes (empty ones counted as 1) multiply to more than 2^62 bytes")
+      }
+      throw .invalidArgument(
+        name: "\(name).strides", value: "\(tensor.strides) for shape \(tensor.shape)",
+        reason: "the view spans more than 2^62 bytes")
+    }
   }
 
-  static func expect(
+  package static func expect(
     _ tensor: TensorView, _ name: String, shape: [Int], dtype: DType, location: MemoryLocation
   ) throws(FlashAttentionError) {
     if tensor.shape != shape {
       throw .invalidArgument(name: "\(name).shape", value: "\(tensor.shape)", reason: "must be \(shape)")
     }
-    try strides(tensor, name)
+    try layout(tensor, name)
     if tensor.dtype != dtype {
       throw .invalidArgument(name: "\(name).dtype", value: "\(tensor.dtype)", reason: "must be \(dtype)")
     }
@@ -162,6 +181,21 @@ public protocol AttentionBackend: Sendable {
   var name: String { get }
   func forward(_ arguments: ForwardArguments) throws(FlashAttentionError)
   func backward(_ arguments: BackwardArguments) throws(FlashAttentionError)
+  /// Queues the forward on the caller's stream and returns without waiting (CUDA backends).
+  func forward(_ arguments: ForwardArguments, stream: CallerStream) throws(FlashAttentionError)
+  /// Queues the backward on the caller's stream and returns without waiting (CUDA backends).
+  func backward(_ arguments: BackwardArguments, stream: CallerStream) throws(FlashAttentionError)
+}
+
+extension AttentionBackend {
+  /// Backends without streams (the CPU) refuse one.
+  public func forward(_ arguments: ForwardArguments, stream: CallerStream) throws(FlashAttentionError) {
+    throw .unsupported(backend: name, feature: "a caller's CUDA stream")
+  }
+
+  public func backward(_ arguments: BackwardArguments, stream: CallerStream) throws(FlashAttentionError) {
+    throw .unsupported(backend: name, feature: "a caller's CUDA stream")
+  }
 }
 
 extension ForwardArguments {

@@ -9,12 +9,21 @@ public struct AttentionMask: Sendable, Hashable {
   public let left: Int?
   public let right: Int?
 
+  /// A bound that reaches past every key is stored as unbounded (`nil`): the same keys are
+  /// visible, and the row arithmetic `i + offset ± bound` stays far from overflow for any bound
+  /// a caller passes (`Int.max` included).
   public init(options: AttentionOptions, seqlenQ: Int, seqlenK: Int) {
     self.seqlenQ = seqlenQ
     self.seqlenK = seqlenK
-    let left = options.window?.left
+    var left = options.window?.left
     var right = options.window?.right
     if options.causal { right = min(right ?? 0, 0) }
+    // Row i's first key is i + seqlenK - seqlenQ - left <= seqlenK - 1 - left, so left >= seqlenK
+    // never excludes a key; its last is i + seqlenK - seqlenQ + right >= seqlenK - seqlenQ + right,
+    // so right >= seqlenQ never does. (Only bounds strictly past are dropped, so a bound equal to
+    // a length, such as causal's 0 with no queries, stays as given.)
+    if let bound = left, bound > seqlenK { left = nil }
+    if let bound = right, bound > seqlenQ { right = nil }
     self.left = left
     self.right = right
   }
@@ -50,10 +59,14 @@ public struct AttentionMask: Sendable, Hashable {
   }
 
   /// Number of visible (query, key) pairs in one head: the FLOP count's unit.
+  /// Saturates at `Int.max` (a count for FLOP figures, never an index).
   public var visibleScoreCount: Int {
-    if !isMasking { return seqlenQ * seqlenK }
+    if !isMasking { return CheckedSize.product(seqlenQ, seqlenK) ?? Int.max }
     var total = 0
-    for i in 0..<seqlenQ { total += visibleKeys(forQuery: i).count }
+    for i in 0..<seqlenQ {
+      guard let next = CheckedSize.sum(total, visibleKeys(forQuery: i).count) else { return Int.max }
+      total = next
+    }
     return total
   }
 }

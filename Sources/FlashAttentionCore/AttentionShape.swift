@@ -51,12 +51,23 @@ public struct AttentionShape: Sendable, Hashable, CustomStringConvertible {
         name: "heads_q", value: "\(headsQ)",
         reason: "must be a multiple of heads_kv (\(headsKV)) for grouped-query attention")
     }
+    // Every tensor of the problem must be addressable in its widest dtype (4 bytes), empty axes
+    // counted as 1 so that row-major strides and the offsets of partial rows fit too; then no
+    // index arithmetic behind the validation can overflow.
+    for (name, tensorShape) in [("q", qShape), ("k", kShape), ("v", vShape), ("out", oShape), ("lse", lseShape)] {
+      guard let span = CheckedSize.denseSpan(tensorShape), CheckedSize.byteCount(elements: span, dtype: .float32) != nil
+      else {
+        throw .invalidArgument(
+          name: "\(name).shape", value: "\(tensorShape)",
+          reason: "too large: its sizes (empty ones counted as 1) multiply to more than 2^62 bytes")
+      }
+    }
   }
 
   /// Forward FLOPs by the FlashAttention papers' count: two GEMMs of `2·d` and `2·d_v` per
   /// visible score (the count of visible scores comes from the mask).
   public func forwardFLOPs(visibleScores: Int) -> Double {
-    Double(batch * headsQ) * Double(visibleScores) * Double(2 * headDim + 2 * headDimV)
+    Double(batch) * Double(headsQ) * Double(visibleScores) * Double(2 * headDim + 2 * headDimV)
   }
 
   public var description: String {

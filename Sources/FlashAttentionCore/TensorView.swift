@@ -58,18 +58,21 @@ public struct TensorView: @unchecked Sendable {
       baseAddress: pointer, dtype: dtype, shape: shape, strides: strides, location: .cuda(device: device))
   }
 
-  /// Row-major strides.
+  /// Row-major strides (an empty axis counts as 1). A stride past `Int.max` saturates there:
+  /// such a shape spans more memory than exists, and validation refuses it.
   public static func contiguousStrides(for shape: [Int]) -> [Int] {
     var strides = [Int](repeating: 1, count: shape.count)
     var running = 1
     for axis in stride(from: shape.count - 1, through: 0, by: -1) {
       strides[axis] = running
-      running *= max(shape[axis], 1)
+      running = CheckedSize.product(running, max(shape[axis], 1)) ?? Int.max
     }
     return strides
   }
 
-  public var elementCount: Int { shape.reduce(1, *) }
+  /// The number of elements: 0 when a size is 0; `Int.max` for a shape whose count overflows
+  /// or has a negative size (validation refuses those).
+  public var elementCount: Int { CheckedSize.elementCount(shape) ?? Int.max }
 
   public var isContiguous: Bool { strides == TensorView.contiguousStrides(for: shape) }
 

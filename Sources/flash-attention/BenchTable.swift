@@ -1,4 +1,5 @@
 import FlashAttention
+import FlashAttentionTools
 import Foundation
 
 /// The text table of `flash-attention bench`: one line per record. CPU tables show GFLOP/s and

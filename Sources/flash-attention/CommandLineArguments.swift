@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 
 // Shared option types of every subcommand (`--device`, `--dtype`), defined once here so that
 // each command parses them the same way.

@@ -5,6 +5,7 @@
 #endif
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 
 /// A semantic error in the command line (flags that conflict, a missing companion flag): the
 /// tool prints its message on one line and exits with code 2. Throw it from any `run()`.
@@ -18,10 +19,11 @@ struct CommandLineFailure: Error, CustomStringConvertible {
   var description: String { message }
 }
 
-/// How the tool ends on an error. Bad input — a `FlashAttentionError` about the request, a
-/// ``CommandLineFailure``, or ArgumentParser's own parse and validation errors — exits with 2;
-/// failures underneath (driver, compiler, memory) exit with 1; `--help` and `ExitCode` keep
-/// their usual meaning.
+/// How the tool ends on an error: one line on stderr, `flash-attention: error: <message>`, and
+/// an exit code. Bad input — a `FlashAttentionError` about the request, a ``CommandLineFailure``,
+/// an output path that cannot serve, or ArgumentParser's own parse and validation errors — exits
+/// with 2; failures underneath a valid request (driver, compiler, memory, a full disk) exit with
+/// 1; `--help`, `--version` and `ExitCode` keep their usual meaning.
 enum ExitStatus {
   static let badInput: Int32 = 2
   static let failure: Int32 = 1
@@ -31,26 +33,31 @@ enum ExitStatus {
     case let failure as FlashAttentionError:
       switch failure {
       case .invalidArgument, .unsupported, .backendUnavailable:
-        fail(oneLine(failure.description), code: badInput)
-      case .outOfMemory, .cuda, .compilation:
+        fail(failure.description, code: badInput)
+      case .outOfMemory, .cuda:
         fail(failure.description, code: ExitStatus.failure)
+      case .compilation:
+        // The compiler's log keeps its lines.
+        fail(failure.description, code: ExitStatus.failure, singleLine: false)
       }
+    case let failure as OutputFileError:
+      fail(failure.description, code: failure.cause == .path ? badInput : ExitStatus.failure)
     case let failure as CommandLineFailure:
-      fail(oneLine(failure.message), code: badInput)
+      fail(failure.message, code: badInput)
     default:
       let code = FlashAttentionCommand.exitCode(for: error)
       if code == .validationFailure {
-        let message = FlashAttentionCommand.fullMessage(for: error)
-        writeStandardError(message.hasSuffix("\n") ? message : message + "\n")
-        terminateProcess(badInput)
+        // ArgumentParser's own message, without the usage block it prints around it.
+        fail(FlashAttentionCommand.message(for: error) + " (see --help)", code: badInput)
       }
       FlashAttentionCommand.exit(withError: error)
     }
   }
 
-  /// Prints `flash-attention: error: <message>` on stderr and exits.
-  static func fail(_ message: String, code: Int32) -> Never {
-    writeStandardError("flash-attention: error: \(message)\n")
+  /// Prints `flash-attention: error: <message>` on stderr, on one line unless told otherwise,
+  /// and exits.
+  static func fail(_ message: String, code: Int32, singleLine: Bool = true) -> Never {
+    writeStandardError("flash-attention: error: \(singleLine ? oneLine(message) : message)\n")
     terminateProcess(code)
   }
 

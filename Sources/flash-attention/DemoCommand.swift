@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 import FlashAttentionCPU
 import Foundation
 
@@ -25,8 +26,10 @@ struct DemoCommand: ParsableCommand {
   @Option(help: "Query heads.")
   var heads = 8
 
-  @Option(name: .customLong("kv-heads"), help: "Key/value heads (grouped-query attention when fewer than --heads).")
-  var kvHeads = 2
+  @Option(
+    name: .customLong("kv-heads"),
+    help: "Key/value heads, a divisor of --heads (default 2 when --heads is even, else 1: grouped-query attention).")
+  var kvHeads: Int?
 
   @Option(name: .customLong("head-dim"), help: "Head dimension.")
   var headDim = 64
@@ -40,16 +43,24 @@ struct DemoCommand: ParsableCommand {
   @Option(help: "Timed repetitions (after one warm-up); the median is reported.")
   var repeats = 3
 
+  /// `--kv-heads`, or a default that divides every `--heads`.
+  var resolvedKVHeads: Int { kvHeads ?? (heads.isMultiple(of: 2) ? 2 : 1) }
+
   func validate() throws {
-    for (flag, value) in [("--batch", batch), ("--seqlen", seqlen), ("--heads", heads), ("--kv-heads", kvHeads),
+    for (flag, value) in [("--batch", batch), ("--seqlen", seqlen), ("--heads", heads), ("--kv-heads", resolvedKVHeads),
       ("--head-dim", headDim), ("--repeats", repeats)] where value < 1 {
       throw ValidationError("\(flag) must be at least 1 (got \(value))")
     }
+    if !heads.isMultiple(of: resolvedKVHeads) {
+      throw ValidationError("--kv-heads \(resolvedKVHeads) must divide --heads \(heads)")
+    }
+    if checkRows < 1 { throw ValidationError("--check-rows must be at least 1 (got \(checkRows))") }
   }
 
   func run() throws {
     let engine = try AttentionEngine(backend: device)
     let dtype = self.dtype ?? (engine.backend.name.hasPrefix("cuda") ? .bfloat16 : .float32)
+    let kvHeads = resolvedKVHeads
     let shape = AttentionShape(batch: batch, seqlenQ: seqlen, headsQ: heads, headsKV: kvHeads, headDim: headDim)
     try shape.validate()
     let options = AttentionOptions(causal: causal)
@@ -59,19 +70,19 @@ struct DemoCommand: ParsableCommand {
         + ((engine.backend as? CPUBackend).map { "with the \($0.instructionSet) kernels " } ?? "")
         + "(\(engine.selectionReason))")
     var random = VerificationRandom(seed: UInt64.random(in: 1...UInt64.max))
-    let q = random.tensor(shape.qShape, dtype: dtype)
-    let k = random.tensor(shape.kShape, dtype: dtype)
-    let v = random.tensor(shape.vShape, dtype: dtype)
-    let dOut = random.tensor(shape.oShape, dtype: dtype)
+    let q = try random.tensor(shape.qShape, dtype: dtype, name: "q")
+    let k = try random.tensor(shape.kShape, dtype: dtype, name: "k")
+    let v = try random.tensor(shape.vShape, dtype: dtype, name: "v")
+    let dOut = try random.tensor(shape.oShape, dtype: dtype, name: "dout")
 
     let flops = shape.forwardFLOPs(
       visibleScores: AttentionMask(options: options, seqlenQ: seqlen, seqlenK: seqlen).visibleScoreCount)
     // Outputs are allocated once: the timed calls write into the same views.
-    let out = HostTensor(shape: shape.oShape, dtype: dtype)
-    let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
-    let dQ = HostTensor(shape: shape.qShape, dtype: dtype)
-    let dK = HostTensor(shape: shape.kShape, dtype: dtype)
-    let dV = HostTensor(shape: shape.vShape, dtype: dtype)
+    let out = try HostTensor(shape: shape.oShape, dtype: dtype, name: "out")
+    let lse = try HostTensor(shape: shape.lseShape, dtype: .float32, name: "lse")
+    let dQ = try HostTensor(shape: shape.qShape, dtype: dtype, name: "dq")
+    let dK = try HostTensor(shape: shape.kShape, dtype: dtype, name: "dk")
+    let dV = try HostTensor(shape: shape.vShape, dtype: dtype, name: "dv")
     func forwardPass() throws(FlashAttentionError) {
       try engine.forward(q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, options: options)
     }

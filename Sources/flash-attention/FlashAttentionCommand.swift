@@ -1,5 +1,11 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 
 @main
 struct FlashAttentionCommand: AsyncParsableCommand {
@@ -23,6 +29,9 @@ struct FlashAttentionCommand: AsyncParsableCommand {
   /// Parses, runs, and maps every error to one line on stderr and an exit code (see
   /// ``ExitStatus``); subcommands may be synchronous or async.
   static func main() async {
+    // Past a file-size limit (`ulimit -f`) a write then fails with EFBIG, reported like a full
+    // disk, instead of the signal killing the tool halfway through its outputs.
+    signal(SIGXFSZ, SIG_IGN)
     do {
       var command = try parseAsRoot()
       if var asyncCommand = command as? any AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 import FlashAttentionCPU
 import FlashAttentionCUDA
 import Foundation

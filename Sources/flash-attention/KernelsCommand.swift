@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 import FlashAttentionCUDA
 
 /// `flash-attention kernels`: compiles every kernel variant with NVRTC for one architecture and

@@ -1,4 +1,5 @@
 import FlashAttention
+import FlashAttentionTools
 import Foundation
 
 /// Writing machine-readable results: every command's `--json FILE` goes through here, so a

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlashAttention
+import FlashAttentionTools
 
 /// `flash-attention run`: attention on `.npy` files.
 struct RunCommand: ParsableCommand {
@@ -30,17 +31,28 @@ struct RunCommand: ParsableCommand {
   @Flag(help: "Causal mask aligned to the bottom-right corner (key j visible to query i iff j <= i + seqlen_k - seqlen_q).")
   var causal = false
 
-  @Option(name: .customLong("window-left"), help: ArgumentHelp("Sliding window: keys visible up to L before the diagonal (-1: unbounded).", valueName: "L"))
+  // The numeric options parse their next word unconditionally, so that `--window-left -1` (the
+  // documented unbounded value) is a value, not an unknown flag `-1`.
+  @Option(
+    name: .customLong("window-left"), parsing: .unconditional,
+    help: ArgumentHelp("Sliding window: keys visible up to L before the diagonal (-1: unbounded).", valueName: "L"))
   var windowLeft: Int?
 
-  @Option(name: .customLong("window-right"), help: ArgumentHelp("Sliding window: keys visible up to R after the diagonal (-1: unbounded).", valueName: "R"))
+  @Option(
+    name: .customLong("window-right"), parsing: .unconditional,
+    help: ArgumentHelp("Sliding window: keys visible up to R after the diagonal (-1: unbounded).", valueName: "R"))
   var windowRight: Int?
 
-  @Option(help: ArgumentHelp("Soft-capping of the scores, s = C * tanh(s / C) (0 disables it).", valueName: "C"))
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp("Soft-capping of the scores, s = C * tanh(s / C) (0 disables it).", valueName: "C"))
   var softcap: Float?
 
-  @Option(help: ArgumentHelp("Score scale (default 1/sqrt(head_dim)).", valueName: "S"))
+  @Option(parsing: .unconditional, help: ArgumentHelp("Score scale (default 1/sqrt(head_dim)).", valueName: "S"))
   var scale: Float?
+
+  @Flag(help: "Bit-reproducible results: the same bits on every run (a backward pass without floating-point atomics).")
+  var deterministic = false
 
   @Option(help: ArgumentHelp("Gradient of the output, for the backward pass (needs --dq, --dk, --dv).", valueName: "dO.npy"))
   var dout: String?
@@ -63,6 +75,7 @@ struct RunCommand: ParsableCommand {
       throw CommandLineFailure("--dout, --dq, --dk and --dv go together: give all four or none")
     }
     let options = try attentionOptions()
+    try AtomicFileGroup.checkDistinct(outputs: outputFiles, inputs: inputFiles)
     let q = try NPYFile.read(path: self.q, argument: "q")
     let k = try NPYFile.read(path: self.k, argument: "k")
     let v = try NPYFile.read(path: self.v, argument: "v")
@@ -95,6 +108,20 @@ struct RunCommand: ParsableCommand {
     print("wrote \(outputs.paths.joined(separator: ", ")) (\(q.dtype), \(engine.backend.name))")
   }
 
+  /// The input files with their flags' names.
+  var inputFiles: [FileArgument] {
+    [("q", q), ("k", k), ("v", v), ("dout", dout)].compactMap { argument, path in
+      path.map { FileArgument(argument: argument, path: $0) }
+    }
+  }
+
+  /// The output files with their flags' names.
+  var outputFiles: [FileArgument] {
+    [("out", out), ("lse", lse), ("dq", dq), ("dk", dk), ("dv", dv)].compactMap { argument, path in
+      path.map { FileArgument(argument: argument, path: $0) }
+    }
+  }
+
   typealias Results = (out: HostTensor, lse: HostTensor, gradients: (dQ: HostTensor, dK: HostTensor, dV: HostTensor)?)
 
   /// Forward, and backward when `dOut` is given.
@@ -109,22 +136,22 @@ struct RunCommand: ParsableCommand {
     return (out, lse, gradients)
   }
 
-  /// The options from the flags, with the window's FlashAttention convention (-1 unbounded).
+  /// The options from the flags, with the window's FlashAttention convention (-1 unbounded, the
+  /// same as leaving the flag out).
   func attentionOptions() throws -> AttentionOptions {
     for (flag, value) in [("--window-left", windowLeft), ("--window-right", windowRight)] {
       if let value, value < -1 {
         throw CommandLineFailure("\(flag) \(value) makes no sense: use a bound >= 0, or -1 for unbounded")
       }
     }
-    if causal, let windowRight, windowRight != 0 {
-      throw CommandLineFailure(
-        "--window-right \(windowRight) conflicts with --causal (causal means a right bound of 0)")
+    let left = windowLeft.flatMap { $0 == -1 ? nil : $0 }
+    let right = windowRight.flatMap { $0 == -1 ? nil : $0 }
+    if causal, let right, right != 0 {
+      throw CommandLineFailure("--window-right \(right) conflicts with --causal (causal means a right bound of 0)")
     }
-    var window: SlidingWindow?
-    if windowLeft != nil || windowRight != nil {
-      window = SlidingWindow(flashAttentionLeft: windowLeft ?? -1, right: windowRight ?? -1)
-    }
-    let options = AttentionOptions(scale: scale, causal: causal, window: window, softcap: softcap ?? 0)
+    let window = left == nil && right == nil ? nil : SlidingWindow(left: left, right: right)
+    let options = AttentionOptions(
+      scale: scale, causal: causal, window: window, softcap: softcap ?? 0, deterministic: deterministic)
     try options.validate()
     return options
   }

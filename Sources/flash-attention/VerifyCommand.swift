@@ -1,6 +1,7 @@
 import ArgumentParser
 import FlashAttention
 import FlashAttentionCUDA
+import FlashAttentionTools
 import Foundation
 
 /// `flash-attention verify`: the built-in case matrix against the float64 reference.

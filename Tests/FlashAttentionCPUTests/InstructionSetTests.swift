@@ -66,19 +66,24 @@ struct InstructionSetTests {
     #expect(backend.instructionSet == .avx2)
   }
 
-  @Test("the AVX-512 module links every kernel source and nothing else")
-  func sourcesInSync() throws {
-    let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-      .appendingPathComponent("../../Sources").standardizedFileURL
-    let kernels = sources.appendingPathComponent("_FlashAttentionCPUKernels")
-    let copy = sources.appendingPathComponent("_FlashAttentionCPUKernelsAVX512")
-    let manager = FileManager.default
-    let names = try manager.contentsOfDirectory(atPath: kernels.path).filter { $0.hasSuffix(".swift") }.sorted()
-    let linked = try manager.contentsOfDirectory(atPath: copy.path).sorted()
-    #expect(names == linked, "kernel sources \(names), AVX-512 module \(linked)")
-    for name in linked {
-      let target = try manager.destinationOfSymbolicLink(atPath: copy.appendingPathComponent(name).path)
-      #expect(target == "../_FlashAttentionCPUKernels/\(name)", "\(name) -> \(target)")
+  @Test("each table is the build it names, and is handed out only where the CPU runs it")
+  func tables() throws {
+    for instructionSet in CPUInstructionSet.allCases {
+      let kernels = CPUKernels(instructionSet)
+      #expect((kernels != nil) == CPUInstructionSet.supported.contains(instructionSet))
+      guard let table = kernels?.table.pointee else { continue }
+      #expect(String(cString: table.name) == instructionSet.rawValue)
+      #expect(table.lanes == (instructionSet == .avx512 ? 16 : 8))
     }
+  }
+
+  /// SwiftPM refuses unsafe flags in any package resolved by version: the library could not be a
+  /// dependency (issue #13). scripts/check-consumer-package.sh proves it end to end.
+  @Test("Package.swift uses no unsafe build flags")
+  func noUnsafeFlags() throws {
+    let manifest = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+      .appendingPathComponent("../../Package.swift").standardizedFileURL
+    let text = try String(contentsOf: manifest, encoding: .utf8)
+    #expect(!text.contains("unsafe" + "Flags"))
   }
 }

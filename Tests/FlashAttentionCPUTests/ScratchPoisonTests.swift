@@ -1,6 +1,4 @@
-@testable import _FlashAttentionCPUKernels
-import FlashAttentionCPU
-import _FlashAttentionCPURuntime
+@testable import FlashAttentionCPU
 import FlashAttentionCore
 import FlashAttentionTestSupport
 import Testing

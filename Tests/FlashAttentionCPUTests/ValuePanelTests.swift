@@ -1,5 +1,4 @@
-@testable import _FlashAttentionCPUKernels
-import FlashAttentionCPU
+@testable import FlashAttentionCPU
 import FlashAttentionCore
 import Testing
 

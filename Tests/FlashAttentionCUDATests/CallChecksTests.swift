@@ -67,13 +67,17 @@ struct CallChecksTests {
     #expect(throws: FlashAttentionError.self) { try CUDACallChecks.stream(ordinal: 1, backendOrdinal: 0) }
   }
 
-  @Test("window bounds past Int32 clamp to seqlen_q + seqlen_k instead of trapping")
+  @Test("window bounds past Int32 reach the kernels as unbounded (-1) instead of trapping")
   func windowClamp() throws {
+    // AttentionMask drops a bound past every key (left > seqlen_k, right > seqlen_q) as unbounded.
     let mask = AttentionMask(
       options: AttentionOptions(window: SlidingWindow(left: Int.max, right: Int(Int32.max) + 7)), seqlenQ: 100,
       seqlenK: 50)
     let (left, right) = kernelWindow(mask)
-    #expect(left == 150 && right == 150)
+    #expect(left == -1 && right == -1)
+    let inside = kernelWindow(
+      AttentionMask(options: AttentionOptions(window: SlidingWindow(left: 50, right: 100)), seqlenQ: 100, seqlenK: 50))
+    #expect(inside.left == 50 && inside.right == 100)
     let unbounded = kernelWindow(AttentionMask(options: AttentionOptions(), seqlenQ: 4, seqlenK: 4))
     #expect(unbounded.left == -1 && unbounded.right == -1)
   }

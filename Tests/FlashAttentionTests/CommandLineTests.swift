@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
 import FlashAttention
 import FlashAttentionTestSupport
 import Foundation
@@ -10,6 +15,10 @@ struct CommandLineTests {
     var status: Int32
     var standardOutput: String
     var standardError: String
+    /// Ended by a signal (`status` is then the signal's number).
+    var signaled = false
+    /// Killed by the test for running past its deadline.
+    var timedOut = false
   }
 
   /// The executable SwiftPM built next to this test bundle (`FLASH_ATTENTION_CLI` overrides it).
@@ -23,28 +32,45 @@ struct CommandLineTests {
     return directory.appendingPathComponent("flash-attention").path
   }
 
-  static func run(_ arguments: [String], in directory: URL, backend: String? = nil) throws -> Outcome {
+  /// Runs the tool in `directory`; past `timeout` seconds it is killed and the outcome says so.
+  /// `shellPrefix` runs it through `/bin/sh -c "<prefix>; exec tool ..."` (a `ulimit`).
+  static func run(
+    _ arguments: [String], in directory: URL, backend: String? = nil, timeout: Double = 300,
+    shellPrefix: String? = nil
+  ) throws -> Outcome {
     let path = executable
     try #require(FileManager.default.isExecutableFile(atPath: path), "no flash-attention executable at \(path)")
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
+    if let shellPrefix {
+      process.executableURL = URL(fileURLWithPath: "/bin/sh")
+      process.arguments = ["-c", shellPrefix + "; exec \"$0\" \"$@\"", path] + arguments
+    } else {
+      process.executableURL = URL(fileURLWithPath: path)
+      process.arguments = arguments
+    }
     process.currentDirectoryURL = directory
     var environment = ProcessInfo.processInfo.environment
     environment["FLASH_ATTENTION_BACKEND"] = backend
+    // A crash ends at once with its signal: the runtime's backtracer would hold the pipes open.
+    environment["SWIFT_BACKTRACE"] = "enable=no"
     process.environment = environment
     let output = Pipe()
     let error = Pipe()
     process.standardOutput = output
     process.standardError = error
     try process.run()
+    let deadline = DispatchWorkItem { kill(process.processIdentifier, SIGKILL) }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: deadline)
     // Read before waiting, so a full pipe cannot block the child.
     let outData = output.fileHandleForReading.readDataToEndOfFile()
     let errData = error.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
+    deadline.cancel()
+    let signaled = process.terminationReason == .uncaughtSignal
     return Outcome(
       status: process.terminationStatus, standardOutput: String(decoding: outData, as: UTF8.self),
-      standardError: String(decoding: errData, as: UTF8.self))
+      standardError: String(decoding: errData, as: UTF8.self), signaled: signaled,
+      timedOut: signaled && process.terminationStatus == SIGKILL)
   }
 
   /// A temporary directory holding q, k, v and dout of `shape`.
@@ -146,9 +172,9 @@ struct CommandLineTests {
     var files: [String: [Float]] = [:]
     var shapes: [String: [Int]] = [:]
     var raw: [String: [UInt8]] = [:]
+    /// Symbolic links to create: name -> target.
+    var links: [String: String] = [:]
     var arguments: [String]
-    /// ArgumentParser's own parse errors print usage on several lines.
-    var oneLine = true
 
     var testDescription: String { label }
   }
@@ -192,9 +218,26 @@ struct CommandLineTests {
       BadInput(label: "dout without dq", arguments: inputs + outputs + ["--dout", "dout.npy"]),
       BadInput(label: "output directory missing", arguments: inputs + ["--out", "o.npy", "--lse", "nowhere/l.npy"]),
       BadInput(label: "same output twice", arguments: inputs + ["--out", "o.npy", "--lse", "o.npy"]),
-      BadInput(label: "unknown device", arguments: inputs + outputs + ["--device", "tpu"], oneLine: false),
-      BadInput(label: "unknown flag", arguments: inputs + outputs + ["--bogus"], oneLine: false),
-      BadInput(label: "missing --v", arguments: ["--q", "q.npy", "--k", "k.npy"] + outputs, oneLine: false),
+      BadInput(label: "same output as ./", arguments: inputs + ["--out", "o.npy", "--lse", "./o.npy"]),
+      BadInput(
+        label: "same output through a directory link", links: ["here": "."],
+        arguments: inputs + ["--out", "o.npy", "--lse", "here/o.npy"]),
+      BadInput(
+        label: "same output through a file link", links: ["link.npy": "o.npy"],
+        arguments: inputs + ["--out", "o.npy", "--lse", "link.npy"]),
+      BadInput(label: "output is an input", arguments: inputs + ["--out", "./k.npy"]),
+      BadInput(label: "gradient output is dout", arguments: inputs + outputs + [
+        "--dout", "dout.npy", "--dq", "dq.npy", "--dk", "dk.npy", "--dv", "dout.npy",
+      ]),
+      raw("empty shape whose strides overflow", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 1099511627776, 1099511627776, 8), }\n", [])),
+      raw("shape entry past Int.max", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }\n", [])),
+      BadInput(label: "window left -2 as a separate word", arguments: inputs + outputs + ["--window-left", "-2"]),
+      BadInput(label: "window bound past Int.max", arguments: inputs + outputs + ["--window-left", "9223372036854775808"]),
+      BadInput(label: "window bound not a number", arguments: inputs + outputs + ["--window-right", "wide"]),
+      BadInput(label: "scale -1 as a separate word", arguments: inputs + outputs + ["--scale", "-1"]),
+      BadInput(label: "unknown device", arguments: inputs + outputs + ["--device", "tpu"]),
+      BadInput(label: "unknown flag", arguments: inputs + outputs + ["--bogus"]),
+      BadInput(label: "missing --v", arguments: ["--q", "q.npy", "--k", "k.npy"] + outputs),
     ]
   }()
 
@@ -208,20 +251,20 @@ struct CommandLineTests {
       try workspace.write(name, try NPYFile.encode(random.tensor(shape, dtype: dtype)))
     }
     for (name, bytes) in input.raw { try workspace.write(name, bytes) }
+    for (name, target) in input.links { try #require(symlink(target, workspace.path(name)) == 0) }
     let previous = Array("an earlier result that must survive".utf8)
     try workspace.write("o.npy", previous)
     let before = try FileManager.default.contentsOfDirectory(atPath: workspace.directory.path).sorted()
+    let inputsBefore = try ["q.npy", "k.npy", "v.npy", "dout.npy"].map { try Data(contentsOf: URL(fileURLWithPath: workspace.path($0))) }
 
-    let outcome = try Self.run(["run"] + input.arguments, in: workspace.directory)
-    #expect(outcome.status == 2, "\(input.label): status \(outcome.status), stderr: \(outcome.standardError)")
+    let outcome = try Self.run(["run"] + input.arguments, in: workspace.directory, timeout: 60)
+    #expect(outcome.status == 2 && !outcome.signaled, "\(input.label): status \(outcome.status), stderr: \(outcome.standardError)")
     let lines = outcome.standardError.split(separator: "\n")
-    if input.oneLine {
-      #expect(lines.count == 1, "\(input.label): \(outcome.standardError)")
-      #expect(outcome.standardError.hasPrefix("flash-attention: error: "), "\(input.label): \(outcome.standardError)")
-    } else {
-      #expect(lines.first?.hasPrefix("Error: ") == true, "\(input.label): \(outcome.standardError)")
-    }
+    #expect(lines.count == 1, "\(input.label): \(outcome.standardError)")
+    #expect(outcome.standardError.hasPrefix("flash-attention: error: "), "\(input.label): \(outcome.standardError)")
     #expect(try Array(Data(contentsOf: workspace.directory.appendingPathComponent("o.npy"))) == previous)
+    let inputsAfter = try ["q.npy", "k.npy", "v.npy", "dout.npy"].map { try Data(contentsOf: URL(fileURLWithPath: workspace.path($0))) }
+    #expect(inputsAfter == inputsBefore, "\(input.label): an input changed")
     let after = try FileManager.default.contentsOfDirectory(atPath: workspace.directory.path).sorted()
     #expect(after == before, "\(input.label): files appeared or vanished")
   }

@@ -9,6 +9,10 @@
 // and at the end O / l with inverse_sum(l) (0 for a row with no visible key) and the LSE with
 // row_lse(m, l) (-inf for such a row). The kernels hold the rows' values in their own fragment
 // layouts and call these for each row.
+//
+// NaN or inf in Q, K or V reaches O and the LSE as in a standard attention: fmaxf skips a NaN
+// score, so m stays finite, but its p = 2^NaN makes l NaN, and the finalize tests l == 0 (the only
+// value a row with no visible key has), never l > 0, which a NaN l fails like an empty row.
 #pragma once
 #include "common/math.cuh"
 
@@ -37,10 +41,10 @@ __device__ __forceinline__ float rescale_factor(float old_max, float new_max) {
   return new_max == old_max ? 1.f : ex2(old_max - exponent_offset(new_max));
 }
 
-// 1 / l for the output, 0 for a row with no visible key (its output row is 0).
-__device__ __forceinline__ float inverse_sum(float l) { return l > 0.f ? 1.f / l : 0.f; }
+// 1 / l for the output, 0 for a row with no visible key (its output row is 0); NaN for a NaN l.
+__device__ __forceinline__ float inverse_sum(float l) { return l == 0.f ? 0.f : 1.f / l; }
 
-// The natural-log LSE of a row, -inf for a row with no visible key.
+// The natural-log LSE of a row, -inf for a row with no visible key; NaN for a NaN l.
 __device__ __forceinline__ float row_lse(float running_max, float l) {
-  return l > 0.f ? (running_max + lg2(l)) * FA_LN2 : -FA_INF;
+  return l == 0.f ? -FA_INF : (running_max + lg2(l)) * FA_LN2;
 }

@@ -106,9 +106,10 @@ extern "C" __global__ void __launch_bounds__(ST_THREADS) standard_softmax(
   __syncthreads();
   sum = 0.f;
   for (int w = 0; w < ST_THREADS / 32; ++w) sum += partial[w];
-  const float inverse = sum > 0.f ? 1.f / sum : 0.f;
+  // sum == 0, not sum > 0: a NaN sum (NaN in an input) stays NaN in P and the LSE (see softmax.cuh).
+  const float inverse = sum == 0.f ? 0.f : 1.f / sum;
   for (int j = threadIdx.x; j < N; j += ST_THREADS) row[j] = ex2(row[j] * FA_LOG2E - shift) * inverse;
-  if (threadIdx.x == 0) lse[b * lse_sb + h * lse_sh + i] = sum > 0.f ? (m + lg2(sum) * FA_LN2) : -FA_INF;
+  if (threadIdx.x == 0) lse[b * lse_sb + h * lse_sh + i] = sum == 0.f ? -FA_INF : (m + lg2(sum) * FA_LN2);
 }
 
 // Out[b, i, h, :] = factor · sum_j P[bh, i, j] · B[b, j, h / group, :]   (P·V and dS·K).

@@ -1,0 +1,9 @@
+extension String {
+  /// The text without leading and trailing spaces, tabs and newlines (Foundation's
+  /// `trimmingCharacters` without Foundation, which the library product does not link).
+  package var trimmedOfWhitespace: String {
+    let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+    guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+    return String(self[first...last])
+  }
+}

@@ -1,1 +1,0 @@
-../_FlashAttentionCPUKernels/TilePacking.swift
