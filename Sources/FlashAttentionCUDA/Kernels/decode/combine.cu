@@ -6,7 +6,7 @@
 // A split without a visible key has lse_s = -inf and weight 0; a row with none anywhere gets
 // O = 0 and LSE = -inf. One warp per row (batch, query head, query token): the lanes take the
 // splits for the weights, then 4 columns each. FA_DV and FA_BF16 come from the host.
-#include "common/math.cuh"
+#include "common/softmax.cuh"
 
 #define WARPS_PER_BLOCK 4
 
@@ -30,7 +30,9 @@ flash_decode_combine(const __grid_constant__ FADecodeCombineParams params) {
   for (int s = lane; s < splits; s += 32) total += ex2(lse_partial[s * rows_total + row] * FA_LOG2E - base);
   #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffff, total, offset);
-  const float inv = total > 0.f ? 1.f / total : 0.f;
+  // Tests `== 0`, never `> 0`: a NaN split (a NaN in Q, K or V) makes the row NaN, as in a
+  // standard attention, instead of an empty row.
+  const float inv = inverse_sum(total);
 
   const int token = (int)(row % params.seqlen_q);
   const int head = (int)((row / params.seqlen_q) % params.heads_q);
@@ -41,7 +43,7 @@ flash_decode_combine(const __grid_constant__ FADecodeCombineParams params) {
     float o[4] = {0.f, 0.f, 0.f, 0.f};
     for (int s = 0; s < splits; ++s) {
       const float weight = ex2(lse_partial[s * rows_total + row] * FA_LOG2E - base) * inv;
-      if (weight > 0.f) {  // skips the -inf splits, whose O is 0 anyway
+      if (weight != 0.f) {  // skips the -inf splits (no visible key), whose O is 0 anyway
         const float4 part = *reinterpret_cast<const float4*>(o_partial + (s * rows_total + row) * FA_DV + col);
         o[0] += weight * part.x; o[1] += weight * part.y; o[2] += weight * part.z; o[3] += weight * part.w;
       }
@@ -50,6 +52,6 @@ flash_decode_combine(const __grid_constant__ FADecodeCombineParams params) {
   }
   if (lane == 0) {
     float* __restrict__ lse = params.lse;
-    lse[b * params.lse_strides.batch + head * params.lse_strides.head + token] = total > 0.f ? m + lg2(total) * FA_LN2 : -FA_INF;
+    lse[b * params.lse_strides.batch + head * params.lse_strides.head + token] = total == 0.f ? -FA_INF : m + lg2(total) * FA_LN2;
   }
 }
