@@ -97,7 +97,7 @@ public struct Verification: Sendable {
     a.byteCount == b.byteCount && memcmp(a.storage, b.storage, a.byteCount) == 0
   }
 
-  private func check(
+  func check(
     _ name: String, _ actual: [Float], _ expected: [Double], _ baseline: [Double]?, dtype: DType
   ) -> VerificationCheck {
     let metrics = ErrorMetrics(actual: actual, expected: expected)

@@ -44,12 +44,17 @@ struct VerifyCommand: ParsableCommand {
 
   func run() throws {
     var cases = VerificationMatrix.standard
-    if let filter { cases = cases.filter { $0.name.contains(filter) } }
+    var cacheCases = KVCacheMatrix.standard
+    if let filter {
+      cases = cases.filter { $0.name.contains(filter) }
+      cacheCases = cacheCases.filter { $0.name.contains(filter) }
+    }
     if list {
       for testCase in cases { print(testCase) }
+      for testCase in cacheCases { print(testCase) }
       return
     }
-    if cases.isEmpty { throw CommandLineFailure("--filter \(filter ?? "") matches no case (see --list)") }
+    if cases.isEmpty && cacheCases.isEmpty { throw CommandLineFailure("--filter \(filter ?? "") matches no case (see --list)") }
     let engine = try makeEngine()
     let verification = Verification(engine: engine)
     let dtypes = dtype.isEmpty ? defaultDTypes(backend: engine.backend.name) : dtype
@@ -61,6 +66,12 @@ struct VerifyCommand: ParsableCommand {
     for dtype in dtypes {
       for var testCase in cases {
         if forwardOnly { testCase.backward = false }
+        let result = verification.run(testCase, dtype: dtype, seed: caseSeed(seed, testCase.name))
+        print(table.row(result))
+        results.append(result)
+      }
+      // KV-cache inference (flash_attn_with_kvcache): forward only.
+      for testCase in cacheCases {
         let result = verification.run(testCase, dtype: dtype, seed: caseSeed(seed, testCase.name))
         print(table.row(result))
         results.append(result)
