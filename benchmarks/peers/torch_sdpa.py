@@ -13,6 +13,7 @@ Writes the JSON schema of benchmarks/README.md (--json FILE), a table on stdout,
 stderr (--quiet silences it).
 
     python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16,fp16 --json out.json
+    python3 benchmarks/peers/torch_sdpa.py --grid decode --json decode.json   # see torch_sdpa_decode.py
 """
 
 from __future__ import annotations
@@ -201,7 +202,9 @@ def profile_once(cases, impls, args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
-    parser.add_argument("--grid", default=None, help="flash | cpu | cpu-kernels | long-gpu | long-cpu | smoke | custom")
+    parser.add_argument("--grid", default=None,
+                        help="flash | cpu | cpu-kernels | long-gpu | long-cpu | smoke | custom | decode")
+    parser.add_argument("--decode-batches", default="1,4,16,64", help="decode grid: batches")
     parser.add_argument("--dtypes", default=None, help="comma list: bf16,fp16,fp32")
     parser.add_argument("--head-dims", default=None)
     parser.add_argument("--seqlens", default=None)
@@ -224,6 +227,11 @@ def main() -> None:
         print("torch_sdpa.py: CUDA requested but torch sees no GPU", file=sys.stderr)
         sys.exit(3)
     ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
+    if args.grid == "decode":  # KV-cache decoding shapes: their own timing and table
+        import torch_sdpa_decode
+        torch_sdpa_decode.run(args, ints(args.decode_batches),
+                              ints(args.seqlens) or [1024, 4096, 8192, 16384, 32768, 65536, 131072])
+        return
     dtypes = [bc.DTYPE_NAMES[x] for x in (args.dtypes or ("bf16,fp16" if cuda else "fp32")).split(",")]
     causal = {"both": [False, True], "yes": [True], "no": [False]}[args.causal]
     preset = args.grid or ("flash" if cuda else "cpu")
