@@ -119,6 +119,11 @@ extension CUDACallChecks {
     if arguments.seqlenNew * shape.headsKV * (shape.headDim + shape.headDimV) / 8 > limit - 256 {
       throw .unsupported(backend: backend, feature: "\(arguments.seqlenNew) new tokens of \(shape.headsKV) heads in one append")
     }
+    let cache = arguments.cache
+    for (index, label) in [(cache.seqlens, "cache_seqlens"), (cache.batchIndex, "cache_batch_idx"), (cache.pageTable, "page_table")]
+    where index.map({ UInt(bitPattern: $0.baseAddress) % 4 != 0 }) ?? false {
+      throw .invalidArgument(name: label, value: "\(index.map { $0.baseAddress } as Any)", reason: "int32 index data must be 4-byte aligned")
+    }
     if shape.headsKV > 65535 {
       throw .unsupported(backend: backend, feature: "heads_kv = \(shape.headsKV) (the kernels take up to 65535)")
     }
