@@ -18,6 +18,10 @@ extension BenchCommand {
       guard let value = Int(text), value >= 0 else { throw CommandLineFailure("--page-sizes: \(text) is not a size") }
       return value == 0 ? nil : value
     }
+    let splitCounts = try (decodeSplits ?? "0").split(separator: ",").map { text -> Int in
+      guard let value = Int(text), value >= 0 else { throw CommandLineFailure("--decode-splits: \(text) is not a count") }
+      return value
+    }
     let dtype = try (dtypes ?? "bf16").split(separator: ",").first.map { text in
       guard let dtype = DType(argument: String(text)), dtype != .float32 else {
         throw CommandLineFailure("--dtypes for the decode grid: bf16 or fp16")
@@ -39,15 +43,17 @@ extension BenchCommand {
       for tokens in cacheLengths {
         if batch * tokens * 8 * 128 * 2 * dtype.byteSize > Self.decodeCacheBytesLimit { continue }
         for page in pages {
-          do {
-            let m = try timer.measure(batch: batch, cacheTokens: tokens, pageSize: page, dtype: dtype)
-            rows.append(m)
-            print("\(batch)".padded(7) + "\(tokens)".padded(9) + (page.map(String.init) ?? "-").padded(7)
-              + "\(m.splits)".padded(8) + String(format: "%.1f", m.microseconds).padded(10)
-              + String(format: "%.0f", m.gigabytesPerSecond).padded(8)
-              + String(format: "%.1f", 100 * m.gigabytesPerSecond / copy))
-          } catch {
-            print("batch \(batch) cache \(tokens) page \(page.map(String.init) ?? "-"): \(error)")
+          for requested in splitCounts {
+            do {
+              let m = try timer.measure(batch: batch, cacheTokens: tokens, pageSize: page, dtype: dtype, numSplits: requested)
+              rows.append(m)
+              print("\(batch)".padded(7) + "\(tokens)".padded(9) + (page.map(String.init) ?? "-").padded(7)
+                + "\(m.splits)".padded(8) + String(format: "%.1f", m.microseconds).padded(10)
+                + String(format: "%.0f", m.gigabytesPerSecond).padded(8)
+                + String(format: "%.1f", 100 * m.gigabytesPerSecond / copy))
+            } catch {
+              print("batch \(batch) cache \(tokens) page \(page.map(String.init) ?? "-"): \(error)")
+            }
           }
         }
       }

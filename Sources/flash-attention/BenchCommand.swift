@@ -87,6 +87,9 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "decode grid: comma list of page sizes, 0 for a contiguous cache (default 0,1,16,64,256).")
   var pageSizes: String?
 
+  @Option(help: "decode grid: comma list of split counts to compare, 0 for automatic (default 0).")
+  var decodeSplits: String?
+
   func run() throws {
     if grid == "decode" { return try runDecodeGrid() }
     let onGPU: Bool
