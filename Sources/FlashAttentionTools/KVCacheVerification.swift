@@ -86,11 +86,11 @@ public enum KVCacheMatrix {
       KVCacheCase(
         "kv-batchidx-window", cached: [9, 3], newTokens: 1, batchIndex: true,
         options: O(window: SlidingWindow(left: 4, right: 0))),
-      KVCacheCase("kv-gqa4-split1", cached: [2000], headsQ: 32, headsKV: 8, headDim: 128, numSplits: 1),
-      KVCacheCase("kv-gqa4-auto", cached: [4000, 3], headsQ: 32, headsKV: 8, headDim: 128, pageSize: 16),
+      KVCacheCase("kv-gqa4-split1", cached: [1500], headsQ: 32, headsKV: 8, headDim: 128, numSplits: 1),
+      KVCacheCase("kv-gqa4-auto", cached: [2500, 3], headsQ: 32, headsKV: 8, headDim: 128, pageSize: 16),
       KVCacheCase("kv-split-large", cached: [100, 50, 0], headsKV: 1, numSplits: 200),
       KVCacheCase(
-        "kv-window-split", cached: [3000], newTokens: 2, queries: 2, headsQ: 32, headsKV: 8, headDim: 128,
+        "kv-window-split", cached: [2000], newTokens: 2, queries: 2, headsQ: 32, headsKV: 8, headDim: 128,
         pageSize: 64, options: O(causal: true, window: SlidingWindow(left: 64, right: nil)), numSplits: 7),
       KVCacheCase("kv-d40-mqa3", cached: [17, 129], headsQ: 3, headsKV: 1, headDim: 40, pageSize: 3),
       KVCacheCase(
