@@ -16,9 +16,7 @@ struct BenchCommand: ParsableCommand {
       a few minutes on 2 cores); cpu-kernels = N 1024..16384, batch 1, 8 heads, d 64/128; \
       scaling-gpu = batch 1, 16 heads, d 128, N 1k..128k; scaling-cpu = batch 1, one head, d 64, N 1k..64k; \
       long-gpu = one head, N 1,048,576, d 128; long-cpu = one head, N 131,072, d 64, causal; \
-      smoke; custom (--batch --heads --seqlens --head-dims); decode = KV-cache decoding, bf16, d 128, \
-      GQA 32/8, one query token, --decode-batches 1..64, --seqlens (cache) 1k..128k, --page-sizes \
-      0 (contiguous)/1/16/64/256: bandwidth of K and V read against cuMemcpyDtoD in the same run. GPU: CUDA events, median of --reps \
+      smoke; custom (--batch --heads --seqlens --head-dims). GPU: CUDA events, median of --reps \
       runs after --warmup, inputs rotated past twice the L2 cache. CPU: median of 3..--reps runs \
       within --cpu-budget seconds per case, and the probed FMA peak for percent-of-peak. A table \
       goes to stdout, progress to stderr, and --json FILE writes the schema of benchmarks/README.md.
@@ -81,7 +79,7 @@ struct BenchCommand: ParsableCommand {
   @OptionGroup(title: "CUDA tuning")
   var cudaTuning: CUDATuningOptions
 
-  @Option(help: "decode grid: comma list of batches (default 1,4,16,64).")
+  @Option(help: "--grid decode (GPU): KV-cache decoding, bf16, d 128, GQA 32/8, one query token, cache lengths --seqlens (default 1k..128k), bandwidth of K and V read against cuMemcpyDtoD in the same run. Comma list of batches (default 1,4,16,64).")
   var decodeBatches: String?
 
   @Option(help: "decode grid: comma list of page sizes, 0 for a contiguous cache (default 0,1,16,64,256).")

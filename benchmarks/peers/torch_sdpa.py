@@ -13,7 +13,6 @@ Writes the JSON schema of benchmarks/README.md (--json FILE), a table on stdout,
 stderr (--quiet silences it).
 
     python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16,fp16 --json out.json
-    python3 benchmarks/peers/torch_sdpa.py --grid decode --json decode.json   # see torch_sdpa_decode.py
 """
 
 from __future__ import annotations
@@ -226,12 +225,14 @@ def main() -> None:
     if cuda and not torch.cuda.is_available():
         print("torch_sdpa.py: CUDA requested but torch sees no GPU", file=sys.stderr)
         sys.exit(3)
-    ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
     if args.grid == "decode":  # KV-cache decoding shapes: their own timing and table
         import torch_sdpa_decode
-        torch_sdpa_decode.run(args, ints(args.decode_batches),
-                              ints(args.seqlens) or [1024, 4096, 8192, 16384, 32768, 65536, 131072])
+        torch_sdpa_decode.run(args, [int(x) for x in args.decode_batches.split(",")],
+                              [int(x) for x in args.seqlens.split(",")] if args.seqlens
+                              else [1024, 4096, 8192, 16384, 32768, 65536, 131072])
         return
+
+    ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
     dtypes = [bc.DTYPE_NAMES[x] for x in (args.dtypes or ("bf16,fp16" if cuda else "fp32")).split(",")]
     causal = {"both": [False, True], "yes": [True], "no": [False]}[args.causal]
     preset = args.grid or ("flash" if cuda else "cpu")

@@ -74,9 +74,9 @@ extension CUDABackend {
     do throws(FlashAttentionError) {
       let cache = arguments.cache
       var deviceCache = KVCache(
-        k: try staging.upload(cache.k), v: try staging.upload(cache.v), seqlens: try staging.upload(index: cache.seqlens))
-      if let batchIndex = cache.batchIndex { deviceCache.batchIndex = try staging.upload(index: batchIndex) }
-      if let pageTable = cache.pageTable { deviceCache.pageTable = try staging.upload(index: pageTable) }
+        k: try staging.upload(cache.k), v: try staging.upload(cache.v), seqlens: try staging.uploadCacheIndex(cache.seqlens))
+      if let batchIndex = cache.batchIndex { deviceCache.batchIndex = try staging.uploadCacheIndex(batchIndex) }
+      if let pageTable = cache.pageTable { deviceCache.pageTable = try staging.uploadCacheIndex(pageTable) }
       var kNew: TensorView?
       var vNew: TensorView?
       if let k = arguments.kNew, let v = arguments.vNew {
@@ -132,7 +132,7 @@ extension CUDACallChecks {
 
 extension DeviceStaging {
   /// A contiguous device copy of host int32 index data (a vector or a page table).
-  mutating func upload(index: IndexTensorView) throws(FlashAttentionError) -> IndexTensorView {
+  mutating func uploadCacheIndex(_ index: IndexTensorView) throws(FlashAttentionError) -> IndexTensorView {
     let values: [Int32]
     switch index.shape.count {
     case 1: values = (0..<index.shape[0]).map { index[$0] }
