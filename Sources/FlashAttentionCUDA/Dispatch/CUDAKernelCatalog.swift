@@ -15,7 +15,6 @@ public enum CUDAKernelCatalog {
   /// sm_90a every Hopper variant; the KV-cache kernels (`decodeKeys`) on every arch.
   public static func keys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     var keys: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive)
-    keys += decodeKeys(arch: arch, exhaustive: exhaustive)
     for dtype in [DType.bfloat16, .float16] {
       keys += StandardAttentionKey.Entry.allCases.map { StandardAttentionKey(entry: $0, dtype: dtype) }
     }
@@ -25,6 +24,7 @@ public enum CUDAKernelCatalog {
       keys += HopperBackwardKey.allVariants
       keys += HopperBackwardDQKey.allVariants
     }
+    keys += decodeKeys(arch: arch, exhaustive: exhaustive)
     return keys
   }
 
