@@ -79,7 +79,17 @@ struct BenchCommand: ParsableCommand {
   @OptionGroup(title: "CUDA tuning")
   var cudaTuning: CUDATuningOptions
 
+  @Option(help: "--grid decode (GPU): KV-cache decoding, bf16, d 128, GQA 32/8, one query token, cache lengths --seqlens (default 1k..128k), bandwidth of K and V read against cuMemcpyDtoD in the same run. Comma list of batches (default 1,4,16,64).")
+  var decodeBatches: String?
+
+  @Option(help: "decode grid: comma list of page sizes, 0 for a contiguous cache (default 0,1,16,64,256).")
+  var pageSizes: String?
+
+  @Option(help: "decode grid: comma list of split counts to compare, 0 for automatic (default 0).")
+  var decodeSplits: String?
+
   func run() throws {
+    if grid == "decode" { return try runDecodeGrid() }
     let onGPU: Bool
     switch device?.lowercased() {
     case "cpu": onGPU = false
@@ -190,7 +200,7 @@ struct BenchCommand: ParsableCommand {
     return text.split(separator: " ").prefix(3).joined(separator: " ")
   }
 
-  private func integers(_ text: String?, _ flag: String) throws -> [Int]? {
+  func integers(_ text: String?, _ flag: String) throws -> [Int]? {
     guard let text else { return nil }
     return try text.split(separator: ",").map { part in
       guard let value = Int(part), value > 0 else { throw CommandLineFailure("\(flag): \(part) is not a positive integer") }

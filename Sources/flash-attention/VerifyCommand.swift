@@ -45,12 +45,19 @@ struct VerifyCommand: ParsableCommand {
 
   func run() throws {
     var problems = VerificationMatrix.standard
-    if let filter { problems = problems.filter { $0.name.contains(filter) } }
+    var cacheCases = KVCacheMatrix.standard
+    if let filter {
+      problems = problems.filter { $0.name.contains(filter) }
+      cacheCases = cacheCases.filter { $0.name.contains(filter) }
+    }
     if list {
       for problem in problems { print(problem) }
+      for testCase in cacheCases { print(testCase) }
       return
     }
-    if problems.isEmpty { throw CommandLineFailure("--filter \(filter ?? "") matches no problem (see --list)") }
+    if problems.isEmpty && cacheCases.isEmpty {
+      throw CommandLineFailure("--filter \(filter ?? "") matches no problem (see --list)")
+    }
     let engine = try makeEngine()
     let verification = Verification(engine: engine)
     let dtypes = dtype.isEmpty ? defaultDTypes(backend: engine.backend.name) : dtype
@@ -63,6 +70,12 @@ struct VerifyCommand: ParsableCommand {
       for var problem in problems {
         if forwardOnly { problem.backward = false }
         let result = verification.run(problem, dtype: dtype, seed: problemSeed(seed, problem.name))
+        print(table.row(result))
+        results.append(result)
+      }
+      // KV-cache inference (flash_attn_with_kvcache): forward only.
+      for testCase in cacheCases {
+        let result = verification.run(testCase, dtype: dtype, seed: problemSeed(seed, testCase.name))
         print(table.row(result))
         results.append(result)
       }
