@@ -14,7 +14,7 @@ row = re.compile(r"^(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(true|false)\s+(\S+)\s+([\d.
 def ours(side, fa2=False):
     """{(pass, d, N, causal): best TFLOP/s over rounds} for one binary."""
     best = {}
-    pattern = f"{side}-fa2-*.txt" if fa2 else f"{side}-[0-9]*.txt"
+    pattern = f"{side}-fa2-*.txt" if fa2 else f"{side}-[0-9]*.*"
     for path in sorted(glob.glob(os.path.join(out_dir, pattern))):
         for line in open(path):
             m = row.match(line)
