@@ -22,6 +22,7 @@ extension ReferenceAttention {
   ) throws(FlashAttentionError) -> ForwardResult {
     let problem = try SamePrecisionProblem(q: q, k: k, v: v, dOut: nil, options: options)
     let shape = problem.shape
+    let dtype = problem.dtype
     var out = [Double](repeating: 0, count: shape.oShape.reduce(1, *))
     var lse = [Double](repeating: -.infinity, count: shape.lseShape.reduce(1, *))
     for b in 0..<shape.batch {
@@ -34,9 +35,10 @@ extension ReferenceAttention {
           for c in 0..<shape.headDimV {
             var sum: Float = 0
             for (slot, j) in row.keys.enumerated() {
-              sum = sum.addingProduct(row.p[slot], problem.v[problem.vIndex(b, j, kvh) + c])
+              let weight = dtype.rounded(row.p[slot] * problem.dropoutFactor(b, h, i, j))
+              sum = sum.addingProduct(weight, problem.v[problem.vIndex(b, j, kvh) + c])
             }
-            out[outBase + c] = Double(problem.dtype.rounded(sum))
+            out[outBase + c] = Double(dtype.rounded(sum))
           }
           lse[(b * shape.headsQ + h) * shape.seqlenQ + i] = Double(row.lse)
         }
@@ -71,9 +73,11 @@ extension ReferenceAttention {
             let vBase = problem.vIndex(b, j, kvh)
             var dot: Float = 0
             for c in 0..<dv { dot = dot.addingProduct(problem.dOut[dOutBase + c], problem.v[vBase + c]) }
-            dP[slot] = dtype.rounded(dot)
+            let factor = problem.dropoutFactor(b, h, i, j)
+            dP[slot] = dtype.rounded(dot * factor)
             rowD = rowD.addingProduct(row.p[slot], dP[slot])
-            for c in 0..<dv { dV[vBase + c] = dV[vBase + c].addingProduct(row.p[slot], problem.dOut[dOutBase + c]) }
+            let dropped = dtype.rounded(row.p[slot] * factor)
+            for c in 0..<dv { dV[vBase + c] = dV[vBase + c].addingProduct(dropped, problem.dOut[dOutBase + c]) }
           }
           let qBase = problem.qoIndex(b, i, h, width: d)
           var dQRow = [Float](repeating: 0, count: d)
@@ -103,6 +107,8 @@ struct SamePrecisionProblem {
   let scale: Float
   let softcap: Float
   let mask: AttentionMask
+  let alibi: AlibiSlopes?
+  let dropout: DropoutMask?
   let q: [Float]
   let k: [Float]
   let v: [Float]
@@ -112,7 +118,7 @@ struct SamePrecisionProblem {
     q: TensorView, k: TensorView, v: TensorView, dOut: TensorView?, options: AttentionOptions
   ) throws(FlashAttentionError) {
     let shape = try TensorChecks.shape(q: q, k: k, v: v)
-    try options.validate()
+    try options.validate(batch: shape.batch, headsQ: shape.headsQ)
     if let dOut {
       try TensorChecks.expect(dOut, "dout", shape: shape.oShape, dtype: dOut.dtype, location: .host)
     }
@@ -121,6 +127,8 @@ struct SamePrecisionProblem {
     self.scale = options.resolvedScale(headDim: shape.headDim)
     self.softcap = options.softcap
     self.mask = AttentionMask(options: options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK)
+    self.alibi = options.alibiSlopes
+    self.dropout = options.activeDropout.map { DropoutMask($0, headsQ: shape.headsQ) }
     self.q = Self.contiguous(q)
     self.k = Self.contiguous(k)
     self.v = Self.contiguous(v)
@@ -144,6 +152,12 @@ struct SamePrecisionProblem {
     return values
   }
 
+  /// Dropout's factor of one entry of P: 1 without dropout.
+  func dropoutFactor(_ b: Int, _ h: Int, _ i: Int, _ j: Int) -> Float {
+    guard let dropout else { return 1 }
+    return Float(dropout.factor(batch: b, head: h, query: i, key: j))
+  }
+
   func qoIndex(_ b: Int, _ i: Int, _ h: Int, width: Int) -> Int {
     ((b * shape.seqlenQ + i) * shape.headsQ + h) * width
   }
@@ -165,6 +179,7 @@ struct SamePrecisionProblem {
     let qBase = qoIndex(b, i, h, width: shape.headDim)
     var s = [Float](repeating: 0, count: keys.count)
     var tanhTerm = [Float](repeating: 0, count: keys.count)
+    let slope = alibi?.slope(batch: b, head: h, headsQ: shape.headsQ) ?? 0
     for (slot, j) in keys.enumerated() {
       let kBase = kIndex(b, j, kvh)
       var dot: Float = 0
@@ -175,6 +190,7 @@ struct SamePrecisionProblem {
         tanhTerm[slot] = t
         score = softcap * t
       }
+      if slope != 0 { score -= slope * Float(abs(i + shape.seqlenK - shape.seqlenQ - j)) }
       s[slot] = score
     }
     let rowMax = s.max() ?? 0

@@ -29,6 +29,16 @@ enum CUDACallChecks {
     }
   }
 
+  /// The score features the kernels compile: ALiBi and dropout are not in the CUDA kernels yet.
+  static func features(_ options: AttentionOptions, backend: String) throws(FlashAttentionError) {
+    if options.alibiSlopes != nil {
+      throw .unsupported(backend: backend, feature: "ALiBi (alibi_slopes): the CPU backend runs it")
+    }
+    if options.activeDropout != nil {
+      throw .unsupported(backend: backend, feature: "dropout (dropout_p > 0): the CPU backend runs it")
+    }
+  }
+
   /// The views of an enqueue: device memory of `ordinal`, every row 16-byte aligned (cp.async
   /// and TMA move 16 bytes).
   static func deviceViews(

@@ -1,0 +1,45 @@
+// ALiBi's bias and dropout's keep mask on score tiles: element-wise work outside the plain
+// attention's loops (the steps call them only when the feature is on).
+
+#include "fa_philox.h"
+
+/// `row[c] -= slope · |diagonal + direction · c|` for `c < count`: a forward row (`Sᵀ`, key
+/// fixed, queries along the row: direction +1) or a backward row (query fixed, keys along the
+/// row: direction −1). The distance is an integer below 2^24 in any problem that fits memory, so
+/// the float conversion is exact.
+FA_INLINE void fa_alibi_row(float *row, ptrdiff_t count, float slope, ptrdiff_t diagonal, ptrdiff_t direction) {
+  for (ptrdiff_t c = 0; c < count; c++) {
+    const ptrdiff_t distance = diagonal + direction * c;
+    row[c] -= slope * (float)(distance < 0 ? -distance : distance);
+  }
+}
+
+static void FA_NAME(dropout_factors)(
+  const fa_dropout *d, float *factors, ptrdiff_t leading, ptrdiff_t rows, ptrdiff_t columns, bool keys_are_rows) {
+  const ptrdiff_t queries = keys_are_rows ? columns : rows;
+  const ptrdiff_t keys = keys_are_rows ? rows : columns;
+  const ptrdiff_t query_pitch = keys_are_rows ? 1 : leading, key_pitch = keys_are_rows ? leading : 1;
+  const ptrdiff_t first_group = d->first_key >> 2, last_group = (d->first_key + keys - 1) >> 2;
+  const float scale = d->scale;
+  for (ptrdiff_t q = 0; q < queries; q++) {
+    const uint32_t query = (uint32_t)(d->first_query + q);
+    for (ptrdiff_t group = first_group; group <= last_group; group++) {
+      const fa_philox_words w = fa_dropout_words(d->seed, d->offset, d->batch_head, query, (uint32_t)group);
+      const uint32_t words[4] = {w.w0, w.w1, w.w2, w.w3};
+      for (int lane = 0; lane < 4; lane++) {
+        const ptrdiff_t key = group * 4 + lane - d->first_key;
+        if (key < 0 || key >= keys) continue;
+        factors[q * query_pitch + key * key_pitch] = words[lane] < d->threshold ? scale : 0.0f;
+      }
+    }
+  }
+}
+
+static void FA_NAME(multiply_elementwise)(
+  float *tile, const float *factors, ptrdiff_t leading, ptrdiff_t rows, ptrdiff_t columns) {
+  for (ptrdiff_t r = 0; r < rows; r++) {
+    float *row = tile + r * leading;
+    const float *factor = factors + r * leading;
+    for (ptrdiff_t c = 0; c < columns; c += FA_LANES) v_store(row + c, v_mul(v_load(row + c), v_load(factor + c)));
+  }
+}
