@@ -1,3 +1,5 @@
+import Foundation
+
 /// One problem of the verification matrix: a shape, options, and how the inputs are laid out.
 public struct VerificationCase: Sendable, Hashable, CustomStringConvertible {
   /// Short identifier for tables and `--filter` ("causal-sq>sk").
@@ -28,6 +30,8 @@ public struct VerificationCase: Sendable, Hashable, CustomStringConvertible {
     if options.softcap > 0 { parts.append("softcap=\(options.softcap)") }
     if let scale = options.scale { parts.append("scale=\(scale)") }
     if options.deterministic { parts.append("deterministic") }
+    if let slopes = options.alibiSlopes { parts.append(slopes.batch == nil ? "alibi" : "alibi(batch)") }
+    if let dropout = options.activeDropout { parts.append("dropout=\(dropout.probability)") }
     if stridedInputs { parts.append("strided") }
     return parts.isEmpty ? "-" : parts.joined(separator: " ")
   }
@@ -40,6 +44,14 @@ public struct VerificationCase: Sendable, Hashable, CustomStringConvertible {
 /// softcap, rows with no visible key, empty sequences, strided inputs), small in sizes so the
 /// float64 reference stays quick.
 public enum VerificationMatrix {
+  /// FlashAttention's ALiBi slopes `2^(-8 (h + 1) / heads)`; a `(batch, heads)` table scales
+  /// entry b's by `(b + 1) / 2`, so a kernel that reads the wrong row fails.
+  public static func alibiSlopes(heads: Int, batch: Int? = nil) -> AlibiSlopes {
+    let perHead = (0..<heads).map { Float(pow(2.0, -8.0 * Double($0 + 1) / Double(heads))) }
+    guard let batch else { return AlibiSlopes(perHead: perHead) }
+    return AlibiSlopes(batch: batch, values: (0..<batch).flatMap { b in perHead.map { $0 * Float(b + 1) / 2 } })
+  }
+
   public static let standard: [VerificationCase] = {
     typealias S = AttentionShape
     typealias O = AttentionOptions
@@ -98,6 +110,21 @@ public enum VerificationMatrix {
       VerificationCase(
         "d256-causal-gqa2", S(batch: 1, seqlenQ: 150, seqlenK: 97, headsQ: 4, headsKV: 2, headDim: 256),
         O(causal: true)),
+      // ALiBi (FlashAttention's slopes 2^(-8(h+1)/H); a (batch, heads) table scaled per entry) and
+      // dropout (a fixed seed and offset; the reference applies the same Philox mask).
+      VerificationCase(
+        "alibi-causal-gqa2", S(batch: 2, seqlenQ: 100, seqlenK: 150, headsQ: 4, headsKV: 2, headDim: 64),
+        O(causal: true, alibiSlopes: VerificationMatrix.alibiSlopes(heads: 4, batch: 2))),
+      VerificationCase(
+        "alibi-window-softcap", S(batch: 1, seqlenQ: 90, headsQ: 2, headDim: 128),
+        O(window: SlidingWindow(left: 16, right: 8), softcap: 5, alibiSlopes: VerificationMatrix.alibiSlopes(heads: 2))),
+      VerificationCase(
+        "dropout-causal", S(batch: 2, seqlenQ: 129, headsQ: 2, headDim: 64),
+        O(causal: true, dropout: AttentionDropout(probability: 0.17, seed: 42, offset: 8))),
+      VerificationCase(
+        "dropout-alibi-gqa2", S(batch: 1, seqlenQ: 64, seqlenK: 100, headsQ: 4, headsKV: 2, headDim: 128),
+        O(alibiSlopes: VerificationMatrix.alibiSlopes(heads: 4),
+          dropout: AttentionDropout(probability: 0.3, seed: 0xdead_beef, offset: 123))),
     ]
   }()
 }
