@@ -20,7 +20,9 @@ extension CUDABackend {
     case let .hopper(key, persistent):
       try HopperLaunch.forward(arguments, key: key, persistent: persistent, device: device, stream: stream)
     case let .flashAttention2(key):
-      try FlashAttention2Launch.forward(arguments, key: key, device: device, stream: stream)
+      try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
+        try FlashAttention2Launch.forward(arguments, key: key, device: device, stream: stream, alibiSlopes: slopes)
+      }
     }
   }
 

@@ -29,11 +29,9 @@ enum CUDACallChecks {
     }
   }
 
-  /// The score features the kernels compile: ALiBi and dropout are not in the CUDA kernels yet.
+  /// The score features the kernels compile: ALiBi is in the FlashAttention-2 kernels (the
+  /// Hopper kernels hand such calls to them); dropout is not in the CUDA kernels yet.
   static func features(_ options: AttentionOptions, backend: String) throws(FlashAttentionError) {
-    if options.alibiSlopes != nil {
-      throw .unsupported(backend: backend, feature: "ALiBi (alibi_slopes): the CPU backend runs it")
-    }
     if options.activeDropout != nil {
       throw .unsupported(backend: backend, feature: "dropout (dropout_p > 0): the CPU backend runs it")
     }
