@@ -302,7 +302,7 @@ struct FlashBackward {
           if dropped { kernels.table.pointee.multiply_elementwise(dsTile, factorTile, bc, paddedQueries, paddedKeys) }
           var gradient = fa_score_gradient(
             probabilities: pTile, gradient: dsTile, tanh: softcap > 0 ? tanhTile : nil, leading: bc,
-            rows: paddedQueries, columns: paddedKeys, row_d: dRow, scale: scale)
+            rows: paddedQueries, columns: paddedKeys, row_d: dRow, scale: scale, flush_subnormals: features.slope != 0)
           kernels.scoreGradient(&gradient)
           if dropped { kernels.table.pointee.multiply_elementwise(pTile, factorTile, bc, paddedQueries, paddedKeys) }
           // dV += Pᵀ · dO and dK += dSᵀ · Q (keys are rows, read down the tiles' columns).

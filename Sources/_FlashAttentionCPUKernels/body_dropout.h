@@ -21,16 +21,23 @@ static void FA_NAME(dropout_factors)(
   const ptrdiff_t query_pitch = keys_are_rows ? 1 : leading, key_pitch = keys_are_rows ? leading : 1;
   const ptrdiff_t first_group = d->first_key >> 2, last_group = (d->first_key + keys - 1) >> 2;
   const float scale = d->scale;
-  for (ptrdiff_t q = 0; q < queries; q++) {
-    const uint32_t query = (uint32_t)(d->first_query + q);
-    for (ptrdiff_t group = first_group; group <= last_group; group++) {
-      const fa_philox_words w = fa_dropout_words(d->seed, d->offset, d->batch_head, query, (uint32_t)group);
-      const uint32_t words[4] = {w.w0, w.w1, w.w2, w.w3};
-      for (int lane = 0; lane < 4; lane++) {
-        const ptrdiff_t key = group * 4 + lane - d->first_key;
-        if (key < 0 || key >= keys) continue;
-        factors[q * query_pitch + key * key_pitch] = words[lane] < d->threshold ? scale : 0.0f;
-      }
+  const uint32_t threshold = d->threshold, batch_head = d->batch_head;
+  const uint32_t first_query = (uint32_t)d->first_query;
+  // Key groups outside, queries inside: the Philox rounds then run over a vector of queries
+  // (the only counter word that varies in the loop), one call per four keys of each query.
+  for (ptrdiff_t group = first_group; group <= last_group; group++) {
+    const ptrdiff_t first_lane = group * 4 < d->first_key ? d->first_key - group * 4 : 0;
+    const ptrdiff_t end_lane = group * 4 + 4 > d->first_key + keys ? d->first_key + keys - group * 4 : 4;
+    float *column = factors + (group * 4 - d->first_key) * key_pitch;
+#pragma clang loop vectorize(enable) interleave(enable)
+    for (ptrdiff_t q = 0; q < queries; q++) {
+      const fa_philox_words w =
+        fa_dropout_words(d->seed, d->offset, batch_head, first_query + (uint32_t)q, (uint32_t)group);
+      float *target = column + q * query_pitch;
+      if (first_lane <= 0 && end_lane > 0) target[0] = w.w0 < threshold ? scale : 0.0f;
+      if (first_lane <= 1 && end_lane > 1) target[key_pitch] = w.w1 < threshold ? scale : 0.0f;
+      if (first_lane <= 2 && end_lane > 2) target[2 * key_pitch] = w.w2 < threshold ? scale : 0.0f;
+      if (first_lane <= 3 && end_lane > 3) target[3 * key_pitch] = w.w3 < threshold ? scale : 0.0f;
     }
   }
 }
