@@ -40,9 +40,6 @@ static void FA_NAME(backward_probabilities)(const fa_backward_probabilities *t) 
 }
 
 static void FA_NAME(score_gradient)(const fa_score_gradient *g) {
-  // MXCSR's flush-to-zero bit, only for this call and only when asked (ALiBi).
-  const unsigned int csr = g->flush_subnormals ? _mm_getcsr() : 0;
-  if (g->flush_subnormals) _mm_setcsr(csr | 0x8000u);
   const fa_vf scale = v_set1(g->scale), one = v_set1(1.0f);
   for (ptrdiff_t r = 0; r < g->rows; r++) {
     const fa_vf d = v_set1(g->row_d[r]);
@@ -60,5 +57,4 @@ static void FA_NAME(score_gradient)(const fa_score_gradient *g) {
       v_store(ds_row + c, v_zero_where_zero(ds, p));
     }
   }
-  if (g->flush_subnormals) _mm_setcsr(csr);
 }

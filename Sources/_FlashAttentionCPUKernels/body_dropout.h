@@ -3,14 +3,17 @@
 
 #include "fa_philox.h"
 
-/// `row[c] -= slope · |diagonal + direction · c|` for `c < count`: a forward row (`Sᵀ`, key
-/// fixed, queries along the row: direction +1) or a backward row (query fixed, keys along the
-/// row: direction −1). The distance is an integer below 2^24 in any problem that fits memory, so
-/// the float conversion is exact.
+/// `row[c] -= slope · |diagonal + direction · c|` for `c < count` (a multiple of the lanes): a
+/// forward row (`Sᵀ`, key fixed, queries along the row: direction +1) or a backward row (query
+/// fixed, keys along the row: direction −1). The distances are integers below 2^24 in any
+/// problem that fits memory, so float arithmetic carries them exactly.
 FA_INLINE void fa_alibi_row(float *row, ptrdiff_t count, float slope, ptrdiff_t diagonal, ptrdiff_t direction) {
-  for (ptrdiff_t c = 0; c < count; c++) {
-    const ptrdiff_t distance = diagonal + direction * c;
-    row[c] -= slope * (float)(distance < 0 ? -distance : distance);
+  float lane_offsets[FA_LANES];
+  for (int lane = 0; lane < FA_LANES; lane++) lane_offsets[lane] = (float)(direction * lane);
+  const fa_vf lanes = v_load(lane_offsets), negative_slope = v_set1(-slope);
+  for (ptrdiff_t c = 0; c < count; c += FA_LANES) {
+    const fa_vf distance = v_abs(v_add(v_set1((float)(diagonal + direction * c)), lanes));
+    v_store(row + c, v_fma(negative_slope, distance, v_load(row + c)));
   }
 }
 

@@ -171,10 +171,6 @@ typedef struct fa_score_gradient {
   ptrdiff_t columns;
   const float *_Nonnull row_d;
   float scale;
-  /// Results below float32's normal range become 0 (flush-to-zero for this call). ALiBi makes
-  /// P span every magnitude down to 2^-127, and the subnormal dS of the far keys would make the
-  /// dK and dQ products take microcode assists; what they add is below 2^-126.
-  bool flush_subnormals;
 } fa_score_gradient;
 
 /// The operations of one build. Every pointer is set; a table is only handed out where the
