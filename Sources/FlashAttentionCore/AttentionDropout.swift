@@ -24,11 +24,12 @@ public struct AttentionDropout: Sendable, Hashable {
     self.firstBatch = 0
   }
 
-  /// Entries whose 32-bit random word is below this are kept: `floor((1 - p) · 2^32)`, at most
-  /// `2^32 - 1`.
+  /// Entries whose 16-bit random number is below this are kept: `floor((1 - p) · 2^16)`, in
+  /// 0 ... 65535 for p > 0 (the keep probability in steps of 2^-16, as FlashAttention-2 uses
+  /// steps of 2^-8: eight entries per Philox call instead of one per 32-bit word).
   public var keepThreshold: UInt32 {
-    let scaled = (1 - Double(probability)) * 4_294_967_296.0
-    return scaled >= 4_294_967_295.0 ? .max : UInt32(max(0, scaled.rounded(.down)))
+    let scaled = (1 - Double(probability)) * 65_536.0
+    return scaled >= 65_535.0 ? 65_535 : UInt32(max(0, scaled.rounded(.down)))
   }
 
   /// The factor of a kept entry.

@@ -22,25 +22,26 @@ static void FA_NAME(dropout_factors)(
   const ptrdiff_t queries = keys_are_rows ? columns : rows;
   const ptrdiff_t keys = keys_are_rows ? rows : columns;
   const ptrdiff_t query_pitch = keys_are_rows ? 1 : leading, key_pitch = keys_are_rows ? leading : 1;
-  const ptrdiff_t first_group = d->first_key >> 2, last_group = (d->first_key + keys - 1) >> 2;
+  const ptrdiff_t first_group = d->first_key >> 3, last_group = (d->first_key + keys - 1) >> 3;
   const float scale = d->scale;
   const uint32_t threshold = d->threshold, batch_head = d->batch_head;
   const uint32_t first_query = (uint32_t)d->first_query;
   // Key groups outside, queries inside: the Philox rounds then run over a vector of queries
-  // (the only counter word that varies in the loop), one call per four keys of each query.
+  // (the only counter word that varies in the loop), one call per eight keys of each query.
   for (ptrdiff_t group = first_group; group <= last_group; group++) {
-    const ptrdiff_t first_lane = group * 4 < d->first_key ? d->first_key - group * 4 : 0;
-    const ptrdiff_t end_lane = group * 4 + 4 > d->first_key + keys ? d->first_key + keys - group * 4 : 4;
-    float *column = factors + (group * 4 - d->first_key) * key_pitch;
+    const ptrdiff_t first_slot = group * 8 < d->first_key ? d->first_key - group * 8 : 0;
+    const ptrdiff_t end_slot = group * 8 + 8 > d->first_key + keys ? d->first_key + keys - group * 8 : 8;
+    float *column = factors + (group * 8 - d->first_key) * key_pitch;
 #pragma clang loop vectorize(enable) interleave(enable)
     for (ptrdiff_t q = 0; q < queries; q++) {
       const fa_philox_words w =
         fa_dropout_words(d->seed, d->offset, batch_head, first_query + (uint32_t)q, (uint32_t)group);
+      const uint32_t words[4] = {w.w0, w.w1, w.w2, w.w3};
       float *target = column + q * query_pitch;
-      if (first_lane <= 0 && end_lane > 0) target[0] = w.w0 < threshold ? scale : 0.0f;
-      if (first_lane <= 1 && end_lane > 1) target[key_pitch] = w.w1 < threshold ? scale : 0.0f;
-      if (first_lane <= 2 && end_lane > 2) target[2 * key_pitch] = w.w2 < threshold ? scale : 0.0f;
-      if (first_lane <= 3 && end_lane > 3) target[3 * key_pitch] = w.w3 < threshold ? scale : 0.0f;
+      for (ptrdiff_t slot = first_slot; slot < end_slot; slot++) {
+        const uint32_t number = (words[slot >> 1] >> ((slot & 1) * 16)) & 0xFFFFu;
+        target[slot * key_pitch] = number < threshold ? scale : 0.0f;
+      }
     }
   }
 }

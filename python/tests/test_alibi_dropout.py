@@ -28,16 +28,18 @@ def _philox(c0, c1, c2, c3, k0, k1):
 
 
 def keep_mask(seed: int, offset: int, p: float, batch: int, heads: int, sq: int, sk: int) -> torch.Tensor:
-    """The library's keep mask (batch, heads, sq, sk): counter (j // 4, i, b * heads + h,
-    offset_lo), key (seed_lo, seed_hi + offset_hi), word j % 4 kept iff below floor((1-p) 2^32)."""
+    """The library's keep mask (batch, heads, sq, sk): counter (j // 8, i, b * heads + h,
+    offset_lo), key (seed_lo, seed_hi + offset_hi); key j's 16-bit number is half j % 2 (low
+    first) of word (j % 8) // 2, kept iff below floor((1 - p) 2^16)."""
     b, h, i, j = np.meshgrid(np.arange(batch), np.arange(heads), np.arange(sq), np.arange(sk), indexing="ij")
     u = lambda a: a.astype(np.uint64)
     k0 = np.uint64(seed & 0xFFFFFFFF)
     k1 = np.uint64(((seed >> 32) + (offset >> 32)) & 0xFFFFFFFF)
-    words = _philox(u(j // 4), u(i), u(b * heads + h), np.full(j.shape, offset & 0xFFFFFFFF, dtype=np.uint64), k0, k1)
-    word = np.choose(j % 4, words)
-    threshold = min(int((1.0 - p) * 4294967296.0), 4294967295)
-    return torch.from_numpy(word < np.uint64(threshold))
+    words = _philox(u(j // 8), u(i), u(b * heads + h), np.full(j.shape, offset & 0xFFFFFFFF, dtype=np.uint64), k0, k1)
+    word = np.choose((j % 8) // 2, words)
+    number = (word >> u((j % 2) * 16)) & np.uint64(0xFFFF)
+    threshold = min(int((1.0 - p) * 65536.0), 65535)
+    return torch.from_numpy(number < np.uint64(threshold))
 
 
 def test_philox_known_answer():

@@ -4,15 +4,15 @@
 // EmbedKernelSources plugin embeds this header) all compile, so every backend drops the same
 // entries.
 //
-// An element's random word depends only on the call's (seed, offset) and the element's
-// coordinates, never on tiles, threads or SMs:
+// An element's random number depends only on the call's (seed, offset) and the element's
+// coordinates, never on tiles, threads or SMs. One Philox call serves eight consecutive keys of
+// one query row, 16 bits each (the keep probability in steps of 2^-16):
 //
 //   key     = (seed_lo, seed_hi + offset_hi)
-//   counter = (key_index / 4, query_index, batch * heads_q + head, offset_lo)
-//   word    = philox(counter, key)[key_index % 4]
-//   kept    iff word < threshold,  threshold = floor((1 - p) * 2^32)  (at most 2^32 - 1)
-//
-// Four consecutive keys of one row share one Philox call.
+//   counter = (key_index / 8, query_index, batch * heads_q + head, offset_lo)
+//   words   = philox(counter, key)
+//   h       = 16-bit half (key_index % 2) of word (key_index % 8) / 2   (the low half first)
+//   kept    iff h < threshold,  threshold = floor((1 - p) * 2^16)  (in 0 ... 65535 for p > 0)
 #ifndef FA_PHILOX_H
 #define FA_PHILOX_H
 
@@ -62,7 +62,7 @@ FA_PHILOX_FN fa_philox_words fa_philox4x32_10(
   return words;
 }
 
-/// The words of keys `4 * group ..< 4 * group + 4` of query row `row` of (batch, head) pair
+/// The words of keys `8 * group ..< 8 * group + 8` of query row `row` of (batch, head) pair
 /// `batch_head` (`batch * heads_q + head`).
 FA_PHILOX_FN fa_philox_words fa_dropout_words(
   fa_philox_u64 seed, fa_philox_u64 offset, fa_philox_u32 batch_head, fa_philox_u32 row, fa_philox_u32 group) {
@@ -76,11 +76,16 @@ FA_PHILOX_FN fa_philox_u32 fa_philox_word(fa_philox_words words, int lane) {
   return lane == 0 ? words.w0 : lane == 1 ? words.w1 : lane == 2 ? words.w2 : words.w3;
 }
 
-/// Whether the element (batch_head, row, column) is kept.
+/// The 16-bit number of key `8 * group + slot` (slot 0...7) in a call's words.
+FA_PHILOX_FN fa_philox_u32 fa_dropout_number(fa_philox_words words, int slot) {
+  return (fa_philox_word(words, slot >> 1) >> ((slot & 1) * 16)) & 0xFFFFu;
+}
+
+/// Whether the element (batch_head, row, column) is kept (`threshold` = floor((1 - p) 2^16)).
 FA_PHILOX_FN int fa_dropout_keeps(
   fa_philox_u64 seed, fa_philox_u64 offset, fa_philox_u32 threshold, fa_philox_u32 batch_head, fa_philox_u32 row,
   fa_philox_u32 column) {
-  return fa_philox_word(fa_dropout_words(seed, offset, batch_head, row, column >> 2), (int)(column & 3)) < threshold;
+  return fa_dropout_number(fa_dropout_words(seed, offset, batch_head, row, column >> 3), (int)(column & 7)) < threshold;
 }
 
 #endif

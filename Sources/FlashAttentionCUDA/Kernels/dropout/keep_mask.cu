@@ -1,7 +1,7 @@
 // Dropout's keep mask as the CUDA kernels see it, written out whole: the GPU side of the test
 // that the GPU and the CPU drop the same entries (the CPU kernels and the float64 reference
-// compile the same fa_philox.h). One thread per group of four keys of one query row: one
-// Philox call, as the attention kernels make it.
+// compile the same fa_philox.h). One thread per group of eight keys of one query row: one
+// Philox call.
 #include "fa_philox.h"
 
 struct DropoutKeepMaskParams {
@@ -16,7 +16,7 @@ struct DropoutKeepMaskParams {
 };
 
 extern "C" __global__ void dropout_keep_mask(const __grid_constant__ DropoutKeepMaskParams p) {
-  const int groups = (p.seqlen_k + 3) / 4;
+  const int groups = (p.seqlen_k + 7) / 8;
   const long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   const long long rows = (long long)p.batch_heads * p.seqlen_q;
   if (index >= rows * groups) return;
@@ -27,8 +27,8 @@ extern "C" __global__ void dropout_keep_mask(const __grid_constant__ DropoutKeep
   const fa_philox_words w = fa_dropout_words(p.seed, p.offset, batch_head, (unsigned int)row, (unsigned int)group);
   unsigned char* out = p.mask + row_index * p.seqlen_k;
   #pragma unroll
-  for (int lane = 0; lane < 4; ++lane) {
-    const int key = group * 4 + lane;
-    if (key < p.seqlen_k) out[key] = fa_philox_word(w, lane) < p.threshold ? 1 : 0;
+  for (int slot = 0; slot < 8; ++slot) {
+    const int key = group * 8 + slot;
+    if (key < p.seqlen_k) out[key] = fa_dropout_number(w, slot) < p.threshold ? 1 : 0;
   }
 }
