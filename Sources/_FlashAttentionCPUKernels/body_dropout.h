@@ -36,12 +36,21 @@ static void FA_NAME(dropout_factors)(
     for (ptrdiff_t q = 0; q < queries; q++) {
       const fa_philox_words w =
         fa_dropout_words(d->seed, d->offset, batch_head, first_query + (uint32_t)q, (uint32_t)group);
-      const uint32_t words[4] = {w.w0, w.w1, w.w2, w.w3};
       float *target = column + q * query_pitch;
-      for (ptrdiff_t slot = first_slot; slot < end_slot; slot++) {
-        const uint32_t number = (words[slot >> 1] >> ((slot & 1) * 16)) & 0xFFFFu;
-        target[slot * key_pitch] = number < threshold ? scale : 0.0f;
-      }
+      // Written out per slot, with conditions the same for every query, so that the loop over
+      // queries vectorizes.
+#define FA_DROPOUT_SLOT(slot, word, shift)                                                            \
+  if (first_slot <= slot && end_slot > slot)                                                          \
+    target[slot * key_pitch] = ((word >> shift) & 0xFFFFu) < threshold ? scale : 0.0f;
+      FA_DROPOUT_SLOT(0, w.w0, 0)
+      FA_DROPOUT_SLOT(1, w.w0, 16)
+      FA_DROPOUT_SLOT(2, w.w1, 0)
+      FA_DROPOUT_SLOT(3, w.w1, 16)
+      FA_DROPOUT_SLOT(4, w.w2, 0)
+      FA_DROPOUT_SLOT(5, w.w2, 16)
+      FA_DROPOUT_SLOT(6, w.w3, 0)
+      FA_DROPOUT_SLOT(7, w.w3, 16)
+#undef FA_DROPOUT_SLOT
     }
   }
 }
