@@ -3,14 +3,17 @@ import FlashAttention
 
 /// `fa_options` to `AttentionOptions`, with the errors naming the C fields.
 enum OptionsDescriptor {
-  /// The size of the first version of `fa_options`: callers built against it stay valid when
-  /// later versions append fields.
-  static let firstVersionSize = UInt32(MemoryLayout<fa_options>.size)
+  /// The size of the first version of `fa_options` (through `deterministic`): callers built
+  /// against it stay valid when later versions append fields, which then read as defaults.
+  static let firstVersionSize = UInt32(40)
+  /// The end of the version-2 fields (ALiBi and dropout).
+  static let secondVersionSize = UInt32(MemoryLayout<fa_options>.size)
 
   static var defaults: fa_options {
     fa_options(
       struct_size: UInt32(MemoryLayout<fa_options>.size), softmax_scale: 0, causal: 0, window_left: -1,
-      window_right: -1, softcap: 0, deterministic: 0)
+      window_right: -1, softcap: 0, deterministic: 0, alibi_slopes: nil, dropout_p: 0, dropout_seed: 0,
+      dropout_offset: 0)
   }
 
   static func options(_ pointer: UnsafePointer<fa_options>?) throws(FlashAttentionError) -> AttentionOptions {
@@ -21,7 +24,11 @@ enum OptionsDescriptor {
         name: "options.struct_size", value: "\(size)",
         reason: "must be sizeof(fa_options) = \(MemoryLayout<fa_options>.size) (start from fa_options_default())")
     }
-    let options = pointer.pointee
+    // Only the caller's bytes are read: a version-1 struct stops before the version-2 fields.
+    var options = defaults
+    withUnsafeMutableBytes(of: &options) { target in
+      target.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: Int(size)))
+    }
     let scale = options.softmax_scale
     guard scale.isFinite, scale >= 0 else {
       throw .invalidArgument(
@@ -37,9 +44,42 @@ enum OptionsDescriptor {
     }
     let left = options.window_left < 0 ? nil : Int(options.window_left)
     let right = options.window_right < 0 ? nil : Int(options.window_right)
+    let p = options.dropout_p
+    guard p >= 0, p < 1 else {
+      throw .invalidArgument(name: "options.dropout_p", value: "\(p)", reason: "must be in [0, 1) (0 disables it)")
+    }
     return AttentionOptions(
       scale: scale == 0 ? nil : scale, causal: options.causal == 1,
       window: left == nil && right == nil ? nil : SlidingWindow(left: left, right: right),
-      softcap: options.softcap, deterministic: options.deterministic == 1)
+      softcap: options.softcap, deterministic: options.deterministic == 1,
+      alibiSlopes: try slopes(options.alibi_slopes),
+      dropout: p > 0 ? AttentionDropout(probability: p, seed: options.dropout_seed, offset: options.dropout_offset) : nil)
+  }
+
+  /// The slopes of a float32 `(heads_q)` or `(batch, heads_q)` host tensor, copied.
+  private static func slopes(_ pointer: UnsafePointer<fa_tensor>?) throws(FlashAttentionError) -> AlibiSlopes? {
+    guard let pointer else { return nil }
+    let name = "options.alibi_slopes"
+    let view = try TensorDescriptor.view(pointer, name: name)
+    guard view.dtype == .float32 else {
+      throw .invalidArgument(name: "\(name).dtype", value: "\(view.dtype)", reason: "must be float32")
+    }
+    guard view.location == .host else {
+      throw .invalidArgument(name: name, value: "\(view.location)", reason: "must be in host memory")
+    }
+    guard view.shape.count <= 2 else {
+      throw .invalidArgument(name: "\(name).rank", value: "\(view.shape.count)", reason: "must be 1 (heads_q) or 2 (batch, heads_q)")
+    }
+    let rows = view.shape.count == 2 ? view.shape[0] : 1
+    let columns = view.shape[view.shape.count - 1]
+    var values: [Float] = []
+    values.reserveCapacity(rows * columns)
+    for row in 0..<rows {
+      for column in 0..<columns {
+        let offset = (view.shape.count == 2 ? row * view.strides[0] : 0) + column * view.strides[view.shape.count - 1]
+        values.append(view.loadFloat(atElementOffset: offset))
+      }
+    }
+    return view.shape.count == 2 ? AlibiSlopes(batch: rows, values: values) : AlibiSlopes(perHead: values)
   }
 }

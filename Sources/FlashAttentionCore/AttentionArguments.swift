@@ -19,7 +19,7 @@ public struct ForwardArguments: Sendable {
     options: AttentionOptions
   ) throws(FlashAttentionError) {
     let shape = try TensorChecks.shape(q: q, k: k, v: v)
-    try options.validate()
+    try options.validate(batch: shape.batch, headsQ: shape.headsQ)
     try TensorChecks.expect(out, "out", shape: shape.oShape, dtype: q.dtype, location: q.location)
     try TensorChecks.expect(lse, "lse", shape: shape.lseShape, dtype: .float32, location: q.location)
     self.q = q
@@ -55,7 +55,7 @@ public struct BackwardArguments: Sendable {
     dOut: TensorView, dQ: TensorView, dK: TensorView, dV: TensorView, options: AttentionOptions
   ) throws(FlashAttentionError) {
     let shape = try TensorChecks.shape(q: q, k: k, v: v)
-    try options.validate()
+    try options.validate(batch: shape.batch, headsQ: shape.headsQ)
     let dtype = q.dtype
     let location = q.location
     try TensorChecks.expect(out, "out", shape: shape.oShape, dtype: dtype, location: location)

@@ -50,6 +50,8 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
     if options.softcap > 0 { parts.append("softcap=\(options.softcap)") }
     if let scale = options.scale { parts.append("scale=\(scale)") }
     if options.deterministic { parts.append("deterministic") }
+    if let slopes = options.alibiSlopes { parts.append(slopes.batch == nil ? "alibi" : "alibi(batch)") }
+    if let dropout = options.activeDropout { parts.append("dropout=\(dropout.probability)") }
     if layout != .contiguous { parts.append(layout.rawValue) }
     return parts.isEmpty ? "-" : parts.joined(separator: " ")
   }

@@ -37,7 +37,8 @@ extension ReferenceAttention {
               // Each output element sums P·V over the keys in order, one fused multiply-add a key.
               sums.update(repeating: 0, count: dv)
               for slot in 0..<row.p.count {
-                let weight = row.p[slot]
+                let weight = problem.dtype.rounded(
+                  row.p[slot] * problem.dropoutFactor(b, h, i, row.keys.lowerBound + slot))
                 let vRow = inputs.v + problem.vIndex(b, row.keys.lowerBound + slot, kvh)
                 for c in 0..<dv { sums[c] = sums[c].addingProduct(weight, vRow[c]) }
               }
@@ -85,9 +86,10 @@ extension ReferenceAttention {
                     let (vRow, dVRow) = (inputs.v + vOffset, dV + vOffset)
                     var dot: Float = 0
                     for c in 0..<dv { dot = dot.addingProduct(dOutRow[c], vRow[c]) }
-                    dP[slot] = dtype.rounded(dot)
+                    let factor = problem.dropoutFactor(b, h, i, row.keys.lowerBound + slot)
+                    dP[slot] = dtype.rounded(dot * factor)
                     rowD = rowD.addingProduct(p[slot], dP[slot])
-                    let weight = p[slot]
+                    let weight = dtype.rounded(p[slot] * factor)
                     for c in 0..<dv { dVRow[c] = dVRow[c].addingProduct(weight, dOutRow[c]) }
                   }
                   let qBase = problem.qoIndex(b, i, h, width: d)
@@ -124,6 +126,8 @@ struct SamePrecisionProblem {
   let scale: Float
   let softcap: Float
   let mask: AttentionMask
+  let alibi: AlibiSlopes?
+  let dropout: DropoutMask?
   let q: [Float]
   let k: [Float]
   let v: [Float]
@@ -133,7 +137,7 @@ struct SamePrecisionProblem {
     q: TensorView, k: TensorView, v: TensorView, dOut: TensorView?, options: AttentionOptions
   ) throws(FlashAttentionError) {
     let shape = try TensorChecks.shape(q: q, k: k, v: v)
-    try options.validate()
+    try options.validate(batch: shape.batch, headsQ: shape.headsQ)
     if let dOut {
       try TensorChecks.expect(dOut, "dout", shape: shape.oShape, dtype: dOut.dtype, location: .host)
     }
@@ -142,10 +146,18 @@ struct SamePrecisionProblem {
     self.scale = options.resolvedScale(headDim: shape.headDim)
     self.softcap = options.softcap
     self.mask = AttentionMask(options: options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK)
+    self.alibi = options.alibiSlopes
+    self.dropout = options.activeDropout.map { DropoutMask($0, headsQ: shape.headsQ) }
     self.q = q.rowMajorFloats()
     self.k = k.rowMajorFloats()
     self.v = v.rowMajorFloats()
     self.dOut = dOut?.rowMajorFloats() ?? []
+  }
+
+  /// Dropout's factor of one entry of P: 1 without dropout.
+  func dropoutFactor(_ b: Int, _ h: Int, _ i: Int, _ j: Int) -> Float {
+    guard let dropout else { return 1 }
+    return Float(dropout.factor(batch: b, head: h, query: i, key: j))
   }
 
   func qoIndex(_ b: Int, _ i: Int, _ h: Int, width: Int) -> Int {
@@ -171,6 +183,7 @@ struct SamePrecisionProblem {
     let qRow = inputs.q + qoIndex(b, i, h, width: shape.headDim)
     var s = [Float](repeating: 0, count: keys.count)
     var tanhTerm = [Float](repeating: 0, count: keys.count)
+    let slope = alibi?.slope(batch: b, head: h, headsQ: shape.headsQ) ?? 0
     for slot in 0..<keys.count {
       let kRow = inputs.k + kIndex(b, keys.lowerBound + slot, kvh)
       var dot: Float = 0
@@ -181,6 +194,7 @@ struct SamePrecisionProblem {
         tanhTerm[slot] = t
         score = softcap * t
       }
+      if slope != 0 { score -= slope * Float(abs(i + shape.seqlenK - shape.seqlenQ - (keys.lowerBound + slot))) }
       s[slot] = score
     }
     let rowMax = s.max() ?? 0

@@ -40,7 +40,7 @@ public enum ReferenceAttention {
               let sum = p.reduce(0, +)
               let outRow = out + problem.qoIndex(b, i, h, width: dv)
               for slot in 0..<keys.count {
-                let weight = p[slot] / sum
+                let weight = p[slot] / sum * problem.dropoutFactor(b, h, i, keys.lowerBound + slot)
                 let vRow = inputs.v + problem.kvIndex(b, keys.lowerBound + slot, kvh, width: dv)
                 for c in 0..<dv { outRow[c] += weight * vRow[c] }
               }
@@ -80,13 +80,17 @@ public enum ReferenceAttention {
                   let sum = p.reduce(0, +)
                   for slot in p.indices { p[slot] /= sum }
                   let dOutRow = inputs.dOut + problem.qoIndex(b, i, h, width: dv)
-                  // dP_ij = dO_i · v_j, and D_i = Σ_j P_ij dP_ij.
+                  // With dropout's factor z_ij (1 without): dP_ij = z_ij · dO_i · v_j,
+                  // D_i = Σ_j P_ij dP_ij, and dV_j gets z_ij · P_ij · dO_i.
                   var dP = [Double](repeating: 0, count: keys.count)
+                  var factor = [Double](repeating: 1, count: keys.count)
                   var rowD = 0.0
                   for slot in 0..<keys.count {
                     let vRow = inputs.v + problem.kvIndex(b, keys.lowerBound + slot, kvh, width: dv)
                     var dot = 0.0
                     for c in 0..<dv { dot += dOutRow[c] * vRow[c] }
+                    factor[slot] = problem.dropoutFactor(b, h, i, keys.lowerBound + slot)
+                    dot *= factor[slot]
                     dP[slot] = dot
                     rowD += p[slot] * dot
                   }
@@ -103,7 +107,7 @@ public enum ReferenceAttention {
                       dKRow[c] += dS * qRow[c]
                     }
                     let dVRow = dV + problem.kvIndex(b, keys.lowerBound + slot, kvh, width: dv)
-                    let weight = p[slot]
+                    let weight = p[slot] * factor[slot]
                     for c in 0..<dv { dVRow[c] += weight * dOutRow[c] }
                   }
                 }
@@ -123,6 +127,9 @@ struct ReferenceProblem {
   let scale: Double
   let softcap: Double
   let mask: AttentionMask
+  let options: AttentionOptions
+  /// The keep mask of the options' dropout, if any (the generator the kernels share).
+  let dropout: DropoutMask?
   let q: [Double]
   let k: [Double]
   let v: [Double]
@@ -132,7 +139,7 @@ struct ReferenceProblem {
     q: TensorView, k: TensorView, v: TensorView, dOut: TensorView?, options: AttentionOptions
   ) throws(FlashAttentionError) {
     let shape = try TensorChecks.shape(q: q, k: k, v: v)
-    try options.validate()
+    try options.validate(batch: shape.batch, headsQ: shape.headsQ)
     if let dOut {
       try TensorChecks.expect(dOut, "dout", shape: shape.oShape, dtype: dOut.dtype, location: .host)
     }
@@ -140,6 +147,8 @@ struct ReferenceProblem {
     self.scale = Double(options.resolvedScale(headDim: shape.headDim))
     self.softcap = Double(options.softcap)
     self.mask = AttentionMask(options: options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK)
+    self.options = options
+    self.dropout = options.activeDropout.map { DropoutMask($0, headsQ: shape.headsQ) }
     self.q = q.rowMajorFloats().map(Double.init)
     self.k = k.rowMajorFloats().map(Double.init)
     self.v = v.rowMajorFloats().map(Double.init)
@@ -156,8 +165,14 @@ struct ReferenceProblem {
     ((b * shape.seqlenK + j) * shape.headsKV + kvh) * width
   }
 
-  /// Scores of one query row against its visible keys, after scale and softcap, and the
-  /// softcap's tanh terms (for the backward pass).
+  /// Dropout's factor for one element: 0 where dropped, 1/(1-p) where kept, 1 without dropout.
+  func dropoutFactor(_ b: Int, _ h: Int, _ i: Int, _ j: Int) -> Double {
+    dropout?.factor(batch: b, head: h, query: i, key: j) ?? 1
+  }
+
+  /// Scores of one query row against its visible keys, after scale, softcap and the ALiBi bias
+  /// (FlashAttention-2's order: the bias is added to the capped score), and the softcap's tanh
+  /// terms (for the backward pass).
   func scores(
     _ inputs: InputPointers<Double>, b: Int, i: Int, h: Int, kvh: Int, keys: Range<Int>
   ) -> (capped: [Double], tanhTerm: [Double]) {
@@ -165,6 +180,7 @@ struct ReferenceProblem {
     var capped = [Double](repeating: 0, count: keys.count)
     var tanhTerm = [Double](repeating: 0, count: keys.count)
     let qRow = inputs.q + qoIndex(b, i, h, width: d)
+    let slope = options.alibiSlopes.map { Double($0.slope(batch: b, head: h, headsQ: shape.headsQ)) } ?? 0
     for slot in 0..<keys.count {
       let kRow = inputs.k + kvIndex(b, keys.lowerBound + slot, kvh, width: d)
       var dot = 0.0
@@ -175,6 +191,7 @@ struct ReferenceProblem {
         tanhTerm[slot] = t
         s = softcap * t
       }
+      if slope != 0 { s -= slope * Double(abs(i + shape.seqlenK - shape.seqlenQ - (keys.lowerBound + slot))) }
       capped[slot] = s
     }
     return (capped, tanhTerm)

@@ -109,7 +109,9 @@ public struct Verification: Sendable {
       }
       return result(nil)
     } catch {
-      return result(error.description)
+      var failed = result(error.description)
+      if case .unsupported = error, checks.isEmpty { failed.unsupported = true }
+      return failed
     }
   }
 

@@ -61,6 +61,29 @@ public enum VerificationMatrix {
       AttentionProblem(
         "d256-causal-gqa2", S(batch: 1, seqlenQ: 150, seqlenK: 97, headsQ: 4, headsKV: 2, headDim: 256),
         O(causal: true)),
+      // ALiBi (FlashAttention's slopes 2^(-8(h+1)/H); a (batch, heads) table scaled per entry) and
+      // dropout (a fixed seed and offset; the reference applies the same Philox mask).
+      AttentionProblem(
+        "alibi-causal-gqa2", S(batch: 2, seqlenQ: 100, seqlenK: 150, headsQ: 4, headsKV: 2, headDim: 64),
+        O(causal: true, alibiSlopes: VerificationMatrix.alibiSlopes(heads: 4, batch: 2))),
+      AttentionProblem(
+        "alibi-window-softcap", S(batch: 1, seqlenQ: 90, headsQ: 2, headDim: 128),
+        O(window: SlidingWindow(left: 16, right: 8), softcap: 5, alibiSlopes: VerificationMatrix.alibiSlopes(heads: 2))),
+      AttentionProblem(
+        "dropout-causal", S(batch: 2, seqlenQ: 129, headsQ: 2, headDim: 64),
+        O(causal: true, dropout: AttentionDropout(probability: 0.17, seed: 42, offset: 8))),
+      AttentionProblem(
+        "dropout-alibi-gqa2", S(batch: 1, seqlenQ: 64, seqlenK: 100, headsQ: 4, headsKV: 2, headDim: 128),
+        O(alibiSlopes: VerificationMatrix.alibiSlopes(heads: 4),
+          dropout: AttentionDropout(probability: 0.3, seed: 0xdead_beef, offset: 123))),
     ]
   }()
+
+  /// FlashAttention's ALiBi slopes `2^(-8 (h + 1) / heads)`; a `(batch, heads)` table scales
+  /// entry b's by `(b + 1) / 2`, so a kernel that reads the wrong row fails.
+  public static func alibiSlopes(heads: Int, batch: Int? = nil) -> AlibiSlopes {
+    let perHead = (0..<heads).map { Float((-8.0 * Double($0 + 1) / Double(heads) * 0.6931471805599453).expValue) }
+    guard let batch else { return AlibiSlopes(perHead: perHead) }
+    return AlibiSlopes(batch: batch, values: (0..<batch).flatMap { b in perHead.map { $0 * Float(b + 1) / 2 } })
+  }
 }

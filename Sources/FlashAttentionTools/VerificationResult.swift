@@ -82,6 +82,9 @@ public struct VerificationResult: Sendable, Codable {
   public var backwardSeconds: Double?
   /// True when the problem ran, every check passed and no exact property was violated.
   public var passed: Bool
+  /// True when the backend refused the problem as `.unsupported` before anything ran (a feature
+  /// it does not have, such as dropout in the CUDA kernels): reported, not counted as a failure.
+  public var unsupported: Bool = false
 
   public init(
     problem: AttentionProblem, dtype: DType, backend: String, seed: UInt64, checks: [VerificationCheck],

@@ -70,6 +70,14 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "Deterministic mode (bit-identical backward; on the GPU one launch per key block, slow by design). Records are named flash-deterministic.")
   var deterministic = false
 
+  @Flag(help: "Also measure flash with ALiBi (FlashAttention's slopes) beside plain flash: records named flash-alibi.")
+  var alibi = false
+
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp("Also measure flash with dropout of this probability beside plain flash: records named flash-dropout.", valueName: "P"))
+  var dropout: Float?
+
   @Option(help: "Write the records as JSON to this file.")
   var json: String?
 
@@ -116,9 +124,15 @@ struct BenchCommand: ParsableCommand {
       guard let pass = BenchmarkPass(rawValue: String(text)) else { throw CommandLineFailure("unknown pass \(text)") }
       return pass
     }
-    let implList = impls.split(separator: ",").map(String.init)
-    for impl in implList where impl != "flash" && impl != "standard" {
-      throw CommandLineFailure("unknown implementation \(impl); use flash, standard")
+    var implList = impls.split(separator: ",").map(String.init)
+    for impl in implList where !BenchmarkFeatures.isFlash(impl) && impl != "standard" {
+      throw CommandLineFailure("unknown implementation \(impl); use flash, standard, \(BenchmarkFeatures.alibi), \(BenchmarkFeatures.dropout)")
+    }
+    // Each feature right after plain flash, so one call measures both in the same window.
+    if alibi && !implList.contains(BenchmarkFeatures.alibi) { implList.append(BenchmarkFeatures.alibi) }
+    if let dropout {
+      guard dropout > 0, dropout < 1 else { throw CommandLineFailure("--dropout \(dropout): must be in (0, 1)") }
+      if !implList.contains(BenchmarkFeatures.dropout) { implList.append(BenchmarkFeatures.dropout) }
     }
     let cases = preset.cases(
       dtypes: dtypeList, headDims: try integers(headDims, "--head-dims"), seqlens: try integers(seqlens, "--seqlens"),
@@ -130,6 +144,7 @@ struct BenchCommand: ParsableCommand {
     settings.cpuBudgetSeconds = cpuBudget
     settings.once = once
     settings.deterministic = deterministic
+    if let dropout { settings.dropoutProbability = dropout }
     let total = cases.count * implList.count * passList.count
     if !quiet {
       let counter = BenchProgress(total: total)

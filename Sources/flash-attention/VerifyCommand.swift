@@ -80,9 +80,14 @@ struct VerifyCommand: ParsableCommand {
         results.append(result)
       }
     }
-    let failures = results.filter { !$0.passed }
+    let failures = results.filter { !$0.passed && !$0.unsupported }
+    let unsupported = results.filter(\.unsupported)
     for failure in failures { print(table.failureDetail(failure)) }
-    print("\(results.count - failures.count) of \(results.count) passed on \(engine.backend.name)")
+    for result in unsupported { print("unsupported on \(engine.backend.name): \(result.name) \(result.dtype): \(result.error ?? "")") }
+    let tested = results.count - unsupported.count
+    print(
+      "\(tested - failures.count) of \(tested) passed on \(engine.backend.name)"
+        + (unsupported.isEmpty ? "" : " (\(unsupported.count) refused as unsupported, listed above)"))
     if let json {
       let report = VerificationReport(
         version: FlashAttentionCommand.version, backend: engine.backend.name,
@@ -145,7 +150,7 @@ struct VerificationTable {
       line += pad(check.map { String(format: "%.1e", $0.relativeL2) } ?? "-", 9)
     }
     line += pad(result.forwardSeconds.map { String(format: "%.2f", $0 * 1000) } ?? "-", 9)
-    return line + (result.passed ? "PASS" : "FAIL")
+    return line + (result.passed ? "PASS" : result.unsupported ? "UNSUPPORTED" : "FAIL")
   }
 
   func failureDetail(_ result: VerificationResult) -> String {

@@ -304,6 +304,17 @@ static void check_bad_arguments(void) {
   expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "options.softcap", out, n, "negative softcap");
   bad_options = options, bad_options.causal = 2;
   expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "options.causal", out, n, "causal = 2");
+  bad_options = options, bad_options.dropout_p = 1;
+  expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "dropout_p", out, n, "dropout_p = 1");
+  float slopes[3] = {0.5f, 0.25f, 0.125f};
+  fa_tensor tslopes = {.data = slopes, .dtype = FA_DTYPE_FLOAT32, .device_type = FA_DEVICE_CPU, .rank = 1, .shape = {3}, .strides = {1}};
+  bad_options = options, bad_options.alibi_slopes = &tslopes;
+  expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "alibi_slopes", out, n,
+               "3 slopes for 2 heads");
+  // A caller built against the first fa_options (40 bytes, no ALiBi or dropout fields) still runs.
+  bad_options = options, bad_options.struct_size = 40, bad_options.dropout_p = 0.5f;
+  CHECK(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL) == FA_SUCCESS, "version-1 options: %s", fa_last_error_message());
+  for (size_t i = 0; i < n; i++) out[i] = NAN;
 
   fa_tensor dq = contiguous4(poisoned(n), b, s, h, d);
   expect_error(fa_backward(&tq, &tk, &tv, &to, &tl, NULL, &dq, &dq, &dq, &options, NULL), FA_ERROR_INVALID_ARGUMENT,

@@ -50,7 +50,7 @@ class FaTensor(ctypes.Structure):
 
 
 class FaOptions(ctypes.Structure):
-    """struct fa_options (first version); struct_size is sizeof of this layout."""
+    """struct fa_options (version 2: ALiBi and dropout); struct_size is sizeof of this layout."""
 
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -60,6 +60,10 @@ class FaOptions(ctypes.Structure):
         ("window_right", ctypes.c_int64),
         ("softcap", ctypes.c_float),
         ("deterministic", ctypes.c_int32),
+        ("alibi_slopes", ctypes.c_void_p),
+        ("dropout_p", ctypes.c_float),
+        ("dropout_seed", ctypes.c_uint64),
+        ("dropout_offset", ctypes.c_uint64),
     ]
 
 

@@ -41,6 +41,10 @@ extension CUDABackend {
     if let kNew = arguments.kNew, let vNew = arguments.vNew { views += [(kNew, "k"), (vNew, "v")] }
     try checkDeviceCall(views, location: arguments.q.location, stream: stream)
     try CUDACallChecks.kvCache(arguments, backend: name)
+    if arguments.options.alibiSlopes != nil {
+      // Refused before the append, so a refused call leaves the cache as it was.
+      throw .unsupported(backend: name, feature: "ALiBi in the KV-cache (decode) kernels")
+    }
     try DecodeLaunch.append(arguments, device: device, stream: stream)
     if shape.seqlenQ == 0 || shape.headsQ == 0 { return }
     let plan = decodePlan(arguments)

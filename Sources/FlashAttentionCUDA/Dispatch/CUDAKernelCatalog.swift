@@ -44,6 +44,12 @@ public enum CUDAKernelCatalog {
             kind: kind, headDim: d, headDimV: dv, dtype: dtype, masked: masked, softcap: softcap,
             deterministic: false, arch: arch)
         }
+        // The ALiBi variants of the two kernels that have the bias.
+        keys += [FlashAttention2Key.Kind.forward, .backwardKeyValue].map { kind in
+          FlashAttention2Key.make(
+            kind: kind, headDim: d, headDimV: dv, dtype: dtype, masked: masked, softcap: softcap,
+            deterministic: false, arch: arch, alibi: true)
+        }
       }
     }
     return keys

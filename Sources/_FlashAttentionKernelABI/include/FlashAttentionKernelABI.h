@@ -91,6 +91,10 @@ typedef struct FAForwardParams {
   float softcap;
   fa_i32 window_left;
   fa_i32 window_right;
+  /// ALiBi (kernels compiled with FA_ALIBI): float32 slopes, query head h of batch b at
+  /// `alibi_slopes[b * alibi_batch_stride + h]` (stride 0 for one slope per head).
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
 } FAForwardParams;
 
 /// `flash_backward_preprocess`: D = rowsum(dO * O) and the LSE in log2 units, per query row.
@@ -134,6 +138,9 @@ typedef struct FABackwardKeyValueParams {
   fa_i32 window_right;
   /// The first key block of this launch (the deterministic mode launches one at a time).
   fa_i32 key_block_base;
+  /// ALiBi, as in `FAForwardParams`.
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
 } FABackwardKeyValueParams;
 
 /// `flash_backward_convert_dq`: dQ = scale * accumulator, in the storage dtype.
@@ -410,7 +417,7 @@ FA_ABI_ASSERT(alignof(FATensorMap) == 64 && alignof(FAHopperForwardParams) == 64
 #endif
 FA_ABI_FIELD(FATensorMap, words, 0);
 
-FA_ABI_SIZE(FAForwardParams, 184);
+FA_ABI_SIZE(FAForwardParams, 200);
 FA_ABI_FIELD(FAForwardParams, q, 0);
 FA_ABI_FIELD(FAForwardParams, k, 8);
 FA_ABI_FIELD(FAForwardParams, v, 16);
@@ -428,6 +435,8 @@ FA_ABI_FIELD(FAForwardParams, scale, 164);
 FA_ABI_FIELD(FAForwardParams, softcap, 168);
 FA_ABI_FIELD(FAForwardParams, window_left, 172);
 FA_ABI_FIELD(FAForwardParams, window_right, 176);
+FA_ABI_FIELD(FAForwardParams, alibi_slopes, 184);
+FA_ABI_FIELD(FAForwardParams, alibi_batch_stride, 192);
 
 FA_ABI_SIZE(FABackwardPreprocessParams, 112);
 FA_ABI_FIELD(FABackwardPreprocessParams, o, 0);
@@ -441,7 +450,7 @@ FA_ABI_FIELD(FABackwardPreprocessParams, lse_strides, 88);
 FA_ABI_FIELD(FABackwardPreprocessParams, seqlen_q, 104);
 FA_ABI_FIELD(FABackwardPreprocessParams, heads_q, 108);
 
-FA_ABI_SIZE(FABackwardKeyValueParams, 248);
+FA_ABI_SIZE(FABackwardKeyValueParams, 264);
 FA_ABI_FIELD(FABackwardKeyValueParams, q, 0);
 FA_ABI_FIELD(FABackwardKeyValueParams, k, 8);
 FA_ABI_FIELD(FABackwardKeyValueParams, v, 16);
@@ -465,6 +474,8 @@ FA_ABI_FIELD(FABackwardKeyValueParams, softcap, 232);
 FA_ABI_FIELD(FABackwardKeyValueParams, window_left, 236);
 FA_ABI_FIELD(FABackwardKeyValueParams, window_right, 240);
 FA_ABI_FIELD(FABackwardKeyValueParams, key_block_base, 244);
+FA_ABI_FIELD(FABackwardKeyValueParams, alibi_slopes, 248);
+FA_ABI_FIELD(FABackwardKeyValueParams, alibi_batch_stride, 256);
 
 FA_ABI_SIZE(FABackwardConvertParams, 56);
 FA_ABI_FIELD(FABackwardConvertParams, dq_accum, 0);
