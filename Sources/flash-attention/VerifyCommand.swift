@@ -44,12 +44,17 @@ struct VerifyCommand: ParsableCommand {
 
   func run() throws {
     var cases = VerificationMatrix.standard
-    if let filter { cases = cases.filter { $0.name.contains(filter) } }
+    var varlenCases = VarlenVerificationMatrix.standard
+    if let filter {
+      cases = cases.filter { $0.name.contains(filter) }
+      varlenCases = varlenCases.filter { $0.name.contains(filter) }
+    }
     if list {
       for testCase in cases { print(testCase) }
+      for testCase in varlenCases { print(testCase) }
       return
     }
-    if cases.isEmpty { throw CommandLineFailure("--filter \(filter ?? "") matches no case (see --list)") }
+    if cases.isEmpty && varlenCases.isEmpty { throw CommandLineFailure("--filter \(filter ?? "") matches no case (see --list)") }
     let engine = try makeEngine()
     let verification = Verification(engine: engine)
     let dtypes = dtype.isEmpty ? defaultDTypes(backend: engine.backend.name) : dtype
@@ -60,6 +65,13 @@ struct VerifyCommand: ParsableCommand {
     var results: [VerificationResult] = []
     for dtype in dtypes {
       for var testCase in cases {
+        if forwardOnly { testCase.backward = false }
+        let result = verification.run(testCase, dtype: dtype, seed: caseSeed(seed, testCase.name))
+        print(table.row(result))
+        results.append(result)
+      }
+      // Packed variable-length batches (cu_seqlens), against the per-sequence reference.
+      for var testCase in varlenCases {
         if forwardOnly { testCase.backward = false }
         let result = verification.run(testCase, dtype: dtype, seed: caseSeed(seed, testCase.name))
         print(table.row(result))

@@ -30,7 +30,7 @@ struct KernelABILayoutTests {
       (\FAStatsStrides.batch, 0),
       (\FAStatsStrides.head, 8)
     ])
-    expectLayout(FAForwardParams.self, size: 184, [
+    expectLayout(FAForwardParams.self, size: 216, [
       (\FAForwardParams.q, 0),
       (\FAForwardParams.k, 8),
       (\FAForwardParams.v, 16),
@@ -47,9 +47,13 @@ struct KernelABILayoutTests {
       (\FAForwardParams.scale, 164),
       (\FAForwardParams.softcap, 168),
       (\FAForwardParams.window_left, 172),
-      (\FAForwardParams.window_right, 176)
+      (\FAForwardParams.window_right, 176),
+      (\FAForwardParams.cu_seqlens_q, 184),
+      (\FAForwardParams.cu_seqlens_k, 192),
+      (\FAForwardParams.seqused_q, 200),
+      (\FAForwardParams.seqused_k, 208)
     ])
-    expectLayout(FABackwardPreprocessParams.self, size: 112, [
+    expectLayout(FABackwardPreprocessParams.self, size: 128, [
       (\FABackwardPreprocessParams.o, 0),
       (\FABackwardPreprocessParams.dout, 8),
       (\FABackwardPreprocessParams.lse, 16),
@@ -59,9 +63,11 @@ struct KernelABILayoutTests {
       (\FABackwardPreprocessParams.dout_strides, 64),
       (\FABackwardPreprocessParams.lse_strides, 88),
       (\FABackwardPreprocessParams.seqlen_q, 104),
-      (\FABackwardPreprocessParams.heads_q, 108)
+      (\FABackwardPreprocessParams.heads_q, 108),
+      (\FABackwardPreprocessParams.cu_seqlens_q, 112),
+      (\FABackwardPreprocessParams.seqused_q, 120)
     ])
-    expectLayout(FABackwardKeyValueParams.self, size: 248, [
+    expectLayout(FABackwardKeyValueParams.self, size: 280, [
       (\FABackwardKeyValueParams.q, 0),
       (\FABackwardKeyValueParams.k, 8),
       (\FABackwardKeyValueParams.v, 16),
@@ -84,15 +90,34 @@ struct KernelABILayoutTests {
       (\FABackwardKeyValueParams.softcap, 232),
       (\FABackwardKeyValueParams.window_left, 236),
       (\FABackwardKeyValueParams.window_right, 240),
-      (\FABackwardKeyValueParams.key_block_base, 244)
+      (\FABackwardKeyValueParams.key_block_base, 244),
+      (\FABackwardKeyValueParams.cu_seqlens_q, 248),
+      (\FABackwardKeyValueParams.cu_seqlens_k, 256),
+      (\FABackwardKeyValueParams.seqused_q, 264),
+      (\FABackwardKeyValueParams.seqused_k, 272)
     ])
-    expectLayout(FABackwardConvertParams.self, size: 56, [
+    expectLayout(FAVarlenClearParams.self, size: 72, [
+      (\FAVarlenClearParams.tensor, 0),
+      (\FAVarlenClearParams.row_stride, 8),
+      (\FAVarlenClearParams.head_stride, 16),
+      (\FAVarlenClearParams.lse, 24),
+      (\FAVarlenClearParams.lse_head_stride, 32),
+      (\FAVarlenClearParams.cu_seqlens, 40),
+      (\FAVarlenClearParams.seqused, 48),
+      (\FAVarlenClearParams.batch, 56),
+      (\FAVarlenClearParams.total, 60),
+      (\FAVarlenClearParams.heads, 64),
+      (\FAVarlenClearParams.width, 68)
+    ])
+    expectLayout(FABackwardConvertParams.self, size: 72, [
       (\FABackwardConvertParams.dq_accum, 0),
       (\FABackwardConvertParams.dq, 8),
       (\FABackwardConvertParams.dq_strides, 16),
       (\FABackwardConvertParams.seqlen_q, 40),
       (\FABackwardConvertParams.heads_q, 44),
-      (\FABackwardConvertParams.scale, 48)
+      (\FABackwardConvertParams.scale, 48),
+      (\FABackwardConvertParams.cu_seqlens_q, 56),
+      (\FABackwardConvertParams.seqused_q, 64)
     ])
     expectLayout(FAHopperForwardParams.self, size: 512, [
       (\FAHopperForwardParams.tm_q, 0),

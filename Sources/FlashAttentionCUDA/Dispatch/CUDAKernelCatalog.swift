@@ -15,6 +15,7 @@ public enum CUDAKernelCatalog {
   /// sm_90a every Hopper variant.
   public static func keys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     var keys: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive)
+    keys += varlenKeys(arch: arch, exhaustive: exhaustive)
     for dtype in [DType.bfloat16, .float16] {
       keys += StandardAttentionKey.Entry.allCases.map { StandardAttentionKey(entry: $0, dtype: dtype) }
     }
@@ -25,6 +26,17 @@ public enum CUDAKernelCatalog {
       keys += HopperBackwardDQKey.allVariants
     }
     return keys
+  }
+
+  /// The kernels of packed variable-length calls: the FlashAttention-2 keys compiled with
+  /// `FA_VARLEN` (the same head dims and flag sets) and the row-clearing kernel.
+  public static func varlenKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
+    let varlen: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive).map { key in
+      var key = key
+      key.varlen = true
+      return key
+    }
+    return varlen + [VarlenClearKey(arch: arch)]
   }
 
   /// The FlashAttention-2 keys alone (see `keys(arch:exhaustive:)`).

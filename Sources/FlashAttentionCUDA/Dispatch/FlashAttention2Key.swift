@@ -25,6 +25,9 @@ public struct FlashAttention2Key: CUDAKernelKey {
   public var deterministic: Bool
   public var tile: AttentionTile
   public var arch: String
+  /// Packed variable-length batches (`FA_VARLEN`): the batch index selects a sequence of
+  /// `cu_seqlens`, whose own lengths bound the tiles and the mask.
+  public var varlen: Bool = false
 
   public var description: String {
     var text = "\(kind.rawValue) d=\(headDim)"
@@ -33,6 +36,7 @@ public struct FlashAttention2Key: CUDAKernelKey {
     if masked { text += " masked" }
     if softcap { text += " softcap" }
     if deterministic { text += " deterministic" }
+    if varlen { text += " varlen" }
     return text + " \(arch)"
   }
 
@@ -108,6 +112,8 @@ public struct FlashAttention2Key: CUDAKernelKey {
         defines.append("FA_BWD_WM_Q \(Self.warpRows(rows: tile.blockM, columns: [Self.paddedTo32(headDim)], warps: tile.warps))")
       }
     }
+    // Only varlen keys carry the flag, so the fixed-length programs' text stays as it was.
+    if varlen { defines.append("FA_VARLEN 1") }
     defines.append("FA_ENTRY_\(entry) 1")
     defines.sort()
     let header = defines.map { "#define \($0)\n" }.joined()
@@ -119,7 +125,18 @@ extension FlashAttention2Key {
   /// The key with the tile table's choice for `kind` and the head dims.
   public static func make(
     kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
-    deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning()
+    deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning(), varlen: Bool = false
+  ) -> FlashAttention2Key {
+    var key = fixedLength(
+      kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
+      deterministic: deterministic, arch: arch, tuning: tuning)
+    key.varlen = varlen
+    return key
+  }
+
+  private static func fixedLength(
+    kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
+    deterministic: Bool, arch: String, tuning: CUDAKernelTuning
   ) -> FlashAttention2Key {
     switch kind {
     case .forward:

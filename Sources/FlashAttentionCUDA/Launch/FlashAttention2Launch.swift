@@ -17,7 +17,8 @@ enum FlashAttention2Launch {
       q_strides: FAStrides(arguments.q), k_strides: FAStrides(arguments.k), v_strides: FAStrides(arguments.v),
       o_strides: FAStrides(arguments.out), lse_strides: FAStatsStrides(arguments.lse),
       seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize),
-      scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right)
+      scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right,
+      cu_seqlens_q: nil, cu_seqlens_k: nil, seqused_q: nil, seqused_k: nil)
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + key.tile.blockM - 1) / key.tile.blockM, shape.headsQ, shape.batch),
       block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
@@ -34,7 +35,7 @@ enum FlashAttention2Launch {
       lse: devicePointer(arguments.lse.deviceAddress), lse2: deviceMutablePointer(scratch.lse2),
       delta: deviceMutablePointer(scratch.delta), o_strides: FAStrides(arguments.out),
       dout_strides: FAStrides(arguments.dOut), lse_strides: FAStatsStrides(arguments.lse),
-      seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ))
+      seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ), cu_seqlens_q: nil, seqused_q: nil)
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
       stream: stream)
@@ -58,7 +59,8 @@ enum FlashAttention2Launch {
       k_strides: FAStrides(arguments.k), v_strides: FAStrides(arguments.v), dout_strides: FAStrides(arguments.dOut),
       dk_strides: FAStrides(arguments.dK), dv_strides: FAStrides(arguments.dV), seqlen_q: Int32(shape.seqlenQ),
       seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize), scale: arguments.scale,
-      softcap: arguments.options.softcap, window_left: left, window_right: right, key_block_base: 0)
+      softcap: arguments.options.softcap, window_left: left, window_right: right, key_block_base: 0,
+      cu_seqlens_q: nil, cu_seqlens_k: nil, seqused_q: nil, seqused_k: nil)
     let blocks = (shape.seqlenK + key.tile.blockN - 1) / key.tile.blockN
     let function = try device.loadedKernel(key)
     if arguments.options.deterministic {
@@ -84,7 +86,7 @@ enum FlashAttention2Launch {
     let parameters = FABackwardConvertParams(
       dq_accum: devicePointer(scratch.accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
       dq_strides: FAStrides(arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
-      scale: arguments.scale)
+      scale: arguments.scale, cu_seqlens_q: nil, seqused_q: nil)
     let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
     try device.loadedKernel(key).launch(
       grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,

@@ -91,6 +91,14 @@ typedef struct FAForwardParams {
   float softcap;
   fa_i32 window_left;
   fa_i32 window_right;
+  /// Packed variable-length batches (kernels compiled with FA_VARLEN; null otherwise): int32
+  /// prefix sums `(batch + 1)` of the sequences' rows, and optional used counts `(batch)`.
+  /// Sequence b is rows cu_seqlens[b] ..< cu_seqlens[b + 1] of the packed `(total, heads, dim)`
+  /// tensors, whose batch strides are 0.
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_q;
+  const fa_i32* seqused_k;
 } FAForwardParams;
 
 /// `flash_backward_preprocess`: D = rowsum(dO * O) and the LSE in log2 units, per query row.
@@ -106,6 +114,9 @@ typedef struct FABackwardPreprocessParams {
   FAStatsStrides lse_strides;
   fa_i32 seqlen_q;
   fa_i32 heads_q;
+  /// As in FAForwardParams (FA_VARLEN); seqlen_q is then the maximum length.
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* seqused_q;
 } FABackwardPreprocessParams;
 
 /// `flash_backward_kv`: dK and dV of one key block, dQ added into an fp32 accumulator.
@@ -134,6 +145,12 @@ typedef struct FABackwardKeyValueParams {
   fa_i32 window_right;
   /// The first key block of this launch (the deterministic mode launches one at a time).
   fa_i32 key_block_base;
+  /// As in FAForwardParams (FA_VARLEN); seqlen_q/k are then the maximum lengths (the scratch's
+  /// rows per (batch, head)).
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_q;
+  const fa_i32* seqused_k;
 } FABackwardKeyValueParams;
 
 /// `flash_backward_convert_dq`: dQ = scale * accumulator, in the storage dtype.
@@ -144,6 +161,9 @@ typedef struct FABackwardConvertParams {
   fa_i32 seqlen_q;
   fa_i32 heads_q;
   float scale;
+  /// As in FAForwardParams (FA_VARLEN); seqlen_q is then the maximum length.
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* seqused_q;
 } FABackwardConvertParams;
 
 // -------------------------------------------------------------------------------------------
@@ -227,6 +247,32 @@ typedef struct FAHopperBackwardDQParams {
   /// To a multiple of 64 bytes, the device's alignment of the struct.
   fa_i32 padding[12];
 } FAHopperBackwardDQParams;
+
+// -------------------------------------------------------------------------------------------
+// Packed variable-length batches: common/varlen_clear.cu
+// -------------------------------------------------------------------------------------------
+
+/// `flash_varlen_clear`: the rows of a packed `(total, heads, width)` tensor that no sequence
+/// computes (past `seqused[b]` within sequence b, and after the last sequence) set to 0, and the
+/// same columns of an optional LSE `(heads, total)` set to -inf. Block row y = b < batch clears
+/// sequence b's unused rows, y = batch the rows after the last sequence.
+typedef struct FAVarlenClearParams {
+  fa_u16* tensor;
+  /// Element strides of the tensor's rows and heads.
+  fa_i64 row_stride;
+  fa_i64 head_stride;
+  /// Optional (null: none); its column stride is 1.
+  float* lse;
+  fa_i64 lse_head_stride;
+  const fa_i32* cu_seqlens;
+  /// Optional (null: every row of a sequence is used).
+  const fa_i32* seqused;
+  fa_i32 batch;
+  fa_i32 total;
+  fa_i32 heads;
+  /// Elements per (row, head).
+  fa_i32 width;
+} FAVarlenClearParams;
 
 // -------------------------------------------------------------------------------------------
 // Standard attention (the benchmark's baseline): standard/standard_attention.cu
@@ -317,7 +363,7 @@ FA_ABI_ASSERT(alignof(FATensorMap) == 64 && alignof(FAHopperForwardParams) == 64
 #endif
 FA_ABI_FIELD(FATensorMap, words, 0);
 
-FA_ABI_SIZE(FAForwardParams, 184);
+FA_ABI_SIZE(FAForwardParams, 216);
 FA_ABI_FIELD(FAForwardParams, q, 0);
 FA_ABI_FIELD(FAForwardParams, k, 8);
 FA_ABI_FIELD(FAForwardParams, v, 16);
@@ -335,8 +381,12 @@ FA_ABI_FIELD(FAForwardParams, scale, 164);
 FA_ABI_FIELD(FAForwardParams, softcap, 168);
 FA_ABI_FIELD(FAForwardParams, window_left, 172);
 FA_ABI_FIELD(FAForwardParams, window_right, 176);
+FA_ABI_FIELD(FAForwardParams, cu_seqlens_q, 184);
+FA_ABI_FIELD(FAForwardParams, cu_seqlens_k, 192);
+FA_ABI_FIELD(FAForwardParams, seqused_q, 200);
+FA_ABI_FIELD(FAForwardParams, seqused_k, 208);
 
-FA_ABI_SIZE(FABackwardPreprocessParams, 112);
+FA_ABI_SIZE(FABackwardPreprocessParams, 128);
 FA_ABI_FIELD(FABackwardPreprocessParams, o, 0);
 FA_ABI_FIELD(FABackwardPreprocessParams, dout, 8);
 FA_ABI_FIELD(FABackwardPreprocessParams, lse, 16);
@@ -347,8 +397,10 @@ FA_ABI_FIELD(FABackwardPreprocessParams, dout_strides, 64);
 FA_ABI_FIELD(FABackwardPreprocessParams, lse_strides, 88);
 FA_ABI_FIELD(FABackwardPreprocessParams, seqlen_q, 104);
 FA_ABI_FIELD(FABackwardPreprocessParams, heads_q, 108);
+FA_ABI_FIELD(FABackwardPreprocessParams, cu_seqlens_q, 112);
+FA_ABI_FIELD(FABackwardPreprocessParams, seqused_q, 120);
 
-FA_ABI_SIZE(FABackwardKeyValueParams, 248);
+FA_ABI_SIZE(FABackwardKeyValueParams, 280);
 FA_ABI_FIELD(FABackwardKeyValueParams, q, 0);
 FA_ABI_FIELD(FABackwardKeyValueParams, k, 8);
 FA_ABI_FIELD(FABackwardKeyValueParams, v, 16);
@@ -372,14 +424,33 @@ FA_ABI_FIELD(FABackwardKeyValueParams, softcap, 232);
 FA_ABI_FIELD(FABackwardKeyValueParams, window_left, 236);
 FA_ABI_FIELD(FABackwardKeyValueParams, window_right, 240);
 FA_ABI_FIELD(FABackwardKeyValueParams, key_block_base, 244);
+FA_ABI_FIELD(FABackwardKeyValueParams, cu_seqlens_q, 248);
+FA_ABI_FIELD(FABackwardKeyValueParams, cu_seqlens_k, 256);
+FA_ABI_FIELD(FABackwardKeyValueParams, seqused_q, 264);
+FA_ABI_FIELD(FABackwardKeyValueParams, seqused_k, 272);
 
-FA_ABI_SIZE(FABackwardConvertParams, 56);
+FA_ABI_SIZE(FABackwardConvertParams, 72);
 FA_ABI_FIELD(FABackwardConvertParams, dq_accum, 0);
 FA_ABI_FIELD(FABackwardConvertParams, dq, 8);
 FA_ABI_FIELD(FABackwardConvertParams, dq_strides, 16);
 FA_ABI_FIELD(FABackwardConvertParams, seqlen_q, 40);
 FA_ABI_FIELD(FABackwardConvertParams, heads_q, 44);
 FA_ABI_FIELD(FABackwardConvertParams, scale, 48);
+FA_ABI_FIELD(FABackwardConvertParams, cu_seqlens_q, 56);
+FA_ABI_FIELD(FABackwardConvertParams, seqused_q, 64);
+
+FA_ABI_SIZE(FAVarlenClearParams, 72);
+FA_ABI_FIELD(FAVarlenClearParams, tensor, 0);
+FA_ABI_FIELD(FAVarlenClearParams, row_stride, 8);
+FA_ABI_FIELD(FAVarlenClearParams, head_stride, 16);
+FA_ABI_FIELD(FAVarlenClearParams, lse, 24);
+FA_ABI_FIELD(FAVarlenClearParams, lse_head_stride, 32);
+FA_ABI_FIELD(FAVarlenClearParams, cu_seqlens, 40);
+FA_ABI_FIELD(FAVarlenClearParams, seqused, 48);
+FA_ABI_FIELD(FAVarlenClearParams, batch, 56);
+FA_ABI_FIELD(FAVarlenClearParams, total, 60);
+FA_ABI_FIELD(FAVarlenClearParams, heads, 64);
+FA_ABI_FIELD(FAVarlenClearParams, width, 68);
 
 FA_ABI_SIZE(FAHopperForwardParams, 512);
 FA_ABI_FIELD(FAHopperForwardParams, tm_q, 0);
