@@ -119,7 +119,7 @@ struct KernelABILayoutTests {
       (\FABackwardConvertParams.cu_seqlens_q, 56),
       (\FABackwardConvertParams.seqused_q, 64)
     ])
-    expectLayout(FAHopperForwardParams.self, size: 512, [
+    expectLayout(FAHopperForwardParams.self, size: 576, [
       (\FAHopperForwardParams.tm_q, 0),
       (\FAHopperForwardParams.tm_k, 128),
       (\FAHopperForwardParams.tm_v, 256),
@@ -138,7 +138,12 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.softcap_log2, 472),
       (\FAHopperForwardParams.window_left, 476),
       (\FAHopperForwardParams.window_right, 480),
-      (\FAHopperForwardParams.padding, 484)
+      (\FAHopperForwardParams.padding, 484),
+      (\FAHopperForwardParams.cu_seqlens_q, 512),
+      (\FAHopperForwardParams.cu_seqlens_k, 520),
+      (\FAHopperForwardParams.seqused_q, 528),
+      (\FAHopperForwardParams.seqused_k, 536),
+      (\FAHopperForwardParams.varlen_padding, 544)
     ])
     expectLayout(FAHopperBackwardParams.self, size: 640, [
       (\FAHopperBackwardParams.tm_q, 0),

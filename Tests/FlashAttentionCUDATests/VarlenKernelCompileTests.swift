@@ -9,7 +9,8 @@ struct VarlenKernelCompileTests {
     .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"),
     arguments: ["sm_80", "sm_90a"])
   func varlenCatalogCompiles(arch: String) throws {
-    let keys = CUDAKernelCatalog.varlenKeys(arch: arch)
+    // The Hopper variants compile in the test below (their heaviest) and in `kernels`.
+    let keys = CUDAKernelCatalog.varlenKeys(arch: arch).filter { !($0 is HopperForwardKey) }
     #expect(keys.contains { $0 is VarlenClearKey })
     for key in keys {
       let kernel = try KernelCompiler.compile(key.program, arch: arch)
@@ -17,6 +18,33 @@ struct VarlenKernelCompileTests {
       #expect(!resources.spills, "\(key) spills: \(resources.spillStores) B stored, \(resources.spillLoads) B loaded")
       #expect(resources.stackFrame == 0, "\(key) has a \(resources.stackFrame) B stack frame")
       #expect(resources.registers <= 255)
+    }
+  }
+
+  @Test(
+    "the heaviest Hopper forward variants compile with FA_VARLEN for sm_90a without spills",
+    .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"))
+  func hopperVarlenCompiles() throws {
+    // As HopperForwardCompileTests: softcap and masked at every head dim, the wide unmasked
+    // d = 128 tile, and the three-consumer d = 64 window tile (the tightest register budget),
+    // plus the persistent-grid tiles the varlen benchmark runs (bf16, d 64 and 128).
+    var keys: [HopperForwardKey?] = HopperForwardKey.supportedHeadDims.map {
+      HopperForwardKey(headDim: $0.0, headDimV: $0.1, dtype: .bfloat16, mask: .causal, softcap: true)
+    }
+    keys.append(HopperForwardKey(headDim: 128, headDimV: 128, dtype: .bfloat16, mask: .none, softcap: true))
+    keys.append(HopperForwardKey(headDim: 64, headDimV: 64, dtype: .bfloat16, mask: .window, softcap: false))
+    for d in [64, 128] {
+      for mask in HopperForwardKey.MaskKind.allCases {
+        keys.append(
+          HopperForwardKey(
+            headDim: d, headDimV: d, dtype: .bfloat16, mask: mask, softcap: false, persistent: true, seqlenK: 8192))
+      }
+    }
+    for candidate in keys {
+      var key = try #require(candidate)
+      key.varlen = true
+      #expect(key.program.source.contains("#define FA_VARLEN 1\n"))
+      try expectCleanHopperCompile(key.program, "\(key)")
     }
   }
 

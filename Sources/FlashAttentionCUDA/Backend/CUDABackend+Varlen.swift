@@ -1,7 +1,8 @@
 import FlashAttentionCore
 
-/// Packed variable-length batches (`flash_attn_varlen_func`) on the GPU: the FlashAttention-2
-/// kernels compiled with `FA_VARLEN` read each sequence's rows from `cu_seqlens` (and
+/// Packed variable-length batches (`flash_attn_varlen_func`) on the GPU: the kernels compiled
+/// with `FA_VARLEN` (the Hopper forward on sm_90a where it covers the call, the FlashAttention-2
+/// kernels elsewhere and for the backward) read each sequence's rows from `cu_seqlens` (and
 /// `seqused`), then `flash_varlen_clear` gives the rows no sequence computes the CPU backend's
 /// result (output and gradients 0, LSE -inf). Device views run in place on the caller's stream
 /// or the backend's own; host views (index data included) are staged through device memory.
@@ -50,8 +51,13 @@ extension CUDABackend: VariableLengthBackend {
       location: arguments.q.location, stream: stream)
     try CUDACallChecks.varlenLSE(arguments.lse, backend: name)
     let index = try varlenIndex(arguments.sequences)
-    let key = KernelSelection.varlenForward(arguments, arch: device.arch, tuning: tuning)
-    try VarlenLaunch.forward(arguments, index: index, key: key, device: device, stream: stream)
+    switch varlenForwardPlan(arguments) {
+    case let .hopper(key, persistent):
+      try VarlenLaunch.hopperForward(
+        arguments, index: index, key: key, persistent: persistent, device: device, stream: stream)
+    case let .flashAttention2(key):
+      try VarlenLaunch.forward(arguments, index: index, key: key, device: device, stream: stream)
+    }
     if Self.rowsLeftOut(hostSpans ?? arguments.spans, totalQ: arguments.q.shape[0], totalK: nil) {
       try VarlenLaunch.clear(
         arguments.out, lse: arguments.lse, cuSeqlens: index.cuSeqlensQ, seqUsed: index.seqUsedQ,
@@ -96,8 +102,8 @@ extension CUDABackend: VariableLengthBackend {
     }
   }
 
-  /// The kernels of a varlen forward on this backend's device (for tools and tests).
-  public func varlenForwardKernel(_ arguments: VarlenForwardArguments) -> FlashAttention2Key {
+  /// The kernel a varlen forward runs on this backend's device (for tools and tests).
+  public func varlenForwardPlan(_ arguments: VarlenForwardArguments) -> ForwardKernelPlan {
     KernelSelection.varlenForward(arguments, arch: device.arch, tuning: tuning)
   }
 

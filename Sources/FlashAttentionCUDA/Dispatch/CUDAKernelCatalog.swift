@@ -29,14 +29,23 @@ public enum CUDAKernelCatalog {
   }
 
   /// The kernels of packed variable-length calls: the FlashAttention-2 keys compiled with
-  /// `FA_VARLEN` (the same head dims and flag sets) and the row-clearing kernel.
+  /// `FA_VARLEN` (the same head dims and flag sets), the row-clearing kernel, and on sm_90a every
+  /// Hopper forward variant with `FA_VARLEN`.
   public static func varlenKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     let varlen: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive).map { key in
       var key = key
       key.varlen = true
       return key
     }
-    return varlen + [VarlenClearKey(arch: arch)]
+    var keys = varlen + [VarlenClearKey(arch: arch)]
+    if arch == "sm_90a" {
+      keys += HopperForwardKey.allVariants.map { key in
+        var key = key
+        key.varlen = true
+        return key
+      }
+    }
+    return keys
   }
 
   /// The FlashAttention-2 keys alone (see `keys(arch:exhaustive:)`).

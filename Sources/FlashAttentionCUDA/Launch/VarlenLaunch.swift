@@ -38,6 +38,51 @@ enum VarlenLaunch {
       block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
   }
 
+  /// The Hopper forward on a packed batch: the maps describe each packed tensor as one batch
+  /// entry of `total` rows; the work items cover the longest sequence's query blocks for every
+  /// (sequence, head), and a tile past its sequence's queries does nothing.
+  static func hopperForward(
+    _ arguments: VarlenForwardArguments, index: VarlenIndexAddresses, key: HopperForwardKey, persistent: Bool,
+    device: CUDADevice, stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let shape = arguments.shape
+    if shape.batch == 0 || shape.seqlenQ == 0 { return }
+    let log2e: Float = 1.442_695_04
+    let softcap = arguments.options.softcap
+    let mBlocks = (shape.seqlenQ + key.blockM - 1) / key.blockM
+    let items = (mBlocks + 1) / 2 * shape.headsQ * shape.batch
+    func whole(_ tensor: TensorView) -> TensorView { tensor.sequenceRows(start: 0, count: tensor.shape[0]) }
+    var parameters = FAHopperForwardParams()
+    try HopperTensorMaps.encode(
+      [
+        (whole(arguments.q), key.blockM, \.tm_q), (whole(arguments.k), key.blockN, \.tm_k),
+        (whole(arguments.v), key.blockN, \.tm_v),
+      ], into: &parameters, device: device)
+    parameters.o = deviceMutablePointer(arguments.out.deviceAddress)
+    parameters.lse = deviceMutablePointer(arguments.lse.deviceAddress)
+    parameters.seqlen_q = Int32(shape.seqlenQ)
+    parameters.seqlen_k = Int32(shape.seqlenK)
+    parameters.heads_q = Int32(shape.headsQ)
+    parameters.group = Int32(shape.groupSize)
+    parameters.m_blocks = Int32(mBlocks)
+    parameters.num_items = Int32(items)
+    parameters.o_strides = FAStrides(packed: arguments.out)
+    parameters.lse_strides = FAStatsStrides(batch: 0, head: Int64(arguments.lse.strides[0]))
+    parameters.scale_log2 = arguments.scale * log2e
+    parameters.softcap_over = softcap > 0 ? arguments.scale / softcap : 0
+    parameters.softcap_log2 = softcap * log2e
+    (parameters.window_left, parameters.window_right) = kernelWindow(
+      AttentionMask(options: arguments.options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK))
+    parameters.cu_seqlens_q = devicePointer(index.cuSeqlensQ)
+    parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
+    parameters.seqused_q = devicePointer(index.seqUsedQ)
+    parameters.seqused_k = devicePointer(index.seqUsedK)
+    let blocks = persistent ? min(items, device.multiprocessors) : items
+    try device.loadedKernel(key).launch(
+      grid: (blocks, 1, 1), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters,
+      stream: stream)
+  }
+
   /// The backward's kernels in order (the zeroed dQ accumulator, D and LSE2, dK/dV with dQ
   /// additions, dQ's conversion) on `scratch`, laid out as for a padded batch of the maxima.
   static func backward(

@@ -196,6 +196,14 @@ typedef struct FAHopperForwardParams {
   fa_i32 window_right;
   /// To a multiple of 64 bytes, the device's alignment of the struct.
   fa_i32 padding[7];
+  /// Packed variable-length batches (FA_VARLEN; null otherwise), as in FAForwardParams: the
+  /// maps then describe the packed tensors as one batch entry of total rows, seqlen_q/k are the
+  /// maximum lengths and m_blocks counts the longest sequence's query blocks.
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_q;
+  const fa_i32* seqused_k;
+  fa_i32 varlen_padding[8];
 } FAHopperForwardParams;
 
 /// `flash_bwd_hopper`: dK and dV of one key block (and, in the fused form, dQ additions).
@@ -452,7 +460,7 @@ FA_ABI_FIELD(FAVarlenClearParams, total, 60);
 FA_ABI_FIELD(FAVarlenClearParams, heads, 64);
 FA_ABI_FIELD(FAVarlenClearParams, width, 68);
 
-FA_ABI_SIZE(FAHopperForwardParams, 512);
+FA_ABI_SIZE(FAHopperForwardParams, 576);
 FA_ABI_FIELD(FAHopperForwardParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperForwardParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperForwardParams, tm_v, 256);
@@ -472,6 +480,11 @@ FA_ABI_FIELD(FAHopperForwardParams, softcap_log2, 472);
 FA_ABI_FIELD(FAHopperForwardParams, window_left, 476);
 FA_ABI_FIELD(FAHopperForwardParams, window_right, 480);
 FA_ABI_FIELD(FAHopperForwardParams, padding, 484);
+FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_q, 512);
+FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_k, 520);
+FA_ABI_FIELD(FAHopperForwardParams, seqused_q, 528);
+FA_ABI_FIELD(FAHopperForwardParams, seqused_k, 536);
+FA_ABI_FIELD(FAHopperForwardParams, varlen_padding, 544);
 
 FA_ABI_SIZE(FAHopperBackwardParams, 640);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);
