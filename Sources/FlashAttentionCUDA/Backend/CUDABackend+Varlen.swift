@@ -42,7 +42,7 @@ extension CUDABackend: VariableLengthBackend {
   /// Queues a varlen forward of device views on `stream` and returns without waiting.
   /// `hostSpans`: the checked spans when the index data came from the host (the clear kernel is
   /// skipped when every row is computed).
-  func enqueueVarlenForward(
+  public func enqueueVarlenForward(
     _ arguments: VarlenForwardArguments, on stream: CUDAStream, hostSpans: [SequenceSpan]? = nil
   ) throws(FlashAttentionError) {
     try checkVarlenProblem(arguments)
@@ -67,7 +67,7 @@ extension CUDABackend: VariableLengthBackend {
 
   /// Queues a varlen backward of device views on `stream` (scratch from the device's pool in the
   /// stream's order) and returns without waiting.
-  func enqueueVarlenBackward(
+  public func enqueueVarlenBackward(
     _ arguments: VarlenBackwardArguments, on stream: CUDAStream, hostSpans: [SequenceSpan]? = nil
   ) throws(FlashAttentionError) {
     let f = arguments.forward
