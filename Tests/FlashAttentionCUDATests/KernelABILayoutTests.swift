@@ -145,7 +145,7 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.seqused_k, 536),
       (\FAHopperForwardParams.varlen_padding, 544)
     ])
-    expectLayout(FAHopperBackwardParams.self, size: 640, [
+    expectLayout(FAHopperBackwardParams.self, size: 704, [
       (\FAHopperBackwardParams.tm_q, 0),
       (\FAHopperBackwardParams.tm_k, 128),
       (\FAHopperBackwardParams.tm_v, 256),
@@ -165,9 +165,14 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardParams.scale_log2, 620),
       (\FAHopperBackwardParams.window_left, 624),
       (\FAHopperBackwardParams.window_right, 628),
-      (\FAHopperBackwardParams.padding, 632)
+      (\FAHopperBackwardParams.padding, 632),
+      (\FAHopperBackwardParams.cu_seqlens_q, 640),
+      (\FAHopperBackwardParams.cu_seqlens_k, 648),
+      (\FAHopperBackwardParams.seqused_q, 656),
+      (\FAHopperBackwardParams.seqused_k, 664),
+      (\FAHopperBackwardParams.varlen_padding, 672)
     ])
-    expectLayout(FAHopperBackwardDQParams.self, size: 640, [
+    expectLayout(FAHopperBackwardDQParams.self, size: 704, [
       (\FAHopperBackwardDQParams.tm_q, 0),
       (\FAHopperBackwardDQParams.tm_k, 128),
       (\FAHopperBackwardDQParams.tm_v, 256),
@@ -184,7 +189,12 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardDQParams.scale_log2, 580),
       (\FAHopperBackwardDQParams.window_left, 584),
       (\FAHopperBackwardDQParams.window_right, 588),
-      (\FAHopperBackwardDQParams.padding, 592)
+      (\FAHopperBackwardDQParams.padding, 592),
+      (\FAHopperBackwardDQParams.cu_seqlens_q, 640),
+      (\FAHopperBackwardDQParams.cu_seqlens_k, 648),
+      (\FAHopperBackwardDQParams.seqused_q, 656),
+      (\FAHopperBackwardDQParams.seqused_k, 664),
+      (\FAHopperBackwardDQParams.varlen_padding, 672)
     ])
     expectLayout(FAStandardScoresParams.self, size: 136, [
       (\FAStandardScoresParams.a, 0),

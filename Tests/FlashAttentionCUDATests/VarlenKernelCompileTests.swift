@@ -48,6 +48,20 @@ struct VarlenKernelCompileTests {
     }
   }
 
+  @Test(
+    "every Hopper backward variant compiles with FA_VARLEN for sm_90a without spills",
+    .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"))
+  func hopperBackwardVarlenCompiles() throws {
+    for var key in HopperBackwardKey.allVariants {
+      key.varlen = true
+      try expectCleanHopperCompile(key.program, "\(key)")
+    }
+    for var key in HopperBackwardDQKey.allVariants {
+      key.varlen = true
+      try expectCleanHopperCompile(key.program, "\(key)")
+    }
+  }
+
   @Test("a varlen key's program differs from the fixed-length one only by FA_VARLEN")
   func varlenFlagOnly() {
     for kind in FlashAttention2Key.Kind.allCases {

@@ -79,8 +79,9 @@ extension CUDABackend: VariableLengthBackend {
       ], location: f.q.location, stream: stream)
     try CUDACallChecks.varlenLSE(f.lse, backend: name)
     let index = try varlenIndex(f.sequences)
-    let plan = KernelSelection.varlenBackward(arguments, arch: device.arch, tuning: tuning)
-    let layout = BackwardScratch.Layout(plan: plan.paddedPlan, shape: f.shape)
+    let plan = varlenBackwardPlan(arguments)
+    // Laid out as for a padded batch of the longest sequences (max_seqlen_q rows per (batch, head)).
+    let layout = BackwardScratch.Layout(plan: plan, shape: f.shape)
     try DeviceScratchPool.shared(for: device).withScratch(layout.bytes, on: stream) { (address) throws(FlashAttentionError) in
       try VarlenLaunch.backward(
         arguments, index: index, plan: plan, scratch: BackwardScratch(address: address, layout: layout, shape: f.shape),
@@ -100,6 +101,11 @@ extension CUDABackend: VariableLengthBackend {
           stream: stream)
       }
     }
+  }
+
+  /// The kernels a varlen backward runs on this backend's device (for tools and tests).
+  public func varlenBackwardPlan(_ arguments: VarlenBackwardArguments) -> BackwardKernelPlan {
+    KernelSelection.varlenBackward(arguments, arch: device.arch, tuning: tuning)
   }
 
   /// The kernel a varlen forward runs on this backend's device (for tools and tests).

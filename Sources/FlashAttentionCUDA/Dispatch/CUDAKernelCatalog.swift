@@ -30,7 +30,7 @@ public enum CUDAKernelCatalog {
 
   /// The kernels of packed variable-length calls: the FlashAttention-2 keys compiled with
   /// `FA_VARLEN` (the same head dims and flag sets), the row-clearing kernel, and on sm_90a every
-  /// Hopper forward variant with `FA_VARLEN`.
+  /// Hopper variant (forward, backward, backward dQ) with `FA_VARLEN`.
   public static func varlenKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     let varlen: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive).map { key in
       var key = key
@@ -40,6 +40,16 @@ public enum CUDAKernelCatalog {
     var keys = varlen + [VarlenClearKey(arch: arch)]
     if arch == "sm_90a" {
       keys += HopperForwardKey.allVariants.map { key in
+        var key = key
+        key.varlen = true
+        return key
+      }
+      keys += HopperBackwardKey.allVariants.map { key in
+        var key = key
+        key.varlen = true
+        return key
+      }
+      keys += HopperBackwardDQKey.allVariants.map { key in
         var key = key
         key.varlen = true
         return key

@@ -1,8 +1,8 @@
 import FlashAttentionCore
 
 /// The kernels of packed variable-length calls, compiled with `FA_VARLEN`: the Hopper forward on
-/// sm_90a where it covers the call, the FlashAttention-2 forward elsewhere; the backward is the
-/// FlashAttention-2 family on every architecture (the Hopper backward has no varlen form yet).
+/// sm_90a where it covers the call, the FlashAttention-2 forward elsewhere; likewise the Hopper
+/// backward (fused or split) or the FlashAttention-2 backward.
 extension KernelSelection {
   /// The mask as the kernels' flag sees it: resolved against the longest sequences, which keeps
   /// every bound that some sequence needs (a bound past a sequence's length changes nothing).
@@ -49,12 +49,7 @@ extension KernelSelection {
       return "dtype \(arguments.q.dtype), head dims \(shape.headDim)/\(shape.headDimV)"
     }
     for (tensor, name) in [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v")] {
-      if tensor.deviceAddress % 16 != 0 { return "\(name) is not 16-byte aligned" }
-      let fits = tensor.strides.dropLast().allSatisfy { stride in
-        let (bytes, overflow) = stride.multipliedReportingOverflow(by: tensor.dtype.byteSize)
-        return !overflow && bytes % 16 == 0 && bytes < 1 << 40
-      }
-      if !fits { return "\(name) strides \(tensor.strides) are not multiples of 16 bytes below 2^40" }
+      if let obstacle = packedTensorMapObstacle(tensor, name) { return obstacle }
     }
     if arguments.out.deviceAddress % 4 != 0 || arguments.out.strides.dropLast().contains(where: { $0 % 2 != 0 }) {
       return "out is not 4-byte aligned per row"
@@ -66,17 +61,69 @@ extension KernelSelection {
     return nil
   }
 
+  /// The backward's kernels: the Hopper backward (compiled with `FA_VARLEN`; fused or split as
+  /// for a fixed-length call) where it covers the call, else the FlashAttention-2 family; the
+  /// preprocess (and the fused form's dQ conversion) always from the FlashAttention-2 family.
   static func varlenBackward(
     _ arguments: VarlenBackwardArguments, arch: String, tuning: CUDAKernelTuning
-  ) -> VarlenBackwardPlan {
+  ) -> BackwardKernelPlan {
     let f = arguments.forward
     let shape = f.shape
+    let mask = varlenMask(f.options, shape: shape)
     func key(_ kind: FlashAttention2Key.Kind) -> FlashAttention2Key {
       FlashAttention2Key.make(
         kind: kind, headDim: shape.headDim, headDimV: shape.headDimV, dtype: f.q.dtype,
-        masked: varlenMask(f.options, shape: shape).isMasking, softcap: f.options.softcap > 0, deterministic: false,
-        arch: arch, tuning: tuning, varlen: true)
+        masked: mask.isMasking, softcap: f.options.softcap > 0, deterministic: false, arch: arch, tuning: tuning,
+        varlen: true)
     }
-    return VarlenBackwardPlan(preprocess: key(.backwardPreprocess), keyValue: key(.backwardKeyValue), convert: key(.backwardConvert))
+    let preprocess = key(.backwardPreprocess)
+    if varlenHopperBackwardObstacle(arguments, arch: arch) == nil {
+      let kind = HopperForwardKey.MaskKind(mask)
+      let split = TileTables.hopperBackwardIsSplit(headDim: shape.headDim, deterministic: f.options.deterministic)
+      if var keyValue = HopperBackwardKey(headDim: shape.headDim, dtype: f.q.dtype, mask: kind, skipDQ: split) {
+        keyValue.varlen = true
+        if split, var dq = HopperBackwardDQKey(headDim: shape.headDim, dtype: f.q.dtype, mask: kind) {
+          dq.varlen = true
+          return BackwardKernelPlan(preprocess: preprocess, form: .hopperSplit(keyValue: keyValue, dq: dq))
+        }
+        if !split {
+          var convert = key(.backwardConvert)
+          convert.tile = FlashAttention2Key.untiledConvertTile
+          return BackwardKernelPlan(preprocess: preprocess, form: .hopperFused(keyValue: keyValue, convert: convert))
+        }
+      }
+    }
+    return BackwardKernelPlan(
+      preprocess: preprocess, form: .flashAttention2(keyValue: key(.backwardKeyValue), convert: key(.backwardConvert)))
   }
+
+  /// Why the Hopper backward cannot run this packed call, or nil when it can (as for a
+  /// fixed-length call: head dims 64/128/256, no softcap, TMA-readable q, k, v, dout).
+  static func varlenHopperBackwardObstacle(_ arguments: VarlenBackwardArguments, arch: String) -> String? {
+    let f = arguments.forward
+    let shape = f.shape
+    if let reason = hopperBackwardCoverage(
+      headDim: shape.headDim, headDimV: shape.headDimV, dtype: f.q.dtype, softcap: f.options.softcap, arch: arch)
+    {
+      return reason
+    }
+    if shape.seqlenQ == 0 || shape.seqlenK == 0 || f.q.shape[0] == 0 || f.k.shape[0] == 0 { return "no queries or keys" }
+    for (tensor, name) in [(f.q, "q"), (f.k, "k"), (f.v, "v"), (arguments.dOut, "dout")] {
+      if let obstacle = packedTensorMapObstacle(tensor, name) { return obstacle }
+    }
+    if shape.headsKV > 65535 || shape.headsQ > 65535 || shape.batch > 65535 { return "grid too large" }
+    return nil
+  }
+
+  /// Why a packed tensor cannot be read through a TMA map: a 16-byte aligned base and strides
+  /// that are multiples of 16 bytes below 2^40.
+  static func packedTensorMapObstacle(_ tensor: TensorView, _ name: String) -> String? {
+    if tensor.deviceAddress % 16 != 0 { return "\(name) is not 16-byte aligned" }
+    let fits = tensor.strides.dropLast().allSatisfy { stride in
+      let (bytes, overflow) = stride.multipliedReportingOverflow(by: tensor.dtype.byteSize)
+      return !overflow && bytes % 16 == 0 && bytes < 1 << 40
+    }
+    return fits ? nil : "\(name) strides \(tensor.strides) are not multiples of 16 bytes below 2^40"
+  }
+
 }

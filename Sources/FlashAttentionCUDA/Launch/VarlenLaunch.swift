@@ -51,7 +51,6 @@ enum VarlenLaunch {
     let softcap = arguments.options.softcap
     let mBlocks = (shape.seqlenQ + key.blockM - 1) / key.blockM
     let items = (mBlocks + 1) / 2 * shape.headsQ * shape.batch
-    func whole(_ tensor: TensorView) -> TensorView { tensor.sequenceRows(start: 0, count: tensor.shape[0]) }
     var parameters = FAHopperForwardParams()
     try HopperTensorMaps.encode(
       [
@@ -86,7 +85,7 @@ enum VarlenLaunch {
   /// The backward's kernels in order (the zeroed dQ accumulator, D and LSE2, dK/dV with dQ
   /// additions, dQ's conversion) on `scratch`, laid out as for a padded batch of the maxima.
   static func backward(
-    _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, plan: VarlenBackwardPlan,
+    _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, plan: BackwardKernelPlan,
     scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
   ) throws(FlashAttentionError) {
     let f = arguments.forward
@@ -111,8 +110,23 @@ enum VarlenLaunch {
         grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
         stream: stream)
     }
+    let keyValue: FlashAttention2Key
+    let convert: FlashAttention2Key
+    switch plan.form {
+    case let .flashAttention2(kv, dqConvert):
+      keyValue = kv
+      convert = dqConvert
+    case let .hopperFused(kv, dqConvert):
+      try hopperKeyValue(arguments, index: index, key: kv, scratch: scratch, device: device, stream: stream)
+      try self.convert(arguments, index: index, key: dqConvert, scratch: scratch, device: device, stream: stream)
+      return
+    case let .hopperSplit(kv, dq):
+      try hopperKeyValue(arguments, index: index, key: kv, scratch: scratch, device: device, stream: stream)
+      try hopperDQ(arguments, index: index, key: dq, scratch: scratch, device: device, stream: stream)
+      return
+    }
     if shape.seqlenK > 0 {
-      let key = plan.keyValue
+      let key = keyValue
       let (left, right) = kernelWindow(AttentionMask(options: f.options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK))
       var parameters = FABackwardKeyValueParams(
         q: devicePointer(f.q.deviceAddress), k: devicePointer(f.k.deviceAddress), v: devicePointer(f.v.deviceAddress),
@@ -142,17 +156,101 @@ enum VarlenLaunch {
           parameters: parameters, stream: stream)
       }
     }
-    if shape.seqlenQ > 0 {
-      let parameters = FABackwardConvertParams(
-        dq_accum: devicePointer(scratch.accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
-        dq_strides: FAStrides(packed: arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
-        scale: f.scale, cu_seqlens_q: cuQ, seqused_q: usedQ)
-      let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
-      try device.loadedKernel(plan.convert).launch(
-        grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,
-        stream: stream)
-    }
+    try self.convert(arguments, index: index, key: convert, scratch: scratch, device: device, stream: stream)
   }
+
+  /// dQ = scale · accumulator in the storage dtype, per sequence (`key`'s tile says the layout).
+  static func convert(
+    _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, key: FlashAttention2Key,
+    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let shape = arguments.forward.shape
+    if shape.seqlenQ == 0 { return }
+    let parameters = FABackwardConvertParams(
+      dq_accum: devicePointer(scratch.accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
+      dq_strides: FAStrides(packed: arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
+      scale: arguments.forward.scale, cu_seqlens_q: devicePointer(index.cuSeqlensQ),
+      seqused_q: devicePointer(index.seqUsedQ))
+    let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
+    try device.loadedKernel(key).launch(
+      grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,
+      stream: stream)
+  }
+
+  /// The Hopper key/value kernel on a packed batch (maps of one batch entry of `total` rows).
+  static func hopperKeyValue(
+    _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, key: HopperBackwardKey,
+    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let f = arguments.forward
+    let shape = f.shape
+    var parameters = FAHopperBackwardParams()
+    try HopperTensorMaps.encode(
+      [
+        (whole(f.q), HopperBackwardKey.blockM, \.tm_q), (whole(f.k), key.blockN, \.tm_k),
+        (whole(f.v), key.blockN, \.tm_v), (whole(arguments.dOut), HopperBackwardKey.blockM, \.tm_dout),
+      ], into: &parameters, device: device)
+    parameters.lse2 = devicePointer(scratch.lse2)
+    parameters.delta = devicePointer(scratch.delta)
+    parameters.dq_accum = deviceMutablePointer(key.skipDQ ? 0 : scratch.accumulator)
+    parameters.dk = deviceMutablePointer(arguments.dK.deviceAddress)
+    parameters.dv = deviceMutablePointer(arguments.dV.deviceAddress)
+    parameters.dk_strides = FAStrides(packed: arguments.dK)
+    parameters.dv_strides = FAStrides(packed: arguments.dV)
+    parameters.seqlen_q = Int32(shape.seqlenQ)
+    parameters.seqlen_k = Int32(shape.seqlenK)
+    parameters.heads_q = Int32(shape.headsQ)
+    parameters.group = Int32(shape.groupSize)
+    parameters.scale = f.scale
+    parameters.scale_log2 = f.scale * 1.442_695_04
+    (parameters.window_left, parameters.window_right) = kernelWindow(
+      AttentionMask(options: f.options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK))
+    parameters.cu_seqlens_q = devicePointer(index.cuSeqlensQ)
+    parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
+    parameters.seqused_q = devicePointer(index.seqUsedQ)
+    parameters.seqused_k = devicePointer(index.seqUsedK)
+    try device.loadedKernel(key).launch(
+      grid: ((shape.seqlenK + key.blockN - 1) / key.blockN, shape.headsKV, shape.batch), block: (key.threads, 1, 1),
+      sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
+  }
+
+  /// The Hopper split form's dQ kernel on a packed batch: writes dQ of each sequence directly.
+  static func hopperDQ(
+    _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, key: HopperBackwardDQKey,
+    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+  ) throws(FlashAttentionError) {
+    let f = arguments.forward
+    let shape = f.shape
+    let rows = HopperBackwardDQKey.blockM
+    var parameters = FAHopperBackwardDQParams()
+    try HopperTensorMaps.encode(
+      [
+        (whole(f.q), rows, \.tm_q), (whole(f.k), key.blockN, \.tm_k), (whole(f.v), key.blockN, \.tm_v),
+        (whole(arguments.dOut), rows, \.tm_dout),
+      ], into: &parameters, device: device)
+    parameters.lse2 = devicePointer(scratch.lse2)
+    parameters.delta = devicePointer(scratch.delta)
+    parameters.dq = deviceMutablePointer(arguments.dQ.deviceAddress)
+    parameters.dq_strides = FAStrides(packed: arguments.dQ)
+    parameters.seqlen_q = Int32(shape.seqlenQ)
+    parameters.seqlen_k = Int32(shape.seqlenK)
+    parameters.heads_q = Int32(shape.headsQ)
+    parameters.group = Int32(shape.groupSize)
+    parameters.scale = f.scale
+    parameters.scale_log2 = f.scale * 1.442_695_04
+    (parameters.window_left, parameters.window_right) = kernelWindow(
+      AttentionMask(options: f.options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK))
+    parameters.cu_seqlens_q = devicePointer(index.cuSeqlensQ)
+    parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
+    parameters.seqused_q = devicePointer(index.seqUsedQ)
+    parameters.seqused_k = devicePointer(index.seqUsedK)
+    try device.loadedKernel(key).launch(
+      grid: ((shape.seqlenQ + rows - 1) / rows, shape.headsQ, shape.batch), block: (key.threads, 1, 1),
+      sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
+  }
+
+  /// A packed `(total, heads, dim)` view as the `[1, total, heads, dim]` tensor its TMA map describes.
+  static func whole(_ tensor: TensorView) -> TensorView { tensor.sequenceRows(start: 0, count: tensor.shape[0]) }
 
   /// Clears the rows of a packed tensor (and the LSE columns) that no sequence computes: past
   /// `seqused` and after the last sequence (`flash_varlen_clear`).
@@ -174,21 +272,6 @@ enum VarlenLaunch {
     let key = VarlenClearKey(arch: device.arch)
     try device.loadedKernel(key).launch(
       grid: (blocks, batch + 1, 1), block: (key.threads, 1, 1), parameters: parameters, stream: stream)
-  }
-}
-
-/// The FlashAttention-2 kernels (compiled with `FA_VARLEN`) of one varlen backward call.
-struct VarlenBackwardPlan: Hashable {
-  var preprocess: FlashAttention2Key
-  var keyValue: FlashAttention2Key
-  var convert: FlashAttention2Key
-
-  var keys: [FlashAttention2Key] { [preprocess, keyValue, convert] }
-
-  /// The same kernels as a fixed-length plan, for the scratch's layout (a padded batch of the
-  /// maxima: `BackwardScratch.Layout`).
-  var paddedPlan: BackwardKernelPlan {
-    BackwardKernelPlan(preprocess: preprocess, form: .flashAttention2(keyValue: keyValue, convert: convert))
   }
 }
 

@@ -232,6 +232,13 @@ typedef struct FAHopperBackwardParams {
   fa_i32 window_right;
   /// To a multiple of 64 bytes, the device's alignment of the struct.
   fa_i32 padding[2];
+  /// Packed variable-length batches (FA_VARLEN; null otherwise), as in FAHopperForwardParams;
+  /// seqlen_q/k are then the maximum lengths (the scratch's rows per (batch, head)).
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_q;
+  const fa_i32* seqused_k;
+  fa_i32 varlen_padding[8];
 } FAHopperBackwardParams;
 
 /// `flash_bwd_dq_hopper`: dQ of one query block, written once (the split backward).
@@ -254,6 +261,13 @@ typedef struct FAHopperBackwardDQParams {
   fa_i32 window_right;
   /// To a multiple of 64 bytes, the device's alignment of the struct.
   fa_i32 padding[12];
+  /// Packed variable-length batches (FA_VARLEN; null otherwise), as in FAHopperForwardParams;
+  /// seqlen_q/k are then the maximum lengths (the scratch's rows per (batch, head)).
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_q;
+  const fa_i32* seqused_k;
+  fa_i32 varlen_padding[8];
 } FAHopperBackwardDQParams;
 
 // -------------------------------------------------------------------------------------------
@@ -486,7 +500,7 @@ FA_ABI_FIELD(FAHopperForwardParams, seqused_q, 528);
 FA_ABI_FIELD(FAHopperForwardParams, seqused_k, 536);
 FA_ABI_FIELD(FAHopperForwardParams, varlen_padding, 544);
 
-FA_ABI_SIZE(FAHopperBackwardParams, 640);
+FA_ABI_SIZE(FAHopperBackwardParams, 704);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_v, 256);
@@ -507,8 +521,13 @@ FA_ABI_FIELD(FAHopperBackwardParams, scale_log2, 620);
 FA_ABI_FIELD(FAHopperBackwardParams, window_left, 624);
 FA_ABI_FIELD(FAHopperBackwardParams, window_right, 628);
 FA_ABI_FIELD(FAHopperBackwardParams, padding, 632);
+FA_ABI_FIELD(FAHopperBackwardParams, cu_seqlens_q, 640);
+FA_ABI_FIELD(FAHopperBackwardParams, cu_seqlens_k, 648);
+FA_ABI_FIELD(FAHopperBackwardParams, seqused_q, 656);
+FA_ABI_FIELD(FAHopperBackwardParams, seqused_k, 664);
+FA_ABI_FIELD(FAHopperBackwardParams, varlen_padding, 672);
 
-FA_ABI_SIZE(FAHopperBackwardDQParams, 640);
+FA_ABI_SIZE(FAHopperBackwardDQParams, 704);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_v, 256);
@@ -526,6 +545,11 @@ FA_ABI_FIELD(FAHopperBackwardDQParams, scale_log2, 580);
 FA_ABI_FIELD(FAHopperBackwardDQParams, window_left, 584);
 FA_ABI_FIELD(FAHopperBackwardDQParams, window_right, 588);
 FA_ABI_FIELD(FAHopperBackwardDQParams, padding, 592);
+FA_ABI_FIELD(FAHopperBackwardDQParams, cu_seqlens_q, 640);
+FA_ABI_FIELD(FAHopperBackwardDQParams, cu_seqlens_k, 648);
+FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_q, 656);
+FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_k, 664);
+FA_ABI_FIELD(FAHopperBackwardDQParams, varlen_padding, 672);
 
 FA_ABI_SIZE(FAStandardScoresParams, 136);
 FA_ABI_FIELD(FAStandardScoresParams, a, 0);

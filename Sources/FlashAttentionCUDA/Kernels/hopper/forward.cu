@@ -25,10 +25,10 @@
 // hopper/epilogue.cuh.
 #include "common/mask.cuh"
 #include "common/softmax.cuh"
-#include "common/varlen.cuh"
 #include "hopper/epilogue.cuh"
 #include "hopper/ptx.cuh"
 #include "hopper/scheduler.cuh"
+#include "hopper/varlen.cuh"
 #include "hopper/wgmma.cuh"
 
 namespace fa_hopper {
@@ -87,9 +87,6 @@ __device__ __forceinline__ void for_each_sequence_tile(
 #endif
   });
 }
-
-// The batch coordinate of a TMA load: the packed tensors are one batch entry.
-__device__ __forceinline__ int tma_batch(int batch) { return FA_VARLEN ? 0 : batch; }
 
 // ---------------------------------------------------------------------------------------------
 // Shared memory: QST Q buffers, the K and V rings (separate, so K(j+1) loads as soon as QK^T(j)
@@ -325,20 +322,13 @@ struct Consumer {
   // FA_VARLEN: the first key tile of a work tile (the sequence's last) may reach past the
   // sequence, into the next one's rows or unused rows (past seqused, after the last sequence),
   // which may hold NaN or Inf. Their P is 0, but 0 * NaN would poison O: this warpgroup zeroes
-  // V's rows [valid, BN) of stage `st` before its P V reads them. Row r of a 64-column panel is
-  // bytes [128 r, 128 r + 128) whatever the swizzle (it permutes 16-byte chunks within a row).
+  // V's rows [valid, BN) of stage `st` before its P V reads them (hopper/varlen.cuh).
   // Both warpgroups write the same zeros; each fences its writes for the async proxy (wgmma)
   // and syncs its own 128 threads.
   __device__ __forceinline__ void clear_v_tail(const ForwardSmem& sm, int st, int valid) const {
     if (valid >= BN) return;
-    const int first = max(valid, 0);
-    const int chunks = (BN - first) * 8;  // 16-byte chunks per panel
-    for (int i = threadIdx.x % 128; i < chunks * (DVP / 64); i += 128) {
-      const int panel = i / chunks, rest = i % chunks;
-      const u32 address = sm.v(st) + panel * BN * 128 + (first + rest / 8) * 128 + (rest % 8) * 16;
-      asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(address), "r"(0u) : "memory");
-    }
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    zero_tile_rows(sm.v(st), BN, DVP / 64, valid, threadIdx.x % 128, 128);
+    fence_async_shared();
     named_sync(3 + cw, 128);
   }
 
