@@ -13,12 +13,15 @@ public struct VarlenVerificationCase: Sendable, Hashable, CustomStringConvertibl
   public var options: AttentionOptions
   /// Rows of q and k after the last sequence (they must come back 0, their LSE -inf).
   public var trailingRows: Int
+  /// Fills the rows no sequence uses (past seqused, after the last sequence) of q, k, v and dO
+  /// with NaN: a kernel that lets them into a sum (0 · NaN) fails.
+  public var poisonUnusedRows: Bool
   public var backward: Bool
 
   public init(
     _ name: String, lengthsQ: [Int], lengthsK: [Int], usedQ: [Int]? = nil, usedK: [Int]? = nil, headsQ: Int,
     headsKV: Int, headDim: Int, headDimV: Int? = nil, options: AttentionOptions = AttentionOptions(),
-    trailingRows: Int = 0, backward: Bool = true
+    trailingRows: Int = 0, poisonUnusedRows: Bool = false, backward: Bool = true
   ) {
     self.name = name
     self.lengthsQ = lengthsQ
@@ -31,6 +34,7 @@ public struct VarlenVerificationCase: Sendable, Hashable, CustomStringConvertibl
     self.headDimV = headDimV ?? headDim
     self.options = options
     self.trailingRows = trailingRows
+    self.poisonUnusedRows = poisonUnusedRows
     self.backward = backward
   }
 
@@ -51,6 +55,7 @@ public struct VarlenVerificationCase: Sendable, Hashable, CustomStringConvertibl
     if let usedQ { text += " usedq \(usedQ)" }
     if let usedK { text += " usedk \(usedK)" }
     if trailingRows > 0 { text += " +\(trailingRows) rows" }
+    if poisonUnusedRows { text += " (NaN)" }
     text += " h \(headsQ)/\(headsKV) d \(headDim)"
     if headDimV != headDim { text += "/\(headDimV)" }
     return text
@@ -89,6 +94,14 @@ public enum VarlenVerificationMatrix {
       C("varlen-d256-mqa", lengthsQ: [33, 1, 129, 0], lengthsK: [47, 0, 64, 9], headsQ: 4, headsKV: 1, headDim: 256,
         options: O(window: SlidingWindow(left: nil, right: 5))),
       C("varlen-empty", lengthsQ: [0, 0], lengthsK: [0, 3], headsQ: 2, headsKV: 1, headDim: 64, trailingRows: 2),
+      // Unused rows hold NaN (as a cache or an uninitialized tail may): on the GPU the Hopper
+      // kernels read them through TMA (d 128: split backward; d 64: fused) and must keep them out.
+      C("varlen-nan-unused-d128", lengthsQ: [130, 7, 200], lengthsK: [150, 33, 200], usedQ: [129, 7, 131],
+        usedK: [140, 1, 77], headsQ: 4, headsKV: 2, headDim: 128, options: O(causal: true), trailingRows: 9,
+        poisonUnusedRows: true),
+      C("varlen-nan-unused-d64", lengthsQ: [70, 129], lengthsK: [70, 200], usedQ: [65, 100], usedK: [70, 129],
+        headsQ: 4, headsKV: 4, headDim: 64, options: O(window: SlidingWindow(left: 40, right: 8)), trailingRows: 3,
+        poisonUnusedRows: true),
     ]
   }()
 }
@@ -107,6 +120,12 @@ extension Verification {
     let k = random.tensor([totalK, testCase.headsKV, testCase.headDim], dtype: dtype)
     let v = random.tensor([totalK, testCase.headsKV, testCase.headDimV], dtype: dtype)
     let dOut = random.tensor([totalQ, testCase.headsQ, testCase.headDimV], dtype: dtype)
+    if testCase.poisonUnusedRows, let spans = try? VarlenChecks.spans(sequences, totalQ: totalQ, totalK: totalK) {
+      let queryRows = Self.unusedRows(spans.map { ($0.queryStart, $0.queriesUsed, $0.queryLength) }, total: totalQ)
+      let keyRows = Self.unusedRows(spans.map { ($0.keyStart, $0.keysUsed, $0.keyLength) }, total: totalK)
+      for tensor in [q, dOut] { Self.fillRows(tensor, queryRows, with: .nan) }
+      for tensor in [k, v] { Self.fillRows(tensor, keyRows, with: .nan) }
+    }
     let options = testCase.options
     var checks: [VerificationCheck] = []
     var forwardSeconds: Double?
@@ -163,6 +182,23 @@ extension Verification {
       return result(nil)
     } catch {
       return result(error.description)
+    }
+  }
+
+  /// The rows of a packed tensor outside every sequence's used rows.
+  static func unusedRows(_ spans: [(start: Int, used: Int, length: Int)], total: Int) -> [Int] {
+    var rows: [Int] = []
+    for span in spans { rows += Array((span.start + span.used)..<(span.start + span.length)) }
+    let end = spans.last.map { $0.start + $0.length } ?? 0
+    return rows + Array(end..<total)
+  }
+
+  /// Sets every element of rows `rows` of a host `(total, heads, dim)` tensor.
+  static func fillRows(_ tensor: HostTensor, _ rows: [Int], with value: Float) {
+    let view = tensor.view
+    let rowElements = tensor.shape[1] * tensor.shape[2]
+    for row in rows {
+      for element in 0..<rowElements { view.storeFloat(value, atElementOffset: row * rowElements + element) }
     }
   }
 
