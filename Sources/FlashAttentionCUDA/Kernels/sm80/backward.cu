@@ -268,7 +268,12 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
   const i64 do_bs = params.dout_strides.batch, do_rs = params.dout_strides.row, do_hs = params.dout_strides.head;
   const i64 dk_bs = params.dk_strides.batch, dk_rs = params.dk_strides.row, dk_hs = params.dk_strides.head;
   const i64 dv_bs = params.dv_strides.batch, dv_rs = params.dv_strides.row, dv_hs = params.dv_strides.head;
+#if FA_VARLEN
   const int group = params.group;
+#else
+  // (The fixed-length kernel declares these where it always did: the same machine code.)
+  const int sq = params.seqlen_q, sk = params.seqlen_k, group = params.group;
+#endif
   const float scale = params.scale, softcap = params.softcap;
   const int left = params.window_left, right = params.window_right, key_block_base = params.key_block_base;
   static_assert(TM_S % 16 == 0 && TN_S % 8 == 0 && TN_KV % 16 == 0 && TD_K % 8 == 0 && TD_V % 8 == 0
@@ -301,13 +306,16 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
   const int hq = gridDim.y * group;
   // This batch entry's sequence (fixed length: start 0, the parameters' lengths); the scratch
   // has sq_ws rows per (batch, head) either way.
+#if FA_VARLEN
   const int sq_ws = params.seqlen_q;
   const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, params.seqlen_q);
   const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
   const int sq = seq_q.used, sk = seq_k.used;
   const int q_start = seq_q.start, k_start = seq_k.start;
-#if FA_VARLEN
   if (n0 >= sk) return;   // the grid covers the longest sequence; this one is shorter
+#else
+  const int sq_ws = sq;
+  constexpr int q_start = 0, k_start = 0;
 #endif
   const int off = sk - sq;   // bottom-right alignment
 
