@@ -175,6 +175,9 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
   const u16* __restrict__ q = params.q;
   const u16* __restrict__ k = params.k;
   const u16* __restrict__ v = params.v;
+#if !FA_VARLEN
+  const int sq = params.seqlen_q, sk = params.seqlen_k;
+#endif
   extern __shared__ __align__(128) u16 smem[];
   u16* sQ = smem;
   u16* sK = sQ + FA_BM * QK_PITCH;
@@ -186,12 +189,16 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
   const int head = blockIdx.y, batch = blockIdx.z;
   const int kv_head = head / params.group;
   const int m0 = blockIdx.x * FA_BM;
-  // This batch entry's sequence: its own lengths (fixed length: the parameters, start 0).
+#if FA_VARLEN
+  // This batch entry's sequence: its own lengths and first rows.
   const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, params.seqlen_q);
   const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
   const int sq = seq_q.used, sk = seq_k.used;
-#if FA_VARLEN
   if (m0 >= sq) return;   // the grid covers the longest sequence; this one is shorter
+#else
+  // Fixed length: start 0, the lengths declared and the epilogue's bound read where they always
+  // were, so the machine code is the same as before varlen (scripts/sass-digest.py).
+  constexpr SequenceRows seq_q{0, 0}, seq_k{0, 0};
 #endif
   const i64 k_rs = params.k_strides.row, v_rs = params.v_strides.row;
   const u16* gQ = q + batch * params.q_strides.batch + head * params.q_strides.head + (i64)(seq_q.start + m0) * params.q_strides.row;
@@ -270,5 +277,9 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
     w.pv();
   }
 
+#if FA_VARLEN
   w.store(params, batch, head, sq, seq_q.start);
+#else
+  w.store(params, batch, head, params.seqlen_q, 0);
+#endif
 }
