@@ -16,6 +16,9 @@ struct BenchCommand: ParsableCommand {
       a few minutes on 2 cores); cpu-kernels = N 1024..16384, batch 1, 8 heads, d 64/128; \
       scaling-gpu = batch 1, 16 heads, d 128, N 1k..128k; scaling-cpu = batch 1, one head, d 64, N 1k..64k; \
       long-gpu = one head, N 1,048,576, d 128; long-cpu = one head, N 131,072, d 64, causal; \
+      varlen (GPU) = one packed batch of lengths drawn from 128..8192 totalling 16384 tokens \
+      (--varlen-seed), heads 2048/d, d 64/128, bf16, through the varlen entry points, beside the \
+      fixed-length batch of the same tokens and work per token; TFLOP/s on the unpadded work; \
       smoke; custom (--batch --heads --seqlens --head-dims). GPU: CUDA events, median of --reps \
       runs after --warmup, inputs rotated past twice the L2 cache. CPU: median of 3..--reps runs \
       within --cpu-budget seconds per case, and the probed FMA peak for percent-of-peak. A table \
@@ -25,8 +28,11 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "cpu or cuda (default: cuda when usable, else cpu).")
   var device: String?
 
-  @Option(help: "flash | cpu | cpu-kernels | scaling-gpu | scaling-cpu | long-gpu | long-cpu | smoke | custom (default: flash on cuda, cpu on cpu).")
+  @Option(help: "flash | cpu | cpu-kernels | scaling-gpu | scaling-cpu | long-gpu | long-cpu | varlen | smoke | custom (default: flash on cuda, cpu on cpu).")
   var grid: String?
+
+  @Option(help: "Seed of the varlen grid's length mix (the peer script takes the same).")
+  var varlenSeed: UInt64 = VarlenLengthMix.defaultSeed
 
   @Option(help: "Comma list of dtypes: bf16, fp16, fp32 (default: bf16,fp16 on cuda, fp32 on cpu).")
   var dtypes: String?
@@ -105,11 +111,16 @@ struct BenchCommand: ParsableCommand {
     case nil: onGPU = CUDAEnvironmentReport.probe().isUsable
     case let other?: throw CommandLineFailure("--device must be cpu or cuda, not \(other)")
     }
-    let dtypeList = try (dtypes ?? (onGPU ? "bf16,fp16" : "fp32")).split(separator: ",").map { text in
+    let gridName = grid ?? (onGPU ? "flash" : "cpu")
+    let defaultDTypes = gridName == "varlen" ? "bf16" : onGPU ? "bf16,fp16" : "fp32"
+    let dtypeList = try (dtypes ?? defaultDTypes).split(separator: ",").map { text in
       guard let dtype = DType(argument: String(text)) else { throw CommandLineFailure("unknown dtype \(text)") }
       return dtype
     }
-    let gridName = grid ?? (onGPU ? "flash" : "cpu")
+    if gridName == "varlen" {
+      try runVarlen(onGPU: onGPU, dtypes: dtypeList)
+      return
+    }
     guard let preset = BenchmarkGrid(rawValue: gridName) else {
       throw CommandLineFailure("unknown grid \(gridName); use \(BenchmarkGrid.allCases.map(\.rawValue).joined(separator: ", "))")
     }
@@ -205,6 +216,45 @@ struct BenchCommand: ParsableCommand {
     }
     print("device: \(deviceName)" + (peak.map { String(format: ", FMA peak %.1f GFLOP/s", $0) } ?? ""))
     let output = BenchTable(cpuPeakGFLOPs: onGPU ? nil : peak)
+    print(output.header)
+    for record in records { print(output.row(record)) }
+  }
+
+  /// `--grid varlen`: the packed batch and its fixed-length equivalent (GPU only).
+  private func runVarlen(onGPU: Bool, dtypes: [DType]) throws {
+    guard onGPU else { throw CommandLineFailure("--grid varlen runs on the GPU (--device cuda)") }
+    let causalList: [Bool] = causal == "yes" ? [true] : causal == "no" ? [false] : [false, true]
+    let passList = try passes.split(separator: ",").map { text in
+      guard let pass = BenchmarkPass(rawValue: String(text)) else { throw CommandLineFailure("unknown pass \(text)") }
+      return pass
+    }
+    var settings = BenchmarkSettings()
+    settings.repetitions = reps
+    settings.warmup = warmup
+    settings.once = once
+    settings.deterministic = deterministic
+    let lengths = VarlenLengthMix.lengths(seed: varlenSeed)
+    let headDimList = try integers(headDims, "--head-dims") ?? [64, 128]
+    if !quiet {
+      let counter = BenchProgress(total: dtypes.count * headDimList.count * causalList.count * passList.count * 2)
+      settings.progress = { record in counter.report(record) }
+    }
+    let runner = try CUDABenchmarkRunner(device: 0, tuning: cudaTuning.tuning(), settings: settings)
+    writeStandardError("varlen lengths (seed \(varlenSeed)): \(lengths)\n")
+    let records = runner.runVarlen(
+      lengths: lengths, headDims: headDimList, causal: causalList, dtypes: dtypes, passes: passList)
+    let environment = CUDAEnvironmentReport.probe()
+    var software: [String: String] = ["varlen_seed": String(varlenSeed), "varlen_lengths": "\(lengths)"]
+    software["cuda_driver"] = environment.driverVersion.map(String.init)
+    software["nvrtc"] = environment.nvrtcVersion.map { "\($0.major).\($0.minor)" }
+    software["swift_bench_settings"] = "reps \(reps), warmup \(warmup)"
+    if let json {
+      let report = BenchmarkReport(
+        backend: "cuda", device: runner.deviceName, software: software, fmaPeakGFLOPs: nil, records: records)
+      try report.write(to: json)
+    }
+    print("device: \(runner.deviceName)")
+    let output = BenchTable(cpuPeakGFLOPs: nil)
     print(output.header)
     for record in records { print(output.row(record)) }
   }

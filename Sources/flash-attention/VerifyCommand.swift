@@ -46,16 +46,19 @@ struct VerifyCommand: ParsableCommand {
   func run() throws {
     var problems = VerificationMatrix.standard
     var cacheCases = KVCacheMatrix.standard
+    var varlenCases = VarlenVerificationMatrix.standard
     if let filter {
       problems = problems.filter { $0.name.contains(filter) }
       cacheCases = cacheCases.filter { $0.name.contains(filter) }
+      varlenCases = varlenCases.filter { $0.name.contains(filter) }
     }
     if list {
       for problem in problems { print(problem) }
       for testCase in cacheCases { print(testCase) }
+      for testCase in varlenCases { print(testCase) }
       return
     }
-    if problems.isEmpty && cacheCases.isEmpty {
+    if problems.isEmpty && cacheCases.isEmpty && varlenCases.isEmpty {
       throw CommandLineFailure("--filter \(filter ?? "") matches no problem (see --list)")
     }
     let engine = try makeEngine()
@@ -75,6 +78,13 @@ struct VerifyCommand: ParsableCommand {
       }
       // KV-cache inference (flash_attn_with_kvcache): forward only.
       for testCase in cacheCases {
+        let result = verification.run(testCase, dtype: dtype, seed: problemSeed(seed, testCase.name))
+        print(table.row(result))
+        results.append(result)
+      }
+      // Packed variable-length batches (cu_seqlens), against the per-sequence reference.
+      for var testCase in varlenCases {
+        if forwardOnly { testCase.backward = false }
         let result = verification.run(testCase, dtype: dtype, seed: problemSeed(seed, testCase.name))
         print(table.row(result))
         results.append(result)

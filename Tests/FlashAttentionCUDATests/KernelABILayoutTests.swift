@@ -30,7 +30,7 @@ struct KernelABILayoutTests {
       (\FAStatsStrides.batch, 0),
       (\FAStatsStrides.head, 8)
     ])
-    expectLayout(FAForwardParams.self, size: 200, [
+    expectLayout(FAForwardParams.self, size: 232, [
       (\FAForwardParams.q, 0),
       (\FAForwardParams.k, 8),
       (\FAForwardParams.v, 16),
@@ -49,9 +49,13 @@ struct KernelABILayoutTests {
       (\FAForwardParams.window_left, 172),
       (\FAForwardParams.window_right, 176),
       (\FAForwardParams.alibi_slopes, 184),
-      (\FAForwardParams.alibi_batch_stride, 192)
+      (\FAForwardParams.alibi_batch_stride, 192),
+      (\FAForwardParams.cu_seqlens_q, 200),
+      (\FAForwardParams.cu_seqlens_k, 208),
+      (\FAForwardParams.seqused_q, 216),
+      (\FAForwardParams.seqused_k, 224)
     ])
-    expectLayout(FABackwardPreprocessParams.self, size: 112, [
+    expectLayout(FABackwardPreprocessParams.self, size: 128, [
       (\FABackwardPreprocessParams.o, 0),
       (\FABackwardPreprocessParams.dout, 8),
       (\FABackwardPreprocessParams.lse, 16),
@@ -61,9 +65,11 @@ struct KernelABILayoutTests {
       (\FABackwardPreprocessParams.dout_strides, 64),
       (\FABackwardPreprocessParams.lse_strides, 88),
       (\FABackwardPreprocessParams.seqlen_q, 104),
-      (\FABackwardPreprocessParams.heads_q, 108)
+      (\FABackwardPreprocessParams.heads_q, 108),
+      (\FABackwardPreprocessParams.cu_seqlens_q, 112),
+      (\FABackwardPreprocessParams.seqused_q, 120)
     ])
-    expectLayout(FABackwardKeyValueParams.self, size: 264, [
+    expectLayout(FABackwardKeyValueParams.self, size: 296, [
       (\FABackwardKeyValueParams.q, 0),
       (\FABackwardKeyValueParams.k, 8),
       (\FABackwardKeyValueParams.v, 16),
@@ -88,17 +94,36 @@ struct KernelABILayoutTests {
       (\FABackwardKeyValueParams.window_right, 240),
       (\FABackwardKeyValueParams.key_block_base, 244),
       (\FABackwardKeyValueParams.alibi_slopes, 248),
-      (\FABackwardKeyValueParams.alibi_batch_stride, 256)
+      (\FABackwardKeyValueParams.alibi_batch_stride, 256),
+      (\FABackwardKeyValueParams.cu_seqlens_q, 264),
+      (\FABackwardKeyValueParams.cu_seqlens_k, 272),
+      (\FABackwardKeyValueParams.seqused_q, 280),
+      (\FABackwardKeyValueParams.seqused_k, 288)
     ])
-    expectLayout(FABackwardConvertParams.self, size: 56, [
+    expectLayout(FAVarlenClearParams.self, size: 72, [
+      (\FAVarlenClearParams.tensor, 0),
+      (\FAVarlenClearParams.row_stride, 8),
+      (\FAVarlenClearParams.head_stride, 16),
+      (\FAVarlenClearParams.lse, 24),
+      (\FAVarlenClearParams.lse_head_stride, 32),
+      (\FAVarlenClearParams.cu_seqlens, 40),
+      (\FAVarlenClearParams.seqused, 48),
+      (\FAVarlenClearParams.batch, 56),
+      (\FAVarlenClearParams.total, 60),
+      (\FAVarlenClearParams.heads, 64),
+      (\FAVarlenClearParams.width, 68)
+    ])
+    expectLayout(FABackwardConvertParams.self, size: 72, [
       (\FABackwardConvertParams.dq_accum, 0),
       (\FABackwardConvertParams.dq, 8),
       (\FABackwardConvertParams.dq_strides, 16),
       (\FABackwardConvertParams.seqlen_q, 40),
       (\FABackwardConvertParams.heads_q, 44),
-      (\FABackwardConvertParams.scale, 48)
+      (\FABackwardConvertParams.scale, 48),
+      (\FABackwardConvertParams.cu_seqlens_q, 56),
+      (\FABackwardConvertParams.seqused_q, 64)
     ])
-    expectLayout(FAHopperForwardParams.self, size: 512, [
+    expectLayout(FAHopperForwardParams.self, size: 576, [
       (\FAHopperForwardParams.tm_q, 0),
       (\FAHopperForwardParams.tm_k, 128),
       (\FAHopperForwardParams.tm_v, 256),
@@ -117,9 +142,14 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.softcap_log2, 472),
       (\FAHopperForwardParams.window_left, 476),
       (\FAHopperForwardParams.window_right, 480),
-      (\FAHopperForwardParams.padding, 484)
+      (\FAHopperForwardParams.padding, 484),
+      (\FAHopperForwardParams.cu_seqlens_q, 512),
+      (\FAHopperForwardParams.cu_seqlens_k, 520),
+      (\FAHopperForwardParams.seqused_q, 528),
+      (\FAHopperForwardParams.seqused_k, 536),
+      (\FAHopperForwardParams.varlen_padding, 544)
     ])
-    expectLayout(FAHopperBackwardParams.self, size: 640, [
+    expectLayout(FAHopperBackwardParams.self, size: 704, [
       (\FAHopperBackwardParams.tm_q, 0),
       (\FAHopperBackwardParams.tm_k, 128),
       (\FAHopperBackwardParams.tm_v, 256),
@@ -139,9 +169,14 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardParams.scale_log2, 620),
       (\FAHopperBackwardParams.window_left, 624),
       (\FAHopperBackwardParams.window_right, 628),
-      (\FAHopperBackwardParams.padding, 632)
+      (\FAHopperBackwardParams.padding, 632),
+      (\FAHopperBackwardParams.cu_seqlens_q, 640),
+      (\FAHopperBackwardParams.cu_seqlens_k, 648),
+      (\FAHopperBackwardParams.seqused_q, 656),
+      (\FAHopperBackwardParams.seqused_k, 664),
+      (\FAHopperBackwardParams.varlen_padding, 672)
     ])
-    expectLayout(FAHopperBackwardDQParams.self, size: 640, [
+    expectLayout(FAHopperBackwardDQParams.self, size: 704, [
       (\FAHopperBackwardDQParams.tm_q, 0),
       (\FAHopperBackwardDQParams.tm_k, 128),
       (\FAHopperBackwardDQParams.tm_v, 256),
@@ -158,7 +193,12 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardDQParams.scale_log2, 580),
       (\FAHopperBackwardDQParams.window_left, 584),
       (\FAHopperBackwardDQParams.window_right, 588),
-      (\FAHopperBackwardDQParams.padding, 592)
+      (\FAHopperBackwardDQParams.padding, 592),
+      (\FAHopperBackwardDQParams.cu_seqlens_q, 640),
+      (\FAHopperBackwardDQParams.cu_seqlens_k, 648),
+      (\FAHopperBackwardDQParams.seqused_q, 656),
+      (\FAHopperBackwardDQParams.seqused_k, 664),
+      (\FAHopperBackwardDQParams.varlen_padding, 672)
     ])
     expectLayout(FAStandardScoresParams.self, size: 136, [
       (\FAStandardScoresParams.a, 0),

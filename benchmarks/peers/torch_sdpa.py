@@ -13,6 +13,10 @@ Writes the JSON schema of benchmarks/README.md (--json FILE), a table on stdout,
 stderr (--quiet silences it).
 
     python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16,fp16 --json out.json
+
+--grid varlen: the packed batch of `flash-attention bench --grid varlen` (the same length mix from
+the same --varlen-seed, heads 2048/d, d 64/128, bf16) padded to its longest sequence, the form
+SDPA takes; TFLOP/s are counted on the unpadded work, as ours are.
 """
 
 from __future__ import annotations
@@ -46,6 +50,36 @@ CUDA_IMPLS = {
 CPU_IMPLS = {"flash": SDPBackend.FLASH_ATTENTION, "math": SDPBackend.MATH}
 
 TORCH_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def varlen_lengths(seed: int, total: int = 16384, lower: int = 128, upper: int = 8192) -> list[int]:
+    """The length mix of `bench --grid varlen` (VarlenLengthMix.swift): SplitMix64 from `seed`,
+    lengths lower + next() % (upper - lower + 1) until `total` tokens, the last cut to fit."""
+    mask = (1 << 64) - 1
+    state, lengths, remaining = seed, [], total
+    while remaining > 0:
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        z ^= z >> 31
+        length = min(lower + z % (upper - lower + 1), remaining)
+        lengths.append(length)
+        remaining -= length
+    return lengths
+
+
+def varlen_cases(lengths: list[int], dtypes: list[str], head_dims: list[int] | None, causal: list[bool]):
+    """(padded case, per-sequence cases) of the varlen grid: batch = sequences, N = the longest."""
+    cases = []
+    for dtype in dtypes:
+        for d in head_dims or [64, 128]:
+            heads = max(1, 2048 // d)
+            for c in causal:
+                padded = bc.Case(len(lengths), heads, max(lengths), d, c, dtype)
+                work = [bc.Case(1, heads, n, d, c, dtype) for n in lengths]
+                cases.append((padded, work))
+    return cases
 
 
 def make_set(case: bc.Case, device: str, grad: bool):
@@ -219,6 +253,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--profile-once", action="store_true", help="one profiled forward per case (ncu)")
+    parser.add_argument("--varlen-seed", type=int, default=2026, help="varlen grid: seed of the length mix")
     args = parser.parse_args()
 
     cuda = args.device == "cuda"
@@ -233,10 +268,19 @@ def main() -> None:
         return
 
     ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
-    dtypes = [bc.DTYPE_NAMES[x] for x in (args.dtypes or ("bf16,fp16" if cuda else "fp32")).split(",")]
-    causal = {"both": [False, True], "yes": [True], "no": [False]}[args.causal]
     preset = args.grid or ("flash" if cuda else "cpu")
-    if preset == "custom":
+    default_dtypes = "bf16" if preset == "varlen" else "bf16,fp16" if cuda else "fp32"
+    dtypes = [bc.DTYPE_NAMES[x] for x in (args.dtypes or default_dtypes).split(",")]
+    causal = {"both": [False, True], "yes": [True], "no": [False]}[args.causal]
+    unpadded_work = {}  # padded case -> the per-sequence cases whose FLOPs count (varlen grid)
+    if preset == "varlen":
+        lengths = varlen_lengths(args.varlen_seed)
+        print(f"varlen lengths (seed {args.varlen_seed}): {lengths}", file=sys.stderr)
+        cases = []
+        for padded, work in varlen_cases(lengths, dtypes, ints(args.head_dims), causal):
+            cases.append(padded)
+            unpadded_work[id(padded)] = (work, lengths)
+    elif preset == "custom":
         cases = [bc.Case(args.batch, args.heads, n, d, c, dt) for dt in dtypes
                  for d in ints(args.head_dims) or [64] for c in causal for n in ints(args.seqlens) or [1024]]
     else:
@@ -262,6 +306,12 @@ def main() -> None:
                                   case, pass_name, device_name, status="skipped", note="time budget spent")
                 else:
                     r = run_case(case, impl, pass_name, args, device_name)
+                if id(case) in unpadded_work:
+                    work, lengths = unpadded_work[id(case)]
+                    flops = sum(w.flops(pass_name) for w in work)
+                    r["tflops"] = flops / (r["median_ms"] * 1e-3) / 1e12 if r["median_ms"] else None
+                    r["note"] = (f"varlen {lengths} padded to {case.seqlen}; TFLOP/s on unpadded work; "
+                                 + r["note"]).rstrip("; ")
                 records.append(r)
                 shown = f"{r['median_ms']:.3f} ms, {r['tflops']:.1f} TFLOP/s" if r["median_ms"] else r["status"]
                 progress.step(f"torch-{impl} {pass_name} {case.label()}: {shown}")

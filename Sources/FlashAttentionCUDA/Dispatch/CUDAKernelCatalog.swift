@@ -15,6 +15,7 @@ public enum CUDAKernelCatalog {
   /// sm_90a every Hopper variant; the KV-cache kernels (`decodeKeys`) on every arch.
   public static func keys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     var keys: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive)
+    keys += varlenKeys(arch: arch, exhaustive: exhaustive)
     for dtype in [DType.bfloat16, .float16] {
       keys += StandardAttentionKey.Entry.allCases.map { StandardAttentionKey(entry: $0, dtype: dtype) }
     }
@@ -25,6 +26,36 @@ public enum CUDAKernelCatalog {
       keys += HopperBackwardDQKey.allVariants
     }
     keys += decodeKeys(arch: arch, exhaustive: exhaustive)
+    return keys
+  }
+
+  /// The kernels of packed variable-length calls: the FlashAttention-2 keys compiled with
+  /// `FA_VARLEN` (the same head dims and flag sets), the row-clearing kernel, and on sm_90a every
+  /// Hopper variant (forward, backward, backward dQ) with `FA_VARLEN`.
+  public static func varlenKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
+    let varlen: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive).map { key in
+      var key = key
+      key.varlen = true
+      return key
+    }
+    var keys = varlen + [VarlenClearKey(arch: arch)]
+    if arch == "sm_90a" {
+      keys += HopperForwardKey.allVariants.map { key in
+        var key = key
+        key.varlen = true
+        return key
+      }
+      keys += HopperBackwardKey.allVariants.map { key in
+        var key = key
+        key.varlen = true
+        return key
+      }
+      keys += HopperBackwardDQKey.allVariants.map { key in
+        var key = key
+        key.varlen = true
+        return key
+      }
+    }
     return keys
   }
 

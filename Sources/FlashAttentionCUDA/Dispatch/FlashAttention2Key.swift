@@ -28,6 +28,9 @@ public struct FlashAttention2Key: CUDAKernelKey {
   /// Forward and key/value kernels: the ALiBi bias (`common/alibi.cuh`), compiled in only here,
   /// so plain attention's kernels are unchanged.
   public var alibi: Bool = false
+  /// Packed variable-length batches (`FA_VARLEN`): the batch index selects a sequence of
+  /// `cu_seqlens`, whose own lengths bound the tiles and the mask.
+  public var varlen: Bool = false
 
   public var description: String {
     var text = "\(kind.rawValue) d=\(headDim)"
@@ -37,6 +40,7 @@ public struct FlashAttention2Key: CUDAKernelKey {
     if softcap { text += " softcap" }
     if deterministic { text += " deterministic" }
     if alibi { text += " alibi" }
+    if varlen { text += " varlen" }
     return text + " \(arch)"
   }
 
@@ -114,6 +118,8 @@ public struct FlashAttention2Key: CUDAKernelKey {
         defines.append("FA_BWD_WM_Q \(Self.warpRows(rows: tile.blockM, columns: [Self.paddedTo32(headDim)], warps: tile.warps))")
       }
     }
+    // Only varlen keys carry the flag, so the fixed-length programs' text stays as it was.
+    if varlen { defines.append("FA_VARLEN 1") }
     defines.append("FA_ENTRY_\(entry) 1")
     defines.sort()
     let header = defines.map { "#define \($0)\n" }.joined()
@@ -125,17 +131,19 @@ extension FlashAttention2Key {
   /// The key with the tile table's choice for `kind` and the head dims.
   public static func make(
     kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
-    deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning(), alibi: Bool = false
+    deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning(), alibi: Bool = false,
+    varlen: Bool = false
   ) -> FlashAttention2Key {
-    var key = make(
+    var key = fixedLength(
       kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
       deterministic: deterministic, arch: arch, tuning: tuning)
     // The bias is in the forward and the key/value kernel; the elementwise ones never see it.
     if alibi && (kind == .forward || kind == .backwardKeyValue) { key.alibi = true }
+    key.varlen = varlen
     return key
   }
 
-  private static func make(
+  private static func fixedLength(
     kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
     deterministic: Bool, arch: String, tuning: CUDAKernelTuning
   ) -> FlashAttention2Key {

@@ -35,6 +35,10 @@ public struct HopperBackwardKey: CUDAKernelKey {
     self.qStages = qStages
   }
 
+  /// Packed variable-length batches (`FA_VARLEN`): each block takes its sequence from
+  /// `cu_seqlens` by its batch index.
+  public var varlen = false
+
   /// K and V (blockN rows), `qStages` Q and dO buffers (blockM rows), two dS buffers
   /// (blockM × blockN; d = 256 also two P buffers), `qStages` LSE/D rows, the mbarriers, and
   /// 1024 bytes to align the base (the 128-byte swizzle repeats every 1024).
@@ -54,13 +58,15 @@ public struct HopperBackwardKey: CUDAKernelKey {
       ("FA_MASK", mask.kernelValue),
       ("FA_BWD_SKIP_DQ", skipDQ ? 1 : 0),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
+    // Only varlen keys carry the flag, so the fixed-length programs' text stays as it was.
+    let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
     return CUDAProgram(
-      entry: "flash_bwd_hopper", source: defines + KernelSources.text("hopper/backward.cu"))
+      entry: "flash_bwd_hopper", source: defines + varlenDefine + KernelSources.text("hopper/backward.cu"))
   }
 
   public var description: String {
     "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)\(skipDQ ? " no-dq" : "")"
-      + "\(qStages != 2 ? " q\(qStages)" : "")"
+      + "\(qStages != 2 ? " q\(qStages)" : "")" + (varlen ? " varlen" : "")
   }
 
   /// Every variant the library can launch, for the `kernels` report and the compile checks:
@@ -97,6 +103,9 @@ public struct HopperBackwardDQKey: CUDAKernelKey {
     self.mask = mask
   }
 
+  /// Packed variable-length batches (`FA_VARLEN`), as `HopperBackwardKey.varlen`.
+  public var varlen = false
+
   /// Keys per K/V tile (`TileTables.hopperBackwardDQKeys`).
   public var blockN: Int { TileTables.hopperBackwardDQKeys(headDim: headDim) }
 
@@ -110,11 +119,14 @@ public struct HopperBackwardDQKey: CUDAKernelKey {
       ("FA_HEAD_DIM", headDim), ("FA_DQ_BLOCK_N", blockN), ("FA_BF16", dtype == .bfloat16 ? 1 : 0),
       ("FA_MASK", mask.kernelValue),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
+    let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
     return CUDAProgram(
-      entry: "flash_bwd_dq_hopper", source: defines + KernelSources.text("hopper/backward_dq.cu"))
+      entry: "flash_bwd_dq_hopper", source: defines + varlenDefine + KernelSources.text("hopper/backward_dq.cu"))
   }
 
-  public var description: String { "hopper_bwd_dq d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)" }
+  public var description: String {
+    "hopper_bwd_dq d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)" + (varlen ? " varlen" : "")
+  }
 
   public static var allVariants: [HopperBackwardDQKey] {
     HopperBackwardKey.supportedHeadDims.flatMap { d in

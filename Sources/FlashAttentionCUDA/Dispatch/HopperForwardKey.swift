@@ -38,6 +38,9 @@ public struct HopperForwardKey: CUDAKernelKey {
   public var overlap: Bool
   /// Consumer warpgroups of 64 query rows (2 or 3).
   public var consumers: Int
+  /// Packed variable-length batches (`FA_VARLEN`): each work tile takes its sequence from
+  /// `cu_seqlens` by its batch index.
+  public var varlen: Bool = false
 
   /// Head dims (Q/K, V) the kernel is built and verified for.
   public static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
@@ -91,13 +94,16 @@ public struct HopperForwardKey: CUDAKernelKey {
       ("FA_PINGPONG", pingPong ? 1 : 0), ("FA_OVERLAP", overlap ? 1 : 0), ("FA_Q_STAGES", qStages),
       ("FA_CONSUMERS", consumers),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
-    return CUDAProgram(entry: "flash_fwd_hopper", source: defines + KernelSources.text("hopper/forward.cu"))
+    // Only varlen keys carry the flag, so the fixed-length programs' text stays as it was.
+    let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
+    return CUDAProgram(entry: "flash_fwd_hopper", source: defines + varlenDefine + KernelSources.text("hopper/forward.cu"))
   }
 
   public var description: String {
     "hopper_fwd d\(headDim)x\(headDimV) \(dtype) \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
       + "\(qStages > 1 ? " q\(qStages)" : "")"
       + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")\(consumers != 2 ? " wg\(consumers)" : "")"
+      + (varlen ? " varlen" : "")
   }
 
   /// Every variant the library can launch, for the `kernels` report and compile checks: one per

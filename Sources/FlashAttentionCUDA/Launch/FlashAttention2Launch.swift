@@ -20,7 +20,8 @@ enum FlashAttention2Launch {
       o_strides: FAStrides(arguments.out), lse_strides: FAStatsStrides(arguments.lse),
       seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize),
       scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right,
-      alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape))
+      alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape),
+      cu_seqlens_q: nil, cu_seqlens_k: nil, seqused_q: nil, seqused_k: nil)
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + key.tile.blockM - 1) / key.tile.blockM, shape.headsQ, shape.batch),
       block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
@@ -37,7 +38,7 @@ enum FlashAttention2Launch {
       lse: devicePointer(arguments.lse.deviceAddress), lse2: deviceMutablePointer(scratch.lse2),
       delta: deviceMutablePointer(scratch.delta), o_strides: FAStrides(arguments.out),
       dout_strides: FAStrides(arguments.dOut), lse_strides: FAStatsStrides(arguments.lse),
-      seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ))
+      seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ), cu_seqlens_q: nil, seqused_q: nil)
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
       stream: stream)
@@ -62,7 +63,8 @@ enum FlashAttention2Launch {
       dk_strides: FAStrides(arguments.dK), dv_strides: FAStrides(arguments.dV), seqlen_q: Int32(shape.seqlenQ),
       seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize), scale: arguments.scale,
       softcap: arguments.options.softcap, window_left: left, window_right: right, key_block_base: 0,
-      alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape))
+      alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape),
+      cu_seqlens_q: nil, cu_seqlens_k: nil, seqused_q: nil, seqused_k: nil)
     let blocks = (shape.seqlenK + key.tile.blockN - 1) / key.tile.blockN
     let function = try device.loadedKernel(key)
     if arguments.options.deterministic {
@@ -88,7 +90,7 @@ enum FlashAttention2Launch {
     let parameters = FABackwardConvertParams(
       dq_accum: devicePointer(scratch.accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
       dq_strides: FAStrides(arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
-      scale: arguments.scale)
+      scale: arguments.scale, cu_seqlens_q: nil, seqused_q: nil)
     let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
     try device.loadedKernel(key).launch(
       grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,

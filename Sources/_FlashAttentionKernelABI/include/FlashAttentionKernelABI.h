@@ -95,6 +95,14 @@ typedef struct FAForwardParams {
   /// `alibi_slopes[b * alibi_batch_stride + h]` (stride 0 for one slope per head).
   const float* alibi_slopes;
   fa_i64 alibi_batch_stride;
+  /// Packed variable-length batches (kernels compiled with FA_VARLEN; null otherwise): int32
+  /// prefix sums `(batch + 1)` of the sequences' rows, and optional used counts `(batch)`.
+  /// Sequence b is rows cu_seqlens[b] ..< cu_seqlens[b + 1] of the packed `(total, heads, dim)`
+  /// tensors, whose batch strides are 0.
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_q;
+  const fa_i32* seqused_k;
 } FAForwardParams;
 
 /// `flash_backward_preprocess`: D = rowsum(dO * O) and the LSE in log2 units, per query row.
@@ -110,6 +118,9 @@ typedef struct FABackwardPreprocessParams {
   FAStatsStrides lse_strides;
   fa_i32 seqlen_q;
   fa_i32 heads_q;
+  /// As in FAForwardParams (FA_VARLEN); seqlen_q is then the maximum length.
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* seqused_q;
 } FABackwardPreprocessParams;
 
 /// `flash_backward_kv`: dK and dV of one key block, dQ added into an fp32 accumulator.
@@ -141,6 +152,12 @@ typedef struct FABackwardKeyValueParams {
   /// ALiBi, as in `FAForwardParams`.
   const float* alibi_slopes;
   fa_i64 alibi_batch_stride;
+  /// As in FAForwardParams (FA_VARLEN); seqlen_q/k are then the maximum lengths (the scratch's
+  /// rows per (batch, head)).
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_q;
+  const fa_i32* seqused_k;
 } FABackwardKeyValueParams;
 
 /// `flash_backward_convert_dq`: dQ = scale * accumulator, in the storage dtype.
@@ -151,6 +168,9 @@ typedef struct FABackwardConvertParams {
   fa_i32 seqlen_q;
   fa_i32 heads_q;
   float scale;
+  /// As in FAForwardParams (FA_VARLEN); seqlen_q is then the maximum length.
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* seqused_q;
 } FABackwardConvertParams;
 
 // -------------------------------------------------------------------------------------------
@@ -183,6 +203,14 @@ typedef struct FAHopperForwardParams {
   fa_i32 window_right;
   /// To a multiple of 64 bytes, the device's alignment of the struct.
   fa_i32 padding[7];
+  /// Packed variable-length batches (FA_VARLEN; null otherwise), as in FAForwardParams: the
+  /// maps then describe the packed tensors as one batch entry of total rows, seqlen_q/k are the
+  /// maximum lengths and m_blocks counts the longest sequence's query blocks.
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_q;
+  const fa_i32* seqused_k;
+  fa_i32 varlen_padding[8];
 } FAHopperForwardParams;
 
 /// `flash_bwd_hopper`: dK and dV of one key block (and, in the fused form, dQ additions).
@@ -211,6 +239,13 @@ typedef struct FAHopperBackwardParams {
   fa_i32 window_right;
   /// To a multiple of 64 bytes, the device's alignment of the struct.
   fa_i32 padding[2];
+  /// Packed variable-length batches (FA_VARLEN; null otherwise), as in FAHopperForwardParams;
+  /// seqlen_q/k are then the maximum lengths (the scratch's rows per (batch, head)).
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_q;
+  const fa_i32* seqused_k;
+  fa_i32 varlen_padding[8];
 } FAHopperBackwardParams;
 
 /// `flash_bwd_dq_hopper`: dQ of one query block, written once (the split backward).
@@ -233,7 +268,40 @@ typedef struct FAHopperBackwardDQParams {
   fa_i32 window_right;
   /// To a multiple of 64 bytes, the device's alignment of the struct.
   fa_i32 padding[12];
+  /// Packed variable-length batches (FA_VARLEN; null otherwise), as in FAHopperForwardParams;
+  /// seqlen_q/k are then the maximum lengths (the scratch's rows per (batch, head)).
+  const fa_i32* cu_seqlens_q;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_q;
+  const fa_i32* seqused_k;
+  fa_i32 varlen_padding[8];
 } FAHopperBackwardDQParams;
+
+// -------------------------------------------------------------------------------------------
+// Packed variable-length batches: common/varlen_clear.cu
+// -------------------------------------------------------------------------------------------
+
+/// `flash_varlen_clear`: the rows of a packed `(total, heads, width)` tensor that no sequence
+/// computes (past `seqused[b]` within sequence b, and after the last sequence) set to 0, and the
+/// same columns of an optional LSE `(heads, total)` set to -inf. Block row y = b < batch clears
+/// sequence b's unused rows, y = batch the rows after the last sequence.
+typedef struct FAVarlenClearParams {
+  fa_u16* tensor;
+  /// Element strides of the tensor's rows and heads.
+  fa_i64 row_stride;
+  fa_i64 head_stride;
+  /// Optional (null: none); its column stride is 1.
+  float* lse;
+  fa_i64 lse_head_stride;
+  const fa_i32* cu_seqlens;
+  /// Optional (null: every row of a sequence is used).
+  const fa_i32* seqused;
+  fa_i32 batch;
+  fa_i32 total;
+  fa_i32 heads;
+  /// Elements per (row, head).
+  fa_i32 width;
+} FAVarlenClearParams;
 
 // -------------------------------------------------------------------------------------------
 // Standard attention (the benchmark's baseline): standard/standard_attention.cu
@@ -417,7 +485,7 @@ FA_ABI_ASSERT(alignof(FATensorMap) == 64 && alignof(FAHopperForwardParams) == 64
 #endif
 FA_ABI_FIELD(FATensorMap, words, 0);
 
-FA_ABI_SIZE(FAForwardParams, 200);
+FA_ABI_SIZE(FAForwardParams, 232);
 FA_ABI_FIELD(FAForwardParams, q, 0);
 FA_ABI_FIELD(FAForwardParams, k, 8);
 FA_ABI_FIELD(FAForwardParams, v, 16);
@@ -437,8 +505,12 @@ FA_ABI_FIELD(FAForwardParams, window_left, 172);
 FA_ABI_FIELD(FAForwardParams, window_right, 176);
 FA_ABI_FIELD(FAForwardParams, alibi_slopes, 184);
 FA_ABI_FIELD(FAForwardParams, alibi_batch_stride, 192);
+FA_ABI_FIELD(FAForwardParams, cu_seqlens_q, 200);
+FA_ABI_FIELD(FAForwardParams, cu_seqlens_k, 208);
+FA_ABI_FIELD(FAForwardParams, seqused_q, 216);
+FA_ABI_FIELD(FAForwardParams, seqused_k, 224);
 
-FA_ABI_SIZE(FABackwardPreprocessParams, 112);
+FA_ABI_SIZE(FABackwardPreprocessParams, 128);
 FA_ABI_FIELD(FABackwardPreprocessParams, o, 0);
 FA_ABI_FIELD(FABackwardPreprocessParams, dout, 8);
 FA_ABI_FIELD(FABackwardPreprocessParams, lse, 16);
@@ -449,8 +521,10 @@ FA_ABI_FIELD(FABackwardPreprocessParams, dout_strides, 64);
 FA_ABI_FIELD(FABackwardPreprocessParams, lse_strides, 88);
 FA_ABI_FIELD(FABackwardPreprocessParams, seqlen_q, 104);
 FA_ABI_FIELD(FABackwardPreprocessParams, heads_q, 108);
+FA_ABI_FIELD(FABackwardPreprocessParams, cu_seqlens_q, 112);
+FA_ABI_FIELD(FABackwardPreprocessParams, seqused_q, 120);
 
-FA_ABI_SIZE(FABackwardKeyValueParams, 264);
+FA_ABI_SIZE(FABackwardKeyValueParams, 296);
 FA_ABI_FIELD(FABackwardKeyValueParams, q, 0);
 FA_ABI_FIELD(FABackwardKeyValueParams, k, 8);
 FA_ABI_FIELD(FABackwardKeyValueParams, v, 16);
@@ -476,16 +550,35 @@ FA_ABI_FIELD(FABackwardKeyValueParams, window_right, 240);
 FA_ABI_FIELD(FABackwardKeyValueParams, key_block_base, 244);
 FA_ABI_FIELD(FABackwardKeyValueParams, alibi_slopes, 248);
 FA_ABI_FIELD(FABackwardKeyValueParams, alibi_batch_stride, 256);
+FA_ABI_FIELD(FABackwardKeyValueParams, cu_seqlens_q, 264);
+FA_ABI_FIELD(FABackwardKeyValueParams, cu_seqlens_k, 272);
+FA_ABI_FIELD(FABackwardKeyValueParams, seqused_q, 280);
+FA_ABI_FIELD(FABackwardKeyValueParams, seqused_k, 288);
 
-FA_ABI_SIZE(FABackwardConvertParams, 56);
+FA_ABI_SIZE(FABackwardConvertParams, 72);
 FA_ABI_FIELD(FABackwardConvertParams, dq_accum, 0);
 FA_ABI_FIELD(FABackwardConvertParams, dq, 8);
 FA_ABI_FIELD(FABackwardConvertParams, dq_strides, 16);
 FA_ABI_FIELD(FABackwardConvertParams, seqlen_q, 40);
 FA_ABI_FIELD(FABackwardConvertParams, heads_q, 44);
 FA_ABI_FIELD(FABackwardConvertParams, scale, 48);
+FA_ABI_FIELD(FABackwardConvertParams, cu_seqlens_q, 56);
+FA_ABI_FIELD(FABackwardConvertParams, seqused_q, 64);
 
-FA_ABI_SIZE(FAHopperForwardParams, 512);
+FA_ABI_SIZE(FAVarlenClearParams, 72);
+FA_ABI_FIELD(FAVarlenClearParams, tensor, 0);
+FA_ABI_FIELD(FAVarlenClearParams, row_stride, 8);
+FA_ABI_FIELD(FAVarlenClearParams, head_stride, 16);
+FA_ABI_FIELD(FAVarlenClearParams, lse, 24);
+FA_ABI_FIELD(FAVarlenClearParams, lse_head_stride, 32);
+FA_ABI_FIELD(FAVarlenClearParams, cu_seqlens, 40);
+FA_ABI_FIELD(FAVarlenClearParams, seqused, 48);
+FA_ABI_FIELD(FAVarlenClearParams, batch, 56);
+FA_ABI_FIELD(FAVarlenClearParams, total, 60);
+FA_ABI_FIELD(FAVarlenClearParams, heads, 64);
+FA_ABI_FIELD(FAVarlenClearParams, width, 68);
+
+FA_ABI_SIZE(FAHopperForwardParams, 576);
 FA_ABI_FIELD(FAHopperForwardParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperForwardParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperForwardParams, tm_v, 256);
@@ -505,8 +598,13 @@ FA_ABI_FIELD(FAHopperForwardParams, softcap_log2, 472);
 FA_ABI_FIELD(FAHopperForwardParams, window_left, 476);
 FA_ABI_FIELD(FAHopperForwardParams, window_right, 480);
 FA_ABI_FIELD(FAHopperForwardParams, padding, 484);
+FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_q, 512);
+FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_k, 520);
+FA_ABI_FIELD(FAHopperForwardParams, seqused_q, 528);
+FA_ABI_FIELD(FAHopperForwardParams, seqused_k, 536);
+FA_ABI_FIELD(FAHopperForwardParams, varlen_padding, 544);
 
-FA_ABI_SIZE(FAHopperBackwardParams, 640);
+FA_ABI_SIZE(FAHopperBackwardParams, 704);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_v, 256);
@@ -527,8 +625,13 @@ FA_ABI_FIELD(FAHopperBackwardParams, scale_log2, 620);
 FA_ABI_FIELD(FAHopperBackwardParams, window_left, 624);
 FA_ABI_FIELD(FAHopperBackwardParams, window_right, 628);
 FA_ABI_FIELD(FAHopperBackwardParams, padding, 632);
+FA_ABI_FIELD(FAHopperBackwardParams, cu_seqlens_q, 640);
+FA_ABI_FIELD(FAHopperBackwardParams, cu_seqlens_k, 648);
+FA_ABI_FIELD(FAHopperBackwardParams, seqused_q, 656);
+FA_ABI_FIELD(FAHopperBackwardParams, seqused_k, 664);
+FA_ABI_FIELD(FAHopperBackwardParams, varlen_padding, 672);
 
-FA_ABI_SIZE(FAHopperBackwardDQParams, 640);
+FA_ABI_SIZE(FAHopperBackwardDQParams, 704);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_v, 256);
@@ -546,6 +649,11 @@ FA_ABI_FIELD(FAHopperBackwardDQParams, scale_log2, 580);
 FA_ABI_FIELD(FAHopperBackwardDQParams, window_left, 584);
 FA_ABI_FIELD(FAHopperBackwardDQParams, window_right, 588);
 FA_ABI_FIELD(FAHopperBackwardDQParams, padding, 592);
+FA_ABI_FIELD(FAHopperBackwardDQParams, cu_seqlens_q, 640);
+FA_ABI_FIELD(FAHopperBackwardDQParams, cu_seqlens_k, 648);
+FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_q, 656);
+FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_k, 664);
+FA_ABI_FIELD(FAHopperBackwardDQParams, varlen_padding, 672);
 
 FA_ABI_SIZE(FAStandardScoresParams, 136);
 FA_ABI_FIELD(FAStandardScoresParams, a, 0);

@@ -10,6 +10,11 @@
 //   FA_MASK            MaskKind: 0 none, 1 causal, 2 window (common/mask.cuh)
 //   FA_BWD_SKIP_DQ     1: no dQ here; flash_bwd_dq_hopper (hopper/backward_dq.cu) computes it
 //                      without atomics (the split backward)
+//   FA_VARLEN          packed sequences (cu_seqlens): the batch index picks a sequence, whose own
+//                      lengths bound the walk and the mask; the maps describe the packed tensors
+//                      as one batch entry, the scratch keeps seqlen_q = the longest sequence's
+//                      rows per (batch, head), and rows a tile reads past its sequence are zeroed
+//                      in shared memory (hopper/varlen.cuh)
 // Sizes, strides and the window are the parameters (FAHopperBackwardParams).
 //
 // Block: 3 warpgroups for one key block of 128 keys, one (kv head, batch). Warpgroup 0 is the
@@ -32,6 +37,7 @@
 #include "common/mask.cuh"
 #include "hopper/ptx.cuh"
 #include "hopper/scheduler.cuh"
+#include "hopper/varlen.cuh"
 #include "hopper/wgmma.cuh"
 
 namespace fa_hopper {
@@ -106,6 +112,40 @@ struct BackwardSmem {
     return reinterpret_cast<float*>(smem_raw + (stats(s) - smem_u32(smem_raw)));
   }
 };
+
+// This block's sequence: its first rows in the packed tensors (0 for a fixed-length batch) and
+// its lengths (the parameters' for a fixed-length batch).
+struct BackwardSequence {
+  int q_start, k_start, seqlen_q, seqlen_k;
+};
+
+// FA_VARLEN: zeroes the rows of a step's Q and dO past the sequence's queries (a ragged last
+// query block), by all consumer threads, before any GEMM of the step reads them.
+__device__ __forceinline__ void clear_query_tail(const BackwardSmem& sm, int st, u32 phase, int m0, int seqlen_q) {
+#if FA_VARLEN
+  if (m0 + BM > seqlen_q) {
+    mbar_wait(sm.q_full(st), phase);
+    mbar_wait(sm.do_full(st), phase);
+    zero_tile_rows(sm.q(st), BM, PANELS, seqlen_q - m0, threadIdx.x - 128, CONSUMER_THREADS);
+    zero_tile_rows(sm.dout(st), BM, PANELS, seqlen_q - m0, threadIdx.x - 128, CONSUMER_THREADS);
+    fence_async_shared();
+    named_sync(3, CONSUMER_THREADS);
+  }
+#endif
+}
+
+// FA_VARLEN: zeroes the rows of K and V past the sequence's keys (a ragged last key block), once
+// K and V have landed.
+__device__ __forceinline__ void clear_key_tail(const BackwardSmem& sm, int n0, int seqlen_k) {
+#if FA_VARLEN
+  if (n0 + BN > seqlen_k) {
+    zero_tile_rows(sm.k, BN, PANELS, seqlen_k - n0, threadIdx.x - 128, CONSUMER_THREADS);
+    zero_tile_rows(sm.v, BN, PANELS, seqlen_k - n0, threadIdx.x - 128, CONSUMER_THREADS);
+    fence_async_shared();
+    named_sync(3, CONSUMER_THREADS);
+  }
+#endif
+}
 
 // Visible query columns of the key rows key_a and key_b, as offsets j = 8c + e from the thread's
 // first column `first` = m0 + 2 tq (the mask's transposed form): each element then costs two
@@ -221,14 +261,14 @@ __device__ __forceinline__ void store_dk_dv(const float (&dk)[N / 2], const floa
 
 __device__ __forceinline__ void produce_tiles(
   const FAHopperBackwardParams& params, const BackwardSmem& sm, int n0, int kv_head, int batch, BlockRange range,
-  int steps) {
+  int steps, const BackwardSequence& seq) {
   prefetch_map(&params.tm_q);
   prefetch_map(&params.tm_dout);
   mbar_expect_tx(sm.kv_full(), 2 * SK_BYTES);
 #pragma unroll
   for (int p = 0; p < PANELS; ++p) {
-    tma_load_4d(sm.k + p * BN * 128, &params.tm_k, sm.kv_full(), p * 64, n0, kv_head, batch);
-    tma_load_4d(sm.v + p * BN * 128, &params.tm_v, sm.kv_full(), p * 64, n0, kv_head, batch);
+    tma_load_4d(sm.k + p * BN * 128, &params.tm_k, sm.kv_full(), p * 64, seq.k_start + n0, kv_head, tma_batch(batch));
+    tma_load_4d(sm.v + p * BN * 128, &params.tm_v, sm.kv_full(), p * 64, seq.k_start + n0, kv_head, tma_batch(batch));
   }
   StepWalk walk{kv_head * params.group, range.lo};
   for (int step = 0; step < steps; ++step, walk.next(range)) {
@@ -237,26 +277,26 @@ __device__ __forceinline__ void produce_tiles(
     mbar_expect_tx(sm.q_full(s), SQ_BYTES);
 #pragma unroll
     for (int p = 0; p < PANELS; ++p)
-      tma_load_4d(sm.q(s) + p * BM * 128, &params.tm_q, sm.q_full(s), p * 64, walk.m * BM, walk.head, batch);
+      tma_load_4d(sm.q(s) + p * BM * 128, &params.tm_q, sm.q_full(s), p * 64, seq.q_start + walk.m * BM, walk.head, tma_batch(batch));
     mbar_expect_tx(sm.do_full(s), SQ_BYTES);
 #pragma unroll
     for (int p = 0; p < PANELS; ++p)
-      tma_load_4d(sm.dout(s) + p * BM * 128, &params.tm_dout, sm.do_full(s), p * 64, walk.m * BM, walk.head, batch);
+      tma_load_4d(sm.dout(s) + p * BM * 128, &params.tm_dout, sm.do_full(s), p * 64, seq.q_start + walk.m * BM, walk.head, tma_batch(batch));
   }
 }
 
 __device__ __forceinline__ void produce_stats(
   const FAHopperBackwardParams& params, const BackwardSmem& sm, unsigned char* smem_raw, int kv_head, int batch,
-  BlockRange range, int steps) {
+  BlockRange range, int steps, const BackwardSequence& seq) {
   const float* __restrict__ lse2 = params.lse2;
   const float* __restrict__ delta = params.delta;
-  const int seqlen_q = params.seqlen_q;
+  const int seqlen_q = seq.seqlen_q;
   const int lane = threadIdx.x % 32;
   StepWalk walk{kv_head * params.group, range.lo};
   for (int step = 0; step < steps; ++step, walk.next(range)) {
     const int s = step % QST;
     if (step >= QST) mbar_wait(sm.empty(s), ((step / QST) - 1) & 1);
-    const long long row0 = ((long long)batch * params.heads_q + walk.head) * seqlen_q;
+    const long long row0 = ((long long)batch * params.heads_q + walk.head) * params.seqlen_q;
     float* rows = sm.stats_rows(smem_raw, s);
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
@@ -276,9 +316,10 @@ __device__ __forceinline__ void produce_stats(
 #if FA_HEAD_DIM == 256
 __device__ __forceinline__ void consume(
   const FAHopperBackwardParams& params, const BackwardSmem& sm, unsigned char* smem_raw, const Mask<MASK>& mask,
-  int n0, int kv_head, int batch, BlockRange range, int steps) {
+  int n0, int kv_head, int batch, BlockRange range, int steps, const BackwardSequence& seq) {
   float* __restrict__ dq_accum = params.dq_accum;
-  const int seqlen_q = params.seqlen_q, seqlen_k = params.seqlen_k, heads_q = params.heads_q;
+  // The sequence's lengths bound the rows; the dQ accumulator keeps params.seqlen_q rows.
+  const int seqlen_q = seq.seqlen_q, seqlen_k = seq.seqlen_k, heads_q = params.heads_q;
   const float scale_log2 = params.scale_log2;
   const int tid = threadIdx.x;
   const int warp = (tid / 32) % 4;  // warp in the warpgroup
@@ -286,7 +327,10 @@ __device__ __forceinline__ void consume(
   const int tq = lane % 4;
   const int cw = tid / 128 - 1;     // consumer warpgroup
   StepWalk walk{kv_head * params.group, range.lo};
-  if (steps > 0) mbar_wait(sm.kv_full(), 0);
+  if (steps > 0) {
+    mbar_wait(sm.kv_full(), 0);
+    clear_key_tail(sm, n0, seqlen_k);
+  }
   // Both warpgroups hold the same 64 keys (warp w: keys 16 w .. 16 w + 15) and own dK and dV
   // columns 128 cw .. 128 cw + 127. Per step warpgroup 0 computes S^T and P^T, stores P (as
   // [query][key], stmatrix) and signals barrier 1; warpgroup 1 computes dP^T, reads P^T back
@@ -315,6 +359,7 @@ __device__ __forceinline__ void consume(
     const u32 phase = (step / QST) & 1;
     const int m0 = walk.m * BM;
     const float* stats = sm.stats_rows(smem_raw, st);
+    clear_query_tail(sm, st, phase, m0, seqlen_q);
     const u32 pbuf = sm.p(step & 1), dsbuf = sm.ds(step & 1);
 
     // S^T = K Q^T (warpgroup 0) or dP^T = V dO^T (warpgroup 1).
@@ -388,7 +433,7 @@ __device__ __forceinline__ void consume(
 #else
     // dQ[:, 128 cw + PASS h ..] = dS K[:, same]: dS K-major, K transposed.
     const int qa = m0 + warp * 16 + lane / 4;
-    float* row_a = dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + walk.head) * D + cw * HALF + tq * 2;
+    float* row_a = dq_accum + (((long long)batch * params.seqlen_q + qa) * heads_q + walk.head) * D + cw * HALF + tq * 2;
 #pragma unroll
     for (int h = 0; h < FA_WIDE_DQ_PASSES; ++h) {
       const u64 da = opaque_u64(desc_sw128(dsbuf, 16, 1024));
@@ -413,16 +458,20 @@ __device__ __forceinline__ void consume(
   constexpr int COLUMNS = sizeof(dk) / sizeof(dk[0]) * 2;
   u16* __restrict__ dk_out = params.dk;
   u16* __restrict__ dv_out = params.dv;
-  store_dk_dv<COLUMNS>(dk, dv, dk_out + batch * params.dk_strides.batch + kv_head * params.dk_strides.head + col0,
-                       dv_out + batch * params.dv_strides.batch + kv_head * params.dv_strides.head + col0,
+  store_dk_dv<COLUMNS>(dk, dv,
+                       dk_out + batch * params.dk_strides.batch + kv_head * params.dk_strides.head
+                         + seq.k_start * params.dk_strides.row + col0,
+                       dv_out + batch * params.dv_strides.batch + kv_head * params.dv_strides.head
+                         + seq.k_start * params.dv_strides.row + col0,
                        params.dk_strides.row, params.dv_strides.row, key_a, seqlen_k, params.scale);
 }
 #else
 __device__ __forceinline__ void consume(
   const FAHopperBackwardParams& params, const BackwardSmem& sm, unsigned char* smem_raw, const Mask<MASK>& mask,
-  int n0, int kv_head, int batch, BlockRange range, int steps) {
+  int n0, int kv_head, int batch, BlockRange range, int steps, const BackwardSequence& seq) {
   float* __restrict__ dq_accum = params.dq_accum;
-  const int seqlen_q = params.seqlen_q, seqlen_k = params.seqlen_k, heads_q = params.heads_q;
+  // The sequence's lengths bound the rows; the dQ accumulator keeps params.seqlen_q rows.
+  const int seqlen_q = seq.seqlen_q, seqlen_k = seq.seqlen_k, heads_q = params.heads_q;
   const float scale_log2 = params.scale_log2;
   const int tid = threadIdx.x;
   const int warp = (tid / 32) % 4;  // warp in the warpgroup
@@ -430,7 +479,10 @@ __device__ __forceinline__ void consume(
   const int tq = lane % 4;
   const int cw = tid / 128 - 1;     // consumer warpgroup
   StepWalk walk{kv_head * params.group, range.lo};
-  if (steps > 0) mbar_wait(sm.kv_full(), 0);
+  if (steps > 0) {
+    mbar_wait(sm.kv_full(), 0);
+    clear_key_tail(sm, n0, seqlen_k);
+  }
   // Each warpgroup owns 64 keys (warp w: keys 64 cw + 16 w ..) and their dK, dV (64 x d).
   constexpr int NQ = D / 2;  // dQ columns per warpgroup
   const int key_a = n0 + cw * 64 + warp * 16 + lane / 4;  // this thread's key rows key_a, key_a + 8
@@ -458,6 +510,7 @@ __device__ __forceinline__ void consume(
     const u32 phase = (step / QST) & 1;
     const int m0 = walk.m * BM;
     const float* stats = sm.stats_rows(smem_raw, st);
+    clear_query_tail(sm, st, phase, m0, seqlen_q);
 
     // S^T = K_w Q^T and dP^T = V_w dO^T, this warpgroup's 64 rows of K and V.
     mbar_wait(sm.q_full(st), phase);
@@ -539,7 +592,7 @@ __device__ __forceinline__ void consume(
     fence_regs(dq);
     mbar_arrive(sm.empty(st));
     const int qa = m0 + warp * 16 + lane / 4;
-    add_dq<NQ>(dq_accum + (((long long)batch * seqlen_q + qa) * heads_q + walk.head) * D + cw * NQ + tq * 2,
+    add_dq<NQ>(dq_accum + (((long long)batch * params.seqlen_q + qa) * heads_q + walk.head) * D + cw * NQ + tq * 2,
                (long long)heads_q * D, dq, qa, seqlen_q);
 #endif
     walk.next(range);
@@ -549,8 +602,11 @@ __device__ __forceinline__ void consume(
   constexpr int COLUMNS = sizeof(dk) / sizeof(dk[0]) * 2;
   u16* __restrict__ dk_out = params.dk;
   u16* __restrict__ dv_out = params.dv;
-  store_dk_dv<COLUMNS>(dk, dv, dk_out + batch * params.dk_strides.batch + kv_head * params.dk_strides.head + col0,
-                       dv_out + batch * params.dv_strides.batch + kv_head * params.dv_strides.head + col0,
+  store_dk_dv<COLUMNS>(dk, dv,
+                       dk_out + batch * params.dk_strides.batch + kv_head * params.dk_strides.head
+                         + seq.k_start * params.dk_strides.row + col0,
+                       dv_out + batch * params.dv_strides.batch + kv_head * params.dv_strides.head
+                         + seq.k_start * params.dv_strides.row + col0,
                        params.dk_strides.row, params.dv_strides.row, key_a, seqlen_k, params.scale);
 }
 #endif
@@ -561,23 +617,29 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
   const BackwardSmem sm(smem_raw);
   const int kv_head = blockIdx.y, batch = blockIdx.z;
   const int n0 = blockIdx.x * BN;
-  const Mask<MASK> mask(params.seqlen_q, params.seqlen_k, params.window_left, params.window_right);
+  const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, params.seqlen_q);
+  const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
+  const BackwardSequence seq{seq_q.start, seq_k.start, seq_q.used, seq_k.used};
+#if FA_VARLEN
+  if (n0 >= seq.seqlen_k) return;  // the grid covers the longest sequence; this one is shorter
+#endif
+  const Mask<MASK> mask(seq.seqlen_q, seq.seqlen_k, params.window_left, params.window_right);
   // The query blocks that see a key of this block, walked for every query head of the group.
-  const BlockRange range = mask.query_blocks<BM, BN>(n0, params.seqlen_q);
+  const BlockRange range = mask.query_blocks<BM, BN>(n0, seq.seqlen_q);
   const int steps = range.count() * params.group;
   if (threadIdx.x == 0) sm.init_barriers();
   __syncthreads();
   if (threadIdx.x / 128 == 0) {
     setmaxnreg_dec<24>();
     if (threadIdx.x == 0) {
-      produce_tiles(params, sm, n0, kv_head, batch, range, steps);
+      produce_tiles(params, sm, n0, kv_head, batch, range, steps, seq);
     } else if (threadIdx.x / 32 == 1) {
-      produce_stats(params, sm, smem_raw, kv_head, batch, range, steps);
+      produce_stats(params, sm, smem_raw, kv_head, batch, range, steps, seq);
     }
     return;
   }
   setmaxnreg_inc<240>();
-  consume(params, sm, smem_raw, mask, n0, kv_head, batch, range, steps);
+  consume(params, sm, smem_raw, mask, n0, kv_head, batch, range, steps, seq);
 }
 
 }  // namespace fa_hopper

@@ -10,6 +10,8 @@
 //   FA_DQ_BLOCK_N          keys per K/V tile (32: two stages of K and V fit beside Q and dO)
 //   FA_BF16                1: bf16 storage, 0: fp16 storage
 //   FA_MASK                MaskKind: 0 none, 1 causal, 2 window (common/mask.cuh)
+//   FA_VARLEN              packed sequences (cu_seqlens), as in hopper/backward.cu: the rows of
+//                          K and V past the sequence's keys are zeroed in shared memory
 // Sizes, strides and the window are the parameters (FAHopperBackwardDQParams).
 //
 // Block: 3 warpgroups for 128 query rows of one (head, batch). Warpgroup 0 is the producer
@@ -19,6 +21,7 @@
 // and dQ += dS K (RS wgmma: dS from registers, K read transposed).
 #include "common/mask.cuh"
 #include "hopper/ptx.cuh"
+#include "hopper/varlen.cuh"
 #include "hopper/wgmma.cuh"
 
 namespace fa_hopper {
@@ -69,24 +72,27 @@ struct DQSmem {
 
 // The producer: Q and dO once, then the key tiles [keys.lo, keys.hi) into the K and V rings.
 __device__ __forceinline__ void produce(
-  const FAHopperBackwardDQParams& params, const DQSmem& sm, int m0, int head, int kv_head, int batch, BlockRange keys) {
+  const FAHopperBackwardDQParams& params, const DQSmem& sm, int m0, int head, int kv_head, int batch, BlockRange keys,
+  int q_start, int k_start) {
   const int tiles = keys.count();
   mbar_expect_tx(sm.qdo_full(), 2 * SQ_BYTES);
 #pragma unroll
   for (int p = 0; p < PANELS; ++p) {
-    tma_load_4d(sm.q + p * BM * 128, &params.tm_q, sm.qdo_full(), p * 64, m0, head, batch);
-    tma_load_4d(sm.dout + p * BM * 128, &params.tm_dout, sm.qdo_full(), p * 64, m0, head, batch);
+    tma_load_4d(sm.q + p * BM * 128, &params.tm_q, sm.qdo_full(), p * 64, q_start + m0, head, tma_batch(batch));
+    tma_load_4d(sm.dout + p * BM * 128, &params.tm_dout, sm.qdo_full(), p * 64, q_start + m0, head, tma_batch(batch));
   }
   for (int it = 0; it < tiles; ++it) {
     const int s = it % ST, n0 = (keys.lo + it) * BN;
     if (it >= ST) mbar_wait(sm.k_empty(s), ((it / ST) - 1) & 1);
     mbar_expect_tx(sm.k_full(s), SK_BYTES);
 #pragma unroll
-    for (int p = 0; p < PANELS; ++p) tma_load_4d(sm.k(s) + p * BN * 128, &params.tm_k, sm.k_full(s), p * 64, n0, kv_head, batch);
+    for (int p = 0; p < PANELS; ++p)
+      tma_load_4d(sm.k(s) + p * BN * 128, &params.tm_k, sm.k_full(s), p * 64, k_start + n0, kv_head, tma_batch(batch));
     if (it >= ST) mbar_wait(sm.v_empty(s), ((it / ST) - 1) & 1);
     mbar_expect_tx(sm.v_full(s), SK_BYTES);
 #pragma unroll
-    for (int p = 0; p < PANELS; ++p) tma_load_4d(sm.v(s) + p * BN * 128, &params.tm_v, sm.v_full(s), p * 64, n0, kv_head, batch);
+    for (int p = 0; p < PANELS; ++p)
+      tma_load_4d(sm.v(s) + p * BN * 128, &params.tm_v, sm.v_full(s), p * 64, k_start + n0, kv_head, tma_batch(batch));
   }
 }
 
@@ -108,18 +114,18 @@ __device__ __forceinline__ void gemm_over_head_dim(float (&acc)[BN / 2], u32 a_r
 // dQ (scaled) of this thread's rows row_a and row_a + 8.
 __device__ __forceinline__ void consume(
   const FAHopperBackwardDQParams& params, const DQSmem& sm, const Mask<MASK>& mask, int m0, int head, int batch,
-  BlockRange keys) {
+  BlockRange keys, int q_start, int seqlen_q) {
   const int tid = threadIdx.x;
   const int cw = tid / 128 - 1;
   const int warp = (tid / 32) % 4;
   const int lane = tid % 32;
   const int tq = lane % 4;
-  const int seqlen_q = params.seqlen_q;
   const int row_a = m0 + cw * 64 + warp * 16 + lane / 4;  // this thread's query rows: row_a, row_a + 8
   const int row_b = row_a + 8;
   const float* __restrict__ lse2 = params.lse2;
   const float* __restrict__ delta = params.delta;
-  const long long stat_row = ((long long)batch * params.heads_q + head) * seqlen_q;
+  // The statistics keep params.seqlen_q rows per (batch, head); seqlen_q bounds the sequence.
+  const long long stat_row = ((long long)batch * params.heads_q + head) * params.seqlen_q;
   // Padded rows: LSE2 = +inf makes P = 0 there (TMA has zero-filled their Q and dO).
   const float lse_a = row_a < seqlen_q ? lse2[stat_row + row_a] : FA_INF;
   const float lse_b = row_b < seqlen_q ? lse2[stat_row + row_b] : FA_INF;
@@ -141,6 +147,17 @@ __device__ __forceinline__ void consume(
     const u32 phase = (it / ST) & 1;
     const int n0 = (keys.lo + it) * BN;
 
+#if FA_VARLEN
+    // The sequence's last key tile: its rows past the keys (next sequence, unused rows) to zero.
+    if (n0 + BN > mask.seqlen_k) {
+      mbar_wait(sm.k_full(st), phase);
+      mbar_wait(sm.v_full(st), phase);
+      zero_tile_rows(sm.k(st), BN, PANELS, mask.seqlen_k - n0, tid - 128, CONSUMER_THREADS);
+      zero_tile_rows(sm.v(st), BN, PANELS, mask.seqlen_k - n0, tid - 128, CONSUMER_THREADS);
+      fence_async_shared();
+      named_sync(3, CONSUMER_THREADS);
+    }
+#endif
     // S = Q_w K^T and dP = dO_w V^T over the head dim (K-major operands).
     mbar_wait(sm.k_full(st), phase);
     gemm_over_head_dim(s, q_rows, sm.k(st));
@@ -198,7 +215,8 @@ __device__ __forceinline__ void consume(
 
   // The epilogue: dQ (scaled), rows row_a and row_b.
   u16* __restrict__ dq_out = params.dq;
-  u16* out = dq_out + batch * params.dq_strides.batch + head * params.dq_strides.head + tq * 2;
+  u16* out = dq_out + batch * params.dq_strides.batch + head * params.dq_strides.head
+             + q_start * params.dq_strides.row + tq * 2;
   const long long row_stride = params.dq_strides.row;
   const float scale = params.scale;
 #pragma unroll
@@ -215,18 +233,24 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_dq_hopper(
   extern __shared__ unsigned char smem_raw[];
   const DQSmem sm(smem_raw);
   const int m0 = blockIdx.x * BM, head = blockIdx.y, batch = blockIdx.z;
-  const Mask<MASK> mask(params.seqlen_q, params.seqlen_k, params.window_left, params.window_right);
+  const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, params.seqlen_q);
+  const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
+#if FA_VARLEN
+  if (m0 >= seq_q.used) return;  // the grid covers the longest sequence; this one is shorter
+#endif
+  const Mask<MASK> mask(seq_q.used, seq_k.used, params.window_left, params.window_right);
   // The key tiles that some row of the block can see.
   const BlockRange keys = mask.key_blocks<BM, BN>(m0);
   if (threadIdx.x == 0) sm.init_barriers();
   __syncthreads();
   if (threadIdx.x / 128 == 0) {
     setmaxnreg_dec<24>();
-    if (threadIdx.x == 0 && keys.count() > 0) produce(params, sm, m0, head, head / params.group, batch, keys);
+    if (threadIdx.x == 0 && keys.count() > 0)
+      produce(params, sm, m0, head, head / params.group, batch, keys, seq_q.start, seq_k.start);
     return;
   }
   setmaxnreg_inc<240>();
-  consume(params, sm, mask, m0, head, batch, keys);
+  consume(params, sm, mask, m0, head, batch, keys, seq_q.start, seq_q.used);
 }
 
 }  // namespace fa_hopper

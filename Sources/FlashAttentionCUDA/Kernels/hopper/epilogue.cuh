@@ -32,11 +32,11 @@ struct OutputRows {
 };
 
 // Sums the rows' partial sums over the quad, writes the LSE (lane tq == 0) and O / l of the rows
-// below seqlen_q.
+// below seqlen_q; `row_offset` is the sequence's first row in a packed (varlen) batch, else 0.
 template <int NV, int DV>
 __device__ __forceinline__ void store_output(
   const OutputRows& out, int batch, int head, const float (&o)[NV / 2], float m_a, float m_b, float l_a, float l_b,
-  int row_a, int tq, int seqlen_q) {
+  int row_a, int tq, int seqlen_q, int row_offset) {
   const int row_b = row_a + 8;
   l_a += shfl_xor(l_a, 1);
   l_a += shfl_xor(l_a, 2);
@@ -45,11 +45,11 @@ __device__ __forceinline__ void store_output(
   const float inv_a = inverse_sum(l_a);
   const float inv_b = inverse_sum(l_b);
   if (tq == 0) {
-    float* lse_row = out.lse + batch * out.lse_strides.batch + head * out.lse_strides.head;
+    float* lse_row = out.lse + batch * out.lse_strides.batch + head * out.lse_strides.head + row_offset;
     if (row_a < seqlen_q) lse_row[row_a] = row_lse(m_a, l_a);
     if (row_b < seqlen_q) lse_row[row_b] = row_lse(m_b, l_b);
   }
-  u16* base = out.o + batch * out.o_strides.batch + head * out.o_strides.head;
+  u16* base = out.o + batch * out.o_strides.batch + head * out.o_strides.head + (i64)row_offset * out.o_strides.row;
   if (out.vec16) {
     // A quad holds 8-column chunks of its two rows as 4-byte pairs, one pair per thread; a 4x4
     // transpose over the quad gives each thread one whole chunk, stored as 16 bytes: a quarter

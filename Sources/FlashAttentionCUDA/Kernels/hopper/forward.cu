@@ -11,6 +11,7 @@
 //   FA_PINGPONG                  the two consumer warpgroups take turns issuing their GEMMs
 //   FA_OVERLAP                   issue the next QK^T before the current softmax
 //   FA_CONSUMERS                 consumer warpgroups of 64 query rows: 2, or 3 (no ping-pong)
+//   FA_VARLEN                    packed sequences (cu_seqlens): see for_each_sequence_tile
 // Sizes, strides and the window are the parameters (FAHopperForwardParams): one compile serves
 // every problem size.
 //
@@ -27,6 +28,7 @@
 #include "hopper/epilogue.cuh"
 #include "hopper/ptx.cuh"
 #include "hopper/scheduler.cuh"
+#include "hopper/varlen.cuh"
 #include "hopper/wgmma.cuh"
 
 namespace fa_hopper {
@@ -60,6 +62,31 @@ static_assert(NV >= DV && NV <= DVP, "PV width: head_dim_v must be 64, 96, 128 o
 
 typedef Mask<MASK> ForwardMask;
 typedef PairedScheduler<BM, BN> Scheduler;
+
+// The work tiles with their sequence: body(tile, mask, q_start, k_start, seqlen_q). Fixed
+// length: the scheduler's tiles, the kernel's mask, start rows 0. FA_VARLEN: the batch index
+// picks a sequence of cu_seqlens (common/varlen.cuh), whose own lengths make the tile's mask and
+// key range (a tile past the sequence's queries has none, and stores nothing). The TMA maps then
+// describe the packed tensors as one batch entry of `total` rows, so a tile reads rows at the
+// sequence's start + its offset: query rows past the sequence belong to the next one (computed,
+// never stored) and key columns past it are masked (and their V rows zeroed, clear_v_tail).
+template <class Body>
+__device__ __forceinline__ void for_each_sequence_tile(
+  const FAHopperForwardParams& params, const Scheduler& scheduler, const ForwardMask& mask, Body body) {
+  for_each_tile(scheduler, mask, [&](WorkTile tl) {
+#if FA_VARLEN
+    const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, tl.batch, params.seqlen_q);
+    const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, tl.batch, params.seqlen_k);
+    const ForwardMask sequence_mask(seq_q.used, seq_k.used, params.window_left, params.window_right);
+    const BlockRange keys = sequence_mask.template key_blocks<BM, BN>(tl.m0);
+    tl.n_lo = keys.lo;
+    tl.n_hi = tl.m0 < seq_q.used ? keys.hi : keys.lo;
+    body(tl, sequence_mask, seq_q.start, seq_k.start, seq_q.used);
+#else
+    body(tl, mask, 0, 0, params.seqlen_q);
+#endif
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Shared memory: QST Q buffers, the K and V rings (separate, so K(j+1) loads as soon as QK^T(j)
@@ -123,7 +150,7 @@ __device__ __forceinline__ void produce(
   prefetch_map(&params.tm_v);
   int ring = 0;     // K/V tiles loaded so far (ring position across work tiles)
   int q_loads = 0;  // Q tiles loaded so far
-  for_each_tile(scheduler, mask, [&](const WorkTile& tl) {
+  for_each_sequence_tile(params, scheduler, mask, [&](const WorkTile& tl, const ForwardMask&, int q_start, int k_start, int) {
     const int n_iters = tl.iters();
     if (n_iters == 0) return;
     const int kv_head = tl.head / params.group;
@@ -135,7 +162,7 @@ __device__ __forceinline__ void produce(
     mbar_expect_tx(sm.q_full(qs), SQ_BYTES);
 #pragma unroll
     for (int p = 0; p < DP / 64; ++p)
-      tma_load_4d(sm.q(qs) + p * BM * 128, &params.tm_q, sm.q_full(qs), p * 64, tl.m0, tl.head, tl.batch);
+      tma_load_4d(sm.q(qs) + p * BM * 128, &params.tm_q, sm.q_full(qs), p * 64, q_start + tl.m0, tl.head, tma_batch(tl.batch));
     ++q_loads;
     // Key tiles from the last to the first (the diagonal tile first under a causal mask); K runs
     // one tile ahead of V, since the consumers need K(j+1) (for QK^T) before V(j) (for PV).
@@ -145,7 +172,7 @@ __device__ __forceinline__ void produce(
       mbar_expect_tx(sm.full_k(s), SK_BYTES);
 #pragma unroll
       for (int p = 0; p < DP / 64; ++p)
-        tma_load_4d(sm.k(s) + p * BN * 128, &params.tm_k, sm.full_k(s), p * 64, (tl.n_hi - 1 - it) * BN, kv_head, tl.batch);
+        tma_load_4d(sm.k(s) + p * BN * 128, &params.tm_k, sm.full_k(s), p * 64, k_start + (tl.n_hi - 1 - it) * BN, kv_head, tma_batch(tl.batch));
     };
     auto load_v = [&](int it) {
       const int r = ring + it, s = r % ST;
@@ -153,7 +180,7 @@ __device__ __forceinline__ void produce(
       mbar_expect_tx(sm.full_v(s), SV_BYTES);
 #pragma unroll
       for (int p = 0; p < DVP / 64; ++p)
-        tma_load_4d(sm.v(s) + p * BN * 128, &params.tm_v, sm.full_v(s), p * 64, (tl.n_hi - 1 - it) * BN, kv_head, tl.batch);
+        tma_load_4d(sm.v(s) + p * BN * 128, &params.tm_v, sm.full_v(s), p * 64, k_start + (tl.n_hi - 1 - it) * BN, kv_head, tma_batch(tl.batch));
     };
     load_k(0);
     for (int it = 0; it < n_iters; ++it) {
@@ -292,6 +319,19 @@ struct Consumer {
     }
   }
 
+  // FA_VARLEN: the first key tile of a work tile (the sequence's last) may reach past the
+  // sequence, into the next one's rows or unused rows (past seqused, after the last sequence),
+  // which may hold NaN or Inf. Their P is 0, but 0 * NaN would poison O: this warpgroup zeroes
+  // V's rows [valid, BN) of stage `st` before its P V reads them (hopper/varlen.cuh).
+  // Both warpgroups write the same zeros; each fences its writes for the async proxy (wgmma)
+  // and syncs its own 128 threads.
+  __device__ __forceinline__ void clear_v_tail(const ForwardSmem& sm, int st, int valid) const {
+    if (valid >= BN) return;
+    zero_tile_rows(sm.v(st), BN, DVP / 64, valid, threadIdx.x % 128, 128);
+    fence_async_shared();
+    named_sync(3 + cw, 128);
+  }
+
   // The consumer warpgroups' turns (PINGPONG): wait for ours before issuing GEMMs, pass it on
   // after.
   __device__ __forceinline__ void wait_turn() const {
@@ -330,6 +370,12 @@ __device__ __forceinline__ void mainloop_overlapped(
     const int prev = (ring + it - 1) % ST;
     const int n0 = (tl.n_hi - 1 - it) * BN;
     sm.wait_k(ring + it);
+#if FA_VARLEN
+    if (it == 1) {
+      sm.wait_v(ring);
+      c.clear_v_tail(sm, prev, mask.seqlen_k - (tl.n_hi - 1) * BN);
+    }
+#endif
     c.wait_turn();
     c.qk_gemm(sm, st);
     sm.wait_v(ring + it - 1);
@@ -351,6 +397,9 @@ __device__ __forceinline__ void mainloop_overlapped(
     mbar_arrive(sm.q_empty(qs));
     const int last = (ring + n_iters - 1) % ST;
     sm.wait_v(ring + n_iters - 1);
+#if FA_VARLEN
+    if (n_iters == 1) c.clear_v_tail(sm, last, mask.seqlen_k - (tl.n_hi - 1) * BN);
+#endif
     fence_regs(c.o);
     c.pv_gemm(sm, last);
     wg_wait<0>();
@@ -378,6 +427,9 @@ __device__ __forceinline__ void mainloop_serial(
     c.convert_p();
     c.rescale_o(f);
     sm.wait_v(ring + it);
+#if FA_VARLEN
+    if (it == 0) c.clear_v_tail(sm, st, mask.seqlen_k - (tl.n_hi - 1) * BN);
+#endif
     fence_regs(c.o);
     c.pv_gemm(sm, st);
     c.pass_turn();
@@ -412,7 +464,7 @@ __device__ __forceinline__ void consume(
 
   int ring = 0;
   int q_loads = 0;
-  for_each_tile(scheduler, mask, [&](const WorkTile& tl) {
+  for_each_sequence_tile(params, scheduler, mask, [&](const WorkTile& tl, const ForwardMask& tile_mask, int q_start, int, int seqlen_q) {
     const int n_iters = tl.iters();
     c.row_a = tl.m0 + c.cw * 64 + warp * 16 + lane / 4;  // this thread's two query rows
     c.row_b = c.row_a + 8;
@@ -426,15 +478,15 @@ __device__ __forceinline__ void consume(
     c.q_base = sm.q(qs) + c.cw * 64 * 128;
     if (n_iters > 0) mbar_wait(sm.q_full(qs), (q_loads / QST) & 1);
     if constexpr (OVERLAP) {
-      if (n_iters > 0) mainloop_overlapped(c, params, sm, mask, tl, ring, qs);
+      if (n_iters > 0) mainloop_overlapped(c, params, sm, tile_mask, tl, ring, qs);
     } else {
-      mainloop_serial(c, params, sm, mask, tl, ring, qs);
+      mainloop_serial(c, params, sm, tile_mask, tl, ring, qs);
     }
     if (n_iters > 0) {
       ++q_loads;
       ring += n_iters;
     }
-    store_output<NV, DV>(out, tl.batch, tl.head, c.o, c.m_a, c.m_b, c.l_a, c.l_b, c.row_a, c.tq, params.seqlen_q);
+    store_output<NV, DV>(out, tl.batch, tl.head, c.o, c.m_a, c.m_b, c.l_a, c.l_b, c.row_a, c.tq, seqlen_q, q_start);
   });
 }
 

@@ -1,6 +1,7 @@
 #include "common/alibi.cuh"
 #include "common/mask.cuh"
 #include "common/math.cuh"
+#include "common/varlen.cuh"
 #include "sm80/ptx.cuh"
 #include "sm80/tiles.cuh"
 
@@ -19,6 +20,9 @@ constexpr MaskKind MASK = MaskKind(FA_MASK);
 // for S and dP, FA_BWD_WN_KV x .. over keys x head dim for dK and dV, FA_BWD_WM_Q x .. over
 // queries x head dim for dQ), so each ldmatrix feeds two or more MMAs. With FA_BWD_DOUBLE the
 // next step's Q, dO, LSE and D are prefetched with cp.async into a second buffer.
+// With FA_VARLEN the batch index selects a packed sequence (common/varlen.cuh): its own lengths
+// bound the tiles and the mask, while the scratch (LSE2, D, the dQ accumulator) keeps
+// seqlen_q = the longest sequence's rows per (batch, head), as for a padded batch.
 #define THREADS (FA_WARPS * 32)
 // Head dims padded to 32 so that up to four warps split them into tiles of whole n8 columns.
 #define D_PAD ((FA_D + 31) / 32 * 32)
@@ -70,16 +74,17 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
   const int row = blockIdx.x * 4 + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   const int head = blockIdx.y, batch = blockIdx.z;
-  if (row >= sq) return;
-  const u16* po = o + batch * o_bs + head * o_hs + (i64)row * o_rs;
-  const u16* pd = dout + batch * do_bs + head * do_hs + (i64)row * do_rs;
+  const SequenceRows seq = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, sq);
+  if (row >= seq.used) return;
+  const u16* po = o + batch * o_bs + head * o_hs + (i64)(seq.start + row) * o_rs;
+  const u16* pd = dout + batch * do_bs + head * do_hs + (i64)(seq.start + row) * do_rs;
   float sum = 0.f;
   for (int c = lane; c < FA_DV; c += 32) sum += to_float(po[c]) * to_float(pd[c]);
   #pragma unroll
   for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffff, sum, off);
   if (lane == 0) {
     i64 idx = ((i64)batch * hq + head) * sq + row;
-    float l = lse[batch * lse_bs + head * lse_hs + row];
+    float l = lse[batch * lse_bs + head * lse_hs + seq.start + row];
     // A row that saw no key has LSE -inf and P = 0 everywhere: +inf makes exp2(s - lse) = 0.
     lse2_out[idx] = l == -FA_INF ? FA_INF : l * FA_LOG2E;
     delta_out[idx] = sum;
@@ -97,8 +102,10 @@ flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params
   const float scale = params.scale;
   // Each thread converts one column pair of one (row, head); the accumulator's layout is
   // described above FA_DQ_BULK.
-  i64 pairs = (i64)sq * hq * (FA_D / 2);
   const int batch = blockIdx.y;
+  // The rows of this batch entry's sequence (fixed length: all sq); the accumulator keeps sq rows.
+  const SequenceRows seq = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, sq);
+  i64 pairs = (i64)seq.used * hq * (FA_D / 2);
   for (i64 p = (i64)blockIdx.x * blockDim.x + threadIdx.x; p < pairs; p += (i64)gridDim.x * blockDim.x) {
     int c = (int)(p % (FA_D / 2)) * 2;
     i64 rest = p / (FA_D / 2);
@@ -111,7 +118,7 @@ flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params
 #else
     const float* src = accum + (((i64)batch * sq + i) * hq + h) * FA_D + c;
 #endif
-    *(u32*)(dq + batch * dq_bs + (i64)i * dq_rs + h * dq_hs + c) = pack2(src[0] * scale, src[1] * scale);
+    *(u32*)(dq + batch * dq_bs + (i64)(seq.start + i) * dq_rs + h * dq_hs + c) = pack2(src[0] * scale, src[1] * scale);
   }
 }
 #endif
@@ -262,7 +269,12 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
   const i64 do_bs = params.dout_strides.batch, do_rs = params.dout_strides.row, do_hs = params.dout_strides.head;
   const i64 dk_bs = params.dk_strides.batch, dk_rs = params.dk_strides.row, dk_hs = params.dk_strides.head;
   const i64 dv_bs = params.dv_strides.batch, dv_rs = params.dv_strides.row, dv_hs = params.dv_strides.head;
+#if FA_VARLEN
+  const int group = params.group;
+#else
+  // (The fixed-length kernel declares these where it always did: the same machine code.)
   const int sq = params.seqlen_q, sk = params.seqlen_k, group = params.group;
+#endif
   const float scale = params.scale, softcap = params.softcap;
   const int left = params.window_left, right = params.window_right, key_block_base = params.key_block_base;
   static_assert(TM_S % 16 == 0 && TN_S % 8 == 0 && TN_KV % 16 == 0 && TD_K % 8 == 0 && TD_V % 8 == 0
@@ -293,10 +305,23 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
   const int n0 = key_block * FA_BN;
   const int kv_head = blockIdx.y, batch = blockIdx.z;
   const int hq = gridDim.y * group;
+  // This batch entry's sequence (fixed length: start 0, the parameters' lengths); the scratch
+  // has sq_ws rows per (batch, head) either way.
+#if FA_VARLEN
+  const int sq_ws = params.seqlen_q;
+  const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, params.seqlen_q);
+  const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
+  const int sq = seq_q.used, sk = seq_k.used;
+  const int q_start = seq_q.start, k_start = seq_k.start;
+  if (n0 >= sk) return;   // the grid covers the longest sequence; this one is shorter
+#else
+  const int sq_ws = sq;
+  constexpr int q_start = 0, k_start = 0;
+#endif
   const int off = sk - sq;   // bottom-right alignment
 
-  load_tile<FA_BN, FA_D, D_PAD, QK_PITCH, THREADS>(sK, k + batch * k_bs + kv_head * k_hs + (i64)n0 * k_rs, k_rs, sk - n0, tid);
-  load_tile<FA_BN, FA_DV, DV_PAD, V_PITCH, THREADS>(sV, v + batch * v_bs + kv_head * v_hs + (i64)n0 * v_rs, v_rs, sk - n0, tid);
+  load_tile<FA_BN, FA_D, D_PAD, QK_PITCH, THREADS>(sK, k + batch * k_bs + kv_head * k_hs + (i64)(k_start + n0) * k_rs, k_rs, sk - n0, tid);
+  load_tile<FA_BN, FA_DV, DV_PAD, V_PITCH, THREADS>(sV, v + batch * v_bs + kv_head * v_hs + (i64)(k_start + n0) * v_rs, v_rs, sk - n0, tid);
   cp_async_commit();
 
   // The query blocks that see a key of this block: [m_first, m_last).
@@ -343,8 +368,8 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
     const int head = kv_head * group + head_in_group;
     const int m0 = (m_first + block) * FA_BM;
     const int buf = step % NBUF;
-    const u16* q_tile = q + batch * q_bs + head * q_hs + (i64)m0 * q_rs;
-    const u16* do_tile = dout + batch * do_bs + head * do_hs + (i64)m0 * do_rs;
+    const u16* q_tile = q + batch * q_bs + head * q_hs + (i64)(q_start + m0) * q_rs;
+    const u16* do_tile = dout + batch * do_bs + head * do_hs + (i64)(q_start + m0) * do_rs;
 #if FIXED_LOADS
     load_rows<FA_BM, FA_D, QK_PITCH>(sQbuf + buf * FA_BM * QK_PITCH, q_tile, q_rs, sq - m0, tid);
     load_rows<FA_BM, FA_DV, V_PITCH>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
@@ -355,7 +380,7 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
     load_tile<FA_BM, FA_D, D_PAD, QK_PITCH, THREADS>(sQbuf + buf * FA_BM * QK_PITCH, q_tile, q_rs, sq - m0, tid);
     load_tile<FA_BM, FA_DV, DV_PAD, V_PITCH, THREADS>(sdObuf + buf * FA_BM * V_PITCH, do_tile, do_rs, sq - m0, tid);
 #endif
-    const i64 ws = ((i64)batch * hq + head) * sq;
+    const i64 ws = ((i64)batch * hq + head) * sq_ws;
     // A compile-time trip count (usually one pass, FA_BM <= THREADS): the generic strided
     // loop compiled into an unrolled loop with a remainder, ~35 instructions for one row.
     #pragma unroll
@@ -520,7 +545,7 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
       __syncwarp();
       if (lane == 0) {
-        bulk_reduce_add(dq_accum + dq_piece_index(batch, head, hq, sq, m0 / FA_BM, warp) * DQ_PIECE, piece, DQ_PIECE * 4);
+        bulk_reduce_add(dq_accum + dq_piece_index(batch, head, hq, sq_ws, m0 / FA_BM, warp) * DQ_PIECE, piece, DQ_PIECE * 4);
       }
 #else
       #pragma unroll
@@ -529,7 +554,7 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
         for (int h = 0; h < 2; ++h) {
           const int row = m0 + q_m + i * 16 + h * 8 + g;
           if (row < sq) {
-            float* dst = dq_accum + (((i64)batch * sq + row) * hq + head) * FA_D;
+            float* dst = dq_accum + (((i64)batch * sq_ws + row) * hq + head) * FA_D;
             #pragma unroll
             for (int j = 0; j < TD_Q / 8; ++j) {
               const int col = q_d + j * 8 + 2 * t;
@@ -558,13 +583,13 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
     for (int h = 0; h < 2; ++h) {
       const int key = n0 + kv_n + i * 16 + h * 8 + g;
       if (key < sk) {
-        u16* pk = dk + batch * dk_bs + kv_head * dk_hs + (i64)key * dk_rs;
+        u16* pk = dk + batch * dk_bs + kv_head * dk_hs + (i64)(k_start + key) * dk_rs;
         #pragma unroll
         for (int j = 0; j < TD_K / 8; ++j) {
           const int col = kv_d * TD_K + j * 8 + 2 * t;
           if (col < FA_D) *(u32*)(pk + col) = pack2(acc_dk[i][j][h * 2] * scale, acc_dk[i][j][h * 2 + 1] * scale);
         }
-        u16* pv = dv + batch * dv_bs + kv_head * dv_hs + (i64)key * dv_rs;
+        u16* pv = dv + batch * dv_bs + kv_head * dv_hs + (i64)(k_start + key) * dv_rs;
         #pragma unroll
         for (int j = 0; j < TD_V / 8; ++j) {
           const int col = kv_d * TD_V + j * 8 + 2 * t;

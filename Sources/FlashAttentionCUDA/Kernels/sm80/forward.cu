@@ -6,9 +6,12 @@
 //
 // The host prepends the kernel key's #defines: FA_D, FA_DV (multiples of 8), FA_BM
 // (16 * FA_MT * warps), FA_BN, FA_WARPS, FA_BF16, FA_MASK (0 none, 2 a window with run-time
-// bounds; causal is the window (left, 0)), FA_SOFTCAP, FA_Q_IN_REGS, FA_ALIBI (common/alibi.cuh).
+// bounds; causal is the window (left, 0)), FA_SOFTCAP, FA_Q_IN_REGS, FA_ALIBI (common/alibi.cuh),
+// and FA_VARLEN (packed sequences: the batch index selects a sequence of cu_seqlens, whose own
+// lengths bound the tiles and the mask; the grid covers the longest).
 #include "common/alibi.cuh"
 #include "common/mask.cuh"
+#include "common/varlen.cuh"
 #include "common/softmax.cuh"
 #include "sm80/ptx.cuh"
 #include "sm80/tiles.cuh"
@@ -139,9 +142,9 @@ struct ForwardWarp {
     }
   }
 
-  // O / l and the LSE of the rows below seqlen_q; a row with no visible key gets O = 0 and
-  // LSE = -inf.
-  __device__ __forceinline__ void store(const FAForwardParams& params, int batch, int head) {
+  // O / l and the LSE of the rows below seqlen_q (`sq`; the sequence starts at packed row
+  // `start`); a row with no visible key gets O = 0 and LSE = -inf.
+  __device__ __forceinline__ void store(const FAForwardParams& params, int batch, int head, int sq, int start) {
     u16* __restrict__ o = params.o;
     float* __restrict__ lse = params.lse;
     #pragma unroll
@@ -151,8 +154,8 @@ struct ForwardWarp {
         const float total = quad_sum(row_sum[mt][half]);
         const int row = row0 + mt * 16 + half * 8;
         const float inv = inverse_sum(total);
-        if (row < params.seqlen_q) {
-          u16* gO = o + batch * params.o_strides.batch + head * params.o_strides.head + (i64)row * params.o_strides.row;
+        if (row < sq) {
+          u16* gO = o + batch * params.o_strides.batch + head * params.o_strides.head + (i64)(start + row) * params.o_strides.row;
           #pragma unroll
           for (int i = 0; i < DV_PAD / 8; ++i) {
             const int col = i * 8 + 2 * t;
@@ -160,7 +163,7 @@ struct ForwardWarp {
               *(u32*)(gO + col) = pack2(acc_o[mt][i][half * 2] * inv, acc_o[mt][i][half * 2 + 1] * inv);
           }
           if (t == 0) {
-            lse[batch * params.lse_strides.batch + head * params.lse_strides.head + row] = row_lse(row_max[mt][half], total);
+            lse[batch * params.lse_strides.batch + head * params.lse_strides.head + start + row] = row_lse(row_max[mt][half], total);
           }
         }
       }
@@ -173,7 +176,9 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
   const u16* __restrict__ q = params.q;
   const u16* __restrict__ k = params.k;
   const u16* __restrict__ v = params.v;
+#if !FA_VARLEN
   const int sq = params.seqlen_q, sk = params.seqlen_k;
+#endif
   extern __shared__ __align__(128) u16 smem[];
   u16* sQ = smem;
   u16* sK = sQ + FA_BM * QK_PITCH;
@@ -185,10 +190,21 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
   const int head = blockIdx.y, batch = blockIdx.z;
   const int kv_head = head / params.group;
   const int m0 = blockIdx.x * FA_BM;
+#if FA_VARLEN
+  // This batch entry's sequence: its own lengths and first rows.
+  const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, params.seqlen_q);
+  const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
+  const int sq = seq_q.used, sk = seq_k.used;
+  if (m0 >= sq) return;   // the grid covers the longest sequence; this one is shorter
+#else
+  // Fixed length: start 0, the lengths declared and the epilogue's bound read where they always
+  // were, so the machine code is the same as before varlen (scripts/sass-digest.py).
+  constexpr SequenceRows seq_q{0, 0}, seq_k{0, 0};
+#endif
   const i64 k_rs = params.k_strides.row, v_rs = params.v_strides.row;
-  const u16* gQ = q + batch * params.q_strides.batch + head * params.q_strides.head + (i64)m0 * params.q_strides.row;
-  const u16* gK = k + batch * params.k_strides.batch + kv_head * params.k_strides.head;
-  const u16* gV = v + batch * params.v_strides.batch + kv_head * params.v_strides.head;
+  const u16* gQ = q + batch * params.q_strides.batch + head * params.q_strides.head + (i64)(seq_q.start + m0) * params.q_strides.row;
+  const u16* gK = k + batch * params.k_strides.batch + kv_head * params.k_strides.head + (i64)seq_k.start * k_rs;
+  const u16* gV = v + batch * params.v_strides.batch + kv_head * params.v_strides.head + (i64)seq_k.start * v_rs;
 
   // The key tiles some row of this block can see; tiles outside are never loaded.
   const Mask<MASK> mask(sq, sk, params.window_left, params.window_right);
@@ -276,5 +292,9 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
     w.pv();
   }
 
-  w.store(params, batch, head);
+#if FA_VARLEN
+  w.store(params, batch, head, sq, seq_q.start);
+#else
+  w.store(params, batch, head, params.seqlen_q, 0);
+#endif
 }
