@@ -34,20 +34,20 @@ struct CInterfaceBackend: AttentionBackend {
   var name: String { "c-abi" }
 
   func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
-    var options = Self.options(arguments.options)
     let tensors = [arguments.q, arguments.k, arguments.v, arguments.out, arguments.lse].map(Self.descriptor)
-    let status = withUnsafePointers(tensors) { t in fa_forward(t[0], t[1], t[2], t[3], t[4], &options, nil) }
+    let status = Self.withOptions(arguments.options) { options in
+      withUnsafePointers(tensors) { t in fa_forward(t[0], t[1], t[2], t[3], t[4], options, nil) }
+    }
     try Self.check(status)
   }
 
   func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
-    var options = Self.options(arguments.options)
     let tensors = [
       arguments.q, arguments.k, arguments.v, arguments.out, arguments.lse, arguments.dOut, arguments.dQ, arguments.dK,
       arguments.dV,
     ].map(Self.descriptor)
-    let status = withUnsafePointers(tensors) { t in
-      fa_backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], &options, nil)
+    let status = Self.withOptions(arguments.options) { options in
+      withUnsafePointers(tensors) { t in fa_backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], options, nil) }
     }
     try Self.check(status)
   }
@@ -66,7 +66,41 @@ struct CInterfaceBackend: AttentionBackend {
     c.window_right = Int64(options.window?.right ?? -1)
     c.softcap = options.softcap
     c.deterministic = options.deterministic ? 1 : 0
+    if let dropout = options.activeDropout {
+      c.dropout_p = dropout.probability
+      c.dropout_seed = dropout.seed
+      c.dropout_offset = dropout.offset
+    }
     return c
+  }
+
+  /// `fa_options` for `options` with its ALiBi slopes as a host float32 `fa_tensor` (`(heads_q)`
+  /// or `(batch, heads_q)`), valid during `body`.
+  static func withOptions(_ options: AttentionOptions, _ body: (UnsafePointer<fa_options>) -> Int32) -> Int32 {
+    var c = Self.options(options)
+    guard let slopes = options.alibiSlopes else { return body(&c) }
+    var values = slopes.values
+    return values.withUnsafeMutableBytes { bytes in
+      var tensor = fa_tensor()
+      tensor.data = bytes.baseAddress
+      tensor.device_type = Int32(FA_DEVICE_CPU.rawValue)
+      tensor.dtype = Int32(FA_DTYPE_FLOAT32.rawValue)
+      let shape = slopes.batch.map { [$0, slopes.values.count / $0] } ?? [slopes.values.count]
+      tensor.rank = Int32(shape.count)
+      withUnsafeMutableBytes(of: &tensor.shape) { out in
+        withUnsafeMutableBytes(of: &tensor.strides) { strides in
+          for axis in shape.indices {
+            out.storeBytes(of: Int64(shape[axis]), toByteOffset: axis * 8, as: Int64.self)
+            let stride = axis == shape.count - 1 ? 1 : shape[axis + 1]
+            strides.storeBytes(of: Int64(stride), toByteOffset: axis * 8, as: Int64.self)
+          }
+        }
+      }
+      return withUnsafePointer(to: &tensor) { slopesTensor in
+        c.alibi_slopes = slopesTensor
+        return body(&c)
+      }
+    }
   }
 
   static func descriptor(_ view: TensorView) -> fa_tensor {
