@@ -124,7 +124,7 @@ struct CacheRows {
 
   private func gathered(_ tensor: TensorView, _ sequence: CacheSequence) throws(FlashAttentionError) -> TensorView {
     let shape = [1, sequence.keyCount, tensor.shape[2], tensor.shape[3]]
-    let copy = HostTensor(shape: shape, dtype: tensor.dtype)
+    let copy = try HostTensor(shape: shape, dtype: tensor.dtype, name: "gathered cache pages")
     let rowBytes = tensor.shape[3] * tensor.dtype.byteSize
     for token in 0..<sequence.keyCount {
       let source = offset(sequence, token: token, strides: tensor.strides)

@@ -26,7 +26,7 @@ struct DeviceStaging {
           api.cuMemcpyHtoDAsync(copy.deviceAddress, view.baseAddress, bytes, stream.handle), "cuMemcpyHtoDAsync_v2")
         try stream.synchronize()
       } else {
-        let packed = HostTensor(shape: view.shape, dtype: view.dtype)
+        let packed = try HostTensor(shape: view.shape, dtype: view.dtype, name: "staging copy")
         HostCopy.copy(from: view, to: packed.view)
         try api.check(
           api.cuMemcpyHtoDAsync(copy.deviceAddress, packed.storage, bytes, stream.handle), "cuMemcpyHtoDAsync_v2")
@@ -57,7 +57,7 @@ struct DeviceStaging {
         "cuMemcpyDtoHAsync_v2")
       try stream.synchronize()
     } else {
-      let packed = HostTensor(shape: source.shape, dtype: source.dtype)
+      let packed = try HostTensor(shape: source.shape, dtype: source.dtype, name: "staging copy")
       try api.check(
         api.cuMemcpyDtoHAsync(packed.storage, source.deviceAddress, bytes, stream.handle), "cuMemcpyDtoHAsync_v2")
       try stream.synchronize()
