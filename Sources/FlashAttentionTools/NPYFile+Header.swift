@@ -108,6 +108,10 @@ extension NPYFile {
       case .bfloat16:
         throw .invalidArgument(
           name: argument, value: "bfloat16", reason: ".npy has no bfloat16 type; convert to float32 first")
+      case .float8E4M3:
+        throw .invalidArgument(
+          name: argument, value: "float8_e4m3fn",
+          reason: ".npy has no float8 type (ml_dtypes writes it as raw bytes); convert to float32 first")
       }
       let shapeText =
         shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"

@@ -30,11 +30,16 @@ public struct Verification: Sendable {
   public func run(
     _ testCase: VerificationCase, dtype: DType, seed: UInt64 = UInt64.random(in: 1...UInt64.max)
   ) -> VerificationResult {
+    if dtype.isFloat8 { return runFloat8(testCase, seed: seed) }
     var random = VerificationRandom(seed: seed)
     let shape = testCase.shape
     let q = random.input(shape.qShape, dtype: dtype, strided: testCase.stridedInputs)
     let k = random.input(shape.kShape, dtype: dtype, strided: testCase.stridedInputs)
     let v = random.input(shape.vShape, dtype: dtype, strided: testCase.stridedInputs)
+    if testCase.outliers {
+      q.view.addOutlierChannels()
+      k.view.addOutlierChannels()
+    }
     let dOut = random.input(shape.oShape, dtype: dtype, strided: testCase.stridedInputs)
     var checks: [VerificationCheck] = []
     var forwardSeconds: Double?
@@ -97,7 +102,7 @@ public struct Verification: Sendable {
     a.byteCount == b.byteCount && memcmp(a.storage, b.storage, a.byteCount) == 0
   }
 
-  private func check(
+  func check(
     _ name: String, _ actual: [Float], _ expected: [Double], _ baseline: [Double]?, dtype: DType
   ) -> VerificationCheck {
     let metrics = ErrorMetrics(actual: actual, expected: expected)
@@ -151,7 +156,8 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
   /// A tensor of standard normal values, owning its storage for the view it returns.
   mutating func input(_ shape: [Int], dtype: DType, strided: Bool) -> StridedInput {
     var storageShape = shape
-    if strided { storageShape[storageShape.count - 1] += 8 }
+    // 8 elements, and 16 for 1-byte types: rows stay 16-byte aligned for TMA.
+    if strided { storageShape[storageShape.count - 1] += dtype.byteSize == 1 ? 16 : 8 }
     let storage = HostTensor(shape: storageShape, dtype: dtype)
     let view = TensorView(
       baseAddress: storage.storage, dtype: dtype, shape: shape,

@@ -8,16 +8,20 @@ public struct VerificationCase: Sendable, Hashable, CustomStringConvertible {
   public var stridedInputs: Bool
   /// Also check the backward pass (dQ, dK, dV).
   public var backward: Bool
+  /// Q and K get outlier channels (every 16th column times 16), as activations of large language
+  /// models have: the case that stresses fp8 quantisation.
+  public var outliers: Bool
 
   public init(
     _ name: String, _ shape: AttentionShape, _ options: AttentionOptions = AttentionOptions(),
-    stridedInputs: Bool = false, backward: Bool = true
+    stridedInputs: Bool = false, backward: Bool = true, outliers: Bool = false
   ) {
     self.name = name
     self.shape = shape
     self.options = options
     self.stridedInputs = stridedInputs
     self.backward = backward
+    self.outliers = outliers
   }
 
   /// The options in words: "causal window=(16, 8) softcap=2.5 scale=0.5".
@@ -29,6 +33,7 @@ public struct VerificationCase: Sendable, Hashable, CustomStringConvertible {
     if let scale = options.scale { parts.append("scale=\(scale)") }
     if options.deterministic { parts.append("deterministic") }
     if stridedInputs { parts.append("strided") }
+    if outliers { parts.append("outliers") }
     return parts.isEmpty ? "-" : parts.joined(separator: " ")
   }
 
@@ -98,6 +103,43 @@ public enum VerificationMatrix {
       VerificationCase(
         "d256-causal-gqa2", S(batch: 1, seqlenQ: 150, seqlenK: 97, headsQ: 4, headsKV: 2, headDim: 256),
         O(causal: true)),
+    ]
+  }()
+}
+
+extension VerificationMatrix {
+  /// The fp8 matrix (`verify --dtype fp8`): the head dims the Hopper fp8 kernel is built for
+  /// (64, 128, 256) with odd lengths, GQA/MQA, causal both ways, windows, softcap, strided rows,
+  /// outlier channels, and a long row.
+  public static let float8: [VerificationCase] = {
+    typealias S = AttentionShape
+    typealias O = AttentionOptions
+    return [
+      VerificationCase("fp8-single", S(batch: 1, seqlenQ: 1, headsQ: 1, headDim: 128)),
+      VerificationCase("fp8-odd-7x17-d64", S(batch: 2, seqlenQ: 7, seqlenK: 17, headsQ: 3, headDim: 64)),
+      VerificationCase("fp8-odd-129-d128", S(batch: 1, seqlenQ: 129, seqlenK: 200, headsQ: 2, headDim: 128)),
+      VerificationCase("fp8-d256", S(batch: 1, seqlenQ: 33, seqlenK: 147, headsQ: 2, headDim: 256)),
+      VerificationCase("fp8-gqa4-d128", S(batch: 2, seqlenQ: 70, seqlenK: 130, headsQ: 8, headsKV: 2, headDim: 128)),
+      VerificationCase("fp8-mqa-decode", S(batch: 2, seqlenQ: 1, seqlenK: 1000, headsQ: 8, headsKV: 1, headDim: 128)),
+      VerificationCase(
+        "fp8-causal-sq<sk", S(batch: 1, seqlenQ: 17, seqlenK: 300, headsQ: 2, headDim: 128), O(causal: true)),
+      VerificationCase(
+        "fp8-causal-sq>sk", S(batch: 1, seqlenQ: 300, seqlenK: 17, headsQ: 2, headDim: 64), O(causal: true)),
+      VerificationCase(
+        "fp8-causal-d256-gqa", S(batch: 1, seqlenQ: 257, headsQ: 4, headsKV: 2, headDim: 256), O(causal: true)),
+      VerificationCase(
+        "fp8-window-16-8", S(batch: 1, seqlenQ: 100, seqlenK: 150, headsQ: 2, headDim: 128),
+        O(window: SlidingWindow(left: 16, right: 8))),
+      VerificationCase(
+        "fp8-softcap", S(batch: 1, seqlenQ: 65, seqlenK: 190, headsQ: 2, headDim: 128), O(scale: 0.5, softcap: 2.5)),
+      VerificationCase(
+        "fp8-strided", S(batch: 2, seqlenQ: 37, seqlenK: 153, headsQ: 4, headsKV: 2, headDim: 128), O(causal: true),
+        stridedInputs: true),
+      VerificationCase(
+        "fp8-outliers-d128", S(batch: 1, seqlenQ: 200, seqlenK: 300, headsQ: 2, headDim: 128), outliers: true),
+      VerificationCase(
+        "fp8-outliers-causal-d64", S(batch: 1, seqlenQ: 150, headsQ: 2, headDim: 64), O(causal: true), outliers: true),
+      VerificationCase("fp8-long-1000", S(batch: 1, seqlenQ: 1000, headsQ: 1, headDim: 128)),
     ]
   }()
 }

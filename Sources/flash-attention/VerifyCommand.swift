@@ -12,7 +12,9 @@ struct VerifyCommand: ParsableCommand {
     discussion: """
       Every case runs on fresh random inputs with NaN-poisoned outputs. float32 passes at a \
       relative L2 error <= 1e-4; float16 and bfloat16 pass when their error is at most 2x that \
-      of standard attention computed in the same precision (plus 1e-6). LSE always needs 1e-4. \
+      of standard attention computed in the same precision (plus 1e-6); fp8 (e4m3 inputs with \
+      descales, bfloat16 output) when its error is at most 4x that of standard attention with P \
+      in e4m3. LSE always needs 1e-4. \
       Exits with 1 when any case fails.
       """)
 
@@ -21,7 +23,7 @@ struct VerifyCommand: ParsableCommand {
 
   @Option(
     parsing: .upToNextOption,
-    help: "Storage dtypes to check: float32, float16, bfloat16 (default: all three on the CPU, float16 and bfloat16 on CUDA).")
+    help: "Storage dtypes to check: float32, float16, bfloat16, fp8 (default: the first three on the CPU, float16 and bfloat16 on CUDA). fp8 runs its own case matrix, forward only, with a bfloat16 output.")
   var dtype: [DType] = []
 
   @Option(help: "Only the cases whose name contains this text.")
@@ -59,7 +61,10 @@ struct VerifyCommand: ParsableCommand {
     print(table.header)
     var results: [VerificationResult] = []
     for dtype in dtypes {
-      for var testCase in cases {
+      // fp8 has its own matrix (the head dims its kernel covers); --filter applies to it too.
+      var dtypeCases = dtype.isFloat8 ? VerificationMatrix.float8 : cases
+      if dtype.isFloat8, let filter { dtypeCases = dtypeCases.filter { $0.name.contains(filter) } }
+      for var testCase in dtypeCases {
         if forwardOnly { testCase.backward = false }
         let result = verification.run(testCase, dtype: dtype, seed: caseSeed(seed, testCase.name))
         print(table.row(result))

@@ -42,7 +42,7 @@ struct AttentionCase: CustomStringConvertible, Sendable {
   var tolerance: Double {
     switch dtype {
     case .float32: 2e-5
-    case .float16, .bfloat16: 6 * dtype.unitRoundoff
+    case .float16, .bfloat16, .float8E4M3: 6 * dtype.unitRoundoff
     }
   }
 }
