@@ -94,7 +94,7 @@ struct KernelABILayoutTests {
       (\FABackwardConvertParams.heads_q, 44),
       (\FABackwardConvertParams.scale, 48)
     ])
-    expectLayout(FAHopperForwardParams.self, size: 512, [
+    expectLayout(FAHopperForwardParams.self, size: 576, [
       (\FAHopperForwardParams.tm_q, 0),
       (\FAHopperForwardParams.tm_k, 128),
       (\FAHopperForwardParams.tm_v, 256),
@@ -113,7 +113,12 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.softcap_log2, 472),
       (\FAHopperForwardParams.window_left, 476),
       (\FAHopperForwardParams.window_right, 480),
-      (\FAHopperForwardParams.padding, 484)
+      (\FAHopperForwardParams.alignment_padding, 484),
+      (\FAHopperForwardParams.q_descale, 488),
+      (\FAHopperForwardParams.k_descale, 496),
+      (\FAHopperForwardParams.v_descale, 504),
+      (\FAHopperForwardParams.descale_strides, 512),
+      (\FAHopperForwardParams.padding, 560)
     ])
     expectLayout(FAHopperBackwardParams.self, size: 640, [
       (\FAHopperBackwardParams.tm_q, 0),

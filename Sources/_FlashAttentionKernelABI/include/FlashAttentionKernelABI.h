@@ -174,8 +174,16 @@ typedef struct FAHopperForwardParams {
   float softcap_log2;
   fa_i32 window_left;
   fa_i32 window_right;
+  /// Keeps the descale pointers 8-byte aligned.
+  fa_i32 alignment_padding;
+  /// fp8 inputs: float32 `[batch, heads_kv]` descale factors of Q, K and V (null: 1).
+  const float* q_descale;
+  const float* k_descale;
+  const float* v_descale;
+  /// Their element strides: q (batch, head), k (batch, head), v (batch, head).
+  fa_i64 descale_strides[6];
   /// To a multiple of 64 bytes, the device's alignment of the struct.
-  fa_i32 padding[7];
+  fa_i32 padding[4];
 } FAHopperForwardParams;
 
 /// `flash_bwd_hopper`: dK and dV of one key block (and, in the fused form, dQ additions).
@@ -381,7 +389,7 @@ FA_ABI_FIELD(FABackwardConvertParams, seqlen_q, 40);
 FA_ABI_FIELD(FABackwardConvertParams, heads_q, 44);
 FA_ABI_FIELD(FABackwardConvertParams, scale, 48);
 
-FA_ABI_SIZE(FAHopperForwardParams, 512);
+FA_ABI_SIZE(FAHopperForwardParams, 576);
 FA_ABI_FIELD(FAHopperForwardParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperForwardParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperForwardParams, tm_v, 256);
@@ -400,7 +408,12 @@ FA_ABI_FIELD(FAHopperForwardParams, softcap_over, 468);
 FA_ABI_FIELD(FAHopperForwardParams, softcap_log2, 472);
 FA_ABI_FIELD(FAHopperForwardParams, window_left, 476);
 FA_ABI_FIELD(FAHopperForwardParams, window_right, 480);
-FA_ABI_FIELD(FAHopperForwardParams, padding, 484);
+FA_ABI_FIELD(FAHopperForwardParams, alignment_padding, 484);
+FA_ABI_FIELD(FAHopperForwardParams, q_descale, 488);
+FA_ABI_FIELD(FAHopperForwardParams, k_descale, 496);
+FA_ABI_FIELD(FAHopperForwardParams, v_descale, 504);
+FA_ABI_FIELD(FAHopperForwardParams, descale_strides, 512);
+FA_ABI_FIELD(FAHopperForwardParams, padding, 560);
 
 FA_ABI_SIZE(FAHopperBackwardParams, 640);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);
