@@ -122,7 +122,7 @@ struct VerificationReport: Encodable {
 
 /// The text table of `verify`: one row per case and dtype, relative L2 errors per output.
 struct VerificationTable {
-  private let columns = [("case", 20), ("dtype", 9), ("shape", 44), ("options", 26)]
+  private let columns = [("case", 24), ("dtype", 14), ("shape", 44), ("options", 26)]
   private let checks = ["out", "lse", "dq", "dk", "dv"]
 
   var header: String {
@@ -130,7 +130,7 @@ struct VerificationTable {
   }
 
   func row(_ result: VerificationResult) -> String {
-    var line = pad(result.name, 20) + pad(result.dtype, 9) + pad(result.shape, 44) + pad(result.options, 26)
+    var line = pad(result.name, 24) + pad(result.dtype, 14) + pad(result.shape, 44) + pad(result.options, 26)
     for name in checks {
       let check = result.checks.first { $0.name == name }
       line += pad(check.map { String(format: "%.1e", $0.relativeL2) } ?? "-", 9)
