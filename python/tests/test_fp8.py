@@ -30,8 +30,8 @@ def _inputs(device, batch, seqlen_q, seqlen_k, heads_q, heads_kv, head_dim, outl
     return [t.to(FP8).to(device) for t in (q, k, v)], [d.to(device) for d in descales]
 
 
-def _dequantised(tensor, descale, heads):
-    group = heads // descale.shape[1]
+def _dequantised(tensor, descale):
+    group = tensor.shape[2] // descale.shape[1]
     factor = descale.double().repeat_interleave(group, dim=1)[:, None, :, None]
     return tensor.double() * factor
 
@@ -66,12 +66,11 @@ def _same_precision(q, k, v, causal, window):
 )
 def test_fp8_forward_matches_reference(device, shape, causal, window, outliers):
     (q, k, v), (qd, kd, vd) = _inputs(device, *shape, outliers=outliers)
-    heads = shape[3]
     out, lse = flash_attn_func(
         q, k, v, causal=causal, window_size=window, q_descale=qd, k_descale=kd, v_descale=vd, return_attn_probs=True
     )
     assert out.dtype == torch.bfloat16 and lse.dtype == torch.float32
-    dq, dk, dv = _dequantised(q, qd, heads), _dequantised(k, kd, heads), _dequantised(v, vd, heads)
+    dq, dk, dv = _dequantised(q, qd), _dequantised(k, kd), _dequantised(v, vd)
     ref_out, ref_lse = reference.attention(dq, dk, dv, causal=causal, window=window)
     baseline = _same_precision(dq, dk, dv, causal, window)
     error = (out.double() - ref_out).norm() / ref_out.norm()
