@@ -249,7 +249,8 @@ struct Consumer {
   float m_a, m_b;  // running max, already times scale*log2(e)
   float l_a, l_b;  // this thread's partial row sums
   int row_a, row_b;
-  // The score scale of the current work tile: params' (fp8: times q_descale * k_descale).
+  // fp8: the score scales of the current work tile, params' times q_descale * k_descale (16-bit
+  // kernels read params' directly).
   float scale_log2, softcap_over;
 
   // Descriptors are rebuilt from an opaque base at each use: hoisted out of the loop, the
@@ -296,11 +297,11 @@ struct Consumer {
     float mul;
     if constexpr (SOFTCAP) {
 #pragma unroll
-      for (int i = 0; i < BN / 2; ++i) s[i] = tanh_approx(s[i] * softcap_over) * params.softcap_log2;
+      for (int i = 0; i < BN / 2; ++i) s[i] = tanh_approx(s[i] * (FP8 ? softcap_over : params.softcap_over)) * params.softcap_log2;
       mul = 1.f;
     } else {
       // Raw scores: the max commutes with the positive scale, which is folded into one FFMA below.
-      mul = scale_log2;
+      mul = FP8 ? scale_log2 : params.scale_log2;
     }
     if (masked) {
       const int first = n0 + tq * 2;
@@ -518,16 +519,14 @@ __device__ __forceinline__ void consume(
     c.m_b = -FA_INF;
     c.l_a = 0.f;
     c.l_b = 0.f;
-    c.scale_log2 = params.scale_log2;
-    c.softcap_over = params.softcap_over;
     float o_scale = 1.f;
     if constexpr (FP8) {
       const int kv_head = tl.head / params.group;
       const i64* st = params.descale_strides;
       const float qk = descale_factor(params.q_descale, st[0], st[1], tl.batch, kv_head) *
                        descale_factor(params.k_descale, st[2], st[3], tl.batch, kv_head);
-      c.scale_log2 *= qk;
-      c.softcap_over *= qk;
+      c.scale_log2 = params.scale_log2 * qk;
+      c.softcap_over = params.softcap_over * qk;
       o_scale = descale_factor(params.v_descale, st[4], st[5], tl.batch, kv_head);
     }
     const int qs = q_loads % QST;
