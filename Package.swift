@@ -22,7 +22,9 @@ let package = Package(
     // `#pragma clang attribute push(__attribute__((target(...))))`, chosen at run time from
     // cpuid. No unsafe flags: SwiftPM refuses them in a package resolved by version, and a
     // CPU target per function needs none.
-    .target(name: "_FlashAttentionCPUKernels", dependencies: ["_CPUFeatureShims"]),
+    // Dropout's generator (fa_philox.h) comes from the kernel ABI's headers, the one definition the
+    // CUDA kernels compile too.
+    .target(name: "_FlashAttentionCPUKernels", dependencies: ["_CPUFeatureShims", "_FlashAttentionKernelABI"]),
     // The CPU backend: tiling, work order and threads in Swift (no vector arithmetic).
     .target(
       name: "FlashAttentionCPU",
@@ -68,7 +70,8 @@ let package = Package(
       name: "FlashAttentionCUDATests",
       dependencies: ["FlashAttentionCUDA", "_FlashAttentionKernelABI", "FlashAttentionTestSupport"]),
     .testTarget(
-      name: "FlashAttentionTests", dependencies: ["FlashAttention", "FlashAttentionTestSupport"]),
+      name: "FlashAttentionTests",
+      dependencies: ["FlashAttention", "FlashAttentionCABI", "CFlashAttention", "FlashAttentionTestSupport"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -10,8 +10,8 @@ extension CPUBackend: VariableLengthBackend {
     try CPUBackend.requireNoStream(stream)
     try CPUBackend.requireHost(arguments.q.location)
     guard let spans = arguments.spans else { return }
-    for span in spans {
-      if span.queriesUsed > 0 { try forward(arguments.sequence(span)) }
+    for (index, span) in spans.enumerated() {
+      if span.queriesUsed > 0 { try forward(arguments.sequence(span, index: index)) }
       let unused = (span.queryStart + span.queriesUsed)..<(span.queryStart + span.queryLength)
       arguments.out.zeroTokenRows(unused)
       arguments.lse.fillLSEColumns(unused)
@@ -26,8 +26,8 @@ extension CPUBackend: VariableLengthBackend {
     try CPUBackend.requireNoStream(stream)
     try CPUBackend.requireHost(arguments.dQ.location)
     guard let spans = arguments.forward.spans else { return }
-    for span in spans {
-      if span.queriesUsed > 0 || span.keysUsed > 0 { try backward(arguments.sequence(span)) }
+    for (index, span) in spans.enumerated() {
+      if span.queriesUsed > 0 || span.keysUsed > 0 { try backward(arguments.sequence(span, index: index)) }
       arguments.dQ.zeroTokenRows((span.queryStart + span.queriesUsed)..<(span.queryStart + span.queryLength))
       let unusedKeys = (span.keyStart + span.keysUsed)..<(span.keyStart + span.keyLength)
       arguments.dK.zeroTokenRows(unusedKeys)
@@ -53,7 +53,7 @@ extension CPUBackend: VariableLengthBackend {
       try forward(
         ForwardArguments(
           q: arguments.q.batchSlice(b), k: keys, v: values, out: arguments.out.batchSlice(b),
-          lse: arguments.lse.batchSlice(b), options: arguments.options),
+          lse: arguments.lse.batchSlice(b), options: arguments.options.sequence(b, headsQ: arguments.shape.headsQ)),
         keySplits: arguments.numSplits)
     }
   }

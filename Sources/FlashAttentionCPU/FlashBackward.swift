@@ -65,7 +65,9 @@ struct FlashBackward {
     let bc = TileSizes.keys
     let keyTiles = shape.headDim * bc + shape.headDimV * bc + bc * pitch + bc * paddedDim + bc * paddedDimV
     let queryTiles = br * pitch + br * pitchV + br * paddedDim
-    return keyTiles + queryTiles + 3 * br * bc + 3 * br
+    // Dropout's factors take one more score tile.
+    let factors = arguments.options.activeDropout == nil ? 0 : br * bc
+    return keyTiles + queryTiles + 3 * br * bc + 3 * br + factors
   }
 
   /// |LSE| above which P and D come from recomputed row statistics: there half a unit in the
@@ -152,7 +154,36 @@ struct FlashBackward {
       if sum == 0 { max[row] = .infinity }
       logSum[row] = logf(sum)
     }
+    keepGivenStatistics(max: max, logSum: logSum, d: d)
     return (max, logSum)
+  }
+
+  /// Rows whose given LSE is not this call's own (a block of a longer softmax: ring attention,
+  /// split keys, a caller's merged LSE) keep the given LSE and D = rowsum(dO ∘ O), as the
+  /// backward's contract says; the recomputed statistics replace only an LSE they reproduce to
+  /// within a few units in its last place, where they are the same softmax, more exactly.
+  private func keepGivenStatistics(
+    max: UnsafeMutablePointer<Float>, logSum: UnsafeMutablePointer<Float>, d: UnsafeMutablePointer<Float>
+  ) {
+    let lse = arguments.lse
+    let values = lse.baseAddress.assumingMemoryBound(to: Float.self)
+    pool.run(tasks: shape.batch * shape.headsQ) { task, _ in
+      let batch = task / shape.headsQ
+      let head = task % shape.headsQ
+      let base = batch * lse.strides[0] + head * lse.strides[1]
+      var out = HeadRows(arguments.out, batch: batch, head: head).descriptor
+      var dOut = HeadRows(arguments.dOut, batch: batch, head: head).descriptor
+      for query in 0..<shape.seqlenQ {
+        let row = task * shape.seqlenQ + query
+        let given = values[base + query * lse.strides[2]]
+        let recomputed = max[row] + logSum[row]
+        if given == recomputed || abs(given - recomputed) <= abs(given) * 0x1p-20 { continue }
+        if !given.isFinite || recomputed.isNaN { continue }
+        max[row] = given
+        logSum[row] = 0
+        kernels.table.pointee.row_dot(&out, &dOut, query, 1, d + row)
+      }
+    }
   }
 
   /// Queries that see at least one key of key block `block`: the inverse of the mask's band.
@@ -177,6 +208,13 @@ struct FlashBackward {
     statistics: (max: UnsafeMutablePointer<Float>, logSum: UnsafeMutablePointer<Float>)?,
     accumulator: DQAccumulator, turns: DQTurns
   ) {
+    // ALiBi: P spans every magnitude down to 2^-127, and far from the diagonal whole tiles of
+    // P and dS are tiny, so the dV, dK and dQ products make subnormal results that x86 handles
+    // with microcode assists (measured: the ALiBi backward took 1.4-1.8x plain's). Flushed to
+    // zero for this task only (what they would add is below 2^-126); plain attention keeps the
+    // thread's modes.
+    let floatModes = arguments.options.alibiSlopes == nil ? nil : fa_enter_flush_to_zero()
+    defer { if let floatModes { fa_restore_float_modes(floatModes) } }
     let br = TileSizes.queries
     let bc = TileSizes.keys
     let kvHead = pair % shape.headsKV
@@ -201,6 +239,7 @@ struct FlashBackward {
     let lseRow = tanhTile + br * bc
     let dRow = lseRow + br
     let logSumRow = dRow + br
+    let factorTile = logSumRow + br
 
     // Kᵀ and Vᵀ once per key block (zero columns past the keys): the B operands of S = Q·Kᵀ
     // and dP = dO·Vᵀ. K as rows is dQ = dS·K's B operand.
@@ -230,6 +269,7 @@ struct FlashBackward {
         let dORows = HeadRows(arguments.dOut, batch: batch, head: head)
         let lseHead = lseBase + batch * lse.strides[0] + head * lse.strides[1]
         let rowDHead = rowD + (batch * shape.headsQ + head) * shape.seqlenQ
+        let features = ScoreFeatures(options: arguments.options, shape: shape, batch: batch, head: head)
         for block in firstBlock...lastBlock {
           let firstQuery = block * br
           let queryCount = min(br, shape.seqlenQ - firstQuery)
@@ -283,17 +323,24 @@ struct FlashBackward {
             scores: pTile, leading: bc, rows: paddedQueries, key_count: keyCount, padded_keys: paddedKeys,
             softcap: softcap > 0, softcap_inner: softcap > 0 ? scale / softcap : 0, softcap_outer: softcap,
             tanh_out: softcap > 0 ? tanhTile : nil, mask: TileBand.c(keysPerQuery), lse: lseRow,
-            log_sum: statistics == nil ? nil : logSumRow)
+            log_sum: statistics == nil ? nil : logSumRow, alibi_slope: features.slope,
+            alibi_diagonal: ScoreFeatures.diagonal(shape: shape, firstQuery: firstQuery, firstKey: firstKey))
           kernels.backwardProbabilities(&probabilities)
           // dP = dO · Vᵀ, then dS.
           kernels.multiply(
             rows: queryCount, columns: paddedKeys, depth: shape.headDimV, a: gradientTile.rows,
             aRow: gradientTile.leading, aK: 1, b: vT, bK: bc, c: dsTile, cRow: bc, accumulate: false,
             columnBand: keysPerQuery)
+          // Dropout: the forward's factors z, regenerated: dP ∘ z into dS, and P ∘ z for dV.
+          let dropped = features.dropoutFactors(
+            kernels: kernels, into: factorTile, leading: bc, firstQuery: firstQuery, firstKey: firstKey,
+            rows: paddedQueries, columns: paddedKeys, keysAreRows: false)
+          if dropped { kernels.table.pointee.multiply_elementwise(dsTile, factorTile, bc, paddedQueries, paddedKeys) }
           var gradient = fa_score_gradient(
             probabilities: pTile, gradient: dsTile, tanh: softcap > 0 ? tanhTile : nil, leading: bc,
             rows: paddedQueries, columns: paddedKeys, row_d: dRow, scale: scale)
           kernels.scoreGradient(&gradient)
+          if dropped { kernels.table.pointee.multiply_elementwise(pTile, factorTile, bc, paddedQueries, paddedKeys) }
           // dV += Pᵀ · dO and dK += dSᵀ · Q (keys are rows, read down the tiles' columns).
           kernels.multiply(
             rows: keyCount, columns: paddedDimV, depth: queryCount, a: pTile, aRow: 1, aK: bc,

@@ -76,7 +76,10 @@ struct FlashForward {
   private var scratchFloats: Int {
     let br = TileSizes.queries
     let bc = TileSizes.keys
-    let attention = shape.headDim * br + bc * paddedDim + bc * paddedDimV + bc * br + br * paddedDimV + 3 * br
+    // Dropout's factors take one more score tile.
+    let factors = arguments.options.activeDropout == nil ? 0 : bc * br
+    let attention =
+      shape.headDim * br + bc * paddedDim + bc * paddedDimV + bc * br + br * paddedDimV + 3 * br + factors
     guard case .rowStatistics = results else { return attention }
     return attention + shape.headDimV * br + bc * br + br
   }
@@ -220,6 +223,9 @@ struct FlashForward {
     let dOT = alpha + br
     let dPTile = dOT + shape.headDimV * br
     let dSum = dPTile + bc * br
+    // Dropout's factors: after everything else (the row statistics' tiles included).
+    let factorTile = alpha + br + (statistics(in: results) ? shape.headDimV * br + bc * br + br : 0)
+    let features = ScoreFeatures(options: arguments.options, shape: shape, batch: batch, head: head)
 
     let qRows = HeadRows(arguments.q, batch: batch, head: head)
     let kRows = HeadRows(arguments.k, batch: batch, head: kvHead)
@@ -249,7 +255,8 @@ struct FlashForward {
       scores: sTile, leading: br, key_count: 0, query_count: queryCount, padded_queries: paddedQueries,
       softcap: softcap > 0, softcap_inner: softcap > 0 ? arguments.scale / softcap : 0,
       softcap_outer: softcap, mask: TileBand.c(nil), row_max: rowMax, row_sum: rowSum, alpha: alpha,
-      out: oTile, out_leading: paddedDimV, out_width: statistics == nil ? paddedDimV : 0)
+      out: oTile, out_leading: paddedDimV, out_width: statistics == nil ? paddedDimV : 0,
+      alibi_slope: features.slope, alibi_diagonal: 0)
     var firstKey = keys.lowerBound
     while firstKey < keys.upperBound {
       let keyCount = min(bc, keys.upperBound - firstKey)
@@ -282,7 +289,16 @@ struct FlashForward {
       if statistics == nil { vRows.prefetch(rows: nextKey, count: nextCount) }
       step.key_count = keyCount
       step.mask = TileBand.c(queriesPerKey)
+      step.alibi_diagonal = ScoreFeatures.diagonal(shape: shape, firstQuery: firstQuery, firstKey: firstKey)
       kernels.forwardStep(&step)
+      // Dropout on P after the sum (the LSE stays the undropped softmax's): P·V and D's
+      // numerator see the dropped, rescaled entries.
+      if features.dropoutFactors(
+        kernels: kernels, into: factorTile, leading: br, firstQuery: firstQuery, firstKey: firstKey,
+        rows: keyCount, columns: paddedQueries, keysAreRows: true)
+      {
+        kernels.table.pointee.multiply_elementwise(sTile, factorTile, br, keyCount, paddedQueries)
+      }
       if statistics != nil {
         // dPᵀ = V · dOᵀ (each element summed as the backward's dO · Vᵀ sums it), then D's
         // numerator, rescaled like the sum.
@@ -331,6 +347,11 @@ struct FlashForward {
     epilogue(
       batch: batch, head: head, firstQuery: firstQuery, queryCount: queryCount, oTile: oTile, rowMax: rowMax,
       rowSum: rowSum)
+  }
+
+  private func statistics(in results: Results) -> Bool {
+    if case .rowStatistics = results { return true }
+    return false
   }
 
   /// Chunk `split` of `keySplits` of a visible key range, cut at key-tile boundaries.

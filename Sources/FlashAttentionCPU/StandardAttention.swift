@@ -64,6 +64,8 @@ public struct StandardAttention: AttentionBackend {
       throw .unsupported(backend: name, feature: "\(q.dtype) storage (standard attention is float32)")
     }
     if options.softcap > 0 { throw .unsupported(backend: name, feature: "softcap") }
+    if options.alibiSlopes != nil { throw .unsupported(backend: name, feature: "ALiBi") }
+    if options.activeDropout != nil { throw .unsupported(backend: name, feature: "dropout") }
   }
 
   /// Sizes of the materialized matrices; rows padded to the micro-kernel's 6, columns to 16.

@@ -21,7 +21,8 @@ public struct ForwardArguments: Sendable {
     options: AttentionOptions, descale: FP8Descale = .none
   ) throws(FlashAttentionError) {
     let shape = try TensorChecks.shape(q: q, k: k, v: v)
-    try options.validate()
+    try options.validate(batch: shape.batch, headsQ: shape.headsQ)
+    try TensorChecks.refuseFloat8Features(q, options)
     try TensorChecks.expect(out, "out", shape: shape.oShape, dtype: TensorChecks.outputDType(q: q, out: out), location: q.location)
     try TensorChecks.expect(lse, "lse", shape: shape.lseShape, dtype: .float32, location: q.location)
     try descale.validate(dtype: q.dtype, shape: shape, location: q.location)
@@ -60,7 +61,7 @@ public struct BackwardArguments: Sendable {
   ) throws(FlashAttentionError) {
     try TensorChecks.refuseFloat8(q, "the backward pass")
     let shape = try TensorChecks.shape(q: q, k: k, v: v)
-    try options.validate()
+    try options.validate(batch: shape.batch, headsQ: shape.headsQ)
     let dtype = q.dtype
     let location = q.location
     try TensorChecks.expect(out, "out", shape: shape.oShape, dtype: dtype, location: location)
@@ -140,6 +141,20 @@ package enum TensorChecks {
     if q.dtype.isFloat8 {
       throw .invalidArgument(
         name: "q.dtype", value: "\(q.dtype)", reason: "fp8 inputs are supported by the forward only, not by \(call)")
+    }
+  }
+
+  /// The fp8 forward (FlashAttention-3's) has no ALiBi or dropout: both are refused by name
+  /// rather than silently ignored.
+  package static func refuseFloat8Features(_ q: TensorView, _ options: AttentionOptions) throws(FlashAttentionError) {
+    guard q.dtype.isFloat8 else { return }
+    if options.alibiSlopes != nil {
+      throw .invalidArgument(
+        name: "options.alibiSlopes", value: "set", reason: "ALiBi is not supported with \(q.dtype) inputs")
+    }
+    if options.activeDropout != nil {
+      throw .invalidArgument(
+        name: "options.dropout", value: "set", reason: "dropout is not supported with \(q.dtype) inputs")
     }
   }
 

@@ -33,16 +33,43 @@ public struct AttentionOptions: Sendable, Hashable {
   public var softcap: Float
   /// Ask backends for bit-reproducible results (no floating-point atomics in the backward pass).
   public var deterministic: Bool
+  /// ALiBi slopes; nil disables the bias.
+  public var alibiSlopes: AlibiSlopes?
+  /// Dropout on P; nil (or probability 0) disables it.
+  public var dropout: AttentionDropout?
 
   public init(
     scale: Float? = nil, causal: Bool = false, window: SlidingWindow? = nil, softcap: Float = 0,
-    deterministic: Bool = false
+    deterministic: Bool = false, alibiSlopes: AlibiSlopes? = nil, dropout: AttentionDropout? = nil
   ) {
     self.scale = scale
     self.causal = causal
     self.window = window
     self.softcap = softcap
     self.deterministic = deterministic
+    self.alibiSlopes = alibiSlopes
+    self.dropout = dropout
+  }
+
+  /// The dropout that acts: nil where none was asked for or its probability is 0.
+  public var activeDropout: AttentionDropout? {
+    guard let dropout, dropout.probability > 0 else { return nil }
+    return dropout
+  }
+
+  /// The options of batch entry `b` run alone as a batch of one (a packed batch's sequence):
+  /// its row of a `(batch, heads_q)` slope table, and its batch coordinate for dropout.
+  public func sequence(_ b: Int, headsQ: Int) -> AttentionOptions {
+    var options = self
+    options.alibiSlopes = alibiSlopes?.sequence(b, headsQ: headsQ)
+    options.dropout?.firstBatch += b
+    return options
+  }
+
+  /// The checks that need the problem's batch and query heads (the slope table's shape).
+  public func validate(batch: Int, headsQ: Int) throws(FlashAttentionError) {
+    try validate()
+    try alibiSlopes?.validate(batch: batch, headsQ: headsQ)
   }
 
   /// The scale actually used for `headDim`.
@@ -68,5 +95,6 @@ public struct AttentionOptions: Sendable, Hashable {
           name: "window.right", value: "\(right)", reason: "must be >= 0 (or unbounded)")
       }
     }
+    try dropout?.validate()
   }
 }

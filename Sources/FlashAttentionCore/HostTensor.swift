@@ -43,7 +43,24 @@ public final class HostTensor: @unchecked Sendable {
     }
   }
 
-  /// Converts `values` (row-major) to `dtype`.
+  /// Converts `values` (row-major) to `dtype`, for values and a shape that may come from a user.
+  /// - Throws: `.invalidArgument` naming `name` when `values.count` is not the shape's element
+  ///   count, and what ``init(shape:dtype:name:)`` throws.
+  public convenience init(_ values: [Float], shape: [Int], dtype: DType = .float32, name: String)
+    throws(FlashAttentionError)
+  {
+    let elements = try HostTensor.checkedByteCount(shape: shape, dtype: dtype, name: name) / dtype.byteSize
+    if elements != values.count {
+      throw .invalidArgument(
+        name: name, value: "\(values.count) values", reason: "shape \(shape) holds \(elements) elements")
+    }
+    try self.init(shape: shape, dtype: dtype, name: name)
+    let view = self.view
+    for index in 0..<values.count { view.storeFloat(values[index], atElementOffset: index) }
+  }
+
+  /// Converts `values` (row-major) to `dtype`, for sizes the caller knows to match (tests,
+  /// examples); stops the process on a mismatch: pass user data to ``init(_:shape:dtype:name:)``.
   public convenience init(_ values: [Float], shape: [Int], dtype: DType = .float32) {
     precondition(
       CheckedSize.elementCount(shape) == values.count, "HostTensor: \(values.count) values for shape \(shape)")

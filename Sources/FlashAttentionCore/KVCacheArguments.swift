@@ -113,7 +113,11 @@ public struct KVCacheForwardArguments: Sendable {
       batch: batch, seqlenQ: q.shape[1], seqlenK: capacity, headsQ: q.shape[2], headsKV: headsKV,
       headDim: q.shape[3], headDimV: cache.v.shape[3])
     try shape.validate()
-    try options.validate()
+    try options.validate(batch: batch, headsQ: shape.headsQ)
+    if options.activeDropout != nil {
+      throw .invalidArgument(
+        name: "dropout_p", value: "\(options.dropout?.probability ?? 0)", reason: "the KV-cache forward is inference: dropout must be 0")
+    }
     try TensorChecks.expect(out, "out", shape: shape.oShape, dtype: q.dtype, location: q.location)
     try TensorChecks.expect(lse, "lse", shape: shape.lseShape, dtype: .float32, location: q.location)
     self.q = q

@@ -23,7 +23,7 @@ public struct VarlenForwardArguments: Sendable {
     options: AttentionOptions
   ) throws(FlashAttentionError) {
     let shape = try VarlenChecks.shape(q: q, k: k, v: v, sequences: sequences)
-    try options.validate()
+    try options.validate(batch: shape.batch, headsQ: shape.headsQ)
     try TensorChecks.expect(out, "out", shape: [q.shape[0], shape.headsQ, shape.headDimV], dtype: q.dtype, location: q.location)
     try TensorChecks.expect(lse, "lse", shape: [shape.headsQ, q.shape[0]], dtype: .float32, location: q.location)
     self.q = q
@@ -40,13 +40,16 @@ public struct VarlenForwardArguments: Sendable {
   }
 
   /// Sequence `span`'s problem as an ordinary forward call on views of the packed tensors.
-  public func sequence(_ span: SequenceSpan) throws(FlashAttentionError) -> ForwardArguments {
+  /// `index` is the sequence's batch index: it picks its row of a `(batch, heads_q)` ALiBi table
+  /// and its dropout coordinate.
+  public func sequence(_ span: SequenceSpan, index: Int = 0) throws(FlashAttentionError) -> ForwardArguments {
     try ForwardArguments(
       q: q.sequenceRows(start: span.queryStart, count: span.queriesUsed),
       k: k.sequenceRows(start: span.keyStart, count: span.keysUsed),
       v: v.sequenceRows(start: span.keyStart, count: span.keysUsed),
       out: out.sequenceRows(start: span.queryStart, count: span.queriesUsed),
-      lse: lse.sequenceColumns(start: span.queryStart, count: span.queriesUsed), options: options)
+      lse: lse.sequenceColumns(start: span.queryStart, count: span.queriesUsed),
+      options: options.sequence(index, headsQ: shape.headsQ))
   }
 }
 
@@ -76,7 +79,7 @@ public struct VarlenBackwardArguments: Sendable {
   }
 
   /// Sequence `span`'s gradient problem on views of the packed tensors.
-  public func sequence(_ span: SequenceSpan) throws(FlashAttentionError) -> BackwardArguments {
+  public func sequence(_ span: SequenceSpan, index: Int = 0) throws(FlashAttentionError) -> BackwardArguments {
     let f = forward
     return try BackwardArguments(
       q: f.q.sequenceRows(start: span.queryStart, count: span.queriesUsed),
@@ -87,6 +90,7 @@ public struct VarlenBackwardArguments: Sendable {
       dOut: dOut.sequenceRows(start: span.queryStart, count: span.queriesUsed),
       dQ: dQ.sequenceRows(start: span.queryStart, count: span.queriesUsed),
       dK: dK.sequenceRows(start: span.keyStart, count: span.keysUsed),
-      dV: dV.sequenceRows(start: span.keyStart, count: span.keysUsed), options: f.options)
+      dV: dV.sequenceRows(start: span.keyStart, count: span.keysUsed),
+      options: f.options.sequence(index, headsQ: f.shape.headsQ))
   }
 }

@@ -5,7 +5,10 @@ public struct ErrorMetrics: Sendable, CustomStringConvertible {
   public var relativeL2: Double
   /// max |out − ref|.
   public var maxAbsolute: Double
-  /// Elements of `out` that are NaN (or infinite where the reference is finite).
+  /// Elements where the result or the reference is not finite and the two are not the same
+  /// infinity: a NaN anywhere, an infinity where the reference is finite, a finite value where
+  /// the reference is -inf (a row that sees no key must give exactly -inf). They count in
+  /// neither norm.
   public var nonFiniteCount: Int
   /// True when every finite reference element is exactly 0: `relativeL2` is then an absolute
   /// L2 norm, and a tolerance must be absolute too.
@@ -20,9 +23,8 @@ public struct ErrorMetrics: Sendable, CustomStringConvertible {
     for index in 0..<actual.count {
       let a = Double(actual[index])
       let e = expected[index]
-      if e.isInfinite && a == e { continue }
-      if !a.isFinite {
-        nonFinite += 1
+      if !a.isFinite || !e.isFinite {
+        if !(e.isInfinite && a == e) { nonFinite += 1 }
         continue
       }
       let diff = a - e

@@ -33,25 +33,27 @@ extension ReferenceAttention {
     let offset: Float = 256
     var out = [Double](repeating: 0, count: shape.oShape.reduce(1, *))
     var lse = [Double](repeating: -.infinity, count: shape.lseShape.reduce(1, *))
-    for b in 0..<shape.batch {
-      for h in 0..<shape.headsQ {
-        let kvh = shape.kvHead(forQueryHead: h)
-        for i in 0..<shape.seqlenQ {
-          let row = problem.scores(b: b, h: h, i: i)
-          guard !row.keys.isEmpty, let rowMax = row.s.max() else { continue }
-          let p = row.s.map { Float(Double($0 - rowMax).expValue) * offset }
-          var sum: Float = 0
-          for value in p { sum += value }
-          let stored = p.map { DType.float8E4M3.rounded($0) }
-          let outBase = ((b * shape.seqlenQ + i) * shape.headsQ + h) * shape.headDimV
-          for c in 0..<shape.headDimV {
-            var acc: Float = 0
-            for (slot, j) in row.keys.enumerated() {
-              acc = acc.addingProduct(stored[slot], problem.v[problem.vIndex(b, j, kvh) + c])
+    withInputPointers(problem.q, problem.k, problem.v, problem.dOut) { inputs in
+      for b in 0..<shape.batch {
+        for h in 0..<shape.headsQ {
+          let kvh = shape.kvHead(forQueryHead: h)
+          for i in 0..<shape.seqlenQ {
+            let row = problem.scores(inputs, b: b, h: h, i: i)
+            guard !row.keys.isEmpty, let rowMax = row.s.max() else { continue }
+            let p = row.s.map { Float(Double($0 - rowMax).expValue) * offset }
+            var sum: Float = 0
+            for value in p { sum += value }
+            let stored = p.map { DType.float8E4M3.rounded($0) }
+            let outBase = ((b * shape.seqlenQ + i) * shape.headsQ + h) * shape.headDimV
+            for c in 0..<shape.headDimV {
+              var acc: Float = 0
+              for (slot, j) in row.keys.enumerated() {
+                acc = acc.addingProduct(stored[slot], inputs.v[problem.vIndex(b, j, kvh) + c])
+              }
+              out[outBase + c] = Double(outputDType.rounded(acc / sum))
             }
-            out[outBase + c] = Double(outputDType.rounded(acc / sum))
+            lse[(b * shape.headsQ + h) * shape.seqlenQ + i] = Double(rowMax) + Double(sum / offset).logValue
           }
-          lse[(b * shape.headsQ + h) * shape.seqlenQ + i] = Double(rowMax) + Double(sum / offset).logValue
         }
       }
     }

@@ -23,23 +23,31 @@ extension ReferenceAttention {
   ) throws(FlashAttentionError) -> ForwardResult {
     let problem = try SamePrecisionProblem(q: q, k: k, v: v, dOut: nil, options: options)
     let shape = problem.shape
+    let dv = shape.headDimV
     var out = [Double](repeating: 0, count: shape.oShape.reduce(1, *))
     var lse = [Double](repeating: -.infinity, count: shape.lseShape.reduce(1, *))
-    for b in 0..<shape.batch {
-      for h in 0..<shape.headsQ {
-        for i in 0..<shape.seqlenQ {
-          let row = problem.probabilities(b: b, h: h, i: i)
-          guard !row.keys.isEmpty else { continue }
-          let kvh = shape.kvHead(forQueryHead: h)
-          let outBase = ((b * shape.seqlenQ + i) * shape.headsQ + h) * shape.headDimV
-          for c in 0..<shape.headDimV {
-            var sum: Float = 0
-            for (slot, j) in row.keys.enumerated() {
-              sum = sum.addingProduct(row.p[slot], problem.v[problem.vIndex(b, j, kvh) + c])
+    var sums = [Float](repeating: 0, count: dv)
+    withInputPointers(problem.q, problem.k, problem.v, problem.dOut) { inputs in
+      sums.withElementPointer { sums in
+        for b in 0..<shape.batch {
+          for h in 0..<shape.headsQ {
+            for i in 0..<shape.seqlenQ {
+              let row = problem.probabilities(inputs, b: b, h: h, i: i)
+              guard !row.keys.isEmpty else { continue }
+              let kvh = shape.kvHead(forQueryHead: h)
+              // Each output element sums P·V over the keys in order, one fused multiply-add a key.
+              sums.update(repeating: 0, count: dv)
+              for slot in 0..<row.p.count {
+                let weight = problem.dtype.rounded(
+                  row.p[slot] * problem.dropoutFactor(b, h, i, row.keys.lowerBound + slot))
+                let vRow = inputs.v + problem.vIndex(b, row.keys.lowerBound + slot, kvh)
+                for c in 0..<dv { sums[c] = sums[c].addingProduct(weight, vRow[c]) }
+              }
+              let outBase = problem.qoIndex(b, i, h, width: dv)
+              for c in 0..<dv { out[outBase + c] = Double(problem.dtype.rounded(sums[c])) }
+              lse[(b * shape.headsQ + h) * shape.seqlenQ + i] = Double(row.lse)
             }
-            out[outBase + c] = Double(problem.dtype.rounded(sum))
           }
-          lse[(b * shape.headsQ + h) * shape.seqlenQ + i] = Double(row.lse)
         }
       }
     }
@@ -59,36 +67,51 @@ extension ReferenceAttention {
     var dQ = [Double](repeating: 0, count: shape.qShape.reduce(1, *))
     var dK = [Float](repeating: 0, count: shape.kShape.reduce(1, *))
     var dV = [Float](repeating: 0, count: shape.vShape.reduce(1, *))
-    for b in 0..<shape.batch {
-      for h in 0..<shape.headsQ {
-        let kvh = shape.kvHead(forQueryHead: h)
-        for i in 0..<shape.seqlenQ {
-          let row = problem.probabilities(b: b, h: h, i: i)
-          guard !row.keys.isEmpty else { continue }
-          let dOutBase = problem.qoIndex(b, i, h, width: dv)
-          var dP = [Float](repeating: 0, count: row.keys.count)
-          var rowD: Float = 0
-          for (slot, j) in row.keys.enumerated() {
-            let vBase = problem.vIndex(b, j, kvh)
-            var dot: Float = 0
-            for c in 0..<dv { dot = dot.addingProduct(problem.dOut[dOutBase + c], problem.v[vBase + c]) }
-            dP[slot] = dtype.rounded(dot)
-            rowD = rowD.addingProduct(row.p[slot], dP[slot])
-            for c in 0..<dv { dV[vBase + c] = dV[vBase + c].addingProduct(row.p[slot], problem.dOut[dOutBase + c]) }
-          }
-          let qBase = problem.qoIndex(b, i, h, width: d)
-          var dQRow = [Float](repeating: 0, count: d)
-          for (slot, j) in row.keys.enumerated() {
-            var dS = row.p[slot] * (dP[slot] - rowD)
-            if problem.softcap > 0 { dS *= 1 - row.tanhTerm[slot] * row.tanhTerm[slot] }
-            dS = dtype.rounded(dS * problem.scale)
-            let kBase = problem.kIndex(b, j, kvh)
-            for c in 0..<d {
-              dQRow[c] = dQRow[c].addingProduct(dS, problem.k[kBase + c])
-              dK[kBase + c] = dK[kBase + c].addingProduct(dS, problem.q[qBase + c])
+    var dQRow = [Float](repeating: 0, count: d)
+    withInputPointers(problem.q, problem.k, problem.v, problem.dOut) { inputs in
+      dK.withElementPointer { dK in
+        dV.withElementPointer { dV in
+          dQRow.withElementPointer { dQRow in
+            for b in 0..<shape.batch {
+              for h in 0..<shape.headsQ {
+                let kvh = shape.kvHead(forQueryHead: h)
+                for i in 0..<shape.seqlenQ {
+                  let row = problem.probabilities(inputs, b: b, h: h, i: i)
+                  guard !row.keys.isEmpty else { continue }
+                  let dOutRow = inputs.dOut + problem.qoIndex(b, i, h, width: dv)
+                  let (p, tanhTerm) = (row.p, row.tanhTerm)
+                  var dP = [Float](repeating: 0, count: row.keys.count)
+                  var rowD: Float = 0
+                  for slot in 0..<p.count {
+                    let vOffset = problem.vIndex(b, row.keys.lowerBound + slot, kvh)
+                    let (vRow, dVRow) = (inputs.v + vOffset, dV + vOffset)
+                    var dot: Float = 0
+                    for c in 0..<dv { dot = dot.addingProduct(dOutRow[c], vRow[c]) }
+                    let factor = problem.dropoutFactor(b, h, i, row.keys.lowerBound + slot)
+                    dP[slot] = dtype.rounded(dot * factor)
+                    rowD = rowD.addingProduct(p[slot], dP[slot])
+                    let weight = dtype.rounded(p[slot] * factor)
+                    for c in 0..<dv { dVRow[c] = dVRow[c].addingProduct(weight, dOutRow[c]) }
+                  }
+                  let qBase = problem.qoIndex(b, i, h, width: d)
+                  let qRow = inputs.q + qBase
+                  dQRow.update(repeating: 0, count: d)
+                  for slot in 0..<p.count {
+                    var dS = p[slot] * (dP[slot] - rowD)
+                    if problem.softcap > 0 { dS *= 1 - tanhTerm[slot] * tanhTerm[slot] }
+                    dS = dtype.rounded(dS * problem.scale)
+                    let kOffset = problem.kIndex(b, row.keys.lowerBound + slot, kvh)
+                    let (kRow, dKRow) = (inputs.k + kOffset, dK + kOffset)
+                    for c in 0..<d {
+                      dQRow[c] = dQRow[c].addingProduct(dS, kRow[c])
+                      dKRow[c] = dKRow[c].addingProduct(dS, qRow[c])
+                    }
+                  }
+                  for c in 0..<d { dQ[qBase + c] = Double(dtype.rounded(dQRow[c])) }
+                }
+              }
             }
           }
-          for c in 0..<d { dQ[qBase + c] = Double(dtype.rounded(dQRow[c])) }
         }
       }
     }
@@ -97,13 +120,15 @@ extension ReferenceAttention {
   }
 }
 
-/// Inputs widened to contiguous Float arrays once, so the loops above index plain arrays.
+/// Inputs widened to contiguous Float arrays once, so the loops above index pointers.
 struct SamePrecisionProblem {
   let shape: AttentionShape
   let dtype: DType
   let scale: Float
   let softcap: Float
   let mask: AttentionMask
+  let alibi: AlibiSlopes?
+  let dropout: DropoutMask?
   let q: [Float]
   let k: [Float]
   let v: [Float]
@@ -113,7 +138,7 @@ struct SamePrecisionProblem {
     q: TensorView, k: TensorView, v: TensorView, dOut: TensorView?, options: AttentionOptions
   ) throws(FlashAttentionError) {
     let shape = try TensorChecks.shape(q: q, k: k, v: v)
-    try options.validate()
+    try options.validate(batch: shape.batch, headsQ: shape.headsQ)
     if let dOut {
       try TensorChecks.expect(dOut, "dout", shape: shape.oShape, dtype: dOut.dtype, location: .host)
     }
@@ -122,27 +147,18 @@ struct SamePrecisionProblem {
     self.scale = options.resolvedScale(headDim: shape.headDim)
     self.softcap = options.softcap
     self.mask = AttentionMask(options: options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK)
-    self.q = Self.contiguous(q)
-    self.k = Self.contiguous(k)
-    self.v = Self.contiguous(v)
-    self.dOut = dOut.map(Self.contiguous) ?? []
+    self.alibi = options.alibiSlopes
+    self.dropout = options.activeDropout.map { DropoutMask($0, headsQ: shape.headsQ) }
+    self.q = q.rowMajorFloats()
+    self.k = k.rowMajorFloats()
+    self.v = v.rowMajorFloats()
+    self.dOut = dOut?.rowMajorFloats() ?? []
   }
 
-  /// A rank-4 view's elements in row-major order, widened to Float.
-  static func contiguous(_ view: TensorView) -> [Float] {
-    var values: [Float] = []
-    values.reserveCapacity(view.elementCount)
-    let shape = view.shape
-    let strides = view.strides
-    for a in 0..<shape[0] {
-      for b in 0..<shape[1] {
-        for c in 0..<shape[2] {
-          let base = a * strides[0] + b * strides[1] + c * strides[2]
-          for d in 0..<shape[3] { values.append(view.loadFloat(atElementOffset: base + d)) }
-        }
-      }
-    }
-    return values
+  /// Dropout's factor of one entry of P: 1 without dropout.
+  func dropoutFactor(_ b: Int, _ h: Int, _ i: Int, _ j: Int) -> Float {
+    guard let dropout else { return 1 }
+    return Float(dropout.factor(batch: b, head: h, query: i, key: j))
   }
 
   func qoIndex(_ b: Int, _ i: Int, _ h: Int, width: Int) -> Int {
@@ -159,8 +175,10 @@ struct SamePrecisionProblem {
 
   /// One row of P over its visible keys, rounded to the storage dtype, with the row's LSE and
   /// the softcap's tanh terms (for the backward pass).
-  func probabilities(b: Int, h: Int, i: Int) -> (keys: Range<Int>, p: [Float], tanhTerm: [Float], lse: Float) {
-    let (keys, s, tanhTerm) = scores(b: b, h: h, i: i)
+  func probabilities(
+    _ inputs: InputPointers<Float>, b: Int, h: Int, i: Int
+  ) -> (keys: Range<Int>, p: [Float], tanhTerm: [Float], lse: Float) {
+    let (keys, s, tanhTerm) = scores(inputs, b: b, h: h, i: i)
     guard !keys.isEmpty else { return (keys, [], [], -.infinity) }
     let rowMax = s.max() ?? 0
     var sum: Float = 0
@@ -170,25 +188,29 @@ struct SamePrecisionProblem {
     return (keys, p, tanhTerm, rowMax + Float(Double(sum).logValue))
   }
 
-  /// One row of scores over its visible keys (float32 dot products, scaled, capped), with the
-  /// softcap's tanh terms.
-  func scores(b: Int, h: Int, i: Int) -> (keys: Range<Int>, s: [Float], tanhTerm: [Float]) {
+  /// One row of scores over its visible keys (float32 dot products, scaled, capped, ALiBi
+  /// biased), with the softcap's tanh terms.
+  func scores(
+    _ inputs: InputPointers<Float>, b: Int, h: Int, i: Int
+  ) -> (keys: Range<Int>, s: [Float], tanhTerm: [Float]) {
     let keys = mask.visibleKeys(forQuery: i)
     guard !keys.isEmpty else { return (keys, [], []) }
     let kvh = shape.kvHead(forQueryHead: h)
-    let qBase = qoIndex(b, i, h, width: shape.headDim)
+    let qRow = inputs.q + qoIndex(b, i, h, width: shape.headDim)
     var s = [Float](repeating: 0, count: keys.count)
     var tanhTerm = [Float](repeating: 0, count: keys.count)
-    for (slot, j) in keys.enumerated() {
-      let kBase = kIndex(b, j, kvh)
+    let slope = alibi?.slope(batch: b, head: h, headsQ: shape.headsQ) ?? 0
+    for slot in 0..<keys.count {
+      let kRow = inputs.k + kIndex(b, keys.lowerBound + slot, kvh)
       var dot: Float = 0
-      for c in 0..<shape.headDim { dot = dot.addingProduct(q[qBase + c], k[kBase + c]) }
+      for c in 0..<shape.headDim { dot = dot.addingProduct(qRow[c], kRow[c]) }
       var score = dot * scale
       if softcap > 0 {
         let t = Float((Double(score) / Double(softcap)).tanhValue)
         tanhTerm[slot] = t
         score = softcap * t
       }
+      if slope != 0 { score -= slope * Float(abs(i + shape.seqlenK - shape.seqlenQ - (keys.lowerBound + slot))) }
       s[slot] = score
     }
     return (keys, s, tanhTerm)

@@ -9,11 +9,12 @@ public enum VarlenReference {
     let (totalQ, heads, dimV) = (q.shape[0], q.shape[1], v.shape[2])
     var out = [Double](repeating: 0, count: totalQ * heads * dimV)
     var lse = [Double](repeating: -.infinity, count: heads * totalQ)
-    for span in spans where span.queriesUsed > 0 {
+    for (index, span) in spans.enumerated() where span.queriesUsed > 0 {
       let result = try ReferenceAttention.forward(
         q: q.sequenceRows(start: span.queryStart, count: span.queriesUsed),
         k: k.sequenceRows(start: span.keyStart, count: span.keysUsed),
-        v: v.sequenceRows(start: span.keyStart, count: span.keysUsed), options: options)
+        v: v.sequenceRows(start: span.keyStart, count: span.keysUsed),
+        options: options.sequence(index, headsQ: heads))
       out.replaceSubrange(
         (span.queryStart * heads * dimV)..<((span.queryStart + span.queriesUsed) * heads * dimV), with: result.out)
       for h in 0..<heads {
@@ -34,12 +35,13 @@ public enum VarlenReference {
     var dQ = [Double](repeating: 0, count: q.shape[0] * heads * dim)
     var dK = [Double](repeating: 0, count: k.shape[0] * headsKV * dim)
     var dV = [Double](repeating: 0, count: k.shape[0] * headsKV * dimV)
-    for span in spans where span.queriesUsed > 0 && span.keysUsed > 0 {
+    for (index, span) in spans.enumerated() where span.queriesUsed > 0 && span.keysUsed > 0 {
       let result = try ReferenceAttention.backward(
         q: q.sequenceRows(start: span.queryStart, count: span.queriesUsed),
         k: k.sequenceRows(start: span.keyStart, count: span.keysUsed),
         v: v.sequenceRows(start: span.keyStart, count: span.keysUsed),
-        dOut: dOut.sequenceRows(start: span.queryStart, count: span.queriesUsed), options: options)
+        dOut: dOut.sequenceRows(start: span.queryStart, count: span.queriesUsed),
+        options: options.sequence(index, headsQ: heads))
       dQ.replaceSubrange(
         (span.queryStart * heads * dim)..<((span.queryStart + span.queriesUsed) * heads * dim), with: result.dQ)
       dK.replaceSubrange(

@@ -12,17 +12,19 @@ extension Verification {
   /// in [0.25, 2) per (batch, kv head), a bfloat16 output; forward only (fp8 has no backward:
   /// the call must be refused). Output compared with the float64 reference on the dequantised
   /// inputs under ``VerificationRule/float8BaselineFactor``.
-  func runFloat8(_ testCase: VerificationCase, seed: UInt64) -> VerificationResult {
+  func runFloat8(_ problem: AttentionProblem, seed: UInt64) -> VerificationResult {
     let dtype = DType.float8E4M3
     var random = VerificationRandom(seed: seed)
-    let shape = testCase.shape
-    let q = random.input(shape.qShape, dtype: dtype, strided: testCase.stridedInputs)
-    let k = random.input(shape.kShape, dtype: dtype, strided: testCase.stridedInputs)
-    let v = random.input(shape.vShape, dtype: dtype, strided: testCase.stridedInputs)
-    if testCase.outliers {
-      q.view.addOutlierChannels()
-      k.view.addOutlierChannels()
+    let shape = problem.shape
+    let inputs: AttentionInputs
+    do {
+      inputs = try random.inputs(for: problem, dtype: dtype)
+    } catch {
+      return VerificationResult(
+        problem: problem, dtype: dtype, backend: engine.backend.name, seed: seed, checks: [], violations: [],
+        error: error.description, forwardSeconds: nil, backwardSeconds: nil)
     }
+    let (q, k, v) = (inputs.q, inputs.k, inputs.v)
     let factors = (0..<3).map { _ in
       HostTensor(
         (0..<shape.batch * shape.headsKV).map { _ in Float.random(in: 0.25..<2, using: &random) },
@@ -33,34 +35,34 @@ extension Verification {
     var forwardSeconds: Double?
     func result(_ error: String?) -> VerificationResult {
       VerificationResult(
-        testCase: testCase, dtype: dtype, backend: engine.backend.name, seed: seed, checks: checks,
-        error: error, forwardSeconds: forwardSeconds, backwardSeconds: nil)
+        problem: problem, dtype: dtype, backend: engine.backend.name, seed: seed, checks: checks,
+        violations: [], error: error, forwardSeconds: forwardSeconds, backwardSeconds: nil)
     }
-    let options = testCase.options
+    let options = problem.options
     let out = HostTensor(shape: shape.oShape, dtype: .bfloat16)
     let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
     do {
       let start = ContinuousClock.now
       try engine.forward(
-        q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, options: options, descale: descale)
+        q: q, k: k, v: v, out: out.view, lse: lse.view, options: options, descale: descale)
       let elapsed = (ContinuousClock.now - start).components
       forwardSeconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
-      let reference = try ReferenceAttention.forward(q: q.view, k: k.view, v: v.view, descale: descale, options: options)
+      let reference = try ReferenceAttention.forward(q: q, k: k, v: v, descale: descale, options: options)
       let baseline = try ReferenceAttention.samePrecisionForwardFloat8(
-        q: q.view, k: k.view, v: v.view, descale: descale, options: options)
+        q: q, k: k, v: v, descale: descale, options: options)
       let metrics = ErrorMetrics(actual: out.floats(), expected: reference.out)
       let baselineError = ErrorMetrics(actual: baseline.out.map { Float($0) }, expected: reference.out).relativeL2
       let tolerance =
         VerificationRule.float8BaselineFactor * baselineError
         + (metrics.referenceIsZero ? DType.bfloat16.unitRoundoff : VerificationRule.absoluteSlack)
       checks.append(VerificationCheck(name: "out", metrics: metrics, baselineError: baselineError, tolerance: tolerance))
-      checks.append(check("lse", lse.floats(), reference.lse, nil, dtype: .float32))
-      guard testCase.backward else { return result(nil) }
+      checks.append(VerificationCheck("lse", actual: lse.floats(), expected: reference.lse, baseline: nil, dtype: .float32))
+      guard problem.backward else { return result(nil) }
       // The backward must refuse fp8 inputs with a typed error, not run.
       let gradients = [shape.qShape, shape.kShape, shape.vShape].map { HostTensor(shape: $0, dtype: dtype) }
       do {
         try engine.backward(
-          q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, dOut: out.view, dQ: gradients[0].view,
+          q: q, k: k, v: v, out: out.view, lse: lse.view, dOut: out.view, dQ: gradients[0].view,
           dK: gradients[1].view, dV: gradients[2].view, options: options)
         return result("the backward ran on fp8 inputs instead of refusing them")
       } catch {
@@ -70,7 +72,9 @@ extension Verification {
         return result(nil)
       }
     } catch {
-      return result(error.description)
+      var failed = result(error.description)
+      if case .unsupported = error, checks.isEmpty { failed.unsupported = true }
+      return failed
     }
   }
 }

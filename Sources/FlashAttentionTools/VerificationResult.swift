@@ -1,4 +1,5 @@
-/// The pass rule shared by `verify`, the tests and the device runs.
+/// The pass rule shared by `verify`, every backend's tests and the device runs (FlashAttention's:
+/// a kernel may be at most twice as inaccurate as the standard attention it replaces).
 ///
 /// - float32: relative L2 error at most ``float32Tolerance`` (1e-4).
 /// - float16 / bfloat16: relative L2 error at most twice that of standard attention computed in
@@ -8,7 +9,10 @@
 ///   L2 error may be one unit roundoff of the storage dtype: inputs are unit-scale normals, so a
 ///   correct kernel leaves only float32 rounding there (~1e-6), a wrong one leaves O(1).
 /// - LSE is float32 for every dtype and always gets the float32 tolerance.
-/// - A NaN or an infinity where the reference is finite never passes.
+/// - A NaN never passes, nor an infinity where the reference is finite, nor anything but the
+///   reference's own infinity where it is infinite (LSE = -inf for a row that sees no key).
+/// - Beside the rule, ``Verification`` holds exact zeros where nothing is visible (see
+///   `UnseenElements`) and deterministic bits where the options ask for them.
 public enum VerificationRule {
   public static let float32Tolerance = 1e-4
   public static let baselineFactor = 2.0
@@ -34,6 +38,20 @@ public struct VerificationCheck: Sendable, Codable {
   public var tolerance: Double
   public var passed: Bool
 
+  /// Compares `actual` with the float64 `expected` under ``VerificationRule``.
+  ///
+  /// - Parameters:
+  ///   - baseline: the same-precision standard attention's result (fp16/bf16), or nil.
+  ///   - dtype: the precision `actual` was stored in (float32 for LSE).
+  public init(_ name: String, actual: [Float], expected: [Double], baseline: [Double]?, dtype: DType) {
+    let metrics = ErrorMetrics(actual: actual, expected: expected)
+    let baselineError = baseline.map { ErrorMetrics(actual: $0.map { Float($0) }, expected: expected).relativeL2 }
+    self.init(
+      name: name, metrics: metrics, baselineError: baselineError,
+      tolerance: VerificationRule.tolerance(
+        dtype: dtype, baselineError: baselineError, referenceIsZero: metrics.referenceIsZero))
+  }
+
   public init(name: String, metrics: ErrorMetrics, baselineError: Double?, tolerance: Double) {
     self.name = name
     self.relativeL2 = metrics.relativeL2
@@ -45,7 +63,7 @@ public struct VerificationCheck: Sendable, Codable {
   }
 }
 
-/// The outcome of one case on one dtype and backend.
+/// The outcome of one problem on one dtype and backend.
 public struct VerificationResult: Sendable, Codable {
   public var name: String
   public var shape: String
@@ -55,28 +73,35 @@ public struct VerificationResult: Sendable, Codable {
   /// Seed of the random inputs, to replay a failure.
   public var seed: UInt64
   public var checks: [VerificationCheck]
-  /// Why the case could not run (the backend threw), or nil.
+  /// Exact properties the result lacks (a nonzero where nothing is visible, a deterministic
+  /// backward that changed between runs).
+  public var violations: [String]
+  /// Why the problem could not run (the backend threw), or nil.
   public var error: String?
   public var forwardSeconds: Double?
   public var backwardSeconds: Double?
-  /// True when the case ran and every check passed.
+  /// True when the problem ran, every check passed and no exact property was violated.
   public var passed: Bool
+  /// True when the backend refused the problem as `.unsupported` before anything ran (a feature
+  /// it does not have, such as dropout in the CUDA kernels): reported, not counted as a failure.
+  public var unsupported: Bool = false
 
   public init(
-    testCase: VerificationCase, dtype: DType, backend: String, seed: UInt64, checks: [VerificationCheck],
-    error: String?, forwardSeconds: Double?, backwardSeconds: Double?
+    problem: AttentionProblem, dtype: DType, backend: String, seed: UInt64, checks: [VerificationCheck],
+    violations: [String] = [], error: String?, forwardSeconds: Double?, backwardSeconds: Double?
   ) {
-    self.name = testCase.name
-    self.shape = testCase.shape.description
-    self.options = testCase.optionsDescription
+    self.name = problem.name
+    self.shape = problem.shape.description
+    self.options = problem.optionsDescription
     self.dtype = dtype.rawValue
     self.backend = backend
     self.seed = seed
     self.checks = checks
+    self.violations = violations
     self.error = error
     self.forwardSeconds = forwardSeconds
     self.backwardSeconds = backwardSeconds
-    self.passed = error == nil && checks.allSatisfy(\.passed)
+    self.passed = error == nil && violations.isEmpty && checks.allSatisfy(\.passed)
   }
 
   /// The check with the largest error relative to its tolerance.

@@ -15,6 +15,7 @@ static void FA_NAME(backward_probabilities)(const fa_backward_probabilities *t) 
         v_store(row + c, v_mul(h, outer));
       }
     }
+    if (t->alibi_slope != 0) fa_alibi_row(row, padded, t->alibi_slope, t->alibi_diagonal + r, -1);
     // Keys outside the row's band, and always the padding columns past `key_count` (products
     // with zero-filled Kᵀ columns), get -inf.
     ptrdiff_t lower, upper;

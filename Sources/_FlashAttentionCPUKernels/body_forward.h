@@ -27,6 +27,11 @@ static void FA_NAME(forward_step)(const fa_forward_step *t) {
       }
     }
   }
+  if (t->alibi_slope != 0) {
+    for (ptrdiff_t key = 0; key < keys; key++) {
+      fa_alibi_row(scores + key * leading, t->padded_queries, t->alibi_slope, t->alibi_diagonal - key, 1);
+    }
+  }
   if (t->mask.enabled) fa_mask_rows(scores, leading, keys, t->query_count, t->query_count, &t->mask);
 
   // Per group of queries: the new max over this tile's keys, then P = e^(s − max) and the sum.

@@ -20,4 +20,6 @@ static const fa_cpu_kernels FA_NAME(fa_kernels) = {
   .fma_chains = FA_NAME(fma_chains),
   .fma_chain_count = FA_PROBE_CHAINS,
   .exp2_values = FA_NAME(exp2_values),
+  .dropout_factors = FA_NAME(dropout_factors),
+  .multiply_elementwise = FA_NAME(multiply_elementwise),
 };

@@ -5,6 +5,7 @@
 #include "body_math.h"
 #include "body_gemm.h"
 #include "body_rows.h"
+#include "body_dropout.h"
 #include "body_forward.h"
 #include "body_backward.h"
 #include "body_standard.h"

@@ -70,6 +70,14 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "Deterministic mode (bit-identical backward; on the GPU one launch per key block, slow by design). Records are named flash-deterministic.")
   var deterministic = false
 
+  @Flag(help: "Also measure flash with ALiBi (FlashAttention's slopes) beside plain flash: records named flash-alibi.")
+  var alibi = false
+
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp("Also measure flash with dropout of this probability beside plain flash: records named flash-dropout.", valueName: "P"))
+  var dropout: Float?
+
   @Option(help: "Write the records as JSON to this file.")
   var json: String?
 
@@ -79,7 +87,17 @@ struct BenchCommand: ParsableCommand {
   @OptionGroup(title: "CUDA tuning")
   var cudaTuning: CUDATuningOptions
 
+  @Option(help: "--grid decode (GPU): KV-cache decoding, bf16, d 128, GQA 32/8, one query token, cache lengths --seqlens (default 1k..128k), bandwidth of K and V read against cuMemcpyDtoD in the same run. Comma list of batches (default 1,4,16,64).")
+  var decodeBatches: String?
+
+  @Option(help: "decode grid: comma list of page sizes, 0 for a contiguous cache (default 0,1,16,64,256).")
+  var pageSizes: String?
+
+  @Option(help: "decode grid: comma list of split counts to compare, 0 for automatic (default 0).")
+  var decodeSplits: String?
+
   func run() throws {
+    if grid == "decode" { return try runDecodeGrid() }
     let onGPU: Bool
     switch device?.lowercased() {
     case "cpu": onGPU = false
@@ -106,9 +124,15 @@ struct BenchCommand: ParsableCommand {
       guard let pass = BenchmarkPass(rawValue: String(text)) else { throw CommandLineFailure("unknown pass \(text)") }
       return pass
     }
-    let implList = impls.split(separator: ",").map(String.init)
-    for impl in implList where impl != "flash" && impl != "standard" {
-      throw CommandLineFailure("unknown implementation \(impl); use flash, standard")
+    var implList = impls.split(separator: ",").map(String.init)
+    for impl in implList where !BenchmarkFeatures.isFlash(impl) && impl != "standard" {
+      throw CommandLineFailure("unknown implementation \(impl); use flash, standard, \(BenchmarkFeatures.alibi), \(BenchmarkFeatures.dropout)")
+    }
+    // Each feature right after plain flash, so one call measures both in the same window.
+    if alibi && !implList.contains(BenchmarkFeatures.alibi) { implList.append(BenchmarkFeatures.alibi) }
+    if let dropout {
+      guard dropout > 0, dropout < 1 else { throw CommandLineFailure("--dropout \(dropout): must be in (0, 1)") }
+      if !implList.contains(BenchmarkFeatures.dropout) { implList.append(BenchmarkFeatures.dropout) }
     }
     let cases = preset.cases(
       dtypes: dtypeList, headDims: try integers(headDims, "--head-dims"), seqlens: try integers(seqlens, "--seqlens"),
@@ -120,6 +144,7 @@ struct BenchCommand: ParsableCommand {
     settings.cpuBudgetSeconds = cpuBudget
     settings.once = once
     settings.deterministic = deterministic
+    if let dropout { settings.dropoutProbability = dropout }
     let total = cases.count * implList.count * passList.count
     if !quiet {
       let counter = BenchProgress(total: total)
@@ -190,7 +215,7 @@ struct BenchCommand: ParsableCommand {
     return text.split(separator: " ").prefix(3).joined(separator: " ")
   }
 
-  private func integers(_ text: String?, _ flag: String) throws -> [Int]? {
+  func integers(_ text: String?, _ flag: String) throws -> [Int]? {
     guard let text else { return nil }
     return try text.split(separator: ",").map { part in
       guard let value = Int(part), value > 0 else { throw CommandLineFailure("\(flag): \(part) is not a positive integer") }

@@ -14,6 +14,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the forward kernels allowed: auto (Hopper where it applies) or fa2 (FlashAttention-2 only).")
   var forwardKernel: CUDAKernelTuning.ForwardKernels = .automatic
 
+  @Option(help: "CUDA: the KV-cache decode tile, WARPSxSTAGES (warps 1/2/4/8, 2-8 stages of 16 keys per warp).")
+  var decodeTile: String?
+
   func validate() throws {
     _ = try tuning()
   }
@@ -33,11 +36,17 @@ struct CUDATuningOptions: ParsableArguments {
       }
       tuning.backwardTile = tile
     }
+    if let decodeTile {
+      guard let tile = DecodeTuning(parsing: decodeTile) else {
+        throw ValidationError("--decode-tile must be WARPSxSTAGES (warps 1, 2, 4 or 8; 2 to 8 stages), got \(decodeTile)")
+      }
+      tuning.decodeTile = tile
+    }
     return tuning
   }
 
   /// Whether any flag was given.
-  var isSet: Bool { forwardTile != nil || backwardTile != nil || forwardKernel != .automatic }
+  var isSet: Bool { forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil }
 }
 
 extension CUDAKernelTuning.ForwardKernels: ExpressibleByArgument {}

@@ -155,11 +155,9 @@ struct DemoCommand: ParsableCommand {
       ("LSE", lseRows.gatherFloats(), reference.lse, nil, DType.float32),
       ("dQ", rowsOf(dQ, rows).gatherFloats(), gradients.dQ, baselineDQ, q.dtype),
     ] {
-      let metrics = ErrorMetrics(actual: actual, expected: expected)
-      let baselineError = baseline.map { ErrorMetrics(actual: $0.map { Float($0) }, expected: expected).relativeL2 }
-      let tolerance = VerificationRule.tolerance(dtype: dtype, baselineError: baselineError)
-      passed = passed && metrics.passes(tolerance: tolerance)
-      parts.append(name + String(format: " %.1e (tolerance %.1e)", metrics.relativeL2, tolerance))
+      let check = VerificationCheck(name, actual: actual, expected: expected, baseline: baseline, dtype: dtype)
+      passed = passed && check.passed
+      parts.append(name + String(format: " %.1e (tolerance %.1e)", check.relativeL2, check.tolerance))
     }
     print(
       "  float64 reference on the first \(rows) query rows, relative L2 error: "

@@ -54,6 +54,9 @@ struct RunCommand: ParsableCommand {
   @Flag(help: "Bit-reproducible results: the same bits on every run (a backward pass without floating-point atomics).")
   var deterministic = false
 
+  @OptionGroup(title: "ALiBi and dropout")
+  var features: ScoreFeatureOptions
+
   @Option(help: ArgumentHelp("Gradient of the output, for the backward pass (needs --dq, --dk, --dv).", valueName: "dO.npy"))
   var dout: String?
 
@@ -153,6 +156,6 @@ struct RunCommand: ParsableCommand {
     let options = AttentionOptions(
       scale: scale, causal: causal, window: window, softcap: softcap ?? 0, deterministic: deterministic)
     try options.validate()
-    return options
+    return try features.apply(to: options)
   }
 }

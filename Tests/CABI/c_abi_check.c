@@ -13,7 +13,22 @@
 
 #include "flash_attention.h"
 
+#include <stddef.h>
+
+// fa_options grows by appending: version 1 ends at 40 bytes, version 2 (ALiBi, dropout) at the
+// descale pointers, version 3 (fp8 descales) at sizeof. A field moved would break old callers.
+_Static_assert(offsetof(fa_options, alibi_slopes) == 40, "version-2 fields start after the 40-byte version 1");
+_Static_assert(offsetof(fa_options, q_descale) == 72, "version-3 fields start after version 2 (72 bytes)");
+_Static_assert(sizeof(fa_options) == 96, "version 3 is 96 bytes");
+
 static int failures = 0;
+
+// The pass rule of `verify` and every test (VerificationRule in FlashAttentionTools): in float32,
+// a relative L2 error against float64 of at most 1e-4, for every output including the LSE, and a
+// NaN never passes. This program checks float32 only; the half precisions' rule (2x a
+// same-precision standard attention) runs through the C interface in the Swift suite
+// "C interface against the float64 reference".
+#define FLOAT32_TOLERANCE 1e-4
 
 #define CHECK(condition, ...)                  \
   do {                                         \
@@ -152,11 +167,14 @@ static void reference(const problem *p, double scale, const float *q, const int6
   free(s), free(prob), free(dprob), free(tanh_s);
 }
 
-// ||a - ref|| / ||ref|| over n elements (a read with `stride` rows when given); NaN fails.
+// ||a - ref|| / ||ref|| over n elements; NaN fails, and so does anything but the reference's own infinity.
 static double relative_error(const float *a, const double *ref, size_t n) {
   double diff = 0, norm = 0;
   for (size_t i = 0; i < n; i++) {
-    if (isinf(ref[i]) && a[i] == ref[i]) continue;
+    if (isinf(ref[i])) {  // LSE = -inf of a row that sees no key: exactly that, or a failure
+      if (a[i] == ref[i]) continue;
+      return INFINITY;
+    }
     if (!isfinite(a[i])) return INFINITY;
     diff += (a[i] - ref[i]) * (a[i] - ref[i]);
     norm += ref[i] * ref[i];
@@ -221,8 +239,9 @@ static void check_problem(problem p, int packed) {
   double errors[5] = {relative_error(out, ro, no), relative_error(lse, rl, nl), relative_error(dq, rdq, nq),
                       relative_error(dk, rdk, nk), relative_error(dv, rdv, nv)};
   for (int i = 0; i < 5; i++)
-    CHECK(errors[i] <= 1e-4, "b=%d sq=%d sk=%d hq=%d hkv=%d d=%d dv=%d causal=%d window=(%ld,%ld) softcap=%g packed=%d: %s relative error %.3g > 1e-4",
-          p.b, p.sq, p.sk, p.hq, p.hkv, p.d, p.dv, p.causal, p.left, p.right, p.softcap, packed, names[i], errors[i]);
+    CHECK(errors[i] <= FLOAT32_TOLERANCE, "b=%d sq=%d sk=%d hq=%d hkv=%d d=%d dv=%d causal=%d window=(%ld,%ld) softcap=%g packed=%d: %s relative error %.3g > %g",
+          p.b, p.sq, p.sk, p.hq, p.hkv, p.d, p.dv, p.causal, p.left, p.right, p.softcap, packed, names[i], errors[i],
+          FLOAT32_TOLERANCE);
   printf("  b=%d sq=%-4d sk=%-4d hq=%d hkv=%d d=%-3d dv=%-3d causal=%d window=(%ld,%ld) softcap=%-4g packed=%d  out %.1e lse %.1e dq %.1e dk %.1e dv %.1e\n",
          p.b, p.sq, p.sk, p.hq, p.hkv, p.d, p.dv, p.causal, p.left, p.right, p.softcap, packed, errors[0], errors[1],
          errors[2], errors[3], errors[4]);
@@ -293,6 +312,30 @@ static void check_bad_arguments(void) {
   expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "options.softcap", out, n, "negative softcap");
   bad_options = options, bad_options.causal = 2;
   expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "options.causal", out, n, "causal = 2");
+  bad_options = options, bad_options.dropout_p = 1;
+  expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "dropout_p", out, n, "dropout_p = 1");
+  float slopes[3] = {0.5f, 0.25f, 0.125f};
+  fa_tensor tslopes = {.data = slopes, .dtype = FA_DTYPE_FLOAT32, .device_type = FA_DEVICE_CPU, .rank = 1, .shape = {3}, .strides = {1}};
+  bad_options = options, bad_options.alibi_slopes = &tslopes;
+  expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "alibi_slopes", out, n,
+               "3 slopes for 2 heads");
+  // A caller built against the first fa_options (40 bytes, no ALiBi or dropout fields) still runs.
+  bad_options = options, bad_options.struct_size = 40, bad_options.dropout_p = 0.5f;
+  CHECK(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL) == FA_SUCCESS, "version-1 options: %s", fa_last_error_message());
+  // Version 2 (through dropout_offset, no descale fields): the descale pointers past its end are
+  // not read (here they point at a float32 tensor, which a version-3 caller would be refused).
+  bad_options = options, bad_options.struct_size = (uint32_t)offsetof(fa_options, q_descale);
+  bad_options.q_descale = &tq;
+  CHECK(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL) == FA_SUCCESS, "version-2 options: %s", fa_last_error_message());
+  for (size_t i = 0; i < n; i++) out[i] = NAN;
+  bad_options.struct_size = (uint32_t)sizeof(fa_options);
+  expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "q_descale", out, n,
+               "version-3 descales with float32 inputs");
+  // A size between two versions ends inside a field: refused.
+  bad_options = options, bad_options.struct_size = 48;
+  expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "options.struct_size", out, n,
+               "struct_size between versions");
+  for (size_t i = 0; i < n; i++) out[i] = NAN;
 
   fa_tensor dq = contiguous4(poisoned(n), b, s, h, d);
   expect_error(fa_backward(&tq, &tk, &tv, &to, &tl, NULL, &dq, &dq, &dq, &options, NULL), FA_ERROR_INVALID_ARGUMENT,
@@ -349,11 +392,14 @@ static void check_varlen(void) {
     reference(&p, 1.0 / sqrt(d), q + cu_q[b] * h * d, strides, k + cu_k[b] * h * d, strides, v + cu_k[b] * h * d,
               strides, NULL, ro, rl, NULL, NULL, NULL);
     double error = relative_error(out + cu_q[b] * h * d, ro, (size_t)p.sq * h * d);
-    CHECK(error <= 1e-4, "varlen sequence %d: out relative error %.3g", b, error);
+    CHECK(error <= FLOAT32_TOLERANCE, "varlen sequence %d: out relative error %.3g", b, error);
+    // The LSE rows of this sequence, gathered from [heads, total_q].
+    float *sequence_lse = malloc(sizeof(float) * h * p.sq);
     for (int hh = 0; hh < h; hh++)
-      for (int i = 0; i < p.sq; i++)
-        CHECK(fabs(lse[hh * total_q + cu_q[b] + i] - rl[hh * p.sq + i]) <= 1e-4 * (1 + fabs(rl[hh * p.sq + i])),
-              "varlen sequence %d lse", b);
+      for (int i = 0; i < p.sq; i++) sequence_lse[hh * p.sq + i] = lse[hh * total_q + cu_q[b] + i];
+    error = relative_error(sequence_lse, rl, (size_t)h * p.sq);
+    CHECK(error <= FLOAT32_TOLERANCE, "varlen sequence %d: lse relative error %.3g", b, error);
+    free(sequence_lse);
     free(ro), free(rl);
   }
   cu_q[2] = 3;  // decreasing prefix sums: the message names the entry
@@ -403,7 +449,9 @@ static void check_paged_kvcache(void) {
     double ro[h * d], rl[h];
     reference(&p, 1.0 / sqrt(d), q + b * h * d, qs, keys, ks, values, ks, NULL, ro, rl, NULL, NULL, NULL);
     double error = relative_error(out + b * h * d, ro, h * d);
-    CHECK(error <= 1e-4, "paged kvcache sequence %d: out relative error %.3g", b, error);
+    CHECK(error <= FLOAT32_TOLERANCE, "paged kvcache sequence %d: out relative error %.3g", b, error);
+    error = relative_error(lse + b * h, rl, h);
+    CHECK(error <= FLOAT32_TOLERANCE, "paged kvcache sequence %d: lse relative error %.3g", b, error);
   }
   table[1] = 99;  // a page the cache does not have
   expect_error(fa_kvcache_forward(&tq, &tkc, &tvc, NULL, NULL, &ts, NULL, &tt, &to, &tl, 0, &options, NULL),
@@ -487,11 +535,32 @@ static void check_fp8(void) {
       }
   CHECK(worst < 1e-5, "fp8 lse relative error %g", worst);
 
-  // The first fa_options (40 bytes): no descale fields, so factors of 1 and out = 1.0.
-  fa_options old = options;
-  old.struct_size = 40;
-  status = fa_forward(&tq, &tk, &tv, &to, &tl, &old, NULL);
-  CHECK(status == FA_SUCCESS && out[0] == 0x3F80, "fp8 forward, 40-byte options: %d 0x%04x", status, out[0]);
+  CHECK(fa_options_default().struct_size == sizeof(fa_options), "fa_options_default sets the newest size");
+  // Versions 1 (40 bytes) and 2 (no descale fields): factors of 1, so out = 1.0.
+  uint32_t older_sizes[2] = {40, (uint32_t)offsetof(fa_options, q_descale)};
+  for (int version = 0; version < 2; version++) {
+    fa_options old = options;
+    old.struct_size = older_sizes[version];
+    for (size_t i = 0; i < n; i++) out[i] = 0x7FC0;  // bf16 NaN
+    status = fa_forward(&tq, &tk, &tv, &to, &tl, &old, NULL);
+    CHECK(status == FA_SUCCESS && out[0] == 0x3F80 && out[n - 1] == 0x3F80, "fp8 forward, %u-byte options: %d 0x%04x",
+          old.struct_size, status, out[0]);
+  }
+
+  // The fp8 forward has no ALiBi or dropout: refused by name, out untouched.
+  float slopes[h] = {0.5f, 0.25f};
+  fa_tensor tslopes = {.data = slopes, .dtype = FA_DTYPE_FLOAT32, .device_type = FA_DEVICE_CPU, .rank = 1, .shape = {h}, .strides = {1}};
+  fa_options features[2] = {options, options};
+  features[0].alibi_slopes = &tslopes;
+  features[1].dropout_p = 0.25f;
+  const char *feature_names[2] = {"ALiBi", "dropout"};
+  for (int f = 0; f < 2; f++) {
+    for (size_t i = 0; i < n; i++) out[i] = 0x7FC0;
+    status = fa_forward(&tq, &tk, &tv, &to, &tl, &features[f], NULL);
+    CHECK(status == FA_ERROR_INVALID_ARGUMENT && strstr(fa_last_error_message(), feature_names[f]) != NULL,
+          "fp8 with %s: status %d (%s)", feature_names[f], status, fa_last_error_message());
+    CHECK(out[0] == 0x7FC0 && out[n - 1] == 0x7FC0, "fp8 with %s wrote out", feature_names[f]);
+  }
 
   float *fout = poisoned(n);
   float *fq = random_floats(n);
@@ -521,6 +590,7 @@ int main(void) {
       {1, 129, 129, 2, 2, 64, 64, 1, -1, -1, 0},
       {1, 17, 129, 3, 1, 40, 24, 0, 8, 4, 0},
       {1, 129, 100, 2, 1, 32, 32, 1, 16, -1, 30},
+      {1, 60, 20, 2, 2, 16, 16, 0, 3, 0, 0},  // window (3, 0) with sq > sk: rows that see no key
       {1, 1000, 1000, 1, 1, 64, 64, 0, -1, -1, 0},
   };
   for (size_t i = 0; i < sizeof problems / sizeof problems[0]; i++) check_problem(problems[i], 0);

@@ -50,7 +50,7 @@ struct Float8GPUTests {
     "the fp8 verification matrix passes on the GPU",
     .enabled(if: hopperAvailable, "skipped: no sm_90a CUDA device"),
     arguments: VerificationMatrix.float8)
-  func matrixPasses(_ testCase: VerificationCase) throws {
+  func matrixPasses(_ testCase: AttentionProblem) throws {
     let engine = AttentionEngine(backend: try CUDABackend(device: 0), selectionReason: "fp8 GPU test")
     let result = Verification(engine: engine).run(testCase, dtype: .float8E4M3)
     #expect(result.passed, "\(result.summary)")

@@ -8,60 +8,59 @@ let gpuAvailable: Bool = CUDAEnvironmentReport.probe().isUsable
 
 @Suite("CUDA kernels against the float64 reference (GPU)")
 struct GPUAttentionTests {
-  struct Case: Sendable, CustomStringConvertible {
-    var shape: AttentionShape
-    var options: AttentionOptions
-    var dtype: DType
-    var description: String { "\(shape) \(dtype) causal=\(options.causal) window=\(options.window.map { "\($0)" } ?? "-") softcap=\(options.softcap)" }
-  }
+  /// The storage dtypes the kernels are built for.
+  static let dtypes: [DType] = [.float16, .bfloat16]
+  /// Both forward families: the Hopper kernels where they apply (FlashAttention-2 elsewhere), and
+  /// FlashAttention-2 alone, so that an sm_90 device checks both.
+  static let forwardKernels = CUDAKernelTuning.ForwardKernels.allCases
 
-  static let cases: [Case] = [
-    Case(shape: AttentionShape(batch: 2, seqlenQ: 7, seqlenK: 17, headsQ: 3, headDim: 40), options: .init(), dtype: .float16),
-    Case(shape: AttentionShape(batch: 1, seqlenQ: 129, seqlenK: 129, headsQ: 4, headsKV: 2, headDim: 128), options: .init(causal: true), dtype: .bfloat16),
-    Case(shape: AttentionShape(batch: 1, seqlenQ: 129, seqlenK: 17, headsQ: 2, headDim: 64), options: .init(causal: true), dtype: .float16),
-    Case(
-      shape: AttentionShape(batch: 1, seqlenQ: 100, seqlenK: 150, headsQ: 2, headsKV: 1, headDim: 64),
-      options: .init(window: SlidingWindow(left: 16, right: 8), softcap: 5), dtype: .bfloat16),
-    Case(shape: AttentionShape(batch: 1, seqlenQ: 33, seqlenK: 47, headsQ: 2, headDim: 192, headDimV: 128), options: .init(), dtype: .float16),
-    Case(shape: AttentionShape(batch: 1, seqlenQ: 60, seqlenK: 20, headsQ: 2, headDim: 256), options: .init(window: SlidingWindow(left: 3, right: 0)), dtype: .bfloat16),
+  /// Problems beyond the verify matrix: GQA with causal at d = 128, a window with softcap and
+  /// MQA, d ≠ d_v at 192/128, a window that leaves rows without keys at d = 256, and Q, K, V as
+  /// slices of one fused-QKV buffer.
+  static let problems: [AttentionProblem] = [
+    AttentionProblem(
+      "causal-gqa2-129-d128", AttentionShape(batch: 1, seqlenQ: 129, headsQ: 4, headsKV: 2, headDim: 128),
+      AttentionOptions(causal: true)),
+    AttentionProblem(
+      "window-16-8-softcap-mqa", AttentionShape(batch: 1, seqlenQ: 100, seqlenK: 150, headsQ: 2, headsKV: 1, headDim: 64),
+      AttentionOptions(window: SlidingWindow(left: 16, right: 8), softcap: 5)),
+    AttentionProblem(
+      "33x47-d192-dv128", AttentionShape(batch: 1, seqlenQ: 33, seqlenK: 47, headsQ: 2, headDim: 192, headDimV: 128)),
+    AttentionProblem(
+      "window-3-0-d256", AttentionShape(batch: 1, seqlenQ: 60, seqlenK: 20, headsQ: 2, headDim: 256),
+      AttentionOptions(window: SlidingWindow(left: 3, right: 0))),
+    AttentionProblem("7x17-d40-b2", AttentionShape(batch: 2, seqlenQ: 7, seqlenK: 17, headsQ: 3, headDim: 40)),
+    AttentionProblem(
+      "causal-129x17", AttentionShape(batch: 1, seqlenQ: 129, seqlenK: 17, headsQ: 2, headDim: 64),
+      AttentionOptions(causal: true)),
+    AttentionProblem(
+      "packed-qkv-causal-d128", AttentionShape(batch: 2, seqlenQ: 130, headsQ: 2, headDim: 128),
+      AttentionOptions(causal: true), layout: .packedQKV),
   ]
 
-  @Test(
-    "forward and backward match the reference",
-    .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"),
-    arguments: cases)
-  func matchesReference(_ testCase: Case) throws {
-    var random = TestRandom()
-    let shape = testCase.shape
-    let q = random.tensor(shape.qShape, dtype: testCase.dtype)
-    let k = random.tensor(shape.kShape, dtype: testCase.dtype)
-    let v = random.tensor(shape.vShape, dtype: testCase.dtype)
-    let dOut = random.tensor(shape.oShape, dtype: testCase.dtype)
-    let out = HostTensor(shape: shape.oShape, dtype: testCase.dtype)
-    let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
-    let backend = try CUDABackend(device: 0)
-    try backend.forward(ForwardArguments(q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, options: testCase.options))
-    let reference = try ReferenceAttention.forward(q: q.view, k: k.view, v: v.view, options: testCase.options)
-    let tolerance = testCase.dtype == .bfloat16 ? 2e-2 : 4e-3
-    let outError = ErrorMetrics(actual: out.floats(), expected: reference.out)
-    #expect(outError.passes(tolerance: tolerance), "out \(outError), seed \(random.seed), \(testCase)")
-    let finiteLSE = reference.lse.map { $0.isFinite ? $0 : 0 }
-    let lseActual = lse.floats()
-    #expect(zip(lseActual, reference.lse).allSatisfy { $0.isFinite == $1.isFinite }, "LSE ±inf pattern, seed \(random.seed)")
-    let lseError = ErrorMetrics(actual: lseActual.map { $0.isFinite ? $0 : 0 }, expected: finiteLSE)
-    #expect(lseError.passes(tolerance: 1e-3), "lse \(lseError), seed \(random.seed)")
+  /// A CUDA engine on device 0 whose forward pass may use `kernels`.
+  static func engine(_ kernels: CUDAKernelTuning.ForwardKernels) throws -> AttentionEngine {
+    AttentionEngine(
+      backend: try CUDABackend(device: 0, tuning: CUDAKernelTuning(forwardKernels: kernels)),
+      selectionReason: "GPU test, forward kernels \(kernels.rawValue)")
+  }
 
-    let dQ = HostTensor(shape: shape.qShape, dtype: testCase.dtype)
-    let dK = HostTensor(shape: shape.kShape, dtype: testCase.dtype)
-    let dV = HostTensor(shape: shape.vShape, dtype: testCase.dtype)
-    try backend.backward(BackwardArguments(
-      q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, dOut: dOut.view, dQ: dQ.view,
-      dK: dK.view, dV: dV.view, options: testCase.options))
-    let gradients = try ReferenceAttention.backward(q: q.view, k: k.view, v: v.view, dOut: dOut.view, options: testCase.options)
-    for (name, actual, expected) in [("dq", dQ, gradients.dQ), ("dk", dK, gradients.dK), ("dv", dV, gradients.dV)] {
-      let error = ErrorMetrics(actual: actual.floats(), expected: expected)
-      #expect(error.passes(tolerance: 2 * tolerance), "\(name) \(error), seed \(random.seed), \(testCase)")
-    }
+  /// Dropout problems are left out: the CUDA kernels do not have dropout yet (issue #19) and
+  /// refuse it as `.unsupported`, which `verify` reports as such.
+  @Test(
+    "the verify matrix, both forward kernel families",
+    .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"),
+    arguments: combinations(VerificationMatrix.standard.filter { $0.options.activeDropout == nil }, dtypes, forwardKernels))
+  func verifyMatrix(_ problem: AttentionProblem, _ dtype: DType, _ kernels: CUDAKernelTuning.ForwardKernels) throws {
+    expectPasses(problem, dtype: dtype, engine: try Self.engine(kernels))
+  }
+
+  @Test(
+    "GQA, masks, softcap and head dims beyond the matrix",
+    .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"),
+    arguments: combinations(problems, dtypes, forwardKernels))
+  func moreProblems(_ problem: AttentionProblem, _ dtype: DType, _ kernels: CUDAKernelTuning.ForwardKernels) throws {
+    expectPasses(problem, dtype: dtype, engine: try Self.engine(kernels))
   }
 
   @Test(
@@ -73,13 +72,14 @@ struct GPUAttentionTests {
     let program = CUDAProgram(
       entry: "once", source: "extern \"C\" __global__ void once(float* x) { x[threadIdx.x] = \(UInt32.random(in: 0...UInt32.max)).f; }",
       options: ["-DFA_TEST_NONCE=\(UInt64.random(in: 0...UInt64.max))"])
-    let before = KernelCache.shared.compileCount
     try await withThrowingTaskGroup(of: Void.self) { group in
       for _ in 0..<8 {
         group.addTask { _ = try KernelCache.shared.function(for: program, device: device) }
       }
       try await group.waitForAll()
     }
-    #expect(KernelCache.shared.compileCount - before <= 1)
+    // Per program: other tests compile their kernels concurrently (the global count rose by 27
+    // in the device run of 2026-12-06 while this test's own program compiled once).
+    #expect(KernelCache.shared.compileCount(of: program) == 1)
   }
 }

@@ -30,7 +30,7 @@ struct KernelABILayoutTests {
       (\FAStatsStrides.batch, 0),
       (\FAStatsStrides.head, 8)
     ])
-    expectLayout(FAForwardParams.self, size: 184, [
+    expectLayout(FAForwardParams.self, size: 200, [
       (\FAForwardParams.q, 0),
       (\FAForwardParams.k, 8),
       (\FAForwardParams.v, 16),
@@ -47,7 +47,9 @@ struct KernelABILayoutTests {
       (\FAForwardParams.scale, 164),
       (\FAForwardParams.softcap, 168),
       (\FAForwardParams.window_left, 172),
-      (\FAForwardParams.window_right, 176)
+      (\FAForwardParams.window_right, 176),
+      (\FAForwardParams.alibi_slopes, 184),
+      (\FAForwardParams.alibi_batch_stride, 192)
     ])
     expectLayout(FABackwardPreprocessParams.self, size: 112, [
       (\FABackwardPreprocessParams.o, 0),
@@ -61,7 +63,7 @@ struct KernelABILayoutTests {
       (\FABackwardPreprocessParams.seqlen_q, 104),
       (\FABackwardPreprocessParams.heads_q, 108)
     ])
-    expectLayout(FABackwardKeyValueParams.self, size: 248, [
+    expectLayout(FABackwardKeyValueParams.self, size: 264, [
       (\FABackwardKeyValueParams.q, 0),
       (\FABackwardKeyValueParams.k, 8),
       (\FABackwardKeyValueParams.v, 16),
@@ -84,7 +86,9 @@ struct KernelABILayoutTests {
       (\FABackwardKeyValueParams.softcap, 232),
       (\FABackwardKeyValueParams.window_left, 236),
       (\FABackwardKeyValueParams.window_right, 240),
-      (\FABackwardKeyValueParams.key_block_base, 244)
+      (\FABackwardKeyValueParams.key_block_base, 244),
+      (\FABackwardKeyValueParams.alibi_slopes, 248),
+      (\FABackwardKeyValueParams.alibi_batch_stride, 256)
     ])
     expectLayout(FABackwardConvertParams.self, size: 56, [
       (\FABackwardConvertParams.dq_accum, 0),

@@ -112,6 +112,17 @@ struct HostileSizeTests {
     }
   }
 
+  @Test("a HostTensor from user values refuses a count that does not fill the shape, and converts one that does")
+  func checkedHostTensorValues() throws {
+    #expect(
+      invalidName { () throws(FlashAttentionError) in _ = try HostTensor([1, 2, 3], shape: [2, 2], name: "q") } == "q")
+    #expect(
+      invalidName { () throws(FlashAttentionError) in _ = try HostTensor([1], shape: [2, -1], name: "q") }
+        == "q.shape[1]")
+    let tensor = try HostTensor([1, -2.5, 3, 0.5], shape: [2, 2], dtype: .bfloat16, name: "q")
+    #expect((0..<4).map { tensor.view.loadFloat(atElementOffset: $0) } == [1, -2.5, 3, 0.5])
+  }
+
   @Test("an allocation larger than the memory left is a typed out-of-memory error")
   func checkedHostTensorMemory() {
     // 2^52 bytes (4 PiB): more than any machine's memory, yet a valid shape.

@@ -129,8 +129,7 @@ struct CommandLineTests {
     ] {
       let tensor = try NPYFile.read(path: workspace.path(file), argument: file)
       #expect(tensor.shape == shape && tensor.dtype == .float32, "\(file)")
-      let metrics = ErrorMetrics(actual: tensor.floats(), expected: expected)
-      #expect(metrics.passes(tolerance: 1e-4), "\(file): \(metrics), seed \(random.seed)")
+      expectMatchesReference(file, actual: tensor.floats(), expected: expected, "seed \(random.seed)")
     }
   }
 
@@ -147,11 +146,9 @@ struct CommandLineTests {
     let (q, k, v) = (workspace.q.view, workspace.k.view, workspace.v.view)
     let reference = try ReferenceAttention.forward(q: q, k: k, v: v, options: AttentionOptions())
     let baseline = try ReferenceAttention.samePrecisionForward(q: q, k: k, v: v, options: AttentionOptions())
-    let baselineError = ErrorMetrics(actual: baseline.out.map { Float($0) }, expected: reference.out).relativeL2
-    let metrics = ErrorMetrics(actual: out.floats(), expected: reference.out)
-    #expect(
-      metrics.passes(tolerance: VerificationRule.tolerance(dtype: .float16, baselineError: baselineError)),
-      "\(metrics) vs baseline \(baselineError), seed \(random.seed)")
+    expectMatchesReference(
+      "out", actual: out.floats(), expected: reference.out, baseline: baseline.out, dtype: .float16,
+      "seed \(random.seed)")
   }
 
   @Test("run: an empty sequence gives an empty output")

@@ -35,7 +35,7 @@ struct Float8Tests {
   }
 
   @Test("the fp8 matrix passes on the CPU", arguments: VerificationMatrix.float8.filter { $0.shape.seqlenQ * $0.shape.seqlenK <= 40_000 })
-  func matrixPasses(testCase: VerificationCase) throws {
+  func matrixPasses(testCase: AttentionProblem) throws {
     let result = Verification(engine: try TestEngines.cpu()).run(testCase, dtype: .float8E4M3)
     #expect(result.passed, "\(result.summary)")
   }

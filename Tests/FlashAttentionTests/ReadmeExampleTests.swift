@@ -28,11 +28,9 @@ struct ReadmeExampleTests {
 
     let reference = try ReferenceAttention.forward(q: q.view, k: k.view, v: v.view, options: options)
     let baseline = try ReferenceAttention.samePrecisionForward(q: q.view, k: k.view, v: v.view, options: options)
-    let baselineError = ErrorMetrics(actual: baseline.out.map { Float($0) }, expected: reference.out).relativeL2
-    let metrics = ErrorMetrics(actual: out.floats(), expected: reference.out)
-    #expect(
-      metrics.passes(tolerance: VerificationRule.tolerance(dtype: .bfloat16, baselineError: baselineError)),
-      "\(metrics) vs baseline \(baselineError), seed \(random.seed)")
+    expectMatchesReference(
+      "out", actual: out.floats(), expected: reference.out, baseline: baseline.out, dtype: .bfloat16,
+      "seed \(random.seed)")
   }
 
   @Test("views into a packed QKV buffer [b, s, 3, h, d] give the results of separate tensors")
@@ -59,6 +57,6 @@ struct ReadmeExampleTests {
     let difference = zip(out.floats(), separate.out.floats()).map { abs($0 - $1) }.max() ?? 0
     #expect(difference <= 1e-6, "seed \(random.seed)")
     let reference = try ReferenceAttention.forward(q: qView, k: kView, v: vView, options: options)
-    #expect(ErrorMetrics(actual: out.floats(), expected: reference.out).passes(tolerance: 1e-4), "seed \(random.seed)")
+    expectMatchesReference("out", actual: out.floats(), expected: reference.out, "seed \(random.seed)")
   }
 }

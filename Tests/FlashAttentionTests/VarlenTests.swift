@@ -34,6 +34,17 @@ struct VarlenTests {
     Case(
       lengthsQ: [17, 33, 9], lengthsK: [17, 40, 9], usedQ: [10, 33, 0], usedK: [17, 12, 9],
       options: AttentionOptions(causal: true), trailingRows: 5),
+    // ALiBi with a (batch, heads_q) table (each sequence its row) and dropout keyed by the
+    // sequence's index; with seqused, the bias uses the used lengths, as the mask does.
+    Case(
+      lengthsQ: [17, 33, 9], lengthsK: [17, 40, 9], usedQ: [10, 33, 9], usedK: [17, 12, 9],
+      options: AttentionOptions(
+        causal: true,
+        alibiSlopes: AlibiSlopes(batch: 3, values: (0..<12).map { Float($0 + 1) / 16 }),
+        dropout: AttentionDropout(probability: 0.25, seed: 11, offset: 5))),
+    Case(
+      lengthsQ: [1, 7, 129], lengthsK: [1, 70, 129], headsQ: 4, headsKV: 1,
+      options: AttentionOptions(alibiSlopes: AlibiSlopes(perHead: [0.5, 0.25, 0.125, 0.0625]))),
   ]
 
   @Test("forward and backward match the per-sequence float64 reference", arguments: cases)

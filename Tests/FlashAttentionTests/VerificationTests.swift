@@ -38,7 +38,7 @@ struct VerificationTests {
     }
   }
 
-  static let testCase = VerificationCase(
+  static let testCase = AttentionProblem(
     "damage", AttentionShape(batch: 1, seqlenQ: 9, seqlenK: 12, headsQ: 2, headDim: 16), AttentionOptions(causal: true))
 
   @Test("a damaged backend fails", arguments: DamagedBackend.Damage.allCases, [DType.float32, .float16])

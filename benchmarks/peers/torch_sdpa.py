@@ -201,7 +201,9 @@ def profile_once(cases, impls, args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
-    parser.add_argument("--grid", default=None, help="flash | cpu | cpu-kernels | long-gpu | long-cpu | smoke | custom")
+    parser.add_argument("--grid", default=None,
+                        help="flash | cpu | cpu-kernels | long-gpu | long-cpu | smoke | custom | decode")
+    parser.add_argument("--decode-batches", default="1,4,16,64", help="decode grid: batches")
     parser.add_argument("--dtypes", default=None, help="comma list: bf16,fp16,fp32")
     parser.add_argument("--head-dims", default=None)
     parser.add_argument("--seqlens", default=None)
@@ -223,6 +225,13 @@ def main() -> None:
     if cuda and not torch.cuda.is_available():
         print("torch_sdpa.py: CUDA requested but torch sees no GPU", file=sys.stderr)
         sys.exit(3)
+    if args.grid == "decode":  # KV-cache decoding shapes: their own timing and table
+        import torch_sdpa_decode
+        torch_sdpa_decode.run(args, [int(x) for x in args.decode_batches.split(",")],
+                              [int(x) for x in args.seqlens.split(",")] if args.seqlens
+                              else [1024, 4096, 8192, 16384, 32768, 65536, 131072])
+        return
+
     ints = lambda text: [int(x) for x in text.split(",")] if text else None  # noqa: E731
     dtypes = [bc.DTYPE_NAMES[x] for x in (args.dtypes or ("bf16,fp16" if cuda else "fp32")).split(",")]
     causal = {"both": [False, True], "yes": [True], "no": [False]}[args.causal]

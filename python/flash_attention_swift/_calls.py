@@ -26,14 +26,18 @@ from . import _library as C
 _TENSOR4 = "Q4i4q32x4q32x"
 _TENSOR3 = "Q4i3q40x3q40x"
 # fa_options: struct_size, softmax_scale, causal, (padding), window_left, window_right, softcap,
-# deterministic.
-_OPTIONS = struct.Struct("<Ifi4xqqfi")
+# deterministic, then version 2's alibi_slopes (a pointer to an fa_tensor), dropout_p, (padding),
+# dropout_seed, dropout_offset.
+_OPTIONS = struct.Struct("<Ifi4xqqfiQf4xQQ")
+# The ALiBi slopes' fa_tensor (float32, CPU, rank 1 or 2), after the options.
+_SLOPES = struct.Struct("<Q4i8q8q")
+_NO_DROPOUT = (0.0, 0, 0)
 
 _TENSOR_SIZE = ctypes.sizeof(C.FaTensor)
 _OPTIONS_SIZE = ctypes.sizeof(C.FaOptions)
 _WORDS_PER_TENSOR = _TENSOR_SIZE // 8
 assert struct.calcsize("<" + _TENSOR4) == _TENSOR_SIZE == struct.calcsize("<" + _TENSOR3)
-assert _OPTIONS.size == _OPTIONS_SIZE and _TENSOR_SIZE % 8 == 0
+assert _OPTIONS.size == _OPTIONS_SIZE and _TENSOR_SIZE % 8 == 0 and _SLOPES.size == _TENSOR_SIZE
 
 _DTYPE_CODES = {
     torch.float32: C.FA_DTYPE_FLOAT32,
@@ -78,27 +82,42 @@ class _Descriptors:
     def __init__(self, layout: str) -> None:
         self.tensors = struct.Struct("<" + layout)
         self.count = self.tensors.size // _TENSOR_SIZE
-        self.buffer = ctypes.create_string_buffer(self.tensors.size + _OPTIONS_SIZE)
+        self.buffer = ctypes.create_string_buffer(self.tensors.size + _OPTIONS_SIZE + _TENSOR_SIZE)
         self.words = (ctypes.c_uint64 * (self.tensors.size // 8)).from_buffer(self.buffer)
         base = ctypes.addressof(self.buffer)
         self.addresses = tuple(base + i * _TENSOR_SIZE for i in range(self.count + 1))
+        self.slopes_offset = self.tensors.size + _OPTIONS_SIZE
+        self.slopes_address = base + self.slopes_offset
         self.key = None  # what the tensor descriptors hold (shapes, strides, dtypes, device)
         self.derived = None  # what the key implies: output shapes, inputs to copy
         self.options = None  # what fa_options holds
 
-    def set_options(self, options: tuple) -> None:
-        if options == self.options:
+    def set_options(self, options: tuple, slopes: torch.Tensor | None = None, dropout: tuple = _NO_DROPOUT) -> None:
+        """options: (softmax_scale, causal, window_left, window_right, softcap, deterministic);
+        slopes: a contiguous float32 CPU tensor, described afresh each call (its address changes);
+        dropout: (p, seed, offset)."""
+        alibi = 0
+        if slopes is not None:
+            shape = tuple(slopes.shape) + (0,) * (8 - slopes.dim())
+            strides = tuple(slopes.stride()) + (0,) * (8 - slopes.dim())
+            _SLOPES.pack_into(
+                self.buffer, self.slopes_offset, slopes.data_ptr(), C.FA_DEVICE_CPU, 0, C.FA_DTYPE_FLOAT32,
+                slopes.dim(), *shape, *strides,
+            )
+            alibi = self.slopes_address
+        full = (*options, alibi, *dropout)
+        if full == self.options:
             return
         self.options = None
         try:
-            _OPTIONS.pack_into(self.buffer, self.tensors.size, _OPTIONS_SIZE, *options)
+            _OPTIONS.pack_into(self.buffer, self.tensors.size, _OPTIONS_SIZE, *full)
         except (struct.error, OverflowError) as error:
             scale, _, left, right, softcap, _ = options
             raise ValueError(
                 f"flash_attention_swift: an option is out of range ({error}): softmax_scale={scale}, "
-                f"window_size=({left}, {right}), softcap={softcap}"
+                f"window_size=({left}, {right}), softcap={softcap}, dropout={dropout}"
             ) from None
-        self.options = options
+        self.options = full
 
 
 class _Buffers(threading.local):
@@ -220,9 +239,12 @@ def forward(
     window_left: int,
     window_right: int,
     softcap: float,
+    alibi_slopes: torch.Tensor | None = None,
+    dropout: tuple = _NO_DROPOUT,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """out [b, sq, hq, dv] (q's dtype) and lse float32 [b, hq, sq], new tensors on q's device.
-    softmax_scale None means 1/sqrt(head_dim)."""
+    softmax_scale None means 1/sqrt(head_dim). alibi_slopes: a contiguous float32 CPU tensor
+    (_features.host_slopes); dropout: (p, seed, offset) (_features.dropout_state)."""
     if q.is_cuda:
         device, is_cuda = q.get_device(), True
     else:
@@ -262,7 +284,7 @@ def forward(
     if softmax_scale is None:
         head_dim = q_shape[3]
         softmax_scale = head_dim ** -0.5 if head_dim > 0 else 1.0
-    descriptors.set_options((softmax_scale, causal, window_left, window_right, softcap, False))
+    descriptors.set_options((softmax_scale, causal, window_left, window_right, softcap, False), alibi_slopes, dropout)
     status = _call_forward(*descriptors.addresses, _current_stream(device) if is_cuda else None)
     if status:
         _raise_status(status)
@@ -282,8 +304,11 @@ def backward(
     window_right: int,
     softcap: float,
     deterministic: bool,
+    alibi_slopes: torch.Tensor | None = None,
+    dropout: tuple = _NO_DROPOUT,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """dq, dk, dv (contiguous, the inputs' shapes and dtype) of sum(out * dout)."""
+    """dq, dk, dv (contiguous, the inputs' shapes and dtype) of sum(out * dout); alibi_slopes and
+    dropout (the forward's seed and offset) as in forward."""
     device, is_cuda = _location(q)
     inputs = (q, k, v, out, lse, dout)
     key = tuple((t.shape, t.stride(), t.dtype, t.get_device(), t.is_cuda) for t in inputs)
@@ -315,7 +340,9 @@ def backward(
     if softmax_scale is None:
         head_dim = q.shape[3]
         softmax_scale = head_dim ** -0.5 if head_dim > 0 else 1.0
-    descriptors.set_options((softmax_scale, causal, window_left, window_right, softcap, deterministic))
+    descriptors.set_options(
+        (softmax_scale, causal, window_left, window_right, softcap, deterministic), alibi_slopes, dropout
+    )
     status = _call_backward(*descriptors.addresses, _current_stream(device) if is_cuda else None)
     if status:
         _raise_status(status)

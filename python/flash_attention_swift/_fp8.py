@@ -4,8 +4,8 @@ bfloat16. Forward only, like FA3's: it is a plain call, not a custom op with aut
 tensors do not take gradients.
 
 Not the hot path of training, so it fills ctypes structures per call instead of the packed
-per-thread buffers of `_calls`; the options are the second version of fa_options, which carries
-pointers to the descale descriptors.
+per-thread buffers of `_calls`; the options are version 3 of fa_options, which carries pointers
+to the descale descriptors after version 2's ALiBi and dropout fields (left at none here).
 """
 
 from __future__ import annotations
@@ -25,14 +25,8 @@ if FLOAT8 is not None:
     _CODES[FLOAT8] = FA_DTYPE_FLOAT8_E4M3
 
 
-class FaOptionsFP8(ctypes.Structure):
-    """struct fa_options with the fp8 descale pointers (header 0.1, second version)."""
-
-    _fields_ = C.FaOptions._fields_ + [
-        ("q_descale", ctypes.c_void_p),
-        ("k_descale", ctypes.c_void_p),
-        ("v_descale", ctypes.c_void_p),
-    ]
+# fa_options version 3 (version 2's ALiBi and dropout, then the descale pointers).
+FaOptionsFP8 = C.FaOptionsV3
 
 
 def is_fp8(tensor) -> bool:

@@ -21,9 +21,11 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from . import _calls
+from . import _calls, _features
 
-_NON_DIFFERENTIABLE = (None,) * 6
+# softmax_scale, causal, window_left, window_right, softcap, deterministic, alibi_slopes,
+# dropout_p, seed, offset.
+_NON_DIFFERENTIABLE = (None,) * 10
 
 
 def _check_same_device(q: Tensor, **others: Tensor) -> None:
@@ -45,14 +47,26 @@ def fwd(
     window_right: int,
     softcap: float,
     deterministic: bool,
+    alibi_slopes: Optional[Tensor] = None,
+    dropout_p: float = 0.0,
+    seed: int = 0,
+    offset: int = 0,
 ) -> Tuple[Tensor, Tensor]:
     """out (batch, seqlen_q, heads_q, head_dim_v) and lse float32 (batch, heads_q, seqlen_q).
-    `deterministic` only matters for the backward; it is an argument so autograd sees it."""
-    return _calls.forward(q, k, v, softmax_scale, causal, window_left, window_right, softcap)
+    `deterministic` only matters for the backward; it is an argument so autograd sees it.
+    Dropout's seed and offset are drawn by the caller (`attention`), so the op is a function of
+    its arguments and the backward regenerates the same mask."""
+    return _calls.forward(
+        q, k, v, softmax_scale, causal, window_left, window_right, softcap,
+        _features.host_slopes(alibi_slopes, q), (dropout_p, seed, offset),
+    )
 
 
 @fwd.register_fake
-def _fwd_fake(q, k, v, softmax_scale, causal, window_left, window_right, softcap, deterministic):
+def _fwd_fake(
+    q, k, v, softmax_scale, causal, window_left, window_right, softcap, deterministic,
+    alibi_slopes=None, dropout_p=0.0, seed=0, offset=0,
+):
     for tensor, name in ((q, "q"), (k, "k"), (v, "v")):
         if tensor.dim() != 4:
             raise ValueError(
@@ -80,15 +94,24 @@ def bwd(
     window_right: int,
     softcap: float,
     deterministic: bool,
+    alibi_slopes: Optional[Tensor] = None,
+    dropout_p: float = 0.0,
+    seed: int = 0,
+    offset: int = 0,
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    """dq, dk, dv of sum(out * dout), from the forward's inputs, out and lse."""
+    """dq, dk, dv of sum(out * dout), from the forward's inputs, out and lse (and its ALiBi slopes
+    and dropout seed and offset)."""
     return _calls.backward(
-        dout, q, k, v, out, lse, softmax_scale, causal, window_left, window_right, softcap, deterministic
+        dout, q, k, v, out, lse, softmax_scale, causal, window_left, window_right, softcap, deterministic,
+        _features.host_slopes(alibi_slopes, q), (dropout_p, seed, offset),
     )
 
 
 @bwd.register_fake
-def _bwd_fake(dout, q, k, v, out, lse, softmax_scale, causal, window_left, window_right, softcap, deterministic):
+def _bwd_fake(
+    dout, q, k, v, out, lse, softmax_scale, causal, window_left, window_right, softcap, deterministic,
+    alibi_slopes=None, dropout_p=0.0, seed=0, offset=0,
+):
     _check_same_device(q, k=k, v=v, out=out, lse=lse, dout=dout)
     return q.new_empty(q.shape), k.new_empty(k.shape), v.new_empty(v.shape)
 
@@ -116,10 +139,13 @@ class _EagerAttention(torch.autograd.Function):
     """The op's autograd in plain eager mode, without the dispatcher's Python round trips."""
 
     @staticmethod
-    def forward(ctx, q, k, v, softmax_scale, causal, window_left, window_right, softcap, deterministic):
-        out, lse = _calls.forward(q, k, v, softmax_scale, causal, window_left, window_right, softcap)
+    def forward(
+        ctx, q, k, v, softmax_scale, causal, window_left, window_right, softcap, deterministic,
+        slopes=None, dropout=_calls._NO_DROPOUT,
+    ):
+        out, lse = _calls.forward(q, k, v, softmax_scale, causal, window_left, window_right, softcap, slopes, dropout)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.options = (softmax_scale, causal, window_left, window_right, softcap, deterministic)
+        ctx.options = (softmax_scale, causal, window_left, window_right, softcap, deterministic, slopes, dropout)
         ctx.mark_non_differentiable(lse)
         return out, lse
 
@@ -128,7 +154,7 @@ class _EagerAttention(torch.autograd.Function):
     def backward(ctx, dout, dlse):
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = _calls.backward(dout, q, k, v, out, lse, *ctx.options)
-        return dq, dk, dv, *_NON_DIFFERENTIABLE
+        return dq, dk, dv, *((None,) * 8)
 
 
 _Tensor = torch.Tensor
@@ -184,17 +210,29 @@ def attention(
     window_right: int,
     softcap: float,
     deterministic: bool,
+    alibi_slopes: Optional[Tensor] = None,
+    dropout_p: float = 0.0,
 ) -> Tuple[Tensor, Tensor]:
     """(out, lse) with autograd: the registered op, or its eager fast path. softmax_scale None
-    means 1/sqrt(head_dim)."""
+    means 1/sqrt(head_dim). With dropout_p > 0 the seed and offset are drawn here, once per call,
+    from torch's default generator of q's device (`_features.dropout_state`)."""
     if _any_autocast():
         q, k, v = _autocast(q, k, v)
+    if alibi_slopes is None and dropout_p == 0.0:
+        dropout = _calls._NO_DROPOUT
+    else:
+        check_tensor(q, "q")
+        if dropout_p != 0.0 and _is_compiling():
+            # A seed drawn while tracing would be baked into the graph: every call the same mask.
+            raise NotImplementedError("flash_attention_swift: dropout_p > 0 under torch.compile is not supported yet")
+        dropout = _features.dropout_state(q, dropout_p)
     if _plain_eager(q, k, v):
+        slopes = _features.host_slopes(alibi_slopes, q) if alibi_slopes is not None else None
         if _grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
             return _EagerAttention.apply(
-                q, k, v, softmax_scale, causal, window_left, window_right, softcap, deterministic
+                q, k, v, softmax_scale, causal, window_left, window_right, softcap, deterministic, slopes, dropout
             )
-        return _calls.forward(q, k, v, softmax_scale, causal, window_left, window_right, softcap)
+        return _calls.forward(q, k, v, softmax_scale, causal, window_left, window_right, softcap, slopes, dropout)
     check_tensor(q, "q")
     check_tensor(k, "k")
     check_tensor(v, "v")
@@ -206,4 +244,4 @@ def attention(
             )
         head_dim = q.shape[3]
         softmax_scale = head_dim ** -0.5 if head_dim > 0 else 1.0
-    return fwd(q, k, v, softmax_scale, causal, window_left, window_right, softcap, deterministic)
+    return fwd(q, k, v, softmax_scale, causal, window_left, window_right, softcap, deterministic, alibi_slopes, *dropout)

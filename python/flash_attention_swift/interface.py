@@ -17,10 +17,13 @@ the CPU computes it at any size.
 
 Arguments that this library does not implement yet raise NotImplementedError naming them, when
 given a value other than their default: `qv`, the descales outside flash_attn_func,
-`attention_chunk`, `sm_margin`, FA2's `dropout_p` and `alibi_slopes`, and for the KV cache
+`attention_chunk`, `sm_margin`, and for the KV cache
 rotary embedding, `cache_leftpad`, the varlen-q form and `scheduler_metadata`. `num_splits` and
 `pack_gqa` are accepted: they are FA3's scheduling hints and do not change what is computed
 (the KV-cache call hands `num_splits` to the library's split-KV).
+
+FA2's keyword-only `dropout_p` and `alibi_slopes` are taken by flash_attn_func and the packed
+forms (FA3's varlen and KV-cache signatures have neither); dropout runs on the CPU for now.
 """
 
 from __future__ import annotations
@@ -98,7 +101,10 @@ def _check_num_splits(num_splits, pack_gqa) -> None:
         raise TypeError(f"flash_attention_swift: pack_gqa must be None or a bool, got {pack_gqa!r}")
 
 
-def _attention(q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs):
+def _attention(
+    q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs, alibi_slopes=None,
+    dropout_p=0.0,
+):
     out, softmax_lse = _ops.attention(
         q,
         k,
@@ -108,6 +114,8 @@ def _attention(q, k, v, softmax_scale, causal, window_size, softcap, determinist
         *_window(window_size),
         0.0 if softcap == 0.0 else _softcap(softcap),
         bool(deterministic),
+        alibi_slopes,
+        0.0 if dropout_p == 0.0 else float(dropout_p),
     )
     return (out, softmax_lse) if return_attn_probs else out
 
@@ -153,9 +161,16 @@ def flash_attn_func(
         num_splits, pack_gqa: accepted scheduling hints, no effect on the result.
         q_descale, k_descale, v_descale: for torch.float8_e4m3fn q, k, v, float32 factors of
             shape (batch, nheads_k) (None: 1); the output is then bfloat16 and there is no
-            backward.
-        qv, attention_chunk, sm_margin: only their defaults (NotImplementedError otherwise); so
-            are the keyword-only FA2 arguments dropout_p and alibi_slopes.
+            backward. fp8 takes neither dropout_p nor alibi_slopes (NotImplementedError).
+        qv, attention_chunk, sm_margin: only their defaults (NotImplementedError otherwise).
+        dropout_p (keyword-only, FA2's): dropout on the attention weights, kept ones scaled by
+            1 / (1 - dropout_p); the mask comes from torch's default generator of q's device
+            (torch.manual_seed reproduces a call) and the backward regenerates it. The
+            softmax_lse is that of the undropped softmax. CPU only for now (the CUDA kernels
+            raise NotImplementedError).
+        alibi_slopes (keyword-only, FA2's): float32 (nheads) or (batch_size, nheads); adds
+            -slope * |i + seqlen_k - seqlen_q - j| to the scaled (soft-capped) scores before the
+            mask. CUDA slopes are copied to the host first (a synchronization).
 
     q, k, v are CPU tensors (float32, float16, bfloat16) or CUDA tensors (float16, bfloat16), any
     strides with a unit last stride (a tensor whose last stride is not 1 is copied first). CUDA
@@ -166,19 +181,23 @@ def flash_attn_func(
         softmax_lse [if return_attn_probs]: float32 (batch_size, nheads, seqlen_q), the natural
             log of each row's softmax denominator. No gradient flows through it.
     """
-    if qv is not None or attention_chunk != 0 or sm_margin != 0 or dropout_p != 0.0 or alibi_slopes is not None:
-        _reject_unsupported(
-            qv=qv, attention_chunk=attention_chunk, sm_margin=sm_margin, dropout_p=dropout_p, alibi_slopes=alibi_slopes
-        )
+    if qv is not None or attention_chunk != 0 or sm_margin != 0:
+        _reject_unsupported(qv=qv, attention_chunk=attention_chunk, sm_margin=sm_margin)
     if num_splits != 1 or pack_gqa is not None:
         _check_num_splits(num_splits, pack_gqa)
     if _fp8.is_fp8(q) or q_descale is not None or k_descale is not None or v_descale is not None:
+        if dropout_p != 0.0 or alibi_slopes is not None:
+            raise NotImplementedError(
+                "flash_attn_func: fp8 inputs (descales) take neither dropout_p nor alibi_slopes"
+            )
         out, softmax_lse = _fp8.forward(
             q, k, v, q_descale, k_descale, v_descale, _scale(softmax_scale), bool(causal), _window(window_size),
             0.0 if softcap == 0.0 else _softcap(softcap),
         )
         return (out, softmax_lse) if return_attn_probs else out
-    return _attention(q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs)
+    return _attention(
+        q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs, alibi_slopes, dropout_p
+    )
 
 
 def flash_attn_qkvpacked_func(
@@ -211,8 +230,6 @@ def flash_attn_qkvpacked_func(
         v_descale=v_descale,
         attention_chunk=attention_chunk,
         sm_margin=sm_margin,
-        dropout_p=dropout_p,
-        alibi_slopes=alibi_slopes,
     )
     _ops.check_tensor(qkv, "qkv")
     if qkv.dim() == 5:
@@ -239,7 +256,9 @@ def flash_attn_qkvpacked_func(
             "flash_attention_swift: qkv must have 5 dimensions (batch, seqlen, 3, heads, head_dim) or 4 with "
             f"num_heads_q, got shape {tuple(qkv.shape)}"
         )
-    return _attention(q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs)
+    return _attention(
+        q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs, alibi_slopes, dropout_p
+    )
 
 
 def flash_attn_kvpacked_func(
@@ -256,17 +275,18 @@ def flash_attn_kvpacked_func(
 ):
     """flash_attn_func with k and v packed, FlashAttention-2's signature (FA3 has no such
     function). q: (batch_size, seqlen_q, nheads, headdim), kv: (batch_size, seqlen_k, 2,
-    nheads_k, headdim); k and v are views of kv. dropout_p must be 0.0 and alibi_slopes None.
+    nheads_k, headdim); k and v are views of kv. dropout_p and alibi_slopes as in flash_attn_func.
     Returns out, or (out, softmax_lse) with return_attn_probs (FA3's convention: no S_dmask).
     """
-    _reject_unsupported(dropout_p=dropout_p, alibi_slopes=alibi_slopes)
     _ops.check_tensor(kv, "kv")
     if kv.dim() != 5 or kv.shape[2] != 2:
         raise ValueError(
             f"flash_attention_swift: kv must be (batch, seqlen, 2, heads, head_dim), got shape {tuple(kv.shape)}"
         )
     k, v = kv.unbind(dim=2)
-    return _attention(q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs)
+    return _attention(
+        q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs, alibi_slopes, dropout_p
+    )
 
 
 def _max_seqlen(value, name: str):

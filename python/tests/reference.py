@@ -29,7 +29,10 @@ def visible(seqlen_q: int, seqlen_k: int, causal: bool, window: tuple[int, int],
     return mask
 
 
-def attention(q, k, v, *, scale=None, causal=False, window=(-1, -1), softcap=0.0, compute_dtype=torch.float64):
+def attention(
+    q, k, v, *, scale=None, causal=False, window=(-1, -1), softcap=0.0, compute_dtype=torch.float64, alibi=None,
+    keep=None, dropout_p=0.0,
+):
     """(out, lse) of standard attention with FlashAttention's semantics, computed in
     `compute_dtype` (float64 for the reference, the storage dtype for the same-precision one).
     Differentiable. out has q's layout (batch, seqlen_q, heads, head_dim_v) in compute_dtype;
@@ -44,11 +47,20 @@ def attention(q, k, v, *, scale=None, causal=False, window=(-1, -1), softcap=0.0
     scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * scale
     if softcap > 0:
         scores = softcap * torch.tanh(scores / softcap)
+    if alibi is not None:
+        # (heads) or (batch, heads): -slope * |i + seqlen_k - seqlen_q - j|, after the softcap.
+        slopes = alibi.to(compute_dtype).to(q.device).expand(batch, heads_q).reshape(batch, heads_q, 1, 1)
+        i = torch.arange(seqlen_q, device=q.device).unsqueeze(1)
+        j = torch.arange(seqlen_k, device=q.device).unsqueeze(0)
+        scores = scores - slopes * (i + seqlen_k - seqlen_q - j).abs().to(compute_dtype)
     mask = visible(seqlen_q, seqlen_k, causal, window, q.device)
     scores = scores.masked_fill(~mask, float("-inf"))
     lse = torch.logsumexp(scores.double(), dim=-1)
     probabilities = torch.softmax(scores, dim=-1)
     probabilities = torch.nan_to_num(probabilities, nan=0.0)  # rows with no visible key
+    if keep is not None:
+        # Dropout given the keep mask (batch, heads, seqlen_q, seqlen_k); the LSE stays undropped.
+        probabilities = probabilities * keep.to(q.device) / (1 - dropout_p)
     out = torch.einsum("bhqk,bkhd->bqhd", probabilities.to(compute_dtype), v)
     return out, lse
 

@@ -219,8 +219,6 @@ UNSUPPORTED = [
     # q_descale/k_descale/v_descale select the fp8 path (test_fp8.py: refused for other dtypes).
     ("attention_chunk", lambda q: dict(attention_chunk=128)),
     ("sm_margin", lambda q: dict(sm_margin=8)),
-    ("dropout_p", lambda q: dict(dropout_p=0.1)),
-    ("alibi_slopes", lambda q: dict(alibi_slopes=torch.ones(4))),
 ]
 
 
@@ -231,16 +229,21 @@ def test_unsupported_argument_raises_naming_it(name, arguments):
         flash_attn_func(q, k, v, **arguments(q))
 
 
-def test_kvpacked_and_qkvpacked_refuse_dropout_and_alibi():
+def test_kvpacked_and_qkvpacked_pass_dropout_and_alibi_through():
     q, k, v = inputs("cpu")
+    heads = q.shape[2]
+    slopes = torch.rand(heads)
     kv = torch.stack((k, v), dim=2)
-    with pytest.raises(NotImplementedError, match="dropout_p"):
-        flash_attn_kvpacked_func(q, kv, 0.1)
-    with pytest.raises(NotImplementedError, match="alibi_slopes"):
-        flash_attn_kvpacked_func(q, kv, alibi_slopes=torch.ones(4))
-    qkv = torch.stack((q, q, q), dim=2)
-    with pytest.raises(NotImplementedError, match="dropout_p"):
-        flash_attn_qkvpacked_func(qkv, dropout_p=0.5)
+    expected = flash_attn_func(q, k, v, alibi_slopes=slopes)
+    assert torch.equal(flash_attn_kvpacked_func(q, kv, alibi_slopes=slopes), expected)
+    torch.manual_seed(5)
+    dropped = flash_attn_func(q, k, v, dropout_p=0.3)
+    torch.manual_seed(5)
+    assert torch.equal(flash_attn_kvpacked_func(q, kv, 0.3), dropped)
+    if q.shape == k.shape == v.shape:
+        qkv = torch.stack((q, k, v), dim=2)
+        torch.manual_seed(5)
+        assert torch.equal(flash_attn_qkvpacked_func(qkv, dropout_p=0.3), dropped)
 
 
 def test_scheduling_hints_are_accepted():

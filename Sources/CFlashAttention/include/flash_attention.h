@@ -139,17 +139,31 @@ typedef struct fa_options {
   float softcap;
   /* Bit-reproducible backward (no floating-point atomics); 0 or 1. */
   int32_t deterministic;
+  /* --- Added in version 2 (a version-1 struct_size of 40 bytes is still accepted: these fields
+   * then read as their defaults). --- */
+  /* ALiBi slopes, FlashAttention-2's alibi_slopes: a float32 tensor in host memory of shape
+   * (heads_q) or (batch, heads_q); query head h of batch b adds -slope * |i + seqlen_k - seqlen_q - j|
+   * to the scaled (soft-capped) score before the mask. NULL disables it. Read during the call only. */
+  const fa_tensor *alibi_slopes;
+  /* Dropout on the attention probabilities, in [0, 1); 0 disables it. Kept entries are scaled by
+   * 1 / (1 - p); the lse is that of the undropped softmax. The keep mask is Philox-4x32-10 of
+   * (dropout_seed, dropout_offset) and each element's (batch, head, query, key): the same on every
+   * backend; pass the forward's seed and offset to the backward. */
+  float dropout_p;
+  uint64_t dropout_seed;
+  uint64_t dropout_offset;
+  /* --- Added in version 3 (a version-1 or version-2 struct_size is still accepted: these
+   * fields then read as NULL). --- */
   /* fp8 inputs (fa_forward only): float32 [batch, heads_kv] factors, any strides, in q's memory;
    * the attention is computed on q * q_descale, k * k_descale, v * v_descale (query head h uses
-   * kv head h / (heads_q / heads_kv)). NULL means 1; non-NULL with other dtypes is an error.
-   * Added in 0.1 after the first fa_options: a caller built against the 40-byte struct is read
-   * as having none. */
+   * kv head h / (heads_q / heads_kv)). NULL means 1; non-NULL with other dtypes is an error. */
   const fa_tensor *q_descale;
   const fa_tensor *k_descale;
   const fa_tensor *v_descale;
 } fa_options;
 
-/* Defaults: scale 1/sqrt(head_dim), no mask, no softcap, not deterministic. */
+/* Defaults: scale 1/sqrt(head_dim), no mask, no softcap, not deterministic, no ALiBi, no
+ * dropout. */
 fa_options fa_options_default(void);
 
 /* Forward: writes out and lse. */

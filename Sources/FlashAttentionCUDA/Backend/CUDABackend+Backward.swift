@@ -23,6 +23,7 @@ extension CUDABackend {
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     try checkProblem(shape, dtype: arguments.q.dtype)
+    try CUDACallChecks.features(arguments.options, backend: name)
     try checkDeviceCall(
       [
         (arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out"),
@@ -82,7 +83,10 @@ extension CUDABackend {
       // No keys: dK and dV are empty and dQ is 0 (the zeroed accumulator); no queries: dK and
       // dV are 0 (a key block with no steps writes zeros).
       if shape.seqlenK > 0 {
-        try FlashAttention2Launch.keyValue(arguments, key: keyValue, scratch: scratch, device: device, stream: stream)
+        try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
+          try FlashAttention2Launch.keyValue(
+            arguments, key: keyValue, scratch: scratch, device: device, stream: stream, alibiSlopes: slopes)
+        }
       }
       if shape.seqlenQ > 0 {
         try FlashAttention2Launch.convert(arguments, key: convert, scratch: scratch, device: device, stream: stream)

@@ -11,6 +11,7 @@ extension CUDABackend {
   public func enqueueForward(_ arguments: ForwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
     let shape = arguments.shape
     try checkProblem(shape, dtype: arguments.q.dtype)
+    try CUDACallChecks.features(arguments.options, backend: name)
     try checkDeviceCall(
       [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out")],
       location: arguments.q.location, stream: stream)
@@ -27,7 +28,9 @@ extension CUDABackend {
     case let .hopper(key, persistent):
       try HopperLaunch.forward(arguments, key: key, persistent: persistent, device: device, stream: stream)
     case let .flashAttention2(key):
-      try FlashAttention2Launch.forward(arguments, key: key, device: device, stream: stream)
+      try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
+        try FlashAttention2Launch.forward(arguments, key: key, device: device, stream: stream, alibiSlopes: slopes)
+      }
     }
   }
 

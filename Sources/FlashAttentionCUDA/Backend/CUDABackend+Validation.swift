@@ -29,6 +29,14 @@ enum CUDACallChecks {
     }
   }
 
+  /// The score features the kernels compile: ALiBi is in the FlashAttention-2 kernels (the
+  /// Hopper kernels hand such calls to them); dropout is not in the CUDA kernels yet.
+  static func features(_ options: AttentionOptions, backend: String) throws(FlashAttentionError) {
+    if options.activeDropout != nil {
+      throw .unsupported(backend: backend, feature: "dropout (dropout_p > 0): the CPU backend runs it")
+    }
+  }
+
   /// The views of an enqueue: device memory of `ordinal`, every row 16-byte aligned (cp.async
   /// and TMA move 16 bytes).
   static func deviceViews(

@@ -26,9 +26,16 @@ public final class KernelCache: Sendable {
 
   private let slots = Mutex<[Key: Slot]>([:])
   private let compiles = Atomic<Int>(0)
+  private let compilesOfProgram = Mutex<[CUDAProgram: Int]>([:])
 
-  /// How many NVRTC compiles this cache ran (tests use it to prove compile-once).
+  /// How many NVRTC compiles this cache ran.
   public var compileCount: Int { compiles.load(ordering: .relaxed) }
+
+  /// How many NVRTC compiles of `program` this cache ran (tests use it to prove compile-once
+  /// while other tests compile their own kernels concurrently).
+  package func compileCount(of program: CUDAProgram) -> Int {
+    compilesOfProgram.withLock { $0[program] ?? 0 }
+  }
 
   /// The loaded kernel for `key` on `device`, compiled for `device.arch` if needed. The lookup
   /// hashes the key, not its program (tens of kilobytes of source), so a launch costs no more
@@ -74,6 +81,7 @@ public final class KernelCache: Sendable {
     let disk = KernelDiskCache.configured()
     if let cached = disk?.load(program, arch: arch, nvrtc: nvrtc) { return cached }
     compiles.add(1, ordering: .relaxed)
+    compilesOfProgram.withLock { $0[program, default: 0] += 1 }
     let kernel = try KernelCompiler.compile(program, arch: arch)
     disk?.store(kernel, program: program, nvrtc: nvrtc)
     return kernel.cubin

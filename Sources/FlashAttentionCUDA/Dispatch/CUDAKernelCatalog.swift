@@ -12,7 +12,7 @@ public enum CUDAKernelCatalog {
   /// The keys of every family that runs on `arch`: the FlashAttention-2 kernels (one per kind
   /// and head dims, bf16 without masks and fp16 with masking and softcap, the most registers;
   /// `exhaustive` crosses every dtype and flag instead), the standard-attention baseline, and on
-  /// sm_90a every Hopper variant.
+  /// sm_90a every Hopper variant; the KV-cache kernels (`decodeKeys`) on every arch.
   public static func keys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     var keys: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive)
     for dtype in [DType.bfloat16, .float16] {
@@ -24,6 +24,7 @@ public enum CUDAKernelCatalog {
       keys += HopperBackwardKey.allVariants
       keys += HopperBackwardDQKey.allVariants
     }
+    keys += decodeKeys(arch: arch, exhaustive: exhaustive)
     return keys
   }
 
@@ -42,6 +43,12 @@ public enum CUDAKernelCatalog {
           FlashAttention2Key.make(
             kind: kind, headDim: d, headDimV: dv, dtype: dtype, masked: masked, softcap: softcap,
             deterministic: false, arch: arch)
+        }
+        // The ALiBi variants of the two kernels that have the bias.
+        keys += [FlashAttention2Key.Kind.forward, .backwardKeyValue].map { kind in
+          FlashAttention2Key.make(
+            kind: kind, headDim: d, headDimV: dv, dtype: dtype, masked: masked, softcap: softcap,
+            deterministic: false, arch: arch, alibi: true)
         }
       }
     }

@@ -58,10 +58,16 @@ public struct CUDAKernelTuning: Sendable, Hashable {
   /// Replaces the FlashAttention-2 backward table's tile at every head dim where it fits.
   public var backwardTile: AttentionTile?
   public var forwardKernels: ForwardKernels
+  /// Replaces the decode table's warps and stages (KV-cache calls).
+  public var decodeTile: DecodeTuning?
 
-  public init(forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic) {
+  public init(
+    forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,
+    decodeTile: DecodeTuning? = nil
+  ) {
     self.forwardTile = forwardTile
     self.backwardTile = backwardTile
     self.forwardKernels = forwardKernels
+    self.decodeTile = decodeTile
   }
 }

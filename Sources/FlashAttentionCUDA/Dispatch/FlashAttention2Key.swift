@@ -25,6 +25,9 @@ public struct FlashAttention2Key: CUDAKernelKey {
   public var deterministic: Bool
   public var tile: AttentionTile
   public var arch: String
+  /// Forward and key/value kernels: the ALiBi bias (`common/alibi.cuh`), compiled in only here,
+  /// so plain attention's kernels are unchanged.
+  public var alibi: Bool = false
 
   public var description: String {
     var text = "\(kind.rawValue) d=\(headDim)"
@@ -33,6 +36,7 @@ public struct FlashAttention2Key: CUDAKernelKey {
     if masked { text += " masked" }
     if softcap { text += " softcap" }
     if deterministic { text += " deterministic" }
+    if alibi { text += " alibi" }
     return text + " \(arch)"
   }
 
@@ -86,6 +90,8 @@ public struct FlashAttention2Key: CUDAKernelKey {
       "FA_MASK \(masked ? 2 : 0)", "FA_SOFTCAP \(softcap ? 1 : 0)",
       "FA_Q_IN_REGS \(tile.qInRegisters ? 1 : 0)", "FA_DETERMINISTIC \(deterministic ? 1 : 0)",
     ]
+    // Only in the keys that have it: plain attention's programs stay byte for byte as before.
+    if alibi { defines.append("FA_ALIBI 1") }
     if kind == .backwardKeyValue {
       let widths = [Self.paddedTo32(headDim), Self.paddedTo32(headDimV)]
       let plan = backwardPlan
@@ -119,7 +125,19 @@ extension FlashAttention2Key {
   /// The key with the tile table's choice for `kind` and the head dims.
   public static func make(
     kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
-    deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning()
+    deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning(), alibi: Bool = false
+  ) -> FlashAttention2Key {
+    var key = make(
+      kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
+      deterministic: deterministic, arch: arch, tuning: tuning)
+    // The bias is in the forward and the key/value kernel; the elementwise ones never see it.
+    if alibi && (kind == .forward || kind == .backwardKeyValue) { key.alibi = true }
+    return key
+  }
+
+  private static func make(
+    kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
+    deterministic: Bool, arch: String, tuning: CUDAKernelTuning
   ) -> FlashAttention2Key {
     switch kind {
     case .forward:

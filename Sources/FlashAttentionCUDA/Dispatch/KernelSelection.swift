@@ -59,7 +59,7 @@ enum KernelSelection {
       FlashAttention2Key.make(
         kind: .forward, headDim: shape.headDim, headDimV: shape.headDimV, dtype: arguments.q.dtype,
         masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false, arch: arch,
-        tuning: tuning))
+        tuning: tuning, alibi: arguments.options.alibiSlopes != nil))
   }
 
   /// The backward's kernels (see `BackwardKernelPlan`).
@@ -71,7 +71,7 @@ enum KernelSelection {
       FlashAttention2Key.make(
         kind: kind, headDim: shape.headDim, headDimV: shape.headDimV, dtype: arguments.q.dtype,
         masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false, arch: arch,
-        tuning: tuning)
+        tuning: tuning, alibi: arguments.options.alibiSlopes != nil)
     }
     let preprocess = flashAttention2(.backwardPreprocess)
     if hopperBackwardObstacle(arguments, arch: arch) == nil {
@@ -111,6 +111,8 @@ enum KernelSelection {
   static func hopperForwardObstacle(_ arguments: ForwardArguments, arch: String) -> String? {
     let shape = arguments.shape
     if arch != "sm_90a" { return "device arch \(arch) is not sm_90a" }
+    // ALiBi is in the FlashAttention-2 kernels only (not yet in the wgmma kernels).
+    if arguments.options.alibiSlopes != nil { return "ALiBi" }
     // No keys: nothing for TMA to describe; the FlashAttention-2 kernel writes the zeros and -inf.
     if shape.seqlenK == 0 { return "seqlen_k is 0" }
     if hopperForwardKey(arguments) == nil {
@@ -151,6 +153,7 @@ enum KernelSelection {
     {
       return reason
     }
+    if arguments.options.alibiSlopes != nil { return "ALiBi" }
     if shape.seqlenQ == 0 || shape.seqlenK == 0 { return "an empty sequence" }
     for (tensor, name) in [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.dOut, "dout")] {
       if let obstacle = tensorMapObstacle(tensor, name) { return obstacle }

@@ -5,8 +5,10 @@ import _FlashAttentionKernelABI
 /// parameter struct and grid.
 enum FlashAttention2Launch {
   /// O and LSE: one CTA per (query block, head, batch).
+  /// `alibiSlopes`: the device copy of the call's slopes (0 without ALiBi).
   static func forward(
-    _ arguments: ForwardArguments, key: FlashAttention2Key, device: CUDADevice, stream: CUDAStream
+    _ arguments: ForwardArguments, key: FlashAttention2Key, device: CUDADevice, stream: CUDAStream,
+    alibiSlopes: UInt64 = 0
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     let (left, right) = kernelWindow(arguments.mask)
@@ -17,7 +19,8 @@ enum FlashAttention2Launch {
       q_strides: FAStrides(arguments.q), k_strides: FAStrides(arguments.k), v_strides: FAStrides(arguments.v),
       o_strides: FAStrides(arguments.out), lse_strides: FAStatsStrides(arguments.lse),
       seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize),
-      scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right)
+      scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right,
+      alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape))
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + key.tile.blockM - 1) / key.tile.blockM, shape.headsQ, shape.batch),
       block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
@@ -45,7 +48,7 @@ enum FlashAttention2Launch {
   /// per launch, in a fixed order.
   static func keyValue(
     _ arguments: BackwardArguments, key: FlashAttention2Key, scratch: BackwardScratch, device: CUDADevice,
-    stream: CUDAStream
+    stream: CUDAStream, alibiSlopes: UInt64 = 0
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     let (left, right) = kernelWindow(arguments.mask)
@@ -58,7 +61,8 @@ enum FlashAttention2Launch {
       k_strides: FAStrides(arguments.k), v_strides: FAStrides(arguments.v), dout_strides: FAStrides(arguments.dOut),
       dk_strides: FAStrides(arguments.dK), dv_strides: FAStrides(arguments.dV), seqlen_q: Int32(shape.seqlenQ),
       seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize), scale: arguments.scale,
-      softcap: arguments.options.softcap, window_left: left, window_right: right, key_block_base: 0)
+      softcap: arguments.options.softcap, window_left: left, window_right: right, key_block_base: 0,
+      alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape))
     let blocks = (shape.seqlenK + key.tile.blockN - 1) / key.tile.blockN
     let function = try device.loadedKernel(key)
     if arguments.options.deterministic {
@@ -89,5 +93,10 @@ enum FlashAttention2Launch {
     try device.loadedKernel(key).launch(
       grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,
       stream: stream)
+  }
+
+  /// Elements between two batch entries' slopes: heads_q for a `(batch, heads_q)` table, else 0.
+  private static func alibiBatchStride(_ options: AttentionOptions, _ shape: AttentionShape) -> Int64 {
+    options.alibiSlopes?.batch == nil ? 0 : Int64(shape.headsQ)
   }
 }

@@ -127,6 +127,8 @@ public struct CUDAStandardAttention: Sendable {
     if options.softcap > 0 {
       throw .unsupported(backend: "cuda-standard", feature: "softcap")
     }
+    try CUDACallChecks.features(options, backend: "cuda-standard")
+    if options.alibiSlopes != nil { throw .unsupported(backend: "cuda-standard", feature: "ALiBi") }
     if q.location != .cuda(device: device.ordinal) {
       throw .invalidArgument(name: "q.location", value: "\(q.location)", reason: "must be cuda:\(device.ordinal)")
     }

@@ -14,6 +14,8 @@ public struct BenchmarkSettings: Sendable {
   /// Runs with `AttentionOptions.deterministic` (on the GPU the backward's one-launch-per-key-
   /// block mode); the records name the implementation `flash-deterministic`.
   public var deterministic = false
+  /// The probability of the `flash-dropout` implementation (`BenchmarkFeatures`).
+  public var dropoutProbability: Float = 0.1
   /// Called after each record (progress on stderr).
   public var progress: (@Sendable (BenchmarkRecord) -> Void)?
 

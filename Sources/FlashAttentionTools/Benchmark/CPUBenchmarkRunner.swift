@@ -49,8 +49,8 @@ public struct CPUBenchmarkRunner {
     }
     let backend: any AttentionBackend
     switch impl {
-    case "flash": backend = flash
     case "standard": backend = standard
+    case let name where BenchmarkFeatures.isFlash(name): backend = flash
     default: return record(.unsupported, note: "unknown implementation \(impl)")
     }
     let shape = benchmarkCase.shape
@@ -74,7 +74,7 @@ public struct CPUBenchmarkRunner {
       // fp8 inputs write a bfloat16 output (descales 1); their backward is refused below.
       let out = try HostTensor(shape: shape.oShape, dtype: dtype.isFloat8 ? .bfloat16 : dtype, name: "out")
       let lse = try HostTensor(shape: shape.lseShape, dtype: .float32, name: "lse")
-      let options = AttentionOptions(causal: benchmarkCase.causal, deterministic: settings.deterministic)
+      let options = BenchmarkFeatures.options(impl: impl, case: benchmarkCase, settings: settings)
       let forward = try ForwardArguments(q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, options: options)
       var step: () throws(FlashAttentionError) -> Void = { () throws(FlashAttentionError) in try backend.forward(forward) }
       var gradients: [HostTensor] = []

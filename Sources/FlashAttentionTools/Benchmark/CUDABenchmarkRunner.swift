@@ -128,7 +128,7 @@ public struct CUDABenchmarkRunner {
     }
     var records: [BenchmarkRecord] = []
     for impl in impls {
-      if impl != "flash" && impl != "standard" {
+      if !BenchmarkFeatures.isFlash(impl) && impl != "standard" {
         records += passes.map { record(impl, $0, .unsupported, note: "unknown implementation \(impl)") }
         continue
       }
@@ -156,7 +156,9 @@ public struct CUDABenchmarkRunner {
           }
         }
         do throws(FlashAttentionError) {
-          let step = try makeStep(impl: impl, pass: pass, workspace: workspace)
+          let step = try makeStep(
+            impl: impl, pass: pass, workspace: workspace,
+            options: BenchmarkFeatures.options(impl: impl, case: benchmarkCase, settings: settings))
           if pass == .backward {
             for set in sets { try step.forward(set) }  // out and lse for the backward pass
           }
@@ -187,7 +189,9 @@ public struct CUDABenchmarkRunner {
     var run: (TensorSet) throws(FlashAttentionError) -> Void
   }
 
-  func makeStep(impl: String, pass: BenchmarkPass, workspace: CUDABuffer?) throws(FlashAttentionError) -> Step {
+  func makeStep(
+    impl: String, pass: BenchmarkPass, workspace: CUDABuffer?, options: AttentionOptions? = nil
+  ) throws(FlashAttentionError) -> Step {
     let stream = flash.stream
     let forward: (TensorSet) throws(FlashAttentionError) -> Void
     let backward: (TensorSet) throws(FlashAttentionError) -> Void
@@ -198,6 +202,11 @@ public struct CUDABenchmarkRunner {
       backward = { (set) throws(FlashAttentionError) in
         try standard.enqueueBackward(set.requireBackward(), workspace: workspace, on: stream)
       }
+    } else if let options, impl != "flash" {
+      // A feature variant: the set's tensors under its options. The arguments are rebuilt per
+      // call (a few microseconds of host checks, hidden behind the queued kernels).
+      forward = { (set) throws(FlashAttentionError) in try flash.enqueueForward(set.forward.with(options), on: stream) }
+      backward = { (set) throws(FlashAttentionError) in try flash.enqueueBackward(set.requireBackward().with(options), on: stream) }
     } else {
       forward = { (set) throws(FlashAttentionError) in try flash.enqueueForward(set.forward, on: stream) }
       backward = { (set) throws(FlashAttentionError) in try flash.enqueueBackward(set.requireBackward(), on: stream) }

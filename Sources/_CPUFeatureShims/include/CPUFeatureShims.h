@@ -59,4 +59,27 @@ static inline void fa_prefetch_l2(const void *address) {
   __builtin_prefetch(address, 0, 1);
 }
 
+/// Sets this thread's flush-to-zero and denormals-are-zero modes (MXCSR bits 15 and 6) and
+/// returns the previous MXCSR for `fa_restore_float_modes`. Elsewhere a no-op returning 0.
+static inline uint32_t fa_enter_flush_to_zero(void) {
+#if defined(__x86_64__)
+  uint32_t saved;
+  __asm__ volatile("stmxcsr %0" : "=m"(saved));
+  uint32_t flushing = saved | 0x8040u;
+  __asm__ volatile("ldmxcsr %0" : : "m"(flushing));
+  return saved;
+#else
+  return 0;
+#endif
+}
+
+/// Restores the MXCSR `fa_enter_flush_to_zero` returned.
+static inline void fa_restore_float_modes(uint32_t saved) {
+#if defined(__x86_64__)
+  __asm__ volatile("ldmxcsr %0" : : "m"(saved));
+#else
+  (void)saved;
+#endif
+}
+
 #endif

@@ -96,6 +96,11 @@ typedef struct fa_forward_step {
   float *_Nonnull out;
   ptrdiff_t out_leading;
   ptrdiff_t out_width;
+  /// ALiBi, after the softcap and before the mask: `Sᵀ[key][query] -= alibi_slope ·
+  /// |alibi_diagonal + query − key|` with `alibi_diagonal = first_query + seqlen_k − seqlen_q −
+  /// first_key`; a slope of 0 skips it (and adds nothing).
+  float alibi_slope;
+  ptrdiff_t alibi_diagonal;
 } fa_forward_step;
 
 /// The forward epilogue of `count` query rows: `O / sum` into `out` rows `first_row...` (in its
@@ -135,7 +140,24 @@ typedef struct fa_backward_probabilities {
   fa_band mask;
   const float *_Nonnull lse;
   const float *_Nullable log_sum;
+  /// ALiBi, after the softcap and before the mask: `S[query][key] -= alibi_slope ·
+  /// |alibi_diagonal + query − key|` (`alibi_diagonal` as in `fa_forward_step`); 0 skips it.
+  float alibi_slope;
+  ptrdiff_t alibi_diagonal;
 } fa_backward_probabilities;
+
+/// Dropout's keep mask on one tile (fa_philox.h): element (query, key) of (batch, head) pair
+/// `batch_head` is kept iff its 16-bit Philox number is below `threshold`, and then weighs `scale`
+/// (`1 / (1 − p)`), else 0. The tile's first query and key are `first_query`, `first_key`.
+typedef struct fa_dropout {
+  uint64_t seed;
+  uint64_t offset;
+  uint32_t threshold;
+  uint32_t batch_head;
+  float scale;
+  ptrdiff_t first_query;
+  ptrdiff_t first_key;
+} fa_dropout;
 
 /// `dS = P · (dP − D[row]) · scale`, times `1 − tanh²` where `tanh` is given, written over dP
 /// (`gradient`); exactly 0 wherever P is 0, whatever dP or tanh hold there (stale scratch under
@@ -216,6 +238,16 @@ typedef struct fa_cpu_kernels {
 
   /// The kernels' 2^x on `count` values (for tests): exact 0 at and below -127, NaN stays NaN.
   void (*_Nonnull exp2_values)(const float *_Nonnull x, float *_Nonnull y, ptrdiff_t count);
+
+  /// Dropout's factors (`scale` or 0) of a `rows × columns` tile with row pitch `leading`:
+  /// queries are the rows, or, with `keys_are_rows`, the keys are (the forward's `Sᵀ`).
+  void (*_Nonnull dropout_factors)(
+    const fa_dropout *_Nonnull, float *_Nonnull factors, ptrdiff_t leading, ptrdiff_t rows, ptrdiff_t columns,
+    bool keys_are_rows);
+  /// `tile[r][c] *= factors[r][c]` over `rows × columns` (columns a multiple of 16), both with
+  /// row pitch `leading`.
+  void (*_Nonnull multiply_elementwise)(
+    float *_Nonnull tile, const float *_Nonnull factors, ptrdiff_t leading, ptrdiff_t rows, ptrdiff_t columns);
 } fa_cpu_kernels;
 
 /// Instruction sets of the tables.

@@ -91,6 +91,10 @@ typedef struct FAForwardParams {
   float softcap;
   fa_i32 window_left;
   fa_i32 window_right;
+  /// ALiBi (kernels compiled with FA_ALIBI): float32 slopes, query head h of batch b at
+  /// `alibi_slopes[b * alibi_batch_stride + h]` (stride 0 for one slope per head).
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
 } FAForwardParams;
 
 /// `flash_backward_preprocess`: D = rowsum(dO * O) and the LSE in log2 units, per query row.
@@ -134,6 +138,9 @@ typedef struct FABackwardKeyValueParams {
   fa_i32 window_right;
   /// The first key block of this launch (the deterministic mode launches one at a time).
   fa_i32 key_block_base;
+  /// ALiBi, as in `FAForwardParams`.
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
 } FABackwardKeyValueParams;
 
 /// `flash_backward_convert_dq`: dQ = scale * accumulator, in the storage dtype.
@@ -302,6 +309,99 @@ typedef struct FAStandardSoftmaxBackwardParams {
 } FAStandardSoftmaxBackwardParams;
 
 // -------------------------------------------------------------------------------------------
+// KV-cache kernels (sm80 and later): decode/append.cu, decode/decode.cu, decode/combine.cu
+// -------------------------------------------------------------------------------------------
+
+/// Where the keys of a KV-cache call live: device int32 index data, read by the kernels and
+/// trusted (never copied to the host). Sequence b holds `seqlens[b] + seqlen_new` keys after the
+/// append. A contiguous cache `[batch_cache, seqlen_cache, heads_kv, dim]` keeps sequence b in
+/// cache row `batch_idx[b]` (row b without it); a paged one `[num_pages, page_size, heads_kv,
+/// dim]` keeps its token t in page `page_table[b, t / page_size]`, row t % page_size. Strides are
+/// in elements.
+typedef struct FACacheIndex {
+  const fa_i32* seqlens;
+  /// Null: sequence b uses cache row b (contiguous caches only).
+  const fa_i32* batch_idx;
+  /// Null: a contiguous cache.
+  const fa_i32* page_table;
+  fa_i64 seqlens_stride;
+  fa_i64 batch_idx_stride;
+  fa_i64 page_table_batch_stride;
+  fa_i64 page_table_page_stride;
+  /// Rows per page (paged caches; unused otherwise).
+  fa_i32 page_size;
+  /// Tokens this call appends to every sequence (0 without new keys).
+  fa_i32 seqlen_new;
+} FACacheIndex;
+
+/// `kv_append`: the new keys and values `[batch, seqlen_new, heads_kv, dim]` written into the
+/// cache at `seqlens[b]`, one 16-byte chunk per thread.
+typedef struct FAKVAppendParams {
+  const fa_u16* k_new;
+  const fa_u16* v_new;
+  fa_u16* k_cache;
+  fa_u16* v_cache;
+  FAStrides k_new_strides;
+  FAStrides v_new_strides;
+  /// `batch` is the stride of a cache row (contiguous) or of a page (paged).
+  FAStrides k_cache_strides;
+  FAStrides v_cache_strides;
+  FACacheIndex index;
+  fa_i32 heads_kv;
+  fa_i32 head_dim;
+  fa_i32 head_dim_v;
+  fa_i32 padding;
+} FAKVAppendParams;
+
+/// `flash_decode`: attention of one (sequence, kv head, block of packed query rows, key split)
+/// per CTA. The packed rows are (query token i, query head h of the kv head's group) in the order
+/// r = i * group + h. With `num_splits` 1 the CTA writes O and the LSE; with more it writes its
+/// split's normalized O and LSE into `o_partial` `[num_splits, batch, heads_q, seqlen_q,
+/// head_dim_v]` and `lse_partial` `[num_splits, batch, heads_q, seqlen_q]` (fp32, contiguous)
+/// for `flash_decode_combine`.
+typedef struct FADecodeParams {
+  const fa_u16* q;
+  const fa_u16* k_cache;
+  const fa_u16* v_cache;
+  fa_u16* o;
+  float* lse;
+  float* o_partial;
+  float* lse_partial;
+  FAStrides q_strides;
+  FAStrides k_strides;
+  FAStrides v_strides;
+  FAStrides o_strides;
+  FAStatsStrides lse_strides;
+  FACacheIndex index;
+  fa_i32 batch;
+  fa_i32 seqlen_q;
+  fa_i32 heads_q;
+  /// Query heads per kv head (GQA).
+  fa_i32 group;
+  fa_i32 num_splits;
+  float scale;
+  /// 0: no softcap.
+  float softcap;
+  fa_i32 window_left;
+  fa_i32 window_right;
+  fa_i32 padding;
+} FADecodeParams;
+
+/// `flash_decode_combine`: O and LSE of each row from its splits, weighted by exp(lse_s - lse).
+typedef struct FADecodeCombineParams {
+  const float* o_partial;
+  const float* lse_partial;
+  fa_u16* o;
+  float* lse;
+  FAStrides o_strides;
+  FAStatsStrides lse_strides;
+  fa_i32 batch;
+  fa_i32 seqlen_q;
+  fa_i32 heads_q;
+  fa_i32 num_splits;
+} FADecodeCombineParams;
+
+// -------------------------------------------------------------------------------------------
 // The layout, pinned: Swift (Clang) and NVRTC must agree on every offset, or a kernel reads
 // garbage. Append new fields at the end of a struct and add their lines here.
 // -------------------------------------------------------------------------------------------
@@ -325,7 +425,7 @@ FA_ABI_ASSERT(alignof(FATensorMap) == 64 && alignof(FAHopperForwardParams) == 64
 #endif
 FA_ABI_FIELD(FATensorMap, words, 0);
 
-FA_ABI_SIZE(FAForwardParams, 184);
+FA_ABI_SIZE(FAForwardParams, 200);
 FA_ABI_FIELD(FAForwardParams, q, 0);
 FA_ABI_FIELD(FAForwardParams, k, 8);
 FA_ABI_FIELD(FAForwardParams, v, 16);
@@ -343,6 +443,8 @@ FA_ABI_FIELD(FAForwardParams, scale, 164);
 FA_ABI_FIELD(FAForwardParams, softcap, 168);
 FA_ABI_FIELD(FAForwardParams, window_left, 172);
 FA_ABI_FIELD(FAForwardParams, window_right, 176);
+FA_ABI_FIELD(FAForwardParams, alibi_slopes, 184);
+FA_ABI_FIELD(FAForwardParams, alibi_batch_stride, 192);
 
 FA_ABI_SIZE(FABackwardPreprocessParams, 112);
 FA_ABI_FIELD(FABackwardPreprocessParams, o, 0);
@@ -356,7 +458,7 @@ FA_ABI_FIELD(FABackwardPreprocessParams, lse_strides, 88);
 FA_ABI_FIELD(FABackwardPreprocessParams, seqlen_q, 104);
 FA_ABI_FIELD(FABackwardPreprocessParams, heads_q, 108);
 
-FA_ABI_SIZE(FABackwardKeyValueParams, 248);
+FA_ABI_SIZE(FABackwardKeyValueParams, 264);
 FA_ABI_FIELD(FABackwardKeyValueParams, q, 0);
 FA_ABI_FIELD(FABackwardKeyValueParams, k, 8);
 FA_ABI_FIELD(FABackwardKeyValueParams, v, 16);
@@ -380,6 +482,8 @@ FA_ABI_FIELD(FABackwardKeyValueParams, softcap, 232);
 FA_ABI_FIELD(FABackwardKeyValueParams, window_left, 236);
 FA_ABI_FIELD(FABackwardKeyValueParams, window_right, 240);
 FA_ABI_FIELD(FABackwardKeyValueParams, key_block_base, 244);
+FA_ABI_FIELD(FABackwardKeyValueParams, alibi_slopes, 248);
+FA_ABI_FIELD(FABackwardKeyValueParams, alibi_batch_stride, 256);
 
 FA_ABI_SIZE(FABackwardConvertParams, 56);
 FA_ABI_FIELD(FABackwardConvertParams, dq_accum, 0);
@@ -506,5 +610,68 @@ FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, seqlen_q, 80);
 FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, seqlen_k, 84);
 FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, head_dim_v, 88);
 FA_ABI_FIELD(FAStandardSoftmaxBackwardParams, heads_q, 92);
+
+FA_ABI_SIZE(FACacheIndex, 64);
+FA_ABI_FIELD(FACacheIndex, seqlens, 0);
+FA_ABI_FIELD(FACacheIndex, batch_idx, 8);
+FA_ABI_FIELD(FACacheIndex, page_table, 16);
+FA_ABI_FIELD(FACacheIndex, seqlens_stride, 24);
+FA_ABI_FIELD(FACacheIndex, batch_idx_stride, 32);
+FA_ABI_FIELD(FACacheIndex, page_table_batch_stride, 40);
+FA_ABI_FIELD(FACacheIndex, page_table_page_stride, 48);
+FA_ABI_FIELD(FACacheIndex, page_size, 56);
+FA_ABI_FIELD(FACacheIndex, seqlen_new, 60);
+
+FA_ABI_SIZE(FAKVAppendParams, 208);
+FA_ABI_FIELD(FAKVAppendParams, k_new, 0);
+FA_ABI_FIELD(FAKVAppendParams, v_new, 8);
+FA_ABI_FIELD(FAKVAppendParams, k_cache, 16);
+FA_ABI_FIELD(FAKVAppendParams, v_cache, 24);
+FA_ABI_FIELD(FAKVAppendParams, k_new_strides, 32);
+FA_ABI_FIELD(FAKVAppendParams, v_new_strides, 56);
+FA_ABI_FIELD(FAKVAppendParams, k_cache_strides, 80);
+FA_ABI_FIELD(FAKVAppendParams, v_cache_strides, 104);
+FA_ABI_FIELD(FAKVAppendParams, index, 128);
+FA_ABI_FIELD(FAKVAppendParams, heads_kv, 192);
+FA_ABI_FIELD(FAKVAppendParams, head_dim, 196);
+FA_ABI_FIELD(FAKVAppendParams, head_dim_v, 200);
+FA_ABI_FIELD(FAKVAppendParams, padding, 204);
+
+FA_ABI_SIZE(FADecodeParams, 272);
+FA_ABI_FIELD(FADecodeParams, q, 0);
+FA_ABI_FIELD(FADecodeParams, k_cache, 8);
+FA_ABI_FIELD(FADecodeParams, v_cache, 16);
+FA_ABI_FIELD(FADecodeParams, o, 24);
+FA_ABI_FIELD(FADecodeParams, lse, 32);
+FA_ABI_FIELD(FADecodeParams, o_partial, 40);
+FA_ABI_FIELD(FADecodeParams, lse_partial, 48);
+FA_ABI_FIELD(FADecodeParams, q_strides, 56);
+FA_ABI_FIELD(FADecodeParams, k_strides, 80);
+FA_ABI_FIELD(FADecodeParams, v_strides, 104);
+FA_ABI_FIELD(FADecodeParams, o_strides, 128);
+FA_ABI_FIELD(FADecodeParams, lse_strides, 152);
+FA_ABI_FIELD(FADecodeParams, index, 168);
+FA_ABI_FIELD(FADecodeParams, batch, 232);
+FA_ABI_FIELD(FADecodeParams, seqlen_q, 236);
+FA_ABI_FIELD(FADecodeParams, heads_q, 240);
+FA_ABI_FIELD(FADecodeParams, group, 244);
+FA_ABI_FIELD(FADecodeParams, num_splits, 248);
+FA_ABI_FIELD(FADecodeParams, scale, 252);
+FA_ABI_FIELD(FADecodeParams, softcap, 256);
+FA_ABI_FIELD(FADecodeParams, window_left, 260);
+FA_ABI_FIELD(FADecodeParams, window_right, 264);
+FA_ABI_FIELD(FADecodeParams, padding, 268);
+
+FA_ABI_SIZE(FADecodeCombineParams, 88);
+FA_ABI_FIELD(FADecodeCombineParams, o_partial, 0);
+FA_ABI_FIELD(FADecodeCombineParams, lse_partial, 8);
+FA_ABI_FIELD(FADecodeCombineParams, o, 16);
+FA_ABI_FIELD(FADecodeCombineParams, lse, 24);
+FA_ABI_FIELD(FADecodeCombineParams, o_strides, 32);
+FA_ABI_FIELD(FADecodeCombineParams, lse_strides, 56);
+FA_ABI_FIELD(FADecodeCombineParams, batch, 72);
+FA_ABI_FIELD(FADecodeCombineParams, seqlen_q, 76);
+FA_ABI_FIELD(FADecodeCombineParams, heads_q, 80);
+FA_ABI_FIELD(FADecodeCombineParams, num_splits, 84);
 
 #endif  // FLASH_ATTENTION_KERNEL_ABI_H

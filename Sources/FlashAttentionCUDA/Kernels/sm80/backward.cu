@@ -1,3 +1,4 @@
+#include "common/alibi.cuh"
 #include "common/mask.cuh"
 #include "common/math.cuh"
 #include "sm80/ptx.cuh"
@@ -381,6 +382,10 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
     const u16* sdO = sdObuf + buf * FA_BM * V_PITCH;
     const float* sLSE = sLSEbuf + buf * FA_BM;
     const float* sDelta = sDeltabuf + buf * FA_BM;
+#if FA_ALIBI
+    // This step's query head; raw scores are qk (unit: the scale) or capped scores (unit 1).
+    const Alibi alibi(params.alibi_slopes, batch * params.alibi_batch_stride + head, FA_SOFTCAP ? 1.f : scale, sq, sk);
+#endif
     cp_async_wait<0>();
     // This step's Q, dO, LSE, D (and K, V on the first step) landed; every warp is done with
     // the previous step, so the other buffer, sP and sdS may be overwritten.
@@ -430,6 +435,9 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
 #if FA_SOFTCAP
                 const float th = tanh_approx(s * pre);
                 s = softcap * th;
+#endif
+#if FA_ALIBI
+                s += alibi.bias(m0 + row, n0 + s_n + j * 8 + 2 * t + e);
 #endif
                 float p = ex2(s * scale_log2 - row_lse);
                 if (MASKED) {

@@ -6,7 +6,8 @@
 //
 // The host prepends the kernel key's #defines: FA_D, FA_DV (multiples of 8), FA_BM
 // (16 * FA_MT * warps), FA_BN, FA_WARPS, FA_BF16, FA_MASK (0 none, 2 a window with run-time
-// bounds; causal is the window (left, 0)), FA_SOFTCAP, FA_Q_IN_REGS.
+// bounds; causal is the window (left, 0)), FA_SOFTCAP, FA_Q_IN_REGS, FA_ALIBI (common/alibi.cuh).
+#include "common/alibi.cuh"
 #include "common/mask.cuh"
 #include "common/softmax.cuh"
 #include "sm80/ptx.cuh"
@@ -220,6 +221,10 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
 #else
   const float c = params.scale * FA_LOG2E;
 #endif
+#if FA_ALIBI
+  // Raw scores are qk (unit: the scale) or capped scores (unit 1).
+  const Alibi alibi(params.alibi_slopes, batch * params.alibi_batch_stride + head, FA_SOFTCAP ? 1.f : params.scale, sq, sk);
+#endif
 #if FA_Q_IN_REGS
   bool q_loaded = false;
 #endif
@@ -247,6 +252,16 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
       for (int i = 0; i < FA_BN / 8; ++i)
         #pragma unroll
         for (int e = 0; e < 4; ++e) w.acc_s[mt][i][e] = params.softcap * tanh_approx(w.acc_s[mt][i][e] * pre);
+#endif
+#if FA_ALIBI
+    // This thread's elements: rows row0 + 16 mt (+ 8 for e >= 2), keys n0 + 8 i + 2 t (+ 1 for odd e).
+    #pragma unroll
+    for (int mt = 0; mt < FA_MT; ++mt)
+      #pragma unroll
+      for (int i = 0; i < FA_BN / 8; ++i)
+        #pragma unroll
+        for (int e = 0; e < 4; ++e)
+          w.acc_s[mt][i][e] += alibi.bias(w.row0 + mt * 16 + (e / 2) * 8, n0 + i * 8 + 2 * w.t + (e % 2));
 #endif
     // Only the tiles that need it are masked: the ragged last tile and tiles crossing a mask edge.
     w.softmax(mask, n0, mask.tile_needs_mask<FA_BM, FA_BN>(m0, n0), c);

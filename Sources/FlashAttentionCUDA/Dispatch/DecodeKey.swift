@@ -1,0 +1,114 @@
+import FlashAttentionCore
+
+/// The specialization of the KV-cache decode kernel (`Kernels/decode/decode.cu`): head dims,
+/// dtype, mask and softcap flags, the cache's layout, and the tile (`DecodeTile`). Batch, query
+/// tokens, heads, sequence lengths, page size, strides and the split count are kernel
+/// arguments, so one compile serves every size.
+public struct DecodeKey: CUDAKernelKey {
+  public var headDim: Int
+  public var headDimV: Int
+  /// `.float16` or `.bfloat16`.
+  public var dtype: DType
+  /// Causal or sliding window (aligned to the end of each sequence's keys).
+  public var masked: Bool
+  public var softcap: Bool
+  /// Paged cache (page table) rather than contiguous rows.
+  public var paged: Bool
+  public var tile: DecodeTile
+  public var arch: String
+
+  public init(
+    headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool, paged: Bool, tile: DecodeTile,
+    arch: String
+  ) {
+    self.headDim = headDim
+    self.headDimV = headDimV
+    self.dtype = dtype
+    self.masked = masked
+    self.softcap = softcap
+    self.paged = paged
+    self.tile = tile
+    self.arch = arch
+  }
+
+  /// Padded head-dim columns in shared memory: whole m16n8k16 steps.
+  static func padded(_ value: Int) -> Int { (value + 15) / 16 * 16 }
+
+  /// Shared memory: the packed Q rows and every warp's K/V ring (rows padded by 8 elements),
+  /// or, if larger, the fp32 merge of the warps' O, max and sum that reuses them at the end.
+  public var sharedMemoryBytes: Int {
+    Self.sharedMemory(headDim: headDim, headDimV: headDimV, tile: tile)
+  }
+
+  static func sharedMemory(headDim: Int, headDimV: Int, tile: DecodeTile) -> Int {
+    let rows = tile.rows
+    let kPitch = padded(headDim) + 8
+    let vPitch = padded(headDimV) + 8
+    let streaming = (rows * kPitch + tile.warps * tile.stages * DecodeTile.keysPerTile * (kPitch + vPitch)) * 2
+    let merge = (tile.warps * rows * padded(headDimV) + 2 * tile.warps * rows) * 4
+    return max(streaming, merge)
+  }
+
+  public var threads: Int { tile.warps * 32 }
+  public var family: CUDAKernelFamily { .flashAttention2 }
+
+  public var description: String {
+    var text = "decode d=\(headDim)"
+    if headDimV != headDim { text += " dv=\(headDimV)" }
+    text += " \(dtype == .bfloat16 ? "bf16" : "fp16") \(paged ? "paged" : "contiguous") \(tile)"
+    if masked { text += " masked" }
+    if softcap { text += " softcap" }
+    return text + " \(arch)"
+  }
+
+  public var program: CUDAProgram {
+    let defines = [
+      "FA_D \(headDim)", "FA_DV \(headDimV)", "FA_BF16 \(dtype == .bfloat16 ? 1 : 0)", "FA_MASK \(masked ? 2 : 0)",
+      "FA_SOFTCAP \(softcap ? 1 : 0)", "FA_PAGED \(paged ? 1 : 0)", "FA_WARPS \(tile.warps)",
+      "FA_STAGES \(tile.stages)", "FA_MT \(tile.mTiles)",
+    ]
+    let header = defines.map { "#define \($0)\n" }.joined()
+    return CUDAProgram(entry: "flash_decode", source: header + KernelSources.text("decode/decode.cu"))
+  }
+}
+
+/// The decode kernel's tile: warps per CTA (each streams its own keys), the depth of each warp's
+/// ring of 16-key stages, and m16 tiles of packed query rows per CTA.
+public struct DecodeTile: Hashable, Sendable, CustomStringConvertible {
+  /// Keys per stage of a warp's ring (one m16n8k16 step of P V).
+  public static let keysPerTile = 16
+
+  public var warps: Int
+  public var stages: Int
+  public var mTiles: Int
+
+  public init(warps: Int, stages: Int, mTiles: Int) {
+    self.warps = warps
+    self.stages = stages
+    self.mTiles = mTiles
+  }
+
+  /// Packed query rows (token × query head of a group) per CTA.
+  public var rows: Int { 16 * mTiles }
+
+  public var description: String { "\(rows)r/\(warps)w/\(stages)s" }
+}
+
+/// A decode tile override for tuning runs (`--decode-tile WARPSxSTAGES`); the m16 tiles of rows
+/// still follow the call.
+public struct DecodeTuning: Hashable, Sendable {
+  public var warps: Int
+  public var stages: Int
+
+  public init(warps: Int, stages: Int) {
+    self.warps = warps
+    self.stages = stages
+  }
+
+  /// Parses `WARPSxSTAGES` (e.g. `4x3`): 1, 2, 4 or 8 warps, 2 to 8 stages.
+  public init?(parsing text: String) {
+    let parts = text.split(separator: "x").compactMap { Int($0) }
+    guard parts.count == 2, [1, 2, 4, 8].contains(parts[0]), (2...8).contains(parts[1]) else { return nil }
+    self.init(warps: parts[0], stages: parts[1])
+  }
+}

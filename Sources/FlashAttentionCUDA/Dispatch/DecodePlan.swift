@@ -1,0 +1,48 @@
+import FlashAttentionCore
+
+/// What a KV-cache call runs (`Kernels/decode/`): the decode kernel's key, how many blocks of
+/// packed query rows and key splits its grid has, and the merge of the splits when there are
+/// several. Chosen on the host from sizes alone (the sequence lengths may live on the device),
+/// so it is testable without a GPU.
+public struct DecodePlan: Sendable, Hashable {
+  public var key: DecodeKey
+  /// Blocks of `key.tile.rows` packed rows (query tokens × the query heads of one kv head).
+  public var rowBlocks: Int
+  /// Key splits per (sequence, kv head, row block); 1 writes O and the LSE directly.
+  public var splits: Int
+
+  /// The merge kernel, with more than one split.
+  public var combine: DecodeCombineKey? {
+    splits > 1 ? DecodeCombineKey(headDimV: key.headDimV, dtype: key.dtype) : nil
+  }
+
+  /// The plan of a call.
+  /// - Parameters:
+  ///   - shape: batch, query tokens, heads and head dims (`seqlenK` is the cache's capacity).
+  ///   - maxKeys: the most keys a sequence sees (the capacity when the lengths are on the device).
+  ///   - requestedSplits: the caller's `num_splits`; 0 picks from the GPU's size and `maxKeys`.
+  ///   - multiprocessors: the device's SM count.
+  public static func make(
+    shape: AttentionShape, dtype: DType, options: AttentionOptions, paged: Bool, maxKeys: Int,
+    requestedSplits: Int, arch: String, multiprocessors: Int, tuning: DecodeTuning? = nil
+  ) -> DecodePlan {
+    let rows = shape.seqlenQ * shape.groupSize
+    let tile = TileTables.decodeTile(
+      headDim: shape.headDim, headDimV: shape.headDimV, rows: rows, arch: arch, override: tuning)
+    let key = DecodeKey(
+      headDim: shape.headDim, headDimV: shape.headDimV, dtype: dtype,
+      masked: options.causal || options.window != nil, softcap: options.softcap > 0, paged: paged, tile: tile,
+      arch: arch)
+    let rowBlocks = max(1, (rows + tile.rows - 1) / tile.rows)
+    let splits: Int
+    if requestedSplits > 0 {
+      splits = min(requestedSplits, TileTables.maxDecodeSplits)
+    } else {
+      let perSM = TileTables.decodeCTAsPerMultiprocessor(sharedMemoryBytes: key.sharedMemoryBytes, arch: arch)
+      splits = TileTables.decodeSplits(
+        blocks: shape.batch * shape.headsKV * rowBlocks, keys: maxKeys, warps: tile.warps,
+        slots: max(1, multiprocessors) * perSM)
+    }
+    return DecodePlan(key: key, rowBlocks: rowBlocks, splits: splits)
+  }
+}

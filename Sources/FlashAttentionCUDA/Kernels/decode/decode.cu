@@ -1,0 +1,382 @@
+// KV-cache attention for decoding (sm80 and later): a few query tokens per sequence against a
+// long contiguous or paged cache. Memory-bound, so the design is about bytes in flight, not
+// FLOPs:
+//
+// - One CTA per (block of packed query rows, key split, kv head, sequence). The rows of a block
+//   are the query heads of one kv head's group times the query tokens (GQA packing: row
+//   r = token * group + head in group), so every K/V row loaded feeds the whole group.
+// - Each warp streams its own 16-key tiles (tile w, w + WARPS, ... of the CTA's split) through a
+//   private ring of FA_STAGES shared-memory stages with cp.async, 16 bytes per copy, two lanes
+//   per key row; a lane looks up its row's page itself (any page size), one tile ahead of the
+//   copy, so the page-table read is off the critical path. Warps never wait for each other
+//   until the end, where their (max, sum, O) merge exactly in shared memory.
+// - S = Q K^T and O += P V run on mma.sync m16n8k16 (the rows of a block are one or two m16
+//   tiles); the softmax is the online one of common/softmax.cuh, the mask common/mask.cuh's,
+//   aligned to the end of each sequence's keys (read on the device).
+// - Keys at or past the sequence's length are never read: their cp.async is a zero-fill, so the
+//   K and V rows of a partial last page are 0 in shared memory (P is 0 there too, and no NaN of
+//   an unused slot can reach P V), and their scores are -inf before the softmax.
+// - With one split the CTA writes O and the LSE; with several, its split's normalized O and LSE
+//   in fp32 for decode/combine.cu.
+//
+// The host prepends: FA_D, FA_DV (multiples of 8), FA_BF16, FA_MASK (0 none, 2 a window with
+// run-time bounds; causal is (left, 0)), FA_SOFTCAP, FA_PAGED, FA_WARPS, FA_STAGES (>= 2),
+// FA_MT (m16 tiles of packed rows per CTA).
+#include "common/mask.cuh"
+#include "common/softmax.cuh"
+#include "sm80/ptx.cuh"
+#include "decode/cache.cuh"
+
+#define D_PAD ((FA_D + 15) / 16 * 16)
+#define DV_PAD ((FA_DV + 15) / 16 * 16)
+// Rows padded by 16 bytes: the eight row addresses of one ldmatrix hit eight bank groups.
+#define K_PITCH (D_PAD + 8)
+#define V_PITCH (DV_PAD + 8)
+#define THREADS (FA_WARPS * 32)
+#define ROWS (16 * FA_MT)
+#define TILE_KEYS 16
+// Q fragments stay in registers when they are few (one m16 tile up to d = 128).
+#define Q_IN_REGS (FA_MT * D_PAD <= 128)
+
+constexpr MaskKind MASK = MaskKind(FA_MASK);
+constexpr bool PAGED = FA_PAGED;
+// One stage of a warp's ring: 16 K rows, then 16 V rows.
+constexpr int STAGE_ELEMENTS = TILE_KEYS * (K_PITCH + V_PITCH);
+constexpr u32 STAGE_BYTES = STAGE_ELEMENTS * 2;
+static_assert(FA_STAGES >= 2, "the ring needs a stage in flight beside the one computed");
+
+// Where one lane's key row of a tile lives: its block (page or cache row) and the row in it.
+struct RowPlace {
+  int block, row;
+};
+
+// One warp's share of the CTA: its rows' O and softmax state over the keys it streamed.
+struct DecodeWarp {
+  float acc_o[FA_MT][DV_PAD / 8][4];
+  float acc_s[FA_MT][2][4];
+  float row_max[FA_MT][2], row_sum[FA_MT][2];
+  // The query token of each of this thread's rows (row r = token * group + head).
+  int token[FA_MT][2];
+  int t;  // the column pair of the lane within an mma fragment
+  u32 q_base;
+#if Q_IN_REGS
+  u32 q_frag[FA_MT][D_PAD / 16][4];
+#endif
+
+  // S = Q K^T over one 16-key tile whose K rows start at lane address `k_lane`.
+  __device__ __forceinline__ void qk(u32 k_lane) {
+    #pragma unroll
+    for (int mt = 0; mt < FA_MT; ++mt)
+      #pragma unroll
+      for (int n = 0; n < 2; ++n) acc_s[mt][n][0] = acc_s[mt][n][1] = acc_s[mt][n][2] = acc_s[mt][n][3] = 0.f;
+    #pragma unroll
+    for (int kk = 0; kk < D_PAD / 16; ++kk) {
+      u32 b0, b1, b2, b3;
+      ldmatrix_x4(k_lane + kk * 32, b0, b1, b2, b3);
+      #pragma unroll
+      for (int mt = 0; mt < FA_MT; ++mt) {
+        u32 a[4];
+#if Q_IN_REGS
+        a[0] = q_frag[mt][kk][0]; a[1] = q_frag[mt][kk][1]; a[2] = q_frag[mt][kk][2]; a[3] = q_frag[mt][kk][3];
+#else
+        ldmatrix_x4(q_base + (mt * 16 * K_PITCH + kk * 16) * 2, a[0], a[1], a[2], a[3]);
+#endif
+        mma16816(acc_s[mt][0], a[0], a[1], a[2], a[3], b0, b1);
+        mma16816(acc_s[mt][1], a[0], a[1], a[2], a[3], b2, b3);
+      }
+    }
+  }
+
+  // Hides the keys of the tile at n0 that a row may not see, then the online softmax: P in
+  // place of S, O and the row sums rescaled. `c` is scale·log2(e) (1·log2(e) after a softcap).
+  __device__ __forceinline__ void softmax(const Mask<MASK>& mask, int n0, bool masked, float c) {
+    if (masked) {
+      #pragma unroll
+      for (int mt = 0; mt < FA_MT; ++mt)
+        #pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const ColumnRange keys = mask.key_columns(token[mt][half], n0 + 2 * t);
+          #pragma unroll
+          for (int n = 0; n < 2; ++n)
+            #pragma unroll
+            for (int e = 0; e < 2; ++e)
+              if (keys.hides(n * 8 + e)) acc_s[mt][n][half * 2 + e] = -FA_INF;
+        }
+    }
+    #pragma unroll
+    for (int mt = 0; mt < FA_MT; ++mt)
+      #pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const float mx = fmaxf(fmaxf(acc_s[mt][0][half * 2], acc_s[mt][0][half * 2 + 1]),
+                               fmaxf(acc_s[mt][1][half * 2], acc_s[mt][1][half * 2 + 1]));
+        const float next = next_max<false>(row_max[mt][half], quad_max(mx) * c);
+        const float base = exponent_offset(next);
+        const float corr = rescale_factor(row_max[mt][half], next);
+        row_max[mt][half] = next;
+        float sum = 0.f;
+        #pragma unroll
+        for (int n = 0; n < 2; ++n)
+          #pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float p = ex2(acc_s[mt][n][half * 2 + e] * c - base);
+            acc_s[mt][n][half * 2 + e] = p;
+            sum += p;
+          }
+        row_sum[mt][half] = row_sum[mt][half] * corr + sum;
+        #pragma unroll
+        for (int i = 0; i < DV_PAD / 8; ++i) { acc_o[mt][i][half * 2] *= corr; acc_o[mt][i][half * 2 + 1] *= corr; }
+      }
+  }
+
+  // O += P V over the tile whose V rows start at lane address `v_lane`: P's accumulator layout
+  // is the A-operand layout, so it never leaves registers.
+  __device__ __forceinline__ void pv(u32 v_lane) {
+    u32 a[FA_MT][4];
+    #pragma unroll
+    for (int mt = 0; mt < FA_MT; ++mt) {
+      a[mt][0] = pack2(acc_s[mt][0][0], acc_s[mt][0][1]);
+      a[mt][1] = pack2(acc_s[mt][0][2], acc_s[mt][0][3]);
+      a[mt][2] = pack2(acc_s[mt][1][0], acc_s[mt][1][1]);
+      a[mt][3] = pack2(acc_s[mt][1][2], acc_s[mt][1][3]);
+    }
+    #pragma unroll
+    for (int nn = 0; nn < DV_PAD / 16; ++nn) {
+      u32 b0, b1, b2, b3;
+      ldmatrix_x4_trans(v_lane + nn * 32, b0, b1, b2, b3);
+      #pragma unroll
+      for (int mt = 0; mt < FA_MT; ++mt) {
+        mma16816(acc_o[mt][2 * nn], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b0, b1);
+        mma16816(acc_o[mt][2 * nn + 1], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b2, b3);
+      }
+    }
+  }
+};
+
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
+flash_decode(const __grid_constant__ FADecodeParams params) {
+  const u16* __restrict__ q = params.q;
+  const u16* __restrict__ k_cache = params.k_cache;
+  const u16* __restrict__ v_cache = params.v_cache;
+  extern __shared__ __align__(128) u16 smem[];
+  u16* sQ = smem;
+  u16* ring = sQ + ROWS * K_PITCH;
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int num_splits = params.num_splits;
+  const int split = blockIdx.x % num_splits;
+  const int r0 = (blockIdx.x / num_splits) * ROWS;
+  const int kv_head = blockIdx.y, b = blockIdx.z;
+  const int group = params.group;
+  const int rows = params.seqlen_q * group;  // packed rows of this (sequence, kv head)
+
+  const CacheIndex cache(params.index);
+  const int keys = cache.cached_tokens(b) + params.index.seqlen_new;
+  const int cache_row = PAGED ? 0 : cache.cache_row(b);
+  const Mask<MASK> mask(params.seqlen_q, keys, params.window_left, params.window_right);
+
+  // The keys some row of this block can see, [lo, hi), cut into 16-key tiles, the tiles into
+  // num_splits near-equal runs; this CTA takes run `split`, its warps every FA_WARPS-th tile.
+  const int first_token = r0 / group;
+  const int last_token = (min(r0 + ROWS, rows) - 1) / group;
+  int lo = 0, hi = keys;
+  if (mask.left >= 0) lo = max(0, first_token + mask.offset - mask.left);
+  if (mask.right >= 0) hi = min(hi, last_token + mask.offset + mask.right + 1);
+  const int tiles = hi > lo ? (hi - lo + TILE_KEYS - 1) / TILE_KEYS : 0;
+  const int split_begin = (int)((i64)split * tiles / num_splits);
+  const int split_end = (int)((i64)(split + 1) * tiles / num_splits);
+  const int my_first = split_begin + warp;
+  const int my_count = my_first < split_end ? (split_end - my_first + FA_WARPS - 1) / FA_WARPS : 0;
+
+  // Q: the block's packed rows (zero past the last row and past FA_D), one group of copies.
+  {
+    constexpr int CHUNKS = D_PAD / 8;
+    const u16* q_batch = q + b * params.q_strides.batch;
+    for (int idx = tid; idx < ROWS * CHUNKS; idx += THREADS) {
+      const int row = idx / CHUNKS, chunk = idx % CHUNKS;
+      const int r = r0 + row;
+      const bool valid = r < rows && chunk * 8 < FA_D;
+      const int token = r / group, head = kv_head * group + (r - token * group);
+      const u16* src = valid ? q_batch + token * params.q_strides.row + head * params.q_strides.head + chunk * 8 : q;
+      cp_async16(smem_u32(sQ + row * K_PITCH + chunk * 8), src, valid);
+    }
+    cp_async_commit();
+  }
+
+  // This lane's key row in a tile (two lanes per row, chunks alternating between them) and the
+  // tile's first key; tile k of this warp starts at key lo + (my_first + k * FA_WARPS) * 16.
+  const int lane_row = lane % TILE_KEYS, lane_half = lane / TILE_KEYS;
+  auto tile_key = [&](int k) { return lo + (my_first + k * FA_WARPS) * TILE_KEYS; };
+  // The place of the lane's row in tile k (the page-table read, for a paged cache): issued one
+  // tile before the copy that needs it. Rows at or past `keys` are never looked up.
+  auto place = [&](int k) -> RowPlace {
+    RowPlace p{0, 0};
+    const int key = tile_key(k) + lane_row;
+    if (k < my_count && key < keys) cache.locate<PAGED>(b, cache_row, key, p.block, p.row);
+    return p;
+  };
+  u16* my_ring = ring + warp * FA_STAGES * STAGE_ELEMENTS;
+  // Copies tile k (its lane rows at `p`) into `stage`: 16-byte chunks, zero-filled past the
+  // sequence's keys and past the head dims. A zero-fill reads nothing; its address is still one
+  // inside the cache (block 0, row 0 for a row past the keys; column 0 for padding).
+  auto issue = [&](int k, int stage, RowPlace p) {
+    const bool valid = tile_key(k) + lane_row < keys;
+    const i64 k_offset = cache_offset(params.k_strides, p.block, p.row, kv_head);
+    const i64 v_offset = cache_offset(params.v_strides, p.block, p.row, kv_head);
+    u16* sK = my_ring + stage * STAGE_ELEMENTS + lane_row * K_PITCH;
+    u16* sV = my_ring + stage * STAGE_ELEMENTS + TILE_KEYS * K_PITCH + lane_row * V_PITCH;
+    #pragma unroll
+    for (int i = 0; i < D_PAD / 16; ++i) {
+      const int c = 2 * i + lane_half;
+      const bool ok = valid && c * 8 < FA_D;
+      cp_async16(smem_u32(sK + c * 8), k_cache + k_offset + (ok ? c * 8 : 0), ok);
+    }
+    #pragma unroll
+    for (int i = 0; i < DV_PAD / 16; ++i) {
+      const int c = 2 * i + lane_half;
+      const bool ok = valid && c * 8 < FA_DV;
+      cp_async16(smem_u32(sV + c * 8), v_cache + v_offset + (ok ? c * 8 : 0), ok);
+    }
+  };
+
+  // The prologue: the places of the first FA_STAGES tiles, then FA_STAGES - 1 tiles in flight.
+  RowPlace places[FA_STAGES - 1];
+  #pragma unroll
+  for (int s = 0; s < FA_STAGES - 1; ++s) places[s] = place(s);
+  RowPlace next_place = place(FA_STAGES - 1);
+  #pragma unroll
+  for (int s = 0; s < FA_STAGES - 1; ++s) {
+    if (s < my_count) issue(s, s, places[s]);
+    cp_async_commit();
+  }
+
+  DecodeWarp w;
+  w.t = lane % 4;
+  #pragma unroll
+  for (int mt = 0; mt < FA_MT; ++mt) {
+    #pragma unroll
+    for (int i = 0; i < DV_PAD / 8; ++i) w.acc_o[mt][i][0] = w.acc_o[mt][i][1] = w.acc_o[mt][i][2] = w.acc_o[mt][i][3] = 0.f;
+    #pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      w.row_max[mt][half] = -FA_INF;
+      w.row_sum[mt][half] = 0.f;
+      w.token[mt][half] = (r0 + mt * 16 + half * 8 + lane / 4) / group;
+    }
+  }
+  w.q_base = smem_u32(sQ + (lane % 16) * K_PITCH + (lane / 16) * 8);
+  // ldmatrix lane addresses in stage 0 of this warp's ring: K rows as the B operand of Q K^T,
+  // V rows transposed as the B operand of P V.
+  const u32 k_lane = smem_u32(my_ring + ((lane & 7) + ((lane >> 4) << 3)) * K_PITCH + ((lane >> 3) & 1) * 8);
+  const u32 v_lane =
+    smem_u32(my_ring + TILE_KEYS * K_PITCH + ((lane & 7) + (((lane >> 3) & 1) << 3)) * V_PITCH + (lane >> 4) * 8);
+
+  cp_async_wait<FA_STAGES - 1>();  // this thread's Q copies
+  __syncthreads();                 // everyone's
+#if Q_IN_REGS
+  #pragma unroll
+  for (int mt = 0; mt < FA_MT; ++mt)
+    #pragma unroll
+    for (int kk = 0; kk < D_PAD / 16; ++kk)
+      ldmatrix_x4(w.q_base + (mt * 16 * K_PITCH + kk * 16) * 2, w.q_frag[mt][kk][0], w.q_frag[mt][kk][1],
+                  w.q_frag[mt][kk][2], w.q_frag[mt][kk][3]);
+#endif
+#if FA_SOFTCAP
+  const float pre = params.scale / params.softcap;  // s = softcap * tanh(qk * scale / softcap)
+  const float c = FA_LOG2E;
+#else
+  const float c = params.scale * FA_LOG2E;
+#endif
+
+  int read_stage = 0, write_stage = FA_STAGES - 1;
+  for (int j = 0; j < my_count; ++j) {
+    cp_async_wait<FA_STAGES - 2>();  // tile j's copies of this thread
+    __syncwarp();                    // of every lane; and every lane is done with tile j - 1's stage
+    const int k = j + FA_STAGES - 1;
+    if (k < my_count) {
+      // The copies take the place first, then the next tile's page-table read lands in the same
+      // registers: no copy of a pending load, so nothing waits for it before the next tile.
+      issue(k, write_stage, next_place);
+      next_place = place(k + 1);
+    }
+    cp_async_commit();
+    write_stage = write_stage + 1 == FA_STAGES ? 0 : write_stage + 1;
+
+    const int n0 = tile_key(j);
+    w.qk(k_lane + read_stage * STAGE_BYTES);
+#if FA_SOFTCAP
+    #pragma unroll
+    for (int mt = 0; mt < FA_MT; ++mt)
+      #pragma unroll
+      for (int n = 0; n < 2; ++n)
+        #pragma unroll
+        for (int e = 0; e < 4; ++e) w.acc_s[mt][n][e] = params.softcap * tanh_approx(w.acc_s[mt][n][e] * pre);
+#endif
+    // Only tiles with a hidden pair are masked: the sequence's last tile and window edges.
+    bool masked = n0 + TILE_KEYS > keys;
+    if (mask.right >= 0 && n0 + TILE_KEYS - 1 > first_token + mask.offset + mask.right) masked = true;
+    if (mask.left >= 0 && n0 < last_token + mask.offset - mask.left) masked = true;
+    w.softmax(mask, n0, masked, c);
+    w.pv(v_lane + read_stage * STAGE_BYTES);
+    read_stage = read_stage + 1 == FA_STAGES ? 0 : read_stage + 1;
+  }
+
+  // The warps' results, merged exactly: O = sum_w 2^(m_w - m) O_w / sum_w 2^(m_w - m) l_w.
+  cp_async_wait<0>();
+  __syncthreads();  // every warp is done with Q and its ring, which the merge reuses
+  float* sO = reinterpret_cast<float*>(smem);  // [warp][row][DV_PAD]
+  float* sMax = sO + FA_WARPS * ROWS * DV_PAD;  // [warp][row]
+  float* sSum = sMax + FA_WARPS * ROWS;
+  #pragma unroll
+  for (int mt = 0; mt < FA_MT; ++mt)
+    #pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = mt * 16 + half * 8 + lane / 4;
+      const float total = quad_sum(w.row_sum[mt][half]);
+      if (w.t == 0) {
+        sMax[warp * ROWS + row] = w.row_max[mt][half];
+        sSum[warp * ROWS + row] = total;
+      }
+      float* o_row = sO + (warp * ROWS + row) * DV_PAD;
+      #pragma unroll
+      for (int i = 0; i < DV_PAD / 8; ++i)
+        *reinterpret_cast<float2*>(o_row + i * 8 + 2 * w.t) = make_float2(w.acc_o[mt][i][half * 2], w.acc_o[mt][i][half * 2 + 1]);
+    }
+  __syncthreads();
+
+  const i64 rows_total = (i64)params.batch * params.heads_q * params.seqlen_q;
+  for (int idx = tid; idx < ROWS * (DV_PAD / 4); idx += THREADS) {
+    const int row = idx / (DV_PAD / 4), col = (idx % (DV_PAD / 4)) * 4;
+    const int r = r0 + row;
+    if (r >= rows || col >= FA_DV) continue;
+    float m = -FA_INF;
+    #pragma unroll
+    for (int v = 0; v < FA_WARPS; ++v) m = fmaxf(m, sMax[v * ROWS + row]);
+    const float base = exponent_offset(m);
+    float l = 0.f, o[4] = {0.f, 0.f, 0.f, 0.f};
+    #pragma unroll
+    for (int v = 0; v < FA_WARPS; ++v) {
+      const float f = ex2(sMax[v * ROWS + row] - base);  // 0 for a warp that saw no key of the row
+      l += f * sSum[v * ROWS + row];
+      const float4 part = *reinterpret_cast<const float4*>(sO + (v * ROWS + row) * DV_PAD + col);
+      o[0] += f * part.x; o[1] += f * part.y; o[2] += f * part.z; o[3] += f * part.w;
+    }
+    const float inv = inverse_sum(l);
+    const int token = r / group, head = kv_head * group + (r - token * group);
+    if (num_splits == 1) {
+      u16* __restrict__ out = params.o;
+      u16* dst = out + b * params.o_strides.batch + token * params.o_strides.row + head * params.o_strides.head + col;
+      *reinterpret_cast<uint2*>(dst) = make_uint2(pack2(o[0] * inv, o[1] * inv), pack2(o[2] * inv, o[3] * inv));
+      if (col == 0) {
+        float* __restrict__ lse = params.lse;
+        lse[b * params.lse_strides.batch + head * params.lse_strides.head + token] = row_lse(m, l);
+      }
+    } else {
+      const i64 partial_row = split * rows_total + ((i64)b * params.heads_q + head) * params.seqlen_q + token;
+      float* __restrict__ o_partial = params.o_partial;
+      *reinterpret_cast<float4*>(o_partial + partial_row * FA_DV + col) = make_float4(o[0] * inv, o[1] * inv, o[2] * inv, o[3] * inv);
+      if (col == 0) {
+        float* __restrict__ lse_partial = params.lse_partial;
+        lse_partial[partial_row] = row_lse(m, l);
+      }
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import FlashAttentionCore
+
+/// The flash implementations with a score feature on, measured beside plain `flash` in one call
+/// (`bench --alibi --dropout P`): `flash-alibi` (FlashAttention's slopes), `flash-dropout`
+/// (probability `BenchmarkSettings.dropoutProbability`, a fixed seed).
+public enum BenchmarkFeatures {
+  public static let alibi = "flash-alibi"
+  public static let dropout = "flash-dropout"
+
+  /// Whether `impl` runs the flash backend (plain or with a feature).
+  public static func isFlash(_ impl: String) -> Bool {
+    impl == "flash" || impl == alibi || impl == dropout
+  }
+
+  /// The options of `impl` on `benchmarkCase`.
+  public static func options(
+    impl: String, case benchmarkCase: BenchmarkCase, settings: BenchmarkSettings
+  ) -> AttentionOptions {
+    var options = AttentionOptions(causal: benchmarkCase.causal, deterministic: settings.deterministic)
+    if impl == alibi { options.alibiSlopes = VerificationMatrix.alibiSlopes(heads: benchmarkCase.shape.headsQ) }
+    if impl == dropout {
+      options.dropout = AttentionDropout(probability: settings.dropoutProbability, seed: 0x5eed, offset: 0)
+    }
+    return options
+  }
+}
+
+extension ForwardArguments {
+  /// The same tensors under other options.
+  func with(_ options: AttentionOptions) throws(FlashAttentionError) -> ForwardArguments {
+    try ForwardArguments(q: q, k: k, v: v, out: out, lse: lse, options: options, descale: descale)
+  }
+}
+
+extension BackwardArguments {
+  /// The same tensors under other options.
+  func with(_ options: AttentionOptions) throws(FlashAttentionError) -> BackwardArguments {
+    try BackwardArguments(q: q, k: k, v: v, out: out, lse: lse, dOut: dOut, dQ: dQ, dK: dK, dV: dV, options: options)
+  }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import FlashAttention
+import FlashAttentionCUDA
+import Foundation
+
+/// `bench --grid decode`: KV-cache decoding on the GPU (issue 15's grid: bf16, d 128, GQA 32/8,
+/// one query token, batch 1-64, caches 1k-128k, contiguous and pages of 1/16/64/256), each
+/// shape's bandwidth (bytes of K and V read per second) beside the device-to-device copy
+/// bandwidth measured in the same run, as a table and `--json`.
+extension BenchCommand {
+  /// The most K and V bytes one shape allocates (batch 64 × 128k tokens would be 32 GiB).
+  static let decodeCacheBytesLimit = 8 << 30
+
+  func runDecodeGrid() throws {
+    let batches = try integers(decodeBatches, "--decode-batches") ?? [1, 4, 16, 64]
+    let cacheLengths = try integers(seqlens, "--seqlens") ?? [1024, 4096, 8192, 16384, 32768, 65536, 131072]
+    let pages = try (pageSizes ?? "0,1,16,64,256").split(separator: ",").map { text -> Int? in
+      guard let value = Int(text), value >= 0 else { throw CommandLineFailure("--page-sizes: \(text) is not a size") }
+      return value == 0 ? nil : value
+    }
+    let splitCounts = try (decodeSplits ?? "0").split(separator: ",").map { text -> Int in
+      guard let value = Int(text), value >= 0 else { throw CommandLineFailure("--decode-splits: \(text) is not a count") }
+      return value
+    }
+    let dtype = try (dtypes ?? "bf16").split(separator: ",").first.map { text in
+      guard let dtype = DType(argument: String(text)), dtype != .float32 else {
+        throw CommandLineFailure("--dtypes for the decode grid: bf16 or fp16")
+      }
+      return dtype
+    } ?? .bfloat16
+    let backend = try CUDABackend(device: 0, tuning: cudaTuning.tuning())
+    var timer = CUDADecodeTimer(backend: backend)
+    timer.repetitions = reps
+    timer.warmup = warmup
+    let copy = try timer.copyBandwidth()
+    print("device: \(backend.device.name) (\(backend.device.arch), \(backend.device.multiprocessors) SMs)")
+    print(String(format: "device-to-device copy (cuMemcpyDtoD, 1 GiB, read + write): %.0f GB/s", copy))
+    print("decode \(dtype) d=128 heads 32/8, one query token; GB/s = bytes of K and V read / median time")
+    print("batch".padded(7) + "cache".padded(9) + "page".padded(7) + "splits".padded(8) + "us".padded(10)
+      + "GB/s".padded(8) + "% of copy")
+    var rows: [CUDADecodeTimer.Measurement] = []
+    for batch in batches {
+      for tokens in cacheLengths {
+        if batch * tokens * 8 * 128 * 2 * dtype.byteSize > Self.decodeCacheBytesLimit { continue }
+        for page in pages {
+          for requested in splitCounts {
+            do {
+              let m = try timer.measure(batch: batch, cacheTokens: tokens, pageSize: page, dtype: dtype, numSplits: requested)
+              rows.append(m)
+              print("\(batch)".padded(7) + "\(tokens)".padded(9) + (page.map(String.init) ?? "-").padded(7)
+                + "\(m.splits)".padded(8) + String(format: "%.1f", m.microseconds).padded(10)
+                + String(format: "%.0f", m.gigabytesPerSecond).padded(8)
+                + String(format: "%.1f", 100 * m.gigabytesPerSecond / copy))
+            } catch {
+              print("batch \(batch) cache \(tokens) page \(page.map(String.init) ?? "-"): \(error)")
+            }
+          }
+        }
+      }
+    }
+    let long = rows.filter { $0.cacheTokens >= 8192 }
+    if let worst = long.min(by: { $0.gigabytesPerSecond < $1.gigabytesPerSecond }) {
+      let median = long.map(\.gigabytesPerSecond).sorted()[long.count / 2]
+      print(String(format: "caches >= 8k: median %.1f %%, lowest %.1f %% of copy (batch %d, cache %d, page %@)",
+        100 * median / copy, 100 * worst.gigabytesPerSecond / copy, worst.batch, worst.cacheTokens,
+        worst.pageSize.map(String.init) ?? "-"))
+    }
+    if let json {
+      let report = DecodeBenchReport(
+        device: backend.device.name, arch: backend.device.arch, dtype: dtype.rawValue, copyGigabytesPerSecond: copy,
+        reps: reps, warmup: warmup, records: rows)
+      try OutputFiles.writeJSON(report, to: json)
+    }
+  }
+}
+
+/// The `--json` document of `bench --grid decode`.
+struct DecodeBenchReport: Encodable {
+  var device: String
+  var arch: String
+  var dtype: String
+  /// cuMemcpyDtoD of 1 GiB, (read + write) bytes per second / 1e9.
+  var copyGigabytesPerSecond: Double
+  var reps: Int
+  var warmup: Int
+  var records: [CUDADecodeTimer.Measurement]
+}
+
+extension String {
+  fileprivate func padded(_ width: Int) -> String {
+    count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+  }
+}

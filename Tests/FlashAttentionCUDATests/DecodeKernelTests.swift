@@ -1,0 +1,63 @@
+import FlashAttentionCore
+import Testing
+
+@testable import FlashAttentionCUDA
+
+@Suite("Decode kernels: compilation (NVRTC, no GPU) and plans")
+struct DecodeKernelTests {
+  @Test(
+    "every KV-cache kernel variant compiles without spills",
+    .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"),
+    arguments: ["sm_80", "sm_90a"])
+  func decodeCatalogCompiles(arch: String) throws {
+    let keys = CUDAKernelCatalog.decodeKeys(arch: arch)
+    #expect(keys.contains { $0 is DecodeKey } && keys.contains { $0 is DecodeCombineKey } && keys.contains { $0 is KVAppendKey })
+    for key in keys {
+      let kernel = try KernelCompiler.compile(key.program, arch: arch)
+      let resources = try #require(kernel.resources, "no ptxas report for \(key)")
+      #expect(!resources.spills, "\(key) spills: \(resources.spillStores) B stored, \(resources.spillLoads) B loaded")
+      #expect(resources.stackFrame == 0, "\(key) has a \(resources.stackFrame) B stack frame")
+      // Two CTAs of a d <= 128 decode tile share an SM: at most 255 registers, and the table's
+      // count of CTAs per SM assumes they fit beside each other.
+      if let decode = key as? DecodeKey, decode.headDim <= 128, decode.tile.mTiles == 1 {
+        #expect(resources.registers * decode.threads * 2 <= 65536, "\(key): \(resources.registers) registers")
+      }
+    }
+  }
+
+  @Test("the decode tile fits shared memory on every architecture, two CTAs per SM up to d = 128")
+  func tilesFit() {
+    for arch in ["sm_80", "sm_86", "sm_89", "sm_90a"] {
+      for key in CUDAKernelCatalog.decodeKeys(arch: arch, exhaustive: true) {
+        guard let decode = key as? DecodeKey else { continue }
+        #expect(decode.sharedMemoryBytes <= FlashAttention2Key.sharedMemoryLimit(arch: arch), "\(decode)")
+        if arch == "sm_90a" && decode.headDim <= 128 && decode.tile.mTiles == 1 {
+          #expect(TileTables.decodeCTAsPerMultiprocessor(sharedMemoryBytes: decode.sharedMemoryBytes, arch: arch) >= 2, "\(decode)")
+        }
+      }
+    }
+  }
+
+  func plan(batch: Int, queries: Int = 1, keys: Int, splits: Int = 0) -> DecodePlan {
+    DecodePlan.make(
+      shape: AttentionShape(batch: batch, seqlenQ: queries, seqlenK: keys, headsQ: 32, headsKV: 8, headDim: 128),
+      dtype: .bfloat16, options: AttentionOptions(), paged: true, maxKeys: keys, requestedSplits: splits,
+      arch: "sm_90a", multiprocessors: 132)
+  }
+
+  @Test("split counts: a small batch on a long cache fills the GPU, a large batch needs none, a request is capped")
+  func splitCounts() {
+    let single = plan(batch: 1, keys: 8192)
+    #expect(single.rowBlocks == 1 && single.key.tile.mTiles == 1)
+    #expect(single.splits >= 16, "batch 1 × 8 kv heads = 8 CTAs without splits on 132 SMs: \(single.splits)")
+    #expect(8 * single.splits <= 2 * 132 * 2, "more than two waves of CTAs: \(single.splits)")
+    #expect(single.combine != nil)
+    #expect(plan(batch: 64, keys: 8192).splits == 1)
+    #expect(plan(batch: 1, keys: 16).splits == 1, "one tile of keys cannot be split")
+    #expect(plan(batch: 1, keys: 8192, splits: 1000).splits == TileTables.maxDecodeSplits)
+    #expect(plan(batch: 2, keys: 8192, splits: 3).splits == 3)
+    // Speculative decoding: 8 tokens × a group of 4 = 32 packed rows, two m16 tiles.
+    let speculative = plan(batch: 1, queries: 8, keys: 4096)
+    #expect(speculative.key.tile.mTiles == 2 && speculative.rowBlocks == 1)
+  }
+}
