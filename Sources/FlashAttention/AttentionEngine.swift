@@ -63,17 +63,20 @@ public struct AttentionEngine: Sendable {
   ///   - q: `[batch, seqlen_q, heads_q, head_dim]`.
   ///   - k: `[batch, seqlen_k, heads_kv, head_dim]`.
   ///   - v: `[batch, seqlen_k, heads_kv, head_dim_v]`.
-  ///   - out: `[batch, seqlen_q, heads_q, head_dim_v]`, q's dtype.
+  ///   - out: `[batch, seqlen_q, heads_q, head_dim_v]`, q's dtype (bfloat16 or float16 for
+  ///     float8_e4m3fn inputs).
   ///   - lse: float32 `[batch, heads_q, seqlen_q]`; -inf for rows that see no key.
+  ///   - descale: for float8_e4m3fn inputs, float32 `[batch, heads_kv]` factors of q, k and v
+  ///     (each 1 when absent); refused for other dtypes.
   ///   - stream: for CUDA memory, a stream of the caller's: the work is queued there and the call
   ///     returns without waiting. `nil` (the default) runs on the engine's own stream and returns
   ///     when the results are ready.
   /// - Throws: `FlashAttentionError` naming the first invalid argument, or the backend's failure.
   public func forward(
     q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView,
-    options: AttentionOptions = AttentionOptions(), stream: CallerStream? = nil
+    options: AttentionOptions = AttentionOptions(), descale: FP8Descale = .none, stream: CallerStream? = nil
   ) throws(FlashAttentionError) {
-    let arguments = try ForwardArguments(q: q, k: k, v: v, out: out, lse: lse, options: options)
+    let arguments = try ForwardArguments(q: q, k: k, v: v, out: out, lse: lse, options: options, descale: descale)
     if EmptyProblem.forward(arguments) { return }
     if let stream {
       try backend.forward(arguments, stream: stream)
@@ -107,7 +110,8 @@ public struct AttentionEngine: Sendable {
     q: HostTensor, k: HostTensor, v: HostTensor, options: AttentionOptions = AttentionOptions()
   ) throws(FlashAttentionError) -> (out: HostTensor, lse: HostTensor) {
     let shape = try ForwardArguments.inferredShape(q: q.view, k: k.view, v: v.view)
-    let out = try HostTensor(shape: shape.oShape, dtype: q.dtype, name: "out")
+    // fp8 inputs give a bfloat16 output, as FlashAttention-3's do.
+    let out = try HostTensor(shape: shape.oShape, dtype: q.dtype.isFloat8 ? .bfloat16 : q.dtype, name: "out")
     let lse = try HostTensor(shape: shape.lseShape, dtype: .float32, name: "lse")
     try forward(q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, options: options)
     return (out, lse)

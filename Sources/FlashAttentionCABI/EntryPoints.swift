@@ -22,9 +22,11 @@ public func faForward(
     let v = try TensorDescriptor.view(v, name: "v")
     let out = try TensorDescriptor.view(out, name: "out")
     let lse = try TensorDescriptor.view(lse, name: "lse")
-    let options = try OptionsDescriptor.options(options)
+    let descale = try OptionsDescriptor.descale(options)
+    let options = try OptionsDescriptor.options(options, acceptsDescale: true)
     let engine = try engine(for: q, stream: stream)
-    try engine.forward(q: q, k: k, v: v, out: out, lse: lse, options: options, stream: stream.map(CallerStream.init))
+    try engine.forward(
+      q: q, k: k, v: v, out: out, lse: lse, options: options, descale: descale, stream: stream.map(CallerStream.init))
   }
 }
 

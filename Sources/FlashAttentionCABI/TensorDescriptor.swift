@@ -98,10 +98,11 @@ enum TensorDescriptor {
     case Int32(FA_DTYPE_FLOAT32.rawValue): .float32
     case Int32(FA_DTYPE_FLOAT16.rawValue): .float16
     case Int32(FA_DTYPE_BFLOAT16.rawValue): .bfloat16
+    case Int32(FA_DTYPE_FLOAT8_E4M3.rawValue): .float8E4M3
     default:
       throw .invalidArgument(
         name: "\(name).dtype", value: "\(raw)",
-        reason: "must be FA_DTYPE_FLOAT32 (0), FA_DTYPE_FLOAT16 (1) or FA_DTYPE_BFLOAT16 (2)"
+        reason: "must be FA_DTYPE_FLOAT32 (0), FA_DTYPE_FLOAT16 (1), FA_DTYPE_BFLOAT16 (2) or FA_DTYPE_FLOAT8_E4M3 (4)"
           + (raw == Int32(FA_DTYPE_INT32.rawValue) ? " (int32 is for index tensors)" : ""))
     }
   }

@@ -76,6 +76,7 @@ public struct CPUBackend: AttentionBackend {
   /// The forward with `keySplits` key chunks per work item (split-KV; 0 chooses).
   func forward(_ arguments: ForwardArguments, keySplits: Int) throws(FlashAttentionError) {
     try CPUBackend.requireHost(arguments.q.location)
+    if arguments.q.dtype.isFloat8 { return try forwardFloat8(arguments, keySplits: keySplits) }
     FlashForward(arguments, pool: pool, kernels: kernels, keySplits: keySplits).run()
     try ForwardRangeCheck.run(arguments)
   }

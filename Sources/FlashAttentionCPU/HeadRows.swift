@@ -38,6 +38,9 @@ struct HeadRows: @unchecked Sendable {
       case .float32: Int32(FA_DTYPE_F32)
       case .float16: Int32(FA_DTYPE_F16)
       case .bfloat16: Int32(FA_DTYPE_BF16)
+      // fp8 calls are dequantised to float32 before any kernel sees a row (CPUBackend+Float8),
+      // and every other call refuses fp8 at validation.
+      case .float8E4M3: Int32(FA_DTYPE_F32)
       }
     return fa_rows(base: base, row_stride: rowStride, width: width, dtype: code)
   }

@@ -4,7 +4,7 @@ public struct ForwardArguments: Sendable {
   public let q: TensorView
   public let k: TensorView
   public let v: TensorView
-  /// `[batch, seqlen_q, heads_q, head_dim_v]`, same dtype as q.
+  /// `[batch, seqlen_q, heads_q, head_dim_v]`, same dtype as q (bfloat16 or float16 for fp8 q).
   public let out: TensorView
   /// float32 `[batch, heads_q, seqlen_q]`, natural log. A row with no visible key gets -inf.
   public let lse: TensorView
@@ -12,16 +12,21 @@ public struct ForwardArguments: Sendable {
   public let options: AttentionOptions
   public let scale: Float
   public let mask: AttentionMask
+  /// The dequantisation factors of fp8 inputs (empty otherwise).
+  public let descale: FP8Descale
 
   /// Checks ranks, sizes, dtypes, strides and options, and names the first offending argument.
   public init(
     q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView,
-    options: AttentionOptions
+    options: AttentionOptions, descale: FP8Descale = .none
   ) throws(FlashAttentionError) {
     let shape = try TensorChecks.shape(q: q, k: k, v: v)
     try options.validate(batch: shape.batch, headsQ: shape.headsQ)
-    try TensorChecks.expect(out, "out", shape: shape.oShape, dtype: q.dtype, location: q.location)
+    try TensorChecks.refuseFloat8Features(q, options)
+    try TensorChecks.expect(out, "out", shape: shape.oShape, dtype: TensorChecks.outputDType(q: q, out: out), location: q.location)
     try TensorChecks.expect(lse, "lse", shape: shape.lseShape, dtype: .float32, location: q.location)
+    try descale.validate(dtype: q.dtype, shape: shape, location: q.location)
+    self.descale = descale
     self.q = q
     self.k = k
     self.v = v
@@ -54,6 +59,7 @@ public struct BackwardArguments: Sendable {
     q: TensorView, k: TensorView, v: TensorView, out: TensorView, lse: TensorView,
     dOut: TensorView, dQ: TensorView, dK: TensorView, dV: TensorView, options: AttentionOptions
   ) throws(FlashAttentionError) {
+    try TensorChecks.refuseFloat8(q, "the backward pass")
     let shape = try TensorChecks.shape(q: q, k: k, v: v)
     try options.validate(batch: shape.batch, headsQ: shape.headsQ)
     let dtype = q.dtype
@@ -116,6 +122,40 @@ package enum TensorChecks {
       headsKV: k.shape[2], headDim: q.shape[3], headDimV: v.shape[3])
     try shape.validate()
     return shape
+  }
+
+  /// The dtype `out` must have: q's, except for fp8 inputs, whose output is bfloat16 or float16
+  /// (the caller picks by the dtype of `out`).
+  package static func outputDType(q: TensorView, out: TensorView) throws(FlashAttentionError) -> DType {
+    guard q.dtype.isFloat8 else { return q.dtype }
+    if out.dtype != .bfloat16 && out.dtype != .float16 {
+      throw .invalidArgument(
+        name: "out.dtype", value: "\(out.dtype)", reason: "must be bfloat16 or float16 for \(q.dtype) inputs")
+    }
+    return out.dtype
+  }
+
+  /// fp8 storage is for the dense forward only (FlashAttention-3's rule): a clear refusal for
+  /// every other call.
+  package static func refuseFloat8(_ q: TensorView, _ call: String) throws(FlashAttentionError) {
+    if q.dtype.isFloat8 {
+      throw .invalidArgument(
+        name: "q.dtype", value: "\(q.dtype)", reason: "fp8 inputs are supported by the forward only, not by \(call)")
+    }
+  }
+
+  /// The fp8 forward (FlashAttention-3's) has no ALiBi or dropout: both are refused by name
+  /// rather than silently ignored.
+  package static func refuseFloat8Features(_ q: TensorView, _ options: AttentionOptions) throws(FlashAttentionError) {
+    guard q.dtype.isFloat8 else { return }
+    if options.alibiSlopes != nil {
+      throw .invalidArgument(
+        name: "options.alibiSlopes", value: "set", reason: "ALiBi is not supported with \(q.dtype) inputs")
+    }
+    if options.activeDropout != nil {
+      throw .invalidArgument(
+        name: "options.dropout", value: "set", reason: "dropout is not supported with \(q.dtype) inputs")
+    }
   }
 
   package static func rank4(_ tensor: TensorView, _ name: String) throws(FlashAttentionError) {

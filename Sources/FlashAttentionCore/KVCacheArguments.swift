@@ -69,6 +69,7 @@ public struct KVCacheForwardArguments: Sendable {
     q: TensorView, cache: KVCache, kNew: TensorView? = nil, vNew: TensorView? = nil, out: TensorView,
     lse: TensorView, options: AttentionOptions, numSplits: Int = 0
   ) throws(FlashAttentionError) {
+    try TensorChecks.refuseFloat8(q, "the KV cache")
     try TensorChecks.rank4(q, "q")
     try TensorChecks.rank4(cache.k, "k_cache")
     try TensorChecks.rank4(cache.v, "v_cache")

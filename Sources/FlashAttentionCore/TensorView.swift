@@ -95,6 +95,8 @@ public struct TensorView: @unchecked Sendable {
       return Float(baseAddress.assumingMemoryBound(to: Float16.self)[offset])
     case .bfloat16:
       return BFloat16Conversion.float(fromBits: baseAddress.assumingMemoryBound(to: UInt16.self)[offset])
+    case .float8E4M3:
+      return Float8E4M3Conversion.float(fromBits: baseAddress.assumingMemoryBound(to: UInt8.self)[offset])
     }
   }
 
@@ -107,6 +109,8 @@ public struct TensorView: @unchecked Sendable {
       baseAddress.assumingMemoryBound(to: Float16.self)[offset] = Float16(value)
     case .bfloat16:
       baseAddress.assumingMemoryBound(to: UInt16.self)[offset] = BFloat16Conversion.bits(from: value)
+    case .float8E4M3:
+      baseAddress.assumingMemoryBound(to: UInt8.self)[offset] = Float8E4M3Conversion.bits(from: value)
     }
   }
 }

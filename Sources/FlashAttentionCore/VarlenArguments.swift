@@ -58,6 +58,7 @@ package enum VarlenChecks {
   package static func shape(
     q: TensorView, k: TensorView, v: TensorView, sequences: VarlenSequences
   ) throws(FlashAttentionError) -> AttentionShape {
+    try TensorChecks.refuseFloat8(q, "variable-length batches")
     for (tensor, name) in [(q, "q"), (k, "k"), (v, "v")] {
       try rank(tensor, 3, name, "(total_tokens, heads, head_dim)")
     }

@@ -30,11 +30,15 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
   public var layout: Layout
   /// Also check the backward pass (dQ, dK, dV).
   public var backward: Bool
+  /// Q and K get outlier channels (every 16th column times 16), as activations of large language
+  /// models have: the case that stresses fp8 quantisation.
+  public var outliers: Bool
 
   public init(
     _ name: String, _ shape: AttentionShape, _ options: AttentionOptions = AttentionOptions(),
-    layout: Layout = .contiguous, backward: Bool = true
+    layout: Layout = .contiguous, backward: Bool = true, outliers: Bool = false
   ) {
+    self.outliers = outliers
     self.name = name
     self.shape = shape
     self.options = options
@@ -53,6 +57,7 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
     if let slopes = options.alibiSlopes { parts.append(slopes.batch == nil ? "alibi" : "alibi(batch)") }
     if let dropout = options.activeDropout { parts.append("dropout=\(dropout.probability)") }
     if layout != .contiguous { parts.append(layout.rawValue) }
+    if outliers { parts.append("outliers") }
     return parts.isEmpty ? "-" : parts.joined(separator: " ")
   }
 

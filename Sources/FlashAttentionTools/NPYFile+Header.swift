@@ -90,6 +90,9 @@ extension NPYFile {
       if order == ">" && kind == "f" {
         throw fail("big-endian dtype '\(descr)'; save with .astype('<f\(size)')")
       }
+      if descr == "|u1" || descr == "|V1" {
+        throw fail("8-bit dtype '\(descr)': .npy has no float8 type, so fp8 inputs are not read from .npy; save float32 (.astype(np.float32)) or call the library with float8_e4m3fn tensors")
+      }
       if let kind, "iub".contains(kind) {
         throw fail("integer or boolean dtype '\(descr)'; attention needs float32 or float16 (.astype(np.float32))")
       }
@@ -108,6 +111,10 @@ extension NPYFile {
       case .bfloat16:
         throw .invalidArgument(
           name: argument, value: "bfloat16", reason: ".npy has no bfloat16 type; convert to float32 first")
+      case .float8E4M3:
+        throw .invalidArgument(
+          name: argument, value: "float8_e4m3fn",
+          reason: ".npy has no float8 type (ml_dtypes writes it as raw bytes); convert to float32 first")
       }
       let shapeText =
         shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"

@@ -5,6 +5,7 @@ extension DType {
     case .float32: value
     case .float16: Float(Float16(value))
     case .bfloat16: BFloat16Conversion.float(fromBits: BFloat16Conversion.bits(from: value))
+    case .float8E4M3: Float8E4M3Conversion.float(fromBits: Float8E4M3Conversion.bits(from: value))
     }
   }
 }
@@ -177,8 +178,23 @@ struct SamePrecisionProblem {
   func probabilities(
     _ inputs: InputPointers<Float>, b: Int, h: Int, i: Int
   ) -> (keys: Range<Int>, p: [Float], tanhTerm: [Float], lse: Float) {
-    let keys = mask.visibleKeys(forQuery: i)
+    let (keys, s, tanhTerm) = scores(inputs, b: b, h: h, i: i)
     guard !keys.isEmpty else { return (keys, [], [], -.infinity) }
+    let rowMax = s.max() ?? 0
+    var sum: Float = 0
+    var p = s.map { Float(Double($0 - rowMax).expValue) }
+    for value in p { sum += value }
+    for slot in p.indices { p[slot] = dtype.rounded(p[slot] / sum) }
+    return (keys, p, tanhTerm, rowMax + Float(Double(sum).logValue))
+  }
+
+  /// One row of scores over its visible keys (float32 dot products, scaled, capped, ALiBi
+  /// biased), with the softcap's tanh terms.
+  func scores(
+    _ inputs: InputPointers<Float>, b: Int, h: Int, i: Int
+  ) -> (keys: Range<Int>, s: [Float], tanhTerm: [Float]) {
+    let keys = mask.visibleKeys(forQuery: i)
+    guard !keys.isEmpty else { return (keys, [], []) }
     let kvh = shape.kvHead(forQueryHead: h)
     let qRow = inputs.q + qoIndex(b, i, h, width: shape.headDim)
     var s = [Float](repeating: 0, count: keys.count)
@@ -197,11 +213,6 @@ struct SamePrecisionProblem {
       if slope != 0 { score -= slope * Float(abs(i + shape.seqlenK - shape.seqlenQ - (keys.lowerBound + slot))) }
       s[slot] = score
     }
-    let rowMax = s.max() ?? 0
-    var sum: Float = 0
-    var p = s.map { Float(Double($0 - rowMax).expValue) }
-    for value in p { sum += value }
-    for slot in p.indices { p[slot] = dtype.rounded(p[slot] / sum) }
-    return (keys, p, tanhTerm, rowMax + Float(Double(sum).logValue))
+    return (keys, s, tanhTerm)
   }
 }

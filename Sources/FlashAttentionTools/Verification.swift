@@ -42,6 +42,7 @@ public struct Verification: Sendable {
     _ problem: AttentionProblem, dtype: DType, seed: UInt64 = UInt64.random(in: 1...UInt64.max),
     beforeEachPass: (Pass) -> Void = { _ in }
   ) -> VerificationResult {
+    if dtype.isFloat8 { return runFloat8(problem, seed: seed) }
     var checks: [VerificationCheck] = []
     var violations: [String] = []
     var forwardSeconds: Double?

@@ -87,3 +87,40 @@ public enum VerificationMatrix {
     return AlibiSlopes(batch: batch, values: (0..<batch).flatMap { b in perHead.map { $0 * Float(b + 1) / 2 } })
   }
 }
+
+extension VerificationMatrix {
+  /// The fp8 matrix (`verify --dtype fp8`): the head dims the Hopper fp8 kernel is built for
+  /// (64, 128, 256) with odd lengths, GQA/MQA, causal both ways, windows, softcap, strided rows,
+  /// outlier channels, and a long row.
+  public static let float8: [AttentionProblem] = {
+    typealias S = AttentionShape
+    typealias O = AttentionOptions
+    return [
+      AttentionProblem("fp8-single", S(batch: 1, seqlenQ: 1, headsQ: 1, headDim: 128)),
+      AttentionProblem("fp8-odd-7x17-d64", S(batch: 2, seqlenQ: 7, seqlenK: 17, headsQ: 3, headDim: 64)),
+      AttentionProblem("fp8-odd-129-d128", S(batch: 1, seqlenQ: 129, seqlenK: 200, headsQ: 2, headDim: 128)),
+      AttentionProblem("fp8-d256", S(batch: 1, seqlenQ: 33, seqlenK: 147, headsQ: 2, headDim: 256)),
+      AttentionProblem("fp8-gqa4-d128", S(batch: 2, seqlenQ: 70, seqlenK: 130, headsQ: 8, headsKV: 2, headDim: 128)),
+      AttentionProblem("fp8-mqa-decode", S(batch: 2, seqlenQ: 1, seqlenK: 1000, headsQ: 8, headsKV: 1, headDim: 128)),
+      AttentionProblem(
+        "fp8-causal-sq<sk", S(batch: 1, seqlenQ: 17, seqlenK: 300, headsQ: 2, headDim: 128), O(causal: true)),
+      AttentionProblem(
+        "fp8-causal-sq>sk", S(batch: 1, seqlenQ: 300, seqlenK: 17, headsQ: 2, headDim: 64), O(causal: true)),
+      AttentionProblem(
+        "fp8-causal-d256-gqa", S(batch: 1, seqlenQ: 257, headsQ: 4, headsKV: 2, headDim: 256), O(causal: true)),
+      AttentionProblem(
+        "fp8-window-16-8", S(batch: 1, seqlenQ: 100, seqlenK: 150, headsQ: 2, headDim: 128),
+        O(window: SlidingWindow(left: 16, right: 8))),
+      AttentionProblem(
+        "fp8-softcap", S(batch: 1, seqlenQ: 65, seqlenK: 190, headsQ: 2, headDim: 128), O(scale: 0.5, softcap: 2.5)),
+      AttentionProblem(
+        "fp8-strided", S(batch: 2, seqlenQ: 37, seqlenK: 153, headsQ: 4, headsKV: 2, headDim: 128), O(causal: true),
+        layout: .strided),
+      AttentionProblem(
+        "fp8-outliers-d128", S(batch: 1, seqlenQ: 200, seqlenK: 300, headsQ: 2, headDim: 128), outliers: true),
+      AttentionProblem(
+        "fp8-outliers-causal-d64", S(batch: 1, seqlenQ: 150, headsQ: 2, headDim: 64), O(causal: true), outliers: true),
+      AttentionProblem("fp8-long-1000", S(batch: 1, seqlenQ: 1000, headsQ: 1, headDim: 128)),
+    ]
+  }()
+}

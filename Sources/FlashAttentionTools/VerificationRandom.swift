@@ -32,6 +32,17 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
   public mutating func inputs(
     for problem: AttentionProblem, dtype: DType
   ) throws(FlashAttentionError) -> AttentionInputs {
+    let inputs = try layOut(problem, dtype: dtype)
+    if problem.outliers {
+      inputs.q.addOutlierChannels()
+      inputs.k.addOutlierChannels()
+    }
+    return inputs
+  }
+
+  private mutating func layOut(
+    _ problem: AttentionProblem, dtype: DType
+  ) throws(FlashAttentionError) -> AttentionInputs {
     let shape = problem.shape
     switch problem.layout {
     case .contiguous:
@@ -84,11 +95,12 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
     }
   }
 
-  /// A view of standard normal values whose rows are 8 elements longer in memory; the padding
-  /// stays NaN (a new `HostTensor` is NaN-filled).
+  /// A view of standard normal values whose rows are 8 elements longer in memory (16 for 1-byte
+  /// types, so rows stay 16-byte aligned for TMA); the padding stays NaN (a new `HostTensor` is
+  /// NaN-filled).
   private mutating func padded(_ shape: [Int], dtype: DType) -> TensorView {
     var storageShape = shape
-    storageShape[storageShape.count - 1] += 8
+    storageShape[storageShape.count - 1] += dtype.byteSize == 1 ? 16 : 8
     let storage = HostTensor(shape: storageShape, dtype: dtype)
     let view = TensorView(
       baseAddress: storage.storage, dtype: dtype, shape: shape,

@@ -60,6 +60,9 @@ struct DemoCommand: ParsableCommand {
   func run() throws {
     let engine = try AttentionEngine(backend: device)
     let dtype = self.dtype ?? (engine.backend.name.hasPrefix("cuda") ? .bfloat16 : .float32)
+    if dtype.isFloat8 {
+      throw CommandLineFailure("the demo runs forward and backward; fp8 is forward only: use `verify --dtype fp8` or `bench --dtypes fp8`")
+    }
     let kvHeads = resolvedKVHeads
     let shape = AttentionShape(batch: batch, seqlenQ: seqlen, headsQ: heads, headsKV: kvHeads, headDim: headDim)
     try shape.validate()

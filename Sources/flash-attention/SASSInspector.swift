@@ -2,9 +2,11 @@ import FlashAttentionCUDA
 import Foundation
 
 /// Reads a cubin's machine code with `cuobjdump -sass` to show that the hardware paths are
-/// used: HGMMA (wgmma) and UTMALDG (TMA loads) in Hopper kernels, and no local-memory traffic.
+/// used: HGMMA (16-bit wgmma) or QGMMA (fp8 wgmma) and UTMALDG (TMA loads) in Hopper kernels,
+/// and no local-memory traffic.
 struct SASSInspector {
   struct OpcodeCounts {
+    /// Warpgroup MMAs: HGMMA (16-bit operands) and QGMMA (e4m3/e5m2 operands).
     var hgmma = 0
     var utmaldg = 0
     /// LDL and STL: register spills or arrays placed in local memory.
@@ -56,7 +58,7 @@ struct SASSInspector {
       if opcode.hasPrefix("@"), words.count > 1 { opcode = words[1] }  // predicated instruction
       let mnemonic = opcode.split(separator: ".").first ?? opcode
       switch mnemonic {
-      case "HGMMA": counts.hgmma += 1
+      case "HGMMA", "QGMMA": counts.hgmma += 1
       case "UTMALDG": counts.utmaldg += 1
       case "LDL", "STL": counts.localMemory += 1
       default: break

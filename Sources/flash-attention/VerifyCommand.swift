@@ -12,7 +12,9 @@ struct VerifyCommand: ParsableCommand {
     discussion: """
       Every problem runs on fresh random inputs with NaN-poisoned outputs. float32 passes at a \
       relative L2 error <= 1e-4; float16 and bfloat16 pass when their error is at most 2x that \
-      of standard attention computed in the same precision (plus 1e-6). LSE always needs 1e-4. \
+      of standard attention computed in the same precision (plus 1e-6); fp8 (e4m3 inputs with \
+      descales, bfloat16 output) when its error is at most 4x that of standard attention with P \
+      in e4m3. LSE always needs 1e-4. \
       NaN never passes; rows that see no key must give exactly O = 0, LSE = -inf and dQ = 0, \
       keys no row sees exactly dK = dV = 0. Exits with 1 when any problem fails.
       """)
@@ -22,7 +24,7 @@ struct VerifyCommand: ParsableCommand {
 
   @Option(
     parsing: .upToNextOption,
-    help: "Storage dtypes to check: float32, float16, bfloat16 (default: all three on the CPU, float16 and bfloat16 on CUDA).")
+    help: "Storage dtypes to check: float32, float16, bfloat16, fp8 (default: the first three on the CPU, float16 and bfloat16 on CUDA). fp8 runs its own case matrix, forward only, with a bfloat16 output.")
   var dtype: [DType] = []
 
   @Option(help: "Only the problems whose name contains this text.")
@@ -47,18 +49,20 @@ struct VerifyCommand: ParsableCommand {
     var problems = VerificationMatrix.standard
     var cacheCases = KVCacheMatrix.standard
     var varlenCases = VarlenVerificationMatrix.standard
+    var float8Problems = dtype.contains(where: \.isFloat8) ? VerificationMatrix.float8 : []
     if let filter {
       problems = problems.filter { $0.name.contains(filter) }
       cacheCases = cacheCases.filter { $0.name.contains(filter) }
       varlenCases = varlenCases.filter { $0.name.contains(filter) }
+      float8Problems = float8Problems.filter { $0.name.contains(filter) }
     }
     if list {
-      for problem in problems { print(problem) }
+      for problem in problems + float8Problems { print(problem) }
       for testCase in cacheCases { print(testCase) }
       for testCase in varlenCases { print(testCase) }
       return
     }
-    if problems.isEmpty && cacheCases.isEmpty && varlenCases.isEmpty {
+    if problems.isEmpty && cacheCases.isEmpty && varlenCases.isEmpty && float8Problems.isEmpty {
       throw CommandLineFailure("--filter \(filter ?? "") matches no problem (see --list)")
     }
     let engine = try makeEngine()
@@ -70,20 +74,21 @@ struct VerifyCommand: ParsableCommand {
     print(table.header)
     var results: [VerificationResult] = []
     for dtype in dtypes {
-      for var problem in problems {
+      // fp8 has its own matrix (the head dims its kernel covers) and no KV-cache path.
+      for var problem in dtype.isFloat8 ? float8Problems : problems {
         if forwardOnly { problem.backward = false }
         let result = verification.run(problem, dtype: dtype, seed: problemSeed(seed, problem.name))
         print(table.row(result))
         results.append(result)
       }
       // KV-cache inference (flash_attn_with_kvcache): forward only.
-      for testCase in cacheCases {
+      for testCase in dtype.isFloat8 ? [] : cacheCases {
         let result = verification.run(testCase, dtype: dtype, seed: problemSeed(seed, testCase.name))
         print(table.row(result))
         results.append(result)
       }
       // Packed variable-length batches (cu_seqlens), against the per-sequence reference.
-      for var testCase in varlenCases {
+      for var testCase in dtype.isFloat8 ? [] : varlenCases {
         if forwardOnly { testCase.backward = false }
         let result = verification.run(testCase, dtype: dtype, seed: problemSeed(seed, testCase.name))
         print(table.row(result))
@@ -146,7 +151,7 @@ struct VerificationReport: Encodable {
 
 /// The text table of `verify`: one row per problem and dtype, relative L2 errors per output.
 struct VerificationTable {
-  private let columns = [("problem", 20), ("dtype", 9), ("shape", 44), ("options", 26)]
+  private let columns = [("problem", 24), ("dtype", 14), ("shape", 44), ("options", 26)]
   private let checks = ["out", "lse", "dq", "dk", "dv"]
 
   var header: String {
@@ -154,7 +159,7 @@ struct VerificationTable {
   }
 
   func row(_ result: VerificationResult) -> String {
-    var line = pad(result.name, 20) + pad(result.dtype, 9) + pad(result.shape, 44) + pad(result.options, 26)
+    var line = pad(result.name, 24) + pad(result.dtype, 14) + pad(result.shape, 44) + pad(result.options, 26)
     for name in checks {
       let check = result.checks.first { $0.name == name }
       line += pad(check.map { String(format: "%.1e", $0.relativeL2) } ?? "-", 9)

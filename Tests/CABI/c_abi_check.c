@@ -13,6 +13,14 @@
 
 #include "flash_attention.h"
 
+#include <stddef.h>
+
+// fa_options grows by appending: version 1 ends at 40 bytes, version 2 (ALiBi, dropout) at the
+// descale pointers, version 3 (fp8 descales) at sizeof. A field moved would break old callers.
+_Static_assert(offsetof(fa_options, alibi_slopes) == 40, "version-2 fields start after the 40-byte version 1");
+_Static_assert(offsetof(fa_options, q_descale) == 72, "version-3 fields start after version 2 (72 bytes)");
+_Static_assert(sizeof(fa_options) == 96, "version 3 is 96 bytes");
+
 static int failures = 0;
 
 // The pass rule of `verify` and every test (VerificationRule in FlashAttentionTools): in float32,
@@ -314,6 +322,19 @@ static void check_bad_arguments(void) {
   // A caller built against the first fa_options (40 bytes, no ALiBi or dropout fields) still runs.
   bad_options = options, bad_options.struct_size = 40, bad_options.dropout_p = 0.5f;
   CHECK(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL) == FA_SUCCESS, "version-1 options: %s", fa_last_error_message());
+  // Version 2 (through dropout_offset, no descale fields): the descale pointers past its end are
+  // not read (here they point at a float32 tensor, which a version-3 caller would be refused).
+  bad_options = options, bad_options.struct_size = (uint32_t)offsetof(fa_options, q_descale);
+  bad_options.q_descale = &tq;
+  CHECK(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL) == FA_SUCCESS, "version-2 options: %s", fa_last_error_message());
+  for (size_t i = 0; i < n; i++) out[i] = NAN;
+  bad_options.struct_size = (uint32_t)sizeof(fa_options);
+  expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "q_descale", out, n,
+               "version-3 descales with float32 inputs");
+  // A size between two versions ends inside a field: refused.
+  bad_options = options, bad_options.struct_size = 48;
+  expect_error(fa_forward(&tq, &tk, &tv, &to, &tl, &bad_options, NULL), FA_ERROR_INVALID_ARGUMENT, "options.struct_size", out, n,
+               "struct_size between versions");
   for (size_t i = 0; i < n; i++) out[i] = NAN;
 
   fa_tensor dq = contiguous4(poisoned(n), b, s, h, d);
@@ -439,6 +460,121 @@ static void check_paged_kvcache(void) {
   free(k_cache), free(v_cache), free(q), free(k_new), free(v_new), free(out), free(lse), free(keys), free(values);
 }
 
+// float8 e4m3 (no infinities) to float: 1 sign, 4 exponent (bias 7), 3 mantissa bits.
+static double e4m3(uint8_t x) {
+  int e = (x >> 3) & 15, m = x & 7;
+  double v = e == 0 ? m * 0x1p-9 : (1 + m / 8.0) * ldexp(1.0, e - 7);
+  return x & 0x80 ? -v : v;
+}
+
+static uint16_t bf16_bits(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  return (uint16_t)(u >> 16);
+}
+
+// fp8 inputs with descales on the CPU: V all 1.0, so out = v_descale exactly; the LSE against
+// a float64 one on the decoded inputs; descales refused for other dtypes and other calls; a
+// caller built against the first (40-byte) fa_options gets descales of 1.
+static void check_fp8(void) {
+  enum { b = 2, s = 9, h = 2, d = 16 };
+  size_t n = b * s * h * d;
+  uint8_t *q = malloc(n), *k = malloc(n), *v = malloc(n);
+  for (size_t i = 0; i < n; i++) {
+    uint64_t r = (uint64_t)(uniform() * 4294967296.0);
+    q[i] = (uint8_t)((r & 0x80) | ((4 + r % 5) << 3) | ((r >> 8) & 7));
+    r = (uint64_t)(uniform() * 4294967296.0);
+    k[i] = (uint8_t)((r & 0x80) | ((4 + r % 5) << 3) | ((r >> 8) & 7));
+    v[i] = 0x38;  // 1.0
+  }
+  uint16_t *out = malloc(n * 2);
+  float *lse = poisoned(b * h * s);
+  float qd[b * h], kd[b * h], vd[b * h];
+  for (int i = 0; i < b * h; i++) qd[i] = 0.5f + 0.25f * i, kd[i] = 2.0f - 0.25f * i, vd[i] = 0.25f * (i + 1);
+  fa_tensor tq = contiguous4((float *)q, b, s, h, d), tk = contiguous4((float *)k, b, s, h, d);
+  fa_tensor tv = contiguous4((float *)v, b, s, h, d), to = contiguous4((float *)out, b, s, h, d);
+  tq.dtype = tk.dtype = tv.dtype = FA_DTYPE_FLOAT8_E4M3;
+  to.dtype = FA_DTYPE_BFLOAT16;
+  fa_tensor tl = lse3(lse, b, h, s);
+  fa_tensor descales[3];
+  float *factors[3] = {qd, kd, vd};
+  for (int i = 0; i < 3; i++) {
+    memset(&descales[i], 0, sizeof descales[i]);
+    descales[i].data = factors[i];
+    descales[i].device_type = FA_DEVICE_CPU;
+    descales[i].dtype = FA_DTYPE_FLOAT32;
+    descales[i].rank = 2;
+    descales[i].shape[0] = b, descales[i].shape[1] = h;
+    descales[i].strides[0] = h, descales[i].strides[1] = 1;
+  }
+  fa_options options = fa_options_default();
+  options.q_descale = &descales[0], options.k_descale = &descales[1], options.v_descale = &descales[2];
+  int status = fa_forward(&tq, &tk, &tv, &to, &tl, &options, NULL);
+  CHECK(status == FA_SUCCESS, "fp8 forward: %d %s", status, fa_last_error_message());
+  double worst = 0;
+  for (int bi = 0; bi < b; bi++)
+    for (int hi = 0; hi < h; hi++)
+      for (int i = 0; i < s; i++) {
+        for (int c = 0; c < d; c++) {
+          uint16_t got = out[((bi * s + i) * h + hi) * d + c];
+          CHECK(got == bf16_bits(vd[bi * h + hi]), "fp8 out[%d,%d,%d,%d] = 0x%04x, want v_descale", bi, i, hi, c, got);
+        }
+        double m = -INFINITY, dots[s];
+        for (int j = 0; j < s; j++) {
+          double dot = 0;
+          for (int c = 0; c < d; c++)
+            dot += e4m3(q[((bi * s + i) * h + hi) * d + c]) * e4m3(k[((bi * s + j) * h + hi) * d + c]);
+          dots[j] = dot * qd[bi * h + hi] * kd[bi * h + hi] / sqrt((double)d);
+          if (dots[j] > m) m = dots[j];
+        }
+        double sum = 0;
+        for (int j = 0; j < s; j++) sum += exp(dots[j] - m);
+        double want = m + log(sum), got = lse[(bi * h + hi) * s + i];
+        double error = fabs(got - want) / fmax(1.0, fabs(want));
+        if (error > worst) worst = error;
+      }
+  CHECK(worst < 1e-5, "fp8 lse relative error %g", worst);
+
+  CHECK(fa_options_default().struct_size == sizeof(fa_options), "fa_options_default sets the newest size");
+  // Versions 1 (40 bytes) and 2 (no descale fields): factors of 1, so out = 1.0.
+  uint32_t older_sizes[2] = {40, (uint32_t)offsetof(fa_options, q_descale)};
+  for (int version = 0; version < 2; version++) {
+    fa_options old = options;
+    old.struct_size = older_sizes[version];
+    for (size_t i = 0; i < n; i++) out[i] = 0x7FC0;  // bf16 NaN
+    status = fa_forward(&tq, &tk, &tv, &to, &tl, &old, NULL);
+    CHECK(status == FA_SUCCESS && out[0] == 0x3F80 && out[n - 1] == 0x3F80, "fp8 forward, %u-byte options: %d 0x%04x",
+          old.struct_size, status, out[0]);
+  }
+
+  // The fp8 forward has no ALiBi or dropout: refused by name, out untouched.
+  float slopes[h] = {0.5f, 0.25f};
+  fa_tensor tslopes = {.data = slopes, .dtype = FA_DTYPE_FLOAT32, .device_type = FA_DEVICE_CPU, .rank = 1, .shape = {h}, .strides = {1}};
+  fa_options features[2] = {options, options};
+  features[0].alibi_slopes = &tslopes;
+  features[1].dropout_p = 0.25f;
+  const char *feature_names[2] = {"ALiBi", "dropout"};
+  for (int f = 0; f < 2; f++) {
+    for (size_t i = 0; i < n; i++) out[i] = 0x7FC0;
+    status = fa_forward(&tq, &tk, &tv, &to, &tl, &features[f], NULL);
+    CHECK(status == FA_ERROR_INVALID_ARGUMENT && strstr(fa_last_error_message(), feature_names[f]) != NULL,
+          "fp8 with %s: status %d (%s)", feature_names[f], status, fa_last_error_message());
+    CHECK(out[0] == 0x7FC0 && out[n - 1] == 0x7FC0, "fp8 with %s wrote out", feature_names[f]);
+  }
+
+  float *fout = poisoned(n);
+  float *fq = random_floats(n);
+  fa_tensor tfq = contiguous4(fq, b, s, h, d), tfo = contiguous4(fout, b, s, h, d);
+  expect_error(fa_forward(&tfq, &tfq, &tfq, &tfo, &tl, &options, NULL), FA_ERROR_INVALID_ARGUMENT, "q_descale", fout, n,
+               "descales with float32 inputs");
+  fa_options plain = fa_options_default();
+  fa_tensor td = contiguous4((float *)malloc(n), b, s, h, d);
+  td.dtype = FA_DTYPE_FLOAT8_E4M3;
+  expect_error(fa_backward(&tq, &tk, &tv, &to, &tl, &to, &td, &td, &td, &plain, NULL), FA_ERROR_INVALID_ARGUMENT,
+               "q.dtype", fout, n, "fp8 backward");
+  free(td.data), free(fq), free(fout), free(q), free(k), free(v), free(out), free(lse);
+}
+
 int main(void) {
   char expected[32];
   snprintf(expected, sizeof expected, "%d.%d.%d", FA_VERSION_MAJOR, FA_VERSION_MINOR, FA_VERSION_PATCH);
@@ -462,6 +598,7 @@ int main(void) {
   check_bad_arguments();
   check_varlen();
   check_paged_kvcache();
+  check_fp8();
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);
     return 1;

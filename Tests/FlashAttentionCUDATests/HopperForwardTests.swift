@@ -44,8 +44,9 @@ import Testing
   @Test func variantsAreDistinctPrograms() {
     let variants = HopperForwardKey.allVariants
     // One per head dims, dtype, mask and softcap, plus the persistent-grid tiles of d = 64 and
-    // d = 128 unmasked, and of d = 64 masked without softcap (three consumers off that grid).
-    #expect(variants.count == 5 * 2 * 3 * 2 + 2 * 2 * 2 + 2 * 2)
+    // d = 128 unmasked, and of d = 64 masked without softcap (three consumers off that grid);
+    // fp8: 3 head dims x 2 outputs x 3 masks x softcap.
+    #expect(variants.count == 5 * 2 * 3 * 2 + 2 * 2 * 2 + 2 * 2 + 3 * 2 * 3 * 2)
     #expect(Set(variants.map(\.program)).count == variants.count)
   }
 }

@@ -123,7 +123,7 @@ struct KernelABILayoutTests {
       (\FABackwardConvertParams.cu_seqlens_q, 56),
       (\FABackwardConvertParams.seqused_q, 64)
     ])
-    expectLayout(FAHopperForwardParams.self, size: 576, [
+    expectLayout(FAHopperForwardParams.self, size: 640, [
       (\FAHopperForwardParams.tm_q, 0),
       (\FAHopperForwardParams.tm_k, 128),
       (\FAHopperForwardParams.tm_v, 256),
@@ -142,12 +142,16 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.softcap_log2, 472),
       (\FAHopperForwardParams.window_left, 476),
       (\FAHopperForwardParams.window_right, 480),
-      (\FAHopperForwardParams.padding, 484),
-      (\FAHopperForwardParams.cu_seqlens_q, 512),
-      (\FAHopperForwardParams.cu_seqlens_k, 520),
-      (\FAHopperForwardParams.seqused_q, 528),
-      (\FAHopperForwardParams.seqused_k, 536),
-      (\FAHopperForwardParams.varlen_padding, 544)
+      (\FAHopperForwardParams.alignment_padding, 484),
+      (\FAHopperForwardParams.q_descale, 488),
+      (\FAHopperForwardParams.k_descale, 496),
+      (\FAHopperForwardParams.v_descale, 504),
+      (\FAHopperForwardParams.descale_strides, 512),
+      (\FAHopperForwardParams.cu_seqlens_q, 560),
+      (\FAHopperForwardParams.cu_seqlens_k, 568),
+      (\FAHopperForwardParams.seqused_q, 576),
+      (\FAHopperForwardParams.seqused_k, 584),
+      (\FAHopperForwardParams.padding, 592)
     ])
     expectLayout(FAHopperBackwardParams.self, size: 704, [
       (\FAHopperBackwardParams.tm_q, 0),

@@ -66,38 +66,25 @@ struct CInterfaceBackend: AttentionBackend {
     c.window_right = Int64(options.window?.right ?? -1)
     c.softcap = options.softcap
     c.deterministic = options.deterministic ? 1 : 0
+    return c
+  }
+
+  /// `options` as `fa_options`, ALiBi slopes (a float32 host tensor) and dropout included, alive
+  /// for the call.
+  static func withOptions(_ options: AttentionOptions, _ body: (UnsafePointer<fa_options>) -> Int32) -> Int32 {
+    var c = Self.options(options)
     if let dropout = options.activeDropout {
       c.dropout_p = dropout.probability
       c.dropout_seed = dropout.seed
       c.dropout_offset = dropout.offset
     }
-    return c
-  }
-
-  /// `fa_options` for `options` with its ALiBi slopes as a host float32 `fa_tensor` (`(heads_q)`
-  /// or `(batch, heads_q)`), valid during `body`.
-  static func withOptions(_ options: AttentionOptions, _ body: (UnsafePointer<fa_options>) -> Int32) -> Int32 {
-    var c = Self.options(options)
     guard let slopes = options.alibiSlopes else { return body(&c) }
-    var values = slopes.values
-    return values.withUnsafeMutableBytes { bytes in
-      var tensor = fa_tensor()
-      tensor.data = bytes.baseAddress
-      tensor.device_type = Int32(FA_DEVICE_CPU.rawValue)
-      tensor.dtype = Int32(FA_DTYPE_FLOAT32.rawValue)
-      let shape = slopes.batch.map { [$0, slopes.values.count / $0] } ?? [slopes.values.count]
-      tensor.rank = Int32(shape.count)
-      withUnsafeMutableBytes(of: &tensor.shape) { out in
-        withUnsafeMutableBytes(of: &tensor.strides) { strides in
-          for axis in shape.indices {
-            out.storeBytes(of: Int64(shape[axis]), toByteOffset: axis * 8, as: Int64.self)
-            let stride = axis == shape.count - 1 ? 1 : shape[axis + 1]
-            strides.storeBytes(of: Int64(stride), toByteOffset: axis * 8, as: Int64.self)
-          }
-        }
-      }
-      return withUnsafePointer(to: &tensor) { slopesTensor in
-        c.alibi_slopes = slopesTensor
+    let shape = slopes.batch.map { [$0, slopes.values.count / max($0, 1)] } ?? [slopes.values.count]
+    let table = HostTensor(slopes.values, shape: shape)
+    var descriptor = Self.descriptor(table.view)
+    return withExtendedLifetime(table) {
+      withUnsafePointer(to: &descriptor) { slopesPointer in
+        c.alibi_slopes = slopesPointer
         return body(&c)
       }
     }
@@ -112,6 +99,7 @@ struct CInterfaceBackend: AttentionBackend {
       case .float32: Int32(FA_DTYPE_FLOAT32.rawValue)
       case .float16: Int32(FA_DTYPE_FLOAT16.rawValue)
       case .bfloat16: Int32(FA_DTYPE_BFLOAT16.rawValue)
+      case .float8E4M3: Int32(FA_DTYPE_FLOAT8_E4M3.rawValue)
       }
     tensor.rank = Int32(view.shape.count)
     withUnsafeMutableBytes(of: &tensor.shape) { shape in

@@ -67,6 +67,18 @@ class FaOptions(ctypes.Structure):
     ]
 
 
+class FaOptionsV3(FaOptions):
+    """struct fa_options version 3: version 2, then the fp8 descale pointers (fa_forward only).
+    The whole current struct, so it is what fa_options_default returns: a smaller restype would
+    let the library write past ctypes' return buffer."""
+
+    _fields_ = [
+        ("q_descale", ctypes.c_void_p),
+        ("k_descale", ctypes.c_void_p),
+        ("v_descale", ctypes.c_void_p),
+    ]
+
+
 class LibraryNotFound(RuntimeError):
     """libflashattention.so could not be loaded (missing file, wrong version, foreign platform)."""
 
@@ -94,7 +106,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.fa_version_number.argtypes = []
     lib.fa_version_number.restype = ctypes.c_int32
     lib.fa_options_default.argtypes = []
-    lib.fa_options_default.restype = FaOptions
+    lib.fa_options_default.restype = FaOptionsV3
     # Variable-length and KV-cache entry points (header 0.1). A library without them still serves
     # fa_forward/fa_backward; the calls that need them raise (see _varlen_calls).
     int64, int32 = ctypes.c_int64, ctypes.c_int32

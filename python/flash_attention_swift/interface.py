@@ -10,8 +10,13 @@ only), which no function here computes. flash_attn_with_kvcache with `return_sof
 returns FA3's `(out, softmax_lse, out_accum, softmax_lse_accum)`, the last two empty;
 flash_attn_combine returns `(out, softmax_lse)`.
 
+fp8: flash_attn_func takes torch.float8_e4m3fn q, k, v with float32 `q_descale`, `k_descale`,
+`v_descale` of shape (batch, nheads_k) (None: 1), as FA3 does, and returns a bfloat16 output;
+forward only (no autograd). The CUDA path needs an H100 (sm_90a) and head dims 64, 128 or 256;
+the CPU computes it at any size.
+
 Arguments that this library does not implement yet raise NotImplementedError naming them, when
-given a value other than their default: `qv`, `q_descale`/`k_descale`/`v_descale` (fp8),
+given a value other than their default: `qv`, the descales outside flash_attn_func,
 `attention_chunk`, `sm_margin`, and for the KV cache
 rotary embedding, `cache_leftpad`, the varlen-q form and `scheduler_metadata`. `num_splits` and
 `pack_gqa` are accepted: they are FA3's scheduling hints and do not change what is computed
@@ -27,7 +32,7 @@ from typing import Optional, Union
 
 import torch
 
-from . import _combine, _ops, _varlen_ops
+from . import _combine, _fp8, _ops, _varlen_ops
 
 
 
@@ -154,8 +159,10 @@ def flash_attn_func(
         deterministic: a bit-reproducible backward.
         return_attn_probs: also return softmax_lse.
         num_splits, pack_gqa: accepted scheduling hints, no effect on the result.
-        qv, q_descale, k_descale, v_descale, attention_chunk, sm_margin: only their defaults
-            (NotImplementedError otherwise).
+        q_descale, k_descale, v_descale: for torch.float8_e4m3fn q, k, v, float32 factors of
+            shape (batch, nheads_k) (None: 1); the output is then bfloat16 and there is no
+            backward. fp8 takes neither dropout_p nor alibi_slopes (NotImplementedError).
+        qv, attention_chunk, sm_margin: only their defaults (NotImplementedError otherwise).
         dropout_p (keyword-only, FA2's): dropout on the attention weights, kept ones scaled by
             1 / (1 - dropout_p); the mask comes from torch's default generator of q's device
             (torch.manual_seed reproduces a call) and the backward regenerates it. The
@@ -174,20 +181,20 @@ def flash_attn_func(
         softmax_lse [if return_attn_probs]: float32 (batch_size, nheads, seqlen_q), the natural
             log of each row's softmax denominator. No gradient flows through it.
     """
-    if (
-        qv is not None or q_descale is not None or k_descale is not None or v_descale is not None
-        or attention_chunk != 0 or sm_margin != 0
-    ):
-        _reject_unsupported(
-            qv=qv,
-            q_descale=q_descale,
-            k_descale=k_descale,
-            v_descale=v_descale,
-            attention_chunk=attention_chunk,
-            sm_margin=sm_margin,
-        )
+    if qv is not None or attention_chunk != 0 or sm_margin != 0:
+        _reject_unsupported(qv=qv, attention_chunk=attention_chunk, sm_margin=sm_margin)
     if num_splits != 1 or pack_gqa is not None:
         _check_num_splits(num_splits, pack_gqa)
+    if _fp8.is_fp8(q) or q_descale is not None or k_descale is not None or v_descale is not None:
+        if dropout_p != 0.0 or alibi_slopes is not None:
+            raise NotImplementedError(
+                "flash_attn_func: fp8 inputs (descales) take neither dropout_p nor alibi_slopes"
+            )
+        out, softmax_lse = _fp8.forward(
+            q, k, v, q_descale, k_descale, v_descale, _scale(softmax_scale), bool(causal), _window(window_size),
+            0.0 if softcap == 0.0 else _softcap(softcap),
+        )
+        return (out, softmax_lse) if return_attn_probs else out
     return _attention(
         q, k, v, softmax_scale, causal, window_size, softcap, deterministic, return_attn_probs, alibi_slopes, dropout_p
     )

@@ -17,12 +17,16 @@
  *   q    [batch, seqlen_q, heads_q,  head_dim]
  *   k    [batch, seqlen_k, heads_kv, head_dim]
  *   v    [batch, seqlen_k, heads_kv, head_dim_v]
- *   out  [batch, seqlen_q, heads_q,  head_dim_v]   same dtype as q
+ *   out  [batch, seqlen_q, heads_q,  head_dim_v]   same dtype as q (fp8 q: bfloat16 or float16)
  *   lse  [batch, heads_q,  seqlen_q]               float32, natural log of the softmax denominator
  *   dout, dq, dk, dv: shaped like out, q, k, v, same dtype as q
  *
  *   heads_q % heads_kv == 0 (GQA/MQA: query head h reads kv head h / (heads_q / heads_kv)).
  *   dtypes: float32 (CPU only), float16, bfloat16; accumulation is always float32.
+ *   float8_e4m3fn (FA_DTYPE_FLOAT8_E4M3): q, k, v of fa_forward only, with the float32 descale
+ *   factors of fa_options (FlashAttention-3's q_descale/k_descale/v_descale); out is bfloat16 or
+ *   float16. On the GPU it needs sm_90a (H100) and head dims 64, 128 or 256; the CPU runs it at
+ *   any size (dequantised to float32). Every other call refuses fp8 inputs.
  *
  * Semantics (those of FlashAttention-2/3)
  *   causal: key j is visible to query i iff j <= i + seqlen_k - seqlen_q (bottom-right aligned).
@@ -90,7 +94,9 @@ typedef enum fa_dtype {
   FA_DTYPE_FLOAT32 = 0,
   FA_DTYPE_FLOAT16 = 1,
   FA_DTYPE_BFLOAT16 = 2,
-  FA_DTYPE_INT32 = 3
+  FA_DTYPE_INT32 = 3,
+  /* float8 e4m3 without infinities (torch.float8_e4m3fn), 1 byte: fa_forward inputs only. */
+  FA_DTYPE_FLOAT8_E4M3 = 4
 } fa_dtype;
 
 /* Where a tensor's memory lives (the values of fa_tensor.device_type). */
@@ -146,6 +152,14 @@ typedef struct fa_options {
   float dropout_p;
   uint64_t dropout_seed;
   uint64_t dropout_offset;
+  /* --- Added in version 3 (a version-1 or version-2 struct_size is still accepted: these
+   * fields then read as NULL). --- */
+  /* fp8 inputs (fa_forward only): float32 [batch, heads_kv] factors, any strides, in q's memory;
+   * the attention is computed on q * q_descale, k * k_descale, v * v_descale (query head h uses
+   * kv head h / (heads_q / heads_kv)). NULL means 1; non-NULL with other dtypes is an error. */
+  const fa_tensor *q_descale;
+  const fa_tensor *k_descale;
+  const fa_tensor *v_descale;
 } fa_options;
 
 /* Defaults: scale 1/sqrt(head_dim), no mask, no softcap, not deterministic, no ALiBi, no

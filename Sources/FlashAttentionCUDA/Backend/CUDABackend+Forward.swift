@@ -16,6 +16,14 @@ extension CUDABackend {
       [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out")],
       location: arguments.q.location, stream: stream)
     if shape.batch == 0 || shape.seqlenQ == 0 { return }
+    if arguments.q.dtype.isFloat8 {
+      // The descale views were checked to live where q does (FP8Descale.validate).
+      if let obstacle = KernelSelection.hopperForwardObstacle(arguments, arch: device.arch) {
+        throw .unsupported(
+          backend: name, feature: "float8_e4m3fn inputs here: \(obstacle) (fp8 runs on the Hopper kernel only: sm_90a, "
+            + "head dims 64, 128 or 256, 16-byte aligned rows)")
+      }
+    }
     switch forwardPlan(arguments) {
     case let .hopper(key, persistent):
       try HopperLaunch.forward(arguments, key: key, persistent: persistent, device: device, stream: stream)

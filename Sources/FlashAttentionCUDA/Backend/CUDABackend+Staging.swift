@@ -98,10 +98,15 @@ extension CUDABackend {
   func forwardStaged(_ arguments: ForwardArguments) throws(FlashAttentionError) {
     var staging = try DeviceStaging(device: device, stream: stream)
     do throws(FlashAttentionError) {
+      let descale = arguments.descale
+      let deviceDescale = FP8Descale(
+        q: try descale.q.map { view throws(FlashAttentionError) in try staging.upload(view) },
+        k: try descale.k.map { view throws(FlashAttentionError) in try staging.upload(view) },
+        v: try descale.v.map { view throws(FlashAttentionError) in try staging.upload(view) })
       let deviceArguments = try ForwardArguments(
         q: staging.upload(arguments.q), k: staging.upload(arguments.k), v: staging.upload(arguments.v),
         out: staging.output(like: arguments.out), lse: staging.output(like: arguments.lse),
-        options: arguments.options)
+        options: arguments.options, descale: deviceDescale)
       try enqueueForward(deviceArguments, on: stream)
       try staging.download(deviceArguments.out, into: arguments.out)
       try staging.download(deviceArguments.lse, into: arguments.lse)

@@ -22,8 +22,10 @@ public struct HopperForwardKey: CUDAKernelKey {
 
   public var headDim: Int
   public var headDimV: Int
-  /// `.float16` or `.bfloat16`.
+  /// Storage of Q, K, V: `.float16`, `.bfloat16` or `.float8E4M3`.
   public var dtype: DType
+  /// Storage of O: the input dtype, or `.bfloat16`/`.float16` for fp8 inputs.
+  public var output: DType
   public var mask: MaskKind
   public var softcap: Bool
   /// Keys per tile.
@@ -44,24 +46,36 @@ public struct HopperForwardKey: CUDAKernelKey {
 
   /// Head dims (Q/K, V) the kernel is built and verified for.
   public static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
+  /// Head dims of the fp8 (e4m3) kernel.
+  public static let supportedFloat8HeadDims: [(Int, Int)] = [(64, 64), (128, 128), (256, 256)]
 
   /// The key for a problem, with tile sizes from `TileTables.hopperForward`; nil when the Hopper
   /// kernel does not cover it (fp32 storage, an unsupported head dim). `persistent`: the launch
   /// runs one block per SM over many work tiles (`TileTables.hopperForwardPersistentMaxSeqlenK`);
   /// `seqlenK`: the problem's keys per row, which picks among the persistent tiles (0: shortest).
+  /// `output`: O's dtype for fp8 inputs (bfloat16 when nil); 16-bit inputs write their own.
   public init?(
     headDim: Int, headDimV: Int, dtype: DType, mask: MaskKind, softcap: Bool, persistent: Bool = false,
-    seqlenK: Int = 0
+    seqlenK: Int = 0, output: DType? = nil
   ) {
-    guard dtype == .float16 || dtype == .bfloat16,
-      HopperForwardKey.supportedHeadDims.contains(where: { $0 == (headDim, headDimV) }),
-      let tile = TileTables.hopperForward(
+    let tile: TileTables.HopperForwardTile?
+    switch dtype {
+    case .float16, .bfloat16:
+      guard HopperForwardKey.supportedHeadDims.contains(where: { $0 == (headDim, headDimV) }) else { return nil }
+      tile = TileTables.hopperForward(
         headDim: headDim, headDimV: headDimV, masked: mask != .none, softcap: softcap, persistent: persistent,
         seqlenK: seqlenK)
-    else { return nil }
+    case .float8E4M3:
+      guard output == nil || output == .bfloat16 || output == .float16 else { return nil }
+      tile = TileTables.hopperForwardFloat8(headDim: headDim, headDimV: headDimV, masked: mask != .none)
+    case .float32:
+      tile = nil
+    }
+    guard let tile else { return nil }
     self.headDim = headDim
     self.headDimV = headDimV
     self.dtype = dtype
+    self.output = dtype.isFloat8 ? output ?? .bfloat16 : dtype
     self.mask = mask
     self.softcap = softcap
     self.blockN = tile.blockN
@@ -81,16 +95,20 @@ public struct HopperForwardKey: CUDAKernelKey {
   /// Dynamic shared memory the kernel needs: the Q buffers, the K/V ring (head dims rounded up
   /// to 64-column panels), barriers, and slack to align the base to 1024 bytes.
   public var sharedMemoryBytes: Int {
-    let dimQK = (headDim + 63) / 64 * 64
-    let dimV = (headDimV + 63) / 64 * 64
-    return qStages * blockM * dimQK * 2 + stages * blockN * (dimQK + dimV) * 2 + 2048
+    // A panel is 128 bytes: 64 columns of 16-bit data, 128 of fp8 (which also holds V^T).
+    let element = dtype.byteSize
+    let panel = 128 / element
+    let dimQK = (headDim + panel - 1) / panel * panel
+    let dimV = (headDimV + panel - 1) / panel * panel
+    let transposedV = dtype.isFloat8 ? stages * blockN * dimV : 0
+    return (qStages * blockM * dimQK + stages * blockN * (dimQK + dimV)) * element + transposedV + 2048
   }
 
   /// The NVRTC program: the configuration as #defines in front of the embedded source.
   public var program: CUDAProgram {
     let defines = [
       ("FA_HEAD_DIM", headDim), ("FA_HEAD_DIM_V", headDimV), ("FA_BLOCK_N", blockN), ("FA_STAGES", stages),
-      ("FA_BF16", dtype == .bfloat16 ? 1 : 0), ("FA_MASK", mask.kernelValue), ("FA_SOFTCAP", softcap ? 1 : 0),
+      ("FA_BF16", output == .bfloat16 ? 1 : 0), ("FA_FP8", dtype.isFloat8 ? 1 : 0), ("FA_MASK", mask.kernelValue), ("FA_SOFTCAP", softcap ? 1 : 0),
       ("FA_PINGPONG", pingPong ? 1 : 0), ("FA_OVERLAP", overlap ? 1 : 0), ("FA_Q_STAGES", qStages),
       ("FA_CONSUMERS", consumers),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
@@ -100,7 +118,7 @@ public struct HopperForwardKey: CUDAKernelKey {
   }
 
   public var description: String {
-    "hopper_fwd d\(headDim)x\(headDimV) \(dtype) \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
+    "hopper_fwd d\(headDim)x\(headDimV) \(dtype)\(dtype.isFloat8 ? "->\(output)" : "") \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
       + "\(qStages > 1 ? " q\(qStages)" : "")"
       + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")\(consumers != 2 ? " wg\(consumers)" : "")"
       + (varlen ? " varlen" : "")
@@ -121,6 +139,18 @@ public struct HopperForwardKey: CUDAKernelKey {
                 seqlenK: seqlenK)
               if let key, !keys.contains(key) { keys.append(key) }
             }
+          }
+        }
+      }
+    }
+    // fp8: one tile per head dims and mask (no persistent variants), bf16 and fp16 outputs.
+    for (d, dv) in supportedFloat8HeadDims {
+      for output in [DType.bfloat16, .float16] {
+        for mask in MaskKind.allCases {
+          for softcap in [false, true] {
+            let key = HopperForwardKey(
+              headDim: d, headDimV: dv, dtype: .float8E4M3, mask: mask, softcap: softcap, output: output)
+            if let key, !keys.contains(key) { keys.append(key) }
           }
         }
       }

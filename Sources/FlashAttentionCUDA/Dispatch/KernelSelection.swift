@@ -46,7 +46,10 @@ enum KernelSelection {
   static func forward(
     _ arguments: ForwardArguments, arch: String, tuning: CUDAKernelTuning
   ) -> ForwardKernelPlan {
-    if tuning.forwardKernels == .automatic, hopperForwardObstacle(arguments, arch: arch) == nil,
+    // fp8 has no FlashAttention-2 kernel: the Hopper kernel whatever the tuning (the backend
+    // refuses a call it cannot take).
+    if tuning.forwardKernels == .automatic || arguments.q.dtype.isFloat8,
+      hopperForwardObstacle(arguments, arch: arch) == nil,
       let key = hopperForwardKey(arguments)
     {
       return .hopper(key, persistent: arguments.shape.seqlenK <= TileTables.hopperForwardPersistentMaxSeqlenK)
@@ -99,7 +102,7 @@ enum KernelSelection {
       headDim: arguments.shape.headDim, headDimV: arguments.shape.headDimV, dtype: arguments.q.dtype,
       mask: HopperForwardKey.MaskKind(arguments.mask), softcap: arguments.options.softcap > 0,
       persistent: arguments.shape.seqlenK <= TileTables.hopperForwardPersistentMaxSeqlenK,
-      seqlenK: arguments.shape.seqlenK)
+      seqlenK: arguments.shape.seqlenK, output: arguments.out.dtype)
   }
 
   /// Why the Hopper forward cannot run this call on `arch`, or nil when it can. TMA needs

@@ -33,6 +33,16 @@ enum HopperLaunch {
     parameters.softcap_over = softcap > 0 ? arguments.scale / softcap : 0
     parameters.softcap_log2 = softcap * log2e
     (parameters.window_left, parameters.window_right) = kernelWindow(arguments.mask)
+    // fp8: the descale factors (null where absent: the kernel uses 1) and their strides.
+    let descale = arguments.descale
+    parameters.q_descale = descale.q.map { devicePointer($0.deviceAddress) } ?? nil
+    parameters.k_descale = descale.k.map { devicePointer($0.deviceAddress) } ?? nil
+    parameters.v_descale = descale.v.map { devicePointer($0.deviceAddress) } ?? nil
+    let strides: [Int64] = [descale.q, descale.k, descale.v].flatMap { (view: TensorView?) -> [Int64] in
+      guard let view else { return [0, 0] }
+      return [Int64(view.strides[0]), Int64(view.strides[1])]
+    }
+    parameters.descale_strides = (strides[0], strides[1], strides[2], strides[3], strides[4], strides[5])
     let blocks = persistent ? min(items, device.multiprocessors) : items
     try device.loadedKernel(key).launch(
       grid: (blocks, 1, 1), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters,

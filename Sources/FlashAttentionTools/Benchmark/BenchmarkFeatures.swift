@@ -28,7 +28,7 @@ public enum BenchmarkFeatures {
 extension ForwardArguments {
   /// The same tensors under other options.
   func with(_ options: AttentionOptions) throws(FlashAttentionError) -> ForwardArguments {
-    try ForwardArguments(q: q, k: k, v: v, out: out, lse: lse, options: options)
+    try ForwardArguments(q: q, k: k, v: v, out: out, lse: lse, options: options, descale: descale)
   }
 }
 

@@ -53,6 +53,9 @@ struct BenchmarkRandom {
     case .bfloat16:
       let values = tensor.storage.assumingMemoryBound(to: UInt16.self)
       for index in 0..<count { values[index] = BFloat16Conversion.bits(from: next()) }
+    case .float8E4M3:
+      let values = tensor.storage.assumingMemoryBound(to: UInt8.self)
+      for index in 0..<count { values[index] = Float8E4M3Conversion.bits(from: next()) }
     }
   }
 

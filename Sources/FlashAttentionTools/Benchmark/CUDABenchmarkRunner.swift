@@ -22,11 +22,12 @@ public struct CUDABenchmarkRunner {
     self.settings = settings
   }
 
-  /// Device tensors of one problem: inputs, outputs and gradients.
+  /// Device tensors of one problem: inputs, outputs and gradients. fp8 inputs get a bfloat16
+  /// output, descale factors of 1 (the kernel reads them as it would real ones) and no backward.
   final class TensorSet {
     let buffers: [CUDABuffer]
     let forward: ForwardArguments
-    let backward: BackwardArguments
+    let backward: BackwardArguments?
 
     init(
       _ benchmarkCase: BenchmarkCase, device: CUDADevice, stream: CUDAStream, seed: UInt64, deterministic: Bool
@@ -36,9 +37,10 @@ public struct CUDABenchmarkRunner {
       var random = BenchmarkRandom(seed: seed)
       var buffers: [CUDABuffer] = []
       var views: [TensorView] = []
+      let outType = dtype.isFloat8 ? DType.bfloat16 : dtype
       let layout: [([Int], DType, Bool)] = [
         (shape.qShape, dtype, true), (shape.kShape, dtype, true), (shape.vShape, dtype, true),
-        (shape.oShape, dtype, false), (shape.lseShape, .float32, false), (shape.oShape, dtype, true),
+        (shape.oShape, outType, false), (shape.lseShape, .float32, false), (shape.oShape, outType, true),
         (shape.qShape, dtype, false), (shape.kShape, dtype, false), (shape.vShape, dtype, false),
       ]
       for (tensorShape, tensorType, isInput) in layout {
@@ -51,13 +53,36 @@ public struct CUDABenchmarkRunner {
         buffers.append(buffer)
         views.append(buffer.view(dtype: tensorType, shape: tensorShape))
       }
+      var descale = FP8Descale.none
+      if dtype.isFloat8 {
+        let factorShape = [shape.batch, shape.headsKV]
+        let ones = HostTensor([Float](repeating: 1, count: factorShape.reduce(1, *)), shape: factorShape)
+        var factors: [TensorView] = []
+        for _ in 0..<3 {
+          let buffer = try CUDABuffer(device: device, byteCount: ones.byteCount)
+          try buffer.upload(ones, stream: stream)
+          buffers.append(buffer)
+          factors.append(buffer.view(dtype: .float32, shape: factorShape))
+        }
+        descale = FP8Descale(q: factors[0], k: factors[1], v: factors[2])
+      }
       try stream.synchronize()
       self.buffers = buffers
       let options = AttentionOptions(causal: benchmarkCase.causal, deterministic: deterministic)
-      forward = try ForwardArguments(q: views[0], k: views[1], v: views[2], out: views[3], lse: views[4], options: options)
-      backward = try BackwardArguments(
-        q: views[0], k: views[1], v: views[2], out: views[3], lse: views[4], dOut: views[5], dQ: views[6],
-        dK: views[7], dV: views[8], options: options)
+      forward = try ForwardArguments(
+        q: views[0], k: views[1], v: views[2], out: views[3], lse: views[4], options: options, descale: descale)
+      backward =
+        dtype.isFloat8
+        ? nil
+        : try BackwardArguments(
+          q: views[0], k: views[1], v: views[2], out: views[3], lse: views[4], dOut: views[5], dQ: views[6],
+          dK: views[7], dV: views[8], options: options)
+    }
+
+    /// The backward's arguments; fp8 has no backward pass.
+    func requireBackward() throws(FlashAttentionError) -> BackwardArguments {
+      guard let backward else { throw .unsupported(backend: "cuda", feature: "the backward pass on fp8 inputs") }
+      return backward
     }
 
     /// Bytes of the tensors a pass touches (forward: q, k, v, out, lse; otherwise all).
@@ -105,6 +130,10 @@ public struct CUDABenchmarkRunner {
     for impl in impls {
       if !BenchmarkFeatures.isFlash(impl) && impl != "standard" {
         records += passes.map { record(impl, $0, .unsupported, note: "unknown implementation \(impl)") }
+        continue
+      }
+      if benchmarkCase.dtype.isFloat8 && impl == "standard" {
+        records += passes.map { record(impl, $0, .unsupported, note: "standard attention has no fp8 path") }
         continue
       }
       // Standard attention's S/P workspace, sized per pass (the backward needs twice the
@@ -171,16 +200,16 @@ public struct CUDABenchmarkRunner {
         try standard.enqueueForward(set.forward, workspace: workspace, on: stream)
       }
       backward = { (set) throws(FlashAttentionError) in
-        try standard.enqueueBackward(set.backward, workspace: workspace, on: stream)
+        try standard.enqueueBackward(set.requireBackward(), workspace: workspace, on: stream)
       }
     } else if let options, impl != "flash" {
       // A feature variant: the set's tensors under its options. The arguments are rebuilt per
       // call (a few microseconds of host checks, hidden behind the queued kernels).
       forward = { (set) throws(FlashAttentionError) in try flash.enqueueForward(set.forward.with(options), on: stream) }
-      backward = { (set) throws(FlashAttentionError) in try flash.enqueueBackward(set.backward.with(options), on: stream) }
+      backward = { (set) throws(FlashAttentionError) in try flash.enqueueBackward(set.requireBackward().with(options), on: stream) }
     } else {
       forward = { (set) throws(FlashAttentionError) in try flash.enqueueForward(set.forward, on: stream) }
-      backward = { (set) throws(FlashAttentionError) in try flash.enqueueBackward(set.backward, on: stream) }
+      backward = { (set) throws(FlashAttentionError) in try flash.enqueueBackward(set.requireBackward(), on: stream) }
     }
     switch pass {
     case .forward: return Step(forward: forward, run: forward)

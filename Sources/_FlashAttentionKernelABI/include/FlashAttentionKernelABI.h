@@ -201,8 +201,15 @@ typedef struct FAHopperForwardParams {
   float softcap_log2;
   fa_i32 window_left;
   fa_i32 window_right;
+  /// Keeps the descale pointers 8-byte aligned.
+  fa_i32 alignment_padding;
+  /// fp8 inputs: float32 `[batch, heads_kv]` descale factors of Q, K and V (null: 1).
+  const float* q_descale;
+  const float* k_descale;
+  const float* v_descale;
+  /// Their element strides: q (batch, head), k (batch, head), v (batch, head).
+  fa_i64 descale_strides[6];
   /// To a multiple of 64 bytes, the device's alignment of the struct.
-  fa_i32 padding[7];
   /// Packed variable-length batches (FA_VARLEN; null otherwise), as in FAForwardParams: the
   /// maps then describe the packed tensors as one batch entry of total rows, seqlen_q/k are the
   /// maximum lengths and m_blocks counts the longest sequence's query blocks.
@@ -210,7 +217,8 @@ typedef struct FAHopperForwardParams {
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_q;
   const fa_i32* seqused_k;
-  fa_i32 varlen_padding[8];
+  /// To a multiple of 64 bytes, the device's alignment of the struct.
+  fa_i32 padding[12];
 } FAHopperForwardParams;
 
 /// `flash_bwd_hopper`: dK and dV of one key block (and, in the fused form, dQ additions).
@@ -578,7 +586,7 @@ FA_ABI_FIELD(FAVarlenClearParams, total, 60);
 FA_ABI_FIELD(FAVarlenClearParams, heads, 64);
 FA_ABI_FIELD(FAVarlenClearParams, width, 68);
 
-FA_ABI_SIZE(FAHopperForwardParams, 576);
+FA_ABI_SIZE(FAHopperForwardParams, 640);
 FA_ABI_FIELD(FAHopperForwardParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperForwardParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperForwardParams, tm_v, 256);
@@ -597,12 +605,16 @@ FA_ABI_FIELD(FAHopperForwardParams, softcap_over, 468);
 FA_ABI_FIELD(FAHopperForwardParams, softcap_log2, 472);
 FA_ABI_FIELD(FAHopperForwardParams, window_left, 476);
 FA_ABI_FIELD(FAHopperForwardParams, window_right, 480);
-FA_ABI_FIELD(FAHopperForwardParams, padding, 484);
-FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_q, 512);
-FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_k, 520);
-FA_ABI_FIELD(FAHopperForwardParams, seqused_q, 528);
-FA_ABI_FIELD(FAHopperForwardParams, seqused_k, 536);
-FA_ABI_FIELD(FAHopperForwardParams, varlen_padding, 544);
+FA_ABI_FIELD(FAHopperForwardParams, alignment_padding, 484);
+FA_ABI_FIELD(FAHopperForwardParams, q_descale, 488);
+FA_ABI_FIELD(FAHopperForwardParams, k_descale, 496);
+FA_ABI_FIELD(FAHopperForwardParams, v_descale, 504);
+FA_ABI_FIELD(FAHopperForwardParams, descale_strides, 512);
+FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_q, 560);
+FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_k, 568);
+FA_ABI_FIELD(FAHopperForwardParams, seqused_q, 576);
+FA_ABI_FIELD(FAHopperForwardParams, seqused_k, 584);
+FA_ABI_FIELD(FAHopperForwardParams, padding, 592);
 
 FA_ABI_SIZE(FAHopperBackwardParams, 704);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);

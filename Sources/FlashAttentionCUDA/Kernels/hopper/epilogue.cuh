@@ -32,18 +32,19 @@ struct OutputRows {
 };
 
 // Sums the rows' partial sums over the quad, writes the LSE (lane tq == 0) and O / l of the rows
-// below seqlen_q; `row_offset` is the sequence's first row in a packed (varlen) batch, else 0.
+// below seqlen_q, times `o_scale` (fp8: the V descale); `row_offset` is the sequence's first row
+// in a packed (varlen) batch, else 0.
 template <int NV, int DV>
 __device__ __forceinline__ void store_output(
   const OutputRows& out, int batch, int head, const float (&o)[NV / 2], float m_a, float m_b, float l_a, float l_b,
-  int row_a, int tq, int seqlen_q, int row_offset) {
+  int row_a, int tq, int seqlen_q, int row_offset, float o_scale = 1.f) {
   const int row_b = row_a + 8;
   l_a += shfl_xor(l_a, 1);
   l_a += shfl_xor(l_a, 2);
   l_b += shfl_xor(l_b, 1);
   l_b += shfl_xor(l_b, 2);
-  const float inv_a = inverse_sum(l_a);
-  const float inv_b = inverse_sum(l_b);
+  const float inv_a = inverse_sum(l_a) * o_scale;
+  const float inv_b = inverse_sum(l_b) * o_scale;
   if (tq == 0) {
     float* lse_row = out.lse + batch * out.lse_strides.batch + head * out.lse_strides.head + row_offset;
     if (row_a < seqlen_q) lse_row[row_a] = row_lse(m_a, l_a);

@@ -5,7 +5,8 @@
 //   FA_BLOCK_N                   keys per tile (a multiple of 16, at most 256)
 //   FA_STAGES                    depth of the K/V shared-memory rings
 //   FA_Q_STAGES                  Q tile buffers (2: the next tile's Q loads during this tile)
-//   FA_BF16                      1: bf16 storage, 0: fp16 storage
+//   FA_BF16                      1: bf16 storage, 0: fp16 storage (with FA_FP8: of the output)
+//   FA_FP8                       1: Q, K, V in e4m3 (hopper/fp8.cuh), 0: in the FA_BF16 type
 //   FA_MASK                      MaskKind: 0 none, 1 causal, 2 window (common/mask.cuh)
 //   FA_SOFTCAP                   s = c * tanh(s / c) before masking
 //   FA_PINGPONG                  the two consumer warpgroups take turns issuing their GEMMs
@@ -23,6 +24,14 @@
 // are stored as 64-column panels with the 128-byte swizzle, the layout TMA writes and wgmma
 // descriptors read. Work tiles come from hopper/scheduler.cuh, the output from
 // hopper/epilogue.cuh.
+//
+// fp8 (FA_FP8): the same kernel with 1-byte elements, so a 128-byte panel holds 128 columns and
+// a wgmma k step 32 (m64nNk32 e4m3). 8-bit wgmma reads B K-major only, so V is transposed in
+// shared memory: the producer warpgroup's warps 1-3 turn each landed V stage into V^T in a ring
+// of its own (hopper/fp8.cuh) while warp 0 issues the TMA loads. P is stored as 2^8 · exp (the
+// e4m3 range kept away from its subnormals, FlashAttention-3's offset) with the eager max
+// update (the lazy one would let P reach 2^16, past e4m3's 448); the descales fold into the
+// score scale (q, k) and the output's normalization (v).
 #include "common/mask.cuh"
 #include "common/softmax.cuh"
 #include "hopper/epilogue.cuh"
@@ -30,6 +39,12 @@
 #include "hopper/scheduler.cuh"
 #include "hopper/varlen.cuh"
 #include "hopper/wgmma.cuh"
+#include "hopper/wgmma_e4m3.cuh"
+#include "hopper/fp8.cuh"
+
+#ifndef FA_FP8
+#define FA_FP8 0
+#endif
 
 namespace fa_hopper {
 
@@ -44,21 +59,39 @@ constexpr MaskKind MASK = MaskKind(FA_MASK);
 constexpr bool SOFTCAP = FA_SOFTCAP;
 constexpr bool PINGPONG = FA_PINGPONG;
 constexpr bool OVERLAP = FA_OVERLAP;
-// Head dims rounded up to whole 64-column panels; TMA fills the padding columns with zeros.
-constexpr int DP = (D + 63) / 64 * 64;
-constexpr int DVP = (DV + 63) / 64 * 64;
+constexpr bool FP8 = FA_FP8;
+constexpr int ELEM = FP8 ? 1 : 2;      // bytes per Q/K/V element
+constexpr int PANEL = 128 / ELEM;      // columns per 128-byte swizzled panel
+constexpr int KSTEP = 32 / ELEM;       // k per wgmma instruction (a 32-byte slice of a panel row)
+// Head dims rounded up to whole panels; TMA fills the padding columns with zeros.
+constexpr int DP = (D + PANEL - 1) / PANEL * PANEL;
+constexpr int DVP = (DV + PANEL - 1) / PANEL * PANEL;
 // The PV GEMM's N: DV rounded to a supported wgmma width (the padded columns are zeros).
 constexpr int NV = DV <= 64 ? 64 : DV <= 128 ? 128 : 256;
-constexpr int SQ_BYTES = BM * DP * 2;
-constexpr int SK_BYTES = BN * DP * 2;
-constexpr int SV_BYTES = BN * DVP * 2;
+constexpr int SQ_BYTES = BM * DP * ELEM;
+constexpr int SK_BYTES = BN * DP * ELEM;
+constexpr int SV_BYTES = BN * DVP * ELEM;
+// fp8: the V^T ring (DVP rows of BN keys per stage), filled by the transposing warps.
+constexpr int SVT_BYTES = FP8 ? DVP * BN : 0;
+constexpr int TRANSPOSERS = 96;  // producer warps 1-3
+// P is stored as 2^P_OFFSET · exp(s - max) (fp8: FlashAttention-3's offset of 8).
+constexpr float P_OFFSET = FP8 ? 8.f : 0.f;
 constexpr int CONSUMER_THREADS = 128 * NC;
 // 512 threads with three consumers: 128 x 24 (producer) + 384 x 160 fits the SM's 64K registers.
-constexpr int CONSUMER_REGISTERS = NC == 3 ? 160 : 240;
+// fp8: the producer warpgroup also transposes V, which spills at 24; 128 x 40 + 256 x 232 stays
+// within the 384 x 168 the launch allocates.
+constexpr int PRODUCER_REGISTERS = FP8 ? 40 : 24;
+constexpr int CONSUMER_REGISTERS = FP8 ? 232 : NC == 3 ? 160 : 240;
 static_assert(NC == 2 || (NC == 3 && !PINGPONG), "three consumers: no ping-pong");
 static_assert(D % 16 == 0 && DV % 16 == 0 && D <= 256 && DV <= 256, "head dims");
 static_assert(BN % 16 == 0 && BN <= 256, "block N");
 static_assert(NV >= DV && NV <= DVP, "PV width: head_dim_v must be 64, 96, 128 or 256 (or below 64)");
+static_assert(!FP8 || (BN % 128 == 0 && D % 32 == 0), "fp8: block N a multiple of 128 (whole V^T panels), head_dim of 32");
+
+// The wgmma of the storage type.
+template <bool E4M3, int N> struct MmaOf { typedef Wgmma<N> type; };
+template <int N> struct MmaOf<true, N> { typedef WgmmaE4M3<N> type; };
+template <int N> using Mma = typename MmaOf<FP8, N>::type;
 
 typedef Mask<MASK> ForwardMask;
 typedef PairedScheduler<BM, BN> Scheduler;
@@ -95,18 +128,22 @@ __device__ __forceinline__ void for_each_sequence_tile(
 // ---------------------------------------------------------------------------------------------
 
 struct ForwardSmem {
-  u32 q0, k0, v0, bar_q_full, bar_q_empty, bar_full_k, bar_full_v, bar_empty_k, bar_empty_v;
+  u32 q0, k0, v0, vt0, bar_q_full, bar_q_empty, bar_full_k, bar_full_v, bar_empty_k, bar_empty_v;
+  u32 bar_full_vt, bar_empty_vt;
 
   __device__ __forceinline__ explicit ForwardSmem(const unsigned char* smem_raw) {
     q0 = (smem_u32(smem_raw) + 1023u) & ~1023u;  // the 128-byte swizzle repeats every 1024
     k0 = q0 + QST * SQ_BYTES;
     v0 = k0 + ST * SK_BYTES;
-    bar_q_full = v0 + ST * SV_BYTES;
+    vt0 = v0 + ST * SV_BYTES;
+    bar_q_full = vt0 + ST * SVT_BYTES;
     bar_q_empty = bar_q_full + 8 * QST;
     bar_full_k = bar_q_empty + 8 * QST;
     bar_full_v = bar_full_k + 8 * ST;
     bar_empty_k = bar_full_v + 8 * ST;
     bar_empty_v = bar_empty_k + 8 * ST;
+    bar_full_vt = bar_empty_v + 8 * ST;
+    bar_empty_vt = bar_full_vt + 8 * ST;
   }
 
   __device__ __forceinline__ u32 q(int s) const { return q0 + s * SQ_BYTES; }
@@ -118,6 +155,13 @@ struct ForwardSmem {
   __device__ __forceinline__ u32 full_v(int s) const { return bar_full_v + 8 * s; }
   __device__ __forceinline__ u32 empty_k(int s) const { return bar_empty_k + 8 * s; }
   __device__ __forceinline__ u32 empty_v(int s) const { return bar_empty_v + 8 * s; }
+  __device__ __forceinline__ u32 vt(int s) const { return vt0 + s * SVT_BYTES; }
+  __device__ __forceinline__ u32 full_vt(int s) const { return bar_full_vt + 8 * s; }
+  __device__ __forceinline__ u32 empty_vt(int s) const { return bar_empty_vt + 8 * s; }
+  // The PV GEMM's B operand and its barriers: V as loaded, or (fp8) its transpose.
+  __device__ __forceinline__ u32 pv_b(int s) const { return FP8 ? vt(s) : v(s); }
+  __device__ __forceinline__ u32 pv_full(int s) const { return FP8 ? full_vt(s) : full_v(s); }
+  __device__ __forceinline__ u32 pv_empty(int s) const { return FP8 ? empty_vt(s) : empty_v(s); }
 
   // One thread, before every other touches them.
   __device__ __forceinline__ void init_barriers() const {
@@ -129,14 +173,19 @@ struct ForwardSmem {
       mbar_init(full_k(s), 1);
       mbar_init(full_v(s), 1);
       mbar_init(empty_k(s), CONSUMER_THREADS);
-      mbar_init(empty_v(s), CONSUMER_THREADS);
+      // fp8: the raw V stage is released by the transposing warps, the V^T stage by the consumers.
+      mbar_init(empty_v(s), FP8 ? TRANSPOSERS : CONSUMER_THREADS);
+      if (FP8) {
+        mbar_init(full_vt(s), TRANSPOSERS);
+        mbar_init(empty_vt(s), CONSUMER_THREADS);
+      }
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
 
-  // Waits until ring position r of K (of V) has landed.
+  // Waits until ring position r of K (of the PV operand: V, or V^T for fp8) is ready.
   __device__ __forceinline__ void wait_k(int r) const { mbar_wait(full_k(r % ST), (r / ST) & 1); }
-  __device__ __forceinline__ void wait_v(int r) const { mbar_wait(full_v(r % ST), (r / ST) & 1); }
+  __device__ __forceinline__ void wait_v(int r) const { mbar_wait(pv_full(r % ST), (r / ST) & 1); }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -161,8 +210,8 @@ __device__ __forceinline__ void produce(
     if (q_loads >= QST) mbar_wait(sm.q_empty(qs), ((q_loads / QST) - 1) & 1);
     mbar_expect_tx(sm.q_full(qs), SQ_BYTES);
 #pragma unroll
-    for (int p = 0; p < DP / 64; ++p)
-      tma_load_4d(sm.q(qs) + p * BM * 128, &params.tm_q, sm.q_full(qs), p * 64, q_start + tl.m0, tl.head, tma_batch(tl.batch));
+    for (int p = 0; p < DP / PANEL; ++p)
+      tma_load_4d(sm.q(qs) + p * BM * 128, &params.tm_q, sm.q_full(qs), p * PANEL, q_start + tl.m0, tl.head, tma_batch(tl.batch));
     ++q_loads;
     // Key tiles from the last to the first (the diagonal tile first under a causal mask); K runs
     // one tile ahead of V, since the consumers need K(j+1) (for QK^T) before V(j) (for PV).
@@ -171,21 +220,42 @@ __device__ __forceinline__ void produce(
       if (r >= ST) mbar_wait(sm.empty_k(s), ((r / ST) - 1) & 1);
       mbar_expect_tx(sm.full_k(s), SK_BYTES);
 #pragma unroll
-      for (int p = 0; p < DP / 64; ++p)
-        tma_load_4d(sm.k(s) + p * BN * 128, &params.tm_k, sm.full_k(s), p * 64, k_start + (tl.n_hi - 1 - it) * BN, kv_head, tma_batch(tl.batch));
+      for (int p = 0; p < DP / PANEL; ++p)
+        tma_load_4d(sm.k(s) + p * BN * 128, &params.tm_k, sm.full_k(s), p * PANEL, k_start + (tl.n_hi - 1 - it) * BN, kv_head, tma_batch(tl.batch));
     };
     auto load_v = [&](int it) {
       const int r = ring + it, s = r % ST;
       if (r >= ST) mbar_wait(sm.empty_v(s), ((r / ST) - 1) & 1);
       mbar_expect_tx(sm.full_v(s), SV_BYTES);
 #pragma unroll
-      for (int p = 0; p < DVP / 64; ++p)
-        tma_load_4d(sm.v(s) + p * BN * 128, &params.tm_v, sm.full_v(s), p * 64, k_start + (tl.n_hi - 1 - it) * BN, kv_head, tma_batch(tl.batch));
+      for (int p = 0; p < DVP / PANEL; ++p)
+        tma_load_4d(sm.v(s) + p * BN * 128, &params.tm_v, sm.full_v(s), p * PANEL, k_start + (tl.n_hi - 1 - it) * BN, kv_head, tma_batch(tl.batch));
     };
     load_k(0);
     for (int it = 0; it < n_iters; ++it) {
       if (it + 1 < n_iters) load_k(it + 1);
       load_v(it);
+    }
+    ring += n_iters;
+  });
+}
+
+// fp8: the producer's warps 1-3 transpose each V stage once it has landed (hopper/fp8.cuh), in
+// the producer's ring order, into the V^T ring the consumers read.
+__device__ __forceinline__ void transpose_ring(const ForwardSmem& sm, const Scheduler& scheduler, const ForwardMask& mask) {
+  const int worker = threadIdx.x - 32;
+  int ring = 0;
+  for_each_tile(scheduler, mask, [&](const WorkTile& tl) {
+    const int n_iters = tl.iters();
+#pragma unroll 1
+    for (int it = 0; it < n_iters; ++it) {
+      const int r = ring + it, s = r % ST;
+      mbar_wait(sm.full_v(s), (r / ST) & 1);
+      if (r >= ST) mbar_wait(sm.empty_vt(s), ((r / ST) - 1) & 1);
+      transpose_v_stage<BN, DVP>(sm.v(s), sm.vt(s), worker, TRANSPOSERS);
+      fence_async_shared();  // the generic-proxy writes before the consumers' wgmma reads
+      mbar_arrive(sm.full_vt(s));
+      mbar_arrive(sm.empty_v(s));
     }
     ring += n_iters;
   });
@@ -201,11 +271,14 @@ struct Consumer {
   int tq;  // column pair within an 8-column chunk
   u32 q_base;  // this warpgroup's 64 rows of the current Q buffer
   float s[BN / 2];
-  u32 p[BN / 16][4];
+  u32 p[BN / KSTEP][4];
   float o[NV / 2];
   float m_a, m_b;  // running max, already times scale*log2(e)
   float l_a, l_b;  // this thread's partial row sums
   int row_a, row_b;
+  // fp8: the score scales of the current work tile, params' times q_descale * k_descale (16-bit
+  // kernels read params' directly).
+  float scale_log2, softcap_over;
 
   // Descriptors are rebuilt from an opaque base at each use: hoisted out of the loop, the
   // per-k-step descriptors would hold 2 registers each for the whole tile (and spill at d=256).
@@ -214,21 +287,33 @@ struct Consumer {
     const u64 kb = opaque_u64(desc_sw128(sm.k(st), 16, 1024));
     wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
+    for (int kk = 0; kk < D / KSTEP; ++kk) {
       const u32 panel = kk / 4, within = (kk % 4) * 32;
       const u64 da = qa + ((panel * BM * 128 + within) >> 4);
       const u64 db = kb + ((panel * BN * 128 + within) >> 4);
-      Wgmma<BN>::ss(s, da, db, kk > 0);
+      Mma<BN>::ss(s, da, db, kk > 0);
     }
     wg_commit();
   }
 
   __device__ __forceinline__ void pv_gemm(const ForwardSmem& sm, int st) {
-    const u64 vb = opaque_u64(desc_sw128(sm.v(st), BN * 128, 1024));
-    wg_fence();
+    if constexpr (FP8) {
+      // V^T, K-major: panels of 128 keys x DVP rows, 4 k steps of 32 keys each.
+      const u64 vb = opaque_u64(desc_sw128(sm.pv_b(st), 16, 1024));
+      wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) Wgmma<NV>::rs(o, p[kk], vb + ((kk * 16 * 128) >> 4), 1);
-    wg_commit();
+      for (int kk = 0; kk < BN / KSTEP; ++kk) {
+        const u32 panel = kk / 4, within = (kk % 4) * 32;
+        Mma<NV>::rs(o, p[kk], vb + ((panel * DVP * 128 + within) >> 4), 1);
+      }
+      wg_commit();
+    } else {
+      const u64 vb = opaque_u64(desc_sw128(sm.v(st), BN * 128, 1024));
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) Wgmma<NV>::rs(o, p[kk], vb + ((kk * 16 * 128) >> 4), 1);
+      wg_commit();
+    }
   }
 
   // Masks and exponentiates S in place (scale folded in), updates the running max and sums,
@@ -239,11 +324,11 @@ struct Consumer {
     float mul;
     if constexpr (SOFTCAP) {
 #pragma unroll
-      for (int i = 0; i < BN / 2; ++i) s[i] = tanh_approx(s[i] * params.softcap_over) * params.softcap_log2;
+      for (int i = 0; i < BN / 2; ++i) s[i] = tanh_approx(s[i] * (FP8 ? softcap_over : params.softcap_over)) * params.softcap_log2;
       mul = 1.f;
     } else {
       // Raw scores: the max commutes with the positive scale, which is folded into one FFMA below.
-      mul = params.scale_log2;
+      mul = FP8 ? scale_log2 : params.scale_log2;
     }
     if (masked) {
       const int first = n0 + tq * 2;
@@ -267,11 +352,11 @@ struct Consumer {
     mx_a = fmaxf(mx_a, shfl_xor(mx_a, 2));
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 1));
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 2));
-    // The lazy update (see RESCALE_SLACK).
-    mx_a = next_max<true>(m_a, mx_a * mul);
-    mx_b = next_max<true>(m_b, mx_b * mul);
-    const float use_a = exponent_offset(mx_a);
-    const float use_b = exponent_offset(mx_b);
+    // The lazy update (see RESCALE_SLACK); fp8 updates eagerly, so P stays within 2^P_OFFSET.
+    mx_a = next_max<!FP8>(m_a, mx_a * mul);
+    mx_b = next_max<!FP8>(m_b, mx_b * mul);
+    const float use_a = exponent_offset(mx_a) - P_OFFSET;
+    const float use_b = exponent_offset(mx_b) - P_OFFSET;
     const float fa = rescale_factor(m_a, mx_a);
     const float fb = rescale_factor(m_b, mx_b);
     m_a = mx_a;
@@ -291,9 +376,21 @@ struct Consumer {
     return make_float2(fa, fb);
   }
 
-  // P (in S's registers) to 16-bit wgmma A fragments. Only after the previous P V has finished
-  // reading `p`.
+  // P (in S's registers) to wgmma A fragments. Only after the previous P V has finished reading
+  // `p`. fp8: per 32-key step, registers of 4 keys in the renamed order of hopper/fp8.cuh
+  // (chunks 4kk, 4kk+1 of row a, of row b, then chunks 4kk+2, 4kk+3).
   __device__ __forceinline__ void convert_p() {
+    if constexpr (FP8) {
+#pragma unroll
+      for (int kk = 0; kk < BN / KSTEP; ++kk) {
+        const float* c = s + kk * 16;  // four 8-column chunks, 4 values each
+        p[kk][0] = pack_e4m3x4(c[0], c[1], c[4], c[5]);
+        p[kk][1] = pack_e4m3x4(c[2], c[3], c[6], c[7]);
+        p[kk][2] = pack_e4m3x4(c[8], c[9], c[12], c[13]);
+        p[kk][3] = pack_e4m3x4(c[10], c[11], c[14], c[15]);
+      }
+      return;
+    }
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) {
       p[kk][0] = pack2(s[kk * 8 + 0], s[kk * 8 + 1]);
@@ -388,7 +485,7 @@ __device__ __forceinline__ void mainloop_overlapped(
     const float2 f = c.softmax(params, mask, n0, mask.template tile_needs_mask<BM, BN>(tl.m0, n0));
     wg_wait<0>();
     fence_regs(c.o);
-    mbar_arrive(sm.empty_v(prev));
+    mbar_arrive(sm.pv_empty(prev));
     c.convert_p();
     c.rescale_o(f);
   }
@@ -404,7 +501,7 @@ __device__ __forceinline__ void mainloop_overlapped(
     c.pv_gemm(sm, last);
     wg_wait<0>();
     fence_regs(c.o);
-    mbar_arrive(sm.empty_v(last));
+    mbar_arrive(sm.pv_empty(last));
   }
 }
 
@@ -435,7 +532,7 @@ __device__ __forceinline__ void mainloop_serial(
     c.pass_turn();
     wg_wait<0>();
     fence_regs(c.o);
-    mbar_arrive(sm.empty_v(st));
+    mbar_arrive(sm.pv_empty(st));
   }
 }
 
@@ -474,6 +571,16 @@ __device__ __forceinline__ void consume(
     c.m_b = -FA_INF;
     c.l_a = 0.f;
     c.l_b = 0.f;
+    float o_scale = 1.f;
+    if constexpr (FP8) {
+      const int kv_head = tl.head / params.group;
+      const i64* st = params.descale_strides;
+      const float qk = descale_factor(params.q_descale, st[0], st[1], tl.batch, kv_head) *
+                       descale_factor(params.k_descale, st[2], st[3], tl.batch, kv_head);
+      c.scale_log2 = params.scale_log2 * qk;
+      c.softcap_over = params.softcap_over * qk;
+      o_scale = descale_factor(params.v_descale, st[4], st[5], tl.batch, kv_head);
+    }
     const int qs = q_loads % QST;
     c.q_base = sm.q(qs) + c.cw * 64 * 128;
     if (n_iters > 0) mbar_wait(sm.q_full(qs), (q_loads / QST) & 1);
@@ -486,7 +593,9 @@ __device__ __forceinline__ void consume(
       ++q_loads;
       ring += n_iters;
     }
-    store_output<NV, DV>(out, tl.batch, tl.head, c.o, c.m_a, c.m_b, c.l_a, c.l_b, c.row_a, c.tq, seqlen_q, q_start);
+    store_output<NV, DV>(
+      out, tl.batch, tl.head, c.o, c.m_a - P_OFFSET, c.m_b - P_OFFSET, c.l_a, c.l_b, c.row_a, c.tq, seqlen_q, q_start,
+      o_scale);
   });
 }
 
@@ -503,8 +612,11 @@ extern "C" __global__ void __launch_bounds__(128 * (NC + 1), 1) flash_fwd_hopper
   if (threadIdx.x == 0) sm.init_barriers();
   __syncthreads();
   if (threadIdx.x / 128 == 0) {
-    setmaxnreg_dec<24>();
+    setmaxnreg_dec<PRODUCER_REGISTERS>();
     if (threadIdx.x == 0) produce(params, sm, scheduler, mask);
+    if constexpr (FP8) {
+      if (threadIdx.x >= 32) transpose_ring(sm, scheduler, mask);
+    }
     return;
   }
   setmaxnreg_inc<CONSUMER_REGISTERS>();
