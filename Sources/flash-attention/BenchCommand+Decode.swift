@@ -28,27 +28,37 @@ extension BenchCommand {
       }
       return dtype
     } ?? .bfloat16
-    let backend = try CUDABackend(device: 0, tuning: cudaTuning.tuning())
-    var timer = CUDADecodeTimer(backend: backend)
-    timer.repetitions = reps
-    timer.warmup = warmup
-    let copy = try timer.copyBandwidth()
+    // One backend per --decode-tile entry (the tile is the backend's tuning), all measured in
+    // this one window against one copy bandwidth.
+    let tileEntries = try cudaTuning.decodeTiles()
+    let timers = try (tileEntries.isEmpty ? [nil] : tileEntries).map { entry in
+      var tuning = try cudaTuning.tuning()
+      tuning.decodeTile = entry
+      var timer = CUDADecodeTimer(backend: try CUDABackend(device: 0, tuning: tuning))
+      timer.repetitions = reps
+      timer.warmup = warmup
+      timer.flushesL2 = !decodeKeepL2
+      return timer
+    }
+    let backend = timers[0].backend
+    let copy = try timers[0].copyBandwidth()
     print("device: \(backend.device.name) (\(backend.device.arch), \(backend.device.multiprocessors) SMs)")
     print(String(format: "device-to-device copy (cuMemcpyDtoD, 1 GiB, read + write): %.0f GB/s", copy))
-    print("decode \(dtype) d=128 heads 32/8, one query token; GB/s = bytes of K and V read / median time")
-    print("batch".padded(7) + "cache".padded(9) + "page".padded(7) + "splits".padded(8) + "us".padded(10)
-      + "GB/s".padded(8) + "% of copy")
+    print("decode \(dtype) d=128 heads 32/8, one query token; GB/s = bytes of K and V read / median time"
+      + (decodeKeepL2 ? "; no L2 flush" : "; L2 flushed (memset) before each run"))
+    print("batch".padded(7) + "cache".padded(9) + "page".padded(7) + "splits".padded(8) + "tile".padded(11)
+      + "us".padded(10) + "GB/s".padded(8) + "% of copy")
     var rows: [CUDADecodeTimer.Measurement] = []
     for batch in batches {
       for tokens in cacheLengths {
         if batch * tokens * 8 * 128 * 2 * dtype.byteSize > Self.decodeCacheBytesLimit { continue }
         for page in pages {
-          for requested in splitCounts {
+          for (timer, requested) in timers.flatMap({ timer in splitCounts.map { (timer, $0) } }) {
             do {
               let m = try timer.measure(batch: batch, cacheTokens: tokens, pageSize: page, dtype: dtype, numSplits: requested)
               rows.append(m)
               print("\(batch)".padded(7) + "\(tokens)".padded(9) + (page.map(String.init) ?? "-").padded(7)
-                + "\(m.splits)".padded(8) + String(format: "%.1f", m.microseconds).padded(10)
+                + "\(m.splits)".padded(8) + m.tile.padded(11) + String(format: "%.1f", m.microseconds).padded(10)
                 + String(format: "%.0f", m.gigabytesPerSecond).padded(8)
                 + String(format: "%.1f", 100 * m.gigabytesPerSecond / copy))
             } catch {

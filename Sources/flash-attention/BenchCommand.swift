@@ -102,6 +102,9 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "decode grid: comma list of split counts to compare, 0 for automatic (default 0).")
   var decodeSplits: String?
 
+  @Flag(help: "decode grid: no L2 flush (memset) before each timed run; on caches far above the L2 this measures what the flush's dirty lines cost.")
+  var decodeKeepL2 = false
+
   func run() throws {
     if grid == "decode" { return try runDecodeGrid() }
     let onGPU: Bool

@@ -14,7 +14,7 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the forward kernels allowed: auto (Hopper where it applies) or fa2 (FlashAttention-2 only).")
   var forwardKernel: CUDAKernelTuning.ForwardKernels = .automatic
 
-  @Option(help: "CUDA: the KV-cache decode tile, WARPSxSTAGES (warps 1/2/4/8, 2-8 stages of 16 keys per warp).")
+  @Option(help: "CUDA: the KV-cache decode tile, WARPSxSTAGES (warps 1/2/4/8, 2-8 stages of 16 keys per warp); bench --grid decode takes a comma list to sweep, auto for the table's tile (e.g. auto,4x3,4x6,8x4).")
   var decodeTile: String?
 
   func validate() throws {
@@ -36,13 +36,22 @@ struct CUDATuningOptions: ParsableArguments {
       }
       tuning.backwardTile = tile
     }
-    if let decodeTile {
-      guard let tile = DecodeTuning(parsing: decodeTile) else {
-        throw ValidationError("--decode-tile must be WARPSxSTAGES (warps 1, 2, 4 or 8; 2 to 8 stages), got \(decodeTile)")
-      }
-      tuning.decodeTile = tile
-    }
+    // A sweep list (bench --grid decode) runs its entries itself; a single command takes the first.
+    tuning.decodeTile = try decodeTiles().first ?? nil
     return tuning
+  }
+
+  /// The `--decode-tile` entries in order, nil for `auto` (the tile table's choice); `[nil]`
+  /// without the flag.
+  func decodeTiles() throws -> [DecodeTuning?] {
+    guard let decodeTile else { return [nil] }
+    return try decodeTile.split(separator: ",").map { text -> DecodeTuning? in
+      if text == "auto" { return nil }
+      guard let tile = DecodeTuning(parsing: String(text)) else {
+        throw ValidationError("--decode-tile must be WARPSxSTAGES (warps 1, 2, 4 or 8; 2 to 8 stages) or auto, got \(text)")
+      }
+      return tile
+    }
   }
 
   /// Whether any flag was given.

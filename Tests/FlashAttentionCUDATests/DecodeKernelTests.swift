@@ -25,6 +25,30 @@ struct DecodeKernelTests {
     }
   }
 
+  /// The tiles the lead's `bench --grid decode --decode-tile auto,2x6,4x6,8x3` sweep runs on the
+  /// H100 (bf16, d 128, GQA 32/8, paged and not): each must compile without spills and fit one
+  /// CTA's shared memory.
+  @Test(
+    "the decode-tile sweep's tiles compile without spills on sm_90a",
+    .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"),
+    arguments: [DecodeTuning(warps: 2, stages: 6), DecodeTuning(warps: 4, stages: 6), DecodeTuning(warps: 8, stages: 3)])
+  func sweepTilesCompile(tuning: DecodeTuning) throws {
+    for paged in [false, true] {
+      let key = DecodePlan.make(
+        shape: AttentionShape(batch: 1, seqlenQ: 1, seqlenK: 8192, headsQ: 32, headsKV: 8, headDim: 128),
+        dtype: .bfloat16, options: AttentionOptions(), paged: paged, maxKeys: 8192, requestedSplits: 0,
+        arch: "sm_90a", multiprocessors: 132, tuning: tuning
+      ).key
+      #expect(key.tile.warps == tuning.warps && key.tile.stages == tuning.stages)
+      #expect(key.sharedMemoryBytes <= FlashAttention2Key.sharedMemoryLimit(arch: "sm_90a"), "\(key)")
+      let kernel = try KernelCompiler.compile(key.program, arch: "sm_90a")
+      let resources = try #require(kernel.resources, "no ptxas report for \(key)")
+      #expect(!resources.spills, "\(key) spills: \(resources.spillStores) B stored, \(resources.spillLoads) B loaded")
+      #expect(resources.stackFrame == 0, "\(key) has a \(resources.stackFrame) B stack frame")
+      #expect(resources.registers * key.threads <= 65536, "\(key): \(resources.registers) registers")
+    }
+  }
+
   @Test("the decode tile fits shared memory on every architecture, two CTAs per SM up to d = 128")
   func tilesFit() {
     for arch in ["sm_80", "sm_86", "sm_89", "sm_90a"] {

@@ -14,11 +14,17 @@ public struct CUDADecodeTimer {
     public var microseconds: Double
     /// Bytes of K and V read per second, GB/s (1e9).
     public var gigabytesPerSecond: Double
+    /// The decode kernel's tile (`rows r/warps w/stages s`).
+    public var tile: String = ""
   }
 
   public let backend: CUDABackend
   public var repetitions = 20
   public var warmup = 3
+  /// Whether each timed run starts after a memset of twice the L2 (the default). The memset
+  /// leaves the L2 full of dirty lines that the decode's reads write back, up to one L2 (50 MB on
+  /// an H100, ~17 µs of DRAM time): false measures that share, on caches well above the L2.
+  public var flushesL2 = true
 
   public init(backend: CUDABackend) {
     self.backend = backend
@@ -100,14 +106,17 @@ public struct CUDADecodeTimer {
     let flush = try CUDABuffer(device: device, byteCount: max(2 * device.l2CacheBytes, 1 << 20))
     let milliseconds = try time(
       before: { () throws(FlashAttentionError) in
-        try api.check(api.cuMemsetD8Async(flush.address, 0, flush.byteCount, stream.handle), "cuMemsetD8Async")
+        if flushesL2 {
+          try api.check(api.cuMemsetD8Async(flush.address, 0, flush.byteCount, stream.handle), "cuMemsetD8Async")
+        }
       },
       { () throws(FlashAttentionError) in try backend.enqueueKVCacheForward(arguments, on: stream) })
     withExtendedLifetime((seqlens, table, k, v, q, out, lse)) {}
     let bytes = Double(batch) * Double(cacheTokens) * Double(headsKV * headDim * 2 * dtype.byteSize)
     return Measurement(
       batch: batch, cacheTokens: cacheTokens, pageSize: pageSize, splits: plan.splits,
-      microseconds: milliseconds * 1000, gigabytesPerSecond: bytes / (milliseconds * 1e-3) / 1e9)
+      microseconds: milliseconds * 1000, gigabytesPerSecond: bytes / (milliseconds * 1e-3) / 1e9,
+      tile: plan.key.tile.description)
   }
 
   private func time(

@@ -39,6 +39,39 @@ flash_decode_combine(const __grid_constant__ FADecodeCombineParams params) {
   const int b = (int)(row / ((i64)params.seqlen_q * params.heads_q));
   u16* __restrict__ out = params.o;
   u16* out_row = out + b * params.o_strides.batch + token * params.o_strides.row + head * params.o_strides.head;
+#if FA_DV <= 128
+  // Lane s % 32 computes split s's weight (the same expression every lane used to), and the
+  // split loop reads it with a shuffle: the loads of the splits' O no longer wait on a load of
+  // their LSE, and the unrolled loop keeps several in flight instead of one L2 round trip per
+  // split. The sum runs over the splits in the same order, so O is bit-identical. Every lane runs
+  // every iteration (the shuffles need the whole warp); lanes past d_v load and store nothing.
+  const i64 split_stride = rows_total * FA_DV;  // floats from one split's O to the next
+  for (int c0 = 0; c0 < FA_DV; c0 += 128) {
+    const int col = c0 + lane * 4;
+    const bool active = col < FA_DV;
+    float o[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int s0 = 0; s0 < splits; s0 += 32) {
+      const int mine = s0 + lane;
+      const float my_weight = mine < splits ? ex2(lse_partial[mine * rows_total + row] * FA_LOG2E - base) * inv : 0.f;
+      const int count = min(32, splits - s0);
+      const float* first = o_partial + (s0 * rows_total + row) * FA_DV + col;  // split s0's O, this lane's columns
+      #pragma unroll 4
+      for (int j = 0; j < count; ++j) {
+        const float weight = __shfl_sync(0xffffffff, my_weight, j);
+        // The load does not wait on the weight (decode.cu writes every split's O, empty ones
+        // too); the sum still skips zero weights, as before: an underflowed split whose O is
+        // inf adds nothing rather than 0 × inf = NaN.
+        float4 part = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (active) part = *reinterpret_cast<const float4*>(first + j * split_stride);
+        if (weight != 0.f) {
+          o[0] += weight * part.x; o[1] += weight * part.y; o[2] += weight * part.z; o[3] += weight * part.w;
+        }
+      }
+    }
+    if (active) *reinterpret_cast<uint2*>(out_row + col) = make_uint2(pack2(o[0], o[1]), pack2(o[2], o[3]));
+  }
+#else
+  // d_v > 128 keeps the one-split-at-a-time loop: the version above spills 16 B there on sm_80.
   for (int col = lane * 4; col < FA_DV; col += 128) {
     float o[4] = {0.f, 0.f, 0.f, 0.f};
     for (int s = 0; s < splits; ++s) {
@@ -50,6 +83,7 @@ flash_decode_combine(const __grid_constant__ FADecodeCombineParams params) {
     }
     *reinterpret_cast<uint2*>(out_row + col) = make_uint2(pack2(o[0], o[1]), pack2(o[2], o[3]));
   }
+#endif
   if (lane == 0) {
     float* __restrict__ lse = params.lse;
     lse[b * params.lse_strides.batch + head * params.lse_strides.head + token] = total == 0.f ? -FA_INF : m + lg2(total) * FA_LN2;
