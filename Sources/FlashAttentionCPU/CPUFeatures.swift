@@ -10,24 +10,24 @@ import _CPUFeatureShims
 ///
 /// The probe (`cpuid`, `xgetbv`) lives in the C target `_CPUFeatureShims`, which is compiled for
 /// the baseline x86-64 ISA: asking never executes an instruction the CPU may lack.
-public struct CPUFeatures: Sendable {
+package struct CPUFeatures: Sendable {
   /// Feature names found, e.g. `["avx2", "fma", "avx512f"]`.
-  public var available: [String]
+  package var available: [String]
   /// Features the CPU kernels were compiled for but this CPU lacks; non-empty means unusable.
-  public var missingRequired: [String]
-  public var logicalCores: Int
+  package var missingRequired: [String]
+  package var logicalCores: Int
 
   /// The least instruction-set level the kernels run on (their AVX2 build's target).
-  public static let requiredLevel = "x86-64-v3"
+  package static let requiredLevel = "x86-64-v3"
 
-  public init(available: [String], missingRequired: [String], logicalCores: Int) {
+  package init(available: [String], missingRequired: [String], logicalCores: Int) {
     self.available = available
     self.missingRequired = missingRequired
     self.logicalCores = logicalCores
   }
 
   /// Probes the running CPU (C, `cpuid`; safe on any x86-64 CPU).
-  public static var current: CPUFeatures {
+  package static var current: CPUFeatures {
     let bits = fa_cpu_feature_bits()
     let isX86 = bits & FA_CPU_X86 != 0
     var available: [String] = []
@@ -43,7 +43,7 @@ public struct CPUFeatures: Sendable {
   }
 
   /// Whether the CPU has AVX-512 (F, BW, CD, DQ, VL) with OS support for zmm state.
-  public var hasAVX512: Bool {
+  package var hasAVX512: Bool {
     ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"].allSatisfy(available.contains)
   }
 

@@ -7,11 +7,11 @@ import FlashAttentionCore
 #endif
 
 /// How many threads the CPU backend runs: the one place that reads `FLASH_ATTENTION_CPU_THREADS`.
-public enum CPUThreadCount {
+package enum CPUThreadCount {
   /// The most threads a backend accepts. Each is an OS thread with its own scratch memory, and
   /// beyond a few per core more threads only contend; a value past this is a mistake (a huge
   /// count used to exhaust memory and crash), refused with a typed error.
-  public static let maximum = 1024
+  package static let maximum = 1024
 
   /// `requested` when given, else `FLASH_ATTENTION_CPU_THREADS` when set, else every core this
   /// process may use (at most `maximum`).
@@ -19,7 +19,7 @@ public enum CPUThreadCount {
   /// - Throws: `.invalidArgument` naming `threads` or `FLASH_ATTENTION_CPU_THREADS` for anything
   ///   but a whole number from 1 to `maximum` (`0`, `-1`, `abc`, `2.5` and `1e9` alike). An empty
   ///   or blank variable counts as unset.
-  public static func resolve(_ requested: Int?) throws(FlashAttentionError) -> Int {
+  package static func resolve(_ requested: Int?) throws(FlashAttentionError) -> Int {
     let variable = getenv("FLASH_ATTENTION_CPU_THREADS").map { String(cString: $0) }
     return try resolve(requested, environment: variable, cores: CPUFeatures.current.logicalCores)
   }

@@ -17,14 +17,14 @@ import Synchronization
 ///
 /// Other processes only ever slow a round down, so the rate is the best of many short rounds:
 /// on a shared machine a few rounds of 0.1 s read half the peak when a neighbour held a core.
-public enum FMAPeakProbe {
+package enum FMAPeakProbe {
   /// GFLOP/s of `threads` threads together (2 FLOPs per lane per FMA), best of 12 rounds of
   /// about 0.05 s each.
   ///
   /// - Parameter instructionSet: whose vectors to time; the default is what `CPUBackend` picks.
   ///   An instruction set this CPU cannot run measures `.avx2` instead.
   /// - Returns: GFLOP/s, or 0 on a CPU that can run neither build (nothing is executed there).
-  public static func measure(threads: Int, instructionSet: CPUInstructionSet = .preferred) -> Double {
+  package static func measure(threads: Int, instructionSet: CPUInstructionSet = .preferred) -> Double {
     guard let kernels = CPUKernels(instructionSet) ?? CPUKernels(.avx2) else { return 0 }
     let pool = WorkerPool.shared(threads: min(max(1, threads), CPUThreadCount.maximum))
     var iterations = 1 << 16

@@ -14,15 +14,15 @@ import FlashAttentionCore
 /// Supports fp32 storage, GQA, causal and window masks; softcap and half precisions are the
 /// flash backend's job (`.unsupported`). Before allocating it checks the machine's available
 /// memory and throws `.outOfMemory` instead of letting the kernel kill the process.
-public struct StandardAttention: AttentionBackend {
-  public var name: String { "cpu-standard" }
-  public let threads: Int
+package struct StandardAttention: AttentionBackend {
+  package var name: String { "cpu-standard" }
+  package let threads: Int
   /// The compiled copy of the kernels it runs (the same choice as `CPUBackend`'s).
-  public let instructionSet: CPUInstructionSet
+  package let instructionSet: CPUInstructionSet
   let pool: WorkerPool
   let kernels: CPUKernels
 
-  public init(threads: Int? = nil, instructionSet: CPUInstructionSet? = nil) throws(FlashAttentionError) {
+  package init(threads: Int? = nil, instructionSet: CPUInstructionSet? = nil) throws(FlashAttentionError) {
     try CPUBackend.checkInstructionSet()
     let count = try CPUThreadCount.resolve(threads)
     self.threads = count
@@ -33,16 +33,16 @@ public struct StandardAttention: AttentionBackend {
 
   /// Bytes the forward pass allocates for `shape`: the score matrix S (= P) plus fp32 copies of
   /// Kᵀ and V.
-  public func requiredBytes(for shape: AttentionShape) -> Int {
+  package func requiredBytes(for shape: AttentionShape) -> Int {
     StandardLayout(shape).forwardBytes
   }
 
   /// Bytes the backward pass allocates: P and dS, plus fp32 copies of K, Kᵀ, Vᵀ, Q and dO.
-  public func requiredBackwardBytes(for shape: AttentionShape) -> Int {
+  package func requiredBackwardBytes(for shape: AttentionShape) -> Int {
     StandardLayout(shape).backwardBytes
   }
 
-  public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
+  package func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
     try checkSupported(arguments.q, arguments.options)
     let layout = StandardLayout(arguments.shape)
     let memory = try Allocation(bytes: layout.forwardBytes, context: "standard attention forward (\(arguments.shape))")
@@ -50,7 +50,7 @@ public struct StandardAttention: AttentionBackend {
     StandardForward(arguments: arguments, memory: memory.base, pool: pool, kernels: kernels).run()
   }
 
-  public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
+  package func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
     try checkSupported(arguments.q, arguments.options)
     let layout = StandardLayout(arguments.shape)
     let memory = try Allocation(bytes: layout.backwardBytes, context: "standard attention backward (\(arguments.shape))")

@@ -13,12 +13,12 @@ import FlashAttentionCore
 /// `.unsupported` (the tensor cores take 16-bit operands, and a silent down-conversion would not
 /// meet fp32 accuracy).
 public struct CUDABackend: AttentionBackend {
-  public let device: CUDADevice
+  package let device: CUDADevice
   /// The stream `forward` and `backward` queue on (enqueue calls take any stream).
-  public let stream: CUDAStream
+  package let stream: CUDAStream
   /// Overrides of the tile tables for tuning runs (`--forward-tile`, `--backward-tile`,
   /// `--forward-kernel` of the command-line tool); the default is the tables.
-  public var tuning: CUDAKernelTuning
+  package var tuning: CUDAKernelTuning
   public var name: String { "cuda:\(device.ordinal)" }
 
   /// Opens the driver and NVRTC and makes `device` usable, or says why it cannot.
@@ -26,7 +26,12 @@ public struct CUDABackend: AttentionBackend {
   ///   - device: the CUDA device ordinal.
   ///   - tuning: tile-table overrides for tuning runs (the default runs the tables).
   /// - Throws: `.backendUnavailable` naming what is missing (driver, NVRTC, an Ampere+ GPU).
-  public init(device: Int = 0, tuning: CUDAKernelTuning = CUDAKernelTuning()) throws(FlashAttentionError) {
+  public init(device: Int = 0) throws(FlashAttentionError) {
+    try self.init(device: device, tuning: CUDAKernelTuning())
+  }
+
+  /// As `init(device:)`, with tile-table overrides (the tool's tuning flags).
+  package init(device: Int, tuning: CUDAKernelTuning) throws(FlashAttentionError) {
     let opened = try CUDADevice.open(ordinal: device)
     if opened.computeCapability.major < 8 {
       throw .backendUnavailable(

@@ -1,33 +1,33 @@
 import FlashAttentionCore
 
 /// What the CUDA backend found on this machine: the answer behind `flash-attention info`.
-public struct CUDAEnvironmentReport: Sendable {
-  public struct Device: Sendable {
-    public var ordinal: Int
-    public var name: String
-    public var computeCapability: (major: Int, minor: Int)
-    public var multiprocessors: Int
-    public var memoryBytes: Int
+package struct CUDAEnvironmentReport: Sendable {
+  package struct Device: Sendable {
+    package var ordinal: Int
+    package var name: String
+    package var computeCapability: (major: Int, minor: Int)
+    package var multiprocessors: Int
+    package var memoryBytes: Int
   }
 
   /// Path of the loaded `libcuda`, or nil.
-  public var driverLibrary: String?
+  package var driverLibrary: String?
   /// `cuDriverGetVersion`, e.g. 13000.
-  public var driverVersion: Int?
+  package var driverVersion: Int?
   /// Path of the loaded NVRTC, or nil.
-  public var nvrtcLibrary: String?
-  public var nvrtcVersion: (major: Int, minor: Int)?
-  public var devices: [Device]
+  package var nvrtcLibrary: String?
+  package var nvrtcVersion: (major: Int, minor: Int)?
+  package var devices: [Device]
   /// Kernel cache directory, or nil when disabled.
-  public var cacheDirectory: String?
+  package var cacheDirectory: String?
   /// One line per missing piece, each saying how to get it; empty when the backend is usable.
-  public var problems: [String]
+  package var problems: [String]
 
-  public var isUsable: Bool { problems.isEmpty && !devices.isEmpty }
+  package var isUsable: Bool { problems.isEmpty && !devices.isEmpty }
 
   /// Loads the driver and NVRTC (once per process) and lists the devices; never throws, every
   /// failure becomes a line in `problems`.
-  public static func probe() -> CUDAEnvironmentReport {
+  package static func probe() -> CUDAEnvironmentReport {
     var report = CUDAEnvironmentReport(
       driverLibrary: nil, driverVersion: nil, nvrtcLibrary: nil, nvrtcVersion: nil, devices: [],
       cacheDirectory: KernelDiskCache.configuredDirectory(), problems: [])

@@ -10,7 +10,7 @@
 /// place only after every file of the group was written and flushed, so a failure (a bad path, a
 /// full disk) leaves no partial output and never truncates an existing file. Add every output,
 /// then ``commit()`` once.
-public struct AtomicFileGroup {
+package struct AtomicFileGroup {
   struct Entry {
     var path: String
     var argument: String
@@ -25,23 +25,23 @@ public struct AtomicFileGroup {
   /// Linux and macOS.
   static let nameMax = 255
 
-  public init() {}
+  package init() {}
 
   /// Adds raw bytes (a JSON report, a table) to be written to `path`.
-  public mutating func add(bytes: [UInt8], path: String, argument: String) {
+  package mutating func add(bytes: [UInt8], path: String, argument: String) {
     entries.append(Entry(path: path, argument: argument, header: bytes, tensor: nil))
   }
 
   /// Adds `tensor` to be written to `path` as a `.npy` file.
   ///
   /// - Throws: `FlashAttentionError.invalidArgument` for a dtype `.npy` cannot carry.
-  public mutating func add(npy tensor: HostTensor, path: String, argument: String) throws(FlashAttentionError) {
+  package mutating func add(npy tensor: HostTensor, path: String, argument: String) throws(FlashAttentionError) {
     let header = try NPYFile.Header.encode(dtype: tensor.dtype, shape: tensor.shape, argument: argument)
     entries.append(Entry(path: path, argument: argument, header: header, tensor: tensor))
   }
 
   /// The destinations added so far, in order.
-  public var paths: [String] { entries.map(\.path) }
+  package var paths: [String] { entries.map(\.path) }
 
   /// Writes every file, or none.
   ///
@@ -50,7 +50,7 @@ public struct AtomicFileGroup {
   ///   not take (cause `.storage`: a full disk, a quota, an I/O error). No destination has
   ///   changed when it throws before the renames (a rename failing after an earlier one
   ///   succeeded is reported too).
-  public func commit() throws(OutputFileError) {
+  package func commit() throws(OutputFileError) {
     try Self.checkDistinct(outputs: entries.map { FileArgument(argument: $0.argument, path: $0.path) })
     for entry in entries {
       var status = stat()

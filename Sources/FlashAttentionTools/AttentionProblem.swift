@@ -10,9 +10,9 @@
 /// ```
 ///
 /// Tests/README.md says where each backend's list is and how to add a case.
-public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
+package struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
   /// How Q, K and V lie in memory (dO and the outputs are always contiguous).
-  public enum Layout: String, Sendable, Hashable, CaseIterable {
+  package enum Layout: String, Sendable, Hashable, CaseIterable {
     /// Each tensor packed row-major.
     case contiguous
     /// Each tensor's rows padded with 8 NaN elements (strides larger than the head dim), so a
@@ -24,17 +24,17 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
   }
 
   /// Short identifier for tables, test names and `verify --filter` ("causal-sq>sk").
-  public var name: String
-  public var shape: AttentionShape
-  public var options: AttentionOptions
-  public var layout: Layout
+  package var name: String
+  package var shape: AttentionShape
+  package var options: AttentionOptions
+  package var layout: Layout
   /// Also check the backward pass (dQ, dK, dV).
-  public var backward: Bool
+  package var backward: Bool
   /// Q and K get outlier channels (every 16th column times 16), as activations of large language
   /// models have: the case that stresses fp8 quantisation.
-  public var outliers: Bool
+  package var outliers: Bool
 
-  public init(
+  package init(
     _ name: String, _ shape: AttentionShape, _ options: AttentionOptions = AttentionOptions(),
     layout: Layout = .contiguous, backward: Bool = true, outliers: Bool = false
   ) {
@@ -47,7 +47,7 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
   }
 
   /// The options and a non-contiguous layout in words: "causal window=(16, 8) softcap=2.5 scale=0.5 strided".
-  public var optionsDescription: String {
+  package var optionsDescription: String {
     var parts: [String] = []
     if options.causal { parts.append("causal") }
     if let window = options.window { parts.append("window=\(window)") }
@@ -61,7 +61,7 @@ public struct AttentionProblem: Sendable, Hashable, CustomStringConvertible {
     return parts.isEmpty ? "-" : parts.joined(separator: " ")
   }
 
-  public var description: String {
+  package var description: String {
     "\(name) [\(shape)] \(optionsDescription)" + (backward ? "" : " forward only")
   }
 }

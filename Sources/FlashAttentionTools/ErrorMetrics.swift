@@ -1,20 +1,20 @@
 /// How far a result is from the float64 reference: the measures the tests, `verify` and the
 /// benchmarks share.
-public struct ErrorMetrics: Sendable, CustomStringConvertible {
+package struct ErrorMetrics: Sendable, CustomStringConvertible {
   /// ‖out − ref‖₂ / ‖ref‖₂ (absolute ‖out − ref‖₂ when ‖ref‖₂ = 0).
-  public var relativeL2: Double
+  package var relativeL2: Double
   /// max |out − ref|.
-  public var maxAbsolute: Double
+  package var maxAbsolute: Double
   /// Elements where the result or the reference is not finite and the two are not the same
   /// infinity: a NaN anywhere, an infinity where the reference is finite, a finite value where
   /// the reference is -inf (a row that sees no key must give exactly -inf). They count in
   /// neither norm.
-  public var nonFiniteCount: Int
+  package var nonFiniteCount: Int
   /// True when every finite reference element is exactly 0: `relativeL2` is then an absolute
   /// L2 norm, and a tolerance must be absolute too.
-  public var referenceIsZero: Bool
+  package var referenceIsZero: Bool
 
-  public init(actual: [Float], expected: [Double]) {
+  package init(actual: [Float], expected: [Double]) {
     precondition(actual.count == expected.count, "ErrorMetrics: \(actual.count) vs \(expected.count) elements")
     var diffSquares = 0.0
     var refSquares = 0.0
@@ -39,9 +39,9 @@ public struct ErrorMetrics: Sendable, CustomStringConvertible {
   }
 
   /// True when no element is non-finite and the relative error is at most `tolerance`.
-  public func passes(tolerance: Double) -> Bool { nonFiniteCount == 0 && relativeL2 <= tolerance }
+  package func passes(tolerance: Double) -> Bool { nonFiniteCount == 0 && relativeL2 <= tolerance }
 
-  public var description: String {
+  package var description: String {
     "rel=\(relativeL2) max=\(maxAbsolute)" + (nonFiniteCount > 0 ? " nonfinite=\(nonFiniteCount)" : "")
   }
 }

@@ -35,11 +35,11 @@ enum FileIdentity: Hashable {
 }
 
 /// A file given on a command line: the argument it was given for (`"out"`, `"q"`) and the path.
-public struct FileArgument: Sendable {
-  public var argument: String
-  public var path: String
+package struct FileArgument: Sendable {
+  package var argument: String
+  package var path: String
 
-  public init(argument: String, path: String) {
+  package init(argument: String, path: String) {
     self.argument = argument
     self.path = path
   }
@@ -51,7 +51,7 @@ extension AtomicFileGroup {
   /// Call it before the work, so a run is refused before it computes anything.
   ///
   /// - Throws: `OutputFileError` with cause `.path`, naming the later of the two arguments.
-  public static func checkDistinct(outputs: [FileArgument], inputs: [FileArgument] = []) throws(OutputFileError) {
+  package static func checkDistinct(outputs: [FileArgument], inputs: [FileArgument] = []) throws(OutputFileError) {
     var claimed: [FileIdentity: (argument: String, path: String, isInput: Bool)] = [:]
     for input in inputs {
       for identity in FileIdentity.identities(of: input.path) {

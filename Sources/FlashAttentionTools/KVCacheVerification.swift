@@ -2,25 +2,25 @@
 /// cache lengths, new tokens appended in place, query tokens, heads, the cache's layout
 /// (contiguous, optionally through `cache_batch_idx`, or paged with any page size), options and
 /// the split count. Every slot past a sequence's keys and every page no sequence uses holds NaN.
-public struct KVCacheCase: Sendable, Hashable, CustomStringConvertible {
-  public var name: String
+package struct KVCacheCase: Sendable, Hashable, CustomStringConvertible {
+  package var name: String
   /// Tokens already cached per sequence (the batch is its count).
-  public var cached: [Int]
-  public var newTokens: Int
-  public var queries: Int
-  public var headsQ: Int
-  public var headsKV: Int
-  public var headDim: Int
-  public var headDimV: Int
+  package var cached: [Int]
+  package var newTokens: Int
+  package var queries: Int
+  package var headsQ: Int
+  package var headsKV: Int
+  package var headDim: Int
+  package var headDimV: Int
   /// Paged with this page size, or contiguous (nil).
-  public var pageSize: Int?
+  package var pageSize: Int?
   /// Contiguous caches: sequence b lives in cache row `batch - 1 - b` of `batch + 1` rows.
-  public var batchIndex: Bool
-  public var options: AttentionOptions
+  package var batchIndex: Bool
+  package var options: AttentionOptions
   /// 0 chooses automatically.
-  public var numSplits: Int
+  package var numSplits: Int
 
-  public init(
+  package init(
     _ name: String, cached: [Int], newTokens: Int = 0, queries: Int = 1, headsQ: Int = 8, headsKV: Int = 2,
     headDim: Int = 64, headDimV: Int? = nil, pageSize: Int? = nil, batchIndex: Bool = false,
     options: AttentionOptions = AttentionOptions(), numSplits: Int = 0
@@ -39,19 +39,19 @@ public struct KVCacheCase: Sendable, Hashable, CustomStringConvertible {
     self.numSplits = numSplits
   }
 
-  public var batch: Int { cached.count }
+  package var batch: Int { cached.count }
   /// Slots per sequence: the longest sequence after the append, plus a few never used.
-  public var capacity: Int { (cached.max() ?? 0) + newTokens + 5 }
+  package var capacity: Int { (cached.max() ?? 0) + newTokens + 5 }
 
   /// The shape for tables: `seqlenK` is the capacity.
-  public var shape: AttentionShape {
+  package var shape: AttentionShape {
     AttentionShape(
       batch: batch, seqlenQ: queries, seqlenK: capacity, headsQ: headsQ, headsKV: headsKV, headDim: headDim,
       headDimV: headDimV)
   }
 
   /// The layout and options in words.
-  public var layoutDescription: String {
+  package var layoutDescription: String {
     var parts = [pageSize.map { "page=\($0)" } ?? (batchIndex ? "batch_idx" : "contiguous")]
     if newTokens > 0 { parts.append("new=\(newTokens)") }
     parts.append("splits=\(numSplits == 0 ? "auto" : String(numSplits))")
@@ -59,19 +59,19 @@ public struct KVCacheCase: Sendable, Hashable, CustomStringConvertible {
   }
 
   /// As an `AttentionProblem` for the result table (forward only).
-  public var problem: AttentionProblem {
+  package var problem: AttentionProblem {
     AttentionProblem(name, shape, options, backward: false)
   }
 
-  public var description: String { "\(name) cached \(cached) [\(shape)] \(layoutDescription)" }
+  package var description: String { "\(name) cached \(cached) [\(shape)] \(layoutDescription)" }
 }
 
 /// The KV-cache cases of `verify` (names start with "kv-"): contiguous and paged caches (page
 /// sizes 1, 3, 16, 256), appends, cache_batch_idx, several query tokens (one and two m16 tiles of
 /// packed rows), causal and windows aligned to each sequence's end, GQA and MQA, softcap, empty
 /// sequences, split counts 1, automatic and larger than the key tiles.
-public enum KVCacheMatrix {
-  public static let standard: [KVCacheCase] = {
+package enum KVCacheMatrix {
+  package static let standard: [KVCacheCase] = {
     typealias O = AttentionOptions
     return [
       KVCacheCase("kv-contig-append", cached: [5, 17, 0], newTokens: 1, options: O(causal: true)),
@@ -108,7 +108,7 @@ extension Verification {
   /// the call, then O and the LSE against the float64 reference on each sequence's keys (the
   /// cached ones then the new ones), and the appended tokens read back from the cache (exact).
   /// Never throws: a backend error becomes the result's `error`.
-  public func run(_ testCase: KVCacheCase, dtype: DType, seed: UInt64 = UInt64.random(in: 1...UInt64.max))
+  package func run(_ testCase: KVCacheCase, dtype: DType, seed: UInt64 = UInt64.random(in: 1...UInt64.max))
     -> VerificationResult
   {
     var random = VerificationRandom(seed: seed)

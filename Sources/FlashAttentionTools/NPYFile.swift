@@ -18,9 +18,9 @@
 /// try outputs.add(npy: out, path: "o.npy", argument: "out")
 /// try outputs.commit()                                      // all files appear, or none
 /// ```
-public enum NPYFile {
+package enum NPYFile {
   /// The dtypes `.npy` can carry for this library (NumPy has no bfloat16).
-  public static let supportedDTypes: [DType] = [.float32, .float16]
+  package static let supportedDTypes: [DType] = [.float32, .float16]
 
   /// Reads a whole `.npy` file into a new host tensor of the file's dtype and shape.
   ///
@@ -30,7 +30,7 @@ public enum NPYFile {
   /// - Throws: `FlashAttentionError.invalidArgument` naming `argument` when the file is missing,
   ///   not a regular file, unreadable or not a supported `.npy`; `.outOfMemory` when its data
   ///   does not fit in the memory left.
-  public static func read(path: String, argument: String) throws(FlashAttentionError) -> HostTensor {
+  package static func read(path: String, argument: String) throws(FlashAttentionError) -> HostTensor {
     let file = try ReadableFile(path: path, argument: argument)
     defer { file.close() }
     func fail(_ reason: String) -> FlashAttentionError {
@@ -54,7 +54,7 @@ public enum NPYFile {
   ///   - bytes: the complete file.
   ///   - argument: the name errors use for this input.
   ///   - path: the file name errors show (only for messages).
-  public static func decode(
+  package static func decode(
     _ bytes: [UInt8], argument: String, path: String = "<memory>"
   ) throws(FlashAttentionError) -> HostTensor {
     let header = try Header.parse(bytes, argument: argument, path: path)
@@ -71,7 +71,7 @@ public enum NPYFile {
   /// The bytes of `tensor` as a version 1.0 `.npy` file (little-endian, C order).
   ///
   /// - Throws: `FlashAttentionError.invalidArgument` for bfloat16, which `.npy` cannot carry.
-  public static func encode(_ tensor: HostTensor, argument: String = "tensor") throws(FlashAttentionError) -> [UInt8] {
+  package static func encode(_ tensor: HostTensor, argument: String = "tensor") throws(FlashAttentionError) -> [UInt8] {
     var bytes = try Header.encode(dtype: tensor.dtype, shape: tensor.shape, argument: argument)
     bytes.append(contentsOf: UnsafeRawBufferPointer(start: tensor.storage, count: tensor.byteCount))
     return bytes

@@ -10,21 +10,21 @@
 /// names no writable place (a missing directory, no permission, a directory, the same file as
 /// another argument) is bad input (exit 2); a full disk, a quota, a file-size limit or an I/O
 /// error is a failure underneath a valid request (exit 1).
-public struct OutputFileError: Error, Sendable, Equatable, CustomStringConvertible {
-  public enum Cause: Sendable, Equatable {
+package struct OutputFileError: Error, Sendable, Equatable, CustomStringConvertible {
+  package enum Cause: Sendable, Equatable {
     /// The path itself cannot serve as this output.
     case path
     /// The file system failed to store the data.
     case storage
   }
 
-  public var cause: Cause
+  package var cause: Cause
   /// The argument the path was given for (`"out"`, `"--json"`).
-  public var argument: String
-  public var path: String
-  public var reason: String
+  package var argument: String
+  package var path: String
+  package var reason: String
 
-  public init(cause: Cause, argument: String, path: String, reason: String) {
+  package init(cause: Cause, argument: String, path: String, reason: String) {
     self.cause = cause
     self.argument = argument
     self.path = path
@@ -41,7 +41,7 @@ public struct OutputFileError: Error, Sendable, Equatable, CustomStringConvertib
       reason: "\(action): \(String(cString: strerror(code)))")
   }
 
-  public var description: String {
+  package var description: String {
     switch cause {
     case .path: "invalid argument \(argument) = \(NPYFile.quoted(path)): \(reason)"
     case .storage: "writing \(argument) = \(NPYFile.quoted(path)) failed: \(reason)"

@@ -3,7 +3,7 @@ import FlashAttentionCore
 extension ReferenceAttention {
   /// The float64 reference of a call with descale factors: for float8_e4m3fn inputs, the
   /// forward of the dequantised inputs (`q · q_descale`, ...); otherwise the plain forward.
-  public static func forward(
+  package static func forward(
     q: TensorView, k: TensorView, v: TensorView, descale: FP8Descale, options: AttentionOptions
   ) throws(FlashAttentionError) -> ForwardResult {
     guard q.dtype.isFloat8 else { return try forward(q: q, k: k, v: v, options: options) }
@@ -22,7 +22,7 @@ extension ReferenceAttention {
   /// FlashAttention-3's tests round the *normalized* P to e4m3 instead, which flushes every
   /// probability below 2^-10 to 0 and so makes the yardstick (and a rule of 3-4× it) looser as
   /// rows grow; this one is the stricter of the two.
-  public static func samePrecisionForwardFloat8(
+  package static func samePrecisionForwardFloat8(
     q: TensorView, k: TensorView, v: TensorView, descale: FP8Descale, options: AttentionOptions,
     outputDType: DType = .bfloat16
   ) throws(FlashAttentionError) -> ForwardResult {

@@ -1,6 +1,6 @@
 extension DType {
   /// `value` rounded to this storage format (to nearest even), returned as Float.
-  @inlinable public func rounded(_ value: Float) -> Float {
+  @inlinable package func rounded(_ value: Float) -> Float {
     switch self {
     case .float32: value
     case .float16: Float(Float16(value))
@@ -18,7 +18,7 @@ extension ReferenceAttention {
   /// Its error against the float64 ``forward(q:k:v:options:)`` is the yardstick of the pass rule
   /// for fp16 and bf16: a FlashAttention kernel should be at most about as inaccurate as the
   /// standard attention it replaces. Results are returned widened to Double.
-  public static func samePrecisionForward(
+  package static func samePrecisionForward(
     q: TensorView, k: TensorView, v: TensorView, options: AttentionOptions
   ) throws(FlashAttentionError) -> ForwardResult {
     let problem = try SamePrecisionProblem(q: q, k: k, v: v, dOut: nil, options: options)
@@ -56,7 +56,7 @@ extension ReferenceAttention {
 
   /// The backward pass of ``samePrecisionForward(q:k:v:options:)``: gradients of
   /// `sum(out * dOut)` with float32 accumulation and dP, dS and the results rounded to `q.dtype`.
-  public static func samePrecisionBackward(
+  package static func samePrecisionBackward(
     q: TensorView, k: TensorView, v: TensorView, dOut: TensorView, options: AttentionOptions
   ) throws(FlashAttentionError) -> BackwardResult {
     let problem = try SamePrecisionProblem(q: q, k: k, v: v, dOut: dOut, options: options)

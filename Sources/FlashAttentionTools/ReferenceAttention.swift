@@ -4,21 +4,21 @@
 /// The inputs are widened to contiguous arrays once and the inner loops index pointers: the
 /// tests run it in debug builds, where a strided load, a generic iterator or an array's `+=`
 /// per multiply-add costs several times the arithmetic.
-public enum ReferenceAttention {
-  public struct ForwardResult: Sendable {
+package enum ReferenceAttention {
+  package struct ForwardResult: Sendable {
     /// `[batch, seqlen_q, heads_q, head_dim_v]`, row-major.
-    public var out: [Double]
+    package var out: [Double]
     /// `[batch, heads_q, seqlen_q]`; -inf for a row with no visible key.
-    public var lse: [Double]
+    package var lse: [Double]
   }
 
-  public struct BackwardResult: Sendable {
-    public var dQ: [Double]
-    public var dK: [Double]
-    public var dV: [Double]
+  package struct BackwardResult: Sendable {
+    package var dQ: [Double]
+    package var dK: [Double]
+    package var dV: [Double]
   }
 
-  public static func forward(
+  package static func forward(
     q: TensorView, k: TensorView, v: TensorView, options: AttentionOptions
   ) throws(FlashAttentionError) -> ForwardResult {
     let problem = try ReferenceProblem(q: q, k: k, v: v, dOut: nil, options: options)
@@ -54,7 +54,7 @@ public enum ReferenceAttention {
   }
 
   /// Gradients of `sum(out * dOut)` with respect to q, k and v.
-  public static func backward(
+  package static func backward(
     q: TensorView, k: TensorView, v: TensorView, dOut: TensorView, options: AttentionOptions
   ) throws(FlashAttentionError) -> BackwardResult {
     let problem = try ReferenceProblem(q: q, k: k, v: v, dOut: dOut, options: options)

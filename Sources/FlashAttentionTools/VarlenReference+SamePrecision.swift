@@ -2,7 +2,7 @@
 /// see `VerificationRule`): `ReferenceAttention.samePrecisionForward/Backward` per sequence,
 /// gathered into packed arrays as `VarlenReference` gathers the float64 results.
 extension VarlenReference {
-  public static func samePrecisionForward(
+  package static func samePrecisionForward(
     q: TensorView, k: TensorView, v: TensorView, sequences: VarlenSequences, options: AttentionOptions
   ) throws(FlashAttentionError) -> ReferenceAttention.ForwardResult {
     let spans = try VarlenChecks.spans(sequences, totalQ: q.shape[0], totalK: k.shape[0])
@@ -25,7 +25,7 @@ extension VarlenReference {
     return ReferenceAttention.ForwardResult(out: out, lse: lse)
   }
 
-  public static func samePrecisionBackward(
+  package static func samePrecisionBackward(
     q: TensorView, k: TensorView, v: TensorView, dOut: TensorView, sequences: VarlenSequences,
     options: AttentionOptions
   ) throws(FlashAttentionError) -> ReferenceAttention.BackwardResult {

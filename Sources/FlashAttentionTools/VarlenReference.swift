@@ -1,8 +1,8 @@
 /// The float64 reference for packed batches: each sequence through `ReferenceAttention` on views
 /// of its rows, gathered into packed arrays (`(total, heads, dim)` contiguous; LSE `(heads,
 /// total)`). Rows outside every sequence or past `seqused` hold the no-key result: 0 and -inf.
-public enum VarlenReference {
-  public static func forward(
+package enum VarlenReference {
+  package static func forward(
     q: TensorView, k: TensorView, v: TensorView, sequences: VarlenSequences, options: AttentionOptions
   ) throws(FlashAttentionError) -> ReferenceAttention.ForwardResult {
     let spans = try VarlenChecks.spans(sequences, totalQ: q.shape[0], totalK: k.shape[0])
@@ -26,7 +26,7 @@ public enum VarlenReference {
     return ReferenceAttention.ForwardResult(out: out, lse: lse)
   }
 
-  public static func backward(
+  package static func backward(
     q: TensorView, k: TensorView, v: TensorView, dOut: TensorView, sequences: VarlenSequences,
     options: AttentionOptions
   ) throws(FlashAttentionError) -> ReferenceAttention.BackwardResult {

@@ -1,24 +1,24 @@
 /// One packed variable-length problem of `verify`: the sequences' lengths (optionally used
 /// counts and rows after the last sequence), heads, head dims and options.
-public struct VarlenVerificationCase: Sendable, Hashable, CustomStringConvertible {
-  public var name: String
-  public var lengthsQ: [Int]
-  public var lengthsK: [Int]
-  public var usedQ: [Int]?
-  public var usedK: [Int]?
-  public var headsQ: Int
-  public var headsKV: Int
-  public var headDim: Int
-  public var headDimV: Int
-  public var options: AttentionOptions
+package struct VarlenVerificationCase: Sendable, Hashable, CustomStringConvertible {
+  package var name: String
+  package var lengthsQ: [Int]
+  package var lengthsK: [Int]
+  package var usedQ: [Int]?
+  package var usedK: [Int]?
+  package var headsQ: Int
+  package var headsKV: Int
+  package var headDim: Int
+  package var headDimV: Int
+  package var options: AttentionOptions
   /// Rows of q and k after the last sequence (they must come back 0, their LSE -inf).
-  public var trailingRows: Int
+  package var trailingRows: Int
   /// Fills the rows no sequence uses (past seqused, after the last sequence) of q, k, v and dO
   /// with NaN: a kernel that lets them into a sum (0 · NaN) fails.
-  public var poisonUnusedRows: Bool
-  public var backward: Bool
+  package var poisonUnusedRows: Bool
+  package var backward: Bool
 
-  public init(
+  package init(
     _ name: String, lengthsQ: [Int], lengthsK: [Int], usedQ: [Int]? = nil, usedK: [Int]? = nil, headsQ: Int,
     headsKV: Int, headDim: Int, headDimV: Int? = nil, options: AttentionOptions = AttentionOptions(),
     trailingRows: Int = 0, poisonUnusedRows: Bool = false, backward: Bool = true
@@ -38,11 +38,11 @@ public struct VarlenVerificationCase: Sendable, Hashable, CustomStringConvertibl
     self.backward = backward
   }
 
-  public var totalQ: Int { lengthsQ.reduce(0, +) + trailingRows }
-  public var totalK: Int { lengthsK.reduce(0, +) + trailingRows }
+  package var totalQ: Int { lengthsQ.reduce(0, +) + trailingRows }
+  package var totalK: Int { lengthsK.reduce(0, +) + trailingRows }
 
   /// The index data as host views.
-  public var sequences: VarlenSequences {
+  package var sequences: VarlenSequences {
     var sequences = VarlenSequences(lengthsQ: lengthsQ, lengthsK: lengthsK)
     sequences.seqUsedQ = usedQ.map { IndexTensorView($0.map { Int32($0) }) }
     sequences.seqUsedK = usedK.map { IndexTensorView($0.map { Int32($0) }) }
@@ -50,7 +50,7 @@ public struct VarlenVerificationCase: Sendable, Hashable, CustomStringConvertibl
   }
 
   /// "q [1, 7] k [1, 7] used q [..] h 4/2 d 64": the lengths as the table's shape column.
-  public var shapeDescription: String {
+  package var shapeDescription: String {
     var text = "q \(lengthsQ) k \(lengthsK)"
     if let usedQ { text += " usedq \(usedQ)" }
     if let usedK { text += " usedk \(usedK)" }
@@ -62,18 +62,18 @@ public struct VarlenVerificationCase: Sendable, Hashable, CustomStringConvertibl
   }
 
   /// The options in the words of `AttentionProblem`.
-  public var optionsDescription: String {
+  package var optionsDescription: String {
     AttentionProblem(name, AttentionShape(batch: 1, seqlenQ: 1, headsQ: 1, headDim: 8), options).optionsDescription
   }
 
-  public var description: String { "\(name) [\(shapeDescription)] \(optionsDescription)" }
+  package var description: String { "\(name) [\(shapeDescription)] \(optionsDescription)" }
 }
 
 /// The packed-batch cases of `verify`: odd lengths (0, 1, 7, 17, 129, 1000), causal and windows
 /// per sequence, GQA, softcap, d ≠ d_v, `seqused` with rows after the last sequence, the
 /// deterministic backward, and head dims of every tile bucket used by the GPU kernels.
-public enum VarlenVerificationMatrix {
-  public static let standard: [VarlenVerificationCase] = {
+package enum VarlenVerificationMatrix {
+  package static let standard: [VarlenVerificationCase] = {
     typealias C = VarlenVerificationCase
     typealias O = AttentionOptions
     return [
@@ -110,7 +110,7 @@ extension Verification {
   /// Runs one packed-batch case: fresh random inputs, NaN-poisoned outputs, forward and backward
   /// against `VarlenReference` with the pass rule of ``VerificationRule`` (the same-precision
   /// yardstick per sequence). Never throws: a backend error becomes the result's `error`.
-  public func run(
+  package func run(
     _ testCase: VarlenVerificationCase, dtype: DType, seed: UInt64 = UInt64.random(in: 1...UInt64.max)
   ) -> VerificationResult {
     var random = VerificationRandom(seed: seed)
@@ -222,7 +222,7 @@ extension Verification {
 
 extension VerificationResult {
   /// A result described by its own words (the packed cases have no `AttentionProblem`).
-  public init(
+  package init(
     name: String, shape: String, options: String, dtype: DType, backend: String, seed: UInt64,
     checks: [VerificationCheck], error: String?, forwardSeconds: Double?, backwardSeconds: Double?
   ) {

@@ -4,7 +4,7 @@ extension VerificationRule {
   /// fp8 outputs pass at up to this many times the error of the fp8 same-precision standard
   /// attention (`ReferenceAttention.samePrecisionForwardFloat8`); FlashAttention-3's fp8 tests
   /// allow 3x their own (looser) yardstick.
-  public static let float8BaselineFactor = 4.0
+  package static let float8BaselineFactor = 4.0
 }
 
 extension Verification {

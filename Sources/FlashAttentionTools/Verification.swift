@@ -15,18 +15,18 @@
 ///   print(result.name, result.passed)
 /// }
 /// ```
-public struct Verification: Sendable {
+package struct Verification: Sendable {
   /// A pass of attention, as named to the hook of ``run(_:dtype:seed:beforeEachPass:)``.
-  public enum Pass: Sendable {
+  package enum Pass: Sendable {
     case forward
     case backward
   }
 
-  public let engine: AttentionEngine
+  package let engine: AttentionEngine
 
   /// - Parameter engine: what runs the problems; `AttentionEngine(backend:)` wraps any backend
   ///   (a `CPUBackend` of some threads and instruction set, a CUDA backend, a test double).
-  public init(engine: AttentionEngine) {
+  package init(engine: AttentionEngine) {
     self.engine = engine
   }
 
@@ -38,7 +38,7 @@ public struct Verification: Sendable {
   ///   - seed: seed of the random inputs; a fresh one by default (it is in the result).
   ///   - beforeEachPass: called right before each call into the engine (a test poisons the
   ///     backend's scratch memory there).
-  public func run(
+  package func run(
     _ problem: AttentionProblem, dtype: DType, seed: UInt64 = UInt64.random(in: 1...UInt64.max),
     beforeEachPass: (Pass) -> Void = { _ in }
   ) -> VerificationResult {

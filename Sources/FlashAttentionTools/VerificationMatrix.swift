@@ -2,8 +2,8 @@
 /// (odd sizes, every head-dim bucket, GQA/MQA, causal with seqlen_q < and > seqlen_k, windows,
 /// softcap, rows with no visible key, empty sequences, strided inputs), small in sizes so the
 /// float64 reference stays quick.
-public enum VerificationMatrix {
-  public static let standard: [AttentionProblem] = {
+package enum VerificationMatrix {
+  package static let standard: [AttentionProblem] = {
     typealias S = AttentionShape
     typealias O = AttentionOptions
     return [
@@ -81,7 +81,7 @@ public enum VerificationMatrix {
 
   /// FlashAttention's ALiBi slopes `2^(-8 (h + 1) / heads)`; a `(batch, heads)` table scales
   /// entry b's by `(b + 1) / 2`, so a kernel that reads the wrong row fails.
-  public static func alibiSlopes(heads: Int, batch: Int? = nil) -> AlibiSlopes {
+  package static func alibiSlopes(heads: Int, batch: Int? = nil) -> AlibiSlopes {
     let perHead = (0..<heads).map { Float((-8.0 * Double($0 + 1) / Double(heads) * 0.6931471805599453).expValue) }
     guard let batch else { return AlibiSlopes(perHead: perHead) }
     return AlibiSlopes(batch: batch, values: (0..<batch).flatMap { b in perHead.map { $0 * Float(b + 1) / 2 } })
@@ -92,7 +92,7 @@ extension VerificationMatrix {
   /// The fp8 matrix (`verify --dtype fp8`): the head dims the Hopper fp8 kernel is built for
   /// (64, 128, 256) with odd lengths, GQA/MQA, causal both ways, windows, softcap, strided rows,
   /// outlier channels, and a long row.
-  public static let float8: [AttentionProblem] = {
+  package static let float8: [AttentionProblem] = {
     typealias S = AttentionShape
     typealias O = AttentionOptions
     return [

@@ -5,13 +5,13 @@
 #endif
 
 /// Seeded random inputs (SplitMix64, Box–Muller normals) for verification, the tests and demos.
-public struct VerificationRandom: RandomNumberGenerator, Sendable {
+package struct VerificationRandom: RandomNumberGenerator, Sendable {
   var state: UInt64
 
-  public init(seed: UInt64) { state = seed }
+  package init(seed: UInt64) { state = seed }
 
   /// A host tensor of standard normal values.
-  public mutating func tensor(_ shape: [Int], dtype: DType) -> HostTensor {
+  package mutating func tensor(_ shape: [Int], dtype: DType) -> HostTensor {
     let tensor = HostTensor(shape: shape, dtype: dtype)
     fill(tensor.view)
     return tensor
@@ -20,7 +20,7 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
   /// A host tensor of standard normal values whose shape may come from a user.
   ///
   /// - Throws: as `HostTensor(shape:dtype:name:)`: a shape too large, or not enough memory.
-  public mutating func tensor(_ shape: [Int], dtype: DType, name: String) throws(FlashAttentionError) -> HostTensor {
+  package mutating func tensor(_ shape: [Int], dtype: DType, name: String) throws(FlashAttentionError) -> HostTensor {
     let tensor = try HostTensor(shape: shape, dtype: dtype, name: name)
     fill(tensor.view)
     return tensor
@@ -29,7 +29,7 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
   /// Q, K, V in the problem's layout and a contiguous dO, all standard normal values.
   ///
   /// - Throws: `invalidArgument` for a packed-QKV problem whose Q, K and V shapes differ.
-  public mutating func inputs(
+  package mutating func inputs(
     for problem: AttentionProblem, dtype: DType
   ) throws(FlashAttentionError) -> AttentionInputs {
     let inputs = try layOut(problem, dtype: dtype)
@@ -72,7 +72,7 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
   }
 
   /// SplitMix64.
-  public mutating func next() -> UInt64 {
+  package mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -81,7 +81,7 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
   }
 
   /// A standard normal value (Box–Muller).
-  public mutating func normal() -> Float {
+  package mutating func normal() -> Float {
     let u1 = Double.random(in: Double.ulpOfOne..<1, using: &self)
     let u2 = Double.random(in: 0..<1, using: &self)
     return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
@@ -111,17 +111,17 @@ public struct VerificationRandom: RandomNumberGenerator, Sendable {
 }
 
 /// The inputs of one problem; each view keeps the memory it points into alive.
-public struct AttentionInputs: Sendable {
-  public var q: TensorView
-  public var k: TensorView
-  public var v: TensorView
+package struct AttentionInputs: Sendable {
+  package var q: TensorView
+  package var k: TensorView
+  package var v: TensorView
   /// The gradient of the output, contiguous.
-  public var dOut: TensorView
+  package var dOut: TensorView
 }
 
 extension TensorView {
   /// The element offsets of every element, in row-major order of the shape (any rank).
-  public func elementOffsets() -> [Int] {
+  package func elementOffsets() -> [Int] {
     var offsets = [0]
     for axis in 0..<shape.count {
       offsets = offsets.flatMap { base in (0..<shape[axis]).map { base + $0 * strides[axis] } }
@@ -130,7 +130,7 @@ extension TensorView {
   }
 
   /// Every element widened to Float, in row-major order of the shape (any strides).
-  public func gatherFloats() -> [Float] {
+  package func gatherFloats() -> [Float] {
     elementOffsets().map { loadFloat(atElementOffset: $0) }
   }
 }

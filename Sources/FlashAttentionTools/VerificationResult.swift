@@ -13,37 +13,37 @@
 ///   reference's own infinity where it is infinite (LSE = -inf for a row that sees no key).
 /// - Beside the rule, ``Verification`` holds exact zeros where nothing is visible (see
 ///   `UnseenElements`) and deterministic bits where the options ask for them.
-public enum VerificationRule {
-  public static let float32Tolerance = 1e-4
-  public static let baselineFactor = 2.0
-  public static let absoluteSlack = 1e-6
+package enum VerificationRule {
+  package static let float32Tolerance = 1e-4
+  package static let baselineFactor = 2.0
+  package static let absoluteSlack = 1e-6
 
   /// The largest relative L2 error accepted for a result of `dtype`, given the same-precision
   /// baseline's error on the same result (ignored for float32).
-  public static func tolerance(dtype: DType, baselineError: Double?, referenceIsZero: Bool = false) -> Double {
+  package static func tolerance(dtype: DType, baselineError: Double?, referenceIsZero: Bool = false) -> Double {
     guard dtype != .float32, let baselineError else { return float32Tolerance }
     return baselineFactor * baselineError + (referenceIsZero ? dtype.unitRoundoff : absoluteSlack)
   }
 }
 
 /// One compared output of a case: its error, the tolerance it had to meet and the baseline.
-public struct VerificationCheck: Sendable, Codable {
+package struct VerificationCheck: Sendable, Codable {
   /// "out", "lse", "dq", "dk" or "dv".
-  public var name: String
-  public var relativeL2: Double
-  public var maxAbsolute: Double
-  public var nonFinite: Int
+  package var name: String
+  package var relativeL2: Double
+  package var maxAbsolute: Double
+  package var nonFinite: Int
   /// The same-precision standard attention's relative error (fp16/bf16 only).
-  public var baselineError: Double?
-  public var tolerance: Double
-  public var passed: Bool
+  package var baselineError: Double?
+  package var tolerance: Double
+  package var passed: Bool
 
   /// Compares `actual` with the float64 `expected` under ``VerificationRule``.
   ///
   /// - Parameters:
   ///   - baseline: the same-precision standard attention's result (fp16/bf16), or nil.
   ///   - dtype: the precision `actual` was stored in (float32 for LSE).
-  public init(_ name: String, actual: [Float], expected: [Double], baseline: [Double]?, dtype: DType) {
+  package init(_ name: String, actual: [Float], expected: [Double], baseline: [Double]?, dtype: DType) {
     let metrics = ErrorMetrics(actual: actual, expected: expected)
     let baselineError = baseline.map { ErrorMetrics(actual: $0.map { Float($0) }, expected: expected).relativeL2 }
     self.init(
@@ -52,7 +52,7 @@ public struct VerificationCheck: Sendable, Codable {
         dtype: dtype, baselineError: baselineError, referenceIsZero: metrics.referenceIsZero))
   }
 
-  public init(name: String, metrics: ErrorMetrics, baselineError: Double?, tolerance: Double) {
+  package init(name: String, metrics: ErrorMetrics, baselineError: Double?, tolerance: Double) {
     self.name = name
     self.relativeL2 = metrics.relativeL2
     self.maxAbsolute = metrics.maxAbsolute
@@ -64,29 +64,29 @@ public struct VerificationCheck: Sendable, Codable {
 }
 
 /// The outcome of one problem on one dtype and backend.
-public struct VerificationResult: Sendable, Codable {
-  public var name: String
-  public var shape: String
-  public var options: String
-  public var dtype: String
-  public var backend: String
+package struct VerificationResult: Sendable, Codable {
+  package var name: String
+  package var shape: String
+  package var options: String
+  package var dtype: String
+  package var backend: String
   /// Seed of the random inputs, to replay a failure.
-  public var seed: UInt64
-  public var checks: [VerificationCheck]
+  package var seed: UInt64
+  package var checks: [VerificationCheck]
   /// Exact properties the result lacks (a nonzero where nothing is visible, a deterministic
   /// backward that changed between runs).
-  public var violations: [String]
+  package var violations: [String]
   /// Why the problem could not run (the backend threw), or nil.
-  public var error: String?
-  public var forwardSeconds: Double?
-  public var backwardSeconds: Double?
+  package var error: String?
+  package var forwardSeconds: Double?
+  package var backwardSeconds: Double?
   /// True when the problem ran, every check passed and no exact property was violated.
-  public var passed: Bool
+  package var passed: Bool
   /// True when the backend refused the problem as `.unsupported` before anything ran (a feature
   /// it does not have, such as dropout in the CUDA kernels): reported, not counted as a failure.
-  public var unsupported: Bool = false
+  package var unsupported: Bool = false
 
-  public init(
+  package init(
     problem: AttentionProblem, dtype: DType, backend: String, seed: UInt64, checks: [VerificationCheck],
     violations: [String] = [], error: String?, forwardSeconds: Double?, backwardSeconds: Double?
   ) {
@@ -105,7 +105,7 @@ public struct VerificationResult: Sendable, Codable {
   }
 
   /// The check with the largest error relative to its tolerance.
-  public var worstCheck: VerificationCheck? {
+  package var worstCheck: VerificationCheck? {
     checks.max { $0.relativeL2 / $0.tolerance < $1.relativeL2 / $1.tolerance }
   }
 }

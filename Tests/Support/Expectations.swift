@@ -10,7 +10,7 @@ import Testing
 ///   - beforeEachPass: called right before each call into the engine.
 /// - Returns: the result, for assertions beyond the pass rule.
 @discardableResult
-public func expectPasses(
+package func expectPasses(
   _ problem: AttentionProblem, dtype: DType, engine: AttentionEngine,
   beforeEachPass: (Verification.Pass) -> Void = { _ in }, sourceLocation: SourceLocation = #_sourceLocation
 ) -> VerificationResult {
@@ -29,7 +29,7 @@ public func expectPasses(
 ///   - baseline: the same-precision standard attention's result for fp16/bf16, nil for float32.
 ///   - dtype: the precision `actual` was stored in (float32 for LSE).
 @discardableResult
-public func expectMatchesReference(
+package func expectMatchesReference(
   _ name: String, actual: [Float], expected: [Double], baseline: [Double]? = nil, dtype: DType = .float32,
   _ context: @autoclosure () -> String, sourceLocation: SourceLocation = #_sourceLocation
 ) -> VerificationCheck {
@@ -40,14 +40,14 @@ public func expectMatchesReference(
 
 extension VerificationCheck {
   /// "dq rel=… tol=… nonfinite=…".
-  public var summary: String {
+  package var summary: String {
     "\(name) rel=\(relativeL2) tol=\(tolerance) max=\(maxAbsolute)" + (nonFinite > 0 ? " nonfinite=\(nonFinite)" : "")
   }
 }
 
 extension VerificationResult {
   /// A one-line account of a result for failure messages (every check and violation, the seed, any error).
-  public var summary: String {
+  package var summary: String {
     var text = "\(name) \(dtype) [\(shape)] \(options) on \(backend), seed \(seed):"
     if let error { text += " error: \(error)" }
     for violation in violations { text += " \(violation);" }
@@ -58,6 +58,6 @@ extension VerificationResult {
 
 /// Every combination of three argument lists, for `@Test(arguments:)` (which crosses at most
 /// two collections itself): `combinations(problems, dtypes, instructionSets)`.
-public func combinations<A, B, C>(_ first: [A], _ second: [B], _ third: [C]) -> [(A, B, C)] {
+package func combinations<A, B, C>(_ first: [A], _ second: [B], _ third: [C]) -> [(A, B, C)] {
   first.flatMap { a in second.flatMap { b in third.map { c in (a, b, c) } } }
 }

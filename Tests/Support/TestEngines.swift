@@ -1,9 +1,9 @@
 import FlashAttention
 
 /// Engines the umbrella and CLI tests share.
-public enum TestEngines {
+package enum TestEngines {
   /// The CPU engine every host test runs on.
-  public static func cpu() throws -> AttentionEngine {
+  package static func cpu() throws -> AttentionEngine {
     try AttentionEngine(backend: .cpu)
   }
 }

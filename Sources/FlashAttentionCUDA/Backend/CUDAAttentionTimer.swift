@@ -4,29 +4,29 @@ import FlashAttentionCore
 /// events: warm-up, then the median of `repetitions` runs. The working set of one problem on
 /// the FlashAttention grid (16k tokens x 2048 hidden, several tensors) exceeds the L2 cache, so
 /// repeated runs do not measure the cache.
-public struct CUDAAttentionTimer {
-  public struct Measurement: Sendable {
-    public var shape: AttentionShape
-    public var causal: Bool
-    public var dtype: DType
-    public var forwardMilliseconds: Double
-    public var backwardMilliseconds: Double?
+package struct CUDAAttentionTimer {
+  package struct Measurement: Sendable {
+    package var shape: AttentionShape
+    package var causal: Bool
+    package var dtype: DType
+    package var forwardMilliseconds: Double
+    package var backwardMilliseconds: Double?
     /// FLOPs by PERFORMANCE.md's count (causal halves it; backward is 2.5x forward).
-    public var forwardFLOPs: Double
+    package var forwardFLOPs: Double
 
-    public var forwardTFLOPs: Double { forwardFLOPs / forwardMilliseconds / 1e9 }
-    public var backwardTFLOPs: Double? { backwardMilliseconds.map { 2.5 * forwardFLOPs / $0 / 1e9 } }
+    package var forwardTFLOPs: Double { forwardFLOPs / forwardMilliseconds / 1e9 }
+    package var backwardTFLOPs: Double? { backwardMilliseconds.map { 2.5 * forwardFLOPs / $0 / 1e9 } }
   }
 
-  public let backend: CUDABackend
-  public var repetitions = 20
-  public var warmup = 3
+  package let backend: CUDABackend
+  package var repetitions = 20
+  package var warmup = 3
 
-  public init(backend: CUDABackend) {
+  package init(backend: CUDABackend) {
     self.backend = backend
   }
 
-  public func measure(
+  package func measure(
     shape: AttentionShape, causal: Bool, dtype: DType, backward: Bool, seed: UInt64 = 1
   ) throws(FlashAttentionError) -> Measurement {
     let device = backend.device

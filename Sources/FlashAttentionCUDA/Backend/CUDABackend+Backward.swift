@@ -18,7 +18,7 @@ extension CUDABackend {
   /// streams run concurrently, none waits.
   /// - Throws: as `enqueueForward`, and `.invalidArgument` for a workspace that is too small or
   ///   not 256-byte aligned.
-  public func enqueueBackward(
+  package func enqueueBackward(
     _ arguments: BackwardArguments, on stream: CUDAStream, workspace: CUDAWorkspace? = nil
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
@@ -49,12 +49,12 @@ extension CUDABackend {
   }
 
   /// The bytes of scratch a backward call needs (for a caller-provided `CUDAWorkspace`).
-  public func backwardWorkspaceBytes(for arguments: BackwardArguments) -> Int {
+  package func backwardWorkspaceBytes(for arguments: BackwardArguments) -> Int {
     BackwardScratch.Layout(plan: backwardPlan(arguments), shape: arguments.shape).bytes
   }
 
   /// The kernels a backward call runs on this backend (its device and tuning).
-  public func backwardPlan(_ arguments: BackwardArguments) -> BackwardKernelPlan {
+  package func backwardPlan(_ arguments: BackwardArguments) -> BackwardKernelPlan {
     KernelSelection.backward(arguments, arch: device.arch, tuning: tuning)
   }
 

@@ -8,7 +8,7 @@ extension CUDABackend {
   /// FlashAttention-2 kernel elsewhere. The forward needs no scratch memory.
   /// - Throws: `.unsupported` for what the kernels cannot run (fp32 storage, a head dim, sizes,
   ///   unaligned rows, host memory), `.invalidArgument` for views or a stream of another device.
-  public func enqueueForward(_ arguments: ForwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
+  package func enqueueForward(_ arguments: ForwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
     let shape = arguments.shape
     try checkProblem(shape, dtype: arguments.q.dtype)
     try CUDACallChecks.features(arguments.options, backend: name)
@@ -35,7 +35,7 @@ extension CUDABackend {
   }
 
   /// The kernel a forward call runs on this backend (its device and tuning).
-  public func forwardPlan(_ arguments: ForwardArguments) -> ForwardKernelPlan {
+  package func forwardPlan(_ arguments: ForwardArguments) -> ForwardKernelPlan {
     KernelSelection.forward(arguments, arch: device.arch, tuning: tuning)
   }
 }

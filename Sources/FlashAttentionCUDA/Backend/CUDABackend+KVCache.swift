@@ -32,7 +32,7 @@ extension CUDABackend {
   /// Queues a KV-cache call on `stream` (device views only) and returns without waiting: the
   /// append when there are new tokens, the decode kernel, and the merge of its splits, with the
   /// splits' partial results in scratch from the device's pool in the stream's order.
-  public func enqueueKVCacheForward(
+  package func enqueueKVCacheForward(
     _ arguments: KVCacheForwardArguments, on stream: CUDAStream
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
@@ -63,7 +63,7 @@ extension CUDABackend {
 
   /// The kernels a KV-cache call runs on this backend: the split count follows the longest
   /// sequence when the lengths are on the host, the cache's capacity otherwise.
-  public func decodePlan(_ arguments: KVCacheForwardArguments) -> DecodePlan {
+  package func decodePlan(_ arguments: KVCacheForwardArguments) -> DecodePlan {
     let maxKeys = arguments.sequences.map { $0.map(\.keyCount).max() ?? 0 } ?? arguments.shape.seqlenK
     return DecodePlan.make(
       shape: arguments.shape, dtype: arguments.q.dtype, options: arguments.options, paged: arguments.cache.isPaged,

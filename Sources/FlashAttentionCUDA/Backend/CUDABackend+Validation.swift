@@ -74,7 +74,7 @@ enum CUDACallChecks {
 
 extension CUDABackend {
   /// The largest sequence length the kernels take (see `CUDACallChecks.maxSequenceLength`).
-  public static var maxSequenceLength: Int { CUDACallChecks.maxSequenceLength }
+  package static var maxSequenceLength: Int { CUDACallChecks.maxSequenceLength }
 
   func checkProblem(_ shape: AttentionShape, dtype: DType) throws(FlashAttentionError) {
     try CUDACallChecks.problem(shape, dtype: dtype, backend: name)

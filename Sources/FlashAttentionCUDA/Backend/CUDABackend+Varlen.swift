@@ -42,7 +42,7 @@ extension CUDABackend: VariableLengthBackend {
   /// Queues a varlen forward of device views on `stream` and returns without waiting.
   /// `hostSpans`: the checked spans when the index data came from the host (the clear kernel is
   /// skipped when every row is computed).
-  public func enqueueVarlenForward(
+  package func enqueueVarlenForward(
     _ arguments: VarlenForwardArguments, on stream: CUDAStream, hostSpans: [SequenceSpan]? = nil
   ) throws(FlashAttentionError) {
     try checkVarlenProblem(arguments)
@@ -67,7 +67,7 @@ extension CUDABackend: VariableLengthBackend {
 
   /// Queues a varlen backward of device views on `stream` (scratch from the device's pool in the
   /// stream's order) and returns without waiting.
-  public func enqueueVarlenBackward(
+  package func enqueueVarlenBackward(
     _ arguments: VarlenBackwardArguments, on stream: CUDAStream, hostSpans: [SequenceSpan]? = nil
   ) throws(FlashAttentionError) {
     let f = arguments.forward
@@ -104,12 +104,12 @@ extension CUDABackend: VariableLengthBackend {
   }
 
   /// The kernels a varlen backward runs on this backend's device (for tools and tests).
-  public func varlenBackwardPlan(_ arguments: VarlenBackwardArguments) -> BackwardKernelPlan {
+  package func varlenBackwardPlan(_ arguments: VarlenBackwardArguments) -> BackwardKernelPlan {
     KernelSelection.varlenBackward(arguments, arch: device.arch, tuning: tuning)
   }
 
   /// The kernel a varlen forward runs on this backend's device (for tools and tests).
-  public func varlenForwardPlan(_ arguments: VarlenForwardArguments) -> ForwardKernelPlan {
+  package func varlenForwardPlan(_ arguments: VarlenForwardArguments) -> ForwardKernelPlan {
     KernelSelection.varlenForward(arguments, arch: device.arch, tuning: tuning)
   }
 

@@ -4,35 +4,35 @@ import FlashAttentionCore
 /// decode`): a cache of `batch` full sequences, contiguous or paged with a shuffled page table,
 /// one query token per sequence, the L2 cache flushed before every timed run (a cache of a few
 /// MB would otherwise be read from L2). Bandwidth is bytes of K and V read per second.
-public struct CUDADecodeTimer {
-  public struct Measurement: Sendable, Codable {
-    public var batch: Int
-    public var cacheTokens: Int
+package struct CUDADecodeTimer {
+  package struct Measurement: Sendable, Codable {
+    package var batch: Int
+    package var cacheTokens: Int
     /// nil: a contiguous cache.
-    public var pageSize: Int?
-    public var splits: Int
-    public var microseconds: Double
+    package var pageSize: Int?
+    package var splits: Int
+    package var microseconds: Double
     /// Bytes of K and V read per second, GB/s (1e9).
-    public var gigabytesPerSecond: Double
+    package var gigabytesPerSecond: Double
     /// The decode kernel's tile (`rows r/warps w/stages s`).
-    public var tile: String = ""
+    package var tile: String = ""
   }
 
-  public let backend: CUDABackend
-  public var repetitions = 20
-  public var warmup = 3
+  package let backend: CUDABackend
+  package var repetitions = 20
+  package var warmup = 3
   /// Whether each timed run starts after a memset of twice the L2 (the default). The memset
   /// leaves the L2 full of dirty lines that the decode's reads write back, up to one L2 (50 MB on
   /// an H100, ~17 µs of DRAM time): false measures that share, on caches well above the L2.
-  public var flushesL2 = true
+  package var flushesL2 = true
 
-  public init(backend: CUDABackend) {
+  package init(backend: CUDABackend) {
     self.backend = backend
   }
 
   /// The device-to-device copy bandwidth (`cuMemcpyDtoDAsync` of `bytes`), counting bytes read
   /// plus bytes written, GB/s: the median of `repetitions` copies.
-  public func copyBandwidth(bytes: Int = 1 << 30) throws(FlashAttentionError) -> Double {
+  package func copyBandwidth(bytes: Int = 1 << 30) throws(FlashAttentionError) -> Double {
     let device = backend.device
     let stream = backend.stream
     let source = try CUDABuffer(device: device, byteCount: bytes)
@@ -48,7 +48,7 @@ public struct CUDADecodeTimer {
 
   /// One decode shape: bf16/fp16 `[batch, 1, headsQ, headDim]` queries against `cacheTokens`
   /// keys per sequence.
-  public func measure(
+  package func measure(
     batch: Int, cacheTokens: Int, pageSize: Int?, headsQ: Int = 32, headsKV: Int = 8, headDim: Int = 128,
     dtype: DType = .bfloat16, numSplits: Int = 0, seed: UInt64 = 1
   ) throws(FlashAttentionError) -> Measurement {

@@ -124,12 +124,12 @@ final class DeviceScratchPool: Sendable {
 /// allocator, say) instead of the library's pool. It must hold
 /// `CUDABackend.backwardWorkspaceBytes(for:)` bytes at a 256-byte aligned address on the
 /// backend's device, and stay valid until the stream has run the call.
-public struct CUDAWorkspace: Sendable, Hashable {
+package struct CUDAWorkspace: Sendable, Hashable {
   /// The `CUdeviceptr`.
-  public var address: UInt64
-  public var byteCount: Int
+  package var address: UInt64
+  package var byteCount: Int
 
-  public init(address: UInt64, byteCount: Int) {
+  package init(address: UInt64, byteCount: Int) {
     self.address = address
     self.byteCount = byteCount
   }

@@ -7,8 +7,8 @@ import Synchronization
 /// Lookups go memory → disk (`KernelDiskCache`) → NVRTC. A slot per key holds its own lock, so
 /// a compile blocks only the callers of that key, and the map's lock is held only to find the
 /// slot.
-public final class KernelCache: Sendable {
-  public static let shared = KernelCache()
+package final class KernelCache: Sendable {
+  package static let shared = KernelCache()
 
   struct Key: Hashable, Sendable {
     /// A kernel key (hashed as it is, without building its program) or an ad-hoc program.
@@ -29,7 +29,7 @@ public final class KernelCache: Sendable {
   private let compilesOfProgram = Mutex<[CUDAProgram: Int]>([:])
 
   /// How many NVRTC compiles this cache ran.
-  public var compileCount: Int { compiles.load(ordering: .relaxed) }
+  package var compileCount: Int { compiles.load(ordering: .relaxed) }
 
   /// How many NVRTC compiles of `program` this cache ran (tests use it to prove compile-once
   /// while other tests compile their own kernels concurrently).
@@ -42,12 +42,12 @@ public final class KernelCache: Sendable {
   /// than a dictionary probe once the kernel is loaded.
   /// - Throws: `.compilation` with NVRTC's log, `.cuda` when loading fails. A failure is cached
   ///   for the process so a broken kernel is not recompiled on every call.
-  public func function(for key: some CUDAKernelKey, device: CUDADevice) throws(FlashAttentionError) -> CUDAFunction {
+  package func function(for key: some CUDAKernelKey, device: CUDADevice) throws(FlashAttentionError) -> CUDAFunction {
     try function(Key(kernel: .key(AnyKernelKey(key)), device: device.ordinal), device: device) { key.program }
   }
 
   /// The loaded kernel of an ad-hoc program (tests, experiments) on `device`.
-  public func function(for program: CUDAProgram, device: CUDADevice) throws(FlashAttentionError) -> CUDAFunction {
+  package func function(for program: CUDAProgram, device: CUDADevice) throws(FlashAttentionError) -> CUDAFunction {
     try function(Key(kernel: .program(program), device: device.ordinal), device: device) { program }
   }
 

@@ -6,7 +6,7 @@ extension CUDAKernelCatalog {
   /// two m16 tiles), bf16 contiguous without masks and fp16 paged with masking and softcap (the
   /// most registers; `exhaustive` crosses every dtype, flag and layout), the split merge per
   /// value head dim and dtype, and the append.
-  public static func decodeKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
+  package static func decodeKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     let flagSets: [(DType, Bool, Bool, Bool)] =
       exhaustive
       ? [DType.float16, .bfloat16].flatMap { dtype in

@@ -2,10 +2,10 @@ import FlashAttentionCore
 
 /// Every kernel variant the library can launch on an architecture, for `flash-attention
 /// kernels` and the compile tests.
-public enum CUDAKernelCatalog {
+package enum CUDAKernelCatalog {
   /// Head dims (d, d_v) of the FlashAttention-2 variants: every tile bucket, a d that is not a
   /// multiple of 16, and d_v ≠ d.
-  public static let flashAttention2HeadDims: [(Int, Int)] = [
+  package static let flashAttention2HeadDims: [(Int, Int)] = [
     (8, 8), (40, 40), (64, 64), (96, 96), (128, 128), (160, 160), (192, 192), (192, 128), (256, 256),
   ]
 
@@ -13,7 +13,7 @@ public enum CUDAKernelCatalog {
   /// and head dims, bf16 without masks and fp16 with masking and softcap, the most registers;
   /// `exhaustive` crosses every dtype and flag instead), the standard-attention baseline, and on
   /// sm_90a every Hopper variant; the KV-cache kernels (`decodeKeys`) on every arch.
-  public static func keys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
+  package static func keys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     var keys: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive)
     keys += varlenKeys(arch: arch, exhaustive: exhaustive)
     for dtype in [DType.bfloat16, .float16] {
@@ -32,7 +32,7 @@ public enum CUDAKernelCatalog {
   /// The kernels of packed variable-length calls: the FlashAttention-2 keys compiled with
   /// `FA_VARLEN` (the same head dims and flag sets), the row-clearing kernel, and on sm_90a every
   /// Hopper variant (forward, backward, backward dQ) with `FA_VARLEN`.
-  public static func varlenKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
+  package static func varlenKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     let varlen: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive).map { key in
       var key = key
       key.varlen = true
@@ -60,7 +60,7 @@ public enum CUDAKernelCatalog {
   }
 
   /// The FlashAttention-2 keys alone (see `keys(arch:exhaustive:)`).
-  public static func flashAttention2Keys(arch: String, exhaustive: Bool = false) -> [FlashAttention2Key] {
+  package static func flashAttention2Keys(arch: String, exhaustive: Bool = false) -> [FlashAttention2Key] {
     let flagSets: [(DType, Bool, Bool)] =
       exhaustive
       ? [DType.float16, .bfloat16].flatMap { dtype in

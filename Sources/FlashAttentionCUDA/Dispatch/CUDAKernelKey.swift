@@ -6,7 +6,7 @@
 /// Hopper ones (`HopperForwardKey`, `HopperBackwardKey`, `HopperBackwardDQKey`) and the
 /// standard-attention baseline (`StandardAttentionKey`). `CUDAKernelCatalog` lists them all for
 /// `flash-attention kernels`, and `KernelCache` compiles and loads each key once.
-public protocol CUDAKernelKey: Hashable, Sendable, CustomStringConvertible {
+package protocol CUDAKernelKey: Hashable, Sendable, CustomStringConvertible {
   /// The NVRTC program: the key's `#define`s in front of its kernel file.
   var program: CUDAProgram { get }
   /// Dynamic shared memory the launch asks for (ptxas reports only the static part).
@@ -17,7 +17,7 @@ public protocol CUDAKernelKey: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// The kernel families, by the hardware paths they use.
-public enum CUDAKernelFamily: String, Sendable, CaseIterable {
+package enum CUDAKernelFamily: String, Sendable, CaseIterable {
   /// FlashAttention-2 (mma.sync, ldmatrix, cp.async): every GPU since Ampere.
   case flashAttention2
   /// wgmma, TMA and warp specialization: sm_90a only. Their SASS must show HGMMA and UTMALDG.

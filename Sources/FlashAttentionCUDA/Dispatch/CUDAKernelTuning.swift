@@ -3,26 +3,26 @@ import FlashAttentionCore
 /// Tile sizes of one FlashAttention-2 kernel variant: query rows per CTA (forward: 16 · m-tiles
 /// per warp), keys per CTA or step, warps, and whether each warp keeps its Q fragments in
 /// registers (forward with one m-tile per warp and d ≤ 128 only).
-public struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
-  public var blockM: Int
-  public var blockN: Int
-  public var warps: Int
-  public var qInRegisters: Bool
+package struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
+  package var blockM: Int
+  package var blockN: Int
+  package var warps: Int
+  package var qInRegisters: Bool
 
-  public init(blockM: Int, blockN: Int, warps: Int, qInRegisters: Bool) {
+  package init(blockM: Int, blockN: Int, warps: Int, qInRegisters: Bool) {
     self.blockM = blockM
     self.blockN = blockN
     self.warps = warps
     self.qInRegisters = qInRegisters
   }
 
-  public var description: String {
+  package var description: String {
     "\(blockM)x\(blockN)/\(warps)w" + (qInRegisters ? "/qreg" : "")
   }
 
   /// Parses a forward tile `BMxBNxWARPS` (e.g. `128x64x4`); whether Q stays in registers is
   /// decided per head dim when the key is made.
-  public static func forward(parsing text: String) -> AttentionTile? {
+  package static func forward(parsing text: String) -> AttentionTile? {
     let parts = text.split(separator: "x").compactMap { Int($0) }
     guard parts.count == 3, (1...32).contains(parts[2]), parts[0] > 0, parts[0] % (16 * parts[2]) == 0,
       parts[1] > 0, parts[1] % 16 == 0, parts[1] <= 256
@@ -31,7 +31,7 @@ public struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
   }
 
   /// Parses a backward key/value tile `BMxBNxWARPS` (BM queries per step, BN keys per CTA).
-  public static func backward(parsing text: String) -> AttentionTile? {
+  package static func backward(parsing text: String) -> AttentionTile? {
     let parts = text.split(separator: "x").compactMap { Int($0) }
     guard parts.count == 3, parts[0] % 16 == 0, parts[0] > 0, parts[0] <= 256, parts[1] % 16 == 0, parts[1] > 0,
       parts[1] <= 256, [1, 2, 4, 8].contains(parts[2])
@@ -44,9 +44,9 @@ public struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
 /// --forward-tile ... --backward-tile ... --forward-kernel fa2`); the default is the tables.
 /// The library reads no environment variable for these: a caller passes them to
 /// `CUDABackend(device:tuning:)`.
-public struct CUDAKernelTuning: Sendable, Hashable {
+package struct CUDAKernelTuning: Sendable, Hashable {
   /// Which kernels may run the forward pass.
-  public enum ForwardKernels: String, Sendable, Hashable, CaseIterable {
+  package enum ForwardKernels: String, Sendable, Hashable, CaseIterable {
     /// The Hopper kernels where they apply, the FlashAttention-2 kernels elsewhere.
     case automatic = "auto"
     /// The FlashAttention-2 kernels only (to compare against them on a Hopper GPU).
@@ -54,14 +54,14 @@ public struct CUDAKernelTuning: Sendable, Hashable {
   }
 
   /// Replaces the FlashAttention-2 forward table's tile at every head dim.
-  public var forwardTile: AttentionTile?
+  package var forwardTile: AttentionTile?
   /// Replaces the FlashAttention-2 backward table's tile at every head dim where it fits.
-  public var backwardTile: AttentionTile?
-  public var forwardKernels: ForwardKernels
+  package var backwardTile: AttentionTile?
+  package var forwardKernels: ForwardKernels
   /// Replaces the decode table's warps and stages (KV-cache calls).
-  public var decodeTile: DecodeTuning?
+  package var decodeTile: DecodeTuning?
 
-  public init(
+  package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,
     decodeTile: DecodeTuning? = nil
   ) {

@@ -2,12 +2,12 @@ import FlashAttentionCore
 
 /// The split-KV merge of the decode kernel (`Kernels/decode/combine.cu`): one kernel per value
 /// head dim and dtype.
-public struct DecodeCombineKey: CUDAKernelKey {
-  public var headDimV: Int
+package struct DecodeCombineKey: CUDAKernelKey {
+  package var headDimV: Int
   /// `.float16` or `.bfloat16`: the output's storage.
-  public var dtype: DType
+  package var dtype: DType
 
-  public init(headDimV: Int, dtype: DType) {
+  package init(headDimV: Int, dtype: DType) {
     self.headDimV = headDimV
     self.dtype = dtype
   }
@@ -15,31 +15,31 @@ public struct DecodeCombineKey: CUDAKernelKey {
   /// Rows (warps) per block of the launch; the kernel's `WARPS_PER_BLOCK`.
   static let rowsPerBlock = 4
 
-  public var program: CUDAProgram {
+  package var program: CUDAProgram {
     let header = "#define FA_DV \(headDimV)\n#define FA_BF16 \(dtype == .bfloat16 ? 1 : 0)\n"
     return CUDAProgram(entry: "flash_decode_combine", source: header + KernelSources.text("decode/combine.cu"))
   }
 
-  public var sharedMemoryBytes: Int { 0 }
-  public var threads: Int { Self.rowsPerBlock * 32 }
-  public var family: CUDAKernelFamily { .flashAttention2 }
-  public var description: String { "decodeCombine dv=\(headDimV) \(dtype == .bfloat16 ? "bf16" : "fp16")" }
+  package var sharedMemoryBytes: Int { 0 }
+  package var threads: Int { Self.rowsPerBlock * 32 }
+  package var family: CUDAKernelFamily { .flashAttention2 }
+  package var description: String { "decodeCombine dv=\(headDimV) \(dtype == .bfloat16 ? "bf16" : "fp16")" }
 }
 
 /// The KV-cache append (`Kernels/decode/append.cu`): a copy of 16-bit elements, the same
 /// kernel for every dtype, head dim and cache layout.
-public struct KVAppendKey: CUDAKernelKey {
-  public init() {}
+package struct KVAppendKey: CUDAKernelKey {
+  package init() {}
 
   /// Threads per block; the kernel's `__launch_bounds__`.
   static let blockThreads = 256
 
-  public var program: CUDAProgram {
+  package var program: CUDAProgram {
     CUDAProgram(entry: "kv_append", source: KernelSources.text("decode/append.cu"))
   }
 
-  public var sharedMemoryBytes: Int { 0 }
-  public var threads: Int { Self.blockThreads }
-  public var family: CUDAKernelFamily { .flashAttention2 }
-  public var description: String { "kvAppend" }
+  package var sharedMemoryBytes: Int { 0 }
+  package var threads: Int { Self.blockThreads }
+  package var family: CUDAKernelFamily { .flashAttention2 }
+  package var description: String { "kvAppend" }
 }

@@ -4,20 +4,20 @@ import FlashAttentionCore
 /// dtype, mask and softcap flags, the cache's layout, and the tile (`DecodeTile`). Batch, query
 /// tokens, heads, sequence lengths, page size, strides and the split count are kernel
 /// arguments, so one compile serves every size.
-public struct DecodeKey: CUDAKernelKey {
-  public var headDim: Int
-  public var headDimV: Int
+package struct DecodeKey: CUDAKernelKey {
+  package var headDim: Int
+  package var headDimV: Int
   /// `.float16` or `.bfloat16`.
-  public var dtype: DType
+  package var dtype: DType
   /// Causal or sliding window (aligned to the end of each sequence's keys).
-  public var masked: Bool
-  public var softcap: Bool
+  package var masked: Bool
+  package var softcap: Bool
   /// Paged cache (page table) rather than contiguous rows.
-  public var paged: Bool
-  public var tile: DecodeTile
-  public var arch: String
+  package var paged: Bool
+  package var tile: DecodeTile
+  package var arch: String
 
-  public init(
+  package init(
     headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool, paged: Bool, tile: DecodeTile,
     arch: String
   ) {
@@ -36,7 +36,7 @@ public struct DecodeKey: CUDAKernelKey {
 
   /// Shared memory: the packed Q rows and every warp's K/V ring (rows padded by 8 elements),
   /// or, if larger, the fp32 merge of the warps' O, max and sum that reuses them at the end.
-  public var sharedMemoryBytes: Int {
+  package var sharedMemoryBytes: Int {
     Self.sharedMemory(headDim: headDim, headDimV: headDimV, tile: tile)
   }
 
@@ -49,10 +49,10 @@ public struct DecodeKey: CUDAKernelKey {
     return max(streaming, merge)
   }
 
-  public var threads: Int { tile.warps * 32 }
-  public var family: CUDAKernelFamily { .flashAttention2 }
+  package var threads: Int { tile.warps * 32 }
+  package var family: CUDAKernelFamily { .flashAttention2 }
 
-  public var description: String {
+  package var description: String {
     var text = "decode d=\(headDim)"
     if headDimV != headDim { text += " dv=\(headDimV)" }
     text += " \(dtype == .bfloat16 ? "bf16" : "fp16") \(paged ? "paged" : "contiguous") \(tile)"
@@ -61,7 +61,7 @@ public struct DecodeKey: CUDAKernelKey {
     return text + " \(arch)"
   }
 
-  public var program: CUDAProgram {
+  package var program: CUDAProgram {
     let defines = [
       "FA_D \(headDim)", "FA_DV \(headDimV)", "FA_BF16 \(dtype == .bfloat16 ? 1 : 0)", "FA_MASK \(masked ? 2 : 0)",
       "FA_SOFTCAP \(softcap ? 1 : 0)", "FA_PAGED \(paged ? 1 : 0)", "FA_WARPS \(tile.warps)",
@@ -74,39 +74,39 @@ public struct DecodeKey: CUDAKernelKey {
 
 /// The decode kernel's tile: warps per CTA (each streams its own keys), the depth of each warp's
 /// ring of 16-key stages, and m16 tiles of packed query rows per CTA.
-public struct DecodeTile: Hashable, Sendable, CustomStringConvertible {
+package struct DecodeTile: Hashable, Sendable, CustomStringConvertible {
   /// Keys per stage of a warp's ring (one m16n8k16 step of P V).
-  public static let keysPerTile = 16
+  package static let keysPerTile = 16
 
-  public var warps: Int
-  public var stages: Int
-  public var mTiles: Int
+  package var warps: Int
+  package var stages: Int
+  package var mTiles: Int
 
-  public init(warps: Int, stages: Int, mTiles: Int) {
+  package init(warps: Int, stages: Int, mTiles: Int) {
     self.warps = warps
     self.stages = stages
     self.mTiles = mTiles
   }
 
   /// Packed query rows (token × query head of a group) per CTA.
-  public var rows: Int { 16 * mTiles }
+  package var rows: Int { 16 * mTiles }
 
-  public var description: String { "\(rows)r/\(warps)w/\(stages)s" }
+  package var description: String { "\(rows)r/\(warps)w/\(stages)s" }
 }
 
 /// A decode tile override for tuning runs (`--decode-tile WARPSxSTAGES`); the m16 tiles of rows
 /// still follow the call.
-public struct DecodeTuning: Hashable, Sendable {
-  public var warps: Int
-  public var stages: Int
+package struct DecodeTuning: Hashable, Sendable {
+  package var warps: Int
+  package var stages: Int
 
-  public init(warps: Int, stages: Int) {
+  package init(warps: Int, stages: Int) {
     self.warps = warps
     self.stages = stages
   }
 
   /// Parses `WARPSxSTAGES` (e.g. `4x3`): 1, 2, 4 or 8 warps, 2 to 8 stages.
-  public init?(parsing text: String) {
+  package init?(parsing text: String) {
     let parts = text.split(separator: "x").compactMap { Int($0) }
     guard parts.count == 2, [1, 2, 4, 8].contains(parts[0]), (2...8).contains(parts[1]) else { return nil }
     self.init(warps: parts[0], stages: parts[1])

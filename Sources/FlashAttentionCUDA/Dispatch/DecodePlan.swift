@@ -4,15 +4,15 @@ import FlashAttentionCore
 /// packed query rows and key splits its grid has, and the merge of the splits when there are
 /// several. Chosen on the host from sizes alone (the sequence lengths may live on the device),
 /// so it is testable without a GPU.
-public struct DecodePlan: Sendable, Hashable {
-  public var key: DecodeKey
+package struct DecodePlan: Sendable, Hashable {
+  package var key: DecodeKey
   /// Blocks of `key.tile.rows` packed rows (query tokens × the query heads of one kv head).
-  public var rowBlocks: Int
+  package var rowBlocks: Int
   /// Key splits per (sequence, kv head, row block); 1 writes O and the LSE directly.
-  public var splits: Int
+  package var splits: Int
 
   /// The merge kernel, with more than one split.
-  public var combine: DecodeCombineKey? {
+  package var combine: DecodeCombineKey? {
     splits > 1 ? DecodeCombineKey(headDimV: key.headDimV, dtype: key.dtype) : nil
   }
 
@@ -22,7 +22,7 @@ public struct DecodePlan: Sendable, Hashable {
   ///   - maxKeys: the most keys a sequence sees (the capacity when the lengths are on the device).
   ///   - requestedSplits: the caller's `num_splits`; 0 picks from the GPU's size and `maxKeys`.
   ///   - multiprocessors: the device's SM count.
-  public static func make(
+  package static func make(
     shape: AttentionShape, dtype: DType, options: AttentionOptions, paged: Bool, maxKeys: Int,
     requestedSplits: Int, arch: String, multiprocessors: Int, tuning: DecodeTuning? = nil
   ) -> DecodePlan {

@@ -2,8 +2,8 @@ import FlashAttentionCore
 
 /// The specialization of one FlashAttention-2 kernel (`Kernels/sm80/`: the forward and the
 /// three backward kernels), which run on every GPU since Ampere.
-public struct FlashAttention2Key: CUDAKernelKey {
-  public enum Kind: String, Sendable, CaseIterable {
+package struct FlashAttention2Key: CUDAKernelKey {
+  package enum Kind: String, Sendable, CaseIterable {
     case forward
     /// D = rowsum(dO ∘ O) and the LSE in log2 units, per query row.
     case backwardPreprocess
@@ -13,26 +13,26 @@ public struct FlashAttention2Key: CUDAKernelKey {
     case backwardConvert
   }
 
-  public var kind: Kind
-  public var headDim: Int
-  public var headDimV: Int
+  package var kind: Kind
+  package var headDim: Int
+  package var headDimV: Int
   /// `.float16` or `.bfloat16` (fp32 inputs are converted on the device first).
-  public var dtype: DType
+  package var dtype: DType
   /// Causal or sliding window: per-row key ranges and whole-tile skipping.
-  public var masked: Bool
-  public var softcap: Bool
+  package var masked: Bool
+  package var softcap: Bool
   /// Backward only: dQ accumulated by one CTA per query block instead of atomics.
-  public var deterministic: Bool
-  public var tile: AttentionTile
-  public var arch: String
+  package var deterministic: Bool
+  package var tile: AttentionTile
+  package var arch: String
   /// Forward and key/value kernels: the ALiBi bias (`common/alibi.cuh`), compiled in only here,
   /// so plain attention's kernels are unchanged.
-  public var alibi: Bool = false
+  package var alibi: Bool = false
   /// Packed variable-length batches (`FA_VARLEN`): the batch index selects a sequence of
   /// `cu_seqlens`, whose own lengths bound the tiles and the mask.
-  public var varlen: Bool = false
+  package var varlen: Bool = false
 
-  public var description: String {
+  package var description: String {
     var text = "\(kind.rawValue) d=\(headDim)"
     if headDimV != headDim { text += " dv=\(headDimV)" }
     text += " \(dtype == .bfloat16 ? "bf16" : "fp16") \(tile)"
@@ -45,14 +45,14 @@ public struct FlashAttention2Key: CUDAKernelKey {
   }
 
   /// The head dims the kernels support: every multiple of 8 up to 256.
-  public static func supportsHeadDim(_ value: Int) -> Bool {
+  package static func supportsHeadDim(_ value: Int) -> Bool {
     value >= 8 && value <= 256 && value % 8 == 0
   }
 
   static func paddedTo16(_ value: Int) -> Int { (value + 15) / 16 * 16 }
 
   /// Dynamic shared memory of the forward kernel: Q, K and V tiles with 16-byte padded rows.
-  public var sharedMemoryBytes: Int {
+  package var sharedMemoryBytes: Int {
     let qkPitch = Self.paddedTo16(headDim) + 8
     let vPitch = Self.paddedTo16(headDimV) + 8
     switch kind {
@@ -67,11 +67,11 @@ public struct FlashAttention2Key: CUDAKernelKey {
     }
   }
 
-  public var threads: Int { tile.warps * 32 }
-  public var family: CUDAKernelFamily { .flashAttention2 }
+  package var threads: Int { tile.warps * 32 }
+  package var family: CUDAKernelFamily { .flashAttention2 }
 
   /// The NVRTC program: the feature `#define`s, then the shared primitives, then the kernel.
-  public var program: CUDAProgram {
+  package var program: CUDAProgram {
     let body: String
     let entry: String
     switch kind {
@@ -129,7 +129,7 @@ public struct FlashAttention2Key: CUDAKernelKey {
 
 extension FlashAttention2Key {
   /// The key with the tile table's choice for `kind` and the head dims.
-  public static func make(
+  package static func make(
     kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
     deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning(), alibi: Bool = false,
     varlen: Bool = false
@@ -181,7 +181,7 @@ extension FlashAttention2Key {
   static let untiledConvertTile = AttentionTile(blockM: 0, blockN: 0, warps: 8, qInRegisters: false)
 
   /// How the backward adds dQ into its fp32 accumulator (the kernels' `FA_DQ_BULK`).
-  public enum DQReduction: Int, Sendable {
+  package enum DQReduction: Int, Sendable {
     /// Each thread adds its fragments' column pairs with `red.global.add` (every architecture);
     /// the accumulator is `[batch, seqlenQ, headsQ, headDim]`.
     case atomics = 0
@@ -320,7 +320,7 @@ extension FlashAttention2Key {
 
   /// The backward key/value tile: the first of `TileTables.flashAttention2BackwardCandidates`
   /// that fits this architecture's shared memory.
-  public static func backwardTile(headDim: Int, headDimV: Int, arch: String) -> AttentionTile {
+  package static func backwardTile(headDim: Int, headDimV: Int, arch: String) -> AttentionTile {
     let tiles = TileTables.flashAttention2BackwardCandidates(headDim: headDim, headDimV: headDimV)
     return tiles.first { backwardTileFits($0, headDim: headDim, headDimV: headDimV, arch: arch) } ?? tiles[tiles.count - 1]
   }

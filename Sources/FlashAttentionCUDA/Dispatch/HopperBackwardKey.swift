@@ -4,27 +4,27 @@ import FlashAttentionCore
 /// tile follows the head dim: 64 queries per step; 128 keys per block (64 per consumer
 /// warpgroup) for d = 64 and 128, 64 keys shared by both warpgroups (each owning half of the
 /// head dim) for d = 256.
-public struct HopperBackwardKey: CUDAKernelKey {
-  public var headDim: Int
+package struct HopperBackwardKey: CUDAKernelKey {
+  package var headDim: Int
   /// `.float16` or `.bfloat16`.
-  public var dtype: DType
-  public var mask: HopperForwardKey.MaskKind
+  package var dtype: DType
+  package var mask: HopperForwardKey.MaskKind
   /// Q/dO (and LSE/D) buffers: the next steps' loads run while this one computes.
-  public var qStages: Int
+  package var qStages: Int
   /// dK and dV only: dQ comes from `HopperBackwardDQKey`'s kernel (the split backward).
-  public var skipDQ: Bool
+  package var skipDQ: Bool
 
   /// Head dims the kernel is built and verified for (d = d_v); others use the sm80 backward.
-  public static let supportedHeadDims = [64, 128, 256]
-  public static let blockM = 64
-  public var threads: Int { 384 }
-  public var family: CUDAKernelFamily { .hopper }
+  package static let supportedHeadDims = [64, 128, 256]
+  package static let blockM = 64
+  package var threads: Int { 384 }
+  package var family: CUDAKernelFamily { .hopper }
 
   /// Keys per block.
-  public var blockN: Int { TileTables.hopperBackwardKeys(headDim: headDim) }
+  package var blockN: Int { TileTables.hopperBackwardKeys(headDim: headDim) }
 
   /// Nil when the kernel does not cover the configuration (fp32, another head dim).
-  public init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind, skipDQ: Bool = false, qStages: Int = 2) {
+  package init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind, skipDQ: Bool = false, qStages: Int = 2) {
     guard dtype == .float16 || dtype == .bfloat16, Self.supportedHeadDims.contains(headDim), qStages >= 1 else {
       return nil
     }
@@ -37,12 +37,12 @@ public struct HopperBackwardKey: CUDAKernelKey {
 
   /// Packed variable-length batches (`FA_VARLEN`): each block takes its sequence from
   /// `cu_seqlens` by its batch index.
-  public var varlen = false
+  package var varlen = false
 
   /// K and V (blockN rows), `qStages` Q and dO buffers (blockM rows), two dS buffers
   /// (blockM × blockN; d = 256 also two P buffers), `qStages` LSE/D rows, the mbarriers, and
   /// 1024 bytes to align the base (the 128-byte swizzle repeats every 1024).
-  public var sharedMemoryBytes: Int {
+  package var sharedMemoryBytes: Int {
     let (m, n) = (Self.blockM, blockN)
     let scoreBuffers = headDim == 256 ? 4 : 2
     let tiles = 2 * n * headDim * 2 + 2 * qStages * m * headDim * 2 + scoreBuffers * m * n * 2
@@ -52,7 +52,7 @@ public struct HopperBackwardKey: CUDAKernelKey {
   }
 
   /// The NVRTC program: the configuration as #defines, the common part, then the kernel.
-  public var program: CUDAProgram {
+  package var program: CUDAProgram {
     let defines = [
       ("FA_HEAD_DIM", headDim), ("FA_Q_STAGES", qStages), ("FA_BF16", dtype == .bfloat16 ? 1 : 0),
       ("FA_MASK", mask.kernelValue),
@@ -64,14 +64,14 @@ public struct HopperBackwardKey: CUDAKernelKey {
       entry: "flash_bwd_hopper", source: defines + varlenDefine + KernelSources.text("hopper/backward.cu"))
   }
 
-  public var description: String {
+  package var description: String {
     "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)\(skipDQ ? " no-dq" : "")"
       + "\(qStages != 2 ? " q\(qStages)" : "")" + (varlen ? " varlen" : "")
   }
 
   /// Every variant the library can launch, for the `kernels` report and the compile checks:
   /// with and without dQ at every head dim (d = 64 splits only in the deterministic mode).
-  public static var allVariants: [HopperBackwardKey] {
+  package static var allVariants: [HopperBackwardKey] {
     supportedHeadDims.flatMap { d in
       [DType.bfloat16, .float16].flatMap { dtype in
         HopperForwardKey.MaskKind.allCases.flatMap { mask in
@@ -84,17 +84,17 @@ public struct HopperBackwardKey: CUDAKernelKey {
 
 /// The compile-time specialization of the split backward's dQ kernel (`Kernels/hopper/backward_dq.cu`):
 /// 128 query rows per block (64 per consumer warpgroup), K and V in tiles of `blockN` keys.
-public struct HopperBackwardDQKey: CUDAKernelKey {
-  public var headDim: Int
+package struct HopperBackwardDQKey: CUDAKernelKey {
+  package var headDim: Int
   /// `.float16` or `.bfloat16`.
-  public var dtype: DType
-  public var mask: HopperForwardKey.MaskKind
+  package var dtype: DType
+  package var mask: HopperForwardKey.MaskKind
 
-  public static let blockM = 128
-  public var threads: Int { 384 }
-  public var family: CUDAKernelFamily { .hopper }
+  package static let blockM = 128
+  package var threads: Int { 384 }
+  package var family: CUDAKernelFamily { .hopper }
 
-  public init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind) {
+  package init?(headDim: Int, dtype: DType, mask: HopperForwardKey.MaskKind) {
     guard dtype == .float16 || dtype == .bfloat16, HopperBackwardKey.supportedHeadDims.contains(headDim) else {
       return nil
     }
@@ -104,17 +104,17 @@ public struct HopperBackwardDQKey: CUDAKernelKey {
   }
 
   /// Packed variable-length batches (`FA_VARLEN`), as `HopperBackwardKey.varlen`.
-  public var varlen = false
+  package var varlen = false
 
   /// Keys per K/V tile (`TileTables.hopperBackwardDQKeys`).
-  public var blockN: Int { TileTables.hopperBackwardDQKeys(headDim: headDim) }
+  package var blockN: Int { TileTables.hopperBackwardDQKeys(headDim: headDim) }
 
   /// Q and dO (blockM rows), two stages of K and V, the mbarriers, 1024 bytes of alignment.
-  public var sharedMemoryBytes: Int {
+  package var sharedMemoryBytes: Int {
     1024 + 2 * Self.blockM * headDim * 2 + 2 * 2 * blockN * headDim * 2 + 8 + 4 * 8 * 2
   }
 
-  public var program: CUDAProgram {
+  package var program: CUDAProgram {
     let defines = [
       ("FA_HEAD_DIM", headDim), ("FA_DQ_BLOCK_N", blockN), ("FA_BF16", dtype == .bfloat16 ? 1 : 0),
       ("FA_MASK", mask.kernelValue),
@@ -124,11 +124,11 @@ public struct HopperBackwardDQKey: CUDAKernelKey {
       entry: "flash_bwd_dq_hopper", source: defines + varlenDefine + KernelSources.text("hopper/backward_dq.cu"))
   }
 
-  public var description: String {
+  package var description: String {
     "hopper_bwd_dq d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)" + (varlen ? " varlen" : "")
   }
 
-  public static var allVariants: [HopperBackwardDQKey] {
+  package static var allVariants: [HopperBackwardDQKey] {
     HopperBackwardKey.supportedHeadDims.flatMap { d in
       [DType.bfloat16, .float16].flatMap { dtype in
         HopperForwardKey.MaskKind.allCases.compactMap { HopperBackwardDQKey(headDim: d, dtype: dtype, mask: $0) }

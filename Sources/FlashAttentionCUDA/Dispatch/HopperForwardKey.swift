@@ -3,9 +3,9 @@ import FlashAttentionCore
 /// The compile-time specialization of the Hopper forward kernel: everything that changes its
 /// machine code. Sequence lengths, batch, heads and strides are kernel arguments instead, so
 /// one compiled kernel serves every problem size.
-public struct HopperForwardKey: CUDAKernelKey {
+package struct HopperForwardKey: CUDAKernelKey {
   /// The mask kinds compiled as separate kernels (no-mask kernels skip the index arithmetic).
-  public enum MaskKind: String, Hashable, Sendable, CaseIterable {
+  package enum MaskKind: String, Hashable, Sendable, CaseIterable {
     case none
     case causal
     case window
@@ -20,41 +20,41 @@ public struct HopperForwardKey: CUDAKernelKey {
     }
   }
 
-  public var headDim: Int
-  public var headDimV: Int
+  package var headDim: Int
+  package var headDimV: Int
   /// Storage of Q, K, V: `.float16`, `.bfloat16` or `.float8E4M3`.
-  public var dtype: DType
+  package var dtype: DType
   /// Storage of O: the input dtype, or `.bfloat16`/`.float16` for fp8 inputs.
-  public var output: DType
-  public var mask: MaskKind
-  public var softcap: Bool
+  package var output: DType
+  package var mask: MaskKind
+  package var softcap: Bool
   /// Keys per tile.
-  public var blockN: Int
+  package var blockN: Int
   /// Depth of the K/V shared-memory rings.
-  public var stages: Int
+  package var stages: Int
   /// Q tile buffers (2: the next work tile's Q loads during this one).
-  public var qStages: Int
+  package var qStages: Int
   /// The two consumer warpgroups take turns issuing their GEMMs (named barriers).
-  public var pingPong: Bool
+  package var pingPong: Bool
   /// Each warpgroup issues its next QKᵀ before the current softmax (more registers).
-  public var overlap: Bool
+  package var overlap: Bool
   /// Consumer warpgroups of 64 query rows (2 or 3).
-  public var consumers: Int
+  package var consumers: Int
   /// Packed variable-length batches (`FA_VARLEN`): each work tile takes its sequence from
   /// `cu_seqlens` by its batch index.
-  public var varlen: Bool = false
+  package var varlen: Bool = false
 
   /// Head dims (Q/K, V) the kernel is built and verified for.
-  public static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
+  package static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
   /// Head dims of the fp8 (e4m3) kernel.
-  public static let supportedFloat8HeadDims: [(Int, Int)] = [(64, 64), (128, 128), (256, 256)]
+  package static let supportedFloat8HeadDims: [(Int, Int)] = [(64, 64), (128, 128), (256, 256)]
 
   /// The key for a problem, with tile sizes from `TileTables.hopperForward`; nil when the Hopper
   /// kernel does not cover it (fp32 storage, an unsupported head dim). `persistent`: the launch
   /// runs one block per SM over many work tiles (`TileTables.hopperForwardPersistentMaxSeqlenK`);
   /// `seqlenK`: the problem's keys per row, which picks among the persistent tiles (0: shortest).
   /// `output`: O's dtype for fp8 inputs (bfloat16 when nil); 16-bit inputs write their own.
-  public init?(
+  package init?(
     headDim: Int, headDimV: Int, dtype: DType, mask: MaskKind, softcap: Bool, persistent: Bool = false,
     seqlenK: Int = 0, output: DType? = nil
   ) {
@@ -87,14 +87,14 @@ public struct HopperForwardKey: CUDAKernelKey {
   }
 
   /// Rows of Q per block: one consumer warpgroup per 64.
-  public var blockM: Int { 64 * consumers }
+  package var blockM: Int { 64 * consumers }
   /// Threads per block: one producer warpgroup and the consumers.
-  public var threads: Int { 128 * (consumers + 1) }
-  public var family: CUDAKernelFamily { .hopper }
+  package var threads: Int { 128 * (consumers + 1) }
+  package var family: CUDAKernelFamily { .hopper }
 
   /// Dynamic shared memory the kernel needs: the Q buffers, the K/V ring (head dims rounded up
   /// to 64-column panels), barriers, and slack to align the base to 1024 bytes.
-  public var sharedMemoryBytes: Int {
+  package var sharedMemoryBytes: Int {
     // A panel is 128 bytes: 64 columns of 16-bit data, 128 of fp8 (which also holds V^T).
     let element = dtype.byteSize
     let panel = 128 / element
@@ -105,7 +105,7 @@ public struct HopperForwardKey: CUDAKernelKey {
   }
 
   /// The NVRTC program: the configuration as #defines in front of the embedded source.
-  public var program: CUDAProgram {
+  package var program: CUDAProgram {
     let defines = [
       ("FA_HEAD_DIM", headDim), ("FA_HEAD_DIM_V", headDimV), ("FA_BLOCK_N", blockN), ("FA_STAGES", stages),
       ("FA_BF16", output == .bfloat16 ? 1 : 0), ("FA_FP8", dtype.isFloat8 ? 1 : 0), ("FA_MASK", mask.kernelValue), ("FA_SOFTCAP", softcap ? 1 : 0),
@@ -117,7 +117,7 @@ public struct HopperForwardKey: CUDAKernelKey {
     return CUDAProgram(entry: "flash_fwd_hopper", source: defines + varlenDefine + KernelSources.text("hopper/forward.cu"))
   }
 
-  public var description: String {
+  package var description: String {
     "hopper_fwd d\(headDim)x\(headDimV) \(dtype)\(dtype.isFloat8 ? "->\(output)" : "") \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
       + "\(qStages > 1 ? " q\(qStages)" : "")"
       + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")\(consumers != 2 ? " wg\(consumers)" : "")"
@@ -126,7 +126,7 @@ public struct HopperForwardKey: CUDAKernelKey {
 
   /// Every variant the library can launch, for the `kernels` report and compile checks: one per
   /// head dims, dtype, mask and softcap, plus the persistent-grid tiles where they differ.
-  public static var allVariants: [HopperForwardKey] {
+  package static var allVariants: [HopperForwardKey] {
     var keys: [HopperForwardKey] = []
     for (d, dv) in supportedHeadDims {
       for dtype in [DType.bfloat16, .float16] {

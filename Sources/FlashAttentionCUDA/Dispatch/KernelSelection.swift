@@ -1,12 +1,12 @@
 import FlashAttentionCore
 
 /// The kernel one forward call runs.
-public enum ForwardKernelPlan: Sendable, Hashable {
+package enum ForwardKernelPlan: Sendable, Hashable {
   /// The wgmma/TMA kernel (sm_90a), on the persistent grid or one block per work item.
   case hopper(HopperForwardKey, persistent: Bool)
   case flashAttention2(FlashAttention2Key)
 
-  public var keys: [any CUDAKernelKey] {
+  package var keys: [any CUDAKernelKey] {
     switch self {
     case let .hopper(key, _): [key]
     case let .flashAttention2(key): [key]
@@ -16,8 +16,8 @@ public enum ForwardKernelPlan: Sendable, Hashable {
 
 /// The kernels one backward call runs, in order: the preprocess (D = rowsum(dO ∘ O), the LSE in
 /// log2 units), then one of three forms.
-public struct BackwardKernelPlan: Sendable, Hashable {
-  public enum Form: Sendable, Hashable {
+package struct BackwardKernelPlan: Sendable, Hashable {
+  package enum Form: Sendable, Hashable {
     /// FlashAttention-2: dK, dV and dQ additions into an fp32 accumulator laid out for the
     /// key/value kernel's tile, then the conversion of dQ.
     case flashAttention2(keyValue: FlashAttention2Key, convert: FlashAttention2Key)
@@ -28,10 +28,10 @@ public struct BackwardKernelPlan: Sendable, Hashable {
     case hopperSplit(keyValue: HopperBackwardKey, dq: HopperBackwardDQKey)
   }
 
-  public var preprocess: FlashAttention2Key
-  public var form: Form
+  package var preprocess: FlashAttention2Key
+  package var form: Form
 
-  public var keys: [any CUDAKernelKey] {
+  package var keys: [any CUDAKernelKey] {
     switch form {
     case let .flashAttention2(keyValue, convert): [preprocess, keyValue, convert]
     case let .hopperFused(keyValue, convert): [preprocess, keyValue, convert]

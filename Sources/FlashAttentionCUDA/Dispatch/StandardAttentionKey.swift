@@ -2,8 +2,8 @@ import FlashAttentionCore
 
 /// One kernel of the standard-attention baseline (`Kernels/standard/standard_attention.cu`):
 /// an entry point and a storage dtype.
-public struct StandardAttentionKey: CUDAKernelKey {
-  public enum Entry: String, Sendable, CaseIterable {
+package struct StandardAttentionKey: CUDAKernelKey {
+  package enum Entry: String, Sendable, CaseIterable {
     /// C = A·Bᵀ per (batch, head), as scores S, probabilities P or dP.
     case scores = "standard_gemm_abt"
     /// A row softmax of S in place, and the LSE.
@@ -16,22 +16,22 @@ public struct StandardAttentionKey: CUDAKernelKey {
     case softmaxBackward = "standard_softmax_backward"
   }
 
-  public var entry: Entry
+  package var entry: Entry
   /// `.float16` or `.bfloat16`.
-  public var dtype: DType
+  package var dtype: DType
 
-  public init(entry: Entry, dtype: DType) {
+  package init(entry: Entry, dtype: DType) {
     self.entry = entry
     self.dtype = dtype
   }
 
-  public var program: CUDAProgram {
+  package var program: CUDAProgram {
     let defines = "#define FA_BF16 \(dtype == .bfloat16 ? 1 : 0)\n"
     return CUDAProgram(entry: entry.rawValue, source: defines + KernelSources.text("standard/standard_attention.cu"))
   }
 
-  public var sharedMemoryBytes: Int { 0 }
-  public var threads: Int { 256 }
-  public var family: CUDAKernelFamily { .standardAttention }
-  public var description: String { "\(entry.rawValue) \(dtype == .bfloat16 ? "bf16" : "fp16")" }
+  package var sharedMemoryBytes: Int { 0 }
+  package var threads: Int { 256 }
+  package var family: CUDAKernelFamily { .standardAttention }
+  package var description: String { "\(entry.rawValue) \(dtype == .bfloat16 ? "bf16" : "fp16")" }
 }

@@ -1,15 +1,15 @@
 import FlashAttentionCore
 
 /// Owned device memory (`cuMemAlloc_v2`), freed on deinit, with async copies on a stream.
-public final class CUDABuffer: @unchecked Sendable {
-  public let device: CUDADevice
-  public let byteCount: Int
+package final class CUDABuffer: @unchecked Sendable {
+  package let device: CUDADevice
+  package let byteCount: Int
   /// The `CUdeviceptr`.
-  public let address: UInt64
+  package let address: UInt64
 
   /// Allocates `byteCount` bytes (at least 1) on `device`; contents are undefined.
   /// - Throws: `.outOfMemory` when the driver cannot satisfy it.
-  public init(device: CUDADevice, byteCount: Int) throws(FlashAttentionError) {
+  package init(device: CUDADevice, byteCount: Int) throws(FlashAttentionError) {
     self.device = device
     self.byteCount = byteCount
     try device.makeCurrent()
@@ -28,7 +28,7 @@ public final class CUDABuffer: @unchecked Sendable {
   }
 
   /// A view of this buffer as a tensor (contiguous unless `strides` says otherwise).
-  public func view(dtype: DType, shape: [Int], strides: [Int]? = nil) -> TensorView {
+  package func view(dtype: DType, shape: [Int], strides: [Int]? = nil) -> TensorView {
     TensorView(
       baseAddress: UnsafeMutableRawPointer(bitPattern: UInt(address)) ?? UnsafeMutableRawPointer(bitPattern: 1)!,
       dtype: dtype, shape: shape, strides: strides, location: .cuda(device: device.ordinal), owner: self)
@@ -36,7 +36,7 @@ public final class CUDABuffer: @unchecked Sendable {
 
   /// Copies `byteCount` bytes from host memory into this buffer at `offset`, queued on `stream`.
   /// The host memory must stay valid until the stream reaches the copy.
-  public func upload(
+  package func upload(
     from host: UnsafeRawPointer, byteCount: Int, offset: Int = 0, stream: CUDAStream
   ) throws(FlashAttentionError) {
     try checkRange(offset: offset, count: byteCount)
@@ -47,7 +47,7 @@ public final class CUDABuffer: @unchecked Sendable {
   }
 
   /// Copies `byteCount` bytes from this buffer at `offset` into host memory, queued on `stream`.
-  public func download(
+  package func download(
     to host: UnsafeMutableRawPointer, byteCount: Int, offset: Int = 0, stream: CUDAStream
   ) throws(FlashAttentionError) {
     try checkRange(offset: offset, count: byteCount)
@@ -58,19 +58,19 @@ public final class CUDABuffer: @unchecked Sendable {
   }
 
   /// Copies a host tensor's bytes in and waits (a convenience for tests and tools).
-  public func upload(_ tensor: HostTensor, stream: CUDAStream) throws(FlashAttentionError) {
+  package func upload(_ tensor: HostTensor, stream: CUDAStream) throws(FlashAttentionError) {
     try upload(from: tensor.storage, byteCount: tensor.byteCount, stream: stream)
     try stream.synchronize()
   }
 
   /// Copies this buffer's first `tensor.byteCount` bytes into a host tensor and waits.
-  public func download(_ tensor: HostTensor, stream: CUDAStream) throws(FlashAttentionError) {
+  package func download(_ tensor: HostTensor, stream: CUDAStream) throws(FlashAttentionError) {
     try download(to: tensor.storage, byteCount: tensor.byteCount, stream: stream)
     try stream.synchronize()
   }
 
   /// Sets every byte to `value` (0xFF makes fp16/bf16/fp32 NaN, the poison for tests).
-  public func fill(byte value: UInt8, stream: CUDAStream) throws(FlashAttentionError) {
+  package func fill(byte value: UInt8, stream: CUDAStream) throws(FlashAttentionError) {
     try device.makeCurrent()
     try device.api.check(device.api.cuMemsetD8Async(address, value, byteCount, stream.handle), "cuMemsetD8Async")
   }

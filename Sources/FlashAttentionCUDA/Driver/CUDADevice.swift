@@ -3,19 +3,19 @@ import Synchronization
 
 /// One GPU and its primary context: properties read once, and the context made current on the
 /// calling thread before each sequence of driver calls (driver contexts are per thread).
-public final class CUDADevice: Sendable {
-  public let ordinal: Int
-  public let name: String
-  public let computeCapability: (major: Int, minor: Int)
-  public let multiprocessors: Int
-  public let totalMemoryBytes: Int
+package final class CUDADevice: Sendable {
+  package let ordinal: Int
+  package let name: String
+  package let computeCapability: (major: Int, minor: Int)
+  package let multiprocessors: Int
+  package let totalMemoryBytes: Int
   /// The opt-in limit of shared memory per block (what a kernel may ask for after raising its
   /// dynamic limit).
-  public let sharedMemoryPerBlockOptIn: Int
-  public let l2CacheBytes: Int
+  package let sharedMemoryPerBlockOptIn: Int
+  package let l2CacheBytes: Int
   /// The NVRTC target for this device: `sm_90a` on Hopper (for wgmma and setmaxnreg),
   /// otherwise `sm_XY`.
-  public let arch: String
+  package let arch: String
 
   let api: CUDADriverAPI
   nonisolated(unsafe) let context: CUhandle
@@ -56,7 +56,7 @@ public final class CUDADevice: Sendable {
   }
 
   /// The NVRTC architecture name for a compute capability (`9.0` → `sm_90a`).
-  public static func arch(major: Int, minor: Int) -> String {
+  package static func arch(major: Int, minor: Int) -> String {
     major == 9 && minor == 0 ? "sm_90a" : "sm_\(major)\(minor)"
   }
 
@@ -64,7 +64,7 @@ public final class CUDADevice: Sendable {
 
   /// The device with this ordinal, opened once per process (its primary context retained).
   /// - Throws: `.backendUnavailable` when there is no driver or no such device.
-  public static func open(ordinal: Int = 0) throws(FlashAttentionError) -> CUDADevice {
+  package static func open(ordinal: Int = 0) throws(FlashAttentionError) -> CUDADevice {
     let api = try CUDADriverAPI.loaded()
     let result: Result<CUDADevice, FlashAttentionError> = opened.withLock { devices in
       if let device = devices[ordinal] { return .success(device) }
@@ -80,12 +80,12 @@ public final class CUDADevice: Sendable {
   }
 
   /// Makes this device's primary context current on the calling thread.
-  public func makeCurrent() throws(FlashAttentionError) {
+  package func makeCurrent() throws(FlashAttentionError) {
     try api.check(api.cuCtxSetCurrent(context), "cuCtxSetCurrent(device \(ordinal))")
   }
 
   /// Free and total device memory (`cuMemGetInfo_v2`).
-  public func memoryInfo() throws(FlashAttentionError) -> (free: Int, total: Int) {
+  package func memoryInfo() throws(FlashAttentionError) -> (free: Int, total: Int) {
     try makeCurrent()
     var free = 0
     var total = 0
@@ -94,14 +94,14 @@ public final class CUDADevice: Sendable {
   }
 
   /// Waits for all work on this device's context.
-  public func synchronize() throws(FlashAttentionError) {
+  package func synchronize() throws(FlashAttentionError) {
     try makeCurrent()
     try api.check(api.cuCtxSynchronize(), "cuCtxSynchronize")
   }
 
   /// Encodes a TMA descriptor (`cuTensorMapEncodeTiled`) into `tensorMap` (64-byte aligned,
   /// 128 bytes). The arguments are the driver's, in its order and units.
-  public func encodeTensorMapTiled(
+  package func encodeTensorMapTiled(
     _ tensorMap: UnsafeMutableRawPointer, dataType: Int32, rank: Int, globalAddress: UInt64,
     globalDims: [UInt64], globalStrides: [UInt64], boxDims: [UInt32], elementStrides: [UInt32],
     interleave: Int32 = 0, swizzle: Int32, l2Promotion: Int32, oobFill: Int32 = 0

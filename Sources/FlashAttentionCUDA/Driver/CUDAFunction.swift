@@ -2,9 +2,9 @@ import FlashAttentionCore
 import Synchronization
 
 /// A loaded module (`cuModuleLoadData` of a CUBIN) and one kernel in it, ready to launch.
-public final class CUDAFunction: @unchecked Sendable {
-  public let device: CUDADevice
-  public let entry: String
+package final class CUDAFunction: @unchecked Sendable {
+  package let device: CUDADevice
+  package let entry: String
   let module: CUhandle?
   let handle: CUhandle?
   private let dynamicSharedMemoryLimit = Atomic<Int>(48 * 1024)
@@ -34,7 +34,7 @@ public final class CUDAFunction: @unchecked Sendable {
   }
 
   /// Raises the kernel's dynamic shared-memory limit (needed above 48 KiB).
-  public func setMaxDynamicSharedMemory(_ bytes: Int) throws(FlashAttentionError) {
+  package func setMaxDynamicSharedMemory(_ bytes: Int) throws(FlashAttentionError) {
     try device.makeCurrent()
     // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
     try device.api.check(
@@ -50,7 +50,7 @@ public final class CUDAFunction: @unchecked Sendable {
   }
 
   /// Registers per thread as loaded (`CU_FUNC_ATTRIBUTE_NUM_REGS`).
-  public func registers() throws(FlashAttentionError) -> Int {
+  package func registers() throws(FlashAttentionError) -> Int {
     var value: Int32 = 0
     try device.makeCurrent()
     try device.api.check(device.api.cuFuncGetAttribute(&value, 4, handle), "cuFuncGetAttribute(NUM_REGS)")
@@ -65,7 +65,7 @@ public final class CUDAFunction: @unchecked Sendable {
   ///   - sharedMemory: dynamic shared memory bytes per block.
   /// - Throws: `.unsupported` for a grid beyond the limits (a problem too large for one
   ///   launch), `.cuda` when the driver refuses the launch.
-  public func launch<Parameters: BitwiseCopyable>(
+  package func launch<Parameters: BitwiseCopyable>(
     grid: (Int, Int, Int), block: (Int, Int, Int), sharedMemory: Int = 0, parameters: Parameters,
     stream: CUDAStream
   ) throws(FlashAttentionError) {

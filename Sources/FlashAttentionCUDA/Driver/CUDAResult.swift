@@ -4,34 +4,34 @@ import FlashAttentionCore
 ///
 /// The known values carry the `cuda.h` constant's name in their doc comment; `description` asks
 /// the loaded driver (`cuGetErrorName`) so that codes this list does not name still read well.
-public struct CUDAResult: RawRepresentable, Error, Hashable, Sendable, CustomStringConvertible {
-  public var rawValue: Int32
-  public init(rawValue: Int32) { self.rawValue = rawValue }
+package struct CUDAResult: RawRepresentable, Error, Hashable, Sendable, CustomStringConvertible {
+  package var rawValue: Int32
+  package init(rawValue: Int32) { self.rawValue = rawValue }
 
   /// `CUDA_SUCCESS`
-  public static let success = CUDAResult(rawValue: 0)
+  package static let success = CUDAResult(rawValue: 0)
   /// `CUDA_ERROR_INVALID_VALUE`
-  public static let invalidValue = CUDAResult(rawValue: 1)
+  package static let invalidValue = CUDAResult(rawValue: 1)
   /// `CUDA_ERROR_OUT_OF_MEMORY`
-  public static let outOfMemory = CUDAResult(rawValue: 2)
+  package static let outOfMemory = CUDAResult(rawValue: 2)
   /// `CUDA_ERROR_NOT_INITIALIZED`
-  public static let notInitialized = CUDAResult(rawValue: 3)
+  package static let notInitialized = CUDAResult(rawValue: 3)
   /// `CUDA_ERROR_NO_DEVICE`
-  public static let noDevice = CUDAResult(rawValue: 100)
+  package static let noDevice = CUDAResult(rawValue: 100)
   /// `CUDA_ERROR_INVALID_DEVICE`
-  public static let invalidDevice = CUDAResult(rawValue: 101)
+  package static let invalidDevice = CUDAResult(rawValue: 101)
   /// `CUDA_ERROR_INVALID_IMAGE`
-  public static let invalidImage = CUDAResult(rawValue: 200)
+  package static let invalidImage = CUDAResult(rawValue: 200)
   /// `CUDA_ERROR_NO_BINARY_FOR_GPU`
-  public static let noBinaryForGPU = CUDAResult(rawValue: 209)
+  package static let noBinaryForGPU = CUDAResult(rawValue: 209)
   /// `CUDA_ERROR_ILLEGAL_ADDRESS`
-  public static let illegalAddress = CUDAResult(rawValue: 700)
+  package static let illegalAddress = CUDAResult(rawValue: 700)
   /// `CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES`
-  public static let launchOutOfResources = CUDAResult(rawValue: 701)
+  package static let launchOutOfResources = CUDAResult(rawValue: 701)
   /// `CUDA_ERROR_LAUNCH_FAILED`
-  public static let launchFailed = CUDAResult(rawValue: 719)
+  package static let launchFailed = CUDAResult(rawValue: 719)
 
-  public var description: String {
+  package var description: String {
     switch CUDADriverAPI.shared {
     case let .success(api): api.errorName(rawValue)
     case .failure: "CUresult \(rawValue)"

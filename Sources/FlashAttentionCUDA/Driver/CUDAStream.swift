@@ -5,15 +5,15 @@ import FlashAttentionCore
 /// Either the library's own (`init(device:)`, destroyed with the object) or a caller's
 /// (`init(borrowing:device:)`: a `CUstream` of another framework, such as PyTorch's current
 /// stream, which the library queues on and never destroys).
-public final class CUDAStream: @unchecked Sendable {
-  public let device: CUDADevice
+package final class CUDAStream: @unchecked Sendable {
+  package let device: CUDADevice
   let handle: CUhandle?
   /// Whether this object created the stream (and destroys it).
-  public let isOwned: Bool
+  package let isOwned: Bool
 
   /// A new non-blocking stream (`CU_STREAM_NON_BLOCKING`), so it never waits on the legacy
   /// default stream of other libraries in the process.
-  public init(device: CUDADevice) throws(FlashAttentionError) {
+  package init(device: CUDADevice) throws(FlashAttentionError) {
     self.device = device
     try device.makeCurrent()
     var stream: CUhandle?
@@ -25,7 +25,7 @@ public final class CUDAStream: @unchecked Sendable {
   /// A caller's stream (`CUstream`) on `device`, e.g. `torch.cuda.current_stream().cuda_stream`;
   /// nil is the legacy default stream. The caller keeps it alive while work queued through this
   /// object runs; the library never destroys it.
-  public init(borrowing rawHandle: OpaquePointer?, device: CUDADevice) {
+  package init(borrowing rawHandle: OpaquePointer?, device: CUDADevice) {
     self.device = device
     handle = rawHandle
     isOwned = false
@@ -38,21 +38,21 @@ public final class CUDAStream: @unchecked Sendable {
   }
 
   /// The raw `CUstream`, for interop with other frameworks.
-  public var rawHandle: OpaquePointer? { handle }
+  package var rawHandle: OpaquePointer? { handle }
 
   /// Blocks until every queued operation has finished; reports asynchronous kernel faults.
-  public func synchronize() throws(FlashAttentionError) {
+  package func synchronize() throws(FlashAttentionError) {
     try device.makeCurrent()
     try device.api.check(device.api.cuStreamSynchronize(handle), "cuStreamSynchronize")
   }
 }
 
 /// A timing event (`cuEventCreate` with default flags, so it records time).
-public final class CUDAEvent: @unchecked Sendable {
-  public let device: CUDADevice
+package final class CUDAEvent: @unchecked Sendable {
+  package let device: CUDADevice
   let handle: CUhandle?
 
-  public init(device: CUDADevice) throws(FlashAttentionError) {
+  package init(device: CUDADevice) throws(FlashAttentionError) {
     self.device = device
     try device.makeCurrent()
     var event: CUhandle?
@@ -66,18 +66,18 @@ public final class CUDAEvent: @unchecked Sendable {
   }
 
   /// Records the event at the current end of `stream`'s queue.
-  public func record(on stream: CUDAStream) throws(FlashAttentionError) {
+  package func record(on stream: CUDAStream) throws(FlashAttentionError) {
     try device.makeCurrent()
     try device.api.check(device.api.cuEventRecord(handle, stream.handle), "cuEventRecord")
   }
 
-  public func synchronize() throws(FlashAttentionError) {
+  package func synchronize() throws(FlashAttentionError) {
     try device.makeCurrent()
     try device.api.check(device.api.cuEventSynchronize(handle), "cuEventSynchronize")
   }
 
   /// Milliseconds between `start` and this event (both recorded; waits for this one).
-  public func elapsedMilliseconds(since start: CUDAEvent) throws(FlashAttentionError) -> Float {
+  package func elapsedMilliseconds(since start: CUDAEvent) throws(FlashAttentionError) -> Float {
     try synchronize()
     var milliseconds: Float = 0
     try device.api.check(

@@ -2,7 +2,7 @@ import FlashAttentionCore
 
 /// Dropout's keep mask computed on the GPU from the header every backend compiles
 /// (`fa_philox.h`), for the test that the GPU and the CPU drop the same entries.
-public enum CUDADropoutMask {
+package enum CUDADropoutMask {
   /// `DropoutKeepMaskParams` of `Kernels/dropout/keep_mask.cu`, field for field.
   struct Parameters: BitwiseCopyable {
     var mask: UInt64
@@ -15,12 +15,12 @@ public enum CUDADropoutMask {
     var firstBatchHead: UInt32
   }
 
-  public static let program = CUDAProgram(
+  package static let program = CUDAProgram(
     entry: "dropout_keep_mask", source: KernelSources.text("dropout/keep_mask.cu"))
 
   /// The mask `[batch · heads_q, seqlen_q, seqlen_k]` (1 kept, 0 dropped) of `dropout` for
   /// batch entries `dropout.firstBatch ..< + batch`, computed on `device` and copied back.
-  public static func mask(
+  package static func mask(
     _ dropout: AttentionDropout, batch: Int, headsQ: Int, seqlenQ: Int, seqlenK: Int, device: CUDADevice,
     stream: CUDAStream
   ) throws(FlashAttentionError) -> [UInt8] {

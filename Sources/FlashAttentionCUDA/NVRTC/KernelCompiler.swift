@@ -5,13 +5,13 @@ import Glibc
 ///
 /// Anything that changes the machine code belongs in `source` or `options`, because the caches
 /// key on them; problem sizes belong in kernel arguments.
-public struct CUDAProgram: Hashable, Sendable {
+package struct CUDAProgram: Hashable, Sendable {
   /// `extern "C"` name of the `__global__` function.
-  public var entry: String
-  public var source: String
-  public var options: [String]
+  package var entry: String
+  package var source: String
+  package var options: [String]
 
-  public init(entry: String, source: String, options: [String] = []) {
+  package init(entry: String, source: String, options: [String] = []) {
     self.entry = entry
     self.source = source
     self.options = options
@@ -19,31 +19,31 @@ public struct CUDAProgram: Hashable, Sendable {
 }
 
 /// What ptxas reports for one compiled kernel (parsed from NVRTC's `-Xptxas=-v` log).
-public struct KernelResources: Sendable, Hashable {
-  public var registers: Int
-  public var staticSharedMemory: Int
-  public var stackFrame: Int
-  public var spillStores: Int
-  public var spillLoads: Int
+package struct KernelResources: Sendable, Hashable {
+  package var registers: Int
+  package var staticSharedMemory: Int
+  package var stackFrame: Int
+  package var spillStores: Int
+  package var spillLoads: Int
 
-  public var spills: Bool { spillStores > 0 || spillLoads > 0 }
+  package var spills: Bool { spillStores > 0 || spillLoads > 0 }
 }
 
 /// A compiled CUBIN and what was learned compiling it.
-public struct CompiledKernel: Sendable {
-  public var entry: String
-  public var arch: String
-  public var cubin: [UInt8]
-  public var resources: KernelResources?
+package struct CompiledKernel: Sendable {
+  package var entry: String
+  package var arch: String
+  package var cubin: [UInt8]
+  package var resources: KernelResources?
   /// Wall-clock seconds NVRTC took (0 when loaded from the disk cache).
-  public var compileSeconds: Double
-  public var log: String
+  package var compileSeconds: Double
+  package var log: String
 }
 
 /// NVRTC to CUBIN for one exact architecture.
-public enum KernelCompiler {
+package enum KernelCompiler {
   /// NVRTC's version, or `.backendUnavailable` with how to install it.
-  public static func nvrtcVersion() throws(FlashAttentionError) -> (major: Int, minor: Int) {
+  package static func nvrtcVersion() throws(FlashAttentionError) -> (major: Int, minor: Int) {
     try loaded().version
   }
 
@@ -61,7 +61,7 @@ public enum KernelCompiler {
 
   /// Compiles `program` for `arch` (`sm_80`, `sm_90a`, ...).
   /// - Throws: `.compilation` with NVRTC's log when the source does not compile.
-  public static func compile(_ program: CUDAProgram, arch: String) throws(FlashAttentionError) -> CompiledKernel {
+  package static func compile(_ program: CUDAProgram, arch: String) throws(FlashAttentionError) -> CompiledKernel {
     let api = try loaded()
     let start = monotonicSeconds()
     var handle: NVRTCAPI.Program?

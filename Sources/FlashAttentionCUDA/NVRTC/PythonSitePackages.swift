@@ -1,8 +1,8 @@
 /// The Python package folders where NVIDIA's PyPI wheels (`nvidia-cuda-nvrtc`,
 /// `nvidia-cuda-cuobjdump`) put their files, found without running Python: `PYTHONPATH`, the
 /// active virtualenv or conda prefix, the user's and pyenv's site-packages, then the system's.
-public enum PythonSitePackages {
-  public static func folders() -> [String] {
+package enum PythonSitePackages {
+  package static func folders() -> [String] {
     var folders: [String] = []
     if let pythonPath = ProcessEnvironment.value("PYTHONPATH") {
       folders += pythonPath.split(separator: ":").map(String.init)

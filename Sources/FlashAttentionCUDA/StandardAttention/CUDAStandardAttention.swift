@@ -14,25 +14,25 @@ import _FlashAttentionKernelABI
 /// workspace (`forwardWorkspaceBytes` / `backwardWorkspaceBytes`), so a benchmark allocates it
 /// once, outside the timed region, and an allocation that does not fit fails cleanly as
 /// `.outOfMemory` before any kernel runs.
-public struct CUDAStandardAttention: Sendable {
-  public let device: CUDADevice
+package struct CUDAStandardAttention: Sendable {
+  package let device: CUDADevice
 
-  public init(device: CUDADevice) {
+  package init(device: CUDADevice) {
     self.device = device
   }
 
   /// Bytes of the fp32 S/P matrix the forward pass needs.
-  public static func forwardWorkspaceBytes(for shape: AttentionShape) -> Int {
+  package static func forwardWorkspaceBytes(for shape: AttentionShape) -> Int {
     shape.batch * shape.headsQ * shape.seqlenQ * shape.seqlenK * 4
   }
 
   /// Bytes of the fp32 P and dP/dS matrices the backward pass needs.
-  public static func backwardWorkspaceBytes(for shape: AttentionShape) -> Int {
+  package static func backwardWorkspaceBytes(for shape: AttentionShape) -> Int {
     2 * forwardWorkspaceBytes(for: shape)
   }
 
   /// Queues the forward pass: S into `workspace`, softmax in place, O = PV.
-  public func enqueueForward(
+  package func enqueueForward(
     _ arguments: ForwardArguments, workspace: CUDABuffer, on stream: CUDAStream
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
@@ -53,7 +53,7 @@ public struct CUDAStandardAttention: Sendable {
   }
 
   /// Queues the backward pass: P and dS in `workspace`, then dV, dQ, dK.
-  public func enqueueBackward(
+  package func enqueueBackward(
     _ arguments: BackwardArguments, workspace: CUDABuffer, on stream: CUDAStream
   ) throws(FlashAttentionError) {
     let shape = arguments.shape

@@ -1,11 +1,11 @@
 /// Which pass of attention a measurement times.
-public enum BenchmarkPass: String, Sendable, CaseIterable {
+package enum BenchmarkPass: String, Sendable, CaseIterable {
   case forward
   case backward
   case forwardBackward = "forward_backward"
 
   /// FLOPs relative to the forward pass (PERFORMANCE.md: backward = 2.5 × forward).
-  public var flopFactor: Double {
+  package var flopFactor: Double {
     switch self {
     case .forward: 1
     case .backward: 2.5
@@ -15,12 +15,12 @@ public enum BenchmarkPass: String, Sendable, CaseIterable {
 }
 
 /// One problem of a benchmark grid: a shape, a mask and a storage dtype.
-public struct BenchmarkCase: Sendable, Hashable, CustomStringConvertible {
-  public var shape: AttentionShape
-  public var causal: Bool
-  public var dtype: DType
+package struct BenchmarkCase: Sendable, Hashable, CustomStringConvertible {
+  package var shape: AttentionShape
+  package var causal: Bool
+  package var dtype: DType
 
-  public init(shape: AttentionShape, causal: Bool, dtype: DType) {
+  package init(shape: AttentionShape, causal: Bool, dtype: DType) {
     self.shape = shape
     self.causal = causal
     self.dtype = dtype
@@ -28,22 +28,22 @@ public struct BenchmarkCase: Sendable, Hashable, CustomStringConvertible {
 
   /// Forward FLOPs by the FlashAttention papers' count: `4·b·h·sq·sk·d` (with `2·d + 2·d_v`),
   /// halved for causal attention on square problems. The same count as the peer scripts.
-  public var forwardFLOPs: Double {
+  package var forwardFLOPs: Double {
     let full = Double(shape.batch * shape.headsQ) * Double(shape.seqlenQ) * Double(shape.seqlenK)
       * Double(2 * shape.headDim + 2 * shape.headDimV)
     return causal ? full / 2 : full
   }
 
-  public func flops(_ pass: BenchmarkPass) -> Double { pass.flopFactor * forwardFLOPs }
+  package func flops(_ pass: BenchmarkPass) -> Double { pass.flopFactor * forwardFLOPs }
 
-  public var description: String {
+  package var description: String {
     "\(dtype) b=\(shape.batch) h=\(shape.headsQ) N=\(shape.seqlenQ) d=\(shape.headDim)\(causal ? " causal" : "")"
   }
 }
 
 /// The named grids of `flash-attention bench --grid` (the peer scripts define the same ones in
 /// `benchmarks/peers/bench_common.py`).
-public enum BenchmarkGrid: String, Sendable, CaseIterable {
+package enum BenchmarkGrid: String, Sendable, CaseIterable {
   /// The FlashAttention-2/3 papers' grid: N 512…16k, batch = 16384 / N, heads = 2048 / d,
   /// d 64 / 128 / 256.
   case flash
@@ -67,7 +67,7 @@ public enum BenchmarkGrid: String, Sendable, CaseIterable {
   case custom
 
   /// The cases of this grid for `dtypes`; explicit lists override the preset's.
-  public func cases(
+  package func cases(
     dtypes: [DType], headDims: [Int]? = nil, seqlens: [Int]? = nil, causal: [Bool] = [false, true],
     batch: Int = 1, heads: Int = 8
   ) -> [BenchmarkCase] {

@@ -3,17 +3,17 @@ import FlashAttentionCore
 /// The flash implementations with a score feature on, measured beside plain `flash` in one call
 /// (`bench --alibi --dropout P`): `flash-alibi` (FlashAttention's slopes), `flash-dropout`
 /// (probability `BenchmarkSettings.dropoutProbability`, a fixed seed).
-public enum BenchmarkFeatures {
-  public static let alibi = "flash-alibi"
-  public static let dropout = "flash-dropout"
+package enum BenchmarkFeatures {
+  package static let alibi = "flash-alibi"
+  package static let dropout = "flash-dropout"
 
   /// Whether `impl` runs the flash backend (plain or with a feature).
-  public static func isFlash(_ impl: String) -> Bool {
+  package static func isFlash(_ impl: String) -> Bool {
     impl == "flash" || impl == alibi || impl == dropout
   }
 
   /// The options of `impl` on `benchmarkCase`.
-  public static func options(
+  package static func options(
     impl: String, case benchmarkCase: BenchmarkCase, settings: BenchmarkSettings
   ) -> AttentionOptions {
     var options = AttentionOptions(causal: benchmarkCase.causal, deterministic: settings.deterministic)

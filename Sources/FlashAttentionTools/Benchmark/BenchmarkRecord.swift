@@ -3,34 +3,34 @@ import Foundation
 /// One measured case of `flash-attention bench`, in the JSON schema shared with the peer scripts
 /// (`benchmarks/README.md`): snake_case keys, times in milliseconds, `null` where a case did not
 /// run (`status` says why).
-public struct BenchmarkRecord: Codable, Sendable, Equatable {
+package struct BenchmarkRecord: Codable, Sendable, Equatable {
   /// `"cuda"` or `"cpu"`.
-  public var backend: String
+  package var backend: String
   /// `"flash"` or `"standard"` for ours; `"torch-cudnn"`, `"numpy-standard"`, ... for peers.
-  public var impl: String
+  package var impl: String
   /// `"bfloat16"`, `"float16"` or `"float32"`.
-  public var dtype: String
-  public var batch: Int
-  public var headsQ: Int
-  public var headsKV: Int
-  public var seqlenQ: Int
-  public var seqlenK: Int
-  public var headDim: Int
-  public var causal: Bool
+  package var dtype: String
+  package var batch: Int
+  package var headsQ: Int
+  package var headsKV: Int
+  package var seqlenQ: Int
+  package var seqlenK: Int
+  package var headDim: Int
+  package var causal: Bool
   /// `"forward"`, `"backward"` or `"forward_backward"`.
-  public var pass: String
+  package var pass: String
   /// `"ok"`, `"out_of_memory"`, `"unsupported"`, `"error"` or `"skipped"`.
-  public var status: String
-  public var medianMs: Double?
-  public var minMs: Double?
-  public var runs: Int
+  package var status: String
+  package var medianMs: Double?
+  package var minMs: Double?
+  package var runs: Int
   /// FLOPs by PERFORMANCE.md's count over the median time, in TFLOP/s.
-  public var tflops: Double?
+  package var tflops: Double?
   /// Most memory the case held at once for one call (inputs, outputs, workspace), in bytes.
-  public var peakBytes: Int?
+  package var peakBytes: Int?
   /// Device (GPU name, or CPU model and thread count).
-  public var device: String
-  public var note: String
+  package var device: String
+  package var note: String
 
   enum CodingKeys: String, CodingKey {
     case backend, impl, dtype, batch
@@ -49,7 +49,7 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
 
   /// Writes every key, `null` included (the synthesized encoder would drop nil values, and the
   /// schema promises each key in each record).
-  public func encode(to encoder: any Encoder) throws {
+  package func encode(to encoder: any Encoder) throws {
     var container = encoder.container(keyedBy: CodingKeys.self)
     try container.encode(backend, forKey: .backend)
     try container.encode(impl, forKey: .impl)
@@ -73,7 +73,7 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
   }
 
   /// A record of `benchmarkCase` run through `pass`; the statistics come from `samples` (ms).
-  public init(
+  package init(
     backend: String, impl: String, case benchmarkCase: BenchmarkCase, pass: BenchmarkPass,
     device: String, status: BenchmarkStatus, samples: [Double] = [], peakBytes: Int? = nil,
     note: String = ""
@@ -102,7 +102,7 @@ public struct BenchmarkRecord: Codable, Sendable, Equatable {
 }
 
 /// Why a record has, or lacks, a time.
-public enum BenchmarkStatus: String, Sendable {
+package enum BenchmarkStatus: String, Sendable {
   case ok
   case outOfMemory = "out_of_memory"
   case unsupported
@@ -111,7 +111,7 @@ public enum BenchmarkStatus: String, Sendable {
 
   /// The status a library error maps to: memory → `out_of_memory`, a missing feature →
   /// `unsupported`, anything else → `error`.
-  public init(_ error: FlashAttentionError) {
+  package init(_ error: FlashAttentionError) {
     switch error {
     case .outOfMemory: self = .outOfMemory
     case .unsupported: self = .unsupported
@@ -121,20 +121,20 @@ public enum BenchmarkStatus: String, Sendable {
 }
 
 /// A whole benchmark file: where and when it was measured, and its records.
-public struct BenchmarkReport: Codable, Sendable {
-  public static let schemaName = "flash-attention-bench/1"
+package struct BenchmarkReport: Codable, Sendable {
+  package static let schemaName = "flash-attention-bench/1"
 
-  public var schema: String
-  public var generator: String
-  public var backend: String
-  public var device: String
+  package var schema: String
+  package var generator: String
+  package var backend: String
+  package var device: String
   /// ISO 8601 UTC time the file was written.
-  public var created: String
-  public var host: String
-  public var software: [String: String]
+  package var created: String
+  package var host: String
+  package var software: [String: String]
   /// The probed FMA peak of the host, GFLOP/s (CPU runs).
-  public var fmaPeakGFLOPs: Double?
-  public var records: [BenchmarkRecord]
+  package var fmaPeakGFLOPs: Double?
+  package var records: [BenchmarkRecord]
 
   enum CodingKeys: String, CodingKey {
     case schema, generator, backend, device, created, host, software
@@ -142,7 +142,7 @@ public struct BenchmarkReport: Codable, Sendable {
     case records
   }
 
-  public init(
+  package init(
     backend: String, device: String, software: [String: String], fmaPeakGFLOPs: Double?,
     records: [BenchmarkRecord]
   ) {
@@ -159,7 +159,7 @@ public struct BenchmarkReport: Codable, Sendable {
     self.records = records
   }
 
-  public func encode(to encoder: any Encoder) throws {
+  package func encode(to encoder: any Encoder) throws {
     var container = encoder.container(keyedBy: CodingKeys.self)
     try container.encode(schema, forKey: .schema)
     try container.encode(generator, forKey: .generator)
@@ -173,7 +173,7 @@ public struct BenchmarkReport: Codable, Sendable {
   }
 
   /// Writes pretty JSON to `path` through a temporary file renamed into place.
-  public func write(to path: String) throws {
+  package func write(to path: String) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let data = try encoder.encode(self)

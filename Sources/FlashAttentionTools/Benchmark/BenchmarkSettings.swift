@@ -1,25 +1,25 @@
 import Foundation
 
 /// How a benchmark run repeats and reports, shared by the CPU and CUDA runners.
-public struct BenchmarkSettings: Sendable {
+package struct BenchmarkSettings: Sendable {
   /// Timed runs per case (GPU: exactly this many; CPU: at most this many, see `cpuBudgetSeconds`).
-  public var repetitions = 20
+  package var repetitions = 20
   /// Untimed runs before timing (module load, compilation, caches, page faults).
-  public var warmup = 3
+  package var warmup = 3
   /// CPU only: timed seconds per case; the run count is `budget / (time of one run)` clamped to
   /// `min(3, repetitions)...repetitions`, so long cases stay affordable on a small machine.
-  public var cpuBudgetSeconds = 1.0
+  package var cpuBudgetSeconds = 1.0
   /// One untimed call per case and pass, nothing else (for profilers such as ncu).
-  public var once = false
+  package var once = false
   /// Runs with `AttentionOptions.deterministic` (on the GPU the backward's one-launch-per-key-
   /// block mode); the records name the implementation `flash-deterministic`.
-  public var deterministic = false
+  package var deterministic = false
   /// The probability of the `flash-dropout` implementation (`BenchmarkFeatures`).
-  public var dropoutProbability: Float = 0.1
+  package var dropoutProbability: Float = 0.1
   /// Called after each record (progress on stderr).
-  public var progress: (@Sendable (BenchmarkRecord) -> Void)?
+  package var progress: (@Sendable (BenchmarkRecord) -> Void)?
 
-  public init() {}
+  package init() {}
 
   /// The implementation's name in the records: `flash-deterministic` in the deterministic mode.
   func label(_ impl: String) -> String {

@@ -10,14 +10,14 @@ import Foundation
 /// memory that the allocator hands out again does not grow it, hence the declared floor).
 /// Standard attention's S/P allocation is checked against half the machine's available memory
 /// before anything is allocated, and reported as `out_of_memory` instead of dying.
-public struct CPUBenchmarkRunner {
-  public let flash: CPUBackend
-  public let standard: StandardAttention
-  public let settings: BenchmarkSettings
+package struct CPUBenchmarkRunner {
+  package let flash: CPUBackend
+  package let standard: StandardAttention
+  package let settings: BenchmarkSettings
   /// CPU model and thread count, for the records.
-  public let deviceName: String
+  package let deviceName: String
 
-  public init(threads: Int?, settings: BenchmarkSettings) throws(FlashAttentionError) {
+  package init(threads: Int?, settings: BenchmarkSettings) throws(FlashAttentionError) {
     flash = try CPUBackend(threads: threads)
     standard = try StandardAttention(threads: flash.threads, instructionSet: flash.instructionSet)
     self.settings = settings
@@ -25,7 +25,7 @@ public struct CPUBenchmarkRunner {
   }
 
   /// Runs every case through every implementation (`"flash"`, `"standard"`) and pass.
-  public func run(cases: [BenchmarkCase], impls: [String], passes: [BenchmarkPass]) -> [BenchmarkRecord] {
+  package func run(cases: [BenchmarkCase], impls: [String], passes: [BenchmarkPass]) -> [BenchmarkRecord] {
     var records: [BenchmarkRecord] = []
     var seed: UInt64 = 1
     for benchmarkCase in cases {

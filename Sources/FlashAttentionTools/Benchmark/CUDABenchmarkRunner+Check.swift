@@ -5,7 +5,7 @@ extension CUDABenchmarkRunner {
   /// small GQA problem with odd lengths (sq 129, sk 200), causal and not, forward and backward,
   /// NaN-poisoned outputs. Returns a one-line summary and whether every error stays within
   /// 8 units of the storage roundoff (relative L2) with no non-finite value.
-  public func checkStandard(dtype: DType) -> (passed: Bool, summary: String) {
+  package func checkStandard(dtype: DType) -> (passed: Bool, summary: String) {
     var parts: [String] = []
     var passed = true
     for causal in [false, true] {

@@ -7,7 +7,7 @@ import FlashAttentionCUDA
 /// `4 · h · L² · (d + d_v) / 2` (halved again under a causal mask), the papers' count per
 /// sequence.
 extension CUDABenchmarkRunner {
-  public func runVarlen(
+  package func runVarlen(
     lengths: [Int], headDims: [Int], causal: [Bool], dtypes: [DType], passes: [BenchmarkPass]
   ) -> [BenchmarkRecord] {
     var records: [BenchmarkRecord] = []

@@ -8,13 +8,13 @@ import FlashAttentionCUDA
 /// enough sets that the working set exceeds twice the L2 cache. `peak_bytes` is the device
 /// memory one call needs: its tensors, the standard attention workspace, and whatever the
 /// implementation itself allocated (the fall of `cuMemGetInfo`'s free bytes over the call).
-public struct CUDABenchmarkRunner {
-  public let flash: CUDABackend
-  public let standard: CUDAStandardAttention
-  public let settings: BenchmarkSettings
-  public var deviceName: String { flash.device.name }
+package struct CUDABenchmarkRunner {
+  package let flash: CUDABackend
+  package let standard: CUDAStandardAttention
+  package let settings: BenchmarkSettings
+  package var deviceName: String { flash.device.name }
 
-  public init(
+  package init(
     device: Int, tuning: CUDAKernelTuning = CUDAKernelTuning(), settings: BenchmarkSettings
   ) throws(FlashAttentionError) {
     flash = try CUDABackend(device: device, tuning: tuning)
@@ -92,7 +92,7 @@ public struct CUDABenchmarkRunner {
   }
 
   /// Runs every case through every implementation (`"flash"`, `"standard"`) and pass.
-  public func run(cases: [BenchmarkCase], impls: [String], passes: [BenchmarkPass]) -> [BenchmarkRecord] {
+  package func run(cases: [BenchmarkCase], impls: [String], passes: [BenchmarkPass]) -> [BenchmarkRecord] {
     var records: [BenchmarkRecord] = []
     var seed: UInt64 = 1
     for benchmarkCase in cases {

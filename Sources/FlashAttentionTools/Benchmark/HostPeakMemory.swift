@@ -7,16 +7,16 @@
 /// Writing `5` to `/proc/self/clear_refs` resets the high-water mark `VmHWM` to the current
 /// resident size (Linux 4.0+), so a region's peak is `VmHWM` after it minus `VmRSS` before it.
 /// Elsewhere, or where the reset is refused, the result is nil rather than a wrong number.
-public struct HostPeakMemory: Sendable {
+package struct HostPeakMemory: Sendable {
   private let startResident: Int?
 
   /// Resets the high-water mark and remembers the current resident size.
-  public init() {
+  package init() {
     startResident = HostPeakMemory.resetHighWaterMark() ? HostPeakMemory.status("VmRSS") : nil
   }
 
   /// Bytes above the starting resident size at the region's peak.
-  public func peakBytes() -> Int? {
+  package func peakBytes() -> Int? {
     guard let startResident, let highWater = HostPeakMemory.status("VmHWM") else { return nil }
     return max(0, highWater - startResident)
   }

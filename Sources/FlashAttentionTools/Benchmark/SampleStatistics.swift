@@ -1,10 +1,10 @@
 /// Median and minimum of timing samples (milliseconds).
-public struct SampleStatistics: Sendable, Equatable {
-  public var median: Double
-  public var minimum: Double
+package struct SampleStatistics: Sendable, Equatable {
+  package var median: Double
+  package var minimum: Double
 
   /// nil for no samples. An even count takes the mean of the two middle samples.
-  public init?(_ samples: [Double]) {
+  package init?(_ samples: [Double]) {
     if samples.isEmpty { return nil }
     let sorted = samples.sorted()
     let middle = sorted.count / 2

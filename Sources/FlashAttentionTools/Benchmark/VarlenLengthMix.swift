@@ -2,12 +2,12 @@
 /// add up to a token budget (the last one cut to fit), from a seeded SplitMix64 so the peer
 /// script (`benchmarks/peers/torch_sdpa.py --grid varlen`) draws the same mix:
 /// `length = lower + next() % (upper - lower + 1)`.
-public enum VarlenLengthMix {
-  public static let defaultSeed: UInt64 = 2026
-  public static let defaultTotal = 16384
-  public static let defaultRange = 128...8192
+package enum VarlenLengthMix {
+  package static let defaultSeed: UInt64 = 2026
+  package static let defaultTotal = 16384
+  package static let defaultRange = 128...8192
 
-  public static func lengths(
+  package static func lengths(
     seed: UInt64 = defaultSeed, totalTokens: Int = defaultTotal, range: ClosedRange<Int> = defaultRange
   ) -> [Int] {
     var state = seed
@@ -31,7 +31,7 @@ public enum VarlenLengthMix {
 
   /// The fixed length with the same attention work per token as `lengths` (Σ L² / Σ L, to a
   /// multiple of 64): the fixed-length batch that `bench --grid varlen` compares with.
-  public static func equivalentFixedLength(_ lengths: [Int]) -> Int {
+  package static func equivalentFixedLength(_ lengths: [Int]) -> Int {
     let tokens = lengths.reduce(0, +)
     guard tokens > 0 else { return 64 }
     let squares = lengths.reduce(0.0) { $0 + Double($1) * Double($1) }
