@@ -49,6 +49,10 @@ if has bench "varlen"; then
     --device cuda --grid varlen --json "$work/torch-varlen.json"
 fi
 step torch-decode 30 python3 benchmarks/peers/torch_sdpa.py --grid decode --json "$work/torch-decode.json"
+# The decode merge rewrite and the split/tile sweep (predictions in docs/perf-notes/cuda-decode.md).
+CAP=60 step decode-sweep 30 "$bin" bench --grid decode --decode-batches 1,4 --seqlens 8192,32768,131072 --page-sizes 0,16 \
+  --decode-splits 0,16,32,64 --decode-tile auto,2x6,4x6 --json "$work/decode-sweep.json"
+CAP=30 step decode-keep-l2 20 "$bin" bench --grid decode --decode-batches 1,4 --seqlens 131072 --page-sizes 0 --decode-keep-l2
 if has bench "alibi"; then
   step bench-alibi 40 "$bin" bench --device cuda --grid custom --dtypes bf16 --head-dims 128 --seqlens 4096,16384 \
     --impls flash --passes forward,backward --alibi --json "$work/alibi.json"
