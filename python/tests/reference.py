@@ -86,6 +86,11 @@ def check(name: str, actual: torch.Tensor, reference: torch.Tensor, same_precisi
         )
         return
     allowed = 2 * _max_error(same_precision, reference) + epsilon(reference)
+    if reference.abs().max().item() == 0:
+        # The Swift pass rule's case (VerificationRule): where the reference is exactly zero (a
+        # query that sees one key has zero dq and dk), one unit roundoff of the storage dtype. The
+        # GPU backward's D = rowsum(dO * O) comes from the rounded O, so dP - D is ~1e-6, not 0.
+        allowed = max(allowed, torch.finfo(actual.dtype).eps / 2)
     error = _max_error(actual, reference)
     assert error <= allowed, (
         f"{name}: max error {error:.3g} > {allowed:.3g} "

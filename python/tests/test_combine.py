@@ -18,9 +18,14 @@ import reference
 def split_attention(q, k, v, bounds, **options):
     """Each key chunk's out (as float32) and lse, stacked as FA3's out_partial (splits, batch,
     seqlen, heads, d) and lse_partial (splits, batch, seqlen, heads)."""
+    # The partial attentions in fp32 come from the CPU backend (the CUDA kernels store fp16/bf16);
+    # the merge under test then runs on the inputs' device.
+    device = q.device
+    q, k, v = q.cpu(), k.cpu(), v.cpu()
     outs, lses = [], []
     for start, end in zip(bounds[:-1], bounds[1:]):
         out, lse = flash_attn_func(q, k[:, start:end], v[:, start:end], return_attn_probs=True, **options)
+        out, lse = out.to(device), lse.to(device)
         outs.append(out.float())
         lses.append(lse.transpose(1, 2))
     return torch.stack(outs), torch.stack(lses)
@@ -46,7 +51,7 @@ def test_rows_no_split_saw_are_zero_and_minus_infinity(device):
     assert torch.isneginf(lse_partial[0]).all() and torch.isneginf(lse_partial[2]).all()
     out_partial[torch.isneginf(lse_partial)] = math.nan
     out, lse = flash_attn_combine(out_partial, lse_partial)
-    expected, expected_lse = flash_attn_func(q, k, v, return_attn_probs=True)
+    expected, expected_lse = (t.to(q.device) for t in flash_attn_func(q.cpu(), k.cpu(), v.cpu(), return_attn_probs=True))
     reference.check("out", out, expected.double(), None)
     torch.testing.assert_close(lse, expected_lse.transpose(1, 2), rtol=1e-5, atol=1e-5)
     empty = torch.full((1, 2, 3, 8), -math.inf, device=device)

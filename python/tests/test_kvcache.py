@@ -221,12 +221,16 @@ def test_kvcache_int_cache_seqlens_and_full_cache(device):
     dtype = torch.float32 if device == "cpu" else torch.bfloat16
     q = torch.randn(3, 2, 4, 64, device=device).to(dtype)
     k_cache, v_cache = (torch.randn(3, 29, 2, 64, device=device).to(dtype) for _ in range(2))
+    # The CPU runs both through one kernel (bit-equal); CUDA runs the decode kernel against the
+    # fixed-length one, with their own summation orders (bf16 rounding apart).
+    same = torch.equal if device == "cpu" else lambda a, b: torch.allclose(a.float(), b.float(), rtol=2e-2, atol=2e-2)
     full = flash_attn_func(q, k_cache, v_cache, causal=True)
-    assert torch.equal(flash_attn_with_kvcache(q, k_cache, v_cache, causal=True), full)
+    assert same(flash_attn_with_kvcache(q, k_cache, v_cache, causal=True), full)
     prefix = flash_attn_func(q, k_cache[:, :11], v_cache[:, :11], causal=True)
     k_cache[:, 11:] = math.nan
     v_cache[:, 11:] = math.nan
-    assert torch.equal(flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=11, causal=True), prefix)
+    result = flash_attn_with_kvcache(q, k_cache, v_cache, cache_seqlens=11, causal=True)
+    assert torch.isfinite(result).all() and same(result, prefix)
 
 
 def test_kvcache_decode_loop_matches_full_attention(device):
