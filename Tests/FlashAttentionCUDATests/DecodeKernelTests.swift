@@ -73,7 +73,8 @@ struct DecodeKernelTests {
   func splitCounts() {
     let single = plan(batch: 1, keys: 8192)
     #expect(single.rowBlocks == 1 && single.key.tile.mTiles == 1)
-    #expect(single.splits >= 16, "batch 1 × 8 kv heads = 8 CTAs without splits on 132 SMs: \(single.splits)")
+    #expect(single.splits == TileTables.maxAutomaticDecodeSplits, "batch 1 × 8 kv heads = 8 CTAs without splits on 132 SMs: \(single.splits)")
+    #expect(plan(batch: 4, keys: 8192).splits == 8, "batch 4 fills one wave with 8 (the measured best)")
     #expect(8 * single.splits <= 2 * 132 * 2, "more than two waves of CTAs: \(single.splits)")
     #expect(single.combine != nil)
     #expect(plan(batch: 64, keys: 8192).splits == 1)

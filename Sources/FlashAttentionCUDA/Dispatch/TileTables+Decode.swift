@@ -54,7 +54,7 @@ extension TileTables {
   static func decodeSplits(blocks: Int, keys: Int, warps: Int, slots: Int) -> Int {
     if blocks <= 0 || Double(blocks) >= 0.8 * Double(slots) { return 1 }
     let chunks = max(1, (keys + DecodeTile.keysPerTile - 1) / DecodeTile.keysPerTile / (2 * warps))
-    let limit = min(maxDecodeSplits, slots, chunks)
+    let limit = min(maxAutomaticDecodeSplits, slots, chunks)
     if limit <= 1 { return 1 }
     func efficiency(_ splits: Int) -> Double {
       let waves = Double(blocks * splits) / Double(slots)
@@ -71,4 +71,10 @@ extension TileTables {
   /// The most splits of one decode call (the partial outputs grow with it); a caller's larger
   /// `num_splits` is capped here.
   static let maxDecodeSplits = 128
+
+  /// The most splits the automatic choice takes. Measured on the H100 (2026-12-06 05:24 call,
+  /// `docs/perf-notes/cuda-decode.md`): at batch 1 (8 kv heads), 16 splits beat the 32 that
+  /// fill one wave (8k: 36.2 vs 38.6 µs, 32k: 81.2 vs 88.2, 128k: 253.4 vs 270.5), because
+  /// each split adds a partial row to merge; 64 was slower still.
+  static let maxAutomaticDecodeSplits = 16
 }
