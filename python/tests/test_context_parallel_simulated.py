@@ -117,12 +117,17 @@ def test_backward_with_lse_beyond_the_cpu_recompute_threshold():
     """Scores so large that |LSE| > 64, where the CPU backward recomputes row statistics for
     precision: for one ring block it must still use the whole sequence's LSE it is given
     (FlashBackward.keepGivenStatistics), so the blocks' gradients add up to the whole problem's.
-    The bound is looser than fp32's 1e-4: P = e^(s - LSE) from a float32 LSE near 100 carries
-    about 1e-5 relative, times the scale through dS."""
+    The bound is 1e-2, not fp32's 1e-4: P = e^(s - LSE) from a float32 LSE near 72 carries about
+    5e-6 relative, which near-one-hot rows turn into a large relative error of their small dS; on
+    this 8-token problem 15 draws measured 1e-6 to 2.3e-3. The failure it guards against (the
+    block's own statistics instead of the given LSE) gives errors of order 1."""
     world = 2
     torch.manual_seed(SEED)
     q, k, v = (torch.randn(1, 4 * world, 1, 16, dtype=torch.float32) for _ in range(3))
-    q = (q * 40).requires_grad_()
+    # Scaled so that the largest score is 72 (scale 1/4 at d = 16), hence some LSE > 64, whatever
+    # the draw.
+    largest = torch.einsum("bqhd,bkhd->bhqk", q, k).max().item() / 4
+    q = (q * (72 / largest)).requires_grad_()
     k.requires_grad_()
     v.requires_grad_()
     qs = [shard(q, r, world) for r in range(world)]
@@ -135,7 +140,7 @@ def test_backward_with_lse_beyond_the_cpu_recompute_threshold():
     flash_attn_func(q, k, v).sum().backward()
     for name, ring, whole in zip("qkv", ring_grads, (q.grad, k.grad, v.grad)):
         error = ((ring - whole).norm() / whole.norm()).item()
-        assert math.isfinite(error) and error < 1e-3, f"d{name}: relative L2 {error:.3g}"
+        assert math.isfinite(error) and error < 1e-2, f"d{name}: relative L2 {error:.3g}"
 
 
 @pytest.mark.parametrize("part", ["all", "back"])
