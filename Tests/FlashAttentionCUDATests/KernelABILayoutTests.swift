@@ -55,7 +55,7 @@ struct KernelABILayoutTests {
       (\FAForwardParams.seqused_q, 216),
       (\FAForwardParams.seqused_k, 224)
     ])
-    expectLayout(FABackwardPreprocessParams.self, size: 128, [
+    expectLayout(FABackwardPreprocessParams.self, size: 280, [
       (\FABackwardPreprocessParams.o, 0),
       (\FABackwardPreprocessParams.dout, 8),
       (\FABackwardPreprocessParams.lse, 16),
@@ -67,7 +67,23 @@ struct KernelABILayoutTests {
       (\FABackwardPreprocessParams.seqlen_q, 104),
       (\FABackwardPreprocessParams.heads_q, 108),
       (\FABackwardPreprocessParams.cu_seqlens_q, 112),
-      (\FABackwardPreprocessParams.seqused_q, 120)
+      (\FABackwardPreprocessParams.seqused_q, 120),
+      (\FABackwardPreprocessParams.q, 128),
+      (\FABackwardPreprocessParams.k, 136),
+      (\FABackwardPreprocessParams.v, 144),
+      (\FABackwardPreprocessParams.q_strides, 152),
+      (\FABackwardPreprocessParams.k_strides, 176),
+      (\FABackwardPreprocessParams.v_strides, 200),
+      (\FABackwardPreprocessParams.seqlen_k, 224),
+      (\FABackwardPreprocessParams.group, 228),
+      (\FABackwardPreprocessParams.scale, 232),
+      (\FABackwardPreprocessParams.softcap, 236),
+      (\FABackwardPreprocessParams.window_left, 240),
+      (\FABackwardPreprocessParams.window_right, 244),
+      (\FABackwardPreprocessParams.alibi_slopes, 248),
+      (\FABackwardPreprocessParams.alibi_batch_stride, 256),
+      (\FABackwardPreprocessParams.cu_seqlens_k, 264),
+      (\FABackwardPreprocessParams.seqused_k, 272)
     ])
     expectLayout(FABackwardKeyValueParams.self, size: 296, [
       (\FABackwardKeyValueParams.q, 0),

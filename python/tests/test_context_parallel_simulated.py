@@ -143,6 +143,33 @@ def test_backward_with_lse_beyond_the_cpu_recompute_threshold():
         assert math.isfinite(error) and error < 1e-2, f"d{name}: relative L2 {error:.3g}"
 
 
+@needs_cuda
+def test_backward_with_lse_beyond_the_threshold_cuda():
+    """The CUDA preprocess forms D from the scores for rows with |LSE| > 64 (issue #16), but only
+    where the given LSE is the row's own softmax: a ring block, given the whole sequence's LSE,
+    must keep D = rowsum(dO * O), so that the blocks' gradients add up to the whole problem's.
+    fp16 on the GPU on both sides; a block that normalised by its own softmax instead would be
+    off by the other block's share of each row, of order 1 (the 2e-2 bound is fp16 rounding of
+    two different summation orders with scores up to 72, amplified a little by near-one-hot rows)."""
+    world = 2
+    q, k, v = (torch.randn(2, 24 * world, 2, 32, dtype=torch.float32) for _ in range(3))
+    scale = 32 ** -0.5
+    largest = torch.einsum("bqhd,bkhd->bhqk", q, k).max().item() * scale
+    q = (q * (72 / largest)).half().cuda().requires_grad_()
+    k, v = (t.half().cuda().requires_grad_() for t in (k, v))
+    qs = [shard(q, r, world) for r in range(world)]
+    results = simulated_ring_flash_attn_func(qs, [shard(k, r, world) for r in range(world)], [shard(v, r, world) for r in range(world)])
+    assert max(l.abs().max().item() for _, l in results) > 64
+    sum(o.float().sum() for o, _ in results).backward()
+    ring_grads = [t.grad.float().clone() for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    flash_attn_func(q, k, v).float().sum().backward()
+    for name, ring, whole in zip("qkv", ring_grads, (q.grad.float(), k.grad.float(), v.grad.float())):
+        error = ((ring - whole).norm() / whole.norm()).item()
+        assert math.isfinite(error) and error < 2e-2, f"d{name}: relative L2 {error:.3g}"
+
+
 @pytest.mark.parametrize("part", ["all", "back"])
 def test_merge_equals_combine_with_rows_that_saw_no_key(part):
     """The accumulator's in-place merge against flash_attn_combine, with rows where the running

@@ -70,7 +70,10 @@ extension CUDABackend {
         "cuMemsetD32Async(dQ accumulator)")
     }
     if shape.seqlenQ > 0 {
-      try FlashAttention2Launch.preprocess(arguments, key: plan.preprocess, scratch: scratch, device: device, stream: stream)
+      try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
+        try FlashAttention2Launch.preprocess(
+          arguments, key: plan.preprocess, scratch: scratch, device: device, stream: stream, alibiSlopes: slopes)
+      }
     }
     switch plan.form {
     case let .hopperSplit(keyValue, dq):

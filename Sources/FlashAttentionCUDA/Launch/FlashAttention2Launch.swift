@@ -27,18 +27,27 @@ enum FlashAttention2Launch {
       block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
   }
 
-  /// D = rowsum(dO ∘ O) and the LSE in log2 units into the scratch, one warp per query row.
+  /// D = rowsum(dO ∘ O) and the LSE in log2 units into the scratch, one warp per query row; D
+  /// from the scores for rows with scores far beyond ordinary attention's (the kernel's
+  /// `exact_row_delta`, which reads Q, K, V, the mask, softcap and `alibiSlopes`).
   static func preprocess(
     _ arguments: BackwardArguments, key: FlashAttention2Key, scratch: BackwardScratch, device: CUDADevice,
-    stream: CUDAStream
+    stream: CUDAStream, alibiSlopes: UInt64 = 0
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
+    let (left, right) = kernelWindow(arguments.mask)
     let parameters = FABackwardPreprocessParams(
       o: devicePointer(arguments.out.deviceAddress), dout: devicePointer(arguments.dOut.deviceAddress),
       lse: devicePointer(arguments.lse.deviceAddress), lse2: deviceMutablePointer(scratch.lse2),
       delta: deviceMutablePointer(scratch.delta), o_strides: FAStrides(arguments.out),
       dout_strides: FAStrides(arguments.dOut), lse_strides: FAStatsStrides(arguments.lse),
-      seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ), cu_seqlens_q: nil, seqused_q: nil)
+      seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ), cu_seqlens_q: nil, seqused_q: nil,
+      q: devicePointer(arguments.q.deviceAddress), k: devicePointer(arguments.k.deviceAddress),
+      v: devicePointer(arguments.v.deviceAddress), q_strides: FAStrides(arguments.q), k_strides: FAStrides(arguments.k),
+      v_strides: FAStrides(arguments.v), seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize),
+      scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right,
+      alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape),
+      cu_seqlens_k: nil, seqused_k: nil)
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
       stream: stream)

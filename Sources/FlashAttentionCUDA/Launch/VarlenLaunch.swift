@@ -100,12 +100,19 @@ enum VarlenLaunch {
     let cuQ: UnsafePointer<Int32>? = devicePointer(index.cuSeqlensQ)
     let usedQ: UnsafePointer<Int32>? = devicePointer(index.seqUsedQ)
     if shape.seqlenQ > 0 {
+      // (CUDA varlen refuses ALiBi, so the preprocess sees no slopes.)
+      let (left, right) = kernelWindow(AttentionMask(options: f.options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK))
       let parameters = FABackwardPreprocessParams(
         o: devicePointer(f.out.deviceAddress), dout: devicePointer(arguments.dOut.deviceAddress),
         lse: devicePointer(f.lse.deviceAddress), lse2: deviceMutablePointer(scratch.lse2),
         delta: deviceMutablePointer(scratch.delta), o_strides: FAStrides(packed: f.out),
         dout_strides: FAStrides(packed: arguments.dOut), lse_strides: FAStatsStrides(batch: 0, head: Int64(f.lse.strides[0])),
-        seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ), cu_seqlens_q: cuQ, seqused_q: usedQ)
+        seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ), cu_seqlens_q: cuQ, seqused_q: usedQ,
+        q: devicePointer(f.q.deviceAddress), k: devicePointer(f.k.deviceAddress), v: devicePointer(f.v.deviceAddress),
+        q_strides: FAStrides(packed: f.q), k_strides: FAStrides(packed: f.k), v_strides: FAStrides(packed: f.v),
+        seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize), scale: f.scale, softcap: f.options.softcap,
+        window_left: left, window_right: right, alibi_slopes: nil, alibi_batch_stride: 0,
+        cu_seqlens_k: devicePointer(index.cuSeqlensK), seqused_k: devicePointer(index.seqUsedK))
       try device.loadedKernel(plan.preprocess).launch(
         grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
         stream: stream)

@@ -121,6 +121,24 @@ typedef struct FABackwardPreprocessParams {
   /// As in FAForwardParams (FA_VARLEN); seqlen_q is then the maximum length.
   const fa_i32* cu_seqlens_q;
   const fa_i32* seqused_q;
+  /// The problem, as in FABackwardKeyValueParams, for the rows whose D comes from their scores
+  /// rather than from O (|LSE| past the kernel's threshold: see flash_backward_preprocess).
+  const fa_u16* q;
+  const fa_u16* k;
+  const fa_u16* v;
+  FAStrides q_strides;
+  FAStrides k_strides;
+  FAStrides v_strides;
+  fa_i32 seqlen_k;
+  fa_i32 group;
+  float scale;
+  float softcap;
+  fa_i32 window_left;
+  fa_i32 window_right;
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
+  const fa_i32* cu_seqlens_k;
+  const fa_i32* seqused_k;
 } FABackwardPreprocessParams;
 
 /// `flash_backward_kv`: dK and dV of one key block, dQ added into an fp32 accumulator.
@@ -518,7 +536,7 @@ FA_ABI_FIELD(FAForwardParams, cu_seqlens_k, 208);
 FA_ABI_FIELD(FAForwardParams, seqused_q, 216);
 FA_ABI_FIELD(FAForwardParams, seqused_k, 224);
 
-FA_ABI_SIZE(FABackwardPreprocessParams, 128);
+FA_ABI_SIZE(FABackwardPreprocessParams, 280);
 FA_ABI_FIELD(FABackwardPreprocessParams, o, 0);
 FA_ABI_FIELD(FABackwardPreprocessParams, dout, 8);
 FA_ABI_FIELD(FABackwardPreprocessParams, lse, 16);
@@ -531,6 +549,22 @@ FA_ABI_FIELD(FABackwardPreprocessParams, seqlen_q, 104);
 FA_ABI_FIELD(FABackwardPreprocessParams, heads_q, 108);
 FA_ABI_FIELD(FABackwardPreprocessParams, cu_seqlens_q, 112);
 FA_ABI_FIELD(FABackwardPreprocessParams, seqused_q, 120);
+FA_ABI_FIELD(FABackwardPreprocessParams, q, 128);
+FA_ABI_FIELD(FABackwardPreprocessParams, k, 136);
+FA_ABI_FIELD(FABackwardPreprocessParams, v, 144);
+FA_ABI_FIELD(FABackwardPreprocessParams, q_strides, 152);
+FA_ABI_FIELD(FABackwardPreprocessParams, k_strides, 176);
+FA_ABI_FIELD(FABackwardPreprocessParams, v_strides, 200);
+FA_ABI_FIELD(FABackwardPreprocessParams, seqlen_k, 224);
+FA_ABI_FIELD(FABackwardPreprocessParams, group, 228);
+FA_ABI_FIELD(FABackwardPreprocessParams, scale, 232);
+FA_ABI_FIELD(FABackwardPreprocessParams, softcap, 236);
+FA_ABI_FIELD(FABackwardPreprocessParams, window_left, 240);
+FA_ABI_FIELD(FABackwardPreprocessParams, window_right, 244);
+FA_ABI_FIELD(FABackwardPreprocessParams, alibi_slopes, 248);
+FA_ABI_FIELD(FABackwardPreprocessParams, alibi_batch_stride, 256);
+FA_ABI_FIELD(FABackwardPreprocessParams, cu_seqlens_k, 264);
+FA_ABI_FIELD(FABackwardPreprocessParams, seqused_k, 272);
 
 FA_ABI_SIZE(FABackwardKeyValueParams, 296);
 FA_ABI_FIELD(FABackwardKeyValueParams, q, 0);

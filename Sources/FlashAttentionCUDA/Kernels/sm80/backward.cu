@@ -59,6 +59,79 @@ __device__ __forceinline__ i64 dq_piece_index(int batch, int head, int hq, int s
 #endif
 
 #ifdef FA_ENTRY_flash_backward_preprocess
+// |LSE| past which a row's D comes from its scores (exact_row_delta) rather than from O. Ordinary
+// attention stays far below it (|LSE| is about ln(seqlen_k) plus the largest score); past it the
+// scale that such scores need makes D's error count (issue #16). The CPU backward uses the same
+// threshold (FlashBackward.exactStatisticsThreshold).
+#define FA_EXACT_D_LSE 64.f
+
+// D for a row with scores far beyond ordinary attention's. D = rowsum(dO * O) carries the 16-bit
+// rounding of O (times |dO|), and dS = P (dP - D) then dQ = scale dS K multiply D's error by the
+// scale, which such scores make large: 6-30x a standard attention's dQ error at |scale s| = 1e4.
+// Here D = sum_j P_j dP_j / sum_j P_j from the scores, with P_j = 2^(s_j c - lse2) formed as the
+// key/value kernels form it and dP_j = dO . v_j. Dividing by sum_j P_j cancels the factor that
+// lse2's float32 rounding puts on every P of the row (up to 1e-3 at |LSE| = 1e4): with it, a
+// one-hot row gives dS = 0 as it should, where the factor alone would leave dS = -eps dP.
+// A given LSE that is not this row's own softmax (a block of a longer one: ring attention passes
+// the merged LSE) keeps `from_o`, as the backward's contract says; the sum tells them apart.
+// One warp walks the row's visible keys, lanes splitting the head dims, a butterfly summing each
+// dot product: a scalar pass over the keys (a forward's work without tensor cores), only for
+// such rows. Mask, softcap and ALiBi are read at run time: they cost nothing elsewhere.
+__device__ __noinline__ float exact_row_delta(
+    const FABackwardPreprocessParams& params, int batch, int head, int row, const SequenceRows& seq_q,
+    const u16* __restrict__ pd, float lse2, float from_o, int lane) {
+  constexpr int CQ = (FA_D + 31) / 32, CV = (FA_DV + 31) / 32;
+  const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
+  const int kv_head = head / params.group;
+  const u16* __restrict__ pq = params.q + batch * params.q_strides.batch + head * params.q_strides.head
+      + (i64)(seq_q.start + row) * params.q_strides.row;
+  const u16* __restrict__ k = params.k + batch * params.k_strides.batch + kv_head * params.k_strides.head
+      + (i64)seq_k.start * params.k_strides.row;
+  const u16* __restrict__ v = params.v + batch * params.v_strides.batch + kv_head * params.v_strides.head
+      + (i64)seq_k.start * params.v_strides.row;
+  float qv[CQ], dov[CV];
+  #pragma unroll
+  for (int i = 0; i < CQ; ++i) qv[i] = lane + 32 * i < FA_D ? to_float(pq[lane + 32 * i]) : 0.f;
+  #pragma unroll
+  for (int i = 0; i < CV; ++i) dov[i] = lane + 32 * i < FA_DV ? to_float(pd[lane + 32 * i]) : 0.f;
+  const Mask<MaskKind::window> mask(seq_q.used, seq_k.used, params.window_left, params.window_right);
+  const ColumnRange keys = mask.key_columns(row, 0);
+  const int first = max(keys.lo, 0), last = min(keys.hi, seq_k.used - 1);
+  // The key/value kernels' units: raw q.k, or softcap * tanh(scale q.k / softcap) with the
+  // scale then folded in; ALiBi's slope divided by that unit (common/alibi.cuh).
+  const bool capped = params.softcap > 0.f;
+  const float pre = capped ? params.scale / params.softcap : 0.f;
+  const float scale_log2 = capped ? FA_LOG2E : params.scale * FA_LOG2E;
+  const bool biased = params.alibi_slopes != nullptr;
+  const float slope = biased ? params.alibi_slopes[batch * params.alibi_batch_stride + head] / (capped ? 1.f : params.scale) : 0.f;
+  const int offset = seq_k.used - seq_q.used;
+  float sum_p = 0.f, sum_pdp = 0.f;
+  for (int j = first; j <= last; ++j) {
+    const u16* __restrict__ kj = k + (i64)j * params.k_strides.row;
+    const u16* __restrict__ vj = v + (i64)j * params.v_strides.row;
+    float s = 0.f, dp = 0.f;
+    #pragma unroll
+    for (int i = 0; i < CQ; ++i) if (lane + 32 * i < FA_D) s += qv[i] * to_float(kj[lane + 32 * i]);
+    #pragma unroll
+    for (int i = 0; i < CV; ++i) if (lane + 32 * i < FA_DV) dp += dov[i] * to_float(vj[lane + 32 * i]);
+    #pragma unroll
+    for (int off = 16; off > 0; off /= 2) {
+      s += __shfl_xor_sync(0xffffffff, s, off);
+      dp += __shfl_xor_sync(0xffffffff, dp, off);
+    }
+    if (capped) s = params.softcap * tanh_approx(s * pre);
+    if (biased) s -= slope * fabsf((float)(row + offset - j));
+    const float p = ex2(s * scale_log2 - lse2);
+    sum_p += p;
+    sum_pdp += p * dp;
+  }
+  // sum_p = 2^(this row's own lse2 - the given lse2): 1 up to the scores' float32 rounding (a
+  // few units of 2^-23 |lse2|) for the row's own LSE; a merged LSE is larger by ln(1 + the other
+  // blocks' mass). NaN anywhere fails the test and keeps from_o, which is NaN too.
+  const bool own = sum_p > 0.f && fabsf(lg2(sum_p)) <= fabsf(lse2) * 0x1p-18f;
+  return own ? sum_pdp / sum_p : from_o;
+}
+
 // One warp per query row; lanes stride over the head dim.
 extern "C" __global__ void __launch_bounds__(128)
 flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams params) {
@@ -82,11 +155,15 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
   for (int c = lane; c < FA_DV; c += 32) sum += to_float(po[c]) * to_float(pd[c]);
   #pragma unroll
   for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffff, sum, off);
+  // Every lane reads the row's LSE (one broadcast load), so the branch below is warp-uniform.
+  const float l = lse[batch * lse_bs + head * lse_hs + seq.start + row];
+  // A row that saw no key has LSE -inf and P = 0 everywhere: +inf makes exp2(s - lse) = 0.
+  const float l2 = l == -FA_INF ? FA_INF : l * FA_LOG2E;
+  if (fabsf(l) > FA_EXACT_D_LSE && fabsf(l) < FA_INF)
+    sum = exact_row_delta(params, batch, head, row, seq, pd, l2, sum, lane);
   if (lane == 0) {
     i64 idx = ((i64)batch * hq + head) * sq + row;
-    float l = lse[batch * lse_bs + head * lse_hs + seq.start + row];
-    // A row that saw no key has LSE -inf and P = 0 everywhere: +inf makes exp2(s - lse) = 0.
-    lse2_out[idx] = l == -FA_INF ? FA_INF : l * FA_LOG2E;
+    lse2_out[idx] = l2;
     delta_out[idx] = sum;
   }
 }
