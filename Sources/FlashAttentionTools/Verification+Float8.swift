@@ -10,8 +10,11 @@ extension VerificationRule {
 extension Verification {
   /// The LSE under the float32 rule, or on a CUDA backend (whose fp8 tensor cores accumulate
   /// scores in 13-bit mantissas) under the bound of that accumulation
-  /// (`ReferenceAttention.float8ScoreErrorBound`), as a relative L2 tolerance: elementwise
-  /// errors within their bounds give a relative L2 error within the bounds' norm over the LSE's.
+  /// (`ReferenceAttention.float8ScoreErrorBound`) as a yardstick, at the fp8 rule's factor
+  /// (``VerificationRule/float8BaselineFactor``), as a relative L2 tolerance: elementwise errors
+  /// within their bounds give a relative L2 error within the bounds' norm over the LSE's. (The
+  /// model is not the hardware's exact behaviour: an H100 run of 2026-12-06 put one row of an
+  /// outlier problem at 1.47x its bound, while verify's relative L2 reached 0.54x.)
   private func lseCheck(
     _ actual: [Float], _ expected: [Double], q: TensorView, k: TensorView, v: TensorView, descale: FP8Descale,
     options: AttentionOptions
@@ -24,7 +27,7 @@ extension Verification {
     guard expectedNorm > 0 else { return plain }
     return VerificationCheck(
       name: "lse", metrics: ErrorMetrics(actual: actual, expected: expected), baselineError: nil,
-      tolerance: max(plain.tolerance, boundNorm / expectedNorm))
+      tolerance: max(plain.tolerance, VerificationRule.float8BaselineFactor * boundNorm / expectedNorm))
   }
 
   /// One case with float8_e4m3fn inputs: random normals rounded to e4m3, random descale factors
