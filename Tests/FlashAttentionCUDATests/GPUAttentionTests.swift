@@ -45,12 +45,12 @@ struct GPUAttentionTests {
       selectionReason: "GPU test, forward kernels \(kernels.rawValue)")
   }
 
-  /// Dropout problems are left out: the CUDA kernels do not have dropout yet (issue #19) and
-  /// refuse it as `.unsupported`, which `verify` reports as such.
+  /// Dropout problems included: the FlashAttention-2 kernels drop with the CPU's keep mask, and
+  /// the reference applies the same mask (the Hopper route hands them to those kernels).
   @Test(
     "the verify matrix, both forward kernel families",
     .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"),
-    arguments: combinations(VerificationMatrix.standard.filter { $0.options.activeDropout == nil }, dtypes, forwardKernels))
+    arguments: combinations(VerificationMatrix.standard, dtypes, forwardKernels))
   func verifyMatrix(_ problem: AttentionProblem, _ dtype: DType, _ kernels: CUDAKernelTuning.ForwardKernels) throws {
     expectPasses(problem, dtype: dtype, engine: try Self.engine(kernels))
   }

@@ -30,7 +30,15 @@ struct KernelABILayoutTests {
       (\FAStatsStrides.batch, 0),
       (\FAStatsStrides.head, 8)
     ])
-    expectLayout(FAForwardParams.self, size: 232, [
+    expectLayout(FADropoutParams.self, size: 32, [
+      (\FADropoutParams.seed, 0),
+      (\FADropoutParams.offset, 8),
+      (\FADropoutParams.threshold, 16),
+      (\FADropoutParams.keep_scale, 20),
+      (\FADropoutParams.batch_head_base, 24),
+      (\FADropoutParams.heads_q, 28)
+    ])
+    expectLayout(FAForwardParams.self, size: 264, [
       (\FAForwardParams.q, 0),
       (\FAForwardParams.k, 8),
       (\FAForwardParams.v, 16),
@@ -53,9 +61,10 @@ struct KernelABILayoutTests {
       (\FAForwardParams.cu_seqlens_q, 200),
       (\FAForwardParams.cu_seqlens_k, 208),
       (\FAForwardParams.seqused_q, 216),
-      (\FAForwardParams.seqused_k, 224)
+      (\FAForwardParams.seqused_k, 224),
+      (\FAForwardParams.dropout, 232)
     ])
-    expectLayout(FABackwardPreprocessParams.self, size: 280, [
+    expectLayout(FABackwardPreprocessParams.self, size: 312, [
       (\FABackwardPreprocessParams.o, 0),
       (\FABackwardPreprocessParams.dout, 8),
       (\FABackwardPreprocessParams.lse, 16),
@@ -83,9 +92,10 @@ struct KernelABILayoutTests {
       (\FABackwardPreprocessParams.alibi_slopes, 248),
       (\FABackwardPreprocessParams.alibi_batch_stride, 256),
       (\FABackwardPreprocessParams.cu_seqlens_k, 264),
-      (\FABackwardPreprocessParams.seqused_k, 272)
+      (\FABackwardPreprocessParams.seqused_k, 272),
+      (\FABackwardPreprocessParams.dropout, 280)
     ])
-    expectLayout(FABackwardKeyValueParams.self, size: 296, [
+    expectLayout(FABackwardKeyValueParams.self, size: 328, [
       (\FABackwardKeyValueParams.q, 0),
       (\FABackwardKeyValueParams.k, 8),
       (\FABackwardKeyValueParams.v, 16),
@@ -114,7 +124,8 @@ struct KernelABILayoutTests {
       (\FABackwardKeyValueParams.cu_seqlens_q, 264),
       (\FABackwardKeyValueParams.cu_seqlens_k, 272),
       (\FABackwardKeyValueParams.seqused_q, 280),
-      (\FABackwardKeyValueParams.seqused_k, 288)
+      (\FABackwardKeyValueParams.seqused_k, 288),
+      (\FABackwardKeyValueParams.dropout, 296)
     ])
     expectLayout(FAVarlenClearParams.self, size: 72, [
       (\FAVarlenClearParams.tensor, 0),

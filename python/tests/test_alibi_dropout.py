@@ -75,23 +75,33 @@ def test_alibi_matches_reference(device, per_batch, causal, softcap):
             reference.check(name, actual, wanted, None)
 
 
+@pytest.mark.parametrize("device", device_params())
 @pytest.mark.parametrize("p, causal", [(0.1, False), (0.5, True), (0.9, False)])
-def test_dropout_matches_reference_given_the_mask(p, causal):
-    q, k, v = _inputs("cpu", torch.float32)
+def test_dropout_matches_reference_given_the_mask(device, p, causal):
+    """CPU in float32 against the float64 reference; CUDA (the FlashAttention-2 kernels, which the
+    Hopper route hands dropout to) in bfloat16 under FlashAttention's rule against a bf16
+    standard attention with the same mask."""
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    q, k, v = _inputs(device, dtype)
     torch.manual_seed(1234)
     out, lse = flash_attn_func(q, k, v, causal=causal, dropout_p=p, return_attn_probs=True)
     dout = torch.randn_like(out)
     grads = torch.autograd.grad(out, (q, k, v), dout)
     torch.manual_seed(1234)
     _, seed, offset = _features.dropout_state(q, p)
-    keep = keep_mask(seed, offset, p, 2, 4, 37, 53)
+    keep = keep_mask(seed, offset, p, 2, 4, 37, 53).to(device)
     expected, expected_lse = reference.attention(q, k, v, causal=causal, keep=keep, dropout_p=p)
     expected_grads = torch.autograd.grad(expected, (q, k, v), dout.double())
-    reference.check("out", out.detach(), expected.detach(), None)
+    same, same_grads = None, (None, None, None)
+    if dtype != torch.float32:
+        same, _ = reference.attention(q, k, v, causal=causal, keep=keep, dropout_p=p, compute_dtype=dtype)
+        same_grads = torch.autograd.grad(same, (q, k, v), dout)
+        same = same.detach()
+    reference.check("out", out.detach(), expected.detach(), same)
     # The LSE is the undropped softmax's.
-    assert (lse.double() - expected_lse.detach()).abs().max().item() < 1e-4
-    for name, actual, wanted in zip(("dq", "dk", "dv"), grads, expected_grads):
-        reference.check(name, actual, wanted, None)
+    assert (lse.double() - expected_lse.detach()).abs().max().item() < (1e-4 if dtype == torch.float32 else 1e-3)
+    for name, actual, wanted, standard in zip(("dq", "dk", "dv"), grads, expected_grads, same_grads):
+        reference.check(name, actual, wanted, standard)
 
 
 def test_dropout_reproduces_under_manual_seed_and_differs_between_calls():
@@ -116,7 +126,12 @@ def test_kept_fraction():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_dropout_is_refused_not_ignored():
+def test_cuda_dropout_reproduces_under_manual_seed():
     q, k, v = (t.detach() for t in _inputs("cuda", torch.bfloat16))
-    with pytest.raises(NotImplementedError, match="dropout"):
-        flash_attn_func(q, k, v, dropout_p=0.1)
+    torch.manual_seed(7)
+    first = flash_attn_func(q, k, v, dropout_p=0.2)
+    second = flash_attn_func(q, k, v, dropout_p=0.2)
+    torch.manual_seed(7)
+    again = flash_attn_func(q, k, v, dropout_p=0.2)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, second)

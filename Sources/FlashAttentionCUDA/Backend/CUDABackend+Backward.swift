@@ -23,7 +23,7 @@ extension CUDABackend {
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     try checkProblem(shape, dtype: arguments.q.dtype)
-    try CUDACallChecks.features(arguments.options, backend: name)
+    try CUDACallChecks.features(arguments.options, backend: name, dropoutAllowed: true)
     try checkDeviceCall(
       [
         (arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out"),

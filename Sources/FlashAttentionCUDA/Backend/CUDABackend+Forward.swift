@@ -11,7 +11,7 @@ extension CUDABackend {
   package func enqueueForward(_ arguments: ForwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
     let shape = arguments.shape
     try checkProblem(shape, dtype: arguments.q.dtype)
-    try CUDACallChecks.features(arguments.options, backend: name)
+    try CUDACallChecks.features(arguments.options, backend: name, dropoutAllowed: true)
     try checkDeviceCall(
       [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out")],
       location: arguments.q.location, stream: stream)

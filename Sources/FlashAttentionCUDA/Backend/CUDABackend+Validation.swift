@@ -29,11 +29,16 @@ enum CUDACallChecks {
     }
   }
 
-  /// The score features the kernels compile: ALiBi is in the FlashAttention-2 kernels (the
-  /// Hopper kernels hand such calls to them); dropout is not in the CUDA kernels yet.
-  static func features(_ options: AttentionOptions, backend: String) throws(FlashAttentionError) {
-    if options.activeDropout != nil {
-      throw .unsupported(backend: backend, feature: "dropout (dropout_p > 0): the CPU backend runs it")
+  /// The score features the kernels compile: ALiBi and dropout are in the FlashAttention-2
+  /// kernels (the Hopper kernels hand such calls to them); dropout only for fixed-length calls
+  /// (`dropoutAllowed`), not yet in the varlen, KV-cache or standard-attention paths.
+  static func features(
+    _ options: AttentionOptions, backend: String, dropoutAllowed: Bool = false
+  ) throws(FlashAttentionError) {
+    if options.activeDropout != nil && !dropoutAllowed {
+      throw .unsupported(
+        backend: backend,
+        feature: "dropout (dropout_p > 0) with variable lengths, a KV cache or standard attention: the CPU backend runs it")
     }
   }
 

@@ -33,7 +33,8 @@ package enum CUDAKernelCatalog {
   /// `FA_VARLEN` (the same head dims and flag sets), the row-clearing kernel, and on sm_90a every
   /// Hopper variant (forward, backward, backward dQ) with `FA_VARLEN`.
   package static func varlenKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
-    let varlen: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive).map { key in
+    // (Dropout is not in the varlen path: the CUDA backend refuses it there.)
+    let varlen: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive).filter { !$0.dropout }.map { key in
       var key = key
       key.varlen = true
       return key
@@ -80,6 +81,12 @@ package enum CUDAKernelCatalog {
           FlashAttention2Key.make(
             kind: kind, headDim: d, headDimV: dv, dtype: dtype, masked: masked, softcap: softcap,
             deterministic: false, arch: arch, alibi: true)
+        }
+        // And their dropout variants.
+        keys += [FlashAttention2Key.Kind.forward, .backwardKeyValue].map { kind in
+          FlashAttention2Key.make(
+            kind: kind, headDim: d, headDimV: dv, dtype: dtype, masked: masked, softcap: softcap,
+            deterministic: false, arch: arch, dropout: true)
         }
       }
     }

@@ -31,6 +31,8 @@ package struct FlashAttention2Key: CUDAKernelKey {
   /// Packed variable-length batches (`FA_VARLEN`): the batch index selects a sequence of
   /// `cu_seqlens`, whose own lengths bound the tiles and the mask.
   package var varlen: Bool = false
+  /// Forward and key/value kernels: dropout on P (`common/dropout.cuh`), compiled in only here.
+  package var dropout: Bool = false
 
   package var description: String {
     var text = "\(kind.rawValue) d=\(headDim)"
@@ -41,6 +43,7 @@ package struct FlashAttention2Key: CUDAKernelKey {
     if deterministic { text += " deterministic" }
     if alibi { text += " alibi" }
     if varlen { text += " varlen" }
+    if dropout { text += " dropout" }
     return text + " \(arch)"
   }
 
@@ -96,6 +99,7 @@ package struct FlashAttention2Key: CUDAKernelKey {
     ]
     // Only in the keys that have it: plain attention's programs stay byte for byte as before.
     if alibi { defines.append("FA_ALIBI 1") }
+    if dropout { defines.append("FA_DROPOUT 1") }
     if kind == .backwardKeyValue {
       let widths = [Self.paddedTo32(headDim), Self.paddedTo32(headDimV)]
       let plan = backwardPlan
@@ -132,13 +136,14 @@ extension FlashAttention2Key {
   package static func make(
     kind: Kind, headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool,
     deterministic: Bool, arch: String, tuning: CUDAKernelTuning = CUDAKernelTuning(), alibi: Bool = false,
-    varlen: Bool = false
+    varlen: Bool = false, dropout: Bool = false
   ) -> FlashAttention2Key {
     var key = fixedLength(
       kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
       deterministic: deterministic, arch: arch, tuning: tuning)
     // The bias is in the forward and the key/value kernel; the elementwise ones never see it.
     if alibi && (kind == .forward || kind == .backwardKeyValue) { key.alibi = true }
+    if dropout && (kind == .forward || kind == .backwardKeyValue) { key.dropout = true }
     key.varlen = varlen
     return key
   }

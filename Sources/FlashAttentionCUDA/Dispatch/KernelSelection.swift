@@ -59,7 +59,8 @@ enum KernelSelection {
       FlashAttention2Key.make(
         kind: .forward, headDim: shape.headDim, headDimV: shape.headDimV, dtype: arguments.q.dtype,
         masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false, arch: arch,
-        tuning: tuning, alibi: arguments.options.alibiSlopes != nil))
+        tuning: tuning, alibi: arguments.options.alibiSlopes != nil,
+        dropout: arguments.options.activeDropout != nil))
   }
 
   /// The backward's kernels (see `BackwardKernelPlan`).
@@ -71,7 +72,8 @@ enum KernelSelection {
       FlashAttention2Key.make(
         kind: kind, headDim: shape.headDim, headDimV: shape.headDimV, dtype: arguments.q.dtype,
         masked: arguments.mask.isMasking, softcap: arguments.options.softcap > 0, deterministic: false, arch: arch,
-        tuning: tuning, alibi: arguments.options.alibiSlopes != nil)
+        tuning: tuning, alibi: arguments.options.alibiSlopes != nil,
+        dropout: arguments.options.activeDropout != nil)
     }
     let preprocess = flashAttention2(.backwardPreprocess)
     if hopperBackwardObstacle(arguments, arch: arch) == nil {
@@ -113,6 +115,8 @@ enum KernelSelection {
     if arch != "sm_90a" { return "device arch \(arch) is not sm_90a" }
     // ALiBi is in the FlashAttention-2 kernels only (not yet in the wgmma kernels).
     if arguments.options.alibiSlopes != nil { return "ALiBi" }
+    // Dropout too (its keep mask is in the FlashAttention-2 kernels only).
+    if arguments.options.activeDropout != nil { return "dropout" }
     // No keys: nothing for TMA to describe; the FlashAttention-2 kernel writes the zeros and -inf.
     if shape.seqlenK == 0 { return "seqlen_k is 0" }
     if hopperForwardKey(arguments) == nil {
@@ -154,6 +158,7 @@ enum KernelSelection {
       return reason
     }
     if arguments.options.alibiSlopes != nil { return "ALiBi" }
+    if arguments.options.activeDropout != nil { return "dropout" }
     if shape.seqlenQ == 0 || shape.seqlenK == 0 { return "an empty sequence" }
     for (tensor, name) in [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.dOut, "dout")] {
       if let obstacle = tensorMapObstacle(tensor, name) { return obstacle }

@@ -21,7 +21,8 @@ enum FlashAttention2Launch {
       seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize),
       scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right,
       alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape),
-      cu_seqlens_q: nil, cu_seqlens_k: nil, seqused_q: nil, seqused_k: nil)
+      cu_seqlens_q: nil, cu_seqlens_k: nil, seqused_q: nil, seqused_k: nil,
+      dropout: FADropoutParams(arguments.options, headsQ: shape.headsQ))
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + key.tile.blockM - 1) / key.tile.blockM, shape.headsQ, shape.batch),
       block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
@@ -47,7 +48,7 @@ enum FlashAttention2Launch {
       v_strides: FAStrides(arguments.v), seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize),
       scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right,
       alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape),
-      cu_seqlens_k: nil, seqused_k: nil)
+      cu_seqlens_k: nil, seqused_k: nil, dropout: FADropoutParams(arguments.options, headsQ: shape.headsQ))
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
       stream: stream)
@@ -73,7 +74,8 @@ enum FlashAttention2Launch {
       seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize), scale: arguments.scale,
       softcap: arguments.options.softcap, window_left: left, window_right: right, key_block_base: 0,
       alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape),
-      cu_seqlens_q: nil, cu_seqlens_k: nil, seqused_q: nil, seqused_k: nil)
+      cu_seqlens_q: nil, cu_seqlens_k: nil, seqused_q: nil, seqused_k: nil,
+      dropout: FADropoutParams(arguments.options, headsQ: shape.headsQ))
     let blocks = (shape.seqlenK + key.tile.blockN - 1) / key.tile.blockN
     let function = try device.loadedKernel(key)
     if arguments.options.deterministic {

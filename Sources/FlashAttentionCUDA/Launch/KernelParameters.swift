@@ -38,3 +38,18 @@ func devicePointer<Pointee>(_ address: UInt64) -> UnsafePointer<Pointee>? {
 func deviceMutablePointer<Pointee>(_ address: UInt64) -> UnsafeMutablePointer<Pointee>? {
   UnsafeMutablePointer(bitPattern: UInt(address))
 }
+
+extension FADropoutParams {
+  /// The call's dropout as the kernels take it (all zero without dropout). The generator's
+  /// (batch, head) index is 32-bit and wraps, on every backend alike.
+  init(_ options: AttentionOptions, headsQ: Int) {
+    guard let dropout = options.activeDropout else {
+      self.init()
+      return
+    }
+    self.init(
+      seed: dropout.seed, offset: dropout.offset, threshold: Int32(clamping: dropout.keepThreshold),
+      keep_scale: dropout.keptScale, batch_head_base: Int32(truncatingIfNeeded: dropout.firstBatch &* headsQ),
+      heads_q: Int32(truncatingIfNeeded: headsQ))
+  }
+}

@@ -32,7 +32,7 @@ enum VarlenLaunch {
       seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize),
       scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right,
       alibi_slopes: nil, alibi_batch_stride: 0, cu_seqlens_q: devicePointer(index.cuSeqlensQ), cu_seqlens_k: devicePointer(index.cuSeqlensK),
-      seqused_q: devicePointer(index.seqUsedQ), seqused_k: devicePointer(index.seqUsedK))
+      seqused_q: devicePointer(index.seqUsedQ), seqused_k: devicePointer(index.seqUsedK), dropout: FADropoutParams())
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + key.tile.blockM - 1) / key.tile.blockM, shape.headsQ, shape.batch),
       block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
@@ -112,7 +112,7 @@ enum VarlenLaunch {
         q_strides: FAStrides(packed: f.q), k_strides: FAStrides(packed: f.k), v_strides: FAStrides(packed: f.v),
         seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize), scale: f.scale, softcap: f.options.softcap,
         window_left: left, window_right: right, alibi_slopes: nil, alibi_batch_stride: 0,
-        cu_seqlens_k: devicePointer(index.cuSeqlensK), seqused_k: devicePointer(index.seqUsedK))
+        cu_seqlens_k: devicePointer(index.cuSeqlensK), seqused_k: devicePointer(index.seqUsedK), dropout: FADropoutParams())
       try device.loadedKernel(plan.preprocess).launch(
         grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
         stream: stream)
@@ -145,7 +145,7 @@ enum VarlenLaunch {
         dv_strides: FAStrides(packed: arguments.dV), seqlen_q: Int32(shape.seqlenQ), seqlen_k: Int32(shape.seqlenK),
         group: Int32(shape.groupSize), scale: f.scale, softcap: f.options.softcap, window_left: left,
         window_right: right, key_block_base: 0, alibi_slopes: nil, alibi_batch_stride: 0, cu_seqlens_q: cuQ, cu_seqlens_k: devicePointer(index.cuSeqlensK),
-        seqused_q: usedQ, seqused_k: devicePointer(index.seqUsedK))
+        seqused_q: usedQ, seqused_k: devicePointer(index.seqUsedK), dropout: FADropoutParams())
       let blocks = (shape.seqlenK + key.tile.blockN - 1) / key.tile.blockN
       let function = try device.loadedKernel(key)
       if f.options.deterministic {

@@ -66,6 +66,21 @@ typedef struct FA_TENSOR_MAP_ALIGNMENT FATensorMap {
   fa_u64 words[16];
 } FATensorMap;
 
+/// Dropout on P (kernels compiled with FA_DROPOUT; all zero otherwise): the keep mask of
+/// fa_philox.h for the call's seed and offset. Element (row, key) of query head h of batch entry
+/// b uses the generator's (batch, head) index `batch_head_base + b * heads_q + h`, so a call on
+/// a slice of a batch (`AttentionDropout.firstBatch`) drops what the whole batch would.
+typedef struct FADropoutParams {
+  fa_u64 seed;
+  fa_u64 offset;
+  /// Kept iff the element's 16-bit number is below this: floor((1 - p) 2^16).
+  fa_i32 threshold;
+  /// 1 / (1 - p); 0 without dropout.
+  float keep_scale;
+  fa_i32 batch_head_base;
+  fa_i32 heads_q;
+} FADropoutParams;
+
 // -------------------------------------------------------------------------------------------
 // FlashAttention-2 kernels (sm80 and later): sm80/forward.cu, sm80/backward.cu
 // -------------------------------------------------------------------------------------------
@@ -103,6 +118,7 @@ typedef struct FAForwardParams {
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_q;
   const fa_i32* seqused_k;
+  FADropoutParams dropout;
 } FAForwardParams;
 
 /// `flash_backward_preprocess`: D = rowsum(dO * O) and the LSE in log2 units, per query row.
@@ -139,6 +155,7 @@ typedef struct FABackwardPreprocessParams {
   fa_i64 alibi_batch_stride;
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_k;
+  FADropoutParams dropout;
 } FABackwardPreprocessParams;
 
 /// `flash_backward_kv`: dK and dV of one key block, dQ added into an fp32 accumulator.
@@ -176,6 +193,7 @@ typedef struct FABackwardKeyValueParams {
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_q;
   const fa_i32* seqused_k;
+  FADropoutParams dropout;
 } FABackwardKeyValueParams;
 
 /// `flash_backward_convert_dq`: dQ = scale * accumulator, in the storage dtype.
@@ -511,7 +529,15 @@ FA_ABI_ASSERT(alignof(FATensorMap) == 64 && alignof(FAHopperForwardParams) == 64
 #endif
 FA_ABI_FIELD(FATensorMap, words, 0);
 
-FA_ABI_SIZE(FAForwardParams, 232);
+FA_ABI_SIZE(FADropoutParams, 32);
+FA_ABI_FIELD(FADropoutParams, seed, 0);
+FA_ABI_FIELD(FADropoutParams, offset, 8);
+FA_ABI_FIELD(FADropoutParams, threshold, 16);
+FA_ABI_FIELD(FADropoutParams, keep_scale, 20);
+FA_ABI_FIELD(FADropoutParams, batch_head_base, 24);
+FA_ABI_FIELD(FADropoutParams, heads_q, 28);
+
+FA_ABI_SIZE(FAForwardParams, 264);
 FA_ABI_FIELD(FAForwardParams, q, 0);
 FA_ABI_FIELD(FAForwardParams, k, 8);
 FA_ABI_FIELD(FAForwardParams, v, 16);
@@ -535,8 +561,9 @@ FA_ABI_FIELD(FAForwardParams, cu_seqlens_q, 200);
 FA_ABI_FIELD(FAForwardParams, cu_seqlens_k, 208);
 FA_ABI_FIELD(FAForwardParams, seqused_q, 216);
 FA_ABI_FIELD(FAForwardParams, seqused_k, 224);
+FA_ABI_FIELD(FAForwardParams, dropout, 232);
 
-FA_ABI_SIZE(FABackwardPreprocessParams, 280);
+FA_ABI_SIZE(FABackwardPreprocessParams, 312);
 FA_ABI_FIELD(FABackwardPreprocessParams, o, 0);
 FA_ABI_FIELD(FABackwardPreprocessParams, dout, 8);
 FA_ABI_FIELD(FABackwardPreprocessParams, lse, 16);
@@ -565,8 +592,9 @@ FA_ABI_FIELD(FABackwardPreprocessParams, alibi_slopes, 248);
 FA_ABI_FIELD(FABackwardPreprocessParams, alibi_batch_stride, 256);
 FA_ABI_FIELD(FABackwardPreprocessParams, cu_seqlens_k, 264);
 FA_ABI_FIELD(FABackwardPreprocessParams, seqused_k, 272);
+FA_ABI_FIELD(FABackwardPreprocessParams, dropout, 280);
 
-FA_ABI_SIZE(FABackwardKeyValueParams, 296);
+FA_ABI_SIZE(FABackwardKeyValueParams, 328);
 FA_ABI_FIELD(FABackwardKeyValueParams, q, 0);
 FA_ABI_FIELD(FABackwardKeyValueParams, k, 8);
 FA_ABI_FIELD(FABackwardKeyValueParams, v, 16);
@@ -596,6 +624,7 @@ FA_ABI_FIELD(FABackwardKeyValueParams, cu_seqlens_q, 264);
 FA_ABI_FIELD(FABackwardKeyValueParams, cu_seqlens_k, 272);
 FA_ABI_FIELD(FABackwardKeyValueParams, seqused_q, 280);
 FA_ABI_FIELD(FABackwardKeyValueParams, seqused_k, 288);
+FA_ABI_FIELD(FABackwardKeyValueParams, dropout, 296);
 
 FA_ABI_SIZE(FABackwardConvertParams, 72);
 FA_ABI_FIELD(FABackwardConvertParams, dq_accum, 0);

@@ -1,4 +1,5 @@
 #include "common/alibi.cuh"
+#include "common/dropout.cuh"
 #include "common/mask.cuh"
 #include "common/math.cuh"
 #include "common/varlen.cuh"
@@ -76,7 +77,7 @@ __device__ __forceinline__ i64 dq_piece_index(int batch, int head, int hq, int s
 // the merged LSE) keeps `from_o`, as the backward's contract says; the sum tells them apart.
 // One warp walks the row's visible keys, lanes splitting the head dims, a butterfly summing each
 // dot product: a scalar pass over the keys (a forward's work without tensor cores), only for
-// such rows. Mask, softcap and ALiBi are read at run time: they cost nothing elsewhere.
+// such rows. Mask, softcap, ALiBi and dropout are read at run time: they cost nothing elsewhere.
 __device__ __noinline__ float exact_row_delta(
     const FABackwardPreprocessParams& params, int batch, int head, int row, const SequenceRows& seq_q,
     const u16* __restrict__ pd, float lse2, float from_o, int lane) {
@@ -105,6 +106,8 @@ __device__ __noinline__ float exact_row_delta(
   const bool biased = params.alibi_slopes != nullptr;
   const float slope = biased ? params.alibi_slopes[batch * params.alibi_batch_stride + head] / (capped ? 1.f : params.scale) : 0.f;
   const int offset = seq_k.used - seq_q.used;
+  const bool dropped = params.dropout.keep_scale > 0.f;
+  const Dropout dropout(params.dropout, batch, head);
   float sum_p = 0.f, sum_pdp = 0.f;
   for (int j = first; j <= last; ++j) {
     const u16* __restrict__ kj = k + (i64)j * params.k_strides.row;
@@ -123,7 +126,8 @@ __device__ __noinline__ float exact_row_delta(
     if (biased) s -= slope * fabsf((float)(row + offset - j));
     const float p = ex2(s * scale_log2 - lse2);
     sum_p += p;
-    sum_pdp += p * dp;
+    // With dropout, D = sum_j P_j Z_j dP_j (Z the keep factor), still over sum_j P_j.
+    sum_pdp += dropped ? p * dp * dropout.one(row, j) : p * dp;
   }
   // sum_p = 2^(this row's own lse2 - the given lse2): 1 up to the scores' float32 rounding (a
   // few units of 2^-23 |lse2|) for the row's own LSE; a merged LSE is larger by ln(1 + the other
@@ -488,6 +492,9 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
     // This step's query head; raw scores are qk (unit: the scale) or capped scores (unit 1).
     const Alibi alibi(params.alibi_slopes, batch * params.alibi_batch_stride + head, FA_SOFTCAP ? 1.f : scale, sq, sk);
 #endif
+#if FA_DROPOUT
+    const Dropout dropout(params.dropout, batch, head);
+#endif
     cp_async_wait<0>();
     // This step's Q, dO, LSE, D (and K, V on the first step) landed; every warp is done with
     // the previous step, so the other buffer, sP and sdS may be overwritten.
@@ -523,6 +530,9 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
           keys.lo = 0;
           keys.hi = sk - 1;
           if (need_mask) keys = mask.key_columns(m0 + row, 0);
+#if FA_DROPOUT
+          const u64 keep = dropout.keep_bits<TN_S / 8>(m0 + row, (n0 + s_n) >> 3, t);
+#endif
           // A masked and an unmasked copy of the row, chosen per step: the unmasked one (most steps)
           // spends no compare on its elements.
           auto row_elements = [&](auto masked) {
@@ -546,7 +556,15 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
                   const int key = n0 + s_n + j * 8 + 2 * t + e;
                   if (!row_in || keys.hides(key)) p = 0.f;
                 }
+#if FA_DROPOUT
+                // The keep factor Z (0 or 1 / (1 - p)): dV takes (P * Z)^T dO and
+                // dS = P * (dP * Z - D), D from the dropped output (FA2's backward).
+                const float ze = dropout.factor(keep, 2 * j + e);
+                float ds = p * (acc_dp[i][j][h * 2 + e] * ze - row_delta);
+                p *= ze;
+#else
                 float ds = p * (acc_dp[i][j][h * 2 + e] - row_delta);
+#endif
 #if FA_SOFTCAP
                 ds *= 1.f - th * th;
 #endif

@@ -6,10 +6,11 @@
 //
 // The host prepends the kernel key's #defines: FA_D, FA_DV (multiples of 8), FA_BM
 // (16 * FA_MT * warps), FA_BN, FA_WARPS, FA_BF16, FA_MASK (0 none, 2 a window with run-time
-// bounds; causal is the window (left, 0)), FA_SOFTCAP, FA_Q_IN_REGS, FA_ALIBI (common/alibi.cuh),
+// bounds; causal is the window (left, 0)), FA_SOFTCAP, FA_Q_IN_REGS, FA_ALIBI (common/alibi.cuh), FA_DROPOUT (common/dropout.cuh),
 // and FA_VARLEN (packed sequences: the batch index selects a sequence of cu_seqlens, whose own
 // lengths bound the tiles and the mask; the grid covers the longest).
 #include "common/alibi.cuh"
+#include "common/dropout.cuh"
 #include "common/mask.cuh"
 #include "common/varlen.cuh"
 #include "common/softmax.cuh"
@@ -116,6 +117,24 @@ struct ForwardWarp {
         for (int i = 0; i < DV_PAD / 8; ++i) { acc_o[mt][i][half * 2] *= corr; acc_o[mt][i][half * 2 + 1] *= corr; }
       }
   }
+
+#if FA_DROPOUT
+  // P times each element's keep factor (0 or 1 / (1 - p)) before P V; the row sums above stay
+  // the undropped softmax's, so O = (P * Z) V / l and the LSE is the undropped one (FA2's rule).
+  __device__ __forceinline__ void drop(const Dropout& dropout, int n0) {
+    #pragma unroll
+    for (int mt = 0; mt < FA_MT; ++mt)
+      #pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const u64 keep = dropout.keep_bits<FA_BN / 8>(row0 + mt * 16 + half * 8, n0 >> 3, t);
+        #pragma unroll
+        for (int i = 0; i < FA_BN / 8; ++i) {
+          acc_s[mt][i][half * 2] *= dropout.factor(keep, 2 * i);
+          acc_s[mt][i][half * 2 + 1] *= dropout.factor(keep, 2 * i + 1);
+        }
+      }
+  }
+#endif
 
   // O += P V: P's accumulator layout is the A-operand layout, so it never leaves registers.
   __device__ __forceinline__ void pv() {
@@ -241,6 +260,9 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
   // Raw scores are qk (unit: the scale) or capped scores (unit 1).
   const Alibi alibi(params.alibi_slopes, batch * params.alibi_batch_stride + head, FA_SOFTCAP ? 1.f : params.scale, sq, sk);
 #endif
+#if FA_DROPOUT
+  const Dropout dropout(params.dropout, batch, head);
+#endif
 #if FA_Q_IN_REGS
   bool q_loaded = false;
 #endif
@@ -281,6 +303,9 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
 #endif
     // Only the tiles that need it are masked: the ragged last tile and tiles crossing a mask edge.
     w.softmax(mask, n0, mask.tile_needs_mask<FA_BM, FA_BN>(m0, n0), c);
+#if FA_DROPOUT
+    w.drop(dropout, n0);
+#endif
 
     cp_async_wait<0>();
     __syncthreads();   // V[tile] landed; every warp finished reading K[tile]
