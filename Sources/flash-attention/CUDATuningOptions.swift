@@ -17,7 +17,7 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the KV-cache decode tile, WARPSxSTAGES (warps 1/2/4/8, 2-8 stages of 16 keys per warp); bench --grid decode takes a comma list to sweep, auto for the table's tile (e.g. auto,4x3,4x6,8x4).")
   var decodeTile: String?
 
-  @Option(help: "CUDA: how the KV-cache decode kernel loads K and V: cpasync (16-byte cp.async, every GPU) or bulk (Hopper bulk copies, one per key row; falls back to cpasync off sm_90 or on unaligned caches); bench --grid decode takes a comma list and alternates them per shape (e.g. cpasync,bulk).")
+  @Option(help: "CUDA: how the KV-cache decode kernel loads K and V: cpasync (16-byte cp.async, two lanes per row, every GPU), cpasync-lines (cp.async, whole 128-byte lines per instruction, every GPU) or bulk (Hopper bulk copies, one per K/V row; falls back to cpasync off sm_90 or on unaligned caches); bench --grid decode takes a comma list and alternates them per shape (e.g. cpasync,bulk,cpasync-lines).")
   var decodeLoader: String?
 
   func validate() throws {
@@ -50,7 +50,8 @@ struct CUDATuningOptions: ParsableArguments {
     guard let decodeLoader else { return [.cpAsync] }
     return try decodeLoader.split(separator: ",").map { text -> DecodeLoader in
       guard let loader = DecodeLoader(rawValue: String(text)) else {
-        throw ValidationError("--decode-loader must be cpasync or bulk (a comma list for bench --grid decode), got \(text)")
+        throw ValidationError(
+          "--decode-loader must be cpasync, cpasync-lines or bulk (a comma list for bench --grid decode), got \(text)")
       }
       return loader
     }

@@ -64,12 +64,38 @@ struct DecodeLoaderTests {
     #expect(bulk.description.contains("bulk") && !cp.description.contains("bulk"))
   }
 
-  @Test("the catalog has a bulk variant of every decode key on sm_90a and none on sm_80")
+  @Test("the catalog has every decode key with each loader where it applies: bulk on sm_90a only, lines up to d 128")
   func catalog() {
-    let hopper = CUDAKernelCatalog.decodeKeys(arch: "sm_90a").compactMap { $0 as? DecodeKey }
-    let bulk = hopper.filter { $0.loader == .bulk }
-    #expect(!bulk.isEmpty && bulk.count == hopper.count - bulk.count)
+    for arch in ["sm_80", "sm_90a"] {
+      let keys = CUDAKernelCatalog.decodeKeys(arch: arch).compactMap { $0 as? DecodeKey }
+      let base = keys.filter { $0.loader == .cpAsync }
+      #expect(!base.isEmpty)
+      for loader in DecodeLoader.allCases where loader != .cpAsync {
+        var expected = base.filter { loader.applies(arch: arch, headDim: $0.headDim, headDimV: $0.headDimV) }
+        for index in expected.indices {
+          expected[index].loader = loader
+          expected[index].tile = TileTables.decodeTile(
+            headDim: expected[index].headDim, headDimV: expected[index].headDimV, rows: expected[index].tile.rows,
+            arch: arch, loader: loader)
+        }
+        #expect(Set(keys.filter { $0.loader == loader }) == Set(expected), "\(arch) \(loader)")
+      }
+    }
     #expect(!CUDAKernelCatalog.decodeKeys(arch: "sm_80").contains { ($0 as? DecodeKey)?.loader == .bulk })
+    #expect(!DecodeLoader.cpAsyncLines.applies(arch: "sm_90a", headDim: 256, headDimV: 256))
+    #expect(plan(arch: "sm_90a", loader: .cpAsyncLines).key.loader == .cpAsyncLines)
+  }
+
+  @Test("the line-coalesced cp.async loader runs everywhere with cp.async's tile")
+  func linesLoader() {
+    for arch in ["sm_80", "sm_90a"] {
+      let lines = plan(arch: arch, loader: .cpAsyncLines).key
+      #expect(lines.loader == .cpAsyncLines && lines.tile == plan(arch: arch, loader: .cpAsync).key.tile)
+      #expect(lines.sharedMemoryBytes == plan(arch: arch, loader: .cpAsync).key.sharedMemoryBytes)
+      #expect(lines.program.source.contains("#define FA_LINES 1\n") && lines.program.source.contains("#define FA_BULK 0\n"))
+    }
+    let aligned: [(address: UInt64, strides: [Int])] = [(0x1000, [1 << 20, 1024, 128, 1]), (0x2000, [1 << 20, 1024, 128, 1])]
+    #expect(DecodeLoader.cpAsyncLines.effective(arch: "sm_80", headDims: (128, 128), caches: aligned) == .cpAsyncLines)
   }
 
   /// The bulk loader with the tiles the lead's sweep runs (the table's, deeper rings at one or two
@@ -92,32 +118,33 @@ struct DecodeLoaderTests {
   }
 }
 
-/// The bulk loader on the GPU: the `verify` KV-cache matrix (NaN in every unused slot and page,
-/// page sizes 1-256, d 40 with padding columns, windows, splits) through `--decode-loader bulk`,
-/// and the same seed through both loaders giving the same errors against the reference (the
-/// math is the same; only the bytes' route to shared memory differs). Hopper only: elsewhere
-/// the plan falls back to cp.async, which `KVCacheGPUTests` covers.
-@Suite("KV cache on CUDA, bulk loader (GPU, sm_90)")
-struct KVCacheBulkLoaderGPUTests {
-  static let hopper: Bool = gpuAvailable && ((try? CUDABackend(device: 0).device.arch.hasPrefix("sm_90")) ?? false)
-
+/// The other loaders on the GPU (bulk copies on sm_90, line-coalesced cp.async everywhere):
+/// the `verify` KV-cache matrix (NaN in every unused slot and page, page sizes 1-256, d 40 with
+/// padding columns, windows, splits) through each, and the same seed through each and through
+/// the default cp.async loader giving the same errors against the reference (the math is the
+/// same; only the bytes' route to shared memory differs).
+@Suite("KV cache on CUDA, decode loaders (GPU)")
+struct KVCacheLoaderGPUTests {
   @Test(
-    "the verify matrix passes through the bulk loader, with the cp.async loader's errors",
-    .enabled(if: hopper, "skipped: no sm_90 CUDA device"),
+    "the verify matrix passes through every loader, with the cp.async loader's errors",
+    .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"),
     arguments: KVCacheMatrix.standard.map(\.name), [DType.float16, .bfloat16])
   func matrix(name: String, dtype: DType) throws {
     let testCase = try #require(KVCacheMatrix.standard.first { $0.name == name })
     let seed = UInt64.random(in: 1...UInt64.max)
-    let bulkBackend = try CUDABackend(device: 0, tuning: CUDAKernelTuning(decodeLoader: .bulk))
-    let bulk = Verification(engine: AttentionEngine(backend: bulkBackend)).run(testCase, dtype: dtype, seed: seed)
-    #expect(bulk.passed, "\(bulk.summary)")
-    let cp = Verification(engine: AttentionEngine(backend: try CUDABackend(device: 0))).run(
-      testCase, dtype: dtype, seed: seed)
+    let reference = try CUDABackend(device: 0)
+    let cp = Verification(engine: AttentionEngine(backend: reference)).run(testCase, dtype: dtype, seed: seed)
     #expect(cp.passed, "\(cp.summary)")
-    let pairs = zip(bulk.checks, cp.checks).map { ($0.name, $0.relativeL2, $0.maxAbsolute, $1.relativeL2, $1.maxAbsolute) }
-    #expect(bulk.checks.count == cp.checks.count)
-    for (check, bulkL2, bulkMax, cpL2, cpMax) in pairs {
-      #expect(bulkL2 == cpL2 && bulkMax == cpMax, "\(name) \(check): bulk \(bulkL2)/\(bulkMax), cp.async \(cpL2)/\(cpMax)")
+    for loader in DecodeLoader.allCases where loader != .cpAsync && loader.runs(on: reference.device.arch) {
+      let backend = try CUDABackend(device: 0, tuning: CUDAKernelTuning(decodeLoader: loader))
+      let other = Verification(engine: AttentionEngine(backend: backend)).run(testCase, dtype: dtype, seed: seed)
+      #expect(other.passed, "\(loader): \(other.summary)")
+      #expect(other.checks.count == cp.checks.count)
+      for (mine, theirs) in zip(other.checks, cp.checks) {
+        #expect(
+          mine.relativeL2 == theirs.relativeL2 && mine.maxAbsolute == theirs.maxAbsolute,
+          "\(name) \(mine.name) \(loader): \(mine.relativeL2)/\(mine.maxAbsolute), cp.async \(theirs.relativeL2)/\(theirs.maxAbsolute)")
+      }
     }
   }
 }

@@ -4,9 +4,10 @@ extension CUDAKernelCatalog {
   /// The KV-cache kernels on `arch`: the decode kernel for every head-dim pair of the
   /// FlashAttention-2 catalog with the table's tile for one and for many packed rows (one and
   /// two m16 tiles), bf16 contiguous without masks and fp16 paged with masking and softcap (the
-  /// most registers; `exhaustive` crosses every dtype, flag and layout), on sm_90 the same again
-  /// with the bulk-copy loader (its own tile: the barriers take shared memory), the split merge
-  /// per value head dim and dtype, and the append.
+  /// most registers; `exhaustive` crosses every dtype, flag and layout), the same again with each
+  /// other loader that runs on `arch` (line-coalesced cp.async everywhere, bulk copies on sm_90,
+  /// with its own tile: the barriers take shared memory), the split merge per value head dim and
+  /// dtype, and the append.
   package static func decodeKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     let flagSets: [(DType, Bool, Bool, Bool)] =
       exhaustive
@@ -18,7 +19,7 @@ extension CUDAKernelCatalog {
       : [(.bfloat16, false, false, false), (.float16, true, true, true)]
     var keys: [any CUDAKernelKey] = []
     for loader in DecodeLoader.allCases where loader.runs(on: arch) {
-      for (d, dv) in flashAttention2HeadDims {
+      for (d, dv) in flashAttention2HeadDims where loader.applies(arch: arch, headDim: d, headDimV: dv) {
         let tiles = Set(
           [1, 32].map { TileTables.decodeTile(headDim: d, headDimV: dv, rows: $0, arch: arch, loader: loader) })
         for tile in tiles.sorted(by: { $0.rows < $1.rows }) {

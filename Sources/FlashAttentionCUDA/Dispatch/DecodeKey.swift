@@ -77,6 +77,7 @@ package struct DecodeKey: CUDAKernelKey {
       "FA_D \(headDim)", "FA_DV \(headDimV)", "FA_BF16 \(dtype == .bfloat16 ? 1 : 0)", "FA_MASK \(masked ? 2 : 0)",
       "FA_SOFTCAP \(softcap ? 1 : 0)", "FA_PAGED \(paged ? 1 : 0)", "FA_WARPS \(tile.warps)",
       "FA_STAGES \(tile.stages)", "FA_MT \(tile.mTiles)", "FA_BULK \(loader == .bulk ? 1 : 0)",
+      "FA_LINES \(loader == .cpAsyncLines ? 1 : 0)",
     ]
     let header = defines.map { "#define \($0)\n" }.joined()
     return CUDAProgram(entry: "flash_decode", source: header + KernelSources.text("decode/decode.cu"))

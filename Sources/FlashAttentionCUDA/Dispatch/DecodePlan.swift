@@ -22,15 +22,16 @@ package struct DecodePlan: Sendable, Hashable {
   ///   - maxKeys: the most keys a sequence sees (the capacity when the lengths are on the device).
   ///   - requestedSplits: the caller's `num_splits`; 0 picks from the GPU's size and `maxKeys`.
   ///   - multiprocessors: the device's SM count.
-  ///   - loader: how the kernel loads K and V; `.bulk` where `arch` has no bulk copies falls back
-  ///     to `.cpAsync` (the caller checks the cache's alignment: `DecodeLoader.effective`).
+  ///   - loader: how the kernel loads K and V; one that does not apply to `arch` and the head
+  ///     dims falls back to `.cpAsync` (the caller checks the cache's alignment:
+  ///     `DecodeLoader.effective`).
   package static func make(
     shape: AttentionShape, dtype: DType, options: AttentionOptions, paged: Bool, maxKeys: Int,
     requestedSplits: Int, arch: String, multiprocessors: Int, tuning: DecodeTuning? = nil,
     loader: DecodeLoader = .cpAsync
   ) -> DecodePlan {
     let rows = shape.seqlenQ * shape.groupSize
-    let loader = loader.runs(on: arch) ? loader : .cpAsync
+    let loader = loader.applies(arch: arch, headDim: shape.headDim, headDimV: shape.headDimV) ? loader : .cpAsync
     let tile = TileTables.decodeTile(
       headDim: shape.headDim, headDimV: shape.headDimV, rows: rows, arch: arch, override: tuning, loader: loader)
     let key = DecodeKey(

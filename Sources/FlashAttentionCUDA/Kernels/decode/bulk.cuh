@@ -16,8 +16,8 @@ __device__ __forceinline__ void bulk_mbar_init_fence() {
   asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
 }
 
-// This phase's single arrival, with `bytes` more transactions to wait for. The copies' own
-// complete_tx may land before it (the tx-count goes negative; the phase still needs the arrival).
+// This phase's single arrival, with `bytes` more transactions to wait for (the kernel issues the
+// phase's copies after it, so their complete_tx never runs ahead of the expectation).
 __device__ __forceinline__ void bulk_mbar_arrive_expect(u32 bar, u32 bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(bytes) : "memory");
 }

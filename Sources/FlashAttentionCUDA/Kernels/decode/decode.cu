@@ -25,16 +25,26 @@
 //   its lane stores zeros into its K or V row of the stage instead of copying (so P V sees
 //   0 * 0, never 0 * NaN of a stale or uninitialized row), and its score is -inf as before.
 //   Padding columns (FA_D < D_PAD) are zeroed once; no bulk copy writes them.
+// - FA_LINES (any arch) keeps cp.async but changes which lane copies which chunk: consecutive
+//   lanes take consecutive 16-byte chunks of a row (d 128: lanes 0-15 row r, 16-31 row r + 1), so
+//   each copy instruction asks for whole 128-byte lines (4 per instruction at d 128) instead of
+//   one 32-byte sector of each of 16 rows (16 lines per instruction, each asked for four times
+//   over a tile). A lane no longer copies its own row, so the rows' places (page-table reads,
+//   still one per lane) travel by shuffle.
 //
 // The host prepends: FA_D, FA_DV (multiples of 8), FA_BF16, FA_MASK (0 none, 2 a window with
 // run-time bounds; causal is (left, 0)), FA_SOFTCAP, FA_PAGED, FA_WARPS, FA_STAGES (>= 2),
-// FA_MT (m16 tiles of packed rows per CTA), FA_BULK (0 cp.async, 1 bulk copies; sm_90 only).
+// FA_MT (m16 tiles of packed rows per CTA), FA_BULK (0 cp.async, 1 bulk copies; sm_90 only),
+// FA_LINES (with FA_BULK 0: the line-coalesced cp.async mapping).
 #include "common/mask.cuh"
 #include "common/softmax.cuh"
 #include "sm80/ptx.cuh"
 #include "decode/cache.cuh"
 #ifndef FA_BULK
 #define FA_BULK 0
+#endif
+#ifndef FA_LINES
+#define FA_LINES 0
 #endif
 #if FA_BULK
 #include "decode/bulk.cuh"
@@ -264,6 +274,9 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
     const int valid_rows = min(max(keys - first, 0), TILE_KEYS);
     const u32 bar = my_bars + stage * 8;
     if (lane == 0) bulk_mbar_arrive_expect(bar, (u32)valid_rows * (FA_D + FA_DV) * 2);
+    // The copies start after the arrival, so the tx-count never runs ahead of the expectation
+    // (called by the whole warp: `k < my_count` is the same on every lane).
+    __syncwarp();
     const bool is_k = lane_half == 0;
     u16* dst = my_ring + stage * STAGE_ELEMENTS + (is_k ? lane_row * K_PITCH : TILE_KEYS * K_PITCH + lane_row * V_PITCH);
     if (lane_row < valid_rows) {
@@ -274,6 +287,36 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
       const int words = (is_k ? FA_D : FA_DV) / 8;
       for (int c = 0; c < words; ++c) reinterpret_cast<uint4*>(dst)[c] = make_uint4(0, 0, 0, 0);
       bulk_fence_proxy();
+    }
+  };
+#elif FA_LINES
+  // Copies tile k into `stage`: slot idx = lane + 32 i of the tile's 16 x (D_PAD / 8) chunks is
+  // row idx / CHUNKS_K, chunk idx % CHUNKS_K (then the same over V), so one instruction covers
+  // whole rows. Lane r computes row r's offsets from its place `p` (as the two-lane mapping
+  // does) and the copying lanes take them by shuffle; zero-filled past the sequence's keys and
+  // past the head dims, reading nothing there (the address is then the cache's base). The host
+  // uses it up to d = d_v = 128 (above, the extra live offsets spill at d = 256).
+  auto issue = [&](int k, int stage, RowPlace p) {
+    constexpr int CHUNKS_K = D_PAD / 8, CHUNKS_V = DV_PAD / 8;
+    static_assert((TILE_KEYS * CHUNKS_K) % 32 == 0 && (TILE_KEYS * CHUNKS_V) % 32 == 0, "whole instructions");
+    const int first = tile_key(k);
+    const i64 k_row = cache_offset(params.k_strides, p.block, p.row, kv_head);
+    const i64 v_row = cache_offset(params.v_strides, p.block, p.row, kv_head);
+    u16* sK = my_ring + stage * STAGE_ELEMENTS;
+    u16* sV = sK + TILE_KEYS * K_PITCH;
+    #pragma unroll
+    for (int i = 0; i < TILE_KEYS * CHUNKS_K / 32; ++i) {
+      const int idx = lane + 32 * i, row = idx / CHUNKS_K, c = idx % CHUNKS_K;
+      const i64 offset = __shfl_sync(0xffffffffu, k_row, row);
+      const bool ok = first + row < keys && c * 8 < FA_D;
+      cp_async16(smem_u32(sK + row * K_PITCH + c * 8), k_cache + (ok ? offset + c * 8 : 0), ok);
+    }
+    #pragma unroll
+    for (int i = 0; i < TILE_KEYS * CHUNKS_V / 32; ++i) {
+      const int idx = lane + 32 * i, row = idx / CHUNKS_V, c = idx % CHUNKS_V;
+      const i64 offset = __shfl_sync(0xffffffffu, v_row, row);
+      const bool ok = first + row < keys && c * 8 < FA_DV;
+      cp_async16(smem_u32(sV + row * V_PITCH + c * 8), v_cache + (ok ? offset + c * 8 : 0), ok);
     }
   };
 #else
