@@ -28,12 +28,15 @@ extension BenchCommand {
       }
       return dtype
     } ?? .bfloat16
-    // One backend per --decode-tile entry (the tile is the backend's tuning), all measured in
-    // this one window against one copy bandwidth.
+    // One backend per --decode-tile × --decode-loader entry (both are the backend's tuning), all
+    // measured in this one window against one copy bandwidth, alternating per shape.
     let tileEntries = try cudaTuning.decodeTiles()
-    let timers = try (tileEntries.isEmpty ? [nil] : tileEntries).map { entry in
+    let loaders = try cudaTuning.decodeLoaders()
+    let entries = (tileEntries.isEmpty ? [nil] : tileEntries).flatMap { tile in loaders.map { (tile, $0) } }
+    let timers = try entries.map { entry, loader in
       var tuning = try cudaTuning.tuning()
       tuning.decodeTile = entry
+      tuning.decodeLoader = loader
       var timer = CUDADecodeTimer(backend: try CUDABackend(device: 0, tuning: tuning))
       timer.repetitions = reps
       timer.warmup = warmup
@@ -46,7 +49,7 @@ extension BenchCommand {
     print(String(format: "device-to-device copy (cuMemcpyDtoD, 1 GiB, read + write): %.0f GB/s", copy))
     print("decode \(dtype) d=128 heads 32/8, one query token; GB/s = bytes of K and V read / median time"
       + (decodeKeepL2 ? "; no L2 flush" : "; L2 flushed (memset) before each run"))
-    print("batch".padded(7) + "cache".padded(9) + "page".padded(7) + "splits".padded(8) + "tile".padded(11)
+    print("batch".padded(7) + "cache".padded(9) + "page".padded(7) + "splits".padded(8) + "tile".padded(19)
       + "us".padded(10) + "GB/s".padded(8) + "% of copy")
     var rows: [CUDADecodeTimer.Measurement] = []
     for batch in batches {
@@ -58,7 +61,7 @@ extension BenchCommand {
               let m = try timer.measure(batch: batch, cacheTokens: tokens, pageSize: page, dtype: dtype, numSplits: requested)
               rows.append(m)
               print("\(batch)".padded(7) + "\(tokens)".padded(9) + (page.map(String.init) ?? "-").padded(7)
-                + "\(m.splits)".padded(8) + m.tile.padded(11) + String(format: "%.1f", m.microseconds).padded(10)
+                + "\(m.splits)".padded(8) + (m.tile + " " + m.loader).padded(19) + String(format: "%.1f", m.microseconds).padded(10)
                 + String(format: "%.0f", m.gigabytesPerSecond).padded(8)
                 + String(format: "%.1f", 100 * m.gigabytesPerSecond / copy))
             } catch {

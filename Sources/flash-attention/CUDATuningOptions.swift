@@ -17,6 +17,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the KV-cache decode tile, WARPSxSTAGES (warps 1/2/4/8, 2-8 stages of 16 keys per warp); bench --grid decode takes a comma list to sweep, auto for the table's tile (e.g. auto,4x3,4x6,8x4).")
   var decodeTile: String?
 
+  @Option(help: "CUDA: how the KV-cache decode kernel loads K and V: cpasync (16-byte cp.async, two lanes per row, every GPU), cpasync-lines (cp.async, whole 128-byte lines per instruction, every GPU) or bulk (Hopper bulk copies, one per K/V row; falls back to cpasync off sm_90 or on unaligned caches); bench --grid decode takes a comma list and alternates them per shape (e.g. cpasync,bulk,cpasync-lines).")
+  var decodeLoader: String?
+
   func validate() throws {
     _ = try tuning()
   }
@@ -38,7 +41,20 @@ struct CUDATuningOptions: ParsableArguments {
     }
     // A sweep list (bench --grid decode) runs its entries itself; a single command takes the first.
     tuning.decodeTile = try decodeTiles().first ?? nil
+    tuning.decodeLoader = try decodeLoaders().first ?? .cpAsync
     return tuning
+  }
+
+  /// The `--decode-loader` entries in order; `[.cpAsync]` without the flag.
+  func decodeLoaders() throws -> [DecodeLoader] {
+    guard let decodeLoader else { return [.cpAsync] }
+    return try decodeLoader.split(separator: ",").map { text -> DecodeLoader in
+      guard let loader = DecodeLoader(rawValue: String(text)) else {
+        throw ValidationError(
+          "--decode-loader must be cpasync, cpasync-lines or bulk (a comma list for bench --grid decode), got \(text)")
+      }
+      return loader
+    }
   }
 
   /// The `--decode-tile` entries in order, nil for `auto` (the tile table's choice); `[nil]`
@@ -55,7 +71,9 @@ struct CUDATuningOptions: ParsableArguments {
   }
 
   /// Whether any flag was given.
-  var isSet: Bool { forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil }
+  var isSet: Bool {
+    forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil || decodeLoader != nil
+  }
 }
 
 extension CUDAKernelTuning.ForwardKernels: ExpressibleByArgument {}

@@ -129,8 +129,13 @@ struct VerifyCommand: ParsableCommand {
     case .automatic: ordinal = 0
     case .cpu: throw CommandLineFailure("--forward-tile, --backward-tile and --forward-kernel need a CUDA --device")
     }
-    let backend = try CUDABackend(device: ordinal, tuning: cudaTuning.tuning())
-    return AttentionEngine(backend: backend, selectionReason: "cuda:\(ordinal) requested, with tuning overrides")
+    let tuning = try cudaTuning.tuning()
+    let backend = try CUDABackend(device: ordinal, tuning: tuning)
+    // The decode loader that KV-cache cases get on this device (bulk falls back off sm_90).
+    let loader = tuning.decodeLoader.runs(on: backend.device.arch) ? tuning.decodeLoader : .cpAsync
+    return AttentionEngine(
+      backend: backend,
+      selectionReason: "cuda:\(ordinal) requested, with tuning overrides; decode loader \(loader.rawValue)")
   }
 
   /// fp32 storage is a CPU format; GPU kernels are checked in the formats they are built for.

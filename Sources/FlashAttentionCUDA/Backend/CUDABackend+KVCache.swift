@@ -65,10 +65,17 @@ extension CUDABackend {
   /// sequence when the lengths are on the host, the cache's capacity otherwise.
   package func decodePlan(_ arguments: KVCacheForwardArguments) -> DecodePlan {
     let maxKeys = arguments.sequences.map { $0.map(\.keyCount).max() ?? 0 } ?? arguments.shape.seqlenK
+    let cache = arguments.cache
+    // Host views are staged into aligned device copies before they run; their own addresses
+    // say nothing about the copies', so only the strides and head dims decide for them.
+    let onDevice = arguments.q.location != .host
+    let loader = tuning.decodeLoader.effective(
+      arch: device.arch, headDims: (arguments.shape.headDim, arguments.shape.headDimV),
+      caches: [cache.k, cache.v].map { (address: onDevice ? $0.deviceAddress : 0, strides: $0.strides) })
     return DecodePlan.make(
-      shape: arguments.shape, dtype: arguments.q.dtype, options: arguments.options, paged: arguments.cache.isPaged,
+      shape: arguments.shape, dtype: arguments.q.dtype, options: arguments.options, paged: cache.isPaged,
       maxKeys: maxKeys, requestedSplits: arguments.numSplits, arch: device.arch,
-      multiprocessors: device.multiprocessors, tuning: tuning.decodeTile)
+      multiprocessors: device.multiprocessors, tuning: tuning.decodeTile, loader: loader)
   }
 
   /// Host views: everything uploaded (index data packed), the call run on the backend's

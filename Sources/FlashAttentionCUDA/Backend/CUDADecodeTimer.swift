@@ -16,6 +16,8 @@ package struct CUDADecodeTimer {
     package var gigabytesPerSecond: Double
     /// The decode kernel's tile (`rows r/warps w/stages s`).
     package var tile: String = ""
+    /// The loader the kernel ran with (`cpasync` or `bulk`, after any fallback).
+    package var loader: String = ""
   }
 
   package let backend: CUDABackend
@@ -116,7 +118,7 @@ package struct CUDADecodeTimer {
     return Measurement(
       batch: batch, cacheTokens: cacheTokens, pageSize: pageSize, splits: plan.splits,
       microseconds: milliseconds * 1000, gigabytesPerSecond: bytes / (milliseconds * 1e-3) / 1e9,
-      tile: plan.key.tile.description)
+      tile: plan.key.tile.description, loader: plan.key.loader.rawValue)
   }
 
   private func time(

@@ -4,8 +4,10 @@ extension CUDAKernelCatalog {
   /// The KV-cache kernels on `arch`: the decode kernel for every head-dim pair of the
   /// FlashAttention-2 catalog with the table's tile for one and for many packed rows (one and
   /// two m16 tiles), bf16 contiguous without masks and fp16 paged with masking and softcap (the
-  /// most registers; `exhaustive` crosses every dtype, flag and layout), the split merge per
-  /// value head dim and dtype, and the append.
+  /// most registers; `exhaustive` crosses every dtype, flag and layout), the same again with each
+  /// other loader that runs on `arch` (line-coalesced cp.async everywhere, bulk copies on sm_90,
+  /// with its own tile: the barriers take shared memory), the split merge per value head dim and
+  /// dtype, and the append.
   package static func decodeKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     let flagSets: [(DType, Bool, Bool, Bool)] =
       exhaustive
@@ -16,14 +18,17 @@ extension CUDAKernelCatalog {
       }
       : [(.bfloat16, false, false, false), (.float16, true, true, true)]
     var keys: [any CUDAKernelKey] = []
-    for (d, dv) in flashAttention2HeadDims {
-      let tiles = Set([1, 32].map { TileTables.decodeTile(headDim: d, headDimV: dv, rows: $0, arch: arch) })
-      for tile in tiles.sorted(by: { $0.rows < $1.rows }) {
-        for (dtype, masked, softcap, paged) in flagSets {
-          keys.append(
-            DecodeKey(
-              headDim: d, headDimV: dv, dtype: dtype, masked: masked, softcap: softcap, paged: paged, tile: tile,
-              arch: arch))
+    for loader in DecodeLoader.allCases where loader.runs(on: arch) {
+      for (d, dv) in flashAttention2HeadDims where loader.applies(arch: arch, headDim: d, headDimV: dv) {
+        let tiles = Set(
+          [1, 32].map { TileTables.decodeTile(headDim: d, headDimV: dv, rows: $0, arch: arch, loader: loader) })
+        for tile in tiles.sorted(by: { $0.rows < $1.rows }) {
+          for (dtype, masked, softcap, paged) in flagSets {
+            keys.append(
+              DecodeKey(
+                headDim: d, headDimV: dv, dtype: dtype, masked: masked, softcap: softcap, paged: paged, tile: tile,
+                arch: arch, loader: loader))
+          }
         }
       }
     }

@@ -60,14 +60,18 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   package var forwardKernels: ForwardKernels
   /// Replaces the decode table's warps and stages (KV-cache calls).
   package var decodeTile: DecodeTuning?
+  /// How the decode kernel loads K and V (`--decode-loader`); `.bulk` falls back to `.cpAsync`
+  /// off sm_90 or on caches whose rows break the bulk copy's alignment rules.
+  package var decodeLoader: DecodeLoader
 
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,
-    decodeTile: DecodeTuning? = nil
+    decodeTile: DecodeTuning? = nil, decodeLoader: DecodeLoader = .cpAsync
   ) {
     self.forwardTile = forwardTile
     self.backwardTile = backwardTile
     self.forwardKernels = forwardKernels
     self.decodeTile = decodeTile
+    self.decodeLoader = decodeLoader
   }
 }

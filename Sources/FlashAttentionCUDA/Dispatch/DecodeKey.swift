@@ -16,10 +16,12 @@ package struct DecodeKey: CUDAKernelKey {
   package var paged: Bool
   package var tile: DecodeTile
   package var arch: String
+  /// How K and V reach shared memory (`.bulk` only where it runs on `arch`).
+  package var loader: DecodeLoader
 
   package init(
     headDim: Int, headDimV: Int, dtype: DType, masked: Bool, softcap: Bool, paged: Bool, tile: DecodeTile,
-    arch: String
+    arch: String, loader: DecodeLoader = .cpAsync
   ) {
     self.headDim = headDim
     self.headDimV = headDimV
@@ -29,18 +31,26 @@ package struct DecodeKey: CUDAKernelKey {
     self.paged = paged
     self.tile = tile
     self.arch = arch
+    self.loader = loader
   }
 
   /// Padded head-dim columns in shared memory: whole m16n8k16 steps.
   static func padded(_ value: Int) -> Int { (value + 15) / 16 * 16 }
 
   /// Shared memory: the packed Q rows and every warp's K/V ring (rows padded by 8 elements),
-  /// or, if larger, the fp32 merge of the warps' O, max and sum that reuses them at the end.
+  /// or, if larger, the fp32 merge of the warps' O, max and sum that reuses them at the end;
+  /// then, for the bulk loader, the stages' mbarriers (16-byte aligned, past both).
   package var sharedMemoryBytes: Int {
-    Self.sharedMemory(headDim: headDim, headDimV: headDimV, tile: tile)
+    Self.sharedMemory(headDim: headDim, headDimV: headDimV, tile: tile, loader: loader)
   }
 
-  static func sharedMemory(headDim: Int, headDimV: Int, tile: DecodeTile) -> Int {
+  static func sharedMemory(headDim: Int, headDimV: Int, tile: DecodeTile, loader: DecodeLoader = .cpAsync) -> Int {
+    let data = sharedMemoryData(headDim: headDim, headDimV: headDimV, tile: tile)
+    let barriers = loader.barrierBytes(tile: tile)
+    return barriers == 0 ? data : (data + 15) / 16 * 16 + barriers
+  }
+
+  private static func sharedMemoryData(headDim: Int, headDimV: Int, tile: DecodeTile) -> Int {
     let rows = tile.rows
     let kPitch = padded(headDim) + 8
     let vPitch = padded(headDimV) + 8
@@ -58,6 +68,7 @@ package struct DecodeKey: CUDAKernelKey {
     text += " \(dtype == .bfloat16 ? "bf16" : "fp16") \(paged ? "paged" : "contiguous") \(tile)"
     if masked { text += " masked" }
     if softcap { text += " softcap" }
+    if loader != .cpAsync { text += " \(loader.rawValue)" }
     return text + " \(arch)"
   }
 
@@ -65,7 +76,8 @@ package struct DecodeKey: CUDAKernelKey {
     let defines = [
       "FA_D \(headDim)", "FA_DV \(headDimV)", "FA_BF16 \(dtype == .bfloat16 ? 1 : 0)", "FA_MASK \(masked ? 2 : 0)",
       "FA_SOFTCAP \(softcap ? 1 : 0)", "FA_PAGED \(paged ? 1 : 0)", "FA_WARPS \(tile.warps)",
-      "FA_STAGES \(tile.stages)", "FA_MT \(tile.mTiles)",
+      "FA_STAGES \(tile.stages)", "FA_MT \(tile.mTiles)", "FA_BULK \(loader == .bulk ? 1 : 0)",
+      "FA_LINES \(loader == .cpAsyncLines ? 1 : 0)",
     ]
     let header = defines.map { "#define \($0)\n" }.joined()
     return CUDAProgram(entry: "flash_decode", source: header + KernelSources.text("decode/decode.cu"))

@@ -22,17 +22,22 @@ package struct DecodePlan: Sendable, Hashable {
   ///   - maxKeys: the most keys a sequence sees (the capacity when the lengths are on the device).
   ///   - requestedSplits: the caller's `num_splits`; 0 picks from the GPU's size and `maxKeys`.
   ///   - multiprocessors: the device's SM count.
+  ///   - loader: how the kernel loads K and V; one that does not apply to `arch` and the head
+  ///     dims falls back to `.cpAsync` (the caller checks the cache's alignment:
+  ///     `DecodeLoader.effective`).
   package static func make(
     shape: AttentionShape, dtype: DType, options: AttentionOptions, paged: Bool, maxKeys: Int,
-    requestedSplits: Int, arch: String, multiprocessors: Int, tuning: DecodeTuning? = nil
+    requestedSplits: Int, arch: String, multiprocessors: Int, tuning: DecodeTuning? = nil,
+    loader: DecodeLoader = .cpAsync
   ) -> DecodePlan {
     let rows = shape.seqlenQ * shape.groupSize
+    let loader = loader.applies(arch: arch, headDim: shape.headDim, headDimV: shape.headDimV) ? loader : .cpAsync
     let tile = TileTables.decodeTile(
-      headDim: shape.headDim, headDimV: shape.headDimV, rows: rows, arch: arch, override: tuning)
+      headDim: shape.headDim, headDimV: shape.headDimV, rows: rows, arch: arch, override: tuning, loader: loader)
     let key = DecodeKey(
       headDim: shape.headDim, headDimV: shape.headDimV, dtype: dtype,
       masked: options.causal || options.window != nil, softcap: options.softcap > 0, paged: paged, tile: tile,
-      arch: arch)
+      arch: arch, loader: loader)
     let rowBlocks = max(1, (rows + tile.rows - 1) / tile.rows)
     let splits: Int
     if requestedSplits > 0 {

@@ -28,7 +28,7 @@ extension TileTables {
   /// over the keys for speculative decoding and prefill); four warps with the deepest ring (at
   /// most 6 stages) that lets two CTAs share an SM, else fewer warps, else one CTA per SM.
   static func decodeTile(
-    headDim: Int, headDimV: Int, rows: Int, arch: String, override: DecodeTuning? = nil
+    headDim: Int, headDimV: Int, rows: Int, arch: String, override: DecodeTuning? = nil, loader: DecodeLoader = .cpAsync
   ) -> DecodeTile {
     let wide = max(DecodeKey.padded(headDim), DecodeKey.padded(headDimV)) > 128
     let mTiles = rows <= 16 || wide ? 1 : 2
@@ -38,7 +38,9 @@ extension TileTables {
       for warps in [4, 2, 1] {
         for stages in stride(from: 6, through: 2, by: -1) {
           let tile = DecodeTile(warps: warps, stages: stages, mTiles: mTiles)
-          if DecodeKey.sharedMemory(headDim: headDim, headDimV: headDimV, tile: tile) <= budget { return tile }
+          if DecodeKey.sharedMemory(headDim: headDim, headDimV: headDimV, tile: tile, loader: loader) <= budget {
+            return tile
+          }
         }
       }
     }

@@ -18,14 +18,37 @@
 //   an unused slot can reach P V), and their scores are -inf before the softmax.
 // - With one split the CTA writes O and the LSE; with several, its split's normalized O and LSE
 //   in fp32 for decode/combine.cu.
+// - FA_BULK (sm_90 only) swaps the loader: instead of 16-byte cp.async, lanes 0-15 each issue
+//   one bulk copy of their key's K row and lanes 16-31 one of its V row (decode/bulk.cuh), and
+//   each stage of a warp's ring completes on its own mbarrier (lane 0 arrives with the stage's
+//   byte count). Same ring, same math. A key past the sequence's length is still never read:
+//   its lane stores zeros into its K or V row of the stage instead of copying (so P V sees
+//   0 * 0, never 0 * NaN of a stale or uninitialized row), and its score is -inf as before.
+//   Padding columns (FA_D < D_PAD) are zeroed once; no bulk copy writes them.
+// - FA_LINES (any arch) keeps cp.async but changes which lane copies which chunk: consecutive
+//   lanes take consecutive 16-byte chunks of a row (d 128: lanes 0-15 row r, 16-31 row r + 1), so
+//   each copy instruction asks for whole 128-byte lines (4 per instruction at d 128) instead of
+//   one 32-byte sector of each of 16 rows (16 lines per instruction, each asked for four times
+//   over a tile). A lane no longer copies its own row, so the rows' places (page-table reads,
+//   still one per lane) travel by shuffle.
 //
 // The host prepends: FA_D, FA_DV (multiples of 8), FA_BF16, FA_MASK (0 none, 2 a window with
 // run-time bounds; causal is (left, 0)), FA_SOFTCAP, FA_PAGED, FA_WARPS, FA_STAGES (>= 2),
-// FA_MT (m16 tiles of packed rows per CTA).
+// FA_MT (m16 tiles of packed rows per CTA), FA_BULK (0 cp.async, 1 bulk copies; sm_90 only),
+// FA_LINES (with FA_BULK 0: the line-coalesced cp.async mapping).
 #include "common/mask.cuh"
 #include "common/softmax.cuh"
 #include "sm80/ptx.cuh"
 #include "decode/cache.cuh"
+#ifndef FA_BULK
+#define FA_BULK 0
+#endif
+#ifndef FA_LINES
+#define FA_LINES 0
+#endif
+#if FA_BULK
+#include "decode/bulk.cuh"
+#endif
 
 #define D_PAD ((FA_D + 15) / 16 * 16)
 #define DV_PAD ((FA_DV + 15) / 16 * 16)
@@ -44,6 +67,15 @@ constexpr bool PAGED = FA_PAGED;
 constexpr int STAGE_ELEMENTS = TILE_KEYS * (K_PITCH + V_PITCH);
 constexpr u32 STAGE_BYTES = STAGE_ELEMENTS * 2;
 static_assert(FA_STAGES >= 2, "the ring needs a stage in flight beside the one computed");
+#if FA_BULK
+static_assert(FA_D % 8 == 0 && FA_DV % 8 == 0, "bulk copies move multiples of 16 bytes");
+static_assert((K_PITCH * 2) % 16 == 0 && (V_PITCH * 2) % 16 == 0, "bulk copies land on 16-byte aligned rows");
+// The mbarriers (one per stage per warp) live past everything else, so the warps' final merge,
+// which reuses the ring, never overwrites them. DecodeKey.sharedMemory matches this layout.
+constexpr u32 STREAM_BYTES = (ROWS * K_PITCH + FA_WARPS * FA_STAGES * STAGE_ELEMENTS) * 2;
+constexpr u32 MERGE_BYTES = (FA_WARPS * ROWS * DV_PAD + 2 * FA_WARPS * ROWS) * 4;
+constexpr u32 BARRIER_OFFSET = ((STREAM_BYTES > MERGE_BYTES ? STREAM_BYTES : MERGE_BYTES) + 15) / 16 * 16;
+#endif
 
 // Where one lane's key row of a tile lives: its block (page or cache row) and the row in it.
 struct RowPlace {
@@ -215,6 +247,79 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
     return p;
   };
   u16* my_ring = ring + warp * FA_STAGES * STAGE_ELEMENTS;
+#if FA_BULK
+  // This warp's barriers, one per stage, initialized by lane 0 before any copy of the warp.
+  const u32 my_bars = smem_u32(reinterpret_cast<unsigned char*>(smem) + BARRIER_OFFSET) + warp * FA_STAGES * 8;
+  if (lane == 0) {
+    #pragma unroll
+    for (int s = 0; s < FA_STAGES; ++s) bulk_mbar_init(my_bars + s * 8, 1);
+    bulk_mbar_init_fence();
+  }
+  // Padding columns of every row of the warp's ring: zero once, never written by a copy.
+  if (D_PAD != FA_D || DV_PAD != FA_DV) {
+    for (int r = lane; r < FA_STAGES * TILE_KEYS; r += 32) {
+      u16* sK = my_ring + (r / TILE_KEYS) * STAGE_ELEMENTS + (r % TILE_KEYS) * K_PITCH;
+      u16* sV = my_ring + (r / TILE_KEYS) * STAGE_ELEMENTS + TILE_KEYS * K_PITCH + (r % TILE_KEYS) * V_PITCH;
+      for (int c = FA_D; c < D_PAD; ++c) sK[c] = 0;
+      for (int c = FA_DV; c < DV_PAD; ++c) sV[c] = 0;
+    }
+  }
+  __syncwarp();  // the barriers exist before any lane's copy names them
+  // Copies tile k (its lane rows at `p`) into `stage`: lane l < 16 copies K row l, lane 16 + l
+  // V row l, one bulk copy each; lane 0 arrives on the stage's barrier expecting the bytes of
+  // the tile's keys inside the sequence. A row past the sequence's keys is zeroed instead (only
+  // the sequence's last tile has one, and no later copy of this warp lands in its stage).
+  auto issue = [&](int k, int stage, RowPlace p) {
+    const int first = tile_key(k);
+    const int valid_rows = min(max(keys - first, 0), TILE_KEYS);
+    const u32 bar = my_bars + stage * 8;
+    if (lane == 0) bulk_mbar_arrive_expect(bar, (u32)valid_rows * (FA_D + FA_DV) * 2);
+    // The copies start after the arrival, so the tx-count never runs ahead of the expectation
+    // (called by the whole warp: `k < my_count` is the same on every lane).
+    __syncwarp();
+    const bool is_k = lane_half == 0;
+    u16* dst = my_ring + stage * STAGE_ELEMENTS + (is_k ? lane_row * K_PITCH : TILE_KEYS * K_PITCH + lane_row * V_PITCH);
+    if (lane_row < valid_rows) {
+      const u16* src = is_k ? k_cache + cache_offset(params.k_strides, p.block, p.row, kv_head)
+                            : v_cache + cache_offset(params.v_strides, p.block, p.row, kv_head);
+      bulk_copy_g2s(smem_u32(dst), src, (is_k ? FA_D : FA_DV) * 2, bar);
+    } else {
+      const int words = (is_k ? FA_D : FA_DV) / 8;
+      for (int c = 0; c < words; ++c) reinterpret_cast<uint4*>(dst)[c] = make_uint4(0, 0, 0, 0);
+      bulk_fence_proxy();
+    }
+  };
+#elif FA_LINES
+  // Copies tile k into `stage`: slot idx = lane + 32 i of the tile's 16 x (D_PAD / 8) chunks is
+  // row idx / CHUNKS_K, chunk idx % CHUNKS_K (then the same over V), so one instruction covers
+  // whole rows. Lane r computes row r's offsets from its place `p` (as the two-lane mapping
+  // does) and the copying lanes take them by shuffle; zero-filled past the sequence's keys and
+  // past the head dims, reading nothing there (the address is then the cache's base). The host
+  // uses it up to d = d_v = 128 (above, the extra live offsets spill at d = 256).
+  auto issue = [&](int k, int stage, RowPlace p) {
+    constexpr int CHUNKS_K = D_PAD / 8, CHUNKS_V = DV_PAD / 8;
+    static_assert((TILE_KEYS * CHUNKS_K) % 32 == 0 && (TILE_KEYS * CHUNKS_V) % 32 == 0, "whole instructions");
+    const int first = tile_key(k);
+    const i64 k_row = cache_offset(params.k_strides, p.block, p.row, kv_head);
+    const i64 v_row = cache_offset(params.v_strides, p.block, p.row, kv_head);
+    u16* sK = my_ring + stage * STAGE_ELEMENTS;
+    u16* sV = sK + TILE_KEYS * K_PITCH;
+    #pragma unroll
+    for (int i = 0; i < TILE_KEYS * CHUNKS_K / 32; ++i) {
+      const int idx = lane + 32 * i, row = idx / CHUNKS_K, c = idx % CHUNKS_K;
+      const i64 offset = __shfl_sync(0xffffffffu, k_row, row);
+      const bool ok = first + row < keys && c * 8 < FA_D;
+      cp_async16(smem_u32(sK + row * K_PITCH + c * 8), k_cache + (ok ? offset + c * 8 : 0), ok);
+    }
+    #pragma unroll
+    for (int i = 0; i < TILE_KEYS * CHUNKS_V / 32; ++i) {
+      const int idx = lane + 32 * i, row = idx / CHUNKS_V, c = idx % CHUNKS_V;
+      const i64 offset = __shfl_sync(0xffffffffu, v_row, row);
+      const bool ok = first + row < keys && c * 8 < FA_DV;
+      cp_async16(smem_u32(sV + row * V_PITCH + c * 8), v_cache + (ok ? offset + c * 8 : 0), ok);
+    }
+  };
+#else
   // Copies tile k (its lane rows at `p`) into `stage`: 16-byte chunks, zero-filled past the
   // sequence's keys and past the head dims. A zero-fill reads nothing; its address is still one
   // inside the cache (block 0, row 0 for a row past the keys; column 0 for padding).
@@ -237,6 +342,7 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
       cp_async16(smem_u32(sV + c * 8), v_cache + v_offset + (ok ? c * 8 : 0), ok);
     }
   };
+#endif
 
   // The prologue: the places of the first FA_STAGES tiles, then FA_STAGES - 1 tiles in flight.
   RowPlace places[FA_STAGES - 1];
@@ -246,7 +352,9 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
   #pragma unroll
   for (int s = 0; s < FA_STAGES - 1; ++s) {
     if (s < my_count) issue(s, s, places[s]);
+#if !FA_BULK
     cp_async_commit();
+#endif
   }
 
   DecodeWarp w;
@@ -269,7 +377,11 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
   const u32 v_lane =
     smem_u32(my_ring + TILE_KEYS * K_PITCH + ((lane & 7) + (((lane >> 3) & 1) << 3)) * V_PITCH + (lane >> 4) * 8);
 
+#if FA_BULK
+  cp_async_wait<0>();  // this thread's Q copies (the only cp.async groups)
+#else
   cp_async_wait<FA_STAGES - 1>();  // this thread's Q copies
+#endif
   __syncthreads();                 // everyone's
 #if Q_IN_REGS
   #pragma unroll
@@ -287,9 +399,18 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
 #endif
 
   int read_stage = 0, write_stage = FA_STAGES - 1;
+#if FA_BULK
+  u32 phases = 0;  // bit s: the parity of stage s's barrier phase that the next wait waits for
+#endif
   for (int j = 0; j < my_count; ++j) {
+#if FA_BULK
+    bulk_mbar_wait(my_bars + read_stage * 8, (phases >> read_stage) & 1u);  // tile j's rows
+    phases ^= 1u << read_stage;
+    __syncwarp();  // every lane's zeroed rows; and every lane is done with tile j - 1's stage
+#else
     cp_async_wait<FA_STAGES - 2>();  // tile j's copies of this thread
     __syncwarp();                    // of every lane; and every lane is done with tile j - 1's stage
+#endif
     const int k = j + FA_STAGES - 1;
     if (k < my_count) {
       // The copies take the place first, then the next tile's page-table read lands in the same
@@ -297,7 +418,9 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
       issue(k, write_stage, next_place);
       next_place = place(k + 1);
     }
+#if !FA_BULK
     cp_async_commit();
+#endif
     write_stage = write_stage + 1 == FA_STAGES ? 0 : write_stage + 1;
 
     const int n0 = tile_key(j);
