@@ -100,6 +100,21 @@ struct KernelABILayoutTests {
       (\FABackwardKeyValueParams.seqused_q, 280),
       (\FABackwardKeyValueParams.seqused_k, 288)
     ])
+    expectLayout(FAVarlenScheduleParams.self, size: 72, [
+      (\FAVarlenScheduleParams.work, 0),
+      (\FAVarlenScheduleParams.cu_seqlens, 8),
+      (\FAVarlenScheduleParams.seqused, 16),
+      (\FAVarlenScheduleParams.cu_other, 24),
+      (\FAVarlenScheduleParams.seqused_other, 32),
+      (\FAVarlenScheduleParams.batch, 40),
+      (\FAVarlenScheduleParams.heads, 44),
+      (\FAVarlenScheduleParams.block_rows, 48),
+      (\FAVarlenScheduleParams.paired, 52),
+      (\FAVarlenScheduleParams.max_rows, 56),
+      (\FAVarlenScheduleParams.max_other, 60),
+      (\FAVarlenScheduleParams.capacity, 64),
+      (\FAVarlenScheduleParams.padding, 68),
+    ])
     expectLayout(FAVarlenClearParams.self, size: 72, [
       (\FAVarlenClearParams.tensor, 0),
       (\FAVarlenClearParams.row_stride, 8),
@@ -151,7 +166,8 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.cu_seqlens_k, 568),
       (\FAHopperForwardParams.seqused_q, 576),
       (\FAHopperForwardParams.seqused_k, 584),
-      (\FAHopperForwardParams.padding, 592)
+      (\FAHopperForwardParams.schedule, 592),
+      (\FAHopperForwardParams.padding, 600)
     ])
     expectLayout(FAHopperBackwardParams.self, size: 704, [
       (\FAHopperBackwardParams.tm_q, 0),
@@ -178,7 +194,8 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardParams.cu_seqlens_k, 648),
       (\FAHopperBackwardParams.seqused_q, 656),
       (\FAHopperBackwardParams.seqused_k, 664),
-      (\FAHopperBackwardParams.varlen_padding, 672)
+      (\FAHopperBackwardParams.schedule, 672),
+      (\FAHopperBackwardParams.varlen_padding, 680)
     ])
     expectLayout(FAHopperBackwardDQParams.self, size: 704, [
       (\FAHopperBackwardDQParams.tm_q, 0),
@@ -202,7 +219,8 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardDQParams.cu_seqlens_k, 648),
       (\FAHopperBackwardDQParams.seqused_q, 656),
       (\FAHopperBackwardDQParams.seqused_k, 664),
-      (\FAHopperBackwardDQParams.varlen_padding, 672)
+      (\FAHopperBackwardDQParams.schedule, 672),
+      (\FAHopperBackwardDQParams.varlen_padding, 680)
     ])
     expectLayout(FAStandardScoresParams.self, size: 136, [
       (\FAStandardScoresParams.a, 0),

@@ -54,7 +54,8 @@ extension CUDABackend: VariableLengthBackend {
     switch varlenForwardPlan(arguments) {
     case let .hopper(key, persistent):
       try VarlenLaunch.hopperForward(
-        arguments, index: index, key: key, persistent: persistent, device: device, stream: stream)
+        arguments, index: index, key: key, persistent: persistent, schedule: tuning.varlenSchedule, device: device,
+        stream: stream)
     case let .flashAttention2(key):
       try VarlenLaunch.forward(arguments, index: index, key: key, device: device, stream: stream)
     }
@@ -85,7 +86,7 @@ extension CUDABackend: VariableLengthBackend {
     try DeviceScratchPool.shared(for: device).withScratch(layout.bytes, on: stream) { (address) throws(FlashAttentionError) in
       try VarlenLaunch.backward(
         arguments, index: index, plan: plan, scratch: BackwardScratch(address: address, layout: layout, shape: f.shape),
-        device: device, stream: stream)
+        schedule: tuning.varlenSchedule, device: device, stream: stream)
     }
     let spans = hostSpans ?? f.spans
     let batch = f.shape.batch

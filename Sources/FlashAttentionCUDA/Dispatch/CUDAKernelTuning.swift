@@ -61,13 +61,27 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   /// Replaces the decode table's warps and stages (KV-cache calls).
   package var decodeTile: DecodeTuning?
 
+  /// How the Hopper kernels' blocks cover a packed variable-length batch.
+  package enum VarlenSchedule: String, Sendable, Hashable, CaseIterable {
+    /// A grid padded to the longest sequence for every sequence, in batch order: blocks past a
+    /// sequence's end exit (or, in the forward, walk empty work items).
+    case padded
+    /// A work list written on the device before each kernel (`flash_varlen_schedule`): only
+    /// real units, longest sequence first (the list schedule LPT).
+    case packed
+  }
+
+  /// The schedule of packed variable-length batches on the Hopper kernels.
+  package var varlenSchedule: VarlenSchedule
+
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,
-    decodeTile: DecodeTuning? = nil
+    decodeTile: DecodeTuning? = nil, varlenSchedule: VarlenSchedule = .padded
   ) {
     self.forwardTile = forwardTile
     self.backwardTile = backwardTile
     self.forwardKernels = forwardKernels
     self.decodeTile = decodeTile
+    self.varlenSchedule = varlenSchedule
   }
 }

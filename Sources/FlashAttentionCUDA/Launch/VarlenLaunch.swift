@@ -41,9 +41,11 @@ enum VarlenLaunch {
   /// The Hopper forward on a packed batch: the maps describe each packed tensor as one batch
   /// entry of `total` rows; the work items cover the longest sequence's query blocks for every
   /// (sequence, head), and a tile past its sequence's queries does nothing.
+  /// `schedule` packed: the work items are the entries of a list written just before
+  /// (`VarlenLaunch+Schedule.swift`), pairs of each sequence's own query blocks, longest first.
   static func hopperForward(
     _ arguments: VarlenForwardArguments, index: VarlenIndexAddresses, key: HopperForwardKey, persistent: Bool,
-    device: CUDADevice, stream: CUDAStream
+    schedule: CUDAKernelTuning.VarlenSchedule = .padded, device: CUDADevice, stream: CUDAStream
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     if shape.batch == 0 || shape.seqlenQ == 0 { return }
@@ -76,6 +78,25 @@ enum VarlenLaunch {
     parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
     parameters.seqused_q = devicePointer(index.seqUsedQ)
     parameters.seqused_k = devicePointer(index.seqUsedK)
+    if schedule == .packed,
+      let capacity = scheduleCapacity(
+        totalRows: arguments.q.shape[0], batch: shape.batch, blockRows: key.blockM, paired: true, heads: shape.headsQ)
+    {
+      let packed = parameters
+      try DeviceScratchPool.shared(for: device).withScratch(capacity * scheduleEntryBytes, on: stream) {
+        (address) throws(FlashAttentionError) in
+        try writeSchedule(
+          at: address, capacity: capacity, sides: querySides(index, shape: shape), batch: shape.batch,
+          heads: shape.headsQ, blockRows: key.blockM, paired: true, device: device, stream: stream)
+        var listed = packed
+        listed.schedule = devicePointer(address)
+        listed.num_items = Int32(capacity)
+        try device.loadedKernel(key).launch(
+          grid: (persistent ? min(capacity, device.multiprocessors) : capacity, 1, 1), block: (key.threads, 1, 1),
+          sharedMemory: key.sharedMemoryBytes, parameters: listed, stream: stream)
+      }
+      return
+    }
     let blocks = persistent ? min(items, device.multiprocessors) : items
     try device.loadedKernel(key).launch(
       grid: (blocks, 1, 1), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters,
@@ -84,9 +105,12 @@ enum VarlenLaunch {
 
   /// The backward's kernels in order (the zeroed dQ accumulator, D and LSE2, dK/dV with dQ
   /// additions, dQ's conversion) on `scratch`, laid out as for a padded batch of the maxima.
+  /// `schedule` packed: the Hopper kernels' grids are lists of real key (query) blocks, longest
+  /// sequence first (`VarlenLaunch+Schedule.swift`).
   static func backward(
     _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, plan: BackwardKernelPlan,
-    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+    scratch: BackwardScratch, schedule: CUDAKernelTuning.VarlenSchedule = .padded, device: CUDADevice,
+    stream: CUDAStream
   ) throws(FlashAttentionError) {
     let f = arguments.forward
     let shape = f.shape
@@ -117,12 +141,14 @@ enum VarlenLaunch {
       keyValue = kv
       convert = dqConvert
     case let .hopperFused(kv, dqConvert):
-      try hopperKeyValue(arguments, index: index, key: kv, scratch: scratch, device: device, stream: stream)
+      try hopperKeyValue(
+        arguments, index: index, key: kv, scratch: scratch, schedule: schedule, device: device, stream: stream)
       try self.convert(arguments, index: index, key: dqConvert, scratch: scratch, device: device, stream: stream)
       return
     case let .hopperSplit(kv, dq):
-      try hopperKeyValue(arguments, index: index, key: kv, scratch: scratch, device: device, stream: stream)
-      try hopperDQ(arguments, index: index, key: dq, scratch: scratch, device: device, stream: stream)
+      try hopperKeyValue(
+        arguments, index: index, key: kv, scratch: scratch, schedule: schedule, device: device, stream: stream)
+      try hopperDQ(arguments, index: index, key: dq, scratch: scratch, schedule: schedule, device: device, stream: stream)
       return
     }
     if shape.seqlenK > 0 {
@@ -180,7 +206,8 @@ enum VarlenLaunch {
   /// The Hopper key/value kernel on a packed batch (maps of one batch entry of `total` rows).
   static func hopperKeyValue(
     _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, key: HopperBackwardKey,
-    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+    scratch: BackwardScratch, schedule: CUDAKernelTuning.VarlenSchedule = .padded, device: CUDADevice,
+    stream: CUDAStream
   ) throws(FlashAttentionError) {
     let f = arguments.forward
     let shape = f.shape
@@ -209,6 +236,22 @@ enum VarlenLaunch {
     parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
     parameters.seqused_q = devicePointer(index.seqUsedQ)
     parameters.seqused_k = devicePointer(index.seqUsedK)
+    if schedule == .packed,
+      let capacity = scheduleCapacity(
+        totalRows: f.k.shape[0], batch: shape.batch, blockRows: key.blockN, paired: false, heads: shape.headsKV)
+    {
+      try withList(
+        capacity: capacity, sides: keySides(index, shape: shape), batch: shape.batch, heads: shape.headsKV,
+        blockRows: key.blockN, device: device, stream: stream
+      ) { (address) throws(FlashAttentionError) in
+        var listed = parameters
+        listed.schedule = devicePointer(address)
+        try device.loadedKernel(key).launch(
+          grid: (capacity, 1, 1), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: listed,
+          stream: stream)
+      }
+      return
+    }
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenK + key.blockN - 1) / key.blockN, shape.headsKV, shape.batch), block: (key.threads, 1, 1),
       sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
@@ -217,7 +260,8 @@ enum VarlenLaunch {
   /// The Hopper split form's dQ kernel on a packed batch: writes dQ of each sequence directly.
   static func hopperDQ(
     _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, key: HopperBackwardDQKey,
-    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+    scratch: BackwardScratch, schedule: CUDAKernelTuning.VarlenSchedule = .padded, device: CUDADevice,
+    stream: CUDAStream
   ) throws(FlashAttentionError) {
     let f = arguments.forward
     let shape = f.shape
@@ -244,9 +288,40 @@ enum VarlenLaunch {
     parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
     parameters.seqused_q = devicePointer(index.seqUsedQ)
     parameters.seqused_k = devicePointer(index.seqUsedK)
+    if schedule == .packed,
+      let capacity = scheduleCapacity(
+        totalRows: f.q.shape[0], batch: shape.batch, blockRows: rows, paired: false, heads: shape.headsQ)
+    {
+      try withList(
+        capacity: capacity, sides: querySides(index, shape: shape), batch: shape.batch, heads: shape.headsQ,
+        blockRows: rows, device: device, stream: stream
+      ) { (address) throws(FlashAttentionError) in
+        var listed = parameters
+        listed.schedule = devicePointer(address)
+        try device.loadedKernel(key).launch(
+          grid: (capacity, 1, 1), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: listed,
+          stream: stream)
+      }
+      return
+    }
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + rows - 1) / rows, shape.headsQ, shape.batch), block: (key.threads, 1, 1),
       sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
+  }
+
+  /// A backward kernel on the packed schedule: the list written into stream-ordered scratch, then
+  /// `launch(address)` (one block per entry).
+  private static func withList(
+    capacity: Int, sides: ScheduleSides, batch: Int, heads: Int, blockRows: Int, device: CUDADevice,
+    stream: CUDAStream, launch: (UInt64) throws(FlashAttentionError) -> Void
+  ) throws(FlashAttentionError) {
+    try DeviceScratchPool.shared(for: device).withScratch(capacity * scheduleEntryBytes, on: stream) {
+      (address) throws(FlashAttentionError) in
+      try writeSchedule(
+        at: address, capacity: capacity, sides: sides, batch: batch, heads: heads, blockRows: blockRows, paired: false,
+        device: device, stream: stream)
+      try launch(address)
+    }
   }
 
   /// A packed `(total, heads, dim)` view as the `[1, total, heads, dim]` tensor its TMA map describes.

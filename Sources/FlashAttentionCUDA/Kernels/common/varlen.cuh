@@ -31,3 +31,14 @@ __device__ __forceinline__ SequenceRows sequence_rows(const fa_i32* cu, const fa
 #endif
   return r;
 }
+
+// One entry of the packed schedule (common/varlen_schedule.cu): a work unit of sequence
+// `sequence` (-1: none) and head `head`, the unit's index and the sequence's block count.
+struct alignas(16) VarlenWork {
+  int sequence, head, unit, blocks;
+};
+
+// The packed schedule's entry `index` (read once per work item by each role of a block).
+__device__ __forceinline__ VarlenWork varlen_work(const fa_i32* schedule, int index) {
+  return reinterpret_cast<const VarlenWork*>(schedule)[index];
+}

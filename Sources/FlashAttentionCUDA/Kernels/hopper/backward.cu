@@ -14,7 +14,8 @@
 //                      lengths bound the walk and the mask; the maps describe the packed tensors
 //                      as one batch entry, the scratch keeps seqlen_q = the longest sequence's
 //                      rows per (batch, head), and rows a tile reads past its sequence are zeroed
-//                      in shared memory (hopper/varlen.cuh)
+//                      in shared memory (hopper/varlen.cuh); with params.schedule the grid
+//                      is the packed list of key blocks (common/varlen_schedule.cu)
 // Sizes, strides and the window are the parameters (FAHopperBackwardParams).
 //
 // Block: 3 warpgroups for one key block of 128 keys, one (kv head, batch). Warpgroup 0 is the
@@ -615,8 +616,18 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
   const __grid_constant__ FAHopperBackwardParams params) {
   extern __shared__ unsigned char smem_raw[];
   const BackwardSmem sm(smem_raw);
-  const int kv_head = blockIdx.y, batch = blockIdx.z;
-  const int n0 = blockIdx.x * BN;
+  int key_block = blockIdx.x, kv_head = blockIdx.y, batch = blockIdx.z;
+#if FA_VARLEN
+  // The packed schedule (common/varlen_schedule.cu): this block's entry names its key block.
+  if (params.schedule) {
+    const VarlenWork item = varlen_work(params.schedule, blockIdx.x);
+    if (item.sequence < 0) return;
+    key_block = item.unit;
+    kv_head = item.head;
+    batch = item.sequence;
+  }
+#endif
+  const int n0 = key_block * BN;
   const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, params.seqlen_q);
   const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
   const BackwardSequence seq{seq_q.start, seq_k.start, seq_q.used, seq_k.used};

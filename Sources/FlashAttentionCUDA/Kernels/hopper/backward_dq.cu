@@ -232,7 +232,18 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_dq_hopper(
   const __grid_constant__ FAHopperBackwardDQParams params) {
   extern __shared__ unsigned char smem_raw[];
   const DQSmem sm(smem_raw);
-  const int m0 = blockIdx.x * BM, head = blockIdx.y, batch = blockIdx.z;
+  int query_block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+#if FA_VARLEN
+  // The packed schedule (common/varlen_schedule.cu): this block's entry names its query block.
+  if (params.schedule) {
+    const VarlenWork item = varlen_work(params.schedule, blockIdx.x);
+    if (item.sequence < 0) return;
+    query_block = item.unit;
+    head = item.head;
+    batch = item.sequence;
+  }
+#endif
+  const int m0 = query_block * BM;
   const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, params.seqlen_q);
   const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
 #if FA_VARLEN
