@@ -17,6 +17,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the KV-cache decode tile, WARPSxSTAGES (warps 1/2/4/8, 2-8 stages of 16 keys per warp); bench --grid decode takes a comma list to sweep, auto for the table's tile (e.g. auto,4x3,4x6,8x4).")
   var decodeTile: String?
 
+  @Option(help: "CUDA: how the Hopper kernels cover a packed variable-length batch: padded (a grid for the longest sequence, per sequence) or packed (a work list of real tiles written on the device, longest sequence first); bench --grid varlen takes a comma list and times each in turn (e.g. padded,packed).")
+  var varlenSchedule: String?
+
   func validate() throws {
     _ = try tuning()
   }
@@ -38,7 +41,19 @@ struct CUDATuningOptions: ParsableArguments {
     }
     // A sweep list (bench --grid decode) runs its entries itself; a single command takes the first.
     tuning.decodeTile = try decodeTiles().first ?? nil
+    tuning.varlenSchedule = try varlenSchedules().first ?? .padded
     return tuning
+  }
+
+  /// The `--varlen-schedule` entries in order; `[.padded]` without the flag.
+  func varlenSchedules() throws -> [CUDAKernelTuning.VarlenSchedule] {
+    guard let varlenSchedule else { return [.padded] }
+    return try varlenSchedule.split(separator: ",").map { text in
+      guard let schedule = CUDAKernelTuning.VarlenSchedule(rawValue: String(text)) else {
+        throw ValidationError("--varlen-schedule takes padded or packed (a comma list for bench --grid varlen), got \(text)")
+      }
+      return schedule
+    }
   }
 
   /// The `--decode-tile` entries in order, nil for `auto` (the tile table's choice); `[nil]`
@@ -55,7 +70,10 @@ struct CUDATuningOptions: ParsableArguments {
   }
 
   /// Whether any flag was given.
-  var isSet: Bool { forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil }
+  var isSet: Bool {
+    forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil
+      || varlenSchedule != nil
+  }
 }
 
 extension CUDAKernelTuning.ForwardKernels: ExpressibleByArgument {}
