@@ -55,7 +55,7 @@ struct KernelABILayoutTests {
       (\FAForwardParams.seqused_q, 216),
       (\FAForwardParams.seqused_k, 224)
     ])
-    expectLayout(FABackwardPreprocessParams.self, size: 128, [
+    expectLayout(FABackwardPreprocessParams.self, size: 136, [
       (\FABackwardPreprocessParams.o, 0),
       (\FABackwardPreprocessParams.dout, 8),
       (\FABackwardPreprocessParams.lse, 16),
@@ -67,7 +67,8 @@ struct KernelABILayoutTests {
       (\FABackwardPreprocessParams.seqlen_q, 104),
       (\FABackwardPreprocessParams.heads_q, 108),
       (\FABackwardPreprocessParams.cu_seqlens_q, 112),
-      (\FABackwardPreprocessParams.seqused_q, 120)
+      (\FABackwardPreprocessParams.seqused_q, 120),
+      (\FABackwardPreprocessParams.packed_rows, 128)
     ])
     expectLayout(FABackwardKeyValueParams.self, size: 296, [
       (\FABackwardKeyValueParams.q, 0),
@@ -128,7 +129,7 @@ struct KernelABILayoutTests {
       (\FAVarlenClearParams.heads, 64),
       (\FAVarlenClearParams.width, 68)
     ])
-    expectLayout(FABackwardConvertParams.self, size: 72, [
+    expectLayout(FABackwardConvertParams.self, size: 80, [
       (\FABackwardConvertParams.dq_accum, 0),
       (\FABackwardConvertParams.dq, 8),
       (\FABackwardConvertParams.dq_strides, 16),
@@ -136,7 +137,8 @@ struct KernelABILayoutTests {
       (\FABackwardConvertParams.heads_q, 44),
       (\FABackwardConvertParams.scale, 48),
       (\FABackwardConvertParams.cu_seqlens_q, 56),
-      (\FABackwardConvertParams.seqused_q, 64)
+      (\FABackwardConvertParams.seqused_q, 64),
+      (\FABackwardConvertParams.packed_rows, 72)
     ])
     expectLayout(FAHopperForwardParams.self, size: 640, [
       (\FAHopperForwardParams.tm_q, 0),
@@ -195,7 +197,8 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardParams.seqused_q, 656),
       (\FAHopperBackwardParams.seqused_k, 664),
       (\FAHopperBackwardParams.schedule, 672),
-      (\FAHopperBackwardParams.varlen_padding, 680)
+      (\FAHopperBackwardParams.packed_rows, 680),
+      (\FAHopperBackwardParams.varlen_padding, 684)
     ])
     expectLayout(FAHopperBackwardDQParams.self, size: 704, [
       (\FAHopperBackwardDQParams.tm_q, 0),
@@ -220,7 +223,8 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardDQParams.seqused_q, 656),
       (\FAHopperBackwardDQParams.seqused_k, 664),
       (\FAHopperBackwardDQParams.schedule, 672),
-      (\FAHopperBackwardDQParams.varlen_padding, 680)
+      (\FAHopperBackwardDQParams.packed_rows, 680),
+      (\FAHopperBackwardDQParams.varlen_padding, 684)
     ])
     expectLayout(FAStandardScoresParams.self, size: 136, [
       (\FAStandardScoresParams.a, 0),

@@ -81,8 +81,10 @@ extension CUDABackend: VariableLengthBackend {
     try CUDACallChecks.varlenLSE(f.lse, backend: name)
     let index = try varlenIndex(f.sequences)
     let plan = varlenBackwardPlan(arguments)
-    // Laid out as for a padded batch of the longest sequences (max_seqlen_q rows per (batch, head)).
-    let layout = BackwardScratch.Layout(plan: plan, shape: f.shape)
+    // Laid out as for a padded batch of the longest sequences (max_seqlen_q rows per (batch,
+    // head)), or with the packed schedule on the Hopper kernels at each sequence's own rows.
+    let packedRows = VarlenLaunch.packsScratch(plan: plan, schedule: tuning.varlenSchedule) ? f.q.shape[0] : nil
+    let layout = BackwardScratch.Layout(plan: plan, shape: f.shape, packedRows: packedRows)
     try DeviceScratchPool.shared(for: device).withScratch(layout.bytes, on: stream) { (address) throws(FlashAttentionError) in
       try VarlenLaunch.backward(
         arguments, index: index, plan: plan, scratch: BackwardScratch(address: address, layout: layout, shape: f.shape),

@@ -38,7 +38,8 @@ enum FlashAttention2Launch {
       lse: devicePointer(arguments.lse.deviceAddress), lse2: deviceMutablePointer(scratch.lse2),
       delta: deviceMutablePointer(scratch.delta), o_strides: FAStrides(arguments.out),
       dout_strides: FAStrides(arguments.dOut), lse_strides: FAStatsStrides(arguments.lse),
-      seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ), cu_seqlens_q: nil, seqused_q: nil)
+      seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ), cu_seqlens_q: nil, seqused_q: nil, packed_rows: 0,
+      packed_padding: 0)
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
       stream: stream)
@@ -90,7 +91,7 @@ enum FlashAttention2Launch {
     let parameters = FABackwardConvertParams(
       dq_accum: devicePointer(scratch.accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
       dq_strides: FAStrides(arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
-      scale: arguments.scale, cu_seqlens_q: nil, seqused_q: nil)
+      scale: arguments.scale, cu_seqlens_q: nil, seqused_q: nil, packed_rows: 0, packed_padding: 0)
     let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
     try device.loadedKernel(key).launch(
       grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,

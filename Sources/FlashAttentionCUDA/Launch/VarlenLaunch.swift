@@ -123,16 +123,19 @@ enum VarlenLaunch {
     if shape.batch == 0 { return }
     let cuQ: UnsafePointer<Int32>? = devicePointer(index.cuSeqlensQ)
     let usedQ: UnsafePointer<Int32>? = devicePointer(index.seqUsedQ)
+    // Packed scratch: the preprocess covers the packed rows directly (one block row per 4 rows,
+    // no blocks past a short sequence's end).
+    let packedRows = packsScratch(plan: plan, schedule: schedule) ? f.q.shape[0] : 0
     if shape.seqlenQ > 0 {
       let parameters = FABackwardPreprocessParams(
         o: devicePointer(f.out.deviceAddress), dout: devicePointer(arguments.dOut.deviceAddress),
         lse: devicePointer(f.lse.deviceAddress), lse2: deviceMutablePointer(scratch.lse2),
         delta: deviceMutablePointer(scratch.delta), o_strides: FAStrides(packed: f.out),
         dout_strides: FAStrides(packed: arguments.dOut), lse_strides: FAStatsStrides(batch: 0, head: Int64(f.lse.strides[0])),
-        seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ), cu_seqlens_q: cuQ, seqused_q: usedQ)
-      try device.loadedKernel(plan.preprocess).launch(
-        grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
-        stream: stream)
+        seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ), cu_seqlens_q: cuQ, seqused_q: usedQ,
+        packed_rows: Int32(packedRows), packed_padding: 0)
+      let grid = packedRows > 0 ? ((packedRows + 3) / 4, shape.headsQ, 1) : ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch)
+      try device.loadedKernel(plan.preprocess).launch(grid: grid, block: (128, 1, 1), parameters: parameters, stream: stream)
     }
     let keyValue: FlashAttention2Key
     let convert: FlashAttention2Key
@@ -143,7 +146,8 @@ enum VarlenLaunch {
     case let .hopperFused(kv, dqConvert):
       try hopperKeyValue(
         arguments, index: index, key: kv, scratch: scratch, schedule: schedule, device: device, stream: stream)
-      try self.convert(arguments, index: index, key: dqConvert, scratch: scratch, device: device, stream: stream)
+      try self.convert(
+        arguments, index: index, key: dqConvert, scratch: scratch, packedRows: packedRows, device: device, stream: stream)
       return
     case let .hopperSplit(kv, dq):
       try hopperKeyValue(
@@ -186,9 +190,11 @@ enum VarlenLaunch {
   }
 
   /// dQ = scale · accumulator in the storage dtype, per sequence (`key`'s tile says the layout).
+  /// `packedRows` > 0: the accumulator is packed (`packsScratch`) and every packed row is
+  /// converted in one batch entry (rows of no sequence get 0, as the clear kernel gives them).
   static func convert(
     _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, key: FlashAttention2Key,
-    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+    scratch: BackwardScratch, packedRows: Int = 0, device: CUDADevice, stream: CUDAStream
   ) throws(FlashAttentionError) {
     let shape = arguments.forward.shape
     if shape.seqlenQ == 0 { return }
@@ -196,11 +202,22 @@ enum VarlenLaunch {
       dq_accum: devicePointer(scratch.accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
       dq_strides: FAStrides(packed: arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
       scale: arguments.forward.scale, cu_seqlens_q: devicePointer(index.cuSeqlensQ),
-      seqused_q: devicePointer(index.seqUsedQ))
-    let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
+      seqused_q: devicePointer(index.seqUsedQ), packed_rows: Int32(packedRows), packed_padding: 0)
+    let pairs = (packedRows > 0 ? packedRows : shape.seqlenQ) * shape.headsQ * shape.headDim / 2
     try device.loadedKernel(key).launch(
-      grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,
-      stream: stream)
+      grid: (max(1, min((pairs + 255) / 256, 4096)), packedRows > 0 ? 1 : shape.batch, 1), block: (256, 1, 1),
+      parameters: parameters, stream: stream)
+  }
+
+  /// Whether the backward's scratch is packed (each sequence at its own rows, total_q rows in
+  /// all): with the packed schedule on the Hopper kernels, whose dQ accumulator is row-major
+  /// (the FlashAttention-2 kernels' bulk layout keeps the padded one).
+  static func packsScratch(plan: BackwardKernelPlan, schedule: CUDAKernelTuning.VarlenSchedule) -> Bool {
+    guard schedule == .packed else { return false }
+    switch plan.form {
+    case .hopperFused, .hopperSplit: return true
+    case .flashAttention2: return false
+    }
   }
 
   /// The Hopper key/value kernel on a packed batch (maps of one batch entry of `total` rows).
@@ -236,6 +253,7 @@ enum VarlenLaunch {
     parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
     parameters.seqused_q = devicePointer(index.seqUsedQ)
     parameters.seqused_k = devicePointer(index.seqUsedK)
+    parameters.packed_rows = schedule == .packed ? Int32(f.q.shape[0]) : 0
     if schedule == .packed,
       let capacity = scheduleCapacity(
         totalRows: f.k.shape[0], batch: shape.batch, blockRows: key.blockN, paired: false, heads: shape.headsKV)
@@ -288,6 +306,7 @@ enum VarlenLaunch {
     parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
     parameters.seqused_q = devicePointer(index.seqUsedQ)
     parameters.seqused_k = devicePointer(index.seqUsedK)
+    parameters.packed_rows = schedule == .packed ? Int32(f.q.shape[0]) : 0
     if schedule == .packed,
       let capacity = scheduleCapacity(
         totalRows: f.q.shape[0], batch: shape.batch, blockRows: rows, paired: false, heads: shape.headsQ)

@@ -121,6 +121,11 @@ typedef struct FABackwardPreprocessParams {
   /// As in FAForwardParams (FA_VARLEN); seqlen_q is then the maximum length.
   const fa_i32* cu_seqlens_q;
   const fa_i32* seqused_q;
+  /// FA_VARLEN with packed scratch (> 0: the packed tensors' total rows): LSE2 and D laid out
+  /// `[heads_q, packed_rows]` at each sequence's own rows, one block row per 4 packed rows
+  /// (no sequence lookup); 0: `[batch, heads_q, seqlen_q]`.
+  fa_i32 packed_rows;
+  fa_i32 packed_padding;
 } FABackwardPreprocessParams;
 
 /// `flash_backward_kv`: dK and dV of one key block, dQ added into an fp32 accumulator.
@@ -171,6 +176,10 @@ typedef struct FABackwardConvertParams {
   /// As in FAForwardParams (FA_VARLEN); seqlen_q is then the maximum length.
   const fa_i32* cu_seqlens_q;
   const fa_i32* seqused_q;
+  /// FA_VARLEN with packed scratch (> 0): the accumulator is `[packed_rows, heads_q, head_dim]`
+  /// like dQ itself (every packed row converted; rows of no sequence hold 0); 0: per sequence.
+  fa_i32 packed_rows;
+  fa_i32 packed_padding;
 } FABackwardConvertParams;
 
 // -------------------------------------------------------------------------------------------
@@ -259,7 +268,11 @@ typedef struct FAHopperBackwardParams {
   /// FA_VARLEN with the packed schedule (null: the padded grid): one FAVarlenWork per block of
   /// the grid (x only), a key block of one (sequence, kv head).
   const fa_i32* schedule;
-  fa_i32 varlen_padding[6];
+  /// FA_VARLEN with packed scratch (> 0, the packed total rows): LSE2 and D `[heads_q,
+  /// packed_rows]` and the dQ accumulator `[packed_rows, heads_q, head_dim]` at each
+  /// sequence's own rows; 0: padded to seqlen_q rows per (batch, head).
+  fa_i32 packed_rows;
+  fa_i32 varlen_padding[5];
 } FAHopperBackwardParams;
 
 /// `flash_bwd_dq_hopper`: dQ of one query block, written once (the split backward).
@@ -291,7 +304,10 @@ typedef struct FAHopperBackwardDQParams {
   /// FA_VARLEN with the packed schedule (null: the padded grid): one FAVarlenWork per block of
   /// the grid (x only), a query block of one (sequence, query head).
   const fa_i32* schedule;
-  fa_i32 varlen_padding[6];
+  /// FA_VARLEN with packed scratch (> 0, the packed total rows): LSE2 and D `[heads_q,
+  /// packed_rows]` at each sequence's own rows; 0: padded to seqlen_q rows per (batch, head).
+  fa_i32 packed_rows;
+  fa_i32 varlen_padding[5];
 } FAHopperBackwardDQParams;
 
 // -------------------------------------------------------------------------------------------
@@ -556,7 +572,7 @@ FA_ABI_FIELD(FAForwardParams, cu_seqlens_k, 208);
 FA_ABI_FIELD(FAForwardParams, seqused_q, 216);
 FA_ABI_FIELD(FAForwardParams, seqused_k, 224);
 
-FA_ABI_SIZE(FABackwardPreprocessParams, 128);
+FA_ABI_SIZE(FABackwardPreprocessParams, 136);
 FA_ABI_FIELD(FABackwardPreprocessParams, o, 0);
 FA_ABI_FIELD(FABackwardPreprocessParams, dout, 8);
 FA_ABI_FIELD(FABackwardPreprocessParams, lse, 16);
@@ -569,6 +585,7 @@ FA_ABI_FIELD(FABackwardPreprocessParams, seqlen_q, 104);
 FA_ABI_FIELD(FABackwardPreprocessParams, heads_q, 108);
 FA_ABI_FIELD(FABackwardPreprocessParams, cu_seqlens_q, 112);
 FA_ABI_FIELD(FABackwardPreprocessParams, seqused_q, 120);
+FA_ABI_FIELD(FABackwardPreprocessParams, packed_rows, 128);
 
 FA_ABI_SIZE(FABackwardKeyValueParams, 296);
 FA_ABI_FIELD(FABackwardKeyValueParams, q, 0);
@@ -601,7 +618,7 @@ FA_ABI_FIELD(FABackwardKeyValueParams, cu_seqlens_k, 272);
 FA_ABI_FIELD(FABackwardKeyValueParams, seqused_q, 280);
 FA_ABI_FIELD(FABackwardKeyValueParams, seqused_k, 288);
 
-FA_ABI_SIZE(FABackwardConvertParams, 72);
+FA_ABI_SIZE(FABackwardConvertParams, 80);
 FA_ABI_FIELD(FABackwardConvertParams, dq_accum, 0);
 FA_ABI_FIELD(FABackwardConvertParams, dq, 8);
 FA_ABI_FIELD(FABackwardConvertParams, dq_strides, 16);
@@ -610,6 +627,7 @@ FA_ABI_FIELD(FABackwardConvertParams, heads_q, 44);
 FA_ABI_FIELD(FABackwardConvertParams, scale, 48);
 FA_ABI_FIELD(FABackwardConvertParams, cu_seqlens_q, 56);
 FA_ABI_FIELD(FABackwardConvertParams, seqused_q, 64);
+FA_ABI_FIELD(FABackwardConvertParams, packed_rows, 72);
 
 FA_ABI_SIZE(FAVarlenScheduleParams, 72);
 FA_ABI_FIELD(FAVarlenScheduleParams, work, 0);
@@ -695,7 +713,8 @@ FA_ABI_FIELD(FAHopperBackwardParams, cu_seqlens_k, 648);
 FA_ABI_FIELD(FAHopperBackwardParams, seqused_q, 656);
 FA_ABI_FIELD(FAHopperBackwardParams, seqused_k, 664);
 FA_ABI_FIELD(FAHopperBackwardParams, schedule, 672);
-FA_ABI_FIELD(FAHopperBackwardParams, varlen_padding, 680);
+FA_ABI_FIELD(FAHopperBackwardParams, packed_rows, 680);
+FA_ABI_FIELD(FAHopperBackwardParams, varlen_padding, 684);
 
 FA_ABI_SIZE(FAHopperBackwardDQParams, 704);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_q, 0);
@@ -720,7 +739,8 @@ FA_ABI_FIELD(FAHopperBackwardDQParams, cu_seqlens_k, 648);
 FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_q, 656);
 FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_k, 664);
 FA_ABI_FIELD(FAHopperBackwardDQParams, schedule, 672);
-FA_ABI_FIELD(FAHopperBackwardDQParams, varlen_padding, 680);
+FA_ABI_FIELD(FAHopperBackwardDQParams, packed_rows, 680);
+FA_ABI_FIELD(FAHopperBackwardDQParams, varlen_padding, 684);
 
 FA_ABI_SIZE(FAStandardScoresParams, 136);
 FA_ABI_FIELD(FAStandardScoresParams, a, 0);

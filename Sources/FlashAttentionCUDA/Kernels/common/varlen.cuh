@@ -42,3 +42,16 @@ struct alignas(16) VarlenWork {
 __device__ __forceinline__ VarlenWork varlen_work(const fa_i32* schedule, int index) {
   return reinterpret_cast<const VarlenWork*>(schedule)[index];
 }
+
+// The backward's scratch rows. Padded (packed_rows 0): LSE2 and D `[batch, heads, seqlen_q]`,
+// the dQ accumulator `[batch, seqlen_q, heads, d]`, seqlen_q the longest sequence's rows.
+// Packed (packed_rows = the packed tensors' total rows): LSE2 and D `[heads, packed_rows]`, the
+// accumulator `[packed_rows, heads, d]`, each sequence at its own rows (start + i), as q and dQ.
+__device__ __forceinline__ i64 stats_row(int packed_rows, int batch, int heads, int head, int seqlen_q, int start, int i) {
+  return packed_rows > 0 ? (i64)head * packed_rows + start + i : ((i64)batch * heads + head) * seqlen_q + i;
+}
+
+// The accumulator row (of heads * d floats) of query row i.
+__device__ __forceinline__ i64 accumulator_row(int packed_rows, int batch, int seqlen_q, int start, int i) {
+  return packed_rows > 0 ? (i64)start + i : (i64)batch * seqlen_q + i;
+}

@@ -125,7 +125,8 @@ __device__ __forceinline__ void consume(
   const float* __restrict__ lse2 = params.lse2;
   const float* __restrict__ delta = params.delta;
   // The statistics keep params.seqlen_q rows per (batch, head); seqlen_q bounds the sequence.
-  const long long stat_row = ((long long)batch * params.heads_q + head) * params.seqlen_q;
+  const long long stat_row =
+    stats_row(FA_VARLEN ? params.packed_rows : 0, batch, params.heads_q, head, params.seqlen_q, q_start, 0);
   // Padded rows: LSE2 = +inf makes P = 0 there (TMA has zero-filled their Q and dO).
   const float lse_a = row_a < seqlen_q ? lse2[stat_row + row_a] : FA_INF;
   const float lse_b = row_b < seqlen_q ? lse2[stat_row + row_b] : FA_INF;
