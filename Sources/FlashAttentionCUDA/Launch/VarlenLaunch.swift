@@ -78,7 +78,8 @@ enum VarlenLaunch {
     parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
     parameters.seqused_q = devicePointer(index.seqUsedQ)
     parameters.seqused_k = devicePointer(index.seqUsedK)
-    if schedule == .packed,
+    // Not for e4m3 inputs: the fp8 kernel's V-transposing warps walk the padded schedule.
+    if schedule == .packed, !arguments.q.dtype.isFloat8,
       let capacity = scheduleCapacity(
         totalRows: arguments.q.shape[0], batch: shape.batch, blockRows: key.blockM, paired: true, heads: shape.headsQ)
     {
