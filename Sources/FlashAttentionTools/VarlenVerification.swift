@@ -51,9 +51,13 @@ package struct VarlenVerificationCase: Sendable, Hashable, CustomStringConvertib
 
   /// "q [1, 7] k [1, 7] used q [..] h 4/2 d 64": the lengths as the table's shape column.
   package var shapeDescription: String {
-    var text = "q \(lengthsQ) k \(lengthsK)"
-    if let usedQ { text += " usedq \(usedQ)" }
-    if let usedK { text += " usedk \(usedK)" }
+    // Long batches as a count and a total (a table row, not a list of a thousand lengths).
+    func lengths(_ values: [Int]) -> String {
+      values.count > 16 ? "\(values.count) sequences, \(values.reduce(0, +)) rows" : "\(values)"
+    }
+    var text = "q \(lengths(lengthsQ)) k \(lengths(lengthsK))"
+    if let usedQ { text += " usedq \(lengths(usedQ))" }
+    if let usedK { text += " usedk \(lengths(usedK))" }
     if trailingRows > 0 { text += " +\(trailingRows) rows" }
     if poisonUnusedRows { text += " (NaN)" }
     text += " h \(headsQ)/\(headsKV) d \(headDim)"
@@ -102,6 +106,13 @@ package enum VarlenVerificationMatrix {
       C("varlen-nan-unused-d64", lengthsQ: [70, 129], lengthsK: [70, 200], usedQ: [65, 100], usedK: [70, 129],
         headsQ: 4, headsKV: 4, headDim: 64, options: O(window: SlidingWindow(left: 40, right: 8)), trailingRows: 3,
         poisonUnusedRows: true),
+      // For the packed schedule (`--varlen-schedule packed`): sequences out of length order whose
+      // tiles the list reorders longest-first, and more sequences than the schedule kernel sorts
+      // at once (1024; the rest keep their order in chunks).
+      C("varlen-lpt-mix", lengthsQ: [300, 5, 600, 64, 0, 450, 129], lengthsK: [300, 5, 600, 64, 0, 450, 129],
+        headsQ: 4, headsKV: 2, headDim: 128, options: O(causal: true)),
+      C("varlen-many-sequences", lengthsQ: (0..<1100).map { ($0 * 7) % 5 }, lengthsK: (0..<1100).map { ($0 * 3) % 4 },
+        headsQ: 2, headsKV: 1, headDim: 64),
     ]
   }()
 }

@@ -239,13 +239,16 @@ struct BenchCommand: ParsableCommand {
     let lengths = VarlenLengthMix.lengths(seed: varlenSeed)
     let headDimList = try integers(headDims, "--head-dims") ?? [64, 128]
     if !quiet {
-      let counter = BenchProgress(total: dtypes.count * headDimList.count * causalList.count * passList.count * 2)
+      let runs = try cudaTuning.varlenSchedules().count + 1  // each schedule, then the fixed-length batch
+      let counter = BenchProgress(total: dtypes.count * headDimList.count * causalList.count * passList.count * runs)
       settings.progress = { record in counter.report(record) }
     }
     let runner = try CUDABenchmarkRunner(device: 0, tuning: cudaTuning.tuning(), settings: settings)
     writeStandardError("varlen lengths (seed \(varlenSeed)): \(lengths)\n")
+    let schedules = try cudaTuning.varlenSchedules()
     let records = runner.runVarlen(
-      lengths: lengths, headDims: headDimList, causal: causalList, dtypes: dtypes, passes: passList)
+      lengths: lengths, headDims: headDimList, causal: causalList, dtypes: dtypes, passes: passList,
+      schedules: schedules)
     let environment = CUDAEnvironmentReport.probe()
     var software: [String: String] = ["varlen_seed": String(varlenSeed), "varlen_lengths": "\(lengths)"]
     software["cuda_driver"] = environment.driverVersion.map(String.init)

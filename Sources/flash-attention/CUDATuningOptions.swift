@@ -20,6 +20,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: how the KV-cache decode kernel loads K and V: cpasync (16-byte cp.async, two lanes per row, every GPU), cpasync-lines (cp.async, whole 128-byte lines per instruction, every GPU) or bulk (Hopper bulk copies, one per K/V row; falls back to cpasync off sm_90 or on unaligned caches); bench --grid decode takes a comma list and alternates them per shape (e.g. cpasync,bulk,cpasync-lines).")
   var decodeLoader: String?
 
+  @Option(help: "CUDA: how the Hopper kernels cover a packed variable-length batch: padded (a grid for the longest sequence, per sequence) or packed (a work list of real tiles written on the device, longest sequence first); bench --grid varlen takes a comma list and times each in turn (e.g. padded,packed).")
+  var varlenSchedule: String?
+
   func validate() throws {
     _ = try tuning()
   }
@@ -42,7 +45,19 @@ struct CUDATuningOptions: ParsableArguments {
     // A sweep list (bench --grid decode) runs its entries itself; a single command takes the first.
     tuning.decodeTile = try decodeTiles().first ?? nil
     tuning.decodeLoader = try decodeLoaders().first ?? .cpAsync
+    tuning.varlenSchedule = try varlenSchedules().first ?? .padded
     return tuning
+  }
+
+  /// The `--varlen-schedule` entries in order; `[.padded]` without the flag.
+  func varlenSchedules() throws -> [CUDAKernelTuning.VarlenSchedule] {
+    guard let varlenSchedule else { return [.padded] }
+    return try varlenSchedule.split(separator: ",").map { text in
+      guard let schedule = CUDAKernelTuning.VarlenSchedule(rawValue: String(text)) else {
+        throw ValidationError("--varlen-schedule takes padded or packed (a comma list for bench --grid varlen), got \(text)")
+      }
+      return schedule
+    }
   }
 
   /// The `--decode-loader` entries in order; `[.cpAsync]` without the flag.
@@ -73,6 +88,7 @@ struct CUDATuningOptions: ParsableArguments {
   /// Whether any flag was given.
   var isSet: Bool {
     forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil || decodeLoader != nil
+      || varlenSchedule != nil
   }
 }
 

@@ -127,7 +127,7 @@ struct VerifyCommand: ParsableCommand {
     switch device {
     case let .cuda(device): ordinal = device
     case .automatic: ordinal = 0
-    case .cpu: throw CommandLineFailure("--forward-tile, --backward-tile and --forward-kernel need a CUDA --device")
+    case .cpu: throw CommandLineFailure("--forward-tile, --backward-tile, --forward-kernel, --decode-tile and --varlen-schedule need a CUDA --device")
     }
     let tuning = try cudaTuning.tuning()
     let backend = try CUDABackend(device: ordinal, tuning: tuning)

@@ -22,6 +22,17 @@ struct GPUVarlenTests {
   }
 
   @Test(
+    "the packed schedule (a device-written work list, longest sequence first) passes the verify rule",
+    .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"),
+    arguments: VarlenVerificationMatrix.standard, dtypes)
+  func packedScheduleMatchesReference(_ testCase: VarlenVerificationCase, dtype: DType) throws {
+    let backend = try CUDABackend(device: 0, tuning: CUDAKernelTuning(varlenSchedule: .packed))
+    let engine = AttentionEngine(backend: backend, selectionReason: "GPU test, packed varlen schedule")
+    let result = Verification(engine: engine).run(testCase, dtype: dtype)
+    #expect(result.passed, "\(result.summary)")
+  }
+
+  @Test(
     "device index data on a caller's stream gives the staged path's bits, rows outside every sequence cleared",
     .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"))
   func deviceIndexData() throws {

@@ -64,7 +64,7 @@ struct KernelABILayoutTests {
       (\FAForwardParams.seqused_k, 224),
       (\FAForwardParams.dropout, 232)
     ])
-    expectLayout(FABackwardPreprocessParams.self, size: 312, [
+    expectLayout(FABackwardPreprocessParams.self, size: 320, [
       (\FABackwardPreprocessParams.o, 0),
       (\FABackwardPreprocessParams.dout, 8),
       (\FABackwardPreprocessParams.lse, 16),
@@ -93,7 +93,8 @@ struct KernelABILayoutTests {
       (\FABackwardPreprocessParams.alibi_batch_stride, 256),
       (\FABackwardPreprocessParams.cu_seqlens_k, 264),
       (\FABackwardPreprocessParams.seqused_k, 272),
-      (\FABackwardPreprocessParams.dropout, 280)
+      (\FABackwardPreprocessParams.dropout, 280),
+      (\FABackwardPreprocessParams.packed_rows, 312)
     ])
     expectLayout(FABackwardKeyValueParams.self, size: 328, [
       (\FABackwardKeyValueParams.q, 0),
@@ -127,6 +128,21 @@ struct KernelABILayoutTests {
       (\FABackwardKeyValueParams.seqused_k, 288),
       (\FABackwardKeyValueParams.dropout, 296)
     ])
+    expectLayout(FAVarlenScheduleParams.self, size: 72, [
+      (\FAVarlenScheduleParams.work, 0),
+      (\FAVarlenScheduleParams.cu_seqlens, 8),
+      (\FAVarlenScheduleParams.seqused, 16),
+      (\FAVarlenScheduleParams.cu_other, 24),
+      (\FAVarlenScheduleParams.seqused_other, 32),
+      (\FAVarlenScheduleParams.batch, 40),
+      (\FAVarlenScheduleParams.heads, 44),
+      (\FAVarlenScheduleParams.block_rows, 48),
+      (\FAVarlenScheduleParams.paired, 52),
+      (\FAVarlenScheduleParams.max_rows, 56),
+      (\FAVarlenScheduleParams.max_other, 60),
+      (\FAVarlenScheduleParams.capacity, 64),
+      (\FAVarlenScheduleParams.padding, 68),
+    ])
     expectLayout(FAVarlenClearParams.self, size: 72, [
       (\FAVarlenClearParams.tensor, 0),
       (\FAVarlenClearParams.row_stride, 8),
@@ -140,7 +156,7 @@ struct KernelABILayoutTests {
       (\FAVarlenClearParams.heads, 64),
       (\FAVarlenClearParams.width, 68)
     ])
-    expectLayout(FABackwardConvertParams.self, size: 72, [
+    expectLayout(FABackwardConvertParams.self, size: 80, [
       (\FABackwardConvertParams.dq_accum, 0),
       (\FABackwardConvertParams.dq, 8),
       (\FABackwardConvertParams.dq_strides, 16),
@@ -148,7 +164,8 @@ struct KernelABILayoutTests {
       (\FABackwardConvertParams.heads_q, 44),
       (\FABackwardConvertParams.scale, 48),
       (\FABackwardConvertParams.cu_seqlens_q, 56),
-      (\FABackwardConvertParams.seqused_q, 64)
+      (\FABackwardConvertParams.seqused_q, 64),
+      (\FABackwardConvertParams.packed_rows, 72)
     ])
     expectLayout(FAHopperForwardParams.self, size: 640, [
       (\FAHopperForwardParams.tm_q, 0),
@@ -178,7 +195,8 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.cu_seqlens_k, 568),
       (\FAHopperForwardParams.seqused_q, 576),
       (\FAHopperForwardParams.seqused_k, 584),
-      (\FAHopperForwardParams.padding, 592)
+      (\FAHopperForwardParams.schedule, 592),
+      (\FAHopperForwardParams.padding, 600)
     ])
     expectLayout(FAHopperBackwardParams.self, size: 704, [
       (\FAHopperBackwardParams.tm_q, 0),
@@ -205,7 +223,9 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardParams.cu_seqlens_k, 648),
       (\FAHopperBackwardParams.seqused_q, 656),
       (\FAHopperBackwardParams.seqused_k, 664),
-      (\FAHopperBackwardParams.varlen_padding, 672)
+      (\FAHopperBackwardParams.schedule, 672),
+      (\FAHopperBackwardParams.packed_rows, 680),
+      (\FAHopperBackwardParams.varlen_padding, 684)
     ])
     expectLayout(FAHopperBackwardDQParams.self, size: 704, [
       (\FAHopperBackwardDQParams.tm_q, 0),
@@ -229,7 +249,9 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardDQParams.cu_seqlens_k, 648),
       (\FAHopperBackwardDQParams.seqused_q, 656),
       (\FAHopperBackwardDQParams.seqused_k, 664),
-      (\FAHopperBackwardDQParams.varlen_padding, 672)
+      (\FAHopperBackwardDQParams.schedule, 672),
+      (\FAHopperBackwardDQParams.packed_rows, 680),
+      (\FAHopperBackwardDQParams.varlen_padding, 684)
     ])
     expectLayout(FAStandardScoresParams.self, size: 136, [
       (\FAStandardScoresParams.a, 0),

@@ -12,6 +12,7 @@ struct VarlenKernelCompileTests {
     // The Hopper variants compile in the test below (their heaviest) and in `kernels`.
     let keys = CUDAKernelCatalog.varlenKeys(arch: arch).filter { !($0 is HopperForwardKey) }
     #expect(keys.contains { $0 is VarlenClearKey })
+    #expect(keys.contains { $0 is VarlenScheduleKey })
     for key in keys {
       let kernel = try KernelCompiler.compile(key.program, arch: arch)
       let resources = try #require(kernel.resources, "no ptxas report for \(key)")

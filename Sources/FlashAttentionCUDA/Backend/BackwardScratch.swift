@@ -10,17 +10,24 @@ struct BackwardScratch {
     var accumulatorOffset: Int
     var accumulatorFloats: Int
 
-    init(plan: BackwardKernelPlan, shape: AttentionShape) {
-      let rows = shape.batch * shape.headsQ * shape.seqlenQ
+    /// Rows of LSE2 (and of D) in all.
+    var statsRows: Int
+
+    /// `packedRows`: a packed variable-length batch's total query rows when the Hopper kernels
+    /// keep each sequence at its own rows (`VarlenLaunch.packsScratch`), instead of
+    /// `shape.seqlenQ` (the longest sequence's) rows per batch entry.
+    init(plan: BackwardKernelPlan, shape: AttentionShape, packedRows: Int? = nil) {
+      let queryRows = packedRows ?? shape.batch * shape.seqlenQ
+      statsRows = queryRows * shape.headsQ
       switch plan.form {
       case let .flashAttention2(keyValue, _):
         accumulatorFloats = keyValue.dqAccumulatorFloats(batch: shape.batch, seqlenQ: shape.seqlenQ, headsQ: shape.headsQ)
       case .hopperFused:
-        accumulatorFloats = shape.batch * shape.seqlenQ * shape.headsQ * shape.headDim
+        accumulatorFloats = queryRows * shape.headsQ * shape.headDim
       case .hopperSplit:
         accumulatorFloats = 0
       }
-      accumulatorOffset = (2 * rows * 4 + 255) / 256 * 256
+      accumulatorOffset = (2 * statsRows * 4 + 255) / 256 * 256
       bytes = accumulatorOffset + accumulatorFloats * 4
     }
   }
@@ -33,7 +40,7 @@ struct BackwardScratch {
   /// The scratch at `address` (at least `layout.bytes`, 256-byte aligned).
   init(address: UInt64, layout: Layout, shape: AttentionShape) {
     lse2 = address
-    delta = address + UInt64(shape.batch * shape.headsQ * shape.seqlenQ * 4)
+    delta = address + UInt64(layout.statsRows * 4)
     accumulator = address + UInt64(layout.accumulatorOffset)
     accumulatorFloats = layout.accumulatorFloats
   }

@@ -54,7 +54,8 @@ extension CUDABackend: VariableLengthBackend {
     switch varlenForwardPlan(arguments) {
     case let .hopper(key, persistent):
       try VarlenLaunch.hopperForward(
-        arguments, index: index, key: key, persistent: persistent, device: device, stream: stream)
+        arguments, index: index, key: key, persistent: persistent, schedule: tuning.varlenSchedule, device: device,
+        stream: stream)
     case let .flashAttention2(key):
       try VarlenLaunch.forward(arguments, index: index, key: key, device: device, stream: stream)
     }
@@ -80,12 +81,14 @@ extension CUDABackend: VariableLengthBackend {
     try CUDACallChecks.varlenLSE(f.lse, backend: name)
     let index = try varlenIndex(f.sequences)
     let plan = varlenBackwardPlan(arguments)
-    // Laid out as for a padded batch of the longest sequences (max_seqlen_q rows per (batch, head)).
-    let layout = BackwardScratch.Layout(plan: plan, shape: f.shape)
+    // Laid out as for a padded batch of the longest sequences (max_seqlen_q rows per (batch,
+    // head)), or with the packed schedule on the Hopper kernels at each sequence's own rows.
+    let packedRows = VarlenLaunch.packsScratch(plan: plan, schedule: tuning.varlenSchedule) ? f.q.shape[0] : nil
+    let layout = BackwardScratch.Layout(plan: plan, shape: f.shape, packedRows: packedRows)
     try DeviceScratchPool.shared(for: device).withScratch(layout.bytes, on: stream) { (address) throws(FlashAttentionError) in
       try VarlenLaunch.backward(
         arguments, index: index, plan: plan, scratch: BackwardScratch(address: address, layout: layout, shape: f.shape),
-        device: device, stream: stream)
+        schedule: tuning.varlenSchedule, device: device, stream: stream)
     }
     let spans = hostSpans ?? f.spans
     let batch = f.shape.batch

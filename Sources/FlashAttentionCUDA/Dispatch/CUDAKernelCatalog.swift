@@ -30,8 +30,8 @@ package enum CUDAKernelCatalog {
   }
 
   /// The kernels of packed variable-length calls: the FlashAttention-2 keys compiled with
-  /// `FA_VARLEN` (the same head dims and flag sets), the row-clearing kernel, and on sm_90a every
-  /// Hopper variant (forward, backward, backward dQ) with `FA_VARLEN`.
+  /// `FA_VARLEN` (the same head dims and flag sets), the row-clearing and packed-schedule kernels,
+  /// and on sm_90a every Hopper variant (forward, backward, backward dQ) with `FA_VARLEN`.
   package static func varlenKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     // (Dropout is not in the varlen path: the CUDA backend refuses it there.)
     let varlen: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive).filter { !$0.dropout }.map { key in
@@ -39,7 +39,7 @@ package enum CUDAKernelCatalog {
       key.varlen = true
       return key
     }
-    var keys = varlen + [VarlenClearKey(arch: arch)]
+    var keys = varlen + [VarlenClearKey(arch: arch), VarlenScheduleKey(arch: arch)]
     if arch == "sm_90a" {
       keys += HopperForwardKey.allVariants.map { key in
         var key = key

@@ -64,14 +64,28 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   /// off sm_90 or on caches whose rows break the bulk copy's alignment rules.
   package var decodeLoader: DecodeLoader
 
+  /// How the Hopper kernels' blocks cover a packed variable-length batch.
+  package enum VarlenSchedule: String, Sendable, Hashable, CaseIterable {
+    /// A grid padded to the longest sequence for every sequence, in batch order: blocks past a
+    /// sequence's end exit (or, in the forward, walk empty work items).
+    case padded
+    /// A work list written on the device before each kernel (`flash_varlen_schedule`): only
+    /// real units, longest sequence first (the list schedule LPT).
+    case packed
+  }
+
+  /// The schedule of packed variable-length batches on the Hopper kernels.
+  package var varlenSchedule: VarlenSchedule
+
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,
-    decodeTile: DecodeTuning? = nil, decodeLoader: DecodeLoader = .cpAsync
+    decodeTile: DecodeTuning? = nil, decodeLoader: DecodeLoader = .cpAsync, varlenSchedule: VarlenSchedule = .padded
   ) {
     self.forwardTile = forwardTile
     self.backwardTile = backwardTile
     self.forwardKernels = forwardKernels
     self.decodeTile = decodeTile
     self.decodeLoader = decodeLoader
+    self.varlenSchedule = varlenSchedule
   }
 }

@@ -48,7 +48,8 @@ enum FlashAttention2Launch {
       v_strides: FAStrides(arguments.v), seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize),
       scale: arguments.scale, softcap: arguments.options.softcap, window_left: left, window_right: right,
       alibi_slopes: devicePointer(alibiSlopes), alibi_batch_stride: alibiBatchStride(arguments.options, shape),
-      cu_seqlens_k: nil, seqused_k: nil, dropout: FADropoutParams(arguments.options, headsQ: shape.headsQ))
+      cu_seqlens_k: nil, seqused_k: nil, dropout: FADropoutParams(arguments.options, headsQ: shape.headsQ),
+      packed_rows: 0, sequences: Int32(shape.batch))
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
       stream: stream)
@@ -101,7 +102,7 @@ enum FlashAttention2Launch {
     let parameters = FABackwardConvertParams(
       dq_accum: devicePointer(scratch.accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
       dq_strides: FAStrides(arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
-      scale: arguments.scale, cu_seqlens_q: nil, seqused_q: nil)
+      scale: arguments.scale, cu_seqlens_q: nil, seqused_q: nil, packed_rows: 0, packed_padding: 0)
     let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
     try device.loadedKernel(key).launch(
       grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,

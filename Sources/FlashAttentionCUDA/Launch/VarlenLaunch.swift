@@ -41,9 +41,11 @@ enum VarlenLaunch {
   /// The Hopper forward on a packed batch: the maps describe each packed tensor as one batch
   /// entry of `total` rows; the work items cover the longest sequence's query blocks for every
   /// (sequence, head), and a tile past its sequence's queries does nothing.
+  /// `schedule` packed: the work items are the entries of a list written just before
+  /// (`VarlenLaunch+Schedule.swift`), pairs of each sequence's own query blocks, longest first.
   static func hopperForward(
     _ arguments: VarlenForwardArguments, index: VarlenIndexAddresses, key: HopperForwardKey, persistent: Bool,
-    device: CUDADevice, stream: CUDAStream
+    schedule: CUDAKernelTuning.VarlenSchedule = .padded, device: CUDADevice, stream: CUDAStream
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     if shape.batch == 0 || shape.seqlenQ == 0 { return }
@@ -76,6 +78,26 @@ enum VarlenLaunch {
     parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
     parameters.seqused_q = devicePointer(index.seqUsedQ)
     parameters.seqused_k = devicePointer(index.seqUsedK)
+    // Not for e4m3 inputs: the fp8 kernel's V-transposing warps walk the padded schedule.
+    if schedule == .packed, !arguments.q.dtype.isFloat8,
+      let capacity = scheduleCapacity(
+        totalRows: arguments.q.shape[0], batch: shape.batch, blockRows: key.blockM, paired: true, heads: shape.headsQ)
+    {
+      let packed = parameters
+      try DeviceScratchPool.shared(for: device).withScratch(capacity * scheduleEntryBytes, on: stream) {
+        (address) throws(FlashAttentionError) in
+        try writeSchedule(
+          at: address, capacity: capacity, sides: querySides(index, shape: shape), batch: shape.batch,
+          heads: shape.headsQ, blockRows: key.blockM, paired: true, device: device, stream: stream)
+        var listed = packed
+        listed.schedule = devicePointer(address)
+        listed.num_items = Int32(capacity)
+        try device.loadedKernel(key).launch(
+          grid: (persistent ? min(capacity, device.multiprocessors) : capacity, 1, 1), block: (key.threads, 1, 1),
+          sharedMemory: key.sharedMemoryBytes, parameters: listed, stream: stream)
+      }
+      return
+    }
     let blocks = persistent ? min(items, device.multiprocessors) : items
     try device.loadedKernel(key).launch(
       grid: (blocks, 1, 1), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters,
@@ -84,9 +106,12 @@ enum VarlenLaunch {
 
   /// The backward's kernels in order (the zeroed dQ accumulator, D and LSE2, dK/dV with dQ
   /// additions, dQ's conversion) on `scratch`, laid out as for a padded batch of the maxima.
+  /// `schedule` packed: the Hopper kernels' grids are lists of real key (query) blocks, longest
+  /// sequence first (`VarlenLaunch+Schedule.swift`).
   static func backward(
     _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, plan: BackwardKernelPlan,
-    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+    scratch: BackwardScratch, schedule: CUDAKernelTuning.VarlenSchedule = .padded, device: CUDADevice,
+    stream: CUDAStream
   ) throws(FlashAttentionError) {
     let f = arguments.forward
     let shape = f.shape
@@ -99,6 +124,9 @@ enum VarlenLaunch {
     if shape.batch == 0 { return }
     let cuQ: UnsafePointer<Int32>? = devicePointer(index.cuSeqlensQ)
     let usedQ: UnsafePointer<Int32>? = devicePointer(index.seqUsedQ)
+    // Packed scratch: the preprocess covers the packed rows directly (one block row per 4 rows,
+    // no blocks past a short sequence's end).
+    let packedRows = packsScratch(plan: plan, schedule: schedule) ? f.q.shape[0] : 0
     if shape.seqlenQ > 0 {
       // (CUDA varlen refuses ALiBi, so the preprocess sees no slopes.)
       let (left, right) = kernelWindow(AttentionMask(options: f.options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK))
@@ -112,10 +140,10 @@ enum VarlenLaunch {
         q_strides: FAStrides(packed: f.q), k_strides: FAStrides(packed: f.k), v_strides: FAStrides(packed: f.v),
         seqlen_k: Int32(shape.seqlenK), group: Int32(shape.groupSize), scale: f.scale, softcap: f.options.softcap,
         window_left: left, window_right: right, alibi_slopes: nil, alibi_batch_stride: 0,
-        cu_seqlens_k: devicePointer(index.cuSeqlensK), seqused_k: devicePointer(index.seqUsedK), dropout: FADropoutParams())
-      try device.loadedKernel(plan.preprocess).launch(
-        grid: ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch), block: (128, 1, 1), parameters: parameters,
-        stream: stream)
+        cu_seqlens_k: devicePointer(index.cuSeqlensK), seqused_k: devicePointer(index.seqUsedK), dropout: FADropoutParams(),
+        packed_rows: Int32(packedRows), sequences: Int32(shape.batch))
+      let grid = packedRows > 0 ? ((packedRows + 3) / 4, shape.headsQ, 1) : ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch)
+      try device.loadedKernel(plan.preprocess).launch(grid: grid, block: (128, 1, 1), parameters: parameters, stream: stream)
     }
     let keyValue: FlashAttention2Key
     let convert: FlashAttention2Key
@@ -124,12 +152,15 @@ enum VarlenLaunch {
       keyValue = kv
       convert = dqConvert
     case let .hopperFused(kv, dqConvert):
-      try hopperKeyValue(arguments, index: index, key: kv, scratch: scratch, device: device, stream: stream)
-      try self.convert(arguments, index: index, key: dqConvert, scratch: scratch, device: device, stream: stream)
+      try hopperKeyValue(
+        arguments, index: index, key: kv, scratch: scratch, schedule: schedule, device: device, stream: stream)
+      try self.convert(
+        arguments, index: index, key: dqConvert, scratch: scratch, packedRows: packedRows, device: device, stream: stream)
       return
     case let .hopperSplit(kv, dq):
-      try hopperKeyValue(arguments, index: index, key: kv, scratch: scratch, device: device, stream: stream)
-      try hopperDQ(arguments, index: index, key: dq, scratch: scratch, device: device, stream: stream)
+      try hopperKeyValue(
+        arguments, index: index, key: kv, scratch: scratch, schedule: schedule, device: device, stream: stream)
+      try hopperDQ(arguments, index: index, key: dq, scratch: scratch, schedule: schedule, device: device, stream: stream)
       return
     }
     if shape.seqlenK > 0 {
@@ -167,9 +198,11 @@ enum VarlenLaunch {
   }
 
   /// dQ = scale · accumulator in the storage dtype, per sequence (`key`'s tile says the layout).
+  /// `packedRows` > 0: the accumulator is packed (`packsScratch`) and every packed row is
+  /// converted in one batch entry (rows of no sequence get 0, as the clear kernel gives them).
   static func convert(
     _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, key: FlashAttention2Key,
-    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+    scratch: BackwardScratch, packedRows: Int = 0, device: CUDADevice, stream: CUDAStream
   ) throws(FlashAttentionError) {
     let shape = arguments.forward.shape
     if shape.seqlenQ == 0 { return }
@@ -177,17 +210,29 @@ enum VarlenLaunch {
       dq_accum: devicePointer(scratch.accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
       dq_strides: FAStrides(packed: arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
       scale: arguments.forward.scale, cu_seqlens_q: devicePointer(index.cuSeqlensQ),
-      seqused_q: devicePointer(index.seqUsedQ))
-    let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
+      seqused_q: devicePointer(index.seqUsedQ), packed_rows: Int32(packedRows), packed_padding: 0)
+    let pairs = (packedRows > 0 ? packedRows : shape.seqlenQ) * shape.headsQ * shape.headDim / 2
     try device.loadedKernel(key).launch(
-      grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,
-      stream: stream)
+      grid: (max(1, min((pairs + 255) / 256, 4096)), packedRows > 0 ? 1 : shape.batch, 1), block: (256, 1, 1),
+      parameters: parameters, stream: stream)
+  }
+
+  /// Whether the backward's scratch is packed (each sequence at its own rows, total_q rows in
+  /// all): with the packed schedule on the Hopper kernels, whose dQ accumulator is row-major
+  /// (the FlashAttention-2 kernels' bulk layout keeps the padded one).
+  static func packsScratch(plan: BackwardKernelPlan, schedule: CUDAKernelTuning.VarlenSchedule) -> Bool {
+    guard schedule == .packed else { return false }
+    switch plan.form {
+    case .hopperFused, .hopperSplit: return true
+    case .flashAttention2: return false
+    }
   }
 
   /// The Hopper key/value kernel on a packed batch (maps of one batch entry of `total` rows).
   static func hopperKeyValue(
     _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, key: HopperBackwardKey,
-    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+    scratch: BackwardScratch, schedule: CUDAKernelTuning.VarlenSchedule = .padded, device: CUDADevice,
+    stream: CUDAStream
   ) throws(FlashAttentionError) {
     let f = arguments.forward
     let shape = f.shape
@@ -216,6 +261,23 @@ enum VarlenLaunch {
     parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
     parameters.seqused_q = devicePointer(index.seqUsedQ)
     parameters.seqused_k = devicePointer(index.seqUsedK)
+    parameters.packed_rows = schedule == .packed ? Int32(f.q.shape[0]) : 0
+    if schedule == .packed,
+      let capacity = scheduleCapacity(
+        totalRows: f.k.shape[0], batch: shape.batch, blockRows: key.blockN, paired: false, heads: shape.headsKV)
+    {
+      try withList(
+        capacity: capacity, sides: keySides(index, shape: shape), batch: shape.batch, heads: shape.headsKV,
+        blockRows: key.blockN, device: device, stream: stream
+      ) { (address) throws(FlashAttentionError) in
+        var listed = parameters
+        listed.schedule = devicePointer(address)
+        try device.loadedKernel(key).launch(
+          grid: (capacity, 1, 1), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: listed,
+          stream: stream)
+      }
+      return
+    }
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenK + key.blockN - 1) / key.blockN, shape.headsKV, shape.batch), block: (key.threads, 1, 1),
       sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
@@ -224,7 +286,8 @@ enum VarlenLaunch {
   /// The Hopper split form's dQ kernel on a packed batch: writes dQ of each sequence directly.
   static func hopperDQ(
     _ arguments: VarlenBackwardArguments, index: VarlenIndexAddresses, key: HopperBackwardDQKey,
-    scratch: BackwardScratch, device: CUDADevice, stream: CUDAStream
+    scratch: BackwardScratch, schedule: CUDAKernelTuning.VarlenSchedule = .padded, device: CUDADevice,
+    stream: CUDAStream
   ) throws(FlashAttentionError) {
     let f = arguments.forward
     let shape = f.shape
@@ -251,9 +314,41 @@ enum VarlenLaunch {
     parameters.cu_seqlens_k = devicePointer(index.cuSeqlensK)
     parameters.seqused_q = devicePointer(index.seqUsedQ)
     parameters.seqused_k = devicePointer(index.seqUsedK)
+    parameters.packed_rows = schedule == .packed ? Int32(f.q.shape[0]) : 0
+    if schedule == .packed,
+      let capacity = scheduleCapacity(
+        totalRows: f.q.shape[0], batch: shape.batch, blockRows: rows, paired: false, heads: shape.headsQ)
+    {
+      try withList(
+        capacity: capacity, sides: querySides(index, shape: shape), batch: shape.batch, heads: shape.headsQ,
+        blockRows: rows, device: device, stream: stream
+      ) { (address) throws(FlashAttentionError) in
+        var listed = parameters
+        listed.schedule = devicePointer(address)
+        try device.loadedKernel(key).launch(
+          grid: (capacity, 1, 1), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: listed,
+          stream: stream)
+      }
+      return
+    }
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + rows - 1) / rows, shape.headsQ, shape.batch), block: (key.threads, 1, 1),
       sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
+  }
+
+  /// A backward kernel on the packed schedule: the list written into stream-ordered scratch, then
+  /// `launch(address)` (one block per entry).
+  private static func withList(
+    capacity: Int, sides: ScheduleSides, batch: Int, heads: Int, blockRows: Int, device: CUDADevice,
+    stream: CUDAStream, launch: (UInt64) throws(FlashAttentionError) -> Void
+  ) throws(FlashAttentionError) {
+    try DeviceScratchPool.shared(for: device).withScratch(capacity * scheduleEntryBytes, on: stream) {
+      (address) throws(FlashAttentionError) in
+      try writeSchedule(
+        at: address, capacity: capacity, sides: sides, batch: batch, heads: heads, blockRows: blockRows, paired: false,
+        device: device, stream: stream)
+      try launch(address)
+    }
   }
 
   /// A packed `(total, heads, dim)` view as the `[1, total, heads, dim]` tensor its TMA map describes.

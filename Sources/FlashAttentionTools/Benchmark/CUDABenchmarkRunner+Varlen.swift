@@ -5,10 +5,13 @@ import FlashAttentionCUDA
 /// (`VarlenLengthMix.equivalentFixedLength`) through the ordinary ones, alternated case by case
 /// on the same device. TFLOP/s count the real (unpadded) work: each sequence's own
 /// `4 · h · L² · (d + d_v) / 2` (halved again under a causal mask), the papers' count per
-/// sequence.
+/// sequence. `schedules`: the Hopper kernels' varlen schedules to time, each in turn before the
+/// fixed-length batch of the same case (`flash-varlen` is the padded one, `flash-varlen-packed`
+/// the packed one).
 extension CUDABenchmarkRunner {
   package func runVarlen(
-    lengths: [Int], headDims: [Int], causal: [Bool], dtypes: [DType], passes: [BenchmarkPass]
+    lengths: [Int], headDims: [Int], causal: [Bool], dtypes: [DType], passes: [BenchmarkPass],
+    schedules: [CUDAKernelTuning.VarlenSchedule] = [.padded]
   ) -> [BenchmarkRecord] {
     var records: [BenchmarkRecord] = []
     var seed: UInt64 = 7
@@ -17,10 +20,13 @@ extension CUDABenchmarkRunner {
         let heads = max(1, 2048 / headDim)
         for isCausal in causal {
           seed &+= 97
-          let varlen = measureVarlen(
-            lengths: lengths, heads: heads, headDim: headDim, causal: isCausal, dtype: dtype, passes: passes, seed: seed)
-          for record in varlen { settings.progress?(record) }
-          records += varlen
+          for schedule in schedules {
+            let varlen = measureVarlen(
+              lengths: lengths, heads: heads, headDim: headDim, causal: isCausal, dtype: dtype, passes: passes,
+              seed: seed, schedule: schedule)
+            for record in varlen { settings.progress?(record) }
+            records += varlen
+          }
           let tokens = lengths.reduce(0, +)
           let fixedLength = VarlenLengthMix.equivalentFixedLength(lengths)
           let fixedCase = BenchmarkCase(
@@ -42,8 +48,15 @@ extension CUDABenchmarkRunner {
   }
 
   func measureVarlen(
-    lengths: [Int], heads: Int, headDim: Int, causal: Bool, dtype: DType, passes: [BenchmarkPass], seed: UInt64
+    lengths: [Int], heads: Int, headDim: Int, causal: Bool, dtype: DType, passes: [BenchmarkPass], seed: UInt64,
+    schedule: CUDAKernelTuning.VarlenSchedule = .padded
   ) -> [BenchmarkRecord] {
+    // This runner's backend with the schedule (the same device and stream).
+    let flash = {
+      var backend = self.flash
+      backend.tuning.varlenSchedule = schedule
+      return backend
+    }()
     let maxLength = lengths.max() ?? 0
     let shapeCase = BenchmarkCase(
       shape: AttentionShape(batch: lengths.count, seqlenQ: maxLength, headsQ: heads, headDim: headDim),
@@ -55,8 +68,9 @@ extension CUDABenchmarkRunner {
     let note = "varlen \(lengths.count) sequences \(lengths), \(lengths.reduce(0, +)) tokens; TFLOP/s on unpadded work"
     func record(_ pass: BenchmarkPass, _ status: BenchmarkStatus, _ samples: [Double] = [], extra: String = "") -> BenchmarkRecord {
       var record = BenchmarkRecord(
-        backend: "cuda", impl: settings.label("flash") + "-varlen", case: shapeCase, pass: pass, device: deviceName,
-        status: status, samples: samples, note: extra.isEmpty ? note : note + "; " + extra)
+        backend: "cuda", impl: settings.label("flash") + "-varlen" + (schedule == .padded ? "" : "-\(schedule.rawValue)"),
+        case: shapeCase, pass: pass, device: deviceName, status: status, samples: samples,
+        note: (extra.isEmpty ? note : note + "; " + extra) + "; schedule \(schedule.rawValue)")
       let flops = work.reduce(0.0) { $0 + $1.flops(pass) }
       record.tflops = record.medianMs.map { flops / ($0 * 1e-3) / 1e12 }
       return record

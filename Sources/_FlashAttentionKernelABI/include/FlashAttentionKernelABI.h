@@ -156,6 +156,13 @@ typedef struct FABackwardPreprocessParams {
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_k;
   FADropoutParams dropout;
+  /// FA_VARLEN with packed scratch (> 0: the packed tensors' total rows): LSE2 and D laid out
+  /// `[heads_q, packed_rows]` at each sequence's own rows, one block row per 4 packed rows
+  /// (no sequence lookup); 0: `[batch, heads_q, seqlen_q]`.
+  fa_i32 packed_rows;
+  /// The number of sequences (with packed scratch: the exact-D path finds a row's sequence in
+  /// cu_seqlens_q by bisection).
+  fa_i32 sequences;
 } FABackwardPreprocessParams;
 
 /// `flash_backward_kv`: dK and dV of one key block, dQ added into an fp32 accumulator.
@@ -207,6 +214,10 @@ typedef struct FABackwardConvertParams {
   /// As in FAForwardParams (FA_VARLEN); seqlen_q is then the maximum length.
   const fa_i32* cu_seqlens_q;
   const fa_i32* seqused_q;
+  /// FA_VARLEN with packed scratch (> 0): the accumulator is `[packed_rows, heads_q, head_dim]`
+  /// like dQ itself (every packed row converted; rows of no sequence hold 0); 0: per sequence.
+  fa_i32 packed_rows;
+  fa_i32 packed_padding;
 } FABackwardConvertParams;
 
 // -------------------------------------------------------------------------------------------
@@ -253,8 +264,11 @@ typedef struct FAHopperForwardParams {
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_q;
   const fa_i32* seqused_k;
+  /// FA_VARLEN with the packed schedule (`flash_varlen_schedule`; null: the padded one): one
+  /// FAVarlenWork per work item, num_items of them.
+  const fa_i32* schedule;
   /// To a multiple of 64 bytes, the device's alignment of the struct.
-  fa_i32 padding[12];
+  fa_i32 padding[10];
 } FAHopperForwardParams;
 
 /// `flash_bwd_hopper`: dK and dV of one key block (and, in the fused form, dQ additions).
@@ -289,7 +303,14 @@ typedef struct FAHopperBackwardParams {
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_q;
   const fa_i32* seqused_k;
-  fa_i32 varlen_padding[8];
+  /// FA_VARLEN with the packed schedule (null: the padded grid): one FAVarlenWork per block of
+  /// the grid (x only), a key block of one (sequence, kv head).
+  const fa_i32* schedule;
+  /// FA_VARLEN with packed scratch (> 0, the packed total rows): LSE2 and D `[heads_q,
+  /// packed_rows]` and the dQ accumulator `[packed_rows, heads_q, head_dim]` at each
+  /// sequence's own rows; 0: padded to seqlen_q rows per (batch, head).
+  fa_i32 packed_rows;
+  fa_i32 varlen_padding[5];
 } FAHopperBackwardParams;
 
 /// `flash_bwd_dq_hopper`: dQ of one query block, written once (the split backward).
@@ -318,7 +339,13 @@ typedef struct FAHopperBackwardDQParams {
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_q;
   const fa_i32* seqused_k;
-  fa_i32 varlen_padding[8];
+  /// FA_VARLEN with the packed schedule (null: the padded grid): one FAVarlenWork per block of
+  /// the grid (x only), a query block of one (sequence, query head).
+  const fa_i32* schedule;
+  /// FA_VARLEN with packed scratch (> 0, the packed total rows): LSE2 and D `[heads_q,
+  /// packed_rows]` at each sequence's own rows; 0: padded to seqlen_q rows per (batch, head).
+  fa_i32 packed_rows;
+  fa_i32 varlen_padding[5];
 } FAHopperBackwardDQParams;
 
 // -------------------------------------------------------------------------------------------
@@ -346,6 +373,35 @@ typedef struct FAVarlenClearParams {
   /// Elements per (row, head).
   fa_i32 width;
 } FAVarlenClearParams;
+
+/// `flash_varlen_schedule` (common/varlen_schedule.cu): the work list of a packed batch for the
+/// Hopper kernels' packed schedule. Each entry is four int32 (FAVarlenWork): the sequence (-1:
+/// no work, the list's tail), the head, the unit (a block of `block_rows` rows of the sequence,
+/// or with `paired` the pair of blocks u and n-1-u) and the sequence's block count n. Sequences
+/// come longest-first by the rows of the other side (`cu_other`: what one unit's cost grows
+/// with; up to 1024 sequences are sorted, more keep their order), each with its units for every
+/// head (a head's units consecutive), so that every grid block has a real tile and the longest
+/// ones start first. One block of 1024 threads writes `capacity` entries.
+typedef struct FAVarlenScheduleParams {
+  fa_i32* work;
+  const fa_i32* cu_seqlens;
+  /// Optional (null: every row of a sequence is used).
+  const fa_i32* seqused;
+  const fa_i32* cu_other;
+  /// Optional.
+  const fa_i32* seqused_other;
+  fa_i32 batch;
+  fa_i32 heads;
+  fa_i32 block_rows;
+  /// 1: a unit is a pair of blocks (the forward's causal pairing).
+  fa_i32 paired;
+  /// The maximum lengths (rows past them are never a sequence's; common/varlen.cuh).
+  fa_i32 max_rows;
+  fa_i32 max_other;
+  /// Entries to write (the grid's blocks).
+  fa_i32 capacity;
+  fa_i32 padding;
+} FAVarlenScheduleParams;
 
 // -------------------------------------------------------------------------------------------
 // Standard attention (the benchmark's baseline): standard/standard_attention.cu
@@ -563,7 +619,7 @@ FA_ABI_FIELD(FAForwardParams, seqused_q, 216);
 FA_ABI_FIELD(FAForwardParams, seqused_k, 224);
 FA_ABI_FIELD(FAForwardParams, dropout, 232);
 
-FA_ABI_SIZE(FABackwardPreprocessParams, 312);
+FA_ABI_SIZE(FABackwardPreprocessParams, 320);
 FA_ABI_FIELD(FABackwardPreprocessParams, o, 0);
 FA_ABI_FIELD(FABackwardPreprocessParams, dout, 8);
 FA_ABI_FIELD(FABackwardPreprocessParams, lse, 16);
@@ -593,6 +649,7 @@ FA_ABI_FIELD(FABackwardPreprocessParams, alibi_batch_stride, 256);
 FA_ABI_FIELD(FABackwardPreprocessParams, cu_seqlens_k, 264);
 FA_ABI_FIELD(FABackwardPreprocessParams, seqused_k, 272);
 FA_ABI_FIELD(FABackwardPreprocessParams, dropout, 280);
+FA_ABI_FIELD(FABackwardPreprocessParams, packed_rows, 312);
 
 FA_ABI_SIZE(FABackwardKeyValueParams, 328);
 FA_ABI_FIELD(FABackwardKeyValueParams, q, 0);
@@ -626,7 +683,7 @@ FA_ABI_FIELD(FABackwardKeyValueParams, seqused_q, 280);
 FA_ABI_FIELD(FABackwardKeyValueParams, seqused_k, 288);
 FA_ABI_FIELD(FABackwardKeyValueParams, dropout, 296);
 
-FA_ABI_SIZE(FABackwardConvertParams, 72);
+FA_ABI_SIZE(FABackwardConvertParams, 80);
 FA_ABI_FIELD(FABackwardConvertParams, dq_accum, 0);
 FA_ABI_FIELD(FABackwardConvertParams, dq, 8);
 FA_ABI_FIELD(FABackwardConvertParams, dq_strides, 16);
@@ -635,7 +692,22 @@ FA_ABI_FIELD(FABackwardConvertParams, heads_q, 44);
 FA_ABI_FIELD(FABackwardConvertParams, scale, 48);
 FA_ABI_FIELD(FABackwardConvertParams, cu_seqlens_q, 56);
 FA_ABI_FIELD(FABackwardConvertParams, seqused_q, 64);
+FA_ABI_FIELD(FABackwardConvertParams, packed_rows, 72);
 
+FA_ABI_SIZE(FAVarlenScheduleParams, 72);
+FA_ABI_FIELD(FAVarlenScheduleParams, work, 0);
+FA_ABI_FIELD(FAVarlenScheduleParams, cu_seqlens, 8);
+FA_ABI_FIELD(FAVarlenScheduleParams, seqused, 16);
+FA_ABI_FIELD(FAVarlenScheduleParams, cu_other, 24);
+FA_ABI_FIELD(FAVarlenScheduleParams, seqused_other, 32);
+FA_ABI_FIELD(FAVarlenScheduleParams, batch, 40);
+FA_ABI_FIELD(FAVarlenScheduleParams, heads, 44);
+FA_ABI_FIELD(FAVarlenScheduleParams, block_rows, 48);
+FA_ABI_FIELD(FAVarlenScheduleParams, paired, 52);
+FA_ABI_FIELD(FAVarlenScheduleParams, max_rows, 56);
+FA_ABI_FIELD(FAVarlenScheduleParams, max_other, 60);
+FA_ABI_FIELD(FAVarlenScheduleParams, capacity, 64);
+FA_ABI_FIELD(FAVarlenScheduleParams, padding, 68);
 FA_ABI_SIZE(FAVarlenClearParams, 72);
 FA_ABI_FIELD(FAVarlenClearParams, tensor, 0);
 FA_ABI_FIELD(FAVarlenClearParams, row_stride, 8);
@@ -677,7 +749,8 @@ FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_q, 560);
 FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_k, 568);
 FA_ABI_FIELD(FAHopperForwardParams, seqused_q, 576);
 FA_ABI_FIELD(FAHopperForwardParams, seqused_k, 584);
-FA_ABI_FIELD(FAHopperForwardParams, padding, 592);
+FA_ABI_FIELD(FAHopperForwardParams, schedule, 592);
+FA_ABI_FIELD(FAHopperForwardParams, padding, 600);
 
 FA_ABI_SIZE(FAHopperBackwardParams, 704);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);
@@ -704,7 +777,9 @@ FA_ABI_FIELD(FAHopperBackwardParams, cu_seqlens_q, 640);
 FA_ABI_FIELD(FAHopperBackwardParams, cu_seqlens_k, 648);
 FA_ABI_FIELD(FAHopperBackwardParams, seqused_q, 656);
 FA_ABI_FIELD(FAHopperBackwardParams, seqused_k, 664);
-FA_ABI_FIELD(FAHopperBackwardParams, varlen_padding, 672);
+FA_ABI_FIELD(FAHopperBackwardParams, schedule, 672);
+FA_ABI_FIELD(FAHopperBackwardParams, packed_rows, 680);
+FA_ABI_FIELD(FAHopperBackwardParams, varlen_padding, 684);
 
 FA_ABI_SIZE(FAHopperBackwardDQParams, 704);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_q, 0);
@@ -728,7 +803,9 @@ FA_ABI_FIELD(FAHopperBackwardDQParams, cu_seqlens_q, 640);
 FA_ABI_FIELD(FAHopperBackwardDQParams, cu_seqlens_k, 648);
 FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_q, 656);
 FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_k, 664);
-FA_ABI_FIELD(FAHopperBackwardDQParams, varlen_padding, 672);
+FA_ABI_FIELD(FAHopperBackwardDQParams, schedule, 672);
+FA_ABI_FIELD(FAHopperBackwardDQParams, packed_rows, 680);
+FA_ABI_FIELD(FAHopperBackwardDQParams, varlen_padding, 684);
 
 FA_ABI_SIZE(FAStandardScoresParams, 136);
 FA_ABI_FIELD(FAStandardScoresParams, a, 0);

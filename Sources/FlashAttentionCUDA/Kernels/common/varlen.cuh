@@ -31,3 +31,27 @@ __device__ __forceinline__ SequenceRows sequence_rows(const fa_i32* cu, const fa
 #endif
   return r;
 }
+
+// One entry of the packed schedule (common/varlen_schedule.cu): a work unit of sequence
+// `sequence` (-1: none) and head `head`, the unit's index and the sequence's block count.
+struct alignas(16) VarlenWork {
+  int sequence, head, unit, blocks;
+};
+
+// The packed schedule's entry `index` (read once per work item by each role of a block).
+__device__ __forceinline__ VarlenWork varlen_work(const fa_i32* schedule, int index) {
+  return reinterpret_cast<const VarlenWork*>(schedule)[index];
+}
+
+// The backward's scratch rows. Padded (packed_rows 0): LSE2 and D `[batch, heads, seqlen_q]`,
+// the dQ accumulator `[batch, seqlen_q, heads, d]`, seqlen_q the longest sequence's rows.
+// Packed (packed_rows = the packed tensors' total rows): LSE2 and D `[heads, packed_rows]`, the
+// accumulator `[packed_rows, heads, d]`, each sequence at its own rows (start + i), as q and dQ.
+__device__ __forceinline__ i64 stats_row(int packed_rows, int batch, int heads, int head, int seqlen_q, int start, int i) {
+  return packed_rows > 0 ? (i64)head * packed_rows + start + i : ((i64)batch * heads + head) * seqlen_q + i;
+}
+
+// The accumulator row (of heads * d floats) of query row i.
+__device__ __forceinline__ i64 accumulator_row(int packed_rows, int batch, int seqlen_q, int start, int i) {
+  return packed_rows > 0 ? (i64)start + i : (i64)batch * seqlen_q + i;
+}

@@ -13,8 +13,10 @@
 //   FA_VARLEN          packed sequences (cu_seqlens): the batch index picks a sequence, whose own
 //                      lengths bound the walk and the mask; the maps describe the packed tensors
 //                      as one batch entry, the scratch keeps seqlen_q = the longest sequence's
-//                      rows per (batch, head), and rows a tile reads past its sequence are zeroed
-//                      in shared memory (hopper/varlen.cuh)
+//                      rows per (batch, head) (params.packed_rows > 0: each sequence at its own
+//                      packed rows instead), and rows a tile reads past its sequence are zeroed
+//                      in shared memory (hopper/varlen.cuh); with params.schedule the grid
+//                      is the packed list of key blocks (common/varlen_schedule.cu)
 // Sizes, strides and the window are the parameters (FAHopperBackwardParams).
 //
 // Block: 3 warpgroups for one key block of 128 keys, one (kv head, batch). Warpgroup 0 is the
@@ -112,6 +114,11 @@ struct BackwardSmem {
     return reinterpret_cast<float*>(smem_raw + (stats(s) - smem_u32(smem_raw)));
   }
 };
+
+// The scratch layout's packed rows (common/varlen.cuh): 0 (padded) unless FA_VARLEN.
+__device__ __forceinline__ int packed_rows(const FAHopperBackwardParams& params) {
+  return FA_VARLEN ? params.packed_rows : 0;
+}
 
 // This block's sequence: its first rows in the packed tensors (0 for a fixed-length batch) and
 // its lengths (the parameters' for a fixed-length batch).
@@ -296,7 +303,7 @@ __device__ __forceinline__ void produce_stats(
   for (int step = 0; step < steps; ++step, walk.next(range)) {
     const int s = step % QST;
     if (step >= QST) mbar_wait(sm.empty(s), ((step / QST) - 1) & 1);
-    const long long row0 = ((long long)batch * params.heads_q + walk.head) * params.seqlen_q;
+    const long long row0 = stats_row(packed_rows(params), batch, params.heads_q, walk.head, params.seqlen_q, seq.q_start, 0);
     float* rows = sm.stats_rows(smem_raw, s);
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
@@ -433,7 +440,7 @@ __device__ __forceinline__ void consume(
 #else
     // dQ[:, 128 cw + PASS h ..] = dS K[:, same]: dS K-major, K transposed.
     const int qa = m0 + warp * 16 + lane / 4;
-    float* row_a = dq_accum + (((long long)batch * params.seqlen_q + qa) * heads_q + walk.head) * D + cw * HALF + tq * 2;
+    float* row_a = dq_accum + (accumulator_row(packed_rows(params), batch, params.seqlen_q, seq.q_start, qa) * heads_q + walk.head) * D + cw * HALF + tq * 2;
 #pragma unroll
     for (int h = 0; h < FA_WIDE_DQ_PASSES; ++h) {
       const u64 da = opaque_u64(desc_sw128(dsbuf, 16, 1024));
@@ -592,7 +599,7 @@ __device__ __forceinline__ void consume(
     fence_regs(dq);
     mbar_arrive(sm.empty(st));
     const int qa = m0 + warp * 16 + lane / 4;
-    add_dq<NQ>(dq_accum + (((long long)batch * params.seqlen_q + qa) * heads_q + walk.head) * D + cw * NQ + tq * 2,
+    add_dq<NQ>(dq_accum + (accumulator_row(packed_rows(params), batch, params.seqlen_q, seq.q_start, qa) * heads_q + walk.head) * D + cw * NQ + tq * 2,
                (long long)heads_q * D, dq, qa, seqlen_q);
 #endif
     walk.next(range);
@@ -615,8 +622,18 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
   const __grid_constant__ FAHopperBackwardParams params) {
   extern __shared__ unsigned char smem_raw[];
   const BackwardSmem sm(smem_raw);
-  const int kv_head = blockIdx.y, batch = blockIdx.z;
-  const int n0 = blockIdx.x * BN;
+  int key_block = blockIdx.x, kv_head = blockIdx.y, batch = blockIdx.z;
+#if FA_VARLEN
+  // The packed schedule (common/varlen_schedule.cu): this block's entry names its key block.
+  if (params.schedule) {
+    const VarlenWork item = varlen_work(params.schedule, blockIdx.x);
+    if (item.sequence < 0) return;
+    key_block = item.unit;
+    kv_head = item.head;
+    batch = item.sequence;
+  }
+#endif
+  const int n0 = key_block * BN;
   const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, params.seqlen_q);
   const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
   const BackwardSequence seq{seq_q.start, seq_k.start, seq_q.used, seq_k.used};

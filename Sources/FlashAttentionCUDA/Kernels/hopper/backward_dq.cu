@@ -125,7 +125,8 @@ __device__ __forceinline__ void consume(
   const float* __restrict__ lse2 = params.lse2;
   const float* __restrict__ delta = params.delta;
   // The statistics keep params.seqlen_q rows per (batch, head); seqlen_q bounds the sequence.
-  const long long stat_row = ((long long)batch * params.heads_q + head) * params.seqlen_q;
+  const long long stat_row =
+    stats_row(FA_VARLEN ? params.packed_rows : 0, batch, params.heads_q, head, params.seqlen_q, q_start, 0);
   // Padded rows: LSE2 = +inf makes P = 0 there (TMA has zero-filled their Q and dO).
   const float lse_a = row_a < seqlen_q ? lse2[stat_row + row_a] : FA_INF;
   const float lse_b = row_b < seqlen_q ? lse2[stat_row + row_b] : FA_INF;
@@ -232,7 +233,18 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_dq_hopper(
   const __grid_constant__ FAHopperBackwardDQParams params) {
   extern __shared__ unsigned char smem_raw[];
   const DQSmem sm(smem_raw);
-  const int m0 = blockIdx.x * BM, head = blockIdx.y, batch = blockIdx.z;
+  int query_block = blockIdx.x, head = blockIdx.y, batch = blockIdx.z;
+#if FA_VARLEN
+  // The packed schedule (common/varlen_schedule.cu): this block's entry names its query block.
+  if (params.schedule) {
+    const VarlenWork item = varlen_work(params.schedule, blockIdx.x);
+    if (item.sequence < 0) return;
+    query_block = item.unit;
+    head = item.head;
+    batch = item.sequence;
+  }
+#endif
+  const int m0 = query_block * BM;
   const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, params.seqlen_q);
   const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
 #if FA_VARLEN

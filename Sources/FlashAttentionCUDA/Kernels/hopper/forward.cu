@@ -12,7 +12,8 @@
 //   FA_PINGPONG                  the two consumer warpgroups take turns issuing their GEMMs
 //   FA_OVERLAP                   issue the next QK^T before the current softmax
 //   FA_CONSUMERS                 consumer warpgroups of 64 query rows: 2, or 3 (no ping-pong)
-//   FA_VARLEN                    packed sequences (cu_seqlens): see for_each_sequence_tile
+//   FA_VARLEN                    packed sequences (cu_seqlens): see for_each_sequence_tile (the
+//                                padded schedule, or the packed one when params.schedule is set)
 // Sizes, strides and the window are the parameters (FAHopperForwardParams): one compile serves
 // every problem size.
 //
@@ -103,11 +104,14 @@ typedef PairedScheduler<BM, BN> Scheduler;
 // describe the packed tensors as one batch entry of `total` rows, so a tile reads rows at the
 // sequence's start + its offset: query rows past the sequence belong to the next one (computed,
 // never stored) and key columns past it are masked (and their V rows zeroed, clear_v_tail).
+// With the packed schedule (params.schedule, common/varlen_schedule.cu) work item w is entry w
+// of the list instead: a pair of query blocks (n-1-u, u) of the sequence's own n blocks, or -1
+// (the list's tail: nothing). Producer and consumers read the same entries.
 template <class Body>
 __device__ __forceinline__ void for_each_sequence_tile(
   const FAHopperForwardParams& params, const Scheduler& scheduler, const ForwardMask& mask, Body body) {
-  for_each_tile(scheduler, mask, [&](WorkTile tl) {
 #if FA_VARLEN
+  auto visit = [&](WorkTile tl) {
     const SequenceRows seq_q = sequence_rows(params.cu_seqlens_q, params.seqused_q, tl.batch, params.seqlen_q);
     const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, tl.batch, params.seqlen_k);
     const ForwardMask sequence_mask(seq_q.used, seq_k.used, params.window_left, params.window_right);
@@ -115,10 +119,27 @@ __device__ __forceinline__ void for_each_sequence_tile(
     tl.n_lo = keys.lo;
     tl.n_hi = tl.m0 < seq_q.used ? keys.hi : keys.lo;
     body(tl, sequence_mask, seq_q.start, seq_k.start, seq_q.used);
+  };
+  if (params.schedule) {
+    for (int w = blockIdx.x; w < params.num_items; w += gridDim.x) {
+      const VarlenWork item = varlen_work(params.schedule, w);
+      if (item.sequence < 0) continue;
+      const int high = item.blocks - 1 - item.unit;
+      for (int sub = 0; sub < 2; ++sub) {
+        if (sub == 1 && item.unit == high) continue;
+        WorkTile tl;
+        tl.m0 = (sub == 0 ? high : item.unit) * BM;
+        tl.head = item.head;
+        tl.batch = item.sequence;
+        visit(tl);
+      }
+    }
+    return;
+  }
+  for_each_tile(scheduler, mask, visit);
 #else
-    body(tl, mask, 0, 0, params.seqlen_q);
+  for_each_tile(scheduler, mask, [&](WorkTile tl) { body(tl, mask, 0, 0, params.seqlen_q); });
 #endif
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

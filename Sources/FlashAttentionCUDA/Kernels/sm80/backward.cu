@@ -78,8 +78,8 @@ __device__ __forceinline__ i64 dq_piece_index(int batch, int head, int hq, int s
 // One warp walks the row's visible keys, lanes splitting the head dims, a butterfly summing each
 // dot product: a scalar pass over the keys (a forward's work without tensor cores), only for
 // such rows. Mask, softcap, ALiBi and dropout are read at run time: they cost nothing elsewhere.
-__device__ __noinline__ float exact_row_delta(
-    const FABackwardPreprocessParams& params, int batch, int head, int row, const SequenceRows& seq_q,
+__device__ __forceinline__ float exact_row_delta(
+    const FABackwardPreprocessParams& params, int batch, int head, int row, SequenceRows seq_q,
     const u16* __restrict__ pd, float lse2, float from_o, int lane) {
   constexpr int CQ = (FA_D + 31) / 32, CV = (FA_DV + 31) / 32;
   const SequenceRows seq_k = sequence_rows(params.cu_seqlens_k, params.seqused_k, batch, params.seqlen_k);
@@ -151,7 +151,14 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
   const int row = blockIdx.x * 4 + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   const int head = blockIdx.y, batch = blockIdx.z;
-  const SequenceRows seq = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, sq);
+  SequenceRows seq;
+  if (FA_VARLEN && params.packed_rows > 0) {
+    // Packed scratch: every packed row, no sequence lookup (rows of no sequence are never read).
+    seq.start = 0;
+    seq.used = params.packed_rows;
+  } else {
+    seq = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, sq);
+  }
   if (row >= seq.used) return;
   const u16* po = o + batch * o_bs + head * o_hs + (i64)(seq.start + row) * o_rs;
   const u16* pd = dout + batch * do_bs + head * do_hs + (i64)(seq.start + row) * do_rs;
@@ -163,10 +170,25 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
   const float l = lse[batch * lse_bs + head * lse_hs + seq.start + row];
   // A row that saw no key has LSE -inf and P = 0 everywhere: +inf makes exp2(s - lse) = 0.
   const float l2 = l == -FA_INF ? FA_INF : l * FA_LOG2E;
-  if (fabsf(l) > FA_EXACT_D_LSE && fabsf(l) < FA_INF)
-    sum = exact_row_delta(params, batch, head, row, seq, pd, l2, sum, lane);
+  if (fabsf(l) > FA_EXACT_D_LSE && fabsf(l) < FA_INF) {
+    int b = batch, r = row;
+    SequenceRows rows = seq;
+    if (FA_VARLEN && params.packed_rows > 0) {
+      // Packed scratch covers packed rows: this row's sequence b has cu[b] <= row < cu[b + 1].
+      int lo = 0, hi = params.sequences;
+      while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (params.cu_seqlens_q[mid] <= row) lo = mid;
+        else hi = mid;
+      }
+      b = lo;
+      rows = sequence_rows(params.cu_seqlens_q, params.seqused_q, lo, sq);
+      r = row - rows.start;
+    }
+    if (r >= 0 && r < rows.used) sum = exact_row_delta(params, b, head, r, rows, pd, l2, sum, lane);
+  }
   if (lane == 0) {
-    i64 idx = ((i64)batch * hq + head) * sq + row;
+    const i64 idx = stats_row(FA_VARLEN ? params.packed_rows : 0, batch, hq, head, sq, seq.start, row);
     lse2_out[idx] = l2;
     delta_out[idx] = sum;
   }
@@ -185,7 +207,15 @@ flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params
   // described above FA_DQ_BULK.
   const int batch = blockIdx.y;
   // The rows of this batch entry's sequence (fixed length: all sq); the accumulator keeps sq rows.
-  const SequenceRows seq = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, sq);
+  // Packed scratch (FA_VARLEN, atomics layout only): one batch entry of every packed row.
+  const bool packed = FA_VARLEN && !FA_DQ_BULK && params.packed_rows > 0;
+  SequenceRows seq;
+  if (packed) {
+    seq.start = 0;
+    seq.used = batch == 0 ? params.packed_rows : 0;
+  } else {
+    seq = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, sq);
+  }
   i64 pairs = (i64)seq.used * hq * (FA_D / 2);
   for (i64 p = (i64)blockIdx.x * blockDim.x + threadIdx.x; p < pairs; p += (i64)gridDim.x * blockDim.x) {
     int c = (int)(p % (FA_D / 2)) * 2;
@@ -197,7 +227,7 @@ flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params
     const float* src = accum + dq_piece_index(batch, h, hq, sq, i / FA_BM, warp) * DQ_PIECE
                        + dq_piece_offset(r % TM_Q, c % TD_Q);
 #else
-    const float* src = accum + (((i64)batch * sq + i) * hq + h) * FA_D + c;
+    const float* src = accum + (accumulator_row(packed ? params.packed_rows : 0, batch, sq, seq.start, i) * hq + h) * FA_D + c;
 #endif
     *(u32*)(dq + batch * dq_bs + (i64)(seq.start + i) * dq_rs + h * dq_hs + c) = pack2(src[0] * scale, src[1] * scale);
   }
