@@ -17,13 +17,16 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the KV-cache decode tile, WARPSxSTAGES (warps 1/2/4/8, 2-8 stages of 16 keys per warp); bench --grid decode takes a comma list to sweep, auto for the table's tile (e.g. auto,4x3,4x6,8x4).")
   var decodeTile: String?
 
+  @Option(help: "CUDA: the kernels of calls with ALiBi: hopper (the Hopper kernels where they apply) or sm80 (FlashAttention-2 only, the old route).")
+  var alibiKernels: CUDAKernelTuning.AlibiKernels = .hopper
+
   func validate() throws {
     _ = try tuning()
   }
 
   /// The overrides, or a validation error naming the flag.
   func tuning() throws -> CUDAKernelTuning {
-    var tuning = CUDAKernelTuning(forwardKernels: forwardKernel)
+    var tuning = CUDAKernelTuning(forwardKernels: forwardKernel, alibiKernels: alibiKernels)
     if let forwardTile {
       guard let tile = AttentionTile.forward(parsing: forwardTile) else {
         throw ValidationError("--forward-tile must be BMxBNxWARPS with BM a multiple of 16·WARPS and BN of 16, got \(forwardTile)")
@@ -55,7 +58,11 @@ struct CUDATuningOptions: ParsableArguments {
   }
 
   /// Whether any flag was given.
-  var isSet: Bool { forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil }
+  var isSet: Bool {
+    forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil
+      || alibiKernels != .hopper
+  }
 }
 
 extension CUDAKernelTuning.ForwardKernels: ExpressibleByArgument {}
+extension CUDAKernelTuning.AlibiKernels: ExpressibleByArgument {}

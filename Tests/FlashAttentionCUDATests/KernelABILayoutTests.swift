@@ -151,7 +151,9 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.cu_seqlens_k, 568),
       (\FAHopperForwardParams.seqused_q, 576),
       (\FAHopperForwardParams.seqused_k, 584),
-      (\FAHopperForwardParams.padding, 592)
+      (\FAHopperForwardParams.alibi_slopes, 592),
+      (\FAHopperForwardParams.alibi_batch_stride, 600),
+      (\FAHopperForwardParams.padding, 608)
     ])
     expectLayout(FAHopperBackwardParams.self, size: 704, [
       (\FAHopperBackwardParams.tm_q, 0),
@@ -178,7 +180,9 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardParams.cu_seqlens_k, 648),
       (\FAHopperBackwardParams.seqused_q, 656),
       (\FAHopperBackwardParams.seqused_k, 664),
-      (\FAHopperBackwardParams.varlen_padding, 672)
+      (\FAHopperBackwardParams.alibi_slopes, 672),
+      (\FAHopperBackwardParams.alibi_batch_stride, 680),
+      (\FAHopperBackwardParams.varlen_padding, 688)
     ])
     expectLayout(FAHopperBackwardDQParams.self, size: 704, [
       (\FAHopperBackwardDQParams.tm_q, 0),
@@ -202,7 +206,9 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardDQParams.cu_seqlens_k, 648),
       (\FAHopperBackwardDQParams.seqused_q, 656),
       (\FAHopperBackwardDQParams.seqused_k, 664),
-      (\FAHopperBackwardDQParams.varlen_padding, 672)
+      (\FAHopperBackwardDQParams.alibi_slopes, 672),
+      (\FAHopperBackwardDQParams.alibi_batch_stride, 680),
+      (\FAHopperBackwardDQParams.varlen_padding, 688)
     ])
     expectLayout(FAStandardScoresParams.self, size: 136, [
       (\FAStandardScoresParams.a, 0),

@@ -74,10 +74,16 @@ extension CUDABackend {
     }
     switch plan.form {
     case let .hopperSplit(keyValue, dq):
-      try HopperLaunch.backwardKeyValue(arguments, key: keyValue, scratch: scratch, device: device, stream: stream)
-      try HopperLaunch.backwardDQ(arguments, key: dq, scratch: scratch, device: device, stream: stream)
+      try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
+        try HopperLaunch.backwardKeyValue(
+          arguments, key: keyValue, scratch: scratch, device: device, stream: stream, alibiSlopes: slopes)
+        try HopperLaunch.backwardDQ(arguments, key: dq, scratch: scratch, device: device, stream: stream, alibiSlopes: slopes)
+      }
     case let .hopperFused(keyValue, convert):
-      try HopperLaunch.backwardKeyValue(arguments, key: keyValue, scratch: scratch, device: device, stream: stream)
+      try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
+        try HopperLaunch.backwardKeyValue(
+          arguments, key: keyValue, scratch: scratch, device: device, stream: stream, alibiSlopes: slopes)
+      }
       try FlashAttention2Launch.convert(arguments, key: convert, scratch: scratch, device: device, stream: stream)
     case let .flashAttention2(keyValue, convert):
       // No keys: dK and dV are empty and dQ is 0 (the zeroed accumulator); no queries: dK and

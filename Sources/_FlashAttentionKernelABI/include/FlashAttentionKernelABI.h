@@ -217,8 +217,11 @@ typedef struct FAHopperForwardParams {
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_q;
   const fa_i32* seqused_k;
+  /// ALiBi (kernels compiled with FA_ALIBI), as in FAForwardParams.
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
   /// To a multiple of 64 bytes, the device's alignment of the struct.
-  fa_i32 padding[12];
+  fa_i32 padding[8];
 } FAHopperForwardParams;
 
 /// `flash_bwd_hopper`: dK and dV of one key block (and, in the fused form, dQ additions).
@@ -253,7 +256,10 @@ typedef struct FAHopperBackwardParams {
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_q;
   const fa_i32* seqused_k;
-  fa_i32 varlen_padding[8];
+  /// ALiBi (kernels compiled with FA_ALIBI), as in FAForwardParams.
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
+  fa_i32 varlen_padding[4];
 } FAHopperBackwardParams;
 
 /// `flash_bwd_dq_hopper`: dQ of one query block, written once (the split backward).
@@ -282,7 +288,10 @@ typedef struct FAHopperBackwardDQParams {
   const fa_i32* cu_seqlens_k;
   const fa_i32* seqused_q;
   const fa_i32* seqused_k;
-  fa_i32 varlen_padding[8];
+  /// ALiBi (kernels compiled with FA_ALIBI), as in FAForwardParams.
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
+  fa_i32 varlen_padding[4];
 } FAHopperBackwardDQParams;
 
 // -------------------------------------------------------------------------------------------
@@ -614,7 +623,9 @@ FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_q, 560);
 FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_k, 568);
 FA_ABI_FIELD(FAHopperForwardParams, seqused_q, 576);
 FA_ABI_FIELD(FAHopperForwardParams, seqused_k, 584);
-FA_ABI_FIELD(FAHopperForwardParams, padding, 592);
+FA_ABI_FIELD(FAHopperForwardParams, alibi_slopes, 592);
+FA_ABI_FIELD(FAHopperForwardParams, alibi_batch_stride, 600);
+FA_ABI_FIELD(FAHopperForwardParams, padding, 608);
 
 FA_ABI_SIZE(FAHopperBackwardParams, 704);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);
@@ -641,7 +652,9 @@ FA_ABI_FIELD(FAHopperBackwardParams, cu_seqlens_q, 640);
 FA_ABI_FIELD(FAHopperBackwardParams, cu_seqlens_k, 648);
 FA_ABI_FIELD(FAHopperBackwardParams, seqused_q, 656);
 FA_ABI_FIELD(FAHopperBackwardParams, seqused_k, 664);
-FA_ABI_FIELD(FAHopperBackwardParams, varlen_padding, 672);
+FA_ABI_FIELD(FAHopperBackwardParams, alibi_slopes, 672);
+FA_ABI_FIELD(FAHopperBackwardParams, alibi_batch_stride, 680);
+FA_ABI_FIELD(FAHopperBackwardParams, varlen_padding, 688);
 
 FA_ABI_SIZE(FAHopperBackwardDQParams, 704);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_q, 0);
@@ -665,7 +678,9 @@ FA_ABI_FIELD(FAHopperBackwardDQParams, cu_seqlens_q, 640);
 FA_ABI_FIELD(FAHopperBackwardDQParams, cu_seqlens_k, 648);
 FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_q, 656);
 FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_k, 664);
-FA_ABI_FIELD(FAHopperBackwardDQParams, varlen_padding, 672);
+FA_ABI_FIELD(FAHopperBackwardDQParams, alibi_slopes, 672);
+FA_ABI_FIELD(FAHopperBackwardDQParams, alibi_batch_stride, 680);
+FA_ABI_FIELD(FAHopperBackwardDQParams, varlen_padding, 688);
 
 FA_ABI_SIZE(FAStandardScoresParams, 136);
 FA_ABI_FIELD(FAStandardScoresParams, a, 0);
