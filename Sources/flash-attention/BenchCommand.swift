@@ -52,7 +52,7 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Heads of the custom grid.")
   var heads = 8
 
-  @Option(help: "Comma list: flash, standard.")
+  @Option(help: "Comma list: flash, standard, flash-alibi, flash-alibi-sm80 (ALiBi on the FlashAttention-2 kernels, to time both ALiBi routes in one run), flash-dropout.")
   var impls = "flash,standard"
 
   @Option(help: "Comma list: forward, backward, forward_backward.")
