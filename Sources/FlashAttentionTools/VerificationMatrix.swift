@@ -69,6 +69,11 @@ package enum VerificationMatrix {
       AttentionProblem(
         "alibi-window-softcap", S(batch: 1, seqlenQ: 90, headsQ: 2, headDim: 128),
         O(window: SlidingWindow(left: 16, right: 8), softcap: 5, alibiSlopes: VerificationMatrix.alibiSlopes(heads: 2))),
+      // On the H100: the split Hopper backward with ALiBi (d = 128), key tiles on both sides of
+      // the diagonal and across it (non-causal, seqlen_q < seqlen_k), MQA, per-batch slopes.
+      AttentionProblem(
+        "alibi-cross-mqa-d128", S(batch: 2, seqlenQ: 129, seqlenK: 300, headsQ: 4, headsKV: 1, headDim: 128),
+        O(alibiSlopes: VerificationMatrix.alibiSlopes(heads: 4, batch: 2))),
       AttentionProblem(
         "dropout-causal", S(batch: 2, seqlenQ: 129, headsQ: 2, headDim: 64),
         O(causal: true, dropout: AttentionDropout(probability: 0.17, seed: 42, offset: 8))),

@@ -23,13 +23,16 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: how the Hopper kernels cover a packed variable-length batch: padded (a grid for the longest sequence, per sequence) or packed (a work list of real tiles written on the device, longest sequence first); bench --grid varlen takes a comma list and times each in turn (e.g. padded,packed).")
   var varlenSchedule: String?
 
+  @Option(help: "CUDA: the kernels of calls with ALiBi: hopper (the Hopper kernels where they apply) or sm80 (FlashAttention-2 only, the old route).")
+  var alibiKernels: CUDAKernelTuning.AlibiKernels = .hopper
+
   func validate() throws {
     _ = try tuning()
   }
 
   /// The overrides, or a validation error naming the flag.
   func tuning() throws -> CUDAKernelTuning {
-    var tuning = CUDAKernelTuning(forwardKernels: forwardKernel)
+    var tuning = CUDAKernelTuning(forwardKernels: forwardKernel, alibiKernels: alibiKernels)
     if let forwardTile {
       guard let tile = AttentionTile.forward(parsing: forwardTile) else {
         throw ValidationError("--forward-tile must be BMxBNxWARPS with BM a multiple of 16·WARPS and BN of 16, got \(forwardTile)")
@@ -89,7 +92,9 @@ struct CUDATuningOptions: ParsableArguments {
   var isSet: Bool {
     forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil || decodeLoader != nil
       || varlenSchedule != nil
+      || alibiKernels != .hopper
   }
 }
 
 extension CUDAKernelTuning.ForwardKernels: ExpressibleByArgument {}
+extension CUDAKernelTuning.AlibiKernels: ExpressibleByArgument {}

@@ -196,7 +196,9 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.seqused_q, 576),
       (\FAHopperForwardParams.seqused_k, 584),
       (\FAHopperForwardParams.schedule, 592),
-      (\FAHopperForwardParams.padding, 600)
+      (\FAHopperForwardParams.alibi_slopes, 600),
+      (\FAHopperForwardParams.alibi_batch_stride, 608),
+      (\FAHopperForwardParams.padding, 616)
     ])
     expectLayout(FAHopperBackwardParams.self, size: 704, [
       (\FAHopperBackwardParams.tm_q, 0),
@@ -225,7 +227,9 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardParams.seqused_k, 664),
       (\FAHopperBackwardParams.schedule, 672),
       (\FAHopperBackwardParams.packed_rows, 680),
-      (\FAHopperBackwardParams.varlen_padding, 684)
+      (\FAHopperBackwardParams.varlen_padding, 684),
+      (\FAHopperBackwardParams.alibi_slopes, 688),
+      (\FAHopperBackwardParams.alibi_batch_stride, 696)
     ])
     expectLayout(FAHopperBackwardDQParams.self, size: 704, [
       (\FAHopperBackwardDQParams.tm_q, 0),
@@ -251,7 +255,9 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardDQParams.seqused_k, 664),
       (\FAHopperBackwardDQParams.schedule, 672),
       (\FAHopperBackwardDQParams.packed_rows, 680),
-      (\FAHopperBackwardDQParams.varlen_padding, 684)
+      (\FAHopperBackwardDQParams.varlen_padding, 684),
+      (\FAHopperBackwardDQParams.alibi_slopes, 688),
+      (\FAHopperBackwardDQParams.alibi_batch_stride, 696)
     ])
     expectLayout(FAStandardScoresParams.self, size: 136, [
       (\FAStandardScoresParams.a, 0),

@@ -69,30 +69,31 @@ extension CUDABackend {
         device.api.cuMemsetD32Async(scratch.accumulator, 0, scratch.accumulatorFloats, stream.handle),
         "cuMemsetD32Async(dQ accumulator)")
     }
-    if shape.seqlenQ > 0 {
-      try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
+    // The slopes' device copy (ALiBi calls) serves every kernel of the call.
+    try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
+      if shape.seqlenQ > 0 {
         try FlashAttention2Launch.preprocess(
           arguments, key: plan.preprocess, scratch: scratch, device: device, stream: stream, alibiSlopes: slopes)
       }
-    }
-    switch plan.form {
-    case let .hopperSplit(keyValue, dq):
-      try HopperLaunch.backwardKeyValue(arguments, key: keyValue, scratch: scratch, device: device, stream: stream)
-      try HopperLaunch.backwardDQ(arguments, key: dq, scratch: scratch, device: device, stream: stream)
-    case let .hopperFused(keyValue, convert):
-      try HopperLaunch.backwardKeyValue(arguments, key: keyValue, scratch: scratch, device: device, stream: stream)
-      try FlashAttention2Launch.convert(arguments, key: convert, scratch: scratch, device: device, stream: stream)
-    case let .flashAttention2(keyValue, convert):
-      // No keys: dK and dV are empty and dQ is 0 (the zeroed accumulator); no queries: dK and
-      // dV are 0 (a key block with no steps writes zeros).
-      if shape.seqlenK > 0 {
-        try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
+      switch plan.form {
+      case let .hopperSplit(keyValue, dq):
+        try HopperLaunch.backwardKeyValue(
+          arguments, key: keyValue, scratch: scratch, device: device, stream: stream, alibiSlopes: slopes)
+        try HopperLaunch.backwardDQ(arguments, key: dq, scratch: scratch, device: device, stream: stream, alibiSlopes: slopes)
+      case let .hopperFused(keyValue, convert):
+        try HopperLaunch.backwardKeyValue(
+          arguments, key: keyValue, scratch: scratch, device: device, stream: stream, alibiSlopes: slopes)
+        try FlashAttention2Launch.convert(arguments, key: convert, scratch: scratch, device: device, stream: stream)
+      case let .flashAttention2(keyValue, convert):
+        // No keys: dK and dV are empty and dQ is 0 (the zeroed accumulator); no queries: dK and
+        // dV are 0 (a key block with no steps writes zeros).
+        if shape.seqlenK > 0 {
           try FlashAttention2Launch.keyValue(
             arguments, key: keyValue, scratch: scratch, device: device, stream: stream, alibiSlopes: slopes)
         }
-      }
-      if shape.seqlenQ > 0 {
-        try FlashAttention2Launch.convert(arguments, key: convert, scratch: scratch, device: device, stream: stream)
+        if shape.seqlenQ > 0 {
+          try FlashAttention2Launch.convert(arguments, key: convert, scratch: scratch, device: device, stream: stream)
+        }
       }
     }
   }

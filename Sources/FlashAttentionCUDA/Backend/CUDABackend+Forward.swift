@@ -26,7 +26,10 @@ extension CUDABackend {
     }
     switch forwardPlan(arguments) {
     case let .hopper(key, persistent):
-      try HopperLaunch.forward(arguments, key: key, persistent: persistent, device: device, stream: stream)
+      try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
+        try HopperLaunch.forward(
+          arguments, key: key, persistent: persistent, device: device, stream: stream, alibiSlopes: slopes)
+      }
     case let .flashAttention2(key):
       try withAlibiSlopes(arguments.options, on: stream) { (slopes) throws(FlashAttentionError) in
         try FlashAttention2Launch.forward(arguments, key: key, device: device, stream: stream, alibiSlopes: slopes)

@@ -53,6 +53,15 @@ package struct CUDAKernelTuning: Sendable, Hashable {
     case flashAttention2 = "fa2"
   }
 
+  /// Which kernels run calls with ALiBi slopes (forward and backward).
+  package enum AlibiKernels: String, Sendable, Hashable, CaseIterable {
+    /// The Hopper kernels where they apply (compiled with `FA_ALIBI`), else FlashAttention-2's.
+    case hopper
+    /// The FlashAttention-2 (sm80) kernels only: the route before the Hopper kernels had ALiBi,
+    /// to time the two in one run.
+    case sm80
+  }
+
   /// Replaces the FlashAttention-2 forward table's tile at every head dim.
   package var forwardTile: AttentionTile?
   /// Replaces the FlashAttention-2 backward table's tile at every head dim where it fits.
@@ -76,10 +85,13 @@ package struct CUDAKernelTuning: Sendable, Hashable {
 
   /// The schedule of packed variable-length batches on the Hopper kernels.
   package var varlenSchedule: VarlenSchedule
+  /// Which kernels run ALiBi calls (`--alibi-kernels`).
+  package var alibiKernels: AlibiKernels
 
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,
-    decodeTile: DecodeTuning? = nil, decodeLoader: DecodeLoader = .cpAsync, varlenSchedule: VarlenSchedule = .padded
+    decodeTile: DecodeTuning? = nil, decodeLoader: DecodeLoader = .cpAsync, varlenSchedule: VarlenSchedule = .padded,
+    alibiKernels: AlibiKernels = .hopper
   ) {
     self.forwardTile = forwardTile
     self.backwardTile = backwardTile
@@ -87,5 +99,6 @@ package struct CUDAKernelTuning: Sendable, Hashable {
     self.decodeTile = decodeTile
     self.decodeLoader = decodeLoader
     self.varlenSchedule = varlenSchedule
+    self.alibiKernels = alibiKernels
   }
 }

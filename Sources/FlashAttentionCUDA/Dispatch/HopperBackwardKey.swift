@@ -38,6 +38,12 @@ package struct HopperBackwardKey: CUDAKernelKey {
   /// Packed variable-length batches (`FA_VARLEN`): each block takes its sequence from
   /// `cu_seqlens` by its batch index.
   package var varlen = false
+  /// The ALiBi bias (`FA_ALIBI`, Kernels/hopper/alibi.cuh).
+  package var alibi = false
+
+  /// Floats of one stage's row statistics: LSE2 and D; with ALiBi also the step's slope, padded
+  /// to 16 bytes (`STATS_FLOATS` of the kernel).
+  var statsFloats: Int { 2 * Self.blockM + (alibi ? 4 : 0) }
 
   /// K and V (blockN rows), `qStages` Q and dO buffers (blockM rows), two dS buffers
   /// (blockM × blockN; d = 256 also two P buffers), `qStages` LSE/D rows, the mbarriers, and
@@ -46,7 +52,7 @@ package struct HopperBackwardKey: CUDAKernelKey {
     let (m, n) = (Self.blockM, blockN)
     let scoreBuffers = headDim == 256 ? 4 : 2
     let tiles = 2 * n * headDim * 2 + 2 * qStages * m * headDim * 2 + scoreBuffers * m * n * 2
-    let stats = qStages * 2 * m * 4
+    let stats = qStages * statsFloats * 4
     let barriers = 8 + 4 * 8 * qStages
     return 1024 + tiles + stats + barriers
   }
@@ -60,13 +66,23 @@ package struct HopperBackwardKey: CUDAKernelKey {
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     // Only varlen keys carry the flag, so the fixed-length programs' text stays as it was.
     let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
+    let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
     return CUDAProgram(
-      entry: "flash_bwd_hopper", source: defines + varlenDefine + KernelSources.text("hopper/backward.cu"))
+      entry: "flash_bwd_hopper", source: defines + varlenDefine + alibiDefine + KernelSources.text("hopper/backward.cu"))
   }
 
   package var description: String {
     "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)\(skipDQ ? " no-dq" : "")"
-      + "\(qStages != 2 ? " q\(qStages)" : "")" + (varlen ? " varlen" : "")
+      + "\(qStages != 2 ? " q\(qStages)" : "")" + (varlen ? " varlen" : "") + (alibi ? " alibi" : "")
+  }
+
+  /// The ALiBi variants (fixed-length calls: the variable-length path refuses ALiBi).
+  package static var alibiVariants: [HopperBackwardKey] {
+    allVariants.map { key in
+      var key = key
+      key.alibi = true
+      return key
+    }
   }
 
   /// Every variant the library can launch, for the `kernels` report and the compile checks:
@@ -105,6 +121,8 @@ package struct HopperBackwardDQKey: CUDAKernelKey {
 
   /// Packed variable-length batches (`FA_VARLEN`), as `HopperBackwardKey.varlen`.
   package var varlen = false
+  /// The ALiBi bias (`FA_ALIBI`), as `HopperBackwardKey.alibi`.
+  package var alibi = false
 
   /// Keys per K/V tile (`TileTables.hopperBackwardDQKeys`).
   package var blockN: Int { TileTables.hopperBackwardDQKeys(headDim: headDim) }
@@ -120,12 +138,24 @@ package struct HopperBackwardDQKey: CUDAKernelKey {
       ("FA_MASK", mask.kernelValue),
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
+    let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
     return CUDAProgram(
-      entry: "flash_bwd_dq_hopper", source: defines + varlenDefine + KernelSources.text("hopper/backward_dq.cu"))
+      entry: "flash_bwd_dq_hopper",
+      source: defines + varlenDefine + alibiDefine + KernelSources.text("hopper/backward_dq.cu"))
   }
 
   package var description: String {
     "hopper_bwd_dq d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)" + (varlen ? " varlen" : "")
+      + (alibi ? " alibi" : "")
+  }
+
+  /// The ALiBi variants (fixed-length calls).
+  package static var alibiVariants: [HopperBackwardDQKey] {
+    allVariants.map { key in
+      var key = key
+      key.alibi = true
+      return key
+    }
   }
 
   package static var allVariants: [HopperBackwardDQKey] {

@@ -43,6 +43,8 @@ package struct HopperForwardKey: CUDAKernelKey {
   /// Packed variable-length batches (`FA_VARLEN`): each work tile takes its sequence from
   /// `cu_seqlens` by its batch index.
   package var varlen: Bool = false
+  /// The ALiBi bias (`FA_ALIBI`, Kernels/hopper/alibi.cuh); 16-bit inputs only.
+  package var alibi: Bool = false
 
   /// Head dims (Q/K, V) the kernel is built and verified for.
   package static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
@@ -114,14 +116,27 @@ package struct HopperForwardKey: CUDAKernelKey {
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     // Only varlen keys carry the flag, so the fixed-length programs' text stays as it was.
     let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
-    return CUDAProgram(entry: "flash_fwd_hopper", source: defines + varlenDefine + KernelSources.text("hopper/forward.cu"))
+    // Likewise ALiBi: plain programs are the text they were before the flag existed.
+    let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
+    return CUDAProgram(
+      entry: "flash_fwd_hopper", source: defines + varlenDefine + alibiDefine + KernelSources.text("hopper/forward.cu"))
   }
 
   package var description: String {
     "hopper_fwd d\(headDim)x\(headDimV) \(dtype)\(dtype.isFloat8 ? "->\(output)" : "") \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
       + "\(qStages > 1 ? " q\(qStages)" : "")"
       + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")\(consumers != 2 ? " wg\(consumers)" : "")"
-      + (varlen ? " varlen" : "")
+      + (varlen ? " varlen" : "") + (alibi ? " alibi" : "")
+  }
+
+  /// The ALiBi variants the library can launch (fixed-length calls with 16-bit inputs: the
+  /// variable-length path refuses ALiBi): each 16-bit variant of `allVariants` with the bias.
+  package static var alibiVariants: [HopperForwardKey] {
+    allVariants.filter { !$0.dtype.isFloat8 }.map { key in
+      var key = key
+      key.alibi = true
+      return key
+    }
   }
 
   /// Every variant the library can launch, for the `kernels` report and compile checks: one per

@@ -48,7 +48,7 @@ enum KernelSelection {
   ) -> ForwardKernelPlan {
     // fp8 has no FlashAttention-2 kernel: the Hopper kernel whatever the tuning (the backend
     // refuses a call it cannot take).
-    if tuning.forwardKernels == .automatic || arguments.q.dtype.isFloat8,
+    if tuning.forwardKernels == .automatic || arguments.q.dtype.isFloat8, hopperTakesAlibi(arguments.options, tuning),
       hopperForwardObstacle(arguments, arch: arch) == nil,
       let key = hopperForwardKey(arguments)
     {
@@ -76,11 +76,14 @@ enum KernelSelection {
         dropout: arguments.options.activeDropout != nil)
     }
     let preprocess = flashAttention2(.backwardPreprocess)
-    if hopperBackwardObstacle(arguments, arch: arch) == nil {
+    if hopperTakesAlibi(arguments.options, tuning), hopperBackwardObstacle(arguments, arch: arch) == nil {
       let mask = HopperForwardKey.MaskKind(arguments.mask)
       let split = TileTables.hopperBackwardIsSplit(headDim: shape.headDim, deterministic: arguments.options.deterministic)
-      if let keyValue = HopperBackwardKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask, skipDQ: split) {
-        if split, let dq = HopperBackwardDQKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask) {
+      let alibi = arguments.options.alibiSlopes != nil
+      if var keyValue = HopperBackwardKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask, skipDQ: split) {
+        keyValue.alibi = alibi
+        if split, var dq = HopperBackwardDQKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask) {
+          dq.alibi = alibi
           return BackwardKernelPlan(preprocess: preprocess, form: .hopperSplit(keyValue: keyValue, dq: dq))
         }
         if !split {
@@ -98,13 +101,21 @@ enum KernelSelection {
 
   // MARK: Where the Hopper kernels apply
 
+  /// Whether the tuning lets the Hopper kernels run a call with these options: always without
+  /// ALiBi; with ALiBi unless `--alibi-kernels sm80` asks for the FlashAttention-2 kernels.
+  static func hopperTakesAlibi(_ options: AttentionOptions, _ tuning: CUDAKernelTuning) -> Bool {
+    options.alibiSlopes == nil || tuning.alibiKernels == .hopper
+  }
+
   /// The Hopper forward's key for a call, or nil when no variant covers it.
   static func hopperForwardKey(_ arguments: ForwardArguments) -> HopperForwardKey? {
-    HopperForwardKey(
+    var key = HopperForwardKey(
       headDim: arguments.shape.headDim, headDimV: arguments.shape.headDimV, dtype: arguments.q.dtype,
       mask: HopperForwardKey.MaskKind(arguments.mask), softcap: arguments.options.softcap > 0,
       persistent: arguments.shape.seqlenK <= TileTables.hopperForwardPersistentMaxSeqlenK,
       seqlenK: arguments.shape.seqlenK, output: arguments.out.dtype)
+    key?.alibi = arguments.options.alibiSlopes != nil
+    return key
   }
 
   /// Why the Hopper forward cannot run this call on `arch`, or nil when it can. TMA needs
@@ -113,9 +124,9 @@ enum KernelSelection {
   static func hopperForwardObstacle(_ arguments: ForwardArguments, arch: String) -> String? {
     let shape = arguments.shape
     if arch != "sm_90a" { return "device arch \(arch) is not sm_90a" }
-    // ALiBi is in the FlashAttention-2 kernels only (not yet in the wgmma kernels).
-    if arguments.options.alibiSlopes != nil { return "ALiBi" }
-    // Dropout too (its keep mask is in the FlashAttention-2 kernels only).
+    // The fp8 kernel has no ALiBi (the 16-bit ones compile it in with FA_ALIBI).
+    if arguments.options.alibiSlopes != nil && arguments.q.dtype.isFloat8 { return "ALiBi with float8_e4m3fn inputs" }
+    // Dropout's keep mask is in the FlashAttention-2 kernels only.
     if arguments.options.activeDropout != nil { return "dropout" }
     // No keys: nothing for TMA to describe; the FlashAttention-2 kernel writes the zeros and -inf.
     if shape.seqlenK == 0 { return "seqlen_k is 0" }
@@ -157,7 +168,6 @@ enum KernelSelection {
     {
       return reason
     }
-    if arguments.options.alibiSlopes != nil { return "ALiBi" }
     if arguments.options.activeDropout != nil { return "dropout" }
     if shape.seqlenQ == 0 || shape.seqlenK == 0 { return "an empty sequence" }
     for (tensor, name) in [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.dOut, "dout")] {

@@ -7,8 +7,10 @@ enum HopperLaunch {
   /// The forward: work items (pairs of query blocks m and M-1-m of one (batch, head), see the
   /// scheduler in the kernel) taken round-robin by one block per item, or per SM on the
   /// persistent grid.
+  /// `alibiSlopes`: the device copy of the call's slopes (0 without ALiBi).
   static func forward(
-    _ arguments: ForwardArguments, key: HopperForwardKey, persistent: Bool, device: CUDADevice, stream: CUDAStream
+    _ arguments: ForwardArguments, key: HopperForwardKey, persistent: Bool, device: CUDADevice, stream: CUDAStream,
+    alibiSlopes: UInt64 = 0
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     let log2e: Float = 1.442_695_04
@@ -43,6 +45,8 @@ enum HopperLaunch {
       return [Int64(view.strides[0]), Int64(view.strides[1])]
     }
     parameters.descale_strides = (strides[0], strides[1], strides[2], strides[3], strides[4], strides[5])
+    parameters.alibi_slopes = devicePointer(alibiSlopes)
+    parameters.alibi_batch_stride = alibiBatchStride(arguments.options, shape)
     let blocks = persistent ? min(items, device.multiprocessors) : items
     try device.loadedKernel(key).launch(
       grid: (blocks, 1, 1), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters,
@@ -54,7 +58,7 @@ enum HopperLaunch {
   /// `[batch, seqlenQ, headsQ, headDim]`).
   static func backwardKeyValue(
     _ arguments: BackwardArguments, key: HopperBackwardKey, scratch: BackwardScratch, device: CUDADevice,
-    stream: CUDAStream
+    stream: CUDAStream, alibiSlopes: UInt64 = 0
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     var parameters = FAHopperBackwardParams()
@@ -75,6 +79,8 @@ enum HopperLaunch {
     parameters.scale_log2 = problem.scaleLog2
     parameters.window_left = problem.windowLeft
     parameters.window_right = problem.windowRight
+    parameters.alibi_slopes = devicePointer(alibiSlopes)
+    parameters.alibi_batch_stride = alibiBatchStride(arguments.options, shape)
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenK + key.blockN - 1) / key.blockN, shape.headsKV, shape.batch), block: (key.threads, 1, 1),
       sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
@@ -83,7 +89,7 @@ enum HopperLaunch {
   /// The split form's dQ kernel: writes `arguments.dQ` (scaled, storage dtype) directly.
   static func backwardDQ(
     _ arguments: BackwardArguments, key: HopperBackwardDQKey, scratch: BackwardScratch, device: CUDADevice,
-    stream: CUDAStream
+    stream: CUDAStream, alibiSlopes: UInt64 = 0
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     let rows = HopperBackwardDQKey.blockM
@@ -102,9 +108,16 @@ enum HopperLaunch {
     parameters.scale_log2 = problem.scaleLog2
     parameters.window_left = problem.windowLeft
     parameters.window_right = problem.windowRight
+    parameters.alibi_slopes = devicePointer(alibiSlopes)
+    parameters.alibi_batch_stride = alibiBatchStride(arguments.options, shape)
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + rows - 1) / rows, shape.headsQ, shape.batch), block: (key.threads, 1, 1),
       sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
+  }
+
+  /// Elements between two batch entries' ALiBi slopes: heads_q for a `(batch, heads_q)` table, else 0.
+  private static func alibiBatchStride(_ options: AttentionOptions, _ shape: AttentionShape) -> Int64 {
+    options.alibiSlopes?.batch == nil ? 0 : Int64(shape.headsQ)
   }
 
   /// The TMA maps both backward kernels take: Q and dO in boxes of `queryRows`, K and V of

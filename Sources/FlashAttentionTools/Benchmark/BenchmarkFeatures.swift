@@ -2,14 +2,17 @@ import FlashAttentionCore
 
 /// The flash implementations with a score feature on, measured beside plain `flash` in one call
 /// (`bench --alibi --dropout P`): `flash-alibi` (FlashAttention's slopes), `flash-dropout`
-/// (probability `BenchmarkSettings.dropoutProbability`, a fixed seed).
+/// (probability `BenchmarkSettings.dropoutProbability`, a fixed seed), and on CUDA
+/// `flash-alibi-sm80` (`--impls`): ALiBi on the FlashAttention-2 kernels whatever the
+/// `--alibi-kernels` flag, to time both routes in one run.
 package enum BenchmarkFeatures {
   package static let alibi = "flash-alibi"
+  package static let alibiSM80 = "flash-alibi-sm80"
   package static let dropout = "flash-dropout"
 
   /// Whether `impl` runs the flash backend (plain or with a feature).
   package static func isFlash(_ impl: String) -> Bool {
-    impl == "flash" || impl == alibi || impl == dropout
+    impl == "flash" || impl == alibi || impl == alibiSM80 || impl == dropout
   }
 
   /// The options of `impl` on `benchmarkCase`.
@@ -17,7 +20,9 @@ package enum BenchmarkFeatures {
     impl: String, case benchmarkCase: BenchmarkCase, settings: BenchmarkSettings
   ) -> AttentionOptions {
     var options = AttentionOptions(causal: benchmarkCase.causal, deterministic: settings.deterministic)
-    if impl == alibi { options.alibiSlopes = VerificationMatrix.alibiSlopes(heads: benchmarkCase.shape.headsQ) }
+    if impl == alibi || impl == alibiSM80 {
+      options.alibiSlopes = VerificationMatrix.alibiSlopes(heads: benchmarkCase.shape.headsQ)
+    }
     if impl == dropout {
       options.dropout = AttentionDropout(probability: settings.dropoutProbability, seed: 0x5eed, offset: 0)
     }

@@ -10,6 +10,8 @@ import FlashAttentionCUDA
 /// implementation itself allocated (the fall of `cuMemGetInfo`'s free bytes over the call).
 package struct CUDABenchmarkRunner {
   package let flash: CUDABackend
+  /// The same tuning with ALiBi on the FlashAttention-2 kernels (`flash-alibi-sm80`).
+  package let flashAlibiSM80: CUDABackend
   package let standard: CUDAStandardAttention
   package let settings: BenchmarkSettings
   package var deviceName: String { flash.device.name }
@@ -18,6 +20,9 @@ package struct CUDABenchmarkRunner {
     device: Int, tuning: CUDAKernelTuning = CUDAKernelTuning(), settings: BenchmarkSettings
   ) throws(FlashAttentionError) {
     flash = try CUDABackend(device: device, tuning: tuning)
+    var sm80 = flash  // the same device and stream
+    sm80.tuning.alibiKernels = .sm80
+    flashAlibiSM80 = sm80
     standard = CUDAStandardAttention(device: flash.device)
     self.settings = settings
   }
@@ -205,8 +210,11 @@ package struct CUDABenchmarkRunner {
     } else if let options, impl != "flash" {
       // A feature variant: the set's tensors under its options. The arguments are rebuilt per
       // call (a few microseconds of host checks, hidden behind the queued kernels).
-      forward = { (set) throws(FlashAttentionError) in try flash.enqueueForward(set.forward.with(options), on: stream) }
-      backward = { (set) throws(FlashAttentionError) in try flash.enqueueBackward(set.requireBackward().with(options), on: stream) }
+      let backend = impl == BenchmarkFeatures.alibiSM80 ? flashAlibiSM80 : flash
+      forward = { (set) throws(FlashAttentionError) in try backend.enqueueForward(set.forward.with(options), on: stream) }
+      backward = { (set) throws(FlashAttentionError) in
+        try backend.enqueueBackward(set.requireBackward().with(options), on: stream)
+      }
     } else {
       forward = { (set) throws(FlashAttentionError) in try flash.enqueueForward(set.forward, on: stream) }
       backward = { (set) throws(FlashAttentionError) in try flash.enqueueBackward(set.requireBackward(), on: stream) }

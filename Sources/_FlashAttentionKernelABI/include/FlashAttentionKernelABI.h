@@ -267,8 +267,11 @@ typedef struct FAHopperForwardParams {
   /// FA_VARLEN with the packed schedule (`flash_varlen_schedule`; null: the padded one): one
   /// FAVarlenWork per work item, num_items of them.
   const fa_i32* schedule;
+  /// ALiBi (kernels compiled with FA_ALIBI), as in FAForwardParams.
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
   /// To a multiple of 64 bytes, the device's alignment of the struct.
-  fa_i32 padding[10];
+  fa_i32 padding[6];
 } FAHopperForwardParams;
 
 /// `flash_bwd_hopper`: dK and dV of one key block (and, in the fused form, dQ additions).
@@ -310,7 +313,10 @@ typedef struct FAHopperBackwardParams {
   /// packed_rows]` and the dQ accumulator `[packed_rows, heads_q, head_dim]` at each
   /// sequence's own rows; 0: padded to seqlen_q rows per (batch, head).
   fa_i32 packed_rows;
-  fa_i32 varlen_padding[5];
+  fa_i32 varlen_padding[1];
+  /// ALiBi (kernels compiled with FA_ALIBI), as in FAForwardParams.
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
 } FAHopperBackwardParams;
 
 /// `flash_bwd_dq_hopper`: dQ of one query block, written once (the split backward).
@@ -345,7 +351,10 @@ typedef struct FAHopperBackwardDQParams {
   /// FA_VARLEN with packed scratch (> 0, the packed total rows): LSE2 and D `[heads_q,
   /// packed_rows]` at each sequence's own rows; 0: padded to seqlen_q rows per (batch, head).
   fa_i32 packed_rows;
-  fa_i32 varlen_padding[5];
+  fa_i32 varlen_padding[1];
+  /// ALiBi (kernels compiled with FA_ALIBI), as in FAForwardParams.
+  const float* alibi_slopes;
+  fa_i64 alibi_batch_stride;
 } FAHopperBackwardDQParams;
 
 // -------------------------------------------------------------------------------------------
@@ -750,7 +759,9 @@ FA_ABI_FIELD(FAHopperForwardParams, cu_seqlens_k, 568);
 FA_ABI_FIELD(FAHopperForwardParams, seqused_q, 576);
 FA_ABI_FIELD(FAHopperForwardParams, seqused_k, 584);
 FA_ABI_FIELD(FAHopperForwardParams, schedule, 592);
-FA_ABI_FIELD(FAHopperForwardParams, padding, 600);
+FA_ABI_FIELD(FAHopperForwardParams, alibi_slopes, 600);
+FA_ABI_FIELD(FAHopperForwardParams, alibi_batch_stride, 608);
+FA_ABI_FIELD(FAHopperForwardParams, padding, 616);
 
 FA_ABI_SIZE(FAHopperBackwardParams, 704);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);
@@ -780,6 +791,8 @@ FA_ABI_FIELD(FAHopperBackwardParams, seqused_k, 664);
 FA_ABI_FIELD(FAHopperBackwardParams, schedule, 672);
 FA_ABI_FIELD(FAHopperBackwardParams, packed_rows, 680);
 FA_ABI_FIELD(FAHopperBackwardParams, varlen_padding, 684);
+FA_ABI_FIELD(FAHopperBackwardParams, alibi_slopes, 688);
+FA_ABI_FIELD(FAHopperBackwardParams, alibi_batch_stride, 696);
 
 FA_ABI_SIZE(FAHopperBackwardDQParams, 704);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_q, 0);
@@ -806,6 +819,8 @@ FA_ABI_FIELD(FAHopperBackwardDQParams, seqused_k, 664);
 FA_ABI_FIELD(FAHopperBackwardDQParams, schedule, 672);
 FA_ABI_FIELD(FAHopperBackwardDQParams, packed_rows, 680);
 FA_ABI_FIELD(FAHopperBackwardDQParams, varlen_padding, 684);
+FA_ABI_FIELD(FAHopperBackwardDQParams, alibi_slopes, 688);
+FA_ABI_FIELD(FAHopperBackwardDQParams, alibi_batch_stride, 696);
 
 FA_ABI_SIZE(FAStandardScoresParams, 136);
 FA_ABI_FIELD(FAStandardScoresParams, a, 0);

@@ -17,6 +17,9 @@
 //                      packed rows instead), and rows a tile reads past its sequence are zeroed
 //                      in shared memory (hopper/varlen.cuh); with params.schedule the grid
 //                      is the packed list of key blocks (common/varlen_schedule.cu)
+//   FA_ALIBI           the ALiBi bias (hopper/alibi.cuh): S^T's accumulator starts from the bias
+//                      (in raw-score units) and the GEMM adds Q K^T onto it, so the exponent is
+//                      the plain one; the stats warp stages each step's slope beside LSE2 and D
 // Sizes, strides and the window are the parameters (FAHopperBackwardParams).
 //
 // Block: 3 warpgroups for one key block of 128 keys, one (kv head, batch). Warpgroup 0 is the
@@ -41,6 +44,7 @@
 #include "hopper/scheduler.cuh"
 #include "hopper/varlen.cuh"
 #include "hopper/wgmma.cuh"
+#include "hopper/alibi.cuh"
 
 namespace fa_hopper {
 
@@ -68,6 +72,9 @@ constexpr int SDS_BYTES = BM * BN * 2;
 constexpr int SP_BYTES = WIDE ? SDS_BYTES : 0;  // P in shared memory (WIDE only)
 constexpr int CONSUMER_THREADS = 256;
 constexpr MaskKind MASK = MaskKind(FA_MASK);
+// Floats of a stage's row statistics: LSE2 and D (64 each); with ALiBi also the step's slope in
+// raw-score units (padded to 16 bytes).
+constexpr int STATS_FLOATS = FA_ALIBI ? 2 * BM + 4 : 2 * BM;
 static_assert(D == 64 || D == 128 || D == 256, "the Hopper backward covers head dims 64, 128 and 256");
 
 // K and V (loaded once), QST buffers of Q, dO and their LSE2/D rows, two dS buffers (d = 256:
@@ -83,15 +90,15 @@ struct BackwardSmem {
     ds0 = do0 + QST * SQ_BYTES;
     p0 = ds0 + 2 * SDS_BYTES;
     stats0 = p0 + 2 * SP_BYTES;
-    bar = stats0 + QST * 2 * BM * 4;
+    bar = stats0 + QST * STATS_FLOATS * 4;
   }
 
   __device__ __forceinline__ u32 q(int s) const { return q0 + s * SQ_BYTES; }
   __device__ __forceinline__ u32 dout(int s) const { return do0 + s * SQ_BYTES; }
   __device__ __forceinline__ u32 ds(int s) const { return ds0 + s * SDS_BYTES; }
   __device__ __forceinline__ u32 p(int s) const { return p0 + s * SP_BYTES; }
-  // LSE2 (64 floats) then D (64 floats) of stage s's query rows.
-  __device__ __forceinline__ u32 stats(int s) const { return stats0 + s * 2 * BM * 4; }
+  // LSE2 (64 floats) then D (64 floats) of stage s's query rows (ALiBi: see STATS_FLOATS).
+  __device__ __forceinline__ u32 stats(int s) const { return stats0 + s * STATS_FLOATS * 4; }
   __device__ __forceinline__ u32 kv_full() const { return bar; }
   __device__ __forceinline__ u32 q_full(int s) const { return bar + 8 + 8 * s; }
   __device__ __forceinline__ u32 do_full(int s) const { return bar + 8 + 8 * QST + 8 * s; }
@@ -212,6 +219,8 @@ __device__ __forceinline__ u32 transposed_address(u32 panel, int kk, int warp, i
 
 // acc (64 x 64) = A B^T over the head dim: A's 64 rows start at `a_rows` in panels BN * 128
 // bytes apart (K or V), B's at `b_rows` in panels BM * 128 apart (Q or dO). One commit group.
+// ADD: acc += A B^T instead (the ALiBi bias already in acc).
+template <bool ADD = false>
 __device__ __forceinline__ void gemm_over_head_dim(float (&acc)[BM / 2], u32 a_rows, u32 b_rows) {
   const u64 ka = opaque_u64(desc_sw128(a_rows, 16, 1024));
   const u64 qb = opaque_u64(desc_sw128(b_rows, 16, 1024));
@@ -219,9 +228,58 @@ __device__ __forceinline__ void gemm_over_head_dim(float (&acc)[BM / 2], u32 a_r
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
     const u32 panel = kk / 4, within = (kk % 4) * 32;
-    Wgmma<BM>::ss(acc, ka + ((panel * BN * 128 + within) >> 4), qb + ((panel * BM * 128 + within) >> 4), kk > 0);
+    Wgmma<BM>::ss(acc, ka + ((panel * BN * 128 + within) >> 4), qb + ((panel * BM * 128 + within) >> 4), ADD || kk > 0);
   }
   wg_commit();
+}
+
+#if FA_ALIBI
+// S^T's accumulator set to the ALiBi bias of the thread's key rows key_a and key_a + 8 against
+// queries m0 + 2 tq + k (k = 8 c + e), in raw-score units (`slope` = slope / scale): with
+// d = query + offset - key = d_a + k, -side slope (d_a + k) on a warp whose pairs lie on one
+// side of the diagonal (one FFMA per score, the column an immediate), -slope |d_a + k| across
+// it. Issued before the GEMM, while no other accumulator is in flight.
+__device__ __forceinline__ void alibi_scores(float (&acc)[BM / 2], float slope, int side, int d_a) {
+  const float da = (float)d_a, db = (float)(d_a - 8);
+  if (side != 0) {
+    const float signed_slope = side > 0 ? -slope : slope;
+    const float ra = signed_slope * da, rb = signed_slope * db;
+#pragma unroll
+    for (int c = 0; c < BM / 8; ++c) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float k = (float)(c * 8 + e);
+        acc[c * 4 + e] = fmaf(signed_slope, k, ra);
+        acc[c * 4 + 2 + e] = fmaf(signed_slope, k, rb);
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int c = 0; c < BM / 8; ++c) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const float k = (float)(c * 8 + e);
+      acc[c * 4 + e] = -slope * fabsf(da + k);
+      acc[c * 4 + 2 + e] = -slope * fabsf(db + k);
+    }
+  }
+}
+#endif
+
+// S^T (64 keys x 64 queries) = K Q^T into `acc`, plus the ALiBi bias under FA_ALIBI. `stats`:
+// the step's row statistics (waited for under FA_ALIBI: they hold the slope); key_a: the
+// thread's first key row (its warp's 16 keys start at key_a & ~15: key blocks and warps are
+// aligned to 16).
+__device__ __forceinline__ void step_scores(float (&acc)[BM / 2], u32 k_rows, u32 q_rows, const float* stats, int m0,
+                                            int key_a, int offset, int tq) {
+#if FA_ALIBI
+  const int side = alibi_side<MASK>(m0, BM, key_a & ~15, 16, offset);
+  alibi_scores(acc, stats[2 * BM], side, m0 + tq * 2 + offset - key_a);
+  gemm_over_head_dim<true>(acc, k_rows, q_rows);
+#else
+  gemm_over_head_dim(acc, k_rows, q_rows);
+#endif
 }
 
 // Adds N columns of dQ (an m64nN accumulator; rows qa and qa + 8 of the step) at `row_a`, the
@@ -299,6 +357,11 @@ __device__ __forceinline__ void produce_stats(
   const float* __restrict__ delta = params.delta;
   const int seqlen_q = seq.seqlen_q;
   const int lane = threadIdx.x % 32;
+#if FA_ALIBI
+  // The batch entry's first slope: an int beside the pointer in the parameter bank (this warp
+  // has 24 registers; a pointer held across the loop spilled).
+  const int slope0 = batch * (int)params.alibi_batch_stride;
+#endif
   StepWalk walk{kv_head * params.group, range.lo};
   for (int step = 0; step < steps; ++step, walk.next(range)) {
     const int s = step % QST;
@@ -311,6 +374,9 @@ __device__ __forceinline__ void produce_stats(
       rows[lane * 2 + e] = qi < seqlen_q ? lse2[row0 + qi] : FA_INF;
       rows[BM + lane * 2 + e] = qi < seqlen_q ? delta[row0 + qi] : 0.f;
     }
+#if FA_ALIBI
+    if (lane == 0) rows[2 * BM] = params.alibi_slopes[slope0 + walk.head] * (FA_LOG2E / params.scale_log2);
+#endif
     mbar_arrive(sm.stats_full(s));
   }
 }
@@ -370,8 +436,18 @@ __device__ __forceinline__ void consume(
     const u32 pbuf = sm.p(step & 1), dsbuf = sm.ds(step & 1);
 
     // S^T = K Q^T (warpgroup 0) or dP^T = V dO^T (warpgroup 1).
+#if FA_ALIBI
+    mbar_wait(sm.stats_full(st), phase);  // the slope, for S^T's bias
+    mbar_wait(cw == 0 ? sm.q_full(st) : sm.do_full(st), phase);
+    if (cw == 0) {
+      step_scores(acc, sm.k, sm.q(st), stats, m0, key_a, mask.offset, tq);
+    } else {
+      gemm_over_head_dim(acc, sm.v, sm.dout(st));
+    }
+#else
     mbar_wait(cw == 0 ? sm.q_full(st) : sm.do_full(st), phase);
     gemm_over_head_dim(acc, cw == 0 ? sm.k : sm.v, cw == 0 ? sm.q(st) : sm.dout(st));
+#endif
     mbar_wait(sm.stats_full(st), phase);
     wg_wait<0>();
     fence_regs(acc);
@@ -520,8 +596,11 @@ __device__ __forceinline__ void consume(
     clear_query_tail(sm, st, phase, m0, seqlen_q);
 
     // S^T = K_w Q^T and dP^T = V_w dO^T, this warpgroup's 64 rows of K and V.
+#if FA_ALIBI
+    mbar_wait(sm.stats_full(st), phase);  // the slope, for S^T's bias
+#endif
     mbar_wait(sm.q_full(st), phase);
-    gemm_over_head_dim(s, k_rows, sm.q(st));
+    step_scores(s, k_rows, sm.q(st), stats, m0, key_a, mask.offset, tq);
     mbar_wait(sm.do_full(st), phase);
     gemm_over_head_dim(dp, v_rows, sm.dout(st));
 

@@ -12,6 +12,8 @@
 //   FA_MASK                MaskKind: 0 none, 1 causal, 2 window (common/mask.cuh)
 //   FA_VARLEN              packed sequences (cu_seqlens), as in hopper/backward.cu: the rows of
 //                          K and V past the sequence's keys are zeroed in shared memory
+//   FA_ALIBI               the ALiBi bias (hopper/alibi.cuh): one FFMA more per score, the
+//                          per-row rest folded into the row's -LSE2 term
 // Sizes, strides and the window are the parameters (FAHopperBackwardDQParams).
 //
 // Block: 3 warpgroups for 128 query rows of one (head, batch). Warpgroup 0 is the producer
@@ -23,6 +25,7 @@
 #include "hopper/ptx.cuh"
 #include "hopper/varlen.cuh"
 #include "hopper/wgmma.cuh"
+#include "hopper/alibi.cuh"
 
 namespace fa_hopper {
 
@@ -132,6 +135,9 @@ __device__ __forceinline__ void consume(
   const float lse_b = row_b < seqlen_q ? lse2[stat_row + row_b] : FA_INF;
   const float d_a = row_a < seqlen_q ? delta[stat_row + row_a] : 0.f;
   const float d_b = row_b < seqlen_q ? delta[stat_row + row_b] : 0.f;
+#if FA_ALIBI
+  const float alibi_slope = alibi_slope_log2(params.alibi_slopes, params.alibi_batch_stride, batch, head);
+#endif
 
   float dq[D / 2];
 #pragma unroll
@@ -170,6 +176,44 @@ __device__ __forceinline__ void consume(
     const ColumnRange a = mask.key_columns(row_a, n0 + tq * 2), b = mask.key_columns(row_b, n0 + tq * 2);
     wg_wait<1>();
     fence_regs(s);
+#if FA_ALIBI
+    // With d = row + offset - key = e_a - k (k = 8 c + e): on a warp whose pairs lie on one side
+    // of the diagonal the bias is side slope k - side slope e_a, the second part joining -LSE2;
+    // across the diagonal -slope |e_a - k|.
+    const int side = alibi_side<MASK>(row_a & ~15, 16, n0, BN, mask.offset);
+    const int e_a = row_a + mask.offset - (n0 + tq * 2);
+    if (side != 0) {
+      const float signed_slope = side > 0 ? alibi_slope : -alibi_slope;
+      const float ua = fmaf(-signed_slope, (float)e_a, -lse_a);
+      const float ub = fmaf(-signed_slope, (float)(e_a + 8), -lse_b);
+#pragma unroll
+      for (int c = 0; c < BN / 8; ++c) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int j = c * 8 + e;
+          const float k = (float)j;
+          const float pa = ex2(fmaf(signed_slope, k, fmaf(s[c * 4 + e], params.scale_log2, ua)));
+          const float pb = ex2(fmaf(signed_slope, k, fmaf(s[c * 4 + 2 + e], params.scale_log2, ub)));
+          s[c * 4 + e] = a.hides(j) ? 0.f : pa;
+          s[c * 4 + 2 + e] = b.hides(j) ? 0.f : pb;
+        }
+      }
+    } else {
+      const float fa = (float)e_a, fb = (float)(e_a + 8);
+#pragma unroll
+      for (int c = 0; c < BN / 8; ++c) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int j = c * 8 + e;
+          const float k = (float)j;
+          const float pa = ex2(fmaf(-alibi_slope, fabsf(fa - k), fmaf(s[c * 4 + e], params.scale_log2, -lse_a)));
+          const float pb = ex2(fmaf(-alibi_slope, fabsf(fb - k), fmaf(s[c * 4 + 2 + e], params.scale_log2, -lse_b)));
+          s[c * 4 + e] = a.hides(j) ? 0.f : pa;
+          s[c * 4 + 2 + e] = b.hides(j) ? 0.f : pb;
+        }
+      }
+    }
+#else
 #pragma unroll
     for (int c = 0; c < BN / 8; ++c) {
 #pragma unroll
@@ -181,6 +225,7 @@ __device__ __forceinline__ void consume(
         s[c * 4 + 2 + e] = b.hides(j) ? 0.f : pb;
       }
     }
+#endif
     // dS = P (dP - D).
     wg_wait<0>();
     fence_regs(dp);

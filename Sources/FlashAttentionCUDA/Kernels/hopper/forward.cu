@@ -14,6 +14,8 @@
 //   FA_CONSUMERS                 consumer warpgroups of 64 query rows: 2, or 3 (no ping-pong)
 //   FA_VARLEN                    packed sequences (cu_seqlens): see for_each_sequence_tile (the
 //                                padded schedule, or the packed one when params.schedule is set)
+//   FA_ALIBI                     the ALiBi bias (hopper/alibi.cuh): one FFMA per score, the
+//                                per-row rest folded into the row's max and exponent offset
 // Sizes, strides and the window are the parameters (FAHopperForwardParams): one compile serves
 // every problem size.
 //
@@ -42,6 +44,7 @@
 #include "hopper/wgmma.cuh"
 #include "hopper/wgmma_e4m3.cuh"
 #include "hopper/fp8.cuh"
+#include "hopper/alibi.cuh"
 
 #ifndef FA_FP8
 #define FA_FP8 0
@@ -61,6 +64,7 @@ constexpr bool SOFTCAP = FA_SOFTCAP;
 constexpr bool PINGPONG = FA_PINGPONG;
 constexpr bool OVERLAP = FA_OVERLAP;
 constexpr bool FP8 = FA_FP8;
+constexpr bool ALIBI = FA_ALIBI;
 constexpr int ELEM = FP8 ? 1 : 2;      // bytes per Q/K/V element
 constexpr int PANEL = 128 / ELEM;      // columns per 128-byte swizzled panel
 constexpr int KSTEP = 32 / ELEM;       // k per wgmma instruction (a 32-byte slice of a panel row)
@@ -88,6 +92,7 @@ static_assert(D % 16 == 0 && DV % 16 == 0 && D <= 256 && DV <= 256, "head dims")
 static_assert(BN % 16 == 0 && BN <= 256, "block N");
 static_assert(NV >= DV && NV <= DVP, "PV width: head_dim_v must be 64, 96, 128 or 256 (or below 64)");
 static_assert(!FP8 || (BN % 128 == 0 && D % 32 == 0), "fp8: block N a multiple of 128 (whole V^T panels), head_dim of 32");
+static_assert(!(FP8 && ALIBI), "ALiBi: 16-bit inputs only");
 
 // The wgmma of the storage type.
 template <bool E4M3, int N> struct MmaOf { typedef Wgmma<N> type; };
@@ -300,6 +305,10 @@ struct Consumer {
   // fp8: the score scales of the current work tile, params' times q_descale * k_descale (16-bit
   // kernels read params' directly).
   float scale_log2, softcap_over;
+#if FA_ALIBI
+  // The work tile's slope in raw-score units (per unit of distance): slope · log2(e) / mul.
+  float alibi_slope;
+#endif
 
   // Descriptors are rebuilt from an opaque base at each use: hoisted out of the loop, the
   // per-k-step descriptors would hold 2 registers each for the whole tile (and spill at d=256).
@@ -363,12 +372,21 @@ struct Consumer {
         }
       }
     }
+#if FA_ALIBI
+    // This warp's 16 rows (the thread's rows a and a + 8 among them) against the tile's keys.
+    const int side = alibi_side<MASK>(row_a & ~15, 16, n0, BN, mask.offset);
+    const float2 rest = add_alibi_rows<BN>(s, alibi_slope, side, row_a + mask.offset - (n0 + tq * 2));
+#endif
     float mx_a = -FA_INF, mx_b = -FA_INF;
 #pragma unroll
     for (int c = 0; c < BN / 8; ++c) {
       mx_a = fmaxf(mx_a, fmaxf(s[c * 4 + 0], s[c * 4 + 1]));
       mx_b = fmaxf(mx_b, fmaxf(s[c * 4 + 2], s[c * 4 + 3]));
     }
+#if FA_ALIBI
+    mx_a += rest.x;  // the thread's max of the biased scores (-inf stays -inf)
+    mx_b += rest.y;
+#endif
     mx_a = fmaxf(mx_a, shfl_xor(mx_a, 1));
     mx_a = fmaxf(mx_a, shfl_xor(mx_a, 2));
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 1));
@@ -376,8 +394,13 @@ struct Consumer {
     // The lazy update (see RESCALE_SLACK); fp8 updates eagerly, so P stays within 2^P_OFFSET.
     mx_a = next_max<!FP8>(m_a, mx_a * mul);
     mx_b = next_max<!FP8>(m_b, mx_b * mul);
+#if FA_ALIBI
+    const float use_a = exponent_offset(mx_a) - P_OFFSET - rest.x * mul;
+    const float use_b = exponent_offset(mx_b) - P_OFFSET - rest.y * mul;
+#else
     const float use_a = exponent_offset(mx_a) - P_OFFSET;
     const float use_b = exponent_offset(mx_b) - P_OFFSET;
+#endif
     const float fa = rescale_factor(m_a, mx_a);
     const float fb = rescale_factor(m_b, mx_b);
     m_a = mx_a;
@@ -602,6 +625,10 @@ __device__ __forceinline__ void consume(
       c.softcap_over = params.softcap_over * qk;
       o_scale = descale_factor(params.v_descale, st[4], st[5], tl.batch, kv_head);
     }
+#if FA_ALIBI
+    c.alibi_slope = alibi_slope_log2(params.alibi_slopes, params.alibi_batch_stride, tl.batch, tl.head) /
+                    (SOFTCAP ? 1.f : params.scale_log2);
+#endif
     const int qs = q_loads % QST;
     c.q_base = sm.q(qs) + c.cw * 64 * 128;
     if (n_iters > 0) mbar_wait(sm.q_full(qs), (q_loads / QST) & 1);
