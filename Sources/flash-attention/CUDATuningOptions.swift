@@ -47,14 +47,14 @@ struct CUDATuningOptions: ParsableArguments {
     }
     // A sweep list (bench --grid decode) runs its entries itself; a single command takes the first.
     tuning.decodeTile = try decodeTiles().first ?? nil
-    tuning.decodeLoader = try decodeLoaders().first ?? .cpAsync
-    tuning.varlenSchedule = try varlenSchedules().first ?? .padded
+    tuning.decodeLoader = try decodeLoaders().first ?? CUDAKernelTuning().decodeLoader
+    tuning.varlenSchedule = try varlenSchedules().first ?? CUDAKernelTuning().varlenSchedule
     return tuning
   }
 
-  /// The `--varlen-schedule` entries in order; `[.padded]` without the flag.
+  /// The `--varlen-schedule` entries in order; the default schedule without the flag.
   func varlenSchedules() throws -> [CUDAKernelTuning.VarlenSchedule] {
-    guard let varlenSchedule else { return [.padded] }
+    guard let varlenSchedule else { return [CUDAKernelTuning().varlenSchedule] }
     return try varlenSchedule.split(separator: ",").map { text in
       guard let schedule = CUDAKernelTuning.VarlenSchedule(rawValue: String(text)) else {
         throw ValidationError("--varlen-schedule takes padded or packed (a comma list for bench --grid varlen), got \(text)")
@@ -63,9 +63,9 @@ struct CUDATuningOptions: ParsableArguments {
     }
   }
 
-  /// The `--decode-loader` entries in order; `[.cpAsync]` without the flag.
+  /// The `--decode-loader` entries in order; the default loader without the flag.
   func decodeLoaders() throws -> [DecodeLoader] {
-    guard let decodeLoader else { return [.cpAsync] }
+    guard let decodeLoader else { return [CUDAKernelTuning().decodeLoader] }
     return try decodeLoader.split(separator: ",").map { text -> DecodeLoader in
       guard let loader = DecodeLoader(rawValue: String(text)) else {
         throw ValidationError(

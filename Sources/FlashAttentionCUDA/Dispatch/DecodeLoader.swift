@@ -4,11 +4,13 @@ import FlashAttentionCore
 /// A tuning choice (`--decode-loader`): all put the same bytes in shared memory and run the
 /// same math.
 package enum DecodeLoader: String, Hashable, Sendable, CaseIterable {
-  /// 16-byte `cp.async`, two lanes per key row (every architecture; the default): one copy
-  /// instruction asks for a 32-byte sector of each of 16 rows.
+  /// 16-byte `cp.async`, two lanes per key row (every architecture; the default above
+  /// d = 128): one copy instruction asks for a 32-byte sector of each of 16 rows.
   case cpAsync = "cpasync"
   /// 16-byte `cp.async` with consecutive lanes on consecutive chunks of a row (every
-  /// architecture): one copy instruction asks for whole 128-byte lines (two rows at d = 128).
+  /// architecture; the default up to d = 128): one copy instruction asks for whole 128-byte
+  /// lines (two rows at d = 128). H100, 2026-12-06: 97-101 % of the copy bandwidth from batch 4
+  /// at 32k keys, where `cpAsync` reached 69-77 % (docs/perf-notes/cuda-decode.md).
   case cpAsyncLines = "cpasync-lines"
   /// Hopper bulk copies (`cp.async.bulk`), one per K or V row of a key, completing on an
   /// mbarrier per stage (sm_90 only; elsewhere the call falls back to `cpAsync`).
