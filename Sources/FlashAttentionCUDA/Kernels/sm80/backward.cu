@@ -561,7 +561,7 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
           keys.hi = sk - 1;
           if (need_mask) keys = mask.key_columns(m0 + row, 0);
 #if FA_DROPOUT
-          const u64 keep = dropout.keep_bits<TN_S / 8>(m0 + row, (n0 + s_n) >> 3, t);
+          const u64 keep = dropout.keep_bits<TN_S / 8, false>(m0 + row, (n0 + s_n) >> 3, t);
 #endif
           // A masked and an unmasked copy of the row, chosen per step: the unmasked one (most steps)
           // spends no compare on its elements.
