@@ -8,24 +8,8 @@
 # memcheck on the new paths. One tarball $OUT/features.tgz plus $OUT/features.log.
 # Carry [".devbin-cuda"]: flash-attention.xz, gpu-tests.tar.xz, the wheel, wheels/.
 set -u -o pipefail
-OUT="${OUT:-$PWD/device-out}"
-work="$OUT/features"
-mkdir -p "$work"
-bin=/tmp/fa-features
-xz -dc .devbin-cuda/flash-attention.xz > "$bin" && chmod +x "$bin"
-export PYTHONUNBUFFERED=1 FLASH_ATTENTION_CACHE_DIR=/tmp/fa-cache-features
-log="$OUT/features.log"
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader | tee "$log"
-end="${END_S:-560}"
-step() {
-  local name="$1" need="$2"; shift 2
-  local left=$(( end - SECONDS ))
-  if [ "$left" -lt "$need" ]; then echo "$name: skipped, ${left}s left" | tee -a "$log"; return; fi
-  [ -n "${CAP:-}" ] && [ "$CAP" -lt "$left" ] && left="$CAP"
-  timeout -s INT -k 10 "$left" "$@" > "$work/$name.log" 2>&1
-  echo "$name: exit $? at ${SECONDS}s: $(tail -n 1 "$work/$name.log" | cut -c1-200)" | tee -a "$log"
-}
-fails() { grep -E "FAIL|UNSUPPORTED" "$work/$1.log" | cut -c1-200 | head -n "${2:-12}" | tee -a "$log"; }
+source "$(dirname "$0")/device-steps.sh"
+device_call_begin features 560
 
 CAP=150 step verify 60 "$bin" verify --device cuda --json "$work/verify.json"
 fails verify 20
@@ -39,10 +23,8 @@ for loader in bulk cpasync-lines; do
   CAP=30 step "verify-kv-$loader" 10 "$bin" verify --device cuda --filter kv- --decode-loader "$loader"
   fails "verify-kv-$loader"
 done
-site=/tmp/fas
-python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" .devbin-cuda/*.whl .devbin-cuda/wheels/*.whl \
-  > "$work/pip.log" 2>&1
-PYTHONPATH="$site" FLASH_ATTENTION_LIBRARY="$(ls "$site"/flash_attention_swift/*.so | head -n 1)" CAP=60 step pytest-cuda 20 \
+install_package
+CAP=60 step pytest-cuda 20 \
   python3 -m pytest python/tests/test_alibi_dropout.py python/tests/test_fp8.py python/tests/test_context_parallel_simulated.py \
   -q -p no:cacheprovider -rfE -k cuda -n 4
 grep -E "^(FAILED|ERROR)" "$work/pytest-cuda.log" | cut -c1-200 | head -n 10 | tee -a "$log"
@@ -61,4 +43,4 @@ for feature in alibi dropout; do
     --dtype bfloat16 --filter "$feature"
 done
 grep -h "ERROR SUMMARY" "$work"/memcheck-*.log | tee -a "$log"
-tar -czf "$OUT/features.tgz" -C "$OUT" features && rm -rf "$work"
+device_call_end features

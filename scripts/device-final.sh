@@ -7,25 +7,8 @@
 # (scripts/build-gpu-tests.sh) and, for the Python steps, the package wheel (scripts/build-wheel.sh,
 # copied in as flash_attention_swift-*.whl).
 set -u -o pipefail
-OUT="${OUT:-$PWD/device-out}"
-work="$OUT/final"
-mkdir -p "$work"
-bin=/tmp/fa-final
-xz -dc .devbin-cuda/flash-attention.xz > "$bin" && chmod +x "$bin"
-export PYTHONUNBUFFERED=1 FLASH_ATTENTION_CACHE_DIR=/tmp/fa-cache-final
-log="$OUT/final.log"
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader | tee "$log"
-end="${END_S:-520}"
-# step NAME MIN_SECONDS COMMAND...: COMMAND under the time left (or CAP seconds if smaller),
-# skipped with less than MIN_SECONDS left; SIGINT first, so pytest prints its summary.
-step() {
-  local name="$1" need="$2"; shift 2
-  local left=$(( end - SECONDS ))
-  if [ "$left" -lt "$need" ]; then echo "$name: skipped, ${left}s left" | tee -a "$log"; return; fi
-  [ -n "${CAP:-}" ] && [ "$CAP" -lt "$left" ] && left="$CAP"
-  timeout -s INT -k 10 "$left" "$@" > "$work/$name.log" 2>&1
-  echo "$name: exit $? at ${SECONDS}s: $(tail -n 1 "$work/$name.log" | cut -c1-200)" | tee -a "$log"
-}
+source "$(dirname "$0")/device-steps.sh"
+device_call_begin final 520
 has() { "$bin" "$1" --help 2>&1 | grep -q -- "$2"; }
 
 step verify 60 "$bin" verify --device cuda --json "$work/verify.json"
@@ -35,12 +18,12 @@ if has verify fp8; then
   grep -E "FAIL" "$work/verify-fp8.log" | cut -c1-160 | head -n 20 | tee -a "$log"
 fi
 if ls .devbin-cuda/*.whl > /dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/fas .devbin-cuda/*.whl > "$work/pip.log" 2>&1
-  PYTHONPATH=/tmp/fas CAP="${PYTEST_S:-170}" step pytest-cuda 60 python3 -m pytest python/tests -q -p no:cacheprovider \
+  install_package
+  CAP="${PYTEST_S:-170}" step pytest-cuda 60 python3 -m pytest python/tests -q -p no:cacheprovider \
     --maxfail=30 -k cuda
   grep -E "^FAILED|passed|failed" "$work/pytest-cuda.log" | tail -n 12 | tee -a "$log"
-  PYTHONPATH=/tmp/fas CAP=60 step training-step 30 python3 python/benchmarks/training_step.py --steps 10 --out "$work"
-  PYTHONPATH=/tmp/fas CAP=40 step overhead 20 python3 python/benchmarks/overhead.py --device cuda --rounds 20 --json "$work/overhead.json"
+  CAP=60 step training-step 30 python3 python/benchmarks/training_step.py --steps 10 --out "$work"
+  CAP=40 step overhead 20 python3 python/benchmarks/overhead.py --device cuda --rounds 20 --json "$work/overhead.json"
 fi
 if has bench "varlen"; then
   step bench-varlen 40 "$bin" bench --device cuda --grid varlen --json "$work/varlen.json"
@@ -71,6 +54,6 @@ step memcheck 30 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" ver
   --filter "${SANITIZE_FILTER:-varlen}"
 grep -E "ERROR SUMMARY" "$work/memcheck.log" | tee -a "$log"
 if ls .devbin-cuda/*.whl > /dev/null 2>&1; then
-  PYTHONPATH=/tmp/fas step cp-simulated 30 python3 python/benchmarks/context_parallel.py --json "$work/context_parallel.json"
+  step cp-simulated 30 python3 python/benchmarks/context_parallel.py --json "$work/context_parallel.json"
 fi
-tar -czf "$OUT/final.tgz" -C "$OUT" final && rm -rf "$work"
+device_call_end final

@@ -4,29 +4,12 @@
 # decode grid with the default loader (pages 1/16/64/256) beside PyTorch SDPA's decode.
 # Output: $OUT/last.tgz and $OUT/last.log. Carry [".devbin-cuda"].
 set -u -o pipefail
-OUT="${OUT:-$PWD/device-out}"
-work="$OUT/last"
-mkdir -p "$work"
-bin=/tmp/fa-last
-xz -dc .devbin-cuda/flash-attention.xz > "$bin" && chmod +x "$bin"
-export PYTHONUNBUFFERED=1 FLASH_ATTENTION_CACHE_DIR=/tmp/fa-cache-last
-log="$OUT/last.log"
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader | tee "$log"
-end="${END_S:-400}"
-step() {
-  local name="$1" need="$2"; shift 2
-  local left=$(( end - SECONDS ))
-  if [ "$left" -lt "$need" ]; then echo "$name: skipped, ${left}s left" | tee -a "$log"; return; fi
-  [ -n "${CAP:-}" ] && [ "$CAP" -lt "$left" ] && left="$CAP"
-  timeout -s INT -k 10 "$left" "$@" > "$work/$name.log" 2>&1
-  echo "$name: exit $? at ${SECONDS}s: $(tail -n 1 "$work/$name.log" | cut -c1-200)" | tee -a "$log"
-}
+source "$(dirname "$0")/device-steps.sh"
+device_call_begin last 400
 CAP=80 step verify-dropout 20 "$bin" verify --device cuda --filter dropout
 grep -E "FAIL|UNSUPPORTED" "$work/verify-dropout.log" | cut -c1-200 | tee -a "$log"
-site=/tmp/fas
-python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" .devbin-cuda/*.whl .devbin-cuda/wheels/*.whl \
-  > "$work/pip.log" 2>&1
-PYTHONPATH="$site" FLASH_ATTENTION_LIBRARY="$(ls "$site"/flash_attention_swift/*.so | head -n 1)" CAP=60 step pytest-dropout 20 \
+install_package
+CAP=60 step pytest-dropout 20 \
   python3 -m pytest python/tests/test_alibi_dropout.py -q -p no:cacheprovider -rfE -k cuda
 CAP=70 step bench-dropout 30 "$bin" bench --device cuda --grid custom --dtypes bf16 --head-dims 128 \
   --seqlens 4096,16384 --causal both --impls flash,flash-dropout --dropout 0.1 --passes forward,backward \
@@ -36,4 +19,4 @@ CAP=45 step memcheck-dropout 15 compute-sanitizer --tool memcheck --error-exitco
 grep -h "ERROR SUMMARY" "$work"/memcheck-*.log | tee -a "$log"
 CAP=90 step decode-grid 30 "$bin" bench --grid decode --json "$work/decode.json"
 CAP=60 step torch-decode 20 python3 benchmarks/peers/torch_sdpa.py --grid decode --json "$work/torch-decode.json"
-tar -czf "$OUT/last.tgz" -C "$OUT" last && rm -rf "$work"
+device_call_end last

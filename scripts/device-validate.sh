@@ -10,35 +10,11 @@
 # (scripts/build-gpu-tests.sh), the wheel (scripts/build-wheel.sh, copied in) and optionally
 # wheels/ (pytest-xdist, execnet).
 set -u -o pipefail
-OUT="${OUT:-$PWD/device-out}"
-work="$OUT/validate"
-mkdir -p "$work"
-bin=/tmp/fa-validate
-xz -dc .devbin-cuda/flash-attention.xz > "$bin" && chmod +x "$bin"
-export PYTHONUNBUFFERED=1 FLASH_ATTENTION_CACHE_DIR=/tmp/fa-cache-validate
-log="$OUT/validate.log"
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader | tee "$log"
-end="${END_S:-540}"
-step() {
-  local name="$1" need="$2"; shift 2
-  local left=$(( end - SECONDS ))
-  if [ "$left" -lt "$need" ]; then echo "$name: skipped, ${left}s left" | tee -a "$log"; return; fi
-  [ -n "${CAP:-}" ] && [ "$CAP" -lt "$left" ] && left="$CAP"
-  timeout -s INT -k 10 "$left" "$@" > "$work/$name.log" 2>&1
-  echo "$name: exit $? at ${SECONDS}s: $(tail -n 1 "$work/$name.log" | cut -c1-200)" | tee -a "$log"
-}
-site=/tmp/fas
-python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" .devbin-cuda/*.whl > "$work/pip.log" 2>&1
+source "$(dirname "$0")/device-steps.sh"
+device_call_begin validate 540
+install_package
 parallel=()
-if ls .devbin-cuda/wheels/*.whl > /dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" .devbin-cuda/wheels/*.whl >> "$work/pip.log" 2>&1 \
-    && parallel=(-n "${PYTEST_WORKERS:-6}")
-fi
-export PYTHONPATH="$site"
-export FLASH_ATTENTION_LIBRARY="$(ls "$site"/flash_attention_swift/*.so | head -n 1)"
-# One seed for every pytest-xdist worker (each would otherwise draw its own), printed in the log.
-export FLASH_ATTENTION_TEST_SEED="${FLASH_ATTENTION_TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}"
-echo "test seed $FLASH_ATTENTION_TEST_SEED, library $FLASH_ATTENTION_LIBRARY" | tee -a "$log"
+python3 -c "import xdist" 2> /dev/null && parallel=(-n "${PYTEST_WORKERS:-6}")
 CAP="${PYTEST_S:-300}" step pytest-cuda 60 python3 -m pytest python/tests -q -p no:cacheprovider -rfE -k cuda "${parallel[@]}"
 grep -E "^(FAILED|ERROR)" "$work/pytest-cuda.log" | cut -c1-200 | head -n 40 | tee -a "$log"
 tail -n 1 "$work/pytest-cuda.log" | tee -a "$log"
@@ -58,4 +34,4 @@ CAP=100 step memcheck-varlen 30 compute-sanitizer --tool memcheck --error-exitco
 grep -E "ERROR SUMMARY" "$work/memcheck-varlen.log" | tee -a "$log"
 step verify 30 "$bin" verify --device cuda --json "$work/verify.json"
 grep -E "FAIL|UNSUPPORTED" "$work/verify.log" | cut -c1-200 | head -n 20 | tee -a "$log"
-tar -czf "$OUT/validate.tgz" -C "$OUT" validate && rm -rf "$work"
+device_call_end validate

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The shared part of the one-call device scripts (device-validate, -features, -confirm, -last,
+# -final): sourced, never run. `device_call_begin NAME DEFAULT_END_S` unpacks the carried static
+# binary into $bin, sets $work ($OUT/NAME, packed into $OUT/NAME.tgz by device_call_end: a call
+# returns at most 8 files) and $log ($OUT/NAME.log), prints the GPU, and sets the time budget
+# $end (END_S overrides the default). Then:
+#   step NAME MIN_SECONDS COMMAND...  COMMAND under the time left (or CAP seconds if smaller),
+#                                     skipped with less than MIN_SECONDS left; SIGINT first, so
+#                                     pytest prints its summary; output in $work/NAME.log
+#   fails NAME [LINES]                the FAIL/UNSUPPORTED lines of a step's log, into $log
+#   install_package                   the carried wheel (and wheels/*.whl) into /tmp/fas, with
+#                                     PYTHONPATH, FLASH_ATTENTION_LIBRARY and one test seed
+#                                     (FLASH_ATTENTION_TEST_SEED) exported
+# Carry [".devbin-cuda"]: flash-attention.xz (scripts/build-static.sh), gpu-tests.tar.xz
+# (scripts/build-gpu-tests.sh), the wheel (scripts/build-wheel.sh, copied in), wheels/.
+
+device_call_begin() {
+  local name="$1"
+  OUT="${OUT:-$PWD/device-out}"
+  work="$OUT/$name"
+  log="$OUT/$name.log"
+  bin="/tmp/fa-$name"
+  mkdir -p "$work"
+  xz -dc .devbin-cuda/flash-attention.xz > "$bin" && chmod +x "$bin"
+  export PYTHONUNBUFFERED=1 FLASH_ATTENTION_CACHE_DIR="/tmp/fa-cache-$name"
+  nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader | tee "$log"
+  end="${END_S:-$2}"
+}
+
+step() {
+  local name="$1" need="$2"; shift 2
+  local left=$(( end - SECONDS ))
+  if [ "$left" -lt "$need" ]; then echo "$name: skipped, ${left}s left" | tee -a "$log"; return; fi
+  [ -n "${CAP:-}" ] && [ "$CAP" -lt "$left" ] && left="$CAP"
+  timeout -s INT -k 10 "$left" "$@" > "$work/$name.log" 2>&1
+  echo "$name: exit $? at ${SECONDS}s: $(tail -n 1 "$work/$name.log" | cut -c1-200)" | tee -a "$log"
+}
+
+fails() {
+  grep -E "FAIL|UNSUPPORTED|error" "$work/$1.log" 2> /dev/null | cut -c1-200 | head -n "${2:-12}" | tee -a "$log"
+}
+
+install_package() {
+  local site=/tmp/fas
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" .devbin-cuda/*.whl \
+    $(ls .devbin-cuda/wheels/*.whl 2> /dev/null) > "$work/pip.log" 2>&1
+  export PYTHONPATH="$site"
+  FLASH_ATTENTION_LIBRARY="$(ls "$site"/flash_attention_swift/*.so 2> /dev/null | head -n 1)"
+  # One seed for every pytest-xdist worker (each would otherwise draw its own), in the log.
+  FLASH_ATTENTION_TEST_SEED="${FLASH_ATTENTION_TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}"
+  export FLASH_ATTENTION_LIBRARY FLASH_ATTENTION_TEST_SEED
+  echo "test seed $FLASH_ATTENTION_TEST_SEED, library $FLASH_ATTENTION_LIBRARY" | tee -a "$log"
+}
+
+device_call_end() {
+  tar -czf "$OUT/$1.tgz" -C "$OUT" "$1" && rm -rf "$work"
+}
