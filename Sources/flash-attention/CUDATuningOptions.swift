@@ -54,24 +54,27 @@ struct CUDATuningOptions: ParsableArguments {
 
   /// The `--varlen-schedule` entries in order; the default schedule without the flag.
   func varlenSchedules() throws -> [CUDAKernelTuning.VarlenSchedule] {
-    guard let varlenSchedule else { return [CUDAKernelTuning().varlenSchedule] }
-    return try varlenSchedule.split(separator: ",").map { text in
-      guard let schedule = CUDAKernelTuning.VarlenSchedule(rawValue: String(text)) else {
-        throw ValidationError("--varlen-schedule takes padded or packed (a comma list for bench --grid varlen), got \(text)")
-      }
-      return schedule
-    }
+    try Self.entries(
+      of: varlenSchedule, default: CUDAKernelTuning().varlenSchedule,
+      invalid: "--varlen-schedule takes padded or packed (a comma list for bench --grid varlen)")
   }
 
   /// The `--decode-loader` entries in order; the default loader without the flag.
   func decodeLoaders() throws -> [DecodeLoader] {
-    guard let decodeLoader else { return [CUDAKernelTuning().decodeLoader] }
-    return try decodeLoader.split(separator: ",").map { text -> DecodeLoader in
-      guard let loader = DecodeLoader(rawValue: String(text)) else {
-        throw ValidationError(
-          "--decode-loader must be cpasync, cpasync-lines or bulk (a comma list for bench --grid decode), got \(text)")
-      }
-      return loader
+    try Self.entries(
+      of: decodeLoader, default: CUDAKernelTuning().decodeLoader,
+      invalid: "--decode-loader must be cpasync, cpasync-lines or bulk (a comma list for bench --grid decode)")
+  }
+
+  /// A comma list of an enum's raw values (`[fallback]` without the flag); a validation error
+  /// `invalid, got ENTRY` for an entry that is not one of them.
+  private static func entries<Choice: RawRepresentable>(
+    of text: String?, default fallback: Choice, invalid: String
+  ) throws -> [Choice] where Choice.RawValue == String {
+    guard let text else { return [fallback] }
+    return try text.split(separator: ",").map { entry in
+      guard let choice = Choice(rawValue: String(entry)) else { throw ValidationError("\(invalid), got \(entry)") }
+      return choice
     }
   }
 
