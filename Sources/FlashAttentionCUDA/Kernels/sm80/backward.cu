@@ -103,9 +103,11 @@ __device__ __forceinline__ float exact_row_delta(
   const bool capped = params.softcap > 0.f;
   const float pre = capped ? params.scale / params.softcap : 0.f;
   const float scale_log2 = capped ? FA_LOG2E : params.scale * FA_LOG2E;
+  // The kernels' own Alibi; without slopes a zero stands in for the one its constructor reads.
+  const float no_slope = 0.f;
   const bool biased = params.alibi_slopes != nullptr;
-  const float slope = biased ? params.alibi_slopes[batch * params.alibi_batch_stride + head] / (capped ? 1.f : params.scale) : 0.f;
-  const int offset = seq_k.used - seq_q.used;
+  const Alibi alibi(biased ? params.alibi_slopes : &no_slope, biased ? batch * params.alibi_batch_stride + head : 0,
+                    capped ? 1.f : params.scale, seq_q.used, seq_k.used);
   const bool dropped = params.dropout.keep_scale > 0.f;
   const Dropout dropout(params.dropout, batch, head);
   float sum_p = 0.f, sum_pdp = 0.f;
@@ -123,7 +125,7 @@ __device__ __forceinline__ float exact_row_delta(
       dp += __shfl_xor_sync(0xffffffff, dp, off);
     }
     if (capped) s = params.softcap * tanh_approx(s * pre);
-    if (biased) s -= slope * fabsf((float)(row + offset - j));
+    if (biased) s += alibi.bias(row, j);
     const float p = ex2(s * scale_log2 - lse2);
     sum_p += p;
     // With dropout, D = sum_j P_j Z_j dP_j (Z the keep factor), still over sum_j P_j.
