@@ -41,6 +41,24 @@ __device__ __forceinline__ float rescale_factor(float old_max, float new_max) {
   return new_max == old_max ? 1.f : ex2(old_max - exponent_offset(new_max));
 }
 
+// Large scores (issue #16). The FFMA form 2^(s·c - m) subtracts m = max·c rounded to fp32: the
+// max's own p is then 2^δ with |δ| up to half an ulp of m (2^-11 at |m| = 1.4e4), not 1, and the
+// 16-bit P that P V takes no longer matches the fp32 l, so a one-hot row comes out a 16-bit ulp
+// off where a standard attention is exact. From |m| >= EXACT_EXPONENT_FROM (the CPU's threshold)
+// the kernels form 2^((s - r)·c) from the row's raw max r instead: s - r is exact near the max,
+// whose p is exactly 1. Below it, δ <= 2^-18 is far under P's rounding, and the one FFMA stays.
+constexpr float EXACT_EXPONENT_FROM = 64.f;
+
+// Whether a row whose exponent subtracts `scaled_offset` takes the exact form.
+__device__ __forceinline__ bool needs_exact_exponent(float scaled_offset) {
+  return fabsf(scaled_offset) >= EXACT_EXPONENT_FROM;
+}
+
+// The raw max the exact form subtracts: 0 while it is -inf (the row's scores are all -inf).
+__device__ __forceinline__ float raw_exponent_offset(float raw_max) {
+  return raw_max == -FA_INF ? 0.f : raw_max;
+}
+
 // 1 / l for the output, 0 for a row with no visible key (its output row is 0); NaN for a NaN l.
 __device__ __forceinline__ float inverse_sum(float l) { return l == 0.f ? 0.f : 1.f / l; }
 

@@ -81,6 +81,9 @@ constexpr int SVT_BYTES = FP8 ? DVP * BN : 0;
 constexpr int TRANSPOSERS = 96;  // producer warps 1-3
 // P is stored as 2^P_OFFSET · exp(s - max) (fp8: FlashAttention-3's offset of 8).
 constexpr float P_OFFSET = FP8 ? 8.f : 0.f;
+// Rows of large scores take the exact exponent (common/softmax.cuh). Not fp8 (its e4m3 P is far
+// coarser than the FFMA's rounding) nor softcap (mul = 1 there: the FFMA's subtraction is exact).
+constexpr bool EXACT_EXPONENT = !FP8 && !SOFTCAP;
 constexpr int CONSUMER_THREADS = 128 * NC;
 // 512 threads with three consumers: 128 x 24 (producer) + 384 x 160 fits the SM's 64K registers.
 // fp8: the producer warpgroup also transposes V, which spills at 24; 128 x 40 + 256 x 232 stays
@@ -300,6 +303,7 @@ struct Consumer {
   u32 p[BN / KSTEP][4];
   float o[NV / 2];
   float m_a, m_b;  // running max, already times scale*log2(e)
+  float r_a, r_b;  // the raw score whose product m_a / m_b is (16-bit, no softcap: the exact exponent)
   float l_a, l_b;  // this thread's partial row sums
   int row_a, row_b;
   // fp8: the score scales of the current work tile, params' times q_descale * k_descale (16-bit
@@ -391,9 +395,15 @@ struct Consumer {
     mx_a = fmaxf(mx_a, shfl_xor(mx_a, 2));
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 1));
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 2));
+    const float tile_a = mx_a, tile_b = mx_b;  // raw (with ALiBi: biased) tile maxima
     // The lazy update (see RESCALE_SLACK); fp8 updates eagerly, so P stays within 2^P_OFFSET.
     mx_a = next_max<!FP8>(m_a, mx_a * mul);
     mx_b = next_max<!FP8>(m_b, mx_b * mul);
+    if constexpr (EXACT_EXPONENT) {
+      // m only moves to a tile's max: the raw max is that tile's (x -> fp32(x·mul) is monotone).
+      if (mx_a != m_a) r_a = tile_a;
+      if (mx_b != m_b) r_b = tile_b;
+    }
 #if FA_ALIBI
     const float use_a = exponent_offset(mx_a) - P_OFFSET - rest.x * mul;
     const float use_b = exponent_offset(mx_b) - P_OFFSET - rest.y * mul;
@@ -406,6 +416,28 @@ struct Consumer {
     m_a = mx_a;
     m_b = mx_b;
     float sum_a = 0.f, sum_b = 0.f;
+    if (EXACT_EXPONENT && (needs_exact_exponent(use_a) || needs_exact_exponent(use_b))) {
+      // 2^((s - r)·mul) for rows of large scores; with ALiBi s + rest is the biased score,
+      // rounded as the max above was.
+#if FA_ALIBI
+      const float add_a = rest.x, add_b = rest.y;
+#else
+      const float add_a = 0.f, add_b = 0.f;
+#endif
+      const float ra = raw_exponent_offset(r_a), rb = raw_exponent_offset(r_b);
+#pragma unroll
+      for (int c = 0; c < BN / 8; ++c) {
+        s[c * 4 + 0] = ex2(((s[c * 4 + 0] + add_a) - ra) * mul);
+        s[c * 4 + 1] = ex2(((s[c * 4 + 1] + add_a) - ra) * mul);
+        s[c * 4 + 2] = ex2(((s[c * 4 + 2] + add_b) - rb) * mul);
+        s[c * 4 + 3] = ex2(((s[c * 4 + 3] + add_b) - rb) * mul);
+        sum_a += s[c * 4 + 0] + s[c * 4 + 1];
+        sum_b += s[c * 4 + 2] + s[c * 4 + 3];
+      }
+      l_a = l_a * fa + sum_a;
+      l_b = l_b * fb + sum_b;
+      return make_float2(fa, fb);
+    }
 #pragma unroll
     for (int c = 0; c < BN / 8; ++c) {
       s[c * 4 + 0] = ex2(fmaf(s[c * 4 + 0], mul, -use_a));
@@ -613,6 +645,8 @@ __device__ __forceinline__ void consume(
     for (int i = 0; i < NV / 2; ++i) c.o[i] = 0.f;
     c.m_a = -FA_INF;
     c.m_b = -FA_INF;
+    c.r_a = -FA_INF;
+    c.r_b = -FA_INF;
     c.l_a = 0.f;
     c.l_b = 0.f;
     float o_scale = 1.f;

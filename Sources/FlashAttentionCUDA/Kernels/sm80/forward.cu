@@ -36,6 +36,7 @@ constexpr MaskKind MASK = MaskKind(FA_MASK);
 struct ForwardWarp {
   float acc_o[FA_MT][DV_PAD / 8][4];
   float row_max[FA_MT][2], row_sum[FA_MT][2];
+  float raw_max[FA_MT][2];  // the raw score whose product row_max is (the exact exponent's offset)
   float acc_s[FA_MT][FA_BN / 8][4];
   int row0, t;
   // Per-lane shared-memory byte addresses; every fragment is base + a constant, so the offsets
@@ -99,19 +100,34 @@ struct ForwardWarp {
         float mx = -FA_INF;
         #pragma unroll
         for (int i = 0; i < FA_BN / 8; ++i) mx = fmaxf(mx, fmaxf(acc_s[mt][i][half * 2], acc_s[mt][i][half * 2 + 1]));
-        const float next = next_max<false>(row_max[mt][half], quad_max(mx) * c);
+        const float tile = quad_max(mx);
+        const float next = next_max<false>(row_max[mt][half], tile * c);
         const float base = exponent_offset(next);
         const float corr = rescale_factor(row_max[mt][half], next);
         row_max[mt][half] = next;
+        raw_max[mt][half] = fmaxf(raw_max[mt][half], tile);  // x -> fp32(x·c) is monotone: next's raw max
         float sum = 0.f;
-        #pragma unroll
-        for (int i = 0; i < FA_BN / 8; ++i)
+        if (needs_exact_exponent(base)) {
+          // Large scores: 2^((s - max)·c), the max's p exactly 1 (common/softmax.cuh).
+          const float r = raw_max[mt][half];
           #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const float p = ex2(acc_s[mt][i][half * 2 + e] * c - base);
-            acc_s[mt][i][half * 2 + e] = p;
-            sum += p;
-          }
+          for (int i = 0; i < FA_BN / 8; ++i)
+            #pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const float p = ex2((acc_s[mt][i][half * 2 + e] - r) * c);
+              acc_s[mt][i][half * 2 + e] = p;
+              sum += p;
+            }
+        } else {
+          #pragma unroll
+          for (int i = 0; i < FA_BN / 8; ++i)
+            #pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const float p = ex2(acc_s[mt][i][half * 2 + e] * c - base);
+              acc_s[mt][i][half * 2 + e] = p;
+              sum += p;
+            }
+        }
         row_sum[mt][half] = row_sum[mt][half] * corr + sum;
         #pragma unroll
         for (int i = 0; i < DV_PAD / 8; ++i) { acc_o[mt][i][half * 2] *= corr; acc_o[mt][i][half * 2 + 1] *= corr; }
@@ -244,6 +260,7 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
     #pragma unroll
     for (int i = 0; i < DV_PAD / 8; ++i) w.acc_o[mt][i][0] = w.acc_o[mt][i][1] = w.acc_o[mt][i][2] = w.acc_o[mt][i][3] = 0.f;
     w.row_max[mt][0] = w.row_max[mt][1] = -FA_INF;
+    w.raw_max[mt][0] = w.raw_max[mt][1] = -FA_INF;
     w.row_sum[mt][0] = w.row_sum[mt][1] = 0.f;
   }
   // ldmatrix lane addresses: A row-major (Q), B = K rows, B = V^T.
