@@ -416,7 +416,7 @@ struct Consumer {
     m_a = mx_a;
     m_b = mx_b;
     float sum_a = 0.f, sum_b = 0.f;
-    if (EXACT_EXPONENT && (needs_exact_exponent(use_a) || needs_exact_exponent(use_b))) {
+    if (EXACT_EXPONENT && __builtin_expect(needs_exact_exponent(use_a) || needs_exact_exponent(use_b), 0)) {
       // 2^((s - r)·mul) for rows of large scores; with ALiBi s + rest is the biased score,
       // rounded as the max above was.
 #if FA_ALIBI
