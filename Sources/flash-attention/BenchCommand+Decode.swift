@@ -61,11 +61,14 @@ extension BenchCommand {
     print("batch".padded(7) + "cache".padded(9) + "page".padded(7) + "splits".padded(8) + "tile".padded(36)
       + modeColumns.joined())
     var rows: [CUDADecodeTimer.Measurement] = []
+    var entryOfRow: [Int] = []  // which `timers` entry measured rows[i]
     for batch in batches {
       for tokens in cacheLengths {
         if batch * tokens * 8 * 128 * 2 * dtype.byteSize > Self.decodeCacheBytesLimit { continue }
         for page in pages {
-          for (timer, requested) in timers.flatMap({ timer in splitCounts.map { (timer, $0) } }) {
+          for (entry, timer, requested) in timers.enumerated().flatMap({ entry, timer in
+            splitCounts.map { (entry, timer, $0) }
+          }) {
             do {
               var line: [CUDADecodeTimer.Measurement] = []
               for flush in flushes {
@@ -74,6 +77,7 @@ extension BenchCommand {
                     batch: batch, cacheTokens: tokens, pageSize: page, dtype: dtype, numSplits: requested, flush: flush))
               }
               rows += line
+              entryOfRow += line.map { _ in entry }
               let m = line[0]
               print("\(batch)".padded(7) + "\(tokens)".padded(9) + (page.map(String.init) ?? "-").padded(7)
                 + "\(m.splits)".padded(8) + "\(m.tile) \(m.loader) \(m.combine)".padded(36)
@@ -88,13 +92,22 @@ extension BenchCommand {
         }
       }
     }
-    for flush in flushes {
-      let long = rows.filter { $0.cacheTokens >= 8192 && $0.flush == flush.rawValue }
-      if let worst = long.min(by: { $0.gigabytesPerSecond < $1.gigabytesPerSecond }) {
-        let median = long.map(\.gigabytesPerSecond).sorted()[long.count / 2]
-        print(String(format: "caches >= 8k, flush %@: median %.1f %%, lowest %.1f %% of copy (batch %d, cache %d, page %@)",
-          flush.rawValue, 100 * median / copy, 100 * worst.gigabytesPerSecond / copy, worst.batch, worst.cacheTokens,
-          worst.pageSize.map(String.init) ?? "-"))
+    // One summary per entry (tile, loader, merge) and flush mode.
+    for (entry, timer) in timers.enumerated() {
+      let tuning = timer.backend.tuning
+      let label = timers.count > 1
+        ? " [tile \(tuning.decodeTile.map { "\($0.warps)x\($0.stages)" } ?? "auto"), \(tuning.decodeLoader.rawValue), "
+          + "\(tuning.decodeCombine.rawValue) merge]" : ""
+      for flush in flushes {
+        let long = zip(rows, entryOfRow).filter { row, rowEntry in
+          rowEntry == entry && row.cacheTokens >= 8192 && row.flush == flush.rawValue
+        }.map(\.0)
+        if let worst = long.min(by: { $0.gigabytesPerSecond < $1.gigabytesPerSecond }) {
+          let median = long.map(\.gigabytesPerSecond).sorted()[long.count / 2]
+          print(String(format: "caches >= 8k, flush %@%@: median %.1f %%, lowest %.1f %% of copy (batch %d, cache %d, page %@)",
+            flush.rawValue, label, 100 * median / copy, 100 * worst.gigabytesPerSecond / copy, worst.batch,
+            worst.cacheTokens, worst.pageSize.map(String.init) ?? "-"))
+        }
       }
     }
     if let json {
