@@ -105,6 +105,9 @@ struct BenchCommand: ParsableCommand {
   @Flag(help: "decode grid: no L2 flush (memset) before each timed run; on caches far above the L2 this measures what the flush's dirty lines cost.")
   var decodeKeepL2 = false
 
+  @Option(help: "decode grid: what runs before each timed run, a comma list measured side by side per shape (columns in the table, one record each in --json): dirty (a memset of twice the L2, the default; the decode's reads write its dirty lines back inside the timed window), clean (the memset, then a read-only sweep of another buffer of twice the L2: cold and clean), none (no flush, as --decode-keep-l2).")
+  var decodeFlush: String?
+
   func run() throws {
     if grid == "decode" { return try runDecodeGrid() }
     let onGPU: Bool

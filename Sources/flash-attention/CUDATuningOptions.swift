@@ -23,6 +23,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: how the Hopper kernels cover a packed variable-length batch: padded (a grid for the longest sequence, per sequence) or packed (a work list of real tiles written on the device, longest sequence first); bench --grid varlen takes a comma list and times each in turn (e.g. padded,packed).")
   var varlenSchedule: String?
 
+  @Option(help: "CUDA: how the KV-cache decode kernel's key splits are merged: separate (a second launch, flash_decode_combine) or fused (the last split CTA of each row block merges them inside the decode kernel; same arithmetic, same bits); bench --grid decode takes a comma list and alternates them per shape (e.g. separate,fused).")
+  var decodeCombine: String?
+
   @Option(help: "CUDA: the kernels of calls with ALiBi: hopper (the Hopper kernels where they apply) or sm80 (FlashAttention-2 only, the old route).")
   var alibiKernels: CUDAKernelTuning.AlibiKernels = .hopper
 
@@ -49,6 +52,7 @@ struct CUDATuningOptions: ParsableArguments {
     tuning.decodeTile = try decodeTiles().first ?? nil
     tuning.decodeLoader = try decodeLoaders().first ?? CUDAKernelTuning().decodeLoader
     tuning.varlenSchedule = try varlenSchedules().first ?? CUDAKernelTuning().varlenSchedule
+    tuning.decodeCombine = try decodeCombines().first ?? CUDAKernelTuning().decodeCombine
     return tuning
   }
 
@@ -64,6 +68,13 @@ struct CUDATuningOptions: ParsableArguments {
     try Self.entries(
       of: decodeLoader, default: CUDAKernelTuning().decodeLoader,
       invalid: "--decode-loader must be cpasync, cpasync-lines or bulk (a comma list for bench --grid decode)")
+  }
+
+  /// The `--decode-combine` entries in order; the default merge without the flag.
+  func decodeCombines() throws -> [DecodeCombine] {
+    try Self.entries(
+      of: decodeCombine, default: CUDAKernelTuning().decodeCombine,
+      invalid: "--decode-combine must be separate or fused (a comma list for bench --grid decode)")
   }
 
   /// A comma list of an enum's raw values (`[fallback]` without the flag); a validation error
@@ -95,7 +106,7 @@ struct CUDATuningOptions: ParsableArguments {
   var isSet: Bool {
     forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil || decodeLoader != nil
       || varlenSchedule != nil
-      || alibiKernels != .hopper
+      || alibiKernels != .hopper || decodeCombine != nil
   }
 }
 

@@ -34,7 +34,7 @@ struct DecodeABILayoutTests {
       (\FAKVAppendParams.head_dim_v, 200),
       (\FAKVAppendParams.padding, 204)
     ])
-    layout.expectLayout(FADecodeParams.self, size: 272, [
+    layout.expectLayout(FADecodeParams.self, size: 280, [
       (\FADecodeParams.q, 0),
       (\FADecodeParams.k_cache, 8),
       (\FADecodeParams.v_cache, 16),
@@ -57,7 +57,8 @@ struct DecodeABILayoutTests {
       (\FADecodeParams.softcap, 256),
       (\FADecodeParams.window_left, 260),
       (\FADecodeParams.window_right, 264),
-      (\FADecodeParams.padding, 268)
+      (\FADecodeParams.padding, 268),
+      (\FADecodeParams.split_counters, 272)
     ])
     layout.expectLayout(FADecodeCombineParams.self, size: 88, [
       (\FADecodeCombineParams.o_partial, 0),
@@ -70,6 +71,10 @@ struct DecodeABILayoutTests {
       (\FADecodeCombineParams.seqlen_q, 76),
       (\FADecodeCombineParams.heads_q, 80),
       (\FADecodeCombineParams.num_splits, 84)
+    ])
+    layout.expectLayout(FAL2SweepParams.self, size: 16, [
+      (\FAL2SweepParams.data, 0),
+      (\FAL2SweepParams.count, 8)
     ])
   }
 }

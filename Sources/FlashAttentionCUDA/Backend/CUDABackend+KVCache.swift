@@ -54,11 +54,20 @@ extension CUDABackend {
     guard let bytes = DecodeScratch.bytes(shape: shape, splits: plan.splits) else {
       throw .unsupported(backend: name, feature: "\(plan.splits) key splits of this shape (the partial outputs overflow)")
     }
+    let counters = try splitCounters(plan: plan, shape: shape, stream: stream)
     try DeviceScratchPool.shared(for: device).withScratch(bytes, on: stream) { (base) throws(FlashAttentionError) in
       try DecodeLaunch.decode(
-        arguments, plan: plan, scratch: DecodeScratch(base: base, shape: shape, splits: plan.splits), device: device,
-        stream: stream)
+        arguments, plan: plan, scratch: DecodeScratch(base: base, shape: shape, splits: plan.splits),
+        splitCounters: counters, device: device, stream: stream)
     }
+  }
+
+  /// The counters of a fused merge of `plan`'s splits on `stream` (`--decode-combine fused`), or
+  /// nil for the merge's own launch: the tuning's choice, a stream being captured, or a grid of
+  /// more row blocks than the counters hold.
+  package func splitCounters(plan: DecodePlan, shape: AttentionShape, stream: CUDAStream) throws(FlashAttentionError) -> UInt64? {
+    guard plan.splits > 1, tuning.decodeCombine == .fused else { return nil }
+    return try DecodeSplitCounters.shared(for: device).counters(for: stream, groups: plan.mergeGroups(shape))
   }
 
   /// The kernels a KV-cache call runs on this backend: the split count follows the longest

@@ -1,9 +1,10 @@
 import FlashAttentionCore
+import _FlashAttentionKernelABI
 
 /// Times KV-cache decoding on the GPU against the device's own copy bandwidth (`bench --grid
 /// decode`): a cache of `batch` full sequences, contiguous or paged with a shuffled page table,
 /// one query token per sequence, the L2 cache flushed before every timed run (a cache of a few
-/// MB would otherwise be read from L2). Bandwidth is bytes of K and V read per second.
+/// MB would otherwise be read from L2; `L2Flush`). Bandwidth is bytes of K and V read per second.
 package struct CUDADecodeTimer {
   package struct Measurement: Sendable, Codable {
     package var batch: Int
@@ -18,15 +19,34 @@ package struct CUDADecodeTimer {
     package var tile: String = ""
     /// The loader the kernel ran with (`cpasync` or `bulk`, after any fallback).
     package var loader: String = ""
+    /// What ran before each timed run (`L2Flush`).
+    package var flush: String = L2Flush.dirty.rawValue
+    /// How the splits were merged: `separate`, `fused`, or `-` with one split.
+    package var combine: String = ""
+  }
+
+  /// What runs before each timed decode (`bench --grid decode --decode-flush`), outside the
+  /// timed window.
+  package enum L2Flush: String, Sendable, Hashable, CaseIterable {
+    /// A memset of twice the L2 (the measurement since the first decode table): the decode's
+    /// data is evicted, but the L2 is left full of dirty lines, whose write-back (up to one L2,
+    /// ~50 MB, ~17 µs on an H100) the decode's reads pay inside the timed window.
+    case dirty
+    /// The same memset, then a read-only sweep (`l2_sweep`) of a second buffer of twice the
+    /// L2: the memset's lines are written back before the timed run, and the decode finds the L2
+    /// cold and clean, as a serving step does after other layers' reads.
+    case clean
+    /// Nothing: a cache smaller than the L2 is then read from it; meaningful on caches far
+    /// above the L2 only (the old `--decode-keep-l2`).
+    case none
   }
 
   package let backend: CUDABackend
   package var repetitions = 20
   package var warmup = 3
-  /// Whether each timed run starts after a memset of twice the L2 (the default). The memset
-  /// leaves the L2 full of dirty lines that the decode's reads write back, up to one L2 (50 MB on
-  /// an H100, ~17 µs of DRAM time): false measures that share, on caches well above the L2.
-  package var flushesL2 = true
+  /// What runs before each timed run, unless `measure` is given another (default `.dirty`,
+  /// the memset of twice the L2).
+  package var flush = L2Flush.dirty
 
   package init(backend: CUDABackend) {
     self.backend = backend
@@ -52,8 +72,9 @@ package struct CUDADecodeTimer {
   /// keys per sequence.
   package func measure(
     batch: Int, cacheTokens: Int, pageSize: Int?, headsQ: Int = 32, headsKV: Int = 8, headDim: Int = 128,
-    dtype: DType = .bfloat16, numSplits: Int = 0, seed: UInt64 = 1
+    dtype: DType = .bfloat16, numSplits: Int = 0, seed: UInt64 = 1, flush requestedFlush: L2Flush? = nil
   ) throws(FlashAttentionError) -> Measurement {
+    let flush = requestedFlush ?? self.flush
     let device = backend.device
     let stream = backend.stream
     let api = device.api
@@ -105,20 +126,33 @@ package struct CUDADecodeTimer {
       out: out.view(dtype: dtype, shape: [batch, 1, headsQ, headDim]),
       lse: lse.view(dtype: .float32, shape: [batch, headsQ, 1]), options: AttentionOptions(), numSplits: numSplits)
     let plan = backend.decodePlan(arguments)
-    let flush = try CUDABuffer(device: device, byteCount: max(2 * device.l2CacheBytes, 1 << 20))
+    let flushBytes = max(2 * device.l2CacheBytes, 1 << 20)
+    let memset = flush == .none ? nil : try CUDABuffer(device: device, byteCount: flushBytes)
+    let sweep = flush == .clean ? try CUDABuffer(device: device, byteCount: flushBytes) : nil
+    let sweepKernel = flush == .clean ? try device.loadedKernel(L2SweepKey(arch: device.arch)) : nil
+    if let sweep { try sweep.fill(byte: 0, stream: stream) }
     let milliseconds = try time(
       before: { () throws(FlashAttentionError) in
-        if flushesL2 {
-          try api.check(api.cuMemsetD8Async(flush.address, 0, flush.byteCount, stream.handle), "cuMemsetD8Async")
+        if let memset {
+          try api.check(api.cuMemsetD8Async(memset.address, 0, memset.byteCount, stream.handle), "cuMemsetD8Async")
+        }
+        if let sweep, let sweepKernel {
+          let parameters = FAL2SweepParams(
+            data: UnsafePointer<UInt64>(bitPattern: UInt(sweep.address)), count: Int64(sweep.byteCount / 16))
+          try sweepKernel.launch(
+            grid: (max(1, device.multiprocessors) * 8, 1, 1), block: (L2SweepKey.blockThreads, 1, 1),
+            parameters: parameters, stream: stream)
         }
       },
       { () throws(FlashAttentionError) in try backend.enqueueKVCacheForward(arguments, on: stream) })
-    withExtendedLifetime((seqlens, table, k, v, q, out, lse)) {}
+    let fused = try backend.splitCounters(plan: plan, shape: arguments.shape, stream: stream) != nil
+    withExtendedLifetime((seqlens, table, k, v, q, out, lse, memset, sweep)) {}
     let bytes = Double(batch) * Double(cacheTokens) * Double(headsKV * headDim * 2 * dtype.byteSize)
     return Measurement(
       batch: batch, cacheTokens: cacheTokens, pageSize: pageSize, splits: plan.splits,
       microseconds: milliseconds * 1000, gigabytesPerSecond: bytes / (milliseconds * 1e-3) / 1e9,
-      tile: plan.key.tile.description, loader: plan.key.loader.rawValue)
+      tile: plan.key.tile.description, loader: plan.key.loader.rawValue, flush: flush.rawValue,
+      combine: plan.splits == 1 ? "-" : fused ? DecodeCombine.fused.rawValue : DecodeCombine.separate.rawValue)
   }
 
   private func time(

@@ -7,7 +7,7 @@ extension CUDAKernelCatalog {
   /// most registers; `exhaustive` crosses every dtype, flag and layout), the same again with each
   /// other loader that runs on `arch` (line-coalesced cp.async everywhere, bulk copies on sm_90,
   /// with its own tile: the barriers take shared memory), the split merge per value head dim and
-  /// dtype, and the append.
+  /// dtype, the append, and the decode benchmark's L2 sweep.
   package static func decodeKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     let flagSets: [(DType, Bool, Bool, Bool)] =
       exhaustive
@@ -36,6 +36,7 @@ extension CUDAKernelCatalog {
       for dtype in [DType.bfloat16, .float16] { keys.append(DecodeCombineKey(headDimV: dv, dtype: dtype)) }
     }
     keys.append(KVAppendKey())
+    keys.append(L2SweepKey(arch: arch))
     return keys
   }
 }

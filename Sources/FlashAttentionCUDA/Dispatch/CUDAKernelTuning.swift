@@ -89,11 +89,14 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   package var varlenSchedule: VarlenSchedule
   /// Which kernels run ALiBi calls (`--alibi-kernels`).
   package var alibiKernels: AlibiKernels
+  /// How the decode kernel's key splits are merged (`--decode-combine`, default `.separate`):
+  /// a second launch, or the last split CTA of each row block inside the decode kernel.
+  package var decodeCombine: DecodeCombine
 
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,
     decodeTile: DecodeTuning? = nil, decodeLoader: DecodeLoader = .cpAsyncLines, varlenSchedule: VarlenSchedule = .packed,
-    alibiKernels: AlibiKernels = .hopper
+    alibiKernels: AlibiKernels = .hopper, decodeCombine: DecodeCombine = .separate
   ) {
     self.forwardTile = forwardTile
     self.backwardTile = backwardTile
@@ -102,5 +105,6 @@ package struct CUDAKernelTuning: Sendable, Hashable {
     self.decodeLoader = decodeLoader
     self.varlenSchedule = varlenSchedule
     self.alibiKernels = alibiKernels
+    self.decodeCombine = decodeCombine
   }
 }

@@ -11,6 +11,12 @@ package struct DecodePlan: Sendable, Hashable {
   /// Key splits per (sequence, kv head, row block); 1 writes O and the LSE directly.
   package var splits: Int
 
+  /// The counters a fused merge of this plan takes (`DecodeSplitCounters`): one per (row block,
+  /// kv head, sequence) of the grid.
+  package func mergeGroups(_ shape: AttentionShape) -> Int {
+    rowBlocks * shape.headsKV * shape.batch
+  }
+
   /// The merge kernel, with more than one split.
   package var combine: DecodeCombineKey? {
     splits > 1 ? DecodeCombineKey(headDimV: key.headDimV, dtype: key.dtype) : nil

@@ -54,6 +54,9 @@ struct CUDADriverAPI: @unchecked Sendable {
   let cuMemPoolSetAttribute: (@convention(c) (CUhandle?, Int32, UnsafeMutableRawPointer) -> Status)?
   let cuMemAllocFromPoolAsync: (@convention(c) (UnsafeMutablePointer<CUdeviceptr>, Int, CUhandle?, CUhandle?) -> Status)?
   let cuMemFreeAsync: (@convention(c) (CUdeviceptr, CUhandle?) -> Status)?
+  /// `cuStreamIsCapturing` (CUDA 10+): whether work queued on a stream is being captured into a
+  /// graph (the fused decode merge then falls back to its second launch); nil if absent.
+  let cuStreamIsCapturing: (@convention(c) (CUhandle?, UnsafeMutablePointer<Int32>) -> Status)?
   /// `cuTensorMapEncodeTiled` (CUDA 12+), for TMA descriptors of the Hopper kernels; nil on
   /// older drivers.
   let cuTensorMapEncodeTiled: (@convention(c) (
@@ -101,6 +104,7 @@ struct CUDADriverAPI: @unchecked Sendable {
     cuMemPoolSetAttribute = library.optionalFunction("cuMemPoolSetAttribute")
     cuMemAllocFromPoolAsync = library.optionalFunction("cuMemAllocFromPoolAsync")
     cuMemFreeAsync = library.optionalFunction("cuMemFreeAsync")
+    cuStreamIsCapturing = library.optionalFunction("cuStreamIsCapturing")
   }
 
   /// The driver library, loaded and initialized once per process; the failure says what is

@@ -41,10 +41,12 @@ enum DecodeLaunch {
 
   /// Attention of the queries against the cache (after `append`): one CTA per (row block ×
   /// split, kv head, sequence); with several splits, their partial O and LSE go to `scratch`
-  /// and the merge writes O and the LSE.
+  /// and the merge writes O and the LSE: the last split CTA of each row block inside the decode
+  /// kernel when `splitCounters` (the address of `DecodeSplitCounters`, at least
+  /// `plan.mergeGroups(shape)` of them, all 0) is given, else a second launch.
   static func decode(
-    _ arguments: KVCacheForwardArguments, plan: DecodePlan, scratch: DecodeScratch?, device: CUDADevice,
-    stream: CUDAStream
+    _ arguments: KVCacheForwardArguments, plan: DecodePlan, scratch: DecodeScratch?, splitCounters: UInt64? = nil,
+    device: CUDADevice, stream: CUDAStream
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     let mask = AttentionMask(options: arguments.options, seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK)
@@ -58,11 +60,12 @@ enum DecodeLaunch {
       o_strides: FAStrides(arguments.out), lse_strides: FAStatsStrides(arguments.lse), index: cacheIndex(arguments),
       batch: Int32(shape.batch), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
       group: Int32(shape.groupSize), num_splits: Int32(plan.splits), scale: arguments.scale,
-      softcap: arguments.options.softcap, window_left: left, window_right: right, padding: 0)
+      softcap: arguments.options.softcap, window_left: left, window_right: right, padding: 0,
+      split_counters: scratch == nil ? nil : splitCounters.flatMap { UnsafeMutablePointer<Int32>(bitPattern: UInt($0)) })
     try device.loadedKernel(plan.key).launch(
       grid: (plan.rowBlocks * plan.splits, shape.headsKV, shape.batch), block: (plan.key.threads, 1, 1),
       sharedMemory: plan.key.sharedMemoryBytes, parameters: parameters, stream: stream)
-    guard let combine = plan.combine, let scratch else { return }
+    guard let combine = plan.combine, let scratch, parameters.split_counters == nil else { return }
     let combineParameters = FADecodeCombineParams(
       o_partial: devicePointer(scratch.out), lse_partial: devicePointer(scratch.lse),
       o: deviceMutablePointer(arguments.out.deviceAddress), lse: deviceMutablePointer(arguments.lse.deviceAddress),

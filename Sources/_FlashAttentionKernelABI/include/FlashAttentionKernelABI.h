@@ -527,7 +527,7 @@ typedef struct FAKVAppendParams {
 /// r = i * group + h. With `num_splits` 1 the CTA writes O and the LSE; with more it writes its
 /// split's normalized O and LSE into `o_partial` `[num_splits, batch, heads_q, seqlen_q,
 /// head_dim_v]` and `lse_partial` `[num_splits, batch, heads_q, seqlen_q]` (fp32, contiguous)
-/// for `flash_decode_combine`.
+/// for `flash_decode_combine`, or merges them itself (`split_counters`).
 typedef struct FADecodeParams {
   const fa_u16* q;
   const fa_u16* k_cache;
@@ -554,6 +554,11 @@ typedef struct FADecodeParams {
   fa_i32 window_left;
   fa_i32 window_right;
   fa_i32 padding;
+  /// The fused merge of several splits (nil: `flash_decode_combine` merges them in a second
+  /// launch): one counter per (row block, kv head, sequence), `[batch, heads_kv, row_blocks]`,
+  /// 0 before the launch and 0 again after it; the last split CTA of a row block to take a ticket
+  /// merges the block's rows.
+  fa_i32* split_counters;
 } FADecodeParams;
 
 /// `flash_decode_combine`: O and LSE of each row from its splits, weighted by exp(lse_s - lse).
@@ -569,6 +574,13 @@ typedef struct FADecodeCombineParams {
   fa_i32 heads_q;
   fa_i32 num_splits;
 } FADecodeCombineParams;
+
+/// `l2_sweep` (decode/l2_sweep.cu): reads `count` 16-byte words of `data` and writes nothing,
+/// so that the L2 holds clean lines (bench --grid decode --decode-flush clean).
+typedef struct FAL2SweepParams {
+  const fa_u64* data;
+  fa_i64 count;
+} FAL2SweepParams;
 
 // -------------------------------------------------------------------------------------------
 // The layout, pinned: Swift (Clang) and NVRTC must agree on every offset, or a kernel reads
@@ -899,7 +911,7 @@ FA_ABI_FIELD(FAKVAppendParams, head_dim, 196);
 FA_ABI_FIELD(FAKVAppendParams, head_dim_v, 200);
 FA_ABI_FIELD(FAKVAppendParams, padding, 204);
 
-FA_ABI_SIZE(FADecodeParams, 272);
+FA_ABI_SIZE(FADecodeParams, 280);
 FA_ABI_FIELD(FADecodeParams, q, 0);
 FA_ABI_FIELD(FADecodeParams, k_cache, 8);
 FA_ABI_FIELD(FADecodeParams, v_cache, 16);
@@ -923,6 +935,7 @@ FA_ABI_FIELD(FADecodeParams, softcap, 256);
 FA_ABI_FIELD(FADecodeParams, window_left, 260);
 FA_ABI_FIELD(FADecodeParams, window_right, 264);
 FA_ABI_FIELD(FADecodeParams, padding, 268);
+FA_ABI_FIELD(FADecodeParams, split_counters, 272);
 
 FA_ABI_SIZE(FADecodeCombineParams, 88);
 FA_ABI_FIELD(FADecodeCombineParams, o_partial, 0);
@@ -935,5 +948,9 @@ FA_ABI_FIELD(FADecodeCombineParams, batch, 72);
 FA_ABI_FIELD(FADecodeCombineParams, seqlen_q, 76);
 FA_ABI_FIELD(FADecodeCombineParams, heads_q, 80);
 FA_ABI_FIELD(FADecodeCombineParams, num_splits, 84);
+
+FA_ABI_SIZE(FAL2SweepParams, 16);
+FA_ABI_FIELD(FAL2SweepParams, data, 0);
+FA_ABI_FIELD(FAL2SweepParams, count, 8);
 
 #endif  // FLASH_ATTENTION_KERNEL_ABI_H

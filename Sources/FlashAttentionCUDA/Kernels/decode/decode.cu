@@ -17,7 +17,11 @@
 //   K and V rows of a partial last page are 0 in shared memory (P is 0 there too, and no NaN of
 //   an unused slot can reach P V), and their scores are -inf before the softmax.
 // - With one split the CTA writes O and the LSE; with several, its split's normalized O and LSE
-//   in fp32 for decode/combine.cu.
+//   in fp32, merged by decode/combine.cu (a second launch) or, with `split_counters` (the fused
+//   merge), by the last of the row block's split CTAs to finish: each takes a ticket from the
+//   row block's counter after its partials are written, and the one that draws the last ticket
+//   merges every split's partials (decode/merge.cuh, the same arithmetic as combine.cu) and
+//   leaves the counter at 0 for the next launch.
 // - FA_BULK (sm_90 only) swaps the loader: instead of 16-byte cp.async, lanes 0-15 each issue
 //   one bulk copy of their key's K row and lanes 16-31 one of its V row (decode/bulk.cuh), and
 //   each stage of a warp's ring completes on its own mbarrier (lane 0 arrives with the stage's
@@ -40,6 +44,7 @@
 #include "common/softmax.cuh"
 #include "sm80/ptx.cuh"
 #include "decode/cache.cuh"
+#include "decode/merge.cuh"
 #ifndef FA_BULK
 #define FA_BULK 0
 #endif
@@ -183,6 +188,52 @@ struct DecodeWarp {
     }
   }
 };
+
+// The fused merge (`split_counters` set, several splits): called by every thread of a split CTA
+// once its partials are stored. Thread 0 takes a ticket from the row block's counter with a
+// gpu-scope acq_rel atomic after a CTA barrier (the barrier orders every thread's partial stores
+// before the release; the CUTLASS semaphore's pattern); atom.inc wraps the counter to 0 on the
+// last ticket (num_splits - 1), so a finished launch leaves every counter at 0 for the next one,
+// with no memset. The CTA that drew the last ticket has acquired every other split's release,
+// and merges the block's rows, one warp per row (decode/merge.cuh, coherent loads). The others
+// return. `scratch` is the dynamic shared memory: its first word carries the ticket's verdict
+// (the merge above is done reading it by the first barrier).
+// Everything is recomputed from the block index and `params` (cheap, after the loop) rather
+// than kept live from the kernel's start: passing them in raised the main loop's registers and
+// spilled 8 bytes on sm_80 (d 128, 32 rows, paged, masked, softcap).
+__device__ __forceinline__ void merge_if_last(const FADecodeParams& params, u16* scratch) {
+  const int num_splits = params.num_splits;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int kv_head = blockIdx.y, b = blockIdx.z;
+  const int r0 = (blockIdx.x / num_splits) * ROWS;
+  const int rows = params.seqlen_q * params.group;
+  const i64 rows_total = (i64)params.batch * params.heads_q * params.seqlen_q;
+  volatile int* last = reinterpret_cast<volatile int*>(scratch);
+  __syncthreads();  // every thread's partial stores happen before thread 0's release
+  if (tid == 0) {
+    // One counter per (row block, kv head, sequence): the CTAs of one row block are the
+    // num_splits consecutive blockIdx.x.
+    const int row_blocks = gridDim.x / num_splits;
+    const i64 group = ((i64)b * gridDim.y + kv_head) * row_blocks + blockIdx.x / num_splits;
+    u32 ticket;
+    asm volatile("atom.acq_rel.gpu.global.inc.u32 %0, [%1], %2;"
+                 : "=r"(ticket) : "l"(params.split_counters + group), "r"((u32)(num_splits - 1)) : "memory");
+    *last = ticket == (u32)(num_splits - 1);
+  }
+  __syncthreads();  // the verdict, and thread 0's acquire, reach every thread
+  if (!*last) return;
+  const int group_size = params.group;
+  const int block_rows = min(ROWS, rows - r0);
+  for (int row = warp; row < block_rows; row += FA_WARPS) {
+    const int r = r0 + row;
+    const int token = r / group_size, head = kv_head * group_size + (r - token * group_size);
+    u16* out_row = params.o + b * params.o_strides.batch + token * params.o_strides.row + head * params.o_strides.head;
+    const float lse = merge_split_row<true>(
+      params.o_partial, params.lse_partial, rows_total, ((i64)b * params.heads_q + head) * params.seqlen_q + token,
+      num_splits, lane, out_row);
+    if (lane == 0) params.lse[b * params.lse_strides.batch + head * params.lse_strides.head + token] = lse;
+  }
+}
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1)
 flash_decode(const __grid_constant__ FADecodeParams params) {
@@ -502,4 +553,5 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
       }
     }
   }
+  if (num_splits > 1 && params.split_counters != nullptr) merge_if_last(params, smem);
 }
