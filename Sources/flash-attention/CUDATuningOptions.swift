@@ -23,7 +23,7 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: how the Hopper kernels cover a packed variable-length batch: padded (a grid for the longest sequence, per sequence) or packed (a work list of real tiles written on the device, longest sequence first); bench --grid varlen takes a comma list and times each in turn (e.g. padded,packed).")
   var varlenSchedule: String?
 
-  @Option(help: "CUDA: how the KV-cache decode kernel's key splits are merged: separate (a second launch, flash_decode_combine) or fused (the last split CTA of each row block merges them inside the decode kernel; same arithmetic, same bits); bench --grid decode takes a comma list and alternates them per shape (e.g. separate,fused).")
+  @Option(help: "CUDA: how the KV-cache decode kernel's key splits are merged: separate (a second launch, flash_decode_combine) or fused (the last split CTA of each row block merges them inside the decode kernel, the default; same arithmetic, same bits); bench --grid decode takes a comma list and alternates them per shape (e.g. separate,fused).")
   var decodeCombine: String?
 
   @Option(help: "CUDA: the kernels of calls with ALiBi: hopper (the Hopper kernels where they apply) or sm80 (FlashAttention-2 only, the old route).")

@@ -14,9 +14,9 @@ import Testing
 struct DecodeCombineTests {
   let shape = AttentionShape(batch: 2, seqlenQ: 1, seqlenK: 8192, headsQ: 32, headsKV: 8, headDim: 128)
 
-  @Test("the default is the separate merge; a fused plan needs one counter per row block, kv head and sequence")
+  @Test("the default is the fused merge; a fused plan needs one counter per row block, kv head and sequence")
   func defaultsAndGroups() {
-    #expect(CUDAKernelTuning().decodeCombine == .separate)
+    #expect(CUDAKernelTuning().decodeCombine == .fused)
     #expect(CUDAKernelTuning(decodeCombine: .fused).decodeCombine == .fused)
     let plan = DecodePlan.make(
       shape: AttentionShape(batch: 3, seqlenQ: 5, seqlenK: 4096, headsQ: 16, headsKV: 2, headDim: 64), dtype: .float16,
