@@ -33,8 +33,20 @@ template <bool WIDE> struct KeepWord { typedef u32 type; };
 template <> struct KeepWord<true> { typedef u64 type; };
 
 // The 8 keep bits of one call's chunk: bit 2i + e is key 8 group + 2i + e (word i, half e).
+// Dropout::pair_bits's rule (a 16-bit half h is kept iff h < threshold), compared in the high
+// half of the word: h < threshold iff h 2^16 < threshold 2^16 (threshold < 2^16), which for the
+// high half is the word itself and for the low half the word shifted left by 16, which the
+// compiler folds into the call's last multiply: 5 instructions per word instead of 8.
 __device__ __forceinline__ u32 chunk_keep_bits(const Dropout& d, const fa_philox_words& w) {
-  return d.pair_bits(w.w0) | d.pair_bits(w.w1) << 2 | d.pair_bits(w.w2) << 4 | d.pair_bits(w.w3) << 6;
+  const u32 bound = d.threshold << 16;
+  const u32 words[4] = {w.w0, w.w1, w.w2, w.w3};
+  u32 bits = 0;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    bits |= ((words[i] << 16) < bound ? 1u : 0u) << (2 * i);
+    bits |= (words[i] < bound ? 2u : 0u) << (2 * i);
+  }
+  return bits;
 }
 
 // Lane t of each quad gets, from every quad lane s, bits 2t and 2t + 1 of each byte j of its
