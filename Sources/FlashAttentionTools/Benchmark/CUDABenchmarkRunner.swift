@@ -216,7 +216,8 @@ package struct CUDABenchmarkRunner {
       // A feature variant: the set's tensors under its options. The arguments are rebuilt per
       // call (a few microseconds of host checks, hidden behind the queued kernels).
       let backend =
-        impl == BenchmarkFeatures.alibiSM80 ? flashAlibiSM80 : impl == BenchmarkFeatures.dropoutSM80 ? flashDropoutSM80 : flash
+        impl == BenchmarkFeatures.alibiSM80
+        ? flashAlibiSM80 : impl == BenchmarkFeatures.dropoutSM80 ? flashDropoutSM80 : flash
       forward = { (set) throws(FlashAttentionError) in try backend.enqueueForward(set.forward.with(options), on: stream) }
       backward = { (set) throws(FlashAttentionError) in
         try backend.enqueueBackward(set.requireBackward().with(options), on: stream)
