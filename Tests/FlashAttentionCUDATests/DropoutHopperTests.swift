@@ -89,12 +89,15 @@ struct DropoutHopperTests {
     #expect(Set(variants.map(\.program)).count == variants.count)
     #expect(CUDAKernelCatalog.keys(arch: "sm_90a").contains { ($0 as? HopperForwardKey)?.dropout == true })
     // Every problem the selection can send to a dropout key: each head dim, dtype, mask, softcap
-    // and key length regime, with and without ALiBi at d = 64 and 128.
+    // and key length regime, with and without ALiBi.
     for (d, dv) in HopperForwardKey.supportedHeadDims {
       for dtype in [DType.bfloat16, .float16] {
+        let alibi = AlibiSlopes(perHead: [0.5, 0.25, 0.125, 0.0625])
         for options in [
           AttentionOptions(dropout: Self.dropout), AttentionOptions(causal: true, dropout: Self.dropout),
           AttentionOptions(window: SlidingWindow(left: 30, right: 5), softcap: 4, dropout: Self.dropout),
+          AttentionOptions(causal: true, softcap: 4, alibiSlopes: alibi, dropout: Self.dropout),
+          AttentionOptions(alibiSlopes: alibi, dropout: Self.dropout),
         ] {
           for seqlenK in [300, 5000] {
             let shape = AttentionShape(batch: 1, seqlenQ: 200, seqlenK: seqlenK, headsQ: 4, headDim: d, headDimV: dv)
