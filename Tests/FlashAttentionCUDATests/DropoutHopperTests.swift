@@ -68,6 +68,30 @@ struct DropoutHopperTests {
     }
   }
 
+  /// What `verify --device cuda --filter dropout` runs on an H100 (aligned device views of each
+  /// problem's shape), and this suite's own GPU problems.
+  @Test("verify's dropout problems take the Hopper forward on sm_90a by default, FlashAttention-2's with sm80")
+  func verifyProblemsRoute() throws {
+    let problems = VerificationMatrix.standard.filter { $0.options.activeDropout != nil } + Self.problems
+    #expect(problems.count >= 10)
+    for problem in problems {
+      for dtype in [DType.bfloat16, .float16] {
+        let arguments = try Views(problem.shape, dtype: dtype).forward(problem.options)
+        guard case let .hopper(key, _) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: .init()) else {
+          Issue.record("\(problem.name) \(dtype): the default route is not the Hopper forward")
+          continue
+        }
+        #expect(key.dropout && key.alibi == (problem.options.alibiSlopes != nil), "\(problem.name)")
+        guard case let .flashAttention2(fa2) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: .dropoutOnSM80)
+        else {
+          Issue.record("\(problem.name) \(dtype): --dropout-kernels sm80 took the Hopper forward")
+          continue
+        }
+        #expect(fa2.dropout, "\(problem.name)")
+      }
+    }
+  }
+
   @Test("the dropout backward stays on the FlashAttention-2 kernels, with their dropout flag")
   func backwardSelection() throws {
     for tuning in [CUDAKernelTuning(), .dropoutOnSM80] {
