@@ -29,6 +29,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the kernels of calls with ALiBi: hopper (the Hopper kernels where they apply) or sm80 (FlashAttention-2 only, the old route).")
   var alibiKernels: CUDAKernelTuning.AlibiKernels = .hopper
 
+  @Option(help: "CUDA: the forward kernels of calls with dropout: hopper (the Hopper forward where it applies) or sm80 (FlashAttention-2 only, the old route); the backward runs FlashAttention-2's either way.")
+  var dropoutKernels: CUDAKernelTuning.DropoutKernels = .hopper
+
   func validate() throws {
     _ = try tuning()
   }
@@ -36,6 +39,7 @@ struct CUDATuningOptions: ParsableArguments {
   /// The overrides, or a validation error naming the flag.
   func tuning() throws -> CUDAKernelTuning {
     var tuning = CUDAKernelTuning(forwardKernels: forwardKernel, alibiKernels: alibiKernels)
+    tuning.dropoutKernels = dropoutKernels
     if let forwardTile {
       guard let tile = AttentionTile.forward(parsing: forwardTile) else {
         throw ValidationError("--forward-tile must be BMxBNxWARPS with BM a multiple of 16·WARPS and BN of 16, got \(forwardTile)")
@@ -106,9 +110,10 @@ struct CUDATuningOptions: ParsableArguments {
   var isSet: Bool {
     forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil || decodeLoader != nil
       || varlenSchedule != nil
-      || alibiKernels != .hopper || decodeCombine != nil
+      || alibiKernels != .hopper || decodeCombine != nil || dropoutKernels != .hopper
   }
 }
 
 extension CUDAKernelTuning.ForwardKernels: ExpressibleByArgument {}
 extension CUDAKernelTuning.AlibiKernels: ExpressibleByArgument {}
+extension CUDAKernelTuning.DropoutKernels: ExpressibleByArgument {}

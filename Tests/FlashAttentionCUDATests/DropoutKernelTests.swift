@@ -5,7 +5,8 @@ import Testing
 @testable import FlashAttentionCUDA
 
 /// Dropout in the FlashAttention-2 kernels: every dropout variant of the catalog compiles without
-/// spills (NVRTC, no GPU), only dropout keys carry it, and dropout calls route to those kernels.
+/// spills (NVRTC, no GPU), only dropout keys carry it, and dropout calls route to those kernels
+/// off sm_90a (on it, the forward runs the Hopper kernel unless `--dropout-kernels sm80`).
 /// On a GPU, `GPUAttentionTests.verifyMatrix` runs the verify matrix's dropout problems against
 /// the reference given the same keep mask.
 @Suite("Dropout kernels")
@@ -32,7 +33,7 @@ struct DropoutKernelTests {
     }
   }
 
-  @Test("dropout calls run the FlashAttention-2 kernels with the dropout flag, on sm_90a too")
+  @Test("dropout calls run the FlashAttention-2 kernels with the dropout flag: off sm_90a, and on it with --dropout-kernels sm80")
   func routing() throws {
     let shape = AttentionShape(batch: 1, seqlenQ: 128, seqlenK: 128, headsQ: 2, headDim: 128)
     let q = HostTensor(shape: shape.qShape, dtype: .bfloat16), k = HostTensor(shape: shape.kShape, dtype: .bfloat16)
@@ -40,11 +41,13 @@ struct DropoutKernelTests {
     let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
     let options = AttentionOptions(dropout: AttentionDropout(probability: 0.1, seed: 1))
     let arguments = try ForwardArguments(q: q.view, k: k.view, v: v.view, out: out.view, lse: lse.view, options: options)
-    guard case let .flashAttention2(key) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: CUDAKernelTuning()) else {
-      Issue.record("a dropout forward chose the Hopper kernel")
-      return
+    // (The Hopper route on sm_90a: DropoutHopperTests.)
+    for (arch, tuning) in [("sm_80", CUDAKernelTuning()), ("sm_90a", CUDAKernelTuning.dropoutOnSM80)] {
+      guard case let .flashAttention2(key) = KernelSelection.forward(arguments, arch: arch, tuning: tuning) else {
+        Issue.record("a dropout forward on \(arch) with \(tuning.dropoutKernels) chose the Hopper kernel")
+        continue
+      }
+      #expect(key.dropout)
     }
-    #expect(key.dropout)
-    #expect(KernelSelection.hopperForwardObstacle(arguments, arch: "sm_90a") == "dropout")
   }
 }

@@ -45,8 +45,9 @@ struct GPUAttentionTests {
       selectionReason: "GPU test, forward kernels \(kernels.rawValue)")
   }
 
-  /// Dropout problems included: the FlashAttention-2 kernels drop with the CPU's keep mask, and
-  /// the reference applies the same mask (the Hopper route hands them to those kernels).
+  /// Dropout problems included: the kernels drop with the CPU's keep mask, and the reference
+  /// applies the same mask (on sm_90a the auto route runs the dropout forward on the Hopper
+  /// kernel, fa2 on FlashAttention-2's; DropoutHopperTests crosses both with more shapes).
   @Test(
     "the verify matrix, both forward kernel families",
     .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"),

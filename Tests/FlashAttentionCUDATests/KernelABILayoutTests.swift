@@ -167,7 +167,7 @@ struct KernelABILayoutTests {
       (\FABackwardConvertParams.seqused_q, 64),
       (\FABackwardConvertParams.packed_rows, 72)
     ])
-    expectLayout(FAHopperForwardParams.self, size: 640, [
+    expectLayout(FAHopperForwardParams.self, size: 704, [
       (\FAHopperForwardParams.tm_q, 0),
       (\FAHopperForwardParams.tm_k, 128),
       (\FAHopperForwardParams.tm_v, 256),
@@ -198,7 +198,8 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.schedule, 592),
       (\FAHopperForwardParams.alibi_slopes, 600),
       (\FAHopperForwardParams.alibi_batch_stride, 608),
-      (\FAHopperForwardParams.padding, 616)
+      (\FAHopperForwardParams.dropout, 616),
+      (\FAHopperForwardParams.padding, 648)
     ])
     expectLayout(FAHopperBackwardParams.self, size: 704, [
       (\FAHopperBackwardParams.tm_q, 0),

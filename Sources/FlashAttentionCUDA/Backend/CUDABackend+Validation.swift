@@ -30,7 +30,8 @@ enum CUDACallChecks {
   }
 
   /// The score features the kernels compile: ALiBi and dropout are in the FlashAttention-2
-  /// kernels (the Hopper kernels hand such calls to them); dropout only for fixed-length calls
+  /// kernels and the Hopper forward (the Hopper backward has ALiBi, and hands dropout calls to
+  /// FlashAttention-2's); dropout only for fixed-length calls
   /// (`dropoutAllowed`), not yet in the varlen, KV-cache or standard-attention paths.
   static func features(
     _ options: AttentionOptions, backend: String, dropoutAllowed: Bool = false

@@ -62,6 +62,16 @@ package struct CUDAKernelTuning: Sendable, Hashable {
     case sm80
   }
 
+  /// Which kernels run the forward of calls with dropout (the backward runs FlashAttention-2's
+  /// kernels either way: the Hopper backward has no dropout).
+  package enum DropoutKernels: String, Sendable, Hashable, CaseIterable {
+    /// The Hopper forward where it applies (compiled with `FA_DROPOUT`), else FlashAttention-2's.
+    case hopper
+    /// The FlashAttention-2 (sm80) forward only: the route before the Hopper forward had
+    /// dropout, to time the two in one run.
+    case sm80
+  }
+
   /// Replaces the FlashAttention-2 forward table's tile at every head dim.
   package var forwardTile: AttentionTile?
   /// Replaces the FlashAttention-2 backward table's tile at every head dim where it fits.
@@ -93,6 +103,8 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   /// 2026-12-06, bit-identical to `.separate` and 0.5-2 µs faster at batch 1-4, never slower):
   /// a second launch, or the last split CTA of each row block inside the decode kernel.
   package var decodeCombine: DecodeCombine
+  /// Which kernels run the forward of dropout calls (`--dropout-kernels`).
+  package var dropoutKernels: DropoutKernels = .hopper
 
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,

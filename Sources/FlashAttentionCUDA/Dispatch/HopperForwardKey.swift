@@ -45,6 +45,9 @@ package struct HopperForwardKey: CUDAKernelKey {
   package var varlen: Bool = false
   /// The ALiBi bias (`FA_ALIBI`, Kernels/hopper/alibi.cuh); 16-bit inputs only.
   package var alibi: Bool = false
+  /// Dropout on P (`FA_DROPOUT`, Kernels/hopper/dropout.cuh, the keep mask of
+  /// common/dropout.cuh); 16-bit inputs only.
+  package var dropout: Bool = false
 
   /// Head dims (Q/K, V) the kernel is built and verified for.
   package static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
@@ -118,15 +121,18 @@ package struct HopperForwardKey: CUDAKernelKey {
     let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
     // Likewise ALiBi: plain programs are the text they were before the flag existed.
     let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
+    // And dropout.
+    let dropoutDefine = dropout ? "#define FA_DROPOUT 1\n" : ""
     return CUDAProgram(
-      entry: "flash_fwd_hopper", source: defines + varlenDefine + alibiDefine + KernelSources.text("hopper/forward.cu"))
+      entry: "flash_fwd_hopper",
+      source: defines + varlenDefine + alibiDefine + dropoutDefine + KernelSources.text("hopper/forward.cu"))
   }
 
   package var description: String {
     "hopper_fwd d\(headDim)x\(headDimV) \(dtype)\(dtype.isFloat8 ? "->\(output)" : "") \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
       + "\(qStages > 1 ? " q\(qStages)" : "")"
       + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")\(consumers != 2 ? " wg\(consumers)" : "")"
-      + (varlen ? " varlen" : "") + (alibi ? " alibi" : "")
+      + (varlen ? " varlen" : "") + (alibi ? " alibi" : "") + (dropout ? " dropout" : "")
   }
 
   /// The ALiBi variants the library can launch (fixed-length calls with 16-bit inputs: the
@@ -137,6 +143,23 @@ package struct HopperForwardKey: CUDAKernelKey {
       key.alibi = true
       return key
     }
+  }
+
+  /// The dropout variants the library can launch (fixed-length calls with 16-bit inputs: the
+  /// variable-length path refuses dropout): each 16-bit variant of `allVariants` with dropout,
+  /// and with ALiBi and dropout together.
+  package static var dropoutVariants: [HopperForwardKey] {
+    let plain = allVariants.filter { !$0.dtype.isFloat8 }.map { key in
+      var key = key
+      key.dropout = true
+      return key
+    }
+    let withAlibi = plain.map { key in
+      var key = key
+      key.alibi = true
+      return key
+    }
+    return plain + withAlibi
   }
 
   /// Every variant the library can launch, for the `kernels` report and compile checks: one per

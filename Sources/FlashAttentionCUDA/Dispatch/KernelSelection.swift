@@ -49,7 +49,7 @@ enum KernelSelection {
     // fp8 has no FlashAttention-2 kernel: the Hopper kernel whatever the tuning (the backend
     // refuses a call it cannot take).
     if tuning.forwardKernels == .automatic || arguments.q.dtype.isFloat8, hopperTakesAlibi(arguments.options, tuning),
-      hopperForwardObstacle(arguments, arch: arch) == nil,
+      hopperTakesDropout(arguments.options, tuning), hopperForwardObstacle(arguments, arch: arch) == nil,
       let key = hopperForwardKey(arguments)
     {
       return .hopper(key, persistent: arguments.shape.seqlenK <= TileTables.hopperForwardPersistentMaxSeqlenK)
@@ -107,6 +107,12 @@ enum KernelSelection {
     options.alibiSlopes == nil || tuning.alibiKernels == .hopper
   }
 
+  /// Whether the tuning lets the Hopper forward run a call with these options: always without
+  /// dropout; with dropout unless `--dropout-kernels sm80` asks for the FlashAttention-2 forward.
+  static func hopperTakesDropout(_ options: AttentionOptions, _ tuning: CUDAKernelTuning) -> Bool {
+    options.activeDropout == nil || tuning.dropoutKernels == .hopper
+  }
+
   /// The Hopper forward's key for a call, or nil when no variant covers it.
   static func hopperForwardKey(_ arguments: ForwardArguments) -> HopperForwardKey? {
     var key = HopperForwardKey(
@@ -115,6 +121,7 @@ enum KernelSelection {
       persistent: arguments.shape.seqlenK <= TileTables.hopperForwardPersistentMaxSeqlenK,
       seqlenK: arguments.shape.seqlenK, output: arguments.out.dtype)
     key?.alibi = arguments.options.alibiSlopes != nil
+    key?.dropout = arguments.options.activeDropout != nil
     return key
   }
 
@@ -126,8 +133,8 @@ enum KernelSelection {
     if arch != "sm_90a" { return "device arch \(arch) is not sm_90a" }
     // The fp8 kernel has no ALiBi (the 16-bit ones compile it in with FA_ALIBI).
     if arguments.options.alibiSlopes != nil && arguments.q.dtype.isFloat8 { return "ALiBi with float8_e4m3fn inputs" }
-    // Dropout's keep mask is in the FlashAttention-2 kernels only.
-    if arguments.options.activeDropout != nil { return "dropout" }
+    // The fp8 kernel has no dropout (the 16-bit ones compile it in with FA_DROPOUT).
+    if arguments.options.activeDropout != nil && arguments.q.dtype.isFloat8 { return "dropout with float8_e4m3fn inputs" }
     // No keys: nothing for TMA to describe; the FlashAttention-2 kernel writes the zeros and -inf.
     if shape.seqlenK == 0 { return "seqlen_k is 0" }
     if hopperForwardKey(arguments) == nil {

@@ -47,6 +47,7 @@ enum HopperLaunch {
     parameters.descale_strides = (strides[0], strides[1], strides[2], strides[3], strides[4], strides[5])
     parameters.alibi_slopes = devicePointer(alibiSlopes)
     parameters.alibi_batch_stride = alibiBatchStride(arguments.options, shape)
+    parameters.dropout = FADropoutParams(arguments.options, headsQ: shape.headsQ)
     let blocks = persistent ? min(items, device.multiprocessors) : items
     try device.loadedKernel(key).launch(
       grid: (blocks, 1, 1), block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters,

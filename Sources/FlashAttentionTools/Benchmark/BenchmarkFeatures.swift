@@ -4,15 +4,17 @@ import FlashAttentionCore
 /// (`bench --alibi --dropout P`): `flash-alibi` (FlashAttention's slopes), `flash-dropout`
 /// (probability `BenchmarkSettings.dropoutProbability`, a fixed seed), and on CUDA
 /// `flash-alibi-sm80` (`--impls`): ALiBi on the FlashAttention-2 kernels whatever the
-/// `--alibi-kernels` flag, to time both routes in one run.
+/// `--alibi-kernels` flag, to time both routes in one run, and `flash-dropout-sm80`: the dropout
+/// forward on the FlashAttention-2 kernels whatever `--dropout-kernels` says (likewise).
 package enum BenchmarkFeatures {
   package static let alibi = "flash-alibi"
   package static let alibiSM80 = "flash-alibi-sm80"
   package static let dropout = "flash-dropout"
+  package static let dropoutSM80 = "flash-dropout-sm80"
 
   /// Whether `impl` runs the flash backend (plain or with a feature).
   package static func isFlash(_ impl: String) -> Bool {
-    impl == "flash" || impl == alibi || impl == alibiSM80 || impl == dropout
+    impl == "flash" || impl == alibi || impl == alibiSM80 || impl == dropout || impl == dropoutSM80
   }
 
   /// The options of `impl` on `benchmarkCase`.
@@ -23,7 +25,7 @@ package enum BenchmarkFeatures {
     if impl == alibi || impl == alibiSM80 {
       options.alibiSlopes = VerificationMatrix.alibiSlopes(heads: benchmarkCase.shape.headsQ)
     }
-    if impl == dropout {
+    if impl == dropout || impl == dropoutSM80 {
       options.dropout = AttentionDropout(probability: settings.dropoutProbability, seed: 0x5eed, offset: 0)
     }
     return options

@@ -12,6 +12,8 @@ package struct CUDABenchmarkRunner {
   package let flash: CUDABackend
   /// The same tuning with ALiBi on the FlashAttention-2 kernels (`flash-alibi-sm80`).
   package let flashAlibiSM80: CUDABackend
+  /// The same tuning with the dropout forward on the FlashAttention-2 kernels (`flash-dropout-sm80`).
+  package let flashDropoutSM80: CUDABackend
   package let standard: CUDAStandardAttention
   package let settings: BenchmarkSettings
   package var deviceName: String { flash.device.name }
@@ -23,6 +25,9 @@ package struct CUDABenchmarkRunner {
     var sm80 = flash  // the same device and stream
     sm80.tuning.alibiKernels = .sm80
     flashAlibiSM80 = sm80
+    var dropoutSM80 = flash
+    dropoutSM80.tuning.dropoutKernels = .sm80
+    flashDropoutSM80 = dropoutSM80
     standard = CUDAStandardAttention(device: flash.device)
     self.settings = settings
   }
@@ -210,7 +215,9 @@ package struct CUDABenchmarkRunner {
     } else if let options, impl != "flash" {
       // A feature variant: the set's tensors under its options. The arguments are rebuilt per
       // call (a few microseconds of host checks, hidden behind the queued kernels).
-      let backend = impl == BenchmarkFeatures.alibiSM80 ? flashAlibiSM80 : flash
+      let backend =
+        impl == BenchmarkFeatures.alibiSM80
+        ? flashAlibiSM80 : impl == BenchmarkFeatures.dropoutSM80 ? flashDropoutSM80 : flash
       forward = { (set) throws(FlashAttentionError) in try backend.enqueueForward(set.forward.with(options), on: stream) }
       backward = { (set) throws(FlashAttentionError) in
         try backend.enqueueBackward(set.requireBackward().with(options), on: stream)

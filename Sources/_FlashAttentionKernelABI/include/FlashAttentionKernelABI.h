@@ -270,8 +270,10 @@ typedef struct FAHopperForwardParams {
   /// ALiBi (kernels compiled with FA_ALIBI), as in FAForwardParams.
   const float* alibi_slopes;
   fa_i64 alibi_batch_stride;
+  /// Dropout (kernels compiled with FA_DROPOUT), as in FAForwardParams.
+  FADropoutParams dropout;
   /// To a multiple of 64 bytes, the device's alignment of the struct.
-  fa_i32 padding[6];
+  fa_i32 padding[14];
 } FAHopperForwardParams;
 
 /// `flash_bwd_hopper`: dK and dV of one key block (and, in the fused form, dQ additions).
@@ -742,7 +744,7 @@ FA_ABI_FIELD(FAVarlenClearParams, total, 60);
 FA_ABI_FIELD(FAVarlenClearParams, heads, 64);
 FA_ABI_FIELD(FAVarlenClearParams, width, 68);
 
-FA_ABI_SIZE(FAHopperForwardParams, 640);
+FA_ABI_SIZE(FAHopperForwardParams, 704);
 FA_ABI_FIELD(FAHopperForwardParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperForwardParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperForwardParams, tm_v, 256);
@@ -773,7 +775,8 @@ FA_ABI_FIELD(FAHopperForwardParams, seqused_k, 584);
 FA_ABI_FIELD(FAHopperForwardParams, schedule, 592);
 FA_ABI_FIELD(FAHopperForwardParams, alibi_slopes, 600);
 FA_ABI_FIELD(FAHopperForwardParams, alibi_batch_stride, 608);
-FA_ABI_FIELD(FAHopperForwardParams, padding, 616);
+FA_ABI_FIELD(FAHopperForwardParams, dropout, 616);
+FA_ABI_FIELD(FAHopperForwardParams, padding, 648);
 
 FA_ABI_SIZE(FAHopperBackwardParams, 704);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);

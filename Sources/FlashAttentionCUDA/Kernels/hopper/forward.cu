@@ -16,6 +16,7 @@
 //                                padded schedule, or the packed one when params.schedule is set)
 //   FA_ALIBI                     the ALiBi bias (hopper/alibi.cuh): one FFMA per score, the
 //                                per-row rest folded into the row's max and exponent offset
+//   FA_DROPOUT                   dropout on P after the softmax (hopper/dropout.cuh; 16-bit only)
 // Sizes, strides and the window are the parameters (FAHopperForwardParams): one compile serves
 // every problem size.
 //
@@ -45,6 +46,7 @@
 #include "hopper/wgmma_e4m3.cuh"
 #include "hopper/fp8.cuh"
 #include "hopper/alibi.cuh"
+#include "hopper/dropout.cuh"
 
 #ifndef FA_FP8
 #define FA_FP8 0
@@ -65,6 +67,7 @@ constexpr bool PINGPONG = FA_PINGPONG;
 constexpr bool OVERLAP = FA_OVERLAP;
 constexpr bool FP8 = FA_FP8;
 constexpr bool ALIBI = FA_ALIBI;
+constexpr bool DROPOUT = FA_DROPOUT;
 constexpr int ELEM = FP8 ? 1 : 2;      // bytes per Q/K/V element
 constexpr int PANEL = 128 / ELEM;      // columns per 128-byte swizzled panel
 constexpr int KSTEP = 32 / ELEM;       // k per wgmma instruction (a 32-byte slice of a panel row)
@@ -96,6 +99,7 @@ static_assert(BN % 16 == 0 && BN <= 256, "block N");
 static_assert(NV >= DV && NV <= DVP, "PV width: head_dim_v must be 64, 96, 128 or 256 (or below 64)");
 static_assert(!FP8 || (BN % 128 == 0 && D % 32 == 0), "fp8: block N a multiple of 128 (whole V^T panels), head_dim of 32");
 static_assert(!(FP8 && ALIBI), "ALiBi: 16-bit inputs only");
+static_assert(!(FP8 && DROPOUT), "dropout: 16-bit inputs only");
 
 // The wgmma of the storage type.
 template <bool E4M3, int N> struct MmaOf { typedef Wgmma<N> type; };
@@ -313,6 +317,9 @@ struct Consumer {
   // The work tile's slope in raw-score units (per unit of distance): slope · log2(e) / mul.
   float alibi_slope;
 #endif
+#if FA_DROPOUT
+  u32 dropout_batch_head;  // the work tile's generator index (hopper/dropout.cuh)
+#endif
 
   // Descriptors are rebuilt from an opaque base at each use: hoisted out of the loop, the
   // per-k-step descriptors would hold 2 registers each for the whole tile (and spill at d=256).
@@ -476,6 +483,17 @@ struct Consumer {
     }
   }
 
+  // FA_DROPOUT: zeroes the dropped P of tile n0, after the softmax (which summed it undropped),
+  // right before convert_p: once the previous P V has finished with `p`, whose registers the
+  // Philox calls then use (called between the softmax and that P V's wait instead, the d = 128
+  // BN = 176 and the three-consumer d = 64 variants spilled 16-80 bytes). The epilogue scales
+  // O by 1 / (1 - p). Nothing in other kernels.
+  __device__ __forceinline__ void drop(const FAHopperForwardParams& params, int n0) {
+#if FA_DROPOUT
+    drop_p<BN>(s, params.dropout, dropout_batch_head, row_a, n0, tq);
+#endif
+  }
+
   // Skipped when no row of the warp changed its max (the common case with the lazy update): one
   // vote instead of NV/2 multiplies per thread. Not in softcap kernels: there the branch made the
   // d=128, BN=176 variant spill (20 bytes), and the tanh per score outweighs the rescale.
@@ -535,6 +553,7 @@ __device__ __forceinline__ void mainloop_overlapped(
     fence_regs(c.s);
     mbar_arrive(sm.empty_k(ring % ST));
     const float2 f = c.softmax(params, mask, n0, mask.template tile_needs_mask<BM, BN>(tl.m0, n0));
+    c.drop(params, n0);
     c.convert_p();
     c.rescale_o(f);
   }
@@ -562,6 +581,7 @@ __device__ __forceinline__ void mainloop_overlapped(
     wg_wait<0>();
     fence_regs(c.o);
     mbar_arrive(sm.pv_empty(prev));
+    c.drop(params, n0);
     c.convert_p();
     c.rescale_o(f);
   }
@@ -597,6 +617,7 @@ __device__ __forceinline__ void mainloop_serial(
     mbar_arrive(sm.empty_k(st));
     if (it == n_iters - 1) mbar_arrive(sm.q_empty(qs));
     const float2 f = c.softmax(params, mask, n0, mask.template tile_needs_mask<BM, BN>(tl.m0, n0));
+    c.drop(params, n0);
     c.convert_p();
     c.rescale_o(f);
     sm.wait_v(ring + it);
@@ -662,6 +683,10 @@ __device__ __forceinline__ void consume(
 #if FA_ALIBI
     c.alibi_slope = alibi_slope_log2(params.alibi_slopes, params.alibi_batch_stride, tl.batch, tl.head) /
                     (SOFTCAP ? 1.f : params.scale_log2);
+#endif
+#if FA_DROPOUT
+    c.dropout_batch_head = dropout_batch_head(params.dropout, tl.batch, tl.head);
+    o_scale = params.dropout.keep_scale;  // the kept P's 1 / (1 - p), once per row (hopper/dropout.cuh)
 #endif
     const int qs = q_loads % QST;
     c.q_base = sm.q(qs) + c.cw * 64 * 128;

@@ -1,0 +1,229 @@
+import FlashAttentionCore
+import FlashAttentionTestSupport
+import Testing
+
+@testable import FlashAttentionCUDA
+
+/// Dropout in the Hopper forward (`FA_DROPOUT`, Kernels/hopper/dropout.cuh): dropout forwards
+/// run it on sm_90a unless the tuning asks for the FlashAttention-2 route (the backward stays on
+/// FlashAttention-2's kernels either way); the dropout variants compile without spills (NVRTC,
+/// no GPU); plain programs carry no trace of the flag; on an H100 both routes match the float64
+/// reference given the same keep mask.
+@Suite("Dropout on the Hopper forward")
+struct DropoutHopperTests {
+  typealias Views = KernelSelectionTests.Views
+
+  static func shape(d: Int, seqlenQ: Int = 300, seqlenK: Int = 300) -> AttentionShape {
+    AttentionShape(batch: 2, seqlenQ: seqlenQ, seqlenK: seqlenK, headsQ: 4, headsKV: 2, headDim: d)
+  }
+
+  static let dropout = AttentionDropout(probability: 0.2, seed: 7, offset: 3)
+
+  @Test("dropout forwards run the Hopper kernel on sm_90a, FlashAttention-2 with --dropout-kernels sm80 or elsewhere")
+  func forwardSelection() throws {
+    for options in [AttentionOptions(dropout: Self.dropout), AttentionOptions(causal: true, dropout: Self.dropout)] {
+      for d in [64, 128, 256] {
+        let arguments = try Views(Self.shape(d: d)).forward(options)
+        guard case let .hopper(key, _) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: .init()) else {
+          Issue.record("dropout at d = \(d) bf16 on sm_90a should run the Hopper forward")
+          continue
+        }
+        #expect(key.dropout && key.program.source.contains("#define FA_DROPOUT 1\n"))
+        #expect(KernelSelection.hopperForwardObstacle(arguments, arch: "sm_90a") == nil)
+        for (arch, tuning) in [("sm_90a", CUDAKernelTuning.dropoutOnSM80), ("sm_80", CUDAKernelTuning())] {
+          guard case let .flashAttention2(key) = KernelSelection.forward(arguments, arch: arch, tuning: tuning) else {
+            Issue.record("\(arch) \(tuning.dropoutKernels) should run the FlashAttention-2 forward")
+            continue
+          }
+          #expect(key.dropout)
+        }
+      }
+    }
+    // Without dropout the sm80 switch changes nothing.
+    let plain = try Views(Self.shape(d: 128)).forward()
+    guard case let .hopper(key, _) = KernelSelection.forward(plain, arch: "sm_90a", tuning: .dropoutOnSM80) else {
+      Issue.record("a plain call should run the Hopper forward whatever --dropout-kernels says")
+      return
+    }
+    #expect(!key.dropout && !key.program.source.contains("#define FA_DROPOUT"))
+  }
+
+  @Test("ALiBi and dropout together: one Hopper key with both flags; either switch to sm80 moves the forward")
+  func alibiAndDropout() throws {
+    let options = AttentionOptions(
+      alibiSlopes: AlibiSlopes(perHead: [0.5, 0.25, 0.125, 0.0625]), dropout: Self.dropout)
+    let arguments = try Views(Self.shape(d: 128)).forward(options)
+    guard case let .hopper(key, _) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: .init()) else {
+      Issue.record("ALiBi with dropout at d = 128 should run the Hopper forward")
+      return
+    }
+    #expect(key.alibi && key.dropout)
+    #expect(HopperForwardKey.dropoutVariants.contains(key), "\(key) is not in the catalog")
+    for tuning in [CUDAKernelTuning.dropoutOnSM80, CUDAKernelTuning(alibiKernels: .sm80)] {
+      guard case let .flashAttention2(fa2) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: tuning) else {
+        Issue.record("\(tuning) should run the FlashAttention-2 forward")
+        continue
+      }
+      #expect(fa2.alibi && fa2.dropout)
+    }
+  }
+
+  /// What `verify --device cuda --filter dropout` runs on an H100 (aligned device views of each
+  /// problem's shape), and this suite's own GPU problems.
+  @Test("verify's dropout problems take the Hopper forward on sm_90a by default, FlashAttention-2's with sm80")
+  func verifyProblemsRoute() throws {
+    let problems = VerificationMatrix.standard.filter { $0.options.activeDropout != nil } + Self.problems
+    #expect(problems.count >= 10)
+    for problem in problems {
+      for dtype in [DType.bfloat16, .float16] {
+        let arguments = try Views(problem.shape, dtype: dtype).forward(problem.options)
+        guard case let .hopper(key, _) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: .init()) else {
+          Issue.record("\(problem.name) \(dtype): the default route is not the Hopper forward")
+          continue
+        }
+        #expect(key.dropout && key.alibi == (problem.options.alibiSlopes != nil), "\(problem.name)")
+        guard case let .flashAttention2(fa2) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: .dropoutOnSM80)
+        else {
+          Issue.record("\(problem.name) \(dtype): --dropout-kernels sm80 took the Hopper forward")
+          continue
+        }
+        #expect(fa2.dropout, "\(problem.name)")
+      }
+    }
+  }
+
+  @Test("the dropout backward stays on the FlashAttention-2 kernels, with their dropout flag")
+  func backwardSelection() throws {
+    for tuning in [CUDAKernelTuning(), .dropoutOnSM80] {
+      let plan = KernelSelection.backward(
+        try Views(Self.shape(d: 128)).backward(AttentionOptions(dropout: Self.dropout)), arch: "sm_90a", tuning: tuning)
+      guard case let .flashAttention2(keyValue, _) = plan.form else {
+        Issue.record("the dropout backward should run the FlashAttention-2 kernels, got \(plan.form)")
+        continue
+      }
+      #expect(keyValue.dropout)
+    }
+  }
+
+  @Test("every launchable dropout key is in the catalog; plain Hopper programs do not define FA_DROPOUT")
+  func catalog() throws {
+    for key in HopperForwardKey.allVariants { #expect(!key.program.source.contains("#define FA_DROPOUT"), "\(key)") }
+    let variants = HopperForwardKey.dropoutVariants
+    #expect(variants.allSatisfy { $0.dropout && !$0.dtype.isFloat8 && !$0.varlen })
+    #expect(Set(variants.map(\.program)).count == variants.count)
+    #expect(CUDAKernelCatalog.keys(arch: "sm_90a").contains { ($0 as? HopperForwardKey)?.dropout == true })
+    // Every problem the selection can send to a dropout key: each head dim, dtype, mask, softcap
+    // and key length regime, with and without ALiBi.
+    for (d, dv) in HopperForwardKey.supportedHeadDims {
+      for dtype in [DType.bfloat16, .float16] {
+        let alibi = AlibiSlopes(perHead: [0.5, 0.25, 0.125, 0.0625])
+        for options in [
+          AttentionOptions(dropout: Self.dropout), AttentionOptions(causal: true, dropout: Self.dropout),
+          AttentionOptions(window: SlidingWindow(left: 30, right: 5), softcap: 4, dropout: Self.dropout),
+          AttentionOptions(causal: true, softcap: 4, alibiSlopes: alibi, dropout: Self.dropout),
+          AttentionOptions(alibiSlopes: alibi, dropout: Self.dropout),
+        ] {
+          for seqlenK in [300, 5000] {
+            let shape = AttentionShape(batch: 1, seqlenQ: 200, seqlenK: seqlenK, headsQ: 4, headDim: d, headDimV: dv)
+            let arguments = try Views(shape, dtype: dtype).forward(options)
+            guard let key = KernelSelection.hopperForwardKey(arguments) else {
+              Issue.record("no Hopper key for d \(d)/\(dv) \(dtype)")
+              continue
+            }
+            #expect(variants.contains(key), "\(key) is not in the catalog")
+          }
+        }
+      }
+    }
+  }
+
+  /// The forward's heaviest dropout variants: softcap and masks at every head dim, the wide
+  /// unmasked d = 128 tile (22 chunks: the shared calls with a surplus group), three consumers
+  /// at d = 64, and ALiBi with dropout (bf16; fp16 differs only in conversions). The
+  /// `flash-attention kernels --filter dropout` report covers every variant.
+  @Test(
+    "the Hopper dropout variants compile without spills",
+    .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"))
+  func compiles() throws {
+    let forward = HopperForwardKey.dropoutVariants.filter { key in
+      key.dtype == .bfloat16
+        && (key.softcap || key.consumers == 3 || key.blockN == 176 || key.headDim == 256 || (key.alibi && key.mask == .causal))
+    }
+    #expect(forward.contains { $0.blockN == 176 } && forward.contains { $0.consumers == 3 })
+    for key in forward { try expectCleanHopperCompile(key.program, "\(key)") }
+  }
+
+  /// Problems that reach every dropout variant's path: both mask regimes at d = 64 (three
+  /// consumers past 1024 keys), 128 (the 176-key tile past 4096 keys) and 256, windows, GQA,
+  /// softcap, ALiBi with dropout, sequences of 1, 7 and 17 rows, seqlen_q ≠ seqlen_k both ways,
+  /// a batch slice (firstBatch: the generator's batch coordinate) and p = 0.9.
+  static let problems: [AttentionProblem] = {
+    typealias S = AttentionShape
+    typealias O = AttentionOptions
+    func drop(_ p: Float, _ seed: UInt64, firstBatch: Int = 0) -> AttentionDropout {
+      var dropout = AttentionDropout(probability: p, seed: seed, offset: seed &* 3)
+      dropout.firstBatch = firstBatch
+      return dropout
+    }
+    return [
+      AttentionProblem(
+        "hdrop-causal-gqa-d128", S(batch: 2, seqlenQ: 300, seqlenK: 300, headsQ: 4, headsKV: 2, headDim: 128),
+        O(causal: true, dropout: drop(0.17, 1))),
+      AttentionProblem(
+        "hdrop-wide-d128", S(batch: 1, seqlenQ: 65, seqlenK: 4500, headsQ: 2, headDim: 128), O(dropout: drop(0.1, 2))),
+      AttentionProblem(
+        "hdrop-wide-d64", S(batch: 1, seqlenQ: 200, seqlenK: 1100, headsQ: 2, headsKV: 1, headDim: 64),
+        O(dropout: drop(0.3, 3))),
+      AttentionProblem(
+        "hdrop-sq>sk-d64", S(batch: 1, seqlenQ: 1000, seqlenK: 129, headsQ: 2, headDim: 64),
+        O(causal: true, dropout: drop(0.5, 4))),
+      AttentionProblem(
+        "hdrop-window-softcap-d96", S(batch: 1, seqlenQ: 129, seqlenK: 200, headsQ: 2, headDim: 96),
+        O(window: SlidingWindow(left: 40, right: 7), softcap: 5, dropout: drop(0.2, 5))),
+      AttentionProblem(
+        "hdrop-d256-odd", S(batch: 1, seqlenQ: 17, seqlenK: 7, headsQ: 3, headsKV: 1, headDim: 256),
+        O(dropout: drop(0.25, 6))),
+      AttentionProblem(
+        "hdrop-d192x128-one-row", S(batch: 2, seqlenQ: 1, seqlenK: 1000, headsQ: 2, headDim: 192, headDimV: 128),
+        O(dropout: drop(0.9, 7))),
+      AttentionProblem(
+        "hdrop-alibi-causal-d128-slice", S(batch: 2, seqlenQ: 130, seqlenK: 257, headsQ: 2, headDim: 128),
+        O(causal: true, alibiSlopes: VerificationMatrix.alibiSlopes(heads: 2, batch: 2), dropout: drop(0.15, 8, firstBatch: 3))),
+    ]
+  }()
+
+  @Test(
+    "both dropout forward routes match the float64 reference given the keep mask (GPU)",
+    .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"),
+    arguments: combinations(
+      problems + VerificationMatrix.standard.filter { $0.options.activeDropout != nil }, [DType.bfloat16, .float16],
+      CUDAKernelTuning.DropoutKernels.allCases))
+  func matchesReference(_ problem: AttentionProblem, _ dtype: DType, _ route: CUDAKernelTuning.DropoutKernels) throws {
+    var tuning = CUDAKernelTuning()
+    tuning.dropoutKernels = route
+    let backend = try CUDABackend(device: 0, tuning: tuning)
+    // The plan of the same call on aligned device views: on an H100 the hopper route must really
+    // run the Hopper forward, and the sm80 route never does.
+    let views = try Views(problem.shape, dtype: dtype)
+    let plan = backend.forwardPlan(try views.forward(problem.options))
+    if backend.device.arch == "sm_90a" {
+      switch (plan, route) {
+      case (.flashAttention2, .hopper): Issue.record("\(problem.name): the dropout forward did not take the Hopper kernel")
+      case (.hopper, .sm80): Issue.record("\(problem.name): --dropout-kernels sm80 took the Hopper kernel")
+      default: break
+      }
+    }
+    expectPasses(
+      problem, dtype: dtype,
+      engine: AttentionEngine(backend: backend, selectionReason: "GPU test, dropout kernels \(route.rawValue)"))
+  }
+}
+
+extension CUDAKernelTuning {
+  /// The default tuning with the dropout forward on the FlashAttention-2 kernels.
+  static var dropoutOnSM80: CUDAKernelTuning {
+    var tuning = CUDAKernelTuning()
+    tuning.dropoutKernels = .sm80
+    return tuning
+  }
+}
