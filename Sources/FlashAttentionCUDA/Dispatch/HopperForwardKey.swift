@@ -91,6 +91,23 @@ package struct HopperForwardKey: CUDAKernelKey {
     self.consumers = tile.consumers
   }
 
+  /// Sets the ALiBi and dropout flags. Both together overflow the three-consumer d = 64 tile's
+  /// 128 registers per consumer thread once the forward keeps the exact exponent's raw maxima
+  /// (316 bytes of spills, NVRTC 13.0.88, 2026-12-06): such keys take the two-consumer d = 64
+  /// tile (TileTables.hopperForward's masked one, or its unmasked persistent one).
+  package mutating func setFeatures(alibi: Bool, dropout: Bool) {
+    self.alibi = alibi
+    self.dropout = dropout
+    if alibi && dropout && consumers == 3 {
+      blockN = 128
+      stages = 3
+      qStages = 2
+      pingPong = mask != .none
+      overlap = true
+      consumers = 2
+    }
+  }
+
   /// Rows of Q per block: one consumer warpgroup per 64.
   package var blockM: Int { 64 * consumers }
   /// Threads per block: one producer warpgroup and the consumers.
@@ -154,10 +171,11 @@ package struct HopperForwardKey: CUDAKernelKey {
       key.dropout = true
       return key
     }
-    let withAlibi = plain.map { key in
+    var withAlibi: [HopperForwardKey] = []
+    for key in plain {
       var key = key
-      key.alibi = true
-      return key
+      key.setFeatures(alibi: true, dropout: true)
+      if !withAlibi.contains(key) { withAlibi.append(key) }
     }
     return plain + withAlibi
   }

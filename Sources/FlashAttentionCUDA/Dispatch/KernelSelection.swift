@@ -120,8 +120,7 @@ enum KernelSelection {
       mask: HopperForwardKey.MaskKind(arguments.mask), softcap: arguments.options.softcap > 0,
       persistent: arguments.shape.seqlenK <= TileTables.hopperForwardPersistentMaxSeqlenK,
       seqlenK: arguments.shape.seqlenK, output: arguments.out.dtype)
-    key?.alibi = arguments.options.alibiSlopes != nil
-    key?.dropout = arguments.options.activeDropout != nil
+    key?.setFeatures(alibi: arguments.options.alibiSlopes != nil, dropout: arguments.options.activeDropout != nil)
     return key
   }
 
