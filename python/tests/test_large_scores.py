@@ -54,3 +54,38 @@ def test_large_scores_forward(device: str, head_dim: int, dtype: torch.dtype, ca
     error, allowed = relative_l2(out, out64), 5 * relative_l2(yardstick, out64) + 1e-6
     assert error <= allowed, f"out: relative L2 {error:.3g} > 5x the storage-precision attention's ({allowed:.3g})"
     reference.check_lse(lse, lse64)
+
+
+@pytest.mark.parametrize("seqlen_q", [1, 4])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("device", device_params())
+def test_large_scores_kvcache(device: str, dtype: torch.dtype, seqlen_q: int):
+    """The KV-cache path (CUDA: the split-KV decode kernel and its merge) at |scale·s| = 1e4:
+    two sequences of 1000 and 700 cached tokens, GQA 8/2, d 128, causal from the cache's end."""
+    from flash_attention_swift import flash_attn_with_kvcache
+
+    lengths = [1000, 700]
+    q = torch.randn(2, seqlen_q, 8, 128, device=device).to(dtype)
+    k_cache = torch.randn(2, 1000, 2, 128, device=device).to(dtype)
+    v_cache = torch.randn(2, 1000, 2, 128, device=device).to(dtype)
+    largest = max(
+        torch.einsum("qhd,khd->hqk", q[b].double(), k_cache[b, :n].double().repeat_interleave(4, dim=1)).abs().max().item()
+        for b, n in enumerate(lengths)
+    )
+    scale = 1e4 / largest
+    cache_seqlens = torch.tensor(lengths, dtype=torch.int32, device=device)
+    out, lse, *_ = flash_attn_with_kvcache(
+        q, k_cache, v_cache, cache_seqlens=cache_seqlens, softmax_scale=scale, causal=True, return_softmax_lse=True
+    )
+    expected, yardstick, lse64 = [], [], []
+    for b, n in enumerate(lengths):
+        qb, kb, vb = q[b : b + 1], k_cache[b : b + 1, :n], v_cache[b : b + 1, :n]
+        out64, l64 = reference.attention(qb.double(), kb.double(), vb.double(), scale=scale, causal=True)
+        expected.append(out64)
+        lse64.append(l64)
+        yardstick.append(storage_precision_attention(qb, kb, vb, scale, True))
+    expected, yardstick, lse64 = torch.cat(expected), torch.cat(yardstick), torch.cat(lse64)
+    assert torch.isfinite(out).all(), "out not finite"
+    error, allowed = relative_l2(out, expected), 5 * relative_l2(yardstick, expected) + 1e-6
+    assert error <= allowed, f"out: relative L2 {error:.3g} > 5x the storage-precision attention's ({allowed:.3g})"
+    reference.check_lse(lse, lse64)
