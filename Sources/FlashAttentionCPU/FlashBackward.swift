@@ -67,7 +67,7 @@ struct FlashBackward {
     let queryTiles = br * pitch + br * pitchV + br * paddedDim
     // Dropout's factors take one more score tile.
     let factors = arguments.options.activeDropout == nil ? 0 : br * bc
-    return keyTiles + queryTiles + 3 * br * bc + 3 * br + factors
+    return keyTiles + queryTiles + 3 * br * bc + 4 * br + factors
   }
 
   /// |LSE| above which P and D come from recomputed row statistics: there half a unit in the
@@ -80,7 +80,11 @@ struct FlashBackward {
     let rowCount = shape.batch * shape.headsQ * shape.seqlenQ
     let rowD = UnsafeMutablePointer<Float>.allocate(capacity: max(rowCount, 1))
     defer { rowD.deallocate() }
-    let statistics = try exactStatistics(rows: rowCount, d: rowD)
+    // D's low part: 0 but where the large-score statistics keep D as an fp32 pair.
+    let rowDLow = UnsafeMutablePointer<Float>.allocate(capacity: max(rowCount, 1))
+    rowDLow.initialize(repeating: 0, count: max(rowCount, 1))
+    defer { rowDLow.deallocate() }
+    let statistics = try exactStatistics(rows: rowCount, d: rowD, dLow: rowDLow)
     defer {
       statistics?.max.deallocate()
       statistics?.logSum.deallocate()
@@ -110,7 +114,8 @@ struct FlashBackward {
     pool.run(tasks: pairs * keyBlocks) { task, worker in
       let scratch = pool.scratch(worker: worker, bytes: floats * 4).assumingMemoryBound(to: Float.self)
       process(
-        pair: task % pairs, keyBlock: task / pairs, scratch: scratch, rowD: rowD, statistics: statistics,
+        pair: task % pairs, keyBlock: task / pairs, scratch: scratch, rowD: rowD, rowDLow: rowDLow,
+        statistics: statistics,
         accumulator: accumulator, turns: turns)
     }
     if accumulator.needsConversion {
@@ -123,7 +128,7 @@ struct FlashBackward {
   /// Each row's max and ln(sum), recomputed, and D into `d`, when some |LSE| passes the
   /// threshold; else nil.
   private func exactStatistics(
-    rows: Int, d: UnsafeMutablePointer<Float>
+    rows: Int, d: UnsafeMutablePointer<Float>, dLow: UnsafeMutablePointer<Float>
   ) throws(FlashAttentionError) -> (max: UnsafeMutablePointer<Float>, logSum: UnsafeMutablePointer<Float>)? {
     let lse = arguments.lse
     let values = lse.baseAddress.assumingMemoryBound(to: Float.self)
@@ -146,7 +151,7 @@ struct FlashBackward {
     let forward = try ForwardArguments(
       q: arguments.q, k: arguments.k, v: arguments.v, out: arguments.out, lse: arguments.lse,
       options: arguments.options)
-    let statistics = FlashForward.RowStatistics(max: max, sum: logSum, d: d, dOut: arguments.dOut)
+    let statistics = FlashForward.RowStatistics(max: max, sum: logSum, d: d, dLow: dLow, dOut: arguments.dOut)
     FlashForward(forward, pool: pool, kernels: kernels, results: .rowStatistics(statistics)).run()
     for row in 0..<rows {
       let sum = logSum[row]
@@ -154,7 +159,7 @@ struct FlashBackward {
       if sum == 0 { max[row] = .infinity }
       logSum[row] = logf(sum)
     }
-    keepGivenStatistics(max: max, logSum: logSum, d: d)
+    keepGivenStatistics(max: max, logSum: logSum, d: d, dLow: dLow)
     return (max, logSum)
   }
 
@@ -163,7 +168,8 @@ struct FlashBackward {
   /// backward's contract says; the recomputed statistics replace only an LSE they reproduce to
   /// within a few units in its last place, where they are the same softmax, more exactly.
   private func keepGivenStatistics(
-    max: UnsafeMutablePointer<Float>, logSum: UnsafeMutablePointer<Float>, d: UnsafeMutablePointer<Float>
+    max: UnsafeMutablePointer<Float>, logSum: UnsafeMutablePointer<Float>, d: UnsafeMutablePointer<Float>,
+    dLow: UnsafeMutablePointer<Float>
   ) {
     let lse = arguments.lse
     let values = lse.baseAddress.assumingMemoryBound(to: Float.self)
@@ -181,6 +187,7 @@ struct FlashBackward {
         if !given.isFinite || recomputed.isNaN { continue }
         max[row] = given
         logSum[row] = 0
+        dLow[row] = 0
         kernels.table.pointee.row_dot(&out, &dOut, query, 1, d + row)
       }
     }
@@ -205,6 +212,7 @@ struct FlashBackward {
 
   private func process(
     pair: Int, keyBlock: Int, scratch: UnsafeMutablePointer<Float>, rowD: UnsafePointer<Float>,
+    rowDLow: UnsafePointer<Float>,
     statistics: (max: UnsafeMutablePointer<Float>, logSum: UnsafeMutablePointer<Float>)?,
     accumulator: DQAccumulator, turns: DQTurns
   ) {
@@ -239,7 +247,8 @@ struct FlashBackward {
     let lseRow = tanhTile + br * bc
     let dRow = lseRow + br
     let logSumRow = dRow + br
-    let factorTile = logSumRow + br
+    let dLowRow = logSumRow + br
+    let factorTile = dLowRow + br
 
     // Kᵀ and Vᵀ once per key block (zero columns past the keys): the B operands of S = Q·Kᵀ
     // and dP = dO·Vᵀ. K as rows is dQ = dS·K's B operand.
@@ -269,6 +278,7 @@ struct FlashBackward {
         let dORows = HeadRows(arguments.dOut, batch: batch, head: head)
         let lseHead = lseBase + batch * lse.strides[0] + head * lse.strides[1]
         let rowDHead = rowD + (batch * shape.headsQ + head) * shape.seqlenQ
+        let rowDLowHead = rowDLow + (batch * shape.headsQ + head) * shape.seqlenQ
         let features = ScoreFeatures(options: arguments.options, shape: shape, batch: batch, head: head)
         for block in firstBlock...lastBlock {
           let firstQuery = block * br
@@ -293,10 +303,12 @@ struct FlashBackward {
                 lseRow[row] = value == -.infinity ? .infinity : value
               }
               dRow[row] = rowDHead[firstQuery + row]
+              dLowRow[row] = rowDLowHead[firstQuery + row]
             } else {
               lseRow[row] = .infinity
               logSumRow[row] = 0
               dRow[row] = 0
+              dLowRow[row] = 0
             }
           }
 
@@ -338,7 +350,7 @@ struct FlashBackward {
           if dropped { kernels.table.pointee.multiply_elementwise(dsTile, factorTile, bc, paddedQueries, paddedKeys) }
           var gradient = fa_score_gradient(
             probabilities: pTile, gradient: dsTile, tanh: softcap > 0 ? tanhTile : nil, leading: bc,
-            rows: paddedQueries, columns: paddedKeys, row_d: dRow, scale: scale)
+            rows: paddedQueries, columns: paddedKeys, row_d: dRow, scale: scale, row_d_low: dLowRow)
           kernels.scoreGradient(&gradient)
           if dropped { kernels.table.pointee.multiply_elementwise(pTile, factorTile, bc, paddedQueries, paddedKeys) }
           // dV += Pᵀ · dO and dK += dSᵀ · Q (keys are rows, read down the tiles' columns).

@@ -25,6 +25,8 @@ struct FlashForward {
     let max: UnsafeMutablePointer<Float>
     let sum: UnsafeMutablePointer<Float>
     let d: UnsafeMutablePointer<Float>
+    /// D's low part (D = d + dLow) where D came from sums kept in double; else 0.
+    let dLow: UnsafeMutablePointer<Float>
     let dOut: TensorView
   }
 
@@ -69,6 +71,28 @@ struct FlashForward {
     } else {
       let wanted = (2 * pool.threadCount + items - 1) / max(items, 1)
       self.keySplits = max(1, min(wanted, keyTiles / 2, 64))
+    }
+  }
+
+  /// D's numerator Σ p·dP and the row sums Σ p over a tile (keys as rows, query columns of pitch
+  /// `leading`), in double, after rescaling both by the tile's `alpha` as the kernels' fp32 sums
+  /// are; a p of 0 adds nothing whatever dP holds (stale scratch under a mask).
+  static func accumulateExactly(
+    p: UnsafePointer<Float>, dP: UnsafePointer<Float>, leading: Int, keys: Int, queries: Int,
+    alpha: UnsafePointer<Float>, numerator: inout [Double], denominator: inout [Double]
+  ) {
+    for query in 0..<queries {
+      numerator[query] *= Double(alpha[query])
+      denominator[query] *= Double(alpha[query])
+    }
+    for key in 0..<keys {
+      let row = key * leading
+      for query in 0..<queries {
+        let weight = p[row + query]
+        if weight == 0 { continue }
+        numerator[query] += Double(weight) * Double(dP[row + query])
+        denominator[query] += Double(weight)
+      }
     }
   }
 
@@ -244,6 +268,13 @@ struct FlashForward {
         rows: firstQuery, count: queryCount, paddedRows: paddedQueries, into: dOT, leading: br, kernels: kernels)
       dSum.update(repeating: 0, count: br)
     }
+    // D's numerator and denominator in double (not under dropout, whose D divides the dropped
+    // numerator by the undropped sum: the fp32 sums serve there). At large scores a row's D sits
+    // within a few units of its max's dP, and dS = P (dP − D) keeps only what D's rounding
+    // leaves: fp32 sums put 2-4 % of such a dS in dQ and dK (docs/perf-notes/large-score-forward.md).
+    let exactD = statistics != nil && arguments.options.activeDropout == nil
+    var numerator = [Double](repeating: 0, count: exactD ? br : 0)
+    var denominator = [Double](repeating: 0, count: exactD ? br : 0)
     let queries = firstQuery..<(firstQuery + queryCount)
     let keys = chunk(split, of: mask.visibleKeys(forQueries: queries))
     let softcap = arguments.options.softcap
@@ -308,7 +339,13 @@ struct FlashForward {
         kernels.multiply(
           rows: keyCount, columns: paddedQueries, depth: shape.headDimV, a: valueRows.rows, aRow: valueRows.leading,
           aK: 1, b: dOT, bK: br, c: dPTile, cRow: br, accumulate: false, columnBand: queriesPerKey)
-        kernels.table.pointee.weighted_column_sums(sTile, dPTile, br, keyCount, paddedQueries, alpha, dSum)
+        if exactD {
+          Self.accumulateExactly(
+            p: sTile, dP: dPTile, leading: br, keys: keyCount, queries: queryCount, alpha: alpha,
+            numerator: &numerator, denominator: &denominator)
+        } else {
+          kernels.table.pointee.weighted_column_sums(sTile, dPTile, br, keyCount, paddedQueries, alpha, dSum)
+        }
         firstKey += keyCount
         continue
       }
@@ -333,7 +370,18 @@ struct FlashForward {
       let first = (batch * shape.headsQ + head) * shape.seqlenQ + firstQuery
       (statistics.max + first).update(from: rowMax, count: queryCount)
       (statistics.sum + first).update(from: rowSum, count: queryCount)
-      for row in 0..<queryCount { statistics.d[first + row] = rowSum[row] > 0 ? dSum[row] / rowSum[row] : dSum[row] }
+      for row in 0..<queryCount {
+        if exactD {
+          // D as an fp32 pair: its high part and what rounding to it left.
+          let d = denominator[row] > 0 ? numerator[row] / denominator[row] : numerator[row]
+          let high = Float(d)
+          statistics.d[first + row] = high
+          statistics.dLow[first + row] = high.isFinite ? Float(d - Double(high)) : 0
+        } else {
+          statistics.d[first + row] = rowSum[row] > 0 ? dSum[row] / rowSum[row] : dSum[row]
+          statistics.dLow[first + row] = 0
+        }
+      }
       return
     }
     if let partial, let layout = partialLayout {

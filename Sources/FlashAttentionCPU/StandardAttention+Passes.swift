@@ -155,7 +155,8 @@ struct StandardBackward {
         cRow: layout.paddedKeys, accumulate: false)
       var gradient = fa_score_gradient(
         probabilities: pRows, gradient: dsRows, tanh: nil, leading: layout.paddedKeys, rows: count,
-        columns: layout.paddedKeys, row_d: rowD + batchHead * layout.paddedQueries + firstRow, scale: arguments.scale)
+        columns: layout.paddedKeys, row_d: rowD + batchHead * layout.paddedQueries + firstRow, scale: arguments.scale,
+        row_d_low: nil)
       kernels.scoreGradient(&gradient)
       let scratch = pool.scratch(worker: worker, bytes: 4 * standardRows * layout.paddedDim)
         .assumingMemoryBound(to: Float.self)

@@ -43,12 +43,13 @@ static void FA_NAME(score_gradient)(const fa_score_gradient *g) {
   const fa_vf scale = v_set1(g->scale), one = v_set1(1.0f);
   for (ptrdiff_t r = 0; r < g->rows; r++) {
     const fa_vf d = v_set1(g->row_d[r]);
+    const fa_vf d_low = v_set1(g->row_d_low ? g->row_d_low[r] : 0.0f);
     const float *p_row = g->probabilities + r * g->leading;
     float *ds_row = g->gradient + r * g->leading;
     const float *tanh_row = g->tanh ? g->tanh + r * g->leading : 0;
     for (ptrdiff_t c = 0; c < g->columns; c += FA_LANES) {
       const fa_vf p = v_load(p_row + c);
-      fa_vf ds = v_mul(v_mul(p, v_sub(v_load(ds_row + c), d)), scale);
+      fa_vf ds = v_mul(v_mul(p, v_sub(v_sub(v_load(ds_row + c), d), d_low)), scale);
       if (tanh_row) {
         const fa_vf h = v_load(tanh_row + c);
         ds = v_mul(ds, v_sub(one, v_mul(h, h)));

@@ -23,6 +23,15 @@ struct LargeScoreTests {
     }
   }
 
+  /// A draw from CI (2026-12-06): one row whose second key sits 13.4 below its max (p ≈ 1.5e-6)
+  /// had dq and dk at 8x the standard's error, D = Σ P·dP having been summed in fp32 next to a
+  /// dP of about 10. D now comes from sums in double, as an fp32 pair (ratio 1.00 on this draw).
+  @Test("a near-one-hot row at |scale * s| = 3500: D's rounding stays out of dS", arguments: CPUInstructionSet.supported)
+  func nearOneHotRow(_ instructionSet: CPUInstructionSet) throws {
+    try Problem(scale: 437.5, causal: true).expectWithinFiveTimesStandard(
+      instructionSet: instructionSet, seed: 12_753_347_584_407_875_733)
+  }
+
   /// The cases: `--scale=1e4` (|scale · s| near 1e5), q and k × 1e5 (|s| near 1e11 at the
   /// default scale), 1e30; and scores past float32's range, which must throw.
   @Test("beyond 1e4: right (within 5x of float32 standard) or a typed error", arguments: CPUInstructionSet.supported)
@@ -84,8 +93,9 @@ struct LargeScoreTests {
       return Outputs(out: out.floats(), lse: lse.floats(), dQ: dQ.floats(), dK: dK.floats(), dV: dV.floats())
     }
 
-    func expectWithinFiveTimesStandard(instructionSet: CPUInstructionSet) throws {
-      let seed = UInt64.random(in: 1...UInt64.max)
+    func expectWithinFiveTimesStandard(
+      instructionSet: CPUInstructionSet, seed: UInt64 = UInt64.random(in: 1...UInt64.max)
+    ) throws {
       let ours = try run(instructionSet: instructionSet, seed: seed)
       let (q, k, v, dOut) = inputs(seed: seed)
       let exact = try ReferenceAttention.forward(q: q.view, k: k.view, v: v.view, options: options)

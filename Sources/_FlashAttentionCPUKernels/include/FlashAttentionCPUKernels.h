@@ -159,9 +159,11 @@ typedef struct fa_dropout {
   ptrdiff_t first_key;
 } fa_dropout;
 
-/// `dS = P · (dP − D[row]) · scale`, times `1 − tanh²` where `tanh` is given, written over dP
-/// (`gradient`); exactly 0 wherever P is 0, whatever dP or tanh hold there (stale scratch under
-/// a mask may be NaN). `rows × columns`, both tiles with row pitch `leading`.
+/// `dS = P · ((dP − D[row]) − D_low[row]) · scale`, times `1 − tanh²` where `tanh` is given,
+/// written over dP (`gradient`); exactly 0 wherever P is 0, whatever dP or tanh hold there (stale
+/// scratch under a mask may be NaN). `rows × columns`, both tiles with row pitch `leading`.
+/// `row_d_low` (nullable: 0) is D's low part where D is kept as an fp32 pair (the large-score
+/// statistics): dP − D then keeps its digits when D is within a few units of dP.
 typedef struct fa_score_gradient {
   const float *_Nonnull probabilities;
   float *_Nonnull gradient;
@@ -171,6 +173,7 @@ typedef struct fa_score_gradient {
   ptrdiff_t columns;
   const float *_Nonnull row_d;
   float scale;
+  const float *_Nullable row_d_low;
 } fa_score_gradient;
 
 /// The operations of one build. Every pointer is set; a table is only handed out where the
