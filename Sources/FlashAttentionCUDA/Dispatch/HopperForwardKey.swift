@@ -98,10 +98,6 @@ package struct HopperForwardKey: CUDAKernelKey {
   package mutating func setFeatures(alibi: Bool, dropout: Bool) {
     self.alibi = alibi
     self.dropout = dropout
-    // ALiBi on the masked d = 128 tile: without ping-pong (each warpgroup overlaps its own
-    // softmax with its next Q K^T). Ping-pong hands the tensor cores to the other warpgroup for
-    // exactly one softmax, which ALiBi's FFMA per score lengthens (1.10-1.19x plain, H100).
-    if alibi && pingPong && headDim == 128 { pingPong = false }
     if alibi && dropout && consumers == 3 {
       blockN = 128
       stages = 3
@@ -159,13 +155,11 @@ package struct HopperForwardKey: CUDAKernelKey {
   /// The ALiBi variants the library can launch (fixed-length calls with 16-bit inputs: the
   /// variable-length path refuses ALiBi): each 16-bit variant of `allVariants` with the bias.
   package static var alibiVariants: [HopperForwardKey] {
-    var keys: [HopperForwardKey] = []
-    for key in allVariants where !key.dtype.isFloat8 {
+    allVariants.filter { !$0.dtype.isFloat8 }.map { key in
       var key = key
-      key.setFeatures(alibi: true, dropout: false)
-      if !keys.contains(key) { keys.append(key) }
+      key.alibi = true
+      return key
     }
-    return keys
   }
 
   /// The dropout variants the library can launch (fixed-length calls with 16-bit inputs: the
