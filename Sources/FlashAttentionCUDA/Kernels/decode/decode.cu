@@ -43,6 +43,7 @@
 #include "common/mask.cuh"
 #include "common/softmax.cuh"
 #include "sm80/ptx.cuh"
+#include "sm80/online_softmax.cuh"
 #include "decode/cache.cuh"
 #include "decode/merge.cuh"
 #ifndef FA_BULK
@@ -141,55 +142,7 @@ struct DecodeWarp {
               if (keys.hides(n * 8 + e)) acc_s[mt][n][half * 2 + e] = -FA_INF;
         }
     }
-    // The rows' tile maxima first, so that one branch picks the exponent form for all of the
-    // thread's rows (as in sm80/forward.cu).
-    float tile[FA_MT][2];
-    bool exact = false;
-    #pragma unroll
-    for (int mt = 0; mt < FA_MT; ++mt)
-      #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const float mx = fmaxf(fmaxf(acc_s[mt][0][half * 2], acc_s[mt][0][half * 2 + 1]),
-                               fmaxf(acc_s[mt][1][half * 2], acc_s[mt][1][half * 2 + 1]));
-        tile[mt][half] = quad_max(mx);
-        exact |= needs_exact_exponent(exponent_offset(next_max<false>(row_max[mt][half], tile[mt][half] * c)));
-      }
-    if (exact) {
-      update_rows<true>(tile, c);
-    } else {
-      update_rows<false>(tile, c);
-    }
-  }
-
-  // The online softmax's step for every row of the thread, given the rows' tile maxima (raw).
-  // EXACT: 2^((s - max)·c) for large scores, the max's p exactly 1 (common/softmax.cuh); the raw
-  // max of a row with no visible key yet is -inf, and subtracting 0 keeps its p at 0.
-  template <bool EXACT>
-  __device__ __forceinline__ void update_rows(const float (&tile)[FA_MT][2], float c) {
-    #pragma unroll
-    for (int mt = 0; mt < FA_MT; ++mt)
-      #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const float next = next_max<false>(row_max[mt][half], tile[mt][half] * c);
-        const float base = exponent_offset(next);
-        const float corr = rescale_factor(row_max[mt][half], next);
-        row_max[mt][half] = next;
-        raw_max[mt][half] = fmaxf(raw_max[mt][half], tile[mt][half]);  // x -> fp32(x·c) is monotone
-        const float r = raw_exponent_offset(raw_max[mt][half]);
-        float sum = 0.f;
-        #pragma unroll
-        for (int n = 0; n < 2; ++n)
-          #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const float s = acc_s[mt][n][half * 2 + e];
-            const float p = EXACT ? ex2((s - r) * c) : ex2(s * c - base);
-            acc_s[mt][n][half * 2 + e] = p;
-            sum += p;
-          }
-        row_sum[mt][half] = row_sum[mt][half] * corr + sum;
-        #pragma unroll
-        for (int i = 0; i < DV_PAD / 8; ++i) { acc_o[mt][i][half * 2] *= corr; acc_o[mt][i][half * 2 + 1] *= corr; }
-      }
+    online_softmax_step(acc_s, acc_o, row_max, raw_max, row_sum, c);
   }
 
   // O += P V over the tile whose V rows start at lane address `v_lane`: P's accumulator layout

@@ -15,6 +15,7 @@
 #include "common/varlen.cuh"
 #include "common/softmax.cuh"
 #include "sm80/ptx.cuh"
+#include "sm80/online_softmax.cuh"
 #include "sm80/tiles.cuh"
 
 #define D_PAD ((FA_D + 15) / 16 * 16)
@@ -93,57 +94,7 @@ struct ForwardWarp {
               if (keys.hides(i * 8 + e)) acc_s[mt][i][half * 2 + e] = -FA_INF;
         }
     }
-    // The rows' tile maxima first, so that one branch picks the exponent form for all of the
-    // thread's rows: a branch per row inside the loop cost the d = 64 forward 10 % (H100,
-    // 2026-12-06).
-    float tile[FA_MT][2];
-    bool exact = false;
-    #pragma unroll
-    for (int mt = 0; mt < FA_MT; ++mt)
-      #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        float mx = -FA_INF;
-        #pragma unroll
-        for (int i = 0; i < FA_BN / 8; ++i) mx = fmaxf(mx, fmaxf(acc_s[mt][i][half * 2], acc_s[mt][i][half * 2 + 1]));
-        tile[mt][half] = quad_max(mx);
-        exact |= needs_exact_exponent(exponent_offset(next_max<false>(row_max[mt][half], tile[mt][half] * c)));
-      }
-    if (exact) {
-      update_rows<true>(tile, c);
-    } else {
-      update_rows<false>(tile, c);
-    }
-  }
-
-  // The online softmax's step for every row of the thread, given the rows' tile maxima (raw).
-  // EXACT: 2^((s - max)·c) for large scores, the max's p exactly 1 (common/softmax.cuh); the raw
-  // max of a row with no visible key yet is -inf, and subtracting 0 keeps its p at 0.
-  template <bool EXACT>
-  __device__ __forceinline__ void update_rows(const float (&tile)[FA_MT][2], float c) {
-    #pragma unroll
-    for (int mt = 0; mt < FA_MT; ++mt)
-      #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const float next = next_max<false>(row_max[mt][half], tile[mt][half] * c);
-        const float base = exponent_offset(next);
-        const float corr = rescale_factor(row_max[mt][half], next);
-        row_max[mt][half] = next;
-        raw_max[mt][half] = fmaxf(raw_max[mt][half], tile[mt][half]);  // x -> fp32(x·c) is monotone
-        const float r = raw_exponent_offset(raw_max[mt][half]);
-        float sum = 0.f;
-        #pragma unroll
-        for (int i = 0; i < FA_BN / 8; ++i)
-          #pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const float s = acc_s[mt][i][half * 2 + e];
-            const float p = EXACT ? ex2((s - r) * c) : ex2(s * c - base);
-            acc_s[mt][i][half * 2 + e] = p;
-            sum += p;
-          }
-        row_sum[mt][half] = row_sum[mt][half] * corr + sum;
-        #pragma unroll
-        for (int i = 0; i < DV_PAD / 8; ++i) { acc_o[mt][i][half * 2] *= corr; acc_o[mt][i][half * 2 + 1] *= corr; }
-      }
+    online_softmax_step(acc_s, acc_o, row_max, raw_max, row_sum, c);
   }
 
 #if FA_DROPOUT
