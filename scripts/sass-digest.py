@@ -55,7 +55,7 @@ def instructions(cubin: str, tool: str) -> list[str]:
 
 # Opcodes that say what a loop iteration costs: tensor-core math, exponentials, shared-memory
 # and global traffic, barriers.
-KEY_OPCODES = ("HMMA", "HGMMA", "MUFU", "LDSM", "LDS", "STS", "LDG", "STG", "LDGSTS", "UTMALDG", "SYNCS", "BAR", "RED", "FFMA", "FMUL", "FADD")
+KEY_OPCODES = ("HMMA", "HGMMA", "QGMMA", "MUFU", "LDSM", "LDS", "STS", "LDG", "STG", "LDGSTS", "UTMALDG", "SYNCS", "BAR", "RED", "FFMA", "FMUL", "FADD")
 
 
 def mma_loops(lines: list[str]) -> tuple[collections.Counter, collections.Counter]:
@@ -74,7 +74,7 @@ def mma_loops(lines: list[str]) -> tuple[collections.Counter, collections.Counte
         if target > index:
             continue
         body = opcode_counts(lines[target : index + 1])
-        if body["HMMA"] + body["HGMMA"]:
+        if body["HMMA"] + body["HGMMA"] + body["QGMMA"]:
             loops.append((index - target, body))
     if not loops:
         return collections.Counter(), collections.Counter()
@@ -84,7 +84,7 @@ def mma_loops(lines: list[str]) -> tuple[collections.Counter, collections.Counte
     most_exponentials = max(body["MUFU"] for _, body in consumer)
     hot = [loop for loop in consumer if loop[1]["MUFU"] * 5 >= most_exponentials * 2]
     innermost = min(hot, key=lambda loop: loop[0])[1]
-    busiest = max(loops, key=lambda loop: (loop[1]["HMMA"] + loop[1]["HGMMA"], -loop[0]))[1]
+    busiest = max(loops, key=lambda loop: (loop[1]["HMMA"] + loop[1]["HGMMA"] + loop[1]["QGMMA"], -loop[0]))[1]
     return innermost, busiest
 
 

@@ -57,6 +57,7 @@ extension BenchCommand {
     let modeColumns = flushes.map { flush in
       let suffix = flushes.count > 1 ? " " + flush.rawValue : ""
       return ("us" + suffix).padded(12) + ("GB/s" + suffix).padded(12) + ("%" + suffix).padded(10)
+        + (decodeReadFloor ? ("floor us" + suffix).padded(15) + ("% floor" + suffix).padded(14) : "")
     }
     print("batch".padded(7) + "cache".padded(9) + "page".padded(7) + "splits".padded(8) + "tile".padded(36)
       + modeColumns.joined())
@@ -74,7 +75,8 @@ extension BenchCommand {
               for flush in flushes {
                 line.append(
                   try timer.measure(
-                    batch: batch, cacheTokens: tokens, pageSize: page, dtype: dtype, numSplits: requested, flush: flush))
+                    batch: batch, cacheTokens: tokens, pageSize: page, dtype: dtype, numSplits: requested, flush: flush,
+                    readFloor: decodeReadFloor))
               }
               rows += line
               entryOfRow += line.map { _ in entry }
@@ -84,6 +86,9 @@ extension BenchCommand {
                 + line.map { m in
                   String(format: "%.1f", m.microseconds).padded(12) + String(format: "%.0f", m.gigabytesPerSecond).padded(12)
                     + String(format: "%.1f", 100 * m.gigabytesPerSecond / copy).padded(10)
+                    + (m.readFloorMicroseconds.map { floor in
+                      String(format: "%.1f", floor).padded(15) + String(format: "%.1f", 100 * floor / m.microseconds).padded(14)
+                    } ?? "")
                 }.joined())
             } catch {
               print("batch \(batch) cache \(tokens) page \(page.map(String.init) ?? "-"): \(error)")
@@ -107,6 +112,13 @@ extension BenchCommand {
           print(String(format: "caches >= 8k, flush %@%@: median %.1f %%, lowest %.1f %% of copy (batch %d, cache %d, page %@)",
             flush.rawValue, label, 100 * median / copy, 100 * worst.gigabytesPerSecond / copy, worst.batch,
             worst.cacheTokens, worst.pageSize.map(String.init) ?? "-"))
+          let ofFloor = long.compactMap { row in row.readFloorMicroseconds.map { ($0 / row.microseconds, row) } }
+          if let lowest = ofFloor.min(by: { $0.0 < $1.0 }) {
+            let median = ofFloor.map(\.0).sorted()[ofFloor.count / 2]
+            print(String(format: "caches >= 8k, flush %@%@: median %.1f %%, lowest %.1f %% of the read floor (batch %d, cache %d, page %@)",
+              flush.rawValue, label, 100 * median, 100 * lowest.0, lowest.1.batch, lowest.1.cacheTokens,
+              lowest.1.pageSize.map(String.init) ?? "-"))
+          }
         }
       }
     }

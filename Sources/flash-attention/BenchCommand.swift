@@ -108,6 +108,9 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "decode grid: what runs before each timed run, a comma list measured side by side per shape (columns in the table, one record each in --json): dirty (a memset of twice the L2, the default; the decode's reads write its dirty lines back inside the timed window), clean (the memset, then a read-only sweep of another buffer of twice the L2: cold and clean), none (no flush, as --decode-keep-l2).")
   var decodeFlush: String?
 
+  @Flag(help: "decode grid: also time, per shape and flush, one read-only launch over as many bytes as the shape's K and V (the same flush before it, the same timing): the fastest a one-launch decode of that shape can be here. Columns 'floor us' and '% floor' (decode bandwidth / floor bandwidth).")
+  var decodeReadFloor = false
+
   func run() throws {
     if grid == "decode" { return try runDecodeGrid() }
     let onGPU: Bool

@@ -32,6 +32,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the forward kernels of calls with dropout: hopper (the Hopper forward where it applies) or sm80 (FlashAttention-2 only, the old route); the backward runs FlashAttention-2's either way.")
   var dropoutKernels: CUDAKernelTuning.DropoutKernels = .hopper
 
+  @Option(help: "CUDA: the Hopper forward tile of every call, BNxSTAGESxQSTAGES with +pingpong, +overlap, +wg3 (e.g. 128x3x2+pingpong+overlap); fp8 calls take it only with BN a multiple of 128. For tuning runs: a tile that does not fit the shared memory fails at launch.")
+  var hopperForwardTile: String?
+
   func validate() throws {
     _ = try tuning()
   }
@@ -51,6 +54,13 @@ struct CUDATuningOptions: ParsableArguments {
         throw ValidationError("--backward-tile must be BMxBNxWARPS (multiples of 16, WARPS 1, 2, 4 or 8), got \(backwardTile)")
       }
       tuning.backwardTile = tile
+    }
+    if let hopperForwardTile {
+      guard let tile = HopperForwardTuning(parsing: hopperForwardTile) else {
+        throw ValidationError(
+          "--hopper-forward-tile must be BNxSTAGESxQSTAGES (BN a multiple of 16 up to 256, 1-8 stages, 1-2 Q buffers) with +pingpong, +overlap or +wg3 (not with +pingpong), got \(hopperForwardTile)")
+      }
+      tuning.hopperForwardTile = tile
     }
     // A sweep list (bench --grid decode) runs its entries itself; a single command takes the first.
     tuning.decodeTile = try decodeTiles().first ?? nil
@@ -110,7 +120,7 @@ struct CUDATuningOptions: ParsableArguments {
   var isSet: Bool {
     forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil || decodeLoader != nil
       || varlenSchedule != nil
-      || alibiKernels != .hopper || decodeCombine != nil || dropoutKernels != .hopper
+      || alibiKernels != .hopper || decodeCombine != nil || dropoutKernels != .hopper || hopperForwardTile != nil
   }
 }
 

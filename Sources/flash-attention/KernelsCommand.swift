@@ -55,8 +55,17 @@ struct KernelsCommand: ParsableCommand {
 
   func run() throws {
     if time { return try timeKernels() }
-    let variants = CUDAKernelCatalog.keys(arch: arch, exhaustive: exhaustive).filter { key in
+    var variants = CUDAKernelCatalog.keys(arch: arch, exhaustive: exhaustive).filter { key in
       filter.map { label(key).contains($0) } ?? true
+    }
+    // --hopper-forward-tile: the Hopper forward variants with that tile instead (the compile
+    // report of a tile before a tuning run uses it).
+    if let tile = try cudaTuning.tuning().hopperForwardTile {
+      variants = variants.map { variant -> any CUDAKernelKey in
+        guard var key = variant as? HopperForwardKey else { return variant }
+        key.apply(tile)
+        return key
+      }
     }
     let disassembler = sass ? try SASSInspector.locate() : nil
     print(

@@ -23,6 +23,10 @@ package struct CUDADecodeTimer {
     package var flush: String = L2Flush.dirty.rawValue
     /// How the splits were merged: `separate`, `fused`, or `-` with one split.
     package var combine: String = ""
+    /// With `readFloor`: the median time of one launch that only reads the same number of bytes
+    /// (`l2_sweep` over a buffer of K's and V's size, after the same flush, timed the same way),
+    /// the fastest any one-launch decode of this shape could be on this device.
+    package var readFloorMicroseconds: Double?
   }
 
   /// What runs before each timed decode (`bench --grid decode --decode-flush`), outside the
@@ -72,7 +76,8 @@ package struct CUDADecodeTimer {
   /// keys per sequence.
   package func measure(
     batch: Int, cacheTokens: Int, pageSize: Int?, headsQ: Int = 32, headsKV: Int = 8, headDim: Int = 128,
-    dtype: DType = .bfloat16, numSplits: Int = 0, seed: UInt64 = 1, flush requestedFlush: L2Flush? = nil
+    dtype: DType = .bfloat16, numSplits: Int = 0, seed: UInt64 = 1, flush requestedFlush: L2Flush? = nil,
+    readFloor: Bool = false
   ) throws(FlashAttentionError) -> Measurement {
     let flush = requestedFlush ?? self.flush
     let device = backend.device
@@ -129,30 +134,43 @@ package struct CUDADecodeTimer {
     let flushBytes = max(2 * device.l2CacheBytes, 1 << 20)
     let memset = flush == .none ? nil : try CUDABuffer(device: device, byteCount: flushBytes)
     let sweep = flush == .clean ? try CUDABuffer(device: device, byteCount: flushBytes) : nil
-    let sweepKernel = flush == .clean ? try device.loadedKernel(L2SweepKey(arch: device.arch)) : nil
+    let sweepKernel = flush == .clean || readFloor ? try device.loadedKernel(L2SweepKey(arch: device.arch)) : nil
     if let sweep { try sweep.fill(byte: 0, stream: stream) }
+    func sweepLaunch(_ buffer: CUDABuffer, byteCount: Int) throws(FlashAttentionError) {
+      guard let sweepKernel else { return }
+      let parameters = FAL2SweepParams(
+        data: UnsafePointer<UInt64>(bitPattern: UInt(buffer.address)), count: Int64(byteCount / 16))
+      try sweepKernel.launch(
+        grid: (max(1, device.multiprocessors) * 8, 1, 1), block: (L2SweepKey.blockThreads, 1, 1),
+        parameters: parameters, stream: stream)
+    }
+    let beforeEachRun = { () throws(FlashAttentionError) in
+      if let memset {
+        try api.check(api.cuMemsetD8Async(memset.address, 0, memset.byteCount, stream.handle), "cuMemsetD8Async")
+      }
+      if let sweep { try sweepLaunch(sweep, byteCount: sweep.byteCount) }
+    }
     let milliseconds = try time(
-      before: { () throws(FlashAttentionError) in
-        if let memset {
-          try api.check(api.cuMemsetD8Async(memset.address, 0, memset.byteCount, stream.handle), "cuMemsetD8Async")
-        }
-        if let sweep, let sweepKernel {
-          let parameters = FAL2SweepParams(
-            data: UnsafePointer<UInt64>(bitPattern: UInt(sweep.address)), count: Int64(sweep.byteCount / 16))
-          try sweepKernel.launch(
-            grid: (max(1, device.multiprocessors) * 8, 1, 1), block: (L2SweepKey.blockThreads, 1, 1),
-            parameters: parameters, stream: stream)
-        }
-      },
-      { () throws(FlashAttentionError) in try backend.enqueueKVCacheForward(arguments, on: stream) })
+      before: beforeEachRun, { () throws(FlashAttentionError) in try backend.enqueueKVCacheForward(arguments, on: stream) })
     let fused = try backend.splitCounters(plan: plan, shape: arguments.shape, stream: stream) != nil
+    // The read floor: the same bytes as K and V, one read-only launch, the same flush and timing.
+    var floorMilliseconds: Double?
+    if readFloor {
+      let floorBytes = 2 * cacheBytes
+      let floorBuffer = try CUDABuffer(device: device, byteCount: floorBytes)
+      try floorBuffer.fill(byte: 0, stream: stream)
+      floorMilliseconds = try time(
+        before: beforeEachRun, { () throws(FlashAttentionError) in try sweepLaunch(floorBuffer, byteCount: floorBytes) })
+      withExtendedLifetime(floorBuffer) {}
+    }
     withExtendedLifetime((seqlens, table, k, v, q, out, lse, memset, sweep)) {}
     let bytes = Double(batch) * Double(cacheTokens) * Double(headsKV * headDim * 2 * dtype.byteSize)
     return Measurement(
       batch: batch, cacheTokens: cacheTokens, pageSize: pageSize, splits: plan.splits,
       microseconds: milliseconds * 1000, gigabytesPerSecond: bytes / (milliseconds * 1e-3) / 1e9,
       tile: plan.key.tile.description, loader: plan.key.loader.rawValue, flush: flush.rawValue,
-      combine: plan.splits == 1 ? "-" : fused ? DecodeCombine.fused.rawValue : DecodeCombine.separate.rawValue)
+      combine: plan.splits == 1 ? "-" : fused ? DecodeCombine.fused.rawValue : DecodeCombine.separate.rawValue,
+      readFloorMicroseconds: floorMilliseconds.map { $0 * 1000 })
   }
 
   private func time(

@@ -40,6 +40,38 @@ package struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
   }
 }
 
+/// A Hopper forward tile for tuning runs (`--hopper-forward-tile`), replacing
+/// `TileTables.hopperForward`/`hopperForwardFloat8`'s choice for every Hopper forward call.
+package struct HopperForwardTuning: Hashable, Sendable, CustomStringConvertible {
+  package var blockN: Int
+  package var stages: Int
+  package var qStages: Int
+  package var pingPong: Bool
+  package var overlap: Bool
+  package var consumers: Int
+
+  /// Parses `BNxSTAGESxQSTAGES` with optional `+pingpong`, `+overlap`, `+wg3` (three consumer
+  /// warpgroups, no ping-pong), e.g. `128x3x2+pingpong+overlap`; nil when malformed.
+  package init?(parsing text: String) {
+    let parts = text.split(separator: "+").map(String.init)
+    guard let sizes = parts.first?.split(separator: "x").compactMap({ Int($0) }), sizes.count == 3 else { return nil }
+    let flags = Set(parts.dropFirst())
+    guard flags.isSubset(of: ["pingpong", "overlap", "wg3"]), sizes[0] > 0, sizes[0] % 16 == 0, sizes[0] <= 256,
+      (1...8).contains(sizes[1]), (1...2).contains(sizes[2]), !(flags.contains("wg3") && flags.contains("pingpong"))
+    else { return nil }
+    blockN = sizes[0]
+    stages = sizes[1]
+    qStages = sizes[2]
+    pingPong = flags.contains("pingpong")
+    overlap = flags.contains("overlap")
+    consumers = flags.contains("wg3") ? 3 : 2
+  }
+
+  package var description: String {
+    "\(blockN)x\(stages)x\(qStages)" + (pingPong ? "+pingpong" : "") + (overlap ? "+overlap" : "") + (consumers == 3 ? "+wg3" : "")
+  }
+}
+
 /// Overrides of the tile tables for tuning runs (`flash-attention bench|verify|kernels
 /// --forward-tile ... --backward-tile ... --forward-kernel fa2`); the default is the tables.
 /// The library reads no environment variable for these: a caller passes them to
@@ -105,6 +137,9 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   package var decodeCombine: DecodeCombine
   /// Which kernels run the forward of dropout calls (`--dropout-kernels`).
   package var dropoutKernels: DropoutKernels = .hopper
+  /// Replaces the Hopper forward tile of every call (`--hopper-forward-tile`; fp8 calls only
+  /// where the block N is a multiple of 128, whole V^T panels).
+  package var hopperForwardTile: HopperForwardTuning?
 
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,

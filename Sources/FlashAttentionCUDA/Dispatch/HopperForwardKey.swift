@@ -108,6 +108,18 @@ package struct HopperForwardKey: CUDAKernelKey {
     }
   }
 
+  /// Takes a tuning run's tile (`--hopper-forward-tile`) instead of the table's; fp8 keys only
+  /// where its block N is a multiple of 128 (whole V^T panels), else the key stays as it is.
+  package mutating func apply(_ tile: HopperForwardTuning) {
+    if dtype.isFloat8 && tile.blockN % 128 != 0 { return }
+    blockN = tile.blockN
+    stages = tile.stages
+    qStages = tile.qStages
+    pingPong = tile.pingPong
+    overlap = tile.overlap
+    consumers = tile.consumers
+  }
+
   /// Rows of Q per block: one consumer warpgroup per 64.
   package var blockM: Int { 64 * consumers }
   /// Threads per block: one producer warpgroup and the consumers.

@@ -50,8 +50,9 @@ enum KernelSelection {
     // refuses a call it cannot take).
     if tuning.forwardKernels == .automatic || arguments.q.dtype.isFloat8, hopperTakesAlibi(arguments.options, tuning),
       hopperTakesDropout(arguments.options, tuning), hopperForwardObstacle(arguments, arch: arch) == nil,
-      let key = hopperForwardKey(arguments)
+      var key = hopperForwardKey(arguments)
     {
+      if let tile = tuning.hopperForwardTile { key.apply(tile) }
       return .hopper(key, persistent: arguments.shape.seqlenK <= TileTables.hopperForwardPersistentMaxSeqlenK)
     }
     let shape = arguments.shape

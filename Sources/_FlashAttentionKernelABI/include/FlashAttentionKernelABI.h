@@ -577,8 +577,9 @@ typedef struct FADecodeCombineParams {
   fa_i32 num_splits;
 } FADecodeCombineParams;
 
-/// `l2_sweep` (decode/l2_sweep.cu): reads `count` 16-byte words of `data` and writes nothing,
-/// so that the L2 holds clean lines (bench --grid decode --decode-flush clean).
+/// `l2_sweep` (decode/l2_sweep.cu): reads `count` 16-byte words of `data` and writes nothing:
+/// the L2 then holds clean lines (bench --grid decode --decode-flush clean), and its time is the
+/// read floor of the decode's bytes (--decode-read-floor).
 typedef struct FAL2SweepParams {
   const fa_u64* data;
   fa_i64 count;
