@@ -20,16 +20,19 @@ import Testing
     #expect(HopperForwardKey(headDim: 80, headDimV: 80, dtype: .bfloat16, mask: .none, softcap: false) == nil)
   }
 
-  /// Three consumers (192 rows, 512 threads) only where run 14 measured them faster: d = 64
-  /// without softcap, off the persistent grid or unmasked from N = 1024.
+  /// Three consumers (192 rows, 512 threads) only where they were measured faster: d = 64
+  /// without softcap, off the persistent grid, unmasked from N = 1024 (run 14) or masked from
+  /// N = 4096 (2026-12-06).
   @Test func threeConsumersOnlyForLongD64() throws {
     let long = try #require(HopperForwardKey(headDim: 64, headDimV: 64, dtype: .bfloat16, mask: .causal, softcap: false))
     #expect(long.consumers == 3 && long.blockM == 192 && long.threads == 512 && !long.pingPong)
     #expect(long.program.source.contains("#define FA_CONSUMERS 3\n"))
-    let short = try #require(
-      HopperForwardKey(
-        headDim: 64, headDimV: 64, dtype: .bfloat16, mask: .causal, softcap: false, persistent: true, seqlenK: 4096))
-    #expect(short.consumers == 2 && short.blockM == 128 && short.threads == 384)
+    for (seqlenK, consumers) in [(2048, 2), (4095, 2), (4096, 3)] {
+      let key = try #require(
+        HopperForwardKey(
+          headDim: 64, headDimV: 64, dtype: .bfloat16, mask: .causal, softcap: false, persistent: true, seqlenK: seqlenK))
+      #expect(key.consumers == consumers && key.blockM == 64 * consumers, "causal N = \(seqlenK)")
+    }
     // Unmasked on the persistent grid: from N = 1024 on (a 192-row tile wastes too much below).
     for (seqlenK, consumers) in [(512, 2), (1023, 2), (1024, 3), (4096, 3)] {
       let key = HopperForwardKey(

@@ -68,9 +68,11 @@ enum TileTables {
     switch (headDim, headDimV, masked) {
     // d = 64: three consumers (192 rows), +6-16 % at N = 8k-16k causal or not, +3-12 % at
     // N = 1k-4k without a mask (run 14, df10f7e). Not below N = 1024, where a 192-row tile leaves
-    // much of the last one empty (N = 512: -20 %), nor causal on the persistent grid (N = 2k:
-    // -6 %), nor with softcap (spills at 160 registers).
-    case (64, 64, let masked) where !softcap && (!persistent || (!masked && seqlenK >= 1024)):
+    // much of the last one empty (N = 512: -20 %), nor causal on the persistent grid below
+    // N = 4k (H100, 2026-12-06, scripts/device-p1.sh: 1k -15 %, 2k -9 %, 4k +7.6 %: 439 against
+    // 408 TFLOP/s, cuDNN 439), nor with softcap (spills at 160 registers).
+    case (64, 64, let masked)
+    where !softcap && (!persistent || (!masked && seqlenK >= 1024) || (masked && seqlenK >= 4096)):
       HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: false, overlap: true, consumers: 3)
     // Short sequences (d = 64 and 128 unmasked): BN = 128 tiles N = 512·2^k exactly, where 176
     // leaves a partial, masked last tile (+6 % at N = 512, runs 8 and 10: c101f38, 1a25afd), and

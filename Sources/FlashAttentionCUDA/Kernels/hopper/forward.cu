@@ -277,6 +277,7 @@ __device__ __forceinline__ void produce(
 // the producer's ring order, into the V^T ring the consumers read.
 __device__ __forceinline__ void transpose_ring(const ForwardSmem& sm, const Scheduler& scheduler, const ForwardMask& mask) {
   const int worker = threadIdx.x - 32;
+  const TransposeLane lane(worker % 32);
   int ring = 0;
   for_each_tile(scheduler, mask, [&](const WorkTile& tl) {
     const int n_iters = tl.iters();
@@ -285,7 +286,7 @@ __device__ __forceinline__ void transpose_ring(const ForwardSmem& sm, const Sche
       const int r = ring + it, s = r % ST;
       mbar_wait(sm.full_v(s), (r / ST) & 1);
       if (r >= ST) mbar_wait(sm.empty_vt(s), ((r / ST) - 1) & 1);
-      transpose_v_stage<BN, DVP>(sm.v(s), sm.vt(s), worker, TRANSPOSERS);
+      transpose_v_stage<BN, DVP>(sm.v(s), sm.vt(s), worker, TRANSPOSERS, lane);
       fence_async_shared();  // the generic-proxy writes before the consumers' wgmma reads
       mbar_arrive(sm.full_vt(s));
       mbar_arrive(sm.empty_v(s));
