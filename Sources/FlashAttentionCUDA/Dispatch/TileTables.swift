@@ -103,18 +103,20 @@ enum TileTables {
     }
   }
 
-  /// The fp8 (e4m3) Hopper forward's tile. Not yet timed on the device: chosen from the budgets
-  /// (227 KiB of shared memory holding Q, K, V and the V^T ring; 240 registers per consumer
-  /// thread) with FlashAttention-3's fp8 table as the guide (128-key tiles; ping-pong from
-  /// d = 128 up, not at d = 64). BN must be a multiple of 128 (whole V^T panels). d = 64 pads
-  /// Q/K/V to 128-column panels (TMA fills zeros).
+  /// The fp8 (e4m3) Hopper forward's tile, within 227 KiB of shared memory holding Q, K, V and
+  /// the V^T ring and 232 registers per consumer thread. BN must be a multiple of 128 (whole V^T
+  /// panels); d = 64 pads Q/K/V to 128-column panels (TMA fills zeros). At d = 128 every tile
+  /// measured the same (H100, 2026-12-06, scripts/device-p1.sh: 697-721 TFLOP/s with or without
+  /// ping-pong, 2-4 stages); d = 256 was measured (below).
   static func hopperForwardFloat8(headDim: Int, headDimV: Int, masked: Bool) -> HopperForwardTile? {
     switch (headDim, headDimV) {
     case (64, 64): HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: masked, overlap: true)
     case (128, 128): HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: true, overlap: true)
-    // Two stages of Q, K, V and V^T at d = 256 leave room for one Q buffer only.
-    // No overlap at d = 256: S, O and P of the next tile spill at 232 registers (56-236 bytes).
-    case (256, 256): HopperForwardTile(blockN: 128, stages: 2, qStages: 1, pingPong: true, overlap: false)
+    // Two stages of Q, K, V and V^T at d = 256 leave room for one Q buffer only. No overlap: S,
+    // O and P of the next tile spill at 232 registers (56-236 bytes). No ping-pong: H100,
+    // 2026-12-06 (scripts/device-p2.sh), 855-987 TFLOP/s at N 4k-16k causal or not, against
+    // 635-691 with it (+29-43 %), the same as with overlap (which spills).
+    case (256, 256): HopperForwardTile(blockN: 128, stages: 2, qStages: 1, pingPong: false, overlap: false)
     default: nil
     }
   }
