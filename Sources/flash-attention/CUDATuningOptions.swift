@@ -56,7 +56,7 @@ struct CUDATuningOptions: ParsableArguments {
       tuning.backwardTile = tile
     }
     if let hopperForwardTile {
-      guard let tile = HopperForwardTuning(parsing: hopperForwardTile) else {
+      guard let tile = HopperForwardTile(parsing: hopperForwardTile) else {
         throw ValidationError(
           "--hopper-forward-tile must be BNxSTAGESxQSTAGES (BN a multiple of 16 up to 256, 1-8 stages, 1-2 Q buffers) with +pingpong, +overlap or +wg3 (not with +pingpong), got \(hopperForwardTile)")
       }

@@ -40,16 +40,8 @@ package struct AttentionTile: Hashable, Sendable, CustomStringConvertible {
   }
 }
 
-/// A Hopper forward tile for tuning runs (`--hopper-forward-tile`), replacing
-/// `TileTables.hopperForward`/`hopperForwardFloat8`'s choice for every Hopper forward call.
-package struct HopperForwardTuning: Hashable, Sendable, CustomStringConvertible {
-  package var blockN: Int
-  package var stages: Int
-  package var qStages: Int
-  package var pingPong: Bool
-  package var overlap: Bool
-  package var consumers: Int
-
+/// The `--hopper-forward-tile` text form of a Hopper forward tile.
+extension HopperForwardTile: CustomStringConvertible {
   /// Parses `BNxSTAGESxQSTAGES` with optional `+pingpong`, `+overlap`, `+wg3` (three consumer
   /// warpgroups, no ping-pong), e.g. `128x3x2+pingpong+overlap`; nil when malformed.
   package init?(parsing text: String) {
@@ -59,12 +51,9 @@ package struct HopperForwardTuning: Hashable, Sendable, CustomStringConvertible 
     guard flags.isSubset(of: ["pingpong", "overlap", "wg3"]), sizes[0] > 0, sizes[0] % 16 == 0, sizes[0] <= 256,
       (1...8).contains(sizes[1]), (1...2).contains(sizes[2]), !(flags.contains("wg3") && flags.contains("pingpong"))
     else { return nil }
-    blockN = sizes[0]
-    stages = sizes[1]
-    qStages = sizes[2]
-    pingPong = flags.contains("pingpong")
-    overlap = flags.contains("overlap")
-    consumers = flags.contains("wg3") ? 3 : 2
+    self.init(
+      blockN: sizes[0], stages: sizes[1], qStages: sizes[2], pingPong: flags.contains("pingpong"),
+      overlap: flags.contains("overlap"), consumers: flags.contains("wg3") ? 3 : 2)
   }
 
   package var description: String {
@@ -139,7 +128,7 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   package var dropoutKernels: DropoutKernels = .hopper
   /// Replaces the Hopper forward tile of every call (`--hopper-forward-tile`; fp8 calls only
   /// where the block N is a multiple of 128, whole V^T panels).
-  package var hopperForwardTile: HopperForwardTuning?
+  package var hopperForwardTile: HopperForwardTile?
 
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,

@@ -63,7 +63,7 @@ package struct HopperForwardKey: CUDAKernelKey {
     headDim: Int, headDimV: Int, dtype: DType, mask: MaskKind, softcap: Bool, persistent: Bool = false,
     seqlenK: Int = 0, output: DType? = nil
   ) {
-    let tile: TileTables.HopperForwardTile?
+    let tile: HopperForwardTile?
     switch dtype {
     case .float16, .bfloat16:
       guard HopperForwardKey.supportedHeadDims.contains(where: { $0 == (headDim, headDimV) }) else { return nil }
@@ -99,19 +99,19 @@ package struct HopperForwardKey: CUDAKernelKey {
     self.alibi = alibi
     self.dropout = dropout
     if alibi && dropout && consumers == 3 {
-      blockN = 128
-      stages = 3
-      qStages = 2
-      pingPong = mask != .none
-      overlap = true
-      consumers = 2
+      take(HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: mask != .none, overlap: true))
     }
   }
 
   /// Takes a tuning run's tile (`--hopper-forward-tile`) instead of the table's; fp8 keys only
   /// where its block N is a multiple of 128 (whole V^T panels), else the key stays as it is.
-  package mutating func apply(_ tile: HopperForwardTuning) {
+  package mutating func apply(_ tile: HopperForwardTile) {
     if dtype.isFloat8 && tile.blockN % 128 != 0 { return }
+    take(tile)
+  }
+
+  /// Replaces the key's tile fields (after init: the ALiBi-and-dropout rule and tuning runs).
+  private mutating func take(_ tile: HopperForwardTile) {
     blockN = tile.blockN
     stages = tile.stages
     qStages = tile.qStages

@@ -1,3 +1,32 @@
+/// The Hopper forward's schedule for one key: keys per tile, ring depths, consumer warpgroups
+/// and their ordering. `TileTables.hopperForward`/`hopperForwardFloat8` choose it per problem;
+/// a tuning run may replace it (`--hopper-forward-tile`, `CUDAKernelTuning.hopperForwardTile`).
+package struct HopperForwardTile: Hashable, Sendable {
+  package var blockN: Int
+  /// Depth of the K/V shared-memory rings.
+  package var stages: Int
+  /// Q tile buffers: 2 lets the producer load the next work tile's Q during this one (it
+  /// matters on the persistent grid, where a block runs many short tiles).
+  package var qStages: Int
+  /// The consumer warpgroups take turns issuing their GEMMs (named barriers).
+  package var pingPong: Bool
+  /// Each warpgroup issues its next QKᵀ before the current softmax.
+  package var overlap: Bool
+  /// Consumer warpgroups of 64 rows: 3 gives each scheduler a third warp to hide the
+  /// softmax's latencies (what bounds d = 64 with 2), at 160 registers per consumer thread
+  /// instead of 240.
+  package var consumers: Int
+
+  package init(blockN: Int, stages: Int, qStages: Int, pingPong: Bool, overlap: Bool, consumers: Int = 2) {
+    self.blockN = blockN
+    self.stages = stages
+    self.qStages = qStages
+    self.pingPong = pingPong
+    self.overlap = overlap
+    self.consumers = consumers
+  }
+}
+
 /// Every tile table of the CUDA kernels, side by side (like FlashAttention-3's `tile_size.h`).
 ///
 /// Each choice names the measurement behind it: a run in docs/perf-notes/cuda-sm80.md or
@@ -33,25 +62,6 @@ enum TileTables {
   }
 
   // MARK: Hopper forward (sm_90a)
-
-  /// The Hopper forward's schedule for one key: keys per tile, ring depths, consumer
-  /// warpgroups and their ordering.
-  struct HopperForwardTile: Hashable, Sendable {
-    var blockN: Int
-    /// Depth of the K/V shared-memory rings.
-    var stages: Int
-    /// Q tile buffers: 2 lets the producer load the next work tile's Q during this one (it
-    /// matters on the persistent grid, where a block runs many short tiles).
-    var qStages: Int
-    /// The consumer warpgroups take turns issuing their GEMMs (named barriers).
-    var pingPong: Bool
-    /// Each warpgroup issues its next QKᵀ before the current softmax.
-    var overlap: Bool
-    /// Consumer warpgroups of 64 rows: 3 gives each scheduler a third warp to hide the
-    /// softmax's latencies (what bounds d = 64 with 2), at 160 registers per consumer thread
-    /// instead of 240.
-    var consumers = 2
-  }
 
   /// Sequence lengths up to which the Hopper forward runs one block per SM over the work items
   /// (the persistent grid) instead of one block per item: +13-16 % at N ≤ 1k (run 3, 4aeb5b9);
