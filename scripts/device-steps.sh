@@ -11,6 +11,11 @@
 #   install_package                   the carried wheel (and wheels/*.whl) into /tmp/fas, with
 #                                     PYTHONPATH, FLASH_ATTENTION_LIBRARY and one test seed
 #                                     (FLASH_ATTENTION_TEST_SEED) exported
+#   use_old_binary                    unpacks .devbin-cuda/flash-attention-old.xz into $old
+#   alternate NAME CAP MIN ARGS...    `bench ARGS` with the old and the new binary in the order
+#                                     old new new old (steps NAME-old-1 .. NAME-old-4, JSON beside)
+#   profile NAME REGEX COUNT ARGS...  ncu (full set) of COUNT launches of kernels matching REGEX
+#                                     in `bench --device cuda ARGS`: details and per-SASS csv
 # Carry [".devbin-cuda"]: flash-attention.xz (scripts/build-static.sh), gpu-tests.tar.xz
 # (scripts/build-gpu-tests.sh), the wheel (scripts/build-wheel.sh, copied in), wheels/.
 
@@ -50,6 +55,31 @@ install_package() {
   FLASH_ATTENTION_TEST_SEED="${FLASH_ATTENTION_TEST_SEED:-$(( (RANDOM << 15) | RANDOM ))}"
   export FLASH_ATTENTION_LIBRARY FLASH_ATTENTION_TEST_SEED
   echo "test seed $FLASH_ATTENTION_TEST_SEED, library $FLASH_ATTENTION_LIBRARY" | tee -a "$log"
+}
+
+use_old_binary() {
+  old=/tmp/fa-old
+  xz -dc .devbin-cuda/flash-attention-old.xz > "$old" && chmod +x "$old"
+}
+
+alternate() {
+  local name="$1" cap="$2" need="$3" n=0 which binary; shift 3
+  for which in old new new old; do
+    n=$((n + 1)); binary="$bin"; [ "$which" = old ] && binary="$old"
+    CAP="$cap" step "$name-$which-$n" "$need" "$binary" bench "$@" --json "$work/$name-$which-$n.json"
+  done
+}
+
+profile() {
+  local name="$1" regex="$2" count="$3"; shift 3
+  CAP="${CAP:-90}" step "ncu-$name" 20 ncu --clock-control none --set full --import-source no -k "regex:$regex" \
+    --launch-count "$count" -f -o "$work/$name" "$bin" bench --device cuda "$@"
+  [ -f "$work/$name.ncu-rep" ] || return 0
+  ncu -i "$work/$name.ncu-rep" --page details --print-details all > "$work/$name-details.txt" 2>&1
+  ncu -i "$work/$name.ncu-rep" --page source --print-source sass --csv > "$work/$name-sass.csv" 2>&1
+  gzip -f "$work/$name-details.txt" "$work/$name-sass.csv"
+  echo "$name: details and sass csv written" | tee -a "$log"
+  rm -f "$work/$name.ncu-rep"
 }
 
 device_call_end() {

@@ -286,7 +286,7 @@ __device__ __forceinline__ void transpose_ring(const ForwardSmem& sm, const Sche
       const int r = ring + it, s = r % ST;
       mbar_wait(sm.full_v(s), (r / ST) & 1);
       if (r >= ST) mbar_wait(sm.empty_vt(s), ((r / ST) - 1) & 1);
-      transpose_v_stage<BN, DVP>(sm.v(s), sm.vt(s), worker, TRANSPOSERS, lane);
+      transpose_v_stage<BN, DVP, TRANSPOSERS / 32>(sm.v(s), sm.vt(s), worker / 32, lane);
       fence_async_shared();  // the generic-proxy writes before the consumers' wgmma reads
       mbar_arrive(sm.full_vt(s));
       mbar_arrive(sm.empty_v(s));

@@ -24,112 +24,75 @@ __device__ __forceinline__ u32 pack_e4m3x4(float a, float b, float c, float d) {
   return r;
 }
 
-__device__ __forceinline__ u32 ld_shared_u32(u32 addr) {
-  u32 v;
-  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(addr) : "memory");
-  return v;
-}
-
-__device__ __forceinline__ void st_shared_u32(u32 addr, u32 v) {
-  asm volatile("st.shared.u32 [%0], %1;" ::"r"(addr), "r"(v) : "memory");
-}
-
-// volatile: the transpose's shared loads and stores are volatile asm (ordered against the
-// mbarrier waits); a non-volatile prmt was hoisted between two blocks' loads, so the second
-// block's loads waited for the first's data.
+// Byte i of the result is byte selector[4i..4i+3] of the pair (a: bytes 0-3, b: 4-7).
 __device__ __forceinline__ u32 byte_perm(u32 a, u32 b, u32 selector) {
   u32 r;
-  asm volatile("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(selector));
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(selector));
   return r;
 }
 
-// Byte offset of (row, byte) in a tile of 128-byte rows with the 128-byte swizzle (the 16-byte
-// chunk index XOR the row % 8; the tile base is 1024-byte aligned).
-__device__ __forceinline__ u32 swizzled(u32 row, u32 byte) { return row * 128 + (byte ^ ((row & 7) << 4)); }
-
-// The V transpose works on 4x4-byte blocks: task (key panel q, column panel p, diagonal c), lane
-// l of a warp taking the logical key word a = l and the column word e = l ^ c, which makes both
-// its reads (bank e ^ 8(a & 3) per row) and its writes (bank a ^ 16(e & 1) per row) hit 32
-// different banks. Its loads are rows r0, r0 + 1, r0 + 8, r0 + 9 of the raw tile (the physical
-// keys of logical words 4a..4a+3), column bytes 4e; its stores rows n0..n0+3 of V^T (n0 = 128p +
-// 4e), bytes 4a; every address under the 128-byte swizzle (chunk ^= row % 8). With r0 % 8 =
-// 2(a % 4), e = l ^ c and 512e = 512l ^ 512c, each address is a per-lane constant XOR a
-// warp-uniform term of c plus uniform offsets, so a block costs ~4 + 8 address instructions
-// beside its 8 memory and 6 byte-permute ones (ncu, 2026-12-06: the per-block swizzle arithmetic
-// made the three transposing warps issue 41 % of the kernel's instructions at d 128).
-// Three registers: the transposing warps run at 40 (five spilled 8 bytes there).
+// The V transpose moves 16-key x 32-column units, one per warp instruction pair: ldmatrix .trans
+// (16-bit elements) reads the unit's four 8x8 matrices (keys 0-7 and 8-15 of column bytes 0-15,
+// then of bytes 16-31), which gives lane l (g = l / 4, t = l % 4) the keys 2t, 2t+1 (and 8+2t,
+// 9+2t from the second matrix) of the columns 2g and 2g+1. Two byte permutes per matrix pair make
+// of them one register per column holding the keys 2t, 2t+1, 8+2t, 9+2t: exactly the renamed
+// order above at bytes 4t..4t+3 of that column's V^T row. stmatrix (not transposed) then writes
+// row g of each of its four matrices from the lanes' registers, the row address per lane: V^T row
+// 2g + parity. Lanes g >= 4 swap the even and odd columns between the two matrices (a per-lane
+// permute selector), so each stmatrix matrix holds rows of all eight residues mod 8 (0, 2, 4, 6,
+// 9, 11, 13, 15 or 1, 3, 5, 7, 8, 10, 12, 14): its eight 16-byte writes hit eight different
+// bank groups under the 128-byte swizzle, as the ldmatrix reads do (eight consecutive keys).
+// Both addresses are a per-lane constant XOR a warp-uniform term plus uniform offsets (the
+// 32-column pair within a 128-byte row on the load side, the 16-key group on the store side).
+// ~10 instructions per 512 bytes, against ~45 for the 4x4-byte block transpose this replaced
+// (ncu, 2026-12-06: the three transposing warps issued 41 % of the kernel's instructions at
+// d 128 before that one).
 struct TransposeLane {
-  u32 lane;
-  u32 load_row;      // (r0 - 128q) * 128
-  u32 load_x0;       // 4l ^ the swizzle of row r0, 4l ^ (2(l % 4) << 4); row r0 + 1's is this ^ 16
+  u32 load;   // raw tile offset of this lane's ldmatrix row: key 8(m & 1) + r, chunk m / 2 ^ r
+  u32 store;  // V^T offset of this lane's stmatrix row n (of 32), swizzled for 16-key group 0
+  u32 select_even_first;  // byte-permute selector of stmatrix matrices 0 and 2 (1 and 3: ^ 0x1111)
 
-  __device__ __forceinline__ explicit TransposeLane(u32 l) : lane(l) {
-    const u32 r0 = 32 * (l / 8) + 16 * ((l / 4) % 2) + 2 * (l % 4);
-    load_row = r0 * 128;
-    load_x0 = (4 * l) ^ ((2 * (l % 4)) << 4);
-  }
-  // 512l: row 4e's 512e before the XOR with 512c.
-  __device__ __forceinline__ u32 store_row() const { return lane << 9; }
-  // 4l ^ 64(l & 1): the swizzle of row 4e + j before the terms of c and j.
-  __device__ __forceinline__ u32 store_x() const { return (lane << 2) ^ ((lane & 1) << 6); }
-};
-
-template <int BN, int DVP>
-struct TransposeBlock {
-  static constexpr int COLUMN_PANELS = DVP / 128;
-  static constexpr int TASKS = (BN / 128) * COLUMN_PANELS * 32;  // (key panel, column panel, diagonal)
-  u32 c, p, q;
-  u32 w0, w1, w2, w3;
-
-  __device__ __forceinline__ explicit TransposeBlock(u32 task) {
-    c = task % 32u;
-    p = (task / 32u) % (u32)COLUMN_PANELS;
-    q = task / 32u / (u32)COLUMN_PANELS;
-  }
-
-  __device__ __forceinline__ void load(u32 raw, const TransposeLane& lane) {
-    const u32 rows = raw + p * BN * 128 + q * 128 * 128 + lane.load_row;
-    const u32 x0 = lane.load_x0 ^ (4 * c);
-    const u32 a0 = rows + x0, a1 = rows + (x0 ^ 16);
-    w0 = ld_shared_u32(a0);
-    w1 = ld_shared_u32(a1 + 128);
-    w2 = ld_shared_u32(a0 + 8 * 128);
-    w3 = ld_shared_u32(a1 + 9 * 128);
-  }
-
-  // 4x4 byte transpose: out j, byte i = w_i byte j.
-  __device__ __forceinline__ void store(u32 vt, const TransposeLane& lane) const {
-    const u32 t0 = byte_perm(w0, w1, 0x5140), t1 = byte_perm(w0, w1, 0x7362);
-    const u32 t2 = byte_perm(w2, w3, 0x5140), t3 = byte_perm(w2, w3, 0x7362);
-    const u32 base = vt + q * DVP * 128 + p * 128 * 128 + (lane.store_row() ^ (512 * c));
-    const u32 x = lane.store_x() ^ ((c & 1) << 6);
-    st_shared_u32(base + x, byte_perm(t0, t2, 0x5410));
-    st_shared_u32(base + 128 + (x ^ 16), byte_perm(t0, t2, 0x7632));
-    st_shared_u32(base + 256 + (x ^ 32), byte_perm(t1, t3, 0x5410));
-    st_shared_u32(base + 384 + (x ^ 48), byte_perm(t1, t3, 0x7632));
+  __device__ __forceinline__ explicit TransposeLane(u32 l) {
+    const u32 m = l / 8, r = l % 8;  // the ldmatrix/stmatrix matrix this lane addresses, its row
+    load = (8 * (m & 1) + r) * 128 + 16 * ((m >> 1) ^ r);
+    const u32 n = 16 * (m >> 1) + 2 * r + ((m & 1) ^ (r >> 2));
+    store = n * 128 + 16 * (n % 8);
+    select_even_first = (l / 4) < 4 ? 0x6420u : 0x7531u;
   }
 };
+
+// One warp's units of a stage, FIRST, FIRST + STRIDE, ...: unit u is the 16-key group
+// K = u % (BN / 16) of the 32-column chunk C = u / (BN / 16). Unrolled, so every offset is an
+// immediate: raw V's is panel C / 4 (BN rows x 128 bytes), rows 16K.., the chunk pair C % 4 by XOR;
+// V^T's is key panel K / 8 (DVP rows x 128 keys), rows 32C.., the 16-key group K % 8 by XOR. The
+// XOR terms touch address bits 4-6 only, and both rings are 1024-byte aligned, so they apply to
+// the stage's lane address (a sum) as they would to the offset within the row.
+template <int BN, int DVP, int FIRST, int STRIDE>
+__device__ __forceinline__ void transpose_units(u32 raw, u32 vt, const TransposeLane& lane) {
+  constexpr int KEY_GROUPS = BN / 16, UNITS = KEY_GROUPS * (DVP / 32);
+  const u32 load = raw + lane.load, store = vt + lane.store;
+  const u32 even_first = lane.select_even_first, odd_first = even_first ^ 0x1111u;
+#pragma unroll
+  for (int unit = FIRST; unit < UNITS; unit += STRIDE) {
+    const int key_group = unit % KEY_GROUPS, columns = unit / KEY_GROUPS;
+    u32 r0, r1, r2, r3;
+    ldmatrix_x4_trans((load ^ (u32)((columns % 4) * 32)) + (u32)((columns / 4) * BN * 128 + key_group * 2048), r0, r1, r2, r3);
+    stmatrix_x4((store ^ (u32)((key_group % 8) * 16)) + (u32)((key_group / 8) * DVP * 128 + columns * 4096),
+                byte_perm(r0, r1, even_first), byte_perm(r0, r1, odd_first), byte_perm(r2, r3, even_first),
+                byte_perm(r2, r3, odd_first));
+  }
+}
 
 // Transposes one V stage: `raw` holds V as TMA wrote it (DVP/128 panels of BN rows x 128 bytes,
 // one byte per head-dim column), `vt` receives V^T as BN/128 panels of DVP rows x 128 keys, keys
-// renamed as above. The `workers` threads (a multiple of 32) split the blocks, two per iteration
-// with all eight loads issued before the first store.
-template <int BN, int DVP>
-__device__ __forceinline__ void transpose_v_stage(u32 raw, u32 vt, int worker, int workers, const TransposeLane& lane) {
-  typedef TransposeBlock<BN, DVP> Block;
-  const u32 warps = (u32)workers / 32u;
-#pragma unroll 1
-  for (u32 task = (u32)worker / 32u; task < (u32)Block::TASKS; task += 2 * warps) {
-    const u32 second = task + warps;
-    Block x(task);
-    x.load(raw, lane);
-    if (second < (u32)Block::TASKS) {
-      Block y(second);
-      y.load(raw, lane);
-      x.store(vt, lane);
-      y.store(vt, lane);
+// renamed as above. Warp w of the WARPS transposing warps takes the units w, w + WARPS, ...
+template <int BN, int DVP, int WARPS, int W = 0>
+__device__ __forceinline__ void transpose_v_stage(u32 raw, u32 vt, int warp, const TransposeLane& lane) {
+  if constexpr (W < WARPS) {
+    if (warp == W) {
+      transpose_units<BN, DVP, W, WARPS>(raw, vt, lane);
     } else {
-      x.store(vt, lane);
+      transpose_v_stage<BN, DVP, WARPS, W + 1>(raw, vt, warp, lane);
     }
   }
 }

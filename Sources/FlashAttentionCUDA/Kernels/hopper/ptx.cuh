@@ -150,6 +150,14 @@ __device__ __forceinline__ void stmatrix_x4_trans(u32 addr, u32 r0, u32 r1, u32 
                ::"r"(addr), "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
 }
 
+// Four 8x8 16-bit matrices from registers to shared memory as they are (no transpose): lane l
+// gives the address of row l % 8 of matrix l / 8; register i of lane l holds row l / 4, elements
+// 2(l % 4) and 2(l % 4) + 1 of matrix i.
+__device__ __forceinline__ void stmatrix_x4(u32 addr, u32 r0, u32 r1, u32 r2, u32 r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};"
+               ::"r"(addr), "r"(r0), "r"(r1), "r"(r2), "r"(r3) : "memory");
+}
+
 // The inverse of stmatrix_x4_trans with the same addresses: four transposed 8x8 matrices from
 // shared memory into MMA-fragment registers.
 __device__ __forceinline__ void ldmatrix_x4_trans(u32 addr, u32& r0, u32& r1, u32& r2, u32& r3) {

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# First device call of 2026-12-06's fifth session (END_S default 520 s), issue #18 (fp8):
+#   - the V transpose by ldmatrix.trans / stmatrix (hopper/fp8.cuh; ~6.5 instead of ~45 SASS
+#     instructions per 512 bytes): verify fp8, memcheck and racecheck on the fp8 matrix; the old
+#     binary (5bb3321's kernels) and the new alternated, d 128/256, N 8k/16k, bf16 beside;
+#   - fp8 d 128 tiles now that the transposing warps issue less: BN 256 (no overlap, with and
+#     without ping-pong: 0 spills), 128 without ping-pong, 128 with neither;
+#   - fp8 causal d 128/256 N 4k-16k on the new binary, bf16 beside;
+#   - cuDNN's fp8 SDPA (benchmarks/peers/cudnn_fp8_sdpa.py, the carried nvidia-cudnn-frontend
+#     wheel), d 128/256, N 8k/16k, causal and not;
+#   - ncu (full set, per-SASS stalls) of the new fp8 forward at d 128, N 8k.
+# Output: $OUT/q1.tgz and $OUT/q1.log. Carry [".devbin-cuda"] with flash-attention.xz (new),
+# flash-attention-old.xz and peer-wheels/nvidia_cudnn_frontend-*.whl.
+set -u -o pipefail
+source "$(dirname "$0")/device-steps.sh"
+device_call_begin q1 520
+use_old_binary
+CAP=60 step verify-fp8 10 "$bin" verify --device cuda --dtype fp8 --forward-only
+fails verify-fp8
+CAP=60 step memcheck-fp8 15 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" verify --device cuda --dtype fp8 --forward-only
+fails memcheck-fp8
+CAP=90 step racecheck-fp8 15 compute-sanitizer --tool racecheck --error-exitcode 9 "$bin" verify --device cuda --dtype fp8 --forward-only
+fails racecheck-fp8
+fp8=(--device cuda --grid flash --head-dims 128,256 --seqlens 8192,16384 --causal no --impls flash --passes forward --reps 20)
+alternate fp8 60 20 "${fp8[@]}" --dtypes fp8,bf16
+d128=(--device cuda --grid flash --head-dims 128 --seqlens 8192,16384 --causal no --impls flash --passes forward --reps 20 --dtypes fp8)
+for tile in 256x2x1 256x2x1+pingpong 128x3x2+overlap 128x2x1; do
+  CAP=40 step "fp8-d128-$tile" 15 "$bin" bench "${d128[@]}" --hopper-forward-tile "$tile" --json "$work/fp8-d128-$tile.json"
+done
+CAP=60 step fp8-causal 15 "$bin" bench --device cuda --grid flash --head-dims 128,256 --seqlens 4096,8192,16384 --causal yes \
+  --impls flash --passes forward --reps 20 --dtypes fp8,bf16 --json "$work/fp8-causal.json"
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/cudnn-fe .devbin-cuda/peer-wheels/nvidia_cudnn_frontend-*.whl \
+  > "$work/pip-cudnn.log" 2>&1
+CAP=90 step cudnn-fp8 20 env PYTHONPATH=/tmp/cudnn-fe python3 benchmarks/peers/cudnn_fp8_sdpa.py --head-dims 128,256 \
+  --seqlens 8192,16384 --causal both --reps 20 --json "$work/cudnn-fp8.json"
+fails cudnn-fp8
+ncu --version | tail -n 1 | tee -a "$log"
+CAP=90 profile fp8-d128 '^flash_fwd_hopper' 1 --grid custom --batch 1 --heads 16 --seqlens 8192 --head-dims 128 --causal no \
+  --once --quiet --dtypes fp8 --impls flash --passes forward
+rm -f "$work"/*.ncu-rep.tmp
+device_call_end q1
