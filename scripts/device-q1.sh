@@ -8,17 +8,23 @@
 #   - fp8 causal d 128/256 N 4k-16k on the new binary, bf16 beside;
 #   - cuDNN's fp8 SDPA (benchmarks/peers/cudnn_fp8_sdpa.py, the carried nvidia-cudnn-frontend
 #     wheel), d 128/256, N 8k/16k, causal and not;
-#   - ncu (full set, per-SASS stalls) of the new fp8 forward at d 128, N 8k.
+#   - ncu (full set, per-SASS stalls) of the new fp8 forward at d 128, N 8k;
+#   - #19 ALiBi: the exact exponent only on tiles near the row's max (common/softmax.cuh,
+#     EXACT_EXPONENT_BAND): old and new alternated, ALiBi and plain at d 128 N 4k/16k causal and
+#     not; the new binary's forward and backward at d 64/128, N 4k-16k; d 64 ALiBi on the
+#     two-consumer tile (the band applies there) against the table's three-consumer one; verify.
 # Output: $OUT/q1.tgz and $OUT/q1.log. Carry [".devbin-cuda"] with flash-attention.xz (new),
 # flash-attention-old.xz and peer-wheels/nvidia_cudnn_frontend-*.whl.
 set -u -o pipefail
 source "$(dirname "$0")/device-steps.sh"
-device_call_begin q1 520
+device_call_begin q1 560
 use_old_binary
 CAP=60 step verify-fp8 10 "$bin" verify --device cuda --dtype fp8 --forward-only
 fails verify-fp8
 CAP=60 step memcheck-fp8 15 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" verify --device cuda --dtype fp8 --forward-only
 fails memcheck-fp8
+CAP=60 step verify-bf16 10 "$bin" verify --device cuda --dtype bfloat16
+fails verify-bf16
 CAP=90 step racecheck-fp8 15 compute-sanitizer --tool racecheck --error-exitcode 9 "$bin" verify --device cuda --dtype fp8 --forward-only
 fails racecheck-fp8
 fp8=(--device cuda --grid flash --head-dims 128,256 --seqlens 8192,16384 --causal no --impls flash --passes forward --reps 20)
@@ -29,6 +35,12 @@ for tile in 256x2x1 256x2x1+pingpong 128x3x2+overlap 128x2x1; do
 done
 CAP=60 step fp8-causal 15 "$bin" bench --device cuda --grid flash --head-dims 128,256 --seqlens 4096,8192,16384 --causal yes \
   --impls flash --passes forward --reps 20 --dtypes fp8,bf16 --json "$work/fp8-causal.json"
+alibi=(--device cuda --grid custom --batch 1 --heads 16 --dtypes bf16 --impls flash,flash-alibi --reps 20)
+alternate alibi 50 15 "${alibi[@]}" --head-dims 128 --seqlens 4096,16384 --causal both --passes forward
+CAP=70 step alibi-all 15 "$bin" bench "${alibi[@]}" --head-dims 64,128 --seqlens 4096,8192,16384 --causal both \
+  --passes forward,backward --json "$work/alibi-all.json"
+CAP=40 step alibi-d64-2wg 15 "$bin" bench "${alibi[@]}" --head-dims 64 --seqlens 4096,16384 --causal both --passes forward \
+  --hopper-forward-tile 128x3x2+pingpong+overlap --json "$work/alibi-d64-2wg.json"
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/cudnn-fe .devbin-cuda/peer-wheels/nvidia_cudnn_frontend-*.whl \
   > "$work/pip-cudnn.log" 2>&1
 CAP=90 step cudnn-fp8 20 env PYTHONPATH=/tmp/cudnn-fe python3 benchmarks/peers/cudnn_fp8_sdpa.py --head-dims 128,256 \

@@ -34,10 +34,10 @@ for (BN, DVP, NV) in [(128,128,128),(128,256,256),(128,128,64),(256,128,128)]:
     def prmt(a, b, sel):
         by = [(a >> (8*i)) & 255 for i in range(4)] + [(b >> (8*i)) & 255 for i in range(4)]
         return sum(by[(sel >> (4*i)) & 7] << (8*i) for i in range(4))
-    KEY_GROUPS = BN // 16; UNITS = KEY_GROUPS * (DVP // 32)
+    KEY_GROUPS = BN // 16; UNITS = KEY_GROUPS * 4  # per 128-column panel
     conflicts = 0
-    for unit in range(UNITS):
-        K, C = unit % KEY_GROUPS, unit // KEY_GROUPS
+    for panel, unit in [(p, u) for p in range(DVP // 128) for u in range(UNITS)]:
+        K, C = unit % KEY_GROUPS, 4*panel + unit // KEY_GROUPS
         lanes = [lane_constants(l) for l in range(32)]
         # ldmatrix: row address of matrix l // 8, row l % 8 from lane l; 16 bytes = 8 halves
         load_rows = [(C//4)*BN*128 + K*2048 + (lanes[l][0] ^ ((C % 4)*32)) for l in range(32)]

@@ -61,25 +61,30 @@ struct TransposeLane {
   }
 };
 
-// One warp's units of a stage, FIRST, FIRST + STRIDE, ...: unit u is the 16-key group
-// K = u % (BN / 16) of the 32-column chunk C = u / (BN / 16). Unrolled, so every offset is an
-// immediate: raw V's is panel C / 4 (BN rows x 128 bytes), rows 16K.., the chunk pair C % 4 by XOR;
-// V^T's is key panel K / 8 (DVP rows x 128 keys), rows 32C.., the 16-key group K % 8 by XOR. The
-// XOR terms touch address bits 4-6 only, and both rings are 1024-byte aligned, so they apply to
-// the stage's lane address (a sum) as they would to the offset within the row.
+// One warp's units of a stage, per 128-column panel of V: FIRST, FIRST + STRIDE, ... of the
+// panel's 4 x BN/16 units, unit u the 16-key group K = u % (BN / 16) of the 32-column chunk
+// C = u / (BN / 16). Unrolled within a panel, so every offset is an immediate: raw V's rows 16K..
+// with the chunk pair C by XOR; V^T's key panel K / 8 (DVP rows x 128 keys), rows 32C.., the
+// 16-key group K % 8 by XOR. The XOR terms touch address bits 4-6 only, and both rings are
+// 1024-byte aligned, so they apply to the stage's lane address (a sum) as they would to the offset
+// within the row. The panels (two at d 256) stay a loop: unrolling both spilled the masked d 256
+// variants' producer (40 registers).
 template <int BN, int DVP, int FIRST, int STRIDE>
 __device__ __forceinline__ void transpose_units(u32 raw, u32 vt, const TransposeLane& lane) {
-  constexpr int KEY_GROUPS = BN / 16, UNITS = KEY_GROUPS * (DVP / 32);
-  const u32 load = raw + lane.load, store = vt + lane.store;
+  constexpr int KEY_GROUPS = BN / 16, UNITS = KEY_GROUPS * 4;
   const u32 even_first = lane.select_even_first, odd_first = even_first ^ 0x1111u;
+#pragma unroll 1
+  for (int panel = 0; panel < DVP / 128; ++panel) {
+    const u32 load = raw + panel * (BN * 128) + lane.load, store = vt + panel * (128 * 128) + lane.store;
 #pragma unroll
-  for (int unit = FIRST; unit < UNITS; unit += STRIDE) {
-    const int key_group = unit % KEY_GROUPS, columns = unit / KEY_GROUPS;
-    u32 r0, r1, r2, r3;
-    ldmatrix_x4_trans((load ^ (u32)((columns % 4) * 32)) + (u32)((columns / 4) * BN * 128 + key_group * 2048), r0, r1, r2, r3);
-    stmatrix_x4((store ^ (u32)((key_group % 8) * 16)) + (u32)((key_group / 8) * DVP * 128 + columns * 4096),
-                byte_perm(r0, r1, even_first), byte_perm(r0, r1, odd_first), byte_perm(r2, r3, even_first),
-                byte_perm(r2, r3, odd_first));
+    for (int unit = FIRST; unit < UNITS; unit += STRIDE) {
+      const int key_group = unit % KEY_GROUPS, columns = unit / KEY_GROUPS;
+      u32 r0, r1, r2, r3;
+      ldmatrix_x4_trans((load ^ (u32)(columns * 32)) + (u32)(key_group * 2048), r0, r1, r2, r3);
+      stmatrix_x4((store ^ (u32)((key_group % 8) * 16)) + (u32)((key_group / 8) * DVP * 128 + columns * 4096),
+                  byte_perm(r0, r1, even_first), byte_perm(r0, r1, odd_first), byte_perm(r2, r3, even_first),
+                  byte_perm(r2, r3, odd_first));
+    }
   }
 }
 
