@@ -24,31 +24,31 @@ CAP=60 step verify-fp8 10 "$bin" verify --device cuda --dtype fp8 --forward-only
 fails verify-fp8
 CAP=60 step verify-bf16 10 "$bin" verify --device cuda --dtype bfloat16
 fails verify-bf16
+CAP=30 step memcheck-fp8 10 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" verify --device cuda --dtype fp8 --forward-only
+fails memcheck-fp8
 mkdir -p /tmp/gt && tar -xJf .devbin-cuda/gpu-tests.tar.xz -C /tmp/gt
 CAP=120 step gpu-tests 20 env LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests --testing-library swift-testing \
   --filter 'NonFiniteAndLargeScoreTests|AlibiHopperTests'
 grep -E "✘|passed after|failed after" "$work/gpu-tests.log" | tail -n 8 | tee -a "$log"
 fp8=(--device cuda --grid flash --head-dims 128,256 --seqlens 8192,16384 --causal no --impls flash --passes forward --reps 20)
 alternate fp8 60 20 "${fp8[@]}" --dtypes fp8,bf16
+alibi=(--device cuda --grid custom --batch 1 --heads 16 --dtypes bf16 --impls flash,flash-alibi --reps 20)
+alternate alibi 50 15 "${alibi[@]}" --head-dims 128 --seqlens 4096,16384 --causal both --passes forward
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/cudnn-fe .devbin-cuda/peer-wheels/nvidia_cudnn_frontend-*.whl \
+  > "$work/pip-cudnn.log" 2>&1
+CAP=90 step cudnn-fp8 20 env PYTHONPATH=/tmp/cudnn-fe python3 benchmarks/peers/cudnn_fp8_sdpa.py --head-dims 128,256 \
+  --seqlens 8192,16384 --causal no --reps 20 --json "$work/cudnn-fp8.json"
+fails cudnn-fp8
 d128=(--device cuda --grid flash --head-dims 128 --seqlens 8192,16384 --causal no --impls flash --passes forward --reps 20 --dtypes fp8)
 for tile in 256x2x1 256x2x1+pingpong; do
   CAP=40 step "fp8-d128-$tile" 15 "$bin" bench "${d128[@]}" --hopper-forward-tile "$tile" --json "$work/fp8-d128-$tile.json"
 done
 CAP=60 step fp8-causal 15 "$bin" bench --device cuda --grid flash --head-dims 128,256 --seqlens 4096,8192,16384 --causal yes \
   --impls flash --passes forward --reps 20 --dtypes fp8,bf16 --json "$work/fp8-causal.json"
-alibi=(--device cuda --grid custom --batch 1 --heads 16 --dtypes bf16 --impls flash,flash-alibi --reps 20)
-alternate alibi 50 15 "${alibi[@]}" --head-dims 128 --seqlens 4096,16384 --causal both --passes forward
 CAP=70 step alibi-all 15 "$bin" bench "${alibi[@]}" --head-dims 64,128 --seqlens 4096,8192,16384 --causal both \
   --passes forward,backward --json "$work/alibi-all.json"
 CAP=40 step alibi-d64-2wg 15 "$bin" bench "${alibi[@]}" --head-dims 64 --seqlens 4096,16384 --causal both --passes forward \
   --hopper-forward-tile 128x3x2+pingpong+overlap --json "$work/alibi-d64-2wg.json"
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/cudnn-fe .devbin-cuda/peer-wheels/nvidia_cudnn_frontend-*.whl \
-  > "$work/pip-cudnn.log" 2>&1
-CAP=90 step cudnn-fp8 20 env PYTHONPATH=/tmp/cudnn-fe python3 benchmarks/peers/cudnn_fp8_sdpa.py --head-dims 128,256 \
-  --seqlens 8192,16384 --causal no --reps 20 --json "$work/cudnn-fp8.json"
-fails cudnn-fp8
-CAP=30 step memcheck-fp8 10 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" verify --device cuda --dtype fp8 --forward-only
-fails memcheck-fp8
 # With time left (END_S above 430): racecheck and ncu of the new fp8 forward.
 CAP=60 step racecheck-fp8 40 compute-sanitizer --tool racecheck --error-exitcode 9 "$bin" verify --device cuda --dtype fp8 --forward-only
 fails racecheck-fp8
