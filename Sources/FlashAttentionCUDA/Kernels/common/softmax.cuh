@@ -54,22 +54,6 @@ __device__ __forceinline__ bool needs_exact_exponent(float scaled_offset) {
   return fabsf(scaled_offset) >= EXACT_EXPONENT_FROM;
 }
 
-// Only a tile whose max comes within EXACT_EXPONENT_BAND (log2 units) of the row's running max
-// holds a p that the FFMA form can visibly get wrong: elsewhere every p is below 2^-24 of the max's,
-// and the FFMA's relative error (half an ulp of the offset, ~2^-10 at |offset| = 1.6e4) leaves it
-// far under P's own rounding. This keeps the exact form off the tiles that merely carry a large
-// offset: ALiBi's per-row remainder (hopper/alibi.cuh) is slope x distance, so at N = 16k nearly
-// every causal tile of a steep head had |offset| >= 64 and paid the exact form's two extra
-// instructions per score for p that are 0 anyway.
-constexpr float EXACT_EXPONENT_BAND = 24.f;
-
-// Whether a tile's (scaled) max comes within EXACT_EXPONENT_BAND of the row's running max before
-// the tile (true while that is -inf). The max after the tile is the larger of the two (or, lazily,
-// the old one), so the test against the old max decides the same.
-__device__ __forceinline__ bool tile_near_row_max(float scaled_tile_max, float running_max) {
-  return scaled_tile_max >= running_max - EXACT_EXPONENT_BAND;
-}
-
 // The raw max the exact form subtracts: 0 while it is -inf (the row's scores are all -inf).
 __device__ __forceinline__ float raw_exponent_offset(float raw_max) {
   return raw_max == -FA_INF ? 0.f : raw_max;

@@ -87,10 +87,6 @@ constexpr float P_OFFSET = FP8 ? 8.f : 0.f;
 // Rows of large scores take the exact exponent (common/softmax.cuh). Not fp8 (its e4m3 P is far
 // coarser than the FFMA's rounding) nor softcap (mul = 1 there: the FFMA's subtraction is exact).
 constexpr bool EXACT_EXPONENT = !FP8 && !SOFTCAP;
-// Only tiles near the row's max take it (EXACT_EXPONENT_BAND), except on the three-consumer ALiBi
-// variant, where the test spills (16 bytes at 128 registers, NVRTC 13.0.88): every tile with a
-// large offset takes it there, as before the band.
-constexpr bool EXACT_EXPONENT_NEAR_ONLY = !(ALIBI && NC == 3);
 constexpr int CONSUMER_THREADS = 128 * NC;
 // 512 threads with three consumers: 128 x 24 (producer) + 384 x 160 fits the SM's 64K registers.
 // fp8: the producer warpgroup also transposes V, which spills at 24; 128 x 40 + 256 x 232 stays
@@ -408,10 +404,6 @@ struct Consumer {
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 1));
     mx_b = fmaxf(mx_b, shfl_xor(mx_b, 2));
     const float tile_a = mx_a, tile_b = mx_b;  // raw (with ALiBi: biased) tile maxima
-    // Whether the tile's max comes near the row's (common/softmax.cuh, EXACT_EXPONENT_BAND): the
-    // new max is the old one or, within the lazy slack, this tile's, so the old one decides.
-    const bool near_a = !EXACT_EXPONENT_NEAR_ONLY || tile_near_row_max(tile_a * mul, m_a);
-    const bool near_b = !EXACT_EXPONENT_NEAR_ONLY || tile_near_row_max(tile_b * mul, m_b);
     // The lazy update (see RESCALE_SLACK); fp8 updates eagerly, so P stays within 2^P_OFFSET.
     mx_a = next_max<!FP8>(m_a, mx_a * mul);
     mx_b = next_max<!FP8>(m_b, mx_b * mul);
@@ -432,7 +424,7 @@ struct Consumer {
     m_a = mx_a;
     m_b = mx_b;
     float sum_a = 0.f, sum_b = 0.f;
-    if (EXACT_EXPONENT && __builtin_expect((near_a && needs_exact_exponent(use_a)) || (near_b && needs_exact_exponent(use_b)), 0)) {
+    if (EXACT_EXPONENT && __builtin_expect(needs_exact_exponent(use_a) || needs_exact_exponent(use_b), 0)) {
       // 2^((s - r)·mul) for rows of large scores; with ALiBi s + rest is the biased score,
       // rounded as the max above was.
 #if FA_ALIBI
