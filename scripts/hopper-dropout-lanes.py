@@ -1,57 +1,144 @@
 #!/usr/bin/env python3
-"""Checks the lane arithmetic of Kernels/hopper/dropout.cuh against the per-element rule of fa_philox.h
-(fa_dropout_keeps), in a Python model of both: for BN/8 = 8, 12, 16, 22, 24, 32 chunks, every lane t of a
-quad, both rows: bit 2c + e of quad_keep_bits == keeps(row, 8 (group0 + c) + 2t + e). No GPU; exit 0 = agree."""
+"""Checks the lane arithmetic of the CUDA dropout (Kernels/hopper/dropout.cuh: quad_keep_bits and
+quad_share_flags; Kernels/common/dropout.cuh: keep_bits shared, per-lane and generic) against the
+per-element rule of fa_philox.h (fa_dropout_keeps), in a Python model of both, including the SWAR
+byte compare of fa_dropout_bytes_below and the flag layout of fa_dropout_lane_flags: every lane t
+of a quad, every row, bit 2c + e == keeps(row, 8 (group0 + c) + 2t + e). No GPU; exit 0 = agree."""
 import random
-M=0xffffffff
-def philox(c0,c1,c2,c3,k0,k1):
+import sys
+
+M = 0xFFFFFFFF
+
+
+def philox(c0, c1, c2, c3, k0, k1):
     for r in range(10):
-        if r>0: k0=(k0+0x9E3779B9)&M; k1=(k1+0xBB67AE85)&M
-        p0=0xD2511F53*c0; p1=0xCD9E8D57*c2
-        hi0,lo0=p0>>32,p0&M; hi1,lo1=p1>>32,p1&M
-        c0,c1,c2,c3 = hi1^c1^k0, lo1, hi0^c3^k1, lo0
-    return [c0,c1,c2,c3]
-def words(seed,offset,bh,row,group):
-    return philox(group&M,row&M,bh&M,offset&M,seed&M,((seed>>32)+(offset>>32))&M)
-def keeps(seed,offset,thr,bh,row,col):
-    w=words(seed,offset,bh,row,col>>3); slot=col&7
-    return ((w[slot>>1]>>((slot&1)*16))&0xffff) < thr
-def chunk_bits(w,thr):
-    bound=(thr<<16)&M; b=0
-    for i in range(4):
-        b |= (1 if ((w[i]<<16)&M) < bound else 0) << (2*i)
-        b |= (2 if w[i] < bound else 0) << (2*i)
-    return b
-def run(chunks, seed, offset, thr, bh, row_a, group0):
-    groups=(chunks+3)//4
-    wide = groups>4
-    mask = (1<<64)-1 if wide else M
-    own={}
+        if r > 0:
+            k0 = (k0 + 0x9E3779B9) & M
+            k1 = (k1 + 0xBB67AE85) & M
+        p0 = 0xD2511F53 * c0
+        p1 = 0xCD9E8D57 * c2
+        c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & M, (p0 >> 32) ^ c3 ^ k1, p0 & M
+    return [c0, c1, c2, c3]
+
+
+def words(seed, offset, bh, row, group):
+    return philox(group & M, row & M, bh & M, offset & M, seed & M, ((seed >> 32) + (offset >> 32)) & M)
+
+
+def keeps(seed, offset, thr, bh, row, col):
+    """fa_dropout_keeps: slot 8h + 2i + e is byte i of word 2h + e."""
+    w = words(seed, offset, bh, row, col >> 4)
+    slot = col & 15
+    word = ((slot >> 3) << 1) | (slot & 1)
+    return ((w[word] >> (8 * ((slot >> 1) & 3))) & 0xFF) < thr
+
+
+def bytes_below(word, thr):
+    """fa_dropout_bytes_below, bit for bit (32-bit wraparound)."""
+    t = (thr * 0x01010101) & M
+    low = ((word | 0x80808080) - (t & 0x7F7F7F7F)) & M
+    return ((~word & t) | (~(word ^ t) & ~low)) & M
+
+
+def lane_flags(w, thr):
+    """fa_dropout_lane_flags: bit 4i + b is byte i of word b below thr."""
+    merged = (bytes_below(w[3], thr) & 0x80808080) | ((bytes_below(w[2], thr) >> 1) & 0x40404040)
+    merged |= ((bytes_below(w[1], thr) >> 2) & 0x20202020) | ((bytes_below(w[0], thr) >> 3) & 0x10101010)
+    nibbles = (merged >> 4) & 0x0F0F0F0F
+    pairs = nibbles | (nibbles >> 4)
+    return (pairs & 0xFF) | ((pairs >> 8) & 0xFF00)
+
+
+def check(bits_of, chunks, seed, offset, thr, bh, rows, group0, what):
     for t in range(4):
-        oa=ob=0
-        for j in range(groups):
-            g=group0+4*j+t
-            oa |= chunk_bits(words(seed,offset,bh,row_a,g),thr) << (8*j)
-            ob |= chunk_bits(words(seed,offset,bh,row_a+8,g),thr) << (8*j)
-        own[t]=(oa&mask,ob&mask)
-    pairs=0x0303030303030303 & mask
-    for t in range(4):
-        for r in (0,1):
-            bits=0
-            for s in range(4):
-                x=own[s][r]
-                bits |= (((x>>(2*t))&pairs)<<(2*s)) & mask
-            row=row_a+8*r
+        for row in rows:
+            bits = bits_of(t, row)
             for c in range(chunks):
                 for e in range(2):
-                    key=8*(group0+c)+2*t+e
-                    assert ((bits>>(2*c+e))&1) == keeps(seed,offset,thr,bh,row,key), (chunks,t,r,c,e)
+                    key = 8 * (group0 + c) + 2 * t + e
+                    got = (bits >> (2 * c + e)) & 1
+                    if got != keeps(seed, offset, thr, bh, row, key):
+                        sys.exit(f"{what}: chunks {chunks} lane {t} row {row} chunk {c} e {e}: {got}")
+
+
+def hopper(chunks, seed, offset, thr, bh, row_a, group0):
+    """quad_keep_bits + quad_share_flags (group0 even)."""
+    calls = (chunks + 1) // 2
+    groups = (calls + 3) // 4
+    width = 64 if groups > 2 else 32
+    mask = (1 << width) - 1
+    own = {}
+    for t in range(4):
+        oa = ob = 0
+        for j in range(groups - 1, -1, -1):
+            call = (group0 >> 1) + 4 * j + t
+            oa = ((oa << 16) | lane_flags(words(seed, offset, bh, row_a, call), thr)) & mask
+            ob = ((ob << 16) | lane_flags(words(seed, offset, bh, row_a + 8, call), thr)) & mask
+        own[t] = {row_a: oa, row_a + 8: ob}
+    nibbles = 0x000F000F000F000F & mask
+
+    def bits_of(t, row):
+        bits = 0
+        for s in range(4):
+            bits |= (((own[s][row] >> (4 * t)) & nibbles) << (4 * s)) & mask
+        return bits
+
+    check(bits_of, chunks, seed, offset, thr, bh, (row_a, row_a + 8), group0, "hopper")
+
+
+def fa2(chunks, share, seed, offset, thr, bh, row, group0):
+    """Dropout::keep_bits: the shared path (chunks and group0 even), the per-lane path, the generic one."""
+    calls = chunks // 2
+
+    def bits_of(t, row):
+        if share and chunks % 2 == 0 and group0 % 2 == 0:
+            width = 64 if chunks > 16 else 32
+            bits = 0
+            for j in range((calls + 3) // 4):
+                flags = [lane_flags(words(seed, offset, bh, row, (group0 >> 1) + 4 * j + s), thr) for s in range(4)]
+                for s in range(min(calls, 4)):
+                    bits |= ((flags[s] >> (4 * t)) & 0xF) << (4 * (4 * j + s))
+            return bits & ((1 << width) - 1)
+        if chunks % 2 == 0 and group0 % 2 == 0:
+            bits = 0
+            for k in range(chunks // 2 - 1, -1, -1):
+                bits = (bits << 4) | ((lane_flags(words(seed, offset, bh, row, (group0 >> 1) + k), thr) >> (4 * t)) & 0xF)
+            return bits
+        bits = 0
+        for call in range(group0 >> 1, ((group0 + chunks - 1) >> 1) + 1):
+            nibble = (lane_flags(words(seed, offset, bh, row, call), thr) >> (4 * t)) & 0xF
+            for h in range(2):
+                c = 2 * call + h - group0
+                if 0 <= c < chunks:
+                    bits |= ((nibble >> (2 * h)) & 3) << (2 * c)
+        return bits
+
+    check(bits_of, chunks, seed, offset, thr, bh, (row,), group0, f"fa2 share={share}")
+
+
 random.seed(1)
-n=0
-for chunks in (8,12,16,22,24,32):
-    for _ in range(6):
-        run(chunks, random.getrandbits(64), random.getrandbits(64), random.randrange(0,65536), random.getrandbits(32), random.randrange(0,100000), random.randrange(0,5000)//8*0+random.randrange(0,2000))
-        n+=1
-# extremes
-run(16, 1, 2, 0, 0, 0, 0); run(22, 3, 4, 65535, 7, 5, 1); run(8, 5, 6, 1, 3, 9, 100)
-print("ok", n+3)
+# The SWAR compare alone, every threshold, random words and the byte edges.
+for thr in range(256):
+    for word in [random.getrandbits(32) for _ in range(64)] + [0, M, 0x7F7F7F7F, 0x80808080, thr * 0x01010101]:
+        got = bytes_below(word, thr)
+        for b in range(4):
+            if ((got >> (8 * b + 7)) & 1) != (((word >> (8 * b)) & 0xFF) < thr):
+                sys.exit(f"bytes_below({word:#x}, {thr}) byte {b}")
+n = 0
+rnd = lambda: (random.getrandbits(64), random.getrandbits(64), random.randrange(0, 256), random.getrandbits(32))
+for chunks in (8, 12, 16, 22, 24, 32):
+    for _ in range(4):
+        seed, offset, thr, bh = rnd()
+        hopper(chunks, seed, offset, thr, bh, random.randrange(0, 100000), 2 * random.randrange(0, 1000))
+        n += 1
+for chunks in (1, 2, 4, 8, 16, 32):
+    for share in (True, False):
+        for _ in range(3):
+            seed, offset, thr, bh = rnd()
+            fa2(chunks, share, seed, offset, thr, bh, random.randrange(0, 100000), random.randrange(0, 2000))
+            n += 1
+# Extremes: drop all, keep all but one value, threshold 1.
+hopper(16, 1, 2, 0, 0, 0, 0)
+hopper(22, 3, 4, 255, 7, 5, 2)
+fa2(8, True, 5, 6, 1, 3, 9, 100)
+print("ok", n + 3)

@@ -24,12 +24,14 @@ public struct AttentionDropout: Sendable, Hashable {
     self.firstBatch = 0
   }
 
-  /// Entries whose 16-bit random number is below this are kept: `floor((1 - p) · 2^16)`, in
-  /// 0 ... 65535 for p > 0 (the keep probability in steps of 2^-16, as FlashAttention-2 uses
-  /// steps of 2^-8: eight entries per Philox call instead of one per 32-bit word).
+  /// Entries whose 8-bit random number is below this are kept: `floor((1 - p) · 2^8)`, in
+  /// 0 ... 255 for p > 0, so p takes effect in steps of 1/256 (FlashAttention-2's resolution:
+  /// sixteen entries per Philox call; at 16 bits an entry the calls cost twice as much, and they
+  /// are most of dropout's time in the GPU kernels). The kept entries are still scaled by
+  /// `1 / (1 - p)`, as FlashAttention-2 does.
   public var keepThreshold: UInt32 {
-    let scaled = (1 - Double(probability)) * 65_536.0
-    return scaled >= 65_535.0 ? 65_535 : UInt32(max(0, scaled.rounded(.down)))
+    let scaled = (1 - Double(probability)) * 256.0
+    return scaled >= 255.0 ? 255 : UInt32(max(0, scaled.rounded(.down)))
   }
 
   /// The factor of a kept entry.

@@ -81,6 +81,14 @@ package enum VerificationMatrix {
         "dropout-alibi-gqa2", S(batch: 1, seqlenQ: 64, seqlenK: 100, headsQ: 4, headsKV: 2, headDim: 128),
         O(alibiSlopes: VerificationMatrix.alibiSlopes(heads: 4),
           dropout: AttentionDropout(probability: 0.3, seed: 0xdead_beef, offset: 123))),
+      // On the H100: the Hopper dropout forward's wide keep words (BN = 176 past 4k keys: 11
+      // Philox calls a row, in groups of four) and the three-consumer d = 64 tile (1k+ keys).
+      AttentionProblem(
+        "dropout-long-d128", S(batch: 1, seqlenQ: 65, seqlenK: 4500, headsQ: 2, headsKV: 1, headDim: 128),
+        O(dropout: AttentionDropout(probability: 0.1, seed: 7, offset: 1 << 33))),
+      AttentionProblem(
+        "dropout-d64-wide", S(batch: 1, seqlenQ: 200, seqlenK: 1100, headsQ: 2, headDim: 64),
+        O(dropout: AttentionDropout(probability: 0.5, seed: 99, offset: 3))),
     ]
   }()
 

@@ -22,34 +22,42 @@ static void FA_NAME(dropout_factors)(
   const ptrdiff_t queries = keys_are_rows ? columns : rows;
   const ptrdiff_t keys = keys_are_rows ? rows : columns;
   const ptrdiff_t query_pitch = keys_are_rows ? 1 : leading, key_pitch = keys_are_rows ? leading : 1;
-  const ptrdiff_t first_group = d->first_key >> 3, last_group = (d->first_key + keys - 1) >> 3;
+  const ptrdiff_t first_group = d->first_key >> 4, last_group = (d->first_key + keys - 1) >> 4;
   const float scale = d->scale;
   const uint32_t threshold = d->threshold, batch_head = d->batch_head;
   const uint32_t first_query = (uint32_t)d->first_query;
   // Key groups outside, queries inside: the Philox rounds then run over a vector of queries
-  // (the only counter word that varies in the loop), one call per eight keys of each query.
+  // (the only counter word that varies in the loop), one call per sixteen keys of each query.
   for (ptrdiff_t group = first_group; group <= last_group; group++) {
-    const ptrdiff_t first_slot = group * 8 < d->first_key ? d->first_key - group * 8 : 0;
-    const ptrdiff_t end_slot = group * 8 + 8 > d->first_key + keys ? d->first_key + keys - group * 8 : 8;
-    float *column = factors + (group * 8 - d->first_key) * key_pitch;
+    const ptrdiff_t first_slot = group * 16 < d->first_key ? d->first_key - group * 16 : 0;
+    const ptrdiff_t end_slot = group * 16 + 16 > d->first_key + keys ? d->first_key + keys - group * 16 : 16;
+    float *column = factors + (group * 16 - d->first_key) * key_pitch;
 #pragma clang loop vectorize(enable) interleave(enable)
     for (ptrdiff_t q = 0; q < queries; q++) {
       const fa_philox_words w =
         fa_dropout_words(d->seed, d->offset, batch_head, first_query + (uint32_t)q, (uint32_t)group);
       float *target = column + q * query_pitch;
-      // Written out per slot, with conditions the same for every query, so that the loop over
-      // queries vectorizes.
-#define FA_DROPOUT_SLOT(slot, word, shift)                                                            \
+      // Written out per slot (fa_philox.h's order: slot 8h + 2i + e is byte i of word 2h + e),
+      // with conditions the same for every query, so that the loop over queries vectorizes.
+#define FA_DROPOUT_SLOT(slot, word, byte)                                                             \
   if (first_slot <= slot && end_slot > slot)                                                          \
-    target[slot * key_pitch] = ((word >> shift) & 0xFFFFu) < threshold ? scale : 0.0f;
+    target[slot * key_pitch] = ((word >> (8 * byte)) & 0xFFu) < threshold ? scale : 0.0f;
       FA_DROPOUT_SLOT(0, w.w0, 0)
-      FA_DROPOUT_SLOT(1, w.w0, 16)
-      FA_DROPOUT_SLOT(2, w.w1, 0)
-      FA_DROPOUT_SLOT(3, w.w1, 16)
-      FA_DROPOUT_SLOT(4, w.w2, 0)
-      FA_DROPOUT_SLOT(5, w.w2, 16)
-      FA_DROPOUT_SLOT(6, w.w3, 0)
-      FA_DROPOUT_SLOT(7, w.w3, 16)
+      FA_DROPOUT_SLOT(1, w.w1, 0)
+      FA_DROPOUT_SLOT(2, w.w0, 1)
+      FA_DROPOUT_SLOT(3, w.w1, 1)
+      FA_DROPOUT_SLOT(4, w.w0, 2)
+      FA_DROPOUT_SLOT(5, w.w1, 2)
+      FA_DROPOUT_SLOT(6, w.w0, 3)
+      FA_DROPOUT_SLOT(7, w.w1, 3)
+      FA_DROPOUT_SLOT(8, w.w2, 0)
+      FA_DROPOUT_SLOT(9, w.w3, 0)
+      FA_DROPOUT_SLOT(10, w.w2, 1)
+      FA_DROPOUT_SLOT(11, w.w3, 1)
+      FA_DROPOUT_SLOT(12, w.w2, 2)
+      FA_DROPOUT_SLOT(13, w.w3, 2)
+      FA_DROPOUT_SLOT(14, w.w2, 3)
+      FA_DROPOUT_SLOT(15, w.w3, 3)
 #undef FA_DROPOUT_SLOT
     }
   }

@@ -28,17 +28,18 @@ def _philox(c0, c1, c2, c3, k0, k1):
 
 
 def keep_mask(seed: int, offset: int, p: float, batch: int, heads: int, sq: int, sk: int) -> torch.Tensor:
-    """The library's keep mask (batch, heads, sq, sk): counter (j // 8, i, b * heads + h,
-    offset_lo), key (seed_lo, seed_hi + offset_hi); key j's 16-bit number is half j % 2 (low
-    first) of word (j % 8) // 2, kept iff below floor((1 - p) 2^16)."""
+    """The library's keep mask (batch, heads, sq, sk): counter (j // 16, i, b * heads + h,
+    offset_lo), key (seed_lo, seed_hi + offset_hi); with j % 16 = 8 h' + 2 i' + e, key j's 8-bit
+    number is byte i' of word 2 h' + e, kept iff below floor((1 - p) 2^8)."""
     b, h, i, j = np.meshgrid(np.arange(batch), np.arange(heads), np.arange(sq), np.arange(sk), indexing="ij")
     u = lambda a: a.astype(np.uint64)
     k0 = np.uint64(seed & 0xFFFFFFFF)
     k1 = np.uint64(((seed >> 32) + (offset >> 32)) & 0xFFFFFFFF)
-    words = _philox(u(j // 8), u(i), u(b * heads + h), np.full(j.shape, offset & 0xFFFFFFFF, dtype=np.uint64), k0, k1)
-    word = np.choose((j % 8) // 2, words)
-    number = (word >> u((j % 2) * 16)) & np.uint64(0xFFFF)
-    threshold = min(int((1.0 - p) * 65536.0), 65535)
+    words = _philox(u(j // 16), u(i), u(b * heads + h), np.full(j.shape, offset & 0xFFFFFFFF, dtype=np.uint64), k0, k1)
+    slot = j % 16
+    word = np.choose((slot // 8) * 2 + slot % 2, words)
+    number = (word >> u(((slot // 2) % 4) * 8)) & np.uint64(0xFF)
+    threshold = min(int((1.0 - p) * 256.0), 255)
     return torch.from_numpy(number < np.uint64(threshold))
 
 

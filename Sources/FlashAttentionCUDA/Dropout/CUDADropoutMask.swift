@@ -31,7 +31,7 @@ package enum CUDADropoutMask {
       mask: buffer.address, seed: dropout.seed, offset: dropout.offset, threshold: dropout.keepThreshold,
       batchHeads: Int32(clamping: batch * headsQ), seqlenQ: Int32(clamping: seqlenQ), seqlenK: Int32(clamping: seqlenK),
       firstBatchHead: UInt32(truncatingIfNeeded: dropout.firstBatch * headsQ))
-    let threads = batch * headsQ * seqlenQ * ((seqlenK + 7) / 8)
+    let threads = batch * headsQ * seqlenQ * ((seqlenK + 15) / 16)
     try KernelCache.shared.function(for: program, device: device).launch(
       grid: ((threads + 255) / 256, 1, 1), block: (256, 1, 1), parameters: parameters, stream: stream)
     let host = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 16)

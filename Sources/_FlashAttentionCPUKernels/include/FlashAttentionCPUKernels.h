@@ -147,8 +147,8 @@ typedef struct fa_backward_probabilities {
 } fa_backward_probabilities;
 
 /// Dropout's keep mask on one tile (fa_philox.h): element (query, key) of (batch, head) pair
-/// `batch_head` is kept iff its 16-bit Philox number is below `threshold`, and then weighs `scale`
-/// (`1 / (1 − p)`), else 0. The tile's first query and key are `first_query`, `first_key`.
+/// `batch_head` is kept iff its 8-bit Philox number (fa_philox.h) is below `threshold`, and then
+/// weighs `scale` (`1 / (1 − p)`), else 0. The tile's first query and key are `first_query`, `first_key`.
 typedef struct fa_dropout {
   uint64_t seed;
   uint64_t offset;

@@ -1,6 +1,6 @@
 // Dropout's keep mask as the CUDA kernels see it, written out whole: the GPU side of the test
 // that the GPU and the CPU drop the same entries (the CPU kernels and the float64 reference
-// compile the same fa_philox.h). One thread per group of eight keys of one query row: one
+// compile the same fa_philox.h). One thread per group of sixteen keys of one query row: one
 // Philox call.
 #include "fa_philox.h"
 
@@ -16,7 +16,7 @@ struct DropoutKeepMaskParams {
 };
 
 extern "C" __global__ void dropout_keep_mask(const __grid_constant__ DropoutKeepMaskParams p) {
-  const int groups = (p.seqlen_k + 7) / 8;
+  const int groups = (p.seqlen_k + 15) / 16;
   const long long index = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   const long long rows = (long long)p.batch_heads * p.seqlen_q;
   if (index >= rows * groups) return;
@@ -27,8 +27,8 @@ extern "C" __global__ void dropout_keep_mask(const __grid_constant__ DropoutKeep
   const fa_philox_words w = fa_dropout_words(p.seed, p.offset, batch_head, (unsigned int)row, (unsigned int)group);
   unsigned char* out = p.mask + row_index * p.seqlen_k;
   #pragma unroll
-  for (int slot = 0; slot < 8; ++slot) {
-    const int key = group * 8 + slot;
+  for (int slot = 0; slot < 16; ++slot) {
+    const int key = group * 16 + slot;
     if (key < p.seqlen_k) out[key] = fa_dropout_number(w, slot) < p.threshold ? 1 : 0;
   }
 }

@@ -1,18 +1,16 @@
 // Dropout in the Hopper forward (FA_DROPOUT, a kernel key flag: kernels without it contain none
-// of this). The keep mask is common/dropout.cuh's (fa_philox.h: one Philox call per 8 keys of a
-// row, 16 bits a key), so the FlashAttention-2 kernels, the CPU backend and this kernel drop the
-// same elements; only the distribution of the calls over the threads is this file's.
+// of this). The keep mask is fa_philox.h's (one Philox call per 16 keys of a row, 8 bits a key),
+// so the FlashAttention-2 kernels, the CPU backend and this kernel drop the same elements; only
+// the distribution of the calls over the threads is this file's.
 //
 // The wgmma accumulator layout is the m16n8k16 one per warp: a thread holds rows a and a + 8
-// and keys 8c + 2t, + 1 (t = lane % 4) of each 8-key chunk c, which are the 16-bit halves of
-// word t of chunk c's call. The four lanes of a quad share their rows, so lane t makes the calls
-// of chunks 4j + t only (one per row and group of four chunks) and turns each call's four words
-// into its chunk's 8 keep bits at once (compile-time positions); after the last group the lanes
-// trade those bits (quad_share_bits: one shuffle per lane and 32 bits, shifts and masks), not
-// the words. One Philox call per row per four chunks, and the shuffles once per tile rather than
-// per call. Unlike keep_bits<CHUNKS, true> this also shares the calls of tiles whose chunk count
-// is not a multiple of 4 (BN = 176: 22 chunks): the last group's surplus calls (chunks past the
-// tile) are made and their bits ignored.
+// and keys 8c + 2t, + 1 (t = lane % 4) of each 8-key chunk c, so of each call's sixteen keys its
+// four are byte t of the call's four words. The four lanes of a quad share their rows, so lane t
+// makes the calls of key groups 4j + t only (one per row and group of four calls) and turns
+// each call into the quad's 16 keep flags at once (fa_dropout_lane_flags: one SWAR compare per
+// word); after the last group the lanes trade the flags (quad_share_flags: two shuffles per lane
+// and source lane, shifts and masks), not the words. Calls past the tile's keys (BN = 176: 11
+// calls, made in groups of 4) are made and their flags ignored.
 //
 // The dropped P is zeroed after the softmax has summed it (l and the LSE are the undropped
 // softmax's, FA2's rule); the kept P is NOT scaled here: 1 / (1 - p) multiplies the output once
@@ -28,33 +26,16 @@ __device__ __forceinline__ u32 dropout_batch_head(const FADropoutParams& p, int 
   return Dropout(p, batch, head).batch_head;
 }
 
-// u32 for up to 4 groups of chunks (8 bits each), u64 for up to 8.
-template <bool WIDE> struct KeepWord { typedef u32 type; };
-template <> struct KeepWord<true> { typedef u64 type; };
+// u32 for up to 2 groups of calls (16 flags each), u64 for up to 4.
+template <bool WIDE> struct FlagWord { typedef u32 type; };
+template <> struct FlagWord<true> { typedef u64 type; };
 
-// The 8 keep bits of one call's chunk: bit 2i + e is key 8 group + 2i + e (word i, half e).
-// Dropout::pair_bits's rule (a 16-bit half h is kept iff h < threshold), compared in the high
-// half of the word: h < threshold iff h 2^16 < threshold 2^16 (threshold < 2^16), which for the
-// high half is the word itself and for the low half the word shifted left by 16, which the
-// compiler folds into the call's last multiply: 5 instructions per word instead of 8.
-__device__ __forceinline__ u32 chunk_keep_bits(const Dropout& d, const fa_philox_words& w) {
-  const u32 bound = d.threshold << 16;
-  const u32 words[4] = {w.w0, w.w1, w.w2, w.w3};
-  u32 bits = 0;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    bits |= ((words[i] << 16) < bound ? 1u : 0u) << (2 * i);
-    bits |= (words[i] < bound ? 2u : 0u) << (2 * i);
-  }
-  return bits;
-}
-
-// Lane t of each quad gets, from every quad lane s, bits 2t and 2t + 1 of each byte j of its
-// `own` (chunk 4j + s's keep bits), as bits 2 (4j + s) and 2 (4j + s) + 1.
+// Lane t gets, from every quad lane s, nibble t of each 16-bit group j of its `own` (the flags of
+// call 4j + s), as bits 4 (4j + s) ... + 3: bit 2c + e is then key 8c + 2t + e of the tile.
 template <class Word>
-__device__ __forceinline__ Word quad_share_bits(Word own, int t) {
+__device__ __forceinline__ u64 quad_share_flags(Word own, int t) {
   const int quad = (int)(threadIdx.x & 31u) & ~3;
-  const Word pairs = (Word)0x0303030303030303ull;
+  const Word nibbles = (Word)0x000F000F000F000Full;
   Word bits = 0;
 #pragma unroll
   for (int s = 0; s < 4; ++s) {
@@ -65,32 +46,33 @@ __device__ __forceinline__ Word quad_share_bits(Word own, int t) {
     } else {
       x = __shfl_sync(0xffffffffu, own, quad + s);
     }
-    bits |= ((x >> (2 * t)) & pairs) << (2 * s);
+    bits |= ((x >> (4 * t)) & nibbles) << (4 * s);
   }
-  return bits;
+  return (u64)bits;
 }
 
-// The keep bits of rows `row_a` and `row_a` + 8 for chunks `group0` ..< `group0` + CHUNKS: bit
-// 2c + e of each is key 8 (group0 + c) + 2t + e. Every lane of the warp calls this (shuffles).
-// The loop over groups is not unrolled: unrolled, the calls' registers would pile up next to
-// S, P and O. Both rows' calls in one iteration: two independent Philox chains to interleave.
+// The keep bits of rows `row_a` and `row_a` + 8 for chunks `group0` ..< `group0` + CHUNKS
+// (group0 even: tiles start at multiples of 16 keys): bit 2c + e of each is key
+// 8 (group0 + c) + 2t + e. Every lane of the warp calls this (shuffles). The loop over groups is
+// not unrolled: unrolled, the calls' registers would pile up next to S, P and O. Both rows'
+// calls in one iteration: two independent Philox chains to interleave.
 template <int CHUNKS>
 __device__ __forceinline__ void quad_keep_bits(
   const Dropout& d, int row_a, int group0, int t, u64& bits_a, u64& bits_b) {
   static_assert(CHUNKS <= 32, "64 keep bits per row");
-  constexpr int GROUPS = (CHUNKS + 3) / 4;
-  typedef typename KeepWord<(GROUPS > 4)>::type Word;
-  Word own_a = 0, own_b = 0;  // byte j: the keep bits of chunk 4j + t
+  constexpr int CALLS = (CHUNKS + 1) / 2, GROUPS = (CALLS + 3) / 4;
+  typedef typename FlagWord<(GROUPS > 2)>::type Word;
+  Word own_a = 0, own_b = 0;  // 16-bit group j: the flags of call 4j + t
 #pragma unroll 1
-  for (int j = 0; j < GROUPS; ++j) {
-    const u32 group = (u32)(group0 + 4 * j + t);
-    const fa_philox_words wa = fa_dropout_words(d.seed, d.offset, d.batch_head, (u32)row_a, group);
-    const fa_philox_words wb = fa_dropout_words(d.seed, d.offset, d.batch_head, (u32)row_a + 8u, group);
-    own_a |= (Word)chunk_keep_bits(d, wa) << (8 * j);
-    own_b |= (Word)chunk_keep_bits(d, wb) << (8 * j);
+  for (int j = GROUPS - 1; j >= 0; --j) {
+    const u32 call = (u32)((group0 >> 1) + 4 * j + t);
+    const fa_philox_words wa = fa_dropout_words(d.seed, d.offset, d.batch_head, (u32)row_a, call);
+    const fa_philox_words wb = fa_dropout_words(d.seed, d.offset, d.batch_head, (u32)row_a + 8u, call);
+    own_a = own_a << 16 | (Word)fa_dropout_lane_flags(wa, d.threshold);
+    own_b = own_b << 16 | (Word)fa_dropout_lane_flags(wb, d.threshold);
   }
-  bits_a = quad_share_bits(own_a, t);
-  bits_b = quad_share_bits(own_b, t);
+  bits_a = quad_share_flags(own_a, t);
+  bits_b = quad_share_flags(own_b, t);
 }
 
 // Zeroes the dropped entries of P (a thread's rows a and a + 8 of an N-key tile from key n0, in

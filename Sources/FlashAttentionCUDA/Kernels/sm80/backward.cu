@@ -563,7 +563,10 @@ flash_backward_kv(const __grid_constant__ FABackwardKeyValueParams params) {
           keys.hi = sk - 1;
           if (need_mask) keys = mask.key_columns(m0 + row, 0);
 #if FA_DROPOUT
-          const u64 keep = dropout.keep_bits<TN_S / 8, false>(m0 + row, (n0 + s_n) >> 3, t);
+          // The quad's lanes share the Philox calls (a quarter of them each), except with
+          // softcap, where the shared form's registers spilled the d = 40 128 x 128 tile on
+          // sm_80 (4 bytes): there each lane makes its own.
+          const u64 keep = dropout.keep_bits<TN_S / 8, !FA_SOFTCAP>(m0 + row, (n0 + s_n) >> 3, t);
 #endif
           // A masked and an unmasked copy of the row, chosen per step: the unmasked one (most steps)
           // spends no compare on its elements.
