@@ -115,12 +115,18 @@ enum TileTables {
 
   /// The fp8 (e4m3) Hopper forward's tile, within 227 KiB of shared memory holding Q, K, V and
   /// the V^T ring and 232 registers per consumer thread. BN must be a multiple of 128 (whole V^T
-  /// panels); d = 64 pads Q/K/V to 128-column panels (TMA fills zeros). At d = 128 every tile
-  /// measured the same (H100, 2026-12-06, scripts/device-p1.sh: 697-721 TFLOP/s with or without
-  /// ping-pong, 2-4 stages); d = 256 was measured (below).
-  static func hopperForwardFloat8(headDim: Int, headDimV: Int, masked: Bool) -> HopperForwardTile? {
+  /// panels); d = 64 pads Q/K/V to 128-column panels (TMA fills zeros). At d = 128 every BN = 128
+  /// tile measured the same (H100, 2026-12-06, scripts/device-p1.sh: 697-721 TFLOP/s with or
+  /// without ping-pong, 2-4 stages); d = 256 was measured (below).
+  static func hopperForwardFloat8(headDim: Int, headDimV: Int, masked: Bool, softcap: Bool) -> HopperForwardTile? {
     switch (headDim, headDimV) {
     case (64, 64): HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: masked, overlap: true)
+    // d = 128 without a mask or softcap: BN = 256 (two stages, one Q buffer, neither ping-pong
+    // nor overlap), once the V transpose issued less: H100, 2026-12-06 (scripts/device-r2.sh,
+    // alternated with the BN = 128 tile): 937 / 963 TFLOP/s at N 8k / 16k against 849 / 871
+    // (+10 %); with ping-pong 662 / 680. Its masked variants and varlen softcap spill.
+    case (128, 128) where !masked && !softcap:
+      HopperForwardTile(blockN: 256, stages: 2, qStages: 1, pingPong: false, overlap: false)
     case (128, 128): HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: true, overlap: true)
     // Two stages of Q, K, V and V^T at d = 256 leave room for one Q buffer only. No overlap: S,
     // O and P of the next tile spill at 232 registers (56-236 bytes). No ping-pong: H100,
