@@ -102,9 +102,14 @@ constexpr int CONSUMER_THREADS = 128 * NC;
 // which spilled the tile loops' counters at 32: 128 x 40 + 256 x 232 (the consumers no longer
 // make calls), 128 x 56 + 256 x 224 at d >= 192 (masked tiles spilled 8 bytes at 40). Two
 // consumers only (HopperForwardKey.setFeatures): three at 160 leave the producer 32.
-constexpr int DROPOUT_CONSUMER_REGISTERS = D >= 192 ? 224 : 232;
-constexpr int PRODUCER_REGISTERS = FP8 ? 40 : DROPOUT ? 65536 / 128 - 2 * DROPOUT_CONSUMER_REGISTERS : 24;
-constexpr int CONSUMER_REGISTERS = FP8 ? 232 : DROPOUT ? DROPOUT_CONSUMER_REGISTERS : NC == 3 ? 160 : 240;
+constexpr int PRODUCER_REGISTERS = FP8 ? 40 : DROPOUT ? (D >= 192 ? 56 : 40) : 24;
+constexpr int CONSUMER_REGISTERS = FP8 ? 232 : DROPOUT ? (D >= 192 ? 224 : 232) : NC == 3 ? 160 : 240;
+// setmaxnreg.inc waits until the pool holds the registers it asks for, and the pool is what the
+// launch allocated (its per-thread count, a multiple of 8, times the block): a rebalance that
+// asks for more never returns (2026-12-06: 48 + 2 x 232 hung every dropout forward).
+constexpr int LAUNCH_REGISTERS = 65536 / (128 * (NC + 1)) / 8 * 8;
+static_assert(128 * PRODUCER_REGISTERS + CONSUMER_THREADS * CONSUMER_REGISTERS <= 128 * (NC + 1) * LAUNCH_REGISTERS,
+              "setmaxnreg: the warpgroups' registers must fit what the launch allocated");
 static_assert(NC == 2 || (NC == 3 && !PINGPONG), "three consumers: no ping-pong");
 static_assert(D % 16 == 0 && DV % 16 == 0 && D <= 256 && DV <= 256, "head dims");
 static_assert(BN % 16 == 0 && BN <= 256, "block N");
