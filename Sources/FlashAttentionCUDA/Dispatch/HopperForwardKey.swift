@@ -91,30 +91,23 @@ package struct HopperForwardKey: CUDAKernelKey {
     self.consumers = tile.consumers
   }
 
-  /// Sets the ALiBi and dropout flags. Dropout takes the two-consumer d = 64 tile
-  /// (TileTables.hopperForward's masked one, or its unmasked persistent one): its Philox calls
-  /// run in the producer warpgroup's warps, which need more than the 32 registers per thread
-  /// that three consumers of 160 leave them (NVRTC 13.0.88, 2026-12-06: 36-100 bytes of spills
-  /// at 32; the consumers spill at 152).
+  /// Sets the ALiBi and dropout flags. Both together overflow the three-consumer d = 64 tile's
+  /// 128 registers per consumer thread once the forward keeps the exact exponent's raw maxima
+  /// (316 bytes of spills, NVRTC 13.0.88, 2026-12-06): such keys take the two-consumer d = 64
+  /// tile (TileTables.hopperForward's masked one, or its unmasked persistent one).
   package mutating func setFeatures(alibi: Bool, dropout: Bool) {
     self.alibi = alibi
     self.dropout = dropout
-    keepDropoutOffThreeConsumers()
+    if alibi && dropout && consumers == 3 {
+      take(HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: mask != .none, overlap: true))
+    }
   }
 
   /// Takes a tuning run's tile (`--hopper-forward-tile`) instead of the table's; fp8 keys only
   /// where its block N is a multiple of 128 (whole V^T panels), else the key stays as it is.
-  /// A three-consumer tile with dropout becomes the two-consumer one (setFeatures).
   package mutating func apply(_ tile: HopperForwardTile) {
     if dtype.isFloat8 && tile.blockN % 128 != 0 { return }
     take(tile)
-    keepDropoutOffThreeConsumers()
-  }
-
-  private mutating func keepDropoutOffThreeConsumers() {
-    if dropout && consumers == 3 {
-      take(HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: mask != .none, overlap: true))
-    }
   }
 
   /// Replaces the key's tile fields (after init: the ALiBi-and-dropout rule and tuning runs).
@@ -134,8 +127,7 @@ package struct HopperForwardKey: CUDAKernelKey {
   package var family: CUDAKernelFamily { .hopper }
 
   /// Dynamic shared memory the kernel needs: the Q buffers, the K/V ring (head dims rounded up
-  /// to 64-column panels), fp8's V^T ring, dropout's keep flags, barriers, and slack to align
-  /// the base to 1024 bytes.
+  /// to 64-column panels), barriers, and slack to align the base to 1024 bytes.
   package var sharedMemoryBytes: Int {
     // A panel is 128 bytes: 64 columns of 16-bit data, 128 of fp8 (which also holds V^T).
     let element = dtype.byteSize
@@ -143,10 +135,7 @@ package struct HopperForwardKey: CUDAKernelKey {
     let dimQK = (headDim + panel - 1) / panel * panel
     let dimV = (headDimV + panel - 1) / panel * panel
     let transposedV = dtype.isFloat8 ? stages * blockN * dimV : 0
-    // Dropout: two stages of the keep-flags ring, 16 bits per row and Philox call (blockN / 16
-    // calls a row, rows 8-byte aligned; hopper/forward.cu's DROP_PITCH).
-    let keepFlags = dropout ? 2 * blockM * ((blockN / 16 + 3) / 4 * 8) : 0
-    return (qStages * blockM * dimQK + stages * blockN * (dimQK + dimV)) * element + transposedV + keepFlags + 2048
+    return (qStages * blockM * dimQK + stages * blockN * (dimQK + dimV)) * element + transposedV + 2048
   }
 
   /// The NVRTC program: the configuration as #defines in front of the embedded source.
@@ -189,11 +178,10 @@ package struct HopperForwardKey: CUDAKernelKey {
   /// variable-length path refuses dropout): each 16-bit variant of `allVariants` with dropout,
   /// and with ALiBi and dropout together.
   package static var dropoutVariants: [HopperForwardKey] {
-    var plain: [HopperForwardKey] = []
-    for key in allVariants where !key.dtype.isFloat8 {
+    let plain = allVariants.filter { !$0.dtype.isFloat8 }.map { key in
       var key = key
-      key.setFeatures(alibi: false, dropout: true)  // three-consumer tiles become two-consumer ones
-      if !plain.contains(key) { plain.append(key) }
+      key.dropout = true
+      return key
     }
     var withAlibi: [HopperForwardKey] = []
     for key in plain {

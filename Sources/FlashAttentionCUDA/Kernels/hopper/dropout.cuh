@@ -1,18 +1,16 @@
 // Dropout in the Hopper forward (FA_DROPOUT, a kernel key flag: kernels without it contain none
 // of this). The keep mask is fa_philox.h's (one Philox call per 16 keys of a row, 8 bits a key),
 // so the FlashAttention-2 kernels, the CPU backend and this kernel drop the same elements; only
-// the distribution of the calls over the threads is this file's and forward.cu's.
-//
-// The calls run in the producer warpgroup's warps 1-3 (forward.cu, keep_flags_ring): per key
-// tile, every (row, call) of the block's rows, written to a shared-memory ring as the call's 16
-// keep flags (fa_dropout_lane_flags: bit 4i + 2h + e is key 8h + 2i + e of the call's 16). In
-// the consumers, measured on the H100 (2026-12-06), the calls' dependency chains, not their
-// instruction count, held the softmax up: the SM issued on 36 % of its cycles with dropout. In
-// the producer's warps they run beside the consumers' work.
+// the distribution of the calls over the threads is this file's.
 //
 // The wgmma accumulator layout is the m16n8k16 one per warp: a thread holds rows a and a + 8
-// and keys 8c + 2t, + 1 (t = lane % 4) of each 8-key chunk c, so of call k's sixteen keys (chunks
-// 2k, 2k + 1) its four are flags 4t ... 4t + 3.
+// and keys 8c + 2t, + 1 (t = lane % 4) of each 8-key chunk c, so of each call's sixteen keys its
+// four are byte t of the call's four words. The four lanes of a quad share their rows, so lane t
+// makes the calls of key groups 4j + t only (one per row and group of four calls) and turns
+// each call into the quad's 16 keep flags at once (fa_dropout_lane_flags: one SWAR compare per
+// word); after the last group the lanes trade the flags (quad_share_flags: two shuffles per lane
+// and source lane, shifts and masks), not the words. Calls past the tile's keys (BN = 176: 11
+// calls, made in groups of 4) are made and their flags ignored.
 //
 // The dropped P is zeroed after the softmax has summed it (l and the LSE are the undropped
 // softmax's, FA2's rule); the kept P is NOT scaled here: 1 / (1 - p) multiplies the output once
@@ -28,27 +26,70 @@ __device__ __forceinline__ u32 dropout_batch_head(const FADropoutParams& p, int 
   return Dropout(p, batch, head).batch_head;
 }
 
-// Zeroes the dropped entries of P (a thread's rows a and a + 8 of an N-key tile, in the
-// accumulator layout: s[4c + e] row a, s[4c + 2 + e] row b, key 8c + 2t + e of the tile) from
-// the rows' flags: word j holds calls 2j (low half) and 2j + 1 (high half).
-template <int N, int WORDS>
-__device__ __forceinline__ void drop_with_flags(float (&s)[N / 2], const u32 (&flags_a)[WORDS], const u32 (&flags_b)[WORDS], int t) {
+// u32 for up to 2 groups of calls (16 flags each), u64 for up to 4.
+template <bool WIDE> struct FlagWord { typedef u32 type; };
+template <> struct FlagWord<true> { typedef u64 type; };
+
+// Lane t gets, from every quad lane s, nibble t of each 16-bit group j of its `own` (the flags of
+// call 4j + s), as bits 4 (4j + s) ... + 3: bit 2c + e is then key 8c + 2t + e of the tile.
+template <class Word>
+__device__ __forceinline__ u64 quad_share_flags(Word own, int t) {
+  const int quad = (int)(threadIdx.x & 31u) & ~3;
+  const Word nibbles = (Word)0x000F000F000F000Full;
+  Word bits = 0;
 #pragma unroll
-  for (int j = 0; j < WORDS; ++j) {
-    const u32 a = flags_a[j] >> (4 * t), b = flags_b[j] >> (4 * t);  // this lane's nibbles at bits 0 and 16
+  for (int s = 0; s < 4; ++s) {
+    Word x;
+    if constexpr (sizeof(Word) == 8) {
+      const u32 lo = __shfl_sync(0xffffffffu, (u32)own, quad + s), hi = __shfl_sync(0xffffffffu, (u32)(own >> 32), quad + s);
+      x = (Word)lo | (Word)hi << 32;
+    } else {
+      x = __shfl_sync(0xffffffffu, own, quad + s);
+    }
+    bits |= ((x >> (4 * t)) & nibbles) << (4 * s);
+  }
+  return (u64)bits;
+}
+
+// The keep bits of rows `row_a` and `row_a` + 8 for chunks `group0` ..< `group0` + CHUNKS
+// (group0 even: tiles start at multiples of 16 keys): bit 2c + e of each is key
+// 8 (group0 + c) + 2t + e. Every lane of the warp calls this (shuffles). The loop over groups is
+// not unrolled: unrolled, the calls' registers would pile up next to S, P and O. Both rows'
+// calls in one iteration: two independent Philox chains to interleave.
+template <int CHUNKS>
+__device__ __forceinline__ void quad_keep_bits(
+  const Dropout& d, int row_a, int group0, int t, u64& bits_a, u64& bits_b) {
+  static_assert(CHUNKS <= 32, "64 keep bits per row");
+  constexpr int CALLS = (CHUNKS + 1) / 2, GROUPS = (CALLS + 3) / 4;
+  typedef typename FlagWord<(GROUPS > 2)>::type Word;
+  Word own_a = 0, own_b = 0;  // 16-bit group j: the flags of call 4j + t
+#pragma unroll 1
+  for (int j = GROUPS - 1; j >= 0; --j) {
+    const u32 call = (u32)((group0 >> 1) + 4 * j + t);
+    const fa_philox_words wa = fa_dropout_words(d.seed, d.offset, d.batch_head, (u32)row_a, call);
+    const fa_philox_words wb = fa_dropout_words(d.seed, d.offset, d.batch_head, (u32)row_a + 8u, call);
+    own_a = own_a << 16 | (Word)fa_dropout_lane_flags(wa, d.threshold);
+    own_b = own_b << 16 | (Word)fa_dropout_lane_flags(wb, d.threshold);
+  }
+  bits_a = quad_share_flags(own_a, t);
+  bits_b = quad_share_flags(own_b, t);
+}
+
+// Zeroes the dropped entries of P (a thread's rows a and a + 8 of an N-key tile from key n0, in
+// the accumulator layout: s[4c + e] row a, s[4c + 2 + e] row b, key n0 + 8c + 2t + e).
+template <int N>
+__device__ __forceinline__ void drop_p(
+  float (&s)[N / 2], const FADropoutParams& params, u32 batch_head, int row_a, int n0, int t) {
+  Dropout d(params, 0, 0);
+  d.batch_head = batch_head;
+  u64 keep_a, keep_b;
+  quad_keep_bits<N / 8>(d, row_a, n0 >> 3, t, keep_a, keep_b);
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
+  for (int c = 0; c < N / 8; ++c) {
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int c = 2 * (2 * j + half) + h;  // the chunk
-        if (c >= N / 8) continue;
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int bit = 16 * half + 2 * h + e;
-          if (!((a >> bit) & 1u)) s[c * 4 + e] = 0.f;
-          if (!((b >> bit) & 1u)) s[c * 4 + 2 + e] = 0.f;
-        }
-      }
+    for (int e = 0; e < 2; ++e) {
+      if (!((keep_a >> (2 * c + e)) & 1)) s[c * 4 + e] = 0.f;
+      if (!((keep_b >> (2 * c + e)) & 1)) s[c * 4 + 2 + e] = 0.f;
     }
   }
 }

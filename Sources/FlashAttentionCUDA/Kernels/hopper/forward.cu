@@ -82,14 +82,6 @@ constexpr int SV_BYTES = BN * DVP * ELEM;
 // fp8: the V^T ring (DVP rows of BN keys per stage), filled by the transposing warps.
 constexpr int SVT_BYTES = FP8 ? DVP * BN : 0;
 constexpr int TRANSPOSERS = 96;  // producer warps 1-3
-// FA_DROPOUT: the keep-flags ring (hopper/dropout.cuh), DROP_ST stages of BM rows, each row the
-// 16-bit flags of the key tile's BN / 16 Philox calls (8-byte aligned rows), written by the
-// producer's warps 1-3.
-constexpr int DROP_CALLS = BN / 16;
-constexpr int DROP_PITCH = DROPOUT ? (DROP_CALLS + 3) / 4 * 8 : 0;
-constexpr int DROP_ST = 2;
-constexpr int SDROP_BYTES = BM * DROP_PITCH;
-constexpr int FLAG_WRITERS = 96;  // producer warps 1-3
 // P is stored as 2^P_OFFSET · exp(s - max) (fp8: FlashAttention-3's offset of 8).
 constexpr float P_OFFSET = FP8 ? 8.f : 0.f;
 // Rows of large scores take the exact exponent (common/softmax.cuh). Not fp8 (its e4m3 P is far
@@ -98,12 +90,9 @@ constexpr bool EXACT_EXPONENT = !FP8 && !SOFTCAP;
 constexpr int CONSUMER_THREADS = 128 * NC;
 // 512 threads with three consumers: 128 x 24 (producer) + 384 x 160 fits the SM's 64K registers.
 // fp8: the producer warpgroup also transposes V, which spills at 24; 128 x 40 + 256 x 232 stays
-// within the 384 x 168 the launch allocates. Dropout: the producer's warps make the Philox calls,
-// which spilled the tile loops' counters at 32: 128 x 40 + 256 x 232 (the consumers no longer
-// make calls), 128 x 56 + 256 x 224 at d >= 192 (masked tiles spilled 8 bytes at 40). Two
-// consumers only (HopperForwardKey.setFeatures): three at 160 leave the producer 32.
-constexpr int PRODUCER_REGISTERS = FP8 ? 40 : DROPOUT ? (D >= 192 ? 56 : 40) : 24;
-constexpr int CONSUMER_REGISTERS = FP8 ? 232 : DROPOUT ? (D >= 192 ? 224 : 232) : NC == 3 ? 160 : 240;
+// within the 384 x 168 the launch allocates.
+constexpr int PRODUCER_REGISTERS = FP8 ? 40 : 24;
+constexpr int CONSUMER_REGISTERS = FP8 ? 232 : NC == 3 ? 160 : 240;
 // setmaxnreg.inc waits until the pool holds the registers it asks for, and the pool is what the
 // launch allocated (its per-thread count, a multiple of 8, times the block): a rebalance that
 // asks for more never returns (2026-12-06: 48 + 2 x 232 hung every dropout forward).
@@ -117,10 +106,6 @@ static_assert(NV >= DV && NV <= DVP, "PV width: head_dim_v must be 64, 96, 128 o
 static_assert(!FP8 || (BN % 128 == 0 && D % 32 == 0), "fp8: block N a multiple of 128 (whole V^T panels), head_dim of 32");
 static_assert(!(FP8 && ALIBI), "ALiBi: 16-bit inputs only");
 static_assert(!(FP8 && DROPOUT), "dropout: 16-bit inputs only");
-static_assert(!(DROPOUT && NC == 3), "dropout: two consumers (the producer's Philox calls need 40 registers)");
-#if FA_VARLEN
-static_assert(!DROPOUT, "dropout: fixed-length calls only (the flags ring follows for_each_tile)");
-#endif
 
 // The wgmma of the storage type.
 template <bool E4M3, int N> struct MmaOf { typedef Wgmma<N> type; };
@@ -183,15 +168,14 @@ __device__ __forceinline__ void for_each_sequence_tile(
 
 struct ForwardSmem {
   u32 q0, k0, v0, vt0, bar_q_full, bar_q_empty, bar_full_k, bar_full_v, bar_empty_k, bar_empty_v;
-  u32 bar_full_vt, bar_empty_vt, drop0, bar_full_drop, bar_empty_drop;
+  u32 bar_full_vt, bar_empty_vt;
 
   __device__ __forceinline__ explicit ForwardSmem(const unsigned char* smem_raw) {
     q0 = (smem_u32(smem_raw) + 1023u) & ~1023u;  // the 128-byte swizzle repeats every 1024
     k0 = q0 + QST * SQ_BYTES;
     v0 = k0 + ST * SK_BYTES;
     vt0 = v0 + ST * SV_BYTES;
-    drop0 = vt0 + ST * SVT_BYTES;
-    bar_q_full = drop0 + DROP_ST * SDROP_BYTES;
+    bar_q_full = vt0 + ST * SVT_BYTES;
     bar_q_empty = bar_q_full + 8 * QST;
     bar_full_k = bar_q_empty + 8 * QST;
     bar_full_v = bar_full_k + 8 * ST;
@@ -199,8 +183,6 @@ struct ForwardSmem {
     bar_empty_v = bar_empty_k + 8 * ST;
     bar_full_vt = bar_empty_v + 8 * ST;
     bar_empty_vt = bar_full_vt + 8 * ST;
-    bar_full_drop = bar_empty_vt + 8 * ST;
-    bar_empty_drop = bar_full_drop + 8 * DROP_ST;
   }
 
   __device__ __forceinline__ u32 q(int s) const { return q0 + s * SQ_BYTES; }
@@ -215,9 +197,6 @@ struct ForwardSmem {
   __device__ __forceinline__ u32 vt(int s) const { return vt0 + s * SVT_BYTES; }
   __device__ __forceinline__ u32 full_vt(int s) const { return bar_full_vt + 8 * s; }
   __device__ __forceinline__ u32 empty_vt(int s) const { return bar_empty_vt + 8 * s; }
-  __device__ __forceinline__ u32 drop(int s) const { return drop0 + s * SDROP_BYTES; }
-  __device__ __forceinline__ u32 full_drop(int s) const { return bar_full_drop + 8 * s; }
-  __device__ __forceinline__ u32 empty_drop(int s) const { return bar_empty_drop + 8 * s; }
   // The PV GEMM's B operand and its barriers: V as loaded, or (fp8) its transpose.
   __device__ __forceinline__ u32 pv_b(int s) const { return FP8 ? vt(s) : v(s); }
   __device__ __forceinline__ u32 pv_full(int s) const { return FP8 ? full_vt(s) : full_v(s); }
@@ -238,12 +217,6 @@ struct ForwardSmem {
       if (FP8) {
         mbar_init(full_vt(s), TRANSPOSERS);
         mbar_init(empty_vt(s), CONSUMER_THREADS);
-      }
-    }
-    if (DROPOUT) {
-      for (int s = 0; s < DROP_ST; ++s) {
-        mbar_init(full_drop(s), FLAG_WRITERS);
-        mbar_init(empty_drop(s), CONSUMER_THREADS);
       }
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
@@ -328,44 +301,6 @@ __device__ __forceinline__ void transpose_ring(const ForwardSmem& sm, const Sche
   });
 }
 
-#if FA_DROPOUT
-// Dropout: the producer's warps 1-3 make every Philox call of each key tile (BM rows x BN / 16
-// calls, one call per thread at a time) and write the calls' keep flags (fa_dropout_lane_flags)
-// into the flags ring, in the K/V ring's order; the consumers read their rows' flags
-// (Consumer::drop) instead of making the calls. The calls then run in the producer warps'
-// issue slots, which the consumers leave idle, instead of in the consumers' softmax.
-__device__ __forceinline__ void keep_flags_ring(
-  const FAHopperForwardParams& params, const ForwardSmem& sm, const Scheduler& scheduler, const ForwardMask& mask) {
-  const int worker = threadIdx.x - 32;
-  int ring = 0;
-  for_each_tile(scheduler, mask, [&](const WorkTile& tl) {
-    const int n_iters = tl.iters();
-    // Only the tile's generator index in a register: the seed, offset and threshold are read
-    // from the parameters where used (the producer has 32 registers).
-    const u32 batch_head = dropout_batch_head(params.dropout, tl.batch, tl.head);
-#pragma unroll 1
-    for (int it = 0; it < n_iters; ++it) {
-      const int r = ring + it, s = r % DROP_ST;
-      if (r >= DROP_ST) mbar_wait(sm.empty_drop(s), ((r / DROP_ST) - 1) & 1);
-      const u32 call0 = (u32)((tl.n_hi - 1 - it) * DROP_CALLS);
-#pragma unroll 1
-      for (int q = worker; q < BM * DROP_CALLS; q += FLAG_WRITERS) {
-        const int row = q / DROP_CALLS, k = q - row * DROP_CALLS;
-        // The seed made to depend on q (q >> 31 is 0: q is never negative, which the compilers
-        // do not know): hoisted out of the loop, the 20 round keys would take 20 of the 32
-        // registers and spill the loops' counters; in the loop, each is one add.
-        const u64 seed = params.dropout.seed ^ (u64)((u32)q >> 31) * 0x100000001ull;
-        const fa_philox_words w =
-          fa_dropout_words(seed, params.dropout.offset, batch_head, (u32)(tl.m0 + row), call0 + (u32)k);
-        st_shared_u16(sm.drop(s) + row * DROP_PITCH + 2 * k, fa_dropout_lane_flags(w, (u32)params.dropout.threshold));
-      }
-      mbar_arrive(sm.full_drop(s));
-    }
-    ring += n_iters;
-  });
-}
-#endif
-
 // ---------------------------------------------------------------------------------------------
 // A consumer thread: its part of S, P and O in the wgmma accumulator layout (two rows, row_a and
 // row_b = row_a + 8, two adjacent columns per 8), the rows' softmax state, and the GEMMs.
@@ -390,7 +325,7 @@ struct Consumer {
   float alibi_slope;
 #endif
 #if FA_DROPOUT
-  int drop_row;  // row_a's row in the work tile's flags (keep_flags_ring)
+  u32 dropout_batch_head;  // the work tile's generator index (hopper/dropout.cuh)
 #endif
 
   // Descriptors are rebuilt from an opaque base at each use: hoisted out of the loop, the
@@ -555,23 +490,14 @@ struct Consumer {
     }
   }
 
-  // FA_DROPOUT: zeroes the dropped P of the key tile at ring position r, after the softmax
-  // (which summed it undropped), right before convert_p, from the flags the producer's warps
-  // wrote (keep_flags_ring); the stage is released as soon as the rows' flags are in registers.
-  // The epilogue scales O by 1 / (1 - p). Nothing in other kernels.
-  __device__ __forceinline__ void drop(const ForwardSmem& sm, int r) {
+  // FA_DROPOUT: zeroes the dropped P of tile n0, after the softmax (which summed it undropped),
+  // right before convert_p: once the previous P V has finished with `p`, whose registers the
+  // Philox calls then use (called between the softmax and that P V's wait instead, the d = 128
+  // BN = 176 and the three-consumer d = 64 variants spilled 16-80 bytes). The epilogue scales
+  // O by 1 / (1 - p). Nothing in other kernels.
+  __device__ __forceinline__ void drop(const FAHopperForwardParams& params, int n0) {
 #if FA_DROPOUT
-    const int stage = r % DROP_ST;
-    mbar_wait(sm.full_drop(stage), (r / DROP_ST) & 1);
-    u32 flags_a[DROP_PITCH / 4], flags_b[DROP_PITCH / 4];
-    const u32 base = sm.drop(stage) + drop_row * DROP_PITCH;
-#pragma unroll
-    for (int j = 0; j < DROP_PITCH / 8; ++j) {
-      ld_shared_v2_u32(base + 8 * j, flags_a[2 * j], flags_a[2 * j + 1]);
-      ld_shared_v2_u32(base + 8 * DROP_PITCH + 8 * j, flags_b[2 * j], flags_b[2 * j + 1]);
-    }
-    mbar_arrive(sm.empty_drop(stage));
-    drop_with_flags<BN>(s, flags_a, flags_b, tq);
+    drop_p<BN>(s, params.dropout, dropout_batch_head, row_a, n0, tq);
 #endif
   }
 
@@ -634,7 +560,7 @@ __device__ __forceinline__ void mainloop_overlapped(
     fence_regs(c.s);
     mbar_arrive(sm.empty_k(ring % ST));
     const float2 f = c.softmax(params, mask, n0, mask.template tile_needs_mask<BM, BN>(tl.m0, n0));
-    c.drop(sm, ring);
+    c.drop(params, n0);
     c.convert_p();
     c.rescale_o(f);
   }
@@ -662,7 +588,7 @@ __device__ __forceinline__ void mainloop_overlapped(
     wg_wait<0>();
     fence_regs(c.o);
     mbar_arrive(sm.pv_empty(prev));
-    c.drop(sm, ring + it);
+    c.drop(params, n0);
     c.convert_p();
     c.rescale_o(f);
   }
@@ -698,7 +624,7 @@ __device__ __forceinline__ void mainloop_serial(
     mbar_arrive(sm.empty_k(st));
     if (it == n_iters - 1) mbar_arrive(sm.q_empty(qs));
     const float2 f = c.softmax(params, mask, n0, mask.template tile_needs_mask<BM, BN>(tl.m0, n0));
-    c.drop(sm, ring + it);
+    c.drop(params, n0);
     c.convert_p();
     c.rescale_o(f);
     sm.wait_v(ring + it);
@@ -730,9 +656,6 @@ __device__ __forceinline__ void consume(
   c.q_base = sm.q(0) + c.cw * 64 * 128;
   c.row_a = 0;
   c.row_b = 0;
-#if FA_DROPOUT
-  c.drop_row = c.cw * 64 + warp * 16 + lane / 4;
-#endif
   // The output's layout: 16-byte stores need 16-byte aligned rows, else O goes out as 4-byte pairs.
   const OutputRows out = OutputRows::of(params);
   if constexpr (PINGPONG) {
@@ -769,6 +692,7 @@ __device__ __forceinline__ void consume(
                     (SOFTCAP ? 1.f : params.scale_log2);
 #endif
 #if FA_DROPOUT
+    c.dropout_batch_head = dropout_batch_head(params.dropout, tl.batch, tl.head);
     o_scale = params.dropout.keep_scale;  // the kept P's 1 / (1 - p), once per row (hopper/dropout.cuh)
 #endif
     const int qs = q_loads % QST;
@@ -807,9 +731,6 @@ extern "C" __global__ void __launch_bounds__(128 * (NC + 1), 1) flash_fwd_hopper
     if constexpr (FP8) {
       if (threadIdx.x >= 32) transpose_ring(sm, scheduler, mask);
     }
-#if FA_DROPOUT
-    if (threadIdx.x >= 32) keep_flags_ring(params, sm, scheduler, mask);
-#endif
     return;
   }
   setmaxnreg_inc<CONSUMER_REGISTERS>();

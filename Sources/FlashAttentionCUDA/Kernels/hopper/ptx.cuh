@@ -165,14 +165,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(u32 addr, u32& r0, u32& r1, u3
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr) : "memory");
 }
 
-// Generic-proxy shared-memory accesses at a shared address (the dropout keep-flags ring).
-__device__ __forceinline__ void st_shared_u16(u32 addr, u32 v) {
-  asm volatile("st.shared.u16 [%0], %1;" ::"r"(addr), "h"((unsigned short)v) : "memory");
-}
-__device__ __forceinline__ void ld_shared_v2_u32(u32 addr, u32& a, u32& b) {
-  asm volatile("ld.shared.v2.u32 {%0, %1}, [%2];" : "=r"(a), "=r"(b) : "r"(addr) : "memory");
-}
-
 // Adds a column pair into fp32 global memory (one vector reduction, done in L2).
 __device__ __forceinline__ void red_add_v2(float* address, float a, float b) {
   asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" ::"l"(address), "f"(a), "f"(b) : "memory");
