@@ -5,6 +5,8 @@
 # returned (fixed: 40 / 232, 56 / 224 at d >= 192, and a static_assert on the pool). This call:
 # verify's dropout problems on the Hopper route, then old (c7e9748) and new alternated, plain and
 # dropout, d 128, N 4k/16k, causal or not, forward and backward.
+# main reverted the producer-side change (919a3d0): build flash-attention.xz from branch
+# dropout-producer-philox (0a61b66) for this call.
 # Output: $OUT/r4.tgz and $OUT/r4.log. Carry [".devbin-cuda"]: flash-attention.xz (new),
 # flash-attention-old.xz (c7e9748).
 set -u -o pipefail

@@ -26,10 +26,6 @@ __device__ __forceinline__ u32 dropout_batch_head(const FADropoutParams& p, int 
   return Dropout(p, batch, head).batch_head;
 }
 
-// u32 for up to 2 groups of calls (16 flags each), u64 for up to 4.
-template <bool WIDE> struct FlagWord { typedef u32 type; };
-template <> struct FlagWord<true> { typedef u64 type; };
-
 // Lane t gets, from every quad lane s, nibble t of each 16-bit group j of its `own` (the flags of
 // call 4j + s), as bits 4 (4j + s) ... + 3: bit 2c + e is then key 8c + 2t + e of the tile.
 template <class Word>
@@ -61,7 +57,7 @@ __device__ __forceinline__ void quad_keep_bits(
   const Dropout& d, int row_a, int group0, int t, u64& bits_a, u64& bits_b) {
   static_assert(CHUNKS <= 32, "64 keep bits per row");
   constexpr int CALLS = (CHUNKS + 1) / 2, GROUPS = (CALLS + 3) / 4;
-  typedef typename FlagWord<(GROUPS > 2)>::type Word;
+  typedef typename DropoutBitsWord<(GROUPS > 2)>::type Word;  // 16 flags per group of calls
   Word own_a = 0, own_b = 0;  // 16-bit group j: the flags of call 4j + t
 #pragma unroll 1
   for (int j = GROUPS - 1; j >= 0; --j) {
