@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Device call r5 (END_S default 480 s): the Hopper backward's dropout (870eb92: d 64 and 128, the
+# Device call r5 (END_S default 540 s): the Hopper backward's dropout (870eb92: d 64 and 128, the
 # key/value kernel's transposed keep bits and the split dQ kernel's) and, in a second binary,
 # the producer-side Philox forward (branch dropout-producer-philox's change with its setmaxnreg
 # fix, never run; it hung in r3 before the fix) on top of it. In order: verify's dropout problems
 # on the Hopper route (new binary), plain / dropout / dropout-on-FA2 at d 128 and d 64, N 4k/16k,
 # causal or not, forward and backward (one binary: ratios from one run); then the producer-side
 # binary's dropout verify (a hang costs its CAP only) and forward bench; memcheck on a dropout
-# backward; the full verify matrix last.
+# backward; the GPU tests of DropoutHopperTests (both routes against float64, forward and
+# backward); the full verify matrix last.
 # Carry [".devbin-cuda"]: flash-attention.xz (870eb92), flash-attention-prod.xz (870eb92 + the
-# producer-side forward, branch prod-test). Output: $OUT/r5.tgz and $OUT/r5.log.
+# producer-side forward, branch prod-test), gpu-tests.tar.xz (870eb92's test bundle). Output: $OUT/r5.tgz and $OUT/r5.log.
 set -u -o pipefail
 source "$(dirname "$0")/device-steps.sh"
-device_call_begin r5 480
+device_call_begin r5 540
 prod=/tmp/fa-prod
 xz -dc .devbin-cuda/flash-attention-prod.xz > "$prod" && chmod +x "$prod"
 CAP=70 step verify-dropout 10 "$bin" verify --device cuda --filter dropout
@@ -27,6 +28,10 @@ CAP=60 step bench-d64 15 "$bin" bench "${common[@]}" --impls flash,flash-dropout
   --head-dims 64 --passes forward,backward --json "$work/bench-d64.json"
 CAP=50 step memcheck-bwd 15 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" verify --device cuda \
   --filter dropout-causal-d128
-CAP=120 step verify-all 30 "$bin" verify --device cuda
+mkdir -p /tmp/gt && tar -xJf .devbin-cuda/gpu-tests.tar.xz -C /tmp/gt
+CAP=90 step gpu-tests 20 env LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests --testing-library swift-testing \
+  --filter 'DropoutHopperTests'
+grep -E "✘|passed after|failed after" "$work/gpu-tests.log" | tail -n 8 | tee -a "$log"
+CAP=100 step verify-all 30 "$bin" verify --device cuda
 fails verify-all 20
 device_call_end r5
