@@ -24,14 +24,14 @@ CAP=45 step verify-dropout-prod 10 "$prod" verify --device cuda --filter dropout
 fails verify-dropout-prod
 CAP=45 step bench-prod-d128 15 "$prod" bench "${common[@]}" --impls flash,flash-dropout \
   --head-dims 128 --passes forward --json "$work/bench-prod-d128.json"
-CAP=60 step bench-d64 15 "$bin" bench "${common[@]}" --impls flash,flash-dropout,flash-dropout-sm80 \
-  --head-dims 64 --passes forward,backward --json "$work/bench-d64.json"
-CAP=50 step memcheck-bwd 15 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" verify --device cuda \
-  --filter dropout-causal-d128
 mkdir -p /tmp/gt && tar -xJf .devbin-cuda/gpu-tests.tar.xz -C /tmp/gt
 CAP=90 step gpu-tests 20 env LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests --testing-library swift-testing \
   --filter 'DropoutHopperTests'
 grep -E "✘|passed after|failed after" "$work/gpu-tests.log" | tail -n 8 | tee -a "$log"
 CAP=100 step verify-all 30 "$bin" verify --device cuda
 fails verify-all 20
+CAP=60 step bench-d64 15 "$bin" bench "${common[@]}" --impls flash,flash-dropout,flash-dropout-sm80 \
+  --head-dims 64 --passes forward,backward --json "$work/bench-d64.json"
+CAP=50 step memcheck-bwd 15 compute-sanitizer --tool memcheck --error-exitcode 9 "$bin" verify --device cuda \
+  --filter dropout-causal-d128
 device_call_end r5
