@@ -8,8 +8,12 @@
 # binary's dropout verify (a hang costs its CAP only) and forward bench; memcheck on a dropout
 # backward; the GPU tests of DropoutHopperTests (both routes against float64, forward and
 # backward); the full verify matrix last.
-# Carry [".devbin-cuda"]: flash-attention.xz (870eb92), flash-attention-prod.xz (870eb92 + the
-# producer-side forward, branch prod-test), gpu-tests.tar.xz (870eb92's test bundle). Output: $OUT/r5.tgz and $OUT/r5.log.
+# The code is on branches (unverified on a GPU; main keeps the verified kernels): build
+#   flash-attention.xz       from branch hopper-bwd-dropout (870eb92; scripts/build-static.sh,
+#                            then xz -dc | xz -9e -T2 to fit the carry)
+#   flash-attention-prod.xz  from branch dropout-bwd-producer (the same + the producer-side forward)
+#   gpu-tests.tar.xz         from branch hopper-bwd-dropout (scripts/build-gpu-tests.sh)
+# Carry [".devbin-cuda"] (about 49 MB with those three; move peer-wheels/ out). Output: $OUT/r5.tgz and $OUT/r5.log.
 set -u -o pipefail
 source "$(dirname "$0")/device-steps.sh"
 device_call_begin r5 540
