@@ -5,9 +5,9 @@
 # fix, never run; it hung in r3 before the fix) on top of it. In order: verify's dropout problems
 # on the Hopper route (new binary), plain / dropout / dropout-on-FA2 at d 128 and d 64, N 4k/16k,
 # causal or not, forward and backward (one binary: ratios from one run); then the producer-side
-# binary's dropout verify (a hang costs its CAP only) and forward bench; memcheck on a dropout
-# backward; the GPU tests of DropoutHopperTests (both routes against float64, forward and
-# backward); the full verify matrix last.
+# binary's dropout verify (a hang costs its CAP only) and forward bench; the GPU tests of
+# DropoutHopperTests (both routes against float64, forward and backward); the full verify matrix;
+# the d 64 bench; memcheck on a dropout backward last.
 # The code is on branches (unverified on a GPU; main keeps the verified kernels): build
 #   flash-attention.xz       from branch hopper-bwd-dropout (870eb92; scripts/build-static.sh,
 #                            then xz -dc | xz -9e -T2 to fit the carry)

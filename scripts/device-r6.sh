@@ -5,8 +5,7 @@
 # (main) and new alternated: plain and ALiBi, d 128 and 64, N 4k/16k, causal or not, forward.
 # Build: flash-attention.xz from branch alibi-acc-init, flash-attention-old.xz from main
 # (scripts/build-static.sh each; xz -dc | xz -9e -T2). Carry [".devbin-cuda"].
-# Output: $OUT/r6.tgz and $OUT/r6.log; scripts/dropout-summary.py DIR alibi (impl names differ:
-# read the JSON with scripts/feature-cost.py per file).
+# Output: $OUT/r6.tgz and $OUT/r6.log; summary: scripts/dropout-summary.py DIR alibi.
 set -u -o pipefail
 source "$(dirname "$0")/device-steps.sh"
 device_call_begin r6 300
