@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device call r7 (END_S default 480 s): the Hopper backward's dropout (d 64 and 128: the
+# Device call r7 (END_S default 420 s): the Hopper backward's dropout (d 64 and 128: the
 # key/value kernel's transposed keep bits, the split dQ kernel's quad keep bits) and ALiBi's bias
 # as the QK^T accumulator's start in the Hopper forward, both in one new binary; the old binary
 # is main before them (07c34dd). In order of what matters if time runs out: verify's dropout
@@ -15,7 +15,7 @@
 # scripts/dropout-summary.py DIR alibi.
 set -u -o pipefail
 source "$(dirname "$0")/device-steps.sh"
-device_call_begin r7 480
+device_call_begin r7 420
 use_old_binary
 CAP=70 step verify-dropout 10 "$bin" verify --device cuda --filter dropout
 fails verify-dropout
