@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Checks the lane arithmetic of the CUDA dropout (Kernels/hopper/dropout.cuh: quad_keep_bits and
-quad_share_flags; Kernels/common/dropout.cuh: keep_bits shared, per-lane and generic) against the
+"""Checks the lane arithmetic of the CUDA dropout (Kernels/hopper/dropout.cuh: quad_keep_bits,
+quad_share_flags and the backward's transposed_keep_bits; Kernels/common/dropout.cuh: keep_bits shared, per-lane and generic) against the
 per-element rule of fa_philox.h (fa_dropout_keeps), in a Python model of both, including the SWAR
 byte compare of fa_dropout_bytes_below and the flag layout of fa_dropout_lane_flags: every lane t
 of a quad, every row, bit 2c + e == keeps(row, 8 (group0 + c) + 2t + e). No GPU; exit 0 = agree."""
@@ -116,6 +116,35 @@ def fa2(chunks, share, seed, offset, thr, bh, row, group0):
     check(bits_of, chunks, seed, offset, thr, bh, (row,), group0, f"fa2 share={share}")
 
 
+def transposed(seed, offset, thr, bh, m0, key_group, mutate=None):
+    """transposed_keep_bits (the backward's key/value kernel): lane (g, t) makes queries
+    m0 + 8g + 2t + e; lane (g', t) holds keys 16 key_group + g' and + 8 against queries
+    m0 + 8c + 2t + e: bit 4c + 2h + e must be keeps(query, key 16 key_group + g' + 8h)."""
+    own = []
+    for lane in range(32):
+        g, t = lane >> 2, lane & 3
+        row = m0 + 8 * g + 2 * t
+        f0 = lane_flags(words(seed, offset, bh, row, key_group), thr)
+        f1 = lane_flags(words(seed, offset, bh, row + 1, key_group), thr)
+        own.append(f0 | (f1 << 16))
+    for lane in range(32):
+        g, t = lane >> 2, lane & 3
+        shift = 4 * (g >> 1) + (g & 1)
+        if mutate == "shift":
+            shift = 4 * (g & 3) + (g >> 2)
+        bits = 0
+        for c in range(8):
+            y = own[4 * c + t if mutate != "source" else 4 * t + (c & 3)] >> shift
+            bits |= ((y & 5) | ((y >> 15) & 10)) << (4 * c)
+        for c in range(8):
+            for h in range(2):
+                for e in range(2):
+                    query, key = m0 + 8 * c + 2 * t + e, 16 * key_group + g + 8 * h
+                    if ((bits >> (4 * c + 2 * h + e)) & 1) != keeps(seed, offset, thr, bh, query, key):
+                        return False
+    return True
+
+
 random.seed(1)
 # The SWAR compare alone, every threshold, random words and the byte edges.
 for thr in range(256):
@@ -141,4 +170,13 @@ for chunks in (1, 2, 4, 8, 16, 32):
 hopper(16, 1, 2, 0, 0, 0, 0)
 hopper(22, 3, 4, 255, 7, 5, 2)
 fa2(8, True, 5, 6, 1, 3, 9, 100)
+# The backward's transposed layout, and two mutations of it that the check must catch.
+for _ in range(12):
+    seed, offset, thr, bh = rnd()
+    if not transposed(seed, offset, max(thr, 1), bh, 64 * random.randrange(0, 500), random.randrange(0, 4000)):
+        sys.exit("transposed_keep_bits disagrees with the per-element rule")
+    n += 1
+for mutation in ("shift", "source"):
+    if transposed(11, 12, 128, 5, 64, 9, mutate=mutation):
+        sys.exit(f"the transposed check missed the mutation {mutation}")
 print("ok", n + 3)

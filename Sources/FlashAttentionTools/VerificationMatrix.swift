@@ -89,6 +89,20 @@ package enum VerificationMatrix {
       AttentionProblem(
         "dropout-d64-wide", S(batch: 1, seqlenQ: 200, seqlenK: 1100, headsQ: 2, headDim: 64),
         O(dropout: AttentionDropout(probability: 0.5, seed: 99, offset: 3))),
+      // On the H100: the Hopper dropout backward: split d = 128 (its key/value kernel's
+      // transposed keep bits and the dQ kernel's) causal with seqlen_q < seqlen_k and a second
+      // batch entry; the deterministic d = 64 split with a window and GQA (the walk over the
+      // group's heads changes the generator's head per step); d = 256 (FlashAttention-2's).
+      AttentionProblem(
+        "dropout-causal-d128", S(batch: 2, seqlenQ: 100, seqlenK: 230, headsQ: 2, headDim: 128),
+        O(causal: true, dropout: AttentionDropout(probability: 0.2, seed: 5, offset: 77))),
+      AttentionProblem(
+        "dropout-window-det-gqa", S(batch: 1, seqlenQ: 190, seqlenK: 170, headsQ: 4, headsKV: 2, headDim: 64),
+        O(window: SlidingWindow(left: 50, right: 20), deterministic: true,
+          dropout: AttentionDropout(probability: 0.35, seed: 11, offset: 1))),
+      AttentionProblem(
+        "dropout-d256", S(batch: 1, seqlenQ: 33, seqlenK: 70, headsQ: 2, headDim: 256),
+        O(dropout: AttentionDropout(probability: 0.25, seed: 3, offset: 9))),
     ]
   }()
 

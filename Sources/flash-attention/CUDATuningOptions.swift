@@ -29,7 +29,7 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the kernels of calls with ALiBi: hopper (the Hopper kernels where they apply) or sm80 (FlashAttention-2 only, the old route).")
   var alibiKernels: CUDAKernelTuning.AlibiKernels = .hopper
 
-  @Option(help: "CUDA: the forward kernels of calls with dropout: hopper (the Hopper forward where it applies) or sm80 (FlashAttention-2 only, the old route); the backward runs FlashAttention-2's either way.")
+  @Option(help: "CUDA: the kernels of calls with dropout, forward and backward: hopper (the Hopper kernels where they apply; the backward at head dims 64 and 128) or sm80 (FlashAttention-2 only, the old route).")
   var dropoutKernels: CUDAKernelTuning.DropoutKernels = .hopper
 
   @Option(help: "CUDA: the Hopper forward tile of every call, BNxSTAGESxQSTAGES with +pingpong, +overlap, +wg3 (e.g. 128x3x2+pingpong+overlap); fp8 calls take it only with BN a multiple of 128. For tuning runs: a tile that does not fit the shared memory fails at launch.")

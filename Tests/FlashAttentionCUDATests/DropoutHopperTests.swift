@@ -4,12 +4,12 @@ import Testing
 
 @testable import FlashAttentionCUDA
 
-/// Dropout in the Hopper forward (`FA_DROPOUT`, Kernels/hopper/dropout.cuh): dropout forwards
-/// run it on sm_90a unless the tuning asks for the FlashAttention-2 route (the backward stays on
-/// FlashAttention-2's kernels either way); the dropout variants compile without spills (NVRTC,
-/// no GPU); plain programs carry no trace of the flag; on an H100 both routes match the float64
-/// reference given the same keep mask.
-@Suite("Dropout on the Hopper forward")
+/// Dropout in the Hopper kernels (`FA_DROPOUT`, Kernels/hopper/dropout.cuh): dropout forwards,
+/// and backwards at d = 64 and 128, run them on sm_90a unless the tuning asks for the
+/// FlashAttention-2 route; the dropout variants compile without spills (NVRTC, no GPU); plain
+/// programs carry no trace of the flag; on an H100 both routes match the float64 reference
+/// given the same keep mask, forward and backward.
+@Suite("Dropout on the Hopper kernels")
 struct DropoutHopperTests {
   typealias Views = KernelSelectionTests.Views
 
@@ -92,22 +92,58 @@ struct DropoutHopperTests {
     }
   }
 
-  @Test("the dropout backward stays on the FlashAttention-2 kernels, with their dropout flag")
+  @Test("the dropout backward runs the Hopper kernels at d = 64 and 128 on sm_90a, FlashAttention-2's at d = 256, with sm80 or elsewhere")
   func backwardSelection() throws {
-    for tuning in [CUDAKernelTuning(), .dropoutOnSM80] {
-      let plan = KernelSelection.backward(
-        try Views(Self.shape(d: 128)).backward(AttentionOptions(dropout: Self.dropout)), arch: "sm_90a", tuning: tuning)
-      guard case let .flashAttention2(keyValue, _) = plan.form else {
-        Issue.record("the dropout backward should run the FlashAttention-2 kernels, got \(plan.form)")
-        continue
+    for d in [64, 128, 256] {
+      for deterministic in [false, true] {
+        let options = AttentionOptions(causal: true, deterministic: deterministic, dropout: Self.dropout)
+        let arguments = try Views(Self.shape(d: d)).backward(options)
+        let plan = KernelSelection.backward(arguments, arch: "sm_90a", tuning: .init())
+        switch plan.form {
+        case let .hopperFused(keyValue, _):
+          #expect(d == 64 && !deterministic, "d \(d) deterministic \(deterministic) ran fused")
+          #expect(keyValue.dropout && keyValue.program.source.contains("#define FA_DROPOUT 1\n"))
+          #expect(HopperBackwardKey.dropoutVariants.contains(keyValue), "\(keyValue) is not in the catalog")
+        case let .hopperSplit(keyValue, dq):
+          #expect(d == 128 || deterministic, "d \(d) ran split")
+          #expect(keyValue.dropout && dq.dropout && dq.program.source.contains("#define FA_DROPOUT 1\n"))
+          #expect(HopperBackwardKey.dropoutVariants.contains(keyValue), "\(keyValue) is not in the catalog")
+          #expect(HopperBackwardDQKey.dropoutVariants.contains(dq), "\(dq) is not in the catalog")
+        case let .flashAttention2(keyValue, _):
+          #expect(d == 256, "d \(d) should run the Hopper backward")
+          #expect(keyValue.dropout)
+          #expect(KernelSelection.hopperBackwardObstacle(arguments, arch: "sm_90a")?.contains("dropout") == true)
+        }
+        for (arch, tuning) in [("sm_90a", CUDAKernelTuning.dropoutOnSM80), ("sm_80", CUDAKernelTuning())] {
+          guard case let .flashAttention2(keyValue, _) = KernelSelection.backward(arguments, arch: arch, tuning: tuning).form
+          else {
+            Issue.record("\(arch) \(tuning.dropoutKernels): the dropout backward should run FlashAttention-2's kernels")
+            continue
+          }
+          #expect(keyValue.dropout)
+        }
       }
-      #expect(keyValue.dropout)
     }
+    // Without dropout the sm80 switch leaves the backward alone.
+    let plain = KernelSelection.backward(try Views(Self.shape(d: 128)).backward(), arch: "sm_90a", tuning: .dropoutOnSM80)
+    guard case let .hopperSplit(keyValue, dq) = plain.form else {
+      Issue.record("a plain d = 128 backward should run the split Hopper backward, got \(plain.form)")
+      return
+    }
+    #expect(!keyValue.dropout && !dq.dropout && !keyValue.program.source.contains("#define FA_DROPOUT"))
   }
 
   @Test("every launchable dropout key is in the catalog; plain Hopper programs do not define FA_DROPOUT")
   func catalog() throws {
     for key in HopperForwardKey.allVariants { #expect(!key.program.source.contains("#define FA_DROPOUT"), "\(key)") }
+    for key in HopperBackwardKey.allVariants { #expect(!key.program.source.contains("#define FA_DROPOUT"), "\(key)") }
+    for key in HopperBackwardDQKey.allVariants { #expect(!key.program.source.contains("#define FA_DROPOUT"), "\(key)") }
+    let backward = HopperBackwardKey.dropoutVariants, dq = HopperBackwardDQKey.dropoutVariants
+    #expect(backward.allSatisfy { $0.dropout && $0.headDim != 256 } && dq.allSatisfy { $0.dropout && $0.headDim != 256 })
+    #expect(Set(backward.map(\.program)).count == backward.count && Set(dq.map(\.program)).count == dq.count)
+    let catalogKeys = CUDAKernelCatalog.keys(arch: "sm_90a")
+    #expect(catalogKeys.contains { ($0 as? HopperBackwardKey)?.dropout == true })
+    #expect(catalogKeys.contains { ($0 as? HopperBackwardDQKey)?.dropout == true })
     let variants = HopperForwardKey.dropoutVariants
     #expect(variants.allSatisfy { $0.dropout && !$0.dtype.isFloat8 && !$0.varlen })
     #expect(Set(variants.map(\.program)).count == variants.count)
@@ -151,6 +187,19 @@ struct DropoutHopperTests {
     }
     #expect(forward.contains { $0.blockN == 176 } && forward.contains { $0.consumers == 3 })
     for key in forward { try expectCleanHopperCompile(key.program, "\(key)") }
+  }
+
+  /// The backward's dropout variants with the most registers live: masked (causal and window)
+  /// with and without ALiBi, both kernels, d = 64 and 128 (bf16).
+  @Test(
+    "the Hopper backward dropout variants compile without spills",
+    .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"))
+  func backwardCompiles() throws {
+    let keyValue = HopperBackwardKey.dropoutVariants.filter { $0.dtype == .bfloat16 && $0.mask != .none }
+    let dq = HopperBackwardDQKey.dropoutVariants.filter { $0.dtype == .bfloat16 && $0.mask != .none }
+    #expect(!keyValue.isEmpty && !dq.isEmpty)
+    for key in keyValue { try expectCleanHopperCompile(key.program, "\(key)") }
+    for key in dq { try expectCleanHopperCompile(key.program, "\(key)") }
   }
 
   /// Problems that reach every dropout variant's path: both mask regimes at d = 64 (three
@@ -202,16 +251,22 @@ struct DropoutHopperTests {
     var tuning = CUDAKernelTuning()
     tuning.dropoutKernels = route
     let backend = try CUDABackend(device: 0, tuning: tuning)
-    // The plan of the same call on aligned device views: on an H100 the hopper route must really
-    // run the Hopper forward, and the sm80 route never does.
+    // The plans of the same call on aligned device views: on an H100 the hopper route must really
+    // run the Hopper forward (and the Hopper backward at d = 64 and 128), the sm80 route never.
     let views = try Views(problem.shape, dtype: dtype)
     let plan = backend.forwardPlan(try views.forward(problem.options))
+    let backwardPlan = backend.backwardPlan(try views.backward(problem.options))
+    var hopperBackward = true
+    if case .flashAttention2 = backwardPlan.form { hopperBackward = false }
     if backend.device.arch == "sm_90a" {
       switch (plan, route) {
       case (.flashAttention2, .hopper): Issue.record("\(problem.name): the dropout forward did not take the Hopper kernel")
       case (.hopper, .sm80): Issue.record("\(problem.name): --dropout-kernels sm80 took the Hopper kernel")
       default: break
       }
+      let expected = route == .hopper && HopperBackwardKey.dropoutHeadDims.contains(problem.shape.headDim)
+        && problem.options.softcap == 0 && problem.shape.headDim == problem.shape.headDimV
+      #expect(hopperBackward == expected, "\(problem.name) \(route): Hopper backward \(hopperBackward)")
     }
     expectPasses(
       problem, dtype: dtype,

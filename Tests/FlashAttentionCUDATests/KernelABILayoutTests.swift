@@ -201,7 +201,7 @@ struct KernelABILayoutTests {
       (\FAHopperForwardParams.dropout, 616),
       (\FAHopperForwardParams.padding, 648)
     ])
-    expectLayout(FAHopperBackwardParams.self, size: 704, [
+    expectLayout(FAHopperBackwardParams.self, size: 768, [
       (\FAHopperBackwardParams.tm_q, 0),
       (\FAHopperBackwardParams.tm_k, 128),
       (\FAHopperBackwardParams.tm_v, 256),
@@ -230,9 +230,11 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardParams.packed_rows, 680),
       (\FAHopperBackwardParams.varlen_padding, 684),
       (\FAHopperBackwardParams.alibi_slopes, 688),
-      (\FAHopperBackwardParams.alibi_batch_stride, 696)
+      (\FAHopperBackwardParams.alibi_batch_stride, 696),
+      (\FAHopperBackwardParams.dropout, 704),
+      (\FAHopperBackwardParams.dropout_padding, 736),
     ])
-    expectLayout(FAHopperBackwardDQParams.self, size: 704, [
+    expectLayout(FAHopperBackwardDQParams.self, size: 768, [
       (\FAHopperBackwardDQParams.tm_q, 0),
       (\FAHopperBackwardDQParams.tm_k, 128),
       (\FAHopperBackwardDQParams.tm_v, 256),
@@ -258,7 +260,9 @@ struct KernelABILayoutTests {
       (\FAHopperBackwardDQParams.packed_rows, 680),
       (\FAHopperBackwardDQParams.varlen_padding, 684),
       (\FAHopperBackwardDQParams.alibi_slopes, 688),
-      (\FAHopperBackwardDQParams.alibi_batch_stride, 696)
+      (\FAHopperBackwardDQParams.alibi_batch_stride, 696),
+      (\FAHopperBackwardDQParams.dropout, 704),
+      (\FAHopperBackwardDQParams.dropout_padding, 736),
     ])
     expectLayout(FAStandardScoresParams.self, size: 136, [
       (\FAStandardScoresParams.a, 0),

@@ -12,7 +12,7 @@ package enum CUDAKernelCatalog {
   /// The keys of every family that runs on `arch`: the FlashAttention-2 kernels (one per kind
   /// and head dims, bf16 without masks and fp16 with masking and softcap, the most registers;
   /// `exhaustive` crosses every dtype and flag instead), the standard-attention baseline, and on
-  /// sm_90a every Hopper variant (with and without ALiBi, and the forward's with dropout); the
+  /// sm_90a every Hopper variant (with and without ALiBi and dropout); the
   /// KV-cache kernels (`decodeKeys`) on every arch.
   package static func keys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     var keys: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive)
@@ -29,6 +29,8 @@ package enum CUDAKernelCatalog {
       keys += HopperBackwardKey.alibiVariants
       keys += HopperBackwardDQKey.alibiVariants
       keys += HopperForwardKey.dropoutVariants
+      keys += HopperBackwardKey.dropoutVariants
+      keys += HopperBackwardDQKey.dropoutVariants
     }
     keys += decodeKeys(arch: arch, exhaustive: exhaustive)
     return keys

@@ -83,12 +83,12 @@ package struct CUDAKernelTuning: Sendable, Hashable {
     case sm80
   }
 
-  /// Which kernels run the forward of calls with dropout (the backward runs FlashAttention-2's
-  /// kernels either way: the Hopper backward has no dropout).
+  /// Which kernels run calls with dropout, forward and backward.
   package enum DropoutKernels: String, Sendable, Hashable, CaseIterable {
-    /// The Hopper forward where it applies (compiled with `FA_DROPOUT`), else FlashAttention-2's.
+    /// The Hopper kernels where they apply (compiled with `FA_DROPOUT`; the backward at d = 64
+    /// and 128), else FlashAttention-2's.
     case hopper
-    /// The FlashAttention-2 (sm80) forward only: the route before the Hopper forward had
+    /// The FlashAttention-2 (sm80) kernels only: the route before the Hopper kernels had
     /// dropout, to time the two in one run.
     case sm80
   }

@@ -40,6 +40,12 @@ package struct HopperBackwardKey: CUDAKernelKey {
   package var varlen = false
   /// The ALiBi bias (`FA_ALIBI`, Kernels/hopper/alibi.cuh).
   package var alibi = false
+  /// Dropout (`FA_DROPOUT`, Kernels/hopper/dropout.cuh): head dims 64 and 128 only.
+  package var dropout = false
+
+  /// Head dims whose kernels take dropout: d = 256 passes P^T through shared memory, which dV
+  /// would need dropped and dS^T undropped, so it stays on the FlashAttention-2 backward.
+  package static let dropoutHeadDims = [64, 128]
 
   /// Floats of one stage's row statistics: LSE2 and D; with ALiBi also the step's slope, padded
   /// to 16 bytes (`STATS_FLOATS` of the kernel).
@@ -67,13 +73,16 @@ package struct HopperBackwardKey: CUDAKernelKey {
     // Only varlen keys carry the flag, so the fixed-length programs' text stays as it was.
     let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
     let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
+    let dropoutDefine = dropout ? "#define FA_DROPOUT 1\n" : ""
     return CUDAProgram(
-      entry: "flash_bwd_hopper", source: defines + varlenDefine + alibiDefine + KernelSources.text("hopper/backward.cu"))
+      entry: "flash_bwd_hopper",
+      source: defines + varlenDefine + alibiDefine + dropoutDefine + KernelSources.text("hopper/backward.cu"))
   }
 
   package var description: String {
     "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)\(skipDQ ? " no-dq" : "")"
       + "\(qStages != 2 ? " q\(qStages)" : "")" + (varlen ? " varlen" : "") + (alibi ? " alibi" : "")
+      + (dropout ? " dropout" : "")
   }
 
   /// The ALiBi variants (fixed-length calls: the variable-length path refuses ALiBi).
@@ -82,6 +91,25 @@ package struct HopperBackwardKey: CUDAKernelKey {
       var key = key
       key.alibi = true
       return key
+    }
+  }
+
+  /// The dropout variants the library can launch (fixed-length calls: the variable-length path
+  /// refuses dropout), with and without ALiBi: d = 64 and 128, each in the form the selection
+  /// runs (`TileTables.hopperBackwardIsSplit`: d = 64 fused, or split when deterministic; d = 128
+  /// split). The fused d = 128 form is never chosen and is left out (with dropout under a mask
+  /// its registers spill).
+  package static var dropoutVariants: [HopperBackwardKey] {
+    allVariants.filter { key in
+      dropoutHeadDims.contains(key.headDim)
+        && (key.skipDQ || !TileTables.hopperBackwardIsSplit(headDim: key.headDim, deterministic: false))
+    }.flatMap { key in
+      [false, true].map { alibi in
+        var key = key
+        key.dropout = true
+        key.alibi = alibi
+        return key
+      }
     }
   }
 
@@ -123,6 +151,8 @@ package struct HopperBackwardDQKey: CUDAKernelKey {
   package var varlen = false
   /// The ALiBi bias (`FA_ALIBI`), as `HopperBackwardKey.alibi`.
   package var alibi = false
+  /// Dropout (`FA_DROPOUT`), as `HopperBackwardKey.dropout`.
+  package var dropout = false
 
   /// Keys per K/V tile (`TileTables.hopperBackwardDQKeys`).
   package var blockN: Int { TileTables.hopperBackwardDQKeys(headDim: headDim) }
@@ -139,14 +169,15 @@ package struct HopperBackwardDQKey: CUDAKernelKey {
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
     let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
+    let dropoutDefine = dropout ? "#define FA_DROPOUT 1\n" : ""
     return CUDAProgram(
       entry: "flash_bwd_dq_hopper",
-      source: defines + varlenDefine + alibiDefine + KernelSources.text("hopper/backward_dq.cu"))
+      source: defines + varlenDefine + alibiDefine + dropoutDefine + KernelSources.text("hopper/backward_dq.cu"))
   }
 
   package var description: String {
     "hopper_bwd_dq d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)" + (varlen ? " varlen" : "")
-      + (alibi ? " alibi" : "")
+      + (alibi ? " alibi" : "") + (dropout ? " dropout" : "")
   }
 
   /// The ALiBi variants (fixed-length calls).
@@ -155,6 +186,18 @@ package struct HopperBackwardDQKey: CUDAKernelKey {
       var key = key
       key.alibi = true
       return key
+    }
+  }
+
+  /// The dropout variants (fixed-length calls, d = 64 and 128), with and without ALiBi.
+  package static var dropoutVariants: [HopperBackwardDQKey] {
+    allVariants.filter { HopperBackwardKey.dropoutHeadDims.contains($0.headDim) }.flatMap { key in
+      [false, true].map { alibi in
+        var key = key
+        key.dropout = true
+        key.alibi = alibi
+        return key
+      }
     }
   }
 

@@ -77,14 +77,19 @@ enum KernelSelection {
         dropout: arguments.options.activeDropout != nil)
     }
     let preprocess = flashAttention2(.backwardPreprocess)
-    if hopperTakesAlibi(arguments.options, tuning), hopperBackwardObstacle(arguments, arch: arch) == nil {
+    if hopperTakesAlibi(arguments.options, tuning), hopperTakesDropout(arguments.options, tuning),
+      hopperBackwardObstacle(arguments, arch: arch) == nil
+    {
       let mask = HopperForwardKey.MaskKind(arguments.mask)
       let split = TileTables.hopperBackwardIsSplit(headDim: shape.headDim, deterministic: arguments.options.deterministic)
       let alibi = arguments.options.alibiSlopes != nil
+      let dropout = arguments.options.activeDropout != nil
       if var keyValue = HopperBackwardKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask, skipDQ: split) {
         keyValue.alibi = alibi
+        keyValue.dropout = dropout
         if split, var dq = HopperBackwardDQKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask) {
           dq.alibi = alibi
+          dq.dropout = dropout
           return BackwardKernelPlan(preprocess: preprocess, form: .hopperSplit(keyValue: keyValue, dq: dq))
         }
         if !split {
@@ -108,8 +113,9 @@ enum KernelSelection {
     options.alibiSlopes == nil || tuning.alibiKernels == .hopper
   }
 
-  /// Whether the tuning lets the Hopper forward run a call with these options: always without
-  /// dropout; with dropout unless `--dropout-kernels sm80` asks for the FlashAttention-2 forward.
+  /// Whether the tuning lets the Hopper kernels run a call with these options: always without
+  /// dropout; with dropout unless `--dropout-kernels sm80` asks for the FlashAttention-2 kernels
+  /// (forward and backward).
   static func hopperTakesDropout(_ options: AttentionOptions, _ tuning: CUDAKernelTuning) -> Bool {
     options.activeDropout == nil || tuning.dropoutKernels == .hopper
   }
@@ -175,7 +181,9 @@ enum KernelSelection {
     {
       return reason
     }
-    if arguments.options.activeDropout != nil { return "dropout" }
+    if arguments.options.activeDropout != nil && !HopperBackwardKey.dropoutHeadDims.contains(shape.headDim) {
+      return "dropout at head dim \(shape.headDim) (the Hopper backward takes it at d = 64 and 128)"
+    }
     if shape.seqlenQ == 0 || shape.seqlenK == 0 { return "an empty sequence" }
     for (tensor, name) in [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.dOut, "dout")] {
       if let obstacle = tensorMapObstacle(tensor, name) { return obstacle }

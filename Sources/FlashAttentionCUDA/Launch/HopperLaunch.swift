@@ -82,6 +82,7 @@ enum HopperLaunch {
     parameters.window_right = problem.windowRight
     parameters.alibi_slopes = devicePointer(alibiSlopes)
     parameters.alibi_batch_stride = alibiBatchStride(arguments.options, shape)
+    parameters.dropout = FADropoutParams(arguments.options, headsQ: shape.headsQ)
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenK + key.blockN - 1) / key.blockN, shape.headsKV, shape.batch), block: (key.threads, 1, 1),
       sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
@@ -111,6 +112,7 @@ enum HopperLaunch {
     parameters.window_right = problem.windowRight
     parameters.alibi_slopes = devicePointer(alibiSlopes)
     parameters.alibi_batch_stride = alibiBatchStride(arguments.options, shape)
+    parameters.dropout = FADropoutParams(arguments.options, headsQ: shape.headsQ)
     try device.loadedKernel(key).launch(
       grid: ((shape.seqlenQ + rows - 1) / rows, shape.headsQ, shape.batch), block: (key.threads, 1, 1),
       sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)

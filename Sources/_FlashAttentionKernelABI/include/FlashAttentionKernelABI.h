@@ -73,7 +73,7 @@ typedef struct FA_TENSOR_MAP_ALIGNMENT FATensorMap {
 typedef struct FADropoutParams {
   fa_u64 seed;
   fa_u64 offset;
-  /// Kept iff the element's 16-bit number is below this: floor((1 - p) 2^16).
+  /// Kept iff the element's 8-bit number is below this: floor((1 - p) 2^8) (fa_philox.h).
   fa_i32 threshold;
   /// 1 / (1 - p); 0 without dropout.
   float keep_scale;
@@ -319,6 +319,10 @@ typedef struct FAHopperBackwardParams {
   /// ALiBi (kernels compiled with FA_ALIBI), as in FAForwardParams.
   const float* alibi_slopes;
   fa_i64 alibi_batch_stride;
+  /// Dropout (kernels compiled with FA_DROPOUT), as in FAForwardParams.
+  FADropoutParams dropout;
+  /// To a multiple of 64 bytes, the device's alignment of the struct.
+  fa_i32 dropout_padding[8];
 } FAHopperBackwardParams;
 
 /// `flash_bwd_dq_hopper`: dQ of one query block, written once (the split backward).
@@ -357,6 +361,10 @@ typedef struct FAHopperBackwardDQParams {
   /// ALiBi (kernels compiled with FA_ALIBI), as in FAForwardParams.
   const float* alibi_slopes;
   fa_i64 alibi_batch_stride;
+  /// Dropout (kernels compiled with FA_DROPOUT), as in FAForwardParams.
+  FADropoutParams dropout;
+  /// To a multiple of 64 bytes, the device's alignment of the struct.
+  fa_i32 dropout_padding[8];
 } FAHopperBackwardDQParams;
 
 // -------------------------------------------------------------------------------------------
@@ -779,7 +787,7 @@ FA_ABI_FIELD(FAHopperForwardParams, alibi_batch_stride, 608);
 FA_ABI_FIELD(FAHopperForwardParams, dropout, 616);
 FA_ABI_FIELD(FAHopperForwardParams, padding, 648);
 
-FA_ABI_SIZE(FAHopperBackwardParams, 704);
+FA_ABI_SIZE(FAHopperBackwardParams, 768);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperBackwardParams, tm_v, 256);
@@ -809,8 +817,10 @@ FA_ABI_FIELD(FAHopperBackwardParams, packed_rows, 680);
 FA_ABI_FIELD(FAHopperBackwardParams, varlen_padding, 684);
 FA_ABI_FIELD(FAHopperBackwardParams, alibi_slopes, 688);
 FA_ABI_FIELD(FAHopperBackwardParams, alibi_batch_stride, 696);
+FA_ABI_FIELD(FAHopperBackwardParams, dropout, 704);
+FA_ABI_FIELD(FAHopperBackwardParams, dropout_padding, 736);
 
-FA_ABI_SIZE(FAHopperBackwardDQParams, 704);
+FA_ABI_SIZE(FAHopperBackwardDQParams, 768);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_q, 0);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_k, 128);
 FA_ABI_FIELD(FAHopperBackwardDQParams, tm_v, 256);
@@ -837,6 +847,8 @@ FA_ABI_FIELD(FAHopperBackwardDQParams, packed_rows, 680);
 FA_ABI_FIELD(FAHopperBackwardDQParams, varlen_padding, 684);
 FA_ABI_FIELD(FAHopperBackwardDQParams, alibi_slopes, 688);
 FA_ABI_FIELD(FAHopperBackwardDQParams, alibi_batch_stride, 696);
+FA_ABI_FIELD(FAHopperBackwardDQParams, dropout, 704);
+FA_ABI_FIELD(FAHopperBackwardDQParams, dropout_padding, 736);
 
 FA_ABI_SIZE(FAStandardScoresParams, 136);
 FA_ABI_FIELD(FAStandardScoresParams, a, 0);

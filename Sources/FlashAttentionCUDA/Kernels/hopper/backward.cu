@@ -20,6 +20,11 @@
 //   FA_ALIBI           the ALiBi bias (hopper/alibi.cuh): S^T's accumulator starts from the bias
 //                      (in raw-score units) and the GEMM adds Q K^T onto it, so the exponent is
 //                      the plain one; the stats warp stages each step's slope beside LSE2 and D
+//   FA_DROPOUT         dropout on P (hopper/dropout.cuh; d = 64 and 128): each step regenerates
+//                      the forward's keep mask Z (transposed_keep_bits, two Philox calls a lane
+//                      made while the S^T and dP^T GEMMs run), dS^T = P^T (dP^T Z / (1 - p) - D)
+//                      (FA2's rule, D from the dropped output), dV's P^T zeroed where dropped
+//                      and dV scaled by 1 / (1 - p) once in the epilogue
 // Sizes, strides and the window are the parameters (FAHopperBackwardParams).
 //
 // Block: 3 warpgroups for one key block of 128 keys, one (kv head, batch). Warpgroup 0 is the
@@ -45,6 +50,7 @@
 #include "hopper/varlen.cuh"
 #include "hopper/wgmma.cuh"
 #include "hopper/alibi.cuh"
+#include "hopper/dropout.cuh"
 
 namespace fa_hopper {
 
@@ -76,6 +82,8 @@ constexpr MaskKind MASK = MaskKind(FA_MASK);
 // raw-score units (padded to 16 bytes).
 constexpr int STATS_FLOATS = FA_ALIBI ? 2 * BM + 4 : 2 * BM;
 static_assert(D == 64 || D == 128 || D == 256, "the Hopper backward covers head dims 64, 128 and 256");
+// d = 256 passes P^T through shared memory, which dV would need dropped and dS^T undropped.
+static_assert(!(WIDE && FA_DROPOUT), "dropout: head dims 64 and 128 (d = 256 runs FlashAttention-2's backward)");
 
 // K and V (loaded once), QST buffers of Q, dO and their LSE2/D rows, two dS buffers (d = 256:
 // and two P buffers), and the mbarriers.
@@ -298,12 +306,13 @@ __device__ __forceinline__ void add_dq(float* row_a, long long row_stride, const
   }
 }
 
-// Writes N columns of dK (times `scale`) and dV for the key rows key_a and key_b (those before
-// seqlen_k); dk_out and dv_out point at column 2 tq of key row 0.
+// Writes N columns of dK (times `scale`) and dV (times `dv_scale`: dropout's 1 / (1 - p), else 1)
+// for the key rows key_a and key_b (those before seqlen_k); dk_out and dv_out point at column
+// 2 tq of key row 0.
 template <int N>
 __device__ __forceinline__ void store_dk_dv(const float (&dk)[N / 2], const float (&dv)[N / 2], u16* dk_out,
                                             u16* dv_out, long long dk_stride_s, long long dv_stride_s, int key_a,
-                                            int seqlen_k, float scale) {
+                                            int seqlen_k, float scale, float dv_scale = 1.f) {
 #pragma unroll
   for (int c = 0; c < N / 8; ++c) {
 #pragma unroll
@@ -311,7 +320,7 @@ __device__ __forceinline__ void store_dk_dv(const float (&dk)[N / 2], const floa
       const int key = key_a + half * 8, i = c * 4 + half * 2;
       if (key < seqlen_k) {
         *reinterpret_cast<u32*>(dk_out + key * dk_stride_s + c * 8) = pack2(dk[i] * scale, dk[i + 1] * scale);
-        *reinterpret_cast<u32*>(dv_out + key * dv_stride_s + c * 8) = pack2(dv[i], dv[i + 1]);
+        *reinterpret_cast<u32*>(dv_out + key * dv_stride_s + c * 8) = pack2(dv[i] * dv_scale, dv[i + 1] * dv_scale);
       }
     }
   }
@@ -583,6 +592,11 @@ __device__ __forceinline__ void consume(
   u32 pa[BM / 16][4], da[BM / 16][4];  // P^T and dS^T as A fragments (both in flight at once)
   const u32 k_rows = sm.k + cw * 64 * 128;  // this warpgroup's 64 rows in each K panel
   const u32 v_rows = sm.v + cw * 64 * 128;
+#if FA_DROPOUT
+  // The generator's index of query head 0 of this batch entry; a step adds its head.
+  Dropout dropout(params.dropout, batch, 0);
+  const u32 batch_head0 = dropout.batch_head;
+#endif
 #if !FA_BWD_SKIP_DQ
   // dQ = dS K reads its d/2 columns of K transposed: panel cw (d = 128) or half a panel (d = 64).
   const u32 k_cols = sm.k + (cw * NQ / 64) * BN * 128 + (cw * NQ % 64) * 2;
@@ -603,6 +617,11 @@ __device__ __forceinline__ void consume(
     step_scores(s, k_rows, sm.q(st), stats, m0, key_a, mask.offset, tq);
     mbar_wait(sm.do_full(st), phase);
     gemm_over_head_dim(dp, v_rows, sm.dout(st));
+#if FA_DROPOUT
+    // The step's keep bits (bit i: element i of s and dp), while the two GEMMs run.
+    dropout.batch_head = batch_head0 + (u32)walk.head;
+    const u32 keep = transposed_keep_bits(dropout, m0, key_a >> 4, lane);
+#endif
 
     const bool masked = mask.tile_needs_mask<BM, BN>(m0, n0);
     mbar_wait(sm.stats_full(st), phase);
@@ -617,10 +636,24 @@ __device__ __forceinline__ void consume(
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const float dl = stats[BM + c * 8 + tq * 2 + e];
+#if FA_DROPOUT
+        // dS^T = P^T (dP^T Z - D), Z = 1 / (1 - p) where kept, 0 where dropped.
+        const float za = (keep >> (c * 4 + e)) & 1u ? dropout.scale : 0.f;
+        const float zb = (keep >> (c * 4 + 2 + e)) & 1u ? dropout.scale : 0.f;
+        dp[c * 4 + e] = s[c * 4 + e] * fmaf(dp[c * 4 + e], za, -dl);
+        dp[c * 4 + 2 + e] = s[c * 4 + 2 + e] * fmaf(dp[c * 4 + 2 + e], zb, -dl);
+#else
         dp[c * 4 + e] = s[c * 4 + e] * (dp[c * 4 + e] - dl);
         dp[c * 4 + 2 + e] = s[c * 4 + 2 + e] * (dp[c * 4 + 2 + e] - dl);
+#endif
       }
     }
+#if FA_DROPOUT
+    // dV takes the dropped P^T (its 1 / (1 - p) once, in the epilogue).
+#pragma unroll
+    for (int i = 0; i < BM / 2; ++i)
+      if (!((keep >> i) & 1u)) s[i] = 0.f;
+#endif
 
     // dV += P^T dO: P^T from registers; dO (queries x d) is the transposed (MN-major) B.
     to_fragments(s, pa);
@@ -693,7 +726,8 @@ __device__ __forceinline__ void consume(
                          + seq.k_start * params.dk_strides.row + col0,
                        dv_out + batch * params.dv_strides.batch + kv_head * params.dv_strides.head
                          + seq.k_start * params.dv_strides.row + col0,
-                       params.dk_strides.row, params.dv_strides.row, key_a, seqlen_k, params.scale);
+                       params.dk_strides.row, params.dv_strides.row, key_a, seqlen_k, params.scale,
+                       FA_DROPOUT ? params.dropout.keep_scale : 1.f);
 }
 #endif
 

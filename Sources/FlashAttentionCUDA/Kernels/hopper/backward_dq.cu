@@ -14,6 +14,9 @@
 //                          K and V past the sequence's keys are zeroed in shared memory
 //   FA_ALIBI               the ALiBi bias (hopper/alibi.cuh): one FFMA more per score, the
 //                          per-row rest folded into the row's -LSE2 term
+//   FA_DROPOUT             dropout (hopper/dropout.cuh): the forward's keep mask Z in the same
+//                          layout (quad_keep_bits, made while the S and dP GEMMs run) and
+//                          dS = P (dP Z / (1 - p) - D)
 // Sizes, strides and the window are the parameters (FAHopperBackwardDQParams).
 //
 // Block: 3 warpgroups for 128 query rows of one (head, batch). Warpgroup 0 is the producer
@@ -26,6 +29,7 @@
 #include "hopper/varlen.cuh"
 #include "hopper/wgmma.cuh"
 #include "hopper/alibi.cuh"
+#include "hopper/dropout.cuh"
 
 namespace fa_hopper {
 
@@ -135,6 +139,9 @@ __device__ __forceinline__ void consume(
   const float lse_b = row_b < seqlen_q ? lse2[stat_row + row_b] : FA_INF;
   const float d_a = row_a < seqlen_q ? delta[stat_row + row_a] : 0.f;
   const float d_b = row_b < seqlen_q ? delta[stat_row + row_b] : 0.f;
+#if FA_DROPOUT
+  const Dropout dropout(params.dropout, batch, head);
+#endif
 #if FA_ALIBI
   const float alibi_slope = alibi_slope_log2(params.alibi_slopes, params.alibi_batch_stride, batch, head);
 #endif
@@ -170,6 +177,12 @@ __device__ __forceinline__ void consume(
     gemm_over_head_dim(s, q_rows, sm.k(st));
     mbar_wait(sm.v_full(st), phase);
     gemm_over_head_dim(dp, do_rows, sm.v(st));
+#if FA_DROPOUT
+    // The tile's keep bits (bit 2c + e: key n0 + 8c + 2 tq + e of rows a and b), while the two
+    // GEMMs run.
+    u64 keep_a, keep_b;
+    quad_keep_bits<BN / 8>(dropout, row_a, n0 >> 3, tq, keep_a, keep_b);
+#endif
 
     // P = exp2(S scale log2(e) - LSE2), zero where hidden: the visible keys of each row as
     // column offsets from this thread's first column n0 + 2 tq.
@@ -226,7 +239,7 @@ __device__ __forceinline__ void consume(
       }
     }
 #endif
-    // dS = P (dP - D).
+    // dS = P (dP - D); with dropout P (dP Z - D), Z = 1 / (1 - p) where kept, 0 where dropped.
     wg_wait<0>();
     fence_regs(dp);
     mbar_arrive(sm.v_empty(st));
@@ -234,8 +247,15 @@ __device__ __forceinline__ void consume(
     for (int c = 0; c < BN / 8; ++c) {
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
+#if FA_DROPOUT
+        const float za = (keep_a >> (2 * c + e)) & 1u ? dropout.scale : 0.f;
+        const float zb = (keep_b >> (2 * c + e)) & 1u ? dropout.scale : 0.f;
+        dp[c * 4 + e] = s[c * 4 + e] * fmaf(dp[c * 4 + e], za, -d_a);
+        dp[c * 4 + 2 + e] = s[c * 4 + 2 + e] * fmaf(dp[c * 4 + 2 + e], zb, -d_b);
+#else
         dp[c * 4 + e] = s[c * 4 + e] * (dp[c * 4 + e] - d_a);
         dp[c * 4 + 2 + e] = s[c * 4 + 2 + e] * (dp[c * 4 + 2 + e] - d_b);
+#endif
       }
     }
 #pragma unroll

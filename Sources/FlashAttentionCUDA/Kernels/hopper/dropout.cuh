@@ -1,4 +1,4 @@
-// Dropout in the Hopper forward (FA_DROPOUT, a kernel key flag: kernels without it contain none
+// Dropout in the Hopper kernels (FA_DROPOUT, a kernel key flag: kernels without it contain none
 // of this). The keep mask is fa_philox.h's (one Philox call per 16 keys of a row, 8 bits a key),
 // so the FlashAttention-2 kernels, the CPU backend and this kernel drop the same elements; only
 // the distribution of the calls over the threads is this file's.
@@ -69,6 +69,34 @@ __device__ __forceinline__ void quad_keep_bits(
   }
   bits_a = quad_share_flags(own_a, t);
   bits_b = quad_share_flags(own_b, t);
+}
+
+// The keep bits of one step of the backward's key/value kernel, in its transposed layout: S^T
+// holds a thread's key rows key_a = 16 w + g and key_a + 8 (w its warp, g = lane / 4) against
+// queries m0 + 8c + 2t + e of the step's 64 (t = lane % 4); bit 4c + 2h + e of the result is
+// key key_a + 8h against query m0 + 8c + 2t + e, the element's index in the accumulator. Key
+// blocks and warps start at multiples of 16 keys, so a warp's 16 keys are exactly one Philox
+// call's (`key_group` = key_a / 16) and its 64 queries need 64 calls: lane (g, t) makes those of
+// queries m0 + 8g + 2t + e (two, independent chains), and every lane then takes its two keys'
+// flags from the eight lanes (c, t) that made its column's calls (eight shuffles). Every lane of
+// the warp calls this.
+__device__ __forceinline__ u32 transposed_keep_bits(const Dropout& d, int m0, int key_group, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+  const u32 row = (u32)(m0 + 8 * g + 2 * t);
+  const fa_philox_words w0 = fa_dropout_words(d.seed, d.offset, d.batch_head, row, (u32)key_group);
+  const fa_philox_words w1 = fa_dropout_words(d.seed, d.offset, d.batch_head, row + 1u, (u32)key_group);
+  // Bits 0-15: query row's 16 keys (fa_dropout_lane_flags' order); bits 16-31: query row + 1's.
+  const u32 own = fa_dropout_lane_flags(w0, d.threshold) | fa_dropout_lane_flags(w1, d.threshold) << 16;
+  // Key slot g (key_a) is flag bit 4 (g / 2) + g % 2 of a call, slot g + 8 (key_a + 8) two above:
+  // after the shift, bits 0 and 2 (query e = 0) and 16 and 18 (e = 1).
+  const int shift = 4 * (g >> 1) + (g & 1);
+  u32 bits = 0;
+#pragma unroll
+  for (int c = 0; c < 8; ++c) {
+    const u32 y = __shfl_sync(0xffffffffu, own, 4 * c + t) >> shift;
+    bits |= ((y & 5u) | ((y >> 15) & 10u)) << (4 * c);
+  }
+  return bits;
 }
 
 // Zeroes the dropped entries of P (a thread's rows a and a + 8 of an N-key tile from key n0, in
