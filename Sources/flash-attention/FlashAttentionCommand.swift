@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-  import Glibc
+  @preconcurrency import Glibc
 #elseif canImport(Darwin)
-  import Darwin
+  @preconcurrency import Darwin
 #endif
 import ArgumentParser
 import FlashAttention
@@ -32,6 +32,10 @@ struct FlashAttentionCommand: AsyncParsableCommand {
     // Past a file-size limit (`ulimit -f`) a write then fails with EFBIG, reported like a full
     // disk, instead of the signal killing the tool halfway through its outputs.
     signal(SIGXFSZ, SIG_IGN)
+    // Line-buffered stdout even into a file or pipe: `verify` and `bench` print a result per line
+    // over minutes, and a run stopped by a timeout (SIGINT, SIGTERM) must keep the lines it printed
+    // (fully buffered, a killed `verify > log` left an empty log, 2026-12-07).
+    setvbuf(stdout, nil, _IOLBF, 0)
     do {
       var command = try parseAsRoot()
       if var asyncCommand = command as? any AsyncParsableCommand {
