@@ -103,14 +103,7 @@ package struct HopperBackwardKey: CUDAKernelKey {
     allVariants.filter { key in
       dropoutHeadDims.contains(key.headDim)
         && (key.skipDQ || !TileTables.hopperBackwardIsSplit(headDim: key.headDim, deterministic: false))
-    }.flatMap { key in
-      [false, true].map { alibi in
-        var key = key
-        key.dropout = true
-        key.alibi = alibi
-        return key
-      }
-    }
+    }.withDropout(\.dropout, alibi: \.alibi)
   }
 
   /// Every variant the library can launch, for the `kernels` report and the compile checks:
@@ -191,20 +184,28 @@ package struct HopperBackwardDQKey: CUDAKernelKey {
 
   /// The dropout variants (fixed-length calls, d = 64 and 128), with and without ALiBi.
   package static var dropoutVariants: [HopperBackwardDQKey] {
-    allVariants.filter { HopperBackwardKey.dropoutHeadDims.contains($0.headDim) }.flatMap { key in
-      [false, true].map { alibi in
-        var key = key
-        key.dropout = true
-        key.alibi = alibi
-        return key
-      }
-    }
+    allVariants.filter { HopperBackwardKey.dropoutHeadDims.contains($0.headDim) }.withDropout(\.dropout, alibi: \.alibi)
   }
 
   package static var allVariants: [HopperBackwardDQKey] {
     HopperBackwardKey.supportedHeadDims.flatMap { d in
       [DType.bfloat16, .float16].flatMap { dtype in
         HopperForwardKey.MaskKind.allCases.compactMap { HopperBackwardDQKey(headDim: d, dtype: dtype, mask: $0) }
+      }
+    }
+  }
+}
+
+extension Array {
+  /// Each key with its dropout flag set, first without and then with ALiBi: the dropout variants
+  /// of the two backward kernels.
+  fileprivate func withDropout(_ dropout: WritableKeyPath<Element, Bool>, alibi: WritableKeyPath<Element, Bool>) -> [Element] {
+    flatMap { key in
+      [false, true].map { withAlibi in
+        var key = key
+        key[keyPath: dropout] = true
+        key[keyPath: alibi] = withAlibi
+        return key
       }
     }
   }
