@@ -125,14 +125,17 @@ enum TileTables {
     // nor overlap), once the V transpose issued less: H100, 2026-12-06 (scripts/device-r2.sh,
     // alternated with the BN = 128 tile): 937 / 963 TFLOP/s at N 8k / 16k against 849 / 871
     // (+10 %); with ping-pong 662 / 680. Its masked variants and varlen softcap spill.
+    // The serial ping-pong (one turn per GEMM) measured slower: 803-833 against 936-965 (H100,
+    // 2026-12-07, scripts/device-r10.sh).
     case (128, 128) where !masked && !softcap:
-      HopperForwardTile(blockN: 256, stages: 2, qStages: 1, pingPong: true, overlap: false)
+      HopperForwardTile(blockN: 256, stages: 2, qStages: 1, pingPong: false, overlap: false)
     case (128, 128): HopperForwardTile(blockN: 128, stages: 3, qStages: 2, pingPong: true, overlap: true)
     // Two stages of Q, K, V and V^T at d = 256 leave room for one Q buffer only. No overlap: S,
     // O and P of the next tile spill at 232 registers (56-236 bytes). No ping-pong: H100,
     // 2026-12-06 (scripts/device-p2.sh), 855-987 TFLOP/s at N 4k-16k causal or not, against
     // 635-691 with it (+29-43 %), the same as with overlap (which spills).
-    case (256, 256): HopperForwardTile(blockN: 128, stages: 2, qStages: 1, pingPong: true, overlap: false)
+    // The serial ping-pong with one turn per GEMM (r10, 2026-12-07): 1113-1143 against 1118-1153.
+    case (256, 256): HopperForwardTile(blockN: 128, stages: 2, qStages: 1, pingPong: false, overlap: false)
     default: nil
     }
   }

@@ -609,11 +609,11 @@ __device__ __forceinline__ void mainloop_overlapped(
 }
 
 // Serial: QK^T, softmax, PV per key tile. With PINGPONG each GEMM's issue is one turn (the turn
-// passes right after it), so the warpgroups alternate QK^T(A), QK^T(B), PV(A), PV(B): one
-// warpgroup's softmax runs while the other's GEMM does. Without turns the two start on the same
-// K tile and stay in step, their softmaxes sharing the MUFU and their GEMMs the tensor cores, so
-// neither overlaps the other (fp8 d 128 at BN 256: ~4100 cycles a tile against ~2050 of tensor
-// work). A turn held from QK^T to PV (as before 2026-12-07) serialised the two warpgroups.
+// passes right after it): QK^T(A), QK^T(B), PV(A), PV(B). A turn held from QK^T to PV (before
+// 2026-12-07) serialised the warpgroups: fp8 d 128 at BN 256 ran at 662-680 TFLOP/s with it,
+// 803-833 with one turn per GEMM, 936-965 without turns (H100, r2 and r10), so the tables use
+// none; ncu (r11) has the tensor pipe 49 % and the MUFU 50 % busy without turns, 43 % and 43 %
+// with them: in neither schedule does one warpgroup's softmax run beside the other's GEMMs.
 __device__ __forceinline__ void mainloop_serial(
   Consumer& c, const FAHopperForwardParams& params, const ForwardSmem& sm, const ForwardMask& mask,
   const WorkTile& tl, int ring, int qs) {
