@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Device call r10 (END_S default 500 s), three changes in one new binary (main 8a2456e +
+# Device call r10 (END_S default 500 s; --hopper-backward-turns exists only with
+# docs/wip/backward-turns applied), three changes in one new binary (main 8a2456e +
 # docs/wip/dropout-overlap + GEMM turns), the old binary is main:
 #   - #17: the Hopper backward's consumer warpgroups take turns issuing their GEMMs (the split
 #     key/value kernel at d 64/128, the dQ kernel at every d; `--hopper-backward-turns off` is
