@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Device call r13 (END_S default 150 s): one fp8 exponential in eight on the FMA pipe
-# (exp2_on_fma). verify --dtype fp8 on the new binary, then old (8a2456e: main's fp8 path) and new
+# (exp2_on_fma). verify --dtype fp8 on the new binary (main + docs/wip/fp8-exp2-fma), then old (main) and new
 # alternated, fp8 d 128/256, N 8k/16k non-causal, and a causal pair. Carry [".devbin-cuda"]:
 # flash-attention.xz (new), flash-attention-old.xz. Output: $OUT/r13.tgz, $OUT/r13.log; summary:
 # the alternated JSONs (fp8-{old,new}-N.json, fp8-causal-*), median TFLOP/s per binary.
