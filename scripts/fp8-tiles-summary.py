@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The fp8 tile A/B of a device call (scripts/device-r10.sh): per head dim, shape and arm
-(pingpong = the new default, nopingpong = the old default's tile), TFLOP/s of each round, the
+(pingpong = the BN 256 / 128 tile with the serial ping-pong, nopingpong = the same tile without
+it, the table's), TFLOP/s of each round, the
 arms' ratio, our bf16 beside (bf16.json) and cuDNN's fp8 SDPA (cudnn-fp8.json) when present.
     scripts/fp8-tiles-summary.py DIR"""
 import collections
@@ -21,7 +22,7 @@ for path in sorted(glob.glob(os.path.join(folder, "fp8-d*-*-[0-9].json"))):
             tflops[(r["head_dim"], r["seqlen_k"], match.group(2))].append(r["tflops"])
 
 
-def other(name, dtype_field=None):
+def other(name):
     table = {}
     path = os.path.join(folder, name)
     if os.path.exists(path):
