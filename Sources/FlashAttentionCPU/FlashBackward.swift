@@ -165,8 +165,14 @@ struct FlashBackward {
 
   /// Rows whose given LSE is not this call's own (a block of a longer softmax: ring attention,
   /// split keys, a caller's merged LSE) keep the given LSE and D = rowsum(dO ∘ O), as the
-  /// backward's contract says; the recomputed statistics replace only an LSE they reproduce to
-  /// within a few units in its last place, where they are the same softmax, more exactly.
+  /// backward's contract says. The recomputed statistics replace the given ones only where they
+  /// are the same softmax to within the given ones' own rounding, on both counts:
+  /// - the LSE within a few units in its last place. That alone is not enough: the float32 LSE
+  ///   cannot show other keys holding less than about 2^-19 of the row's mass, and in a
+  ///   near-one-hot row such mass is the whole of dS (measured: a ring block taking its own
+  ///   statistics on that evidence alone gave dQ off by 0.7, relative);
+  /// - D within O's rounding: the other keys' mass r moves D by r (D_other − D_own), which
+  ///   `dRoundoff` bounds where r is too small to matter.
   private func keepGivenStatistics(
     max: UnsafeMutablePointer<Float>, logSum: UnsafeMutablePointer<Float>, d: UnsafeMutablePointer<Float>,
     dLow: UnsafeMutablePointer<Float>
@@ -182,15 +188,37 @@ struct FlashBackward {
       for query in 0..<shape.seqlenQ {
         let row = task * shape.seqlenQ + query
         let given = values[base + query * lse.strides[2]]
+        if !given.isFinite { continue }
         let recomputed = max[row] + logSum[row]
-        if given == recomputed || abs(given - recomputed) <= abs(given) * 0x1p-20 { continue }
-        if !given.isFinite || recomputed.isNaN { continue }
+        if recomputed.isNaN { continue }
+        var fromO: Float = 0
+        kernels.table.pointee.row_dot(&out, &dOut, query, 1, &fromO)
+        let sameLSE = given == recomputed || abs(given - recomputed) <= abs(given) * 0x1p-20
+        if sameLSE && abs((d[row] + dLow[row]) - fromO) <= dRoundoff(batch: batch, head: head, query: query) {
+          continue
+        }
         max[row] = given
         logSum[row] = 0
+        d[row] = fromO
         dLow[row] = 0
-        kernels.table.pointee.row_dot(&out, &dOut, query, 1, d + row)
       }
     }
+  }
+
+  /// How far rowsum(dO ∘ O) may be from the row's exact D through O's rounding alone: O's
+  /// storage (its dtype's unit roundoff, twice for the forward's own arithmetic) and the
+  /// float32 sums (2^-20: a few units over the head dims), each on Σ |dO_i O_i|.
+  private func dRoundoff(batch: Int, head: Int, query: Int) -> Float {
+    let out = arguments.out
+    let dOut = arguments.dOut
+    let outRow = batch * out.strides[0] + query * out.strides[1] + head * out.strides[2]
+    let dOutRow = batch * dOut.strides[0] + query * dOut.strides[1] + head * dOut.strides[2]
+    var magnitude: Float = 0
+    for i in 0..<shape.headDimV {
+      magnitude += abs(out.loadFloat(atElementOffset: outRow + i * out.strides[3])
+        * dOut.loadFloat(atElementOffset: dOutRow + i * dOut.strides[3]))
+    }
+    return (2 * Float(out.dtype.unitRoundoff) + 0x1p-20) * magnitude
   }
 
   /// Queries that see at least one key of key block `block`: the inverse of the mask's band.

@@ -53,10 +53,16 @@ def combine(out_partial, lse_partial, out=None, out_dtype=None):
     """(out, lse): see interface.flash_attn_combine."""
     dtype = _check(out_partial, lse_partial, out, out_dtype)
     lse = torch.logsumexp(lse_partial, dim=0)  # -inf where every split is -inf (or none exists)
-    # exp(lse_i - lse) is 0 for a split that saw no key; where no split saw one, subtracting 0
-    # instead of -inf keeps every weight 0 rather than NaN.
-    reference = torch.where(torch.isneginf(lse), torch.zeros_like(lse), lse)
-    weights = torch.exp(lse_partial - reference).unsqueeze(-1)
+    # The weights exp(lse_i - lse) as exp(lse_i - max) / sum_j exp(lse_j - max): the same numbers,
+    # but summing to 1 within float32's rounding, where exp(lse_i - lse) carries the rounding of
+    # the merged lse (half its last place: 4e-6 relative at |lse| = 64) as a scale on the whole
+    # output, which in a near-one-hot row outweighs the smaller splits' share. Where no split saw
+    # a key, subtracting 0 instead of -inf keeps every weight 0 rather than NaN; the sum is then
+    # 0, and otherwise at least 1 (the largest split's e^0), so clamping it at 1 changes nothing.
+    largest = lse_partial.detach().amax(dim=0)  # a shift that cancels: no gradient through it
+    reference = torch.where(torch.isneginf(largest), torch.zeros_like(largest), largest)
+    shares = torch.exp(lse_partial - reference)
+    weights = (shares / shares.sum(dim=0).clamp_min(1.0)).unsqueeze(-1)
     # A split with weight 0 contributes nothing even if its out holds NaN (an unwritten buffer),
     # and passes no NaN into the gradient of the others.
     used = weights > 0

@@ -85,16 +85,24 @@ def check(name: str, actual: torch.Tensor, reference: torch.Tensor, same_precisi
             f"{name}: L2 error {error:.3g} > 1e-4 x the reference's norm {norm:.3g} + {floor:.2g}"
         )
         return
-    allowed = 2 * _max_error(same_precision, reference) + epsilon(reference)
-    if reference.abs().max().item() == 0:
-        # The Swift pass rule's case (VerificationRule): where the reference is exactly zero (a
-        # query that sees one key has zero dq and dk), one unit roundoff of the storage dtype. The
-        # GPU backward's D = rowsum(dO * O) comes from the rounded O, so dP - D is ~1e-6, not 0.
-        allowed = max(allowed, torch.finfo(actual.dtype).eps / 2)
-    error = _max_error(actual, reference)
+    # The Swift rule (VerificationRule): relative L2 within 2x the same-precision standard
+    # attention's plus 1e-6. Not the largest element's error: over fresh inputs every run, the
+    # largest of thousands of 16-bit roundings is heavy-tailed (2x the baseline's largest failed
+    # 2 of 9 runs of the whole suite, measured), where the L2 error is steady.
+    norm = reference.double().norm().item()
+    if norm == 0:
+        # The Swift pass rule's case: where the reference is exactly zero (a query that sees one
+        # key has zero dq and dk), one unit roundoff of the storage dtype, per element. The GPU
+        # backward's D = rowsum(dO * O) comes from the rounded O, so dP - D is ~1e-6, not 0.
+        error = _max_error(actual, reference)
+        allowed = torch.finfo(actual.dtype).eps / 2 + epsilon(reference)
+        assert error <= allowed, f"{name}: max error {error:.3g} > {allowed:.3g} where the reference is 0"
+        return
+    error = (actual.double() - reference.double()).norm().item() / norm
+    baseline = (same_precision.double() - reference.double()).norm().item() / norm
+    allowed = 2 * baseline + 1e-6
     assert error <= allowed, (
-        f"{name}: max error {error:.3g} > {allowed:.3g} "
-        f"(2x the same-precision reference's {_max_error(same_precision, reference):.3g} + epsilon)"
+        f"{name}: relative L2 error {error:.3g} > {allowed:.3g} (2x the same-precision reference's {baseline:.3g} + 1e-6)"
     )
 
 

@@ -22,6 +22,7 @@ from .. import _calls, _varlen_calls
 from ._layout import ALL, BACK, FRONT, Block
 
 _FLOAT32 = torch.float32
+_FLOAT64 = torch.float64
 
 class FixedRows:
     """Rows of (batch, seqlen, heads, dim) tensors; the LSE is the library's (batch, heads, seqlen)."""
@@ -132,7 +133,8 @@ class VarlenRows:
 
 
 class Accumulator:
-    """A rank's running output (float32) and LSE, both in out's row layout, merged block by block.
+    """A rank's running output (float32) and LSE (float64), both in out's row layout, merged block
+    by block.
 
     The merge is flash_attn_combine's (out = sum_i exp(lse_i - lse) out_i) for two parts, done in
     place as out += w (out_block - out) with w = exp(lse_block - lse_new): combine would stack
@@ -148,17 +150,23 @@ class Accumulator:
         lse_rows = geometry.lse_rows(lse)
         if self.out is None:
             if part == ALL:
-                self.out, self.lse = out.to(_FLOAT32), lse_rows.contiguous()
+                self.out, self.lse = out.to(_FLOAT32), lse_rows.to(_FLOAT64).contiguous()
                 return
             # Rows outside `part` have seen no key yet: out 0, LSE -inf.
             self.out = out.new_zeros(_full_shape(geometry, part, out), dtype=_FLOAT32)
-            self.lse = torch.full(self.out.shape[:-1], float("-inf"), device=out.device)
+            self.lse = torch.full(self.out.shape[:-1], float("-inf"), dtype=_FLOAT64, device=out.device)
         dim = geometry.seq_dim
         current_out = geometry.take(self.out, part, dim)  # a view for fixed rows, a copy for varlen halves
         current_lse = geometry.take(self.lse, part, dim)
+        lse_rows = lse_rows.to(_FLOAT64)
         merged_lse = torch.logaddexp(current_lse, lse_rows)  # -inf where neither saw a key
-        # The block's share; 0 where it saw no key, and where neither did (-inf - -inf is NaN).
-        weight = torch.exp(lse_rows - merged_lse).nan_to_num_(nan=0.0).unsqueeze(-1)
+        # The block's share e^(lse_block - merged) as sigmoid(lse_block - lse_current): the same
+        # number, without the merged LSE's rounding. The running LSE is float64 for the same
+        # reason: a float32 one carries half a unit in its last place (4e-6 at |LSE| = 64) into
+        # the weights, a scale on the output that in a near-one-hot row outweighs the other
+        # blocks' whole share, and the backward's D inherits it. 0 where the block saw no key,
+        # and where neither did (-inf - -inf is NaN).
+        weight = torch.sigmoid(lse_rows - current_lse).to(_FLOAT32).nan_to_num_(nan=0.0).unsqueeze(-1)
         current_out.lerp_(out.to(_FLOAT32), weight)
         geometry.put(self.lse, part, dim, merged_lse)
         if part != ALL and not geometry.parts_are_views:
@@ -166,7 +174,7 @@ class Accumulator:
 
     def result(self, geometry, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """(out in `dtype`, LSE in the library's layout, float32)."""
-        return self.out.to(dtype), geometry.lse_library(self.lse)
+        return self.out.to(dtype), geometry.lse_library(self.lse.to(_FLOAT32))
 
 
 def _full_shape(geometry, part: str, out: torch.Tensor) -> tuple:
