@@ -1,19 +1,35 @@
 #!/usr/bin/env bash
-# Device call r13 (END_S default 150 s): one fp8 exponential in eight on the FMA pipe
-# (exp2_on_fma). verify --dtype fp8 on the new binary (main + docs/wip/fp8-exp2-fma), then old (main) and new
-# alternated, fp8 d 128/256, N 8k/16k non-causal, and a causal pair. Carry [".devbin-cuda"]:
-# flash-attention.xz (new), flash-attention-old.xz. Output: $OUT/r13.tgz, $OUT/r13.log; summary:
-# the alternated JSONs (fp8-{old,new}-N.json, fp8-causal-*), median TFLOP/s per binary.
+# Device call r13 (END_S default 300 s): part of the fp8 softmax's exponentials on the FMA pipe
+# (exp2_on_fma, `--fp8-exp2-fma-period N`: one chunk of four exponentials in every N; 0 = all on
+# the MUFU, the default). One binary (main): verify --dtype fp8 with periods 5 and 4, then bench
+# fp8 d 128/256, N 8k/16k non-causal for periods 0 8 5 4 in two rounds (the second reversed), and
+# d 128 N 16k causal for 0 and 5 (0 5 5 0). Carry [".devbin-cuda"]: flash-attention.xz.
+# Output: $OUT/r13.tgz, $OUT/r13.log; summary: scripts/exp2-summary.py DIR (median TFLOP/s per
+# period and shape, from the JSONs fp8-pP-R.json and fp8-causal-pP-R.json).
 set -u -o pipefail
 source "$(dirname "$0")/device-steps.sh"
-device_call_begin r13 150
-use_old_binary
-CAP=45 step verify-fp8 10 "$bin" verify --device cuda --dtype fp8 --forward-only
-fails verify-fp8
+device_call_begin r13 300
+for period in 5 4; do
+  CAP=45 step "verify-fp8-p$period" 10 "$bin" verify --device cuda --dtype fp8 --forward-only \
+    --fp8-exp2-fma-period "$period"
+  fails "verify-fp8-p$period"
+done
 fp8=(--device cuda --grid flash --head-dims 128,256 --seqlens 8192,16384 --causal no --impls flash --passes forward \
   --reps 10 --dtypes fp8)
-alternate fp8 25 8 "${fp8[@]}"
+round=0
+for order in "0 8 5 4" "4 5 8 0"; do
+  round=$((round + 1))
+  for period in $order; do
+    CAP=30 step "fp8-p$period-$round" 8 "$bin" bench "${fp8[@]}" --fp8-exp2-fma-period "$period" \
+      --json "$work/fp8-p$period-$round.json"
+  done
+done
 causal=(--device cuda --grid flash --head-dims 128 --seqlens 16384 --causal yes --impls flash --passes forward \
   --reps 10 --dtypes fp8)
-alternate fp8-causal 15 8 "${causal[@]}"
+round=0
+for period in 0 5 5 0; do
+  round=$((round + 1))
+  CAP=15 step "fp8-causal-p$period-$round" 6 "$bin" bench "${causal[@]}" --fp8-exp2-fma-period "$period" \
+    --json "$work/fp8-causal-p$period-$round.json"
+done
 device_call_end r13

@@ -35,6 +35,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the Hopper forward tile of every call, BNxSTAGESxQSTAGES with +pingpong, +overlap, +wg3 (e.g. 128x3x2+pingpong+overlap); fp8 calls take it only with BN a multiple of 128. For tuning runs: a tile that does not fit the shared memory fails at launch.")
   var hopperForwardTile: String?
 
+  @Option(help: "CUDA: fp8 forward calls without softcap compute one chunk of four exponentials in every N on the FMA pipe instead of the MUFU (N 2-16; 0, the default, none). For tuning runs.")
+  var fp8Exp2FmaPeriod: Int = 0
+
   func validate() throws {
     _ = try tuning()
   }
@@ -62,6 +65,10 @@ struct CUDATuningOptions: ParsableArguments {
       }
       tuning.hopperForwardTile = tile
     }
+    guard HopperForwardKey.exp2OnFMAPeriods.contains(fp8Exp2FmaPeriod) else {
+      throw ValidationError("--fp8-exp2-fma-period must be 0 (none) or 2-16, got \(fp8Exp2FmaPeriod)")
+    }
+    tuning.float8Exp2OnFMAPeriod = fp8Exp2FmaPeriod
     // A sweep list (bench --grid decode) runs its entries itself; a single command takes the first.
     tuning.decodeTile = try decodeTiles().first ?? nil
     tuning.decodeLoader = try decodeLoaders().first ?? CUDAKernelTuning().decodeLoader
@@ -121,6 +128,7 @@ struct CUDATuningOptions: ParsableArguments {
     forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil || decodeLoader != nil
       || varlenSchedule != nil
       || alibiKernels != .hopper || decodeCombine != nil || dropoutKernels != .hopper || hopperForwardTile != nil
+      || fp8Exp2FmaPeriod != 0
   }
 }
 

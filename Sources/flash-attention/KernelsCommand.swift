@@ -67,6 +67,15 @@ struct KernelsCommand: ParsableCommand {
         return key
       }
     }
+    // --fp8-exp2-fma-period: the fp8 variants without softcap with that split of the exponentials.
+    let period = try cudaTuning.tuning().float8Exp2OnFMAPeriod
+    if period > 0 {
+      variants = variants.map { variant -> any CUDAKernelKey in
+        guard var key = variant as? HopperForwardKey, key.dtype.isFloat8, !key.softcap else { return variant }
+        key.exp2OnFMAPeriod = period
+        return key
+      }
+    }
     let disassembler = sass ? try SASSInspector.locate() : nil
     print(
       "kernel".padding(66) + "regs".padding(6) + "smem".padding(9) + "stack".padding(7) + "spills".padding(8)

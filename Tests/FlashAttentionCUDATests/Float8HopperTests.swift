@@ -41,6 +41,61 @@ struct Float8HopperCompileTests {
   }
 }
 
+/// The tuning knob that moves part of the fp8 softmax's exponentials to the FMA pipe
+/// (`--fp8-exp2-fma-period`): which keys take it, what the program says, and that the periods a
+/// device run compares (8, 5, 4) compile clean at the unmasked tiles.
+@Suite("fp8 exponentials on the FMA pipe: selection and compiles (NVRTC, no GPU)")
+struct Float8Exp2OnFMATests {
+  static func forwardArguments(dtype: DType, softcap: Float) throws -> ForwardArguments {
+    let shape = AttentionShape(batch: 1, seqlenQ: 256, seqlenK: 256, headsQ: 2, headDim: 128)
+    let out = HostTensor(shape: shape.oShape, dtype: dtype.isFloat8 ? .bfloat16 : dtype)
+    return try ForwardArguments(
+      q: HostTensor(shape: shape.qShape, dtype: dtype).view, k: HostTensor(shape: shape.kShape, dtype: dtype).view,
+      v: HostTensor(shape: shape.vShape, dtype: dtype).view, out: out.view,
+      lse: HostTensor(shape: shape.lseShape, dtype: .float32).view, options: AttentionOptions(softcap: softcap))
+  }
+
+  static func periodDefines(_ key: HopperForwardKey) -> Int {
+    key.program.source.components(separatedBy: "#define FA_EXP2_FMA_PERIOD").count - 1
+  }
+
+  @Test("only fp8 keys without softcap take the period; the default is none")
+  func selection() throws {
+    var tuning = CUDAKernelTuning()
+    tuning.float8Exp2OnFMAPeriod = 5
+    for (dtype, softcap, expected) in [(DType.float8E4M3, Float(0), 5), (.float8E4M3, 30, 0), (.bfloat16, 0, 0)] {
+      let arguments = try Self.forwardArguments(dtype: dtype, softcap: softcap)
+      guard case let .hopper(key, _) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: tuning) else {
+        Issue.record("\(dtype) softcap \(softcap): not the Hopper kernel")
+        continue
+      }
+      #expect(key.exp2OnFMAPeriod == expected, "\(key)")
+      // The source's own `#define FA_EXP2_FMA_PERIOD 0` (its fallback) is always there once.
+      #expect(Self.periodDefines(key) == (expected > 0 ? 2 : 1), "\(key)")
+      #expect(expected == 0 || key.program.source.hasPrefix("#define FA_HEAD_DIM")
+        && key.program.source.contains("#define FA_EXP2_FMA_PERIOD \(expected)\n"), "\(key)")
+      guard case let .hopper(plain, _) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: CUDAKernelTuning()) else {
+        continue
+      }
+      #expect(plain.exp2OnFMAPeriod == 0 && Self.periodDefines(plain) == 1, "\(plain)")
+    }
+  }
+
+  @Test("periods 8, 5 and 4 compile without spills at the unmasked fp8 tiles", arguments: [8, 5, 4])
+  func compiles(_ period: Int) throws {
+    guard (try? KernelCompiler.nvrtcVersion()) != nil else {
+      print("NVRTC not found: fp8 exp2 compile check skipped (pip install nvidia-cuda-nvrtc)")
+      return
+    }
+    for (d, dv) in HopperForwardKey.supportedFloat8HeadDims {
+      var key = try #require(
+        HopperForwardKey(headDim: d, headDimV: dv, dtype: .float8E4M3, mask: .none, softcap: false, output: .bfloat16))
+      key.exp2OnFMAPeriod = period
+      try expectCleanHopperCompile(key.program, "\(key)")
+    }
+  }
+}
+
 /// True when the GPU is a Hopper that runs the fp8 kernel.
 let hopperAvailable: Bool = gpuAvailable && ((try? CUDABackend(device: 0).device.arch) == "sm_90a")
 

@@ -129,6 +129,9 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   /// Replaces the Hopper forward tile of every call (`--hopper-forward-tile`; fp8 calls only
   /// where the block N is a multiple of 128, whole V^T panels).
   package var hopperForwardTile: HopperForwardTile?
+  /// fp8 forward calls without softcap: one chunk of four exponentials in this many on the FMA
+  /// pipe (`--fp8-exp2-fma-period`, `HopperForwardKey.exp2OnFMAPeriod`); 0, the default, none.
+  package var float8Exp2OnFMAPeriod: Int = 0
 
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,

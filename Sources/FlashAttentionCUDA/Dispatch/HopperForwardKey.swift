@@ -48,6 +48,14 @@ package struct HopperForwardKey: CUDAKernelKey {
   /// Dropout on P (`FA_DROPOUT`, Kernels/hopper/dropout.cuh, the keep mask of
   /// common/dropout.cuh); 16-bit inputs only.
   package var dropout: Bool = false
+  /// fp8 without softcap: one chunk of four exponentials in every `exp2OnFMAPeriod` computed on
+  /// the FMA pipe instead of the MUFU (`FA_EXP2_FMA_PERIOD`, hopper/fp8.cuh `exp2_on_fma`); 0,
+  /// the default, keeps them all on the MUFU. Set only by a tuning run (`--fp8-exp2-fma-period`)
+  /// until measured.
+  package var exp2OnFMAPeriod: Int = 0
+
+  /// The periods `exp2OnFMAPeriod` takes: 0 (off) or one chunk in 2 to 16.
+  package static let exp2OnFMAPeriods = [0] + Array(2...16)
 
   /// Head dims (Q/K, V) the kernel is built and verified for.
   package static let supportedHeadDims: [(Int, Int)] = [(64, 64), (96, 96), (128, 128), (192, 128), (256, 256)]
@@ -152,9 +160,11 @@ package struct HopperForwardKey: CUDAKernelKey {
     let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
     // And dropout.
     let dropoutDefine = dropout ? "#define FA_DROPOUT 1\n" : ""
+    // And the exponentials' split (fp8 tuning runs only).
+    let exp2Define = exp2OnFMAPeriod > 0 ? "#define FA_EXP2_FMA_PERIOD \(exp2OnFMAPeriod)\n" : ""
     return CUDAProgram(
       entry: "flash_fwd_hopper",
-      source: defines + varlenDefine + alibiDefine + dropoutDefine + KernelSources.text("hopper/forward.cu"))
+      source: defines + varlenDefine + alibiDefine + dropoutDefine + exp2Define + KernelSources.text("hopper/forward.cu"))
   }
 
   package var description: String {
@@ -162,6 +172,7 @@ package struct HopperForwardKey: CUDAKernelKey {
       + "\(qStages > 1 ? " q\(qStages)" : "")"
       + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")\(consumers != 2 ? " wg\(consumers)" : "")"
       + (varlen ? " varlen" : "") + (alibi ? " alibi" : "") + (dropout ? " dropout" : "")
+      + (exp2OnFMAPeriod > 0 ? " exp2fma/\(exp2OnFMAPeriod)" : "")
   }
 
   /// The ALiBi variants the library can launch (fixed-length calls with 16-bit inputs: the

@@ -17,6 +17,8 @@
 //   FA_ALIBI                     the ALiBi bias (hopper/alibi.cuh): one FFMA per score, the
 //                                per-row rest folded into the row's max and exponent offset
 //   FA_DROPOUT                   dropout on P after the softmax (hopper/dropout.cuh; 16-bit only)
+//   FA_EXP2_FMA_PERIOD           fp8 without softcap: one chunk of four exponentials in this many
+//                                on the FMA pipe (exp2_on_fma); absent or 0: all on the MUFU
 // Sizes, strides and the window are the parameters (FAHopperForwardParams): one compile serves
 // every problem size.
 //
@@ -87,6 +89,13 @@ constexpr float P_OFFSET = FP8 ? 8.f : 0.f;
 // Rows of large scores take the exact exponent (common/softmax.cuh). Not fp8 (its e4m3 P is far
 // coarser than the FFMA's rounding) nor softcap (mul = 1 there: the FFMA's subtraction is exact).
 constexpr bool EXACT_EXPONENT = !FP8 && !SOFTCAP;
+// fp8 without softcap: one chunk of four exponentials in every FA_EXP2_FMA_PERIOD on the FMA pipe
+// (exp2_on_fma), beside the MUFU's; 0 (the default) keeps them all on the MUFU. A tuning knob
+// until measured (HopperForwardKey.exp2OnFMAPeriod, --fp8-exp2-fma-period).
+#ifndef FA_EXP2_FMA_PERIOD
+#define FA_EXP2_FMA_PERIOD 0
+#endif
+constexpr int EXP2_FMA_PERIOD = FP8 && !SOFTCAP ? FA_EXP2_FMA_PERIOD : 0;
 constexpr int CONSUMER_THREADS = 128 * NC;
 // 512 threads with three consumers: 128 x 24 (producer) + 384 x 160 fits the SM's 64K registers.
 // fp8: the producer warpgroup also transposes V, which spills at 24; 128 x 40 + 256 x 232 stays
@@ -454,10 +463,18 @@ struct Consumer {
     }
 #pragma unroll
     for (int c = 0; c < BN / 8; ++c) {
-      s[c * 4 + 0] = ex2(fmaf(s[c * 4 + 0], mul, -use_a));
-      s[c * 4 + 1] = ex2(fmaf(s[c * 4 + 1], mul, -use_a));
-      s[c * 4 + 2] = ex2(fmaf(s[c * 4 + 2], mul, -use_b));
-      s[c * 4 + 3] = ex2(fmaf(s[c * 4 + 3], mul, -use_b));
+      if (EXP2_FMA_PERIOD > 0 && c % EXP2_FMA_PERIOD == EXP2_FMA_PERIOD - 1) {
+        // One chunk in EXP2_FMA_PERIOD on the FMA pipe (hopper/fp8.cuh): fewer MUFU cycles a tile.
+        s[c * 4 + 0] = exp2_on_fma(fmaf(s[c * 4 + 0], mul, -use_a));
+        s[c * 4 + 1] = exp2_on_fma(fmaf(s[c * 4 + 1], mul, -use_a));
+        s[c * 4 + 2] = exp2_on_fma(fmaf(s[c * 4 + 2], mul, -use_b));
+        s[c * 4 + 3] = exp2_on_fma(fmaf(s[c * 4 + 3], mul, -use_b));
+      } else {
+        s[c * 4 + 0] = ex2(fmaf(s[c * 4 + 0], mul, -use_a));
+        s[c * 4 + 1] = ex2(fmaf(s[c * 4 + 1], mul, -use_a));
+        s[c * 4 + 2] = ex2(fmaf(s[c * 4 + 2], mul, -use_b));
+        s[c * 4 + 3] = ex2(fmaf(s[c * 4 + 3], mul, -use_b));
+      }
       sum_a += s[c * 4 + 0] + s[c * 4 + 1];
       sum_b += s[c * 4 + 2] + s[c * 4 + 3];
     }

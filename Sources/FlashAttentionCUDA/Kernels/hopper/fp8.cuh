@@ -104,6 +104,28 @@ __device__ __forceinline__ void transpose_v_stage(u32 raw, u32 vt, int warp, con
 }
 
 // The descale factor of (batch, kv head) from a float32 [batch, heads_kv] view; 1 without one.
+// 2^x on the FMA pipe, for part of the fp8 softmax's exponentials (FlashAttention-4's split): at
+// d = 128 the MUFU's 16 exponentials a cycle per SM take as long as the fp8 GEMMs and never run
+// beside them (ncu, docs/perf-notes/cuda-hopper.md "r12"), so moving some of them to the FMA pipe
+// shortens the softmax. x is clamped at -127 with NaN kept (max.NaN), so -inf (a hidden key) gives
+// 0 and NaN gives NaN; x + 1.5·2^23 rounds it to j in its low mantissa bits; 2^(x - j), x - j in
+// [-0.5, 0.5], is a degree-4 polynomial (relative error 2.7e-6 in fp32, against e4m3's 6 % of P);
+// 2^j is built in the exponent bits by one integer multiply-add (the 0x4B4·2^20 part of t's bits
+// shifts out) and applied by a multiply, which keeps a NaN a NaN.
+__device__ __forceinline__ float exp2_on_fma(float x) {
+  float clamped;
+  asm("max.NaN.f32 %0, %1, %2;" : "=f"(clamped) : "f"(x), "f"(-127.f));
+  const float magic = 12582912.f;  // 1.5 * 2^23
+  const float t = __fadd_rn(clamped, magic);
+  const float f = __fsub_rn(clamped, __fsub_rn(t, magic));
+  float p = fmaf(f, 0.009570102f, 0.05591786f);
+  p = fmaf(p, f, 0.24024744f);
+  p = fmaf(p, f, 0.69312179f);
+  p = fmaf(p, f, 0.99999928f);
+  const float two_j = __int_as_float(__float_as_int(t) * (1 << 23) + 0x3F800000);
+  return p * two_j;
+}
+
 __device__ __forceinline__ float descale_factor(const float* factors, i64 batch_stride, i64 head_stride, int batch, int kv_head) {
   return factors == nullptr ? 1.f : factors[batch * batch_stride + kv_head * head_stride];
 }
