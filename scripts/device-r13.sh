@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Device call r13 (END_S default 300 s): part of the fp8 softmax's exponentials on the FMA pipe
+# Device call r13 (END_S default 420 s): part of the fp8 softmax's exponentials on the FMA pipe
 # (exp2_on_fma, `--fp8-exp2-fma-period N`: one chunk of four exponentials in every N; 0 = all on
 # the MUFU, the default). One binary (main): verify --dtype fp8 with periods 5 and 4, then bench
 # fp8 d 128/256, N 8k/16k non-causal for periods 0 8 5 4 in two rounds (the second reversed), and
-# d 128 N 16k causal for 0 and 5 (0 5 5 0). Carry [".devbin-cuda"]: flash-attention.xz.
-# Output: $OUT/r13.tgz, $OUT/r13.log; summary: scripts/exp2-summary.py DIR (median TFLOP/s per
-# period and shape, from the JSONs fp8-pP-R.json and fp8-causal-pP-R.json).
+# d 128 N 16k causal for 0 and 5 (0 5 5 0), then ncu of period 0 and 5 at d 128 N 16k (as r12).
+# Carry [".devbin-cuda"]: flash-attention.xz.
+# Output: $OUT/r13.tgz, $OUT/r13.log; summary: scripts/exp2-summary.py DIR (TFLOP/s per period,
+# shape and round, the best against period 0's, from fp8-pP-R.json and fp8-causal-pP-R.json).
 set -u -o pipefail
 source "$(dirname "$0")/device-steps.sh"
-device_call_begin r13 300
+device_call_begin r13 420
 for period in 5 4; do
   CAP=45 step "verify-fp8-p$period" 10 "$bin" verify --device cuda --dtype fp8 --forward-only \
     --fp8-exp2-fma-period "$period"
@@ -31,5 +32,12 @@ for period in 0 5 5 0; do
   round=$((round + 1))
   CAP=15 step "fp8-causal-p$period-$round" 6 "$bin" bench "${causal[@]}" --fp8-exp2-fma-period "$period" \
     --json "$work/fp8-causal-p$period-$round.json"
+done
+# ncu of one launch each, period 0 and 5, d 128 N 16k: does the MUFU now overlap the tensor pipe?
+# (r12: period 0 never does.) Skipped when the time runs short.
+common=(--grid custom --batch 1 --heads 16 --seqlens 16384 --head-dims 128 --causal no --once --quiet --impls flash
+  --passes forward --dtypes fp8)
+for period in 0 5; do
+  CAP=60 profile "fp8-p$period" '^flash_fwd_hopper' 1 "${common[@]}" --fp8-exp2-fma-period "$period"
 done
 device_call_end r13
