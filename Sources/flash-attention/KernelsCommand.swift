@@ -58,23 +58,14 @@ struct KernelsCommand: ParsableCommand {
     var variants = CUDAKernelCatalog.keys(arch: arch, exhaustive: exhaustive).filter { key in
       filter.map { label(key).contains($0) } ?? true
     }
-    // --hopper-forward-tile: the Hopper forward variants with that tile instead (the compile
-    // report of a tile before a tuning run uses it).
-    if let tile = try cudaTuning.tuning().hopperForwardTile {
-      variants = variants.map { variant -> any CUDAKernelKey in
-        guard var key = variant as? HopperForwardKey else { return variant }
-        key.apply(tile)
-        return key
-      }
-    }
-    // --fp8-exp2-fma-period: the fp8 variants without softcap with that split of the exponentials.
-    let period = try cudaTuning.tuning().float8Exp2OnFMAPeriod
-    if period > 0 {
-      variants = variants.map { variant -> any CUDAKernelKey in
-        guard var key = variant as? HopperForwardKey, key.dtype.isFloat8, !key.softcap else { return variant }
-        key.exp2OnFMAPeriod = period
-        return key
-      }
+    // --hopper-forward-tile and --fp8-exp2-fma-period: the Hopper forward variants as a tuning
+    // run with them would launch (the compile report before such a run).
+    let tuning = try cudaTuning.tuning()
+    variants = variants.map { variant -> any CUDAKernelKey in
+      guard var key = variant as? HopperForwardKey else { return variant }
+      if let tile = tuning.hopperForwardTile { key.apply(tile) }
+      key.apply(exp2OnFMAPeriod: tuning.float8Exp2OnFMAPeriod)
+      return key
     }
     let disassembler = sass ? try SASSInspector.locate() : nil
     print(

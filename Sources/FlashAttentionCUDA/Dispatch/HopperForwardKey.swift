@@ -111,6 +111,14 @@ package struct HopperForwardKey: CUDAKernelKey {
     }
   }
 
+  /// Takes a tuning run's split of the exponentials (`--fp8-exp2-fma-period`): fp8 keys without
+  /// softcap only (the kernel's `exp2_on_fma` serves that softmax alone); other keys stay as
+  /// they are.
+  package mutating func apply(exp2OnFMAPeriod period: Int) {
+    guard dtype.isFloat8 && !softcap else { return }
+    exp2OnFMAPeriod = period
+  }
+
   /// Takes a tuning run's tile (`--hopper-forward-tile`) instead of the table's; fp8 keys only
   /// where its block N is a multiple of 128 (whole V^T panels), else the key stays as it is.
   package mutating func apply(_ tile: HopperForwardTile) {

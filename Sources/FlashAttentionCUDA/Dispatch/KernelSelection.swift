@@ -53,7 +53,7 @@ enum KernelSelection {
       var key = hopperForwardKey(arguments)
     {
       if let tile = tuning.hopperForwardTile { key.apply(tile) }
-      if key.dtype.isFloat8 && !key.softcap { key.exp2OnFMAPeriod = tuning.float8Exp2OnFMAPeriod }
+      key.apply(exp2OnFMAPeriod: tuning.float8Exp2OnFMAPeriod)
       return .hopper(key, persistent: arguments.shape.seqlenK <= TileTables.hopperForwardPersistentMaxSeqlenK)
     }
     let shape = arguments.shape
