@@ -75,8 +75,8 @@ def check(name: str, actual: torch.Tensor, reference: torch.Tensor, same_precisi
     assert torch.isfinite(actual).all(), f"{name}: not finite ({torch.isnan(actual).sum().item()} NaN)"
     if actual.numel() == 0:
         return
+    norm = reference.double().norm().item()
     if same_precision is None:
-        norm = reference.double().norm().item()
         error = (actual.double() - reference.double()).norm().item()
         # The floor (1e-6 RMS per element) covers a reference that is exactly zero, such as the
         # gradient of a query that sees a single key, where fp32 accumulation leaves ~1e-7.
@@ -89,7 +89,6 @@ def check(name: str, actual: torch.Tensor, reference: torch.Tensor, same_precisi
     # attention's plus 1e-6. Not the largest element's error: over fresh inputs every run, the
     # largest of thousands of 16-bit roundings is heavy-tailed (2x the baseline's largest failed
     # 2 of 9 runs of the whole suite, measured), where the L2 error is steady.
-    norm = reference.double().norm().item()
     if norm == 0:
         # The Swift pass rule's case: where the reference is exactly zero (a query that sees one
         # key has zero dq and dk), one unit roundoff of the storage dtype, per element. The GPU

@@ -137,9 +137,10 @@ class Accumulator:
     by block.
 
     The merge is flash_attn_combine's (out = sum_i exp(lse_i - lse) out_i) for two parts, done in
-    place as out += w (out_block - out) with w = exp(lse_block - lse_new): combine would stack
-    copies of both partial outputs, about four times the memory traffic, which for small blocks
-    costs as much as their attention."""
+    place as out += w (out_block - out) with w = exp(lse_block - lse_new) (formed as
+    sigmoid(lse_block - lse_current), see merge): combine would stack copies of both partial
+    outputs, about four times the memory traffic, which for small blocks costs as much as their
+    attention."""
 
     def __init__(self) -> None:
         self.out: Optional[torch.Tensor] = None
