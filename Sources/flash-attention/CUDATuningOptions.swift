@@ -38,6 +38,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: fp8 forward calls without softcap compute one chunk of four exponentials in every N on the FMA pipe instead of the MUFU (N 2-16; 0, the default, none). For tuning runs.")
   var fp8Exp2FmaPeriod: Int = 0
 
+  @Option(help: "CUDA: how the Hopper backward computes dQ for calls without ALiBi or dropout (the deterministic mode always splits): auto (the table's), split (a dQ kernel per query block), fused (one kernel, per-thread atomic adds) or fused-bulk (one kernel, dQ staged in shared memory and added by bulk reductions; head dims 64 and 128). For tuning runs.")
+  var hopperBackwardForm: CUDAKernelTuning.HopperBackwardForm = .automatic
+
   func validate() throws {
     _ = try tuning()
   }
@@ -69,6 +72,7 @@ struct CUDATuningOptions: ParsableArguments {
       throw ValidationError("--fp8-exp2-fma-period must be 0 (none) or 2-16, got \(fp8Exp2FmaPeriod)")
     }
     tuning.float8Exp2OnFMAPeriod = fp8Exp2FmaPeriod
+    tuning.hopperBackwardForm = hopperBackwardForm
     // A sweep list (bench --grid decode) runs its entries itself; a single command takes the first.
     tuning.decodeTile = try decodeTiles().first ?? nil
     tuning.decodeLoader = try decodeLoaders().first ?? CUDAKernelTuning().decodeLoader
@@ -128,10 +132,11 @@ struct CUDATuningOptions: ParsableArguments {
     forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil || decodeLoader != nil
       || varlenSchedule != nil
       || alibiKernels != .hopper || decodeCombine != nil || dropoutKernels != .hopper || hopperForwardTile != nil
-      || fp8Exp2FmaPeriod != 0
+      || fp8Exp2FmaPeriod != 0 || hopperBackwardForm != .automatic
   }
 }
 
 extension CUDAKernelTuning.ForwardKernels: ExpressibleByArgument {}
 extension CUDAKernelTuning.AlibiKernels: ExpressibleByArgument {}
 extension CUDAKernelTuning.DropoutKernels: ExpressibleByArgument {}
+extension CUDAKernelTuning.HopperBackwardForm: ExpressibleByArgument {}

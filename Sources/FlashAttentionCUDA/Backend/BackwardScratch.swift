@@ -22,8 +22,14 @@ struct BackwardScratch {
       switch plan.form {
       case let .flashAttention2(keyValue, _):
         accumulatorFloats = keyValue.dqAccumulatorFloats(batch: shape.batch, seqlenQ: shape.seqlenQ, headsQ: shape.headsQ)
-      case .hopperFused:
-        accumulatorFloats = queryRows * shape.headsQ * shape.headDim
+      case let .hopperFused(keyValue, _):
+        if keyValue.dqBulk {
+          // Whole 64-row query blocks of pieces (the bulk reductions add padded rows too).
+          let blocks = (shape.seqlenQ + HopperBackwardKey.blockM - 1) / HopperBackwardKey.blockM
+          accumulatorFloats = shape.batch * shape.headsQ * blocks * HopperBackwardKey.blockM * shape.headDim
+        } else {
+          accumulatorFloats = queryRows * shape.headsQ * shape.headDim
+        }
       case .hopperSplit:
         accumulatorFloats = 0
       }

@@ -31,6 +31,10 @@ package enum CUDAKernelCatalog {
       keys += HopperForwardKey.dropoutVariants
       keys += HopperBackwardKey.dropoutVariants
       keys += HopperBackwardDQKey.dropoutVariants
+      keys += HopperBackwardKey.dqBulkVariants
+      keys += HopperBackwardKey.dqBulkHeadDims.flatMap { d in
+        [DType.bfloat16, .float16].map { FlashAttention2Key.hopperPiecesConvert(headDim: d, dtype: $0, arch: arch) }
+      }
     }
     keys += decodeKeys(arch: arch, exhaustive: exhaustive)
     return keys

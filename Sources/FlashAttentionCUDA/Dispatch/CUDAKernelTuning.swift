@@ -93,6 +93,20 @@ package struct CUDAKernelTuning: Sendable, Hashable {
     case sm80
   }
 
+  /// How the Hopper backward computes dQ (`--hopper-backward-form`), for calls without ALiBi or
+  /// dropout and not deterministic (that mode is always split); `.automatic` is the table's
+  /// (`TileTables.hopperBackwardIsSplit`).
+  package enum HopperBackwardForm: String, Sendable, Hashable, CaseIterable {
+    case automatic = "auto"
+    /// A key/value kernel without dQ, then a dQ kernel per query block (no atomics).
+    case split
+    /// One kernel; dQ added by per-thread `red.global.add`.
+    case fused
+    /// One kernel; dQ staged in shared memory and added by bulk reductions (d = 64 and 128;
+    /// the table's form at other head dims).
+    case fusedBulk = "fused-bulk"
+  }
+
   /// Replaces the FlashAttention-2 forward table's tile at every head dim.
   package var forwardTile: AttentionTile?
   /// Replaces the FlashAttention-2 backward table's tile at every head dim where it fits.
@@ -132,6 +146,8 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   /// fp8 forward calls without softcap: one chunk of four exponentials in this many on the FMA
   /// pipe (`--fp8-exp2-fma-period`, `HopperForwardKey.exp2OnFMAPeriod`); 0, the default, none.
   package var float8Exp2OnFMAPeriod: Int = 0
+  /// The Hopper backward's form (`--hopper-backward-form`, default the table's).
+  package var hopperBackwardForm: HopperBackwardForm = .automatic
 
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,

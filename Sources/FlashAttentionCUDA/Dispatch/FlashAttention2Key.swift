@@ -33,6 +33,10 @@ package struct FlashAttention2Key: CUDAKernelKey {
   package var varlen: Bool = false
   /// Forward and key/value kernels: dropout on P (`common/dropout.cuh`), compiled in only here.
   package var dropout: Bool = false
+  /// Convert kernels only: the accumulator is in the pieces of the Hopper fused backward's bulk
+  /// reductions (`HopperBackwardKey.dqBulk`): 64 query rows, one piece per consumer warpgroup,
+  /// each half of the head dim (the sm80 bulk layout of a 64-row tile of two warps side by side).
+  package var hopperPieces: Bool = false
 
   package var description: String {
     var text = "\(kind.rawValue) d=\(headDim)"
@@ -44,6 +48,7 @@ package struct FlashAttention2Key: CUDAKernelKey {
     if alibi { text += " alibi" }
     if varlen { text += " varlen" }
     if dropout { text += " dropout" }
+    if hopperPieces { text += " hopper-pieces" }
     return text + " \(arch)"
   }
 
@@ -113,12 +118,16 @@ package struct FlashAttention2Key: CUDAKernelKey {
     }
     if kind == .backwardConvert {
       // The accumulator's layout follows the key/value kernel's tile (carried in `tile`).
-      let reduction =
-        tile.blockM > 0
+      let reduction: DQReduction =
+        hopperPieces ? .bulk
+        : tile.blockM > 0
         ? Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, softcap: false, arch: arch).reduction
         : .atomics
       defines.append("FA_DQ_BULK \(reduction.rawValue)")
-      if reduction != .atomics {
+      if hopperPieces {
+        // Both "warps" (the consumer warpgroups) side by side over the head dim, all 64 rows each.
+        defines.append("FA_BWD_WM_Q 1")
+      } else if reduction != .atomics {
         defines.append("FA_BWD_WM_Q \(Self.warpRows(rows: tile.blockM, columns: [Self.paddedTo32(headDim)], warps: tile.warps))")
       }
     }
@@ -179,6 +188,17 @@ extension FlashAttention2Key {
         kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: false, softcap: false,
         deterministic: false, tile: tile, arch: arch)
     }
+  }
+
+  /// The convert kernel for the Hopper fused backward's bulk pieces (`hopperPieces`): its tile
+  /// carries the pieces' geometry, 64 rows (`HopperBackwardKey.blockM`) and two warpgroups.
+  package static func hopperPiecesConvert(headDim: Int, dtype: DType, arch: String) -> FlashAttention2Key {
+    var key = FlashAttention2Key(
+      kind: .backwardConvert, headDim: headDim, headDimV: headDim, dtype: dtype, masked: false, softcap: false,
+      deterministic: false, tile: AttentionTile(blockM: HopperBackwardKey.blockM, blockN: 0, warps: 2, qInRegisters: false),
+      arch: arch)
+    key.hopperPieces = true
+    return key
   }
 
   /// The convert kernel's tile when the accumulator is in the atomics layout

@@ -42,6 +42,20 @@ package struct HopperBackwardKey: CUDAKernelKey {
   package var alibi = false
   /// Dropout (`FA_DROPOUT`, Kernels/hopper/dropout.cuh): head dims 64 and 128 only.
   package var dropout = false
+  /// The fused form's dQ added by bulk reductions of shared-memory pieces (`FA_DQ_BULK`) instead
+  /// of per-thread `red.global.add`: the accumulator is then in the pieces' layout, which
+  /// `FlashAttention2Key.hopperPiecesConvert` undoes. Fixed length, d = 64 and 128, with dQ only.
+  package var dqBulk = false
+
+  /// Head dims where the fused form can stage dQ for bulk reductions (d = 256's shared memory is
+  /// full).
+  package static let dqBulkHeadDims = [64, 128]
+
+  /// Whether this key can take `dqBulk`: not with a sliding window, whose d = 128 variant
+  /// spills a register with the staging (8 bytes, NVRTC 13.0); the window keeps the table's form.
+  package var acceptsDQBulk: Bool {
+    !skipDQ && !varlen && mask != .window && Self.dqBulkHeadDims.contains(headDim)
+  }
 
   /// Head dims whose kernels take dropout: d = 256 passes P^T through shared memory, which dV
   /// would need dropped and dS^T undropped, so it stays on the FlashAttention-2 backward.
@@ -60,7 +74,8 @@ package struct HopperBackwardKey: CUDAKernelKey {
     let tiles = 2 * n * headDim * 2 + 2 * qStages * m * headDim * 2 + scoreBuffers * m * n * 2
     let stats = qStages * statsFloats * 4
     let barriers = 8 + 4 * 8 * qStages
-    return 1024 + tiles + stats + barriers
+    let dqPieces = dqBulk ? m * headDim * 4 : 0
+    return 1024 + tiles + dqPieces + stats + barriers
   }
 
   /// The NVRTC program: the configuration as #defines, the common part, then the kernel.
@@ -74,15 +89,16 @@ package struct HopperBackwardKey: CUDAKernelKey {
     let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
     let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
     let dropoutDefine = dropout ? "#define FA_DROPOUT 1\n" : ""
+    let bulkDefine = dqBulk ? "#define FA_DQ_BULK 1\n" : ""
     return CUDAProgram(
       entry: "flash_bwd_hopper",
-      source: defines + varlenDefine + alibiDefine + dropoutDefine + KernelSources.text("hopper/backward.cu"))
+      source: defines + varlenDefine + alibiDefine + dropoutDefine + bulkDefine + KernelSources.text("hopper/backward.cu"))
   }
 
   package var description: String {
     "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)\(skipDQ ? " no-dq" : "")"
       + "\(qStages != 2 ? " q\(qStages)" : "")" + (varlen ? " varlen" : "") + (alibi ? " alibi" : "")
-      + (dropout ? " dropout" : "")
+      + (dropout ? " dropout" : "") + (dqBulk ? " dq-bulk" : "")
   }
 
   /// The ALiBi variants (fixed-length calls: the variable-length path refuses ALiBi).
@@ -115,6 +131,15 @@ package struct HopperBackwardKey: CUDAKernelKey {
           [false, true].compactMap { HopperBackwardKey(headDim: d, dtype: dtype, mask: mask, skipDQ: $0) }
         }
       }
+    }
+  }
+
+  /// The fused variants with bulk dQ reductions (`dqBulk`), plain attention.
+  package static var dqBulkVariants: [HopperBackwardKey] {
+    allVariants.filter(\.acceptsDQBulk).map { key in
+      var key = key
+      key.dqBulk = true
+      return key
     }
   }
 }

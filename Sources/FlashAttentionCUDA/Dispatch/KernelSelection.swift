@@ -82,12 +82,20 @@ enum KernelSelection {
       hopperBackwardObstacle(arguments, arch: arch) == nil
     {
       let mask = HopperForwardKey.MaskKind(arguments.mask)
-      let split = TileTables.hopperBackwardIsSplit(headDim: shape.headDim, deterministic: arguments.options.deterministic)
       let alibi = arguments.options.alibiSlopes != nil
       let dropout = arguments.options.activeDropout != nil
+      let form = hopperBackwardForm(
+        headDim: shape.headDim, mask: mask, deterministic: arguments.options.deterministic, features: alibi || dropout,
+        tuning: tuning)
+      let split = form == .split
       if var keyValue = HopperBackwardKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask, skipDQ: split) {
         keyValue.alibi = alibi
         keyValue.dropout = dropout
+        if form == .fusedBulk {
+          keyValue.dqBulk = true
+          let convert = FlashAttention2Key.hopperPiecesConvert(headDim: shape.headDim, dtype: arguments.q.dtype, arch: arch)
+          return BackwardKernelPlan(preprocess: preprocess, form: .hopperFused(keyValue: keyValue, convert: convert))
+        }
         if split, var dq = HopperBackwardDQKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask) {
           dq.alibi = alibi
           dq.dropout = dropout
@@ -104,6 +112,22 @@ enum KernelSelection {
     return BackwardKernelPlan(
       preprocess: preprocess,
       form: .flashAttention2(keyValue: flashAttention2(.backwardKeyValue), convert: flashAttention2(.backwardConvert)))
+  }
+
+  /// The Hopper backward's form for a call: the deterministic mode always splits (no atomics),
+  /// calls with ALiBi or dropout take the table's form, others the tuning's where it names one
+  /// (`.fusedBulk` only where a key takes it: `HopperBackwardKey.acceptsDQBulk`).
+  static func hopperBackwardForm(
+    headDim: Int, mask: HopperForwardKey.MaskKind, deterministic: Bool, features: Bool, tuning: CUDAKernelTuning
+  ) -> CUDAKernelTuning.HopperBackwardForm {
+    let table: CUDAKernelTuning.HopperBackwardForm =
+      TileTables.hopperBackwardIsSplit(headDim: headDim, deterministic: deterministic) ? .split : .fused
+    if deterministic || features || tuning.hopperBackwardForm == .automatic { return table }
+    if tuning.hopperBackwardForm == .fusedBulk {
+      let fused = HopperBackwardKey(headDim: headDim, dtype: .bfloat16, mask: mask)
+      if fused?.acceptsDQBulk != true { return table }
+    }
+    return tuning.hopperBackwardForm
   }
 
   // MARK: Where the Hopper kernels apply

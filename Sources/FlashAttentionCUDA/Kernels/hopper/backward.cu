@@ -10,6 +10,13 @@
 //   FA_MASK            MaskKind: 0 none, 1 causal, 2 window (common/mask.cuh)
 //   FA_BWD_SKIP_DQ     1: no dQ here; flash_bwd_dq_hopper (hopper/backward_dq.cu) computes it
 //                      without atomics (the split backward)
+//   FA_DQ_BULK         1 (fused form, fixed length, d = 64/128): each consumer warpgroup stages
+//                      its 64 x d/2 piece of a step's dQ in shared memory and one thread adds it
+//                      with one bulk reduction (cp.reduce.async.bulk), which the TMA unit carries
+//                      out while the warpgroup goes on; the accumulator is then laid out in those
+//                      pieces (dq_piece_index), as the sm80 kernels' FA_DQ_BULK 1 with a
+//                      64-row, two-"warp" tile, so the same convert kernel undoes it. 0: each
+//                      thread adds its fragments with red.global.add.v2.f32.
 //   FA_VARLEN          packed sequences (cu_seqlens): the batch index picks a sequence, whose own
 //                      lengths bound the walk and the mask; the maps describe the packed tensors
 //                      as one batch entry, the scratch keeps seqlen_q = the longest sequence's
@@ -63,6 +70,9 @@ namespace fa_hopper {
 #ifndef FA_WIDE_DQ_PASSES
 #define FA_WIDE_DQ_PASSES 2
 #endif
+#ifndef FA_DQ_BULK
+#define FA_DQ_BULK 0
+#endif
 
 constexpr int D = FA_HEAD_DIM;
 // d = 256: dK and dV of 64 keys x 256 columns do not fit one warpgroup's registers, so both
@@ -84,11 +94,20 @@ constexpr int STATS_FLOATS = FA_ALIBI ? 2 * BM + 4 : 2 * BM;
 static_assert(D == 64 || D == 128 || D == 256, "the Hopper backward covers head dims 64, 128 and 256");
 // d = 256 passes P^T through shared memory, which dV would need dropped and dS^T undropped.
 static_assert(!(WIDE && FA_DROPOUT), "dropout: head dims 64 and 128 (d = 256 runs FlashAttention-2's backward)");
+static_assert(!FA_DQ_BULK || (!WIDE && !FA_BWD_SKIP_DQ && !FA_VARLEN),
+              "bulk dQ reductions: the fused form at d = 64/128, fixed length");
+// The bulk reductions' staging: each consumer warpgroup's 64 x d/2 dQ piece (fp32).
+constexpr int DQ_PIECE_FLOATS = BM * (D / 2);
+constexpr int SDQ_BYTES = FA_DQ_BULK ? 2 * DQ_PIECE_FLOATS * 4 : 0;
+// Within a piece, row r's 8-column chunks are permuted (chunk XOR r mod DQ_SWIZZLE) so that one
+// warp's fragment stores (8 rows x 32 bytes) spread over all banks; the convert kernel's
+// dq_piece_offset (sm80/backward.cu, TD_Q = d/2) undoes the same permutation.
+constexpr int DQ_SWIZZLE = (D / 2 / 8) % 8 == 0 ? 8 : 4;
 
 // K and V (loaded once), QST buffers of Q, dO and their LSE2/D rows, two dS buffers (d = 256:
-// and two P buffers), and the mbarriers.
+// and two P buffers), the dQ pieces (FA_DQ_BULK), and the mbarriers.
 struct BackwardSmem {
-  u32 k, v, q0, do0, ds0, p0, stats0, bar;
+  u32 k, v, q0, do0, ds0, p0, dq0, stats0, bar;
 
   __device__ __forceinline__ explicit BackwardSmem(const unsigned char* smem_raw) {
     k = (smem_u32(smem_raw) + 1023u) & ~1023u;
@@ -97,7 +116,8 @@ struct BackwardSmem {
     do0 = q0 + QST * SQ_BYTES;
     ds0 = do0 + QST * SQ_BYTES;
     p0 = ds0 + 2 * SDS_BYTES;
-    stats0 = p0 + 2 * SP_BYTES;
+    dq0 = p0 + 2 * SP_BYTES;
+    stats0 = dq0 + SDQ_BYTES;
     bar = stats0 + QST * STATS_FLOATS * 4;
   }
 
@@ -105,6 +125,8 @@ struct BackwardSmem {
   __device__ __forceinline__ u32 dout(int s) const { return do0 + s * SQ_BYTES; }
   __device__ __forceinline__ u32 ds(int s) const { return ds0 + s * SDS_BYTES; }
   __device__ __forceinline__ u32 p(int s) const { return p0 + s * SP_BYTES; }
+  // Consumer warpgroup cw's dQ piece (FA_DQ_BULK).
+  __device__ __forceinline__ u32 dq_piece(int cw) const { return dq0 + cw * DQ_PIECE_FLOATS * 4; }
   // LSE2 (64 floats) then D (64 floats) of stage s's query rows (ALiBi: see STATS_FLOATS).
   __device__ __forceinline__ u32 stats(int s) const { return stats0 + s * STATS_FLOATS * 4; }
   __device__ __forceinline__ u32 kv_full() const { return bar; }
@@ -305,6 +327,39 @@ __device__ __forceinline__ void add_dq(float* row_a, long long row_stride, const
     if (qa + 8 < seqlen_q) red_add_v2(row_b + c * 8, dq[c * 4 + 2], dq[c * 4 + 3]);
   }
 }
+
+#if FA_DQ_BULK
+// Bulk reduction of a staged dQ piece into the accumulator, and the waits until this thread's
+// reductions have read their shared memory / are done (one thread per warpgroup issues them).
+__device__ __forceinline__ void bulk_reduce_add(float* dst, u32 src, int bytes) {
+  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
+               :: "l"(dst), "r"(src), "r"(bytes) : "memory");
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+
+// The accumulator's piece of warpgroup cw for query block `block` of (batch, head), in floats
+// from its start: [batch, heads_q, query block, cw, 64 x d/2], as dq_piece_index of the convert.
+__device__ __forceinline__ i64 dq_piece_start(int batch, int head, int heads_q, int seqlen_q, int block, int cw) {
+  return ((((i64)batch * heads_q + head) * ((seqlen_q + BM - 1) / BM) + block) * 2 + cw) * DQ_PIECE_FLOATS;
+}
+
+// Stores this thread's part of an m64nN dQ accumulator (rows r and r + 8 of the piece, column
+// pairs 8c + 2tq) into the piece at `piece`, chunk-permuted (DQ_SWIZZLE); r + 8 has r's
+// permutation since DQ_SWIZZLE divides 8.
+template <int N>
+__device__ __forceinline__ void stage_dq(u32 piece, const float (&dq)[N / 2], int r, int tq) {
+#pragma unroll
+  for (int c = 0; c < N / 8; ++c) {
+    const u32 column = (u32)(((c ^ (r & (DQ_SWIZZLE - 1))) * 8 + tq * 2) * 4);
+    asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(piece + (u32)(r * N * 4) + column), "f"(dq[c * 4 + 0]),
+                 "f"(dq[c * 4 + 1]) : "memory");
+    asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(piece + (u32)((r + 8) * N * 4) + column), "f"(dq[c * 4 + 2]),
+                 "f"(dq[c * 4 + 3]) : "memory");
+  }
+}
+#endif
 
 // Writes N columns of dK (times `scale`) and dV (times `dv_scale`: dropout's 1 / (1 - p), else 1)
 // for the key rows key_a and key_b (those before seqlen_k); dk_out and dv_out point at column
@@ -691,6 +746,10 @@ __device__ __forceinline__ void consume(
     mbar_arrive(sm.empty(st));
 #else
     fence_async_shared();
+#if FA_DQ_BULK
+    // The piece is rewritten below: the last step's reduction must have read it.
+    if (tid % 128 == 0) bulk_wait_read();
+#endif
     named_sync(1, CONSUMER_THREADS);
 
     // dQ (64 x d/2 of this warpgroup) = dS K: dS K-major, K transposed.
@@ -710,12 +769,30 @@ __device__ __forceinline__ void consume(
     fence_regs(dk);
     fence_regs(dq);
     mbar_arrive(sm.empty(st));
+#if FA_DQ_BULK
+    // Stage this warpgroup's piece; once its four warps have (named barrier 2 + cw), its first
+    // thread hands the piece to the TMA unit and the warpgroup goes on with the next step.
+    stage_dq<NQ>(sm.dq_piece(cw), dq, warp * 16 + lane / 4, tq);
+    fence_async_shared();
+    if (warp == 0) {
+      named_sync(2 + cw, 128);
+      if (lane == 0)
+        bulk_reduce_add(params.dq_accum + dq_piece_start(batch, walk.head, params.heads_q, params.seqlen_q, walk.m, cw),
+                        sm.dq_piece(cw), DQ_PIECE_FLOATS * 4);
+    } else {
+      named_arrive(2 + cw, 128);
+    }
+#else
     const int qa = m0 + warp * 16 + lane / 4;
     add_dq<NQ>(dq_accum + (accumulator_row(packed_rows(params), batch, params.seqlen_q, seq.q_start, qa) * heads_q + walk.head) * D + cw * NQ + tq * 2,
                (long long)heads_q * D, dq, qa, seqlen_q);
 #endif
+#endif
     walk.next(range);
   }
+#if FA_DQ_BULK
+  if (tid % 128 == 0) bulk_wait_all();  // the pieces' shared memory stays until they are read
+#endif
   const int col0 = tq * 2;  // this thread's first column of dK and dV
   // ---------------- epilogue: dK (scaled) and dV, key rows key_a and key_a + 8 ----------------
   constexpr int COLUMNS = sizeof(dk) / sizeof(dk[0]) * 2;
