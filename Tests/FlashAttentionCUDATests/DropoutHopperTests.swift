@@ -126,11 +126,11 @@ struct DropoutHopperTests {
     }
     // Without dropout the sm80 switch leaves the backward alone.
     let plain = KernelSelection.backward(try Views(Self.shape(d: 128)).backward(), arch: "sm_90a", tuning: .dropoutOnSM80)
-    guard case let .hopperSplit(keyValue, dq) = plain.form else {
-      Issue.record("a plain d = 128 backward should run the split Hopper backward, got \(plain.form)")
+    guard case let .hopperFused(keyValue, _) = plain.form else {
+      Issue.record("a plain d = 128 backward should run the fused Hopper backward, got \(plain.form)")
       return
     }
-    #expect(!keyValue.dropout && !dq.dropout && !keyValue.program.source.contains("#define FA_DROPOUT"))
+    #expect(keyValue.dqBulk && !keyValue.dropout && !keyValue.program.source.contains("#define FA_DROPOUT"))
   }
 
   @Test("every launchable dropout key is in the catalog; plain Hopper programs do not define FA_DROPOUT")

@@ -46,7 +46,8 @@ import Testing
   }
 
   /// Which calls the Hopper kernels take (supported head dims and dtypes, no softcap, sm_90a),
-  /// and which form: split from d = 128 on and in the deterministic mode, fused at d = 64.
+  /// and which base form: split from d = 128 on and in the deterministic mode, fused at d = 64
+  /// (`TileTables.hopperBackwardTakesBulk` then moves plain d = 64/128 calls to bulk reductions).
   @Test func coverageAndForm() {
     func covered(_ d: Int, _ dv: Int, _ dtype: DType = .bfloat16, softcap: Float = 0, arch: String = "sm_90a") -> Bool {
       KernelSelection.hopperBackwardCoverage(headDim: d, headDimV: dv, dtype: dtype, softcap: softcap, arch: arch) == nil

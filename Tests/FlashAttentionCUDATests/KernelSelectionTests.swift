@@ -80,23 +80,30 @@ struct KernelSelectionTests {
     #expect(AttentionTile.backward(parsing: "64x128x3") == nil)
   }
 
-  @Test("the backward's form: fused at d = 64, split from 128 and when deterministic, FlashAttention-2 with softcap")
+  @Test("the backward's form: fused with bulk dQ reductions at d = 64/128, split at 256, with a two-sided window at 128 and when deterministic, FlashAttention-2 with softcap")
   func backwardSelection() throws {
     func form(_ d: Int, _ options: AttentionOptions = AttentionOptions(), arch: String = "sm_90a") throws
       -> BackwardKernelPlan.Form
     {
       KernelSelection.backward(try Views(shape(d: d)).backward(options), arch: arch, tuning: .init()).form
     }
-    guard case let .hopperFused(keyValue, convert) = try form(64) else {
-      Issue.record("d = 64 should run the fused Hopper backward")
+    for (d, options) in [(64, AttentionOptions()), (128, AttentionOptions(causal: true))] {
+      guard case let .hopperFused(keyValue, convert) = try form(d, options) else {
+        Issue.record("d = \(d) should run the fused Hopper backward")
+        return
+      }
+      #expect(!keyValue.skipDQ && keyValue.dqBulk && convert.hopperPieces)
+    }
+    guard case let .hopperSplit(splitKeyValue, dq) = try form(128, AttentionOptions(window: SlidingWindow(left: 9, right: 9)))
+    else {
+      Issue.record("d = 128 with a two-sided window should run the split Hopper backward")
       return
     }
-    #expect(!keyValue.skipDQ && convert.tile == FlashAttention2Key.untiledConvertTile)
-    guard case let .hopperSplit(splitKeyValue, dq) = try form(128, AttentionOptions(causal: true)) else {
-      Issue.record("d = 128 should run the split Hopper backward")
+    #expect(splitKeyValue.skipDQ && dq.mask == .window)
+    guard case .hopperSplit = try form(256, AttentionOptions(causal: true)) else {
+      Issue.record("d = 256 should run the split Hopper backward")
       return
     }
-    #expect(splitKeyValue.skipDQ && dq.mask == .causal)
     guard case .hopperSplit = try form(64, AttentionOptions(deterministic: true)) else {
       Issue.record("the deterministic mode should split")
       return
@@ -109,16 +116,19 @@ struct KernelSelectionTests {
     }
   }
 
-  @Test("the backward scratch: no accumulator in the split form")
+  @Test("the backward scratch: no accumulator in the split form, whole 64-row blocks in the bulk form")
   func scratchLayout() throws {
-    let s = shape(d: 128)
+    let s = shape(d: 256)
     let split = KernelSelection.backward(try Views(s).backward(), arch: "sm_90a", tuning: .init())
     let layout = BackwardScratch.Layout(plan: split, shape: s)
     #expect(layout.accumulatorFloats == 0)
     #expect(layout.bytes == (2 * s.batch * s.headsQ * s.seqlenQ * 4 + 255) / 256 * 256)
-    let fused = KernelSelection.backward(try Views(shape(d: 64)).backward(), arch: "sm_90a", tuning: .init())
-    #expect(
-      BackwardScratch.Layout(plan: fused, shape: shape(d: 64)).accumulatorFloats == 2 * 300 * 4 * 64)
+    let bulk = KernelSelection.backward(try Views(shape(d: 64)).backward(), arch: "sm_90a", tuning: .init())
+    #expect(BackwardScratch.Layout(plan: bulk, shape: shape(d: 64)).accumulatorFloats == 2 * 320 * 4 * 64)
+    var atomics = CUDAKernelTuning()
+    atomics.hopperBackwardForm = .fused
+    let fused = KernelSelection.backward(try Views(shape(d: 64)).backward(), arch: "sm_90a", tuning: atomics)
+    #expect(BackwardScratch.Layout(plan: fused, shape: shape(d: 64)).accumulatorFloats == 2 * 300 * 4 * 64)
   }
 
   @Test("the catalog lists every family, each program once")

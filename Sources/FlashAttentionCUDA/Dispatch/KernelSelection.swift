@@ -114,19 +114,23 @@ enum KernelSelection {
       form: .flashAttention2(keyValue: flashAttention2(.backwardKeyValue), convert: flashAttention2(.backwardConvert)))
   }
 
-  /// The Hopper backward's form for a call: the deterministic mode always splits (no atomics),
-  /// calls with ALiBi or dropout take the table's form, others the tuning's where it names one
-  /// (`.fusedBulk` only where a key takes it: `HopperBackwardKey.acceptsDQBulk`).
+  /// The Hopper backward's form for a call. The table: split in the deterministic mode (no
+  /// atomics) and with ALiBi or dropout at d ≥ 128 (`TileTables.hopperBackwardIsSplit`); fused
+  /// with bulk dQ reductions where a key takes them (`TileTables.hopperBackwardTakesBulk`,
+  /// `HopperBackwardKey.acceptsDQBulk`: d 64/128 without a two-sided window; not with ALiBi or
+  /// dropout, whose bulk variants are not built); fused with atomics or split as before
+  /// elsewhere. A tuning's form replaces the table's for calls that are neither deterministic
+  /// nor carry ALiBi or dropout (`.fusedBulk` only where a key takes it).
   static func hopperBackwardForm(
     headDim: Int, mask: HopperForwardKey.MaskKind, deterministic: Bool, features: Bool, tuning: CUDAKernelTuning
   ) -> CUDAKernelTuning.HopperBackwardForm {
-    let table: CUDAKernelTuning.HopperBackwardForm =
+    let base: CUDAKernelTuning.HopperBackwardForm =
       TileTables.hopperBackwardIsSplit(headDim: headDim, deterministic: deterministic) ? .split : .fused
+    let bulkFits = !deterministic && !features
+      && HopperBackwardKey(headDim: headDim, dtype: .bfloat16, mask: mask)?.acceptsDQBulk == true
+    let table = bulkFits && TileTables.hopperBackwardTakesBulk(headDim: headDim) ? .fusedBulk : base
     if deterministic || features || tuning.hopperBackwardForm == .automatic { return table }
-    if tuning.hopperBackwardForm == .fusedBulk {
-      let fused = HopperBackwardKey(headDim: headDim, dtype: .bfloat16, mask: mask)
-      if fused?.acceptsDQBulk != true { return table }
-    }
+    if tuning.hopperBackwardForm == .fusedBulk && !bulkFits { return base }
     return tuning.hopperBackwardForm
   }
 
