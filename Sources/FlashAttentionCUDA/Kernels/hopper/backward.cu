@@ -777,7 +777,7 @@ __device__ __forceinline__ void consume(
     if (warp == 0) {
       named_sync(2 + cw, 128);
       if (lane == 0)
-        bulk_reduce_add(params.dq_accum + dq_piece_start(batch, walk.head, params.heads_q, params.seqlen_q, walk.m, cw),
+        bulk_reduce_add(dq_accum + dq_piece_start(batch, walk.head, heads_q, params.seqlen_q, walk.m, cw),
                         sm.dq_piece(cw), DQ_PIECE_FLOATS * 4);
     } else {
       named_arrive(2 + cw, 128);
