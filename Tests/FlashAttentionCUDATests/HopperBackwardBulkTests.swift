@@ -40,8 +40,10 @@ struct HopperBackwardBulkTests {
     varlen.varlen = true
     #expect(!varlen.acceptsDQBulk)
     let variants = HopperBackwardKey.dqBulkVariants
-    #expect(variants.count == 2 * 2 * 2)  // d 64/128 x bf16/fp16 x none/causal
+    // d 64/128 x bf16/fp16 x none/causal x (plain, ALiBi, dropout, both), less d 128 ALiBi unmasked.
+    #expect(variants.count == 2 * 2 * 2 * 4 - 2)
     #expect(variants.allSatisfy { $0.dqBulk && $0.acceptsDQBulk })
+    #expect(Set(variants.map(\.program)).count == variants.count)
   }
 
   /// The convert kernel reads the pieces: a 64-row tile of two "warps" side by side (the
@@ -85,10 +87,24 @@ struct HopperBackwardBulkTests {
     if case .hopperSplit = try form(256, AttentionOptions(causal: true), Self.tuning(.fusedBulk)) {} else {
       Issue.record("d 256 should keep the table's split form")
     }
-    let alibi = AttentionOptions(causal: true, alibiSlopes: VerificationMatrix.alibiSlopes(heads: 4, batch: nil))
-    let alibiForm = try form(128, alibi, Self.tuning(.fusedBulk))
+    // ALiBi and dropout take it too, except ALiBi alone at d = 128 without a mask (it spills).
+    let slopes = VerificationMatrix.alibiSlopes(heads: 4, batch: nil)
+    let dropout = AttentionDropout(probability: 0.1, seed: 1, offset: 0)
+    for (d, options) in [
+      (128, AttentionOptions(causal: true, alibiSlopes: slopes)), (128, AttentionOptions(dropout: dropout)),
+      (64, AttentionOptions(alibiSlopes: slopes, dropout: dropout)),
+    ] {
+      let plan = try form(d, options, CUDAKernelTuning())
+      if case let .hopperFused(keyValue, convert) = plan {
+        #expect(keyValue.dqBulk && convert.hopperPieces && keyValue.alibi == (options.alibiSlopes != nil))
+        #expect(HopperBackwardKey.dqBulkVariants.contains(keyValue), "\(keyValue) is not in the catalog")
+      } else {
+        Issue.record("d \(d) \(options) should run fused with bulk reductions, got \(plan)")
+      }
+    }
+    let alibiForm = try form(128, AttentionOptions(alibiSlopes: slopes), CUDAKernelTuning())
     if case let .hopperSplit(keyValue, _) = alibiForm { #expect(!keyValue.dqBulk && keyValue.alibi) } else {
-      Issue.record("ALiBi at d 128 should keep the table's split form, got \(alibiForm)")
+      Issue.record("ALiBi at d 128 without a mask should keep the split form, got \(alibiForm)")
     }
     // The other forms on request.
     if case let .hopperFused(keyValue, convert) = try form(128, AttentionOptions(causal: true), Self.tuning(.fused)) {

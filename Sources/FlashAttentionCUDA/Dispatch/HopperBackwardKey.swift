@@ -51,10 +51,12 @@ package struct HopperBackwardKey: CUDAKernelKey {
   /// full).
   package static let dqBulkHeadDims = [64, 128]
 
-  /// Whether this key can take `dqBulk`: not with a sliding window, whose d = 128 variant
-  /// spills a register with the staging (8 bytes, NVRTC 13.0); the window keeps the table's form.
+  /// Whether this key can take `dqBulk` (0 spills, NVRTC 13.0.88): not with a two-sided window,
+  /// whose d = 128 variant spills 8 bytes with the staging, nor ALiBi without dropout or a mask at
+  /// d = 128 (32 bytes); those keep the table's other form.
   package var acceptsDQBulk: Bool {
     !skipDQ && !varlen && mask != .window && Self.dqBulkHeadDims.contains(headDim)
+      && !(headDim == 128 && alibi && !dropout && mask == .none)
   }
 
   /// Head dims whose kernels take dropout: d = 256 passes P^T through shared memory, which dV
@@ -113,8 +115,8 @@ package struct HopperBackwardKey: CUDAKernelKey {
   /// The dropout variants the library can launch (fixed-length calls: the variable-length path
   /// refuses dropout), with and without ALiBi: d = 64 and 128, each in the form the selection
   /// runs (`TileTables.hopperBackwardIsSplit`: d = 64 fused, or split when deterministic; d = 128
-  /// split). The fused d = 128 form is never chosen and is left out (with dropout under a mask
-  /// its registers spill).
+  /// split). The fused d = 128 form with atomics is never chosen and is left out (with dropout
+  /// under a mask its registers spill); the bulk-reduction forms are `dqBulkVariants`.
   package static var dropoutVariants: [HopperBackwardKey] {
     allVariants.filter { key in
       dropoutHeadDims.contains(key.headDim)
@@ -134,12 +136,18 @@ package struct HopperBackwardKey: CUDAKernelKey {
     }
   }
 
-  /// The fused variants with bulk dQ reductions (`dqBulk`), plain attention.
+  /// The fused variants with bulk dQ reductions (`dqBulk`): plain, with ALiBi, with dropout
+  /// and with both, where they take it.
   package static var dqBulkVariants: [HopperBackwardKey] {
-    allVariants.filter(\.acceptsDQBulk).map { key in
-      var key = key
-      key.dqBulk = true
-      return key
+    allVariants.flatMap { key in
+      [(false, false), (true, false), (false, true), (true, true)].compactMap { alibi, dropout in
+        var key = key
+        key.alibi = alibi
+        key.dropout = dropout
+        guard key.acceptsDQBulk else { return nil }
+        key.dqBulk = true
+        return key
+      }
     }
   }
 }

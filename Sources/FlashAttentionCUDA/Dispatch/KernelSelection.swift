@@ -85,8 +85,8 @@ enum KernelSelection {
       let alibi = arguments.options.alibiSlopes != nil
       let dropout = arguments.options.activeDropout != nil
       let form = hopperBackwardForm(
-        headDim: shape.headDim, mask: mask, deterministic: arguments.options.deterministic, features: alibi || dropout,
-        tuning: tuning)
+        headDim: shape.headDim, mask: mask, deterministic: arguments.options.deterministic, alibi: alibi,
+        dropout: dropout, tuning: tuning)
       let split = form == .split
       if var keyValue = HopperBackwardKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask, skipDQ: split) {
         keyValue.alibi = alibi
@@ -114,22 +114,24 @@ enum KernelSelection {
       form: .flashAttention2(keyValue: flashAttention2(.backwardKeyValue), convert: flashAttention2(.backwardConvert)))
   }
 
-  /// The Hopper backward's form for a call. The table: split in the deterministic mode (no
-  /// atomics) and with ALiBi or dropout at d ≥ 128 (`TileTables.hopperBackwardIsSplit`); fused
-  /// with bulk dQ reductions where a key takes them (`TileTables.hopperBackwardTakesBulk`,
-  /// `HopperBackwardKey.acceptsDQBulk`: d 64/128 without a two-sided window; not with ALiBi or
-  /// dropout, whose bulk variants are not built); fused with atomics or split as before
-  /// elsewhere. A tuning's form replaces the table's for calls that are neither deterministic
-  /// nor carry ALiBi or dropout (`.fusedBulk` only where a key takes it).
+  /// The Hopper backward's form for a call. The table: fused with bulk dQ reductions where a
+  /// key takes them (`TileTables.hopperBackwardTakesBulk`, `HopperBackwardKey.acceptsDQBulk`:
+  /// d 64/128, not deterministic, no two-sided window, ALiBi and dropout included but for one
+  /// d 128 variant), else split in the deterministic mode and from d = 128 on
+  /// (`TileTables.hopperBackwardIsSplit`) and fused with atomics at d = 64. A tuning's form
+  /// replaces the table's outside the deterministic mode (`.fusedBulk` only where a key takes it).
   static func hopperBackwardForm(
-    headDim: Int, mask: HopperForwardKey.MaskKind, deterministic: Bool, features: Bool, tuning: CUDAKernelTuning
+    headDim: Int, mask: HopperForwardKey.MaskKind, deterministic: Bool, alibi: Bool, dropout: Bool,
+    tuning: CUDAKernelTuning
   ) -> CUDAKernelTuning.HopperBackwardForm {
     let base: CUDAKernelTuning.HopperBackwardForm =
       TileTables.hopperBackwardIsSplit(headDim: headDim, deterministic: deterministic) ? .split : .fused
-    let bulkFits = !deterministic && !features
-      && HopperBackwardKey(headDim: headDim, dtype: .bfloat16, mask: mask)?.acceptsDQBulk == true
+    var key = HopperBackwardKey(headDim: headDim, dtype: .bfloat16, mask: mask)
+    key?.alibi = alibi
+    key?.dropout = dropout
+    let bulkFits = !deterministic && key?.acceptsDQBulk == true
     let table = bulkFits && TileTables.hopperBackwardTakesBulk(headDim: headDim) ? .fusedBulk : base
-    if deterministic || features || tuning.hopperBackwardForm == .automatic { return table }
+    if deterministic || tuning.hopperBackwardForm == .automatic { return table }
     if tuning.hopperBackwardForm == .fusedBulk && !bulkFits { return base }
     return tuning.hopperBackwardForm
   }
