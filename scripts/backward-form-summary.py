@@ -26,11 +26,12 @@ if os.path.exists(path):
         if r.get("status") == "ok":
             cudnn[(r["head_dim"], bool(r.get("causal")), r["seqlen_k"])] = r["tflops"]
 
-forms = ["split", "fused", "fused-bulk"]
-print(f"{'shape':>20} | " + " | ".join(f"{f + ' (rounds)':>18} {'/split':>6}" for f in forms) + " | cuDNN | best/cuDNN")
+forms = [f for f in ["split", "fused", "fused-bulk", "fused-bulk-dq-first"] if any(k[3] == f for k in tflops)]
+reference = "split" if "split" in forms else forms[0]
+print(f"{'shape':>20} | " + " | ".join(f"{f + ' (rounds)':>18} {'/' + reference:>6}" for f in forms) + " | cuDNN | best/cuDNN")
 ratios = collections.defaultdict(list)
 for d, causal, n in sorted({k[:3] for k in tflops}):
-    base = max(tflops.get((d, causal, n, "split"), []), default=0)
+    base = max(tflops.get((d, causal, n, reference), []), default=0)
     cells = []
     for f in forms:
         runs = tflops.get((d, causal, n, f), [])

@@ -40,8 +40,10 @@ struct HopperBackwardBulkTests {
     varlen.varlen = true
     #expect(!varlen.acceptsDQBulk)
     let variants = HopperBackwardKey.dqBulkVariants
-    // d 64/128 x bf16/fp16 x none/causal x (plain, ALiBi, dropout, both), less d 128 ALiBi unmasked.
-    #expect(variants.count == 2 * 2 * 2 * 4 - 2)
+    // d 64/128 x bf16/fp16 x none/causal x (plain, ALiBi, dropout, both), less d 128 ALiBi
+    // unmasked, and the plain ones with dqFirst.
+    #expect(variants.count == 2 * 2 * 2 * 4 - 2 + 2 * 2 * 2)
+    #expect(variants.filter(\.dqFirst).allSatisfy { !$0.alibi && !$0.dropout })
     #expect(variants.allSatisfy { $0.dqBulk && $0.acceptsDQBulk })
     #expect(Set(variants.map(\.program)).count == variants.count)
   }
@@ -114,6 +116,11 @@ struct HopperBackwardBulkTests {
     }
     if case .hopperSplit = try form(64, AttentionOptions(causal: true), Self.tuning(.split)) {} else {
       Issue.record("split should run the split form at d 64")
+    }
+    if case let .hopperFused(keyValue, _) = try form(128, AttentionOptions(causal: true), Self.tuning(.fusedBulkDQFirst)) {
+      #expect(keyValue.dqBulk && keyValue.dqFirst && keyValue.program.source.contains("#define FA_DQ_FIRST 1\n"))
+    } else {
+      Issue.record("fused-bulk-dq-first should run the fused kernel with dQ first")
     }
   }
 

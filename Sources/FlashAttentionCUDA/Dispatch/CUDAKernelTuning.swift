@@ -105,6 +105,9 @@ package struct CUDAKernelTuning: Sendable, Hashable {
     /// One kernel; dQ staged in shared memory and added by bulk reductions (d = 64 and 128;
     /// the table's form at other head dims).
     case fusedBulk = "fused-bulk"
+    /// As `fusedBulk`, each step issuing dQ's GEMM before dV's and dK's
+    /// (`HopperBackwardKey.dqFirst`).
+    case fusedBulkDQFirst = "fused-bulk-dq-first"
   }
 
   /// Replaces the FlashAttention-2 forward table's tile at every head dim.

@@ -46,6 +46,9 @@ package struct HopperBackwardKey: CUDAKernelKey {
   /// of per-thread `red.global.add`: the accumulator is then in the pieces' layout, which
   /// `FlashAttention2Key.hopperPiecesConvert` undoes. Fixed length, d = 64 and 128, with dQ only.
   package var dqBulk = false
+  /// With `dqBulk`: each step issues dQ's GEMM before dV's and dK's and stages dQ while they run
+  /// (`FA_DQ_FIRST`). A tuning experiment (`--hopper-backward-form fused-bulk-dq-first`).
+  package var dqFirst = false
 
   /// Head dims where the fused form can stage dQ for bulk reductions (d = 256's shared memory is
   /// full).
@@ -91,7 +94,7 @@ package struct HopperBackwardKey: CUDAKernelKey {
     let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
     let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
     let dropoutDefine = dropout ? "#define FA_DROPOUT 1\n" : ""
-    let bulkDefine = dqBulk ? "#define FA_DQ_BULK 1\n" : ""
+    let bulkDefine = (dqBulk ? "#define FA_DQ_BULK 1\n" : "") + (dqFirst ? "#define FA_DQ_FIRST 1\n" : "")
     return CUDAProgram(
       entry: "flash_bwd_hopper",
       source: defines + varlenDefine + alibiDefine + dropoutDefine + bulkDefine + KernelSources.text("hopper/backward.cu"))
@@ -100,7 +103,7 @@ package struct HopperBackwardKey: CUDAKernelKey {
   package var description: String {
     "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)\(skipDQ ? " no-dq" : "")"
       + "\(qStages != 2 ? " q\(qStages)" : "")" + (varlen ? " varlen" : "") + (alibi ? " alibi" : "")
-      + (dropout ? " dropout" : "") + (dqBulk ? " dq-bulk" : "")
+      + (dropout ? " dropout" : "") + (dqBulk ? " dq-bulk" : "") + (dqFirst ? " dq-first" : "")
   }
 
   /// The ALiBi variants (fixed-length calls: the variable-length path refuses ALiBi).
@@ -137,17 +140,19 @@ package struct HopperBackwardKey: CUDAKernelKey {
   }
 
   /// The fused variants with bulk dQ reductions (`dqBulk`): plain, with ALiBi, with dropout
-  /// and with both, where they take it.
+  /// and with both, where they take it; plain ones also with `dqFirst`.
   package static var dqBulkVariants: [HopperBackwardKey] {
     allVariants.flatMap { key in
-      [(false, false), (true, false), (false, true), (true, true)].compactMap { alibi, dropout in
-        var key = key
-        key.alibi = alibi
-        key.dropout = dropout
-        guard key.acceptsDQBulk else { return nil }
-        key.dqBulk = true
-        return key
-      }
+      [(false, false, false), (false, false, true), (true, false, false), (false, true, false), (true, true, false)]
+        .compactMap { alibi, dropout, first in
+          var key = key
+          key.alibi = alibi
+          key.dropout = dropout
+          guard key.acceptsDQBulk else { return nil }
+          key.dqBulk = true
+          key.dqFirst = first
+          return key
+        }
     }
   }
 }

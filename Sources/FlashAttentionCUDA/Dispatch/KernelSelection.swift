@@ -91,8 +91,9 @@ enum KernelSelection {
       if var keyValue = HopperBackwardKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask, skipDQ: split) {
         keyValue.alibi = alibi
         keyValue.dropout = dropout
-        if form == .fusedBulk {
+        if form == .fusedBulk || form == .fusedBulkDQFirst {
           keyValue.dqBulk = true
+          keyValue.dqFirst = form == .fusedBulkDQFirst
           let convert = FlashAttention2Key.hopperPiecesConvert(headDim: shape.headDim, dtype: arguments.q.dtype, arch: arch)
           return BackwardKernelPlan(preprocess: preprocess, form: .hopperFused(keyValue: keyValue, convert: convert))
         }
@@ -132,7 +133,9 @@ enum KernelSelection {
     let bulkFits = !deterministic && key?.acceptsDQBulk == true
     let table = bulkFits && TileTables.hopperBackwardTakesBulk(headDim: headDim) ? .fusedBulk : base
     if deterministic || tuning.hopperBackwardForm == .automatic { return table }
-    if tuning.hopperBackwardForm == .fusedBulk && !bulkFits { return base }
+    if (tuning.hopperBackwardForm == .fusedBulk || tuning.hopperBackwardForm == .fusedBulkDQFirst) && !bulkFits {
+      return base
+    }
     return tuning.hopperBackwardForm
   }
 

@@ -10,6 +10,8 @@
 //   FA_MASK            MaskKind: 0 none, 1 causal, 2 window (common/mask.cuh)
 //   FA_BWD_SKIP_DQ     1: no dQ here; flash_bwd_dq_hopper (hopper/backward_dq.cu) computes it
 //                      without atomics (the split backward)
+//   FA_DQ_FIRST        1 (with FA_DQ_BULK): a step issues its dQ GEMM before dV and dK, waits
+//                      for dQ alone and stages it while dV and dK run
 //   FA_DQ_BULK         1 (fused form, fixed length, d = 64/128): each consumer warpgroup stages
 //                      its 64 x d/2 piece of a step's dQ in shared memory and one thread adds it
 //                      with one bulk reduction (cp.reduce.async.bulk), which the TMA unit carries
@@ -73,6 +75,9 @@ namespace fa_hopper {
 #ifndef FA_DQ_BULK
 #define FA_DQ_BULK 0
 #endif
+#ifndef FA_DQ_FIRST
+#define FA_DQ_FIRST 0
+#endif
 
 constexpr int D = FA_HEAD_DIM;
 // d = 256: dK and dV of 64 keys x 256 columns do not fit one warpgroup's registers, so both
@@ -96,6 +101,7 @@ static_assert(D == 64 || D == 128 || D == 256, "the Hopper backward covers head 
 static_assert(!(WIDE && FA_DROPOUT), "dropout: head dims 64 and 128 (d = 256 runs FlashAttention-2's backward)");
 static_assert(!FA_DQ_BULK || (!WIDE && !FA_BWD_SKIP_DQ && !FA_VARLEN),
               "bulk dQ reductions: the fused form at d = 64/128, fixed length");
+static_assert(!FA_DQ_FIRST || FA_DQ_BULK, "dQ first: with bulk dQ reductions");
 // The bulk reductions' staging: each consumer warpgroup's 64 x d/2 dQ piece (fp32).
 constexpr int DQ_PIECE_FLOATS = BM * (D / 2);
 constexpr int SDQ_BYTES = FA_DQ_BULK ? 2 * DQ_PIECE_FLOATS * 4 : 0;
@@ -712,14 +718,15 @@ __device__ __forceinline__ void consume(
 
     // dV += P^T dO: P^T from registers; dO (queries x d) is the transposed (MN-major) B.
     to_fragments(s, pa);
-    {
+    auto issue_dv = [&]() {
       const u64 dob = opaque_u64(desc_sw128(sm.dout(st), BM * 128, 1024));
       fence_regs(dv);
       wg_fence();
 #pragma unroll
       for (int kk = 0; kk < BM / 16; ++kk) Wgmma<D>::rs(dv, pa[kk], dob + ((kk * 16 * 128) >> 4), 1);
       wg_commit();
-    }
+    };
+    if (!FA_DQ_FIRST) issue_dv();
     // dS^T to 16 bits: the A operand of dK += dS^T Q, and, stored transposed as dS [query][key]
     // (this warpgroup's keys are panel cw), dQ's A operand.
     to_fragments(dp, da);
@@ -731,14 +738,15 @@ __device__ __forceinline__ void consume(
         stmatrix_x4_trans(transposed_address(ds_panel, kk, warp, lane), da[kk][0], da[kk][1], da[kk][2], da[kk][3]);
     }
 #endif
-    {
+    auto issue_dk = [&]() {
       const u64 qb = opaque_u64(desc_sw128(sm.q(st), BM * 128, 1024));
       fence_regs(dk);
       wg_fence();
 #pragma unroll
       for (int kk = 0; kk < BM / 16; ++kk) Wgmma<D>::rs(dk, da[kk], qb + ((kk * 16 * 128) >> 4), 1);
       wg_commit();
-    }
+    };
+    if (!FA_DQ_FIRST) issue_dk();
 #if FA_BWD_SKIP_DQ
     wg_wait<0>();  // dQ comes from flash_bwd_dq_hopper (hopper/backward_dq.cu)
     fence_regs(dv);
@@ -764,6 +772,27 @@ __device__ __forceinline__ void consume(
       }
       wg_commit();
     }
+#if FA_DQ_FIRST
+    // dV and dK behind dQ: wait for dQ alone and hand its piece over while they run.
+    issue_dv();
+    issue_dk();
+    wg_wait<2>();
+    fence_regs(dq);
+    stage_dq<NQ>(sm.dq_piece(cw), dq, warp * 16 + lane / 4, tq);
+    fence_async_shared();
+    if (warp == 0) {
+      named_sync(2 + cw, 128);
+      if (lane == 0)
+        bulk_reduce_add(dq_accum + dq_piece_start(batch, walk.head, heads_q, params.seqlen_q, walk.m, cw),
+                        sm.dq_piece(cw), DQ_PIECE_FLOATS * 4);
+    } else {
+      named_arrive(2 + cw, 128);
+    }
+    wg_wait<0>();
+    fence_regs(dv);
+    fence_regs(dk);
+    mbar_arrive(sm.empty(st));
+#else
     wg_wait<0>();
     fence_regs(dv);
     fence_regs(dk);
@@ -786,6 +815,7 @@ __device__ __forceinline__ void consume(
     const int qa = m0 + warp * 16 + lane / 4;
     add_dq<NQ>(dq_accum + (accumulator_row(packed_rows(params), batch, params.seqlen_q, seq.q_start, qa) * heads_q + walk.head) * D + cw * NQ + tq * 2,
                (long long)heads_q * D, dq, qa, seqlen_q);
+#endif
 #endif
 #endif
     walk.next(range);
