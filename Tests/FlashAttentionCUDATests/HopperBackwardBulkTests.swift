@@ -78,6 +78,14 @@ struct HopperBackwardBulkTests {
         shape: Self.shape(d: d))
       #expect(layout.accumulatorFloats == 2 * 4 * 320 * d)  // 300 rows -> 5 blocks of 64
     }
+    // The table: plain calls issue dQ's GEMM first.
+    for d in [64, 128] {
+      if case let .hopperFused(keyValue, _) = try form(d, AttentionOptions(causal: true), CUDAKernelTuning()) {
+        #expect(keyValue.dqBulk && keyValue.dqFirst && HopperBackwardKey.dqBulkVariants.contains(keyValue))
+      } else {
+        Issue.record("d \(d): the table should run the fused kernel")
+      }
+    }
     // The table's forms where fused-bulk does not apply.
     if case .hopperSplit = try form(128, AttentionOptions(causal: true, deterministic: true), Self.tuning(.fusedBulk)) {} else {
       Issue.record("deterministic d 128 should stay split")
@@ -99,6 +107,7 @@ struct HopperBackwardBulkTests {
       let plan = try form(d, options, CUDAKernelTuning())
       if case let .hopperFused(keyValue, convert) = plan {
         #expect(keyValue.dqBulk && convert.hopperPieces && keyValue.alibi == (options.alibiSlopes != nil))
+        #expect(!keyValue.dqFirst, "ALiBi and dropout keep the order r18 measured")
         #expect(HopperBackwardKey.dqBulkVariants.contains(keyValue), "\(keyValue) is not in the catalog")
       } else {
         Issue.record("d \(d) \(options) should run fused with bulk reductions, got \(plan)")
