@@ -115,8 +115,8 @@ enum KernelSelection {
       form: .flashAttention2(keyValue: flashAttention2(.backwardKeyValue), convert: flashAttention2(.backwardConvert)))
   }
 
-  /// The Hopper backward's form for a call. The table: fused with bulk dQ reductions where a
-  /// key takes them (`TileTables.hopperBackwardTakesBulk`, `HopperBackwardKey.acceptsDQBulk`:
+  /// The Hopper backward's form for a call. The table: fused with bulk dQ reductions (dQ's GEMM
+  /// first for calls without ALiBi or dropout) where a key takes them (`TileTables.hopperBackwardTakesBulk`, `HopperBackwardKey.acceptsDQBulk`:
   /// d 64/128, not deterministic, no two-sided window, ALiBi and dropout included but for one
   /// d 128 variant), else split in the deterministic mode and from d = 128 on
   /// (`TileTables.hopperBackwardIsSplit`) and fused with atomics at d = 64. A tuning's form
@@ -131,7 +131,9 @@ enum KernelSelection {
     key?.alibi = alibi
     key?.dropout = dropout
     let bulkFits = !deterministic && key?.acceptsDQBulk == true
-    let table = bulkFits && TileTables.hopperBackwardTakesBulk(headDim: headDim) ? .fusedBulk : base
+    // Plain calls issue dQ's GEMM first (r20); ALiBi and dropout keep the order r18 measured.
+    let bulk: CUDAKernelTuning.HopperBackwardForm = alibi || dropout ? .fusedBulk : .fusedBulkDQFirst
+    let table = bulkFits && TileTables.hopperBackwardTakesBulk(headDim: headDim) ? bulk : base
     if deterministic || tuning.hopperBackwardForm == .automatic { return table }
     if (tuning.hopperBackwardForm == .fusedBulk || tuning.hopperBackwardForm == .fusedBulkDQFirst) && !bulkFits {
       return base

@@ -165,7 +165,9 @@ enum TileTables {
   /// window). r14 (H100, 2026-12-07, bf16, N 1k-16k, causal both, forms alternated in one call):
   /// d 128 1.09x the split form (geometric mean; 1.13-1.17 at N 4k-16k non-causal, 0.97 at
   /// 1k causal) and 0.96x cuDNN (from 0.88x); d 64 1.06x the fused form with atomics
-  /// (0.99-1.12). d 256 has no shared memory left for the pieces.
+  /// (0.99-1.12). d 256 has no shared memory left for the pieces. With dQ's GEMM issued first
+  /// (`HopperBackwardKey.dqFirst`, r20, alternated with the above): d 128 1.04x (1.01-1.08),
+  /// d 64 1.05x (1.00-1.10), so plain calls take that order.
   static func hopperBackwardTakesBulk(headDim: Int) -> Bool {
     HopperBackwardKey.dqBulkHeadDims.contains(headDim)
   }
