@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Device call r22 (END_S default 540 s), issue #17's record with the dq-first default: the flash
+# grid (bf16, d 64/128/256, N 512/1k/2k/4k/8k/16k, causal both, forward and backward) for ours,
+# then PyTorch SDPA's cuDNN and flash backends, then ours again (the spread), then our
+# deterministic backward. Every step is capped so that the peers run whatever ours takes.
+# Carry [".devbin-cuda"]: flash-attention.xz. Output: $OUT/r22.tgz, $OUT/r22.log.
+set -u -o pipefail
+source "$(dirname "$0")/device-steps.sh"
+device_call_begin r22 540
+grid=(--device cuda --grid flash --dtypes bf16 --seqlens 512,1024,2048,4096,8192,16384 --passes forward,backward
+  --impls flash --reps 20)
+CAP=130 step ours 30 "$bin" bench "${grid[@]}" --json "$work/ours.json"
+CAP=200 step torch 40 python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 \
+  --impls flash,cudnn --seqlens 512,1024,2048,4096,8192,16384 --passes forward,backward --json "$work/torch.json" --quiet
+CAP=130 step ours-again 30 "$bin" bench "${grid[@]}" --json "$work/ours-again.json"
+CAP=70 step bwd-deterministic 15 "$bin" bench --device cuda --grid flash --dtypes bf16 \
+  --seqlens 512,1024,2048,4096,8192,16384 --passes backward --impls flash --reps 10 --deterministic \
+  --json "$work/bwd-deterministic.json"
+device_call_end r22
