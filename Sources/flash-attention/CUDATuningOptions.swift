@@ -38,7 +38,7 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: fp8 forward calls without softcap compute one chunk of four exponentials in every N on the FMA pipe instead of the MUFU (N 2-16; 0, the default, none). For tuning runs.")
   var fp8Exp2FmaPeriod: Int = 0
 
-  @Option(help: "CUDA: how the Hopper backward computes dQ for calls without ALiBi or dropout (the deterministic mode always splits): auto (the table's), split (a dQ kernel per query block), fused (one kernel, per-thread atomic adds) fused-bulk (one kernel, dQ staged in shared memory and added by bulk reductions; head dims 64 and 128, the table's there) or fused-bulk-dq-first (as fused-bulk, each step's dQ GEMM issued before dV's and dK's). For tuning runs.")
+  @Option(help: "CUDA: how the Hopper backward computes dQ (the deterministic mode always splits): auto (the table's), split (a dQ kernel per query block), fused (one kernel, per-thread atomic adds), fused-bulk (one kernel, dQ staged in shared memory and added by bulk reductions; head dims 64 and 128, the table's there) or fused-bulk-dq-first (as fused-bulk, each step's dQ GEMM issued before dV's and dK's). For tuning runs.")
   var hopperBackwardForm: CUDAKernelTuning.HopperBackwardForm = .automatic
 
   func validate() throws {

@@ -93,9 +93,9 @@ package struct CUDAKernelTuning: Sendable, Hashable {
     case sm80
   }
 
-  /// How the Hopper backward computes dQ (`--hopper-backward-form`), for calls without ALiBi or
-  /// dropout and not deterministic (that mode is always split); `.automatic` is the table's
-  /// (`TileTables.hopperBackwardIsSplit`).
+  /// How the Hopper backward computes dQ (`--hopper-backward-form`), for calls that are not
+  /// deterministic (that mode is always split); `.automatic` is the table's
+  /// (`KernelSelection.hopperBackwardForm`).
   package enum HopperBackwardForm: String, Sendable, Hashable, CaseIterable {
     case automatic = "auto"
     /// A key/value kernel without dQ, then a dQ kernel per query block (no atomics).

@@ -47,7 +47,7 @@ package struct HopperBackwardKey: CUDAKernelKey {
   /// `FlashAttention2Key.hopperPiecesConvert` undoes. Fixed length, d = 64 and 128, with dQ only.
   package var dqBulk = false
   /// With `dqBulk`: each step issues dQ's GEMM before dV's and dK's and stages dQ while they run
-  /// (`FA_DQ_FIRST`). A tuning experiment (`--hopper-backward-form fused-bulk-dq-first`).
+  /// (`FA_DQ_FIRST`); the table's order for calls without ALiBi or dropout (r20).
   package var dqFirst = false
 
   /// Head dims where the fused form can stage dQ for bulk reductions (d = 256's shared memory is

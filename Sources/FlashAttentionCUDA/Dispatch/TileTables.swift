@@ -161,8 +161,8 @@ enum TileTables {
   }
 
   /// Whether the Hopper backward runs fused with bulk dQ reductions (`HopperBackwardKey.dqBulk`)
-  /// at this head dim where a key takes them (plain attention, not deterministic, no two-sided
-  /// window). r14 (H100, 2026-12-07, bf16, N 1k-16k, causal both, forms alternated in one call):
+  /// at this head dim where a key takes them (`HopperBackwardKey.acceptsDQBulk`; not
+  /// deterministic). r14 (H100, 2026-12-07, bf16, N 1k-16k, causal both, forms alternated in one call):
   /// d 128 1.09x the split form (geometric mean; 1.13-1.17 at N 4k-16k non-causal, 0.97 at
   /// 1k causal) and 0.96x cuDNN (from 0.88x); d 64 1.06x the fused form with atomics
   /// (0.99-1.12). d 256 has no shared memory left for the pieces. With dQ's GEMM issued first

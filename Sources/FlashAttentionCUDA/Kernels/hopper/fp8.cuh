@@ -103,7 +103,6 @@ __device__ __forceinline__ void transpose_v_stage(u32 raw, u32 vt, int warp, con
   }
 }
 
-// The descale factor of (batch, kv head) from a float32 [batch, heads_kv] view; 1 without one.
 // 2^x on the FMA pipe, for part of the fp8 softmax's exponentials (FlashAttention-4's split): at
 // d = 128 the MUFU's 16 exponentials a cycle per SM take as long as the fp8 GEMMs and never run
 // beside them (ncu, docs/perf-notes/cuda-hopper.md "r12"), so moving some of them to the FMA pipe
@@ -126,6 +125,7 @@ __device__ __forceinline__ float exp2_on_fma(float x) {
   return p * two_j;
 }
 
+// The descale factor of (batch, kv head) from a float32 [batch, heads_kv] view; 1 without one.
 __device__ __forceinline__ float descale_factor(const float* factors, i64 batch_stride, i64 head_stride, int batch, int kv_head) {
   return factors == nullptr ? 1.f : factors[batch * batch_stride + kv_head * head_stride];
 }
