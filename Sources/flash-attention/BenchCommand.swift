@@ -52,7 +52,7 @@ struct BenchCommand: ParsableCommand {
   @Option(help: "Heads of the custom grid.")
   var heads = 8
 
-  @Option(help: "Comma list: flash, standard, flash-alibi, flash-alibi-sm80 (ALiBi on the FlashAttention-2 kernels, to time both ALiBi routes in one run), flash-dropout, flash-dropout-sm80 (the dropout forward on the FlashAttention-2 kernels, likewise).")
+  @Option(help: "Comma list: flash, standard, flash-alibi, flash-alibi-sm80 (ALiBi on the FlashAttention-2 kernels, to time both ALiBi routes in one run), flash-dropout, flash-dropout-sm80 (the dropout forward on the FlashAttention-2 kernels, likewise), flash-window (a sliding window of 1024 keys each side; TFLOP/s counted as for the full mask, so compare its times).")
   var impls = "flash,standard"
 
   @Option(help: "Comma list: forward, backward, forward_backward.")
@@ -147,7 +147,7 @@ struct BenchCommand: ParsableCommand {
     var implList = impls.split(separator: ",").map(String.init)
     for impl in implList where !BenchmarkFeatures.isFlash(impl) && impl != "standard" {
       throw CommandLineFailure(
-        "unknown implementation \(impl); use flash, standard, \(BenchmarkFeatures.alibi), \(BenchmarkFeatures.alibiSM80), \(BenchmarkFeatures.dropout), \(BenchmarkFeatures.dropoutSM80)")
+        "unknown implementation \(impl); use flash, standard, \(BenchmarkFeatures.alibi), \(BenchmarkFeatures.alibiSM80), \(BenchmarkFeatures.dropout), \(BenchmarkFeatures.dropoutSM80), \(BenchmarkFeatures.window)")
     }
     // Each feature right after plain flash, so one call measures both in the same window.
     if alibi && !implList.contains(BenchmarkFeatures.alibi) { implList.append(BenchmarkFeatures.alibi) }

@@ -34,15 +34,16 @@ struct HopperBackwardBulkTests {
     #expect(key.program.source.contains("#define FA_DQ_BULK 1\n"))
     #expect(key.description.hasSuffix("dq-bulk"))
     #expect(HopperBackwardKey(headDim: 256, dtype: .bfloat16, mask: .none)?.acceptsDQBulk == false)
-    #expect(HopperBackwardKey(headDim: 128, dtype: .bfloat16, mask: .window)?.acceptsDQBulk == false)
+    #expect(HopperBackwardKey(headDim: 128, dtype: .bfloat16, mask: .window)?.acceptsDQBulk == true)
     #expect(HopperBackwardKey(headDim: 64, dtype: .float16, mask: .none, skipDQ: true)?.acceptsDQBulk == false)
     var varlen = try #require(HopperBackwardKey(headDim: 64, dtype: .float16, mask: .none))
     varlen.varlen = true
     #expect(!varlen.acceptsDQBulk)
     let variants = HopperBackwardKey.dqBulkVariants
-    // d 64/128 x bf16/fp16 x none/causal x (plain, ALiBi, dropout, both), less d 128 ALiBi
-    // unmasked, and the plain ones with dqFirst.
-    #expect(variants.count == 2 * 2 * 2 * 4 - 2 + 2 * 2 * 2)
+    // d 64/128 x bf16/fp16 x three masks x (plain, ALiBi, dropout, both), and the plain unwindowed
+    // ones with dqFirst.
+    #expect(variants.count == 2 * 2 * 3 * 4 + 2 * 2 * 2)
+    #expect(variants.filter(\.stagesByRow).count == 2 * 4 + 2)  // d 128 windows, ALiBi alone unmasked
     #expect(variants.filter(\.dqFirst).allSatisfy { !$0.alibi && !$0.dropout })
     #expect(variants.allSatisfy { $0.dqBulk && $0.acceptsDQBulk })
     #expect(Set(variants.map(\.program)).count == variants.count)
@@ -90,9 +91,11 @@ struct HopperBackwardBulkTests {
     if case .hopperSplit = try form(128, AttentionOptions(causal: true, deterministic: true), Self.tuning(.fusedBulk)) {} else {
       Issue.record("deterministic d 128 should stay split")
     }
-    let windowForm = try form(128, AttentionOptions(window: SlidingWindow(left: 30, right: 7)), Self.tuning(.fusedBulk))
-    if case .hopperSplit = windowForm {} else {
-      Issue.record("a window at d 128 should keep the table's split form, got \(windowForm)")
+    let windowForm = try form(128, AttentionOptions(window: SlidingWindow(left: 30, right: 7)), CUDAKernelTuning())
+    if case let .hopperFused(keyValue, _) = windowForm {
+      #expect(keyValue.dqBulk && !keyValue.dqFirst && keyValue.stagesByRow)
+    } else {
+      Issue.record("a window at d 128 should run fused with bulk reductions, got \(windowForm)")
     }
     if case .hopperSplit = try form(256, AttentionOptions(causal: true), Self.tuning(.fusedBulk)) {} else {
       Issue.record("d 256 should keep the table's split form")
@@ -114,8 +117,8 @@ struct HopperBackwardBulkTests {
       }
     }
     let alibiForm = try form(128, AttentionOptions(alibiSlopes: slopes), CUDAKernelTuning())
-    if case let .hopperSplit(keyValue, _) = alibiForm { #expect(!keyValue.dqBulk && keyValue.alibi) } else {
-      Issue.record("ALiBi at d 128 without a mask should keep the split form, got \(alibiForm)")
+    if case let .hopperFused(keyValue, _) = alibiForm { #expect(keyValue.dqBulk && keyValue.alibi && keyValue.stagesByRow) } else {
+      Issue.record("ALiBi at d 128 without a mask should run fused with bulk reductions, got \(alibiForm)")
     }
     // The other forms on request.
     if case let .hopperFused(keyValue, convert) = try form(128, AttentionOptions(causal: true), Self.tuning(.fused)) {
@@ -145,7 +148,7 @@ struct HopperBackwardBulkTests {
   }
 
   /// Odd lengths around the 64-row pieces (1, 17, 129, 1000), seqlen_q ≠ seqlen_k both ways,
-  /// GQA and MQA, causal and not.
+  /// GQA and MQA, causal and not, windows and ALiBi at d = 128.
   static let problems: [AttentionProblem] = {
     typealias S = AttentionShape
     return [
@@ -160,6 +163,17 @@ struct HopperBackwardBulkTests {
       AttentionProblem(
         "bulk-causal-1000-mqa-d128", S(batch: 1, seqlenQ: 1000, seqlenK: 1000, headsQ: 4, headsKV: 1, headDim: 128),
         AttentionOptions(causal: true)),
+      // The d = 128 variants that stage dQ by row (stagesByRow): two-sided and causal windows,
+      // ALiBi alone without a mask.
+      AttentionProblem(
+        "bulk-window-37-9-gqa-129x300-d128", S(batch: 2, seqlenQ: 129, seqlenK: 300, headsQ: 4, headsKV: 2, headDim: 128),
+        AttentionOptions(window: SlidingWindow(left: 37, right: 9))),
+      AttentionProblem(
+        "bulk-window-100-causal-1000-d128", S(batch: 1, seqlenQ: 1000, seqlenK: 1000, headsQ: 2, headDim: 128),
+        AttentionOptions(causal: true, window: SlidingWindow(left: 100, right: 0))),
+      AttentionProblem(
+        "bulk-alibi-mqa-1000x129-d128", S(batch: 1, seqlenQ: 1000, seqlenK: 129, headsQ: 3, headsKV: 1, headDim: 128),
+        AttentionOptions(alibiSlopes: VerificationMatrix.alibiSlopes(heads: 3))),
     ]
   }()
 

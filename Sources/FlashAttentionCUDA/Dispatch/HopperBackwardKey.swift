@@ -54,12 +54,15 @@ package struct HopperBackwardKey: CUDAKernelKey {
   /// full).
   package static let dqBulkHeadDims = [64, 128]
 
+  /// The d = 128 bulk variants whose default staging spills (two-sided window; ALiBi alone,
+  /// unmasked) stage dQ from one address register per row instead (`FA_DQ_STAGE_ROW`).
+  var stagesByRow: Bool { dqBulk && headDim == 128 && (mask == .window || (alibi && !dropout && mask == .none)) }
+
   /// Whether this key can take `dqBulk` (0 spills, NVRTC 13.0.88): not with a two-sided window,
   /// whose d = 128 variant spills 8 bytes with the staging, nor ALiBi without dropout or a mask at
   /// d = 128 (32 bytes); those keep the table's other form.
   package var acceptsDQBulk: Bool {
-    !skipDQ && !varlen && mask != .window && Self.dqBulkHeadDims.contains(headDim)
-      && !(headDim == 128 && alibi && !dropout && mask == .none)
+    !skipDQ && !varlen && Self.dqBulkHeadDims.contains(headDim)
   }
 
   /// Head dims whose kernels take dropout: d = 256 passes P^T through shared memory, which dV
@@ -95,6 +98,7 @@ package struct HopperBackwardKey: CUDAKernelKey {
     let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
     let dropoutDefine = dropout ? "#define FA_DROPOUT 1\n" : ""
     let bulkDefine = (dqBulk ? "#define FA_DQ_BULK 1\n" : "") + (dqFirst ? "#define FA_DQ_FIRST 1\n" : "")
+      + (stagesByRow ? "#define FA_DQ_STAGE_ROW 1\n" : "")
     return CUDAProgram(
       entry: "flash_bwd_hopper",
       source: defines + varlenDefine + alibiDefine + dropoutDefine + bulkDefine + KernelSources.text("hopper/backward.cu"))
@@ -149,6 +153,7 @@ package struct HopperBackwardKey: CUDAKernelKey {
           key.alibi = alibi
           key.dropout = dropout
           guard key.acceptsDQBulk else { return nil }
+          guard !(first && key.mask == .window) else { return nil }
           key.dqBulk = true
           key.dqFirst = first
           return key

@@ -93,7 +93,7 @@ enum KernelSelection {
         keyValue.dropout = dropout
         if form == .fusedBulk || form == .fusedBulkDQFirst {
           keyValue.dqBulk = true
-          keyValue.dqFirst = form == .fusedBulkDQFirst
+          keyValue.dqFirst = form == .fusedBulkDQFirst && mask != .window
           let convert = FlashAttention2Key.hopperPiecesConvert(headDim: shape.headDim, dtype: arguments.q.dtype, arch: arch)
           return BackwardKernelPlan(preprocess: preprocess, form: .hopperFused(keyValue: keyValue, convert: convert))
         }
@@ -132,7 +132,7 @@ enum KernelSelection {
     key?.dropout = dropout
     let bulkFits = !deterministic && key?.acceptsDQBulk == true
     // Plain calls issue dQ's GEMM first (r20); ALiBi and dropout keep the order r18 measured.
-    let bulk: CUDAKernelTuning.HopperBackwardForm = alibi || dropout ? .fusedBulk : .fusedBulkDQFirst
+    let bulk: CUDAKernelTuning.HopperBackwardForm = alibi || dropout || mask == .window ? .fusedBulk : .fusedBulkDQFirst
     let table = bulkFits && TileTables.hopperBackwardTakesBulk(headDim: headDim) ? bulk : base
     if deterministic || tuning.hopperBackwardForm == .automatic { return table }
     if (tuning.hopperBackwardForm == .fusedBulk || tuning.hopperBackwardForm == .fusedBulkDQFirst) && !bulkFits {

@@ -356,6 +356,20 @@ __device__ __forceinline__ i64 dq_piece_start(int batch, int head, int heads_q, 
 // permutation since DQ_SWIZZLE divides 8.
 template <int N>
 __device__ __forceinline__ void stage_dq(u32 piece, const float (&dq)[N / 2], int r, int tq) {
+#if FA_DQ_STAGE_ROW
+  // One address register per call: chunk c ^ sw of row r is at (start + 32 sw) ^ 32 c (the piece
+  // is 1024-byte aligned, the chunk index in bits 5 and up); opaque, so that ptxas does not hoist
+  // eight addresses out of the step loop (which is what spills the variants that take this).
+  const u32 row = opaque_u32(piece + (u32)(r * N * 4) + (u32)(tq * 8) + (u32)((r & (DQ_SWIZZLE - 1)) * 32));
+#pragma unroll
+  for (int c = 0; c < N / 8; ++c) {
+    const u32 address = row ^ (u32)(c * 32);
+    asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(address), "f"(dq[c * 4 + 0]), "f"(dq[c * 4 + 1]) : "memory");
+    asm volatile("st.shared.v2.f32 [%0+%3], {%1, %2};" ::"r"(address), "f"(dq[c * 4 + 2]), "f"(dq[c * 4 + 3]),
+                 "n"(8 * N * 4) : "memory");
+  }
+  return;
+#endif
 #pragma unroll
   for (int c = 0; c < N / 8; ++c) {
     const u32 column = (u32)(((c ^ (r & (DQ_SWIZZLE - 1))) * 8 + tq * 2) * 4);

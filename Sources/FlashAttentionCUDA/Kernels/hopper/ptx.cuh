@@ -130,6 +130,10 @@ __device__ __forceinline__ u64 opaque_u64(u64 x) {
   asm volatile("" : "+l"(x));
   return x;
 }
+__device__ __forceinline__ u32 opaque_u32(u32 x) {
+  asm volatile("" : "+r"(x));
+  return x;
+}
 
 // Shared-memory matrix descriptor, 128-byte swizzle (layout type 1 in bits 62-63).
 __device__ __forceinline__ u64 desc_sw128(u32 addr, u32 lbo_bytes, u32 sbo_bytes) {
