@@ -335,20 +335,12 @@ __device__ __forceinline__ void add_dq(float* row_a, long long row_stride, const
 }
 
 #if FA_DQ_BULK
-// Bulk reduction of a staged dQ piece into the accumulator, and the waits until this thread's
-// reductions have read their shared memory / are done (one thread per warpgroup issues them).
-__device__ __forceinline__ void bulk_reduce_add(float* dst, u32 src, int bytes) {
-  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
-               :: "l"(dst), "r"(src), "r"(bytes) : "memory");
-  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-}
-__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
-__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
-
+#include "common/dq_pieces.cuh"
 // The accumulator's piece of warpgroup cw for query block `block` of (batch, head), in floats
-// from its start: [batch, heads_q, query block, cw, 64 x d/2], as dq_piece_index of the convert.
+// from its start: [batch, heads_q, query block, cw, 64 x d/2] (the convert's layout with two
+// "warps" of 64 rows side by side, FlashAttention2Key.hopperPiecesConvert).
 __device__ __forceinline__ i64 dq_piece_start(int batch, int head, int heads_q, int seqlen_q, int block, int cw) {
-  return ((((i64)batch * heads_q + head) * ((seqlen_q + BM - 1) / BM) + block) * 2 + cw) * DQ_PIECE_FLOATS;
+  return dq_piece_number(batch, head, heads_q, seqlen_q, BM, block, 2, cw) * DQ_PIECE_FLOATS;
 }
 
 // Stores this thread's part of an m64nN dQ accumulator (rows r and r + 8 of the piece, column
@@ -786,22 +778,29 @@ __device__ __forceinline__ void consume(
       }
       wg_commit();
     }
+#if FA_DQ_BULK
+    // Stages this warpgroup's piece of dQ; once its four warps have (named barrier 2 + cw), its
+    // first thread hands the piece to the TMA unit and the warpgroup goes on.
+    auto hand_over_dq = [&]() {
+      stage_dq<NQ>(sm.dq_piece(cw), dq, warp * 16 + lane / 4, tq);
+      fence_async_shared();
+      if (warp == 0) {
+        named_sync(2 + cw, 128);
+        if (lane == 0)
+          bulk_reduce_add(dq_accum + dq_piece_start(batch, walk.head, heads_q, params.seqlen_q, walk.m, cw),
+                          sm.dq_piece(cw), DQ_PIECE_FLOATS * 4);
+      } else {
+        named_arrive(2 + cw, 128);
+      }
+    };
+#endif
 #if FA_DQ_FIRST
     // dV and dK behind dQ: wait for dQ alone and hand its piece over while they run.
     issue_dv();
     issue_dk();
     wg_wait<2>();
     fence_regs(dq);
-    stage_dq<NQ>(sm.dq_piece(cw), dq, warp * 16 + lane / 4, tq);
-    fence_async_shared();
-    if (warp == 0) {
-      named_sync(2 + cw, 128);
-      if (lane == 0)
-        bulk_reduce_add(dq_accum + dq_piece_start(batch, walk.head, heads_q, params.seqlen_q, walk.m, cw),
-                        sm.dq_piece(cw), DQ_PIECE_FLOATS * 4);
-    } else {
-      named_arrive(2 + cw, 128);
-    }
+    hand_over_dq();
     wg_wait<0>();
     fence_regs(dv);
     fence_regs(dk);
@@ -813,18 +812,7 @@ __device__ __forceinline__ void consume(
     fence_regs(dq);
     mbar_arrive(sm.empty(st));
 #if FA_DQ_BULK
-    // Stage this warpgroup's piece; once its four warps have (named barrier 2 + cw), its first
-    // thread hands the piece to the TMA unit and the warpgroup goes on with the next step.
-    stage_dq<NQ>(sm.dq_piece(cw), dq, warp * 16 + lane / 4, tq);
-    fence_async_shared();
-    if (warp == 0) {
-      named_sync(2 + cw, 128);
-      if (lane == 0)
-        bulk_reduce_add(dq_accum + dq_piece_start(batch, walk.head, heads_q, params.seqlen_q, walk.m, cw),
-                        sm.dq_piece(cw), DQ_PIECE_FLOATS * 4);
-    } else {
-      named_arrive(2 + cw, 128);
-    }
+    hand_over_dq();
 #else
     const int qa = m0 + warp * 16 + lane / 4;
     add_dq<NQ>(dq_accum + (accumulator_row(packed_rows(params), batch, params.seqlen_q, seq.q_start, qa) * heads_q + walk.head) * D + cw * NQ + tq * 2,

@@ -49,13 +49,14 @@ constexpr MaskKind MASK = MaskKind(FA_MASK);
 #define DQ_PIECE (TM_Q * TD_Q)
 #define DQ_SWIZZLE ((TD_Q / 8) % 8 == 0 ? 8 : (TD_Q / 8) % 4 == 0 ? 4 : (TD_Q / 8) % 2 == 0 ? 2 : 1)
 #if FA_DQ_BULK
+#include "common/dq_pieces.cuh"
 // Element (r, c) of a piece (r < TM_Q, c < TD_Q), in floats from the piece's start.
 __device__ __forceinline__ int dq_piece_offset(int r, int c) {
   return r * TD_Q + (c ^ ((r & (DQ_SWIZZLE - 1)) * 8));
 }
 // The piece of warp `warp` for query block `block` of (batch, head), in pieces from the start.
 __device__ __forceinline__ i64 dq_piece_index(int batch, int head, int hq, int sq, int block, int warp) {
-  return (((i64)batch * hq + head) * ((sq + FA_BM - 1) / FA_BM) + block) * FA_WARPS + warp;
+  return dq_piece_number(batch, head, hq, sq, FA_BM, block, FA_WARPS, warp);
 }
 #endif
 
@@ -237,18 +238,9 @@ flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params
 #endif
 
 #ifdef FA_ENTRY_flash_backward_kv
-#if FA_DQ_BULK
-// Bulk reduction of a staged dQ piece into the accumulator (one thread issues it), and the
-// waits: until the pieces' shared memory has been read, and until the additions are done.
-__device__ __forceinline__ void bulk_reduce_add(float* dst, u32 src, int bytes) {
-  asm volatile("cp.reduce.async.bulk.global.shared::cta.bulk_group.add.f32 [%0], [%1], %2;\n"
-               :: "l"(dst), "r"(src), "r"(bytes) : "memory");
-  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
-}
-__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
-__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
-#else
-// dQ accumulation: one vector reduction of a column pair on Hopper, two scalar ones before.
+#if !FA_DQ_BULK
+// dQ accumulation (with FA_DQ_BULK, whole pieces by common/dq_pieces.cuh instead): one vector
+// reduction of a column pair on Hopper, two scalar ones before.
 __device__ __forceinline__ void red_add2(float* address, float a, float b) {
 #if __CUDA_ARCH__ >= 900
   asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" :: "l"(address), "f"(a), "f"(b) : "memory");
