@@ -37,4 +37,9 @@ for form in auto split split auto; do
 done
 CAP=40 step fwd-alibi 10 "$bin" bench --device cuda --grid custom --batch 1 --heads 16 --dtypes bf16 --head-dims 128 \
   --seqlens 4096,16384 --causal both --impls flash,flash-alibi,flash-window --passes forward --reps 20 --json "$work/fwd-alibi.json"
+# Where a short backward's time goes: every kernel's duration (memset, preprocess, main, convert)
+# in one backward of the flash grid's N 1k and 4k at d 64/128, non-causal.
+CAP=60 step ncu-bwd-passes 10 ncu --metrics gpu__time_duration.sum "$bin" bench --device cuda --grid flash --dtypes bf16 \
+  --head-dims 64,128 --seqlens 1024,4096 --causal no --impls flash --passes backward --once
+grep -E "^  [a-z_]+.*\(|gpu__time_duration" "$work/ncu-bwd-passes.log" | head -n 80 | cut -c1-160 >> "$log"
 device_call_end r23
