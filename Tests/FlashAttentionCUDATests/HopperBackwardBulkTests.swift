@@ -40,11 +40,13 @@ struct HopperBackwardBulkTests {
     varlen.varlen = true
     #expect(!varlen.acceptsDQBulk)
     let variants = HopperBackwardKey.dqBulkVariants
-    // d 64/128 x bf16/fp16 x three masks x (plain, ALiBi, dropout, both), and the plain unwindowed
-    // ones with dqFirst.
-    #expect(variants.count == 2 * 2 * 3 * 4 + 2 * 2 * 2)
-    #expect(variants.filter(\.stagesByRow).count == 2 * 4 + 2)  // d 128 windows, ALiBi alone unmasked
-    #expect(variants.filter(\.dqFirst).allSatisfy { !$0.alibi && !$0.dropout })
+    // d 64/128 x bf16/fp16 x three masks x (plain, ALiBi, dropout, both), and with dqFirst: at
+    // d 64 every unwindowed one, at d 128 plain ones and ALiBi alone unmasked.
+    #expect(variants.count == 2 * 2 * 3 * 4 + (2 * 2 * 4 + 2 * 2 + 2))
+    // d 128 windows, ALiBi alone unmasked (both orders).
+    #expect(variants.filter(\.stagesByRow).count == 2 * 4 + 2 * 2)
+    #expect(variants.filter(\.dqFirst).allSatisfy { $0.mask != .window && ($0.headDim == 64 || !$0.dropout) })
+    #expect(variants.filter { $0.dqFirst && $0.headDim == 128 && $0.alibi }.allSatisfy { $0.mask == .none })
     #expect(variants.allSatisfy { $0.dqBulk && $0.acceptsDQBulk })
     #expect(Set(variants.map(\.program)).count == variants.count)
   }
@@ -100,17 +102,19 @@ struct HopperBackwardBulkTests {
     if case .hopperSplit = try form(256, AttentionOptions(causal: true), Self.tuning(.fusedBulk)) {} else {
       Issue.record("d 256 should keep the table's split form")
     }
-    // ALiBi and dropout take it too, except ALiBi alone at d = 128 without a mask (it spills).
+    // ALiBi and dropout take it too, with dQ first where that variant does not spill (d = 64;
+    // ALiBi alone unmasked at d = 128).
     let slopes = VerificationMatrix.alibiSlopes(heads: 4, batch: nil)
     let dropout = AttentionDropout(probability: 0.1, seed: 1, offset: 0)
-    for (d, options) in [
-      (128, AttentionOptions(causal: true, alibiSlopes: slopes)), (128, AttentionOptions(dropout: dropout)),
-      (64, AttentionOptions(alibiSlopes: slopes, dropout: dropout)),
+    for (d, options, first) in [
+      (128, AttentionOptions(causal: true, alibiSlopes: slopes), false), (128, AttentionOptions(dropout: dropout), false),
+      (128, AttentionOptions(alibiSlopes: slopes), true), (64, AttentionOptions(alibiSlopes: slopes, dropout: dropout), true),
+      (64, AttentionOptions(causal: true, dropout: dropout), true),
     ] {
       let plan = try form(d, options, CUDAKernelTuning())
       if case let .hopperFused(keyValue, convert) = plan {
         #expect(keyValue.dqBulk && convert.hopperPieces && keyValue.alibi == (options.alibiSlopes != nil))
-        #expect(!keyValue.dqFirst, "ALiBi and dropout keep the order r18 measured")
+        #expect(keyValue.dqFirst == first, "d \(d) \(options): dQ first \(first)")
         #expect(HopperBackwardKey.dqBulkVariants.contains(keyValue), "\(keyValue) is not in the catalog")
       } else {
         Issue.record("d \(d) \(options) should run fused with bulk reductions, got \(plan)")

@@ -52,6 +52,19 @@ package struct FlashAttention2Key: CUDAKernelKey {
     return text + " \(arch)"
   }
 
+  /// The preprocess kernel's block: `preprocessWarps` warps, each loading `preprocessRowsPerWarp`
+  /// query rows before it sums any (one memory round trip for them); its grid covers the rows in
+  /// blocks of `preprocessRowsPerBlock`.
+  package static let preprocessWarps = 8
+  package static let preprocessRowsPerWarp = 4
+  package static var preprocessRowsPerBlock: Int { preprocessWarps * preprocessRowsPerWarp }
+  package static var preprocessThreads: Int { preprocessWarps * 32 }
+
+  /// The preprocess grid over `rows` query rows, `heads` heads and `batch` entries.
+  package static func preprocessGrid(rows: Int, heads: Int, batch: Int) -> (Int, Int, Int) {
+    ((rows + preprocessRowsPerBlock - 1) / preprocessRowsPerBlock, heads, batch)
+  }
+
   /// The head dims the kernels support: every multiple of 8 up to 256.
   package static func supportsHeadDim(_ value: Int) -> Bool {
     value >= 8 && value <= 256 && value % 8 == 0
@@ -102,6 +115,9 @@ package struct FlashAttention2Key: CUDAKernelKey {
       "FA_MASK \(masked ? 2 : 0)", "FA_SOFTCAP \(softcap ? 1 : 0)",
       "FA_Q_IN_REGS \(tile.qInRegisters ? 1 : 0)", "FA_DETERMINISTIC \(deterministic ? 1 : 0)",
     ]
+    if kind == .backwardPreprocess {
+      defines += ["FA_PRE_WARPS \(Self.preprocessWarps)", "FA_PRE_ROWS \(Self.preprocessRowsPerWarp)"]
+    }
     // Only in the keys that have it: plain attention's programs stay byte for byte as before.
     if alibi { defines.append("FA_ALIBI 1") }
     if dropout { defines.append("FA_DROPOUT 1") }

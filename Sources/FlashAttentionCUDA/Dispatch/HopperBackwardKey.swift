@@ -58,11 +58,18 @@ package struct HopperBackwardKey: CUDAKernelKey {
   /// unmasked) stage dQ from one address register per row instead (`FA_DQ_STAGE_ROW`).
   var stagesByRow: Bool { dqBulk && headDim == 128 && (mask == .window || (alibi && !dropout && mask == .none)) }
 
-  /// Whether this key can take `dqBulk` (0 spills, NVRTC 13.0.88): not with a two-sided window,
-  /// whose d = 128 variant spills 8 bytes with the staging, nor ALiBi without dropout or a mask at
-  /// d = 128 (32 bytes); those keep the table's other form.
+  /// Whether this key can take `dqBulk`: fused, fixed length, d = 64/128; every mask, ALiBi and
+  /// dropout compile with 0 spills (NVRTC 13.0.88; the d = 128 windows and ALiBi alone unmasked
+  /// through `stagesByRow`).
   package var acceptsDQBulk: Bool {
     !skipDQ && !varlen && Self.dqBulkHeadDims.contains(headDim)
+  }
+
+  /// Whether this key can also take `dqFirst` with 0 spills (NVRTC 13.0.88): no window (16 bytes
+  /// at d = 128), and at d = 128 neither dropout (40-72 bytes) nor ALiBi under a causal mask
+  /// (8 bytes, by row too); d = 64 takes it with every feature.
+  package var acceptsDQFirst: Bool {
+    acceptsDQBulk && mask != .window && (headDim == 64 || (!dropout && (!alibi || mask == .none)))
   }
 
   /// Head dims whose kernels take dropout: d = 256 passes P^T through shared memory, which dV
@@ -144,20 +151,20 @@ package struct HopperBackwardKey: CUDAKernelKey {
   }
 
   /// The fused variants with bulk dQ reductions (`dqBulk`): plain, with ALiBi, with dropout
-  /// and with both, where they take it; plain ones also with `dqFirst`.
+  /// and with both, where they take it, and each also with `dqFirst` where it takes that.
   package static var dqBulkVariants: [HopperBackwardKey] {
     allVariants.flatMap { key in
-      [(false, false, false), (false, false, true), (true, false, false), (false, true, false), (true, true, false)]
-        .compactMap { alibi, dropout, first in
+      [(false, false), (true, false), (false, true), (true, true)].flatMap { alibi, dropout in
+        [false, true].compactMap { first in
           var key = key
           key.alibi = alibi
           key.dropout = dropout
-          guard key.acceptsDQBulk else { return nil }
-          guard !(first && key.mask == .window) else { return nil }
+          guard key.acceptsDQBulk, !first || key.acceptsDQFirst else { return nil }
           key.dqBulk = true
           key.dqFirst = first
           return key
         }
+      }
     }
   }
 }

@@ -131,8 +131,8 @@ enum KernelSelection {
     key?.alibi = alibi
     key?.dropout = dropout
     let bulkFits = !deterministic && key?.acceptsDQBulk == true
-    // Plain calls issue dQ's GEMM first (r20); ALiBi and dropout keep the order r18 measured.
-    let bulk: CUDAKernelTuning.HopperBackwardForm = alibi || dropout || mask == .window ? .fusedBulk : .fusedBulkDQFirst
+    // dQ's GEMM first (r20) wherever its variant compiles without spills (acceptsDQFirst).
+    let bulk: CUDAKernelTuning.HopperBackwardForm = key?.acceptsDQFirst == true ? .fusedBulkDQFirst : .fusedBulk
     let table = bulkFits && TileTables.hopperBackwardTakesBulk(headDim: headDim) ? bulk : base
     if deterministic || tuning.hopperBackwardForm == .automatic { return table }
     if (tuning.hopperBackwardForm == .fusedBulk || tuning.hopperBackwardForm == .fusedBulkDQFirst) && !bulkFits {

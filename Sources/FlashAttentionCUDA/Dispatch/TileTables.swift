@@ -167,7 +167,8 @@ enum TileTables {
   /// 1k causal) and 0.96x cuDNN (from 0.88x); d 64 1.06x the fused form with atomics
   /// (0.99-1.12). d 256 has no shared memory left for the pieces. With dQ's GEMM issued first
   /// (`HopperBackwardKey.dqFirst`, r20, alternated with the above): d 128 1.04x (1.01-1.08),
-  /// d 64 1.05x (1.00-1.10), so plain calls take that order.
+  /// d 64 1.05x (1.00-1.10), so every key that compiles without spills in that order takes it
+  /// (`HopperBackwardKey.acceptsDQFirst`: d 64 with every feature, d 128 plain and ALiBi unmasked).
   static func hopperBackwardTakesBulk(headDim: Int) -> Bool {
     HopperBackwardKey.dqBulkHeadDims.contains(headDim)
   }

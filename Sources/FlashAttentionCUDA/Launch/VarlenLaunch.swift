@@ -142,8 +142,12 @@ enum VarlenLaunch {
         window_left: left, window_right: right, alibi_slopes: nil, alibi_batch_stride: 0,
         cu_seqlens_k: devicePointer(index.cuSeqlensK), seqused_k: devicePointer(index.seqUsedK), dropout: FADropoutParams(),
         packed_rows: Int32(packedRows), sequences: Int32(shape.batch))
-      let grid = packedRows > 0 ? ((packedRows + 3) / 4, shape.headsQ, 1) : ((shape.seqlenQ + 3) / 4, shape.headsQ, shape.batch)
-      try device.loadedKernel(plan.preprocess).launch(grid: grid, block: (128, 1, 1), parameters: parameters, stream: stream)
+      let grid =
+        packedRows > 0
+        ? FlashAttention2Key.preprocessGrid(rows: packedRows, heads: shape.headsQ, batch: 1)
+        : FlashAttention2Key.preprocessGrid(rows: shape.seqlenQ, heads: shape.headsQ, batch: shape.batch)
+      try device.loadedKernel(plan.preprocess).launch(
+        grid: grid, block: (FlashAttention2Key.preprocessThreads, 1, 1), parameters: parameters, stream: stream)
     }
     let keyValue: FlashAttention2Key
     let convert: FlashAttention2Key

@@ -139,8 +139,13 @@ __device__ __forceinline__ float exact_row_delta(
   return own ? sum_pdp / sum_p : from_o;
 }
 
-// One warp per query row; lanes stride over the head dim.
-extern "C" __global__ void __launch_bounds__(128)
+// One warp per query row, lanes striding over the head dim; each warp takes FA_PRE_ROWS
+// consecutive rows and loads all of them (O, dO and the LSE) before it sums any, so a warp makes
+// one memory round trip for its rows instead of two per row, and a block of FA_PRE_WARPS warps
+// covers FA_PRE_WARPS * FA_PRE_ROWS rows (FlashAttention2Key.preprocessRowsPerBlock): the pass is
+// bound by the bytes of O and dO, not by block launches and latency (r25: 4 rows of 128 threads
+// per block read O and dO at 1.0-1.45 TB/s).
+extern "C" __global__ void __launch_bounds__(FA_PRE_WARPS * 32, 2)
 flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams params) {
   const u16* __restrict__ o = params.o;
   const u16* __restrict__ dout = params.dout;
@@ -151,7 +156,7 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
   const i64 do_bs = params.dout_strides.batch, do_rs = params.dout_strides.row, do_hs = params.dout_strides.head;
   const i64 lse_bs = params.lse_strides.batch, lse_hs = params.lse_strides.head;
   const int sq = params.seqlen_q, hq = params.heads_q;
-  const int row = blockIdx.x * 4 + threadIdx.x / 32;
+  const int row0 = (blockIdx.x * FA_PRE_WARPS + threadIdx.x / 32) * FA_PRE_ROWS;
   const int lane = threadIdx.x % 32;
   const int head = blockIdx.y, batch = blockIdx.z;
   SequenceRows seq;
@@ -162,19 +167,65 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
   } else {
     seq = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, sq);
   }
-  if (row >= seq.used) return;
-  const u16* po = o + batch * o_bs + head * o_hs + (i64)(seq.start + row) * o_rs;
-  const u16* pd = dout + batch * do_bs + head * do_hs + (i64)(seq.start + row) * do_rs;
-  float sum = 0.f;
-  for (int c = lane; c < FA_DV; c += 32) sum += to_float(po[c]) * to_float(pd[c]);
+  if (row0 >= seq.used) return;  // warp-uniform: every row of the warp is past the sequence
+  constexpr int CHUNKS = (FA_DV + 31) / 32;
+  const u16* po = o + batch * o_bs + head * o_hs + (i64)(seq.start + row0) * o_rs;
+  const u16* pd = dout + batch * do_bs + head * do_hs + (i64)(seq.start + row0) * do_rs;
+  const float* pl = lse + batch * lse_bs + head * lse_hs + seq.start + row0;
+  // Every load first; rows past the sequence load nothing (their values are never used).
+  u16 ov[FA_PRE_ROWS][CHUNKS], dv[FA_PRE_ROWS][CHUNKS];
+  float lv[FA_PRE_ROWS];
   #pragma unroll
-  for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffff, sum, off);
-  // Every lane reads the row's LSE (one broadcast load), so the branch below is warp-uniform.
-  const float l = lse[batch * lse_bs + head * lse_hs + seq.start + row];
-  // A row that saw no key has LSE -inf and P = 0 everywhere: +inf makes exp2(s - lse) = 0.
-  const float l2 = l == -FA_INF ? FA_INF : l * FA_LOG2E;
-  if (fabsf(l) > FA_EXACT_D_LSE && fabsf(l) < FA_INF) {
-    int b = batch, r = row;
+  for (int r = 0; r < FA_PRE_ROWS; ++r) {
+    const bool live = row0 + r < seq.used;
+    #pragma unroll
+    for (int i = 0; i < CHUNKS; ++i) {
+      const int c = lane + 32 * i;
+      const bool ok = live && c < FA_DV;
+      ov[r][i] = ok ? po[(i64)r * o_rs + c] : (u16)0;
+      dv[r][i] = ok ? pd[(i64)r * do_rs + c] : (u16)0;
+    }
+    // Every lane reads the row's LSE (one broadcast load), so the branch below is warp-uniform.
+    lv[r] = live ? pl[r] : 0.f;
+  }
+  // D from O for every row; rows with scores far beyond ordinary attention's (rare) are marked
+  // and take exact_row_delta below, one at a time (one inlined copy of that scalar pass).
+  float sums[FA_PRE_ROWS], lse2s[FA_PRE_ROWS];
+  u32 exact = 0;
+  #pragma unroll
+  for (int r = 0; r < FA_PRE_ROWS; ++r) {
+    const int row = row0 + r;
+    if (row >= seq.used) break;  // warp-uniform
+    float sum = 0.f;
+    #pragma unroll
+    for (int i = 0; i < CHUNKS; ++i) sum += to_float(ov[r][i]) * to_float(dv[r][i]);
+    #pragma unroll
+    for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffff, sum, off);
+    const float l = lv[r];
+    // A row that saw no key has LSE -inf and P = 0 everywhere: +inf makes exp2(s - lse) = 0.
+    const float l2 = l == -FA_INF ? FA_INF : l * FA_LOG2E;
+    sums[r] = sum;
+    lse2s[r] = l2;
+    if (fabsf(l) > FA_EXACT_D_LSE && fabsf(l) < FA_INF) {
+      exact |= 1u << r;
+    } else if (lane == 0) {
+      const i64 idx = stats_row(FA_VARLEN ? params.packed_rows : 0, batch, hq, head, sq, seq.start, row);
+      lse2_out[idx] = l2;
+      delta_out[idx] = sum;
+    }
+  }
+  while (exact != 0) {  // warp-uniform
+    const int r = __ffs(exact) - 1;
+    exact &= exact - 1;
+    const int row = row0 + r;
+    float sum = 0.f, l2 = 0.f;
+    #pragma unroll
+    for (int k = 0; k < FA_PRE_ROWS; ++k)
+      if (k == r) {
+        sum = sums[k];
+        l2 = lse2s[k];
+      }
+    int b = batch, rr = row;
     SequenceRows rows = seq;
     if (FA_VARLEN && params.packed_rows > 0) {
       // Packed scratch covers packed rows: this row's sequence b has cu[b] <= row < cu[b + 1].
@@ -186,14 +237,14 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
       }
       b = lo;
       rows = sequence_rows(params.cu_seqlens_q, params.seqused_q, lo, sq);
-      r = row - rows.start;
+      rr = row - rows.start;
     }
-    if (r >= 0 && r < rows.used) sum = exact_row_delta(params, b, head, r, rows, pd, l2, sum, lane);
-  }
-  if (lane == 0) {
-    const i64 idx = stats_row(FA_VARLEN ? params.packed_rows : 0, batch, hq, head, sq, seq.start, row);
-    lse2_out[idx] = l2;
-    delta_out[idx] = sum;
+    if (rr >= 0 && rr < rows.used) sum = exact_row_delta(params, b, head, rr, rows, pd + (i64)r * do_rs, l2, sum, lane);
+    if (lane == 0) {
+      const i64 idx = stats_row(FA_VARLEN ? params.packed_rows : 0, batch, hq, head, sq, seq.start, row);
+      lse2_out[idx] = l2;
+      delta_out[idx] = sum;
+    }
   }
 }
 #endif
