@@ -189,7 +189,8 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
     lv[r] = live ? pl[r] : 0.f;
   }
   // D from O for every row; rows with scores far beyond ordinary attention's (rare) are marked
-  // and take exact_row_delta below, one at a time (one inlined copy of that scalar pass).
+  // and take exact_row_delta in a second pass (in a rolled loop over the marked rows, ptxas gave
+  // the kernel an 8-byte stack frame; unrolled, 0).
   float sums[FA_PRE_ROWS], lse2s[FA_PRE_ROWS];
   u32 exact = 0;
   #pragma unroll
@@ -214,17 +215,12 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
       delta_out[idx] = sum;
     }
   }
-  while (exact != 0) {  // warp-uniform
-    const int r = __ffs(exact) - 1;
-    exact &= exact - 1;
+  #pragma unroll
+  for (int r = 0; r < FA_PRE_ROWS; ++r) {
+    if (!((exact >> r) & 1u)) continue;  // warp-uniform
     const int row = row0 + r;
-    float sum = 0.f, l2 = 0.f;
-    #pragma unroll
-    for (int k = 0; k < FA_PRE_ROWS; ++k)
-      if (k == r) {
-        sum = sums[k];
-        l2 = lse2s[k];
-      }
+    float sum = sums[r];
+    const float l2 = lse2s[r];
     int b = batch, rr = row;
     SequenceRows rows = seq;
     if (FA_VARLEN && params.packed_rows > 0) {
