@@ -142,9 +142,10 @@ __device__ __forceinline__ float exact_row_delta(
 // One warp per query row, lanes striding over the head dim; each warp takes FA_PRE_ROWS
 // consecutive rows and loads all of them (O, dO and the LSE) before it sums any, so a warp makes
 // one memory round trip for its rows instead of two per row, and a block of FA_PRE_WARPS warps
-// covers FA_PRE_WARPS * FA_PRE_ROWS rows (FlashAttention2Key.preprocessRowsPerBlock): the pass is
-// bound by the bytes of O and dO, not by block launches and latency (r25: 4 rows of 128 threads
-// per block read O and dO at 1.0-1.45 TB/s).
+// covers FA_PRE_WARPS * FA_PRE_ROWS rows (FlashAttention2Key.preprocessRowsPerBlock). With one
+// row per warp and four per 128-thread block the pass read O and dO at 1.0-1.45 TB/s (r25); this
+// way 1.2-2.0 TB/s (r26, d 64-128): the exact pass's registers (86-96) still limit an SM to two
+// blocks, too few bytes in flight for the full bandwidth.
 extern "C" __global__ void __launch_bounds__(FA_PRE_WARPS * 32, 2)
 flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams params) {
   const u16* __restrict__ o = params.o;
