@@ -115,10 +115,11 @@ enum KernelSelection {
       form: .flashAttention2(keyValue: flashAttention2(.backwardKeyValue), convert: flashAttention2(.backwardConvert)))
   }
 
-  /// The Hopper backward's form for a call. The table: fused with bulk dQ reductions (dQ's GEMM
-  /// first for calls without ALiBi or dropout) where a key takes them (`TileTables.hopperBackwardTakesBulk`, `HopperBackwardKey.acceptsDQBulk`:
-  /// d 64/128, not deterministic, no two-sided window, ALiBi and dropout included but for one
-  /// d 128 variant), else split in the deterministic mode and from d = 128 on
+  /// The Hopper backward's form for a call. The table: fused with bulk dQ reductions where a key
+  /// takes them (`TileTables.hopperBackwardTakesBulk`, `HopperBackwardKey.acceptsDQBulk`: d 64/128,
+  /// fixed length, not deterministic; every mask, ALiBi and dropout), with dQ's GEMM first where
+  /// that variant compiles without spills (`HopperBackwardKey.acceptsDQFirst`), else split in the
+  /// deterministic mode and from d = 128 on
   /// (`TileTables.hopperBackwardIsSplit`) and fused with atomics at d = 64. A tuning's form
   /// replaces the table's outside the deterministic mode (`.fusedBulk` only where a key takes it).
   static func hopperBackwardForm(

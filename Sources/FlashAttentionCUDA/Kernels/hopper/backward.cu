@@ -360,8 +360,7 @@ __device__ __forceinline__ void stage_dq(u32 piece, const float (&dq)[N / 2], in
     asm volatile("st.shared.v2.f32 [%0+%3], {%1, %2};" ::"r"(address), "f"(dq[c * 4 + 2]), "f"(dq[c * 4 + 3]),
                  "n"(8 * N * 4) : "memory");
   }
-  return;
-#endif
+#else
 #pragma unroll
   for (int c = 0; c < N / 8; ++c) {
     const u32 column = (u32)(((c ^ (r & (DQ_SWIZZLE - 1))) * 8 + tq * 2) * 4);
@@ -370,6 +369,7 @@ __device__ __forceinline__ void stage_dq(u32 piece, const float (&dq)[N / 2], in
     asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(piece + (u32)((r + 8) * N * 4) + column), "f"(dq[c * 4 + 2]),
                  "f"(dq[c * 4 + 3]) : "memory");
   }
+#endif
 }
 #endif
 
