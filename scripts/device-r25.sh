@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device call r25 (END_S default 575 s): r23 and r24 in one call, in order of need (machines were
+# Device call r25 (END_S default 575 s): the checks, A/B and grid record planned as r21-r24, in one call, in order of need (machines were
 # scarce): the GPU suites (bulk, attention, ALiBi) and verify under the dq-first default and dQ
 # staged by row; the backward of plain, ALiBi and window calls under the table and under split
 # (table split split table); issue #17's grid record (ours, cuDNN and FA2 through PyTorch, ours
@@ -10,11 +10,7 @@
 set -u -o pipefail
 source "$(dirname "$0")/device-steps.sh"
 device_call_begin r25 575
-mkdir -p /tmp/gt && tar -xJf .devbin-cuda/gpu-tests.tar.xz -C /tmp/gt
-CAP=60 step gpu-tests 30 env LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests --testing-library swift-testing \
-  --filter 'HopperBackwardBulkTests|GPUAttentionTests|AlibiHopperTests'
-grep -E "✘|passed after|failed after" "$work/gpu-tests.log" | grep -vE "Test case passing" | tail -n 12 | cut -c1-220 | tee -a "$log"
-gzip -f "$work/gpu-tests.log"
+gpu_tests 60 'HopperBackwardBulkTests|GPUAttentionTests|AlibiHopperTests'
 CAP=55 step verify-bf16 10 "$bin" verify --device cuda --dtype bfloat16 --json "$work/verify-bf16.json"
 fails verify-bf16
 CAP=20 step verify-fp16-alibi-window 5 "$bin" verify --device cuda --dtype float16 --filter "window" --json "$work/verify-fp16-window.json"
@@ -39,12 +35,6 @@ CAP=20 step fwd-features 10 "$bin" bench --device cuda --grid custom --batch 1 -
   --seqlens 4096,16384 --causal both --impls flash,flash-alibi,flash-window --passes forward --reps 20 --json "$work/fwd-features.json"
 CAP=40 step ncu-bwd-passes 10 ncu --metrics gpu__time_duration.sum "$bin" bench --device cuda --grid flash --dtypes bf16 \
   --head-dims 64,128 --seqlens 1024,4096 --causal no --impls flash --passes backward --once
-for tool in memcheck racecheck; do
-  CAP=40 step "$tool" 10 compute-sanitizer --tool "$tool" --print-limit 5 env LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests \
-    --testing-library swift-testing --filter 'HopperBackwardBulkTests/matchesReference'
-  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed after|failed after" "$work/$tool.log" | tail -n 3 | cut -c1-200 | tee -a "$log"
-done
-install_package
-step pytest-cuda 30 python3 -m pytest python/tests -q -p no:cacheprovider -rfE -k cuda -n 8
-grep -E "^(FAILED|ERROR)|passed|failed" "$work/pytest-cuda.log" | cut -c1-220 | tail -n 12 | tee -a "$log"
+for tool in memcheck racecheck; do sanitize "$tool" 40 'HopperBackwardBulkTests/matchesReference'; done
+pytest_cuda
 device_call_end r25

@@ -13,11 +13,7 @@ set -u -o pipefail
 source "$(dirname "$0")/device-steps.sh"
 device_call_begin r26 560
 use_old_binary
-mkdir -p /tmp/gt && tar -xJf .devbin-cuda/gpu-tests.tar.xz -C /tmp/gt
-CAP=90 step gpu-tests 30 env LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests --testing-library swift-testing \
-  --filter 'HopperBackwardBulkTests|GPUAttentionTests|DropoutHopperTests|GPUVarlenTests|NonFiniteAndLargeScoreTests'
-grep -E "✘|passed after|failed after" "$work/gpu-tests.log" | grep -vE "Test case passing" | tail -n 14 | cut -c1-220 | tee -a "$log"
-gzip -f "$work/gpu-tests.log"
+gpu_tests 90 'HopperBackwardBulkTests|GPUAttentionTests|DropoutHopperTests|GPUVarlenTests|NonFiniteAndLargeScoreTests'
 alternate grid 35 10 --device cuda --grid flash --dtypes bf16 --head-dims 64,128 --seqlens 512,1024,2048,4096 \
   --passes backward --impls flash --reps 20
 CAP=40 step ncu-bwd-passes 10 ncu --metrics gpu__time_duration.sum "$bin" bench --device cuda --grid flash --dtypes bf16 \
@@ -26,10 +22,6 @@ CAP=50 step verify-bf16 10 "$bin" verify --device cuda --dtype bfloat16 --json "
 fails verify-bf16
 alternate features 30 10 --device cuda --grid custom --batch 1 --heads 16 --dtypes bf16 --head-dims 64,128 \
   --seqlens 4096,16384 --causal both --impls flash,flash-alibi,flash-dropout --dropout 0.1 --passes backward --reps 10
-CAP=45 step memcheck 10 compute-sanitizer --tool memcheck --print-limit 5 env LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests \
-  --testing-library swift-testing --filter 'NonFiniteAndLargeScoreTests'
-grep -E "ERROR SUMMARY|passed after|failed after" "$work/memcheck.log" | tail -n 3 | cut -c1-200 | tee -a "$log"
-install_package
-step pytest-cuda 30 python3 -m pytest python/tests -q -p no:cacheprovider -rfE -k cuda -n 8
-grep -E "^(FAILED|ERROR)|passed|failed" "$work/pytest-cuda.log" | cut -c1-220 | tail -n 12 | tee -a "$log"
+sanitize memcheck 45 'NonFiniteAndLargeScoreTests'
+pytest_cuda
 device_call_end r26

@@ -16,6 +16,10 @@
 #                                     old new new old (steps NAME-old-1 .. NAME-old-4, JSON beside)
 #   profile NAME REGEX COUNT ARGS...  ncu (full set) of COUNT launches of kernels matching REGEX
 #                                     in `bench --device cuda ARGS`: details and per-SASS csv
+#   gpu_tests CAP FILTER              the carried test bundle (gpu-tests.tar.xz) on the suites
+#                                     matching FILTER: its outcome lines into $log, the log gzipped
+#   sanitize TOOL CAP FILTER          compute-sanitizer --tool TOOL on the test bundle's FILTER
+#   pytest_cuda                       the Python package's CUDA tests (-n 8) with the time left
 # Carry [".devbin-cuda"]: flash-attention.xz (scripts/build-static.sh), gpu-tests.tar.xz
 # (scripts/build-gpu-tests.sh), the wheel (scripts/build-wheel.sh, copied in), wheels/.
 
@@ -80,6 +84,32 @@ profile() {
   gzip -f "$work/$name-details.txt" "$work/$name-sass.csv"
   echo "$name: details and sass csv written" | tee -a "$log"
   rm -f "$work/$name.ncu-rep"
+}
+
+unpack_gpu_tests() {
+  [ -x /tmp/gt/tests ] || { mkdir -p /tmp/gt && tar -xJf .devbin-cuda/gpu-tests.tar.xz -C /tmp/gt; }
+}
+
+gpu_tests() {
+  local cap="$1" filter="$2"
+  unpack_gpu_tests
+  CAP="$cap" step gpu-tests 30 env LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests --testing-library swift-testing --filter "$filter"
+  grep -E "✘|passed after|failed after" "$work/gpu-tests.log" | grep -vE "Test case passing" | tail -n 14 | cut -c1-220 | tee -a "$log"
+  gzip -f "$work/gpu-tests.log"
+}
+
+sanitize() {
+  local tool="$1" cap="$2" filter="$3"
+  unpack_gpu_tests
+  CAP="$cap" step "$tool" 10 compute-sanitizer --tool "$tool" --print-limit 5 env LD_LIBRARY_PATH=/tmp/gt/lib /tmp/gt/tests \
+    --testing-library swift-testing --filter "$filter"
+  grep -E "ERROR SUMMARY|RACECHECK SUMMARY|passed after|failed after" "$work/$tool.log" | tail -n 3 | cut -c1-200 | tee -a "$log"
+}
+
+pytest_cuda() {
+  install_package
+  step pytest-cuda 30 python3 -m pytest python/tests -q -p no:cacheprovider -rfE -k cuda -n 8
+  grep -E "^(FAILED|ERROR)|passed|failed" "$work/pytest-cuda.log" | cut -c1-220 | tail -n 12 | tee -a "$log"
 }
 
 device_call_end() {
