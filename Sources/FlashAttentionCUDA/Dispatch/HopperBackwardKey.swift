@@ -55,8 +55,9 @@ package struct HopperBackwardKey: CUDAKernelKey {
   package static let dqBulkHeadDims = [64, 128]
 
   /// The d = 128 bulk variants whose default staging spills (two-sided window; ALiBi alone,
-  /// unmasked) stage dQ from one address register per row instead (`FA_DQ_STAGE_ROW`).
-  var stagesByRow: Bool { dqBulk && headDim == 128 && (mask == .window || (alibi && !dropout && mask == .none)) }
+  /// unmasked) stage dQ from one address register per row instead (`FA_DQ_STAGE_ROW`); plain
+  /// ones too (no ALiBi, no dropout: r26 had ALiBi, staged by row, ahead of plain at 16k).
+  var stagesByRow: Bool { dqBulk && headDim == 128 && (mask == .window || (alibi && !dropout && mask == .none) || (!alibi && !dropout)) }
 
   /// Whether this key can take `dqBulk`: fused, fixed length, d = 64/128; every mask, ALiBi and
   /// dropout compile with 0 spills (NVRTC 13.0.88; the d = 128 windows and ALiBi alone unmasked

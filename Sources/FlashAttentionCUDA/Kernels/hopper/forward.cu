@@ -89,6 +89,9 @@ constexpr float P_OFFSET = FP8 ? 8.f : 0.f;
 // Rows of large scores take the exact exponent (common/softmax.cuh). Not fp8 (its e4m3 P is far
 // coarser than the FFMA's rounding) nor softcap (mul = 1 there: the FFMA's subtraction is exact).
 constexpr bool EXACT_EXPONENT = !FP8 && !SOFTCAP;
+// ALiBi: tiles whose biased max lies this far (log2 units) below the row's max skip the exact
+// form although their offset is large (see softmax()).
+constexpr float ALIBI_EXACT_RANGE = 16.f;
 // fp8 without softcap: one chunk of four exponentials in every FA_EXP2_FMA_PERIOD on the FMA pipe
 // (exp2_on_fma), beside the MUFU's; 0 (the default) keeps them all on the MUFU. A tuning knob
 // until measured (HopperForwardKey.exp2OnFMAPeriod, --fp8-exp2-fma-period).
@@ -439,7 +442,19 @@ struct Consumer {
     m_a = mx_a;
     m_b = mx_b;
     float sum_a = 0.f, sum_b = 0.f;
-    if (EXACT_EXPONENT && __builtin_expect(needs_exact_exponent(use_a) || needs_exact_exponent(use_b), 0)) {
+#if FA_ALIBI
+    // With ALiBi the offset is large on every tile far from the diagonal (the bias's per-row rest,
+    // slope * distance), not only for large scores. The exact form matters only where p comes near
+    // 1; a tile whose biased max lies ALIBI_EXACT_RANGE below the row's max has every p below
+    // 2^-ALIBI_EXACT_RANGE, and the FFMA form's error there (ulp(use) relative, as the bias's own
+    // fp32 rounding gives a standard attention) is far under l's rounding.
+    // r_a is the raw max whose product the row's max is (-inf before any visible key: near).
+    const bool exact_a = needs_exact_exponent(use_a) && (tile_a - r_a) * mul >= -ALIBI_EXACT_RANGE;
+    const bool exact_b = needs_exact_exponent(use_b) && (tile_b - r_b) * mul >= -ALIBI_EXACT_RANGE;
+#else
+    const bool exact_a = needs_exact_exponent(use_a), exact_b = needs_exact_exponent(use_b);
+#endif
+    if (EXACT_EXPONENT && __builtin_expect(exact_a || exact_b, 0)) {
       // 2^((s - r)·mul) for rows of large scores; with ALiBi s + rest is the biased score,
       // rounded as the max above was.
 #if FA_ALIBI
