@@ -7,7 +7,8 @@
 # backward (every staging) and attention; verify's ALiBi problems and its bf16 matrix. Then old
 # and new alternated (old new new old): ALiBi and plain forward + backward at d 128 (and the
 # d 64 forward, whose causal tile is the three-consumer one), N 4k / 16k; the plain backward at
-# d 128, N 1k-16k. Then, for #15, ncu's full set on one decode launch at batch 1 and 4 x 8k keys.
+# d 128, N 1k-16k, and ncu's kernel durations of short backwards (the dQ convert now writes
+# 8-column chunks with 16-byte loads and stores). Then, for #15, ncu's full set on one decode launch at batch 1 and 4 x 8k keys.
 # Carry [".devbin-cuda"]: flash-attention.xz, flash-attention-old.xz, gpu-tests.tar.xz.
 # Output: $OUT/r27.tgz, $OUT/r27.log.
 set -u -o pipefail
@@ -23,6 +24,11 @@ alternate alibi-d64 20 10 --device cuda --grid custom --batch 1 --heads 16 --dty
   --seqlens 4096,16384 --causal both --impls flash,flash-alibi --passes forward --reps 10
 alternate bwd 35 10 --device cuda --grid flash --dtypes bf16 --head-dims 128 --seqlens 1024,4096,16384 \
   --passes backward --impls flash --reps 20
+for which in old new; do
+  binary="$bin"; [ "$which" = old ] && binary="$old"
+  CAP=25 step ncu-bwd-passes-$which 10 ncu --metrics gpu__time_duration.sum "$binary" bench --device cuda --grid flash \
+    --dtypes bf16 --head-dims 64,128 --seqlens 1024,4096 --causal no --impls flash --passes backward --once
+done
 profile decode-1x8k '^flash_decode' 1 --grid decode --decode-batches 1 --seqlens 8192 --page-sizes 0 \
   --decode-flush clean --reps 1 --warmup 1
 profile decode-4x8k '^flash_decode' 1 --grid decode --decode-batches 4 --seqlens 8192 --page-sizes 0 \

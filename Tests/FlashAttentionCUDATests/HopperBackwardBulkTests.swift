@@ -21,6 +21,23 @@ struct HopperBackwardBulkTests {
     AttentionShape(batch: 2, seqlenQ: 300, seqlenK: 300, headsQ: 4, headsKV: 2, headDim: d)
   }
 
+  /// The convert of the Hopper pieces writes whole 8-column chunks (16-byte loads and stores),
+  /// so its grid has a quarter of the column-pair threads; the atomics layout keeps pairs.
+  @Test func convertChunks() {
+    for d in [64, 128] {
+      let convert = FlashAttention2Key.hopperPiecesConvert(headDim: d, dtype: .bfloat16, arch: "sm_90a")
+      #expect(convert.convertColumnsPerThread == 8)
+      #expect(convert.convertBlocks(rows: 1000, heads: 16) == (1000 * 16 * d / 8 + 255) / 256)
+    }
+    let pieces = FlashAttention2Key.hopperPiecesConvert(headDim: 64, dtype: .float16, arch: "sm_90a")
+    #expect(pieces.convertBlocks(rows: 1, heads: 1) == 1)
+    #expect(pieces.convertBlocks(rows: 1 << 20, heads: 64) == 4096)
+    let untiled = FlashAttention2Key(
+      kind: .backwardConvert, headDim: 128, headDimV: 128, dtype: .bfloat16, masked: false, softcap: false,
+      deterministic: false, tile: FlashAttention2Key.untiledConvertTile, arch: "sm_90a")
+    #expect(untiled.convertColumnsPerThread == 2)
+  }
+
   /// The key: 64 x d fp32 more shared memory (both warpgroups' pieces), the define only when set,
   /// and only the fused, fixed-length, unwindowed d = 64/128 keys take it.
   @Test func keyAndSharedMemory() throws {

@@ -133,12 +133,7 @@ package struct FlashAttention2Key: CUDAKernelKey {
       ]
     }
     if kind == .backwardConvert {
-      // The accumulator's layout follows the key/value kernel's tile (carried in `tile`).
-      let reduction: DQReduction =
-        hopperPieces ? .bulk
-        : tile.blockM > 0
-        ? Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, softcap: false, arch: arch).reduction
-        : .atomics
+      let reduction = convertReduction
       defines.append("FA_DQ_BULK \(reduction.rawValue)")
       if hopperPieces {
         // Both "warps" (the consumer warpgroups) side by side over the head dim, all 64 rows each.
@@ -215,6 +210,33 @@ extension FlashAttention2Key {
       arch: arch)
     key.hopperPieces = true
     return key
+  }
+
+  /// The accumulator layout a convert key undoes: it follows the key/value kernel's tile
+  /// (carried in `tile`), the Hopper pieces' with `hopperPieces`, the atomics layout untiled.
+  var convertReduction: DQReduction {
+    hopperPieces ? .bulk
+      : tile.blockM > 0
+      ? Self.backwardPlan(tile: tile, headDim: headDim, headDimV: headDimV, softcap: false, arch: arch).reduction
+      : .atomics
+  }
+
+  /// Columns of one (row, head) a convert thread writes: a whole 8-column chunk of a bulk piece
+  /// whose width (`TD_Q`: the padded head dim over the warps side by side) is a multiple of 8
+  /// (two 16-byte loads, one 16-byte store), else a column pair (the kernel's `#if`).
+  package var convertColumnsPerThread: Int {
+    guard convertReduction != .atomics else { return 2 }
+    let warpsAcross = hopperPieces ? tile.warps
+      : tile.warps / Self.warpRows(rows: tile.blockM, columns: [Self.paddedTo32(headDim)], warps: tile.warps)
+    return (Self.paddedTo32(headDim) / warpsAcross) % 8 == 0 ? 8 : 2
+  }
+
+  /// The convert launch's blocks along x for `rows` rows of `heads` heads: one thread per
+  /// `convertColumnsPerThread` columns (the kernel's loop strides over any remainder).
+  package func convertBlocks(rows: Int, heads: Int) -> Int {
+    let perThread = convertColumnsPerThread
+    let items = rows * heads * ((headDim + perThread - 1) / perThread)
+    return max(1, min((items + 255) / 256, 4096))
   }
 
   /// The convert kernel's tile when the accumulator is in the atomics layout

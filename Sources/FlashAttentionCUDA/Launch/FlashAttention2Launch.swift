@@ -104,10 +104,9 @@ enum FlashAttention2Launch {
       dq_accum: devicePointer(scratch.accumulator), dq: deviceMutablePointer(arguments.dQ.deviceAddress),
       dq_strides: FAStrides(arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
       scale: arguments.scale, cu_seqlens_q: nil, seqused_q: nil, packed_rows: 0, packed_padding: 0)
-    let pairs = shape.seqlenQ * shape.headsQ * shape.headDim / 2
     try device.loadedKernel(key).launch(
-      grid: (min((pairs + 255) / 256, 4096), shape.batch, 1), block: (256, 1, 1), parameters: parameters,
-      stream: stream)
+      grid: (key.convertBlocks(rows: shape.seqlenQ, heads: shape.headsQ), shape.batch, 1), block: (256, 1, 1),
+      parameters: parameters, stream: stream)
   }
 
   /// Elements between two batch entries' slopes: heads_q for a `(batch, heads_q)` table, else 0.

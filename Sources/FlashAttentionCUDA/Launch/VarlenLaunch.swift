@@ -215,9 +215,9 @@ enum VarlenLaunch {
       dq_strides: FAStrides(packed: arguments.dQ), seqlen_q: Int32(shape.seqlenQ), heads_q: Int32(shape.headsQ),
       scale: arguments.forward.scale, cu_seqlens_q: devicePointer(index.cuSeqlensQ),
       seqused_q: devicePointer(index.seqUsedQ), packed_rows: Int32(packedRows), packed_padding: 0)
-    let pairs = (packedRows > 0 ? packedRows : shape.seqlenQ) * shape.headsQ * shape.headDim / 2
+    let rows = packedRows > 0 ? packedRows : shape.seqlenQ
     try device.loadedKernel(key).launch(
-      grid: (max(1, min((pairs + 255) / 256, 4096)), packedRows > 0 ? 1 : shape.batch, 1), block: (256, 1, 1),
+      grid: (key.convertBlocks(rows: rows, heads: shape.headsQ), packedRows > 0 ? 1 : shape.batch, 1), block: (256, 1, 1),
       parameters: parameters, stream: stream)
   }
 

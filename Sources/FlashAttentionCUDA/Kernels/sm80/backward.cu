@@ -267,6 +267,52 @@ flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params
   } else {
     seq = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, sq);
   }
+#if FA_DQ_BULK && TD_Q % 8 == 0
+  // One thread per 8-column chunk of a (row, head): a piece keeps each chunk of 8 columns whole
+  // and 32-byte aligned (the swizzle permutes whole chunks), so two 16-byte loads; dQ takes one
+  // 16-byte store where its address and strides allow it (FlashAttention2Key.convertColumnsPerThread
+  // sizes the grid). The index is split in 32 bits where the count fits (the 64-bit divisions of
+  // a pair per thread held this pass to ~2 TB/s, r25).
+  constexpr int CHUNKS = (FA_D + 7) / 8;
+  const int per_row = hq * CHUNKS;
+  const i64 chunks = (i64)seq.used * per_row;
+  u16* dq_batch = dq + batch * dq_bs + (i64)seq.start * dq_rs;
+  const bool whole_stores = ((unsigned long long)dq_batch % 16 == 0) && dq_rs % 8 == 0 && dq_hs % 8 == 0;
+  const bool narrow = chunks <= 0x7fffffff;
+  for (i64 p = (i64)blockIdx.x * blockDim.x + threadIdx.x; p < chunks; p += (i64)gridDim.x * blockDim.x) {
+    int i, t;
+    if (narrow) {
+      i = (int)p / per_row;
+      t = (int)p - i * per_row;
+    } else {
+      i = (int)(p / per_row);
+      t = (int)(p - (i64)i * per_row);
+    }
+    const int h = t / CHUNKS, c = (t - h * CHUNKS) * 8;
+    const int r = i % FA_BM, warp = (r / TM_Q) * WD_Q + c / TD_Q;
+    const float* src = accum + dq_piece_index(batch, h, hq, sq, i / FA_BM, warp) * DQ_PIECE
+                       + dq_piece_offset(r % TM_Q, c % TD_Q);
+    u16* dst = dq_batch + (i64)i * dq_rs + (i64)h * dq_hs + c;
+    if (c + 8 <= FA_D) {
+      const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
+      const u32 w0 = pack2(a.x * scale, a.y * scale), w1 = pack2(a.z * scale, a.w * scale);
+      const u32 w2 = pack2(b.x * scale, b.y * scale), w3 = pack2(b.z * scale, b.w * scale);
+      if (whole_stores) {
+        *reinterpret_cast<uint4*>(dst) = make_uint4(w0, w1, w2, w3);
+      } else {
+        u32* d32 = reinterpret_cast<u32*>(dst);
+        d32[0] = w0;
+        d32[1] = w1;
+        d32[2] = w2;
+        d32[3] = w3;
+      }
+    } else {
+      // The last, partial chunk of a head dim that is not a multiple of 8 (column pairs).
+      for (int e = 0; c + e < FA_D; e += 2) *(u32*)(dst + e) = pack2(src[e] * scale, src[e + 1] * scale);
+    }
+  }
+#else
+  // One thread per column pair (the atomics layout, and pieces narrower than a chunk).
   i64 pairs = (i64)seq.used * hq * (FA_D / 2);
   for (i64 p = (i64)blockIdx.x * blockDim.x + threadIdx.x; p < pairs; p += (i64)gridDim.x * blockDim.x) {
     int c = (int)(p % (FA_D / 2)) * 2;
@@ -282,6 +328,7 @@ flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params
 #endif
     *(u32*)(dq + batch * dq_bs + (i64)(seq.start + i) * dq_rs + h * dq_hs + c) = pack2(src[0] * scale, src[1] * scale);
   }
+#endif
 }
 #endif
 
