@@ -53,16 +53,35 @@ package struct FlashAttention2Key: CUDAKernelKey {
   }
 
   /// The preprocess kernel's block: `preprocessWarps` warps, each loading `preprocessRowsPerWarp`
-  /// query rows before it sums any (one memory round trip for them); its grid covers the rows in
+  /// query rows before it sums any (one memory round trip for them), a row split over
+  /// `preprocessLanesPerRow` lanes of 8 columns (16-byte loads); its grid covers the rows in
   /// blocks of `preprocessRowsPerBlock`.
   package static let preprocessWarps = 8
-  package static let preprocessRowsPerWarp = 4
-  package static var preprocessRowsPerBlock: Int { preprocessWarps * preprocessRowsPerWarp }
   package static var preprocessThreads: Int { preprocessWarps * 32 }
 
+  /// Lanes over one row of `headDimV` columns: the next power of two at or above its 8-column
+  /// chunks (the kernel's LANES_PER_ROW).
+  package static func preprocessLanesPerRow(headDimV: Int) -> Int {
+    let chunks = (headDimV + 7) / 8
+    var lanes = 1
+    while lanes < chunks && lanes < 32 { lanes *= 2 }
+    return lanes
+  }
+
+  /// Rows per warp: eight (four at d_v > 128, where a lane holds a row's chunk per row), and at
+  /// least one warp-wide load's rows (32 / lanes per row).
+  package static func preprocessRowsPerWarp(headDimV: Int) -> Int {
+    max(headDimV > 128 ? 4 : 8, 32 / preprocessLanesPerRow(headDimV: headDimV))
+  }
+
+  package static func preprocessRowsPerBlock(headDimV: Int) -> Int {
+    preprocessWarps * preprocessRowsPerWarp(headDimV: headDimV)
+  }
+
   /// The preprocess grid over `rows` query rows, `heads` heads and `batch` entries.
-  package static func preprocessGrid(rows: Int, heads: Int, batch: Int) -> (Int, Int, Int) {
-    ((rows + preprocessRowsPerBlock - 1) / preprocessRowsPerBlock, heads, batch)
+  package static func preprocessGrid(rows: Int, heads: Int, batch: Int, headDimV: Int) -> (Int, Int, Int) {
+    let perBlock = preprocessRowsPerBlock(headDimV: headDimV)
+    return (max(1, (rows + perBlock - 1) / perBlock), heads, batch)
   }
 
   /// The head dims the kernels support: every multiple of 8 up to 256.
@@ -116,7 +135,7 @@ package struct FlashAttention2Key: CUDAKernelKey {
       "FA_Q_IN_REGS \(tile.qInRegisters ? 1 : 0)", "FA_DETERMINISTIC \(deterministic ? 1 : 0)",
     ]
     if kind == .backwardPreprocess {
-      defines += ["FA_PRE_WARPS \(Self.preprocessWarps)", "FA_PRE_ROWS \(Self.preprocessRowsPerWarp)"]
+      defines += ["FA_PRE_WARPS \(Self.preprocessWarps)", "FA_PRE_ROWS \(Self.preprocessRowsPerWarp(headDimV: headDimV))"]
     }
     // Only in the keys that have it: plain attention's programs stay byte for byte as before.
     if alibi { defines.append("FA_ALIBI 1") }

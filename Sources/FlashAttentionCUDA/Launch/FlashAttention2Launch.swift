@@ -28,8 +28,8 @@ enum FlashAttention2Launch {
       block: (key.threads, 1, 1), sharedMemory: key.sharedMemoryBytes, parameters: parameters, stream: stream)
   }
 
-  /// D = rowsum(dO ∘ O) and the LSE in log2 units into the scratch, one warp per query row (a
-  /// few rows per warp, `FlashAttention2Key.preprocessRowsPerWarp`); D
+  /// D = rowsum(dO ∘ O) and the LSE in log2 units into the scratch, a few query rows per warp
+  /// (`FlashAttention2Key.preprocessRowsPerWarp`, 8-column chunks a lane); D
   /// from the scores for rows with scores far beyond ordinary attention's (the kernel's
   /// `exact_row_delta`, which reads Q, K, V, the mask, softcap and `alibiSlopes`).
   static func preprocess(
@@ -52,7 +52,8 @@ enum FlashAttention2Launch {
       cu_seqlens_k: nil, seqused_k: nil, dropout: FADropoutParams(arguments.options, headsQ: shape.headsQ),
       packed_rows: 0, sequences: Int32(shape.batch))
     try device.loadedKernel(key).launch(
-      grid: FlashAttention2Key.preprocessGrid(rows: shape.seqlenQ, heads: shape.headsQ, batch: shape.batch),
+      grid: FlashAttention2Key.preprocessGrid(
+        rows: shape.seqlenQ, heads: shape.headsQ, batch: shape.batch, headDimV: key.headDimV),
       block: (FlashAttention2Key.preprocessThreads, 1, 1), parameters: parameters, stream: stream)
   }
 

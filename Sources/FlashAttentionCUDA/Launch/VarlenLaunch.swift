@@ -144,8 +144,8 @@ enum VarlenLaunch {
         packed_rows: Int32(packedRows), sequences: Int32(shape.batch))
       let grid =
         packedRows > 0
-        ? FlashAttention2Key.preprocessGrid(rows: packedRows, heads: shape.headsQ, batch: 1)
-        : FlashAttention2Key.preprocessGrid(rows: shape.seqlenQ, heads: shape.headsQ, batch: shape.batch)
+        ? FlashAttention2Key.preprocessGrid(rows: packedRows, heads: shape.headsQ, batch: 1, headDimV: plan.preprocess.headDimV)
+        : FlashAttention2Key.preprocessGrid(rows: shape.seqlenQ, heads: shape.headsQ, batch: shape.batch, headDimV: plan.preprocess.headDimV)
       try device.loadedKernel(plan.preprocess).launch(
         grid: grid, block: (FlashAttention2Key.preprocessThreads, 1, 1), parameters: parameters, stream: stream)
     }

@@ -20,7 +20,10 @@ struct Alibi {
 
   // `unit`: what one unit of score is in the kernel's raw scores (the scale, or 1 under softcap).
   __device__ __forceinline__ Alibi(const float* slopes, long long index, float unit, int seqlen_q, int seqlen_k)
-      : slope(slopes[index] / unit), offset(seqlen_k - seqlen_q) {}
+      : Alibi(slopes[index], unit, seqlen_q, seqlen_k) {}
+  // From the slope itself (0: no bias), for code where the slopes may be absent.
+  __device__ __forceinline__ Alibi(float slope_value, float unit, int seqlen_q, int seqlen_k)
+      : slope(slope_value / unit), offset(seqlen_k - seqlen_q) {}
 
   // The bias of query `row` and key `key`, in raw-score units.
   __device__ __forceinline__ float bias(int row, int key) const {

@@ -104,10 +104,10 @@ __device__ __forceinline__ float exact_row_delta(
   const bool capped = params.softcap > 0.f;
   const float pre = capped ? params.scale / params.softcap : 0.f;
   const float scale_log2 = capped ? FA_LOG2E : params.scale * FA_LOG2E;
-  // The kernels' own Alibi; without slopes a zero stands in for the one its constructor reads.
-  const float no_slope = 0.f;
+  // The kernels' own Alibi, from the slope's value (0 without slopes; a pointer to a local zero
+  // cost the kernel a stack frame).
   const bool biased = params.alibi_slopes != nullptr;
-  const Alibi alibi(biased ? params.alibi_slopes : &no_slope, biased ? batch * params.alibi_batch_stride + head : 0,
+  const Alibi alibi(biased ? params.alibi_slopes[batch * params.alibi_batch_stride + head] : 0.f,
                     capped ? 1.f : params.scale, seq_q.used, seq_k.used);
   const bool dropped = params.dropout.keep_scale > 0.f;
   const Dropout dropout(params.dropout, batch, head);
@@ -139,13 +139,43 @@ __device__ __forceinline__ float exact_row_delta(
   return own ? sum_pdp / sum_p : from_o;
 }
 
-// One warp per query row, lanes striding over the head dim; each warp takes FA_PRE_ROWS
-// consecutive rows and loads all of them (O, dO and the LSE) before it sums any, so a warp makes
-// one memory round trip for its rows instead of two per row, and a block of FA_PRE_WARPS warps
-// covers FA_PRE_WARPS * FA_PRE_ROWS rows (FlashAttention2Key.preprocessRowsPerBlock). With one
-// row per warp and four per 128-thread block the pass read O and dO at 1.0-1.45 TB/s (r25); this
-// way 1.2-2.0 TB/s (r26, d 64-128): the exact pass's registers (86-96) still limit an SM to two
-// blocks, too few bytes in flight for the full bandwidth.
+// Lanes of a warp split a row into 8-column chunks (LANES_PER_ROW lanes a row, the next power of
+// two at or above the chunks; ROWS_PER_LOAD rows per warp-wide load), and each warp takes
+// FA_PRE_ROWS consecutive rows (FlashAttention2Key.preprocessRowsPerWarp), loading all of them
+// (O, dO, the LSE) before it sums any: 16-byte loads where O's and dO's addresses and strides
+// allow (else the same chunks element by element), so a warp has FA_PRE_ROWS / ROWS_PER_LOAD
+// 16-byte loads per lane and tensor in flight. A block of FA_PRE_WARPS warps covers
+// FA_PRE_WARPS * FA_PRE_ROWS rows. With 2-byte loads of one column per lane and four rows a warp,
+// the pass read O and dO at 1.2-2.0 TB/s (r26, d 64-128; 86-96 registers).
+#define PRE_CHUNKS ((FA_DV + 7) / 8)
+#define LANES_PER_ROW (PRE_CHUNKS <= 1 ? 1 : PRE_CHUNKS <= 2 ? 2 : PRE_CHUNKS <= 4 ? 4 : PRE_CHUNKS <= 8 ? 8 : PRE_CHUNKS <= 16 ? 16 : 32)
+#define ROWS_PER_LOAD (32 / LANES_PER_ROW)
+#define PRE_LOADS ((FA_PRE_ROWS + ROWS_PER_LOAD - 1) / ROWS_PER_LOAD)
+static_assert(PRE_CHUNKS <= 32, "the preprocess splits a row over at most 32 lanes of 8 columns");
+static_assert(PRE_LOADS * ROWS_PER_LOAD == FA_PRE_ROWS, "rows per warp: a multiple of the rows per load");
+
+// This lane's 8 columns (chunk `chunk`) of a row at `row` (16-bit values, two a word; zero past
+// FA_DV): one 16-byte load when `whole`, else element by element.
+__device__ __forceinline__ uint4 load_chunk(const u16* __restrict__ row, int chunk, bool whole) {
+  const int c = chunk * 8;
+  if (c + 8 <= FA_DV && whole) return *reinterpret_cast<const uint4*>(row + c);
+  u32 w[4] = {0u, 0u, 0u, 0u};
+  #pragma unroll
+  for (int e = 0; e < 8; ++e)
+    if (c + e < FA_DV) w[e / 2] |= (u32)row[c + e] << (16 * (e % 2));
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+// The dot product of two chunks, in float32.
+__device__ __forceinline__ float chunk_dot(uint4 a, uint4 b) {
+  float a0, a1, b0, b1, sum = 0.f;
+  unpack2(a.x, a0, a1); unpack2(b.x, b0, b1); sum = fmaf(a0, b0, sum); sum = fmaf(a1, b1, sum);
+  unpack2(a.y, a0, a1); unpack2(b.y, b0, b1); sum = fmaf(a0, b0, sum); sum = fmaf(a1, b1, sum);
+  unpack2(a.z, a0, a1); unpack2(b.z, b0, b1); sum = fmaf(a0, b0, sum); sum = fmaf(a1, b1, sum);
+  unpack2(a.w, a0, a1); unpack2(b.w, b0, b1); sum = fmaf(a0, b0, sum); sum = fmaf(a1, b1, sum);
+  return sum;
+}
+
 extern "C" __global__ void __launch_bounds__(FA_PRE_WARPS * 32, 2)
 flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams params) {
   const u16* __restrict__ o = params.o;
@@ -159,6 +189,7 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
   const int sq = params.seqlen_q, hq = params.heads_q;
   const int row0 = (blockIdx.x * FA_PRE_WARPS + threadIdx.x / 32) * FA_PRE_ROWS;
   const int lane = threadIdx.x % 32;
+  const int chunk = lane % LANES_PER_ROW, sub = lane / LANES_PER_ROW;  // this lane's chunk, and row within a load
   const int head = blockIdx.y, batch = blockIdx.z;
   SequenceRows seq;
   if (FA_VARLEN && params.packed_rows > 0) {
@@ -169,78 +200,80 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
     seq = sequence_rows(params.cu_seqlens_q, params.seqused_q, batch, sq);
   }
   if (row0 >= seq.used) return;  // warp-uniform: every row of the warp is past the sequence
-  constexpr int CHUNKS = (FA_DV + 31) / 32;
   const u16* po = o + batch * o_bs + head * o_hs + (i64)(seq.start + row0) * o_rs;
   const u16* pd = dout + batch * do_bs + head * do_hs + (i64)(seq.start + row0) * do_rs;
   const float* pl = lse + batch * lse_bs + head * lse_hs + seq.start + row0;
-  // Every load first; rows past the sequence load nothing (their values are never used).
-  u16 ov[FA_PRE_ROWS][CHUNKS], dv[FA_PRE_ROWS][CHUNKS];
-  float lv[FA_PRE_ROWS];
+  // 16-byte loads need 16-byte aligned rows: both bases and every stride a multiple of 8.
+  const bool whole = ((unsigned long long)po % 16 == 0) && ((unsigned long long)pd % 16 == 0) && o_rs % 8 == 0
+                     && do_rs % 8 == 0;
+  // Every load first; lanes past FA_DV's chunks and rows past the sequence load nothing.
+  uint4 ov[PRE_LOADS], dv[PRE_LOADS];
+  float lv[PRE_LOADS];
   #pragma unroll
-  for (int r = 0; r < FA_PRE_ROWS; ++r) {
-    const bool live = row0 + r < seq.used;
-    #pragma unroll
-    for (int i = 0; i < CHUNKS; ++i) {
-      const int c = lane + 32 * i;
-      const bool ok = live && c < FA_DV;
-      ov[r][i] = ok ? po[(i64)r * o_rs + c] : (u16)0;
-      dv[r][i] = ok ? pd[(i64)r * do_rs + c] : (u16)0;
-    }
-    // Every lane reads the row's LSE (one broadcast load), so the branch below is warp-uniform.
-    lv[r] = live ? pl[r] : 0.f;
+  for (int j = 0; j < PRE_LOADS; ++j) {
+    const int r = j * ROWS_PER_LOAD + sub;
+    const bool live = row0 + r < seq.used && chunk < PRE_CHUNKS;
+    ov[j] = live ? load_chunk(po + (i64)r * o_rs, chunk, whole) : make_uint4(0u, 0u, 0u, 0u);
+    dv[j] = live ? load_chunk(pd + (i64)r * do_rs, chunk, whole) : make_uint4(0u, 0u, 0u, 0u);
+    lv[j] = row0 + r < seq.used ? pl[r] : 0.f;
   }
   // D from O for every row; rows with scores far beyond ordinary attention's (rare) are marked
-  // and take exact_row_delta in a second pass (in a rolled loop over the marked rows, ptxas gave
-  // the kernel an 8-byte stack frame; unrolled, 0).
-  float sums[FA_PRE_ROWS], lse2s[FA_PRE_ROWS];
-  u32 exact = 0;
+  // (bit j * 32 + lane of their chunk-0 lane) and take exact_row_delta, a whole warp a row,
+  // afterwards.
+  float sums[PRE_LOADS];
+  u32 exact[PRE_LOADS];
+  bool any_exact = false;
   #pragma unroll
-  for (int r = 0; r < FA_PRE_ROWS; ++r) {
-    const int row = row0 + r;
-    if (row >= seq.used) break;  // warp-uniform
-    float sum = 0.f;
+  for (int j = 0; j < PRE_LOADS; ++j) {
+    const int row = row0 + j * ROWS_PER_LOAD + sub;
+    float sum = chunk_dot(ov[j], dv[j]);
     #pragma unroll
-    for (int i = 0; i < CHUNKS; ++i) sum += to_float(ov[r][i]) * to_float(dv[r][i]);
-    #pragma unroll
-    for (int off = 16; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffff, sum, off);
-    const float l = lv[r];
+    for (int off = LANES_PER_ROW / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffff, sum, off);
+    const float l = lv[j];
     // A row that saw no key has LSE -inf and P = 0 everywhere: +inf makes exp2(s - lse) = 0.
     const float l2 = l == -FA_INF ? FA_INF : l * FA_LOG2E;
-    sums[r] = sum;
-    lse2s[r] = l2;
-    if (fabsf(l) > FA_EXACT_D_LSE && fabsf(l) < FA_INF) {
-      exact |= 1u << r;
-    } else if (lane == 0) {
+    sums[j] = sum;
+    const bool live = row < seq.used;
+    const bool marked = live && fabsf(l) > FA_EXACT_D_LSE && fabsf(l) < FA_INF;
+    exact[j] = __ballot_sync(0xffffffff, marked && chunk == 0);
+    any_exact |= exact[j] != 0u;
+    if (live && !marked && chunk == 0) {
       const i64 idx = stats_row(FA_VARLEN ? params.packed_rows : 0, batch, hq, head, sq, seq.start, row);
       lse2_out[idx] = l2;
       delta_out[idx] = sum;
     }
   }
+  if (__builtin_expect(!any_exact, 1)) return;  // warp-uniform (ballots)
   #pragma unroll
-  for (int r = 0; r < FA_PRE_ROWS; ++r) {
-    if (!((exact >> r) & 1u)) continue;  // warp-uniform
-    const int row = row0 + r;
-    float sum = sums[r];
-    const float l2 = lse2s[r];
-    int b = batch, rr = row;
-    SequenceRows rows = seq;
-    if (FA_VARLEN && params.packed_rows > 0) {
-      // Packed scratch covers packed rows: this row's sequence b has cu[b] <= row < cu[b + 1].
-      int lo = 0, hi = params.sequences;
-      while (hi - lo > 1) {
-        const int mid = (lo + hi) / 2;
-        if (params.cu_seqlens_q[mid] <= row) lo = mid;
-        else hi = mid;
+  for (int j = 0; j < PRE_LOADS; ++j) {
+    u32 marks = exact[j];
+    while (marks != 0u) {  // warp-uniform
+      const int holder = __ffs(marks) - 1;
+      marks &= marks - 1u;
+      const int r = j * ROWS_PER_LOAD + holder / LANES_PER_ROW;
+      const int row = row0 + r;
+      float sum = __shfl_sync(0xffffffff, sums[j], holder);
+      const float l2 = __shfl_sync(0xffffffff, lv[j], holder) * FA_LOG2E;
+      int b = batch, rr = row;
+      SequenceRows rows = seq;
+      if (FA_VARLEN && params.packed_rows > 0) {
+        // Packed scratch covers packed rows: this row's sequence b has cu[b] <= row < cu[b + 1].
+        int lo = 0, hi = params.sequences;
+        while (hi - lo > 1) {
+          const int mid = (lo + hi) / 2;
+          if (params.cu_seqlens_q[mid] <= row) lo = mid;
+          else hi = mid;
+        }
+        b = lo;
+        rows = sequence_rows(params.cu_seqlens_q, params.seqused_q, lo, sq);
+        rr = row - rows.start;
       }
-      b = lo;
-      rows = sequence_rows(params.cu_seqlens_q, params.seqused_q, lo, sq);
-      rr = row - rows.start;
-    }
-    if (rr >= 0 && rr < rows.used) sum = exact_row_delta(params, b, head, rr, rows, pd + (i64)r * do_rs, l2, sum, lane);
-    if (lane == 0) {
-      const i64 idx = stats_row(FA_VARLEN ? params.packed_rows : 0, batch, hq, head, sq, seq.start, row);
-      lse2_out[idx] = l2;
-      delta_out[idx] = sum;
+      if (rr >= 0 && rr < rows.used) sum = exact_row_delta(params, b, head, rr, rows, pd + (i64)r * do_rs, l2, sum, lane);
+      if (lane == 0) {
+        const i64 idx = stats_row(FA_VARLEN ? params.packed_rows : 0, batch, hq, head, sq, seq.start, row);
+        lse2_out[idx] = l2;
+        delta_out[idx] = sum;
+      }
     }
   }
 }
