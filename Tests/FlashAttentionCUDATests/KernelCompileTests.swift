@@ -88,6 +88,27 @@ struct KernelCompileTests {
 
 @Suite("Kernel keys and resources (no NVRTC)")
 struct KernelKeyTests {
+  /// The preprocess's geometry matches the kernel's macros: a row over the next power of two of
+  /// its 8-column chunks, rows per warp a multiple of one warp-wide load's rows, and a grid that
+  /// covers every row.
+  @Test("the preprocess splits rows into 8-column chunks and its grid covers every row")
+  func preprocessGeometry() {
+    let expected = [8: 1, 16: 2, 40: 8, 64: 8, 96: 16, 128: 16, 160: 32, 192: 32, 256: 32]
+    for (dv, lanes) in expected {
+      #expect(FlashAttention2Key.preprocessLanesPerRow(headDimV: dv) == lanes, "d_v \(dv)")
+      let rows = FlashAttention2Key.preprocessRowsPerWarp(headDimV: dv)
+      #expect(rows % (32 / lanes) == 0 && rows <= 32, "d_v \(dv): \(rows) rows a warp")
+      for seqlen in [1, 7, 17, 129, 1000] {
+        let (x, y, z) = FlashAttention2Key.preprocessGrid(rows: seqlen, heads: 3, batch: 2, headDimV: dv)
+        #expect(x * FlashAttention2Key.preprocessRowsPerBlock(headDimV: dv) >= seqlen && y == 3 && z == 2)
+        #expect((x - 1) * FlashAttention2Key.preprocessRowsPerBlock(headDimV: dv) < seqlen)
+      }
+    }
+    #expect(FlashAttention2Key.preprocessRowsPerWarp(headDimV: 128) == 8)
+    #expect(FlashAttention2Key.preprocessRowsPerWarp(headDimV: 256) == 4)
+    #expect(FlashAttention2Key.preprocessRowsPerWarp(headDimV: 8) == 32)
+  }
+
   @Test("ptxas verbose lines are parsed")
   func parsesResources() throws {
     let log = """
