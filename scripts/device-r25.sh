@@ -22,15 +22,7 @@ for form in auto split split auto; do
   n=$((n + 1))
   CAP=30 step "bwd-$form-$n" 12 "$bin" bench "${bwd[@]}" --hopper-backward-form "$form" --json "$work/bwd-$form-$n.json"
 done
-grid=(--device cuda --grid flash --dtypes bf16 --seqlens 512,1024,2048,4096,8192,16384 --passes forward,backward
-  --impls flash --reps 20)
-CAP=70 step ours 30 "$bin" bench "${grid[@]}" --json "$work/ours.json"
-CAP=120 step torch 40 python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 \
-  --impls flash,cudnn --seqlens 512,1024,2048,4096,8192,16384 --passes forward,backward --json "$work/torch.json" --quiet
-CAP=70 step ours-again 30 "$bin" bench "${grid[@]}" --json "$work/ours-again.json"
-CAP=35 step bwd-deterministic 15 "$bin" bench --device cuda --grid flash --dtypes bf16 \
-  --seqlens 512,1024,2048,4096,8192,16384 --passes backward --impls flash --reps 10 --deterministic \
-  --json "$work/bwd-deterministic.json"
+grid_record
 CAP=20 step fwd-features 10 "$bin" bench --device cuda --grid custom --batch 1 --heads 16 --dtypes bf16 --head-dims 128 \
   --seqlens 4096,16384 --causal both --impls flash,flash-alibi,flash-window --passes forward --reps 20 --json "$work/fwd-features.json"
 CAP=40 step ncu-bwd-passes 10 ncu --metrics gpu__time_duration.sum "$bin" bench --device cuda --grid flash --dtypes bf16 \

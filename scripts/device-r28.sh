@@ -18,13 +18,5 @@ mv "$work/gpu-tests.log.gz" "$work/gpu-tests-1.log.gz"
 gpu_tests 45 'AlibiHopperTests'
 alternate features 40 10 --device cuda --grid custom --batch 1 --heads 16 --dtypes bf16 --head-dims 128 \
   --seqlens 4096,16384 --causal both --impls flash,flash-alibi,flash-dropout --dropout 0.1 --passes forward,backward --reps 10
-grid=(--device cuda --grid flash --dtypes bf16 --seqlens 512,1024,2048,4096,8192,16384 --passes forward,backward
-  --impls flash --reps 20)
-CAP=70 step ours 30 "$bin" bench "${grid[@]}" --json "$work/ours.json"
-CAP=120 step torch 40 python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 \
-  --impls flash,cudnn --seqlens 512,1024,2048,4096,8192,16384 --passes forward,backward --json "$work/torch.json" --quiet
-CAP=70 step ours-again 30 "$bin" bench "${grid[@]}" --json "$work/ours-again.json"
-CAP=35 step bwd-deterministic 15 "$bin" bench --device cuda --grid flash --dtypes bf16 \
-  --seqlens 512,1024,2048,4096,8192,16384 --passes backward --impls flash --reps 10 --deterministic \
-  --json "$work/bwd-deterministic.json"
+grid_record
 device_call_end r28

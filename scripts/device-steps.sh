@@ -20,6 +20,10 @@
 #                                     matching FILTER: its outcome lines into $log, the log gzipped
 #   sanitize TOOL CAP FILTER          compute-sanitizer --tool TOOL on the test bundle's FILTER
 #   pytest_cuda                       the Python package's CUDA tests (-n 8) with the time left
+#   grid_record                       issue #17's grid (bf16, N 512-16k, d 64/128/256, causal both,
+#                                     forward and backward): ours, cuDNN and FA2 through PyTorch,
+#                                     ours again, the deterministic backward (ours.json, torch.json,
+#                                     ours-again.json, bwd-deterministic.json; scripts/grid-summary.py)
 # Carry [".devbin-cuda"]: flash-attention.xz (scripts/build-static.sh), gpu-tests.tar.xz
 # (scripts/build-gpu-tests.sh), the wheel (scripts/build-wheel.sh, copied in), wheels/.
 
@@ -110,6 +114,17 @@ pytest_cuda() {
   install_package
   step pytest-cuda 30 python3 -m pytest python/tests -q -p no:cacheprovider -rfE -k cuda -n 8
   grep -E "^(FAILED|ERROR)|passed|failed" "$work/pytest-cuda.log" | cut -c1-220 | tail -n 12 | tee -a "$log"
+}
+
+grid_record() {
+  local seqlens=512,1024,2048,4096,8192,16384
+  local grid=(--device cuda --grid flash --dtypes bf16 --seqlens "$seqlens" --passes forward,backward --impls flash --reps 20)
+  CAP=70 step ours 30 "$bin" bench "${grid[@]}" --json "$work/ours.json"
+  CAP=120 step torch 40 python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 \
+    --impls flash,cudnn --seqlens "$seqlens" --passes forward,backward --json "$work/torch.json" --quiet
+  CAP=70 step ours-again 30 "$bin" bench "${grid[@]}" --json "$work/ours-again.json"
+  CAP=35 step bwd-deterministic 15 "$bin" bench --device cuda --grid flash --dtypes bf16 --seqlens "$seqlens" \
+    --passes backward --impls flash --reps 10 --deterministic --json "$work/bwd-deterministic.json"
 }
 
 device_call_end() {
