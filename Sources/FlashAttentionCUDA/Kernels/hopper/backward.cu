@@ -351,7 +351,8 @@ __device__ __forceinline__ void stage_dq(u32 piece, const float (&dq)[N / 2], in
 #if FA_DQ_STAGE_ROW
   // One address register per call: chunk c ^ sw of row r is at (start + 32 sw) ^ 32 c (the piece
   // is 1024-byte aligned, the chunk index in bits 5 and up); opaque, so that ptxas does not hoist
-  // eight addresses out of the step loop (which is what spills the variants that take this).
+  // eight addresses out of the step loop (what spilled the d = 128 window and ALiBi variants;
+  // every d = 128 variant but unmasked dropout takes this, HopperBackwardKey.stagesByRow).
   const u32 row = opaque_u32(piece + (u32)(r * N * 4) + (u32)(tq * 8) + (u32)((r & (DQ_SWIZZLE - 1)) * 32));
 #pragma unroll
   for (int c = 0; c < N / 8; ++c) {
