@@ -154,12 +154,7 @@ package struct FlashAttention2Key: CUDAKernelKey {
     if kind == .backwardConvert {
       let reduction = convertReduction
       defines.append("FA_DQ_BULK \(reduction.rawValue)")
-      if hopperPieces {
-        // Both "warps" (the consumer warpgroups) side by side over the head dim, all 64 rows each.
-        defines.append("FA_BWD_WM_Q 1")
-      } else if reduction != .atomics {
-        defines.append("FA_BWD_WM_Q \(Self.warpRows(rows: tile.blockM, columns: [Self.paddedTo32(headDim)], warps: tile.warps))")
-      }
+      if reduction != .atomics { defines.append("FA_BWD_WM_Q \(convertWarpRowsQ)") }
     }
     // Only varlen keys carry the flag, so the fixed-length programs' text stays as it was.
     if varlen { defines.append("FA_VARLEN 1") }
@@ -240,14 +235,19 @@ extension FlashAttention2Key {
       : .atomics
   }
 
+  /// The rows of warps over a bulk accumulator's pieces (the kernels' `FA_BWD_WM_Q`): the key/value
+  /// kernel's split of its tile; the Hopper pieces' two "warps" (the consumer warpgroups) lie side
+  /// by side over the head dim, all 64 rows each.
+  var convertWarpRowsQ: Int {
+    hopperPieces ? 1 : Self.warpRows(rows: tile.blockM, columns: [Self.paddedTo32(headDim)], warps: tile.warps)
+  }
+
   /// Columns of one (row, head) a convert thread writes: a whole 8-column chunk of a bulk piece
   /// whose width (`TD_Q`: the padded head dim over the warps side by side) is a multiple of 8
   /// (two 16-byte loads, one 16-byte store), else a column pair (the kernel's `#if`).
   package var convertColumnsPerThread: Int {
     guard convertReduction != .atomics else { return 2 }
-    let warpsAcross = hopperPieces ? tile.warps
-      : tile.warps / Self.warpRows(rows: tile.blockM, columns: [Self.paddedTo32(headDim)], warps: tile.warps)
-    return (Self.paddedTo32(headDim) / warpsAcross) % 8 == 0 ? 8 : 2
+    return (Self.paddedTo32(headDim) / (tile.warps / convertWarpRowsQ)) % 8 == 0 ? 8 : 2
   }
 
   /// The convert launch's blocks along x for `rows` rows of `heads` heads: one thread per

@@ -142,10 +142,9 @@ enum VarlenLaunch {
         window_left: left, window_right: right, alibi_slopes: nil, alibi_batch_stride: 0,
         cu_seqlens_k: devicePointer(index.cuSeqlensK), seqused_k: devicePointer(index.seqUsedK), dropout: FADropoutParams(),
         packed_rows: Int32(packedRows), sequences: Int32(shape.batch))
-      let grid =
-        packedRows > 0
-        ? FlashAttention2Key.preprocessGrid(rows: packedRows, heads: shape.headsQ, batch: 1, headDimV: plan.preprocess.headDimV)
-        : FlashAttention2Key.preprocessGrid(rows: shape.seqlenQ, heads: shape.headsQ, batch: shape.batch, headDimV: plan.preprocess.headDimV)
+      let (rows, batch) = packedRows > 0 ? (packedRows, 1) : (shape.seqlenQ, shape.batch)
+      let grid = FlashAttention2Key.preprocessGrid(
+        rows: rows, heads: shape.headsQ, batch: batch, headDimV: plan.preprocess.headDimV)
       try device.loadedKernel(plan.preprocess).launch(
         grid: grid, block: (FlashAttention2Key.preprocessThreads, 1, 1), parameters: parameters, stream: stream)
     }

@@ -58,6 +58,13 @@ __device__ __forceinline__ int dq_piece_offset(int r, int c) {
 __device__ __forceinline__ i64 dq_piece_index(int batch, int head, int hq, int sq, int block, int warp) {
   return dq_piece_number(batch, head, hq, sq, FA_BM, block, FA_WARPS, warp);
 }
+// Where the accumulator holds dQ's row i, head h, column c of batch entry `batch` (the convert's
+// inverse of the layout).
+__device__ __forceinline__ const float* dq_piece_element(const float* accum, int batch, int h, int hq, int sq, int i,
+                                                         int c) {
+  const int r = i % FA_BM, warp = (r / TM_Q) * WD_Q + c / TD_Q;
+  return accum + dq_piece_index(batch, h, hq, sq, i / FA_BM, warp) * DQ_PIECE + dq_piece_offset(r % TM_Q, c % TD_Q);
+}
 #endif
 
 #ifdef FA_ENTRY_flash_backward_preprocess
@@ -203,6 +210,12 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
   const u16* po = o + batch * o_bs + head * o_hs + (i64)(seq.start + row0) * o_rs;
   const u16* pd = dout + batch * do_bs + head * do_hs + (i64)(seq.start + row0) * do_rs;
   const float* pl = lse + batch * lse_bs + head * lse_hs + seq.start + row0;
+  // A row's statistics, LSE2 and D, into the scratch.
+  auto write_stats = [&](int row, float l2, float d) {
+    const i64 idx = stats_row(FA_VARLEN ? params.packed_rows : 0, batch, hq, head, sq, seq.start, row);
+    lse2_out[idx] = l2;
+    delta_out[idx] = d;
+  };
   // 16-byte loads need 16-byte aligned rows: both bases and every stride a multiple of 8.
   const bool whole = ((unsigned long long)po % 16 == 0) && ((unsigned long long)pd % 16 == 0) && o_rs % 8 == 0
                      && do_rs % 8 == 0;
@@ -237,11 +250,7 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
     const bool marked = live && fabsf(l) > FA_EXACT_D_LSE && fabsf(l) < FA_INF;
     exact[j] = __ballot_sync(0xffffffff, marked && chunk == 0);
     any_exact |= exact[j] != 0u;
-    if (live && !marked && chunk == 0) {
-      const i64 idx = stats_row(FA_VARLEN ? params.packed_rows : 0, batch, hq, head, sq, seq.start, row);
-      lse2_out[idx] = l2;
-      delta_out[idx] = sum;
-    }
+    if (live && !marked && chunk == 0) write_stats(row, l2, sum);
   }
   if (__builtin_expect(!any_exact, 1)) return;  // warp-uniform (ballots)
   #pragma unroll
@@ -269,11 +278,7 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
         rr = row - rows.start;
       }
       if (rr >= 0 && rr < rows.used) sum = exact_row_delta(params, b, head, rr, rows, pd + (i64)r * do_rs, l2, sum, lane);
-      if (lane == 0) {
-        const i64 idx = stats_row(FA_VARLEN ? params.packed_rows : 0, batch, hq, head, sq, seq.start, row);
-        lse2_out[idx] = l2;
-        delta_out[idx] = sum;
-      }
+      if (lane == 0) write_stats(row, l2, sum);
     }
   }
 }
@@ -322,9 +327,7 @@ flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params
       t = (int)(p - (i64)i * per_row);
     }
     const int h = t / CHUNKS, c = (t - h * CHUNKS) * 8;
-    const int r = i % FA_BM, warp = (r / TM_Q) * WD_Q + c / TD_Q;
-    const float* src = accum + dq_piece_index(batch, h, hq, sq, i / FA_BM, warp) * DQ_PIECE
-                       + dq_piece_offset(r % TM_Q, c % TD_Q);
+    const float* src = dq_piece_element(accum, batch, h, hq, sq, i, c);
     u16* dst = dq_batch + (i64)i * dq_rs + (i64)h * dq_hs + c;
     if (c + 8 <= FA_D) {
       const float4 a = *reinterpret_cast<const float4*>(src), b = *reinterpret_cast<const float4*>(src + 4);
@@ -353,9 +356,7 @@ flash_backward_convert_dq(const __grid_constant__ FABackwardConvertParams params
     int h = (int)(rest % hq);
     int i = (int)(rest / hq);
 #if FA_DQ_BULK
-    const int r = i % FA_BM, warp = (r / TM_Q) * WD_Q + c / TD_Q;
-    const float* src = accum + dq_piece_index(batch, h, hq, sq, i / FA_BM, warp) * DQ_PIECE
-                       + dq_piece_offset(r % TM_Q, c % TD_Q);
+    const float* src = dq_piece_element(accum, batch, h, hq, sq, i, c);
 #else
     const float* src = accum + (accumulator_row(packed ? params.packed_rows : 0, batch, sq, seq.start, i) * hq + h) * FA_D + c;
 #endif
