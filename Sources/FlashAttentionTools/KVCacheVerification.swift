@@ -67,8 +67,8 @@ package struct KVCacheCase: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// The KV-cache cases of `verify` (names start with "kv-"): contiguous and paged caches (page
-/// sizes 1, 3, 16, 256), appends, cache_batch_idx, several query tokens (one and two m16 tiles of
-/// packed rows), causal and windows aligned to each sequence's end, GQA and MQA, softcap, empty
+/// sizes 1, 3, 16, 256), appends, cache_batch_idx, several query tokens (the swapped 8-row tile,
+/// one and two m16 tiles of packed rows), causal and windows aligned to each sequence's end, GQA and MQA, softcap, empty
 /// sequences, split counts 1, automatic and larger than the key tiles.
 package enum KVCacheMatrix {
   package static let standard: [KVCacheCase] = {
@@ -93,6 +93,9 @@ package enum KVCacheMatrix {
         "kv-window-split", cached: [2000], newTokens: 2, queries: 2, headsQ: 32, headsKV: 8, headDim: 128,
         pageSize: 64, options: O(causal: true, window: SlidingWindow(left: 64, right: nil)), numSplits: 7),
       KVCacheCase("kv-d40-mqa3", cached: [17, 129], headsQ: 3, headsKV: 1, headDim: 40, pageSize: 3),
+      // Four packed rows (the swapped 8-row tile) with softcap, a mask and pages of 16.
+      KVCacheCase(
+        "kv-gqa4-softcap", cached: [300, 45], newTokens: 1, pageSize: 16, options: O(causal: true, softcap: 20)),
       KVCacheCase(
         "kv-spec8-rows32", cached: [500, 1000], newTokens: 8, queries: 8, headsQ: 32, headsKV: 8, headDim: 128,
         pageSize: 16, options: O(causal: true)),

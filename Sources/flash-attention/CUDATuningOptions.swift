@@ -14,7 +14,7 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: the forward kernels allowed: auto (Hopper where it applies) or fa2 (FlashAttention-2 only).")
   var forwardKernel: CUDAKernelTuning.ForwardKernels = .automatic
 
-  @Option(help: "CUDA: the KV-cache decode tile, WARPSxSTAGES (warps 1/2/4/8, 2-8 stages of 16 keys per warp); bench --grid decode takes a comma list to sweep, auto for the table's tile (e.g. auto,4x3,4x6,8x4).")
+  @Option(help: "CUDA: the KV-cache decode tile, WARPSxSTAGES[+m16] (warps 1/2/4/8, 2-8 stages of 16 keys per warp; +m16 keeps m16 tiles of rows where the swapped 8-row tile would serve); bench --grid decode takes a comma list to sweep, auto for the table's tile (e.g. auto,4x3,4x6,8x4).")
   var decodeTile: String?
 
   @Option(help: "CUDA: how the KV-cache decode kernel loads K and V: cpasync (16-byte cp.async, two lanes per row, every GPU), cpasync-lines (cp.async, whole 128-byte lines per instruction, every GPU) or bulk (Hopper bulk copies, one per K/V row; falls back to cpasync off sm_90 or on unaligned caches); bench --grid decode takes a comma list and alternates them per shape (e.g. cpasync,bulk,cpasync-lines).")
@@ -121,7 +121,7 @@ struct CUDATuningOptions: ParsableArguments {
     return try decodeTile.split(separator: ",").map { text -> DecodeTuning? in
       if text == "auto" { return nil }
       guard let tile = DecodeTuning(parsing: String(text)) else {
-        throw ValidationError("--decode-tile must be WARPSxSTAGES (warps 1, 2, 4 or 8; 2 to 8 stages) or auto, got \(text)")
+        throw ValidationError("--decode-tile must be WARPSxSTAGES (warps 1, 2, 4 or 8; 2 to 8 stages; +m16 keeps m16 row tiles for few rows) or auto, got \(text)")
       }
       return tile
     }

@@ -31,7 +31,10 @@ struct DecodeKernelTests {
   @Test(
     "the decode-tile sweep's tiles compile without spills on sm_90a",
     .enabled(if: nvrtcAvailable, "skipped: NVRTC not found (pip install nvidia-cuda-nvrtc or set FLASH_ATTENTION_NVRTC)"),
-    arguments: [DecodeTuning(warps: 2, stages: 6), DecodeTuning(warps: 4, stages: 6), DecodeTuning(warps: 8, stages: 3)])
+    arguments: [
+      DecodeTuning(warps: 2, stages: 6), DecodeTuning(warps: 4, stages: 6), DecodeTuning(warps: 8, stages: 3),
+      DecodeTuning(warps: 4, stages: 3, keepsM16: true),
+    ])
   func sweepTilesCompile(tuning: DecodeTuning) throws {
     for paged in [false, true] {
       let key = DecodePlan.make(
@@ -40,6 +43,7 @@ struct DecodeKernelTests {
         arch: "sm_90a", multiprocessors: 132, tuning: tuning
       ).key
       #expect(key.tile.warps == tuning.warps && key.tile.stages == tuning.stages)
+      #expect(key.tile.swapped == !tuning.keepsM16, "4 packed rows take the swapped tile unless +m16: \(key)")
       #expect(key.sharedMemoryBytes <= FlashAttention2Key.sharedMemoryLimit(arch: "sm_90a"), "\(key)")
       let kernel = try KernelCompiler.compile(key.program, arch: "sm_90a")
       let resources = try #require(kernel.resources, "no ptxas report for \(key)")
@@ -72,7 +76,7 @@ struct DecodeKernelTests {
   @Test("split counts: a small batch on a long cache fills the GPU, a large batch needs none, a request is capped")
   func splitCounts() {
     let single = plan(batch: 1, keys: 8192)
-    #expect(single.rowBlocks == 1 && single.key.tile.mTiles == 1)
+    #expect(single.rowBlocks == 1 && single.key.tile.swapped && single.key.tile.rows == 8)
     #expect(single.splits == TileTables.maxAutomaticDecodeSplits, "batch 1 × 8 kv heads = 8 CTAs without splits on 132 SMs: \(single.splits)")
     #expect(plan(batch: 4, keys: 8192).splits == 8, "batch 4 fills one wave with 8 (the measured best)")
     #expect(8 * single.splits <= 2 * 132 * 2, "more than two waves of CTAs: \(single.splits)")
@@ -84,5 +88,33 @@ struct DecodeKernelTests {
     // Speculative decoding: 8 tokens × a group of 4 = 32 packed rows, two m16 tiles.
     let speculative = plan(batch: 1, queries: 8, keys: 4096)
     #expect(speculative.key.tile.mTiles == 2 && speculative.rowBlocks == 1)
+  }
+
+  @Test("the swapped 8-row tile serves at most 8 packed rows; 9-16 take one m16 tile, more two (d <= 128)")
+  func swappedTileRows() {
+    func tile(_ rows: Int, _ override: DecodeTuning? = nil, d: Int = 128) -> DecodeTile {
+      TileTables.decodeTile(headDim: d, headDimV: d, rows: rows, arch: "sm_90a", override: override, loader: .cpAsyncLines)
+    }
+    for rows in [1, 4, 7, 8] {
+      #expect(tile(rows).swapped && tile(rows).rows == 8, "\(rows) rows")
+      #expect(tile(rows, d: 256).swapped, "\(rows) rows, d 256")
+    }
+    for rows in [9, 16] { #expect(!tile(rows).swapped && tile(rows).rows == 16, "\(rows) rows") }
+    #expect(!tile(17).swapped && tile(17).rows == 32)
+    let keep = DecodeTuning(warps: 4, stages: 3, keepsM16: true)
+    #expect(!tile(4, keep).swapped && tile(4, keep).rows == 16)
+    #expect(tile(4, DecodeTuning(warps: 8, stages: 3)).swapped)
+    // The 8-row tile's key is its own kernel.
+    #expect(DecodeKey.sharedMemory(headDim: 128, headDimV: 128, tile: tile(4)) < DecodeKey.sharedMemory(headDim: 128, headDimV: 128, tile: tile(16)))
+    #expect("\(tile(4))" == "8r/4w/3s")
+  }
+
+  @Test("--decode-tile parses WARPSxSTAGES with an optional +m16")
+  func tuningParses() {
+    #expect(DecodeTuning(parsing: "4x3") == DecodeTuning(warps: 4, stages: 3))
+    #expect(DecodeTuning(parsing: "8x4+m16") == DecodeTuning(warps: 8, stages: 4, keepsM16: true))
+    for bad in ["4x3+m8", "4x", "x3", "3x3", "4x9", "4x3x2", "+m16", "4x3+m16+m16"] {
+      #expect(DecodeTuning(parsing: bad) == nil, "\(bad)")
+    }
   }
 }

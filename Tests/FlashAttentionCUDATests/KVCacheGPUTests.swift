@@ -173,6 +173,57 @@ struct KVCacheGPUTests {
     }
   }
 
+  struct LargeScoreDecode: Sendable, CustomStringConvertible {
+    var headDim: Int
+    var queries: Int
+    var dtype: DType
+    /// `--decode-tile 4x3+m16`: the m16 row tile instead of the swapped one.
+    var keepsM16: Bool
+    var description: String { "d=\(headDim) queries=\(queries) \(dtype)\(keepsM16 ? " m16 tile" : "")" }
+  }
+
+  /// Scores up to |scale·q·k| = 1e4 (issue #16) through the decode kernel: both row tiles, one
+  /// and two query tokens (4 and 8 packed rows), split over the keys; the exact-exponent form
+  /// with the swapped tile's lazy max must keep the error of a same-precision standard attention.
+  @Test(
+    "decode with scores up to 1e4 stays within 5x a same-precision standard attention's error",
+    .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"),
+    arguments: [
+      LargeScoreDecode(headDim: 128, queries: 1, dtype: .bfloat16, keepsM16: false),
+      LargeScoreDecode(headDim: 64, queries: 2, dtype: .float16, keepsM16: false),
+      LargeScoreDecode(headDim: 128, queries: 2, dtype: .float16, keepsM16: true),
+    ])
+  func largeScores(_ testCase: LargeScoreDecode) throws {
+    var random = TestRandom()
+    let shape = AttentionShape(
+      batch: 1, seqlenQ: testCase.queries, seqlenK: 1000, headsQ: 8, headsKV: 2, headDim: testCase.headDim)
+    let q = random.tensor(shape.qShape, dtype: testCase.dtype), k = random.tensor(shape.kShape, dtype: testCase.dtype)
+    let v = random.tensor(shape.vShape, dtype: testCase.dtype)
+    let largest = NonFiniteAndLargeScoreTests.largestScore(q: q, k: k, shape: shape)
+    let options = AttentionOptions(scale: Float(1e4 / largest), causal: testCase.queries > 1)
+    let label = "\(testCase), scale \(options.scale ?? 0), seed \(random.seed)"
+    var tuning = CUDAKernelTuning()
+    if testCase.keepsM16 { tuning.decodeTile = DecodeTuning(warps: 4, stages: 3, keepsM16: true) }
+    let backend = try CUDABackend(device: 0, tuning: tuning)
+    let out = HostTensor(shape: shape.oShape, dtype: testCase.dtype)
+    let lse = HostTensor(shape: shape.lseShape, dtype: .float32)
+    // The whole key sequence as one contiguous cache row: the same attention as the reference's.
+    let cache = KVCache(k: k.view, v: v.view, seqlens: IndexTensorView([Int32(shape.seqlenK)]))
+    try backend.kvCacheForward(
+      KVCacheForwardArguments(q: q.view, cache: cache, out: out.view, lse: lse.view, options: options, numSplits: 0),
+      stream: nil)
+    let exact = try ReferenceAttention.forward(q: q.view, k: k.view, v: v.view, options: options)
+    let same = try ReferenceAttention.samePrecisionForward(q: q.view, k: k.view, v: v.view, options: options)
+    for (name, actual, expected, yardstick) in [
+      ("out", out.floats(), exact.out, same.out), ("lse", lse.floats(), exact.lse, same.lse),
+    ] {
+      #expect(actual.allSatisfy { $0.isFinite }, "\(name) not finite, \(label)")
+      let tolerance = 5 * ErrorMetrics(actual: yardstick.map(Float.init), expected: expected).relativeL2 + 1e-6
+      let error = ErrorMetrics(actual: actual, expected: expected)
+      #expect(error.passes(tolerance: name == "lse" ? max(tolerance, 1e-5) : tolerance), "\(name) \(error) tol \(tolerance), \(label)")
+    }
+  }
+
   private func sameBits(_ a: HostTensor, _ b: HostTensor) -> Bool {
     a.byteCount == b.byteCount && memcmp(a.storage, b.storage, a.byteCount) == 0
   }

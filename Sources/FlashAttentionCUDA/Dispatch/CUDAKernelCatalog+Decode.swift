@@ -2,8 +2,8 @@ import FlashAttentionCore
 
 extension CUDAKernelCatalog {
   /// The KV-cache kernels on `arch`: the decode kernel for every head-dim pair of the
-  /// FlashAttention-2 catalog with the table's tile for one and for many packed rows (one and
-  /// two m16 tiles), bf16 contiguous without masks and fp16 paged with masking and softcap (the
+  /// FlashAttention-2 catalog with the table's tile for few, 16 and many packed rows (the
+  /// swapped 8-row tile, one and two m16 tiles), bf16 contiguous without masks and fp16 paged with masking and softcap (the
   /// most registers; `exhaustive` crosses every dtype, flag and layout), the same again with each
   /// other loader that runs on `arch` (line-coalesced cp.async everywhere, bulk copies on sm_90,
   /// with its own tile: the barriers take shared memory), the split merge per value head dim and
@@ -21,7 +21,7 @@ extension CUDAKernelCatalog {
     for loader in DecodeLoader.allCases where loader.runs(on: arch) {
       for (d, dv) in flashAttention2HeadDims where loader.applies(arch: arch, headDim: d, headDimV: dv) {
         let tiles = Set(
-          [1, 32].map { TileTables.decodeTile(headDim: d, headDimV: dv, rows: $0, arch: arch, loader: loader) })
+          [1, 16, 32].map { TileTables.decodeTile(headDim: d, headDimV: dv, rows: $0, arch: arch, loader: loader) })
         for tile in tiles.sorted(by: { $0.rows < $1.rows }) {
           for (dtype, masked, softcap, paged) in flagSets {
             keys.append(

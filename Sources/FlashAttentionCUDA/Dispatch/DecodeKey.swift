@@ -77,7 +77,7 @@ package struct DecodeKey: CUDAKernelKey {
       "FA_D \(headDim)", "FA_DV \(headDimV)", "FA_BF16 \(dtype == .bfloat16 ? 1 : 0)", "FA_MASK \(masked ? 2 : 0)",
       "FA_SOFTCAP \(softcap ? 1 : 0)", "FA_PAGED \(paged ? 1 : 0)", "FA_WARPS \(tile.warps)",
       "FA_STAGES \(tile.stages)", "FA_MT \(tile.mTiles)", "FA_BULK \(loader == .bulk ? 1 : 0)",
-      "FA_LINES \(loader == .cpAsyncLines ? 1 : 0)",
+      "FA_LINES \(loader == .cpAsyncLines ? 1 : 0)", "FA_SWAP \(tile.swapped ? 1 : 0)",
     ]
     let header = defines.map { "#define \($0)\n" }.joined()
     return CUDAProgram(entry: "flash_decode", source: header + KernelSources.text("decode/decode.cu"))
@@ -85,42 +85,56 @@ package struct DecodeKey: CUDAKernelKey {
 }
 
 /// The decode kernel's tile: warps per CTA (each streams its own keys), the depth of each warp's
-/// ring of 16-key stages, and m16 tiles of packed query rows per CTA.
+/// ring of 16-key stages, and m16 tiles of packed query rows per CTA, or, `swapped`, one block
+/// of 8 rows with the GEMMs' operands swapped (the keys as the MMA's M, the rows as its N:
+/// `Kernels/decode/swapped_warp.cuh`).
 package struct DecodeTile: Hashable, Sendable, CustomStringConvertible {
   /// Keys per stage of a warp's ring (one m16n8k16 step of P V).
   package static let keysPerTile = 16
+  /// Packed rows of a swapped tile (the MMA's N).
+  package static let swappedRows = 8
 
   package var warps: Int
   package var stages: Int
   package var mTiles: Int
+  package var swapped: Bool
 
-  package init(warps: Int, stages: Int, mTiles: Int) {
+  package init(warps: Int, stages: Int, mTiles: Int, swapped: Bool = false) {
     self.warps = warps
     self.stages = stages
-    self.mTiles = mTiles
+    self.mTiles = swapped ? 1 : mTiles
+    self.swapped = swapped
   }
 
   /// Packed query rows (token × query head of a group) per CTA.
-  package var rows: Int { 16 * mTiles }
+  package var rows: Int { swapped ? Self.swappedRows : 16 * mTiles }
 
   package var description: String { "\(rows)r/\(warps)w/\(stages)s" }
 }
 
-/// A decode tile override for tuning runs (`--decode-tile WARPSxSTAGES`); the m16 tiles of rows
-/// still follow the call.
+/// A decode tile override for tuning runs (`--decode-tile WARPSxSTAGES[+m16]`); the rows still
+/// follow the call: the swapped 8-row tile where they fit, unless `+m16` keeps the m16 tiles.
 package struct DecodeTuning: Hashable, Sendable {
   package var warps: Int
   package var stages: Int
+  /// Keep m16 tiles of rows even for at most 8 rows (the layout before the swapped tile).
+  package var keepsM16: Bool
 
-  package init(warps: Int, stages: Int) {
+  package init(warps: Int, stages: Int, keepsM16: Bool = false) {
     self.warps = warps
     self.stages = stages
+    self.keepsM16 = keepsM16
   }
 
-  /// Parses `WARPSxSTAGES` (e.g. `4x3`): 1, 2, 4 or 8 warps, 2 to 8 stages.
+  /// Parses `WARPSxSTAGES` (e.g. `4x3`), optionally `+m16`: 1, 2, 4 or 8 warps, 2 to 8 stages.
   package init?(parsing text: String) {
-    let parts = text.split(separator: "x").compactMap { Int($0) }
-    guard parts.count == 2, [1, 2, 4, 8].contains(parts[0]), (2...8).contains(parts[1]) else { return nil }
-    self.init(warps: parts[0], stages: parts[1])
+    var body = Substring(text)
+    let keepsM16 = body.hasSuffix("+m16")
+    if keepsM16 { body = body.dropLast(4) }
+    let parts = body.split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+    guard parts.count == 2, let warps = parts[0], let stages = parts[1], [1, 2, 4, 8].contains(warps),
+      (2...8).contains(stages)
+    else { return nil }
+    self.init(warps: warps, stages: stages, keepsM16: keepsM16)
   }
 }

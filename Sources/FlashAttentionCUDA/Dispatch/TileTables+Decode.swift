@@ -24,27 +24,31 @@ extension TileTables {
   }
 
   /// The tile for head dims (d, d_v) and `rows` packed query rows (query tokens × the GQA group):
-  /// one m16 tile of rows when they fit (decoding), two otherwise up to d_v = 128 (fewer passes
-  /// over the keys for speculative decoding and prefill); four warps with the deepest ring (at
-  /// most 6 stages) that lets two CTAs share an SM, else fewer warps, else one CTA per SM.
+  /// the swapped 8-row tile for at most 8 rows (decoding with GQA groups up to 8), one m16 tile
+  /// of rows up to 16, two otherwise up to d_v = 128 (fewer passes over the keys for
+  /// speculative decoding and prefill); four warps with the deepest ring (at most 6 stages) that
+  /// lets two CTAs share an SM, else fewer warps, else one CTA per SM.
   static func decodeTile(
     headDim: Int, headDimV: Int, rows: Int, arch: String, override: DecodeTuning? = nil, loader: DecodeLoader = .cpAsync
   ) -> DecodeTile {
     let wide = max(DecodeKey.padded(headDim), DecodeKey.padded(headDimV)) > 128
     let mTiles = rows <= 16 || wide ? 1 : 2
-    if let override { return DecodeTile(warps: override.warps, stages: override.stages, mTiles: mTiles) }
+    let swapped = rows <= DecodeTile.swappedRows && override?.keepsM16 != true
+    if let override {
+      return DecodeTile(warps: override.warps, stages: override.stages, mTiles: mTiles, swapped: swapped)
+    }
     let limit = FlashAttention2Key.sharedMemoryLimit(arch: arch)
     for budget in [min(limit, sharedMemoryPerMultiprocessor(arch: arch) / 2 - 1024), limit] {
       for warps in [4, 2, 1] {
         for stages in stride(from: 6, through: 2, by: -1) {
-          let tile = DecodeTile(warps: warps, stages: stages, mTiles: mTiles)
+          let tile = DecodeTile(warps: warps, stages: stages, mTiles: mTiles, swapped: swapped)
           if DecodeKey.sharedMemory(headDim: headDim, headDimV: headDimV, tile: tile, loader: loader) <= budget {
             return tile
           }
         }
       }
     }
-    return DecodeTile(warps: 1, stages: 2, mTiles: 1)
+    return DecodeTile(warps: 1, stages: 2, mTiles: 1, swapped: swapped)
   }
 
   /// The number of key splits for a decode launch of `blocks` CTAs per split (batch × kv heads ×

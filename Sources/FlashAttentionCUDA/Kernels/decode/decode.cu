@@ -39,7 +39,8 @@
 // The host prepends: FA_D, FA_DV (multiples of 8), FA_BF16, FA_MASK (0 none, 2 a window with
 // run-time bounds; causal is (left, 0)), FA_SOFTCAP, FA_PAGED, FA_WARPS, FA_STAGES (>= 2),
 // FA_MT (m16 tiles of packed rows per CTA), FA_BULK (0 cp.async, 1 bulk copies; sm_90 only),
-// FA_LINES (with FA_BULK 0: the line-coalesced cp.async mapping).
+// FA_LINES (with FA_BULK 0: the line-coalesced cp.async mapping), FA_SWAP (1: at most 8 packed
+// rows, the swapped-operand warp of decode/swapped_warp.cuh; FA_MT is then 1).
 #include "common/mask.cuh"
 #include "common/softmax.cuh"
 #include "sm80/ptx.cuh"
@@ -52,6 +53,9 @@
 #ifndef FA_LINES
 #define FA_LINES 0
 #endif
+#ifndef FA_SWAP
+#define FA_SWAP 0
+#endif
 #if FA_BULK
 #include "decode/bulk.cuh"
 #endif
@@ -62,7 +66,7 @@
 #define K_PITCH (D_PAD + 8)
 #define V_PITCH (DV_PAD + 8)
 #define THREADS (FA_WARPS * 32)
-#define ROWS (16 * FA_MT)
+#define ROWS (FA_SWAP ? 8 : 16 * FA_MT)
 #define TILE_KEYS 16
 // Q fragments stay in registers when they are few (one m16 tile up to d = 128).
 #define Q_IN_REGS (FA_MT * D_PAD <= 128)
@@ -88,6 +92,37 @@ struct RowPlace {
   int block, row;
 };
 
+#if FA_LINES
+// The line-coalesced copy of one tile's 16 rows of K or V whose rows lie `row_stride` elements
+// apart from `src` (one block, consecutive places): slot lane + 32 i is row (lane + 32 i) /
+// CHUNKS, chunk (lane + 32 i) % CHUNKS. Where CHUNKS divides 32 a lane keeps its chunk and steps
+// 32 / CHUNKS rows a copy: one 64-bit add per copy instead of a multiply. Padding chunks (past
+// `DIM`) zero-fill, reading nothing (the address is then the cache's base, `any`).
+template <int CHUNKS, int DIM, int PITCH>
+__device__ __forceinline__ void copy_rows_affine(u16* dst, const u16* src, i64 row_stride, const u16* any, int lane) {
+  if constexpr (32 % CHUNKS == 0) {
+    constexpr int ROWS_PER_COPY = 32 / CHUNKS;
+    const int c = lane % CHUNKS, r = lane / CHUNKS;
+    const bool ok = c * 8 < DIM;
+    const u16* from = src + r * row_stride + c * 8;
+    const u32 to = smem_u32(dst + r * PITCH + c * 8);
+    const i64 step = ROWS_PER_COPY * row_stride;
+    #pragma unroll
+    for (int i = 0; i < TILE_KEYS / ROWS_PER_COPY; ++i) {
+      cp_async16(to + i * ROWS_PER_COPY * PITCH * 2, ok ? from : any, ok);
+      from += step;
+    }
+  } else {
+    #pragma unroll
+    for (int i = 0; i < TILE_KEYS * CHUNKS / 32; ++i) {
+      const int idx = lane + 32 * i, row = idx / CHUNKS, c = idx % CHUNKS;
+      const bool ok = c * 8 < DIM;
+      cp_async16(smem_u32(dst + row * PITCH + c * 8), ok ? src + row * row_stride + c * 8 : any, ok);
+    }
+  }
+}
+#endif
+
 // One warp's share of the CTA: its rows' O and softmax state over the keys it streamed.
 struct DecodeWarp {
   float acc_o[FA_MT][DV_PAD / 8][4];
@@ -101,6 +136,58 @@ struct DecodeWarp {
 #if Q_IN_REGS
   u32 q_frag[FA_MT][D_PAD / 16][4];
 #endif
+
+  __device__ __forceinline__ void init(int r0, int group, int lane) {
+    t = lane % 4;
+    #pragma unroll
+    for (int mt = 0; mt < FA_MT; ++mt) {
+      #pragma unroll
+      for (int i = 0; i < DV_PAD / 8; ++i) acc_o[mt][i][0] = acc_o[mt][i][1] = acc_o[mt][i][2] = acc_o[mt][i][3] = 0.f;
+      #pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        row_max[mt][half] = -FA_INF;
+        raw_max[mt][half] = -FA_INF;
+        row_sum[mt][half] = 0.f;
+        token[mt][half] = (r0 + mt * 16 + half * 8 + lane / 4) / group;
+      }
+    }
+  }
+
+  // The block's packed rows of Q: the ldmatrix base address, and the fragments when they stay
+  // in registers.
+  __device__ __forceinline__ void load_q(const u16* sQ) {
+    const int lane = threadIdx.x % 32;
+    q_base = smem_u32(sQ + (lane % 16) * K_PITCH + (lane / 16) * 8);
+#if Q_IN_REGS
+    #pragma unroll
+    for (int mt = 0; mt < FA_MT; ++mt)
+      #pragma unroll
+      for (int kk = 0; kk < D_PAD / 16; ++kk)
+        ldmatrix_x4(q_base + (mt * 16 * K_PITCH + kk * 16) * 2, q_frag[mt][kk][0], q_frag[mt][kk][1],
+                    q_frag[mt][kk][2], q_frag[mt][kk][3]);
+#endif
+  }
+
+  // The ldmatrix lane address of K rows in stage 0 of the warp's ring, as the B operand of Q K^T.
+  __device__ __forceinline__ static u32 k_lane_address(const u16* ring, int lane) {
+    return smem_u32(ring + ((lane & 7) + ((lane >> 4) << 3)) * K_PITCH + ((lane >> 3) & 1) * 8);
+  }
+
+  // The ldmatrix.trans lane address of V rows (`v_rows`, stage 0) as the B operand of P V:
+  // matrices (keys 0-7, dims 0-7), (keys 8-15, dims 0-7), (keys 0-7, dims 8-15), (8-15, 8-15).
+  __device__ __forceinline__ static u32 v_lane_address(const u16* v_rows, int lane) {
+    return smem_u32(v_rows + ((lane & 7) + (((lane >> 3) & 1) << 3)) * V_PITCH + (lane >> 4) * 8);
+  }
+
+  // s = softcap * tanh(s * pre).
+  __device__ __forceinline__ void apply_softcap(float softcap, float pre) {
+    #pragma unroll
+    for (int mt = 0; mt < FA_MT; ++mt)
+      #pragma unroll
+      for (int n = 0; n < 2; ++n)
+        #pragma unroll
+        for (int e = 0; e < 4; ++e) acc_s[mt][n][e] = softcap * tanh_approx(acc_s[mt][n][e] * pre);
+  }
 
   // S = Q K^T over one 16-key tile whose K rows start at lane address `k_lane`.
   __device__ __forceinline__ void qk(u32 k_lane) {
@@ -167,7 +254,36 @@ struct DecodeWarp {
       }
     }
   }
+
+  // The warp's rows for the CTA's merge: max, sum (reduced over the row's quad) and O in
+  // row-major fp32 (`o` [ROWS][DV_PAD], `max`/`sum` [ROWS], this warp's slices).
+  __device__ __forceinline__ void store_merge(float* o, float* max, float* sum) const {
+    const int lane = threadIdx.x % 32;
+    #pragma unroll
+    for (int mt = 0; mt < FA_MT; ++mt)
+      #pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int row = mt * 16 + half * 8 + lane / 4;
+        const float total = quad_sum(row_sum[mt][half]);
+        if (t == 0) {
+          max[row] = row_max[mt][half];
+          sum[row] = total;
+        }
+        #pragma unroll
+        for (int i = 0; i < DV_PAD / 8; ++i)
+          *reinterpret_cast<float2*>(o + row * DV_PAD + i * 8 + 2 * t) =
+            make_float2(acc_o[mt][i][half * 2], acc_o[mt][i][half * 2 + 1]);
+      }
+  }
 };
+
+#if FA_SWAP
+#include "decode/swapped_warp.cuh"
+static_assert(FA_MT == 1, "the swapped warp holds one block of 8 rows");
+using Warp = DecodeWarpSwapped;
+#else
+using Warp = DecodeWarp;
+#endif
 
 // The fused merge (`split_counters` set, several splits): called by every thread of a split CTA
 // once its partials are stored. Thread 0 takes a ticket from the row block's counter with a
@@ -245,8 +361,16 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
   if (mask.left >= 0) lo = max(0, first_token + mask.offset - mask.left);
   if (mask.right >= 0) hi = min(hi, last_token + mask.offset + mask.right + 1);
   const int tiles = hi > lo ? (hi - lo + TILE_KEYS - 1) / TILE_KEYS : 0;
-  const int split_begin = (int)((i64)split * tiles / num_splits);
-  const int split_end = (int)((i64)(split + 1) * tiles / num_splits);
+  // The run's bounds in 32-bit arithmetic while tiles * num_splits fits (every cache below 2^31 /
+  // 8 keys at 128 splits): a 64-bit division costs ~70 instructions on the path to the first copy.
+  int split_begin, split_end;
+  if (tiles <= 0x7fffffff / num_splits) {
+    split_begin = (int)((u32)(split * tiles) / (u32)num_splits);
+    split_end = (int)((u32)((split + 1) * tiles) / (u32)num_splits);
+  } else {
+    split_begin = (int)((i64)split * tiles / num_splits);
+    split_end = (int)((i64)(split + 1) * tiles / num_splits);
+  }
   const int my_first = split_begin + warp;
   const int my_count = my_first < split_end ? (split_end - my_first + FA_WARPS - 1) / FA_WARPS : 0;
 
@@ -327,14 +451,29 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
   // does) and the copying lanes take them by shuffle; zero-filled past the sequence's keys and
   // past the head dims, reading nothing there (the address is then the cache's base). The host
   // uses it up to d = d_v = 128 (above, the extra live offsets spill at d = 256).
+  //
+  // Most tiles have their 16 rows at consecutive places of one block (a contiguous cache's whole
+  // tiles; a paged cache's tiles inside one page): row r's offset is then row 0's plus r row
+  // strides, and no offset travels by shuffle (r27's ncu: the shuffles and their 64-bit address
+  // arithmetic were over half of the loop's instructions). The others (a tile across pages,
+  // the sequence's last tile) take the shuffles.
   auto issue = [&](int k, int stage, RowPlace p) {
     constexpr int CHUNKS_K = D_PAD / 8, CHUNKS_V = DV_PAD / 8;
     static_assert((TILE_KEYS * CHUNKS_K) % 32 == 0 && (TILE_KEYS * CHUNKS_V) % 32 == 0, "whole instructions");
     const int first = tile_key(k);
-    const i64 k_row = cache_offset(params.k_strides, p.block, p.row, kv_head);
-    const i64 v_row = cache_offset(params.v_strides, p.block, p.row, kv_head);
     u16* sK = my_ring + stage * STAGE_ELEMENTS;
     u16* sV = sK + TILE_KEYS * K_PITCH;
+    const int block0 = __shfl_sync(0xffffffffu, p.block, 0), row0 = __shfl_sync(0xffffffffu, p.row, 0);
+    const bool affine = first + TILE_KEYS <= keys && __all_sync(0xffffffffu, p.block == block0 && p.row == row0 + lane_row);
+    if (affine) {
+      copy_rows_affine<D_PAD / 8, FA_D, K_PITCH>(
+        sK, k_cache + cache_offset(params.k_strides, block0, row0, kv_head), params.k_strides.row, k_cache, lane);
+      copy_rows_affine<DV_PAD / 8, FA_DV, V_PITCH>(
+        sV, v_cache + cache_offset(params.v_strides, block0, row0, kv_head), params.v_strides.row, v_cache, lane);
+      return;
+    }
+    const i64 k_row = cache_offset(params.k_strides, p.block, p.row, kv_head);
+    const i64 v_row = cache_offset(params.v_strides, p.block, p.row, kv_head);
     #pragma unroll
     for (int i = 0; i < TILE_KEYS * CHUNKS_K / 32; ++i) {
       const int idx = lane + 32 * i, row = idx / CHUNKS_K, c = idx % CHUNKS_K;
@@ -388,26 +527,11 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
 #endif
   }
 
-  DecodeWarp w;
-  w.t = lane % 4;
-  #pragma unroll
-  for (int mt = 0; mt < FA_MT; ++mt) {
-    #pragma unroll
-    for (int i = 0; i < DV_PAD / 8; ++i) w.acc_o[mt][i][0] = w.acc_o[mt][i][1] = w.acc_o[mt][i][2] = w.acc_o[mt][i][3] = 0.f;
-    #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      w.row_max[mt][half] = -FA_INF;
-      w.raw_max[mt][half] = -FA_INF;
-      w.row_sum[mt][half] = 0.f;
-      w.token[mt][half] = (r0 + mt * 16 + half * 8 + lane / 4) / group;
-    }
-  }
-  w.q_base = smem_u32(sQ + (lane % 16) * K_PITCH + (lane / 16) * 8);
-  // ldmatrix lane addresses in stage 0 of this warp's ring: K rows as the B operand of Q K^T,
-  // V rows transposed as the B operand of P V.
-  const u32 k_lane = smem_u32(my_ring + ((lane & 7) + ((lane >> 4) << 3)) * K_PITCH + ((lane >> 3) & 1) * 8);
-  const u32 v_lane =
-    smem_u32(my_ring + TILE_KEYS * K_PITCH + ((lane & 7) + (((lane >> 3) & 1) << 3)) * V_PITCH + (lane >> 4) * 8);
+  Warp w;
+  w.init(r0, group, lane);
+  // ldmatrix lane addresses in stage 0 of this warp's ring (each warp's operand patterns).
+  const u32 k_lane = Warp::k_lane_address(my_ring, lane);
+  const u32 v_lane = Warp::v_lane_address(my_ring + TILE_KEYS * K_PITCH, lane);
 
 #if FA_BULK
   cp_async_wait<0>();  // this thread's Q copies (the only cp.async groups)
@@ -415,14 +539,7 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
   cp_async_wait<FA_STAGES - 1>();  // this thread's Q copies
 #endif
   __syncthreads();                 // everyone's
-#if Q_IN_REGS
-  #pragma unroll
-  for (int mt = 0; mt < FA_MT; ++mt)
-    #pragma unroll
-    for (int kk = 0; kk < D_PAD / 16; ++kk)
-      ldmatrix_x4(w.q_base + (mt * 16 * K_PITCH + kk * 16) * 2, w.q_frag[mt][kk][0], w.q_frag[mt][kk][1],
-                  w.q_frag[mt][kk][2], w.q_frag[mt][kk][3]);
-#endif
+  w.load_q(sQ);
 #if FA_SOFTCAP
   const float pre = params.scale / params.softcap;  // s = softcap * tanh(qk * scale / softcap)
   const float c = FA_LOG2E;
@@ -458,12 +575,7 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
     const int n0 = tile_key(j);
     w.qk(k_lane + read_stage * STAGE_BYTES);
 #if FA_SOFTCAP
-    #pragma unroll
-    for (int mt = 0; mt < FA_MT; ++mt)
-      #pragma unroll
-      for (int n = 0; n < 2; ++n)
-        #pragma unroll
-        for (int e = 0; e < 4; ++e) w.acc_s[mt][n][e] = params.softcap * tanh_approx(w.acc_s[mt][n][e] * pre);
+    w.apply_softcap(params.softcap, pre);
 #endif
     // Only tiles with a hidden pair are masked: the sequence's last tile and window edges.
     bool masked = n0 + TILE_KEYS > keys;
@@ -480,21 +592,7 @@ flash_decode(const __grid_constant__ FADecodeParams params) {
   float* sO = reinterpret_cast<float*>(smem);  // [warp][row][DV_PAD]
   float* sMax = sO + FA_WARPS * ROWS * DV_PAD;  // [warp][row]
   float* sSum = sMax + FA_WARPS * ROWS;
-  #pragma unroll
-  for (int mt = 0; mt < FA_MT; ++mt)
-    #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int row = mt * 16 + half * 8 + lane / 4;
-      const float total = quad_sum(w.row_sum[mt][half]);
-      if (w.t == 0) {
-        sMax[warp * ROWS + row] = w.row_max[mt][half];
-        sSum[warp * ROWS + row] = total;
-      }
-      float* o_row = sO + (warp * ROWS + row) * DV_PAD;
-      #pragma unroll
-      for (int i = 0; i < DV_PAD / 8; ++i)
-        *reinterpret_cast<float2*>(o_row + i * 8 + 2 * w.t) = make_float2(w.acc_o[mt][i][half * 2], w.acc_o[mt][i][half * 2 + 1]);
-    }
+  w.store_merge(sO + warp * ROWS * DV_PAD, sMax + warp * ROWS, sSum + warp * ROWS);
   __syncthreads();
 
   const i64 rows_total = (i64)params.batch * params.heads_q * params.seqlen_q;

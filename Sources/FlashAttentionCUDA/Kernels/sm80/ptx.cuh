@@ -60,3 +60,11 @@ __device__ __forceinline__ float quad_sum(float x) {
   x += __shfl_xor_sync(0xffffffff, x, 1);
   return x + __shfl_xor_sync(0xffffffff, x, 2);
 }
+
+// The transpose of an 8x8 16-bit matrix held as an mma fragment (a lane holds row lane / 4,
+// columns 2 (lane % 4), +1): the lane then holds that row of the transpose (sm_75 and later).
+__device__ __forceinline__ u32 movmatrix_trans(u32 x) {
+  u32 y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+  return y;
+}
