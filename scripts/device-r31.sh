@@ -7,7 +7,8 @@
 # verify's kv- cases with the new tile and with `--decode-tile 4x3+m16` (old math, new loader).
 # Then old and new alternated (old new new old) on
 # batch 1/2/4/16 × 8k/32k/128k, contiguous and pages of 16, clean and dirty flush; the new binary
-# times its `auto` tile (swapped) and `4x3+m16` (the m16 math with the new loader) per shape.
+# times its `auto` tile (swapped) and `4x3+m16` (the m16 math with the new loader) per shape;
+# then a sweep of the swapped tile's warps and stages at batch 1-4 (its registers now allow more).
 # Then the full decode grid beside PyTorch SDPA's decode, memcheck, ncu's full set on one
 # decode launch at 1 × 8k, racecheck, ncu at 4 × 8k.
 # Carry [".devbin-cuda"]: flash-attention.xz, flash-attention-old.xz, gpu-tests.tar.xz.
@@ -32,6 +33,8 @@ for which in old new new old; do
       --json "$work/decode-new-$n.json"
   fi
 done
+CAP=45 step decode-tiles 15 "$bin" bench --device cuda --grid decode --decode-batches 1,2,4 --seqlens 8192,32768 \
+  --page-sizes 0 --decode-flush clean --decode-tile auto,8x3,8x2,4x6,2x6 --json "$work/decode-tiles.json"
 CAP=60 step decode-grid 30 "$bin" bench --device cuda --grid decode --json "$work/decode-grid.json"
 CAP=60 step torch-decode 20 python3 benchmarks/peers/torch_sdpa.py --grid decode --json "$work/torch-decode.json"
 sanitize memcheck 60 'KVCacheGPUTests'
