@@ -156,6 +156,17 @@ struct HopperBackwardBulkTests {
     } else {
       Issue.record("fused-bulk-dq-first should run the fused kernel with dQ first")
     }
+    // Asked for where that order spills, the kernel keeps the plain order (a catalog variant).
+    for options in [
+      AttentionOptions(causal: true, alibiSlopes: slopes), AttentionOptions(dropout: dropout),
+      AttentionOptions(window: SlidingWindow(left: 30, right: 7)),
+    ] {
+      if case let .hopperFused(keyValue, _) = try form(128, options, Self.tuning(.fusedBulkDQFirst)) {
+        #expect(keyValue.dqBulk && !keyValue.dqFirst && HopperBackwardKey.dqBulkVariants.contains(keyValue), "\(options)")
+      } else {
+        Issue.record("fused-bulk-dq-first with \(options) should run the fused kernel with bulk reductions")
+      }
+    }
   }
 
   @Test(

@@ -93,7 +93,9 @@ enum KernelSelection {
         keyValue.dropout = dropout
         if form == .fusedBulk || form == .fusedBulkDQFirst {
           keyValue.dqBulk = true
-          keyValue.dqFirst = form == .fusedBulkDQFirst && mask != .window
+          // dQ first only where that variant compiles without spills, the table's rule, also when
+          // a tuning asks for it (a window, ALiBi under a mask and dropout at d 128 keep the order).
+          keyValue.dqFirst = form == .fusedBulkDQFirst && keyValue.acceptsDQFirst
           let convert = FlashAttention2Key.hopperPiecesConvert(headDim: shape.headDim, dtype: arguments.q.dtype, arch: arch)
           return BackwardKernelPlan(preprocess: preprocess, form: .hopperFused(keyValue: keyValue, convert: convert))
         }
