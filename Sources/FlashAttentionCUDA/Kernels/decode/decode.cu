@@ -11,8 +11,10 @@
 //   copy, so the page-table read is off the critical path. Warps never wait for each other
 //   until the end, where their (max, sum, O) merge exactly in shared memory.
 // - S = Q K^T and O += P V run on mma.sync m16n8k16 (the rows of a block are one or two m16
-//   tiles); the softmax is the online one of common/softmax.cuh, the mask common/mask.cuh's,
-//   aligned to the end of each sequence's keys (read on the device).
+//   tiles; with FA_SWAP at most 8 rows are the MMA's N and the keys its M, S^T = K Q^T and
+//   O^T += V^T P^T, decode/swapped_warp.cuh); the softmax is the online one of
+//   common/softmax.cuh (lazy in the swapped warp), the mask common/mask.cuh's, aligned to the end
+//   of each sequence's keys (read on the device).
 // - Keys at or past the sequence's length are never read: their cp.async is a zero-fill, so the
 //   K and V rows of a partial last page are 0 in shared memory (P is 0 there too, and no NaN of
 //   an unused slot can reach P V), and their scores are -inf before the softmax.
