@@ -47,7 +47,7 @@ public struct CUDABackend: AttentionBackend {
 
   /// Forward, synchronously: device views in place, host views staged.
   public func forward(_ arguments: ForwardArguments) throws(FlashAttentionError) {
-    try checkProblem(arguments.shape, dtype: arguments.q.dtype)
+    try checkFixedLengthProblem(arguments.shape, dtype: arguments.q.dtype)
     try CUDACallChecks.features(arguments.options, backend: name, dropoutAllowed: true)
     switch arguments.q.location {
     case .cuda:
@@ -60,7 +60,7 @@ public struct CUDABackend: AttentionBackend {
 
   /// Backward, synchronously: device views in place, host views staged.
   public func backward(_ arguments: BackwardArguments) throws(FlashAttentionError) {
-    try checkProblem(arguments.shape, dtype: arguments.q.dtype)
+    try checkFixedLengthProblem(arguments.shape, dtype: arguments.q.dtype)
     try CUDACallChecks.features(arguments.options, backend: name, dropoutAllowed: true)
     switch arguments.q.location {
     case .cuda:

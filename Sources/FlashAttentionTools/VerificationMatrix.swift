@@ -16,6 +16,8 @@ package enum VerificationMatrix {
       AttentionProblem("d128-gqa2", S(batch: 1, seqlenQ: 64, seqlenK: 100, headsQ: 4, headsKV: 2, headDim: 128)),
       AttentionProblem("d160", S(batch: 1, seqlenQ: 23, seqlenK: 41, headsQ: 2, headDim: 160)),
       AttentionProblem("d256", S(batch: 1, seqlenQ: 33, seqlenK: 47, headsQ: 2, headDim: 256)),
+      AttentionProblem(
+        "d512-gqa2-causal", S(batch: 1, seqlenQ: 77, seqlenK: 129, headsQ: 4, headsKV: 2, headDim: 512), O(causal: true)),
       AttentionProblem("mqa8", S(batch: 1, seqlenQ: 20, seqlenK: 77, headsQ: 8, headsKV: 1, headDim: 64)),
       AttentionProblem(
         "dv128-d192", S(batch: 1, seqlenQ: 31, seqlenK: 45, headsQ: 2, headsKV: 1, headDim: 192, headDimV: 128)),

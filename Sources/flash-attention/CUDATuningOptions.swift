@@ -41,6 +41,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: how the Hopper backward computes dQ (the deterministic mode always splits): auto (the table's), split (a dQ kernel per query block), fused (one kernel, per-thread atomic adds), fused-bulk (one kernel, dQ staged in shared memory and added by bulk reductions; head dims 64 and 128, the table's there) or fused-bulk-dq-first (as fused-bulk, each step's dQ GEMM issued before dV's and dK's). For tuning runs.")
   var hopperBackwardForm: CUDAKernelTuning.HopperBackwardForm = .automatic
 
+  @Option(help: "CUDA: how the forward covers a V wider than 256 columns (heads past 256): groups (one launch, warp groups splitting O's columns, the default) or chunks (one launch per chunk of at most 256 columns). For tuning runs.")
+  var wideValue: CUDAKernelTuning.WideValue = .groups
+
   func validate() throws {
     _ = try tuning()
   }
@@ -73,6 +76,7 @@ struct CUDATuningOptions: ParsableArguments {
     }
     tuning.float8Exp2OnFMAPeriod = fp8Exp2FmaPeriod
     tuning.hopperBackwardForm = hopperBackwardForm
+    tuning.wideValue = wideValue
     // A sweep list (bench --grid decode) runs its entries itself; a single command takes the first.
     tuning.decodeTile = try decodeTiles().first ?? nil
     tuning.decodeLoader = try decodeLoaders().first ?? CUDAKernelTuning().decodeLoader
@@ -132,7 +136,7 @@ struct CUDATuningOptions: ParsableArguments {
     forwardTile != nil || backwardTile != nil || forwardKernel != .automatic || decodeTile != nil || decodeLoader != nil
       || varlenSchedule != nil
       || alibiKernels != .hopper || decodeCombine != nil || dropoutKernels != .hopper || hopperForwardTile != nil
-      || fp8Exp2FmaPeriod != 0 || hopperBackwardForm != .automatic
+      || fp8Exp2FmaPeriod != 0 || hopperBackwardForm != .automatic || wideValue != .groups
   }
 }
 
@@ -140,3 +144,4 @@ extension CUDAKernelTuning.ForwardKernels: ExpressibleByArgument {}
 extension CUDAKernelTuning.AlibiKernels: ExpressibleByArgument {}
 extension CUDAKernelTuning.DropoutKernels: ExpressibleByArgument {}
 extension CUDAKernelTuning.HopperBackwardForm: ExpressibleByArgument {}
+extension CUDAKernelTuning.WideValue: ExpressibleByArgument {}

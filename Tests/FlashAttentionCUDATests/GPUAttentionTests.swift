@@ -15,8 +15,8 @@ struct GPUAttentionTests {
   static let forwardKernels = CUDAKernelTuning.ForwardKernels.allCases
 
   /// Problems beyond the verify matrix: GQA with causal at d = 128, a window with softcap and
-  /// MQA, d ≠ d_v at 192/128, a window that leaves rows without keys at d = 256, and Q, K, V as
-  /// slices of one fused-QKV buffer.
+  /// MQA, d ≠ d_v at 192/128, a window that leaves rows without keys at d = 256, Q, K, V as
+  /// slices of one fused-QKV buffer, and heads past 256 (d 512, d 320 / d_v 264).
   static let problems: [AttentionProblem] = [
     AttentionProblem(
       "causal-gqa2-129-d128", AttentionShape(batch: 1, seqlenQ: 129, headsQ: 4, headsKV: 2, headDim: 128),
@@ -36,6 +36,19 @@ struct GPUAttentionTests {
     AttentionProblem(
       "packed-qkv-causal-d128", AttentionShape(batch: 2, seqlenQ: 130, headsQ: 2, headDim: 128),
       AttentionOptions(causal: true), layout: .packedQKV),
+    // Heads past 256 (the forward in value chunks, the backward's 32 x 32 tile).
+    AttentionProblem(
+      "causal-gqa2-129-d512", AttentionShape(batch: 1, seqlenQ: 129, headsQ: 4, headsKV: 2, headDim: 512),
+      AttentionOptions(causal: true)),
+    AttentionProblem("decode-1x1000-d512", AttentionShape(batch: 2, seqlenQ: 1, seqlenK: 1000, headsQ: 2, headDim: 512)),
+    AttentionProblem(
+      "window-softcap-17x1000-d512", AttentionShape(batch: 1, seqlenQ: 17, seqlenK: 1000, headsQ: 2, headDim: 512),
+      AttentionOptions(window: SlidingWindow(left: 100, right: 7), softcap: 20)),
+    AttentionProblem(
+      "7x17-d320-dv264-b2", AttentionShape(batch: 2, seqlenQ: 7, seqlenK: 17, headsQ: 3, headDim: 320, headDimV: 264)),
+    AttentionProblem(
+      "deterministic-d512", AttentionShape(batch: 1, seqlenQ: 100, seqlenK: 130, headsQ: 2, headDim: 512),
+      AttentionOptions(causal: true, deterministic: true)),
   ]
 
   /// A CUDA engine on device 0 whose forward pass may use `kernels`.

@@ -22,7 +22,7 @@ extension CUDABackend {
     _ arguments: BackwardArguments, on stream: CUDAStream, workspace: CUDAWorkspace? = nil
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
-    try checkProblem(shape, dtype: arguments.q.dtype)
+    try checkFixedLengthProblem(shape, dtype: arguments.q.dtype)
     try CUDACallChecks.features(arguments.options, backend: name, dropoutAllowed: true)
     try checkDeviceCall(
       [

@@ -10,7 +10,7 @@ extension CUDABackend {
   ///   unaligned rows, host memory), `.invalidArgument` for views or a stream of another device.
   package func enqueueForward(_ arguments: ForwardArguments, on stream: CUDAStream) throws(FlashAttentionError) {
     let shape = arguments.shape
-    try checkProblem(shape, dtype: arguments.q.dtype)
+    try checkFixedLengthProblem(shape, dtype: arguments.q.dtype)
     try CUDACallChecks.features(arguments.options, backend: name, dropoutAllowed: true)
     try checkDeviceCall(
       [(arguments.q, "q"), (arguments.k, "k"), (arguments.v, "v"), (arguments.out, "out")],

@@ -10,15 +10,22 @@ enum CUDACallChecks {
   /// overflow.
   static let maxSequenceLength = 1 << 29
 
-  /// Storage, head dims and sizes (all call paths).
-  static func problem(_ shape: AttentionShape, dtype: DType, backend: String) throws(FlashAttentionError) {
+  /// Storage, head dims and sizes (all call paths). `maxHeadDim`: 256, or for the fixed-length
+  /// forward and backward `FlashAttention2Key.maxWideHeadDim` where the device takes wide heads
+  /// (`wideHeadLimit`); `wideHeadsNote` says why a wider head was refused.
+  static func problem(
+    _ shape: AttentionShape, dtype: DType, backend: String, maxHeadDim: Int = FlashAttention2Key.maxHeadDim,
+    wideHeadsNote: String = "up to 512 in the fixed-length forward and backward; varlen and KV-cache calls take up to 256"
+  ) throws(FlashAttentionError) {
     if dtype == .float32 {
       throw .unsupported(
         backend: backend, feature: "float32 storage (use float16 or bfloat16 tensors; the kernels accumulate in fp32)")
     }
     for (value, label) in [(shape.headDim, "head_dim"), (shape.headDimV, "head_dim_v")]
-    where !FlashAttention2Key.supportsHeadDim(value) {
-      throw .unsupported(backend: backend, feature: "\(label) = \(value) (supported: multiples of 8 up to 256)")
+    where !FlashAttention2Key.supportsHeadDim(value, upTo: maxHeadDim) {
+      let note = value <= FlashAttention2Key.maxWideHeadDim && value % 8 == 0 ? "; \(wideHeadsNote)" : ""
+      throw .unsupported(
+        backend: backend, feature: "\(label) = \(value) (supported here: multiples of 8 up to \(maxHeadDim)\(note))")
     }
     for (value, label) in [(shape.seqlenQ, "seqlen_q"), (shape.seqlenK, "seqlen_k")] where value > maxSequenceLength {
       throw .unsupported(backend: backend, feature: "\(label) = \(value) (the kernels take up to 2^29 tokens)")
@@ -84,6 +91,18 @@ extension CUDABackend {
 
   func checkProblem(_ shape: AttentionShape, dtype: DType) throws(FlashAttentionError) {
     try CUDACallChecks.problem(shape, dtype: dtype, backend: name)
+  }
+
+  /// `checkProblem` for the fixed-length forward and backward, which take heads up to 512 where
+  /// the device has the shared memory (`FlashAttention2Key.takesWideHeads`).
+  func checkFixedLengthProblem(_ shape: AttentionShape, dtype: DType) throws(FlashAttentionError) {
+    let wide = FlashAttention2Key.takesWideHeads(arch: device.arch)
+    try CUDACallChecks.problem(
+      shape, dtype: dtype, backend: name,
+      maxHeadDim: wide ? FlashAttention2Key.maxWideHeadDim : FlashAttention2Key.maxHeadDim,
+      wideHeadsNote: wide
+        ? "varlen and KV-cache calls take up to 256"
+        : "heads past 256 need 138 KB of shared memory per block, which \(device.arch) does not give")
   }
 
   func checkDeviceCall(

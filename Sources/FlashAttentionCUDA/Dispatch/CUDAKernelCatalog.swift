@@ -9,6 +9,10 @@ package enum CUDAKernelCatalog {
     (8, 8), (40, 40), (64, 64), (96, 96), (128, 128), (160, 160), (192, 192), (192, 128), (256, 256),
   ]
 
+  /// Heads past 256, which only the fixed-length forward and backward take: d = d_v = 512
+  /// (Gemma-class), and d 320 with d_v 264 (value chunks of 136 and 128 columns).
+  package static let wideHeadDims: [(Int, Int)] = [(320, 264), (512, 512)]
+
   /// The keys of every family that runs on `arch`: the FlashAttention-2 kernels (one per kind
   /// and head dims, bf16 without masks and fp16 with masking and softcap, the most registers;
   /// `exhaustive` crosses every dtype and flag instead), the standard-attention baseline, and on
@@ -45,7 +49,9 @@ package enum CUDAKernelCatalog {
   /// and on sm_90a every Hopper variant (forward, backward, backward dQ) with `FA_VARLEN`.
   package static func varlenKeys(arch: String, exhaustive: Bool = false) -> [any CUDAKernelKey] {
     // (Dropout is not in the varlen path: the CUDA backend refuses it there.)
-    let varlen: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive).filter { !$0.dropout }.map { key in
+    let varlen: [any CUDAKernelKey] = flashAttention2Keys(arch: arch, exhaustive: exhaustive).filter {
+      !$0.dropout && max($0.headDim, $0.headDimV) <= FlashAttention2Key.maxHeadDim
+    }.map { key in
       var key = key
       key.varlen = true
       return key
@@ -80,7 +86,7 @@ package enum CUDAKernelCatalog {
       }
       : [(.bfloat16, false, false), (.float16, true, true)]
     var keys: [FlashAttention2Key] = []
-    for (d, dv) in flashAttention2HeadDims {
+    for (d, dv) in flashAttention2HeadDims + (FlashAttention2Key.takesWideHeads(arch: arch) ? wideHeadDims : []) {
       for (dtype, masked, softcap) in flagSets {
         keys += FlashAttention2Key.Kind.allCases.map { kind in
           FlashAttention2Key.make(
@@ -101,6 +107,17 @@ package enum CUDAKernelCatalog {
         }
       }
     }
-    return keys
+    // A wide V's forward runs in value groups (`make`'s key) or, with `--wide-value chunks`, as
+    // one launch per chunk: those keys too, one per chunk width.
+    let chunkKeys = keys.filter { $0.kind == .forward && $0.valueGroups > 1 }.flatMap { key in
+      Set(FlashAttention2Key.forwardValueChunks(headDimV: key.headDimV).map(\.width)).sorted().map { width in
+        var chunk = key
+        chunk.headDimV = width
+        chunk.valueGroups = 1
+        chunk.tile = TileTables.flashAttention2Forward(headDim: key.headDim, headDimV: width, arch: arch)
+        return chunk
+      }
+    }
+    return keys + chunkKeys
   }
 }

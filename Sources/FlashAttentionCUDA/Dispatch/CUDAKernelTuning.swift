@@ -152,6 +152,18 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   /// The Hopper backward's form (`--hopper-backward-form`, default the table's).
   package var hopperBackwardForm: HopperBackwardForm = .automatic
 
+  /// How the FlashAttention-2 forward covers a V wider than 256 columns (`--wide-value`).
+  package enum WideValue: String, Sendable, Hashable, CaseIterable {
+    /// One launch whose warps form groups, each group holding O for its share of the columns
+    /// (`FlashAttention2Key.valueGroups`): K and V read once, every group computing the same S.
+    case groups
+    /// One launch per chunk of at most 256 columns (`FlashAttention2Key.forwardValueChunks`).
+    case chunks
+  }
+
+  /// How the forward covers a V wider than 256 columns (default `.groups`).
+  package var wideValue: WideValue = .groups
+
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,
     decodeTile: DecodeTuning? = nil, decodeLoader: DecodeLoader = .cpAsyncLines, varlenSchedule: VarlenSchedule = .packed,

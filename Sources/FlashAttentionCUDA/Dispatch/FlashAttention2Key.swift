@@ -37,6 +37,10 @@ package struct FlashAttention2Key: CUDAKernelKey {
   /// reductions (`HopperBackwardKey.dqBulk`): 64 query rows, one piece per consumer warpgroup,
   /// each half of the head dim (the sm80 bulk layout of a 64-row tile of two warps side by side).
   package var hopperPieces: Bool = false
+  /// Forward only, d_v past 256 (`CUDAKernelTuning.WideValue.groups`): the block's warps form
+  /// this many groups, each holding O for its share of d_v's columns and computing the same S
+  /// (`FA_VGROUPS`); 1 otherwise.
+  package var valueGroups: Int = 1
 
   package var description: String {
     var text = "\(kind.rawValue) d=\(headDim)"
@@ -49,6 +53,7 @@ package struct FlashAttention2Key: CUDAKernelKey {
     if varlen { text += " varlen" }
     if dropout { text += " dropout" }
     if hopperPieces { text += " hopper-pieces" }
+    if valueGroups > 1 { text += " vgroups\(valueGroups)" }
     return text + " \(arch)"
   }
 
@@ -84,20 +89,46 @@ package struct FlashAttention2Key: CUDAKernelKey {
     return (max(1, (rows + perBlock - 1) / perBlock), heads, batch)
   }
 
-  /// The head dims the kernels support: every multiple of 8 up to 256.
-  package static func supportsHeadDim(_ value: Int) -> Bool {
-    value >= 8 && value <= 256 && value % 8 == 0
+  /// The widest head dim of every path (varlen, KV cache, the Hopper kernels).
+  package static let maxHeadDim = 256
+  /// The widest head dim of the fixed-length forward and backward (Gemma-class d = 512): the
+  /// forward runs value columns in chunks (`forwardValueChunks`), the backward one 32 x 32 tile.
+  package static let maxWideHeadDim = 512
+
+  /// The head dims the kernels support: every multiple of 8 up to `limit`.
+  package static func supportsHeadDim(_ value: Int, upTo limit: Int = maxHeadDim) -> Bool {
+    value >= 8 && value <= limit && value % 8 == 0
+  }
+
+  /// Value columns of one forward launch. The forward keeps O (its rows x d_v, fp32) in
+  /// registers, which at d_v = 512 would be 256 a thread; so a wider V runs as chunks of at most
+  /// 256 columns, each launch recomputing S (the same bits, so the same LSE) and writing its own
+  /// columns of O. The cost is Q K^T once per chunk: at d = d_v = 512, 1.5x the forward's FLOPs.
+  package static let forwardValueColumns = 256
+
+  /// The forward's value chunks for `headDimV` columns: one chunk up to 256; past it as few as
+  /// cover it, of equal widths rounded up to 8 (the last takes the rest).
+  package static func forwardValueChunks(headDimV: Int) -> [(offset: Int, width: Int)] {
+    guard headDimV > forwardValueColumns else { return [(0, headDimV)] }
+    let count = (headDimV + forwardValueColumns - 1) / forwardValueColumns
+    let width = ((headDimV + count - 1) / count + 7) / 8 * 8
+    return stride(from: 0, to: headDimV, by: width).map { ($0, min(width, headDimV - $0)) }
+  }
+
+  /// Whether `arch` gives a block the shared memory that heads past 256 need (the backward's
+  /// 32 x 32 tile with one Q/dO buffer, 138 KB at d = d_v = 512): sm_80 and sm_90 do, sm_86/89 not.
+  package static func takesWideHeads(arch: String) -> Bool {
+    let tile = TileTables.flashAttention2BackwardCandidates(headDim: maxWideHeadDim, headDimV: maxWideHeadDim)[0]
+    return backwardTileFits(tile, headDim: maxWideHeadDim, headDimV: maxWideHeadDim, arch: arch)
   }
 
   static func paddedTo16(_ value: Int) -> Int { (value + 15) / 16 * 16 }
 
   /// Dynamic shared memory of the forward kernel: Q, K and V tiles with 16-byte padded rows.
   package var sharedMemoryBytes: Int {
-    let qkPitch = Self.paddedTo16(headDim) + 8
-    let vPitch = Self.paddedTo16(headDimV) + 8
     switch kind {
     case .forward:
-      return (tile.blockM * qkPitch + tile.blockN * qkPitch + tile.blockN * vPitch) * 2
+      return Self.forwardSharedMemory(tile: tile, headDim: headDim, headDimV: headDimV, valueGroups: valueGroups)
     case .backwardKeyValue:
       let plan = backwardPlan
       return Self.backwardSharedMemory(
@@ -107,7 +138,7 @@ package struct FlashAttention2Key: CUDAKernelKey {
     }
   }
 
-  package var threads: Int { tile.warps * 32 }
+  package var threads: Int { tile.warps * 32 * valueGroups }
   package var family: CUDAKernelFamily { .flashAttention2 }
 
   /// The NVRTC program: the feature `#define`s, then the shared primitives, then the kernel.
@@ -140,6 +171,7 @@ package struct FlashAttention2Key: CUDAKernelKey {
     // Only in the keys that have it: plain attention's programs stay byte for byte as before.
     if alibi { defines.append("FA_ALIBI 1") }
     if dropout { defines.append("FA_DROPOUT 1") }
+    if valueGroups > 1 { defines.append("FA_VGROUPS \(valueGroups)") }
     if kind == .backwardKeyValue {
       let widths = [Self.paddedTo32(headDim), Self.paddedTo32(headDimV)]
       let plan = backwardPlan
@@ -188,11 +220,17 @@ extension FlashAttention2Key {
   ) -> FlashAttention2Key {
     switch kind {
     case .forward:
-      return FlashAttention2Key(
-        kind: kind, headDim: headDim, headDimV: headDimV, dtype: dtype, masked: masked, softcap: softcap,
-        deterministic: deterministic, tile: tuned(tuning.forwardTile, headDim: headDim, headDimV: headDimV)
-          ?? TileTables.flashAttention2Forward(headDim: headDim, headDimV: headDimV),
+      // A wide V runs in warp groups (one launch), or in chunks: then the key is the first
+      // chunk's and the launch makes the others'.
+      let groups = tuning.wideValue == .groups ? forwardValueGroups(headDimV: headDimV) : 1
+      let keyV = groups > 1 ? headDimV : forwardValueChunks(headDimV: headDimV)[0].width
+      var key = FlashAttention2Key(
+        kind: kind, headDim: headDim, headDimV: keyV, dtype: dtype, masked: masked, softcap: softcap,
+        deterministic: deterministic, tile: tuned(tuning.forwardTile, headDim: headDim, headDimV: keyV)
+          ?? TileTables.flashAttention2Forward(headDim: headDim, headDimV: keyV, arch: arch, valueGroups: groups),
         arch: arch)
+      key.valueGroups = groups
+      return key
     case .backwardKeyValue:
       let tile = tuning.backwardTile.flatMap { backwardTileFits($0, headDim: headDim, headDimV: headDimV, arch: arch) ? $0 : nil }
       return FlashAttention2Key(
@@ -292,7 +330,7 @@ extension FlashAttention2Key {
   /// docs/perf-notes/cuda-sm80.md): bulk dQ reductions with two Q/dO buffers, then with the
   /// pieces in the Q/dO buffer, then with one buffer; atomics before sm_90. The GEMM k-loops
   /// run two k-steps per iteration with the bulk reductions (0–1% faster, run 8), except with
-  /// softcap, whose d = 64 kernels then spill.
+  /// softcap, whose d = 64 kernels then spill, and past d = 256 (8-76 bytes of spills at 32 x 32).
   static func backwardPlan(
     tile: AttentionTile, headDim: Int, headDimV: Int, softcap: Bool, arch: String
   ) -> BackwardPlan {
@@ -301,7 +339,7 @@ extension FlashAttention2Key {
       backwardSharedMemory(tile: tile, headDim: headDim, headDimV: headDimV, buffers: buffers, dqStaging: staging) <= limit
     }
     if supportsBulkReduction(arch: arch) {
-      let unroll = softcap ? 1 : 2
+      let unroll = softcap || max(headDim, headDimV) > maxHeadDim ? 1 : 2
       if fits(2, staging: true) { return BackwardPlan(reduction: .bulk, buffers: 2, unroll: unroll) }
       if fits(2, staging: false) && dqPiecesFitQueryBuffer(tile: tile, headDim: headDim, headDimV: headDimV) {
         return BackwardPlan(reduction: .bulkInQueryBuffer, buffers: 2, unroll: unroll)
@@ -343,6 +381,19 @@ extension FlashAttention2Key {
   }
 
   static func paddedTo32(_ value: Int) -> Int { (value + 31) / 32 * 32 }
+
+  /// The forward kernel's shared memory: Q, K and V tiles with 16-byte padded rows (V's
+  /// columns padded to whole 16-column tiles per value group).
+  static func forwardSharedMemory(tile: AttentionTile, headDim: Int, headDimV: Int, valueGroups: Int = 1) -> Int {
+    let qkPitch = paddedTo16(headDim) + 8
+    let vPitch = (headDimV + 16 * valueGroups - 1) / (16 * valueGroups) * (16 * valueGroups) + 8
+    return (tile.blockM * qkPitch + tile.blockN * qkPitch + tile.blockN * vPitch) * 2
+  }
+
+  /// Value groups of a forward over `headDimV` columns: 1 up to 256, else one per 256 columns.
+  package static func forwardValueGroups(headDimV: Int) -> Int {
+    (headDimV + forwardValueColumns - 1) / forwardValueColumns
+  }
 
   /// Dynamic shared memory per block that an architecture allows (opt-in maximum).
   static func sharedMemoryLimit(arch: String) -> Int {

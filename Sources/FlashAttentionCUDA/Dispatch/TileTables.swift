@@ -42,22 +42,37 @@ enum TileTables {
   /// per warp measured faster still but spill 40 bytes on sm_90a, so d = 128 keeps one tile per
   /// warp (Q in registers) on 4 warps (+42 % over 8 warps), as do wider heads (64 x 64: 262
   /// TFLOP/s at d = 256).
-  static func flashAttention2Forward(headDim: Int, headDimV: Int) -> AttentionTile {
-    let width = max(FlashAttention2Key.paddedTo16(headDim), FlashAttention2Key.paddedTo16(headDimV))
+  /// Past d = 256 (the value columns come in chunks of at most 256, `FlashAttention2Key.forwardValueChunks`)
+  /// Q and K rows of up to 512 columns take the shared memory: 64 keys a tile where they fit
+  /// (167 KB at d = 512 on sm_90), else 32 or 16 (0 spills at d 512 / d_v 256, 246 registers).
+  /// With value groups (`FlashAttention2Key.valueGroups`, d_v past 256) the warps of a group
+  /// hold O for their share of the columns, so the registers follow that share; the shared
+  /// memory holds all of V's (200 KB at d = d_v = 512 and 64 keys).
+  static func flashAttention2Forward(headDim: Int, headDimV: Int, arch: String, valueGroups: Int = 1) -> AttentionTile {
+    let width = max(FlashAttention2Key.paddedTo16(headDim), FlashAttention2Key.paddedTo16(headDimV) / valueGroups)
     if width <= 112 { return AttentionTile(blockM: 128, blockN: 64, warps: 4, qInRegisters: false) }
-    return AttentionTile(blockM: 64, blockN: 64, warps: 4, qInRegisters: width <= 128)
+    if width <= 256 { return AttentionTile(blockM: 64, blockN: 64, warps: 4, qInRegisters: width <= 128) }
+    let tiles = [64, 32, 16].map { AttentionTile(blockM: 64, blockN: $0, warps: 4, qInRegisters: false) }
+    return tiles.first {
+      FlashAttention2Key.forwardSharedMemory(tile: $0, headDim: headDim, headDimV: headDimV, valueGroups: valueGroups)
+        <= FlashAttention2Key.sharedMemoryLimit(arch: arch)
+    } ?? tiles[tiles.count - 1]
   }
 
   /// The backward key/value tiles to try, best first (FlashAttention-2's sm80 table, adopted in
   /// 8f98bdb, runs 4-6: 0.75-0.86x FA2 at N = 8k, from 0.44-0.60x): 8 warps; 128 queries x 128
   /// keys up to d = 64, 64 x 128 up to 128, 64 x 64 wider. GPUs with less shared memory per
-  /// block (sm_86, sm_89) take the first that fits with one Q/dO buffer.
+  /// block (sm_86, sm_89) take the first that fits with one Q/dO buffer. Past d = 256 one tile:
+  /// 32 queries x 32 keys on 8 warps, the only one whose dK and dV (32 x 512 fp32 each, 128
+  /// registers a thread) leave room for the rest without spills (64 x 32 spills 732 bytes,
+  /// 64 x 16 none but adds dQ for every 16 keys), with one k-step a loop iteration.
   static func flashAttention2BackwardCandidates(headDim: Int, headDimV: Int) -> [AttentionTile] {
     let width = max(FlashAttention2Key.paddedTo32(headDim), FlashAttention2Key.paddedTo32(headDimV))
     let candidates: [(Int, Int, Int)] =
       width <= 64 ? [(128, 128, 8), (64, 128, 8), (64, 64, 8)]
       : width <= 128 ? [(64, 128, 8), (64, 64, 8), (32, 64, 8)]
-      : [(64, 64, 8), (32, 64, 8), (32, 32, 4)]
+      : width <= 256 ? [(64, 64, 8), (32, 64, 8), (32, 32, 4)]
+      : [(32, 32, 8)]
     return candidates.map { AttentionTile(blockM: $0.0, blockN: $0.1, warps: $0.2, qInRegisters: false) }
   }
 

@@ -4,17 +4,42 @@ import _FlashAttentionKernelABI
 /// Launches of the FlashAttention-2 kernels (`Kernels/sm80/`): each fills its kernel's
 /// parameter struct and grid.
 enum FlashAttention2Launch {
-  /// O and LSE: one CTA per (query block, head, batch).
-  /// `alibiSlopes`: the device copy of the call's slopes (0 without ALiBi).
+  /// O and LSE: one CTA per (query block, head, batch). A key with value groups covers every
+  /// column of V in one launch; otherwise one launch per value chunk
+  /// (`FlashAttention2Key.forwardValueChunks`: one up to d_v = 256), `key` being the first
+  /// chunk's: each launch reads its columns of V and writes its columns of O, and every launch
+  /// writes the same LSE (the same S, computed the same way). `alibiSlopes`: the device copy of
+  /// the call's slopes (0 without ALiBi).
   static func forward(
     _ arguments: ForwardArguments, key: FlashAttention2Key, device: CUDADevice, stream: CUDAStream,
     alibiSlopes: UInt64 = 0
+  ) throws(FlashAttentionError) {
+    if key.valueGroups > 1 {
+      return try forward(
+        arguments, key: key, device: device, stream: stream, alibiSlopes: alibiSlopes,
+        v: arguments.v.deviceAddress, out: arguments.out.deviceAddress)
+    }
+    for chunk in FlashAttention2Key.forwardValueChunks(headDimV: arguments.shape.headDimV) {
+      var chunkKey = key
+      chunkKey.headDimV = chunk.width
+      // Columns are the innermost dimension (stride 1), so a chunk is a byte offset.
+      let vBytes = UInt64(chunk.offset * arguments.v.dtype.byteSize)
+      let outBytes = UInt64(chunk.offset * arguments.out.dtype.byteSize)
+      try forward(
+        arguments, key: chunkKey, device: device, stream: stream, alibiSlopes: alibiSlopes,
+        v: arguments.v.deviceAddress + vBytes, out: arguments.out.deviceAddress + outBytes)
+    }
+  }
+
+  private static func forward(
+    _ arguments: ForwardArguments, key: FlashAttention2Key, device: CUDADevice, stream: CUDAStream,
+    alibiSlopes: UInt64, v: UInt64, out: UInt64
   ) throws(FlashAttentionError) {
     let shape = arguments.shape
     let (left, right) = kernelWindow(arguments.mask)
     let parameters = FAForwardParams(
       q: devicePointer(arguments.q.deviceAddress), k: devicePointer(arguments.k.deviceAddress),
-      v: devicePointer(arguments.v.deviceAddress), o: deviceMutablePointer(arguments.out.deviceAddress),
+      v: devicePointer(v), o: deviceMutablePointer(out),
       lse: deviceMutablePointer(arguments.lse.deviceAddress),
       q_strides: FAStrides(arguments.q), k_strides: FAStrides(arguments.k), v_strides: FAStrides(arguments.v),
       o_strides: FAStrides(arguments.out), lse_strides: FAStatsStrides(arguments.lse),

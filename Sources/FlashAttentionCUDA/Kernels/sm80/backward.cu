@@ -154,11 +154,12 @@ __device__ __forceinline__ float exact_row_delta(
 // 16-byte loads per lane and tensor in flight. A block of FA_PRE_WARPS warps covers
 // FA_PRE_WARPS * FA_PRE_ROWS rows. With 2-byte loads of one column per lane and four rows a warp,
 // the pass read O and dO at 1.2-2.0 TB/s (r26, d 64-128; 86-96 registers).
+// Past 256 columns (32 chunks) a lane holds CHUNKS_PER_LANE chunks of its row, 32 apart.
 #define PRE_CHUNKS ((FA_DV + 7) / 8)
 #define LANES_PER_ROW (PRE_CHUNKS <= 1 ? 1 : PRE_CHUNKS <= 2 ? 2 : PRE_CHUNKS <= 4 ? 4 : PRE_CHUNKS <= 8 ? 8 : PRE_CHUNKS <= 16 ? 16 : 32)
+#define CHUNKS_PER_LANE ((PRE_CHUNKS + 31) / 32)
 #define ROWS_PER_LOAD (32 / LANES_PER_ROW)
 #define PRE_LOADS ((FA_PRE_ROWS + ROWS_PER_LOAD - 1) / ROWS_PER_LOAD)
-static_assert(PRE_CHUNKS <= 32, "the preprocess splits a row over at most 32 lanes of 8 columns");
 static_assert(PRE_LOADS * ROWS_PER_LOAD == FA_PRE_ROWS, "rows per warp: a multiple of the rows per load");
 
 // This lane's 8 columns (chunk `chunk`) of a row at `row` (16-bit values, two a word; zero past
@@ -220,14 +221,17 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
   const bool whole = ((unsigned long long)po % 16 == 0) && ((unsigned long long)pd % 16 == 0) && o_rs % 8 == 0
                      && do_rs % 8 == 0;
   // Every load first; lanes past FA_DV's chunks and rows past the sequence load nothing.
-  uint4 ov[PRE_LOADS], dv[PRE_LOADS];
+  uint4 ov[PRE_LOADS][CHUNKS_PER_LANE], dv[PRE_LOADS][CHUNKS_PER_LANE];
   float lv[PRE_LOADS];
   #pragma unroll
   for (int j = 0; j < PRE_LOADS; ++j) {
     const int r = j * ROWS_PER_LOAD + sub;
-    const bool live = row0 + r < seq.used && chunk < PRE_CHUNKS;
-    ov[j] = live ? load_chunk(po + (i64)r * o_rs, chunk, whole) : make_uint4(0u, 0u, 0u, 0u);
-    dv[j] = live ? load_chunk(pd + (i64)r * do_rs, chunk, whole) : make_uint4(0u, 0u, 0u, 0u);
+    #pragma unroll
+    for (int c = 0; c < CHUNKS_PER_LANE; ++c) {
+      const bool live = row0 + r < seq.used && chunk + 32 * c < PRE_CHUNKS;
+      ov[j][c] = live ? load_chunk(po + (i64)r * o_rs, chunk + 32 * c, whole) : make_uint4(0u, 0u, 0u, 0u);
+      dv[j][c] = live ? load_chunk(pd + (i64)r * do_rs, chunk + 32 * c, whole) : make_uint4(0u, 0u, 0u, 0u);
+    }
     lv[j] = row0 + r < seq.used ? pl[r] : 0.f;
   }
   // D from O for every row; rows with scores far beyond ordinary attention's (rare) are marked
@@ -239,7 +243,9 @@ flash_backward_preprocess(const __grid_constant__ FABackwardPreprocessParams par
   #pragma unroll
   for (int j = 0; j < PRE_LOADS; ++j) {
     const int row = row0 + j * ROWS_PER_LOAD + sub;
-    float sum = chunk_dot(ov[j], dv[j]);
+    float sum = chunk_dot(ov[j][0], dv[j][0]);
+    #pragma unroll
+    for (int c = 1; c < CHUNKS_PER_LANE; ++c) sum += chunk_dot(ov[j][c], dv[j][c]);
     #pragma unroll
     for (int off = LANES_PER_ROW / 2; off > 0; off /= 2) sum += __shfl_xor_sync(0xffffffff, sum, off);
     const float l = lv[j];

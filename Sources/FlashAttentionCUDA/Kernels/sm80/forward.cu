@@ -7,8 +7,10 @@
 // The host prepends the kernel key's #defines: FA_D, FA_DV (multiples of 8), FA_BM
 // (16 * FA_MT * warps), FA_BN, FA_WARPS, FA_BF16, FA_MASK (0 none, 2 a window with run-time
 // bounds; causal is the window (left, 0)), FA_SOFTCAP, FA_Q_IN_REGS, FA_ALIBI (common/alibi.cuh), FA_DROPOUT (common/dropout.cuh),
-// and FA_VARLEN (packed sequences: the batch index selects a sequence of cu_seqlens, whose own
-// lengths bound the tiles and the mask; the grid covers the longest).
+// FA_VARLEN (packed sequences: the batch index selects a sequence of cu_seqlens, whose own
+// lengths bound the tiles and the mask; the grid covers the longest), and FA_VGROUPS (heads
+// past 256: O's columns split over that many groups of FA_WARPS warps, each group computing
+// the same S for its rows and O for its share of d_v; absent: 1).
 #include "common/alibi.cuh"
 #include "common/dropout.cuh"
 #include "common/mask.cuh"
@@ -18,10 +20,19 @@
 #include "sm80/online_softmax.cuh"
 #include "sm80/tiles.cuh"
 
+#ifndef FA_VGROUPS
+#define FA_VGROUPS 1
+#endif
 #define D_PAD ((FA_D + 15) / 16 * 16)
-#define DV_PAD ((FA_DV + 15) / 16 * 16)
-#define THREADS (FA_WARPS * 32)
+// V's columns padded to whole 16-column ldmatrix tiles per value group.
+#define DV_PAD ((FA_DV + 16 * FA_VGROUPS - 1) / (16 * FA_VGROUPS) * (16 * FA_VGROUPS))
+#define THREADS (FA_WARPS * 32 * FA_VGROUPS)
 #define FA_MT (FA_BM / (16 * FA_WARPS))
+// O's columns per warp: a warp holds rows x DV_WARP fp32 accumulators (128 a thread at 256).
+#define DV_WARP (DV_PAD / FA_VGROUPS)
+#if DV_WARP % 16 != 0
+#error "each value group takes whole 16-column ldmatrix tiles"
+#endif
 #if FA_Q_IN_REGS && FA_MT > 1
 #error "Q fragments in registers need one m16 tile per warp"
 #endif
@@ -35,11 +46,15 @@ constexpr MaskKind MASK = MaskKind(FA_MASK);
 // One warp's part of the block: its rows' S (one m16 x FA_BN fragment per m-tile), O, and the
 // rows' softmax state (row r = row0 + 16 mt + 8 half).
 struct ForwardWarp {
-  float acc_o[FA_MT][DV_PAD / 8][4];
+  float acc_o[FA_MT][DV_WARP / 8][4];
   float row_max[FA_MT][2], row_sum[FA_MT][2];
   float raw_max[FA_MT][2];  // the raw score whose product row_max is (the exact exponent's offset)
   float acc_s[FA_MT][FA_BN / 8][4];
   int row0, t;
+#if FA_VGROUPS > 1
+  int col0;  // this warp's first column of O (its value group's)
+  bool writes_lse;
+#endif
   // Per-lane shared-memory byte addresses; every fragment is base + a constant, so the offsets
   // fold into the ldmatrix immediates instead of occupying registers.
   u32 q_base, k_base, v_base;
@@ -128,7 +143,7 @@ struct ForwardWarp {
         a[mt][3] = pack2(acc_s[mt][2 * kk + 1][2], acc_s[mt][2 * kk + 1][3]);
       }
       #pragma unroll
-      for (int nn = 0; nn < DV_PAD / 16; ++nn) {
+      for (int nn = 0; nn < DV_WARP / 16; ++nn) {
         u32 b0, b1, b2, b3;
         ldmatrix_x4_trans(v_base + (kk * 16 * V_PITCH + nn * 16) * 2, b0, b1, b2, b3);
         #pragma unroll
@@ -155,12 +170,20 @@ struct ForwardWarp {
         if (row < sq) {
           u16* gO = o + batch * params.o_strides.batch + head * params.o_strides.head + (i64)(start + row) * params.o_strides.row;
           #pragma unroll
-          for (int i = 0; i < DV_PAD / 8; ++i) {
+          for (int i = 0; i < DV_WARP / 8; ++i) {
+#if FA_VGROUPS > 1
+            const int col = col0 + i * 8 + 2 * t;
+#else
             const int col = i * 8 + 2 * t;
+#endif
             if (col < FA_DV)
               *(u32*)(gO + col) = pack2(acc_o[mt][i][half * 2] * inv, acc_o[mt][i][half * 2 + 1] * inv);
           }
+#if FA_VGROUPS > 1
+          if (t == 0 && writes_lse) {
+#else
           if (t == 0) {
+#endif
             lse[batch * params.lse_strides.batch + head * params.lse_strides.head + start + row] = row_lse(row_max[mt][half], total);
           }
         }
@@ -183,7 +206,12 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
   u16* sV = sK + FA_BN * QK_PITCH;
 
   const int tid = threadIdx.x;
+#if FA_VGROUPS > 1
+  const int warp = (tid / 32) % FA_WARPS;       // this warp's rows
+  const int value_group = (tid / 32) / FA_WARPS; // and its share of O's columns
+#else
   const int warp = tid / 32;
+#endif
   const int lane = tid % 32;
   const int head = blockIdx.y, batch = blockIdx.z;
   const int kv_head = head / params.group;
@@ -221,7 +249,7 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
   #pragma unroll
   for (int mt = 0; mt < FA_MT; ++mt) {
     #pragma unroll
-    for (int i = 0; i < DV_PAD / 8; ++i) w.acc_o[mt][i][0] = w.acc_o[mt][i][1] = w.acc_o[mt][i][2] = w.acc_o[mt][i][3] = 0.f;
+    for (int i = 0; i < DV_WARP / 8; ++i) w.acc_o[mt][i][0] = w.acc_o[mt][i][1] = w.acc_o[mt][i][2] = w.acc_o[mt][i][3] = 0.f;
     w.row_max[mt][0] = w.row_max[mt][1] = -FA_INF;
     w.raw_max[mt][0] = w.raw_max[mt][1] = -FA_INF;
     w.row_sum[mt][0] = w.row_sum[mt][1] = 0.f;
@@ -230,6 +258,11 @@ flash_forward(const __grid_constant__ FAForwardParams params) {
   w.q_base = smem_u32(sQ + (warp * 16 * FA_MT + lane % 16) * QK_PITCH + (lane / 16) * 8);
   w.k_base = smem_u32(sK + ((lane & 7) + ((lane >> 4) << 3)) * QK_PITCH + ((lane >> 3) & 1) * 8);
   w.v_base = smem_u32(sV + ((lane & 7) + (((lane >> 3) & 1) << 3)) * V_PITCH + (lane >> 4) * 8);
+#if FA_VGROUPS > 1
+  w.col0 = value_group * DV_WARP;
+  w.writes_lse = value_group == 0;
+  w.v_base += w.col0 * 2;
+#endif
 #if FA_SOFTCAP
   const float pre = params.scale / params.softcap;  // s = softcap * tanh(qk * scale / softcap)
   const float c = FA_LOG2E;

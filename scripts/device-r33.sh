@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Device call r33 (END_S default 420 s): heads past 256 on the GPU (issue #17 item 3). Checks
+# the d = 512 forward (value groups, and `--wide-value chunks`) and backward (32 x 32 tile)
+# against the float64 reference, under memcheck and racecheck, then times d 256 and d 512 with
+# ours and PyTorch SDPA (cuDNN, flash, efficient) in the same call.
+# Carry [".devbin-cuda"]: flash-attention.xz, gpu-tests.tar.xz.
+# Output: $OUT/r33.tgz, $OUT/r33.log.
+set -u -o pipefail
+source "$(dirname "$0")/device-steps.sh"
+device_call_begin r33 420
+CAP=40 step verify-wide 10 "$bin" verify --device cuda --filter d512 --dtype bf16
+fails verify-wide
+CAP=40 step verify-wide-fp16-chunks 10 "$bin" verify --device cuda --filter d512 --dtype fp16 --wide-value chunks
+fails verify-wide-fp16-chunks
+CAP=40 step verify-d256 10 "$bin" verify --device cuda --filter d256 --dtype bf16
+fails verify-d256
+gpu_tests 100 'WideHeadTests|GPUAttentionTests/moreProblems'
+CAP=45 step memcheck-wide 10 compute-sanitizer --tool memcheck --print-limit 5 "$bin" verify --device cuda --filter d512 --dtype bf16
+grep -E "ERROR SUMMARY" "$work/memcheck-wide.log" | tee -a "$log"
+CAP=45 step racecheck-wide 10 compute-sanitizer --tool racecheck --print-limit 5 "$bin" verify --device cuda --filter d512 --dtype bf16
+grep -E "RACECHECK SUMMARY|ERROR SUMMARY" "$work/racecheck-wide.log" | tee -a "$log"
+grid=(--device cuda --grid flash --dtypes bf16 --head-dims 256,512 --seqlens 1024,4096,16384 --passes forward,backward --impls flash --reps 10)
+CAP=60 step ours 20 "$bin" bench "${grid[@]}" --json "$work/ours.json"
+CAP=40 step ours-chunks 20 "$bin" bench --device cuda --grid flash --dtypes bf16 --head-dims 512 --seqlens 1024,4096,16384 \
+  --passes forward --impls flash --reps 10 --wide-value chunks --json "$work/ours-chunks.json"
+CAP=100 step torch 30 python3 benchmarks/peers/torch_sdpa.py --device cuda --grid flash --dtypes bf16 --head-dims 256,512 \
+  --impls cudnn,flash,efficient --seqlens 1024,4096,16384 --passes forward,backward --reps 10 --json "$work/torch.json" --quiet
+CAP=60 step ours-again 20 "$bin" bench "${grid[@]}" --json "$work/ours-again.json"
+CAP=60 step tiles 20 "$bin" kernels --time --head-dims 512 --seqlens 4096,16384 --backward-tiles 32x32x8,64x16x8
+device_call_end r33
