@@ -3,7 +3,8 @@
 # the d = 512 forward (value groups, and `--wide-value chunks`) and backward (32 x 32 tile)
 # against the float64 reference, under memcheck and racecheck, then times d 256 and d 512 with
 # ours and PyTorch SDPA (cuDNN, flash, efficient) in the same call.
-# Carry [".devbin-cuda"]: flash-attention.xz, gpu-tests.tar.xz.
+# Carry [".devbin-cuda"]: flash-attention.xz, gpu-tests.tar.xz, the wheel (the Python package's
+# wide-head CUDA cases of test_numerics.py).
 # Output: $OUT/r33.tgz, $OUT/r33.log.
 set -u -o pipefail
 source "$(dirname "$0")/device-steps.sh"
@@ -15,6 +16,10 @@ fails verify-wide-fp16-chunks
 CAP=40 step verify-d256 10 "$bin" verify --device cuda --filter d256 --dtype bf16
 fails verify-d256
 gpu_tests 100 'WideHeadTests|GPUAttentionTests/moreProblems'
+install_package
+CAP=60 step pytest-wide 20 python3 -m pytest python/tests/test_numerics.py -q -p no:cacheprovider -rfE \
+  -k "cuda and (d512 or d320)" -n 8
+grep -E "^(FAILED|ERROR)|passed|failed" "$work/pytest-wide.log" | cut -c1-220 | tail -n 8 | tee -a "$log"
 CAP=45 step memcheck-wide 10 compute-sanitizer --tool memcheck --print-limit 5 "$bin" verify --device cuda --filter d512 --dtype bf16
 grep -E "ERROR SUMMARY" "$work/memcheck-wide.log" | tee -a "$log"
 CAP=45 step racecheck-wide 10 compute-sanitizer --tool racecheck --print-limit 5 "$bin" verify --device cuda --filter d512 --dtype bf16

@@ -22,6 +22,9 @@ rotary embedding, `cache_leftpad`, the varlen-q form and `scheduler_metadata`. `
 `pack_gqa` are accepted: they are FA3's scheduling hints and do not change what is computed
 (the KV-cache call hands `num_splits` to the library's split-KV).
 
+Head dims: any on the CPU; on CUDA up to 256 everywhere and up to 512 (multiples of 8) in
+flash_attn_func's forward and backward on sm_80/sm_90 (FlashAttention-3 stops at 256).
+
 FA2's keyword-only `dropout_p` and `alibi_slopes` are taken by flash_attn_func and the packed
 forms (FA3's varlen and KV-cache signatures have neither); dropout runs on the CPU for now.
 """

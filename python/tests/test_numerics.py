@@ -88,6 +88,15 @@ def cuda_cases() -> list[Case]:
     for d in (64, 128, 256):
         for dtype in HALF_DTYPES:
             cases.append(Case(dtype, 257, 257, 8, 2, d, d, "causal", 0.0, "contiguous", deterministic=True))
+    # Heads past 256 (the FlashAttention-2 kernels: the forward in value groups, the backward on
+    # a 32 x 32 tile), Gemma-class d 512 and an uneven d 320 / d_v 264.
+    for (d, dv), (sq, sk), mask, dtype in itertools.product(
+        ((512, 512), (320, 264)), ((1, 129), (17, 129), (129, 17), (1000, 1000)), MASKS, HALF_DTYPES
+    ):
+        cases.append(Case(dtype, sq, sk, 8, 2, d, dv, mask, 0.0, "contiguous", batch=1 if sq >= 1000 else 2))
+    for dtype in HALF_DTYPES:
+        cases.append(Case(dtype, 129, 129, 4, 2, 512, 512, "causal", 30.0, "contiguous"))
+        cases.append(Case(dtype, 257, 257, 8, 2, 512, 512, "causal", 0.0, "contiguous", deterministic=True))
     return cases
 
 
