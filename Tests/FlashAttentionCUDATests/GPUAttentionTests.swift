@@ -16,7 +16,8 @@ struct GPUAttentionTests {
 
   /// Problems beyond the verify matrix: GQA with causal at d = 128, a window with softcap and
   /// MQA, d ≠ d_v at 192/128, a window that leaves rows without keys at d = 256, Q, K, V as
-  /// slices of one fused-QKV buffer, and heads past 256 (d 512, d 320 / d_v 264).
+  /// slices of one fused-QKV buffer, and heads past 256 (d 512, d 320 / d_v 264; with ALiBi and
+  /// with dropout too).
   static let problems: [AttentionProblem] = [
     AttentionProblem(
       "causal-gqa2-129-d128", AttentionShape(batch: 1, seqlenQ: 129, headsQ: 4, headsKV: 2, headDim: 128),
@@ -49,6 +50,12 @@ struct GPUAttentionTests {
     AttentionProblem(
       "deterministic-d512", AttentionShape(batch: 1, seqlenQ: 100, seqlenK: 130, headsQ: 2, headDim: 512),
       AttentionOptions(causal: true, deterministic: true)),
+    AttentionProblem(
+      "alibi-causal-gqa2-d512", AttentionShape(batch: 2, seqlenQ: 65, seqlenK: 97, headsQ: 4, headsKV: 2, headDim: 512),
+      AttentionOptions(causal: true, alibiSlopes: VerificationMatrix.alibiSlopes(heads: 4, batch: 2))),
+    AttentionProblem(
+      "dropout-d512", AttentionShape(batch: 1, seqlenQ: 33, seqlenK: 80, headsQ: 2, headDim: 512),
+      AttentionOptions(dropout: AttentionDropout(probability: 0.2, seed: 7, offset: 64))),
   ]
 
   /// A CUDA engine on device 0 whose forward pass may use `kernels`.
