@@ -113,7 +113,6 @@ struct WideHeadTests {
   func catalog() {
     func wideKeys(_ arch: String) -> [FlashAttention2Key] {
       CUDAKernelCatalog.flashAttention2Keys(arch: arch).filter { $0.headDim > 256 || $0.headDimV > 256 }
-        + CUDAKernelCatalog.flashAttention2Keys(arch: arch).filter { $0.kind == .forward && $0.headDim > 256 }
     }
     for arch in ["sm_90a", "sm_80"] {
       // d_v 264: the grouped key (two groups of 144 padded columns) and the chunks' (136, 128).

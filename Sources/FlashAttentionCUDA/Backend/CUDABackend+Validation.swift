@@ -10,12 +10,16 @@ enum CUDACallChecks {
   /// overflow.
   static let maxSequenceLength = 1 << 29
 
+  /// Where heads past 256 are refused on every device.
+  static let narrowPathsNote = "varlen and KV-cache calls take up to \(FlashAttention2Key.maxHeadDim)"
+
   /// Storage, head dims and sizes (all call paths). `maxHeadDim`: 256, or for the fixed-length
   /// forward and backward `FlashAttention2Key.maxWideHeadDim` where the device takes wide heads
   /// (`wideHeadLimit`); `wideHeadsNote` says why a wider head was refused.
   static func problem(
     _ shape: AttentionShape, dtype: DType, backend: String, maxHeadDim: Int = FlashAttention2Key.maxHeadDim,
-    wideHeadsNote: String = "up to 512 in the fixed-length forward and backward; varlen and KV-cache calls take up to 256"
+    wideHeadsNote: String = "up to \(FlashAttention2Key.maxWideHeadDim) in the fixed-length forward and backward; "
+      + CUDACallChecks.narrowPathsNote
   ) throws(FlashAttentionError) {
     if dtype == .float32 {
       throw .unsupported(
@@ -101,8 +105,9 @@ extension CUDABackend {
       shape, dtype: dtype, backend: name,
       maxHeadDim: wide ? FlashAttention2Key.maxWideHeadDim : FlashAttention2Key.maxHeadDim,
       wideHeadsNote: wide
-        ? "varlen and KV-cache calls take up to 256"
-        : "heads past 256 need 138 KB of shared memory per block, which \(device.arch) does not give")
+        ? CUDACallChecks.narrowPathsNote
+        : "heads past \(FlashAttention2Key.maxHeadDim) need \(FlashAttention2Key.wideHeadsSharedMemory / 1024) KiB of "
+          + "shared memory per block, which \(device.arch) does not give")
   }
 
   func checkDeviceCall(

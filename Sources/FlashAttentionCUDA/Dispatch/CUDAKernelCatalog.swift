@@ -108,15 +108,15 @@ package enum CUDAKernelCatalog {
       }
     }
     // A wide V's forward runs in value groups (`make`'s key) or, with `--wide-value chunks`, as
-    // one launch per chunk: those keys too, one per chunk width.
+    // one launch per chunk: those launches' keys too, made as the backend makes them.
+    var chunks = CUDAKernelTuning()
+    chunks.wideValue = .chunks
     let chunkKeys = keys.filter { $0.kind == .forward && $0.valueGroups > 1 }.flatMap { key in
-      Set(FlashAttention2Key.forwardValueChunks(headDimV: key.headDimV).map(\.width)).sorted().map { width in
-        var chunk = key
-        chunk.headDimV = width
-        chunk.valueGroups = 1
-        chunk.tile = TileTables.flashAttention2Forward(headDim: key.headDim, headDimV: width, arch: arch)
-        return chunk
-      }
+      let first = FlashAttention2Key.make(
+        kind: .forward, headDim: key.headDim, headDimV: key.headDimV, dtype: key.dtype, masked: key.masked,
+        softcap: key.softcap, deterministic: false, arch: arch, tuning: chunks, alibi: key.alibi, dropout: key.dropout)
+      var seen = Set<Int>()
+      return first.forwardLaunches(headDimV: key.headDimV).map(\.key).filter { seen.insert($0.headDimV).inserted }
     }
     return keys + chunkKeys
   }

@@ -110,16 +110,20 @@ package struct FlashAttention2Key: CUDAKernelKey {
   /// cover it, of equal widths rounded up to 8 (the last takes the rest).
   package static func forwardValueChunks(headDimV: Int) -> [(offset: Int, width: Int)] {
     guard headDimV > forwardValueColumns else { return [(0, headDimV)] }
-    let count = (headDimV + forwardValueColumns - 1) / forwardValueColumns
+    let count = forwardValueGroups(headDimV: headDimV)
     let width = ((headDimV + count - 1) / count + 7) / 8 * 8
     return stride(from: 0, to: headDimV, by: width).map { ($0, min(width, headDimV - $0)) }
   }
 
   /// Whether `arch` gives a block the shared memory that heads past 256 need (the backward's
-  /// 32 x 32 tile with one Q/dO buffer, 138 KB at d = d_v = 512): sm_80 and sm_90 do, sm_86/89 not.
+  /// 32 x 32 tile with one Q/dO buffer, 135 KiB at d = d_v = 512): sm_80 and sm_90 do, sm_86/89 not.
   package static func takesWideHeads(arch: String) -> Bool {
-    let tile = TileTables.flashAttention2BackwardCandidates(headDim: maxWideHeadDim, headDimV: maxWideHeadDim)[0]
-    return backwardTileFits(tile, headDim: maxWideHeadDim, headDimV: maxWideHeadDim, arch: arch)
+    backwardTileFits(wideHeadsTile, headDim: maxWideHeadDim, headDimV: maxWideHeadDim, arch: arch)
+  }
+
+  /// The backward's tile at d = d_v = 512, which sets what heads past 256 need.
+  private static var wideHeadsTile: AttentionTile {
+    TileTables.flashAttention2BackwardCandidates(headDim: maxWideHeadDim, headDimV: maxWideHeadDim)[0]
   }
 
   static func paddedTo16(_ value: Int) -> Int { (value + 15) / 16 * 16 }
@@ -390,9 +394,29 @@ extension FlashAttention2Key {
     return (tile.blockM * qkPitch + tile.blockN * qkPitch + tile.blockN * vPitch) * 2
   }
 
-  /// Value groups of a forward over `headDimV` columns: 1 up to 256, else one per 256 columns.
+  /// Value groups of a forward over `headDimV` columns: 1 up to 256, else one per 256 columns
+  /// (as many as `forwardValueChunks` has chunks).
   package static func forwardValueGroups(headDimV: Int) -> Int {
     (headDimV + forwardValueColumns - 1) / forwardValueColumns
+  }
+
+  /// The launches of this forward key over a V of `headDimV` columns, each with the first
+  /// column it reads and writes: the key itself where it covers every column (value groups,
+  /// or d_v up to 256), else one per `forwardValueChunks` chunk, this key (the first chunk's,
+  /// as `make` gives it) with the chunk's width.
+  package func forwardLaunches(headDimV: Int) -> [(key: FlashAttention2Key, offset: Int)] {
+    if valueGroups > 1 { return [(self, 0)] }
+    return Self.forwardValueChunks(headDimV: headDimV).map { chunk in
+      var key = self
+      key.headDimV = chunk.width
+      return (key, chunk.offset)
+    }
+  }
+
+  /// Heads past 256 need this much shared memory per block (the backward's tile at d = d_v =
+  /// 512 with one Q/dO buffer); `takesWideHeads` compares it with an arch's limit.
+  static var wideHeadsSharedMemory: Int {
+    backwardSharedMemory(tile: wideHeadsTile, headDim: maxWideHeadDim, headDimV: maxWideHeadDim, buffers: 1)
   }
 
   /// Dynamic shared memory per block that an architecture allows (opt-in maximum).

@@ -14,19 +14,12 @@ enum FlashAttention2Launch {
     _ arguments: ForwardArguments, key: FlashAttention2Key, device: CUDADevice, stream: CUDAStream,
     alibiSlopes: UInt64 = 0
   ) throws(FlashAttentionError) {
-    if key.valueGroups > 1 {
-      return try forward(
-        arguments, key: key, device: device, stream: stream, alibiSlopes: alibiSlopes,
-        v: arguments.v.deviceAddress, out: arguments.out.deviceAddress)
-    }
-    for chunk in FlashAttention2Key.forwardValueChunks(headDimV: arguments.shape.headDimV) {
-      var chunkKey = key
-      chunkKey.headDimV = chunk.width
+    for (launchKey, offset) in key.forwardLaunches(headDimV: arguments.shape.headDimV) {
       // Columns are the innermost dimension (stride 1), so a chunk is a byte offset.
-      let vBytes = UInt64(chunk.offset * arguments.v.dtype.byteSize)
-      let outBytes = UInt64(chunk.offset * arguments.out.dtype.byteSize)
+      let vBytes = UInt64(offset * arguments.v.dtype.byteSize)
+      let outBytes = UInt64(offset * arguments.out.dtype.byteSize)
       try forward(
-        arguments, key: chunkKey, device: device, stream: stream, alibiSlopes: alibiSlopes,
+        arguments, key: launchKey, device: device, stream: stream, alibiSlopes: alibiSlopes,
         v: arguments.v.deviceAddress + vBytes, out: arguments.out.deviceAddress + outBytes)
     }
   }
