@@ -57,6 +57,11 @@ struct WideHeadTests {
         continue
       }
       #expect(chunk.headDimV == 256 && chunk.valueGroups == 1 && chunk.threads == 128, "\(arch)")
+      // The launches: the grouped key once over every column; the chunk key at columns 0 and 256.
+      let grouped = forward.forwardLaunches(headDimV: 512)
+      #expect(grouped.count == 1 && grouped[0].key == forward && grouped[0].offset == 0, "\(arch)")
+      let chunked = chunk.forwardLaunches(headDimV: 512)
+      #expect(chunked.map(\.offset) == [0, 256] && chunked.allSatisfy { $0.key == chunk }, "\(arch)")
       #expect(!chunk.program.source.contains("#define FA_VGROUPS 2"), "\(arch)")
       #expect(chunk.sharedMemoryBytes <= FlashAttention2Key.sharedMemoryLimit(arch: arch), "\(arch)")
       let backward = KernelSelection.backward(try views.backward(AttentionOptions(causal: true)), arch: arch, tuning: .init())
