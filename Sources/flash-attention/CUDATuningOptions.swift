@@ -44,6 +44,9 @@ struct CUDATuningOptions: ParsableArguments {
   @Option(help: "CUDA: how the forward covers a V wider than 256 columns (heads past 256): groups (one launch, warp groups splitting O's columns, the default) or chunks (one launch per chunk of at most 256 columns). For tuning runs.")
   var wideValue: CUDAKernelTuning.WideValue = .groups
 
+  @Option(help: "CUDA: how the Hopper forward adds the ALiBi bias's part that varies along a row: fma (one FFMA per score, the default) or tensor-cores (one more k-step of Q K^T). For tuning runs.")
+  var alibiBias: CUDAKernelTuning.AlibiBias = .fma
+
   func validate() throws {
     _ = try tuning()
   }
@@ -77,6 +80,7 @@ struct CUDATuningOptions: ParsableArguments {
     tuning.float8Exp2OnFMAPeriod = fp8Exp2FmaPeriod
     tuning.hopperBackwardForm = hopperBackwardForm
     tuning.wideValue = wideValue
+    tuning.alibiBias = alibiBias
     // A sweep list (bench --grid decode) runs its entries itself; a single command takes the first.
     tuning.decodeTile = try decodeTiles().first ?? nil
     tuning.decodeLoader = try decodeLoaders().first ?? CUDAKernelTuning().decodeLoader
@@ -137,6 +141,7 @@ struct CUDATuningOptions: ParsableArguments {
       || varlenSchedule != nil
       || alibiKernels != .hopper || decodeCombine != nil || dropoutKernels != .hopper || hopperForwardTile != nil
       || fp8Exp2FmaPeriod != 0 || hopperBackwardForm != .automatic || wideValue != .groups
+      || alibiBias != .fma
   }
 }
 
@@ -145,3 +150,4 @@ extension CUDAKernelTuning.AlibiKernels: ExpressibleByArgument {}
 extension CUDAKernelTuning.DropoutKernels: ExpressibleByArgument {}
 extension CUDAKernelTuning.HopperBackwardForm: ExpressibleByArgument {}
 extension CUDAKernelTuning.WideValue: ExpressibleByArgument {}
+extension CUDAKernelTuning.AlibiBias: ExpressibleByArgument {}

@@ -112,12 +112,54 @@ struct AlibiHopperTests {
       key.dtype == .bfloat16 && (key.softcap || key.consumers == 3 || (key.headDim == 128 && key.blockN == 176))
     }
     for key in forward { try expectCleanHopperCompile(key.program, "\(key)") }
+    // The same set with the bias's column part on the tensor cores.
+    for key in HopperForwardKey.alibiTensorCoreVariants where forward.contains(where: { $0.program == Self.fmaForm(of: key).program }) {
+      try expectCleanHopperCompile(key.program, "\(key)")
+    }
     for key in HopperBackwardKey.alibiVariants where key.dtype == .bfloat16 {
       try expectCleanHopperCompile(key.program, "\(key)")
     }
     for key in HopperBackwardDQKey.alibiVariants where key.dtype == .bfloat16 {
       try expectCleanHopperCompile(key.program, "\(key)")
     }
+  }
+
+  /// `key` with the bias back on the FMA pipe.
+  static func fmaForm(of key: HopperForwardKey) -> HopperForwardKey {
+    var key = key
+    key.apply(alibiBias: .fma)
+    return key
+  }
+
+  @Test("--alibi-bias tensor-cores: ALiBi keys define FA_ALIBI_MMA and hold the panel; plain keys are untouched")
+  func tensorCoreBiasSelection() throws {
+    var tuning = CUDAKernelTuning()
+    tuning.alibiBias = .tensorCores
+    for options in [AttentionOptions(alibiSlopes: Self.slopes), AttentionOptions(causal: true, alibiSlopes: Self.slopes)] {
+      for d in [64, 128, 256] {
+        let arguments = try Views(Self.shape(d: d)).forward(options)
+        guard case let .hopper(key, _) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: tuning) else {
+          Issue.record("ALiBi at d = \(d) should run the Hopper forward")
+          continue
+        }
+        #expect(key.alibiOnTensorCores && key.program.source.contains("#define FA_ALIBI_MMA 1\n"))
+        guard case let .hopper(fmaKey, _) = KernelSelection.forward(arguments, arch: "sm_90a", tuning: .init()) else { continue }
+        #expect(!fmaKey.alibiOnTensorCores && !fmaKey.program.source.contains("#define FA_ALIBI_MMA"))
+        #expect(key.sharedMemoryBytes == fmaKey.sharedMemoryBytes + (key.blockN / 8 + 2) * 128)
+      }
+    }
+    let plain = try Views(Self.shape(d: 128)).forward()
+    guard case let .hopper(plainKey, _) = KernelSelection.forward(plain, arch: "sm_90a", tuning: tuning) else {
+      Issue.record("a plain call should run the Hopper forward")
+      return
+    }
+    #expect(!plainKey.alibiOnTensorCores && !plainKey.program.source.contains("#define FA_ALIBI"))
+    #expect(HopperForwardKey.alibiTensorCoreVariants.count == HopperForwardKey.alibiVariants.count)
+    for key in HopperForwardKey.alibiTensorCoreVariants {
+      #expect(key.alibiOnTensorCores && key.sharedMemoryBytes <= 227 * 1024, "\(key) needs \(key.sharedMemoryBytes) bytes")
+    }
+    let catalog = CUDAKernelCatalog.keys(arch: "sm_90a").compactMap { $0 as? HopperForwardKey }
+    #expect(catalog.filter(\.alibiOnTensorCores).count == HopperForwardKey.alibiTensorCoreVariants.count)
   }
 
   /// Problems that reach every branch of the bias: tiles on either side of the diagonal and
@@ -180,4 +222,31 @@ struct AlibiHopperTests {
       problem, dtype: dtype,
       engine: AttentionEngine(backend: backend, selectionReason: "GPU test, ALiBi kernels \(route.rawValue)"))
   }
+
+  /// The bias's column part on the tensor cores (`--alibi-bias tensor-cores`): the same problems,
+  /// and slopes past what the fp16 k-step takes (those warps keep the per-score form).
+  @Test(
+    "the tensor-core ALiBi bias matches the float64 reference (GPU)",
+    .enabled(if: gpuAvailable, "skipped: no usable CUDA device (see `flash-attention info`)"),
+    arguments: problems + [steepProblem], [DType.bfloat16, .float16])
+  func tensorCoreBiasMatchesReference(_ problem: AttentionProblem, _ dtype: DType) throws {
+    var tuning = CUDAKernelTuning()
+    tuning.alibiBias = .tensorCores
+    let backend = try CUDABackend(device: 0, tuning: tuning)
+    if backend.device.arch == "sm_90a" {
+      let views = try Views(problem.shape, dtype: dtype)
+      guard case let .hopper(key, _) = backend.forwardPlan(try views.forward(problem.options)) else {
+        Issue.record("\(problem.name): the ALiBi forward did not take the Hopper kernel")
+        return
+      }
+      #expect(key.alibiOnTensorCores, "\(problem.name)")
+    }
+    expectPasses(
+      problem, dtype: dtype, engine: AttentionEngine(backend: backend, selectionReason: "GPU test, ALiBi bias on the tensor cores"))
+  }
+
+  /// Slopes of 2000 and 0.01 at d = 128: slope / scale is past ALIBI_MMA_MAX_SLOPE for the first head.
+  static let steepProblem = AttentionProblem(
+    "alibi-steep-d128", AttentionShape(batch: 1, seqlenQ: 300, seqlenK: 700, headsQ: 2, headDim: 128),
+    AttentionOptions(alibiSlopes: AlibiSlopes(perHead: [2000, 0.01])))
 }

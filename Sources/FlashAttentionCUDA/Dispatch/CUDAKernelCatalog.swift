@@ -30,6 +30,7 @@ package enum CUDAKernelCatalog {
       keys += HopperBackwardKey.allVariants
       keys += HopperBackwardDQKey.allVariants
       keys += HopperForwardKey.alibiVariants
+      keys += HopperForwardKey.alibiTensorCoreVariants
       keys += HopperBackwardKey.alibiVariants
       keys += HopperBackwardDQKey.alibiVariants
       keys += HopperForwardKey.dropoutVariants

@@ -164,6 +164,17 @@ package struct CUDAKernelTuning: Sendable, Hashable {
   /// How the forward covers a V wider than 256 columns (default `.groups`).
   package var wideValue: WideValue = .groups
 
+  /// How the Hopper forward adds the ALiBi bias's part that varies along a row (`--alibi-bias`).
+  package enum AlibiBias: String, Sendable, Hashable, CaseIterable {
+    /// One FFMA per score in the softmax.
+    case fma
+    /// One more k-step of QKᵀ on the tensor cores (`HopperForwardKey.alibiOnTensorCores`).
+    case tensorCores = "tensor-cores"
+  }
+
+  /// How the Hopper forward adds ALiBi's column part (default `.fma` until measured).
+  package var alibiBias: AlibiBias = .fma
+
   package init(
     forwardTile: AttentionTile? = nil, backwardTile: AttentionTile? = nil, forwardKernels: ForwardKernels = .automatic,
     decodeTile: DecodeTuning? = nil, decodeLoader: DecodeLoader = .cpAsyncLines, varlenSchedule: VarlenSchedule = .packed,

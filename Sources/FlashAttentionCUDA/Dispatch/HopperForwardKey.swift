@@ -45,6 +45,10 @@ package struct HopperForwardKey: CUDAKernelKey {
   package var varlen: Bool = false
   /// The ALiBi bias (`FA_ALIBI`, Kernels/hopper/alibi.cuh); 16-bit inputs only.
   package var alibi: Bool = false
+  /// With ALiBi: the bias's column part as one more k-step of QKᵀ on the tensor cores
+  /// (`FA_ALIBI_MMA`, Kernels/hopper/alibi.cuh) instead of one FFMA per score. Set by
+  /// `apply(alibiBias:)`.
+  package var alibiOnTensorCores: Bool = false
   /// Dropout on P (`FA_DROPOUT`, Kernels/hopper/dropout.cuh, the keep mask of
   /// common/dropout.cuh); 16-bit inputs only.
   package var dropout: Bool = false
@@ -111,6 +115,11 @@ package struct HopperForwardKey: CUDAKernelKey {
     }
   }
 
+  /// Takes how the ALiBi bias is added (`--alibi-bias`); keys without ALiBi stay as they are.
+  package mutating func apply(alibiBias: CUDAKernelTuning.AlibiBias) {
+    alibiOnTensorCores = alibi && alibiBias == .tensorCores
+  }
+
   /// Takes a tuning run's split of the exponentials (`--fp8-exp2-fma-period`): fp8 keys without
   /// softcap only (the kernel's `exp2_on_fma` serves that softmax alone); other keys stay as
   /// they are.
@@ -151,7 +160,10 @@ package struct HopperForwardKey: CUDAKernelKey {
     let dimQK = (headDim + panel - 1) / panel * panel
     let dimV = (headDimV + panel - 1) / panel * panel
     let transposedV = dtype.isFloat8 ? stages * blockN * dimV : 0
-    return (qStages * blockM * dimQK + stages * blockN * (dimQK + dimV)) * element + transposedV + 2048
+    // The ALiBi k-step's B panel: one 128-byte core matrix per 8 keys and one past the tile, and
+    // its 128-byte alignment.
+    let alibiPanel = alibiOnTensorCores ? (blockN / 8 + 1) * 128 + 128 : 0
+    return (qStages * blockM * dimQK + stages * blockN * (dimQK + dimV)) * element + transposedV + alibiPanel + 2048
   }
 
   /// The NVRTC program: the configuration as #defines in front of the embedded source.
@@ -165,7 +177,7 @@ package struct HopperForwardKey: CUDAKernelKey {
     // Only varlen keys carry the flag, so the fixed-length programs' text stays as it was.
     let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
     // Likewise ALiBi: plain programs are the text they were before the flag existed.
-    let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
+    let alibiDefine = (alibi ? "#define FA_ALIBI 1\n" : "") + (alibiOnTensorCores ? "#define FA_ALIBI_MMA 1\n" : "")
     // And dropout.
     let dropoutDefine = dropout ? "#define FA_DROPOUT 1\n" : ""
     // And the exponentials' split (fp8 tuning runs only).
@@ -179,7 +191,7 @@ package struct HopperForwardKey: CUDAKernelKey {
     "hopper_fwd d\(headDim)x\(headDimV) \(dtype)\(dtype.isFloat8 ? "->\(output)" : "") \(mask)\(softcap ? " softcap" : "") bn\(blockN) st\(stages)"
       + "\(qStages > 1 ? " q\(qStages)" : "")"
       + "\(pingPong ? " pingpong" : "")\(overlap ? " overlap" : "")\(consumers != 2 ? " wg\(consumers)" : "")"
-      + (varlen ? " varlen" : "") + (alibi ? " alibi" : "") + (dropout ? " dropout" : "")
+      + (varlen ? " varlen" : "") + (alibi ? (alibiOnTensorCores ? " alibi-mma" : " alibi") : "") + (dropout ? " dropout" : "")
       + (exp2OnFMAPeriod > 0 ? " exp2fma/\(exp2OnFMAPeriod)" : "")
   }
 
@@ -189,6 +201,16 @@ package struct HopperForwardKey: CUDAKernelKey {
     allVariants.filter { !$0.dtype.isFloat8 }.map { key in
       var key = key
       key.alibi = true
+      return key
+    }
+  }
+
+  /// The ALiBi variants with the bias's column part on the tensor cores
+  /// (`--alibi-bias tensor-cores`), one per `alibiVariants` key.
+  package static var alibiTensorCoreVariants: [HopperForwardKey] {
+    alibiVariants.map { key in
+      var key = key
+      key.apply(alibiBias: .tensorCores)
       return key
     }
   }

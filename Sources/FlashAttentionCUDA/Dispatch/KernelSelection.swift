@@ -54,6 +54,7 @@ enum KernelSelection {
     {
       if let tile = tuning.hopperForwardTile { key.apply(tile) }
       key.apply(exp2OnFMAPeriod: tuning.float8Exp2OnFMAPeriod)
+      key.apply(alibiBias: tuning.alibiBias)
       return .hopper(key, persistent: arguments.shape.seqlenK <= TileTables.hopperForwardPersistentMaxSeqlenK)
     }
     let shape = arguments.shape

@@ -14,9 +14,13 @@
 // whatever their bias.
 #pragma once
 #include "common/mask.cuh"
+#include "common/math.cuh"
 
 #ifndef FA_ALIBI
 #define FA_ALIBI 0
+#endif
+#ifndef FA_ALIBI_MMA
+#define FA_ALIBI_MMA 0
 #endif
 
 namespace fa_hopper {
@@ -68,6 +72,74 @@ __device__ __forceinline__ float2 add_alibi_rows(float (&s)[N / 2], float slope,
     }
   }
   return make_float2(0.f, 0.f);
+}
+
+// FA_ALIBI_MMA: the column part of the bias on the tensor cores instead of one FFMA per score
+// (r27: that FFMA is ALiBi's whole cost, 11-22 % of the d 128 forward, because the softmax, not
+// the tensor pipe, sets its pace). After Q K^T's k-steps one more wgmma (m64 x BN x k16, A from
+// registers) adds signed_slope · column: A holds each warp's signed slope split into three parts
+// of the storage type (k columns 0-2; products with small integers are exact, so the sum is the
+// fp32 product to ~24 bits), B holds each key's column within the tile (0 ... BN-1, exact in
+// bf16 and fp16). A warp whose tile the diagonal crosses (side 0) gets A = 0 and keeps the
+// per-score |.| form; so does every warp when the slope does not fit the 16-bit type (fp16 past
+// ALIBI_MMA_MAX_SLOPE).
+//
+// B's panel in shared memory, N-major (the register-A wgmma of hopper/wgmma.cuh reads B
+// transposed, as P V needs) and without swizzle: core matrices of 8 k-rows x 8 keys (16 bytes a
+// row), every row of core matrix g holding keys 8g ... 8g + 7's columns within the tile, core
+// matrix g at byte 128 g, and the descriptor's leading and stride byte offsets both 128. So
+// k-half 0 of key group g reads core matrix g whichever offset the hardware takes for which
+// dimension, and k-half 1 (A's zero columns 8-15) reads g + 1: one group past the tile is filled
+// too, so those reads see finite numbers.
+constexpr float ALIBI_MMA_MAX_SLOPE = 16384.f;
+
+template <int BN>
+__device__ __forceinline__ constexpr int alibi_panel_bytes() { return (BN / 8 + 1) * 128; }
+
+// Fills the panel (all threads of the block, before the barrier that precedes any wgmma).
+template <int BN>
+__device__ __forceinline__ void fill_alibi_panel(u32 panel, int tid, int threads) {
+  for (int w = tid; w < alibi_panel_bytes<BN>() / 4; w += threads) {
+    const int byte = 4 * w, key = byte / 128 * 8 + byte % 16 / 2;
+    const u32 value = pack2((float)key, (float)(key + 1));
+    asm volatile("st.shared.u32 [%0], %1;" ::"r"(panel + byte), "r"(value) : "memory");
+  }
+}
+
+// The panel's descriptor (no swizzle: layout type 0).
+__device__ __forceinline__ u64 alibi_panel_desc(u32 panel) {
+  return (u64)((panel & 0x3FFFF) >> 4) | ((u64)(128 >> 4) << 16) | ((u64)(128 >> 4) << 32);
+}
+
+// Which side the tensor cores serve for this warp's tile: `side` where the slope fits the 16-bit
+// type, else 0 (the per-score form computes the whole bias).
+__device__ __forceinline__ int alibi_mma_side(int side, float slope) {
+  return fabsf(slope) <= ALIBI_MMA_MAX_SLOPE ? side : 0;
+}
+
+// The A fragment of the bias's k-step (m64 x k16, this warp's 16 rows; lane t = lane % 4 holds k
+// columns 2t, 2t + 1 in registers 0 (row g) and 1 (row g + 8), 2t + 8, 2t + 9 in 2 and 3):
+// side · slope in three parts at k 0, 1, 2 (the column part of -side · slope · (d_row - column)),
+// zero elsewhere and for side 0.
+__device__ __forceinline__ void alibi_mma_fragment(u32 (&a)[4], float slope, int side, int tq) {
+  const float x = side > 0 ? slope : side < 0 ? -slope : 0.f;
+  float hi, mid, lo, unused;
+  unpack2(pack2(x, 0.f), hi, unused);
+  const float r1 = x - hi;
+  unpack2(pack2(r1, 0.f), mid, unused);
+  lo = r1 - mid;
+  const u32 k01 = pack2(hi, mid), k23 = pack2(lo, 0.f);
+  a[0] = tq == 0 ? k01 : tq == 1 ? k23 : 0u;
+  a[1] = a[0];
+  a[2] = 0u;
+  a[3] = 0u;
+}
+
+// The per-row remainder for a tile whose column part came from the tensor cores (columns counted
+// from the tile's first key): -side · slope · d for rows a and a + 8, d_a = row_a + offset - n0.
+__device__ __forceinline__ float2 alibi_mma_rest(float slope, int side, int d_a) {
+  const float signed_slope = side > 0 ? slope : -slope;
+  return make_float2(-signed_slope * (float)d_a, -signed_slope * (float)(d_a + 8));
 }
 
 }  // namespace fa_hopper

@@ -16,6 +16,8 @@
 //                                padded schedule, or the packed one when params.schedule is set)
 //   FA_ALIBI                     the ALiBi bias (hopper/alibi.cuh): one FFMA per score, the
 //                                per-row rest folded into the row's max and exponent offset
+//   FA_ALIBI_MMA                 with FA_ALIBI: the bias's column part as one more k-step of
+//                                Q K^T on the tensor cores instead of the FFMA per score
 //   FA_DROPOUT                   dropout on P after the softmax (hopper/dropout.cuh; 16-bit only)
 //   FA_EXP2_FMA_PERIOD           fp8 without softcap: one chunk of four exponentials in this many
 //                                on the FMA pipe (exp2_on_fma); absent or 0: all on the MUFU
@@ -69,6 +71,7 @@ constexpr bool PINGPONG = FA_PINGPONG;
 constexpr bool OVERLAP = FA_OVERLAP;
 constexpr bool FP8 = FA_FP8;
 constexpr bool ALIBI = FA_ALIBI;
+constexpr bool ALIBI_MMA = FA_ALIBI_MMA;
 constexpr bool DROPOUT = FA_DROPOUT;
 constexpr int ELEM = FP8 ? 1 : 2;      // bytes per Q/K/V element
 constexpr int PANEL = 128 / ELEM;      // columns per 128-byte swizzled panel
@@ -117,6 +120,7 @@ static_assert(BN % 16 == 0 && BN <= 256, "block N");
 static_assert(NV >= DV && NV <= DVP, "PV width: head_dim_v must be 64, 96, 128 or 256 (or below 64)");
 static_assert(!FP8 || (BN % 128 == 0 && D % 32 == 0), "fp8: block N a multiple of 128 (whole V^T panels), head_dim of 32");
 static_assert(!(FP8 && ALIBI), "ALiBi: 16-bit inputs only");
+static_assert(!ALIBI_MMA || ALIBI, "FA_ALIBI_MMA: with FA_ALIBI");
 static_assert(!(FP8 && DROPOUT), "dropout: 16-bit inputs only");
 
 // The wgmma of the storage type.
@@ -181,6 +185,7 @@ __device__ __forceinline__ void for_each_sequence_tile(
 struct ForwardSmem {
   u32 q0, k0, v0, vt0, bar_q_full, bar_q_empty, bar_full_k, bar_full_v, bar_empty_k, bar_empty_v;
   u32 bar_full_vt, bar_empty_vt;
+  u32 alibi_panel;  // FA_ALIBI_MMA: the bias k-step's B (hopper/alibi.cuh)
 
   __device__ __forceinline__ explicit ForwardSmem(const unsigned char* smem_raw) {
     q0 = (smem_u32(smem_raw) + 1023u) & ~1023u;  // the 128-byte swizzle repeats every 1024
@@ -195,6 +200,7 @@ struct ForwardSmem {
     bar_empty_v = bar_empty_k + 8 * ST;
     bar_full_vt = bar_empty_v + 8 * ST;
     bar_empty_vt = bar_full_vt + 8 * ST;
+    alibi_panel = (bar_empty_vt + 8 * ST + 127u) & ~127u;
   }
 
   __device__ __forceinline__ u32 q(int s) const { return q0 + s * SQ_BYTES; }
@@ -342,9 +348,14 @@ struct Consumer {
 
   // Descriptors are rebuilt from an opaque base at each use: hoisted out of the loop, the
   // per-k-step descriptors would hold 2 registers each for the whole tile (and spill at d=256).
-  __device__ __forceinline__ void qk_gemm(const ForwardSmem& sm, int st) {
+  // `n0`: the tile's first key (FA_ALIBI_MMA: which side of the diagonal this warp's rows lie).
+  __device__ __forceinline__ void qk_gemm(const ForwardSmem& sm, int st, const ForwardMask& mask, int n0) {
     const u64 qa = opaque_u64(desc_sw128(q_base, 16, 1024));
     const u64 kb = opaque_u64(desc_sw128(sm.k(st), 16, 1024));
+#if FA_ALIBI_MMA
+    u32 bias_a[4];
+    alibi_mma_fragment(bias_a, alibi_slope, alibi_mma_side(alibi_side<MASK>(row_a & ~15, 16, n0, BN, mask.offset), alibi_slope), tq);
+#endif
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < D / KSTEP; ++kk) {
@@ -353,6 +364,9 @@ struct Consumer {
       const u64 db = kb + ((panel * BN * 128 + within) >> 4);
       Mma<BN>::ss(s, da, db, kk > 0);
     }
+#if FA_ALIBI_MMA
+    Wgmma<BN>::rs(s, bias_a, opaque_u64(alibi_panel_desc(sm.alibi_panel)), 1);
+#endif
     wg_commit();
   }
 
@@ -405,7 +419,14 @@ struct Consumer {
 #if FA_ALIBI
     // This warp's 16 rows (the thread's rows a and a + 8 among them) against the tile's keys.
     const int side = alibi_side<MASK>(row_a & ~15, 16, n0, BN, mask.offset);
+#if FA_ALIBI_MMA
+    // The tensor cores added the column part where qk_gemm's side (the same function) is not 0.
+    const int mma_side = alibi_mma_side(side, alibi_slope);
+    const float2 rest = mma_side != 0 ? alibi_mma_rest(alibi_slope, mma_side, row_a + mask.offset - n0)
+                                      : add_alibi_rows<BN>(s, alibi_slope, 0, row_a + mask.offset - (n0 + tq * 2));
+#else
     const float2 rest = add_alibi_rows<BN>(s, alibi_slope, side, row_a + mask.offset - (n0 + tq * 2));
+#endif
 #endif
     float mx_a = -FA_INF, mx_b = -FA_INF;
 #pragma unroll
@@ -586,7 +607,7 @@ __device__ __forceinline__ void mainloop_overlapped(
     const int n0 = (tl.n_hi - 1) * BN;
     sm.wait_k(ring);
     c.wait_turn();
-    c.qk_gemm(sm, ring % ST);
+    c.qk_gemm(sm, ring % ST, mask, n0);
     c.pass_turn();
     wg_wait<0>();
     fence_regs(c.s);
@@ -608,7 +629,7 @@ __device__ __forceinline__ void mainloop_overlapped(
     }
 #endif
     c.wait_turn();
-    c.qk_gemm(sm, st);
+    c.qk_gemm(sm, st, mask, n0);
     sm.wait_v(ring + it - 1);
     fence_regs(c.o);
     c.pv_gemm(sm, prev);
@@ -655,7 +676,7 @@ __device__ __forceinline__ void mainloop_serial(
     const int n0 = (tl.n_hi - 1 - it) * BN;
     sm.wait_k(ring + it);
     c.wait_turn();
-    c.qk_gemm(sm, st);
+    c.qk_gemm(sm, st, mask, n0);
     c.pass_turn();
     wg_wait<0>();
     fence_regs(c.s);
@@ -763,6 +784,10 @@ extern "C" __global__ void __launch_bounds__(128 * (NC + 1), 1) flash_fwd_hopper
   const ForwardMask mask(params.seqlen_q, params.seqlen_k, params.window_left, params.window_right);
   const Scheduler scheduler{params.m_blocks, params.heads_q, params.num_items};
   if (threadIdx.x == 0) sm.init_barriers();
+#if FA_ALIBI_MMA
+  fill_alibi_panel<BN>(sm.alibi_panel, threadIdx.x, blockDim.x);
+  fence_async_shared();  // the generic-proxy stores before the consumers' wgmma reads
+#endif
   __syncthreads();
   if (threadIdx.x / 128 == 0) {
     setmaxnreg_dec<PRODUCER_REGISTERS>();
