@@ -119,6 +119,7 @@ struct AlibiHopperTests {
     for key in HopperBackwardKey.alibiVariants where key.dtype == .bfloat16 {
       try expectCleanHopperCompile(key.program, "\(key)")
     }
+    for key in HopperBackwardKey.alibiTensorCoreVariants { try expectCleanHopperCompile(key.program, "\(key)") }
     for key in HopperBackwardDQKey.alibiVariants where key.dtype == .bfloat16 {
       try expectCleanHopperCompile(key.program, "\(key)")
     }
@@ -155,6 +156,28 @@ struct AlibiHopperTests {
     }
     #expect(!plainKey.alibiOnTensorCores && !plainKey.program.source.contains("#define FA_ALIBI"))
     #expect(HopperForwardKey.alibiTensorCoreVariants.count == HopperForwardKey.alibiVariants.count)
+    // The backward: bf16 keys that take it; fp16 and the spilling d = 128 forms keep the FFMA.
+    for d in [64, 128, 256] {
+      for dtype in [DType.bfloat16, .float16] {
+        let arguments = try Views(Self.shape(d: d), dtype: dtype).backward(AttentionOptions(causal: true, alibiSlopes: Self.slopes))
+        let plan = KernelSelection.backward(arguments, arch: "sm_90a", tuning: tuning)
+        guard case let .hopperFused(keyValue, _) = plan.form else {
+          if case let .hopperSplit(keyValue, _) = plan.form {
+            #expect(keyValue.alibiOnTensorCores == (dtype == .bfloat16), "d \(d) \(dtype)")
+            #expect(keyValue.program.source.contains("#define FA_ALIBI_MMA 1\n") == (dtype == .bfloat16))
+          }
+          continue
+        }
+        #expect(keyValue.alibiOnTensorCores == (dtype == .bfloat16), "d \(d) \(dtype)")
+      }
+    }
+    var spilling = HopperBackwardKey(headDim: 128, dtype: .bfloat16, mask: .none)
+    spilling?.alibi = true
+    spilling?.dropout = true
+    spilling?.dqBulk = true
+    spilling?.apply(alibiBias: .tensorCores)
+    #expect(spilling?.alibiOnTensorCores == false)
+    #expect(HopperBackwardKey.alibiTensorCoreVariants.allSatisfy { $0.alibiOnTensorCores && $0.dtype == .bfloat16 })
     for key in HopperForwardKey.alibiTensorCoreVariants {
       #expect(key.alibiOnTensorCores && key.sharedMemoryBytes <= 227 * 1024, "\(key) needs \(key.sharedMemoryBytes) bytes")
     }
@@ -240,6 +263,17 @@ struct AlibiHopperTests {
         return
       }
       #expect(key.alibiOnTensorCores, "\(problem.name)")
+      // The backward takes it in bf16 where its key compiles without spills.
+      let plan = backend.backwardPlan(try views.backward(problem.options))
+      let keyValue: HopperBackwardKey? =
+        switch plan.form {
+        case let .hopperFused(keyValue, _): keyValue
+        case let .hopperSplit(keyValue, _): keyValue
+        default: nil
+        }
+      if let keyValue {
+        #expect(keyValue.alibiOnTensorCores == (dtype == .bfloat16 && keyValue.acceptsAlibiOnTensorCores), "\(problem.name)")
+      }
     }
     expectPasses(
       problem, dtype: dtype, engine: AttentionEngine(backend: backend, selectionReason: "GPU test, ALiBi bias on the tensor cores"))

@@ -32,6 +32,7 @@ package enum CUDAKernelCatalog {
       keys += HopperForwardKey.alibiVariants
       keys += HopperForwardKey.alibiTensorCoreVariants
       keys += HopperBackwardKey.alibiVariants
+      keys += HopperBackwardKey.alibiTensorCoreVariants
       keys += HopperBackwardDQKey.alibiVariants
       keys += HopperForwardKey.dropoutVariants
       keys += HopperBackwardKey.dropoutVariants

@@ -40,6 +40,9 @@ package struct HopperBackwardKey: CUDAKernelKey {
   package var varlen = false
   /// The ALiBi bias (`FA_ALIBI`, Kernels/hopper/alibi.cuh).
   package var alibi = false
+  /// With ALiBi (bf16): the bias as one more k-step of Sᵀ on the tensor cores (`FA_ALIBI_MMA`)
+  /// instead of S^T's accumulator starting from it. Set by `apply(alibiBias:)`.
+  package var alibiOnTensorCores = false
   /// Dropout (`FA_DROPOUT`, Kernels/hopper/dropout.cuh): head dims 64 and 128 only.
   package var dropout = false
   /// The fused form's dQ added by bulk reductions of shared-memory pieces (`FA_DQ_BULK`) instead
@@ -93,7 +96,9 @@ package struct HopperBackwardKey: CUDAKernelKey {
     let stats = qStages * statsFloats * 4
     let barriers = 8 + 4 * 8 * qStages
     let dqPieces = dqBulk ? m * headDim * 4 : 0
-    return 1024 + tiles + dqPieces + stats + barriers
+    // The ALiBi k-step's B panel (one core matrix per 8 queries and one past) and its alignment.
+    let alibiPanel = alibiOnTensorCores ? (m / 8 + 1) * 128 + 128 : 0
+    return 1024 + tiles + dqPieces + stats + barriers + alibiPanel
   }
 
   /// The NVRTC program: the configuration as #defines, the common part, then the kernel.
@@ -105,7 +110,7 @@ package struct HopperBackwardKey: CUDAKernelKey {
     ].map { "#define \($0.0) \($0.1)\n" }.joined()
     // Only varlen keys carry the flag, so the fixed-length programs' text stays as it was.
     let varlenDefine = varlen ? "#define FA_VARLEN 1\n" : ""
-    let alibiDefine = alibi ? "#define FA_ALIBI 1\n" : ""
+    let alibiDefine = (alibi ? "#define FA_ALIBI 1\n" : "") + (alibiOnTensorCores ? "#define FA_ALIBI_MMA 1\n" : "")
     let dropoutDefine = dropout ? "#define FA_DROPOUT 1\n" : ""
     let bulkDefine = (dqBulk ? "#define FA_DQ_BULK 1\n" : "") + (dqFirst ? "#define FA_DQ_FIRST 1\n" : "")
       + (stagesByRow ? "#define FA_DQ_STAGE_ROW 1\n" : "")
@@ -116,8 +121,33 @@ package struct HopperBackwardKey: CUDAKernelKey {
 
   package var description: String {
     "hopper_bwd d\(headDim) \(dtype) \(mask) \(Self.blockM)x\(blockN)\(skipDQ ? " no-dq" : "")"
-      + "\(qStages != 2 ? " q\(qStages)" : "")" + (varlen ? " varlen" : "") + (alibi ? " alibi" : "")
+      + "\(qStages != 2 ? " q\(qStages)" : "")" + (varlen ? " varlen" : "")
+      + (alibi ? (alibiOnTensorCores ? " alibi-mma" : " alibi") : "")
       + (dropout ? " dropout" : "") + (dqBulk ? " dq-bulk" : "") + (dqFirst ? " dq-first" : "")
+  }
+
+  /// Takes how the ALiBi bias is added (`--alibi-bias`): bf16 keys with ALiBi only (the
+  /// k-step's per-key remainder needs bf16's range).
+  package mutating func apply(alibiBias: CUDAKernelTuning.AlibiBias) {
+    alibiOnTensorCores = alibi && alibiBias == .tensorCores && acceptsAlibiOnTensorCores
+  }
+
+  /// Whether this key compiles with the bias on the tensor cores without spills (NVRTC 13.0.88,
+  /// 2026-12-08): bf16, and at d = 128 neither dropout without a causal mask (16-44 bytes with
+  /// bulk dQ) nor a window in the fused form with atomics (16 bytes).
+  package var acceptsAlibiOnTensorCores: Bool {
+    dtype == .bfloat16
+      && !(headDim == 128 && ((dropout && mask != .causal) || (mask == .window && !skipDQ && !dqBulk)))
+  }
+
+  /// The ALiBi variants with the bias on the tensor cores (`--alibi-bias tensor-cores`): the bf16
+  /// ones of `alibiVariants` and of the ALiBi `dqBulkVariants`.
+  package static var alibiTensorCoreVariants: [HopperBackwardKey] {
+    (alibiVariants + dqBulkVariants.filter(\.alibi)).compactMap { key in
+      var key = key
+      key.apply(alibiBias: .tensorCores)
+      return key.alibiOnTensorCores ? key : nil
+    }
   }
 
   /// The ALiBi variants (fixed-length calls: the variable-length path refuses ALiBi).

@@ -92,6 +92,7 @@ enum KernelSelection {
       if var keyValue = HopperBackwardKey(headDim: shape.headDim, dtype: arguments.q.dtype, mask: mask, skipDQ: split) {
         keyValue.alibi = alibi
         keyValue.dropout = dropout
+        keyValue.apply(alibiBias: tuning.alibiBias)
         if form == .fusedBulk || form == .fusedBulkDQFirst {
           keyValue.dqBulk = true
           // dQ first only where that variant compiles without spills, the table's rule, also when

@@ -121,14 +121,20 @@ __device__ __forceinline__ int alibi_mma_side(int side, float slope) {
 // columns 2t, 2t + 1 in registers 0 (row g) and 1 (row g + 8), 2t + 8, 2t + 9 in 2 and 3):
 // side · slope in three parts at k 0, 1, 2 (the column part of -side · slope · (d_row - column)),
 // zero elsewhere and for side 0.
+// x as hi + mid + lo, each a value of the storage type (the rest below lo's rounding is lost:
+// ~24 bits kept, fp32's precision).
+__device__ __forceinline__ void split3(float x, float (&part)[3]) {
+  float unused;
+  unpack2(pack2(x, 0.f), part[0], unused);
+  const float r1 = x - part[0];
+  unpack2(pack2(r1, 0.f), part[1], unused);
+  part[2] = r1 - part[1];
+}
+
 __device__ __forceinline__ void alibi_mma_fragment(u32 (&a)[4], float slope, int side, int tq) {
-  const float x = side > 0 ? slope : side < 0 ? -slope : 0.f;
-  float hi, mid, lo, unused;
-  unpack2(pack2(x, 0.f), hi, unused);
-  const float r1 = x - hi;
-  unpack2(pack2(r1, 0.f), mid, unused);
-  lo = r1 - mid;
-  const u32 k01 = pack2(hi, mid), k23 = pack2(lo, 0.f);
+  float part[3];
+  split3(side > 0 ? slope : side < 0 ? -slope : 0.f, part);
+  const u32 k01 = pack2(part[0], part[1]), k23 = pack2(part[2], 0.f);
   a[0] = tq == 0 ? k01 : tq == 1 ? k23 : 0u;
   a[1] = a[0];
   a[2] = 0u;
@@ -140,6 +146,41 @@ __device__ __forceinline__ void alibi_mma_fragment(u32 (&a)[4], float slope, int
 __device__ __forceinline__ float2 alibi_mma_rest(float slope, int side, int d_a) {
   const float signed_slope = side > 0 ? slope : -slope;
   return make_float2(-signed_slope * (float)d_a, -signed_slope * (float)(d_a + 8));
+}
+
+// The backward's S^T = K Q^T (hopper/backward.cu) has the keys as rows and a step's BM queries as
+// columns, and per key row a remainder it cannot fold into a per-row term the way the forward's
+// softmax does (P^T = exp2(S^T scale - LSE2) subtracts a per-query term already): so its k-step
+// adds both parts. With s = -side · slope, the bias of key r and query m0 + c is
+// s · c + s · (m0 + offset - r): A holds s in three parts at k 0-2 and s · (m0 + offset - r) in
+// three parts at k 3-5; B (N-major, BM/8 + 1 core matrices as above) holds c at k-rows 0-2, 1 at
+// 3-5 and 0 at 6-7. bf16 only (fp16's range does not hold the remainder at long distances).
+template <int BM>
+__device__ __forceinline__ constexpr int alibi_bwd_panel_bytes() { return (BM / 8 + 1) * 128; }
+
+template <int BM>
+__device__ __forceinline__ void fill_alibi_bwd_panel(u32 panel, int tid, int threads) {
+  for (int w = tid; w < alibi_bwd_panel_bytes<BM>() / 4; w += threads) {
+    const int byte = 4 * w, krow = byte % 128 / 16, column = byte / 128 * 8 + byte % 16 / 2;
+    const u32 value = krow < 3 ? pack2((float)column, (float)(column + 1)) : krow < 6 ? pack2(1.f, 1.f) : 0u;
+    asm volatile("st.shared.u32 [%0], %1;" ::"r"(panel + byte), "r"(value) : "memory");
+  }
+}
+
+// The backward's A fragment: this thread's key rows a and b = a + 8 (their remainders `rest_a`,
+// `rest_b` = s · (m0 + offset - key)), lane t holding k 2t, 2t + 1.
+__device__ __forceinline__ void alibi_bwd_fragment(u32 (&a)[4], float s, float rest_a, float rest_b, int tq) {
+  float slope_part[3], a_part[3], b_part[3];
+  split3(s, slope_part);
+  split3(rest_a, a_part);
+  split3(rest_b, b_part);
+  // k: 0-2 the slope, 3-5 the remainder; lane t takes (2t, 2t + 1).
+  const float ka[6] = {slope_part[0], slope_part[1], slope_part[2], a_part[0], a_part[1], a_part[2]};
+  const float kb[6] = {slope_part[0], slope_part[1], slope_part[2], b_part[0], b_part[1], b_part[2]};
+  a[0] = tq == 0 ? pack2(ka[0], ka[1]) : tq == 1 ? pack2(ka[2], ka[3]) : tq == 2 ? pack2(ka[4], ka[5]) : 0u;
+  a[1] = tq == 0 ? pack2(kb[0], kb[1]) : tq == 1 ? pack2(kb[2], kb[3]) : tq == 2 ? pack2(kb[4], kb[5]) : 0u;
+  a[2] = 0u;
+  a[3] = 0u;
 }
 
 }  // namespace fa_hopper

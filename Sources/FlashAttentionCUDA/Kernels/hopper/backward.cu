@@ -29,6 +29,9 @@
 //   FA_ALIBI           the ALiBi bias (hopper/alibi.cuh): S^T's accumulator starts from the bias
 //                      (in raw-score units) and the GEMM adds Q K^T onto it, so the exponent is
 //                      the plain one; the stats warp stages each step's slope beside LSE2 and D
+//   FA_ALIBI_MMA       with FA_ALIBI (bf16): the bias as one more k-step of S^T on the tensor
+//                      cores instead (hopper/alibi.cuh); warps the diagonal crosses add the
+//                      |.| form after the GEMM
 //   FA_DROPOUT         dropout on P (hopper/dropout.cuh; d = 64 and 128): each step regenerates
 //                      the forward's keep mask Z (transposed_keep_bits, two Philox calls a lane
 //                      made while the S^T and dP^T GEMMs run), dS^T = P^T (dP^T Z / (1 - p) - D)
@@ -78,6 +81,9 @@ namespace fa_hopper {
 #ifndef FA_DQ_FIRST
 #define FA_DQ_FIRST 0
 #endif
+#if FA_ALIBI_MMA && (!FA_ALIBI || !FA_BF16)
+#error "FA_ALIBI_MMA: with FA_ALIBI, bf16"
+#endif
 
 constexpr int D = FA_HEAD_DIM;
 // d = 256: dK and dV of 64 keys x 256 columns do not fit one warpgroup's registers, so both
@@ -114,6 +120,7 @@ constexpr int DQ_SWIZZLE = (D / 2 / 8) % 8 == 0 ? 8 : 4;
 // and two P buffers), the dQ pieces (FA_DQ_BULK), and the mbarriers.
 struct BackwardSmem {
   u32 k, v, q0, do0, ds0, p0, dq0, stats0, bar;
+  u32 alibi_panel;  // FA_ALIBI_MMA: the bias k-step's B (hopper/alibi.cuh)
 
   __device__ __forceinline__ explicit BackwardSmem(const unsigned char* smem_raw) {
     k = (smem_u32(smem_raw) + 1023u) & ~1023u;
@@ -125,6 +132,7 @@ struct BackwardSmem {
     dq0 = p0 + 2 * SP_BYTES;
     stats0 = dq0 + SDQ_BYTES;
     bar = stats0 + QST * STATS_FLOATS * 4;
+    alibi_panel = (bar + 8 + 32 * QST + 127u) & ~127u;
   }
 
   __device__ __forceinline__ u32 q(int s) const { return q0 + s * SQ_BYTES; }
@@ -303,13 +311,56 @@ __device__ __forceinline__ void alibi_scores(float (&acc)[BM / 2], float slope, 
 }
 #endif
 
+#if FA_ALIBI_MMA
+// S^T = K Q^T over the head dim, then the bias's k-step (A from registers, B the panel), in one
+// commit group.
+__device__ __forceinline__ void gemm_over_head_dim_biased(float (&acc)[BM / 2], u32 a_rows, u32 b_rows,
+                                                          const u32 (&bias_a)[4], u32 panel) {
+  const u64 ka = opaque_u64(desc_sw128(a_rows, 16, 1024));
+  const u64 qb = opaque_u64(desc_sw128(b_rows, 16, 1024));
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const u32 panel_k = kk / 4, within = (kk % 4) * 32;
+    Wgmma<BM>::ss(acc, ka + ((panel_k * BN * 128 + within) >> 4), qb + ((panel_k * BM * 128 + within) >> 4), kk > 0);
+  }
+  Wgmma<BM>::rs(acc, bias_a, opaque_u64(alibi_panel_desc(panel)), 1);
+  wg_commit();
+}
+
+// After S^T's wait: the warps whose 16 key rows the diagonal crosses (their k-step's A was 0)
+// add the bias's |.| form, -slope |d_a + k| (d_a = m0 + 2 tq + offset - key_a).
+__device__ __forceinline__ void alibi_cross_scores(float (&acc)[BM / 2], const float* stats, int m0, int key_a,
+                                                   int offset, int tq) {
+  if (alibi_side<MASK>(m0, BM, key_a & ~15, 16, offset) != 0) return;
+  const float slope = stats[2 * BM];
+  const float da = (float)(m0 + tq * 2 + offset - key_a), db = da - 8.f;
+#pragma unroll
+  for (int c = 0; c < BM / 8; ++c) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const float k = (float)(c * 8 + e);
+      acc[c * 4 + e] = fmaf(-slope, fabsf(da + k), acc[c * 4 + e]);
+      acc[c * 4 + 2 + e] = fmaf(-slope, fabsf(db + k), acc[c * 4 + 2 + e]);
+    }
+  }
+}
+#endif
+
 // S^T (64 keys x 64 queries) = K Q^T into `acc`, plus the ALiBi bias under FA_ALIBI. `stats`:
 // the step's row statistics (waited for under FA_ALIBI: they hold the slope); key_a: the
 // thread's first key row (its warp's 16 keys start at key_a & ~15: key blocks and warps are
-// aligned to 16).
+// aligned to 16). FA_ALIBI_MMA: `alibi_panel` holds the k-step's B; the caller runs
+// alibi_cross_scores after the wait.
 __device__ __forceinline__ void step_scores(float (&acc)[BM / 2], u32 k_rows, u32 q_rows, const float* stats, int m0,
-                                            int key_a, int offset, int tq) {
-#if FA_ALIBI
+                                            int key_a, int offset, int tq, u32 alibi_panel) {
+#if FA_ALIBI_MMA
+  const int side = alibi_side<MASK>(m0, BM, key_a & ~15, 16, offset);
+  const float s = side > 0 ? -stats[2 * BM] : stats[2 * BM];
+  u32 bias_a[4] = {0u, 0u, 0u, 0u};
+  if (side != 0) alibi_bwd_fragment(bias_a, s, s * (float)(m0 + offset - key_a), s * (float)(m0 + offset - key_a - 8), tq);
+  gemm_over_head_dim_biased(acc, k_rows, q_rows, bias_a, alibi_panel);
+#elif FA_ALIBI
   const int side = alibi_side<MASK>(m0, BM, key_a & ~15, 16, offset);
   alibi_scores(acc, stats[2 * BM], side, m0 + tq * 2 + offset - key_a);
   gemm_over_head_dim<true>(acc, k_rows, q_rows);
@@ -517,7 +568,7 @@ __device__ __forceinline__ void consume(
     mbar_wait(sm.stats_full(st), phase);  // the slope, for S^T's bias
     mbar_wait(cw == 0 ? sm.q_full(st) : sm.do_full(st), phase);
     if (cw == 0) {
-      step_scores(acc, sm.k, sm.q(st), stats, m0, key_a, mask.offset, tq);
+      step_scores(acc, sm.k, sm.q(st), stats, m0, key_a, mask.offset, tq, sm.alibi_panel);
     } else {
       gemm_over_head_dim(acc, sm.v, sm.dout(st));
     }
@@ -531,6 +582,9 @@ __device__ __forceinline__ void consume(
 
     if (cw == 0) {
       const bool masked = mask.tile_needs_mask<BM, BN>(m0, n0);
+#if FA_ALIBI_MMA
+      alibi_cross_scores(acc, stats, m0, key_a, mask.offset, tq);
+#endif
       exponentiate(acc, stats, column_bounds(mask, masked, key_a, key_a + 8, m0 + tq * 2),
                    scale_log2, tq);
       to_fragments(acc, frag);
@@ -682,7 +736,7 @@ __device__ __forceinline__ void consume(
     mbar_wait(sm.stats_full(st), phase);  // the slope, for S^T's bias
 #endif
     mbar_wait(sm.q_full(st), phase);
-    step_scores(s, k_rows, sm.q(st), stats, m0, key_a, mask.offset, tq);
+    step_scores(s, k_rows, sm.q(st), stats, m0, key_a, mask.offset, tq, sm.alibi_panel);
     mbar_wait(sm.do_full(st), phase);
     gemm_over_head_dim(dp, v_rows, sm.dout(st));
 #if FA_DROPOUT
@@ -695,6 +749,9 @@ __device__ __forceinline__ void consume(
     mbar_wait(sm.stats_full(st), phase);
     wg_wait<1>();
     fence_regs(s);
+#if FA_ALIBI_MMA
+    alibi_cross_scores(s, stats, m0, key_a, mask.offset, tq);
+#endif
     exponentiate(s, stats, column_bounds(mask, masked, key_a, key_a + 8, m0 + tq * 2),
                  scale_log2, tq);
     wg_wait<0>();
@@ -868,6 +925,10 @@ extern "C" __global__ void __launch_bounds__(384, 1) flash_bwd_hopper(
   const BlockRange range = mask.query_blocks<BM, BN>(n0, seq.seqlen_q);
   const int steps = range.count() * params.group;
   if (threadIdx.x == 0) sm.init_barriers();
+#if FA_ALIBI_MMA
+  fill_alibi_bwd_panel<BM>(sm.alibi_panel, threadIdx.x, blockDim.x);
+  fence_async_shared();  // the generic-proxy stores before the consumers' wgmma reads
+#endif
   __syncthreads();
   if (threadIdx.x / 128 == 0) {
     setmaxnreg_dec<24>();
